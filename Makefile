@@ -1,0 +1,45 @@
+# The two commands a newcomer runs:
+#   make demo   install what is missing, build, run the main job
+#   make test   install what is missing, build, run the whole test suite
+# Also: make setup | build | tsan | asan | format | clean
+#
+# Variables: BUILD_DIR (build), BUILD_TYPE (RelWithDebInfo), JOBS (2),
+# CMAKE_FLAGS (extra -D options).
+
+BUILD_DIR ?= build
+BUILD_TYPE ?= RelWithDebInfo
+JOBS ?= 2
+CMAKE_FLAGS ?=
+ERASER := $(BUILD_DIR)/bin/eraser
+
+.PHONY: all setup build test demo tsan asan format clean
+
+all: build
+
+setup:
+	scripts/setup
+
+build: setup
+	cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) $(CMAKE_FLAGS)
+	cmake --build $(BUILD_DIR) -j $(JOBS)
+
+test: build
+	ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS)
+
+demo: build
+	@echo "demo: nothing to run yet"
+
+# ThreadSanitizer: a separate build tree, the whole suite.
+tsan:
+	$(MAKE) test BUILD_DIR=build-tsan BUILD_TYPE=RelWithDebInfo \
+	  CMAKE_FLAGS="-DERASER_TSAN=ON $(CMAKE_FLAGS)"
+
+asan:
+	$(MAKE) test BUILD_DIR=build-asan BUILD_TYPE=RelWithDebInfo \
+	  CMAKE_FLAGS="-DERASER_ASAN=ON $(CMAKE_FLAGS)"
+
+format:
+	git ls-files '*.cc' '*.h' | xargs clang-format -i
+
+clean:
+	rm -rf $(BUILD_DIR)
