@@ -1,0 +1,117 @@
+// Store: the durable state of one data directory, on one RocksDB database.
+//
+// Column families (DESIGN section 6): samples (shard|slice|sample -> label,
+// owner, features), sample_index (sample -> location), owners (owner|sample),
+// deletions (seq -> request), checkpoints (shard|slice -> model blob), meta
+// (configuration), audit (request id -> certificate record). Keys are
+// big-endian so prefix scans come out ordered.
+//
+// Thread safety: every method may be called concurrently from any thread.
+// Errors: RocksDB failures surface as eraser::Status (kDataLoss for
+// corruption, kFailedPrecondition when the directory is locked by another
+// process, kInternal for other I/O failures). A failed call changes nothing
+// unless its comment says otherwise.
+#ifndef ERASER_STORAGE_STORE_H_
+#define ERASER_STORAGE_STORE_H_
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "eraser/common/status.h"
+#include "eraser/common/statusor.h"
+#include "eraser/storage/records.h"
+
+namespace eraser::storage {
+
+struct StoreOptions {
+  // The data directory. Required.
+  std::string path;
+  // Create the directory and database when missing (default). When false,
+  // opening a missing directory fails with kNotFound.
+  bool create_if_missing = true;
+};
+
+class Store {
+ public:
+  // Opens (or creates) the database in options.path.
+  static StatusOr<std::unique_ptr<Store>> Open(const StoreOptions& options);
+
+  // Flushes and closes the database.
+  virtual ~Store() = default;
+
+  // ---- meta ---------------------------------------------------------------
+  // First call on an empty directory stores `config`. Later calls succeed if
+  // `config` equals the stored one, and otherwise fail with
+  // kFailedPrecondition naming every key that differs.
+  virtual Status InitConfig(const StoreConfig& config) = 0;
+  // The stored configuration; kNotFound when none was stored yet.
+  virtual StatusOr<StoreConfig> ReadConfig() = 0;
+  // Small named values (markers such as "ingest complete"); synced writes.
+  virtual Status PutMeta(const std::string& key, const std::string& value) = 0;
+  // kNotFound when absent.
+  virtual StatusOr<std::string> GetMeta(const std::string& key) = 0;
+
+  // ---- sample store -------------------------------------------------------
+  // Stores samples with their index and owner entries. Writing the same
+  // sample twice is harmless. Not atomic across calls: on a crash a prefix
+  // may be stored, so callers record completion with PutMeta afterwards.
+  // Data reaches disk files (not only the write-ahead log) before return.
+  virtual Status IngestSamples(const std::vector<SampleView>& samples) = 0;
+  // Calls fn for every stored (not erased) sample of `shard` in slices
+  // [first_slice, end_slice), ordered by slice then sample id, on a
+  // consistent snapshot. Stops at, and returns, the first error fn returns.
+  virtual Status ScanShard(
+      ShardId shard, uint32_t first_slice, uint32_t end_slice,
+      const std::function<Status(const SampleView&)>& fn) = 0;
+  // The sample's location; kNotFound for an id never ingested.
+  virtual StatusOr<SampleLocation> LookupSample(SampleId id) = 0;
+  // The owner's samples (erased ones included), by id; kNotFound for an
+  // owner that owns nothing.
+  virtual StatusOr<std::vector<SampleLocation>> OwnerSamples(OwnerId owner) = 0;
+  // Number of stored (not erased) samples in a shard.
+  virtual StatusOr<uint64_t> CountSamples(ShardId shard) = 0;
+
+  // ---- deletion log -------------------------------------------------------
+  // Appends a pending request with a synced write and returns its sequence
+  // number (1, 2, ... in order of durability) only once it is on disk.
+  virtual StatusOr<DeletionSeq> AppendDeletion(
+      const DeletionTarget& target, const std::vector<SampleLocation>& samples,
+      TimePoint arrival) = 0;
+  // All pending requests, by sequence number.
+  virtual StatusOr<std::vector<DeletionRecord>> PendingDeletions() = 0;
+  // One request; kNotFound for a sequence number never issued.
+  virtual StatusOr<DeletionRecord> GetDeletion(DeletionSeq seq) = 0;
+  // Marks requests applied (synced). kNotFound, and nothing changes, if any
+  // sequence number is unknown; already-applied ones keep their first time.
+  virtual Status MarkApplied(const std::vector<DeletionSeq>& seqs,
+                             TimePoint applied_at) = 0;
+
+  // ---- checkpoints --------------------------------------------------------
+  // Stores the checkpoint for (shard, slice), replacing the previous one.
+  virtual Status PutCheckpoint(const Checkpoint& checkpoint) = 0;
+  // kNotFound when none is stored.
+  virtual StatusOr<Checkpoint> GetCheckpoint(ShardId shard, uint32_t slice) = 0;
+  // Deletes the shard's checkpoints for slices >= first_slice.
+  virtual Status DeleteCheckpoints(ShardId shard, uint32_t first_slice) = 0;
+
+  // ---- unlearning ---------------------------------------------------------
+  // Writes the whole batch atomically with a synced write: checkpoints put,
+  // samples erased, requests marked applied. Then compacts the touched key
+  // ranges so that erased samples and replaced checkpoints leave the files
+  // on disk. Fails with kNotFound, and changes nothing, when a sample or a
+  // sequence number is unknown. A compaction failure after the commit is
+  // returned as an error, but the batch stays applied.
+  virtual Status Apply(const ApplyBatch& batch) = 0;
+
+  // ---- audit --------------------------------------------------------------
+  // Stores an answer's certificate record under a request id (unsynced: an
+  // audit record is evidence, not a promise made to a client).
+  virtual Status PutAudit(uint64_t request_id, const std::string& record) = 0;
+  virtual StatusOr<std::string> GetAudit(uint64_t request_id) = 0;
+};
+
+}  // namespace eraser::storage
+
+#endif  // ERASER_STORAGE_STORE_H_

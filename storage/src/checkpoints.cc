@@ -1,0 +1,30 @@
+// Checkpoints: one model blob per (shard, slice).
+#include <rocksdb/write_batch.h>
+
+#include "rocks_store.h"
+
+namespace eraser::storage::internal {
+
+Status RocksStore::PutCheckpoint(const Checkpoint& checkpoint) {
+  return FromRocks(db_->Put(rocksdb::WriteOptions(), cf(kCheckpoints),
+                            CheckpointKey(checkpoint.shard, checkpoint.slice),
+                            EncodeCheckpoint(checkpoint)),
+                   "put " + CheckpointName(checkpoint.shard, checkpoint.slice));
+}
+
+StatusOr<Checkpoint> RocksStore::GetCheckpoint(ShardId shard, uint32_t slice) {
+  ASSIGN_OR_RETURN(std::string value,
+                   Get(kCheckpoints, CheckpointKey(shard, slice),
+                       CheckpointName(shard, slice)));
+  return DecodeCheckpoint(shard, slice, value);
+}
+
+Status RocksStore::DeleteCheckpoints(ShardId shard, uint32_t first_slice) {
+  const std::string begin = CheckpointKey(shard, first_slice);
+  const std::string end = ShardPrefix(ShardId(shard.value() + 1));
+  return FromRocks(
+      db_->DeleteRange(rocksdb::WriteOptions(), cf(kCheckpoints), begin, end),
+      "delete checkpoints of shard " + std::to_string(shard.value()));
+}
+
+}  // namespace eraser::storage::internal

@@ -1,0 +1,84 @@
+// Deletion log: synced appends, pending listing, state changes.
+#include <rocksdb/iterator.h>
+#include <rocksdb/write_batch.h>
+
+#include "coding.h"
+#include "rocks_store.h"
+
+namespace eraser::storage::internal {
+
+StatusOr<DeletionSeq> RocksStore::AppendDeletion(
+    const DeletionTarget& target, const std::vector<SampleLocation>& samples,
+    TimePoint arrival) {
+  DeletionRecord record;
+  record.target = target;
+  record.samples = samples;
+  record.arrival = arrival;
+  record.state = DeletionState::kPending;
+  // The lock covers allocation and the synced write together, so numbers are
+  // issued in the order they become durable and none is skipped or reused.
+  // Its cost is one fsync per deletion, which group commit cannot hide here;
+  // deletion rates are orders of magnitude below inference rates.
+  std::lock_guard<std::mutex> lock(append_mu_);
+  record.seq = DeletionSeq(last_seq_ + 1);
+  rocksdb::WriteOptions synced;
+  synced.sync = true;
+  RETURN_IF_ERROR(
+      FromRocks(db_->Put(synced, cf(kDeletions), U64Key(record.seq.value()),
+                         EncodeDeletion(record)),
+                "append deletion " + target.ToString()));
+  last_seq_ = record.seq.value();
+  return record.seq;
+}
+
+StatusOr<std::vector<DeletionRecord>> RocksStore::PendingDeletions() {
+  std::vector<DeletionRecord> out;
+  std::unique_ptr<rocksdb::Iterator> it(
+      db_->NewIterator(rocksdb::ReadOptions(), cf(kDeletions)));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    Decoder key(it->key().ToStringView());
+    const DeletionSeq seq(key.U64());
+    if (!key.Finish()) return DataLossError("corrupt deletion log key");
+    ASSIGN_OR_RETURN(DeletionRecord record,
+                     DecodeDeletion(seq, it->value().ToStringView()));
+    if (record.state == DeletionState::kPending) {
+      out.push_back(std::move(record));
+    }
+  }
+  RETURN_IF_ERROR(FromRocks(it->status(), "scan deletion log"));
+  return out;
+}
+
+StatusOr<DeletionRecord> RocksStore::GetDeletion(DeletionSeq seq) {
+  ASSIGN_OR_RETURN(std::string value,
+                   Get(kDeletions, U64Key(seq.value()),
+                       "deletion " + std::to_string(seq.value())));
+  return DecodeDeletion(seq, value);
+}
+
+Status RocksStore::AddMarkApplied(const std::vector<DeletionSeq>& seqs,
+                                  TimePoint applied_at,
+                                  rocksdb::WriteBatch* batch) {
+  for (DeletionSeq seq : seqs) {
+    ASSIGN_OR_RETURN(DeletionRecord record, GetDeletion(seq));
+    if (record.state == DeletionState::kApplied) continue;
+    record.state = DeletionState::kApplied;
+    record.applied = applied_at;
+    RETURN_IF_ERROR(FromRocks(
+        batch->Put(cf(kDeletions), U64Key(seq.value()), EncodeDeletion(record)),
+        "mark deletion applied"));
+  }
+  return OkStatus();
+}
+
+Status RocksStore::MarkApplied(const std::vector<DeletionSeq>& seqs,
+                               TimePoint applied_at) {
+  std::lock_guard<std::mutex> lock(apply_mu_);
+  rocksdb::WriteBatch batch;
+  RETURN_IF_ERROR(AddMarkApplied(seqs, applied_at, &batch));
+  rocksdb::WriteOptions synced;
+  synced.sync = true;
+  return FromRocks(db_->Write(synced, &batch), "mark deletions applied");
+}
+
+}  // namespace eraser::storage::internal

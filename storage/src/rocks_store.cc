@@ -1,0 +1,372 @@
+// Open, close, status conversion, encodings, meta and audit.
+#include "rocks_store.h"
+
+#include <rocksdb/iterator.h>
+#include <rocksdb/options.h>
+#include <rocksdb/write_batch.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "coding.h"
+
+namespace eraser::storage {
+namespace internal {
+namespace {
+
+constexpr const char* kFamilyNames[RocksStore::kNumFamilies] = {
+    "default",  // rocksdb::kDefaultColumnFamilyName
+    "samples",     "sample_index", "owners", "deletions",
+    "checkpoints", "meta",         "audit"};
+
+constexpr char kFormatKey[] = "storage_format";
+constexpr char kFormatVersion[] = "1";
+constexpr char kConfigPrefix[] = "config/";
+constexpr uint8_t kLocationVersion = 1;
+constexpr uint8_t kDeletionVersion = 1;
+constexpr uint8_t kCheckpointVersion = 1;
+
+rocksdb::WriteOptions Synced() {
+  rocksdb::WriteOptions w;
+  w.sync = true;
+  return w;
+}
+
+}  // namespace
+
+Status FromRocks(const rocksdb::Status& status, std::string_view context) {
+  if (status.ok()) return OkStatus();
+  std::string message(context);
+  message += ": ";
+  message += status.ToString();
+  if (status.IsNotFound()) return NotFoundError(std::move(message));
+  if (status.IsCorruption()) return DataLossError(std::move(message));
+  if (status.IsInvalidArgument()) {
+    return InvalidArgumentError(std::move(message));
+  }
+  if (status.IsIOError() && message.find("lock") != std::string::npos) {
+    return FailedPreconditionError(
+        message + " (is another eraser process using this data directory?)");
+  }
+  if (status.IsBusy() || status.IsTimedOut() || status.IsTryAgain()) {
+    return UnavailableError(std::move(message));
+  }
+  return InternalError(std::move(message));
+}
+
+std::string SampleKey(ShardId shard, uint32_t slice, SampleId id) {
+  std::string key;
+  PutU32(&key, shard.value());
+  PutU32(&key, slice);
+  PutU64(&key, id.value());
+  return key;
+}
+
+std::string ShardPrefix(ShardId shard) {
+  std::string key;
+  PutU32(&key, shard.value());
+  return key;
+}
+
+std::string U64Key(uint64_t v) {
+  std::string key;
+  PutU64(&key, v);
+  return key;
+}
+
+std::string OwnerKey(OwnerId owner, SampleId id) {
+  std::string key;
+  PutU64(&key, owner.value());
+  PutU64(&key, id.value());
+  return key;
+}
+
+std::string CheckpointKey(ShardId shard, uint32_t slice) {
+  std::string key;
+  PutU32(&key, shard.value());
+  PutU32(&key, slice);
+  return key;
+}
+
+std::string EncodeLocation(const SampleLocation& location) {
+  std::string v;
+  PutU8(&v, kLocationVersion);
+  PutU32(&v, location.shard.value());
+  PutU32(&v, location.slice);
+  PutU64(&v, location.owner.value());
+  PutU8(&v, location.erased ? 1 : 0);
+  return v;
+}
+
+StatusOr<SampleLocation> DecodeLocation(SampleId id, std::string_view value) {
+  Decoder d(value);
+  SampleLocation location;
+  location.id = id;
+  const uint8_t version = d.U8();
+  location.shard = ShardId(d.U32());
+  location.slice = d.U32();
+  location.owner = OwnerId(d.U64());
+  const uint8_t erased = d.U8();
+  if (!d.Finish() || version != kLocationVersion || erased > 1) {
+    return DataLossError("corrupt index entry for sample " +
+                         std::to_string(id.value()));
+  }
+  location.erased = erased == 1;
+  return location;
+}
+
+std::string EncodeDeletion(const DeletionRecord& record) {
+  std::string v;
+  PutU8(&v, kDeletionVersion);
+  PutU8(&v, static_cast<uint8_t>(record.state));
+  PutU8(&v, static_cast<uint8_t>(record.target.kind));
+  PutU64(&v, record.target.id);
+  PutU64(&v, static_cast<uint64_t>(ToUnixMicros(record.arrival)));
+  PutU64(&v, static_cast<uint64_t>(ToUnixMicros(record.applied)));
+  PutU32(&v, static_cast<uint32_t>(record.samples.size()));
+  for (const SampleLocation& s : record.samples) {
+    PutU64(&v, s.id.value());
+    PutU32(&v, s.shard.value());
+    PutU32(&v, s.slice);
+    PutU64(&v, s.owner.value());
+  }
+  return v;
+}
+
+StatusOr<DeletionRecord> DecodeDeletion(DeletionSeq seq,
+                                        std::string_view value) {
+  Decoder d(value);
+  DeletionRecord r;
+  r.seq = seq;
+  const uint8_t version = d.U8();
+  const uint8_t state = d.U8();
+  const uint8_t kind = d.U8();
+  r.target.id = d.U64();
+  r.arrival = FromUnixMicros(static_cast<int64_t>(d.U64()));
+  r.applied = FromUnixMicros(static_cast<int64_t>(d.U64()));
+  const uint32_t n = d.U32();
+  const bool header_ok = d.ok() && version == kDeletionVersion &&
+                         (state == 1 || state == 2) &&
+                         (kind == 1 || kind == 2) &&
+                         n <= value.size() / 24;  // 24 bytes per sample
+  if (header_ok) {
+    r.state = static_cast<DeletionState>(state);
+    r.target.kind = static_cast<DeletionTarget::Kind>(kind);
+    r.samples.resize(n);
+    for (SampleLocation& s : r.samples) {
+      s.id = SampleId(d.U64());
+      s.shard = ShardId(d.U32());
+      s.slice = d.U32();
+      s.owner = OwnerId(d.U64());
+    }
+  }
+  if (!header_ok || !d.Finish()) {
+    return DataLossError("corrupt deletion record " +
+                         std::to_string(seq.value()));
+  }
+  return r;
+}
+
+std::string CheckpointName(ShardId shard, uint32_t slice) {
+  return "checkpoint of shard " + std::to_string(shard.value()) + " slice " +
+         std::to_string(slice);
+}
+
+std::string EncodeCheckpoint(const Checkpoint& c) {
+  std::string v;
+  v.reserve(17 + c.blob.size());
+  PutU8(&v, kCheckpointVersion);
+  PutU64(&v, c.version);
+  PutU64(&v, c.data_fingerprint);
+  v.append(c.blob);
+  return v;
+}
+
+StatusOr<Checkpoint> DecodeCheckpoint(ShardId shard, uint32_t slice,
+                                      std::string_view value) {
+  Decoder d(value);
+  Checkpoint c;
+  c.shard = shard;
+  c.slice = slice;
+  const uint8_t version = d.U8();
+  c.version = d.U64();
+  c.data_fingerprint = d.U64();
+  c.blob = std::string(d.Rest());
+  if (!d.Finish() || version != kCheckpointVersion) {
+    return DataLossError("corrupt " + CheckpointName(shard, slice));
+  }
+  return c;
+}
+
+RocksStore::RocksStore(std::unique_ptr<rocksdb::DB> db,
+                       std::vector<rocksdb::ColumnFamilyHandle*> handles,
+                       DeletionSeq last_seq)
+    : db_(std::move(db)),
+      handles_(std::move(handles)),
+      last_seq_(last_seq.value()) {}
+
+RocksStore::~RocksStore() {
+  for (rocksdb::ColumnFamilyHandle* h : handles_) {
+    db_->DestroyColumnFamilyHandle(h).PermitUncheckedError();
+  }
+  // Close waits for background compactions; a failure here has no caller to
+  // report to, and the write-ahead log already holds every synced write.
+  db_->Close().PermitUncheckedError();
+}
+
+StatusOr<std::string> RocksStore::Get(Family f, std::string_view key,
+                                      std::string_view what) {
+  std::string value;
+  const rocksdb::Status s =
+      db_->Get(rocksdb::ReadOptions(), cf(f), rocksdb::Slice(key), &value);
+  if (s.IsNotFound()) return NotFoundError(std::string(what) + " not found");
+  RETURN_IF_ERROR(FromRocks(s, std::string("read ") + std::string(what)));
+  return value;
+}
+
+Status RocksStore::InitConfig(const StoreConfig& config) {
+  if (config.empty()) return InvalidArgumentError("empty configuration");
+  std::lock_guard<std::mutex> lock(apply_mu_);
+  StatusOr<StoreConfig> read = ReadConfig();
+  if (!read.ok()) {
+    if (read.status().code() != StatusCode::kNotFound) return read.status();
+    rocksdb::WriteBatch batch;
+    for (const auto& [key, value] : config) {
+      RETURN_IF_ERROR(FromRocks(
+          batch.Put(cf(kMeta), kConfigPrefix + key, value), "store config"));
+    }
+    return FromRocks(db_->Write(Synced(), &batch), "store config");
+  }
+  const StoreConfig& stored = *read;
+  std::string diff;
+  auto note = [&diff](const std::string& key, const std::string& was,
+                      const std::string& now) {
+    if (!diff.empty()) diff += "; ";
+    diff += key + ": stored '" + was + "', requested '" + now + "'";
+  };
+  for (const auto& [key, value] : stored) {
+    auto it = config.find(key);
+    if (it == config.end()) {
+      note(key, value, "(absent)");
+    } else if (it->second != value) {
+      note(key, value, it->second);
+    }
+  }
+  for (const auto& [key, value] : config) {
+    if (stored.count(key) == 0) note(key, "(absent)", value);
+  }
+  if (!diff.empty()) {
+    return FailedPreconditionError(
+        "data directory was built with another configuration (" + diff + ")");
+  }
+  return OkStatus();
+}
+
+StatusOr<StoreConfig> RocksStore::ReadConfig() {
+  StoreConfig config;
+  std::unique_ptr<rocksdb::Iterator> it(
+      db_->NewIterator(rocksdb::ReadOptions(), cf(kMeta)));
+  const std::string prefix = kConfigPrefix;
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix);
+       it->Next()) {
+    config.emplace(it->key().ToString().substr(prefix.size()),
+                   it->value().ToString());
+  }
+  RETURN_IF_ERROR(FromRocks(it->status(), "read config"));
+  if (config.empty()) return NotFoundError("no configuration stored");
+  return config;
+}
+
+Status RocksStore::PutMeta(const std::string& key, const std::string& value) {
+  return FromRocks(db_->Put(Synced(), cf(kMeta), key, value),
+                   "put meta " + key);
+}
+
+StatusOr<std::string> RocksStore::GetMeta(const std::string& key) {
+  return Get(kMeta, key, "meta " + key);
+}
+
+Status RocksStore::PutAudit(uint64_t request_id, const std::string& record) {
+  return FromRocks(
+      db_->Put(rocksdb::WriteOptions(), cf(kAudit), U64Key(request_id), record),
+      "put audit record " + std::to_string(request_id));
+}
+
+StatusOr<std::string> RocksStore::GetAudit(uint64_t request_id) {
+  return Get(kAudit, U64Key(request_id),
+             "audit record " + std::to_string(request_id));
+}
+
+}  // namespace internal
+
+StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
+  using internal::RocksStore;
+  if (options.path.empty()) {
+    return InvalidArgumentError("storage: data directory path is empty");
+  }
+  struct stat st;
+  if (::stat(options.path.c_str(), &st) != 0) {
+    if (!options.create_if_missing) {
+      return NotFoundError("data directory " + options.path +
+                           " does not exist");
+    }
+  } else if (!S_ISDIR(st.st_mode)) {
+    return InvalidArgumentError(options.path + " is not a directory");
+  }
+
+  rocksdb::DBOptions db_options;
+  db_options.create_if_missing = options.create_if_missing;
+  db_options.create_missing_column_families = true;
+  db_options.max_background_jobs = 2;
+  db_options.keep_log_file_num = 4;
+  // No compression anywhere: the samples are scanned on every retraining,
+  // checkpoints are float blobs that barely compress, and uncompressed files
+  // let a test prove that erased bytes left the disk.
+  rocksdb::ColumnFamilyOptions cf_options;
+  cf_options.compression = rocksdb::kNoCompression;
+  cf_options.bottommost_compression = rocksdb::kNoCompression;
+
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+  for (const char* name : internal::kFamilyNames) {
+    descriptors.emplace_back(name, cf_options);
+  }
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  RETURN_IF_ERROR(internal::FromRocks(
+      rocksdb::DB::Open(db_options, options.path, descriptors, &handles, &raw),
+      "open " + options.path));
+  std::unique_ptr<rocksdb::DB> db(raw);
+
+  uint64_t last_seq = 0;
+  {
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(
+        rocksdb::ReadOptions(), handles[RocksStore::kDeletions]));
+    it->SeekToLast();
+    if (it->Valid()) {
+      internal::Decoder d(it->key().ToStringView());
+      last_seq = d.U64();
+      if (!d.Finish()) {
+        return DataLossError(options.path + ": corrupt deletion log key");
+      }
+    }
+  }
+  auto store = std::make_unique<RocksStore>(std::move(db), std::move(handles),
+                                            DeletionSeq(last_seq));
+  StatusOr<std::string> format = store->GetMeta(internal::kFormatKey);
+  if (format.ok() && *format != internal::kFormatVersion) {
+    return FailedPreconditionError(options.path + " uses storage format " +
+                                   *format + "; this build reads format " +
+                                   internal::kFormatVersion);
+  }
+  if (!format.ok()) {
+    if (format.status().code() != StatusCode::kNotFound) {
+      return format.status();
+    }
+    RETURN_IF_ERROR(
+        store->PutMeta(internal::kFormatKey, internal::kFormatVersion));
+  }
+  return std::unique_ptr<Store>(std::move(store));
+}
+
+}  // namespace eraser::storage

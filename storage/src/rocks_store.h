@@ -1,0 +1,117 @@
+// RocksStore: the Store implementation. Split by concern across
+// rocks_store.cc (open, meta, audit), samples.cc, deletion_log.cc,
+// checkpoints.cc and apply.cc.
+#ifndef ERASER_STORAGE_ROCKS_STORE_H_
+#define ERASER_STORAGE_ROCKS_STORE_H_
+
+#include <rocksdb/db.h>
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "eraser/storage/store.h"
+
+namespace eraser::storage::internal {
+
+// Converts a RocksDB status; `context` names the operation ("put sample 3").
+Status FromRocks(const rocksdb::Status& status, std::string_view context);
+
+// Key and value encodings, shared by the files of this implementation.
+std::string SampleKey(ShardId shard, uint32_t slice, SampleId id);
+std::string ShardPrefix(ShardId shard);
+std::string U64Key(uint64_t v);
+std::string OwnerKey(OwnerId owner, SampleId id);
+std::string CheckpointKey(ShardId shard, uint32_t slice);
+std::string EncodeLocation(const SampleLocation& location);
+StatusOr<SampleLocation> DecodeLocation(SampleId id, std::string_view value);
+std::string EncodeDeletion(const DeletionRecord& record);
+StatusOr<DeletionRecord> DecodeDeletion(DeletionSeq seq,
+                                        std::string_view value);
+std::string CheckpointName(ShardId shard, uint32_t slice);
+std::string EncodeCheckpoint(const Checkpoint& checkpoint);
+StatusOr<Checkpoint> DecodeCheckpoint(ShardId shard, uint32_t slice,
+                                      std::string_view value);
+
+class RocksStore final : public Store {
+ public:
+  enum Family : int {
+    kDefault = 0,
+    kSamples,
+    kSampleIndex,
+    kOwners,
+    kDeletions,
+    kCheckpoints,
+    kMeta,
+    kAudit,
+    kNumFamilies,
+  };
+
+  RocksStore(std::unique_ptr<rocksdb::DB> db,
+             std::vector<rocksdb::ColumnFamilyHandle*> handles,
+             DeletionSeq last_seq);
+  ~RocksStore() override;
+
+  Status InitConfig(const StoreConfig& config) override;
+  StatusOr<StoreConfig> ReadConfig() override;
+  Status PutMeta(const std::string& key, const std::string& value) override;
+  StatusOr<std::string> GetMeta(const std::string& key) override;
+
+  Status IngestSamples(const std::vector<SampleView>& samples) override;
+  Status ScanShard(ShardId shard, uint32_t first_slice, uint32_t end_slice,
+                   const std::function<Status(const SampleView&)>& fn) override;
+  StatusOr<SampleLocation> LookupSample(SampleId id) override;
+  StatusOr<std::vector<SampleLocation>> OwnerSamples(OwnerId owner) override;
+  StatusOr<uint64_t> CountSamples(ShardId shard) override;
+
+  StatusOr<DeletionSeq> AppendDeletion(
+      const DeletionTarget& target, const std::vector<SampleLocation>& samples,
+      TimePoint arrival) override;
+  StatusOr<std::vector<DeletionRecord>> PendingDeletions() override;
+  StatusOr<DeletionRecord> GetDeletion(DeletionSeq seq) override;
+  Status MarkApplied(const std::vector<DeletionSeq>& seqs,
+                     TimePoint applied_at) override;
+
+  Status PutCheckpoint(const Checkpoint& checkpoint) override;
+  StatusOr<Checkpoint> GetCheckpoint(ShardId shard, uint32_t slice) override;
+  Status DeleteCheckpoints(ShardId shard, uint32_t first_slice) override;
+
+  Status Apply(const ApplyBatch& batch) override;
+
+  Status PutAudit(uint64_t request_id, const std::string& record) override;
+  StatusOr<std::string> GetAudit(uint64_t request_id) override;
+
+ private:
+  rocksdb::ColumnFamilyHandle* cf(Family f) const { return handles_[f]; }
+  // Reads a value; kNotFound carries `what` in its message.
+  StatusOr<std::string> Get(Family f, std::string_view key,
+                            std::string_view what);
+  // Adds to `batch` the writes that mark `seqs` applied.
+  Status AddMarkApplied(const std::vector<DeletionSeq>& seqs,
+                        TimePoint applied_at, rocksdb::WriteBatch* batch);
+  // Adds to `batch` the writes that erase `ids`; returns their shards.
+  StatusOr<std::vector<ShardId>> AddErase(const std::vector<SampleId>& ids,
+                                          rocksdb::WriteBatch* batch);
+  Status CompactShards(Family f, const std::vector<ShardId>& shards);
+  // Flushes every column family's memtable to table files. Afterwards no
+  // write-ahead log file is needed any more, so RocksDB deletes them: data
+  // that was only in an old log (ingested samples, replaced checkpoints)
+  // leaves the disk with it.
+  Status FlushAll();
+
+  std::unique_ptr<rocksdb::DB> db_;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles_;
+
+  // Serialises sequence allocation with the synced write that makes it
+  // durable, so sequence numbers are issued in order of durability.
+  std::mutex append_mu_;
+  uint64_t last_seq_;  // guarded by append_mu_
+  // Serialises read-modify-write of deletion records and index entries.
+  std::mutex apply_mu_;
+};
+
+}  // namespace eraser::storage::internal
+
+#endif  // ERASER_STORAGE_ROCKS_STORE_H_

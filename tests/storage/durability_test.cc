@@ -1,0 +1,110 @@
+// DESIGN guarantee 4: a deletion acknowledged by AppendDeletion survives a
+// SIGKILL at any moment. A child process appends deletions and reports each
+// acknowledgement through a pipe; the parent kills it after a random number
+// of acknowledgements, reopens the log, and checks that every acknowledged
+// deletion is present, pending and unique.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <map>
+#include <random>
+#include <set>
+
+#include "eraser/storage/store.h"
+#include "testing/temp_dir.h"
+
+namespace eraser::storage {
+namespace {
+
+struct ChildRun {
+  // seq -> sample id, as acknowledged by the child before it died.
+  std::map<uint64_t, uint64_t> acked;
+  bool killed = false;
+};
+
+// Starts the child, reads `kill_after` acknowledgements, then SIGKILLs it.
+ChildRun RunAndKill(const std::string& dir, uint64_t base, int kill_after) {
+  ChildRun run;
+  int fds[2];
+  if (pipe(fds) != 0) {
+    ADD_FAILURE() << "pipe failed";
+    return run;
+  }
+  const pid_t pid = fork();
+  if (pid == 0) {
+    dup2(fds[1], STDOUT_FILENO);
+    close(fds[0]);
+    close(fds[1]);
+    const std::string base_arg = std::to_string(base);
+    execl(ERASER_DURABILITY_CHILD, ERASER_DURABILITY_CHILD, dir.c_str(),
+          base_arg.c_str(), "1000000", static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  close(fds[1]);
+  FILE* in = fdopen(fds[0], "r");
+  unsigned long long seq = 0;
+  unsigned long long sample = 0;
+  while (static_cast<int>(run.acked.size()) < kill_after &&
+         std::fscanf(in, "%llu %llu", &seq, &sample) == 2) {
+    run.acked[seq] = sample;
+  }
+  kill(pid, SIGKILL);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  fclose(in);
+  run.killed = WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
+  return run;
+}
+
+TEST(Durability, AcknowledgedDeletionsSurviveSigkill) {
+  testing::TempDir dir;
+  const std::string path = dir.Child("db");
+  const unsigned seed = std::random_device()();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::mt19937 rng(seed);
+  std::map<uint64_t, uint64_t> all_acked;
+  // Kill points: before the first acknowledgement, right after one, and at
+  // random depths; the log accumulates across rounds.
+  const int kRounds = 6;
+  for (int round = 0; round < kRounds; ++round) {
+    const int kill_after =
+        round == 0 ? 0 : (round == 1 ? 1 : 1 + static_cast<int>(rng() % 60));
+    ChildRun run =
+        RunAndKill(path, static_cast<uint64_t>(round) * 1'000'000, kill_after);
+    ASSERT_TRUE(run.killed) << "round " << round;
+    ASSERT_EQ(static_cast<int>(run.acked.size()), kill_after);
+    all_acked.insert(run.acked.begin(), run.acked.end());
+
+    StatusOr<std::unique_ptr<Store>> store = Store::Open({path});
+    ASSERT_TRUE(store.ok()) << store.status();
+    StatusOr<std::vector<DeletionRecord>> pending =
+        (*store)->PendingDeletions();
+    ASSERT_TRUE(pending.ok()) << pending.status();
+    std::set<uint64_t> seqs;
+    std::set<uint64_t> samples;
+    for (const DeletionRecord& r : *pending) {
+      EXPECT_TRUE(seqs.insert(r.seq.value()).second) << "duplicate seq";
+      EXPECT_TRUE(samples.insert(r.target.id).second) << "duplicate target";
+      ASSERT_EQ(r.samples.size(), 1u);
+      EXPECT_EQ(r.samples[0].id.value(), r.target.id);
+    }
+    // Sequence numbers have no gaps: 1..n.
+    if (!seqs.empty()) {
+      EXPECT_EQ(*seqs.begin(), 1u);
+      EXPECT_EQ(*seqs.rbegin(), seqs.size());
+    }
+    for (const auto& [seq, sample] : all_acked) {
+      StatusOr<DeletionRecord> r = (*store)->GetDeletion(DeletionSeq(seq));
+      ASSERT_TRUE(r.ok()) << "acknowledged seq " << seq << " lost";
+      EXPECT_EQ(r->target, DeletionTarget::Sample(SampleId(sample)));
+      EXPECT_EQ(r->state, DeletionState::kPending);
+    }
+  }
+  EXPECT_GT(all_acked.size(), 0u);
+}
+
+}  // namespace
+}  // namespace eraser::storage

@@ -1,0 +1,346 @@
+#include "eraser/storage/store.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <set>
+#include <thread>
+
+#include "testing/temp_dir.h"
+
+namespace eraser::storage {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+std::unique_ptr<Store> OpenOrDie(const std::string& path) {
+  StatusOr<std::unique_ptr<Store>> store = Store::Open({path});
+  EXPECT_TRUE(store.ok()) << store.status();
+  return store.ok() ? std::move(store).value() : nullptr;
+}
+
+// A small partition: 2 shards x 3 slices x 4 samples; sample i is owned by
+// owner i % 5 and its features are 4 bytes derived from i.
+struct Fixture {
+  std::vector<std::vector<uint8_t>> features;
+  std::vector<SampleView> views;
+
+  Fixture() {
+    for (uint64_t i = 0; i < 24; ++i) {
+      features.push_back(
+          {static_cast<uint8_t>(i), 0xaa, static_cast<uint8_t>(i * 3), 0x55});
+    }
+    for (uint64_t i = 0; i < 24; ++i) {
+      SampleView v;
+      v.id = SampleId(i);
+      v.shard = ShardId(static_cast<uint32_t>(i % 2));
+      v.slice = static_cast<uint32_t>((i / 2) % 3);
+      v.owner = OwnerId(i % 5);
+      v.label = static_cast<uint32_t>(i % 10);
+      v.features = features[i].data();
+      v.feature_size = features[i].size();
+      views.push_back(v);
+    }
+  }
+};
+
+std::vector<uint64_t> ScanIds(Store& store, ShardId shard, uint32_t first,
+                              uint32_t end) {
+  std::vector<uint64_t> ids;
+  Status s = store.ScanShard(shard, first, end, [&](const SampleView& v) {
+    ids.push_back(v.id.value());
+    return OkStatus();
+  });
+  EXPECT_TRUE(s.ok()) << s;
+  return ids;
+}
+
+class StoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    store_ = OpenOrDie(dir_.path());
+    ASSERT_NE(store_, nullptr);
+  }
+  void Reopen() {
+    store_.reset();
+    store_ = OpenOrDie(dir_.path());
+    ASSERT_NE(store_, nullptr);
+  }
+  void Ingest() { ASSERT_TRUE(store_->IngestSamples(fixture_.views).ok()); }
+
+  testing::TempDir dir_;
+  std::unique_ptr<Store> store_;
+  Fixture fixture_;
+};
+
+TEST(StoreOpen, BadPaths) {
+  EXPECT_EQ(Store::Open({""}).status().code(), StatusCode::kInvalidArgument);
+  testing::TempDir dir;
+  StoreOptions missing{dir.Child("missing"), /*create_if_missing=*/false};
+  EXPECT_EQ(Store::Open(missing).status().code(), StatusCode::kNotFound);
+  testing::WriteFileOrDie(dir.Child("file"), "x");
+  EXPECT_EQ(Store::Open({dir.Child("file")}).status().code(),
+            StatusCode::kInvalidArgument);
+}
+
+TEST_F(StoreTest, SecondOpenOfSameDirectoryIsRefused) {
+  StatusOr<std::unique_ptr<Store>> second = Store::Open({dir_.path()});
+  EXPECT_EQ(second.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_THAT(second.status().message(), HasSubstr("another eraser process"));
+}
+
+TEST_F(StoreTest, ConfigStoredOnceAndCompared) {
+  EXPECT_EQ(store_->ReadConfig().status().code(), StatusCode::kNotFound);
+  const StoreConfig config = {{"shards", "8"}, {"slices", "4"}};
+  ASSERT_TRUE(store_->InitConfig(config).ok());
+  Reopen();
+  EXPECT_EQ(*store_->ReadConfig(), config);
+  EXPECT_TRUE(store_->InitConfig(config).ok());
+
+  Status mismatch = store_->InitConfig({{"shards", "4"}, {"model", "cnn"}});
+  EXPECT_EQ(mismatch.code(), StatusCode::kFailedPrecondition);
+  EXPECT_THAT(mismatch.message(),
+              HasSubstr("shards: stored '8', requested '4'"));
+  EXPECT_THAT(mismatch.message(), HasSubstr("slices: stored '4'"));
+  EXPECT_THAT(mismatch.message(), HasSubstr("model: stored '(absent)'"));
+  EXPECT_EQ(*store_->ReadConfig(), config);  // unchanged
+  EXPECT_EQ(store_->InitConfig({}).code(), StatusCode::kInvalidArgument);
+}
+
+TEST_F(StoreTest, MetaRoundTrip) {
+  EXPECT_EQ(store_->GetMeta("ingest").status().code(), StatusCode::kNotFound);
+  ASSERT_TRUE(store_->PutMeta("ingest", "complete").ok());
+  Reopen();
+  EXPECT_EQ(*store_->GetMeta("ingest"), "complete");
+}
+
+TEST_F(StoreTest, ScanReturnsShardSlicesInOrderWithContent) {
+  Ingest();
+  Reopen();
+  // Shard 0 holds the even ids; slice = (i / 2) % 3.
+  EXPECT_THAT(ScanIds(*store_, ShardId(0), 0, 3),
+              ElementsAre(0, 6, 12, 18, 2, 8, 14, 20, 4, 10, 16, 22));
+  EXPECT_THAT(ScanIds(*store_, ShardId(1), 1, 3),
+              ElementsAre(3, 9, 15, 21, 5, 11, 17, 23));
+  EXPECT_TRUE(ScanIds(*store_, ShardId(1), 2, 2).empty());
+  EXPECT_TRUE(ScanIds(*store_, ShardId(5), 0, 3).empty());
+
+  Status s = store_->ScanShard(ShardId(1), 0, 1, [&](const SampleView& v) {
+    const SampleView& want = fixture_.views[v.id.value()];
+    EXPECT_EQ(v.shard, want.shard);
+    EXPECT_EQ(v.slice, want.slice);
+    EXPECT_EQ(v.owner, want.owner);
+    EXPECT_EQ(v.label, want.label);
+    EXPECT_EQ(std::vector<uint8_t>(v.features, v.features + v.feature_size),
+              fixture_.features[v.id.value()]);
+    return OkStatus();
+  });
+  EXPECT_TRUE(s.ok()) << s;
+  EXPECT_EQ(*store_->CountSamples(ShardId(0)), 12u);
+}
+
+TEST_F(StoreTest, ScanStopsAtCallbackError) {
+  Ingest();
+  int calls = 0;
+  Status s = store_->ScanShard(ShardId(0), 0, 3, [&](const SampleView&) {
+    return ++calls == 3 ? InternalError("stop") : OkStatus();
+  });
+  EXPECT_EQ(s, InternalError("stop"));
+  EXPECT_EQ(calls, 3);
+}
+
+TEST_F(StoreTest, LookupAndOwners) {
+  Ingest();
+  StatusOr<SampleLocation> loc = store_->LookupSample(SampleId(7));
+  ASSERT_TRUE(loc.ok());
+  EXPECT_EQ(*loc,
+            (SampleLocation{SampleId(7), ShardId(1), 0, OwnerId(2), false}));
+  EXPECT_EQ(store_->LookupSample(SampleId(99)).status().code(),
+            StatusCode::kNotFound);
+
+  StatusOr<std::vector<SampleLocation>> owned =
+      store_->OwnerSamples(OwnerId(3));
+  ASSERT_TRUE(owned.ok());
+  std::vector<uint64_t> ids;
+  for (const SampleLocation& l : *owned) ids.push_back(l.id.value());
+  EXPECT_THAT(ids, ElementsAre(3, 8, 13, 18, 23));
+  EXPECT_EQ(store_->OwnerSamples(OwnerId(5)).status().code(),
+            StatusCode::kNotFound);
+}
+
+TEST_F(StoreTest, ReingestIsHarmlessButPlacementCannotChange) {
+  Ingest();
+  Ingest();
+  EXPECT_EQ(*store_->CountSamples(ShardId(0)), 12u);
+
+  std::vector<SampleView> moved = {fixture_.views[4]};
+  moved[0].shard = ShardId(1);
+  Status s = store_->IngestSamples(moved);
+  EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(store_->LookupSample(SampleId(4))->shard, ShardId(0));
+
+  std::vector<SampleView> twice = {fixture_.views[6], fixture_.views[6]};
+  twice[1].slice = 2;
+  EXPECT_EQ(store_->IngestSamples(twice).code(), StatusCode::kInvalidArgument);
+}
+
+TEST_F(StoreTest, DeletionLogAppendGetPendingApplied) {
+  const TimePoint t0 = FromUnixMicros(1'000'000);
+  const std::vector<SampleLocation> samples = {
+      {SampleId(3), ShardId(1), 1, OwnerId(3), false},
+      {SampleId(8), ShardId(0), 1, OwnerId(3), false}};
+  StatusOr<DeletionSeq> a =
+      store_->AppendDeletion(DeletionTarget::Owner(OwnerId(3)), samples, t0);
+  StatusOr<DeletionSeq> b = store_->AppendDeletion(
+      DeletionTarget::Sample(SampleId(5)),
+      {{SampleId(5), ShardId(1), 2, OwnerId(0), false}}, t0);
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(*a, DeletionSeq(1));
+  EXPECT_EQ(*b, DeletionSeq(2));
+
+  StatusOr<DeletionRecord> r = store_->GetDeletion(*a);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->target, DeletionTarget::Owner(OwnerId(3)));
+  EXPECT_EQ(r->samples, samples);
+  EXPECT_EQ(r->arrival, t0);
+  EXPECT_EQ(r->state, DeletionState::kPending);
+  EXPECT_THAT(r->Shards(), ElementsAre(ShardId(0), ShardId(1)));
+  EXPECT_EQ(store_->GetDeletion(DeletionSeq(9)).status().code(),
+            StatusCode::kNotFound);
+
+  // An unknown sequence number fails the whole call.
+  const TimePoint t1 = FromUnixMicros(2'000'000);
+  EXPECT_EQ(store_->MarkApplied({*a, DeletionSeq(9)}, t1).code(),
+            StatusCode::kNotFound);
+  EXPECT_EQ(store_->PendingDeletions()->size(), 2u);
+
+  ASSERT_TRUE(store_->MarkApplied({*a}, t1).ok());
+  ASSERT_TRUE(store_->MarkApplied({*a}, FromUnixMicros(3'000'000)).ok());
+  Reopen();
+  r = store_->GetDeletion(*a);
+  EXPECT_EQ(r->state, DeletionState::kApplied);
+  EXPECT_EQ(r->applied, t1);  // the first time is kept
+  StatusOr<std::vector<DeletionRecord>> pending = store_->PendingDeletions();
+  ASSERT_EQ(pending->size(), 1u);
+  EXPECT_EQ((*pending)[0].seq, *b);
+
+  // Numbering continues after a restart.
+  EXPECT_EQ(
+      *store_->AppendDeletion(DeletionTarget::Sample(SampleId(1)), {}, t1),
+      DeletionSeq(3));
+}
+
+TEST_F(StoreTest, ConcurrentAppendsGetDistinctContiguousNumbers) {
+  constexpr int kThreads = 4;
+  constexpr int kEach = 25;
+  std::vector<std::vector<uint64_t>> got(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kEach; ++i) {
+        StatusOr<DeletionSeq> seq = store_->AppendDeletion(
+            DeletionTarget::Sample(SampleId(t * 100 + i)), {}, TimePoint());
+        ASSERT_TRUE(seq.ok());
+        got[t].push_back(seq->value());
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  std::set<uint64_t> all;
+  for (const auto& v : got) all.insert(v.begin(), v.end());
+  EXPECT_EQ(all.size(), static_cast<std::size_t>(kThreads * kEach));
+  EXPECT_EQ(*all.begin(), 1u);
+  EXPECT_EQ(*all.rbegin(), static_cast<uint64_t>(kThreads * kEach));
+}
+
+TEST_F(StoreTest, CheckpointsPutGetReplaceDelete) {
+  for (uint32_t slice = 0; slice < 3; ++slice) {
+    ASSERT_TRUE(store_
+                    ->PutCheckpoint({ShardId(1), slice, 1, 100 + slice,
+                                     "blob" + std::to_string(slice)})
+                    .ok());
+  }
+  ASSERT_TRUE(store_->PutCheckpoint({ShardId(0), 0, 1, 7, "other"}).ok());
+  StatusOr<Checkpoint> c = store_->GetCheckpoint(ShardId(1), 2);
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->version, 1u);
+  EXPECT_EQ(c->data_fingerprint, 102u);
+  EXPECT_EQ(c->blob, "blob2");
+
+  ASSERT_TRUE(store_->PutCheckpoint({ShardId(1), 2, 2, 202, "new"}).ok());
+  Reopen();
+  EXPECT_EQ(store_->GetCheckpoint(ShardId(1), 2)->blob, "new");
+  EXPECT_EQ(store_->GetCheckpoint(ShardId(1), 2)->version, 2u);
+
+  ASSERT_TRUE(store_->DeleteCheckpoints(ShardId(1), 1).ok());
+  EXPECT_TRUE(store_->GetCheckpoint(ShardId(1), 0).ok());
+  EXPECT_EQ(store_->GetCheckpoint(ShardId(1), 1).status().code(),
+            StatusCode::kNotFound);
+  EXPECT_EQ(store_->GetCheckpoint(ShardId(1), 2).status().code(),
+            StatusCode::kNotFound);
+  EXPECT_EQ(store_->GetCheckpoint(ShardId(0), 0)->blob, "other");
+}
+
+TEST_F(StoreTest, ApplyIsAtomic) {
+  Ingest();
+  ASSERT_TRUE(store_->PutCheckpoint({ShardId(0), 1, 1, 1, "old"}).ok());
+  StatusOr<DeletionSeq> seq = store_->AppendDeletion(
+      DeletionTarget::Sample(SampleId(2)),
+      {{SampleId(2), ShardId(0), 1, OwnerId(2), false}}, TimePoint());
+  ASSERT_TRUE(seq.ok());
+
+  ApplyBatch bad;
+  bad.checkpoints = {{ShardId(0), 1, 2, 2, "new"}};
+  bad.erase = {SampleId(2), SampleId(999)};
+  bad.applied = {*seq};
+  EXPECT_EQ(store_->Apply(bad).code(), StatusCode::kNotFound);
+  EXPECT_EQ(store_->GetCheckpoint(ShardId(0), 1)->blob, "old");
+  EXPECT_FALSE(store_->LookupSample(SampleId(2))->erased);
+  EXPECT_EQ(store_->GetDeletion(*seq)->state, DeletionState::kPending);
+
+  ApplyBatch good = bad;
+  good.erase = {SampleId(2)};
+  good.applied_at = FromUnixMicros(5);
+  ASSERT_TRUE(store_->Apply(good).ok());
+  Reopen();
+  EXPECT_EQ(store_->GetCheckpoint(ShardId(0), 1)->blob, "new");
+  EXPECT_TRUE(store_->LookupSample(SampleId(2))->erased);
+  EXPECT_EQ(store_->GetDeletion(*seq)->state, DeletionState::kApplied);
+  EXPECT_EQ(store_->GetDeletion(*seq)->applied, FromUnixMicros(5));
+  EXPECT_THAT(ScanIds(*store_, ShardId(0), 1, 2), ElementsAre(8, 14, 20));
+  EXPECT_EQ(*store_->CountSamples(ShardId(0)), 11u);
+  // The owner index still lists the erased sample, marked erased.
+  StatusOr<std::vector<SampleLocation>> owned =
+      store_->OwnerSamples(OwnerId(2));
+  ASSERT_TRUE(owned.ok());
+  EXPECT_TRUE((*owned)[0].erased);
+  // Re-ingesting cannot bring an erased sample back.
+  Ingest();
+  EXPECT_EQ(*store_->CountSamples(ShardId(0)), 11u);
+  EXPECT_TRUE(store_->LookupSample(SampleId(2))->erased);
+}
+
+TEST_F(StoreTest, AuditRoundTrip) {
+  ASSERT_TRUE(store_->PutAudit(42, "record").ok());
+  EXPECT_EQ(*store_->GetAudit(42), "record");
+  EXPECT_EQ(store_->GetAudit(43).status().code(), StatusCode::kNotFound);
+}
+
+TEST(DeletionTarget, ParseAndPrint) {
+  EXPECT_EQ(DeletionTarget::Sample(SampleId(42)).ToString(), "sample:42");
+  EXPECT_EQ(DeletionTarget::Owner(OwnerId(7)).ToString(), "owner:7");
+  EXPECT_EQ(*DeletionTarget::Parse("owner:7"),
+            DeletionTarget::Owner(OwnerId(7)));
+  EXPECT_EQ(*DeletionTarget::Parse("sample:0"),
+            DeletionTarget::Sample(SampleId(0)));
+  for (const char* bad : {"", "sample", "sample:", "user:1", "sample:-1",
+                          "sample:1x", "owner:99999999999999999999"}) {
+    EXPECT_EQ(DeletionTarget::Parse(bad).status().code(),
+              StatusCode::kInvalidArgument)
+        << bad;
+  }
+}
+
+}  // namespace
+}  // namespace eraser::storage
