@@ -27,7 +27,7 @@ test: build
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS)
 
 demo: build
-	@echo "demo: nothing to run yet"
+	$(ERASER) dataset
 
 # ThreadSanitizer: a separate build tree, the whole suite.
 tsan:

@@ -1,0 +1,38 @@
+#include "command.h"
+
+#include <iostream>
+
+namespace po = boost::program_options;
+
+namespace eraser::cli {
+
+int ParseCommandLine(int argc, char** argv, const char* usage,
+                     po::options_description& options, po::variables_map& vm,
+                     bool* help_printed) {
+  *help_printed = false;
+  options.add_options()("help,h", "print this help and exit");
+  try {
+    // argv[0] is the subcommand name, which the parser skips like a
+    // program name.
+    po::store(po::command_line_parser(argc, argv).options(options).run(), vm);
+    if (vm.count("help") > 0) {
+      std::cout << usage << "\n\n" << options << "\n";
+      *help_printed = true;
+      return kExitOk;
+    }
+    po::notify(vm);
+  } catch (const po::error& e) {
+    std::cerr << "eraser " << argv[0] << ": " << e.what() << "\n"
+              << "Try 'eraser " << argv[0] << " --help'.\n";
+    return kExitUsage;
+  }
+  return kExitOk;
+}
+
+int ReportError(const char* command, const Status& status) {
+  std::cerr << "eraser " << command << ": " << status << "\n";
+  return status.code() == StatusCode::kInvalidArgument ? kExitUsage
+                                                       : kExitFailure;
+}
+
+}  // namespace eraser::cli

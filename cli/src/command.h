@@ -1,0 +1,40 @@
+// The `eraser` executable's subcommands and their shared option handling.
+#ifndef ERASER_CLI_COMMAND_H_
+#define ERASER_CLI_COMMAND_H_
+
+#include <boost/program_options.hpp>
+#include <string>
+
+#include "eraser/common/status.h"
+
+namespace eraser::cli {
+
+// Exit codes: 0 success, 1 the command failed, 2 bad usage.
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitFailure = 1;
+inline constexpr int kExitUsage = 2;
+
+struct Command {
+  const char* name;
+  const char* summary;
+  // argv[0] is the subcommand name.
+  int (*run)(int argc, char** argv);
+};
+
+// Parses argv against `options` (which gains --help). Returns kExitOk and
+// fills `vm` when the command should run; otherwise the exit code to return
+// (kExitOk after printing help, kExitUsage after printing the error).
+int ParseCommandLine(int argc, char** argv, const char* usage,
+                     boost::program_options::options_description& options,
+                     boost::program_options::variables_map& vm,
+                     bool* help_printed);
+
+// Prints "eraser <command>: <status>" to stderr and returns kExitFailure,
+// or kExitUsage for kInvalidArgument.
+int ReportError(const char* command, const Status& status);
+
+int RunDataset(int argc, char** argv);
+
+}  // namespace eraser::cli
+
+#endif  // ERASER_CLI_COMMAND_H_

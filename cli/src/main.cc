@@ -1,0 +1,47 @@
+// eraser: an unlearning-aware inference serving engine. This is the command
+// line front end; each subcommand lives in its own *_command.cc file.
+#include <cstring>
+#include <iostream>
+
+#include "command.h"
+
+namespace {
+
+using eraser::cli::Command;
+
+constexpr Command kCommands[] = {
+    {"dataset", "read and validate Fashion-MNIST, print a summary",
+     eraser::cli::RunDataset},
+};
+
+void PrintUsage(std::ostream& os) {
+  os << "Usage: eraser <command> [options]\n\n"
+        "eraser serves predictions from a sharded (SISA) ensemble while\n"
+        "honouring deletion requests, certifying answers that pending\n"
+        "deletions cannot change.\n\nCommands:\n";
+  for (const Command& c : kCommands) {
+    os << "  " << c.name << std::string(10 - std::strlen(c.name), ' ')
+       << c.summary << "\n";
+  }
+  os << "\nRun 'eraser <command> --help' for a command's options.\n";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    PrintUsage(std::cerr);
+    return eraser::cli::kExitUsage;
+  }
+  const std::string name = argv[1];
+  if (name == "--help" || name == "-h" || name == "help") {
+    PrintUsage(std::cout);
+    return eraser::cli::kExitOk;
+  }
+  for (const Command& c : kCommands) {
+    if (name == c.name) return c.run(argc - 1, argv + 1);
+  }
+  std::cerr << "eraser: unknown command '" << name << "'\n\n";
+  PrintUsage(std::cerr);
+  return eraser::cli::kExitUsage;
+}
