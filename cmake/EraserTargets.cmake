@@ -40,4 +40,14 @@ function(eraser_add_test)
   endif()
   set_tests_properties(${T_NAME} PROPERTIES
     TIMEOUT ${T_TIMEOUT} LABELS "${T_NAME};${T_LABELS}")
+  eraser_sanitizer_environment(${T_NAME})
+endfunction()
+
+# Under ThreadSanitizer, tests (and the processes they start) read the
+# project's suppressions, which cover third-party libraries only.
+function(eraser_sanitizer_environment test)
+  if(ERASER_TSAN)
+    set_property(TEST ${test} APPEND PROPERTY ENVIRONMENT
+      "TSAN_OPTIONS=suppressions=${PROJECT_SOURCE_DIR}/tests/tsan.supp ignore_noninstrumented_modules=1 history_size=7 second_deadlock_stack=1")
+  endif()
 endfunction()

@@ -1,0 +1,393 @@
+// SISA training and exact unlearning (DESIGN guarantee 1) on a small
+// configuration: 2,400 Fashion-MNIST images, 2 shards x 4 slices, a 16-unit
+// MLP.
+#include "eraser/unlearning/sisa.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <map>
+#include <set>
+
+#include "eraser/storage/store.h"
+#include "eraser/workloads/fashion_mnist.h"
+#include "testing/temp_dir.h"
+
+namespace eraser::unlearning {
+namespace {
+
+using storage::Store;
+
+constexpr std::size_t kSamples = 2400;
+
+const workloads::ImageDataset& Images() {
+  static const workloads::ImageDataset* images = [] {
+    const std::string dir = workloads::kDefaultFashionMnistDir;
+    StatusOr<workloads::ImageDataset> d =
+        workloads::ReadIdxPair(dir + "/t10k-images-idx3-ubyte.gz",
+                               dir + "/t10k-labels-idx1-ubyte.gz");
+    if (!d.ok()) {
+      ADD_FAILURE() << d.status();
+      return new workloads::ImageDataset();
+    }
+    return new workloads::ImageDataset(std::move(d).value());
+  }();
+  return *images;
+}
+
+SisaOptions SmallOptions() {
+  SisaOptions o;
+  o.shards = 2;
+  o.slices = 4;
+  o.model.hidden = 16;
+  o.epochs = {1, 1, 1, 2};
+  o.batch_size = 32;
+  o.seed = 7;
+  o.concurrency = 2;
+  return o;
+}
+
+// A data directory with the first kSamples images ingested and, unless
+// `erase` is given, trained. Samples in `erase` are erased before training,
+// which makes it "the same ensemble trained from scratch without them".
+struct Built {
+  testing::TempDir dir;
+  std::unique_ptr<Store> store;
+  std::unique_ptr<Sisa> sisa;
+  TrainReport report;
+};
+
+std::unique_ptr<Built> Build(const SisaOptions& options,
+                             const std::vector<SampleId>& erase = {}) {
+  auto b = std::make_unique<Built>();
+  StatusOr<std::unique_ptr<Store>> store = Store::Open({b->dir.path()});
+  EXPECT_TRUE(store.ok()) << store.status();
+  b->store = std::move(store).value();
+  StatusOr<std::unique_ptr<Sisa>> sisa = Sisa::Create(b->store.get(), options);
+  EXPECT_TRUE(sisa.ok()) << sisa.status();
+  b->sisa = std::move(sisa).value();
+  const workloads::ImageDataset& images = Images();
+  StatusOr<bool> ingested = b->sisa->Ingest(
+      {kSamples, images.feature_size(), images.pixels.data(),
+       images.labels.data()});
+  EXPECT_TRUE(ingested.ok() && *ingested) << ingested.status();
+  if (!erase.empty()) {
+    storage::ApplyBatch batch;
+    batch.erase = erase;
+    EXPECT_TRUE(b->store->Apply(batch).ok());
+  }
+  StatusOr<TrainReport> report = b->sisa->TrainAll();
+  EXPECT_TRUE(report.ok()) << report.status();
+  if (report.ok()) b->report = *report;
+  return b;
+}
+
+std::string Blob(Store& store, uint32_t shard, uint32_t slice) {
+  StatusOr<storage::Checkpoint> c = store.GetCheckpoint(ShardId(shard), slice);
+  EXPECT_TRUE(c.ok()) << c.status();
+  return c.ok() ? c->blob : "";
+}
+
+// The first sample (by id) of `shard` in each of `slices`.
+std::vector<SampleId> OnePerSlice(Store& store, uint32_t shard,
+                                  const std::set<uint32_t>& slices) {
+  std::map<uint32_t, SampleId> found;
+  for (uint64_t id = 0; id < kSamples && found.size() < slices.size(); ++id) {
+    StatusOr<storage::SampleLocation> loc = store.LookupSample(SampleId(id));
+    if (loc.ok() && loc->shard == ShardId(shard) && slices.count(loc->slice) &&
+        !found.count(loc->slice)) {
+      found[loc->slice] = SampleId(id);
+    }
+  }
+  std::vector<SampleId> out;
+  for (const auto& [slice, id] : found) out.push_back(id);
+  EXPECT_EQ(out.size(), slices.size());
+  return out;
+}
+
+class SisaTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { base_ = Build(SmallOptions()).release(); }
+  static void TearDownTestSuite() {
+    delete base_;
+    base_ = nullptr;
+  }
+  static Built* base_;
+};
+Built* SisaTest::base_ = nullptr;
+
+TEST_F(SisaTest, TrainsEveryShardAndCountsCost) {
+  ASSERT_EQ(base_->report.shards.size(), 2u);
+  uint64_t total = 0;
+  for (const ShardTrainReport& s : base_->report.shards) {
+    EXPECT_EQ(s.samples, kSamples / 2);
+    // Stages see 1/4, 2/4, 3/4 and 4/4 of the shard for 1, 1, 1, 2 epochs.
+    EXPECT_EQ(s.cost.sample_epochs, 300u + 600u + 900u + 2u * 1200u);
+    EXPECT_GT(s.cost.cpu_seconds, 0.0);
+    total += s.cost.sample_epochs;
+  }
+  EXPECT_EQ(base_->report.total.sample_epochs, total);
+  EXPECT_TRUE(*base_->sisa->IsTrained());
+  for (uint32_t k = 0; k < 2; ++k) {
+    for (uint32_t r = 0; r < 4; ++r) {
+      StatusOr<storage::Checkpoint> c =
+          base_->store->GetCheckpoint(ShardId(k), r);
+      ASSERT_TRUE(c.ok()) << "shard " << k << " slice " << r;
+      EXPECT_EQ(c->version, 1u);
+    }
+  }
+}
+
+TEST_F(SisaTest, EnsembleLearnsSomething) {
+  StatusOr<std::vector<ShardModel>> models = base_->sisa->LoadModels();
+  ASSERT_TRUE(models.ok()) << models.status();
+  const workloads::ImageDataset& images = Images();
+  const std::size_t n = 2000;  // held out: ids kSamples..kSamples+n
+  std::vector<float> x(n * 784);
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    x[i] = images.pixels[kSamples * 784 + i] / 255.0f;
+  }
+  for (const ShardModel& m : *models) {
+    std::vector<int32_t> votes(n);
+    ASSERT_TRUE(m.model->Predict(x.data(), n, votes.data(), nullptr).ok());
+    std::size_t correct = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+      correct += votes[i] == images.labels[kSamples + i];
+    }
+    EXPECT_GT(correct, n * 6 / 10) << "shard " << m.shard;
+  }
+}
+
+TEST_F(SisaTest, RetrainIsBitIdenticalToTrainingWithoutTheSamples) {
+  const std::vector<SampleId> deleted =
+      OnePerSlice(*base_->store, 0, {1, 3});
+  StatusOr<std::vector<RetrainResult>> results =
+      base_->sisa->Retrain({{ShardId(0), deleted}});
+  ASSERT_TRUE(results.ok()) << results.status();
+  const RetrainResult& r = (*results)[0];
+  EXPECT_EQ(r.first_slice, 1u);
+  EXPECT_EQ(r.version, 2u);
+  EXPECT_EQ(std::set<SampleId>(r.excluded.begin(), r.excluded.end()),
+            std::set<SampleId>(deleted.begin(), deleted.end()));
+  EXPECT_EQ(r.samples, kSamples / 2 - 2);
+  ASSERT_EQ(r.checkpoints.size(), 3u);
+
+  std::unique_ptr<Built> scratch = Build(SmallOptions(), deleted);
+  for (uint32_t slice = 1; slice < 4; ++slice) {
+    EXPECT_EQ(r.checkpoints[slice - 1].slice, slice);
+    EXPECT_EQ(r.checkpoints[slice - 1].blob, Blob(*scratch->store, 0, slice))
+        << "slice " << slice;
+  }
+  EXPECT_EQ(r.model->Serialize(), Blob(*scratch->store, 0, 3));
+  // The untouched prefix and the other shard agree as well.
+  EXPECT_EQ(Blob(*base_->store, 0, 0), Blob(*scratch->store, 0, 0));
+  EXPECT_EQ(Blob(*base_->store, 1, 3), Blob(*scratch->store, 1, 3));
+  // And the comparison can fail: the served model did change.
+  EXPECT_NE(r.model->Serialize(), Blob(*base_->store, 0, 3));
+}
+
+TEST(SisaOwners, RetrainOfAnOwnerSpanningShardsIsExact) {
+  SisaOptions options = SmallOptions();
+  options.samples_per_owner = 5;
+  std::unique_ptr<Built> base = Build(options);
+  // An owner whose samples sit in both shards.
+  std::vector<storage::SampleLocation> samples;
+  for (uint64_t owner = 0; samples.empty(); ++owner) {
+    StatusOr<std::vector<storage::SampleLocation>> owned =
+        base->store->OwnerSamples(OwnerId(owner));
+    ASSERT_TRUE(owned.ok()) << owned.status();
+    ASSERT_EQ(owned->size(), 5u);
+    std::set<ShardId> shards;
+    for (const auto& s : *owned) shards.insert(s.shard);
+    if (shards.size() == 2) samples = *owned;
+  }
+  std::vector<SampleId> ids;
+  std::map<ShardId, std::vector<SampleId>> by_shard;
+  for (const auto& s : samples) {
+    ids.push_back(s.id);
+    by_shard[s.shard].push_back(s.id);
+  }
+  std::vector<RetrainRequest> requests;
+  for (const auto& [shard, deleted] : by_shard) {
+    requests.push_back({shard, deleted});
+  }
+  StatusOr<std::vector<RetrainResult>> results =
+      base->sisa->Retrain(requests);
+  ASSERT_TRUE(results.ok()) << results.status();
+  std::unique_ptr<Built> scratch = Build(options, ids);
+  ASSERT_EQ(results->size(), 2u);
+  for (const RetrainResult& r : *results) {
+    EXPECT_EQ(r.model->Serialize(),
+              Blob(*scratch->store, r.shard.value(), 3))
+        << "shard " << r.shard;
+  }
+}
+
+TEST_F(SisaTest, SampleEpochsFollowTheSchedule) {
+  const std::vector<uint32_t> epochs = {1, 1, 1, 2};
+  StatusOr<std::vector<uint64_t>> sizes = base_->sisa->SliceSizes(ShardId(1));
+  ASSERT_TRUE(sizes.ok());
+  ASSERT_EQ(*sizes, (std::vector<uint64_t>{300, 300, 300, 300}));
+  for (uint32_t r = 0; r < 4; ++r) {
+    const std::vector<SampleId> deleted = OnePerSlice(*base_->store, 1, {r});
+    StatusOr<std::vector<RetrainResult>> results =
+        base_->sisa->Retrain({{ShardId(1), deleted}});
+    ASSERT_TRUE(results.ok()) << results.status();
+    // Stages r..3 retrain on slices 0..j, one sample fewer from slice r on.
+    uint64_t expected = 0;
+    for (uint32_t j = r; j < 4; ++j) expected += epochs[j] * (300 * (j + 1) - 1);
+    EXPECT_EQ((*results)[0].cost.sample_epochs, expected) << "slice " << r;
+    EXPECT_EQ((*results)[0].checkpoints.size(), 4u - r);
+    std::vector<uint64_t> after = *sizes;
+    --after[r];
+    EXPECT_EQ(base_->sisa->StageSampleEpochs(after, r), expected);
+  }
+}
+
+TEST_F(SisaTest, RetrainWritesNothingAndApplyTouchesOnlyItsShard) {
+  std::unique_ptr<Built> b = Build(SmallOptions());
+  std::map<std::pair<uint32_t, uint32_t>, std::string> before;
+  for (uint32_t k = 0; k < 2; ++k) {
+    for (uint32_t r = 0; r < 4; ++r) before[{k, r}] = Blob(*b->store, k, r);
+  }
+  const std::vector<SampleId> deleted = OnePerSlice(*b->store, 0, {2});
+  StatusOr<std::vector<RetrainResult>> results =
+      b->sisa->Retrain({{ShardId(0), deleted}});
+  ASSERT_TRUE(results.ok());
+  for (const auto& [key, blob] : before) {
+    EXPECT_EQ(Blob(*b->store, key.first, key.second), blob);
+  }
+  storage::ApplyBatch batch;
+  batch.checkpoints = (*results)[0].checkpoints;
+  batch.erase = (*results)[0].excluded;
+  ASSERT_TRUE(b->store->Apply(batch).ok());
+  for (const auto& [key, blob] : before) {
+    const bool replaced = key.first == 0 && key.second >= 2;
+    EXPECT_EQ(Blob(*b->store, key.first, key.second) == blob, !replaced)
+        << "shard " << key.first << " slice " << key.second;
+  }
+  StatusOr<std::vector<ShardModel>> models = b->sisa->LoadModels();
+  ASSERT_TRUE(models.ok());
+  EXPECT_EQ((*models)[0].version, 2u);
+  EXPECT_EQ((*models)[1].version, 1u);
+  EXPECT_EQ((*models)[0].model->Serialize(), (*results)[0].model->Serialize());
+}
+
+TEST_F(SisaTest, DeterministicAcrossRunsAndConcurrency) {
+  SisaOptions serial = SmallOptions();
+  serial.concurrency = 1;
+  std::unique_ptr<Built> again = Build(SmallOptions());
+  std::unique_ptr<Built> one_thread = Build(serial);
+  for (uint32_t k = 0; k < 2; ++k) {
+    for (uint32_t r = 0; r < 4; ++r) {
+      const std::string blob = Blob(*base_->store, k, r);
+      EXPECT_EQ(Blob(*again->store, k, r), blob);
+      EXPECT_EQ(Blob(*one_thread->store, k, r), blob);
+    }
+  }
+  SisaOptions other_seed = SmallOptions();
+  other_seed.seed = 8;
+  std::unique_ptr<Built> other = Build(other_seed);
+  EXPECT_NE(Blob(*other->store, 0, 3), Blob(*base_->store, 0, 3));
+}
+
+TEST_F(SisaTest, NothingToRetrainWhenNoDeletedSampleIsInTheShard) {
+  const std::vector<SampleId> in_shard_0 = OnePerSlice(*base_->store, 0, {0});
+  StatusOr<std::vector<RetrainResult>> results =
+      base_->sisa->Retrain({{ShardId(1), in_shard_0}});
+  ASSERT_TRUE(results.ok());
+  EXPECT_EQ((*results)[0].first_slice, 4u);
+  EXPECT_TRUE((*results)[0].checkpoints.empty());
+  EXPECT_EQ((*results)[0].model, nullptr);
+  EXPECT_EQ((*results)[0].cost.sample_epochs, 0u);
+}
+
+TEST_F(SisaTest, BadRequestsAreRefused) {
+  EXPECT_EQ(base_->sisa->Retrain({{ShardId(0), {}}, {ShardId(0), {}}})
+                .status()
+                .code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(base_->sisa->Retrain({{ShardId(2), {}}}).status().code(),
+            StatusCode::kInvalidArgument);
+  SisaOptions other = SmallOptions();
+  other.shards = 3;
+  EXPECT_EQ(Sisa::Create(base_->store.get(), other).status().code(),
+            StatusCode::kFailedPrecondition);
+}
+
+TEST_F(SisaTest, OpenReadsTheStoredConfiguration) {
+  StatusOr<std::unique_ptr<Sisa>> opened = Sisa::Open(base_->store.get(), 1);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  EXPECT_EQ((*opened)->options().ToConfig(), SmallOptions().ToConfig());
+  EXPECT_EQ((*opened)->options().concurrency, 1);
+  StatusOr<std::vector<ShardModel>> models = (*opened)->LoadModels();
+  ASSERT_TRUE(models.ok());
+  EXPECT_EQ(models->size(), 2u);
+
+  testing::TempDir empty;
+  StatusOr<std::unique_ptr<Store>> store = Store::Open({empty.path()});
+  ASSERT_TRUE(store.ok());
+  EXPECT_EQ(Sisa::Open(store->get(), 1).status().code(),
+            StatusCode::kFailedPrecondition);
+}
+
+TEST(SisaIngest, RejectsDataThatDoesNotFit) {
+  testing::TempDir dir;
+  StatusOr<std::unique_ptr<Store>> store = Store::Open({dir.path()});
+  ASSERT_TRUE(store.ok());
+  StatusOr<std::unique_ptr<Sisa>> sisa =
+      Sisa::Create(store->get(), SmallOptions());
+  ASSERT_TRUE(sisa.ok());
+  EXPECT_EQ((*sisa)->TrainAll().status().code(),
+            StatusCode::kFailedPrecondition);
+  const workloads::ImageDataset& images = Images();
+  EXPECT_EQ((*sisa)
+                ->Ingest({kSamples, 783, images.pixels.data(),
+                          images.labels.data()})
+                .status()
+                .code(),
+            StatusCode::kInvalidArgument);
+  std::vector<uint8_t> labels(images.labels.begin(),
+                              images.labels.begin() + kSamples);
+  labels[17] = 10;
+  EXPECT_EQ((*sisa)
+                ->Ingest({kSamples, 784, images.pixels.data(), labels.data()})
+                .status()
+                .code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ((*sisa)
+                ->Ingest({5, 784, images.pixels.data(), images.labels.data()})
+                .status()
+                .code(),
+            StatusCode::kInvalidArgument);  // 5 samples cannot fill 2 x 4
+  EXPECT_EQ(*(*store)->CountSamples(ShardId(0)), 0u);
+}
+
+TEST(SisaOptionsTest, ValidateAndRoundTrip) {
+  SisaOptions o = SmallOptions();
+  EXPECT_TRUE(o.Validate().ok());
+  StatusOr<SisaOptions> back = SisaOptions::FromConfig(o.ToConfig());
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->ToConfig(), o.ToConfig());
+
+  o.epochs = {1, 2};
+  EXPECT_EQ(o.Validate().code(), StatusCode::kInvalidArgument);
+  o = SmallOptions();
+  o.momentum = 1.0;
+  EXPECT_EQ(o.Validate().code(), StatusCode::kInvalidArgument);
+  o = SmallOptions();
+  o.shards = 0;
+  EXPECT_EQ(o.Validate().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(DefaultEpochs(4), (std::vector<uint32_t>{4, 4, 4, 8}));
+
+  storage::StoreConfig bad = SmallOptions().ToConfig();
+  bad["learning_rate"] = "fast";
+  EXPECT_EQ(SisaOptions::FromConfig(bad).status().code(),
+            StatusCode::kDataLoss);
+  bad.erase("learning_rate");
+  EXPECT_EQ(SisaOptions::FromConfig(bad).status().code(),
+            StatusCode::kDataLoss);
+}
+
+}  // namespace
+}  // namespace eraser::unlearning

@@ -1,0 +1,33 @@
+// Test-set accuracy of constituent models and of their ensemble votes.
+#ifndef ERASER_UNLEARNING_EVALUATE_H_
+#define ERASER_UNLEARNING_EVALUATE_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "eraser/common/statusor.h"
+#include "eraser/unlearning/sisa.h"
+
+namespace eraser::unlearning {
+
+struct EnsembleEvaluation {
+  std::size_t samples = 0;
+  std::vector<double> shard_accuracy;  // one per model, in order
+  double hard_vote_accuracy = 0;       // plurality, ties to smallest label
+  double soft_vote_accuracy = 0;       // argmax of summed probabilities
+};
+
+// Evaluates `models` on n inputs (model input_size() floats each) with their
+// labels, in batches of `batch` inputs. kInvalidArgument for no models or
+// n == 0.
+StatusOr<EnsembleEvaluation> EvaluateEnsemble(
+    const std::vector<ShardModel>& models, const float* inputs,
+    const uint8_t* labels, std::size_t n, std::size_t batch = 1000);
+
+// Pixels scaled to [0, 1], the models' input format.
+std::vector<float> ScalePixels(const uint8_t* pixels, std::size_t count);
+
+}  // namespace eraser::unlearning
+
+#endif  // ERASER_UNLEARNING_EVALUATE_H_

@@ -1,0 +1,197 @@
+// SISA training and exact unlearning over a data directory.
+//
+// The training set is split into K shards of R slices (partition.h). Each
+// shard's constituent model is trained slice by slice on cumulative data:
+// stage r trains on slices 0..r for epochs[r] epochs, then checkpoints. A
+// retraining after deletions restarts from the checkpoint before the earliest
+// affected slice and repeats the later stages without the deleted samples.
+//
+// Determinism: initial weights come from a seed derived from (seed, shard),
+// each stage visits its samples in an order derived from (seed, shard, stage,
+// epoch), every stage starts a fresh SGD optimizer (no momentum carried over,
+// so a checkpoint is the parameters alone), and each training runs in one
+// thread with one Torch/BLAS thread. Hence a retrained shard is bit-identical
+// to the same shard trained from scratch without the deleted samples
+// (DESIGN guarantee 1), whatever the concurrency.
+#ifndef ERASER_UNLEARNING_SISA_H_
+#define ERASER_UNLEARNING_SISA_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "eraser/common/ids.h"
+#include "eraser/common/statusor.h"
+#include "eraser/storage/records.h"
+#include "eraser/storage/store.h"
+#include "eraser/unlearning/model.h"
+#include "eraser/unlearning/partition.h"
+
+namespace eraser::unlearning {
+
+// The default number of epochs per stage for R slices: 4 for each stage but
+// the last, 8 for the last (so 4,4,4,8 for R = 4).
+std::vector<uint32_t> DefaultEpochs(uint32_t slices);
+
+struct SisaOptions {
+  uint32_t shards = 8;             // K
+  uint32_t slices = 4;             // R
+  uint32_t samples_per_owner = 1;  // see PartitionOptions
+  ModelSpec model;
+  // Epochs of stage r (training on slices 0..r). Empty: DefaultEpochs(slices).
+  // Otherwise exactly `slices` values, each in 1..1000.
+  std::vector<uint32_t> epochs;
+  uint32_t batch_size = 64;
+  double learning_rate = 0.05;
+  double momentum = 0.9;
+  uint64_t seed = 1;
+  // Fingerprint of the training set, recorded so that a data directory is
+  // never reused with other data. 0 = not checked.
+  uint64_t dataset_fingerprint = 0;
+  // Shards trained at once on the training arena (oneTBB). Changes speed,
+  // never results; not part of the stored configuration.
+  int concurrency = 2;
+
+  // kInvalidArgument naming the first bad field.
+  Status Validate() const;
+  // epochs, or DefaultEpochs(slices) when empty.
+  std::vector<uint32_t> EpochSchedule() const;
+  // Everything that determines the trained models, as stored in the data
+  // directory's meta.
+  storage::StoreConfig ToConfig() const;
+  // The inverse of ToConfig (concurrency keeps its default). kDataLoss for a
+  // configuration that does not parse.
+  static StatusOr<SisaOptions> FromConfig(const storage::StoreConfig& config);
+};
+
+// Borrowed view of a training split: `size` samples of `feature_size` bytes
+// (pixels, scaled by 1/255 for the models) and one label each.
+struct TrainingSet {
+  std::size_t size = 0;
+  std::size_t feature_size = 0;
+  const uint8_t* features = nullptr;
+  const uint8_t* labels = nullptr;
+};
+
+// The price of a training or retraining.
+struct Cost {
+  // (sample, epoch) gradient passes: machine-independent.
+  uint64_t sample_epochs = 0;
+  // CPU time of the threads that trained (thread CPU clocks).
+  double cpu_seconds = 0;
+  // Elapsed time. For a set of concurrent trainings, the span of the set.
+  double wall_seconds = 0;
+};
+
+// A served constituent model and its version (1 after the first training,
+// +1 for each retraining).
+struct ShardModel {
+  ShardId shard;
+  uint64_t version = 0;
+  std::shared_ptr<const Model> model;
+};
+
+struct ShardTrainReport {
+  ShardId shard;
+  uint64_t samples = 0;
+  Cost cost;
+};
+
+struct TrainReport {
+  std::vector<ShardTrainReport> shards;
+  Cost total;  // sums, except wall_seconds: the whole training's span
+};
+
+// Retrain `shard` without `deleted`. Samples not (or no longer) stored in
+// the shard are ignored.
+struct RetrainRequest {
+  ShardId shard;
+  std::vector<SampleId> deleted;
+};
+
+struct RetrainResult {
+  ShardId shard;
+  // The earliest slice that held a deleted sample: stages first_slice..R-1
+  // were retrained. R when no deleted sample was in the shard (nothing done).
+  uint32_t first_slice = 0;
+  uint64_t version = 0;
+  // New checkpoints for slices first_slice..R-1, not yet stored: pass them to
+  // storage::Store::Apply together with `excluded` to commit the unlearning.
+  std::vector<storage::Checkpoint> checkpoints;
+  // The new model (null when nothing was done).
+  std::shared_ptr<const Model> model;
+  // The deleted samples that were found in the shard and left out.
+  std::vector<SampleId> excluded;
+  // Samples the new model was trained on.
+  uint64_t samples = 0;
+  Cost cost;
+};
+
+// Thread safety: Retrain and LoadModels may run concurrently with each other
+// and with inference on returned models, but not with Ingest or TrainAll,
+// and not twice at once for the same shard.
+class Sisa {
+ public:
+  // For building a data directory: validates `options` and records them in
+  // the store's configuration (kFailedPrecondition if the store was built
+  // with other options). `store` must outlive the Sisa.
+  static StatusOr<std::unique_ptr<Sisa>> Create(storage::Store* store,
+                                                const SisaOptions& options);
+  // For an existing data directory: reads the options from its
+  // configuration. kFailedPrecondition if it holds none.
+  static StatusOr<std::unique_ptr<Sisa>> Open(storage::Store* store,
+                                              int concurrency);
+  ~Sisa();
+
+  const SisaOptions& options() const { return options_; }
+
+  // Partitions `data` and stores it, unless the directory already holds it.
+  // Returns true if it ingested now, false if it was already there.
+  // kInvalidArgument if the data does not fit the model (feature size,
+  // labels) or its size cannot fill the partition.
+  StatusOr<bool> Ingest(const TrainingSet& data);
+
+  // Whether TrainAll completed on this directory.
+  StatusOr<bool> IsTrained();
+
+  // Trains every shard from scratch on the stored samples and stores every
+  // checkpoint; then marks the directory trained.
+  StatusOr<TrainReport> TrainAll();
+
+  // The latest model of every shard, from the stored checkpoints.
+  StatusOr<std::vector<ShardModel>> LoadModels();
+
+  // Retrains the requested shards (at most one request per shard)
+  // concurrently on the training arena. Reads the store, writes nothing.
+  StatusOr<std::vector<RetrainResult>> Retrain(
+      const std::vector<RetrainRequest>& requests);
+
+  // Samples stored (not erased) per slice of a shard.
+  StatusOr<std::vector<uint64_t>> SliceSizes(ShardId shard);
+
+  // The sample-epochs a retraining from `first_slice` costs, given the
+  // shard's current slice sizes: sum over stages r >= first_slice of
+  // epochs[r] * (samples in slices 0..r).
+  uint64_t StageSampleEpochs(const std::vector<uint64_t>& slice_sizes,
+                             uint32_t first_slice) const;
+
+ private:
+  struct Arena;
+  Sisa(storage::Store* store, const SisaOptions& options);
+  StatusOr<RetrainResult> TrainShard(ShardId shard,
+                                     const std::vector<SampleId>& deleted,
+                                     bool from_scratch);
+  // Runs fn(i) for i in [0, n) on the arena; returns the first error.
+  Status RunOnArena(std::size_t n, const std::function<Status(std::size_t)>& fn);
+
+  storage::Store* const store_;
+  const SisaOptions options_;
+  const std::vector<uint32_t> epochs_;
+  std::unique_ptr<Arena> arena_;
+};
+
+}  // namespace eraser::unlearning
+
+#endif  // ERASER_UNLEARNING_SISA_H_

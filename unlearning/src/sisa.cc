@@ -1,0 +1,346 @@
+// SISA orchestration: ingest, training and retraining of shards on a oneTBB
+// arena, with cost accounting. Torch stays behind network.h.
+#include "eraser/unlearning/sisa.h"
+
+#include <oneapi/tbb/task_arena.h>
+#include <oneapi/tbb/task_group.h>
+#include <time.h>
+
+#include <algorithm>
+#include <chrono>
+#include <unordered_set>
+
+#include "eraser/common/hash.h"
+#include "eraser/common/random.h"
+#include "eraser/common/tsan.h"
+#include "eraser/unlearning/runtime.h"
+#include "network.h"
+
+namespace eraser::unlearning {
+namespace {
+
+constexpr char kIngestedKey[] = "sisa/ingested";
+constexpr char kTrainedKey[] = "sisa/trained";
+// Tags that keep the derived seeds of different purposes apart.
+constexpr uint64_t kInitTag = 0x1417;
+constexpr uint64_t kOrderTag = 0x0bde;
+
+// The address ThreadSanitizer annotations use for "submitted before run".
+char g_task_submission;
+
+double ThreadCpuSeconds() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
+double SecondsSince(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+      .count();
+}
+
+// A shard's samples as read from the store: ordered by slice, then id, so
+// the training set of stage r (slices 0..r) is the prefix [0, slice_end[r]).
+struct ShardSamples {
+  std::vector<SampleId> ids;
+  std::vector<uint32_t> slices;
+  std::vector<float> features;
+  std::vector<int64_t> labels;
+
+  std::vector<std::size_t> SliceEnds(uint32_t num_slices) const {
+    std::vector<std::size_t> ends(num_slices, 0);
+    for (uint32_t s : slices) ++ends[s];
+    for (uint32_t r = 1; r < num_slices; ++r) ends[r] += ends[r - 1];
+    return ends;
+  }
+};
+
+}  // namespace
+
+struct Sisa::Arena {
+  explicit Arena(int concurrency) : arena(concurrency) {}
+  oneapi::tbb::task_arena arena;
+};
+
+Sisa::Sisa(storage::Store* store, const SisaOptions& options)
+    : store_(store),
+      options_(options),
+      epochs_(options.EpochSchedule()),
+      arena_(std::make_unique<Arena>(options.concurrency)) {}
+
+Sisa::~Sisa() = default;
+
+StatusOr<std::unique_ptr<Sisa>> Sisa::Create(storage::Store* store,
+                                             const SisaOptions& options) {
+  RETURN_IF_ERROR(options.Validate());
+  InitComputeRuntime();
+  RETURN_IF_ERROR(store->InitConfig(options.ToConfig()));
+  return std::unique_ptr<Sisa>(new Sisa(store, options));
+}
+
+StatusOr<std::unique_ptr<Sisa>> Sisa::Open(storage::Store* store,
+                                           int concurrency) {
+  StatusOr<storage::StoreConfig> config = store->ReadConfig();
+  if (config.status().code() == StatusCode::kNotFound) {
+    return FailedPreconditionError(
+        "the data directory holds no trained ensemble (build it with "
+        "'eraser train')");
+  }
+  RETURN_IF_ERROR(config.status());
+  ASSIGN_OR_RETURN(SisaOptions options, SisaOptions::FromConfig(*config));
+  options.concurrency = concurrency;
+  RETURN_IF_ERROR(options.Validate());
+  InitComputeRuntime();
+  return std::unique_ptr<Sisa>(new Sisa(store, options));
+}
+
+StatusOr<bool> Sisa::Ingest(const TrainingSet& data) {
+  StatusOr<std::string> marker = store_->GetMeta(kIngestedKey);
+  if (marker.ok()) return false;
+  if (marker.status().code() != StatusCode::kNotFound) return marker.status();
+
+  if (data.feature_size != options_.model.input_size()) {
+    return InvalidArgumentError(
+        "training samples have " + std::to_string(data.feature_size) +
+        " features but the model takes " +
+        std::to_string(options_.model.input_size()));
+  }
+  if (data.size > UINT32_MAX || data.features == nullptr ||
+      data.labels == nullptr) {
+    return InvalidArgumentError("training set is empty or too large");
+  }
+  for (std::size_t i = 0; i < data.size; ++i) {
+    if (data.labels[i] >= options_.model.classes) {
+      return InvalidArgumentError("label of training sample " +
+                                  std::to_string(i) + " is out of range");
+    }
+  }
+  PartitionOptions partition;
+  partition.shards = options_.shards;
+  partition.slices = options_.slices;
+  partition.samples_per_owner = options_.samples_per_owner;
+  partition.seed = options_.seed;
+  ASSIGN_OR_RETURN(std::vector<Placement> placement,
+                   MakePartition(data.size, partition));
+  std::vector<storage::SampleView> views(data.size);
+  for (std::size_t i = 0; i < data.size; ++i) {
+    storage::SampleView& v = views[i];
+    v.id = SampleId(i);
+    v.shard = placement[i].shard;
+    v.slice = placement[i].slice;
+    v.owner = placement[i].owner;
+    v.label = data.labels[i];
+    v.features = data.features + i * data.feature_size;
+    v.feature_size = data.feature_size;
+  }
+  RETURN_IF_ERROR(store_->IngestSamples(views));
+  RETURN_IF_ERROR(store_->PutMeta(kIngestedKey, std::to_string(data.size)));
+  return true;
+}
+
+StatusOr<bool> Sisa::IsTrained() {
+  StatusOr<std::string> marker = store_->GetMeta(kTrainedKey);
+  if (marker.ok()) return true;
+  if (marker.status().code() == StatusCode::kNotFound) return false;
+  return marker.status();
+}
+
+StatusOr<TrainReport> Sisa::TrainAll() {
+  StatusOr<std::string> ingested = store_->GetMeta(kIngestedKey);
+  if (!ingested.ok()) {
+    return FailedPreconditionError("no training data ingested yet");
+  }
+  const auto start = std::chrono::steady_clock::now();
+  TrainReport report;
+  report.shards.resize(options_.shards);
+  RETURN_IF_ERROR(RunOnArena(options_.shards, [&](std::size_t i) -> Status {
+    ASSIGN_OR_RETURN(RetrainResult r,
+                     TrainShard(ShardId(static_cast<uint32_t>(i)), {},
+                                /*from_scratch=*/true));
+    for (const storage::Checkpoint& c : r.checkpoints) {
+      RETURN_IF_ERROR(store_->PutCheckpoint(c));
+    }
+    report.shards[i] = {r.shard, r.samples, r.cost};
+    return OkStatus();
+  }));
+  RETURN_IF_ERROR(store_->PutMeta(kTrainedKey, "1"));
+  for (const ShardTrainReport& s : report.shards) {
+    report.total.sample_epochs += s.cost.sample_epochs;
+    report.total.cpu_seconds += s.cost.cpu_seconds;
+  }
+  report.total.wall_seconds = SecondsSince(start);
+  return report;
+}
+
+StatusOr<std::vector<ShardModel>> Sisa::LoadModels() {
+  std::vector<ShardModel> models;
+  for (uint32_t k = 0; k < options_.shards; ++k) {
+    ASSIGN_OR_RETURN(storage::Checkpoint c,
+                     store_->GetCheckpoint(ShardId(k), options_.slices - 1));
+    ASSIGN_OR_RETURN(std::shared_ptr<const Model> model,
+                     LoadModel(options_.model, c.blob));
+    models.push_back({ShardId(k), c.version, std::move(model)});
+  }
+  return models;
+}
+
+StatusOr<std::vector<RetrainResult>> Sisa::Retrain(
+    const std::vector<RetrainRequest>& requests) {
+  std::unordered_set<ShardId> seen;
+  for (const RetrainRequest& r : requests) {
+    if (r.shard.value() >= options_.shards) {
+      return InvalidArgumentError("no shard " +
+                                  std::to_string(r.shard.value()));
+    }
+    if (!seen.insert(r.shard).second) {
+      return InvalidArgumentError("shard " + std::to_string(r.shard.value()) +
+                                  " requested twice in one retraining");
+    }
+  }
+  std::vector<RetrainResult> results(requests.size());
+  RETURN_IF_ERROR(RunOnArena(requests.size(), [&](std::size_t i) -> Status {
+    ASSIGN_OR_RETURN(results[i], TrainShard(requests[i].shard,
+                                            requests[i].deleted,
+                                            /*from_scratch=*/false));
+    return OkStatus();
+  }));
+  return results;
+}
+
+StatusOr<std::vector<uint64_t>> Sisa::SliceSizes(ShardId shard) {
+  std::vector<uint64_t> sizes(options_.slices, 0);
+  RETURN_IF_ERROR(store_->ScanShard(shard, 0, options_.slices,
+                                    [&](const storage::SampleView& v) {
+                                      ++sizes[v.slice];
+                                      return OkStatus();
+                                    }));
+  return sizes;
+}
+
+uint64_t Sisa::StageSampleEpochs(const std::vector<uint64_t>& slice_sizes,
+                                 uint32_t first_slice) const {
+  uint64_t total = 0;
+  uint64_t cumulative = 0;
+  for (uint32_t r = 0; r < slice_sizes.size() && r < epochs_.size(); ++r) {
+    cumulative += slice_sizes[r];
+    if (r >= first_slice) total += epochs_[r] * cumulative;
+  }
+  return total;
+}
+
+StatusOr<RetrainResult> Sisa::TrainShard(ShardId shard,
+                                         const std::vector<SampleId>& deleted,
+                                         bool from_scratch) {
+  const auto start = std::chrono::steady_clock::now();
+  const double cpu_start = ThreadCpuSeconds();
+  const uint32_t num_slices = options_.slices;
+  const std::size_t dim = options_.model.input_size();
+  const std::unordered_set<SampleId> to_delete(deleted.begin(), deleted.end());
+
+  RetrainResult result;
+  result.shard = shard;
+  result.first_slice = from_scratch ? 0 : num_slices;
+  ShardSamples data;
+  RETURN_IF_ERROR(store_->ScanShard(
+      shard, 0, num_slices, [&](const storage::SampleView& v) -> Status {
+        if (v.feature_size != dim || v.label >= options_.model.classes) {
+          return DataLossError("stored sample " + std::to_string(v.id.value()) +
+                               " does not fit the model");
+        }
+        if (to_delete.count(v.id) > 0) {
+          result.excluded.push_back(v.id);
+          result.first_slice = std::min(result.first_slice, v.slice);
+          return OkStatus();
+        }
+        data.ids.push_back(v.id);
+        data.slices.push_back(v.slice);
+        data.labels.push_back(v.label);
+        for (std::size_t j = 0; j < dim; ++j) {
+          data.features.push_back(static_cast<float>(v.features[j]) / 255.0f);
+        }
+        return OkStatus();
+      }));
+  result.samples = data.ids.size();
+  if (result.first_slice == num_slices) return result;  // nothing to unlearn
+
+  std::unique_ptr<internal::TrainableModel> model;
+  if (from_scratch) {
+    result.version = 1;
+  } else {
+    ASSIGN_OR_RETURN(storage::Checkpoint last,
+                     store_->GetCheckpoint(shard, num_slices - 1));
+    result.version = last.version + 1;
+  }
+  if (result.first_slice == 0) {
+    ASSIGN_OR_RETURN(model, internal::TrainableModel::Create(
+                                options_.model,
+                                DeriveSeed(options_.seed,
+                                           {kInitTag, shard.value()})));
+  } else {
+    ASSIGN_OR_RETURN(storage::Checkpoint before,
+                     store_->GetCheckpoint(shard, result.first_slice - 1));
+    ASSIGN_OR_RETURN(model, internal::TrainableModel::Deserialize(
+                                options_.model, before.blob));
+  }
+
+  const internal::TrainingData training{dim, data.features.data(),
+                                        data.labels.data()};
+  const internal::SgdOptions sgd{options_.batch_size, options_.learning_rate,
+                                 options_.momentum};
+  const std::vector<std::size_t> ends = data.SliceEnds(num_slices);
+  Fingerprinter fingerprint;
+  std::size_t fingerprinted = 0;
+  for (uint32_t r = 0; r < num_slices; ++r) {
+    for (; fingerprinted < ends[r]; ++fingerprinted) {
+      fingerprint.UpdateU64(data.ids[fingerprinted].value());
+    }
+    if (r < result.first_slice) continue;
+    RETURN_IF_ERROR(model->Train(
+        training, ends[r], epochs_[r], sgd,
+        DeriveSeed(options_.seed, {kOrderTag, shard.value(), r})));
+    result.cost.sample_epochs += static_cast<uint64_t>(epochs_[r]) * ends[r];
+    result.checkpoints.push_back({shard, r, result.version,
+                                  fingerprint.Finish(), model->Serialize()});
+  }
+  result.model = std::shared_ptr<const Model>(std::move(model));
+  result.cost.cpu_seconds = ThreadCpuSeconds() - cpu_start;
+  result.cost.wall_seconds = SecondsSince(start);
+  return result;
+}
+
+Status Sisa::RunOnArena(std::size_t n,
+                        const std::function<Status(std::size_t)>& fn) {
+  std::vector<Status> statuses(n);
+  // TBB orders a task's construction before its execution and its execution
+  // before wait() returns; the annotations show those edges to
+  // ThreadSanitizer (see eraser/common/tsan.h). Tasks are built with defer()
+  // so that the task objects are complete before the edge is published.
+  ERASER_HAPPENS_BEFORE(&g_task_submission);
+  arena_->arena.execute([&] {
+    ERASER_HAPPENS_AFTER(&g_task_submission);
+    oneapi::tbb::task_group group;
+    std::vector<oneapi::tbb::task_handle> tasks;
+    tasks.reserve(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      tasks.push_back(group.defer([&statuses, &fn, i] {
+        ERASER_HAPPENS_AFTER(&g_task_submission);
+        try {
+          statuses[i] = fn(i);
+        } catch (const std::exception& e) {
+          statuses[i] = InternalError(std::string("training task: ") + e.what());
+        }
+        ERASER_HAPPENS_BEFORE(&statuses[i]);
+      }));
+    }
+    ERASER_HAPPENS_BEFORE(&g_task_submission);
+    for (oneapi::tbb::task_handle& task : tasks) group.run(std::move(task));
+    group.wait();
+  });
+  for (Status& s : statuses) {
+    ERASER_HAPPENS_AFTER(&s);
+    RETURN_IF_ERROR(s);
+  }
+  return OkStatus();
+}
+
+}  // namespace eraser::unlearning

@@ -1,0 +1,184 @@
+// SisaOptions: validation and the stored configuration.
+#include <cerrno>
+#include <cinttypes>
+#include <cstdio>
+#include <cstdlib>
+#include <sstream>
+
+#include "eraser/unlearning/sisa.h"
+
+namespace eraser::unlearning {
+namespace {
+
+std::string JoinEpochs(const std::vector<uint32_t>& epochs) {
+  std::string out;
+  for (uint32_t e : epochs) {
+    if (!out.empty()) out += ",";
+    out += std::to_string(e);
+  }
+  return out;
+}
+
+std::string FormatDouble(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.17g", v);
+  return buf;
+}
+
+// Parsers for stored values; any failure marks the configuration corrupt.
+class ConfigReader {
+ public:
+  explicit ConfigReader(const storage::StoreConfig& config) : config_(config) {}
+
+  const std::string& Text(const char* key) {
+    static const std::string kEmpty;
+    auto it = config_.find(key);
+    if (it == config_.end()) {
+      Fail(key);
+      return kEmpty;
+    }
+    return it->second;
+  }
+  uint64_t U64(const char* key, int base = 10) {
+    const std::string& text = Text(key);
+    char* end = nullptr;
+    errno = 0;
+    const uint64_t v = std::strtoull(text.c_str(), &end, base);
+    if (text.empty() || *end != '\0' || errno != 0) Fail(key);
+    return v;
+  }
+  uint32_t U32(const char* key) {
+    const uint64_t v = U64(key);
+    if (v > UINT32_MAX) Fail(key);
+    return static_cast<uint32_t>(v);
+  }
+  double Double(const char* key) {
+    const std::string& text = Text(key);
+    char* end = nullptr;
+    const double v = std::strtod(text.c_str(), &end);
+    if (text.empty() || *end != '\0') Fail(key);
+    return v;
+  }
+  std::vector<uint32_t> U32List(const char* key) {
+    std::vector<uint32_t> out;
+    std::stringstream in(Text(key));
+    std::string item;
+    while (std::getline(in, item, ',')) {
+      char* end = nullptr;
+      const unsigned long v = std::strtoul(item.c_str(), &end, 10);
+      if (item.empty() || *end != '\0' || v > UINT32_MAX) Fail(key);
+      out.push_back(static_cast<uint32_t>(v));
+    }
+    return out;
+  }
+  void Fail(const char* key) {
+    if (bad_key_.empty()) bad_key_ = key;
+  }
+  const std::string& bad_key() const { return bad_key_; }
+
+ private:
+  const storage::StoreConfig& config_;
+  std::string bad_key_;
+};
+
+}  // namespace
+
+std::vector<uint32_t> DefaultEpochs(uint32_t slices) {
+  std::vector<uint32_t> epochs(slices, 4);
+  if (!epochs.empty()) epochs.back() = 8;
+  return epochs;
+}
+
+std::vector<uint32_t> SisaOptions::EpochSchedule() const {
+  return epochs.empty() ? DefaultEpochs(slices) : epochs;
+}
+
+Status SisaOptions::Validate() const {
+  if (shards == 0 || shards > 4096) {
+    return InvalidArgumentError("shards must be in 1..4096");
+  }
+  if (slices == 0 || slices > 256) {
+    return InvalidArgumentError("slices must be in 1..256");
+  }
+  if (samples_per_owner == 0) {
+    return InvalidArgumentError("samples_per_owner must be at least 1");
+  }
+  RETURN_IF_ERROR(model.Validate());
+  if (!epochs.empty() && epochs.size() != slices) {
+    return InvalidArgumentError("epochs lists " + std::to_string(epochs.size()) +
+                                " stages but there are " +
+                                std::to_string(slices) + " slices");
+  }
+  for (uint32_t e : epochs) {
+    if (e == 0 || e > 1000) {
+      return InvalidArgumentError("each stage's epochs must be in 1..1000");
+    }
+  }
+  if (batch_size == 0 || batch_size > 65536) {
+    return InvalidArgumentError("batch_size must be in 1..65536");
+  }
+  if (!(learning_rate > 0 && learning_rate < 10)) {
+    return InvalidArgumentError("learning_rate must be in (0, 10)");
+  }
+  if (!(momentum >= 0 && momentum < 1)) {
+    return InvalidArgumentError("momentum must be in [0, 1)");
+  }
+  if (concurrency < 1 || concurrency > 256) {
+    return InvalidArgumentError("concurrency must be in 1..256");
+  }
+  return OkStatus();
+}
+
+storage::StoreConfig SisaOptions::ToConfig() const {
+  char fingerprint[17];
+  std::snprintf(fingerprint, sizeof(fingerprint), "%016" PRIx64,
+                dataset_fingerprint);
+  return {
+      {"shards", std::to_string(shards)},
+      {"slices", std::to_string(slices)},
+      {"samples_per_owner", std::to_string(samples_per_owner)},
+      {"model", ArchitectureName(model.arch)},
+      {"model_rows", std::to_string(model.rows)},
+      {"model_cols", std::to_string(model.cols)},
+      {"model_classes", std::to_string(model.classes)},
+      {"model_hidden", std::to_string(model.hidden)},
+      {"epochs", JoinEpochs(EpochSchedule())},
+      {"batch_size", std::to_string(batch_size)},
+      {"learning_rate", FormatDouble(learning_rate)},
+      {"momentum", FormatDouble(momentum)},
+      {"seed", std::to_string(seed)},
+      {"dataset_fingerprint", fingerprint},
+  };
+}
+
+StatusOr<SisaOptions> SisaOptions::FromConfig(
+    const storage::StoreConfig& config) {
+  ConfigReader r(config);
+  SisaOptions o;
+  o.shards = r.U32("shards");
+  o.slices = r.U32("slices");
+  o.samples_per_owner = r.U32("samples_per_owner");
+  StatusOr<Architecture> arch = ParseArchitecture(r.Text("model"));
+  if (!arch.ok()) r.Fail("model");
+  o.model.arch = arch.ok() ? *arch : Architecture::kMlp;
+  o.model.rows = r.U32("model_rows");
+  o.model.cols = r.U32("model_cols");
+  o.model.classes = r.U32("model_classes");
+  o.model.hidden = r.U32("model_hidden");
+  o.epochs = r.U32List("epochs");
+  o.batch_size = r.U32("batch_size");
+  o.learning_rate = r.Double("learning_rate");
+  o.momentum = r.Double("momentum");
+  o.seed = r.U64("seed");
+  o.dataset_fingerprint = r.U64("dataset_fingerprint", 16);
+  if (!r.bad_key().empty()) {
+    return DataLossError("stored configuration has a bad '" + r.bad_key() +
+                         "'");
+  }
+  if (Status s = o.Validate(); !s.ok()) {
+    return DataLossError("stored configuration is invalid: " + s.message());
+  }
+  return o;
+}
+
+}  // namespace eraser::unlearning
