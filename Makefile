@@ -26,8 +26,9 @@ build: setup
 test: build
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS)
 
+# Until the replay simulator exists: build (or reuse) the default ensemble.
 demo: build
-	$(ERASER) dataset
+	$(ERASER) train --data-dir $(BUILD_DIR)/demo-data
 
 # ThreadSanitizer: a separate build tree, the whole suite.
 tsan:

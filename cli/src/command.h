@@ -34,6 +34,7 @@ int ParseCommandLine(int argc, char** argv, const char* usage,
 int ReportError(const char* command, const Status& status);
 
 int RunDataset(int argc, char** argv);
+int RunTrain(int argc, char** argv);
 
 }  // namespace eraser::cli
 

@@ -12,6 +12,8 @@ using eraser::cli::Command;
 constexpr Command kCommands[] = {
     {"dataset", "read and validate Fashion-MNIST, print a summary",
      eraser::cli::RunDataset},
+    {"train", "build a data directory: ingest, partition, train the ensemble",
+     eraser::cli::RunTrain},
 };
 
 void PrintUsage(std::ostream& os) {

@@ -1,0 +1,110 @@
+// `eraser train` end to end on a small configuration: the JSON contract,
+// reuse of an existing directory, and refusal of a mismatched one.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "testing/temp_dir.h"
+
+namespace eraser {
+namespace {
+
+using ::testing::HasSubstr;
+
+struct CommandResult {
+  int exit_code = -1;
+  std::string output;  // stdout and stderr
+};
+
+CommandResult Eraser(const std::string& args) {
+  CommandResult run;
+  const std::string command = std::string(ERASER_BINARY) + " " + args + " 2>&1";
+  FILE* pipe = popen(command.c_str(), "r");
+  if (pipe == nullptr) return run;
+  char buf[4096];
+  std::size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), pipe)) > 0) run.output.append(buf, n);
+  const int status = pclose(pipe);
+  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return run;
+}
+
+nlohmann::json ReadJson(const std::string& path) {
+  std::ifstream in(path);
+  return nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+}
+
+constexpr char kSmall[] =
+    "--shards 2 --slices 2 --hidden 8 --epochs 1,1 --seed 3";
+
+TEST(TrainCommand, WritesTheReportAndReusesTheDirectory) {
+  testing::TempDir dir;
+  const std::string data = dir.Child("data");
+  const std::string json = dir.Child("report.json");
+  CommandResult first = Eraser("train --data-dir " + data + " " + kSmall + " --json " +
+                     json);
+  ASSERT_EQ(first.exit_code, 0) << first.output;
+  EXPECT_THAT(first.output, HasSubstr("Data directory " + data + ": new"));
+  nlohmann::json report = ReadJson(json);
+  ASSERT_TRUE(report.is_object()) << first.output;
+  const double hard = report["ensemble"]["hard_vote_accuracy"].get<double>();
+  EXPECT_GT(hard, 0.5);
+  EXPECT_LE(hard, 1.0);
+  EXPECT_GT(report["ensemble"]["soft_vote_accuracy"].get<double>(), 0.5);
+  ASSERT_EQ(report["shards"].size(), 2u);
+  for (const auto& shard : report["shards"]) {
+    EXPECT_EQ(shard["samples"].get<int>(), 30000);
+    EXPECT_GT(shard["accuracy"].get<double>(), 0.5);
+    // Stages on 1/2 and 2/2 of 30,000 samples, one epoch each.
+    EXPECT_EQ(shard["cost"]["sample_epochs"].get<int>(), 45000);
+  }
+  EXPECT_EQ(report["cost"]["sample_epochs"].get<int>(), 90000);
+  EXPECT_GT(report["cost"]["cpu_seconds"].get<double>(), 0.0);
+  EXPECT_GT(report["cost"]["wall_seconds"].get<double>(), 0.0);
+  EXPECT_FALSE(report["reused"].get<bool>());
+
+  CommandResult second = Eraser("train --data-dir " + data + " " + kSmall + " --json " +
+                      json);
+  ASSERT_EQ(second.exit_code, 0) << second.output;
+  EXPECT_THAT(second.output, HasSubstr("reusing the trained ensemble"));
+  nlohmann::json again = ReadJson(json);
+  EXPECT_TRUE(again["reused"].get<bool>());
+  EXPECT_EQ(again["ensemble"]["hard_vote_accuracy"].get<double>(), hard);
+
+  CommandResult mismatch = Eraser("train --data-dir " + data +
+                        " --shards 3 --slices 2 --hidden 8 --epochs 1,1");
+  EXPECT_EQ(mismatch.exit_code, 1);
+  EXPECT_THAT(mismatch.output, HasSubstr("shards: stored '2', requested '3'"));
+  EXPECT_THAT(mismatch.output, HasSubstr("--rebuild"));
+}
+
+TEST(TrainCommand, BadFlagsAreUsageErrors) {
+  testing::TempDir dir;
+  EXPECT_EQ(Eraser("train").exit_code, 2);  // --data-dir is required
+  EXPECT_EQ(Eraser("train --data-dir " + dir.path() + " --model resnet")
+                .exit_code,
+            2);
+  CommandResult epochs = Eraser("train --data-dir " + dir.path() + " --epochs 1,x");
+  EXPECT_EQ(epochs.exit_code, 2);
+  EXPECT_THAT(epochs.output, HasSubstr("--epochs"));
+  CommandResult stages = Eraser("train --data-dir " + dir.path() + " --epochs 1,2");
+  EXPECT_EQ(stages.exit_code, 2);
+  EXPECT_THAT(stages.output, HasSubstr("epochs lists 2 stages"));
+}
+
+TEST(TrainCommand, RebuildRefusesToDeleteForeignDirectories) {
+  testing::TempDir dir;
+  testing::WriteFileOrDie(dir.Child("precious.txt"), "keep me");
+  CommandResult run = Eraser("train --data-dir " + dir.path() + " " + kSmall +
+                   " --rebuild");
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_THAT(run.output, HasSubstr("not an eraser data directory"));
+  EXPECT_EQ(testing::ReadFileOrDie(dir.Child("precious.txt")), "keep me");
+}
+
+}  // namespace
+}  // namespace eraser
