@@ -1,0 +1,279 @@
+// The certificate against brute force: for every vote vector with K <= 7
+// shards and up to 4 classes, and every affected set, "certified" must hold
+// exactly when no reassignment of the affected votes changes the plurality
+// answer.
+#include "eraser/certify/certificate.h"
+
+#include <gtest/gtest.h>
+
+#include <random>
+#include <vector>
+
+namespace eraser::certify {
+namespace {
+
+// Reference plurality, written independently of the code under test.
+int Plurality(const std::vector<int32_t>& votes, int classes) {
+  std::vector<int> counts(classes, 0);
+  for (int32_t v : votes) ++counts[v];
+  int best = 0;
+  for (int c = 1; c < classes; ++c) {
+    if (counts[c] > counts[best]) best = c;
+  }
+  return best;
+}
+
+// Advances `digits` as a base-`base` counter; false after the last value.
+bool Next(std::vector<int32_t>& digits, int base) {
+  for (int32_t& d : digits) {
+    if (++d < base) return true;
+    d = 0;
+  }
+  return false;
+}
+
+// True if some reassignment of the affected votes changes the answer.
+bool SomeReassignmentChangesAnswer(const std::vector<int32_t>& votes,
+                                   const std::vector<uint8_t>& affected,
+                                   int classes, int answer) {
+  std::vector<std::size_t> slots;
+  for (std::size_t k = 0; k < votes.size(); ++k) {
+    if (affected[k]) slots.push_back(k);
+  }
+  std::vector<int32_t> assignment(slots.size(), 0);
+  std::vector<int32_t> v = votes;
+  do {
+    for (std::size_t i = 0; i < slots.size(); ++i) v[slots[i]] = assignment[i];
+    if (Plurality(v, classes) != answer) return true;
+  } while (Next(assignment, classes));
+  return false;
+}
+
+TEST(CertifyHardVote, ExactAgainstBruteForce) {
+  long cases = 0;
+  long certified = 0;
+  int failures = 0;
+  for (int k = 1; k <= 7; ++k) {
+    for (int classes = 1; classes <= 4; ++classes) {
+      std::vector<int32_t> votes(k, 0);
+      do {
+        const int answer = Plurality(votes, classes);
+        for (int mask = 0; mask < (1 << k); ++mask) {
+          std::vector<uint8_t> affected(k);
+          for (int i = 0; i < k; ++i) affected[i] = (mask >> i) & 1;
+          const Certificate cert =
+              CertifyHardVote(votes.data(), affected.data(), k, classes);
+          const bool changes =
+              SomeReassignmentChangesAnswer(votes, affected, classes, answer);
+          ++cases;
+          certified += cert.certified;
+          bool ok = cert.answer == answer && cert.certified == !changes &&
+                    cert.affected == __builtin_popcount(mask);
+          if (classes > 1) {
+            // The margin's sign agrees with the decision...
+            ok = ok && (cert.margin > 0 ? cert.certified : true) &&
+                 (cert.margin < 0 ? !cert.certified : true);
+            // ...and when not certified, the rival is a witness: all
+            // affected votes to the rival change the answer.
+            if (!cert.certified) {
+              std::vector<int32_t> v = votes;
+              for (int i = 0; i < k; ++i) {
+                if (affected[i]) v[i] = cert.rival;
+              }
+              ok = ok && Plurality(v, classes) != answer;
+            }
+          }
+          if (!ok && ++failures <= 5) {
+            ADD_FAILURE() << "k=" << k << " classes=" << classes
+                          << " mask=" << mask << " answer=" << answer
+                          << " certified=" << cert.certified
+                          << " brute-force changes=" << changes
+                          << " margin=" << cert.margin
+                          << " rival=" << cert.rival;
+          }
+        }
+      } while (Next(votes, classes));
+    }
+  }
+  EXPECT_EQ(failures, 0);
+  // Both outcomes occur, so the comparison is not vacuous.
+  EXPECT_GT(certified, 0);
+  EXPECT_LT(certified, cases);
+  RecordProperty("cases", static_cast<int>(cases));
+}
+
+TEST(CertifyHardVote, MarginCountsVotesToSpare) {
+  // 8 shards: 6 unaffected vote 2, one unaffected votes 0, one affected.
+  const std::vector<int32_t> votes = {2, 2, 2, 2, 2, 2, 0, 1};
+  const std::vector<uint8_t> affected = {0, 0, 0, 0, 0, 0, 0, 1};
+  const Certificate c = CertifyHardVote(votes.data(), affected.data(), 8, 3);
+  EXPECT_TRUE(c.certified);
+  EXPECT_EQ(c.answer, 2);
+  // Slack against label 0 is 6 - 1 - 1 = 4, against label 1 it is 5.
+  EXPECT_EQ(c.margin, 4);
+  EXPECT_EQ(c.rival, 0);
+  EXPECT_EQ(c.affected, 1);
+}
+
+TEST(CertifyHardVote, TieBreakDecidesAtZeroMargin) {
+  // u_1 = 2, u_0 = 1, a = 1: the rival 0 can tie and wins ties.
+  std::vector<int32_t> votes = {1, 1, 0, 1};
+  const std::vector<uint8_t> affected = {0, 0, 0, 1};
+  Certificate c = CertifyHardVote(votes.data(), affected.data(), 4, 2);
+  EXPECT_EQ(c.answer, 1);
+  EXPECT_EQ(c.margin, 0);
+  EXPECT_EQ(c.rival, 0);
+  EXPECT_FALSE(c.certified);
+  // Mirror: u_0 = 2, u_1 = 1, a = 1: a tie keeps 0.
+  votes = {0, 0, 1, 0};
+  c = CertifyHardVote(votes.data(), affected.data(), 4, 2);
+  EXPECT_EQ(c.answer, 0);
+  EXPECT_EQ(c.margin, 0);
+  EXPECT_TRUE(c.certified);
+}
+
+TEST(CertifyHardVote, NothingAffectedIsAlwaysCertified) {
+  const std::vector<int32_t> votes = {0, 1, 2, 3};
+  const std::vector<uint8_t> none(4, 0);
+  const Certificate c = CertifyHardVote(votes.data(), none.data(), 4, 4);
+  EXPECT_TRUE(c.certified);
+  EXPECT_EQ(c.answer, 0);
+}
+
+TEST(CertifyHardVote, ManyClassesUseTheHeap) {
+  std::vector<int32_t> votes(10, 150);
+  std::vector<uint8_t> affected(10, 0);
+  affected[0] = 1;
+  const Certificate c = CertifyHardVote(votes.data(), affected.data(), 10, 200);
+  EXPECT_EQ(c.answer, 150);
+  EXPECT_TRUE(c.certified);
+  EXPECT_EQ(c.margin, 8);
+}
+
+TEST(PartialVote, PluralityOfUnaffectedOnly) {
+  const std::vector<int32_t> votes = {3, 3, 3, 1, 1};
+  const std::vector<uint8_t> affected = {1, 1, 1, 0, 0};
+  EXPECT_EQ(PartialVote(votes.data(), affected.data(), 5, 4), 1);
+  const std::vector<uint8_t> all(5, 1);
+  EXPECT_EQ(PartialVote(votes.data(), all.data(), 5, 4), std::nullopt);
+}
+
+TEST(PartialVote, NeverDependsOnAffectedVotes) {
+  std::mt19937 rng(11);
+  for (int trial = 0; trial < 2000; ++trial) {
+    const int k = 1 + static_cast<int>(rng() % 9);
+    const int classes = 2 + static_cast<int>(rng() % 4);
+    std::vector<int32_t> votes(k);
+    std::vector<uint8_t> affected(k);
+    for (int i = 0; i < k; ++i) {
+      votes[i] = static_cast<int32_t>(rng() % classes);
+      affected[i] = rng() % 2;
+    }
+    const std::optional<int> before =
+        PartialVote(votes.data(), affected.data(), k, classes);
+    for (int i = 0; i < k; ++i) {
+      if (affected[i]) votes[i] = static_cast<int32_t>(rng() % classes);
+    }
+    EXPECT_EQ(PartialVote(votes.data(), affected.data(), k, classes), before);
+  }
+}
+
+// Soft vote, sampled: a certified answer survives every sampled change of
+// the affected models (random points and all vertices of the simplex); a
+// clearly uncertified one is overturned by moving all affected mass to the
+// rival.
+int SoftAnswer(const std::vector<float>& probs, int k, int classes) {
+  std::vector<double> sums(classes, 0.0);
+  for (int i = 0; i < k; ++i) {
+    for (int c = 0; c < classes; ++c) sums[c] += probs[i * classes + c];
+  }
+  int best = 0;
+  for (int c = 1; c < classes; ++c) {
+    if (sums[c] > sums[best]) best = c;
+  }
+  return best;
+}
+
+TEST(CertifySoftVote, SoundAndTightOnSamples) {
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> uniform(0.0f, 1.0f);
+  int certified = 0;
+  int refuted = 0;
+  for (int trial = 0; trial < 3000; ++trial) {
+    const int k = 1 + static_cast<int>(rng() % 7);
+    const int classes = 2 + static_cast<int>(rng() % 3);
+    std::vector<float> probs(k * classes);
+    std::vector<uint8_t> affected(k);
+    for (int i = 0; i < k; ++i) {
+      // Peaked distributions, as trained models produce.
+      float sum = 0;
+      const int peak = static_cast<int>(rng() % classes);
+      for (int c = 0; c < classes; ++c) {
+        probs[i * classes + c] = uniform(rng) + (c == peak ? 4.0f : 0.0f);
+        sum += probs[i * classes + c];
+      }
+      for (int c = 0; c < classes; ++c) probs[i * classes + c] /= sum;
+      affected[i] = rng() % 3 == 0;
+    }
+    const SoftCertificate cert =
+        CertifySoftVote(probs.data(), affected.data(), k, classes);
+    ASSERT_EQ(cert.answer, SoftAnswer(probs, k, classes));
+    std::vector<int> slots;
+    for (int i = 0; i < k; ++i) {
+      if (affected[i]) slots.push_back(i);
+    }
+    if (cert.certified) {
+      ++certified;
+      // Every vertex assignment, then random points.
+      std::vector<int32_t> vertex(slots.size(), 0);
+      std::vector<float> p = probs;
+      do {
+        for (std::size_t s = 0; s < slots.size(); ++s) {
+          for (int c = 0; c < classes; ++c) {
+            p[slots[s] * classes + c] = c == vertex[s] ? 1.0f : 0.0f;
+          }
+        }
+        ASSERT_EQ(SoftAnswer(p, k, classes), cert.answer) << "trial " << trial;
+      } while (Next(vertex, classes));
+      for (int sample = 0; sample < 20; ++sample) {
+        for (int slot : slots) {
+          float sum = 0;
+          for (int c = 0; c < classes; ++c) {
+            p[slot * classes + c] = uniform(rng);
+            sum += p[slot * classes + c];
+          }
+          for (int c = 0; c < classes; ++c) p[slot * classes + c] /= sum;
+        }
+        ASSERT_EQ(SoftAnswer(p, k, classes), cert.answer) << "trial " << trial;
+      }
+    } else if (cert.margin < -1e-3) {
+      ++refuted;
+      std::vector<float> p = probs;
+      for (int slot : slots) {
+        for (int c = 0; c < classes; ++c) {
+          p[slot * classes + c] = c == cert.rival ? 1.0f : 0.0f;
+        }
+      }
+      EXPECT_NE(SoftAnswer(p, k, classes), cert.answer) << "trial " << trial;
+    }
+  }
+  EXPECT_GT(certified, 100);
+  EXPECT_GT(refuted, 100);
+}
+
+TEST(CertifySoftVote, EpsilonGuardsRounding) {
+  // s_0 - s_1 - a is exactly 0 in reals: not certified.
+  const std::vector<float> probs = {1.0f, 0.0f, 1.0f, 0.0f, 0.5f, 0.5f};
+  const std::vector<uint8_t> affected = {0, 0, 1};
+  const SoftCertificate c =
+      CertifySoftVote(probs.data(), affected.data(), 3, 2);
+  EXPECT_EQ(c.answer, 0);
+  EXPECT_NEAR(c.margin, 1.0, 1e-9);
+  EXPECT_TRUE(c.certified);
+  const SoftCertificate strict =
+      CertifySoftVote(probs.data(), affected.data(), 3, 2, /*epsilon=*/1.0);
+  EXPECT_FALSE(strict.certified);
+}
+
+}  // namespace
+}  // namespace eraser::certify
