@@ -88,7 +88,8 @@ int Train(const TrainFlags& flags) {
   }
   const std::string dataset_dir =
       workloads::ResolveFashionMnistDir(flags.dataset_dir);
-  StatusOr<workloads::FashionMnist> data = workloads::LoadFashionMnist(dataset_dir);
+  StatusOr<workloads::FashionMnist> data =
+      workloads::LoadFashionMnist(dataset_dir);
   if (!data.ok()) return ReportError("train", data.status());
 
   unlearning::SisaOptions options = flags.sisa;
@@ -113,10 +114,9 @@ int Train(const TrainFlags& flags) {
         "train", sisa.status().WithContext(
                      flags.data_dir + " (use --rebuild to start it over)"));
   }
-  unlearning::TrainingSet training{data->train.size(),
-                                   data->train.feature_size(),
-                                   data->train.pixels.data(),
-                                   data->train.labels.data()};
+  unlearning::TrainingSet training{
+      data->train.size(), data->train.feature_size(), data->train.pixels.data(),
+      data->train.labels.data()};
   StatusOr<bool> ingested = (*sisa)->Ingest(training);
   if (!ingested.ok()) return ReportError("train", ingested.status());
   StatusOr<bool> trained = (*sisa)->IsTrained();
@@ -172,17 +172,16 @@ int Train(const TrainFlags& flags) {
   }
 
   if (!flags.json.empty()) {
-    nlohmann::json out = {
-        {"data_dir", flags.data_dir},
-        {"reused", *trained},
-        {"blas", blas.Describe()},
-        {"config", options.ToConfig()},
-        {"test_samples", eval->samples},
-        {"ensemble",
-         {{"hard_vote_accuracy", eval->hard_vote_accuracy},
-          {"soft_vote_accuracy", eval->soft_vote_accuracy}}},
-        {"shards", shards},
-        {"cost", CostJson(report.total)}};
+    nlohmann::json out = {{"data_dir", flags.data_dir},
+                          {"reused", *trained},
+                          {"blas", blas.Describe()},
+                          {"config", options.ToConfig()},
+                          {"test_samples", eval->samples},
+                          {"ensemble",
+                           {{"hard_vote_accuracy", eval->hard_vote_accuracy},
+                            {"soft_vote_accuracy", eval->soft_vote_accuracy}}},
+                          {"shards", shards},
+                          {"cost", CostJson(report.total)}};
     std::ofstream file(flags.json);
     file << out.dump(2) << "\n";
     if (!file) {
@@ -198,40 +197,38 @@ int RunTrain(int argc, char** argv) {
   TrainFlags flags;
   unlearning::SisaOptions& s = flags.sisa;
   po::options_description options("Options");
-  options.add_options()
-      ("data-dir", po::value(&flags.data_dir)->required(),
-       "data directory to build or reuse (required)")
-      ("dataset-dir", po::value(&flags.dataset_dir),
-       "Fashion-MNIST directory (default: $ERASER_FASHION_MNIST_DIR, else "
-       "/usr/share/datasets/fashion-mnist)")
-      ("shards", po::value(&s.shards)->default_value(s.shards),
-       "K, number of shards")
-      ("slices", po::value(&s.slices)->default_value(s.slices),
-       "R, slices per shard")
-      ("model", po::value(&flags.model)->default_value(flags.model),
-       "constituent model: mlp or cnn")
-      ("hidden", po::value(&s.model.hidden)->default_value(s.model.hidden),
-       "MLP hidden units")
-      ("epochs", po::value(&flags.epochs),
-       "epochs per stage, comma-separated, one per slice (default: 4 per "
-       "stage, 8 for the last)")
-      ("batch-size", po::value(&s.batch_size)->default_value(s.batch_size),
-       "SGD mini-batch size")
-      ("learning-rate",
-       po::value(&s.learning_rate)->default_value(s.learning_rate),
-       "SGD learning rate")
-      ("momentum", po::value(&s.momentum)->default_value(s.momentum),
-       "SGD momentum")
-      ("seed", po::value(&s.seed)->default_value(s.seed),
-       "seed of the partition, initial weights and data orders")
-      ("samples-per-owner",
-       po::value(&s.samples_per_owner)->default_value(s.samples_per_owner),
-       "samples per data owner (1: each sample is its own owner)")
-      ("threads", po::value(&s.concurrency)->default_value(s.concurrency),
-       "shards trained at once (one Torch thread each)")
-      ("json", po::value(&flags.json), "also write the report as JSON here")
-      ("rebuild", po::bool_switch(&flags.rebuild),
-       "delete the data directory first and build it again");
+  options.add_options()("data-dir", po::value(&flags.data_dir)->required(),
+                        "data directory to build or reuse (required)")(
+      "dataset-dir", po::value(&flags.dataset_dir),
+      "Fashion-MNIST directory (default: $ERASER_FASHION_MNIST_DIR, else "
+      "/usr/share/datasets/fashion-mnist)")(
+      "shards", po::value(&s.shards)->default_value(s.shards),
+      "K, number of shards")("slices",
+                             po::value(&s.slices)->default_value(s.slices),
+                             "R, slices per shard")(
+      "model", po::value(&flags.model)->default_value(flags.model),
+      "constituent model: mlp or cnn")(
+      "hidden", po::value(&s.model.hidden)->default_value(s.model.hidden),
+      "MLP hidden units")(
+      "epochs", po::value(&flags.epochs),
+      "epochs per stage, comma-separated, one per slice (default: 4 per "
+      "stage, 8 for the last)")(
+      "batch-size", po::value(&s.batch_size)->default_value(s.batch_size),
+      "SGD mini-batch size")(
+      "learning-rate",
+      po::value(&s.learning_rate)->default_value(s.learning_rate),
+      "SGD learning rate")(
+      "momentum", po::value(&s.momentum)->default_value(s.momentum),
+      "SGD momentum")("seed", po::value(&s.seed)->default_value(s.seed),
+                      "seed of the partition, initial weights and data orders")(
+      "samples-per-owner",
+      po::value(&s.samples_per_owner)->default_value(s.samples_per_owner),
+      "samples per data owner (1: each sample is its own owner)")(
+      "threads", po::value(&s.concurrency)->default_value(s.concurrency),
+      "shards trained at once (one Torch thread each)")(
+      "json", po::value(&flags.json), "also write the report as JSON here")(
+      "rebuild", po::bool_switch(&flags.rebuild),
+      "delete the data directory first and build it again");
   po::variables_map vm;
   bool help = false;
   if (int rc = ParseCommandLine(argc, argv, kUsage, options, vm, &help);

@@ -45,8 +45,8 @@ TEST(TrainCommand, WritesTheReportAndReusesTheDirectory) {
   testing::TempDir dir;
   const std::string data = dir.Child("data");
   const std::string json = dir.Child("report.json");
-  CommandResult first = Eraser("train --data-dir " + data + " " + kSmall + " --json " +
-                     json);
+  CommandResult first =
+      Eraser("train --data-dir " + data + " " + kSmall + " --json " + json);
   ASSERT_EQ(first.exit_code, 0) << first.output;
   EXPECT_THAT(first.output, HasSubstr("Data directory " + data + ": new"));
   nlohmann::json report = ReadJson(json);
@@ -67,16 +67,17 @@ TEST(TrainCommand, WritesTheReportAndReusesTheDirectory) {
   EXPECT_GT(report["cost"]["wall_seconds"].get<double>(), 0.0);
   EXPECT_FALSE(report["reused"].get<bool>());
 
-  CommandResult second = Eraser("train --data-dir " + data + " " + kSmall + " --json " +
-                      json);
+  CommandResult second =
+      Eraser("train --data-dir " + data + " " + kSmall + " --json " + json);
   ASSERT_EQ(second.exit_code, 0) << second.output;
   EXPECT_THAT(second.output, HasSubstr("reusing the trained ensemble"));
   nlohmann::json again = ReadJson(json);
   EXPECT_TRUE(again["reused"].get<bool>());
   EXPECT_EQ(again["ensemble"]["hard_vote_accuracy"].get<double>(), hard);
 
-  CommandResult mismatch = Eraser("train --data-dir " + data +
-                        " --shards 3 --slices 2 --hidden 8 --epochs 1,1");
+  CommandResult mismatch =
+      Eraser("train --data-dir " + data +
+             " --shards 3 --slices 2 --hidden 8 --epochs 1,1");
   EXPECT_EQ(mismatch.exit_code, 1);
   EXPECT_THAT(mismatch.output, HasSubstr("shards: stored '2', requested '3'"));
   EXPECT_THAT(mismatch.output, HasSubstr("--rebuild"));
@@ -85,13 +86,15 @@ TEST(TrainCommand, WritesTheReportAndReusesTheDirectory) {
 TEST(TrainCommand, BadFlagsAreUsageErrors) {
   testing::TempDir dir;
   EXPECT_EQ(Eraser("train").exit_code, 2);  // --data-dir is required
-  EXPECT_EQ(Eraser("train --data-dir " + dir.path() + " --model resnet")
-                .exit_code,
-            2);
-  CommandResult epochs = Eraser("train --data-dir " + dir.path() + " --epochs 1,x");
+  EXPECT_EQ(
+      Eraser("train --data-dir " + dir.path() + " --model resnet").exit_code,
+      2);
+  CommandResult epochs =
+      Eraser("train --data-dir " + dir.path() + " --epochs 1,x");
   EXPECT_EQ(epochs.exit_code, 2);
   EXPECT_THAT(epochs.output, HasSubstr("--epochs"));
-  CommandResult stages = Eraser("train --data-dir " + dir.path() + " --epochs 1,2");
+  CommandResult stages =
+      Eraser("train --data-dir " + dir.path() + " --epochs 1,2");
   EXPECT_EQ(stages.exit_code, 2);
   EXPECT_THAT(stages.output, HasSubstr("epochs lists 2 stages"));
 }
@@ -99,8 +102,8 @@ TEST(TrainCommand, BadFlagsAreUsageErrors) {
 TEST(TrainCommand, RebuildRefusesToDeleteForeignDirectories) {
   testing::TempDir dir;
   testing::WriteFileOrDie(dir.Child("precious.txt"), "keep me");
-  CommandResult run = Eraser("train --data-dir " + dir.path() + " " + kSmall +
-                   " --rebuild");
+  CommandResult run =
+      Eraser("train --data-dir " + dir.path() + " " + kSmall + " --rebuild");
   EXPECT_EQ(run.exit_code, 1);
   EXPECT_THAT(run.output, HasSubstr("not an eraser data directory"));
   EXPECT_EQ(testing::ReadFileOrDie(dir.Child("precious.txt")), "keep me");

@@ -4,8 +4,8 @@
 
 #include <cmath>
 
-#include "network.h"
 #include "eraser/common/random.h"
+#include "network.h"
 
 namespace eraser::unlearning {
 namespace {

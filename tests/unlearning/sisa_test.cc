@@ -23,9 +23,8 @@ constexpr std::size_t kSamples = 2400;
 const workloads::ImageDataset& Images() {
   static const workloads::ImageDataset* images = [] {
     const std::string dir = workloads::kDefaultFashionMnistDir;
-    StatusOr<workloads::ImageDataset> d =
-        workloads::ReadIdxPair(dir + "/t10k-images-idx3-ubyte.gz",
-                               dir + "/t10k-labels-idx1-ubyte.gz");
+    StatusOr<workloads::ImageDataset> d = workloads::ReadIdxPair(
+        dir + "/t10k-images-idx3-ubyte.gz", dir + "/t10k-labels-idx1-ubyte.gz");
     if (!d.ok()) {
       ADD_FAILURE() << d.status();
       return new workloads::ImageDataset();
@@ -67,9 +66,9 @@ std::unique_ptr<Built> Build(const SisaOptions& options,
   EXPECT_TRUE(sisa.ok()) << sisa.status();
   b->sisa = std::move(sisa).value();
   const workloads::ImageDataset& images = Images();
-  StatusOr<bool> ingested = b->sisa->Ingest(
-      {kSamples, images.feature_size(), images.pixels.data(),
-       images.labels.data()});
+  StatusOr<bool> ingested =
+      b->sisa->Ingest({kSamples, images.feature_size(), images.pixels.data(),
+                       images.labels.data()});
   EXPECT_TRUE(ingested.ok() && *ingested) << ingested.status();
   if (!erase.empty()) {
     storage::ApplyBatch batch;
@@ -159,8 +158,7 @@ TEST_F(SisaTest, EnsembleLearnsSomething) {
 }
 
 TEST_F(SisaTest, RetrainIsBitIdenticalToTrainingWithoutTheSamples) {
-  const std::vector<SampleId> deleted =
-      OnePerSlice(*base_->store, 0, {1, 3});
+  const std::vector<SampleId> deleted = OnePerSlice(*base_->store, 0, {1, 3});
   StatusOr<std::vector<RetrainResult>> results =
       base_->sisa->Retrain({{ShardId(0), deleted}});
   ASSERT_TRUE(results.ok()) << results.status();
@@ -211,14 +209,12 @@ TEST(SisaOwners, RetrainOfAnOwnerSpanningShardsIsExact) {
   for (const auto& [shard, deleted] : by_shard) {
     requests.push_back({shard, deleted});
   }
-  StatusOr<std::vector<RetrainResult>> results =
-      base->sisa->Retrain(requests);
+  StatusOr<std::vector<RetrainResult>> results = base->sisa->Retrain(requests);
   ASSERT_TRUE(results.ok()) << results.status();
   std::unique_ptr<Built> scratch = Build(options, ids);
   ASSERT_EQ(results->size(), 2u);
   for (const RetrainResult& r : *results) {
-    EXPECT_EQ(r.model->Serialize(),
-              Blob(*scratch->store, r.shard.value(), 3))
+    EXPECT_EQ(r.model->Serialize(), Blob(*scratch->store, r.shard.value(), 3))
         << "shard " << r.shard;
   }
 }
@@ -235,7 +231,8 @@ TEST_F(SisaTest, SampleEpochsFollowTheSchedule) {
     ASSERT_TRUE(results.ok()) << results.status();
     // Stages r..3 retrain on slices 0..j, one sample fewer from slice r on.
     uint64_t expected = 0;
-    for (uint32_t j = r; j < 4; ++j) expected += epochs[j] * (300 * (j + 1) - 1);
+    for (uint32_t j = r; j < 4; ++j)
+      expected += epochs[j] * (300 * (j + 1) - 1);
     EXPECT_EQ((*results)[0].cost.sample_epochs, expected) << "slice " << r;
     EXPECT_EQ((*results)[0].checkpoints.size(), 4u - r);
     std::vector<uint64_t> after = *sizes;
@@ -341,12 +338,12 @@ TEST(SisaIngest, RejectsDataThatDoesNotFit) {
   EXPECT_EQ((*sisa)->TrainAll().status().code(),
             StatusCode::kFailedPrecondition);
   const workloads::ImageDataset& images = Images();
-  EXPECT_EQ((*sisa)
-                ->Ingest({kSamples, 783, images.pixels.data(),
-                          images.labels.data()})
-                .status()
-                .code(),
-            StatusCode::kInvalidArgument);
+  EXPECT_EQ(
+      (*sisa)
+          ->Ingest({kSamples, 783, images.pixels.data(), images.labels.data()})
+          .status()
+          .code(),
+      StatusCode::kInvalidArgument);
   std::vector<uint8_t> labels(images.labels.begin(),
                               images.labels.begin() + kSamples);
   labels[17] = 10;

@@ -25,9 +25,9 @@ StatusOr<EnsembleEvaluation> EvaluateEnsemble(
   for (std::size_t begin = 0; begin < n; begin += batch) {
     const std::size_t m = std::min(batch, n - begin);
     for (std::size_t s = 0; s < k; ++s) {
-      RETURN_IF_ERROR(models[s].model->Predict(
-          inputs + begin * dim, m, &votes[s * batch],
-          &probs[s * batch * classes]));
+      RETURN_IF_ERROR(models[s].model->Predict(inputs + begin * dim, m,
+                                               &votes[s * batch],
+                                               &probs[s * batch * classes]));
     }
     for (std::size_t i = 0; i < m; ++i) {
       const int label = labels[begin + i];

@@ -17,7 +17,8 @@ StatusOr<Architecture> ParseArchitecture(const std::string& name) {
 
 Status ModelSpec::Validate() const {
   if (rows == 0 || cols == 0 || rows > 1024 || cols > 1024) {
-    return InvalidArgumentError("model: input rows and cols must be in 1..1024");
+    return InvalidArgumentError(
+        "model: input rows and cols must be in 1..1024");
   }
   if (classes < 2 || classes > 1000) {
     return InvalidArgumentError("model: classes must be in 2..1000");
@@ -26,7 +27,8 @@ Status ModelSpec::Validate() const {
     return InvalidArgumentError("model: hidden must be in 1..65536");
   }
   if (arch == Architecture::kCnn && (rows < 12 || cols < 12)) {
-    return InvalidArgumentError("model: the CNN needs inputs of at least 12x12");
+    return InvalidArgumentError(
+        "model: the CNN needs inputs of at least 12x12");
   }
   return OkStatus();
 }

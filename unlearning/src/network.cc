@@ -152,7 +152,8 @@ class TorchModel final : public TrainableModel {
       std::vector<float> xb(static_cast<std::size_t>(sgd.batch_size) * dim);
       std::vector<int64_t> yb(sgd.batch_size);
       for (uint32_t epoch = 0; epoch < epochs; ++epoch) {
-        Rng(DeriveSeed(order_seed, {epoch})).Shuffle(order.begin(), order.end());
+        Rng(DeriveSeed(order_seed, {epoch}))
+            .Shuffle(order.begin(), order.end());
         for (std::size_t start = 0; start < order.size();
              start += sgd.batch_size) {
           const std::size_t m =

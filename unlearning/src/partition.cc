@@ -15,10 +15,10 @@ StatusOr<std::vector<Placement>> MakePartition(
     return InvalidArgumentError("partition: samples_per_owner must be > 0");
   }
   if (n < static_cast<std::size_t>(options.shards) * options.slices) {
-    return InvalidArgumentError(
-        "partition: " + std::to_string(n) + " samples cannot fill " +
-        std::to_string(options.shards) + " shards of " +
-        std::to_string(options.slices) + " slices");
+    return InvalidArgumentError("partition: " + std::to_string(n) +
+                                " samples cannot fill " +
+                                std::to_string(options.shards) + " shards of " +
+                                std::to_string(options.slices) + " slices");
   }
   // A random permutation deals samples to shards round-robin, so shard sizes
   // differ by at most one. Within a shard, the k-th dealt sample goes to

@@ -31,7 +31,8 @@ BlasInfo DetectBlas() {
   // OpenBLAS identifies itself, build options included.
   if (void* handle = dlopen(loaded.c_str(), RTLD_NOW | RTLD_NOLOAD)) {
     using ConfigFn = char* (*)();
-    if (auto fn = reinterpret_cast<ConfigFn>(dlsym(handle, "openblas_get_config"))) {
+    if (auto fn =
+            reinterpret_cast<ConfigFn>(dlsym(handle, "openblas_get_config"))) {
       info.config = fn();
     }
     dlclose(handle);

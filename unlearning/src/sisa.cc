@@ -31,7 +31,8 @@ char g_task_submission;
 double ThreadCpuSeconds() {
   timespec ts;
   clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+  return static_cast<double>(ts.tv_sec) +
+         static_cast<double>(ts.tv_nsec) * 1e-9;
 }
 
 double SecondsSince(std::chrono::steady_clock::time_point start) {
@@ -100,10 +101,10 @@ StatusOr<bool> Sisa::Ingest(const TrainingSet& data) {
   if (marker.status().code() != StatusCode::kNotFound) return marker.status();
 
   if (data.feature_size != options_.model.input_size()) {
-    return InvalidArgumentError(
-        "training samples have " + std::to_string(data.feature_size) +
-        " features but the model takes " +
-        std::to_string(options_.model.input_size()));
+    return InvalidArgumentError("training samples have " +
+                                std::to_string(data.feature_size) +
+                                " features but the model takes " +
+                                std::to_string(options_.model.input_size()));
   }
   if (data.size > UINT32_MAX || data.features == nullptr ||
       data.labels == nullptr) {
@@ -199,9 +200,9 @@ StatusOr<std::vector<RetrainResult>> Sisa::Retrain(
   }
   std::vector<RetrainResult> results(requests.size());
   RETURN_IF_ERROR(RunOnArena(requests.size(), [&](std::size_t i) -> Status {
-    ASSIGN_OR_RETURN(results[i], TrainShard(requests[i].shard,
-                                            requests[i].deleted,
-                                            /*from_scratch=*/false));
+    ASSIGN_OR_RETURN(results[i],
+                     TrainShard(requests[i].shard, requests[i].deleted,
+                                /*from_scratch=*/false));
     return OkStatus();
   }));
   return results;
@@ -272,10 +273,10 @@ StatusOr<RetrainResult> Sisa::TrainShard(ShardId shard,
     result.version = last.version + 1;
   }
   if (result.first_slice == 0) {
-    ASSIGN_OR_RETURN(model, internal::TrainableModel::Create(
-                                options_.model,
-                                DeriveSeed(options_.seed,
-                                           {kInitTag, shard.value()})));
+    ASSIGN_OR_RETURN(model,
+                     internal::TrainableModel::Create(
+                         options_.model,
+                         DeriveSeed(options_.seed, {kInitTag, shard.value()})));
   } else {
     ASSIGN_OR_RETURN(storage::Checkpoint before,
                      store_->GetCheckpoint(shard, result.first_slice - 1));
@@ -295,12 +296,12 @@ StatusOr<RetrainResult> Sisa::TrainShard(ShardId shard,
       fingerprint.UpdateU64(data.ids[fingerprinted].value());
     }
     if (r < result.first_slice) continue;
-    RETURN_IF_ERROR(model->Train(
-        training, ends[r], epochs_[r], sgd,
-        DeriveSeed(options_.seed, {kOrderTag, shard.value(), r})));
+    RETURN_IF_ERROR(
+        model->Train(training, ends[r], epochs_[r], sgd,
+                     DeriveSeed(options_.seed, {kOrderTag, shard.value(), r})));
     result.cost.sample_epochs += static_cast<uint64_t>(epochs_[r]) * ends[r];
-    result.checkpoints.push_back({shard, r, result.version,
-                                  fingerprint.Finish(), model->Serialize()});
+    result.checkpoints.push_back(
+        {shard, r, result.version, fingerprint.Finish(), model->Serialize()});
   }
   result.model = std::shared_ptr<const Model>(std::move(model));
   result.cost.cpu_seconds = ThreadCpuSeconds() - cpu_start;
@@ -327,7 +328,8 @@ Status Sisa::RunOnArena(std::size_t n,
         try {
           statuses[i] = fn(i);
         } catch (const std::exception& e) {
-          statuses[i] = InternalError(std::string("training task: ") + e.what());
+          statuses[i] =
+              InternalError(std::string("training task: ") + e.what());
         }
         ERASER_HAPPENS_BEFORE(&statuses[i]);
       }));

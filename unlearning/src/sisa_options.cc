@@ -105,9 +105,9 @@ Status SisaOptions::Validate() const {
   }
   RETURN_IF_ERROR(model.Validate());
   if (!epochs.empty() && epochs.size() != slices) {
-    return InvalidArgumentError("epochs lists " + std::to_string(epochs.size()) +
-                                " stages but there are " +
-                                std::to_string(slices) + " slices");
+    return InvalidArgumentError(
+        "epochs lists " + std::to_string(epochs.size()) +
+        " stages but there are " + std::to_string(slices) + " slices");
   }
   for (uint32_t e : epochs) {
     if (e == 0 || e > 1000) {

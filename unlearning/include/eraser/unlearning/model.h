@@ -27,10 +27,10 @@ StatusOr<Architecture> ParseArchitecture(const std::string& name);
 // The shape of a constituent model.
 struct ModelSpec {
   Architecture arch = Architecture::kMlp;
-  uint32_t rows = 28;      // input image height
-  uint32_t cols = 28;      // input image width
-  uint32_t classes = 10;   // output labels
-  uint32_t hidden = 128;   // MLP hidden units (ignored by the CNN)
+  uint32_t rows = 28;     // input image height
+  uint32_t cols = 28;     // input image width
+  uint32_t classes = 10;  // output labels
+  uint32_t hidden = 128;  // MLP hidden units (ignored by the CNN)
 
   std::size_t input_size() const {
     return static_cast<std::size_t>(rows) * cols;

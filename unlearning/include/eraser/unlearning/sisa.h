@@ -184,7 +184,8 @@ class Sisa {
                                      const std::vector<SampleId>& deleted,
                                      bool from_scratch);
   // Runs fn(i) for i in [0, n) on the arena; returns the first error.
-  Status RunOnArena(std::size_t n, const std::function<Status(std::size_t)>& fn);
+  Status RunOnArena(std::size_t n,
+                    const std::function<Status(std::size_t)>& fn);
 
   storage::Store* const store_;
   const SisaOptions options_;
