@@ -40,7 +40,7 @@ asan:
 	  CMAKE_FLAGS="-DERASER_ASAN=ON $(CMAKE_FLAGS)"
 
 format:
-	git ls-files '*.cc' '*.h' | xargs clang-format -i
+	git ls-files --cached --others --exclude-standard '*.cc' '*.h' | xargs clang-format -i
 
 clean:
 	rm -rf $(BUILD_DIR)

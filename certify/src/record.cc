@@ -124,7 +124,8 @@ StatusOr<CertificateRecord> CertificateRecord::Decode(std::string_view bytes) {
   }
   const uint64_t versions = r.Varint();
   if (!r.ok() || versions > bytes.size()) return corrupt;
-  for (uint64_t i = 0; i < versions; ++i) rec.model_versions.push_back(r.Varint());
+  for (uint64_t i = 0; i < versions; ++i)
+    rec.model_versions.push_back(r.Varint());
   if (!r.done()) return corrupt;
   return rec;
 }

@@ -31,7 +31,8 @@ StatusOr<Duration> ParseDuration(std::string_view text) {
           text[digits] == '.')) {
     ++digits;
   }
-  if (digits == 0) return bad("expected a number followed by us, ms, s, m or h");
+  if (digits == 0)
+    return bad("expected a number followed by us, ms, s, m or h");
   const std::string number(text.substr(0, digits));
   const std::string_view suffix = text.substr(digits);
   if (number.find('.') != number.rfind('.') || number == ".") {

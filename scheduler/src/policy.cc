@@ -219,7 +219,8 @@ std::string PolicyHelp() {
       "    D, T:   durations such as 500ms, 30s, 2m (deadline default 30s)\n"
       "Presets:\n";
   for (const auto& [name, definition] : Presets()) {
-    help += "  " + name + std::string(name.size() < 22 ? 22 - name.size() : 1, ' ') +
+    help += "  " + name +
+            std::string(name.size() < 22 ? 22 - name.size() : 1, ' ') +
             definition + "\n";
   }
   return help;

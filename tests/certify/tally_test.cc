@@ -37,9 +37,8 @@ TEST(VoteTally, AgreesWithFromScratchAfterEveryChange) {
       } else {
         tally.MarkAffected(shard);
       }
-      const Certificate scratch =
-          CertifyHardVote(tally.votes().data(), tally.affected_flags().data(),
-                          k, classes);
+      const Certificate scratch = CertifyHardVote(
+          tally.votes().data(), tally.affected_flags().data(), k, classes);
       ExpectSameCertificate(tally.Certify(), scratch);
       EXPECT_EQ(tally.Partial(),
                 PartialVote(tally.votes().data(), tally.affected_flags().data(),

@@ -6,9 +6,9 @@
 namespace eraser::scheduler {
 namespace {
 
-using ::testing::HasSubstr;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
+using ::testing::HasSubstr;
 
 TEST(ParsePolicy, Baselines) {
   StatusOr<Policy> p = ParsePolicy("immediate");

@@ -51,10 +51,10 @@ enum class UncertifiedRule {
 struct Policy {
   PolicyKind kind = PolicyKind::kEraser;
   Timing timing = Timing::kLazy;
-  uint32_t batch_size = 8;                       // batch:N
-  Duration period = std::chrono::seconds(10);    // periodic:T
-  double idle_utilization = 0.25;                // idle:U, in [0, 1]
-  uint32_t max_affected = 1;                     // shards:A
+  uint32_t batch_size = 8;                     // batch:N
+  Duration period = std::chrono::seconds(10);  // periodic:T
+  double idle_utilization = 0.25;              // idle:U, in [0, 1]
+  uint32_t max_affected = 1;                   // shards:A
   UncertifiedRule rule = UncertifiedRule::kWait;
   // No deletion stays pending longer than this (ERASER and inference-first).
   Duration deadline = std::chrono::seconds(30);
