@@ -8,7 +8,8 @@
 
 namespace eraser::storage::internal {
 
-Status RocksStore::Apply(const ApplyBatch& batch) {
+Status RocksStore::Apply(const ApplyBatch& batch, bool* committed) {
+  if (committed != nullptr) *committed = false;
   std::vector<ShardId> sample_shards;
   std::vector<ShardId> checkpoint_shards;
   {
@@ -26,6 +27,7 @@ Status RocksStore::Apply(const ApplyBatch& batch) {
     rocksdb::WriteOptions synced;
     synced.sync = true;
     RETURN_IF_ERROR(FromRocks(db_->Write(synced, &writes), "apply"));
+    if (committed != nullptr) *committed = true;
   }
   std::sort(checkpoint_shards.begin(), checkpoint_shards.end());
   checkpoint_shards.erase(

@@ -78,7 +78,7 @@ class RocksStore final : public Store {
   StatusOr<Checkpoint> GetCheckpoint(ShardId shard, uint32_t slice) override;
   Status DeleteCheckpoints(ShardId shard, uint32_t first_slice) override;
 
-  Status Apply(const ApplyBatch& batch) override;
+  Status Apply(const ApplyBatch& batch, bool* committed) override;
 
   Status PutAudit(uint64_t request_id, const std::string& record) override;
   StatusOr<std::string> GetAudit(uint64_t request_id) override;

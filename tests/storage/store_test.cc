@@ -294,7 +294,9 @@ TEST_F(StoreTest, ApplyIsAtomic) {
   bad.checkpoints = {{ShardId(0), 1, 2, 2, "new"}};
   bad.erase = {SampleId(2), SampleId(999)};
   bad.applied = {*seq};
-  EXPECT_EQ(store_->Apply(bad).code(), StatusCode::kNotFound);
+  bool committed = true;
+  EXPECT_EQ(store_->Apply(bad, &committed).code(), StatusCode::kNotFound);
+  EXPECT_FALSE(committed);
   EXPECT_EQ(store_->GetCheckpoint(ShardId(0), 1)->blob, "old");
   EXPECT_FALSE(store_->LookupSample(SampleId(2))->erased);
   EXPECT_EQ(store_->GetDeletion(*seq)->state, DeletionState::kPending);
@@ -302,7 +304,8 @@ TEST_F(StoreTest, ApplyIsAtomic) {
   ApplyBatch good = bad;
   good.erase = {SampleId(2)};
   good.applied_at = FromUnixMicros(5);
-  ASSERT_TRUE(store_->Apply(good).ok());
+  ASSERT_TRUE(store_->Apply(good, &committed).ok());
+  EXPECT_TRUE(committed);
   Reopen();
   EXPECT_EQ(store_->GetCheckpoint(ShardId(0), 1)->blob, "new");
   EXPECT_TRUE(store_->LookupSample(SampleId(2))->erased);

@@ -102,8 +102,9 @@ class Store {
   // ranges so that erased samples and replaced checkpoints leave the files
   // on disk. Fails with kNotFound, and changes nothing, when a sample or a
   // sequence number is unknown. A compaction failure after the commit is
-  // returned as an error, but the batch stays applied.
-  virtual Status Apply(const ApplyBatch& batch) = 0;
+  // returned as an error, but the batch stays applied: `committed`, when
+  // not null, tells whether the batch was written.
+  virtual Status Apply(const ApplyBatch& batch, bool* committed = nullptr) = 0;
 
   // ---- audit --------------------------------------------------------------
   // Stores an answer's certificate record under a request id (unsynced: an
