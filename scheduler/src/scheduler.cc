@@ -8,8 +8,7 @@ namespace {
 double Seconds(Duration d) { return std::chrono::duration<double>(d).count(); }
 
 Duration FromSeconds(double s) {
-  return std::chrono::duration_cast<Duration>(
-      std::chrono::duration<double>(s));
+  return std::chrono::duration_cast<Duration>(std::chrono::duration<double>(s));
 }
 
 }  // namespace
@@ -30,6 +29,8 @@ const char* ReasonName(Reason reason) {
       return "idle";
     case Reason::kShards:
       return "shards";
+    case Reason::kDrain:
+      return "drain";
   }
   return "?";
 }
@@ -80,7 +81,8 @@ void Scheduler::OnRetrainFinished(ShardId shard, bool succeeded,
       if (d->second.shards_left.empty()) deletions_.erase(d);
     }
     if (sample_epochs > 0) {
-      const double observed = Seconds(elapsed) / static_cast<double>(sample_epochs);
+      const double observed =
+          Seconds(elapsed) / static_cast<double>(sample_epochs);
       seconds_per_sample_epoch_ =
           (1 - options_.estimate_weight) * seconds_per_sample_epoch_ +
           options_.estimate_weight * observed;
@@ -178,7 +180,7 @@ std::vector<ShardId> Scheduler::WaitWanted() const {
 }
 
 bool Scheduler::TimingTriggered(TimePoint now) {
-  if (policy_.kind == PolicyKind::kImmediate) return true;
+  if (draining_ || policy_.kind == PolicyKind::kImmediate) return true;
   if (policy_.kind != PolicyKind::kEraser) return false;
   std::set<DeletionSeq> waiting_seqs;
   for (const auto& [s, w] : waiting_) {
@@ -208,6 +210,7 @@ bool Scheduler::TimingTriggered(TimePoint now) {
 }
 
 Reason Scheduler::TimingReason() const {
+  if (draining_) return Reason::kDrain;
   if (policy_.kind == PolicyKind::kImmediate) return Reason::kImmediate;
   switch (policy_.timing) {
     case Timing::kBatch:
@@ -281,8 +284,8 @@ std::vector<RetrainOrder> Scheduler::Poll(TimePoint now) {
   // 3. The timing policy: oldest deadline first, or cheapest first when
   // idle (the most unlearning per idle second).
   if (free_slots() > 0 && TimingTriggered(now)) {
-    const bool cheapest = policy_.kind == PolicyKind::kEraser &&
-                          policy_.timing == Timing::kIdle;
+    const bool cheapest =
+        policy_.kind == PolicyKind::kEraser && policy_.timing == Timing::kIdle;
     auto by_cost = [&](ShardId a, ShardId b) {
       const double ca = PredictSeconds(a);
       const double cb = PredictSeconds(b);
@@ -316,7 +319,8 @@ std::optional<TimePoint> Scheduler::NextWakeup() const {
     consider(next_tick_);
   }
   // Never ask to be woken in the past: the last Poll already handled it.
-  if (next && *next <= last_poll_) next = last_poll_ + std::chrono::milliseconds(1);
+  if (next && *next <= last_poll_)
+    next = last_poll_ + std::chrono::milliseconds(1);
   return next;
 }
 

@@ -12,9 +12,9 @@
 namespace eraser::scheduler {
 namespace {
 
-using ::testing::ElementsAre;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
+using ::testing::ElementsAre;
 
 constexpr uint32_t kSlices = 4;
 
@@ -40,7 +40,8 @@ std::vector<uint32_t> ShardsOf(const std::vector<RetrainOrder>& orders) {
 
 class SchedulerTest : public ::testing::Test {
  protected:
-  std::unique_ptr<Scheduler> Make(const std::string& text, int concurrency = 2) {
+  std::unique_ptr<Scheduler> Make(const std::string& text,
+                                  int concurrency = 2) {
     StatusOr<Policy> policy = ParsePolicy(text);
     EXPECT_TRUE(policy.ok()) << policy.status();
     return std::make_unique<Scheduler>(*policy, Options(concurrency), Cost,
@@ -121,9 +122,9 @@ TEST_F(SchedulerTest, InferenceFirstWaitsForTheDeadline) {
 
 TEST_F(SchedulerTest, LazyWaitRetrainsCheapestNeededShardOnly) {
   auto s = Make("eraser:lazy,wait");
-  Delete(*s, 1, {Hit(0, 0)});  // 4 s to retrain
-  Delete(*s, 2, {Hit(5, 3)});  // 1 s to retrain
-  Delete(*s, 3, {Hit(6, 2)});  // not needed by the request
+  Delete(*s, 1, {Hit(0, 0)});                  // 4 s to retrain
+  Delete(*s, 2, {Hit(5, 3)});                  // 1 s to retrain
+  Delete(*s, 3, {Hit(6, 2)});                  // not needed by the request
   EXPECT_TRUE(s->Poll(clock_.Now()).empty());  // lazy: nothing yet
 
   s->OnParked(7, {ShardId(0), ShardId(5)}, 1);
@@ -251,8 +252,9 @@ TEST_F(SchedulerTest, DeadlineStartsEarlierOnceRetrainingIsMeasuredSlower) {
                         std::chrono::duration_cast<Duration>(
                             std::chrono::duration<double>(reserve));
   ASSERT_TRUE(s->NextWakeup().has_value());
-  EXPECT_NEAR(std::chrono::duration<double>(*s->NextWakeup() - expected).count(),
-              0.0, 1e-6);
+  EXPECT_NEAR(
+      std::chrono::duration<double>(*s->NextWakeup() - expected).count(), 0.0,
+      1e-6);
 }
 
 TEST_F(SchedulerTest, QueuedWorkMovesDeadlineStartsForward) {
@@ -267,6 +269,21 @@ TEST_F(SchedulerTest, QueuedWorkMovesDeadlineStartsForward) {
   EXPECT_EQ(*s->NextWakeup(), t0 + seconds(30 - 1 - 6 - 12));
   clock_.AdvanceTo(t0 + seconds(11));
   EXPECT_THAT(ShardsOf(s->Poll(clock_.Now())), ElementsAre(2));
+}
+
+TEST_F(SchedulerTest, DrainingRetrainsEverythingWhateverThePolicy) {
+  auto s = Make("eraser:lazy,partial,deadline=1h", 2);
+  Delete(*s, 1, {Hit(0, 1)});
+  Delete(*s, 2, {Hit(3, 2)});
+  Delete(*s, 3, {Hit(5, 0)});
+  EXPECT_TRUE(s->Poll(clock_.Now()).empty());
+  s->SetDraining(true);
+  std::vector<RetrainOrder> orders = s->Poll(clock_.Now());
+  ASSERT_EQ(orders.size(), 2u);
+  EXPECT_EQ(orders[0].reason, Reason::kDrain);
+  Finish(*s, orders[0].shard.value());
+  EXPECT_EQ(s->Poll(clock_.Now()).size(), 1u);
+  s->SetDraining(false);
 }
 
 TEST_F(SchedulerTest, FailedRetrainingReturnsItsDeletions) {
@@ -329,11 +346,10 @@ TEST(SchedulerDeadlines, HoldUnderRandomLoad) {
       clock.AdvanceTo(now);
       if (!finishes.empty() && finishes.begin()->first <= clock.Now()) {
         for (auto [shard, secs] : finishes.begin()->second) {
-          s.OnRetrainFinished(
-              ShardId(shard), true,
-              std::chrono::duration_cast<Duration>(
-                  std::chrono::duration<double>(secs)),
-              Cost(ShardId(shard), 0));
+          s.OnRetrainFinished(ShardId(shard), true,
+                              std::chrono::duration_cast<Duration>(
+                                  std::chrono::duration<double>(secs)),
+                              Cost(ShardId(shard), 0));
         }
         finishes.erase(finishes.begin());
       }
@@ -344,8 +360,9 @@ TEST(SchedulerDeadlines, HoldUnderRandomLoad) {
         std::vector<ShardHit> hits = {{ShardId(shard), slice}};
         s.OnDeletion(DeletionSeq(seq), clock.Now(), hits);
         arrival[seq] = clock.Now();
-        next_arrival = clock.Now() + std::chrono::duration_cast<Duration>(
-                                         std::chrono::duration<double>(gap(rng)));
+        next_arrival =
+            clock.Now() + std::chrono::duration_cast<Duration>(
+                              std::chrono::duration<double>(gap(rng)));
       }
       for (const RetrainOrder& o : s.Poll(clock.Now())) {
         const double secs = o.predicted_seconds * noise(rng);

@@ -57,20 +57,22 @@ enum class Reason {
   kPeriodic,   // periodic:T tick
   kIdle,       // idle:U
   kShards,     // shards:A exceeded
+  kDrain,      // the engine is draining: everything is unlearned now
 };
 const char* ReasonName(Reason reason);
 
 struct RetrainOrder {
   ShardId shard;
-  uint32_t first_slice = 0;          // earliest slice hit by `covers`
-  std::vector<DeletionSeq> covers;   // ascending
+  uint32_t first_slice = 0;         // earliest slice hit by `covers`
+  std::vector<DeletionSeq> covers;  // ascending
   Reason reason = Reason::kImmediate;
   uint64_t predicted_sample_epochs = 0;
   double predicted_seconds = 0;
 };
 
 // The cost of retraining `shard` from `first_slice`, in sample-epochs.
-using CostFunction = std::function<uint64_t(ShardId shard, uint32_t first_slice)>;
+using CostFunction =
+    std::function<uint64_t(ShardId shard, uint32_t first_slice)>;
 
 class Scheduler {
  public:
@@ -97,6 +99,9 @@ class Scheduler {
   // The inference load: requests queued, and the fraction of recent time
   // the inference workers were busy.
   void OnLoad(std::size_t queued, double utilization);
+  // While draining, every waiting shard is retrained as slots allow,
+  // whatever the policy.
+  void SetDraining(bool draining) { draining_ = draining; }
 
   // ---- decisions ----------------------------------------------------------
   // The retrainings to start now; they count as running until
@@ -164,6 +169,7 @@ class Scheduler {
   // batch/periodic/shards triggered: retrain every waiting shard as slots
   // allow, until none is left waiting.
   bool armed_ = false;
+  bool draining_ = false;
   double seconds_per_sample_epoch_;
 };
 
