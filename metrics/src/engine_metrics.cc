@@ -1,0 +1,234 @@
+#include "eraser/metrics/engine_metrics.h"
+
+#include <prometheus/counter.h>
+#include <prometheus/exposer.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+#include <prometheus/text_serializer.h>
+
+#include <sstream>
+
+namespace eraser::metrics {
+
+struct EngineMetrics::Impl {
+  explicit Impl(std::shared_ptr<prometheus::Registry> r)
+      : registry(std::move(r)),
+        requests(prometheus::BuildCounter()
+                     .Name("eraser_inference_requests_total")
+                     .Help("Inference requests answered, by decision")
+                     .Register(*registry)),
+        refused(prometheus::BuildCounter()
+                    .Name("eraser_inference_refused_total")
+                    .Help("Inference requests not admitted, by reason")
+                    .Register(*registry)),
+        exposures(prometheus::BuildCounter()
+                      .Name("eraser_exposures_total")
+                      .Help("Answers served without a certificate from a "
+                            "shard holding a sample whose deletion was "
+                            "acknowledged")
+                      .Register(*registry)
+                      .Add({})),
+        deletions_received(prometheus::BuildCounter()
+                               .Name("eraser_deletions_received_total")
+                               .Help("Deletion requests acknowledged")
+                               .Register(*registry)
+                               .Add({})),
+        deletions_applied(prometheus::BuildCounter()
+                              .Name("eraser_deletions_applied_total")
+                              .Help("Deletion requests applied (unlearned)")
+                              .Register(*registry)
+                              .Add({})),
+        retrains(prometheus::BuildCounter()
+                     .Name("eraser_shard_retrains_total")
+                     .Help("Shard retrainings completed")
+                     .Register(*registry)
+                     .Add({})),
+        sample_epochs(prometheus::BuildCounter()
+                          .Name("eraser_retrain_sample_epochs_total")
+                          .Help("Sample-epochs spent on retraining")
+                          .Register(*registry)
+                          .Add({})),
+        pending(prometheus::BuildGauge()
+                    .Name("eraser_pending_deletions")
+                    .Help("Deletions acknowledged and not yet applied")
+                    .Register(*registry)
+                    .Add({})),
+        affected(prometheus::BuildGauge()
+                     .Name("eraser_affected_shards")
+                     .Help("Shards whose served model holds a pending deletion")
+                     .Register(*registry)
+                     .Add({})),
+        queue(prometheus::BuildGauge()
+                  .Name("eraser_inference_queue_length")
+                  .Help("Inference requests waiting for a worker")
+                  .Register(*registry)
+                  .Add({})),
+        parked(prometheus::BuildGauge()
+                   .Name("eraser_parked_requests")
+                   .Help("Requests waiting for unlearning before an answer")
+                   .Register(*registry)
+                   .Add({})),
+        latency(prometheus::BuildHistogram()
+                    .Name("eraser_inference_latency_seconds")
+                    .Help("Inference latency from admission to answer")
+                    .Register(*registry)
+                    .Add({},
+                         prometheus::Histogram::BucketBoundaries{
+                             0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                             0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60})),
+        margin(prometheus::BuildHistogram()
+                   .Name("eraser_certification_margin_votes")
+                   .Help("Certificate margin of answers computed while "
+                         "deletions were pending, in votes")
+                   .Register(*registry)
+                   .Add({},
+                        prometheus::Histogram::BucketBoundaries{
+                            -8, -4, -2, -1, 0, 1, 2, 3, 4, 6, 8, 16, 32, 64})),
+        retrain_duration(prometheus::BuildHistogram()
+                             .Name("eraser_retrain_duration_seconds")
+                             .Help("Wall time of one shard retraining")
+                             .Register(*registry)
+                             .Add({},
+                                  prometheus::Histogram::BucketBoundaries{
+                                      0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64})),
+        deletion_delay(prometheus::BuildHistogram()
+                           .Name("eraser_deletion_delay_seconds")
+                           .Help("Time from a deletion's acknowledgement to "
+                                 "its application")
+                           .Register(*registry)
+                           .Add({}, prometheus::Histogram::BucketBoundaries{
+                                        0.1, 0.5, 1, 2, 5, 10, 20, 30, 60, 120,
+                                        300, 600})) {
+    for (std::size_t i = 0; i < std::size(kDecisionLabels); ++i) {
+      by_decision[i] =
+          &requests.Add({{"decision", std::string(kDecisionLabels[i])}});
+    }
+    for (std::size_t i = 0; i < std::size(kRefusedLabels); ++i) {
+      by_refusal[i] =
+          &refused.Add({{"reason", std::string(kRefusedLabels[i])}});
+    }
+  }
+
+  static constexpr std::string_view kRefusedLabels[] = {
+      "queue_full", "shutting_down", "bad_input"};
+
+  std::shared_ptr<prometheus::Registry> registry;
+  prometheus::Family<prometheus::Counter>& requests;
+  prometheus::Family<prometheus::Counter>& refused;
+  prometheus::Counter* by_decision[std::size(kDecisionLabels)];
+  prometheus::Counter* by_refusal[std::size(kRefusedLabels)];
+  prometheus::Counter& exposures;
+  prometheus::Counter& deletions_received;
+  prometheus::Counter& deletions_applied;
+  prometheus::Counter& retrains;
+  prometheus::Counter& sample_epochs;
+  prometheus::Gauge& pending;
+  prometheus::Gauge& affected;
+  prometheus::Gauge& queue;
+  prometheus::Gauge& parked;
+  prometheus::Histogram& latency;
+  prometheus::Histogram& margin;
+  prometheus::Histogram& retrain_duration;
+  prometheus::Histogram& deletion_delay;
+};
+
+std::shared_ptr<EngineMetrics> EngineMetrics::Create(
+    std::shared_ptr<prometheus::Registry> registry) {
+  if (registry == nullptr) registry = std::make_shared<prometheus::Registry>();
+  return std::shared_ptr<EngineMetrics>(
+      new EngineMetrics(std::make_unique<Impl>(std::move(registry))));
+}
+
+EngineMetrics::EngineMetrics(std::unique_ptr<Impl> impl)
+    : impl_(std::move(impl)) {}
+EngineMetrics::~EngineMetrics() = default;
+
+std::shared_ptr<prometheus::Registry> EngineMetrics::registry() const {
+  return impl_->registry;
+}
+
+void EngineMetrics::Answered(std::string_view decision,
+                             double latency_seconds) {
+  for (std::size_t i = 0; i < std::size(kDecisionLabels); ++i) {
+    if (decision == kDecisionLabels[i]) {
+      impl_->by_decision[i]->Increment();
+      impl_->latency.Observe(latency_seconds);
+      return;
+    }
+  }
+}
+
+void EngineMetrics::Margin(int votes) { impl_->margin.Observe(votes); }
+void EngineMetrics::Exposure() { impl_->exposures.Increment(); }
+
+void EngineMetrics::Refused(std::string_view reason) {
+  for (std::size_t i = 0; i < std::size(Impl::kRefusedLabels); ++i) {
+    if (reason == Impl::kRefusedLabels[i]) impl_->by_refusal[i]->Increment();
+  }
+}
+
+void EngineMetrics::DeletionReceived() {
+  impl_->deletions_received.Increment();
+}
+
+void EngineMetrics::DeletionApplied(double delay_seconds) {
+  impl_->deletions_applied.Increment();
+  impl_->deletion_delay.Observe(delay_seconds);
+}
+
+void EngineMetrics::Retrained(double seconds, uint64_t sample_epochs) {
+  impl_->retrains.Increment();
+  impl_->sample_epochs.Increment(static_cast<double>(sample_epochs));
+  impl_->retrain_duration.Observe(seconds);
+}
+
+void EngineMetrics::SetPendingDeletions(std::size_t n) {
+  impl_->pending.Set(static_cast<double>(n));
+}
+void EngineMetrics::SetAffectedShards(std::size_t n) {
+  impl_->affected.Set(static_cast<double>(n));
+}
+void EngineMetrics::SetQueueLength(std::size_t n) {
+  impl_->queue.Set(static_cast<double>(n));
+}
+void EngineMetrics::SetParkedRequests(std::size_t n) {
+  impl_->parked.Set(static_cast<double>(n));
+}
+
+std::string EngineMetrics::TextExposition() const {
+  std::ostringstream out;
+  prometheus::TextSerializer().Serialize(out, impl_->registry->Collect());
+  return out.str();
+}
+
+struct MetricsServer::Impl {
+  std::unique_ptr<prometheus::Exposer> exposer;
+  std::shared_ptr<prometheus::Registry> registry;
+};
+
+StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(
+    const std::string& address,
+    std::shared_ptr<prometheus::Registry> registry) {
+  auto impl = std::make_unique<Impl>();
+  impl->registry = std::move(registry);
+  try {
+    impl->exposer = std::make_unique<prometheus::Exposer>(address);
+  } catch (const std::exception& e) {
+    return UnavailableError("cannot serve metrics on " + address + ": " +
+                            e.what());
+  }
+  impl->exposer->RegisterCollectable(impl->registry);
+  return std::unique_ptr<MetricsServer>(new MetricsServer(std::move(impl)));
+}
+
+MetricsServer::MetricsServer(std::unique_ptr<Impl> impl)
+    : impl_(std::move(impl)) {}
+MetricsServer::~MetricsServer() = default;
+
+int MetricsServer::port() const {
+  const std::vector<int> ports = impl_->exposer->GetListeningPorts();
+  return ports.empty() ? 0 : ports.front();
+}
+
+}  // namespace eraser::metrics
