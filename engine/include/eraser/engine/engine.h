@@ -1,0 +1,159 @@
+// Engine: the unlearning-aware serving engine a process embeds.
+//
+// It answers inference requests from a sharded (SISA) ensemble while it
+// accepts deletion requests, decides by policy when to unlearn, retrains the
+// affected shards in the background and swaps them in without blocking
+// inference, and certifies every answer computed while deletions are
+// pending (DESIGN sections 1 to 4).
+//
+//   EngineOptions options;
+//   options.data_dir = "data/fmnist";           // built by `eraser train`
+//   options.policy = "eraser-lazy-wait";
+//   ASSIGN_OR_RETURN(std::unique_ptr<Engine> engine, Engine::Open(options));
+//   std::future<StatusOr<Prediction>> f = engine->Infer(features);
+//   ASSIGN_OR_RETURN(DeletionSeq seq,
+//                    engine->RequestDeletion(DeletionTarget::Owner(OwnerId(7))));
+//   RETURN_IF_ERROR(engine->Drain());
+//
+// Thread safety: every method may be called from any thread at any time,
+// including concurrently with Close (calls after Close fail with
+// kUnavailable). Callbacks run on engine threads, never under an engine
+// lock; they may call back into the engine but must not block for long.
+#ifndef ERASER_ENGINE_ENGINE_H_
+#define ERASER_ENGINE_ENGINE_H_
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <future>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "eraser/certify/record.h"
+#include "eraser/common/clock.h"
+#include "eraser/common/ids.h"
+#include "eraser/common/statusor.h"
+#include "eraser/engine/options.h"
+#include "eraser/storage/records.h"
+
+namespace eraser::engine {
+
+using certify::Decision;
+
+// The answer to one inference request.
+struct Prediction {
+  uint64_t request_id = 0;
+  // The served label; -1 when rejected.
+  int32_t label = -1;
+  Decision decision = Decision::kClean;
+  // The certificate margin in votes, from the last certification (0 when
+  // nothing was pending).
+  int32_t margin = 0;
+  // Shards counted as affected when the answer was (last) computed.
+  std::vector<ShardId> affected;
+  // The version of each shard's model whose vote made the answer, by shard.
+  // For `partial`, only unaffected shards contributed.
+  std::vector<uint64_t> model_versions;
+  // True for an answer served without a certificate although an affected
+  // shard contributed (the inference-first baseline).
+  bool exposed = false;
+  // When the (last) computation of the answer started: every deletion
+  // acknowledged before this instant is reflected in `affected` or absent
+  // from the models used.
+  std::chrono::steady_clock::time_point computed_at;
+  // Time in the queue before the first computation, computing (model
+  // evaluation and certification), and parked waiting for unlearning.
+  double queue_seconds = 0;
+  double compute_seconds = 0;
+  double wait_seconds = 0;
+  // From admission to answer.
+  double latency_seconds = 0;
+};
+
+using InferCallback = std::function<void(StatusOr<Prediction>)>;
+
+// A deletion request's state.
+struct DeletionInfo {
+  DeletionSeq seq;
+  storage::DeletionTarget target;
+  storage::DeletionState state = storage::DeletionState::kPending;
+  TimePoint arrival;
+  std::optional<TimePoint> applied;
+  // The samples it resolved to and their shards.
+  std::size_t samples = 0;
+  std::vector<ShardId> shards;
+  // For shards retrained without it by this process: the first model
+  // version that excludes it.
+  std::vector<std::pair<ShardId, uint64_t>> excluded_from;
+};
+
+// A snapshot of the engine's state, for monitoring and tests.
+struct EngineStats {
+  std::size_t queued = 0;
+  std::size_t parked = 0;
+  std::size_t pending_deletions = 0;
+  std::vector<ShardId> affected_shards;
+  std::vector<uint64_t> model_versions;
+  std::size_t retrains_running = 0;
+};
+
+class Engine {
+ public:
+  // Opens the data directory in options.data_dir: loads the latest
+  // checkpoints, reloads pending deletions and resumes their deadlines, and
+  // starts the inference workers and the unlearning scheduler. Trains the
+  // ensemble first when the directory holds none and options.train_data is
+  // set. Errors: kInvalidArgument (options, naming the field),
+  // kFailedPrecondition (no trained ensemble), kDataLoss (corrupt data),
+  // kNotFound (no such directory and nothing to train).
+  static StatusOr<std::unique_ptr<Engine>> Open(const EngineOptions& options);
+
+  // Close()s.
+  virtual ~Engine() = default;
+
+  // ---- inference ----------------------------------------------------------
+  // Submits `features` (feature_size() floats, pixels / 255). On OK, `done`
+  // is called exactly once with the Prediction, or with kUnavailable if the
+  // engine closes before the request can be answered. Errors (and `done` is
+  // not called): kInvalidArgument for a wrong feature count or a non-finite
+  // value, kResourceExhausted when queue_capacity requests are in flight,
+  // kUnavailable after Close.
+  virtual Status InferAsync(std::vector<float> features,
+                            InferCallback done) = 0;
+  // The same, as a future; admission errors are delivered through it.
+  virtual std::future<StatusOr<Prediction>> Infer(
+      std::vector<float> features) = 0;
+
+  // ---- deletion -----------------------------------------------------------
+  // Resolves `target` to its samples, appends the request to the deletion
+  // log with a synced write, and only then returns its sequence number.
+  // kNotFound for an unknown sample or owner; kUnavailable after Close.
+  // Deleting samples that are already deleted or pending is harmless: the
+  // new request is applied with (or immediately after) them.
+  virtual StatusOr<DeletionSeq> RequestDeletion(
+      const storage::DeletionTarget& target) = 0;
+  // kNotFound for a sequence number never issued.
+  virtual StatusOr<DeletionInfo> GetDeletion(DeletionSeq seq) = 0;
+  // Unlearns everything pending now and returns once no deletion is pending
+  // (deletions acknowledged meanwhile included). kUnavailable if the engine
+  // closes first; the error of a retraining that failed while draining.
+  virtual Status Drain() = 0;
+
+  // Stops admitting work, answers the queued requests, answers parked ones
+  // with kUnavailable, lets running retrainings finish and apply, and joins
+  // every thread. Pending deletions stay durable. Idempotent.
+  virtual void Close() = 0;
+
+  // ---- introspection ------------------------------------------------------
+  virtual EngineStats Stats() const = 0;
+  virtual std::shared_ptr<metrics::EngineMetrics> metrics() const = 0;
+  virtual std::size_t feature_size() const = 0;
+  virtual std::size_t num_shards() const = 0;
+  // The policy in force, canonical form.
+  virtual std::string policy() const = 0;
+};
+
+}  // namespace eraser::engine
+
+#endif  // ERASER_ENGINE_ENGINE_H_

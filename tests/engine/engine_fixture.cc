@@ -1,0 +1,163 @@
+#include "engine_fixture.h"
+
+#include <filesystem>
+#include <mutex>
+
+#include "eraser/certify/vote.h"
+#include "eraser/storage/store.h"
+#include "eraser/unlearning/evaluate.h"
+
+namespace eraser::engine::testing {
+namespace {
+
+workloads::ImageDataset LoadImages() {
+  const std::string dir = workloads::kDefaultFashionMnistDir;
+  StatusOr<workloads::ImageDataset> d = workloads::ReadIdxPair(
+      dir + "/t10k-images-idx3-ubyte.gz", dir + "/t10k-labels-idx1-ubyte.gz");
+  if (!d.ok()) {
+    std::fprintf(stderr, "%s\n", d.status().ToString().c_str());
+    std::abort();
+  }
+  return std::move(d).value();
+}
+
+void Check(const Status& s, const char* what) {
+  if (!s.ok()) {
+    std::fprintf(stderr, "engine fixture: %s: %s\n", what,
+                 s.ToString().c_str());
+    std::abort();
+  }
+}
+
+// Trains an ensemble into `dir` without `deleted`; returns its store.
+std::unique_ptr<storage::Store> Build(const std::string& dir,
+                                      const workloads::ImageDataset& images,
+                                      const std::vector<SampleId>& deleted) {
+  StatusOr<std::unique_ptr<storage::Store>> store = storage::Store::Open({dir});
+  Check(store.status(), "open store");
+  StatusOr<std::unique_ptr<unlearning::Sisa>> sisa =
+      unlearning::Sisa::Create(store->get(), SmallSisaOptions());
+  Check(sisa.status(), "create sisa");
+  Check((*sisa)
+            ->Ingest({kTrainSamples, images.feature_size(),
+                      images.pixels.data(), images.labels.data()})
+            .status(),
+        "ingest");
+  if (!deleted.empty()) {
+    storage::ApplyBatch batch;
+    batch.erase = deleted;
+    Check((*store)->Apply(batch), "erase");
+  }
+  Check((*sisa)->TrainAll().status(), "train");
+  return std::move(store).value();
+}
+
+}  // namespace
+
+unlearning::SisaOptions SmallSisaOptions() {
+  unlearning::SisaOptions o;
+  o.shards = kShards;
+  o.slices = kSlices;
+  o.model.hidden = 16;
+  o.epochs = {1, 2};
+  o.batch_size = 32;
+  o.seed = 5;
+  o.concurrency = 1;
+  return o;
+}
+
+const Template& GetTemplate() {
+  static Template* t = nullptr;
+  static std::once_flag once;
+  std::call_once(once, [] {
+    static eraser::testing::TempDir* dir = new eraser::testing::TempDir();
+    t = new Template();
+    t->dir = dir->Child("template");
+    t->images = LoadImages();
+    std::unique_ptr<storage::Store> store = Build(t->dir, t->images, {});
+    for (uint64_t id = 0; id < kTrainSamples; ++id) {
+      StatusOr<storage::SampleLocation> loc = store->LookupSample(SampleId(id));
+      Check(loc.status(), "lookup");
+      t->samples[{loc->shard.value(), loc->slice}].push_back(SampleId(id));
+    }
+    StatusOr<std::unique_ptr<unlearning::Sisa>> sisa =
+        unlearning::Sisa::Open(store.get(), 1);
+    Check(sisa.status(), "open sisa");
+    StatusOr<std::vector<unlearning::ShardModel>> models =
+        (*sisa)->LoadModels();
+    Check(models.status(), "load models");
+    const std::vector<float> inputs = unlearning::ScalePixels(
+        t->images.image(kTrainSamples), Template::kHeldOut * 784);
+    t->votes.assign(Template::kHeldOut, std::vector<int32_t>(kShards));
+    for (uint32_t k = 0; k < kShards; ++k) {
+      std::vector<int32_t> v(Template::kHeldOut);
+      Check((*models)[k].model->Predict(inputs.data(), Template::kHeldOut,
+                                        v.data(), nullptr),
+            "predict");
+      for (std::size_t i = 0; i < Template::kHeldOut; ++i)
+        t->votes[i][k] = v[i];
+    }
+  });
+  return *t;
+}
+
+std::vector<float> Input(std::size_t i) {
+  const Template& t = GetTemplate();
+  return unlearning::ScalePixels(t.images.image(kTrainSamples + i), 784);
+}
+
+std::string CopyTemplate(const eraser::testing::TempDir& dir) {
+  const std::string path = dir.Child("data");
+  std::filesystem::copy(GetTemplate().dir, path,
+                        std::filesystem::copy_options::recursive);
+  return path;
+}
+
+EngineOptions Options(const std::string& data_dir, const std::string& policy) {
+  EngineOptions o;
+  o.data_dir = data_dir;
+  o.policy = policy;
+  o.inference.max_queue_delay = std::chrono::milliseconds(1);
+  o.unlearning.concurrency = 1;
+  return o;
+}
+
+std::vector<std::size_t> InputsWithAgreement(int agree) {
+  const Template& t = GetTemplate();
+  std::vector<std::size_t> out;
+  for (std::size_t i = 0; i < Template::kHeldOut; ++i) {
+    std::vector<int> counts(10, 0);
+    for (int32_t v : t.votes[i]) ++counts[v];
+    const int top = *std::max_element(counts.begin(), counts.end());
+    if (top == agree) out.push_back(i);
+  }
+  return out;
+}
+
+SampleId SampleIn(uint32_t shard, uint32_t slice, std::size_t n) {
+  return GetTemplate().samples.at({shard, slice}).at(n);
+}
+
+std::vector<std::string> LastCheckpoints(const std::string& data_dir) {
+  StatusOr<std::unique_ptr<storage::Store>> store =
+      storage::Store::Open({data_dir, /*create_if_missing=*/false});
+  Check(store.status(), "reopen store");
+  std::vector<std::string> blobs;
+  for (uint32_t k = 0; k < kShards; ++k) {
+    StatusOr<storage::Checkpoint> c =
+        (*store)->GetCheckpoint(ShardId(k), kSlices - 1);
+    Check(c.status(), "checkpoint");
+    blobs.push_back(c->blob);
+  }
+  return blobs;
+}
+
+std::vector<std::string> ScratchCheckpoints(
+    const std::vector<SampleId>& deleted) {
+  eraser::testing::TempDir dir;
+  const std::string path = dir.Child("scratch");
+  Build(path, GetTemplate().images, deleted).reset();
+  return LastCheckpoints(path);
+}
+
+}  // namespace eraser::engine::testing

@@ -1,0 +1,68 @@
+// A small trained data directory for engine tests: 2,400 Fashion-MNIST
+// images in 4 shards of 2 slices, a 16-unit MLP. It is trained once per test
+// binary into a template directory; each test works on a fresh copy.
+#ifndef ERASER_TESTS_ENGINE_ENGINE_FIXTURE_H_
+#define ERASER_TESTS_ENGINE_ENGINE_FIXTURE_H_
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "eraser/engine/engine.h"
+#include "eraser/unlearning/sisa.h"
+#include "eraser/workloads/fashion_mnist.h"
+#include "testing/temp_dir.h"
+
+namespace eraser::engine::testing {
+
+inline constexpr std::size_t kTrainSamples = 2400;
+inline constexpr uint32_t kShards = 4;
+inline constexpr uint32_t kSlices = 2;
+
+unlearning::SisaOptions SmallSisaOptions();
+
+// What the tests need to know about the template ensemble.
+struct Template {
+  std::string dir;
+  workloads::ImageDataset images;  // ids < kTrainSamples were trained on
+  // sample ids by (shard, slice)
+  std::map<std::pair<uint32_t, uint32_t>, std::vector<SampleId>> samples;
+  // Each shard's vote for held-out input i (kTrainSamples + i).
+  std::vector<std::vector<int32_t>> votes;  // [i][shard]
+  static constexpr std::size_t kHeldOut = 1000;
+};
+
+// Built on first use; lives for the whole test binary.
+const Template& GetTemplate();
+
+// Held-out input i as features.
+std::vector<float> Input(std::size_t i);
+
+// Copies the template into `dir`/data and returns that path.
+std::string CopyTemplate(const eraser::testing::TempDir& dir);
+
+// Options for an engine on `data_dir` with `policy`.
+EngineOptions Options(const std::string& data_dir, const std::string& policy);
+
+// The held-out inputs whose four shard votes all agree, and those where
+// exactly `agree` shards vote the plurality.
+std::vector<std::size_t> InputsWithAgreement(int agree);
+
+// A sample id in (shard, slice), the n-th one.
+SampleId SampleIn(uint32_t shard, uint32_t slice, std::size_t n = 0);
+
+// The checkpoint blobs of every shard's last slice, read from a closed
+// data directory.
+std::vector<std::string> LastCheckpoints(const std::string& data_dir);
+
+// The same ensemble trained from scratch without `deleted`: last-slice
+// checkpoint blobs.
+std::vector<std::string> ScratchCheckpoints(
+    const std::vector<SampleId>& deleted);
+
+}  // namespace eraser::engine::testing
+
+#endif  // ERASER_TESTS_ENGINE_ENGINE_FIXTURE_H_

@@ -1,0 +1,396 @@
+// The engine's API contract, bad inputs, and each policy's defining
+// behaviour on scripted scenarios.
+#include "eraser/engine/engine.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <thread>
+
+#include "engine_fixture.h"
+#include "eraser/certify/vote.h"
+#include "eraser/storage/store.h"
+
+namespace eraser::engine {
+namespace {
+
+using ::testing::ElementsAre;
+using testing::GetTemplate;
+using ::testing::HasSubstr;
+using testing::Input;
+using testing::InputsWithAgreement;
+using testing::kShards;
+using testing::Options;
+using testing::SampleIn;
+using DT = storage::DeletionTarget;
+
+std::unique_ptr<Engine> OpenOrDie(const EngineOptions& options) {
+  StatusOr<std::unique_ptr<Engine>> engine = Engine::Open(options);
+  EXPECT_TRUE(engine.ok()) << engine.status();
+  return engine.ok() ? std::move(engine).value() : nullptr;
+}
+
+Prediction InferOrDie(Engine& engine, std::size_t input) {
+  StatusOr<Prediction> p = engine.Infer(Input(input)).get();
+  EXPECT_TRUE(p.ok()) << p.status();
+  return p.ok() ? *p : Prediction{};
+}
+
+int Plurality(const std::vector<int32_t>& votes) {
+  return certify::PluralityVote(votes.data(), votes.size(), 10);
+}
+
+class EngineTest : public ::testing::Test {
+ protected:
+  std::unique_ptr<Engine> Open(const std::string& policy) {
+    return OpenOrDie(Options(data_, policy));
+  }
+  eraser::testing::TempDir dir_;
+  std::string data_ = testing::CopyTemplate(dir_);
+};
+
+TEST_F(EngineTest, AnswersTheEnsemblePluralityClean) {
+  auto engine = Open("eraser-lazy-wait");
+  ASSERT_NE(engine, nullptr);
+  EXPECT_EQ(engine->num_shards(), kShards);
+  EXPECT_EQ(engine->feature_size(), 784u);
+  EXPECT_EQ(engine->policy(), "eraser:lazy,wait,deadline=30s");
+  for (std::size_t i = 0; i < 40; ++i) {
+    const Prediction p = InferOrDie(*engine, i);
+    EXPECT_EQ(p.label, Plurality(GetTemplate().votes[i])) << i;
+    EXPECT_EQ(p.decision, Decision::kClean);
+    EXPECT_TRUE(p.affected.empty());
+    EXPECT_THAT(p.model_versions, ElementsAre(1, 1, 1, 1));
+    EXPECT_FALSE(p.exposed);
+    EXPECT_GE(p.latency_seconds, p.compute_seconds);
+  }
+}
+
+TEST_F(EngineTest, CallbackFormAnswersExactlyOnce) {
+  auto engine = Open("eraser-lazy-wait");
+  std::atomic<int> calls{0};
+  std::promise<void> done;
+  ASSERT_TRUE(engine
+                  ->InferAsync(Input(3),
+                               [&](StatusOr<Prediction> p) {
+                                 EXPECT_TRUE(p.ok());
+                                 if (++calls == 1) done.set_value();
+                               })
+                  .ok());
+  done.get_future().wait();
+  engine->Close();
+  EXPECT_EQ(calls.load(), 1);
+}
+
+TEST_F(EngineTest, BadInputsGetClearErrorsAndChangeNothing) {
+  auto engine = Open("eraser-lazy-wait");
+  std::vector<float> short_input(783, 0.5f);
+  StatusOr<Prediction> p = engine->Infer(short_input).get();
+  EXPECT_EQ(p.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(p.status().message(),
+              HasSubstr("expected 784 features, got 783"));
+  std::vector<float> nan = Input(0);
+  nan[17] = std::nanf("");
+  EXPECT_EQ(engine->Infer(nan).get().status().code(),
+            StatusCode::kInvalidArgument);
+
+  StatusOr<DeletionSeq> unknown =
+      engine->RequestDeletion(DT::Sample(SampleId(999999)));
+  EXPECT_EQ(unknown.status().code(), StatusCode::kNotFound);
+  EXPECT_THAT(unknown.status().message(), HasSubstr("unknown sample 999999"));
+  EXPECT_EQ(engine->RequestDeletion(DT::Owner(OwnerId(999999))).status().code(),
+            StatusCode::kNotFound);
+  EXPECT_EQ(engine->GetDeletion(DeletionSeq(1)).status().code(),
+            StatusCode::kNotFound);
+  EXPECT_EQ(engine->Stats().pending_deletions, 0u);
+  EXPECT_TRUE(engine->metrics()->TextExposition().find(
+                  "eraser_inference_refused_total{reason=\"bad_input\"} 2") !=
+              std::string::npos);
+}
+
+TEST_F(EngineTest, CallsAfterCloseAreUnavailable) {
+  auto engine = Open("eraser-lazy-wait");
+  engine->Close();
+  engine->Close();  // idempotent
+  EXPECT_EQ(engine->Infer(Input(0)).get().status().code(),
+            StatusCode::kUnavailable);
+  EXPECT_EQ(engine->RequestDeletion(DT::Sample(SampleIn(0, 0))).status().code(),
+            StatusCode::kUnavailable);
+  EXPECT_EQ(engine->Drain().code(), StatusCode::kUnavailable);
+}
+
+TEST_F(EngineTest, OptionsAreValidatedNamingTheField) {
+  EngineOptions o = Options(data_, "eraser-lazy-wait");
+  o.data_dir.clear();
+  EXPECT_THAT(Engine::Open(o).status().message(), HasSubstr("data_dir"));
+  o = Options(data_, "eraser:sometimes");
+  StatusOr<std::unique_ptr<Engine>> bad = Engine::Open(o);
+  EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(bad.status().message(), HasSubstr("policy: bad policy"));
+  o = Options(data_, "eraser-lazy-wait");
+  o.inference.threads = 0;
+  EXPECT_THAT(Engine::Open(o).status().message(),
+              HasSubstr("inference.threads must be in 1..64"));
+  o = Options(data_, "eraser-lazy-wait");
+  o.unlearning.scheduler.deadline_safety = 0.5;
+  EXPECT_THAT(Engine::Open(o).status().message(),
+              HasSubstr("unlearning.scheduler.deadline_safety"));
+  o = Options(dir_.Child("nothing-here"), "eraser-lazy-wait");
+  EXPECT_EQ(Engine::Open(o).status().code(), StatusCode::kNotFound);
+}
+
+TEST_F(EngineTest, FullQueueIsResourceExhausted) {
+  EngineOptions o = Options(data_, "eraser-lazy-wait");
+  o.inference.queue_capacity = 1;
+  o.inference.max_batch_size = 64;
+  // The first request waits in the queue for a batch to fill.
+  o.inference.max_queue_delay = std::chrono::milliseconds(500);
+  auto engine = OpenOrDie(o);
+  std::future<StatusOr<Prediction>> first = engine->Infer(Input(0));
+  StatusOr<Prediction> second = engine->Infer(Input(1)).get();
+  EXPECT_EQ(second.status().code(), StatusCode::kResourceExhausted);
+  EXPECT_TRUE(first.get().ok());
+  // Capacity is back once the first is answered.
+  EXPECT_TRUE(engine->Infer(Input(2)).get().ok());
+}
+
+TEST_F(EngineTest, DeletionIsDurableAcknowledgedAndApplied) {
+  auto engine = Open("eraser:lazy,wait,deadline=1h");
+  const SampleId sample = SampleIn(2, 1);
+  StatusOr<DeletionSeq> seq = engine->RequestDeletion(DT::Sample(sample));
+  ASSERT_TRUE(seq.ok()) << seq.status();
+  EXPECT_EQ(*seq, DeletionSeq(1));
+  StatusOr<DeletionInfo> info = engine->GetDeletion(*seq);
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->state, storage::DeletionState::kPending);
+  EXPECT_THAT(info->shards, ElementsAre(ShardId(2)));
+  EXPECT_EQ(info->samples, 1u);
+  EngineStats stats = engine->Stats();
+  EXPECT_EQ(stats.pending_deletions, 1u);
+  EXPECT_THAT(stats.affected_shards, ElementsAre(ShardId(2)));
+
+  ASSERT_TRUE(engine->Drain().ok());
+  info = engine->GetDeletion(*seq);
+  EXPECT_EQ(info->state, storage::DeletionState::kApplied);
+  ASSERT_TRUE(info->applied.has_value());
+  EXPECT_GE(*info->applied, info->arrival);
+  EXPECT_THAT(info->excluded_from,
+              ElementsAre(std::make_pair(ShardId(2), uint64_t{2})));
+  stats = engine->Stats();
+  EXPECT_EQ(stats.pending_deletions, 0u);
+  EXPECT_THAT(stats.model_versions, ElementsAre(1, 1, 2, 1));
+
+  // Deleting it again is harmless: applied at once, nothing retrained.
+  StatusOr<DeletionSeq> again = engine->RequestDeletion(DT::Sample(sample));
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(engine->GetDeletion(*again)->state,
+            storage::DeletionState::kApplied);
+  EXPECT_THAT(engine->Stats().model_versions, ElementsAre(1, 1, 2, 1));
+}
+
+TEST_F(EngineTest, DeletionsOfOneShardShareOneRetraining) {
+  auto engine = Open("eraser:lazy,wait,deadline=1h");
+  ASSERT_TRUE(engine->RequestDeletion(DT::Sample(SampleIn(1, 1, 0))).ok());
+  ASSERT_TRUE(engine->RequestDeletion(DT::Sample(SampleIn(1, 0, 0))).ok());
+  ASSERT_TRUE(engine->RequestDeletion(DT::Sample(SampleIn(1, 1, 0))).ok());
+  ASSERT_TRUE(engine->Drain().ok());
+  EXPECT_THAT(engine->Stats().model_versions, ElementsAre(1, 2, 1, 1));
+  EXPECT_NE(
+      engine->metrics()->TextExposition().find("eraser_shard_retrains_total 1"),
+      std::string::npos);
+}
+
+TEST_F(EngineTest, DrainMatchesTrainingFromScratch) {
+  const std::vector<SampleId> deleted = {SampleIn(0, 1), SampleIn(3, 0),
+                                         SampleIn(3, 1, 4)};
+  {
+    auto engine = Open("eraser-lazy-wait");
+    for (SampleId s : deleted) {
+      ASSERT_TRUE(engine->RequestDeletion(DT::Sample(s)).ok());
+    }
+    ASSERT_TRUE(engine->Drain().ok());
+  }
+  EXPECT_EQ(testing::LastCheckpoints(data_),
+            testing::ScratchCheckpoints(deleted));
+}
+
+// K = 4. An input on which all four shards agree stays certified with one
+// affected shard: u_y = 3 > 0 + 1.
+TEST_F(EngineTest, OneAffectedShardStillCertifiesUnanimousAnswers) {
+  auto engine = Open("eraser:lazy,reject,deadline=1h");
+  ASSERT_TRUE(engine->RequestDeletion(DT::Sample(SampleIn(1, 0))).ok());
+  const std::vector<std::size_t> unanimous = InputsWithAgreement(4);
+  ASSERT_GE(unanimous.size(), 5u);
+  for (std::size_t i :
+       std::vector<std::size_t>(unanimous.begin(), unanimous.begin() + 5)) {
+    const Prediction p = InferOrDie(*engine, i);
+    EXPECT_EQ(p.decision, Decision::kCertified);
+    EXPECT_EQ(p.label, GetTemplate().votes[i][0]);
+    EXPECT_EQ(p.margin, 2);  // 3 - 0 - 1
+    EXPECT_THAT(p.affected, ElementsAre(ShardId(1)));
+  }
+  EXPECT_EQ(engine->Stats().pending_deletions, 1u);  // nothing retrained
+}
+
+// Three of four shards affected: no answer can be certified.
+class UncertifiedTest : public EngineTest {
+ protected:
+  void AffectThreeShards(Engine& engine) {
+    for (uint32_t shard : {0u, 1u, 3u}) {
+      ASSERT_TRUE(engine.RequestDeletion(DT::Sample(SampleIn(shard, 1))).ok());
+    }
+  }
+};
+
+TEST_F(UncertifiedTest, PartialAnswersFromUnaffectedShardsWithoutWaiting) {
+  auto engine = Open("eraser:lazy,partial,deadline=1h");
+  AffectThreeShards(*engine);
+  for (std::size_t i = 0; i < 20; ++i) {
+    const Prediction p = InferOrDie(*engine, i);
+    EXPECT_EQ(p.decision, Decision::kPartial);
+    EXPECT_EQ(p.label, GetTemplate().votes[i][2]);  // the unaffected shard
+    EXPECT_EQ(p.wait_seconds, 0.0);
+    EXPECT_THAT(p.affected, ElementsAre(ShardId(0), ShardId(1), ShardId(3)));
+  }
+  const EngineStats stats = engine->Stats();
+  EXPECT_EQ(stats.pending_deletions, 3u);  // partial never retrains
+  EXPECT_THAT(stats.model_versions, ElementsAre(1, 1, 1, 1));
+}
+
+TEST_F(UncertifiedTest, RejectAnswersUnavailable) {
+  auto engine = Open("eraser:lazy,reject,deadline=1h");
+  AffectThreeShards(*engine);
+  const Prediction p = InferOrDie(*engine, 0);
+  EXPECT_EQ(p.decision, Decision::kRejected);
+  EXPECT_EQ(p.label, -1);
+  EXPECT_EQ(engine->Stats().pending_deletions, 3u);
+}
+
+TEST_F(UncertifiedTest, WaitAnswersAfterTheNeededSwaps) {
+  auto engine = Open("eraser:lazy,wait,deadline=1h");
+  AffectThreeShards(*engine);
+  const Prediction p = InferOrDie(*engine, 0);
+  EXPECT_EQ(p.decision, Decision::kWaited);
+  EXPECT_GT(p.wait_seconds, 0.0);
+  // It was answered once enough affected shards were retrained; each
+  // retrained shard now serves version 2.
+  const EngineStats stats = engine->Stats();
+  int retrained = 0;
+  for (uint64_t v : stats.model_versions) retrained += v == 2;
+  EXPECT_GE(retrained, 1);
+  EXPECT_EQ(stats.pending_deletions, 3u - retrained);
+  EXPECT_EQ(p.affected.size(), 3u - retrained);
+  EXPECT_EQ(p.model_versions, stats.model_versions);
+  EXPECT_EQ(stats.parked, 0u);
+}
+
+TEST_F(EngineTest, ImmediateWaitsForTheRetrainingAndAnswersClean) {
+  auto engine = Open("immediate");
+  ASSERT_TRUE(engine->RequestDeletion(DT::Sample(SampleIn(3, 0))).ok());
+  const Prediction p = InferOrDie(*engine, 0);
+  EXPECT_EQ(p.decision, Decision::kClean);
+  EXPECT_TRUE(p.affected.empty());
+  // Answered by the retrained shard 3.
+  EXPECT_EQ(p.model_versions[3], 2u);
+  EXPECT_EQ(engine->Stats().pending_deletions, 0u);
+}
+
+TEST_F(EngineTest, InferenceFirstAnswersAtOnceAndExposes) {
+  auto engine = Open("inference-first,deadline=1h");
+  ASSERT_TRUE(engine->RequestDeletion(DT::Sample(SampleIn(2, 0))).ok());
+  const Prediction p = InferOrDie(*engine, 0);
+  EXPECT_EQ(p.decision, Decision::kUncertified);
+  EXPECT_TRUE(p.exposed);
+  EXPECT_THAT(p.affected, ElementsAre(ShardId(2)));
+  EXPECT_THAT(p.model_versions, ElementsAre(1, 1, 1, 1));
+  EXPECT_NE(
+      engine->metrics()->TextExposition().find("eraser_exposures_total 1"),
+      std::string::npos);
+}
+
+TEST_F(EngineTest, ExclusiveContextServesAndUnlearns) {
+  EngineOptions o = Options(data_, "immediate");
+  o.unlearning.context = ExecutionContext::kExclusive;
+  auto engine = OpenOrDie(o);
+  ASSERT_TRUE(engine->RequestDeletion(DT::Sample(SampleIn(0, 0))).ok());
+  std::vector<std::future<StatusOr<Prediction>>> answers;
+  for (std::size_t i = 0; i < 20; ++i)
+    answers.push_back(engine->Infer(Input(i)));
+  for (auto& f : answers) {
+    StatusOr<Prediction> p = f.get();
+    ASSERT_TRUE(p.ok());
+    EXPECT_EQ(p->decision, Decision::kClean);
+    EXPECT_EQ(p->model_versions[0], 2u);
+  }
+}
+
+TEST_F(EngineTest, AuditRecordsEveryAnswer) {
+  EngineOptions o = Options(data_, "eraser:lazy,partial,deadline=1h");
+  o.audit = true;
+  std::vector<Prediction> answers;
+  {
+    auto engine = OpenOrDie(o);
+    ASSERT_TRUE(engine->RequestDeletion(DT::Sample(SampleIn(1, 0))).ok());
+    for (std::size_t i = 0; i < 10; ++i)
+      answers.push_back(InferOrDie(*engine, i));
+  }
+  StatusOr<std::unique_ptr<storage::Store>> store =
+      storage::Store::Open({data_, false});
+  ASSERT_TRUE(store.ok());
+  for (const Prediction& p : answers) {
+    StatusOr<std::string> bytes = (*store)->GetAudit(p.request_id);
+    ASSERT_TRUE(bytes.ok()) << p.request_id;
+    StatusOr<certify::CertificateRecord> r =
+        certify::CertificateRecord::Decode(*bytes);
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r->decision, p.decision);
+    EXPECT_EQ(r->answer, p.label);
+    EXPECT_EQ(r->margin, p.margin);
+    EXPECT_THAT(r->affected, ElementsAre(ShardId(1)));
+    EXPECT_THAT(r->pending, ElementsAre(DeletionSeq(1)));
+    EXPECT_EQ(r->model_versions, p.model_versions);
+  }
+}
+
+TEST_F(EngineTest, ReopenResumesPendingDeletions) {
+  {
+    auto engine = Open("eraser:lazy,wait,deadline=1h");
+    ASSERT_TRUE(engine->RequestDeletion(DT::Sample(SampleIn(2, 1))).ok());
+    ASSERT_TRUE(
+        engine->RequestDeletion(DT::Owner(OwnerId(SampleIn(0, 0).value())))
+            .ok());
+  }
+  auto engine = Open("eraser:lazy,wait,deadline=1h");
+  EngineStats stats = engine->Stats();
+  EXPECT_EQ(stats.pending_deletions, 2u);
+  EXPECT_THAT(stats.affected_shards, ElementsAre(ShardId(0), ShardId(2)));
+  ASSERT_TRUE(engine->Drain().ok());
+  EXPECT_EQ(engine->GetDeletion(DeletionSeq(2))->state,
+            storage::DeletionState::kApplied);
+}
+
+TEST_F(EngineTest, MetricsFollowEvents) {
+  auto engine = Open("eraser:lazy,partial,deadline=1h");
+  InferOrDie(*engine, 0);
+  ASSERT_TRUE(engine->RequestDeletion(DT::Sample(SampleIn(1, 0))).ok());
+  const std::string before = engine->metrics()->TextExposition();
+  EXPECT_NE(
+      before.find("eraser_inference_requests_total{decision=\"clean\"} 1"),
+      std::string::npos);
+  EXPECT_NE(before.find("eraser_deletions_received_total 1"),
+            std::string::npos);
+  EXPECT_NE(before.find("eraser_pending_deletions 1"), std::string::npos);
+  EXPECT_NE(before.find("eraser_affected_shards 1"), std::string::npos);
+  ASSERT_TRUE(engine->Drain().ok());
+  const std::string after = engine->metrics()->TextExposition();
+  EXPECT_NE(after.find("eraser_deletions_applied_total 1"), std::string::npos);
+  EXPECT_NE(after.find("eraser_pending_deletions 0"), std::string::npos);
+  EXPECT_NE(after.find("eraser_retrain_duration_seconds_count 1"),
+            std::string::npos);
+  EXPECT_NE(after.find("eraser_deletion_delay_seconds_count 1"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace eraser::engine
