@@ -49,6 +49,10 @@ StatusOr<DeletionSeq> EngineImpl::RequestDeletion(
   ASSIGN_OR_RETURN(DeletionSeq seq,
                    store_->AppendDeletion(target, samples, arrival));
   metrics_->DeletionReceived();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    watermark_ = std::max(watermark_, seq.value());
+  }
   if (live.empty()) {
     // Everything it names is already gone from every model: applied now.
     RETURN_IF_ERROR(store_->MarkApplied({seq}, arrival));

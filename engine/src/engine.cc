@@ -96,6 +96,10 @@ Status EngineImpl::Start() {
     std::lock_guard<std::mutex> lock(mu_);
     slice_sizes_[k] = std::move(sizes);
   }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    watermark_ = store_->LastDeletionSeq().value();
+  }
   // Pending deletions resume with their original arrival times, so their
   // deadlines too.
   ASSIGN_OR_RETURN(std::vector<storage::DeletionRecord> pending,
@@ -182,6 +186,8 @@ EngineStats EngineImpl::Stats() const {
     stats.model_versions.push_back(m.version);
   }
   stats.retrains_running = scheduler_->running();
+  stats.retrains = retrains_;
+  stats.unlearning_cost = unlearning_cost_;
   return stats;
 }
 

@@ -156,6 +156,10 @@ class EngineImpl final : public Engine {
       GUARDED_BY(mu_);
   std::unique_ptr<scheduler::Scheduler> scheduler_ GUARDED_BY(mu_);
   std::deque<scheduler::RetrainOrder> orders_ GUARDED_BY(mu_);
+  // Highest deletion sequence number accepted so far.
+  uint64_t watermark_ GUARDED_BY(mu_) = 0;
+  uint64_t retrains_ GUARDED_BY(mu_) = 0;
+  unlearning::Cost unlearning_cost_ GUARDED_BY(mu_);
   std::map<uint64_t, RequestPtr> parked_ GUARDED_BY(mu_);
   std::vector<RequestPtr> parked_immediate_ GUARDED_BY(mu_);
 

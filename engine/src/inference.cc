@@ -252,6 +252,7 @@ Answer EngineImpl::MakeAnswer(RequestPtr request, int32_t label,
   p.model_versions = versions;
   p.exposed = decision == Decision::kUncertified;
   p.computed_at = computed;
+  p.deletion_watermark = watermark_;
   p.queue_seconds =
       SecondsBetween(request->admitted, request->first_compute.value_or(now));
   p.compute_seconds = request->compute_seconds;

@@ -129,6 +129,10 @@ void EngineImpl::RunOrder(const scheduler::RetrainOrder& order) {
         version = result.version;
         metrics_->Retrained(std::chrono::duration<double>(elapsed).count(),
                             result.cost.sample_epochs);
+        ++retrains_;
+        unlearning_cost_.sample_epochs += result.cost.sample_epochs;
+        unlearning_cost_.cpu_seconds += result.cost.cpu_seconds;
+        unlearning_cost_.wall_seconds += result.cost.wall_seconds;
       }
       const TimePoint now = clock_->Now();
       for (DeletionSeq seq : order.covers) {

@@ -49,6 +49,11 @@ StatusOr<std::vector<DeletionRecord>> RocksStore::PendingDeletions() {
   return out;
 }
 
+DeletionSeq RocksStore::LastDeletionSeq() {
+  std::lock_guard<std::mutex> lock(append_mu_);
+  return DeletionSeq(last_seq_);
+}
+
 StatusOr<DeletionRecord> RocksStore::GetDeletion(DeletionSeq seq) {
   ASSIGN_OR_RETURN(std::string value,
                    Get(kDeletions, U64Key(seq.value()),

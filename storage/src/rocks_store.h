@@ -70,6 +70,7 @@ class RocksStore final : public Store {
       const DeletionTarget& target, const std::vector<SampleLocation>& samples,
       TimePoint arrival) override;
   StatusOr<std::vector<DeletionRecord>> PendingDeletions() override;
+  DeletionSeq LastDeletionSeq() override;
   StatusOr<DeletionRecord> GetDeletion(DeletionSeq seq) override;
   Status MarkApplied(const std::vector<DeletionSeq>& seqs,
                      TimePoint applied_at) override;

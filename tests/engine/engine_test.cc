@@ -169,6 +169,7 @@ TEST_F(EngineTest, DeletionIsDurableAcknowledgedAndApplied) {
   EngineStats stats = engine->Stats();
   EXPECT_EQ(stats.pending_deletions, 1u);
   EXPECT_THAT(stats.affected_shards, ElementsAre(ShardId(2)));
+  EXPECT_EQ(InferOrDie(*engine, 0).deletion_watermark, 1u);
 
   ASSERT_TRUE(engine->Drain().ok());
   info = engine->GetDeletion(*seq);
@@ -187,6 +188,9 @@ TEST_F(EngineTest, DeletionIsDurableAcknowledgedAndApplied) {
   EXPECT_EQ(engine->GetDeletion(*again)->state,
             storage::DeletionState::kApplied);
   EXPECT_THAT(engine->Stats().model_versions, ElementsAre(1, 1, 2, 1));
+  EXPECT_EQ(InferOrDie(*engine, 0).deletion_watermark, 2u);
+  EXPECT_EQ(engine->Stats().retrains, 1u);
+  EXPECT_GT(engine->Stats().unlearning_cost.sample_epochs, 0u);
 }
 
 TEST_F(EngineTest, DeletionsOfOneShardShareOneRetraining) {
@@ -364,6 +368,7 @@ TEST_F(EngineTest, ReopenResumesPendingDeletions) {
   auto engine = Open("eraser:lazy,wait,deadline=1h");
   EngineStats stats = engine->Stats();
   EXPECT_EQ(stats.pending_deletions, 2u);
+  EXPECT_EQ(InferOrDie(*engine, 0).deletion_watermark, 2u);
   EXPECT_THAT(stats.affected_shards, ElementsAre(ShardId(0), ShardId(2)));
   ASSERT_TRUE(engine->Drain().ok());
   EXPECT_EQ(engine->GetDeletion(DeletionSeq(2))->state,

@@ -198,6 +198,7 @@ TEST_F(StoreTest, DeletionLogAppendGetPendingApplied) {
   ASSERT_TRUE(a.ok() && b.ok());
   EXPECT_EQ(*a, DeletionSeq(1));
   EXPECT_EQ(*b, DeletionSeq(2));
+  EXPECT_EQ(store_->LastDeletionSeq(), DeletionSeq(2));
 
   StatusOr<DeletionRecord> r = store_->GetDeletion(*a);
   ASSERT_TRUE(r.ok());
@@ -226,6 +227,7 @@ TEST_F(StoreTest, DeletionLogAppendGetPendingApplied) {
   EXPECT_EQ((*pending)[0].seq, *b);
 
   // Numbering continues after a restart.
+  EXPECT_EQ(store_->LastDeletionSeq(), DeletionSeq(2));
   EXPECT_EQ(
       *store_->AppendDeletion(DeletionTarget::Sample(SampleId(1)), {}, t1),
       DeletionSeq(3));

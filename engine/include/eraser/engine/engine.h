@@ -62,6 +62,10 @@ struct Prediction {
   // acknowledged before this instant is reflected in `affected` or absent
   // from the models used.
   std::chrono::steady_clock::time_point computed_at;
+  // The highest deletion sequence number the engine had accepted when the
+  // answer was (last) computed; 0 if none. The oracle of DESIGN guarantee 3
+  // is the ensemble trained without every deletion up to it.
+  uint64_t deletion_watermark = 0;
   // Time in the queue before the first computation, computing (model
   // evaluation and certification), and parked waiting for unlearning.
   double queue_seconds = 0;
@@ -96,6 +100,9 @@ struct EngineStats {
   std::vector<ShardId> affected_shards;
   std::vector<uint64_t> model_versions;
   std::size_t retrains_running = 0;
+  // Retrainings completed by this engine and their total cost.
+  uint64_t retrains = 0;
+  unlearning::Cost unlearning_cost;
 };
 
 class Engine {

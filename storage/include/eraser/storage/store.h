@@ -81,6 +81,8 @@ class Store {
       TimePoint arrival) = 0;
   // All pending requests, by sequence number.
   virtual StatusOr<std::vector<DeletionRecord>> PendingDeletions() = 0;
+  // The last sequence number issued; 0 when the log is empty.
+  virtual DeletionSeq LastDeletionSeq() = 0;
   // One request; kNotFound for a sequence number never issued.
   virtual StatusOr<DeletionRecord> GetDeletion(DeletionSeq seq) = 0;
   // Marks requests applied (synced). kNotFound, and nothing changes, if any
