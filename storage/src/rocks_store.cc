@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 
 #include "coding.h"
 
@@ -310,6 +311,12 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
     if (!options.create_if_missing) {
       return NotFoundError("data directory " + options.path +
                            " does not exist");
+    }
+    std::error_code ec;
+    std::filesystem::create_directories(options.path, ec);
+    if (ec) {
+      return InternalError("cannot create " + options.path + ": " +
+                           ec.message());
     }
   } else if (!S_ISDIR(st.st_mode)) {
     return InvalidArgumentError(options.path + " is not a directory");

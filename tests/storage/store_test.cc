@@ -84,6 +84,12 @@ TEST(StoreOpen, BadPaths) {
             StatusCode::kInvalidArgument);
 }
 
+TEST(StoreOpen, CreatesMissingParents) {
+  testing::TempDir dir;
+  StatusOr<std::unique_ptr<Store>> store = Store::Open({dir.Child("a/b/c")});
+  ASSERT_TRUE(store.ok()) << store.status();
+}
+
 TEST_F(StoreTest, SecondOpenOfSameDirectoryIsRefused) {
   StatusOr<std::unique_ptr<Store>> second = Store::Open({dir_.path()});
   EXPECT_EQ(second.status().code(), StatusCode::kFailedPrecondition);
