@@ -1,7 +1,6 @@
 // `eraser train`: builds a data directory (ingest Fashion-MNIST, partition,
 // train the SISA ensemble) and reports accuracy and training cost.
 #include <cstdio>
-#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -12,6 +11,7 @@
 #include "eraser/unlearning/evaluate.h"
 #include "eraser/unlearning/runtime.h"
 #include "eraser/unlearning/sisa.h"
+#include "eraser/workloads/data_dir.h"
 #include "eraser/workloads/fashion_mnist.h"
 
 namespace po = boost::program_options;
@@ -54,23 +54,6 @@ StatusOr<std::vector<uint32_t>> ParseEpochs(const std::string& text) {
   return out;
 }
 
-// Removes `dir` for --rebuild, but only if it is empty or an eraser data
-// directory: a typo must not delete someone's files.
-Status RemoveDataDir(const std::string& dir) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  if (!fs::exists(dir, ec)) return OkStatus();
-  const bool is_db = fs::exists(fs::path(dir) / "CURRENT", ec) &&
-                     fs::exists(fs::path(dir) / "IDENTITY", ec);
-  if (!is_db && !fs::is_empty(dir, ec)) {
-    return FailedPreconditionError(
-        dir + " is not an eraser data directory; refusing to delete it");
-  }
-  fs::remove_all(dir, ec);
-  if (ec) return InternalError("cannot remove " + dir + ": " + ec.message());
-  return OkStatus();
-}
-
 nlohmann::json CostJson(const unlearning::Cost& c) {
   return {{"sample_epochs", c.sample_epochs},
           {"cpu_seconds", c.cpu_seconds},
@@ -92,51 +75,39 @@ int Train(const TrainFlags& flags) {
       workloads::LoadFashionMnist(dataset_dir);
   if (!data.ok()) return ReportError("train", data.status());
 
-  unlearning::SisaOptions options = flags.sisa;
-  options.model.rows = data->train.rows;
-  options.model.cols = data->train.cols;
-  options.model.classes = workloads::kFashionMnistClasses;
-  options.dataset_fingerprint = workloads::DatasetFingerprint(data->train);
+  const unlearning::SisaOptions options =
+      workloads::ForFashionMnist(flags.sisa, *data);
   if (Status s = options.Validate(); !s.ok()) return ReportError("train", s);
-
   if (flags.rebuild) {
-    if (Status s = RemoveDataDir(flags.data_dir); !s.ok()) {
+    if (Status s = workloads::RemoveDataDir(flags.data_dir); !s.ok()) {
       return ReportError("train", s);
     }
   }
-  StatusOr<std::unique_ptr<storage::Store>> store =
-      storage::Store::Open({flags.data_dir});
-  if (!store.ok()) return ReportError("train", store.status());
-  StatusOr<std::unique_ptr<unlearning::Sisa>> sisa =
-      unlearning::Sisa::Create(store->get(), options);
-  if (!sisa.ok()) {
-    return ReportError(
-        "train", sisa.status().WithContext(
-                     flags.data_dir + " (use --rebuild to start it over)"));
-  }
-  unlearning::TrainingSet training{
-      data->train.size(), data->train.feature_size(), data->train.pixels.data(),
-      data->train.labels.data()};
-  StatusOr<bool> ingested = (*sisa)->Ingest(training);
-  if (!ingested.ok()) return ReportError("train", ingested.status());
-  StatusOr<bool> trained = (*sisa)->IsTrained();
-  if (!trained.ok()) return ReportError("train", trained.status());
-
-  const std::vector<uint32_t> epochs = options.EpochSchedule();
-  std::printf("Data directory %s: %s\n", flags.data_dir.c_str(),
-              *trained ? "reusing the trained ensemble (--rebuild to retrain)"
-                       : (*ingested ? "new" : "ingested, not yet trained"));
   std::printf("%u shards x %u slices, %s, epochs per stage %s, seed %llu\n",
               options.shards, options.slices, options.model.ToString().c_str(),
               options.ToConfig().at("epochs").c_str(),
               static_cast<unsigned long long>(options.seed));
-
-  unlearning::TrainReport report;
-  if (!*trained) {
-    StatusOr<unlearning::TrainReport> r = (*sisa)->TrainAll();
-    if (!r.ok()) return ReportError("train", r.status());
-    report = std::move(r).value();
+  StatusOr<workloads::DataDirResult> built =
+      workloads::EnsureTrained(flags.data_dir, options, *data);
+  if (!built.ok()) {
+    const Status& s = built.status();
+    return ReportError("train", s.code() == StatusCode::kFailedPrecondition
+                                    ? s.WithContext("use --rebuild to start "
+                                                    "it over")
+                                    : s);
   }
+  const bool reused = built->reused;
+  const unlearning::TrainReport& report = built->report;
+  std::printf(
+      "Data directory %s: %s\n", flags.data_dir.c_str(),
+      reused ? "reusing the trained ensemble (--rebuild to retrain)" : "new");
+
+  StatusOr<std::unique_ptr<storage::Store>> store =
+      storage::Store::Open({flags.data_dir});
+  if (!store.ok()) return ReportError("train", store.status());
+  StatusOr<std::unique_ptr<unlearning::Sisa>> sisa =
+      unlearning::Sisa::Open(store->get(), options.concurrency);
+  if (!sisa.ok()) return ReportError("train", sisa.status());
   StatusOr<std::vector<unlearning::ShardModel>> models = (*sisa)->LoadModels();
   if (!models.ok()) return ReportError("train", models.status());
   const std::vector<float> test_inputs = unlearning::ScalePixels(
@@ -151,7 +122,7 @@ int Train(const TrainFlags& flags) {
     StatusOr<uint64_t> samples = (*store)->CountSamples(ShardId(k));
     if (!samples.ok()) return ReportError("train", samples.status());
     const unlearning::Cost cost =
-        *trained ? unlearning::Cost{} : report.shards[k].cost;
+        reused ? unlearning::Cost{} : report.shards[k].cost;
     std::printf("%5zu  %7llu  %8.4f  %13llu  %6.2f  %6.2f\n", k,
                 static_cast<unsigned long long>(*samples),
                 eval->shard_accuracy[k],
@@ -165,7 +136,7 @@ int Train(const TrainFlags& flags) {
   }
   std::printf("\nensemble test accuracy: hard vote %.4f, soft vote %.4f\n",
               eval->hard_vote_accuracy, eval->soft_vote_accuracy);
-  if (!*trained) {
+  if (!reused) {
     std::printf("training cost: %llu sample-epochs, %.2f CPU s, %.2f s wall\n",
                 static_cast<unsigned long long>(report.total.sample_epochs),
                 report.total.cpu_seconds, report.total.wall_seconds);
@@ -173,7 +144,7 @@ int Train(const TrainFlags& flags) {
 
   if (!flags.json.empty()) {
     nlohmann::json out = {{"data_dir", flags.data_dir},
-                          {"reused", *trained},
+                          {"reused", reused},
                           {"blas", blas.Describe()},
                           {"config", options.ToConfig()},
                           {"test_samples", eval->samples},

@@ -1,0 +1,48 @@
+// Building or reusing a trained data directory for Fashion-MNIST, shared by
+// `eraser train` and `eraser replay`.
+#ifndef ERASER_WORKLOADS_DATA_DIR_H_
+#define ERASER_WORKLOADS_DATA_DIR_H_
+
+#include <string>
+
+#include "eraser/common/statusor.h"
+#include "eraser/unlearning/sisa.h"
+#include "eraser/workloads/fashion_mnist.h"
+
+namespace eraser::workloads {
+
+struct DataDirResult {
+  // True if the directory already held this trained ensemble.
+  bool reused = false;
+  // The training report when it trained now.
+  unlearning::TrainReport report;
+};
+
+// Makes `dir` hold the ensemble `options` describes, trained on
+// data.train: reuses it when it already does, trains what is missing
+// otherwise. `options.model` rows, cols and classes and the dataset
+// fingerprint are set from `data`. kFailedPrecondition when the directory
+// was built with other options (the message names the differing keys).
+StatusOr<DataDirResult> EnsureTrained(const std::string& dir,
+                                      unlearning::SisaOptions options,
+                                      const FashionMnist& data);
+
+// The options of the trained ensemble in `dir`; kNotFound when `dir` holds
+// no trained ensemble.
+StatusOr<unlearning::SisaOptions> TrainedOptions(const std::string& dir);
+
+// `options` completed for Fashion-MNIST (input shape, classes, fingerprint).
+unlearning::SisaOptions ForFashionMnist(unlearning::SisaOptions options,
+                                        const FashionMnist& data);
+
+// Deletes `dir` if it is empty or an eraser data directory; refuses
+// (kFailedPrecondition) to delete anything else.
+Status RemoveDataDir(const std::string& dir);
+
+// Copies a closed data directory (recursively) to `to`, which must not
+// exist.
+Status CopyDataDir(const std::string& from, const std::string& to);
+
+}  // namespace eraser::workloads
+
+#endif  // ERASER_WORKLOADS_DATA_DIR_H_

@@ -1,0 +1,76 @@
+#include "eraser/workloads/data_dir.h"
+
+#include <filesystem>
+
+#include "eraser/storage/store.h"
+
+namespace eraser::workloads {
+
+unlearning::SisaOptions ForFashionMnist(unlearning::SisaOptions options,
+                                        const FashionMnist& data) {
+  options.model.rows = data.train.rows;
+  options.model.cols = data.train.cols;
+  options.model.classes = kFashionMnistClasses;
+  options.dataset_fingerprint = DatasetFingerprint(data.train);
+  return options;
+}
+
+StatusOr<DataDirResult> EnsureTrained(const std::string& dir,
+                                      unlearning::SisaOptions options,
+                                      const FashionMnist& data) {
+  options = ForFashionMnist(options, data);
+  RETURN_IF_ERROR(options.Validate());
+  ASSIGN_OR_RETURN(std::unique_ptr<storage::Store> store,
+                   storage::Store::Open({dir}));
+  StatusOr<std::unique_ptr<unlearning::Sisa>> sisa =
+      unlearning::Sisa::Create(store.get(), options);
+  if (!sisa.ok()) return sisa.status().WithContext(dir);
+  DataDirResult result;
+  ASSIGN_OR_RETURN(result.reused, (*sisa)->IsTrained());
+  if (result.reused) return result;
+  const unlearning::TrainingSet training{
+      data.train.size(), data.train.feature_size(), data.train.pixels.data(),
+      data.train.labels.data()};
+  RETURN_IF_ERROR((*sisa)->Ingest(training).status());
+  ASSIGN_OR_RETURN(result.report, (*sisa)->TrainAll());
+  return result;
+}
+
+StatusOr<unlearning::SisaOptions> TrainedOptions(const std::string& dir) {
+  StatusOr<std::unique_ptr<storage::Store>> store =
+      storage::Store::Open({dir, /*create_if_missing=*/false});
+  if (!store.ok()) return NotFoundError(dir + " holds no trained ensemble");
+  StatusOr<std::unique_ptr<unlearning::Sisa>> sisa =
+      unlearning::Sisa::Open(store->get(), 1);
+  if (!sisa.ok()) return NotFoundError(dir + " holds no trained ensemble");
+  ASSIGN_OR_RETURN(bool trained, (*sisa)->IsTrained());
+  if (!trained) return NotFoundError(dir + " holds no trained ensemble");
+  return (*sisa)->options();
+}
+
+Status RemoveDataDir(const std::string& dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::exists(dir, ec)) return OkStatus();
+  const bool is_db = fs::exists(fs::path(dir) / "CURRENT", ec) &&
+                     fs::exists(fs::path(dir) / "IDENTITY", ec);
+  if (!is_db && !fs::is_empty(dir, ec)) {
+    return FailedPreconditionError(
+        dir + " is not an eraser data directory; refusing to delete it");
+  }
+  fs::remove_all(dir, ec);
+  if (ec) return InternalError("cannot remove " + dir + ": " + ec.message());
+  return OkStatus();
+}
+
+Status CopyDataDir(const std::string& from, const std::string& to) {
+  std::error_code ec;
+  std::filesystem::copy(from, to, std::filesystem::copy_options::recursive, ec);
+  if (ec) {
+    return InternalError("cannot copy " + from + " to " + to + ": " +
+                         ec.message());
+  }
+  return OkStatus();
+}
+
+}  // namespace eraser::workloads
