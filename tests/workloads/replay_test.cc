@@ -1,0 +1,149 @@
+// A short replay on the small engine fixture: the JSON report carries every
+// contract field, decisions add up, ERASER policies neither expose nor
+// disagree with the oracle when certified, and inference-first exposes on a
+// scenario built for it.
+#include "eraser/workloads/replay.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "../engine/engine_fixture.h"
+
+namespace eraser::workloads {
+namespace {
+
+using nlohmann::json;
+using ::testing::HasSubstr;
+
+// 3 s: 40 inferences per second on held-out images; 8 deletions in the
+// first 1.6 s, two per shard, so most answers have affected shards.
+Trace Scenario() {
+  Trace t;
+  for (int i = 0; i < 120; ++i) {
+    TraceEvent e;
+    e.time_ms = i * 25.0;
+    e.test_index = engine::testing::kTrainSamples + (i * 7) % 1000;
+    t.events.push_back(e);
+  }
+  for (int d = 0; d < 8; ++d) {
+    TraceEvent e;
+    e.time_ms = 100.0 + d * 200.0 + 1;
+    e.op = TraceEvent::Op::kDelete;
+    e.deletion = storage::DeletionTarget::Sample(
+        engine::testing::SampleIn(d % 4, (d / 4) % 2, d));
+    t.events.push_back(e);
+  }
+  std::stable_sort(t.events.begin(), t.events.end(),
+                   [](const TraceEvent& a, const TraceEvent& b) {
+                     return a.time_ms < b.time_ms;
+                   });
+  return t;
+}
+
+TEST(Replay, ReportHasEveryContractFieldAndHoldsTheGuarantees) {
+  const engine::testing::Template& tmpl = engine::testing::GetTemplate();
+  eraser::testing::TempDir work;
+  ReplayConfig config;
+  config.policies = {"immediate", "inference-first", "eraser-lazy-wait",
+                     "eraser-lazy-partial"};
+  config.work_dir = work.path();
+  StatusOr<ReplayReport> report =
+      RunReplay(Scenario(), tmpl.dir, tmpl.images, config);
+  ASSERT_TRUE(report.ok()) << report.status();
+  report->workload_json = R"({"name": "replay-test"})";
+  const json j = json::parse(report->ToJson());
+
+  EXPECT_EQ(j["workload"]["name"], "replay-test");
+  for (const char* key :
+       {"dataset", "shards", "slices", "arch", "test_accuracy"}) {
+    EXPECT_TRUE(j["model"].contains(key)) << key;
+  }
+  EXPECT_EQ(j["model"]["shards"], 4);
+  ASSERT_EQ(j["policies"].size(), 4u);
+  for (const json& p : j["policies"]) {
+    SCOPED_TRACE(p["name"].get<std::string>());
+    const json& inf = p["inference"];
+    for (const char* key : {"requests", "throughput_rps", "accuracy",
+                            "latency_ms", "decisions"}) {
+      EXPECT_TRUE(inf.contains(key)) << key;
+    }
+    for (const char* key : {"mean", "p50", "p95", "p99", "max"}) {
+      EXPECT_TRUE(inf["latency_ms"].contains(key)) << key;
+    }
+    uint64_t sum = 0;
+    for (const char* key : {"clean", "certified", "waited", "partial",
+                            "rejected", "uncertified"}) {
+      ASSERT_TRUE(inf["decisions"].contains(key)) << key;
+      sum += inf["decisions"][key].get<uint64_t>();
+    }
+    EXPECT_EQ(sum, inf["requests"].get<uint64_t>());
+    EXPECT_EQ(inf["requests"], 120);
+    const json& un = p["unlearning"];
+    for (const char* key : {"deletions", "shard_retrains", "sample_epochs",
+                            "cpu_seconds", "delay_ms", "pending_at_end"}) {
+      EXPECT_TRUE(un.contains(key)) << key;
+    }
+    for (const char* key : {"p50", "p99", "max"}) {
+      EXPECT_TRUE(un["delay_ms"].contains(key)) << key;
+    }
+    EXPECT_EQ(un["deletions"], 8);
+    EXPECT_GT(un["shard_retrains"].get<int>(), 0);  // drained at the end
+    const json& pr = p["privacy"];
+    for (const char* key : {"exposures", "oracle_checked", "oracle_agreement",
+                            "soundness_violations"}) {
+      EXPECT_TRUE(pr.contains(key)) << key;
+    }
+    EXPECT_EQ(pr["soundness_violations"], 0);
+    EXPECT_EQ(pr["oracle_checked"].get<uint64_t>(),
+              sum - inf["decisions"]["rejected"].get<uint64_t>());
+    const std::string name = p["name"];
+    if (name == "inference-first") {
+      EXPECT_GT(pr["exposures"].get<int>(), 0);
+      EXPECT_GT(inf["decisions"]["uncertified"].get<int>(), 0);
+    } else {
+      EXPECT_EQ(pr["exposures"], 0);
+      EXPECT_EQ(inf["decisions"]["uncertified"], 0);
+    }
+    if (name == "immediate") {
+      EXPECT_EQ(inf["decisions"]["clean"], 120);
+      EXPECT_EQ(pr["oracle_agreement"], 1.0);
+    }
+  }
+  EXPECT_EQ(j["comparison"]["baseline"], "immediate");
+  for (const char* name : {"immediate", "inference-first", "eraser-lazy-wait",
+                           "eraser-lazy-partial"}) {
+    const json& c = j["comparison"]["per_policy"][name];
+    for (const char* key :
+         {"latency_p50_saving", "latency_p99_saving", "compute_saving"}) {
+      ASSERT_TRUE(c.contains(key)) << name << " " << key;
+      EXPECT_GE(c[key].get<double>(), 0.0);
+      EXPECT_LE(c[key].get<double>(), 1.0);
+    }
+  }
+  const std::string table = report->ToTable();
+  EXPECT_THAT(table, HasSubstr("eraser-lazy-partial"));
+  EXPECT_THAT(table, HasSubstr("against immediate"));
+}
+
+TEST(Replay, BadInputsAreRefused) {
+  const engine::testing::Template& tmpl = engine::testing::GetTemplate();
+  ReplayConfig config;
+  EXPECT_EQ(
+      RunReplay(Scenario(), tmpl.dir, tmpl.images, config).status().code(),
+      StatusCode::kInvalidArgument);  // no policy
+  config.policies = {"eraser:sometimes"};
+  EXPECT_EQ(
+      RunReplay(Scenario(), tmpl.dir, tmpl.images, config).status().code(),
+      StatusCode::kInvalidArgument);
+  config.policies = {"immediate"};
+  Trace bad = Scenario();
+  bad.events[0].test_index = 10000;
+  bad.events[0].line = 2;
+  EXPECT_THAT(RunReplay(bad, tmpl.dir, tmpl.images, config).status().message(),
+              HasSubstr("line 2: test index 10000"));
+}
+
+}  // namespace
+}  // namespace eraser::workloads

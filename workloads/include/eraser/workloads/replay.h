@@ -1,0 +1,109 @@
+// The workload replay simulator: one trace against several policies, each
+// from the same trained state, in real time, with an oracle check of every
+// answer (DESIGN guarantee 3) and a side-by-side report (DESIGN section 7).
+#ifndef ERASER_WORKLOADS_REPLAY_H_
+#define ERASER_WORKLOADS_REPLAY_H_
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "eraser/common/clock.h"
+#include "eraser/common/statusor.h"
+#include "eraser/engine/options.h"
+#include "eraser/workloads/fashion_mnist.h"
+#include "eraser/workloads/trace.h"
+
+namespace eraser::workloads {
+
+struct ReplayConfig {
+  // Policy strings or presets, run in this order.
+  std::vector<std::string> policies;
+  // Trace time is divided by this (2 replays twice as fast).
+  double speed = 1.0;
+  // Compute the oracle for every answer (retrains the ensemble once per
+  // deletion, shared by all policies).
+  bool oracle = true;
+  // Engine settings shared by every policy.
+  int inference_threads = 1;
+  int unlearning_concurrency = 1;
+  std::size_t max_batch_size = 64;
+  Duration max_queue_delay = std::chrono::milliseconds(2);
+  std::size_t queue_capacity = 100'000;
+  engine::ExecutionContext context = engine::ExecutionContext::kConcurrent;
+  // Where per-policy copies of the data directory go ($TMPDIR if empty).
+  std::string work_dir;
+  // Progress (elapsed and remaining per policy) on stderr.
+  bool progress = false;
+
+  Status Validate() const;
+};
+
+struct Summary {
+  double mean = 0, p50 = 0, p95 = 0, p99 = 0, max = 0;
+};
+
+struct PolicyReport {
+  std::string name;    // as given
+  std::string policy;  // canonical form
+  // Inference. Latency runs from each request's scheduled time (so queueing
+  // behind a stalled engine counts) to its answer.
+  uint64_t requests = 0;
+  double throughput_rps = 0;
+  double accuracy = 0;  // over answered (not rejected) requests
+  Summary latency_ms;
+  // Indexed like certify::Decision - 1: clean, certified, waited, partial,
+  // rejected (including refused), uncertified.
+  std::array<uint64_t, 6> decisions{};
+  uint64_t refused = 0;  // not admitted (queue full): counted as rejected
+  // Unlearning, up to every deletion applied (the trace, then a drain).
+  uint64_t deletions = 0;
+  uint64_t failed_deletions = 0;  // refused by the engine (unknown target)
+  uint64_t shard_retrains = 0;
+  uint64_t sample_epochs = 0;
+  double cpu_seconds = 0;
+  uint64_t sample_epochs_during_trace = 0;
+  Summary delay_ms;             // acknowledgement to application
+  uint64_t pending_at_end = 0;  // pending when the last answer arrived
+  // Privacy.
+  uint64_t exposures = 0;
+  uint64_t oracle_checked = 0;  // answers compared with the oracle
+  std::optional<double> oracle_agreement;
+  uint64_t soundness_violations = 0;  // clean/certified/waited != oracle
+  double wall_seconds = 0;
+};
+
+struct ModelInfo {
+  std::string dataset = "fashion-mnist";
+  uint32_t shards = 0;
+  uint32_t slices = 0;
+  std::string arch;
+  double test_accuracy = 0;  // hard vote, initial ensemble
+};
+
+struct ReplayReport {
+  std::string workload_json = "{}";  // the workload description, JSON object
+  ModelInfo model;
+  std::vector<PolicyReport> policies;
+  std::string baseline;  // "immediate" when it ran, else the first policy
+
+  // The report schema of DESIGN section 7 (plus extra fields).
+  std::string ToJson() const;
+  // One row per policy, for a terminal.
+  std::string ToTable() const;
+};
+
+// Replays `trace` once per policy, each on a fresh copy of the trained data
+// directory `template_dir` (not modified), then computes the oracle. `test`
+// holds the inputs the trace's test indices name.
+StatusOr<ReplayReport> RunReplay(const Trace& trace,
+                                 const std::string& template_dir,
+                                 const ImageDataset& test,
+                                 const ReplayConfig& config);
+
+}  // namespace eraser::workloads
+
+#endif  // ERASER_WORKLOADS_REPLAY_H_

@@ -1,0 +1,55 @@
+// Workload files (JSON): the dataset, the model configuration, a trace file
+// or generator parameters, the policies to compare, replay settings and a
+// seed. Paths inside are relative to the workload file. Example:
+//
+//   { "name": "default",
+//     "dataset": "fashion-mnist",
+//     "model": {"shards": 8, "slices": 4, "arch": "mlp", "hidden": 128,
+//               "epochs": [4, 4, 4, 8], "seed": 1},
+//     "generator": {"duration": "40s", "inference_rate": 100,
+//                   "deletion_rate": 1, "target": "sample",
+//                   "distribution": "uniform",
+//                   "arrivals": "traces/azure-llm-2023-conv.csv"},
+//     "policies": ["immediate", "inference-first", "eraser-lazy-wait"],
+//     "replay": {"speed": 1, "oracle": true},
+//     "seed": 7 }
+#ifndef ERASER_WORKLOADS_WORKLOAD_H_
+#define ERASER_WORKLOADS_WORKLOAD_H_
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "eraser/common/statusor.h"
+#include "eraser/unlearning/sisa.h"
+#include "eraser/workloads/generator.h"
+#include "eraser/workloads/replay.h"
+
+namespace eraser::workloads {
+
+// The policies a replay compares when none are named.
+const std::vector<std::string>& DefaultReplayPolicies();
+
+struct Workload {
+  std::string name;
+  std::string description;
+  std::string dataset = "fashion-mnist";
+  unlearning::SisaOptions model;
+  // Exactly one of these.
+  std::optional<std::string> trace_file;  // resolved path
+  std::optional<GeneratorOptions> generator;
+  std::vector<std::string> policies;  // DefaultReplayPolicies() if absent
+  ReplayConfig replay;
+  uint64_t seed = 1;
+  // The file as parsed, for the report.
+  std::string json;
+};
+
+// Reads and validates a workload file. kInvalidArgument naming the key for
+// an unknown or ill-typed key, a missing trace/generator, or bad values;
+// kNotFound if the file cannot be read.
+StatusOr<Workload> LoadWorkload(const std::string& path);
+
+}  // namespace eraser::workloads
+
+#endif  // ERASER_WORKLOADS_WORKLOAD_H_

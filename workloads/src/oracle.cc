@@ -1,0 +1,188 @@
+// The oracle of DESIGN guarantee 3: for every served answer, the answer of
+// the ensemble trained without every deletion the engine had accepted when
+// the answer was computed, obtained through the exact retraining path.
+//
+// A shard's oracle model depends only on the deletions that hit it, so the
+// oracle keeps one chain of models per shard: version v is the shard
+// retrained without the first v deletions that hit it. Chains are built in
+// rounds (round r retrains every shard's r-th deletion, shards in
+// parallel), once for all policies, since every policy receives the same
+// deletions in the same order.
+#include <algorithm>
+#include <map>
+#include <set>
+#include <thread>
+
+#include "eraser/certify/vote.h"
+#include "eraser/storage/store.h"
+#include "eraser/workloads/data_dir.h"
+#include "replay_internal.h"
+
+namespace eraser::workloads::internal {
+namespace {
+
+struct Hit {
+  std::size_t deletion;  // 1-based position among the run's deletions
+  std::vector<SampleId> samples;
+};
+
+}  // namespace
+
+Status CheckAgainstOracle(const std::string& template_dir,
+                          const std::string& work_dir,
+                          const std::vector<float>& test_inputs,
+                          const ImageDataset& test,
+                          std::vector<PolicyRun>& runs) {
+  if (runs.empty()) return OkStatus();
+  const std::vector<storage::DeletionTarget>& targets = runs.front().targets;
+  for (const PolicyRun& run : runs) {
+    if (run.targets != targets) {
+      return InternalError(
+          "policies received different deletions; the "
+          "oracle needs the same sequence for all");
+    }
+  }
+  const std::string dir = work_dir + "/oracle";
+  RETURN_IF_ERROR(CopyDataDir(template_dir, dir));
+  ASSIGN_OR_RETURN(std::unique_ptr<storage::Store> store,
+                   storage::Store::Open({dir, false}));
+  const int threads =
+      std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  ASSIGN_OR_RETURN(std::unique_ptr<unlearning::Sisa> sisa,
+                   unlearning::Sisa::Open(store.get(), threads));
+  const std::size_t shards = sisa->options().shards;
+  const int classes = static_cast<int>(sisa->options().model.classes);
+
+  // Each deletion's samples by shard; a sample deleted twice counts once.
+  std::vector<std::vector<Hit>> chains(shards);
+  std::set<SampleId> deleted;
+  for (std::size_t d = 0; d < targets.size(); ++d) {
+    std::vector<storage::SampleLocation> samples;
+    if (targets[d].kind == storage::DeletionTarget::Kind::kSample) {
+      ASSIGN_OR_RETURN(storage::SampleLocation s,
+                       store->LookupSample(SampleId(targets[d].id)));
+      samples.push_back(s);
+    } else {
+      ASSIGN_OR_RETURN(samples, store->OwnerSamples(OwnerId(targets[d].id)));
+    }
+    std::map<ShardId, std::vector<SampleId>> by_shard;
+    for (const storage::SampleLocation& s : samples) {
+      if (!s.erased && deleted.insert(s.id).second) {
+        by_shard[s.shard].push_back(s.id);
+      }
+    }
+    for (auto& [shard, ids] : by_shard) {
+      chains[shard.value()].push_back({d + 1, std::move(ids)});
+    }
+  }
+
+  // versions[k][v]: shard k without its first v deletions.
+  std::vector<std::vector<std::shared_ptr<const unlearning::Model>>> versions(
+      shards);
+  {
+    ASSIGN_OR_RETURN(std::vector<unlearning::ShardModel> base,
+                     sisa->LoadModels());
+    for (std::size_t k = 0; k < shards; ++k)
+      versions[k].push_back(base[k].model);
+  }
+  for (std::size_t round = 0;; ++round) {
+    std::vector<unlearning::RetrainRequest> requests;
+    for (std::size_t k = 0; k < shards; ++k) {
+      if (round < chains[k].size()) {
+        requests.push_back(
+            {ShardId(static_cast<uint32_t>(k)), chains[k][round].samples});
+      }
+    }
+    if (requests.empty()) break;
+    ASSIGN_OR_RETURN(std::vector<unlearning::RetrainResult> results,
+                     sisa->Retrain(requests));
+    for (unlearning::RetrainResult& r : results) {
+      storage::ApplyBatch batch;
+      batch.checkpoints = r.checkpoints;
+      batch.erase = r.excluded;
+      RETURN_IF_ERROR(store->Apply(batch));
+      std::vector<std::shared_ptr<const unlearning::Model>>& chain =
+          versions[r.shard.value()];
+      chain.push_back(r.model != nullptr ? r.model : chain.back());
+    }
+  }
+
+  // The chain version of shard k behind a run's deletion prefix.
+  auto version_at = [&chains](std::size_t k, std::size_t prefix) {
+    std::size_t v = 0;
+    while (v < chains[k].size() && chains[k][v].deletion <= prefix) ++v;
+    return v;
+  };
+  // Votes are computed once per (shard, version, test index).
+  std::map<std::pair<std::size_t, std::size_t>, std::map<uint64_t, int32_t>>
+      votes;
+  struct Check {
+    PolicyRun* run;
+    const Outcome* outcome;
+    std::size_t prefix;
+  };
+  std::vector<Check> checks;
+  for (PolicyRun& run : runs) {
+    for (const Outcome& o : run.outcomes) {
+      if (!o.prediction ||
+          o.prediction->decision == certify::Decision::kRejected) {
+        continue;
+      }
+      // Deletions of this run accepted by the engine before the answer.
+      const std::size_t prefix = static_cast<std::size_t>(
+          std::upper_bound(run.seqs.begin(), run.seqs.end(),
+                           DeletionSeq(o.prediction->deletion_watermark)) -
+          run.seqs.begin());
+      checks.push_back({&run, &o, prefix});
+      for (std::size_t k = 0; k < shards; ++k) {
+        votes[{k, version_at(k, prefix)}][o.test_index] = -1;
+      }
+    }
+  }
+  const std::size_t dim = test.feature_size();
+  for (auto& [key, by_index] : votes) {
+    std::vector<float> inputs;
+    inputs.reserve(by_index.size() * dim);
+    for (const auto& [index, vote] : by_index) {
+      inputs.insert(
+          inputs.end(),
+          test_inputs.begin() + static_cast<std::ptrdiff_t>(index * dim),
+          test_inputs.begin() + static_cast<std::ptrdiff_t>((index + 1) * dim));
+    }
+    std::vector<int32_t> out(by_index.size());
+    RETURN_IF_ERROR(versions[key.first][key.second]->Predict(
+        inputs.data(), by_index.size(), out.data(), nullptr));
+    std::size_t i = 0;
+    for (auto& [index, vote] : by_index) vote = out[i++];
+  }
+
+  std::map<PolicyRun*, uint64_t> agreeing;
+  std::vector<int32_t> shard_votes(shards);
+  for (const Check& c : checks) {
+    for (std::size_t k = 0; k < shards; ++k) {
+      shard_votes[k] =
+          votes.at({k, version_at(k, c.prefix)}).at(c.outcome->test_index);
+    }
+    const int oracle =
+        certify::PluralityVote(shard_votes.data(), shards, classes);
+    PolicyReport& report = c.run->report;
+    ++report.oracle_checked;
+    const engine::Prediction& p = *c.outcome->prediction;
+    if (p.label == oracle) {
+      ++agreeing[c.run];
+    } else if (p.decision == certify::Decision::kClean ||
+               p.decision == certify::Decision::kCertified ||
+               p.decision == certify::Decision::kWaited) {
+      ++report.soundness_violations;
+    }
+  }
+  for (PolicyRun& run : runs) {
+    if (run.report.oracle_checked > 0) {
+      run.report.oracle_agreement =
+          static_cast<double>(agreeing[&run]) / run.report.oracle_checked;
+    }
+  }
+  return OkStatus();
+}
+
+}  // namespace eraser::workloads::internal

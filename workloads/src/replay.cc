@@ -1,0 +1,359 @@
+// Running a trace against each policy, in real time, from the same state.
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <condition_variable>
+#include <cstdio>
+#include <filesystem>
+#include <mutex>
+#include <thread>
+
+#include "eraser/storage/store.h"
+#include "eraser/unlearning/evaluate.h"
+#include "eraser/workloads/data_dir.h"
+#include "replay_internal.h"
+
+namespace eraser::workloads {
+namespace internal {
+namespace {
+
+using Steady = std::chrono::steady_clock;
+
+double Since(Steady::time_point t0) {
+  return std::chrono::duration<double>(Steady::now() - t0).count();
+}
+
+// A scratch directory removed with its contents on destruction.
+class ScratchDir {
+ public:
+  static StatusOr<ScratchDir> Create(const std::string& parent) {
+    std::string base = parent;
+    if (base.empty()) {
+      const char* tmp = std::getenv("TMPDIR");
+      base = tmp != nullptr && *tmp != '\0' ? tmp : "/tmp";
+    }
+    std::error_code ec;
+    std::filesystem::create_directories(base, ec);
+    std::string pattern = base + "/eraser-replay-XXXXXX";
+    if (mkdtemp(pattern.data()) == nullptr) {
+      return InternalError("cannot create a scratch directory in " + base);
+    }
+    return ScratchDir(pattern);
+  }
+  ScratchDir(ScratchDir&& other) noexcept : path_(std::move(other.path_)) {
+    other.path_.clear();
+  }
+  ~ScratchDir() {
+    std::error_code ec;
+    if (!path_.empty()) std::filesystem::remove_all(path_, ec);
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  explicit ScratchDir(std::string path) : path_(std::move(path)) {}
+  std::string path_;
+};
+
+// Prints "[2/5 eraser-lazy-wait] 12.3 s of 40.0 s" over itself.
+class Progress {
+ public:
+  Progress(bool enabled, std::string label, double total_s)
+      : enabled_(enabled), label_(std::move(label)), total_s_(total_s) {
+    if (enabled_) thread_ = std::thread([this] { Run(); });
+  }
+  ~Progress() {
+    if (!enabled_) return;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+    std::fprintf(stderr, "\r%*s\r", 79, "");
+  }
+
+ private:
+  void Run() {
+    const Steady::time_point start = Steady::now();
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!cv_.wait_for(lock, std::chrono::milliseconds(500),
+                         [this] { return stop_; })) {
+      const double elapsed = Since(start);
+      std::fprintf(stderr, "\r%s %6.1f s elapsed, %6.1f s of trace left ",
+                   label_.c_str(), elapsed, std::max(0.0, total_s_ - elapsed));
+      std::fflush(stderr);
+    }
+  }
+  const bool enabled_;
+  const std::string label_;
+  const double total_s_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+StatusOr<PolicyRun> RunPolicy(const std::string& policy, std::size_t index,
+                              std::size_t count, const Trace& trace,
+                              const std::string& template_dir,
+                              const std::string& work_dir,
+                              const std::vector<float>& test_inputs,
+                              const ImageDataset& test,
+                              const ReplayConfig& config) {
+  const std::string data_dir = work_dir + "/policy-" + std::to_string(index);
+  RETURN_IF_ERROR(CopyDataDir(template_dir, data_dir));
+  engine::EngineOptions options;
+  options.data_dir = data_dir;
+  options.policy = policy;
+  options.inference.threads = config.inference_threads;
+  options.inference.max_batch_size = config.max_batch_size;
+  options.inference.max_queue_delay = config.max_queue_delay;
+  options.inference.queue_capacity = config.queue_capacity;
+  options.unlearning.concurrency = config.unlearning_concurrency;
+  options.unlearning.context = config.context;
+  ASSIGN_OR_RETURN(std::unique_ptr<engine::Engine> engine,
+                   engine::Engine::Open(options));
+
+  PolicyRun run;
+  run.report.name = policy;
+  run.report.policy = engine->policy();
+  struct Deletion {
+    double scheduled_s;
+    storage::DeletionTarget target;
+  };
+  std::vector<Deletion> deletions;
+  for (const TraceEvent& e : trace.events) {
+    const double t = e.time_ms / 1000.0 / config.speed;
+    if (e.op == TraceEvent::Op::kInfer) {
+      Outcome o;
+      o.test_index = e.test_index;
+      o.scheduled_s = t;
+      run.outcomes.push_back(o);
+    } else {
+      deletions.push_back({t, e.deletion});
+    }
+  }
+  const std::size_t dim = test.feature_size();
+  std::mutex mu;
+  std::condition_variable answered_cv;
+  std::size_t remaining = run.outcomes.size();
+  // A short head start so the first requests are not already late.
+  const Steady::time_point t0 = Steady::now() + std::chrono::milliseconds(100);
+  auto at = [t0](double s) {
+    return t0 + std::chrono::duration_cast<Steady::duration>(
+                    std::chrono::duration<double>(s));
+  };
+  auto finish = [&](Outcome& o) {
+    o.done_s = Since(t0);
+    std::lock_guard<std::mutex> lock(mu);
+    if (--remaining == 0) answered_cv.notify_all();
+  };
+  Progress progress(config.progress,
+                    "[" + std::to_string(index + 1) + "/" +
+                        std::to_string(count) + " " + policy + "]",
+                    trace.duration_ms() / 1000.0 / config.speed);
+  // Open loop: each request goes out at its scheduled time whatever the
+  // engine is doing; deletions have their own issuer because acknowledging
+  // one takes a synced write.
+  std::thread inference_issuer([&] {
+    for (Outcome& o : run.outcomes) {
+      std::this_thread::sleep_until(at(o.scheduled_s));
+      std::vector<float> features(
+          test_inputs.begin() + static_cast<std::ptrdiff_t>(o.test_index * dim),
+          test_inputs.begin() +
+              static_cast<std::ptrdiff_t>((o.test_index + 1) * dim));
+      Outcome* slot = &o;
+      const Status admitted = engine->InferAsync(
+          std::move(features), [slot, &finish](StatusOr<engine::Prediction> p) {
+            if (p.ok()) slot->prediction = std::move(p).value();
+            finish(*slot);
+          });
+      if (!admitted.ok()) {
+        o.refused = true;
+        finish(o);
+      }
+    }
+  });
+  std::thread deletion_issuer([&] {
+    for (const Deletion& d : deletions) {
+      std::this_thread::sleep_until(at(d.scheduled_s));
+      StatusOr<DeletionSeq> seq = engine->RequestDeletion(d.target);
+      if (seq.ok()) {
+        run.seqs.push_back(*seq);
+        run.targets.push_back(d.target);
+      } else {
+        ++run.report.failed_deletions;
+      }
+    }
+  });
+  inference_issuer.join();
+  deletion_issuer.join();
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    const double limit_s = trace.duration_ms() / 1000.0 + 1800;
+    if (!answered_cv.wait_until(lock, at(limit_s),
+                                [&] { return remaining == 0; })) {
+      return InternalError("policy " + policy +
+                           ": requests still unanswered 30 minutes after "
+                           "the trace ended");
+    }
+  }
+  engine::EngineStats stats = engine->Stats();
+  run.report.pending_at_end = stats.pending_deletions;
+  run.report.sample_epochs_during_trace = stats.unlearning_cost.sample_epochs;
+  // Same end state for every policy: every deletion applied.
+  RETURN_IF_ERROR(engine->Drain());
+  stats = engine->Stats();
+  run.report.deletions = run.seqs.size();
+  run.report.shard_retrains = stats.retrains;
+  run.report.sample_epochs = stats.unlearning_cost.sample_epochs;
+  run.report.cpu_seconds = stats.unlearning_cost.cpu_seconds;
+  std::vector<double> delays;
+  for (DeletionSeq seq : run.seqs) {
+    ASSIGN_OR_RETURN(engine::DeletionInfo info, engine->GetDeletion(seq));
+    if (info.applied) {
+      delays.push_back(std::chrono::duration<double, std::milli>(*info.applied -
+                                                                 info.arrival)
+                           .count());
+    }
+  }
+  run.report.delay_ms = Summarize(delays);
+  run.report.exposures = std::count_if(
+      run.outcomes.begin(), run.outcomes.end(),
+      [](const Outcome& o) { return o.prediction && o.prediction->exposed; });
+  engine->Close();
+  engine.reset();
+  std::error_code ec;
+  std::filesystem::remove_all(data_dir, ec);
+
+  std::vector<double> latencies;
+  uint64_t correct = 0;
+  uint64_t answered = 0;
+  double last_done = 0;
+  for (const Outcome& o : run.outcomes) {
+    latencies.push_back((o.done_s - o.scheduled_s) * 1000.0);
+    last_done = std::max(last_done, o.done_s);
+    if (!o.prediction) {
+      ++run.report
+            .decisions[static_cast<int>(certify::Decision::kRejected) - 1];
+      run.report.refused += o.refused ? 1 : 0;
+      continue;
+    }
+    const certify::Decision d = o.prediction->decision;
+    ++run.report.decisions[static_cast<int>(d) - 1];
+    if (d == certify::Decision::kRejected) continue;
+    ++answered;
+    correct += o.prediction->label == test.labels[o.test_index];
+  }
+  run.report.requests = run.outcomes.size();
+  run.report.latency_ms = Summarize(latencies);
+  run.report.accuracy =
+      answered > 0 ? static_cast<double>(correct) / answered : 0;
+  run.report.throughput_rps =
+      last_done > 0 ? static_cast<double>(run.report.requests) / last_done : 0;
+  return run;
+}
+
+StatusOr<ModelInfo> DescribeModel(const std::string& template_dir,
+                                  const std::vector<float>& test_inputs,
+                                  const ImageDataset& test) {
+  ASSIGN_OR_RETURN(std::unique_ptr<storage::Store> store,
+                   storage::Store::Open({template_dir, false}));
+  ASSIGN_OR_RETURN(std::unique_ptr<unlearning::Sisa> sisa,
+                   unlearning::Sisa::Open(store.get(), 1));
+  ASSIGN_OR_RETURN(std::vector<unlearning::ShardModel> models,
+                   sisa->LoadModels());
+  ASSIGN_OR_RETURN(
+      unlearning::EnsembleEvaluation eval,
+      unlearning::EvaluateEnsemble(models, test_inputs.data(),
+                                   test.labels.data(), test.size()));
+  ModelInfo info;
+  info.shards = sisa->options().shards;
+  info.slices = sisa->options().slices;
+  info.arch = sisa->options().model.ToString();
+  info.test_accuracy = eval.hard_vote_accuracy;
+  return info;
+}
+
+}  // namespace
+
+Summary Summarize(std::vector<double> values) {
+  Summary s;
+  if (values.empty()) return s;
+  std::sort(values.begin(), values.end());
+  double sum = 0;
+  for (double v : values) sum += v;
+  // Nearest-rank percentiles.
+  auto rank = [&values](double p) {
+    const auto i = static_cast<std::size_t>(
+        std::ceil(p * static_cast<double>(values.size())));
+    return values[std::min(values.size(), std::max<std::size_t>(i, 1)) - 1];
+  };
+  s.mean = sum / static_cast<double>(values.size());
+  s.p50 = rank(0.50);
+  s.p95 = rank(0.95);
+  s.p99 = rank(0.99);
+  s.max = values.back();
+  return s;
+}
+
+}  // namespace internal
+
+Status ReplayConfig::Validate() const {
+  if (policies.empty()) return InvalidArgumentError("no policy to replay");
+  if (!(speed > 0 && speed <= 1000)) {
+    return InvalidArgumentError("speed must be in (0, 1000]");
+  }
+  engine::EngineOptions probe;
+  probe.data_dir = "-";
+  probe.inference.threads = inference_threads;
+  probe.inference.max_batch_size = max_batch_size;
+  probe.inference.max_queue_delay = max_queue_delay;
+  probe.inference.queue_capacity = queue_capacity;
+  probe.unlearning.concurrency = unlearning_concurrency;
+  for (const std::string& policy : policies) {
+    probe.policy = policy;
+    RETURN_IF_ERROR(probe.Validate());
+  }
+  return OkStatus();
+}
+
+StatusOr<ReplayReport> RunReplay(const Trace& trace,
+                                 const std::string& template_dir,
+                                 const ImageDataset& test,
+                                 const ReplayConfig& config) {
+  RETURN_IF_ERROR(config.Validate());
+  RETURN_IF_ERROR(ValidateTrace(trace, test.size()));
+  const std::vector<float> test_inputs =
+      unlearning::ScalePixels(test.pixels.data(), test.pixels.size());
+  ReplayReport report;
+  ASSIGN_OR_RETURN(report.model,
+                   internal::DescribeModel(template_dir, test_inputs, test));
+  ASSIGN_OR_RETURN(internal::ScratchDir scratch,
+                   internal::ScratchDir::Create(config.work_dir));
+  std::vector<internal::PolicyRun> runs;
+  for (std::size_t i = 0; i < config.policies.size(); ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    ASSIGN_OR_RETURN(
+        internal::PolicyRun run,
+        internal::RunPolicy(config.policies[i], i, config.policies.size(),
+                            trace, template_dir, scratch.path(), test_inputs,
+                            test, config));
+    run.report.wall_seconds = internal::Since(start);
+    runs.push_back(std::move(run));
+  }
+  if (config.oracle) {
+    RETURN_IF_ERROR(internal::CheckAgainstOracle(template_dir, scratch.path(),
+                                                 test_inputs, test, runs));
+  }
+  for (internal::PolicyRun& run : runs) {
+    if (run.report.name == "immediate") report.baseline = "immediate";
+    report.policies.push_back(std::move(run.report));
+  }
+  if (report.baseline.empty()) report.baseline = report.policies.front().name;
+  return report;
+}
+
+}  // namespace eraser::workloads
