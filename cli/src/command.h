@@ -35,6 +35,8 @@ int ReportError(const char* command, const Status& status);
 
 int RunDataset(int argc, char** argv);
 int RunTrain(int argc, char** argv);
+int RunTrace(int argc, char** argv);
+int RunReplay(int argc, char** argv);
 
 }  // namespace eraser::cli
 

@@ -10,6 +10,9 @@ namespace {
 using eraser::cli::Command;
 
 constexpr Command kCommands[] = {
+    {"replay", "replay a workload against several policies, compare them",
+     eraser::cli::RunReplay},
+    {"trace", "generate a request trace file", eraser::cli::RunTrace},
     {"dataset", "read and validate Fashion-MNIST, print a summary",
      eraser::cli::RunDataset},
     {"train", "build a data directory: ingest, partition, train the ensemble",

@@ -2,12 +2,8 @@
 // reuse of an existing directory, and refusal of a mismatched one.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
-#include <cstdio>
-#include <fstream>
-#include <nlohmann/json.hpp>
-
+#include "run_eraser.h"
 #include "testing/temp_dir.h"
 
 namespace eraser {
@@ -15,28 +11,9 @@ namespace {
 
 using ::testing::HasSubstr;
 
-struct CommandResult {
-  int exit_code = -1;
-  std::string output;  // stdout and stderr
-};
-
-CommandResult Eraser(const std::string& args) {
-  CommandResult run;
-  const std::string command = std::string(ERASER_BINARY) + " " + args + " 2>&1";
-  FILE* pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) return run;
-  char buf[4096];
-  std::size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), pipe)) > 0) run.output.append(buf, n);
-  const int status = pclose(pipe);
-  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return run;
-}
-
-nlohmann::json ReadJson(const std::string& path) {
-  std::ifstream in(path);
-  return nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
-}
+using testing::CommandResult;
+using testing::Eraser;
+using testing::ReadJson;
 
 constexpr char kSmall[] =
     "--shards 2 --slices 2 --hidden 8 --epochs 1,1 --seed 3";

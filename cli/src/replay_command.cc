@@ -1,0 +1,187 @@
+// `eraser replay`: replays a trace against several policies and compares
+// them.
+#include <unistd.h>
+
+#include <cinttypes>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "command.h"
+#include "eraser/common/hash.h"
+#include "eraser/scheduler/policy.h"
+#include "eraser/unlearning/runtime.h"
+#include "eraser/workloads/data_dir.h"
+#include "eraser/workloads/replay.h"
+#include "eraser/workloads/workload.h"
+
+namespace po = boost::program_options;
+
+namespace eraser::cli {
+namespace {
+
+constexpr char kUsage[] =
+    "Usage: eraser replay (--trace FILE | --workload FILE) [options]\n"
+    "Replays a trace against each policy in turn, in real time, from the same\n"
+    "trained state; checks every answer against the oracle ensemble; prints\n"
+    "a comparison table and optionally writes the JSON report.\n"
+    "Without --data-dir, the ensemble the workload describes (or the default\n"
+    "one, with --trace) is trained once and cached in --cache-dir.";
+
+std::string DefaultCacheDir() {
+  if (const char* dir = std::getenv("ERASER_CACHE_DIR"); dir && *dir)
+    return dir;
+  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg) {
+    return std::string(xdg) + "/eraser";
+  }
+  if (const char* home = std::getenv("HOME"); home && *home) {
+    return std::string(home) + "/.cache/eraser";
+  }
+  return ".eraser-cache";
+}
+
+// The cache entry of a model configuration: one directory per distinct
+// configuration.
+std::string CacheEntry(const std::string& cache_dir,
+                       const unlearning::SisaOptions& options) {
+  Fingerprinter f;
+  for (const auto& [key, value] : options.ToConfig()) {
+    f.Update(key);
+    f.Update("=");
+    f.Update(value);
+    f.Update(";");
+  }
+  char name[32];
+  std::snprintf(name, sizeof(name), "ensemble-%016" PRIx64, f.Finish());
+  return cache_dir + "/" + name;
+}
+
+}  // namespace
+
+int RunReplay(int argc, char** argv) {
+  std::string trace_file, workload_file, policies, data_dir, json_file;
+  std::string dataset_dir;
+  std::string cache_dir = DefaultCacheDir();
+  double speed = 0;
+  bool no_oracle = false;
+  po::options_description options("Options");
+  options.add_options()("trace", po::value(&trace_file),
+                        "trace file (CSV) to replay")(
+      "workload", po::value(&workload_file),
+      "workload file (JSON): model, trace or generator, policies")(
+      "policies", po::value(&policies),
+      "policies to compare, separated by ';' or spaces (default: the "
+      "workload's, else immediate;inference-first;eraser-lazy-wait;"
+      "eraser-lazy-partial;eraser-shards-wait)")(
+      "data-dir", po::value(&data_dir),
+      "trained data directory to start every policy from (copied, never "
+      "modified); trained first if empty")(
+      "cache-dir", po::value(&cache_dir)->default_value(cache_dir),
+      "where trained ensembles are cached when --data-dir is not given")(
+      "dataset-dir", po::value(&dataset_dir),
+      "Fashion-MNIST directory (default: $ERASER_FASHION_MNIST_DIR, else "
+      "/usr/share/datasets/fashion-mnist)")("json", po::value(&json_file),
+                                            "write the JSON report here")(
+      "speed", po::value(&speed),
+      "replay speed factor (2 = twice as fast; default 1 or the workload's)")(
+      "no-oracle", po::bool_switch(&no_oracle),
+      "skip the oracle check (faster for long traces)");
+  po::variables_map vm;
+  bool help = false;
+  if (int rc = ParseCommandLine(argc, argv, kUsage, options, vm, &help);
+      rc != kExitOk || help) {
+    if (help) std::printf("%s", scheduler::PolicyHelp().c_str());
+    return rc;
+  }
+  if (trace_file.empty() == workload_file.empty()) {
+    return ReportError("replay",
+                       InvalidArgumentError("give exactly one of --trace and "
+                                            "--workload"));
+  }
+  workloads::Workload workload;
+  if (!workload_file.empty()) {
+    StatusOr<workloads::Workload> w = workloads::LoadWorkload(workload_file);
+    if (!w.ok()) return ReportError("replay", w.status());
+    workload = std::move(w).value();
+  } else {
+    workload.trace_file = trace_file;
+    workload.policies = workloads::DefaultReplayPolicies();
+    workload.json = nlohmann::json{{"trace", trace_file}}.dump();
+  }
+
+  if (!policies.empty()) {
+    StatusOr<std::vector<scheduler::Policy>> parsed =
+        scheduler::ParsePolicyList(policies);
+    if (!parsed.ok()) return ReportError("replay", parsed.status());
+    workload.policies.clear();
+    for (const scheduler::Policy& p : *parsed)
+      workload.policies.push_back(p.name);
+  }
+  workloads::ReplayConfig config = workload.replay;
+  config.policies = workload.policies;
+  if (speed != 0) config.speed = speed;
+  if (no_oracle) config.oracle = false;
+  config.progress = isatty(STDERR_FILENO) != 0;
+  if (Status s = config.Validate(); !s.ok()) return ReportError("replay", s);
+
+  const unlearning::BlasInfo blas = unlearning::InitComputeRuntime();
+  if (blas.kind == unlearning::BlasInfo::Kind::kReference) {
+    std::fprintf(stderr,
+                 "WARNING: LibTorch is using the slow reference BLAS; run "
+                 "scripts/setup.\n");
+  }
+  StatusOr<workloads::FashionMnist> data = workloads::LoadFashionMnist(
+      workloads::ResolveFashionMnistDir(dataset_dir));
+  if (!data.ok()) return ReportError("replay", data.status());
+  unlearning::SisaOptions model =
+      workloads::ForFashionMnist(workload.model, *data);
+  if (data_dir.empty()) {
+    data_dir = CacheEntry(cache_dir, model);
+  } else if (workload_file.empty()) {
+    // A trace alone names no model: an existing ensemble is used as it is.
+    StatusOr<unlearning::SisaOptions> existing =
+        workloads::TrainedOptions(data_dir);
+    if (existing.ok()) model = *existing;
+  }
+  std::printf("Ensemble %s (%u shards x %u slices) in %s: ",
+              model.model.ToString().c_str(), model.shards, model.slices,
+              data_dir.c_str());
+  std::fflush(stdout);
+  StatusOr<workloads::DataDirResult> built =
+      workloads::EnsureTrained(data_dir, model, *data);
+  if (!built.ok()) return ReportError("replay", built.status());
+  if (built->reused) {
+    std::printf("reused\n");
+  } else {
+    std::printf("trained in %.1f s\n", built->report.total.wall_seconds);
+  }
+
+  StatusOr<workloads::Trace> trace =
+      workload.trace_file ? workloads::ReadTrace(*workload.trace_file)
+                          : workloads::GenerateTrace(*workload.generator);
+  if (!trace.ok()) return ReportError("replay", trace.status());
+  std::printf(
+      "Trace: %zu inference and %zu deletion requests over %.1f s; "
+      "%zu policies at speed %g%s\n",
+      trace->inferences(), trace->deletions(), trace->duration_ms() / 1000.0,
+      config.policies.size(), config.speed, config.oracle ? ", oracle on" : "");
+  std::fflush(stdout);
+  StatusOr<workloads::ReplayReport> report =
+      workloads::RunReplay(*trace, data_dir, data->test, config);
+  if (!report.ok()) return ReportError("replay", report.status());
+  report->workload_json = workload.json;
+  std::printf("\n%s", report->ToTable().c_str());
+  if (!json_file.empty()) {
+    std::ofstream out(json_file);
+    out << report->ToJson();
+    out.close();
+    if (!out) {
+      return ReportError("replay", InternalError("cannot write " + json_file));
+    }
+    std::printf("Report written to %s\n", json_file.c_str());
+  }
+  return kExitOk;
+}
+
+}  // namespace eraser::cli
