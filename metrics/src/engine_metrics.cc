@@ -1,7 +1,6 @@
 #include "eraser/metrics/engine_metrics.h"
 
 #include <prometheus/counter.h>
-#include <prometheus/exposer.h>
 #include <prometheus/gauge.h>
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
@@ -200,35 +199,6 @@ std::string EngineMetrics::TextExposition() const {
   std::ostringstream out;
   prometheus::TextSerializer().Serialize(out, impl_->registry->Collect());
   return out.str();
-}
-
-struct MetricsServer::Impl {
-  std::unique_ptr<prometheus::Exposer> exposer;
-  std::shared_ptr<prometheus::Registry> registry;
-};
-
-StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(
-    const std::string& address,
-    std::shared_ptr<prometheus::Registry> registry) {
-  auto impl = std::make_unique<Impl>();
-  impl->registry = std::move(registry);
-  try {
-    impl->exposer = std::make_unique<prometheus::Exposer>(address);
-  } catch (const std::exception& e) {
-    return UnavailableError("cannot serve metrics on " + address + ": " +
-                            e.what());
-  }
-  impl->exposer->RegisterCollectable(impl->registry);
-  return std::unique_ptr<MetricsServer>(new MetricsServer(std::move(impl)));
-}
-
-MetricsServer::MetricsServer(std::unique_ptr<Impl> impl)
-    : impl_(std::move(impl)) {}
-MetricsServer::~MetricsServer() = default;
-
-int MetricsServer::port() const {
-  const std::vector<int> ports = impl_->exposer->GetListeningPorts();
-  return ports.empty() ? 0 : ports.front();
 }
 
 }  // namespace eraser::metrics

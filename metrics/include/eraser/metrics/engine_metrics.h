@@ -26,8 +26,6 @@
 #include <string>
 #include <string_view>
 
-#include "eraser/common/statusor.h"
-
 namespace prometheus {
 class Registry;
 }  // namespace prometheus
@@ -65,30 +63,17 @@ class EngineMetrics {
   void SetQueueLength(std::size_t n);
   void SetParkedRequests(std::size_t n);
 
-  // The registry in the Prometheus text exposition format.
+  // The registry in the Prometheus text exposition format (version 0.0.4),
+  // what a /metrics endpoint serves. (eraser serve serves it over its own
+  // HTTP server: Debian's civetweb, under prometheus-cpp's exposer, starts
+  // threads with a 100 KB stack, too small for the static TLS of a process
+  // that loads LibTorch and OpenBLAS; see docs/serve.md.)
   std::string TextExposition() const;
+  static constexpr char kContentType[] = "text/plain; version=0.0.4";
 
  private:
   struct Impl;
   explicit EngineMetrics(std::unique_ptr<Impl> impl);
-  std::unique_ptr<Impl> impl_;
-};
-
-// Serves a registry on http://ADDRESS/metrics (prometheus-cpp's exposer).
-class MetricsServer {
- public:
-  // `address` is host:port; port 0 picks a free port. kUnavailable if the
-  // address cannot be bound.
-  static StatusOr<std::unique_ptr<MetricsServer>> Start(
-      const std::string& address,
-      std::shared_ptr<prometheus::Registry> registry);
-  ~MetricsServer();
-  // The port actually bound.
-  int port() const;
-
- private:
-  struct Impl;
-  explicit MetricsServer(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
 
