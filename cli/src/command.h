@@ -37,6 +37,7 @@ int RunDataset(int argc, char** argv);
 int RunTrain(int argc, char** argv);
 int RunTrace(int argc, char** argv);
 int RunReplay(int argc, char** argv);
+int RunServe(int argc, char** argv);
 
 }  // namespace eraser::cli
 

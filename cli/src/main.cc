@@ -12,6 +12,8 @@ using eraser::cli::Command;
 constexpr Command kCommands[] = {
     {"replay", "replay a workload against several policies, compare them",
      eraser::cli::RunReplay},
+    {"serve", "serve the engine over HTTP with Prometheus metrics",
+     eraser::cli::RunServe},
     {"trace", "generate a request trace file", eraser::cli::RunTrace},
     {"dataset", "read and validate Fashion-MNIST, print a summary",
      eraser::cli::RunDataset},

@@ -1,0 +1,337 @@
+#include "serve/api.h"
+
+#include <boost/asio/post.hpp>
+#include <ctime>
+#include <nlohmann/json.hpp>
+
+namespace eraser::serve {
+namespace {
+
+namespace http = boost::beast::http;
+using nlohmann::json;
+
+Response JsonResponse(const Request& request, http::status status,
+                      const json& body) {
+  Response res{status, request.version()};
+  res.set(http::field::server, "eraser");
+  res.set(http::field::content_type, "application/json");
+  res.keep_alive(request.keep_alive());
+  res.body() = JsonText(body);
+  res.prepare_payload();
+  return res;
+}
+
+http::status HttpStatusOf(const eraser::Status& status) {
+  switch (status.code()) {
+    case StatusCode::kInvalidArgument:
+      return http::status::bad_request;
+    case StatusCode::kNotFound:
+      return http::status::not_found;
+    case StatusCode::kResourceExhausted:
+      return http::status::too_many_requests;
+    case StatusCode::kUnavailable:
+      return http::status::service_unavailable;
+    default:
+      return http::status::internal_server_error;
+  }
+}
+
+Response ErrorResponse(const Request& request, const eraser::Status& status) {
+  Response res = JsonError(request.version(), request.keep_alive(),
+                           HttpStatusOf(status), status.message());
+  if (status.code() == StatusCode::kResourceExhausted) {
+    res.set(http::field::retry_after, "1");
+  }
+  return res;
+}
+
+Response BadRequest(const Request& request, const std::string& message) {
+  return JsonError(request.version(), request.keep_alive(),
+                   http::status::bad_request, message);
+}
+
+// A JSON object body, or an error message.
+bool ParseObject(const Request& request, json* out, std::string* error) {
+  *out = json::parse(request.body(), nullptr, /*allow_exceptions=*/false);
+  if (out->is_discarded()) {
+    *error = "the body is not valid JSON";
+    return false;
+  }
+  if (!out->is_object()) {
+    *error = "the body must be a JSON object";
+    return false;
+  }
+  return true;
+}
+
+// A non-negative integer field.
+bool GetId(const json& body, const char* key, uint64_t* out) {
+  const json& v = body.at(key);
+  if (!v.is_number_integer() && !v.is_number_unsigned()) return false;
+  if (v.is_number_integer() && v.get<int64_t>() < 0) return false;
+  *out = v.get<uint64_t>();
+  return true;
+}
+
+std::string Iso8601(TimePoint t) {
+  const int64_t micros = ToUnixMicros(t);
+  const std::time_t seconds = static_cast<std::time_t>(micros / 1'000'000);
+  std::tm tm{};
+  gmtime_r(&seconds, &tm);
+  char buf[80];  // room for any int the compiler cannot bound
+  std::snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
+                tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+                tm.tm_min, tm.tm_sec, static_cast<int>(micros / 1000 % 1000));
+  return buf;
+}
+
+json PredictionJson(const engine::Prediction& p) {
+  json affected = json::array();
+  for (ShardId s : p.affected) affected.push_back(s.value());
+  json body = {{"request_id", p.request_id},
+               {"label", p.label},
+               {"decision", certify::DecisionName(p.decision)},
+               {"margin", p.margin},
+               {"affected_shards", affected},
+               {"model_versions", p.model_versions},
+               {"deletion_watermark", p.deletion_watermark},
+               {"latency_ms", p.latency_seconds * 1e3},
+               {"queue_ms", p.queue_seconds * 1e3},
+               {"compute_ms", p.compute_seconds * 1e3},
+               {"wait_ms", p.wait_seconds * 1e3}};
+  if (p.label >= 0 && p.label < workloads::kFashionMnistClasses) {
+    body["class"] = std::string(workloads::kFashionMnistClassNames[p.label]);
+  }
+  return body;
+}
+
+json DeletionJson(const engine::DeletionInfo& info) {
+  json shards = json::array();
+  for (ShardId s : info.shards) shards.push_back(s.value());
+  json body = {
+      {"seq", info.seq.value()},
+      {"state",
+       info.state == storage::DeletionState::kApplied ? "applied" : "pending"},
+      {"target", info.target.ToString()},
+      {"samples", info.samples},
+      {"shards", shards},
+      {"arrival", Iso8601(info.arrival)},
+      {"arrival_unix_ms", ToUnixMicros(info.arrival) / 1000}};
+  if (info.applied) {
+    body["applied"] = Iso8601(*info.applied);
+    body["applied_unix_ms"] = ToUnixMicros(*info.applied) / 1000;
+    body["delay_ms"] =
+        std::chrono::duration<double, std::milli>(*info.applied - info.arrival)
+            .count();
+  }
+  return body;
+}
+
+}  // namespace
+
+Api::Api(engine::Engine* engine, const workloads::ImageDataset* test_set)
+    : engine_(engine), test_set_(test_set) {}
+
+Api::~Api() { blocking_.join(); }
+
+void Api::Handle(Request request, Respond respond) {
+  const std::string target(request.target());
+  const std::string path = target.substr(0, target.find('?'));
+  const http::verb method = request.method();
+  auto only = [&](http::verb allowed) {
+    if (method == allowed) return true;
+    Response res = JsonError(
+        request.version(), request.keep_alive(),
+        http::status::method_not_allowed,
+        std::string(http::to_string(method)) + " is not allowed on " + path);
+    res.set(http::field::allow, http::to_string(allowed));
+    respond(std::move(res));
+    return false;
+  };
+  if (path == "/healthz") {
+    if (only(http::verb::get)) {
+      respond(JsonResponse(request, http::status::ok, {{"status", "ok"}}));
+    }
+  } else if (path == "/readyz") {
+    if (!only(http::verb::get)) return;
+    if (draining_) {
+      respond(JsonError(request.version(), request.keep_alive(),
+                        http::status::service_unavailable, "shutting down"));
+    } else {
+      respond(JsonResponse(request, http::status::ok,
+                           {{"status", "ready"},
+                            {"shards", engine_->num_shards()},
+                            {"policy", engine_->policy()}}));
+    }
+  } else if (path == "/v1/infer") {
+    if (only(http::verb::post)) Infer(request, std::move(respond));
+  } else if (path == "/v1/deletions") {
+    if (only(http::verb::post)) Delete(request, std::move(respond));
+  } else if (path.rfind("/v1/deletions/", 0) == 0) {
+    if (only(http::verb::get)) {
+      DeletionStatus(request, path.substr(14), std::move(respond));
+    }
+  } else if (path == "/v1/drain") {
+    if (only(http::verb::post)) Drain(request, std::move(respond));
+  } else {
+    respond(JsonError(request.version(), request.keep_alive(),
+                      http::status::not_found, "no route " + path));
+  }
+}
+
+void Api::Infer(const Request& request, Respond respond) {
+  json body;
+  std::string error;
+  if (!ParseObject(request, &body, &error)) {
+    return respond(BadRequest(request, error));
+  }
+  std::vector<float> features;
+  const bool has_features = body.contains("features");
+  const bool has_index = body.contains("test_index");
+  if (has_features == has_index) {
+    return respond(BadRequest(
+        request, "give exactly one of \"features\" and \"test_index\""));
+  }
+  if (has_features) {
+    const json& f = body["features"];
+    if (!f.is_array()) {
+      return respond(BadRequest(request, "\"features\" must be an array"));
+    }
+    features.reserve(f.size());
+    for (const json& v : f) {
+      if (!v.is_number()) {
+        return respond(
+            BadRequest(request, "\"features\" must hold only numbers"));
+      }
+      features.push_back(v.get<float>());
+    }
+  } else {
+    uint64_t index = 0;
+    if (!GetId(body, "test_index", &index)) {
+      return respond(
+          BadRequest(request, "\"test_index\" must be a non-negative integer"));
+    }
+    if (test_set_ == nullptr || index >= test_set_->size()) {
+      return respond(BadRequest(
+          request,
+          "test_index " + std::to_string(index) + " is outside the test set (" +
+              std::to_string(test_set_ ? test_set_->size() : 0) + " images)"));
+    }
+    const uint8_t* pixels = test_set_->image(index);
+    for (std::size_t i = 0; i < test_set_->feature_size(); ++i) {
+      features.push_back(pixels[i] / 255.0f);
+    }
+  }
+  // The request is answered on the engine's thread; `respond` posts the
+  // response back to the connection.
+  const unsigned version = request.version();
+  const bool keep_alive = request.keep_alive();
+  auto shared_respond = std::make_shared<Respond>(respond);
+  const eraser::Status admitted = engine_->InferAsync(
+      std::move(features),
+      [version, keep_alive, shared_respond](StatusOr<engine::Prediction> p) {
+        Request stub{http::verb::post, "/v1/infer", version};
+        stub.keep_alive(keep_alive);
+        if (!p.ok()) return (*shared_respond)(ErrorResponse(stub, p.status()));
+        if (p->decision == certify::Decision::kRejected) {
+          json body = PredictionJson(*p);
+          body["error"] =
+              "no certified answer now (policy rule reject); retry later";
+          Response res =
+              JsonResponse(stub, http::status::service_unavailable, body);
+          res.set(http::field::retry_after, "1");
+          return (*shared_respond)(std::move(res));
+        }
+        (*shared_respond)(
+            JsonResponse(stub, http::status::ok, PredictionJson(*p)));
+      });
+  if (!admitted.ok()) (*shared_respond)(ErrorResponse(request, admitted));
+}
+
+void Api::Delete(const Request& request, Respond respond) {
+  json body;
+  std::string error;
+  if (!ParseObject(request, &body, &error)) {
+    return respond(BadRequest(request, error));
+  }
+  const bool sample = body.contains("sample");
+  const bool owner = body.contains("owner");
+  uint64_t id = 0;
+  if (sample == owner || body.size() != 1 ||
+      !GetId(body, sample ? "sample" : "owner", &id)) {
+    return respond(BadRequest(
+        request,
+        "expected {\"sample\": id} or {\"owner\": id} with a non-negative "
+        "integer id"));
+  }
+  const storage::DeletionTarget target =
+      sample ? storage::DeletionTarget::Sample(SampleId(id))
+             : storage::DeletionTarget::Owner(OwnerId(id));
+  boost::asio::post(
+      blocking_, [this, request, target, respond = std::move(respond)] {
+        // Returns only once the request is durable.
+        StatusOr<DeletionSeq> seq = engine_->RequestDeletion(target);
+        if (!seq.ok()) return respond(ErrorResponse(request, seq.status()));
+        StatusOr<engine::DeletionInfo> info = engine_->GetDeletion(*seq);
+        json out = {{"seq", seq->value()}, {"state", "pending"}};
+        if (info.ok()) out = DeletionJson(*info);
+        respond(JsonResponse(request, http::status::accepted, out));
+      });
+}
+
+void Api::DeletionStatus(const Request& request, const std::string& seq_text,
+                         Respond respond) {
+  if (seq_text.empty() || seq_text.size() > 19 ||
+      seq_text.find_first_not_of("0123456789") != std::string::npos) {
+    return respond(BadRequest(request,
+                              "the sequence number must be a "
+                              "non-negative integer"));
+  }
+  const DeletionSeq seq(std::stoull(seq_text));
+  boost::asio::post(
+      blocking_, [this, request, seq, respond = std::move(respond)] {
+        StatusOr<engine::DeletionInfo> info = engine_->GetDeletion(seq);
+        if (!info.ok()) {
+          return respond(ErrorResponse(
+              request,
+              info.status().code() == StatusCode::kNotFound
+                  ? NotFoundError("no deletion " + std::to_string(seq.value()))
+                  : info.status()));
+        }
+        respond(JsonResponse(request, http::status::ok, DeletionJson(*info)));
+      });
+}
+
+void Api::Drain(const Request& request, Respond respond) {
+  boost::asio::post(blocking_, [this, request, respond = std::move(respond)] {
+    const eraser::Status drained = engine_->Drain();
+    if (!drained.ok()) return respond(ErrorResponse(request, drained));
+    respond(JsonResponse(
+        request, http::status::ok,
+        {{"pending_deletions", engine_->Stats().pending_deletions}}));
+  });
+}
+
+Handler MetricsHandler(std::shared_ptr<metrics::EngineMetrics> metrics) {
+  return [metrics](Request request, Respond respond) {
+    const std::string target(request.target());
+    if (target.substr(0, target.find('?')) != "/metrics") {
+      return respond(JsonError(request.version(), request.keep_alive(),
+                               http::status::not_found, "try /metrics"));
+    }
+    if (request.method() != http::verb::get) {
+      return respond(JsonError(request.version(), request.keep_alive(),
+                               http::status::method_not_allowed,
+                               "use GET /metrics"));
+    }
+    Response res{http::status::ok, request.version()};
+    res.set(http::field::server, "eraser");
+    res.set(http::field::content_type, metrics::EngineMetrics::kContentType);
+    res.keep_alive(request.keep_alive());
+    res.body() = metrics->TextExposition();
+    res.prepare_payload();
+    respond(std::move(res));
+  };
+}
+
+}  // namespace eraser::serve

@@ -1,0 +1,90 @@
+// A small asynchronous HTTP/1.1 server on Boost.Beast: one io_context run by
+// a few threads, keep-alive sessions, a body size limit, and a graceful
+// shutdown that stops accepting, lets in-flight requests finish and closes
+// idle connections. What a request means is up to the handler.
+#ifndef ERASER_CLI_SERVE_HTTP_SERVER_H_
+#define ERASER_CLI_SERVE_HTTP_SERVER_H_
+
+#include <atomic>
+#include <boost/beast/http.hpp>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "eraser/common/statusor.h"
+
+namespace eraser::serve {
+
+using Request = boost::beast::http::request<boost::beast::http::string_body>;
+using Response = boost::beast::http::response<boost::beast::http::string_body>;
+// Delivers the response; may be called from any thread, exactly once.
+using Respond = std::function<void(Response)>;
+// Called on an I/O thread; must not block (hand slow work to another
+// thread and call `respond` from there).
+using Handler = std::function<void(Request, Respond)>;
+
+struct HttpServerOptions {
+  std::string listen = "127.0.0.1:8080";  // host:port; port 0 picks one
+  int threads = 2;                        // I/O threads
+  std::size_t body_limit = 1 << 20;       // larger bodies get 413
+  std::chrono::seconds idle_timeout{30};  // idle keep-alive connections close
+};
+
+// JSON text for a response. Invalid UTF-8 (request bytes echoed in a
+// message) is replaced, never thrown on.
+std::string JsonText(const nlohmann::json& value);
+
+// A JSON error response: {"error": message}.
+Response JsonError(unsigned version, bool keep_alive,
+                   boost::beast::http::status status,
+                   const std::string& message);
+
+class HttpServer {
+ public:
+  static StatusOr<std::unique_ptr<HttpServer>> Start(
+      const HttpServerOptions& options, Handler handler);
+  // Stops if still running.
+  ~HttpServer();
+
+  int port() const { return port_; }
+  bool shutting_down() const { return shutting_down_.load(); }
+  std::size_t in_flight() const { return in_flight_.load(); }
+
+  // Stops accepting, closes idle connections (a connection in the middle of
+  // a request closes after its response), and waits up to `grace` for
+  // in-flight requests to be answered. True if none is left.
+  bool BeginShutdown(std::chrono::milliseconds grace);
+  // Waits for the last responses to be written, then stops the I/O threads.
+  void Stop();
+
+  // Used by sessions.
+  void RequestStarted();
+  void RequestFinished();
+  const HttpServerOptions& options() const { return options_; }
+  const Handler& handler() const { return handler_; }
+
+ private:
+  struct Impl;
+  HttpServer(const HttpServerOptions& options, Handler handler);
+
+  const HttpServerOptions options_;
+  const Handler handler_;
+  std::unique_ptr<Impl> impl_;
+  int port_ = 0;
+  std::atomic<bool> shutting_down_{false};
+  std::atomic<std::size_t> in_flight_{0};
+  std::mutex mu_;
+  std::condition_variable idle_cv_;
+  std::vector<std::thread> threads_;
+  bool stopped_ = false;
+};
+
+}  // namespace eraser::serve
+
+#endif  // ERASER_CLI_SERVE_HTTP_SERVER_H_

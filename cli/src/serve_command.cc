@@ -1,0 +1,174 @@
+// `eraser serve`: the engine behind an HTTP JSON API, with Prometheus
+// metrics, and a graceful shutdown on SIGTERM or SIGINT.
+#include <signal.h>
+
+#include <cstdio>
+#include <iostream>
+
+#include "command.h"
+#include "eraser/common/duration.h"
+#include "eraser/engine/engine.h"
+#include "eraser/metrics/engine_metrics.h"
+#include "eraser/unlearning/runtime.h"
+#include "eraser/workloads/fashion_mnist.h"
+#include "serve/api.h"
+#include "serve/http_server.h"
+
+namespace po = boost::program_options;
+
+namespace eraser::cli {
+namespace {
+
+constexpr char kUsage[] =
+    "Usage: eraser serve --data-dir DIR [options]\n"
+    "Serves the trained ensemble in DIR over HTTP (JSON API, see README):\n"
+    "inference with certified answers, durable deletion requests, deletion\n"
+    "status, health; Prometheus metrics on --metrics-listen. SIGTERM or\n"
+    "SIGINT stops accepting, finishes in-flight requests (up to\n"
+    "--shutdown-grace), leaves pending deletions durable and exits 0.";
+
+}  // namespace
+
+int RunServe(int argc, char** argv) {
+  engine::EngineOptions engine_options;
+  serve::HttpServerOptions http;
+  std::string metrics_listen = "127.0.0.1:9464";
+  std::string max_queue_delay = "2ms";
+  std::string grace = "10s";
+  std::string context = "concurrent";
+  std::string dataset_dir;
+  po::options_description options("Options");
+  options.add_options()("data-dir",
+                        po::value(&engine_options.data_dir)->required(),
+                        "data directory built by 'eraser train' (required)")(
+      "listen", po::value(&http.listen)->default_value(http.listen),
+      "HTTP address host:port (port 0 picks a free one)")(
+      "metrics-listen",
+      po::value(&metrics_listen)->default_value(metrics_listen),
+      "Prometheus /metrics address host:port; empty to disable")(
+      "policy",
+      po::value(&engine_options.policy)->default_value(engine_options.policy),
+      "policy string or preset (see 'eraser replay --help')")(
+      "inference-threads",
+      po::value(&engine_options.inference.threads)->default_value(1),
+      "inference worker threads")(
+      "unlearning-threads",
+      po::value(&engine_options.unlearning.concurrency)->default_value(1),
+      "retrainings at once")(
+      "max-batch-size",
+      po::value(&engine_options.inference.max_batch_size)->default_value(64),
+      "dynamic batching: largest batch")(
+      "max-queue-delay",
+      po::value(&max_queue_delay)->default_value(max_queue_delay),
+      "dynamic batching: longest wait for a batch to fill")(
+      "queue-capacity",
+      po::value(&engine_options.inference.queue_capacity)->default_value(4096),
+      "requests in flight before 429")(
+      "context", po::value(&context)->default_value(context),
+      "concurrent or exclusive (inference pauses while retraining)")(
+      "audit", po::bool_switch(&engine_options.audit),
+      "store every answer's certificate record")(
+      "http-threads", po::value(&http.threads)->default_value(http.threads),
+      "HTTP I/O threads")(
+      "body-limit", po::value(&http.body_limit)->default_value(http.body_limit),
+      "largest request body in bytes (larger: 413)")(
+      "shutdown-grace", po::value(&grace)->default_value(grace),
+      "how long in-flight requests may take to finish after SIGTERM")(
+      "dataset-dir", po::value(&dataset_dir),
+      "Fashion-MNIST directory, for {\"test_index\": n} requests");
+  po::variables_map vm;
+  bool help = false;
+  if (int rc = ParseCommandLine(argc, argv, kUsage, options, vm, &help);
+      rc != kExitOk || help) {
+    return rc;
+  }
+  StatusOr<Duration> delay = ParseDuration(max_queue_delay);
+  if (!delay.ok()) return ReportError("serve", delay.status());
+  engine_options.inference.max_queue_delay = *delay;
+  StatusOr<Duration> grace_duration = ParseDuration(grace);
+  if (!grace_duration.ok())
+    return ReportError("serve", grace_duration.status());
+  if (context == "exclusive") {
+    engine_options.unlearning.context = engine::ExecutionContext::kExclusive;
+  } else if (context != "concurrent") {
+    return ReportError("serve",
+                       InvalidArgumentError("--context must be concurrent or "
+                                            "exclusive"));
+  }
+
+  // Signals are taken by sigwait below, in this thread only: every thread
+  // started from here on inherits the blocked mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  const unlearning::BlasInfo blas = unlearning::InitComputeRuntime();
+  if (blas.kind == unlearning::BlasInfo::Kind::kReference) {
+    std::fprintf(stderr,
+                 "WARNING: LibTorch is using the slow reference BLAS; "
+                 "run scripts/setup.\n");
+  }
+  // The test split serves {"test_index": n}; without it only features work.
+  StatusOr<workloads::FashionMnist> data = workloads::LoadFashionMnist(
+      workloads::ResolveFashionMnistDir(dataset_dir));
+  if (!data.ok()) {
+    std::fprintf(stderr, "eraser serve: test_index requests disabled: %s\n",
+                 data.status().ToString().c_str());
+  }
+  StatusOr<std::unique_ptr<engine::Engine>> engine =
+      engine::Engine::Open(engine_options);
+  if (!engine.ok()) return ReportError("serve", engine.status());
+
+  std::unique_ptr<serve::HttpServer> metrics_server;
+  if (!metrics_listen.empty()) {
+    serve::HttpServerOptions metrics_http;
+    metrics_http.listen = metrics_listen;
+    metrics_http.threads = 1;
+    StatusOr<std::unique_ptr<serve::HttpServer>> m = serve::HttpServer::Start(
+        metrics_http, serve::MetricsHandler((*engine)->metrics()));
+    if (!m.ok()) return ReportError("serve", m.status());
+    metrics_server = std::move(m).value();
+  }
+  serve::Api api(engine->get(), data.ok() ? &data->test : nullptr);
+  StatusOr<std::unique_ptr<serve::HttpServer>> server =
+      serve::HttpServer::Start(
+          http, [&api](serve::Request req, serve::Respond respond) {
+            api.Handle(std::move(req), std::move(respond));
+          });
+  if (!server.ok()) return ReportError("serve", server.status());
+
+  const std::string host = http.listen.substr(0, http.listen.rfind(':'));
+  std::printf("eraser serve: listening on %s:%d, policy %s, %zu shards\n",
+              host.c_str(), (*server)->port(), (*engine)->policy().c_str(),
+              (*engine)->num_shards());
+  if (metrics_server) {
+    std::printf("eraser serve: metrics on %s:%d/metrics\n",
+                metrics_listen.substr(0, metrics_listen.rfind(':')).c_str(),
+                metrics_server->port());
+  }
+  std::fflush(stdout);
+
+  int signal_number = 0;
+  sigwait(&signals, &signal_number);
+  std::printf("eraser serve: %s, shutting down\n",
+              signal_number == SIGTERM ? "SIGTERM" : "SIGINT");
+  std::fflush(stdout);
+  api.SetDraining();
+  (*server)->BeginShutdown(
+      std::chrono::duration_cast<std::chrono::milliseconds>(*grace_duration));
+  // Whatever is still waiting is answered 503; pending deletions stay
+  // durable in the log.
+  (*engine)->Close();
+  (*server)->Stop();
+  if (metrics_server) {
+    metrics_server->BeginShutdown(std::chrono::milliseconds(0));
+    metrics_server->Stop();
+  }
+  std::printf("eraser serve: stopped; %zu deletions pending\n",
+              (*engine)->Stats().pending_deletions);
+  return kExitOk;
+}
+
+}  // namespace eraser::cli

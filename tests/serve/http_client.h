@@ -1,0 +1,148 @@
+// A small HTTP/1.1 client for tests, so tests need no external tool:
+// well-formed exchanges on Boost.Beast (keep-alive), raw bytes on POSIX
+// sockets with a deadline.
+#ifndef ERASER_TESTS_SERVE_HTTP_CLIENT_H_
+#define ERASER_TESTS_SERVE_HTTP_CLIENT_H_
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <chrono>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+
+namespace eraser::testing {
+
+struct HttpResult {
+  int status = 0;  // 0 when the exchange failed
+  std::string body;
+  std::string error;
+  nlohmann::json json() const {
+    return nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+  }
+};
+
+// One keep-alive connection to 127.0.0.1:port.
+class HttpConnection {
+ public:
+  explicit HttpConnection(
+      int port, std::chrono::milliseconds timeout = std::chrono::seconds(60))
+      : port_(port), timeout_(timeout) {}
+
+  HttpResult Send(const std::string& method, const std::string& target,
+                  const std::string& body = "") {
+    namespace beast = boost::beast;
+    namespace http = beast::http;
+    HttpResult result;
+    try {
+      if (!stream_) Connect();
+      http::request<http::string_body> req{http::string_to_verb(method), target,
+                                           11};
+      req.set(http::field::host, "127.0.0.1");
+      req.set(http::field::content_type, "application/json");
+      req.keep_alive(true);
+      req.body() = body;
+      req.prepare_payload();
+      http::write(*stream_, req);
+      beast::flat_buffer buffer;
+      http::response_parser<http::string_body> parser;
+      parser.body_limit(64 << 20);
+      http::read(*stream_, buffer, parser);
+      result.status = parser.get().result_int();
+      result.body = parser.get().body();
+      if (!parser.get().keep_alive()) stream_.reset();
+    } catch (const std::exception& e) {
+      result.error = e.what();
+      stream_.reset();
+    }
+    return result;
+  }
+
+  // Writes raw bytes on a new connection and reads one response (for
+  // malformed requests), giving up at the timeout. Plain POSIX sockets, since
+  // Asio's blocking reads cannot time out.
+  HttpResult SendRaw(const std::string& bytes) {
+    HttpResult result;
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(port_));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+      result.error = "connect failed";
+      ::close(fd);
+      return result;
+    }
+    const auto deadline = std::chrono::steady_clock::now() + timeout_;
+    for (std::size_t sent = 0; sent < bytes.size();) {
+      const ssize_t n =
+          ::send(fd, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
+      if (n <= 0) break;  // the server may answer and close early
+      sent += static_cast<std::size_t>(n);
+    }
+    std::string in;
+    while (true) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      pollfd p{fd, POLLIN, 0};
+      if (left.count() <= 0 ||
+          ::poll(&p, 1, static_cast<int>(left.count())) <= 0) {
+        result.error = "timed out";
+        break;
+      }
+      char buf[4096];
+      const ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+      if (n <= 0) break;
+      in.append(buf, static_cast<std::size_t>(n));
+      const std::size_t end = in.find("\r\n\r\n");
+      if (end == std::string::npos) continue;
+      const std::size_t cl = in.find("Content-Length: ");
+      const std::size_t length = cl != std::string::npos && cl < end
+                                     ? std::stoul(in.substr(cl + 16))
+                                     : 0;
+      if (in.size() >= end + 4 + length) break;
+    }
+    ::close(fd);
+    if (in.rfind("HTTP/1.1 ", 0) == 0 && in.size() >= 12) {
+      result.status = std::stoi(in.substr(9, 3));
+      const std::size_t end = in.find("\r\n\r\n");
+      if (end != std::string::npos) result.body = in.substr(end + 4);
+    } else if (result.error.empty()) {
+      result.error = "no response";
+    }
+    return result;
+  }
+
+ private:
+  void Connect() {
+    namespace net = boost::asio;
+    stream_ = std::make_unique<boost::beast::tcp_stream>(ioc_);
+    stream_->connect(
+        net::ip::tcp::endpoint(net::ip::make_address("127.0.0.1"),
+                               static_cast<unsigned short>(port_)));
+  }
+
+  int port_;
+  std::chrono::milliseconds timeout_;
+  boost::asio::io_context ioc_;
+  std::unique_ptr<boost::beast::tcp_stream> stream_;
+};
+
+// A single request on a fresh connection.
+inline HttpResult Http(int port, const std::string& method,
+                       const std::string& target,
+                       const std::string& body = "") {
+  return HttpConnection(port).Send(method, target, body);
+}
+
+}  // namespace eraser::testing
+
+#endif  // ERASER_TESTS_SERVE_HTTP_CLIENT_H_

@@ -1,0 +1,299 @@
+// `eraser serve` as a process: a real Prometheus scrapes it, SIGTERM shuts
+// it down gracefully, SIGKILL loses no acknowledged deletion, and a load of
+// concurrent clients gets only documented answers with stable memory.
+#include "process.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <atomic>
+#include <fstream>
+#include <map>
+#include <random>
+
+#include "../engine/engine_fixture.h"
+#include "http_client.h"
+
+namespace eraser::serve {
+namespace {
+
+using eraser::testing::Http;
+using eraser::testing::HttpConnection;
+using eraser::testing::HttpResult;
+using eraser::testing::Process;
+using eraser::testing::Server;
+using eraser::testing::StartServer;
+using nlohmann::json;
+using ::testing::HasSubstr;
+
+std::string Sample(uint32_t shard, uint32_t slice) {
+  return json{{"sample", engine::testing::SampleIn(shard, slice).value()}}
+      .dump();
+}
+
+int FreePort() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  close(fd);
+  return ntohs(addr.sin_port);
+}
+
+// The value of a Prometheus instant query, or "" while it has none.
+std::string QueryPrometheus(int port, const std::string& expr) {
+  std::string escaped;
+  for (char c : expr) {
+    if (std::isalnum(static_cast<unsigned char>(c)) || c == '_') {
+      escaped += c;
+    } else {
+      char buf[4];
+      std::snprintf(buf, sizeof(buf), "%%%02X", static_cast<unsigned char>(c));
+      escaped += buf;
+    }
+  }
+  HttpResult r = Http(port, "GET", "/api/v1/query?query=" + escaped);
+  const json j = r.json();
+  if (r.status != 200 || !j.is_object() || j["data"]["result"].empty())
+    return "";
+  return j["data"]["result"][0]["value"][1].get<std::string>();
+}
+
+TEST(ServeProcess, PrometheusScrapesTheEngine) {
+  eraser::testing::TempDir dir;
+  Server server = StartServer(engine::testing::CopyTemplate(dir),
+                              "eraser:lazy,partial,deadline=1h");
+  ASSERT_GT(server.port, 0) << server.process->output();
+  ASSERT_GT(server.metrics_port, 0) << server.process->output();
+
+  const int prometheus_port = FreePort();
+  std::ofstream(dir.Child("prometheus.yml"))
+      << "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+      << "scrape_configs:\n  - job_name: eraser\n    static_configs:\n"
+      << "      - targets: ['127.0.0.1:" << server.metrics_port << "']\n";
+  Process prometheus(
+      {"/usr/bin/prometheus", "--config.file=" + dir.Child("prometheus.yml"),
+       "--storage.tsdb.path=" + dir.Child("tsdb"),
+       "--web.listen-address=127.0.0.1:" + std::to_string(prometheus_port),
+       "--log.level=warn"});
+
+  for (int i = 0; i < 7; ++i) {
+    ASSERT_EQ(Http(server.port, "POST", "/v1/infer",
+                   json{{"features", engine::testing::Input(i)}}.dump())
+                  .status,
+              200);
+  }
+  ASSERT_EQ(Http(server.port, "POST", "/v1/deletions", Sample(0, 0)).status,
+            202);
+  ASSERT_EQ(Http(server.port, "POST", "/v1/deletions", Sample(3, 1)).status,
+            202);
+  ASSERT_EQ(
+      Http(server.port, "POST", "/v1/deletions", R"({"sample": 99999})").status,
+      404);
+  HttpResult partial =
+      Http(server.port, "POST", "/v1/infer",
+           json{{"features", engine::testing::Input(0)}}.dump());
+  ASSERT_EQ(partial.status, 200);
+
+  // Prometheus scrapes every second; wait for the counts we drove.
+  std::string clean, received, affected;
+  for (int i = 0;
+       i < 60 && (clean != "7" || received != "2" || affected != "2"); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    clean = QueryPrometheus(
+        prometheus_port, "eraser_inference_requests_total{decision=\"clean\"}");
+    received =
+        QueryPrometheus(prometheus_port, "eraser_deletions_received_total");
+    affected = QueryPrometheus(prometheus_port, "eraser_affected_shards");
+  }
+  EXPECT_EQ(clean, "7") << prometheus.output();
+  EXPECT_EQ(received, "2");
+  EXPECT_EQ(affected, "2");
+  EXPECT_EQ(QueryPrometheus(prometheus_port, "up{job=\"eraser\"}"), "1");
+
+  // promtool accepts the exposition.
+  HttpResult metrics = Http(server.metrics_port, "GET", "/metrics");
+  ASSERT_EQ(metrics.status, 200);
+  std::ofstream(dir.Child("metrics.txt")) << metrics.body;
+  EXPECT_EQ(std::system(("/usr/bin/promtool check metrics < " +
+                         dir.Child("metrics.txt"))
+                            .c_str()),
+            0);
+
+  // The shipped deploy/ files: the scrape configuration is valid, and every
+  // query of the Grafana dashboard parses and runs on this Prometheus.
+  EXPECT_EQ(std::system("/usr/bin/promtool check config " ERASER_SOURCE_DIR
+                        "/deploy/prometheus.yml > /dev/null"),
+            0);
+  std::ifstream dashboard_file(ERASER_SOURCE_DIR
+                               "/deploy/grafana-dashboard.json");
+  const json dashboard = json::parse(dashboard_file, nullptr, false);
+  ASSERT_TRUE(dashboard.is_object());
+  int queries = 0;
+  for (const json& panel : dashboard["panels"]) {
+    for (const json& target : panel["targets"]) {
+      const std::string expr = target["expr"];
+      std::string escaped;
+      for (char c : expr) {
+        char buf[4];
+        std::snprintf(buf, sizeof(buf), "%%%02X",
+                      static_cast<unsigned char>(c));
+        escaped += std::isalnum(static_cast<unsigned char>(c))
+                       ? std::string(1, c)
+                       : std::string(buf);
+      }
+      HttpResult r =
+          Http(prometheus_port, "GET", "/api/v1/query?query=" + escaped);
+      EXPECT_EQ(r.status, 200) << expr << ": " << r.body;
+      EXPECT_EQ(r.json()["status"], "success") << expr;
+      ++queries;
+    }
+  }
+  EXPECT_GE(queries, 8);
+
+  prometheus.Signal(SIGTERM);
+  prometheus.Wait();
+  server.process->Signal(SIGTERM);
+  EXPECT_EQ(server.process->Wait(), 0) << server.process->output();
+}
+
+TEST(ServeProcess, SigtermFinishesInFlightRequestsAndKeepsDeletions) {
+  eraser::testing::TempDir dir;
+  const std::string data = engine::testing::CopyTemplate(dir);
+  Server server = StartServer(data, "eraser:lazy,wait,deadline=1h");
+  ASSERT_GT(server.port, 0) << server.process->output();
+  // Three of four shards affected: an inference must wait for retraining.
+  for (uint32_t shard : {0u, 1u, 3u}) {
+    ASSERT_EQ(
+        Http(server.port, "POST", "/v1/deletions", Sample(shard, 1)).status,
+        202);
+  }
+  HttpResult in_flight;
+  std::thread client([&] {
+    in_flight = Http(server.port, "POST", "/v1/infer",
+                     json{{"features", engine::testing::Input(0)}}.dump());
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(30));
+  server.process->Signal(SIGTERM);
+  client.join();
+  EXPECT_EQ(server.process->Wait(), 0) << server.process->output();
+  EXPECT_EQ(in_flight.status, 200) << in_flight.body << in_flight.error;
+  EXPECT_EQ(in_flight.json()["decision"], "waited");
+  EXPECT_THAT(server.process->output(), HasSubstr("SIGTERM, shutting down"));
+  EXPECT_THAT(server.process->output(), HasSubstr("stopped;"));
+
+  // Every acknowledged deletion is still known after the restart.
+  Server again = StartServer(data, "eraser:lazy,wait,deadline=1h");
+  ASSERT_GT(again.port, 0) << again.process->output();
+  for (int seq = 1; seq <= 3; ++seq) {
+    HttpResult r =
+        Http(again.port, "GET", "/v1/deletions/" + std::to_string(seq));
+    EXPECT_EQ(r.status, 200);
+    EXPECT_THAT(r.json()["state"].get<std::string>(),
+                ::testing::AnyOf("pending", "applied"));
+  }
+  again.process->Signal(SIGINT);
+  EXPECT_EQ(again.process->Wait(), 0);
+}
+
+TEST(ServeProcess, KillNineLosesNoAcknowledgedDeletion) {
+  eraser::testing::TempDir dir;
+  const std::string data = engine::testing::CopyTemplate(dir);
+  std::vector<int> seqs;
+  {
+    Server server = StartServer(data, "immediate");
+    ASSERT_GT(server.port, 0) << server.process->output();
+    std::mt19937 rng(3);
+    for (int i = 0; i < 12; ++i) {
+      HttpResult r = Http(server.port, "POST", "/v1/deletions",
+                          Sample(rng() % 4, rng() % 2));
+      ASSERT_EQ(r.status, 202);
+      seqs.push_back(r.json()["seq"].get<int>());
+    }
+    server.process->Signal(SIGKILL);  // retrainings still in flight
+    EXPECT_EQ(server.process->Wait(), 128 + SIGKILL);
+  }
+  Server server = StartServer(data, "eraser:lazy,partial,deadline=1h");
+  ASSERT_GT(server.port, 0) << server.process->output();
+  for (int seq : seqs) {
+    HttpResult r =
+        Http(server.port, "GET", "/v1/deletions/" + std::to_string(seq));
+    ASSERT_EQ(r.status, 200) << "acknowledged deletion " << seq << " lost";
+    EXPECT_THAT(r.json()["state"].get<std::string>(),
+                ::testing::AnyOf("pending", "applied"));
+  }
+  ASSERT_EQ(Http(server.port, "POST", "/v1/drain").status, 200);
+  for (int seq : seqs) {
+    EXPECT_EQ(Http(server.port, "GET", "/v1/deletions/" + std::to_string(seq))
+                  .json()["state"],
+              "applied");
+  }
+  server.process->Signal(SIGTERM);
+  EXPECT_EQ(server.process->Wait(), 0);
+}
+
+TEST(ServeProcess, LoadGetsOnlyDocumentedAnswersAndMemoryStaysFlat) {
+  eraser::testing::TempDir dir;
+  // A waiting policy: every admitted request is answered (partial would
+  // reject, correctly, once every shard is affected).
+  Server server = StartServer(engine::testing::CopyTemplate(dir),
+                              "eraser-shards-wait", {"--queue-capacity", "32"});
+  ASSERT_GT(server.port, 0) << server.process->output();
+  std::mutex mu;
+  std::map<int, int> codes;
+  auto run_load = [&](std::chrono::milliseconds length) {
+    std::atomic<bool> stop{false};
+    std::vector<std::thread> clients;
+    for (int c = 0; c < 6; ++c) {
+      clients.emplace_back([&, c] {
+        HttpConnection connection(server.port);
+        const std::string body =
+            json{{"features", engine::testing::Input(c)}}.dump();
+        std::map<int, int> mine;
+        while (!stop) ++mine[connection.Send("POST", "/v1/infer", body).status];
+        std::lock_guard<std::mutex> lock(mu);
+        for (auto [code, n] : mine) codes[code] += n;
+      });
+    }
+    clients.emplace_back([&] {
+      std::mt19937 rng(9);
+      std::map<int, int> mine;
+      while (!stop) {
+        ++mine[Http(server.port, "POST", "/v1/deletions",
+                    Sample(rng() % 4, rng() % 2))
+                   .status];
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      }
+      std::lock_guard<std::mutex> lock(mu);
+      for (auto [code, n] : mine) codes[code] += n;
+    });
+    std::this_thread::sleep_for(length);
+    stop = true;
+    for (std::thread& t : clients) t.join();
+  };
+  run_load(std::chrono::milliseconds(1000));  // warm up
+  const long before = eraser::testing::ResidentKb(server.process->pid());
+  run_load(std::chrono::milliseconds(4000));
+  const long after = eraser::testing::ResidentKb(server.process->pid());
+  std::printf("load: %d x 200, %d x 202, %d x 429; resident %ld -> %ld kB\n",
+              codes[200], codes[202], codes[429], before, after);
+  for (auto [code, n] : codes) {
+    EXPECT_TRUE(code == 200 || code == 202 || code == 429)
+        << n << " answers with status " << code;
+  }
+  EXPECT_GT(codes[200], 200);
+  EXPECT_GT(codes[202], 10);
+  EXPECT_LT(after - before, 40 * 1024)
+      << "resident memory grew from " << before << " to " << after << " kB";
+  EXPECT_EQ(Http(server.port, "GET", "/healthz").status, 200);
+  server.process->Signal(SIGTERM);
+  EXPECT_EQ(server.process->Wait(), 0) << server.process->output();
+}
+
+}  // namespace
+}  // namespace eraser::serve
