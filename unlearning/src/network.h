@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "eraser/unlearning/ensemble.h"
 #include "eraser/unlearning/model.h"
 
 namespace eraser::unlearning::internal {
@@ -45,6 +46,11 @@ class TrainableModel : public Model {
                        uint32_t epochs, const SgdOptions& sgd,
                        uint64_t order_seed) = 0;
 };
+
+// The stacked evaluation of MLPs built by TrainableModel::Create or
+// Deserialize; kUnavailable for models of another implementation.
+StatusOr<std::unique_ptr<Ensemble>> NewStackedMlpEnsemble(
+    const std::vector<std::shared_ptr<const Model>>& models);
 
 // Restricts Torch and the BLAS to one thread in the calling thread; done once
 // per thread. Training and inference parallelise across shards and requests

@@ -50,9 +50,15 @@ class Model {
   virtual const ModelSpec& spec() const = 0;
 
   // Evaluates n inputs, each spec().input_size() floats (pixel / 255, so in
-  // [0, 1]), stored one after another. Writes n votes (the argmax label,
-  // ties to the smallest) and, when `probs` is not null, n * classes softmax
-  // probabilities. kInternal if the computation fails.
+  // [0, 1]), stored one after another. Writes n votes and, when `probs` is
+  // not null, n * classes softmax probabilities. kInternal if the
+  // computation fails.
+  //
+  // A vote is the argmax label (ties to the smallest) of the model's logits
+  // on the input evaluated alone. Batched BLAS kernels change logits in the
+  // last bits with the batch shape, so a row whose top two logits are closer
+  // than 1e-3 is re-evaluated alone: votes do not depend on the batch.
+  // Probabilities may differ in the last bits between batches.
   virtual Status Predict(const float* inputs, std::size_t n, int32_t* votes,
                          float* probs) const = 0;
 
