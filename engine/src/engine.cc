@@ -48,19 +48,33 @@ StatusOr<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options) {
   }
   ASSIGN_OR_RETURN(std::vector<unlearning::ShardModel> models,
                    sisa->LoadModels());
+  ASSIGN_OR_RETURN(std::shared_ptr<const internal::Snapshot> snapshot,
+                   internal::MakeSnapshot(std::move(models)));
   auto engine = std::make_unique<internal::EngineImpl>(
-      options, policy, std::move(store), std::move(sisa), std::move(models));
+      options, policy, std::move(store), std::move(sisa), std::move(snapshot));
   RETURN_IF_ERROR(engine->Start());
   return std::unique_ptr<Engine>(std::move(engine));
 }
 
 namespace internal {
 
+StatusOr<std::shared_ptr<const Snapshot>> MakeSnapshot(
+    std::vector<unlearning::ShardModel> shards) {
+  std::vector<std::shared_ptr<const unlearning::Model>> models;
+  for (const unlearning::ShardModel& m : shards) models.push_back(m.model);
+  ASSIGN_OR_RETURN(std::unique_ptr<unlearning::Ensemble> ensemble,
+                   unlearning::Ensemble::Create(std::move(models)));
+  auto snapshot = std::make_shared<Snapshot>();
+  snapshot->shards = std::move(shards);
+  snapshot->ensemble = std::move(ensemble);
+  return std::shared_ptr<const Snapshot>(std::move(snapshot));
+}
+
 EngineImpl::EngineImpl(const EngineOptions& options,
                        const scheduler::Policy& policy,
                        std::unique_ptr<storage::Store> store,
                        std::unique_ptr<unlearning::Sisa> sisa,
-                       std::vector<unlearning::ShardModel> models)
+                       std::shared_ptr<const Snapshot> snapshot)
     : options_(options),
       policy_(policy),
       clock_(options.clock != nullptr ? options.clock : SystemClock::Default()),
@@ -68,12 +82,12 @@ EngineImpl::EngineImpl(const EngineOptions& options,
                                           : metrics::EngineMetrics::Create()),
       store_(std::move(store)),
       sisa_(std::move(sisa)),
-      num_shards_(models.size()),
-      feature_size_(models.front().model->spec().input_size()),
-      classes_(static_cast<int>(models.front().model->spec().classes)),
+      num_shards_(snapshot->shards.size()),
+      feature_size_(snapshot->ensemble->spec().input_size()),
+      classes_(static_cast<int>(snapshot->ensemble->spec().classes)),
       gate_(options.unlearning.context == ExecutionContext::kExclusive) {
   std::lock_guard<std::mutex> lock(mu_);
-  snapshot_ = std::make_shared<const Snapshot>(Snapshot{std::move(models)});
+  snapshot_ = std::move(snapshot);
   shard_pending_.resize(num_shards_);
   slice_sizes_.resize(num_shards_);
   scheduler::SchedulerOptions scheduler_options = options.unlearning.scheduler;

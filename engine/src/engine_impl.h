@@ -28,6 +28,7 @@
 #include "eraser/engine/engine.h"
 #include "eraser/scheduler/scheduler.h"
 #include "eraser/storage/store.h"
+#include "eraser/unlearning/ensemble.h"
 #include "eraser/unlearning/sisa.h"
 #include "request.h"
 #include "request_queue.h"
@@ -37,7 +38,13 @@ namespace eraser::engine::internal {
 // The served models: immutable once published; replaced as a whole.
 struct Snapshot {
   std::vector<unlearning::ShardModel> shards;  // index = shard id
+  // The same models, evaluated together (one stacked computation for MLPs).
+  std::shared_ptr<const unlearning::Ensemble> ensemble;
 };
+
+// A snapshot of `shards` with its ensemble built.
+StatusOr<std::shared_ptr<const Snapshot>> MakeSnapshot(
+    std::vector<unlearning::ShardModel> shards);
 
 // A deletion that some served model still holds.
 struct PendingDeletion {
@@ -58,7 +65,7 @@ class EngineImpl final : public Engine {
   EngineImpl(const EngineOptions& options, const scheduler::Policy& policy,
              std::unique_ptr<storage::Store> store,
              std::unique_ptr<unlearning::Sisa> sisa,
-             std::vector<unlearning::ShardModel> models);
+             std::shared_ptr<const Snapshot> snapshot);
   ~EngineImpl() override;
 
   // Reloads pending deletions from the store and starts the threads.

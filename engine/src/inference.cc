@@ -140,11 +140,10 @@ void EngineImpl::ComputeBatch(std::vector<RequestPtr>& batch) {
     std::lock_guard<std::mutex> lock(mu_);
     snapshot = snapshot_;
   }
-  Status status;
-  for (std::size_t s = 0; s < k && status.ok(); ++s) {
-    status = snapshot->shards[s].model->Predict(inputs.data(), n, &votes[s * n],
-                                                nullptr);
-  }
+  // Every shard on the whole batch in one call (one stacked computation for
+  // MLPs); votes are shard-major, votes[s * n + i].
+  const Status status =
+      snapshot->ensemble->Predict(inputs.data(), n, votes.data(), nullptr);
   gate_.ExitInference();
   const SteadyTime end = std::chrono::steady_clock::now();
   busy_nanos_.fetch_add(
@@ -152,6 +151,7 @@ void EngineImpl::ComputeBatch(std::vector<RequestPtr>& batch) {
           .count());
 
   std::vector<Answer> answers;
+  answers.reserve(n);
   bool parked = false;
   {
     std::lock_guard<std::mutex> lock(mu_);

@@ -96,8 +96,25 @@ void EngineImpl::RunOrder(const scheduler::RetrainOrder& order) {
     // depends on the shards other orders have already applied.
     std::lock_guard<std::mutex> apply_lock(apply_mu_);
     unlearning::RetrainResult result;
+    // The snapshot to publish is built before anything is committed, so a
+    // failure here leaves the store untouched. Only applies replace
+    // snapshot_, and they are serialised by apply_mu_.
+    StatusOr<std::shared_ptr<const Snapshot>> next =
+        std::shared_ptr<const Snapshot>();
     if (status.ok()) {
       result = std::move(retrained->front());
+      if (result.model != nullptr) {
+        std::vector<unlearning::ShardModel> shards;
+        {
+          std::lock_guard<std::mutex> lock(mu_);
+          shards = snapshot_->shards;
+        }
+        shards[k] = {order.shard, result.version, result.model};
+        next = MakeSnapshot(std::move(shards));
+        status = next.status();
+      }
+    }
+    if (status.ok()) {
       storage::ApplyBatch batch;
       batch.checkpoints = result.checkpoints;
       batch.erase = samples;
@@ -123,9 +140,7 @@ void EngineImpl::RunOrder(const scheduler::RetrainOrder& order) {
       // swap, then forget the deletions this shard no longer holds.
       uint64_t version = snapshot_->shards[k].version;
       if (result.model != nullptr) {
-        auto next = std::make_shared<Snapshot>(*snapshot_);
-        next->shards[k] = {order.shard, result.version, result.model};
-        snapshot_ = std::move(next);
+        snapshot_ = std::move(next).value();
         version = result.version;
         metrics_->Retrained(std::chrono::duration<double>(elapsed).count(),
                             result.cost.sample_epochs);
