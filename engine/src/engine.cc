@@ -1,4 +1,6 @@
 // Open, recovery, Close and introspection.
+#include <pthread.h>
+
 #include <algorithm>
 
 #include "engine_impl.h"
@@ -132,13 +134,23 @@ Status EngineImpl::Start() {
     std::lock_guard<std::mutex> lock(mu_);
     UpdateGauges();
   }
+  // Named threads show up as such in top, perf and gdb.
   for (int i = 0; i < options_.inference.threads; ++i) {
-    workers_.emplace_back([this] { WorkerLoop(); });
+    workers_.emplace_back([this] {
+      pthread_setname_np(pthread_self(), "eraser-infer");
+      WorkerLoop();
+    });
   }
   for (int i = 0; i < options_.unlearning.concurrency; ++i) {
-    retrainers_.emplace_back([this] { RetrainerLoop(); });
+    retrainers_.emplace_back([this] {
+      pthread_setname_np(pthread_self(), "eraser-retrain");
+      RetrainerLoop();
+    });
   }
-  control_ = std::thread([this] { ControlLoop(); });
+  control_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "eraser-sched");
+    ControlLoop();
+  });
   return OkStatus();
 }
 
