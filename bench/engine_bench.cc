@@ -1,0 +1,174 @@
+// The engine end to end against the bare loop, in one run.
+//
+// Each iteration first times a bare LibTorch loop (every shard model on
+// each batch of 64 test images, one thread, plus the stacked ensemble on
+// the same batches), then pushes the same number of requests through the
+// engine under a closed-loop load (a client thread keeps kWindow requests in
+// flight; one inference worker, batches of up to 64, no deletions). The
+// counters give requests per second for each and the engine's throughput as
+// a fraction of each bare loop's, measured back to back on the same machine.
+#include <benchmark/benchmark.h>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <filesystem>
+#include <mutex>
+
+#include "eraser/engine/engine.h"
+#include "eraser/storage/store.h"
+#include "eraser/unlearning/ensemble.h"
+#include "eraser/unlearning/evaluate.h"
+#include "eraser/unlearning/runtime.h"
+#include "eraser/workloads/fashion_mnist.h"
+
+namespace eraser {
+namespace {
+
+constexpr std::size_t kBatch = 64;
+constexpr std::size_t kRequests = 8192;  // per iteration
+constexpr std::size_t kWindow = 512;     // requests in flight
+
+struct Fixture {
+  std::string dir;
+  std::vector<float> inputs;  // 1,024 test images
+  std::vector<std::shared_ptr<const unlearning::Model>> models;
+  std::unique_ptr<unlearning::Ensemble> stacked;
+};
+
+// A data directory with the default ensemble shape (8 shards of MLP
+// 784-128-10), trained only briefly: throughput does not depend on the
+// weights.
+const Fixture& Get() {
+  static const Fixture* f = [] {
+    unlearning::InitComputeRuntime();
+    auto* fixture = new Fixture();
+    fixture->dir =
+        std::filesystem::temp_directory_path() / "eraser-bench-engine";
+    std::filesystem::remove_all(fixture->dir);
+    const std::string data = workloads::kDefaultFashionMnistDir;
+    StatusOr<workloads::ImageDataset> test =
+        workloads::ReadIdxPair(data + "/t10k-images-idx3-ubyte.gz",
+                               data + "/t10k-labels-idx1-ubyte.gz");
+    fixture->inputs = unlearning::ScalePixels(test->pixels.data(), 1024 * 784);
+    auto store = std::move(storage::Store::Open({fixture->dir})).value();
+    unlearning::SisaOptions options;  // 8 x 4, MLP 784-128-10
+    options.epochs = {1, 1, 1, 1};
+    auto sisa =
+        std::move(unlearning::Sisa::Create(store.get(), options)).value();
+    sisa->Ingest({640, 784, test->pixels.data(), test->labels.data()})
+        .status()
+        .IgnoreError();
+    sisa->TrainAll().status().IgnoreError();
+    const std::vector<unlearning::ShardModel> models =
+        std::move(sisa->LoadModels()).value();
+    for (const unlearning::ShardModel& m : models) {
+      fixture->models.push_back(m.model);
+    }
+    fixture->stacked =
+        std::move(unlearning::Ensemble::Create(fixture->models)).value();
+    return fixture;
+  }();
+  return *f;
+}
+
+double BareLoopSeconds(const Fixture& f, bool stacked) {
+  std::vector<int32_t> votes(f.models.size() * kBatch);
+  const auto start = std::chrono::steady_clock::now();
+  for (std::size_t done = 0; done < kRequests; done += kBatch) {
+    const float* x = &f.inputs[(done % 1024) * 784];
+    if (stacked) {
+      f.stacked->Predict(x, kBatch, votes.data(), nullptr).IgnoreError();
+    } else {
+      for (std::size_t k = 0; k < f.models.size(); ++k) {
+        f.models[k]
+            ->Predict(x, kBatch, &votes[k * kBatch], nullptr)
+            .IgnoreError();
+      }
+    }
+  }
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+      .count();
+}
+
+// The client keeps up to kWindow requests in flight and refills the window
+// when half of it has been answered: answers wake it in bulk, as a real
+// client's network stack would, not one futex call per answer on the
+// engine's worker thread.
+double EngineSeconds(const Fixture& f, engine::Engine& e) {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::atomic<std::size_t> in_flight{0};
+  std::atomic<std::size_t> answered{0};
+  auto done = [&](StatusOr<engine::Prediction>) {
+    const std::size_t left = in_flight.fetch_sub(1) - 1;
+    const std::size_t total = answered.fetch_add(1) + 1;
+    if (left == kWindow / 2 || total == kRequests) {
+      std::lock_guard<std::mutex> lock(mu);
+      cv.notify_all();
+    }
+  };
+  const auto start = std::chrono::steady_clock::now();
+  for (std::size_t sent = 0; sent < kRequests; ++sent) {
+    if (in_flight.load() >= kWindow) {
+      std::unique_lock<std::mutex> lock(mu);
+      cv.wait(lock, [&] { return in_flight.load() <= kWindow / 2; });
+    }
+    in_flight.fetch_add(1);
+    const float* x = &f.inputs[(sent % 1024) * 784];
+    e.InferAsync(std::vector<float>(x, x + 784), done).IgnoreError();
+  }
+  std::unique_lock<std::mutex> lock(mu);
+  cv.wait(lock, [&] { return answered.load() == kRequests; });
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+      .count();
+}
+
+void BM_EngineVsBareLoop(benchmark::State& state) {
+  const Fixture& f = Get();
+  engine::EngineOptions options;
+  options.data_dir = f.dir;
+  options.policy = "eraser-lazy-wait";
+  options.inference.max_batch_size = kBatch;
+  options.inference.max_queue_delay = std::chrono::milliseconds(1);
+  options.inference.queue_capacity = 2 * kWindow;
+  auto e = std::move(engine::Engine::Open(options)).value();
+  double bare = 0;
+  double stacked = 0;
+  double served = 0;
+  // Per iteration, the engine's throughput as a fraction of each bare loop's,
+  // measured back to back; the median is robust to another process taking
+  // a core for a while on a shared machine.
+  std::vector<double> vs_bare;
+  std::vector<double> vs_stacked;
+  for (auto _ : state) {
+    const double b = BareLoopSeconds(f, /*stacked=*/false);
+    const double s = BareLoopSeconds(f, /*stacked=*/true);
+    const double seconds = EngineSeconds(f, *e);
+    bare += b;
+    stacked += s;
+    served += seconds;
+    vs_bare.push_back(b / seconds);
+    vs_stacked.push_back(s / seconds);
+    state.SetIterationTime(seconds);
+  }
+  auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v.empty() ? 0.0 : v[v.size() / 2];
+  };
+  const double n = static_cast<double>(state.iterations() * kRequests);
+  state.counters["engine_rps"] = n / served;
+  state.counters["bare_loop_rps"] = n / bare;
+  state.counters["bare_stacked_rps"] = n / stacked;
+  state.counters["vs_bare_loop"] = median(vs_bare);
+  state.counters["vs_bare_stacked"] = median(vs_stacked);
+  state.SetItemsProcessed(state.iterations() * static_cast<int64_t>(kRequests));
+}
+// Measure with --benchmark_min_time=5 (docs/performance.md); the CTest
+// smoke run passes a tiny minimum time.
+BENCHMARK(BM_EngineVsBareLoop)->UseManualTime()->Unit(benchmark::kMillisecond);
+
+}  // namespace
+}  // namespace eraser
+
+BENCHMARK_MAIN();
