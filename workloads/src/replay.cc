@@ -10,6 +10,7 @@
 #include <mutex>
 #include <thread>
 
+#include "eraser/scheduler/policy.h"
 #include "eraser/storage/store.h"
 #include "eraser/unlearning/evaluate.h"
 #include "eraser/workloads/data_dir.h"
@@ -203,6 +204,12 @@ StatusOr<PolicyRun> RunPolicy(const std::string& policy, std::size_t index,
   engine::EngineStats stats = engine->Stats();
   run.report.pending_at_end = stats.pending_deletions;
   run.report.sample_epochs_during_trace = stats.unlearning_cost.sample_epochs;
+  run.report.retrain_seconds_during_trace = stats.unlearning_cost.wall_seconds;
+  const double trace_seconds = trace.duration_ms() / 1000.0 / config.speed;
+  run.report.retrain_busy_fraction =
+      trace_seconds > 0 ? stats.unlearning_cost.wall_seconds /
+                              (trace_seconds * config.unlearning_concurrency)
+                        : 0;
   // Same end state for every policy: every deletion applied.
   RETURN_IF_ERROR(engine->Drain());
   stats = engine->Stats();
@@ -220,6 +227,14 @@ StatusOr<PolicyRun> RunPolicy(const std::string& policy, std::size_t index,
     }
   }
   run.report.delay_ms = Summarize(delays);
+  StatusOr<scheduler::Policy> parsed = scheduler::ParsePolicy(policy);
+  if (parsed.ok() && parsed->kind != scheduler::PolicyKind::kImmediate) {
+    run.report.deadline_ms =
+        std::chrono::duration<double, std::milli>(parsed->deadline).count();
+    run.report.deadline_misses = static_cast<uint64_t>(
+        std::count_if(delays.begin(), delays.end(),
+                      [&](double d) { return d > run.report.deadline_ms; }));
+  }
   run.report.exposures = std::count_if(
       run.outcomes.begin(), run.outcomes.end(),
       [](const Outcome& o) { return o.prediction && o.prediction->exposed; });

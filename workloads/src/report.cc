@@ -80,7 +80,11 @@ std::string ReplayReport::ToJson() const {
            {"sample_epochs_during_trace", p.sample_epochs_during_trace},
            {"cpu_seconds", p.cpu_seconds},
            {"delay_ms", SummaryJson(p.delay_ms, false)},
-           {"pending_at_end", p.pending_at_end}}},
+           {"pending_at_end", p.pending_at_end},
+           {"deadline_ms", p.deadline_ms},
+           {"deadline_misses", p.deadline_misses},
+           {"retrain_seconds_during_trace", p.retrain_seconds_during_trace},
+           {"retrain_busy_fraction", p.retrain_busy_fraction}}},
          {"privacy", privacy},
          {"wall_seconds", p.wall_seconds}});
   }

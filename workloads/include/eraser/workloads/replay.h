@@ -68,6 +68,15 @@ struct PolicyReport {
   uint64_t sample_epochs_during_trace = 0;
   Summary delay_ms;             // acknowledgement to application
   uint64_t pending_at_end = 0;  // pending when the last answer arrived
+  // The policy's deadline (0 for immediate, which has none) and the
+  // deletions applied later than it after their acknowledgement.
+  double deadline_ms = 0;
+  uint64_t deadline_misses = 0;
+  // Wall time spent retraining while the trace ran, and that time as a
+  // fraction of the trace's length (with one retraining slot: how much of
+  // the time the unlearning core was busy).
+  double retrain_seconds_during_trace = 0;
+  double retrain_busy_fraction = 0;
   // Privacy.
   uint64_t exposures = 0;
   uint64_t oracle_checked = 0;  // answers compared with the oracle
