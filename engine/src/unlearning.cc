@@ -134,6 +134,11 @@ void EngineImpl::RunOrder(const scheduler::RetrainOrder& order) {
     StatusOr<std::vector<uint64_t>> sizes =
         committed ? sisa_->SliceSizes(order.shard)
                   : StatusOr<std::vector<uint64_t>>(status);
+    // What a deadline waits for is the application, so the scheduler learns
+    // the whole time the slot was held: retraining, apply and compaction
+    // (measured here at about 0.3 s on top of a 1 s retraining).
+    const Duration held = std::chrono::duration_cast<Duration>(
+        std::chrono::steady_clock::now() - start);
     std::lock_guard<std::mutex> lock(mu_);
     if (committed) {
       // The new checkpoints are durable: publish the model in one pointer
@@ -163,10 +168,10 @@ void EngineImpl::RunOrder(const scheduler::RetrainOrder& order) {
         }
       }
       if (sizes.ok()) slice_sizes_[k] = std::move(sizes).value();
-      scheduler_->OnRetrainFinished(order.shard, true, elapsed,
+      scheduler_->OnRetrainFinished(order.shard, true, held,
                                     result.cost.sample_epochs);
     } else {
-      scheduler_->OnRetrainFinished(order.shard, false, elapsed, 0);
+      scheduler_->OnRetrainFinished(order.shard, false, held, 0);
     }
     // A compaction failure after the commit, or a failed retraining: Drain
     // reports it (a failed order's deletions are retried).

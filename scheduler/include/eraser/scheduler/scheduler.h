@@ -93,7 +93,8 @@ class Scheduler {
   void OnUnparked(uint64_t request);
   // An order has finished: its retrained model was swapped in (succeeded)
   // or it failed, and its deletions return to the queue. `sample_epochs`
-  // and `elapsed` refine the duration estimate.
+  // and `elapsed` (the time the order held its slot, from start to the
+  // swap) refine the duration estimate.
   void OnRetrainFinished(ShardId shard, bool succeeded, Duration elapsed,
                          uint64_t sample_epochs);
   // The inference load: requests queued, and the fraction of recent time
