@@ -266,11 +266,22 @@ std::vector<RetrainOrder> Scheduler::Poll(TimePoint now) {
     const TimePoint db = Due(b);
     return da != db ? da < db : a < b;
   };
-  // 1. Deadlines, earliest first.
-  for (ShardId s : waiting_by(by_due)) {
-    if (free_slots() <= 0) return orders;
-    if (policy_.kind != PolicyKind::kImmediate && now >= LatestStart(s, now)) {
-      orders.push_back(Start(s, Reason::kDeadline, now));
+  // 1. Deadlines, earliest due first. A shard's latest start reserves time
+  // for every shard due before it, so it assumes those run first: once any
+  // shard must start, the earliest-due waiting shard starts (starting the
+  // later one instead would push the earlier one past its deadline).
+  if (policy_.kind != PolicyKind::kImmediate) {
+    const std::vector<ShardId> by_deadline = waiting_by(by_due);
+    std::vector<TimePoint> must_start(by_deadline.size());
+    TimePoint earliest = TimePoint::max();
+    for (std::size_t i = by_deadline.size(); i-- > 0;) {
+      earliest = std::min(earliest, LatestStart(by_deadline[i], now));
+      must_start[i] = earliest;
+    }
+    for (std::size_t i = 0; i < by_deadline.size() && now >= must_start[i];
+         ++i) {
+      if (free_slots() <= 0) return orders;
+      orders.push_back(Start(by_deadline[i], Reason::kDeadline, now));
     }
   }
   // 2. Parked requests, cheapest shard first.

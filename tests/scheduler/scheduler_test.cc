@@ -259,7 +259,8 @@ TEST_F(SchedulerTest, DeadlineStartsEarlierOnceRetrainingIsMeasuredSlower) {
 
 TEST_F(SchedulerTest, QueuedWorkMovesDeadlineStartsForward) {
   // One slot, three shards due together, 4 s each (6 s with the safety
-  // factor): the last in line must start 12 s earlier than alone.
+  // factor): the last in line must start 12 s earlier than alone, so the
+  // line starts then, head first.
   auto s = Make("inference-first,deadline=30s", 1);
   const TimePoint t0 = clock_.Now();
   Delete(*s, 1, {Hit(0, 0)});
@@ -268,7 +269,30 @@ TEST_F(SchedulerTest, QueuedWorkMovesDeadlineStartsForward) {
   s->Poll(clock_.Now());
   EXPECT_EQ(*s->NextWakeup(), t0 + seconds(30 - 1 - 6 - 12));
   clock_.AdvanceTo(t0 + seconds(11));
-  EXPECT_THAT(ShardsOf(s->Poll(clock_.Now())), ElementsAre(2));
+  EXPECT_THAT(ShardsOf(s->Poll(clock_.Now())), ElementsAre(0));
+}
+
+TEST_F(SchedulerTest, DeadlinesRunEarliestDueFirst) {
+  // One slot. Shard 0 is due at 30 s and costs 1 s (1.5 s reserved);
+  // shard 1 is due at 31 s and costs 4 s (6 s reserved), behind shard 0:
+  // it must start by 31 - 1 - 6 - 1.5 = 22.5 s. Then shard 0, due first,
+  // starts first; starting shard 1 would leave shard 0 behind 6 s of work,
+  // 1 s before its deadline.
+  auto s = Make("eraser:lazy,partial,deadline=30s", 1);
+  const TimePoint t0 = clock_.Now();
+  Delete(*s, 1, {Hit(0, 3)});
+  clock_.Advance(seconds(1));
+  Delete(*s, 2, {Hit(1, 0)});
+  EXPECT_TRUE(s->Poll(clock_.Now()).empty());
+  EXPECT_EQ(*s->NextWakeup(), t0 + milliseconds(22'500));
+  clock_.AdvanceTo(t0 + milliseconds(22'500));
+  std::vector<RetrainOrder> orders = s->Poll(clock_.Now());
+  EXPECT_THAT(ShardsOf(orders), ElementsAre(0));
+  EXPECT_EQ(orders[0].reason, Reason::kDeadline);
+  // When it finishes (1.5 s, as reserved), shard 1 follows at once.
+  clock_.Advance(milliseconds(1'500));
+  s->OnRetrainFinished(ShardId(0), true, milliseconds(1'500), 1000);
+  EXPECT_THAT(ShardsOf(s->Poll(clock_.Now())), ElementsAre(1));
 }
 
 TEST_F(SchedulerTest, DrainingRetrainsEverythingWhateverThePolicy) {
@@ -311,9 +335,13 @@ TEST_F(SchedulerTest, OwnerDeletionIsDoneWhenEveryShardIsRetrained) {
 }
 
 // Random deletions for two minutes against a simulated executor whose
-// retrainings take 0.8 to 1.2 times the prediction: every deletion is
-// applied within its deadline, under every policy that postpones.
-TEST(SchedulerDeadlines, HoldUnderRandomLoad) {
+// retrainings take 0.8 to 1.2 times the prediction, with one or two
+// retraining slots: every deletion is applied within its deadline, under
+// every policy that postpones.
+class SchedulerDeadlines : public ::testing::TestWithParam<int> {};
+
+TEST_P(SchedulerDeadlines, HoldUnderRandomLoad) {
+  const int slots = GetParam();
   for (const char* text :
        {"inference-first,deadline=20s", "eraser:lazy,partial,deadline=20s",
         "eraser:batch:5,partial,deadline=20s",
@@ -325,10 +353,11 @@ TEST(SchedulerDeadlines, HoldUnderRandomLoad) {
     ASSERT_TRUE(policy.ok());
     ManualClock clock;
     const TimePoint t0 = clock.Now();
-    Scheduler s(*policy, Options(2), Cost, t0);
+    Scheduler s(*policy, Options(slots), Cost, t0);
     s.OnLoad(5, 0.9);  // never idle: idle falls back on deadlines
     std::mt19937 rng(99);
-    std::exponential_distribution<double> gap(0.5);  // 0.5 deletions/s
+    // Deletions per second: 0.5 with two slots, 0.25 with one.
+    std::exponential_distribution<double> gap(0.25 * slots);
     std::uniform_real_distribution<double> noise(0.8, 1.2);
     std::map<uint64_t, TimePoint> arrival;
     std::map<uint64_t, int> shards_left;
@@ -376,9 +405,11 @@ TEST(SchedulerDeadlines, HoldUnderRandomLoad) {
         }
       }
     }
-    EXPECT_GT(seq, 40u);
+    EXPECT_GT(seq, 20u);
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(Slots, SchedulerDeadlines, ::testing::Values(1, 2));
 
 }  // namespace
 }  // namespace eraser::scheduler
