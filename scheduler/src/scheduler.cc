@@ -201,8 +201,7 @@ bool Scheduler::TimingTriggered(TimePoint now) {
       }
       break;
     case Timing::kShards:
-      if (AffectedShards().size() > policy_.max_affected) armed_ = true;
-      break;
+      return false;  // Poll keeps the count of affected shards down
   }
   // Once triggered, every waiting shard is retrained, even if the slots
   // only free up later.
@@ -292,8 +291,19 @@ std::vector<RetrainOrder> Scheduler::Poll(TimePoint now) {
       orders.push_back(Start(s, Reason::kWait, now));
     }
   }
-  // 3. The timing policy: oldest deadline first, or cheapest first when
-  // idle (the most unlearning per idle second).
+  // 3. The timing policy. shards:A keeps at most A shards holding waiting
+  // deletions: the oldest-due ones beyond A are retrained, the others keep
+  // batching deletions.
+  if (policy_.kind == PolicyKind::kEraser &&
+      policy_.timing == Timing::kShards && !draining_) {
+    for (ShardId s : waiting_by(by_due)) {
+      if (waiting_.size() <= policy_.max_affected || free_slots() <= 0) break;
+      orders.push_back(Start(s, Reason::kShards, now));
+    }
+    return orders;
+  }
+  // Otherwise: oldest deadline first, or cheapest first when idle (the most
+  // unlearning per idle second).
   if (free_slots() > 0 && TimingTriggered(now)) {
     const bool cheapest =
         policy_.kind == PolicyKind::kEraser && policy_.timing == Timing::kIdle;

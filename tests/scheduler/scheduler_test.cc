@@ -224,15 +224,31 @@ TEST_F(SchedulerTest, IdleStartsCheapestWhenTheQueueIsEmptyAndLoadLow) {
   EXPECT_EQ(orders[0].reason, Reason::kIdle);
 }
 
-TEST_F(SchedulerTest, ShardsStartsWhenTooManyShardsAreAffected) {
-  auto s = Make("eraser:shards:1,partial", 4);
+TEST_F(SchedulerTest, ShardsKeepsAtMostAShardsAffectedOldestRetrainedFirst) {
+  auto s = Make("eraser:shards:2,partial", 4);
   Delete(*s, 1, {Hit(0, 1)});
   Delete(*s, 2, {Hit(0, 2)});
-  EXPECT_TRUE(s->Poll(clock_.Now()).empty());  // one shard affected
+  clock_.Advance(seconds(1));
   Delete(*s, 3, {Hit(6, 0)});
+  EXPECT_TRUE(s->Poll(clock_.Now()).empty());  // two shards affected
+  clock_.Advance(seconds(1));
+  Delete(*s, 4, {Hit(3, 3)});
+  // Three: the oldest shard goes, with both its deletions; the others keep
+  // batching.
   std::vector<RetrainOrder> orders = s->Poll(clock_.Now());
-  EXPECT_THAT(ShardsOf(orders), ElementsAre(0, 6));
+  EXPECT_THAT(ShardsOf(orders), ElementsAre(0));
   EXPECT_EQ(orders[0].reason, Reason::kShards);
+  EXPECT_THAT(orders[0].covers, ElementsAre(DeletionSeq(1), DeletionSeq(2)));
+  Delete(*s, 5, {Hit(6, 1)});  // batched on an affected shard
+  EXPECT_TRUE(s->Poll(clock_.Now()).empty());
+  // A deletion on the running shard keeps it affected after its swap:
+  // the next oldest goes once that is known.
+  Delete(*s, 6, {Hit(0, 3)});
+  EXPECT_THAT(ShardsOf(s->Poll(clock_.Now())), ElementsAre(6));
+  Finish(*s, 0);
+  Finish(*s, 6);
+  EXPECT_TRUE(s->Poll(clock_.Now()).empty());
+  EXPECT_THAT(s->AffectedShards(), ElementsAre(ShardId(0), ShardId(3)));
 }
 
 TEST_F(SchedulerTest, DeadlineStartsEarlierOnceRetrainingIsMeasuredSlower) {
