@@ -204,6 +204,7 @@ const std::vector<std::pair<std::string, std::string>>& Presets() {
           {"eraser-periodic-wait", "eraser:periodic:10s,wait,deadline=30s"},
           {"eraser-idle-wait", "eraser:idle:0.25,wait,deadline=30s"},
           {"eraser-shards-wait", "eraser:shards:1,wait,deadline=30s"},
+          {"eraser-shards-partial", "eraser:shards:4,partial,deadline=30s"},
       };
   return *presets;
 }
