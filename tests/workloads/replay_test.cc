@@ -109,7 +109,15 @@ TEST(Replay, ReportHasEveryContractFieldAndHoldsTheGuarantees) {
     if (name == "immediate") {
       EXPECT_EQ(inf["decisions"]["clean"], 120);
       EXPECT_EQ(pr["oracle_agreement"], 1.0);
+      EXPECT_EQ(un["deadline_ms"], 0.0);  // it has none
+      // It retrained every deletion during the 3 s trace.
+      EXPECT_GT(un["retrain_seconds_during_trace"].get<double>(), 0.0);
+      EXPECT_GT(un["retrain_busy_fraction"].get<double>(), 0.0);
+      EXPECT_LT(un["retrain_busy_fraction"].get<double>(), 1.0);
+    } else {
+      EXPECT_EQ(un["deadline_ms"], 30000.0);
     }
+    EXPECT_EQ(un["deadline_misses"], 0);
   }
   EXPECT_EQ(j["comparison"]["baseline"], "immediate");
   for (const char* name : {"immediate", "inference-first", "eraser-lazy-wait",
