@@ -1,7 +1,7 @@
 # The two commands a newcomer runs:
 #   make demo   install what is missing, build, run the main job
 #   make test   install what is missing, build, run the whole test suite
-# Also: make setup | build | tsan | asan | format | clean
+# Also: make setup | build | tsan | asan | bench | sweep | plot | format | clean
 #
 # Variables: BUILD_DIR (build), BUILD_TYPE (RelWithDebInfo), JOBS (2),
 # CMAKE_FLAGS (extra -D options).
@@ -12,7 +12,7 @@ JOBS ?= 2
 CMAKE_FLAGS ?=
 ERASER := $(BUILD_DIR)/bin/eraser
 
-.PHONY: all setup build test demo tsan asan format clean
+.PHONY: all setup build test demo tsan asan bench sweep plot format clean
 
 all: build
 
@@ -32,6 +32,26 @@ test: build
 demo: build
 	$(ERASER) replay --workload workloads/default.json \
 	  --cache-dir $(BUILD_DIR)/cache --json $(BUILD_DIR)/demo-report.json
+
+# The microbenchmarks of docs/performance.md.
+bench: build
+	$(BUILD_DIR)/bin/certify_bench
+	$(BUILD_DIR)/bin/ensemble_bench
+	$(BUILD_DIR)/bin/engine_bench --benchmark_min_time=5
+
+# The performance sweep of docs/performance.md (about an hour): every preset
+# at five deletion rates. Rewrites the measurements in docs/perf/ and the
+# plot.
+SWEEP_OUT := docs/perf/sweep
+sweep: build
+	bash -o pipefail -c '$(ERASER) replay --workload workloads/sweep.json \
+	  --cache-dir $(BUILD_DIR)/cache --json $(SWEEP_OUT).json \
+	  --dat $(SWEEP_OUT).dat | tee $(SWEEP_OUT).txt'
+	scripts/plot-sweep $(SWEEP_OUT).dat $(SWEEP_OUT).png
+
+# The plot alone, from the committed measurements.
+plot: setup
+	scripts/plot-sweep $(SWEEP_OUT).dat $(SWEEP_OUT).png
 
 # ThreadSanitizer: a separate build tree, the whole suite.
 tsan:

@@ -14,6 +14,7 @@
 #include "eraser/unlearning/runtime.h"
 #include "eraser/workloads/data_dir.h"
 #include "eraser/workloads/replay.h"
+#include "eraser/workloads/sweep.h"
 #include "eraser/workloads/workload.h"
 
 namespace po = boost::program_options;
@@ -27,7 +28,10 @@ constexpr char kUsage[] =
     "trained state; checks every answer against the oracle ensemble; prints\n"
     "a comparison table and optionally writes the JSON report.\n"
     "Without --data-dir, the ensemble the workload describes (or the default\n"
-    "one, with --trace) is trained once and cached in --cache-dir.";
+    "one, with --trace) is trained once and cached in --cache-dir.\n"
+    "A sweep (--deletion-rates, or 'sweep' in the workload) generates and\n"
+    "replays the workload's trace once per deletion rate and checks the\n"
+    "performance targets of docs/performance.md.";
 
 std::string DefaultCacheDir() {
   if (const char* dir = std::getenv("ERASER_CACHE_DIR"); dir && *dir)
@@ -57,11 +61,77 @@ std::string CacheEntry(const std::string& cache_dir,
   return cache_dir + "/" + name;
 }
 
+// "0.25,0.5,1" -> {0.25, 0.5, 1}.
+StatusOr<std::vector<double>> ParseRateList(const std::string& text) {
+  std::vector<double> rates;
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    const std::size_t end = std::min(text.find(',', start), text.size());
+    const std::string item = text.substr(start, end - start);
+    char* rest = nullptr;
+    const double rate = std::strtod(item.c_str(), &rest);
+    if (item.empty() || rest == nullptr || *rest != '\0') {
+      return InvalidArgumentError("--deletion-rates: '" + item +
+                                  "' is not a number");
+    }
+    rates.push_back(rate);
+    start = end + 1;
+  }
+  RETURN_IF_ERROR(workloads::ValidateSweepRates(rates));
+  return rates;
+}
+
+Status WriteFile(const std::string& path, const std::string& text) {
+  std::ofstream out(path);
+  out << text;
+  out.close();
+  if (!out) return InternalError("cannot write " + path);
+  return OkStatus();
+}
+
+int RunSweepAndReport(const workloads::Workload& workload,
+                      const workloads::ReplayConfig& config,
+                      const std::string& data_dir,
+                      const workloads::ImageDataset& test,
+                      const std::string& json_file,
+                      const std::string& dat_file) {
+  std::printf(
+      "Sweep: %zu deletion rates x %zu policies, %.0f s of trace "
+      "each, speed %g%s\n",
+      workload.sweep_deletion_rates.size(), config.policies.size(),
+      std::chrono::duration<double>(workload.generator->duration).count(),
+      config.speed, config.oracle ? ", oracle on" : "");
+  std::fflush(stdout);
+  // Each level's table as soon as it is measured: a sweep takes long.
+  StatusOr<workloads::SweepReport> sweep = workloads::RunSweep(
+      *workload.generator, workload.sweep_deletion_rates, data_dir, test,
+      config, [](const workloads::SweepLevel& level) {
+        std::printf("%s", workloads::LevelTable(level).c_str());
+        std::fflush(stdout);
+      });
+  if (!sweep.ok()) return ReportError("replay", sweep.status());
+  sweep->workload_json = workload.json;
+  std::printf("%s", sweep->TargetsTable().c_str());
+  if (!json_file.empty()) {
+    if (Status s = WriteFile(json_file, sweep->ToJson()); !s.ok()) {
+      return ReportError("replay", s);
+    }
+    std::printf("Sweep report written to %s\n", json_file.c_str());
+  }
+  if (!dat_file.empty()) {
+    if (Status s = WriteFile(dat_file, sweep->ToDat()); !s.ok()) {
+      return ReportError("replay", s);
+    }
+    std::printf("Plot data written to %s\n", dat_file.c_str());
+  }
+  return kExitOk;
+}
+
 }  // namespace
 
 int RunReplay(int argc, char** argv) {
   std::string trace_file, workload_file, policies, data_dir, json_file;
-  std::string dataset_dir;
+  std::string dataset_dir, rates_text, dat_file;
   std::string cache_dir = DefaultCacheDir();
   double speed = 0;
   bool no_oracle = false;
@@ -86,7 +156,12 @@ int RunReplay(int argc, char** argv) {
       "speed", po::value(&speed),
       "replay speed factor (2 = twice as fast; default 1 or the workload's)")(
       "no-oracle", po::bool_switch(&no_oracle),
-      "skip the oracle check (faster for long traces)");
+      "skip the oracle check (faster for long traces)")(
+      "deletion-rates", po::value(&rates_text),
+      "sweep: deletion rates per second, comma-separated (needs a workload "
+      "with a generator; overrides the workload's sweep)")(
+      "dat", po::value(&dat_file),
+      "sweep: write gnuplot columns per policy here");
   po::variables_map vm;
   bool help = false;
   if (int rc = ParseCommandLine(argc, argv, kUsage, options, vm, &help);
@@ -110,6 +185,21 @@ int RunReplay(int argc, char** argv) {
     workload.json = nlohmann::json{{"trace", trace_file}}.dump();
   }
 
+  if (!rates_text.empty()) {
+    StatusOr<std::vector<double>> rates = ParseRateList(rates_text);
+    if (!rates.ok()) return ReportError("replay", rates.status());
+    workload.sweep_deletion_rates = std::move(rates).value();
+  }
+  const bool sweep = !workload.sweep_deletion_rates.empty();
+  if (sweep && !workload.generator) {
+    return ReportError("replay",
+                       InvalidArgumentError("a sweep needs a workload with a "
+                                            "generator, not a trace file"));
+  }
+  if (!sweep && !dat_file.empty()) {
+    return ReportError("replay",
+                       InvalidArgumentError("--dat is for sweeps only"));
+  }
   if (!policies.empty()) {
     StatusOr<std::vector<scheduler::Policy>> parsed =
         scheduler::ParsePolicyList(policies);
@@ -157,6 +247,10 @@ int RunReplay(int argc, char** argv) {
     std::printf("trained in %.1f s\n", built->report.total.wall_seconds);
   }
 
+  if (sweep) {
+    return RunSweepAndReport(workload, config, data_dir, data->test, json_file,
+                             dat_file);
+  }
   StatusOr<workloads::Trace> trace =
       workload.trace_file ? workloads::ReadTrace(*workload.trace_file)
                           : workloads::GenerateTrace(*workload.generator);
@@ -173,11 +267,8 @@ int RunReplay(int argc, char** argv) {
   report->workload_json = workload.json;
   std::printf("\n%s", report->ToTable().c_str());
   if (!json_file.empty()) {
-    std::ofstream out(json_file);
-    out << report->ToJson();
-    out.close();
-    if (!out) {
-      return ReportError("replay", InternalError("cannot write " + json_file));
+    if (Status s = WriteFile(json_file, report->ToJson()); !s.ok()) {
+      return ReportError("replay", s);
     }
     std::printf("Report written to %s\n", json_file.c_str());
   }

@@ -64,6 +64,59 @@ TEST(ReplayCommand, ComparesPoliciesAndWritesTheReport) {
   }
 }
 
+TEST(ReplayCommand, SweepsDeletionRatesAndChecksTheTargets) {
+  testing::TempDir dir;
+  const std::string data = dir.Child("data");
+  testing::WriteFileOrDie(dir.Child("w.json"), R"({
+    "model": {"shards": 2, "slices": 2, "hidden": 8, "epochs": [1, 1]},
+    "generator": {"duration": "1s", "inference_rate": 30},
+    "policies": ["immediate", "eraser-lazy-partial"],
+    "replay": {"oracle": false},
+    "sweep": {"deletion_rates": [9]}})");
+  CommandResult run =
+      Eraser("replay --workload " + dir.Child("w.json") + " --data-dir " +
+             data + " --deletion-rates 1,3 --json " + dir.Child("s.json") +
+             " --dat " + dir.Child("s.dat"));
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_THAT(run.output, HasSubstr("== 1.00 deletions/s"));
+  EXPECT_THAT(run.output, HasSubstr("== 3.00 deletions/s"));
+  EXPECT_THAT(run.output, HasSubstr("Targets where the baseline is busy"));
+  const nlohmann::json sweep = ReadJson(dir.Child("s.json"));
+  ASSERT_TRUE(sweep.is_object()) << run.output;
+  ASSERT_EQ(sweep["levels"].size(), 2u);  // the flag overrides the file
+  EXPECT_EQ(sweep["levels"][1]["deletion_rate"], 3.0);
+  for (const auto& level : sweep["levels"]) {
+    ASSERT_EQ(level["report"]["policies"].size(), 2u);
+    EXPECT_EQ(level["report"]["comparison"]["baseline"], "immediate");
+  }
+  ASSERT_EQ(sweep["targets"]["levels"].size(), 2u);
+  EXPECT_TRUE(sweep["targets"]["levels"][0].contains("in_range"));
+  const std::string dat = testing::ReadFileOrDie(dir.Child("s.dat"));
+  EXPECT_THAT(dat, HasSubstr("# policy immediate\n1 "));
+  EXPECT_THAT(dat, HasSubstr("# policy eraser-lazy-partial\n1 "));
+  // The plot script draws it.
+  CommandResult plot =
+      testing::Run(std::string(ERASER_SOURCE_DIR) + "/scripts/plot-sweep " +
+                   dir.Child("s.dat") + " " + dir.Child("s.png"));
+  ASSERT_EQ(plot.exit_code, 0) << plot.output;
+  EXPECT_EQ(testing::ReadFileOrDie(dir.Child("s.png")).substr(1, 3), "PNG");
+
+  // A sweep needs a generator; rates must be positive numbers.
+  testing::WriteFileOrDie(dir.Child("t.csv"), "time_ms,op,target\n0,infer,1\n");
+  EXPECT_THAT(Eraser("replay --trace " + dir.Child("t.csv") + " --data-dir " +
+                     data + " --deletion-rates 1")
+                  .output,
+              HasSubstr("a sweep needs a workload with a generator"));
+  CommandResult bad = Eraser("replay --workload " + dir.Child("w.json") +
+                             " --deletion-rates 1,fast");
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_THAT(bad.output, HasSubstr("'fast' is not a number"));
+  EXPECT_EQ(
+      Eraser("replay --workload " + dir.Child("w.json") + " --deletion-rates 0")
+          .exit_code,
+      2);
+}
+
 TEST(ReplayCommand, BadInputsAreUsageErrors) {
   testing::TempDir dir;
   EXPECT_EQ(Eraser("replay").exit_code, 2);  // neither --trace nor --workload

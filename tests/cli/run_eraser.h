@@ -1,4 +1,5 @@
-// Runs the eraser binary and captures its output, for CLI tests.
+// Runs the eraser binary (or a script) and captures its output, for CLI
+// tests.
 #ifndef ERASER_TESTS_CLI_RUN_ERASER_H_
 #define ERASER_TESTS_CLI_RUN_ERASER_H_
 
@@ -16,9 +17,10 @@ struct CommandResult {
   std::string output;  // stdout and stderr
 };
 
-inline CommandResult Eraser(const std::string& args) {
+// Runs a shell command line; stderr is captured with stdout.
+inline CommandResult Run(const std::string& command_line) {
   CommandResult run;
-  const std::string command = std::string(ERASER_BINARY) + " " + args + " 2>&1";
+  const std::string command = command_line + " 2>&1";
   FILE* pipe = popen(command.c_str(), "r");
   if (pipe == nullptr) return run;
   char buf[4096];
@@ -27,6 +29,10 @@ inline CommandResult Eraser(const std::string& args) {
   const int status = pclose(pipe);
   run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return run;
+}
+
+inline CommandResult Eraser(const std::string& args) {
+  return Run(std::string(ERASER_BINARY) + " " + args);
 }
 
 inline nlohmann::json ReadJson(const std::string& path) {

@@ -3,6 +3,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
+#include "eraser/scheduler/policy.h"
 #include "testing/temp_dir.h"
 
 namespace eraser::workloads {
@@ -22,6 +25,17 @@ TEST(LoadWorkload, TheShippedDefaultWorkload) {
   EXPECT_GE(w->policies.size(), 4u);
   EXPECT_EQ(w->replay.policies, w->policies);
   EXPECT_TRUE(w->model.Validate().ok());
+}
+
+TEST(LoadWorkload, TheShippedSweepWorkload) {
+  StatusOr<Workload> w =
+      LoadWorkload(ERASER_SOURCE_DIR "/workloads/sweep.json");
+  ASSERT_TRUE(w.ok()) << w.status();
+  ASSERT_TRUE(w->generator.has_value());
+  EXPECT_GE(w->sweep_deletion_rates.size(), 4u);
+  EXPECT_TRUE(std::is_sorted(w->sweep_deletion_rates.begin(),
+                             w->sweep_deletion_rates.end()));
+  EXPECT_EQ(w->policies.size(), scheduler::Presets().size());
 }
 
 class WorkloadFile : public ::testing::Test {
@@ -64,6 +78,15 @@ TEST_F(WorkloadFile, GeneratorUsesTheSeedAndOwnerCount) {
   EXPECT_EQ(w->generator->owners, 6000u);
   EXPECT_EQ(w->generator->distribution, GeneratorOptions::Distribution::kZipf);
   EXPECT_EQ(w->policies, DefaultReplayPolicies());
+  EXPECT_TRUE(w->sweep_deletion_rates.empty());
+}
+
+TEST_F(WorkloadFile, SweepRates) {
+  StatusOr<Workload> w = Load(R"({
+    "generator": {"duration": "10s"},
+    "sweep": {"deletion_rates": [0.5, 2]}})");
+  ASSERT_TRUE(w.ok()) << w.status();
+  EXPECT_EQ(w->sweep_deletion_rates, (std::vector<double>{0.5, 2}));
 }
 
 TEST_F(WorkloadFile, MistakesAreNamed) {
@@ -83,6 +106,21 @@ TEST_F(WorkloadFile, MistakesAreNamed) {
   EXPECT_THAT(
       Load(R"({"trace": "x", "policies": ["sometimes"]})").status().message(),
       HasSubstr("policy"));
+  EXPECT_THAT(Load(R"({"trace": "x", "sweep": {"deletion_rates": [1]}})")
+                  .status()
+                  .message(),
+              HasSubstr("'sweep' needs a 'generator'"));
+  EXPECT_THAT(Load(R"({"generator": {}, "sweep": {"deletion_rates": [1, 0]}})")
+                  .status()
+                  .message(),
+              HasSubstr("positive"));
+  EXPECT_THAT(Load(R"({"generator": {}, "sweep": {"deletion_rates": []}})")
+                  .status()
+                  .message(),
+              HasSubstr("at least one deletion rate"));
+  EXPECT_THAT(
+      Load(R"({"generator": {}, "sweep": {"rates": [1]}})").status().message(),
+      HasSubstr("'sweep.rates' is not a known key"));
   EXPECT_EQ(LoadWorkload(dir_.Child("missing.json")).status().code(),
             StatusCode::kNotFound);
 }

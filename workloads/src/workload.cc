@@ -1,5 +1,6 @@
 #include "eraser/workloads/workload.h"
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -138,7 +139,27 @@ Status ReadReplay(const json& j, ReplayConfig* replay) {
   return OkStatus();
 }
 
+Status ReadSweep(const json& j, std::vector<double>* rates) {
+  Reader r(j, "sweep.");
+  r.Get("deletion_rates", rates);
+  RETURN_IF_ERROR(r.Finish());
+  return ValidateSweepRates(*rates);
+}
+
 }  // namespace
+
+Status ValidateSweepRates(const std::vector<double>& rates) {
+  if (rates.empty()) {
+    return InvalidArgumentError("a sweep needs at least one deletion rate");
+  }
+  for (double rate : rates) {
+    if (!(rate > 0) || !std::isfinite(rate)) {
+      return InvalidArgumentError(
+          "sweep deletion rates must be positive numbers (per second)");
+    }
+  }
+  return OkStatus();
+}
 
 const std::vector<std::string>& DefaultReplayPolicies() {
   static const auto* policies = new std::vector<std::string>{
@@ -170,6 +191,7 @@ StatusOr<Workload> LoadWorkload(const std::string& path) {
   const json* model = r.Object("model");
   const json* generator = r.Object("generator");
   const json* replay = r.Object("replay");
+  const json* sweep = r.Object("sweep");
   RETURN_IF_ERROR(r.Finish());
   if (w.dataset != "fashion-mnist") {
     return InvalidArgumentError("workload: 'dataset' must be fashion-mnist");
@@ -192,6 +214,14 @@ StatusOr<Workload> LoadWorkload(const std::string& path) {
     w.generator = g;
   }
   if (replay != nullptr) RETURN_IF_ERROR(ReadReplay(*replay, &w.replay));
+  if (sweep != nullptr) {
+    if (generator == nullptr) {
+      return InvalidArgumentError(
+          "workload: 'sweep' needs a 'generator' (a trace file has one "
+          "deletion rate)");
+    }
+    RETURN_IF_ERROR(ReadSweep(*sweep, &w.sweep_deletion_rates));
+  }
   if (w.policies.empty()) w.policies = DefaultReplayPolicies();
   w.replay.policies = w.policies;
   RETURN_IF_ERROR(w.replay.Validate());

@@ -12,6 +12,7 @@
 //                   "arrivals": "traces/azure-llm-2023-conv.csv"},
 //     "policies": ["immediate", "inference-first", "eraser-lazy-wait"],
 //     "replay": {"speed": 1, "oracle": true},
+//     "sweep": {"deletion_rates": [0.25, 0.5, 1, 2]},
 //     "seed": 7 }
 #ifndef ERASER_WORKLOADS_WORKLOAD_H_
 #define ERASER_WORKLOADS_WORKLOAD_H_
@@ -40,6 +41,9 @@ struct Workload {
   std::optional<GeneratorOptions> generator;
   std::vector<std::string> policies;  // DefaultReplayPolicies() if absent
   ReplayConfig replay;
+  // Deletion rates (per second) of a sweep: the generator's trace is made
+  // and replayed once per rate. Empty: one replay. Needs 'generator'.
+  std::vector<double> sweep_deletion_rates;
   uint64_t seed = 1;
   // The file as parsed, for the report.
   std::string json;
@@ -49,6 +53,10 @@ struct Workload {
 // an unknown or ill-typed key, a missing trace/generator, or bad values;
 // kNotFound if the file cannot be read.
 StatusOr<Workload> LoadWorkload(const std::string& path);
+
+// kInvalidArgument unless `rates` is non-empty and every rate is a finite
+// positive number.
+Status ValidateSweepRates(const std::vector<double>& rates);
 
 }  // namespace eraser::workloads
 

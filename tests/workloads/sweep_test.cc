@@ -1,0 +1,140 @@
+// The sweep's check of the performance targets, on reports made by hand.
+#include "eraser/workloads/sweep.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+namespace eraser::workloads {
+namespace {
+
+using ::testing::HasSubstr;
+
+PolicyReport Policy(const std::string& name, const std::string& policy,
+                    double mean_ms, double p99_ms, uint64_t sample_epochs) {
+  PolicyReport p;
+  p.name = name;
+  p.policy = policy;
+  p.latency_ms.mean = mean_ms;
+  p.latency_ms.p99 = p99_ms;
+  p.sample_epochs = sample_epochs;
+  p.accuracy = 0.85;
+  p.oracle_agreement = 1.0;
+  return p;
+}
+
+// A level where the baseline is busy `busy` of the time, with a good
+// partial policy, a wait policy that saves little latency, an exposing
+// baseline and ERASER policies disqualified by a soundness violation, a
+// missed deadline or a rejected request.
+SweepLevel Level(double rate, double busy) {
+  SweepLevel level;
+  level.deletion_rate = rate;
+  ReplayReport& r = level.report;
+  r.baseline = "immediate";
+  PolicyReport base = Policy("immediate", "immediate", 2000, 9000, 1000);
+  base.retrain_busy_fraction = busy;
+  base.accuracy = 0.86;
+  r.policies.push_back(base);
+  PolicyReport first =
+      Policy("inference-first", "inference-first,deadline=30s", 2, 3, 100);
+  first.exposures = 50;
+  r.policies.push_back(first);
+  r.policies.push_back(Policy("eraser-lazy-partial",
+                              "eraser:lazy,partial,deadline=30s", 5, 8, 400));
+  r.policies.push_back(Policy("eraser-lazy-wait",
+                              "eraser:lazy,wait,deadline=30s", 300, 4000, 900));
+  PolicyReport leaky =
+      Policy("leaky", "eraser:batch:8,partial,deadline=30s", 1, 2, 10);
+  leaky.soundness_violations = 1;
+  r.policies.push_back(leaky);
+  PolicyReport late =
+      Policy("late", "eraser:periodic:10s,wait,deadline=30s", 1, 2, 10);
+  late.deadline_misses = 1;
+  r.policies.push_back(late);
+  PolicyReport rejecting =
+      Policy("rejecting", "eraser:lazy,reject,deadline=30s", 1, 2, 10);
+  rejecting.decisions[4] = 1;  // one request rejected
+  r.policies.push_back(rejecting);
+  return level;
+}
+
+TEST(SweepTargets, PicksTheBestQualifiedPolicies) {
+  SweepReport sweep;
+  sweep.levels.push_back(Level(1, 0.5));
+  const std::vector<TargetCheck> checks = sweep.CheckTargets();
+  ASSERT_EQ(checks.size(), 1u);
+  const TargetCheck& t = checks[0];
+  EXPECT_TRUE(t.in_range);
+  EXPECT_DOUBLE_EQ(t.baseline_busy_fraction, 0.5);
+  // Neither the exposing baseline nor the disqualified ERASER policies.
+  EXPECT_EQ(t.best.name, "eraser-lazy-partial");
+  EXPECT_DOUBLE_EQ(t.best.mean_saving, 1 - 5.0 / 2000);
+  EXPECT_DOUBLE_EQ(t.best.p99_saving, 1 - 8.0 / 9000);
+  EXPECT_DOUBLE_EQ(t.best.compute_saving, 0.6);
+  EXPECT_TRUE(t.best.meets_latency);
+  EXPECT_TRUE(t.best.meets_compute);
+  EXPECT_DOUBLE_EQ(t.best.baseline_accuracy, 0.86);
+  // The best wait policy meets neither target here, and is reported.
+  EXPECT_EQ(t.best_wait.name, "eraser-lazy-wait");
+  EXPECT_FALSE(t.best_wait.meets_latency);
+  EXPECT_FALSE(t.best_wait.meets_compute);  // 10% < 31%
+}
+
+TEST(SweepTargets, WaitPoliciesMustAgreeWithTheOracle) {
+  SweepReport sweep;
+  sweep.levels.push_back(Level(1, 0.5));
+  for (PolicyReport& p : sweep.levels[0].report.policies) {
+    if (p.name == "eraser-lazy-wait") p.oracle_agreement = 0.999;
+  }
+  EXPECT_TRUE(sweep.CheckTargets()[0].best_wait.name.empty());
+}
+
+TEST(SweepTargets, LevelsOutsideTheBusyRangeAreMarked) {
+  SweepReport sweep;
+  sweep.levels.push_back(Level(0.1, 0.1));
+  sweep.levels.push_back(Level(5, 0.95));
+  const std::vector<TargetCheck> checks = sweep.CheckTargets();
+  ASSERT_EQ(checks.size(), 2u);
+  EXPECT_FALSE(checks[0].in_range);
+  EXPECT_FALSE(checks[1].in_range);
+  EXPECT_THAT(sweep.TargetsTable(), HasSubstr("(outside 20-80%)"));
+}
+
+TEST(SweepTargets, MissedTargetsAreSaid) {
+  SweepReport sweep;
+  sweep.levels.push_back(Level(1, 0.5));
+  for (PolicyReport& p : sweep.levels[0].report.policies) {
+    if (p.name == "eraser-lazy-partial") p.sample_epochs = 800;  // 20% saved
+  }
+  const TargetCheck t = sweep.CheckTargets()[0];
+  EXPECT_EQ(t.best.name, "eraser-lazy-partial");
+  EXPECT_TRUE(t.best.meets_latency);
+  EXPECT_FALSE(t.best.meets_compute);
+  EXPECT_THAT(sweep.TargetsTable(), HasSubstr(" NO\n"));
+}
+
+TEST(SweepReport, JsonAndPlotData) {
+  SweepReport sweep;
+  sweep.workload_json = R"({"name": "t"})";
+  sweep.levels.push_back(Level(0.5, 0.3));
+  sweep.levels.push_back(Level(1, 0.6));
+  const nlohmann::json j = nlohmann::json::parse(sweep.ToJson());
+  EXPECT_EQ(j["workload"]["name"], "t");
+  ASSERT_EQ(j["levels"].size(), 2u);
+  EXPECT_EQ(j["levels"][1]["deletion_rate"], 1.0);
+  EXPECT_EQ(j["levels"][1]["report"]["policies"].size(), 7u);
+  EXPECT_EQ(j["targets"]["levels"][1]["best_zero_exposure"]["name"],
+            "eraser-lazy-partial");
+  EXPECT_EQ(j["targets"]["compute_saving"], 0.31);
+  const std::string dat = sweep.ToDat();
+  // One block per policy, one row per level, in rate order.
+  EXPECT_THAT(dat, HasSubstr("# policy immediate\n0.5 2000 0 9000 1000 "));
+  EXPECT_THAT(dat, HasSubstr("\n1 5 0 8 400 "));
+  EXPECT_THAT(sweep.ToTable(), HasSubstr("== 1.00 deletions/s: immediate keeps "
+                                         "unlearning busy 60% of the time =="));
+}
+
+}  // namespace
+}  // namespace eraser::workloads

@@ -1,0 +1,80 @@
+// A sweep: the same workload replayed at several deletion rates, every
+// policy at each rate in one replay, and the comparison that follows.
+#ifndef ERASER_WORKLOADS_SWEEP_H_
+#define ERASER_WORKLOADS_SWEEP_H_
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "eraser/common/statusor.h"
+#include "eraser/workloads/generator.h"
+#include "eraser/workloads/replay.h"
+
+namespace eraser::workloads {
+
+struct SweepLevel {
+  double deletion_rate = 0;  // per second
+  ReplayReport report;
+};
+
+// The check of the performance targets at one level (docs/performance.md):
+// where the immediate baseline keeps unlearning busy 20% to 80% of the
+// time, the best ERASER policy that answers every request without exposure
+// should save at least 99% of mean and 95% of p99 latency and 31% of
+// retraining compute, with no soundness violation and every deletion
+// within its deadline.
+struct TargetCheck {
+  double deletion_rate = 0;
+  double baseline_busy_fraction = 0;
+  bool in_range = false;  // busy fraction in [0.2, 0.8]
+  struct Candidate {
+    std::string name;  // empty when no policy qualifies
+    double mean_saving = 0, p99_saving = 0, compute_saving = 0;
+    double accuracy = 0, baseline_accuracy = 0;
+    uint64_t deadline_misses = 0, soundness_violations = 0, exposures = 0;
+    bool meets_latency = false, meets_compute = false;
+  };
+  // Among ERASER policies that answered every request (none rejected) with
+  // no exposure, no soundness violation and no missed deadline: the one
+  // that meets the most targets, then the largest compute saving.
+  Candidate best;
+  // The same among `wait` policies whose answers all equal the oracle's.
+  Candidate best_wait;
+};
+
+struct SweepReport {
+  std::string workload_json = "{}";
+  std::vector<SweepLevel> levels;
+
+  std::vector<TargetCheck> CheckTargets() const;
+  std::string ToJson() const;
+  // LevelTable of every level.
+  std::string ToTable() const;
+  // The target check as a table.
+  std::string TargetsTable() const;
+  // Whitespace-separated columns for gnuplot, one block per policy:
+  // rate mean_ms p50_ms p99_ms sample_epochs cpu_s accuracy exposures
+  // soundness_violations delay_max_s busy_fraction rejected_fraction.
+  std::string ToDat() const;
+};
+
+// One level for a terminal: the baseline's busy fraction, then one row
+// per policy.
+std::string LevelTable(const SweepLevel& level);
+
+using LevelCallback = std::function<void(const SweepLevel&)>;
+
+// Replays the trace `generator` makes at each rate (same seed) against
+// `config.policies` on copies of `template_dir`, in the order given;
+// `on_level`, when set, is called as each level completes.
+StatusOr<SweepReport> RunSweep(const GeneratorOptions& generator,
+                               const std::vector<double>& deletion_rates,
+                               const std::string& template_dir,
+                               const ImageDataset& test,
+                               const ReplayConfig& config,
+                               const LevelCallback& on_level = nullptr);
+
+}  // namespace eraser::workloads
+
+#endif  // ERASER_WORKLOADS_SWEEP_H_

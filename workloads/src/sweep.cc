@@ -1,0 +1,282 @@
+#include "eraser/workloads/sweep.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <optional>
+
+#include "eraser/certify/record.h"
+#include "eraser/scheduler/policy.h"
+
+namespace eraser::workloads {
+namespace {
+
+using nlohmann::json;
+
+constexpr double kMinBusy = 0.2;
+constexpr double kMaxBusy = 0.8;
+constexpr double kMeanSavingTarget = 0.99;
+constexpr double kP99SavingTarget = 0.95;
+constexpr double kComputeSavingTarget = 0.31;
+
+double Saving(double policy, double baseline) {
+  return baseline > 0 ? 1.0 - policy / baseline : 0.0;
+}
+
+// The policy a report ran, parsed from its canonical form.
+std::optional<scheduler::Policy> PolicyOf(const PolicyReport& p) {
+  StatusOr<scheduler::Policy> parsed = scheduler::ParsePolicy(p.policy);
+  if (!parsed.ok()) return std::nullopt;
+  return *parsed;
+}
+bool IsEraser(const PolicyReport& p) {
+  const std::optional<scheduler::Policy> policy = PolicyOf(p);
+  return policy && policy->kind == scheduler::PolicyKind::kEraser;
+}
+bool IsWait(const PolicyReport& p) {
+  const std::optional<scheduler::Policy> policy = PolicyOf(p);
+  return policy && policy->kind == scheduler::PolicyKind::kEraser &&
+         policy->rule == scheduler::UncertifiedRule::kWait;
+}
+
+const PolicyReport* Baseline(const ReplayReport& r) {
+  for (const PolicyReport& p : r.policies) {
+    if (p.name == r.baseline) return &p;
+  }
+  return nullptr;
+}
+
+TargetCheck::Candidate Describe(const PolicyReport& p,
+                                const PolicyReport& base) {
+  TargetCheck::Candidate c;
+  c.name = p.name;
+  c.mean_saving = Saving(p.latency_ms.mean, base.latency_ms.mean);
+  c.p99_saving = Saving(p.latency_ms.p99, base.latency_ms.p99);
+  c.compute_saving = Saving(static_cast<double>(p.sample_epochs),
+                            static_cast<double>(base.sample_epochs));
+  c.accuracy = p.accuracy;
+  c.baseline_accuracy = base.accuracy;
+  c.deadline_misses = p.deadline_misses;
+  c.soundness_violations = p.soundness_violations;
+  c.exposures = p.exposures;
+  c.meets_latency =
+      c.mean_saving >= kMeanSavingTarget && c.p99_saving >= kP99SavingTarget;
+  c.meets_compute = c.compute_saving >= kComputeSavingTarget;
+  return c;
+}
+
+// More targets met first, then more compute saved.
+bool Better(const TargetCheck::Candidate& a, const TargetCheck::Candidate& b) {
+  const int ma = a.meets_latency + a.meets_compute;
+  const int mb = b.meets_latency + b.meets_compute;
+  if (ma != mb) return ma > mb;
+  return a.compute_saving > b.compute_saving;
+}
+
+json CandidateJson(const TargetCheck::Candidate& c) {
+  if (c.name.empty()) return nullptr;
+  return {{"name", c.name},
+          {"latency_mean_saving", c.mean_saving},
+          {"latency_p99_saving", c.p99_saving},
+          {"compute_saving", c.compute_saving},
+          {"accuracy", c.accuracy},
+          {"baseline_accuracy", c.baseline_accuracy},
+          {"exposures", c.exposures},
+          {"soundness_violations", c.soundness_violations},
+          {"deadline_misses", c.deadline_misses},
+          {"meets_latency_targets", c.meets_latency},
+          {"meets_compute_target", c.meets_compute}};
+}
+
+}  // namespace
+
+std::vector<TargetCheck> SweepReport::CheckTargets() const {
+  std::vector<TargetCheck> checks;
+  for (const SweepLevel& level : levels) {
+    TargetCheck check;
+    check.deletion_rate = level.deletion_rate;
+    const PolicyReport* base = Baseline(level.report);
+    if (base == nullptr) continue;
+    check.baseline_busy_fraction = base->retrain_busy_fraction;
+    check.in_range = base->retrain_busy_fraction >= kMinBusy &&
+                     base->retrain_busy_fraction <= kMaxBusy;
+    for (const PolicyReport& p : level.report.policies) {
+      // A rejected request gets no answer: its low latency saves nothing.
+      const uint64_t rejected =
+          p.decisions[static_cast<int>(certify::Decision::kRejected) - 1];
+      if (!IsEraser(p) || p.exposures > 0 || p.soundness_violations > 0 ||
+          p.deadline_misses > 0 || rejected > 0) {
+        continue;
+      }
+      const TargetCheck::Candidate c = Describe(p, *base);
+      if (check.best.name.empty() || Better(c, check.best)) check.best = c;
+      const bool oracle_exact =
+          p.oracle_agreement.has_value() && *p.oracle_agreement == 1.0;
+      if (IsWait(p) && oracle_exact &&
+          (check.best_wait.name.empty() || Better(c, check.best_wait))) {
+        check.best_wait = c;
+      }
+    }
+    checks.push_back(check);
+  }
+  return checks;
+}
+
+std::string SweepReport::ToJson() const {
+  json out;
+  out["workload"] = json::parse(workload_json, nullptr, false);
+  if (out["workload"].is_discarded()) out["workload"] = json::object();
+  json levels_json = json::array();
+  for (const SweepLevel& level : levels) {
+    levels_json.push_back({{"deletion_rate", level.deletion_rate},
+                           {"report", json::parse(level.report.ToJson())}});
+  }
+  if (!levels.empty()) {
+    out["model"] = json::parse(levels.front().report.ToJson())["model"];
+  }
+  out["levels"] = levels_json;
+  json targets = json::array();
+  for (const TargetCheck& t : CheckTargets()) {
+    targets.push_back(
+        {{"deletion_rate", t.deletion_rate},
+         {"baseline_retrain_busy_fraction", t.baseline_busy_fraction},
+         {"in_range", t.in_range},
+         {"best_zero_exposure", CandidateJson(t.best)},
+         {"best_wait_oracle_exact", CandidateJson(t.best_wait)}});
+  }
+  out["targets"] = {{"busy_fraction_range", {kMinBusy, kMaxBusy}},
+                    {"latency_mean_saving", kMeanSavingTarget},
+                    {"latency_p99_saving", kP99SavingTarget},
+                    {"compute_saving", kComputeSavingTarget},
+                    {"levels", targets}};
+  return out.dump(2) + "\n";
+}
+
+std::string SweepReport::ToTable() const {
+  std::string out;
+  for (const SweepLevel& level : levels) out += LevelTable(level);
+  return out;
+}
+
+std::string LevelTable(const SweepLevel& level) {
+  std::string out;
+  char line[512];
+  const PolicyReport* base = Baseline(level.report);
+  std::snprintf(line, sizeof(line),
+                "\n== %.2f deletions/s: %s keeps unlearning busy %.0f%% of "
+                "the time ==\n",
+                level.deletion_rate, level.report.baseline.c_str(),
+                base ? 100 * base->retrain_busy_fraction : 0.0);
+  out += line;
+  std::snprintf(line, sizeof(line),
+                "%-22s %9s %8s %9s %6s %-27s %10s %6s %7s %5s %5s %5s\n",
+                "policy", "mean ms", "p50 ms", "p99 ms", "acc",
+                "cln/cert/wait/part/rej/unc", "sample-ep", "cpu s", "delay s",
+                "expo", "unsnd", "miss");
+  out += line;
+  for (const PolicyReport& p : level.report.policies) {
+    const auto& d = p.decisions;
+    char decisions[64];
+    std::snprintf(decisions, sizeof(decisions), "%llu/%llu/%llu/%llu/%llu/%llu",
+                  (unsigned long long)d[0], (unsigned long long)d[1],
+                  (unsigned long long)d[2], (unsigned long long)d[3],
+                  (unsigned long long)d[4], (unsigned long long)d[5]);
+    std::snprintf(
+        line, sizeof(line),
+        "%-22s %9.1f %8.1f %9.1f %6.4f %-27s %10llu %6.1f %7.1f %5llu "
+        "%5llu %5llu\n",
+        p.name.c_str(), p.latency_ms.mean, p.latency_ms.p50, p.latency_ms.p99,
+        p.accuracy, decisions, (unsigned long long)p.sample_epochs,
+        p.cpu_seconds, p.delay_ms.max / 1000.0, (unsigned long long)p.exposures,
+        (unsigned long long)p.soundness_violations,
+        (unsigned long long)p.deadline_misses);
+    out += line;
+  }
+  return out;
+}
+
+std::string SweepReport::TargetsTable() const {
+  std::string out =
+      "\nTargets where the baseline is busy 20% to 80%: mean latency saving "
+      ">= 99%, p99 >= 95%, compute >= 31%;\nno exposure, no soundness "
+      "violation, no missed deadline.\n";
+  char line[512];
+  std::snprintf(line, sizeof(line),
+                "%-6s %-5s %-9s %-22s %7s %7s %7s %7s %7s %s\n", "del/s",
+                "busy", "", "policy", "mean", "p99", "compute", "acc", "base",
+                "met");
+  out += line;
+  for (const TargetCheck& t : CheckTargets()) {
+    for (int which = 0; which < 2; ++which) {
+      const TargetCheck::Candidate& c = which == 0 ? t.best : t.best_wait;
+      if (c.name.empty()) continue;
+      const bool all = c.meets_latency && c.meets_compute;
+      std::snprintf(line, sizeof(line),
+                    "%-6.2f %4.0f%% %-9s %-22s %6.2f%% %6.2f%% %6.1f%% %7.4f "
+                    "%7.4f %s\n",
+                    t.deletion_rate, 100 * t.baseline_busy_fraction,
+                    which == 0 ? "best" : "best wait", c.name.c_str(),
+                    100 * c.mean_saving, 100 * c.p99_saving,
+                    100 * c.compute_saving, c.accuracy, c.baseline_accuracy,
+                    !t.in_range ? "(outside 20-80%)" : (all ? "yes" : "NO"));
+      out += line;
+    }
+  }
+  return out;
+}
+
+std::string SweepReport::ToDat() const {
+  std::string out =
+      "# rate mean_ms p50_ms p99_ms sample_epochs cpu_s accuracy exposures "
+      "soundness_violations delay_max_s busy_fraction rejected_fraction\n";
+  if (levels.empty()) return out;
+  char line[256];
+  for (const PolicyReport& first : levels.front().report.policies) {
+    out += "\n\n# policy " + first.name + "\n";
+    for (const SweepLevel& level : levels) {
+      for (const PolicyReport& p : level.report.policies) {
+        if (p.name != first.name) continue;
+        const double rejected =
+            p.requests > 0
+                ? static_cast<double>(p.decisions[static_cast<int>(
+                                          certify::Decision::kRejected) -
+                                      1]) /
+                      static_cast<double>(p.requests)
+                : 0.0;
+        std::snprintf(
+            line, sizeof(line), "%g %g %g %g %llu %g %g %llu %llu %g %g %g\n",
+            level.deletion_rate, p.latency_ms.mean, p.latency_ms.p50,
+            p.latency_ms.p99, (unsigned long long)p.sample_epochs,
+            p.cpu_seconds, p.accuracy, (unsigned long long)p.exposures,
+            (unsigned long long)p.soundness_violations, p.delay_ms.max / 1000.0,
+            p.retrain_busy_fraction, rejected);
+        out += line;
+      }
+    }
+  }
+  return out;
+}
+
+StatusOr<SweepReport> RunSweep(const GeneratorOptions& generator,
+                               const std::vector<double>& deletion_rates,
+                               const std::string& template_dir,
+                               const ImageDataset& test,
+                               const ReplayConfig& config,
+                               const LevelCallback& on_level) {
+  if (deletion_rates.empty()) {
+    return InvalidArgumentError("a sweep needs at least one deletion rate");
+  }
+  SweepReport sweep;
+  for (double rate : deletion_rates) {
+    GeneratorOptions g = generator;
+    g.deletion_rate = rate;
+    ASSIGN_OR_RETURN(Trace trace, GenerateTrace(g));
+    ASSIGN_OR_RETURN(ReplayReport report,
+                     RunReplay(trace, template_dir, test, config));
+    sweep.levels.push_back({rate, std::move(report)});
+    if (on_level) on_level(sweep.levels.back());
+  }
+  return sweep;
+}
+
+}  // namespace eraser::workloads
