@@ -143,7 +143,7 @@ int RunReplay(int argc, char** argv) {
       "policies", po::value(&policies),
       "policies to compare, separated by ';' or spaces (default: the "
       "workload's, else immediate;inference-first;eraser-lazy-wait;"
-      "eraser-lazy-partial;eraser-shards-wait)")(
+      "eraser-lazy-partial;eraser-shards-partial)")(
       "data-dir", po::value(&data_dir),
       "trained data directory to start every policy from (copied, never "
       "modified); trained first if empty")(

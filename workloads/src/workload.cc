@@ -164,7 +164,7 @@ Status ValidateSweepRates(const std::vector<double>& rates) {
 const std::vector<std::string>& DefaultReplayPolicies() {
   static const auto* policies = new std::vector<std::string>{
       "immediate", "inference-first", "eraser-lazy-wait", "eraser-lazy-partial",
-      "eraser-shards-wait"};
+      "eraser-shards-partial"};
   return *policies;
 }
 
