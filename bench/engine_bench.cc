@@ -56,10 +56,10 @@ const Fixture& Get() {
     options.epochs = {1, 1, 1, 1};
     auto sisa =
         std::move(unlearning::Sisa::Create(store.get(), options)).value();
-    sisa->Ingest({640, 784, test->pixels.data(), test->labels.data()})
-        .status()
-        .IgnoreError();
-    sisa->TrainAll().status().IgnoreError();
+    // value() ends the program with the status if setting up failed.
+    (void)sisa->Ingest({640, 784, test->pixels.data(), test->labels.data()})
+        .value();
+    (void)sisa->TrainAll().value();
     const std::vector<unlearning::ShardModel> models =
         std::move(sisa->LoadModels()).value();
     for (const unlearning::ShardModel& m : models) {
@@ -171,4 +171,13 @@ BENCHMARK(BM_EngineVsBareLoop)->UseManualTime()->Unit(benchmark::kMillisecond);
 }  // namespace
 }  // namespace eraser
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  std::error_code ec;
+  std::filesystem::remove_all(
+      std::filesystem::temp_directory_path() / "eraser-bench-engine", ec);
+  return 0;
+}
