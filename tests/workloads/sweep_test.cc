@@ -82,6 +82,17 @@ TEST(SweepTargets, PicksTheBestQualifiedPolicies) {
   EXPECT_FALSE(t.best_wait.meets_compute);  // 10% < 31%
 }
 
+TEST(SweepTargets, EqualComputeIsDecidedByLatency) {
+  SweepReport sweep;
+  sweep.levels.push_back(Level(1, 0.5));
+  // Listed after eraser-lazy-wait, same compute, lower latency.
+  sweep.levels[0].report.policies.push_back(Policy(
+      "eraser-idle-wait", "eraser:idle,wait,deadline=30s", 200, 4000, 900));
+  sweep.levels[0].report.policies.push_back(Policy(
+      "eraser-batch-wait", "eraser:batch:8,wait,deadline=30s", 200, 3000, 900));
+  EXPECT_EQ(sweep.CheckTargets()[0].best_wait.name, "eraser-batch-wait");
+}
+
 TEST(SweepTargets, WaitPoliciesMustAgreeWithTheOracle) {
   SweepReport sweep;
   sweep.levels.push_back(Level(1, 0.5));

@@ -39,6 +39,10 @@ bool IsWait(const PolicyReport& p) {
          policy->rule == scheduler::UncertifiedRule::kWait;
 }
 
+uint64_t Rejected(const PolicyReport& p) {
+  return p.decisions[static_cast<int>(certify::Decision::kRejected) - 1];
+}
+
 const PolicyReport* Baseline(const ReplayReport& r) {
   for (const PolicyReport& p : r.policies) {
     if (p.name == r.baseline) return &p;
@@ -65,12 +69,18 @@ TargetCheck::Candidate Describe(const PolicyReport& p,
   return c;
 }
 
-// More targets met first, then more compute saved.
+// More targets met first, then more compute saved, then more mean and p99
+// latency saved (wait policies often retrain exactly as much as each
+// other, and the first in preset order must not win such a tie).
 bool Better(const TargetCheck::Candidate& a, const TargetCheck::Candidate& b) {
   const int ma = a.meets_latency + a.meets_compute;
   const int mb = b.meets_latency + b.meets_compute;
   if (ma != mb) return ma > mb;
-  return a.compute_saving > b.compute_saving;
+  if (a.compute_saving != b.compute_saving) {
+    return a.compute_saving > b.compute_saving;
+  }
+  if (a.mean_saving != b.mean_saving) return a.mean_saving > b.mean_saving;
+  return a.p99_saving > b.p99_saving;
 }
 
 json CandidateJson(const TargetCheck::Candidate& c) {
@@ -102,10 +112,8 @@ std::vector<TargetCheck> SweepReport::CheckTargets() const {
                      base->retrain_busy_fraction <= kMaxBusy;
     for (const PolicyReport& p : level.report.policies) {
       // A rejected request gets no answer: its low latency saves nothing.
-      const uint64_t rejected =
-          p.decisions[static_cast<int>(certify::Decision::kRejected) - 1];
       if (!IsEraser(p) || p.exposures > 0 || p.soundness_violations > 0 ||
-          p.deadline_misses > 0 || rejected > 0) {
+          p.deadline_misses > 0 || Rejected(p) > 0) {
         continue;
       }
       const TargetCheck::Candidate c = Describe(p, *base);
@@ -236,13 +244,10 @@ std::string SweepReport::ToDat() const {
     for (const SweepLevel& level : levels) {
       for (const PolicyReport& p : level.report.policies) {
         if (p.name != first.name) continue;
-        const double rejected =
-            p.requests > 0
-                ? static_cast<double>(p.decisions[static_cast<int>(
-                                          certify::Decision::kRejected) -
-                                      1]) /
-                      static_cast<double>(p.requests)
-                : 0.0;
+        const double rejected = p.requests > 0
+                                    ? static_cast<double>(Rejected(p)) /
+                                          static_cast<double>(p.requests)
+                                    : 0.0;
         std::snprintf(
             line, sizeof(line), "%g %g %g %g %llu %g %g %llu %llu %g %g %g\n",
             level.deletion_rate, p.latency_ms.mean, p.latency_ms.p50,

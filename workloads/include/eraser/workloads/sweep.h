@@ -37,7 +37,8 @@ struct TargetCheck {
   };
   // Among ERASER policies that answered every request (none rejected) with
   // no exposure, no soundness violation and no missed deadline: the one
-  // that meets the most targets, then the largest compute saving.
+  // that meets the most targets, then the largest compute saving, then the
+  // largest mean latency saving, then p99.
   Candidate best;
   // The same among `wait` policies whose answers all equal the oracle's.
   Candidate best_wait;
