@@ -310,10 +310,11 @@ class StackedMlpEnsemble final : public Ensemble {
   Status Predict(const float* inputs, std::size_t n, int32_t* votes,
                  float* probs) const override {
     if (n == 0) return OkStatus();
-    // Measured with OpenBLAS 0.3.21 here (bench/ensemble_bench): for 2 to 15
-    // rows its small-matrix kernel makes eight 128-column products twice as
-    // fast as one 1,024-column product; for 1 row or 16 and more the
-    // stacked product wins (1.4x for one row, 5 to 10% above 16).
+    // Measured with OpenBLAS 0.3.21 here: for 2 to 15 rows its
+    // small-matrix kernel made eight 128-column products up to twice as
+    // fast as one 1,024-column product, so those run model by model; at 1
+    // row and from 16 rows the stacked product is as fast or faster (its
+    // gain varies with the run: bench/ensemble_bench, docs/performance.md).
     if (n >= 2 && n < kStackFromRows) {
       const std::size_t c = spec_.classes;
       for (std::size_t k = 0; k < models_.size(); ++k) {

@@ -17,7 +17,7 @@ namespace eraser::unlearning {
 // as K small products on views of its result, so the whole ensemble costs a
 // handful of Torch operations instead of K forward passes. Votes are those
 // of Model::Predict (exact: a near tie is decided by the model evaluated
-// alone); probabilities agree up to float rounding (below 1e-6 here). Other
+// alone); probabilities agree up to float rounding (tested to 1e-5). Other
 // architectures are evaluated model by model. Predict is thread-safe.
 class Ensemble {
  public:
