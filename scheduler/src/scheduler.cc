@@ -83,9 +83,16 @@ void Scheduler::OnRetrainFinished(ShardId shard, bool succeeded,
     if (sample_epochs > 0) {
       const double observed =
           Seconds(elapsed) / static_cast<double>(sample_epochs);
+      // The first measurement replaces the assumed rate: blending a guess
+      // in would keep deadline retrainings planned too short for several
+      // more retrainings, which lazy policies, retraining only at deadlines,
+      // cannot afford.
       seconds_per_sample_epoch_ =
-          (1 - options_.estimate_weight) * seconds_per_sample_epoch_ +
-          options_.estimate_weight * observed;
+          measured_
+              ? (1 - options_.estimate_weight) * seconds_per_sample_epoch_ +
+                    options_.estimate_weight * observed
+              : observed;
+      measured_ = true;
     }
   } else {
     // The deletions wait again, at the slices they hit.

@@ -251,14 +251,32 @@ TEST_F(SchedulerTest, ShardsKeepsAtMostAShardsAffectedOldestRetrainedFirst) {
   EXPECT_THAT(s->AffectedShards(), ElementsAre(ShardId(0), ShardId(3)));
 }
 
+TEST_F(SchedulerTest, LaterMeasurementsBlendIntoTheEstimate) {
+  auto s = Make("eraser:batch:1,partial,deadline=30s");
+  Delete(*s, 1, {Hit(2, 3)});
+  ASSERT_EQ(s->Poll(clock_.Now()).size(), 1u);
+  s->OnRetrainFinished(ShardId(2), true, seconds(2), 1000);  // 2 ms each
+  EXPECT_NEAR(s->seconds_per_sample_epoch(), 2e-3, 1e-12);
+  Delete(*s, 2, {Hit(2, 3)});
+  ASSERT_EQ(s->Poll(clock_.Now()).size(), 1u);
+  s->OnRetrainFinished(ShardId(2), true, seconds(4), 1000);  // 4 ms each
+  EXPECT_NEAR(s->seconds_per_sample_epoch(), 0.7 * 2e-3 + 0.3 * 4e-3, 1e-12);
+  // A failed retraining measures nothing.
+  Delete(*s, 3, {Hit(2, 3)});
+  ASSERT_EQ(s->Poll(clock_.Now()).size(), 1u);
+  s->OnRetrainFinished(ShardId(2), false, seconds(100), 0);
+  EXPECT_NEAR(s->seconds_per_sample_epoch(), 0.7 * 2e-3 + 0.3 * 4e-3, 1e-12);
+}
+
 TEST_F(SchedulerTest, DeadlineStartsEarlierOnceRetrainingIsMeasuredSlower) {
   auto s = Make("inference-first,deadline=30s");
   Delete(*s, 1, {Hit(2, 3)});
   clock_.Advance(seconds(28));
   ASSERT_EQ(s->Poll(clock_.Now()).size(), 1u);
   // It took 10 s for 1000 sample-epochs: 10 ms each, against 1 ms assumed.
+  // The first measurement replaces the assumption.
   s->OnRetrainFinished(ShardId(2), true, seconds(10), 1000);
-  const double rate = 0.7 * 1e-3 + 0.3 * 1e-2;
+  const double rate = 1e-2;
   EXPECT_NEAR(s->seconds_per_sample_epoch(), rate, 1e-12);
   const TimePoint t1 = clock_.Now();
   Delete(*s, 2, {Hit(1, 3)});

@@ -34,7 +34,8 @@ struct SchedulerOptions {
   int concurrency = 2;
   // Seconds per sample-epoch assumed until a retraining has been measured.
   double initial_seconds_per_sample_epoch = 1e-5;
-  // Weight of the newest measurement in the running estimate (EWMA).
+  // Weight of the newest measurement in the running estimate (EWMA); the
+  // first measurement replaces the assumed rate.
   double estimate_weight = 0.3;
   // A deadline retraining starts when the predicted duration times this
   // factor, plus `deadline_margin`, plus the work queued ahead of it, would
@@ -172,6 +173,7 @@ class Scheduler {
   bool armed_ = false;
   bool draining_ = false;
   double seconds_per_sample_epoch_;
+  bool measured_ = false;  // a retraining has been measured
 };
 
 }  // namespace eraser::scheduler
