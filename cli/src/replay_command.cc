@@ -81,11 +81,14 @@ StatusOr<std::vector<double>> ParseRateList(const std::string& text) {
   return rates;
 }
 
-Status WriteFile(const std::string& path, const std::string& text) {
+// Writes `text` to `path` and says so ("<what> written to <path>").
+Status WriteOutput(const std::string& path, const std::string& text,
+                   const char* what) {
   std::ofstream out(path);
   out << text;
   out.close();
   if (!out) return InternalError("cannot write " + path);
+  std::printf("%s written to %s\n", what, path.c_str());
   return OkStatus();
 }
 
@@ -113,16 +116,12 @@ int RunSweepAndReport(const workloads::Workload& workload,
   sweep->workload_json = workload.json;
   std::printf("%s", sweep->TargetsTable().c_str());
   if (!json_file.empty()) {
-    if (Status s = WriteFile(json_file, sweep->ToJson()); !s.ok()) {
-      return ReportError("replay", s);
-    }
-    std::printf("Sweep report written to %s\n", json_file.c_str());
+    Status s = WriteOutput(json_file, sweep->ToJson(), "Sweep report");
+    if (!s.ok()) return ReportError("replay", s);
   }
   if (!dat_file.empty()) {
-    if (Status s = WriteFile(dat_file, sweep->ToDat()); !s.ok()) {
-      return ReportError("replay", s);
-    }
-    std::printf("Plot data written to %s\n", dat_file.c_str());
+    Status s = WriteOutput(dat_file, sweep->ToDat(), "Plot data");
+    if (!s.ok()) return ReportError("replay", s);
   }
   return kExitOk;
 }
@@ -267,10 +266,8 @@ int RunReplay(int argc, char** argv) {
   report->workload_json = workload.json;
   std::printf("\n%s", report->ToTable().c_str());
   if (!json_file.empty()) {
-    if (Status s = WriteFile(json_file, report->ToJson()); !s.ok()) {
-      return ReportError("replay", s);
-    }
-    std::printf("Report written to %s\n", json_file.c_str());
+    Status s = WriteOutput(json_file, report->ToJson(), "Report");
+    if (!s.ok()) return ReportError("replay", s);
   }
   return kExitOk;
 }

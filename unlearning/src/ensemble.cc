@@ -17,12 +17,7 @@ class LoopEnsemble final : public Ensemble {
 
   Status Predict(const float* inputs, std::size_t n, int32_t* votes,
                  float* probs) const override {
-    const std::size_t c = spec().classes;
-    for (std::size_t k = 0; k < models_.size(); ++k) {
-      RETURN_IF_ERROR(models_[k]->Predict(inputs, n, votes + k * n,
-                                          probs ? probs + k * n * c : nullptr));
-    }
-    return OkStatus();
+    return internal::PredictEach(models_, inputs, n, votes, probs);
   }
 
  private:
@@ -30,6 +25,21 @@ class LoopEnsemble final : public Ensemble {
 };
 
 }  // namespace
+
+namespace internal {
+
+Status PredictEach(const std::vector<std::shared_ptr<const Model>>& models,
+                   const float* inputs, std::size_t n, int32_t* votes,
+                   float* probs) {
+  const std::size_t c = models.front()->spec().classes;
+  for (std::size_t k = 0; k < models.size(); ++k) {
+    RETURN_IF_ERROR(models[k]->Predict(inputs, n, votes + k * n,
+                                       probs ? probs + k * n * c : nullptr));
+  }
+  return OkStatus();
+}
+
+}  // namespace internal
 
 StatusOr<std::unique_ptr<Ensemble>> Ensemble::Create(
     std::vector<std::shared_ptr<const Model>> models) {

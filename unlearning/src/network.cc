@@ -316,12 +316,7 @@ class StackedMlpEnsemble final : public Ensemble {
     // row and from 16 rows the stacked product is as fast or faster (its
     // gain varies with the run: bench/ensemble_bench, docs/performance.md).
     if (n >= 2 && n < kStackFromRows) {
-      const std::size_t c = spec_.classes;
-      for (std::size_t k = 0; k < models_.size(); ++k) {
-        RETURN_IF_ERROR(models_[k]->Predict(
-            inputs, n, votes + k * n, probs ? probs + k * n * c : nullptr));
-      }
-      return OkStatus();
+      return PredictEach(models_, inputs, n, votes, probs);
     }
     UseOneComputeThreadHere();
     try {

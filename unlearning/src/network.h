@@ -47,6 +47,12 @@ class TrainableModel : public Model {
                        uint64_t order_seed) = 0;
 };
 
+// Every model on the same n inputs, one after another, into the Ensemble
+// layout (votes[k * n + i]; probs likewise, when not null).
+Status PredictEach(const std::vector<std::shared_ptr<const Model>>& models,
+                   const float* inputs, std::size_t n, int32_t* votes,
+                   float* probs);
+
 // The stacked evaluation of MLPs built by TrainableModel::Create or
 // Deserialize; kUnavailable for models of another implementation.
 StatusOr<std::unique_ptr<Ensemble>> NewStackedMlpEnsemble(

@@ -7,6 +7,7 @@
 
 #include "eraser/certify/record.h"
 #include "eraser/scheduler/policy.h"
+#include "eraser/workloads/workload.h"
 
 namespace eraser::workloads {
 namespace {
@@ -28,15 +29,6 @@ std::optional<scheduler::Policy> PolicyOf(const PolicyReport& p) {
   StatusOr<scheduler::Policy> parsed = scheduler::ParsePolicy(p.policy);
   if (!parsed.ok()) return std::nullopt;
   return *parsed;
-}
-bool IsEraser(const PolicyReport& p) {
-  const std::optional<scheduler::Policy> policy = PolicyOf(p);
-  return policy && policy->kind == scheduler::PolicyKind::kEraser;
-}
-bool IsWait(const PolicyReport& p) {
-  const std::optional<scheduler::Policy> policy = PolicyOf(p);
-  return policy && policy->kind == scheduler::PolicyKind::kEraser &&
-         policy->rule == scheduler::UncertifiedRule::kWait;
 }
 
 uint64_t Rejected(const PolicyReport& p) {
@@ -111,8 +103,10 @@ std::vector<TargetCheck> SweepReport::CheckTargets() const {
     check.in_range = base->retrain_busy_fraction >= kMinBusy &&
                      base->retrain_busy_fraction <= kMaxBusy;
     for (const PolicyReport& p : level.report.policies) {
+      const std::optional<scheduler::Policy> policy = PolicyOf(p);
       // A rejected request gets no answer: its low latency saves nothing.
-      if (!IsEraser(p) || p.exposures > 0 || p.soundness_violations > 0 ||
+      if (!policy || policy->kind != scheduler::PolicyKind::kEraser ||
+          p.exposures > 0 || p.soundness_violations > 0 ||
           p.deadline_misses > 0 || Rejected(p) > 0) {
         continue;
       }
@@ -120,7 +114,7 @@ std::vector<TargetCheck> SweepReport::CheckTargets() const {
       if (check.best.name.empty() || Better(c, check.best)) check.best = c;
       const bool oracle_exact =
           p.oracle_agreement.has_value() && *p.oracle_agreement == 1.0;
-      if (IsWait(p) && oracle_exact &&
+      if (policy->rule == scheduler::UncertifiedRule::kWait && oracle_exact &&
           (check.best_wait.name.empty() || Better(c, check.best_wait))) {
         check.best_wait = c;
       }
@@ -139,9 +133,7 @@ std::string SweepReport::ToJson() const {
     levels_json.push_back({{"deletion_rate", level.deletion_rate},
                            {"report", json::parse(level.report.ToJson())}});
   }
-  if (!levels.empty()) {
-    out["model"] = json::parse(levels.front().report.ToJson())["model"];
-  }
+  if (!levels.empty()) out["model"] = levels_json[0]["report"]["model"];
   out["levels"] = levels_json;
   json targets = json::array();
   for (const TargetCheck& t : CheckTargets()) {
@@ -268,9 +260,7 @@ StatusOr<SweepReport> RunSweep(const GeneratorOptions& generator,
                                const ImageDataset& test,
                                const ReplayConfig& config,
                                const LevelCallback& on_level) {
-  if (deletion_rates.empty()) {
-    return InvalidArgumentError("a sweep needs at least one deletion rate");
-  }
+  RETURN_IF_ERROR(ValidateSweepRates(deletion_rates));
   SweepReport sweep;
   for (double rate : deletion_rates) {
     GeneratorOptions g = generator;
