@@ -1,4 +1,4 @@
-#include "eraser/workloads/fashion_mnist.h"
+#include "eraser/datasets/fashion_mnist.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -10,7 +10,7 @@
 
 #include "testing/temp_dir.h"
 
-namespace eraser::workloads {
+namespace eraser::datasets {
 namespace {
 
 using ::testing::HasSubstr;
@@ -67,33 +67,37 @@ class SmallIdx : public ::testing::Test {
 };
 
 TEST_F(SmallIdx, ReadsImagesAndLabels) {
-  StatusOr<ImageDataset> d = ReadIdxPair(images_, labels_);
+  StatusOr<Split> d = ReadIdxPair(images_, labels_);
   ASSERT_TRUE(d.ok()) << d.status();
   EXPECT_EQ(d->size(), 3u);
-  EXPECT_EQ(d->rows, 2u);
-  EXPECT_EQ(d->cols, 3u);
-  EXPECT_EQ(d->feature_size(), 6u);
-  EXPECT_EQ(std::string(d->pixels.begin(), d->pixels.end()), pixels_);
-  EXPECT_EQ(d->labels, (std::vector<uint8_t>{4, 0, 9}));
-  EXPECT_EQ(d->image(2)[0], 0xff);
+  EXPECT_EQ(d->shape, (std::vector<uint32_t>{2, 3}));
+  EXPECT_EQ(d->type, FeatureType::kPixel);
+  EXPECT_EQ(d->feature_count(), 6u);
+  EXPECT_EQ(std::string(d->features.begin(), d->features.end()), pixels_);
+  EXPECT_EQ(d->labels, (std::vector<uint32_t>{4, 0, 9}));
+  EXPECT_EQ(d->row(2)[0], 0xff);
+  float decoded[6];
+  d->Decode(2, decoded);
+  EXPECT_EQ(decoded[0], 1.0f);
+  EXPECT_FLOAT_EQ(decoded[5], 0xfa / 255.0f);
 }
 
 TEST_F(SmallIdx, ReadsUncompressedFilesToo) {
   testing::WriteFileOrDie(images_, ImagesBytes(0x803, 3, 2, 3, pixels_));
-  StatusOr<ImageDataset> d = ReadIdxPair(images_, labels_);
+  StatusOr<Split> d = ReadIdxPair(images_, labels_);
   ASSERT_TRUE(d.ok()) << d.status();
-  EXPECT_EQ(std::string(d->pixels.begin(), d->pixels.end()), pixels_);
+  EXPECT_EQ(std::string(d->features.begin(), d->features.end()), pixels_);
 }
 
 TEST_F(SmallIdx, MissingFileIsNotFoundAndNamed) {
-  StatusOr<ImageDataset> d = ReadIdxPair(dir_.Child("nope.gz"), labels_);
+  StatusOr<Split> d = ReadIdxPair(dir_.Child("nope.gz"), labels_);
   EXPECT_EQ(d.status().code(), StatusCode::kNotFound);
   EXPECT_THAT(d.status().message(), HasSubstr("nope.gz"));
 }
 
 TEST_F(SmallIdx, WrongImageMagic) {
   WriteGz(images_, ImagesBytes(0x801, 3, 2, 3, pixels_));
-  StatusOr<ImageDataset> d = ReadIdxPair(images_, labels_);
+  StatusOr<Split> d = ReadIdxPair(images_, labels_);
   EXPECT_EQ(d.status().code(), StatusCode::kDataLoss);
   EXPECT_THAT(d.status().message(), HasSubstr("images.gz"));
   EXPECT_THAT(d.status().message(), HasSubstr("bad magic number 0x00000801"));
@@ -101,42 +105,42 @@ TEST_F(SmallIdx, WrongImageMagic) {
 
 TEST_F(SmallIdx, WrongLabelMagic) {
   WriteGz(labels_, LabelsBytes(0x803, 3, std::string("\x04\x00\x09", 3)));
-  StatusOr<ImageDataset> d = ReadIdxPair(images_, labels_);
+  StatusOr<Split> d = ReadIdxPair(images_, labels_);
   EXPECT_EQ(d.status().code(), StatusCode::kDataLoss);
   EXPECT_THAT(d.status().message(), HasSubstr("labels.gz"));
 }
 
 TEST_F(SmallIdx, TruncatedPixels) {
   WriteGz(images_, ImagesBytes(0x803, 3, 2, 3, pixels_.substr(0, 17)));
-  StatusOr<ImageDataset> d = ReadIdxPair(images_, labels_);
+  StatusOr<Split> d = ReadIdxPair(images_, labels_);
   EXPECT_EQ(d.status().code(), StatusCode::kDataLoss);
   EXPECT_THAT(d.status().message(), HasSubstr("images.gz: truncated"));
 }
 
 TEST_F(SmallIdx, TruncatedHeader) {
   WriteGz(labels_, std::string("\x00\x00\x08", 3));
-  StatusOr<ImageDataset> d = ReadIdxPair(images_, labels_);
+  StatusOr<Split> d = ReadIdxPair(images_, labels_);
   EXPECT_EQ(d.status().code(), StatusCode::kDataLoss);
   EXPECT_THAT(d.status().message(), HasSubstr("labels.gz: truncated"));
 }
 
 TEST_F(SmallIdx, TrailingBytes) {
   WriteGz(labels_, LabelsBytes(0x801, 3, std::string("\x04\x00\x09\x01", 4)));
-  StatusOr<ImageDataset> d = ReadIdxPair(images_, labels_);
+  StatusOr<Split> d = ReadIdxPair(images_, labels_);
   EXPECT_EQ(d.status().code(), StatusCode::kDataLoss);
   EXPECT_THAT(d.status().message(), HasSubstr("unexpected bytes"));
 }
 
 TEST_F(SmallIdx, CountMismatch) {
   WriteGz(labels_, LabelsBytes(0x801, 2, std::string("\x04\x00", 2)));
-  StatusOr<ImageDataset> d = ReadIdxPair(images_, labels_);
+  StatusOr<Split> d = ReadIdxPair(images_, labels_);
   EXPECT_EQ(d.status().code(), StatusCode::kDataLoss);
   EXPECT_THAT(d.status().message(), HasSubstr("holds 2 labels"));
 }
 
 TEST_F(SmallIdx, LabelOutOfRange) {
   WriteGz(labels_, LabelsBytes(0x801, 3, std::string("\x04\x0a\x09", 3)));
-  StatusOr<ImageDataset> d = ReadIdxPair(images_, labels_);
+  StatusOr<Split> d = ReadIdxPair(images_, labels_);
   EXPECT_EQ(d.status().code(), StatusCode::kDataLoss);
   EXPECT_THAT(d.status().message(), HasSubstr("label 10 of item 1"));
 }
@@ -147,7 +151,7 @@ TEST_F(SmallIdx, ImplausibleDimensions) {
             StatusCode::kDataLoss);
   // A header that claims four billion images must not allocate for them.
   WriteGz(images_, ImagesBytes(0x803, 0xffffffffu, 28, 28, ""));
-  StatusOr<ImageDataset> d = ReadIdxPair(images_, labels_);
+  StatusOr<Split> d = ReadIdxPair(images_, labels_);
   EXPECT_EQ(d.status().code(), StatusCode::kDataLoss);
   EXPECT_THAT(d.status().message(), HasSubstr("implausible dimensions"));
 }
@@ -158,7 +162,7 @@ TEST_F(SmallIdx, CorruptCompressedStream) {
   // Damage the deflate stream after the 10-byte gzip header.
   for (std::size_t i = 10; i < gz.size() - 8; ++i) gz[i] ^= 0x5a;
   testing::WriteFileOrDie(images_, gz);
-  StatusOr<ImageDataset> d = ReadIdxPair(images_, labels_);
+  StatusOr<Split> d = ReadIdxPair(images_, labels_);
   EXPECT_EQ(d.status().code(), StatusCode::kDataLoss);
   EXPECT_THAT(d.status().message(), HasSubstr("images.gz"));
 }
@@ -176,24 +180,27 @@ TEST(ResolveFashionMnistDir, FlagThenEnvironmentThenDefault) {
 class RealFashionMnist : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    StatusOr<FashionMnist> d = LoadFashionMnist(kDefaultFashionMnistDir);
+    StatusOr<Dataset> d = LoadFashionMnist(kDefaultFashionMnistDir);
     ASSERT_TRUE(d.ok()) << d.status();
-    data_ = new FashionMnist(std::move(d).value());
+    data_ = new Dataset(std::move(d).value());
   }
   static void TearDownTestSuite() {
     delete data_;
     data_ = nullptr;
   }
-  static FashionMnist* data_;
+  static Dataset* data_;
 };
-FashionMnist* RealFashionMnist::data_ = nullptr;
+Dataset* RealFashionMnist::data_ = nullptr;
 
 TEST_F(RealFashionMnist, CountsAndShape) {
   EXPECT_EQ(data_->train.size(), 60000u);
   EXPECT_EQ(data_->test.size(), 10000u);
-  EXPECT_EQ(data_->train.rows, 28u);
-  EXPECT_EQ(data_->train.cols, 28u);
-  EXPECT_EQ(data_->train.pixels.size(), 60000u * 784u);
+  EXPECT_EQ(data_->train.shape, (std::vector<uint32_t>{28, 28}));
+  EXPECT_EQ(data_->train.features.size(), 60000u * 784u);
+  EXPECT_EQ(data_->classes, 10u);
+  EXPECT_EQ(data_->class_names.at(1), "Trouser");
+  EXPECT_TRUE(data_->train.owners.empty());
+  EXPECT_TRUE(data_->Validate().ok());
 }
 
 TEST_F(RealFashionMnist, KnownLabelsAndBalance) {
@@ -201,7 +208,7 @@ TEST_F(RealFashionMnist, KnownLabelsAndBalance) {
   EXPECT_EQ(data_->train.labels[0], 9);
   EXPECT_EQ(data_->test.labels[0], 9);
   std::vector<int> train_counts(kFashionMnistClasses, 0);
-  for (uint8_t l : data_->train.labels) ++train_counts[l];
+  for (uint32_t l : data_->train.labels) ++train_counts[l];
   for (int c = 0; c < kFashionMnistClasses; ++c) {
     EXPECT_EQ(train_counts[c], 6000) << "class " << c;
   }
@@ -214,9 +221,8 @@ TEST_F(RealFashionMnist, TruncatedCopyIsRejected) {
   const std::string gz = testing::ReadFileOrDie(src);
   const std::string copy = dir.Child("t10k-images-idx3-ubyte.gz");
   testing::WriteFileOrDie(copy, gz.substr(0, gz.size() / 2));
-  StatusOr<ImageDataset> d =
-      ReadIdxPair(copy, std::string(kDefaultFashionMnistDir) +
-                            "/t10k-labels-idx1-ubyte.gz");
+  StatusOr<Split> d = ReadIdxPair(copy, std::string(kDefaultFashionMnistDir) +
+                                            "/t10k-labels-idx1-ubyte.gz");
   EXPECT_EQ(d.status().code(), StatusCode::kDataLoss);
   EXPECT_THAT(d.status().message(), HasSubstr(copy));
   EXPECT_THAT(d.status().message(), HasSubstr("truncated"));
@@ -237,18 +243,21 @@ TEST_F(RealFashionMnist, WrongSplitSizeIsRejected) {
   testing::WriteFileOrDie(
       dir.Child("train-labels-idx1-ubyte.gz"),
       testing::ReadFileOrDie(base + "t10k-labels-idx1-ubyte.gz"));
-  StatusOr<FashionMnist> d = LoadFashionMnist(dir.path());
+  StatusOr<Dataset> d = LoadFashionMnist(dir.path());
   EXPECT_EQ(d.status().code(), StatusCode::kDataLoss);
   EXPECT_THAT(d.status().message(), HasSubstr("expected 60000"));
 }
 
 TEST_F(RealFashionMnist, FingerprintDependsOnContent) {
-  ImageDataset copy = data_->test;
-  const uint64_t original = DatasetFingerprint(copy);
-  EXPECT_EQ(DatasetFingerprint(data_->test), original);
-  copy.pixels[12345] ^= 1;
-  EXPECT_NE(DatasetFingerprint(copy), original);
+  Split copy = data_->test;
+  const uint64_t original = SplitFingerprint(copy);
+  EXPECT_EQ(SplitFingerprint(data_->test), original);
+  copy.features[12345] ^= 1;
+  EXPECT_NE(SplitFingerprint(copy), original);
+  copy = data_->test;
+  copy.labels[3] ^= 1;
+  EXPECT_NE(SplitFingerprint(copy), original);
 }
 
 }  // namespace
-}  // namespace eraser::workloads
+}  // namespace eraser::datasets

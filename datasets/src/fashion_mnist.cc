@@ -1,4 +1,4 @@
-#include "eraser/workloads/fashion_mnist.h"
+#include "eraser/datasets/fashion_mnist.h"
 
 #include <zlib.h>
 
@@ -8,9 +8,7 @@
 #include <limits>
 #include <utility>
 
-#include "eraser/common/hash.h"
-
-namespace eraser::workloads {
+namespace eraser::datasets {
 namespace {
 
 constexpr uint32_t kImagesMagic = 0x00000803;  // unsigned byte, 3 dimensions
@@ -120,8 +118,8 @@ std::string ResolveFashionMnistDir(std::string_view flag_value) {
   return kDefaultFashionMnistDir;
 }
 
-StatusOr<ImageDataset> ReadIdxPair(const std::string& images_path,
-                                   const std::string& labels_path) {
+StatusOr<Split> ReadIdxPair(const std::string& images_path,
+                            const std::string& labels_path) {
   GzReader images(images_path);
   RETURN_IF_ERROR(images.Open());
   ASSIGN_OR_RETURN(uint32_t magic, images.ReadBigEndian32("the header"));
@@ -148,29 +146,31 @@ StatusOr<ImageDataset> ReadIdxPair(const std::string& images_path,
                          " images");
   }
 
-  ImageDataset dataset;
-  dataset.rows = rows;
-  dataset.cols = cols;
-  dataset.pixels.resize(static_cast<std::size_t>(count) * rows * cols);
-  dataset.labels.resize(count);
-  RETURN_IF_ERROR(images.ReadExactly(dataset.pixels.data(),
-                                     dataset.pixels.size(), "the pixels"));
+  std::vector<uint8_t> labels8(count);
+  Split split;
+  split.type = FeatureType::kPixel;
+  split.shape = {rows, cols};
+  split.features.resize(static_cast<std::size_t>(count) * rows * cols);
+  RETURN_IF_ERROR(images.ReadExactly(split.features.data(),
+                                     split.features.size(), "the pixels"));
   RETURN_IF_ERROR(images.ExpectEnd());
-  RETURN_IF_ERROR(labels.ReadExactly(dataset.labels.data(),
-                                     dataset.labels.size(), "the labels"));
+  RETURN_IF_ERROR(
+      labels.ReadExactly(labels8.data(), labels8.size(), "the labels"));
   RETURN_IF_ERROR(labels.ExpectEnd());
-  for (std::size_t i = 0; i < dataset.labels.size(); ++i) {
-    if (dataset.labels[i] >= kFashionMnistClasses) {
+  split.labels.reserve(count);
+  for (std::size_t i = 0; i < labels8.size(); ++i) {
+    if (labels8[i] >= kFashionMnistClasses) {
       return DataLossError(labels_path + ": label " +
-                           std::to_string(dataset.labels[i]) + " of item " +
+                           std::to_string(labels8[i]) + " of item " +
                            std::to_string(i) + " is out of range");
     }
+    split.labels.push_back(labels8[i]);
   }
-  return dataset;
+  return split;
 }
 
-StatusOr<FashionMnist> LoadFashionMnist(const std::string& dir) {
-  FashionMnist data;
+StatusOr<Dataset> LoadFashionMnist(const std::string& dir) {
+  Dataset data;
   const std::string base = dir.empty() || dir.back() == '/' ? dir : dir + "/";
   ASSIGN_OR_RETURN(data.train,
                    ReadIdxPair(base + "train-images-idx3-ubyte.gz",
@@ -184,20 +184,15 @@ StatusOr<FashionMnist> LoadFashionMnist(const std::string& dir) {
                          std::to_string(data.train.size()) + " and " +
                          std::to_string(data.test.size()));
   }
-  if (data.train.rows != data.test.rows || data.train.cols != data.test.cols) {
+  if (data.train.shape != data.test.shape) {
     return DataLossError(dir + ": training and test images differ in size");
+  }
+  data.source = "fashion-mnist:" + dir;
+  data.classes = kFashionMnistClasses;
+  for (std::string_view name : kFashionMnistClassNames) {
+    data.class_names.emplace_back(name);
   }
   return data;
 }
 
-uint64_t DatasetFingerprint(const ImageDataset& dataset) {
-  Fingerprinter f;
-  f.UpdateU64(dataset.rows);
-  f.UpdateU64(dataset.cols);
-  f.UpdateU64(dataset.size());
-  f.Update(dataset.pixels.data(), dataset.pixels.size());
-  f.Update(dataset.labels.data(), dataset.labels.size());
-  return f.Finish();
-}
-
-}  // namespace eraser::workloads
+}  // namespace eraser::datasets
