@@ -9,7 +9,7 @@
 
 #include "eraser/common/random.h"
 #include "eraser/unlearning/evaluate.h"
-#include "eraser/workloads/fashion_mnist.h"
+#include "testing/data.h"
 
 namespace eraser::unlearning {
 namespace {
@@ -18,12 +18,8 @@ constexpr std::size_t kImages = 10000;
 
 const std::vector<float>& TestInputs() {
   static const std::vector<float>* inputs = [] {
-    const std::string dir = workloads::kDefaultFashionMnistDir;
-    StatusOr<workloads::ImageDataset> d = workloads::ReadIdxPair(
-        dir + "/t10k-images-idx3-ubyte.gz", dir + "/t10k-labels-idx1-ubyte.gz");
-    EXPECT_TRUE(d.ok()) << d.status();
-    return new std::vector<float>(
-        ScalePixels(d->pixels.data(), d.ok() ? d->pixels.size() : 0));
+    const datasets::Split& t10k = testing::T10k();
+    return new std::vector<float>(t10k.DecodeRows(0, t10k.size()));
   }();
   return *inputs;
 }
@@ -45,17 +41,26 @@ std::vector<std::shared_ptr<const Model>> Models(const ModelSpec& spec, int k) {
 // evaluating the input alone. With noise 0 they tie exactly.
 std::shared_ptr<const Model> TiedModel(const ModelSpec& spec, float noise = 0) {
   std::string blob = (*InitialModel(spec, 7))->Serialize();
-  // Blob: 32-byte header, then per tensor a u32 count and its floats, in the
-  // order fc1.weight, fc1.bias, fc2.weight, fc2.bias.
-  std::size_t offset = 32;
+  // Blob: magic, format, the spec's name and the tensor count; then per
+  // tensor its name, dtype, u64 element count and data, in the order
+  // fc1.weight, fc1.bias, fc2.weight, fc2.bias.
+  auto u32 = [&blob](std::size_t at) {
+    uint32_t v = 0;
+    std::memcpy(&v, blob.data() + at, 4);
+    return v;
+  };
+  std::size_t offset = 8;
+  offset += 4 + u32(offset) + 4;
   std::vector<std::size_t> starts;
   for (int t = 0; t < 4; ++t) {
-    uint32_t count = 0;
-    std::memcpy(&count, blob.data() + offset, 4);
-    starts.push_back(offset + 4);
-    offset += 4 + count * sizeof(float);
+    offset += 4 + u32(offset) + 4;  // name, dtype
+    uint64_t count = 0;
+    std::memcpy(&count, blob.data() + offset, 8);
+    starts.push_back(offset + 8);
+    offset += 8 + count * sizeof(float);
   }
-  const std::size_t h = spec.hidden;
+  EXPECT_EQ(offset, blob.size());
+  const std::size_t h = spec.hidden.at(0);
   Rng rng(11);
   for (std::size_t j = 0; j < h; ++j) {
     float w = 0;
@@ -136,8 +141,18 @@ TEST(Ensemble, StackedMlpVotesEqualEachModelAlone) {
 
 TEST(Ensemble, SmallHiddenLayerToo) {
   ModelSpec spec;
-  spec.hidden = 16;
+  spec.hidden = {16};
   ExpectSameVotes(Models(spec, 3), /*expect_stacked=*/true);
+}
+
+TEST(Ensemble, DeeperMlpsAndLinearModelsRunModelByModel) {
+  ModelSpec deep;
+  deep.hidden = {32, 16};
+  ExpectSameVotes(Models(deep, 2), /*expect_stacked=*/false);
+  ModelSpec linear;
+  linear.arch = Architecture::kLinear;
+  linear.hidden.clear();
+  ExpectSameVotes(Models(linear, 2), /*expect_stacked=*/false);
 }
 
 TEST(Ensemble, TiedLogitsGoToTheSmallerLabel) {
@@ -155,6 +170,7 @@ TEST(Ensemble, TiedLogitsGoToTheSmallerLabel) {
 TEST(Ensemble, CnnRunsModelByModel) {
   ModelSpec spec;
   spec.arch = Architecture::kCnn;
+  spec.hidden.clear();
   StatusOr<std::unique_ptr<Ensemble>> ensemble =
       Ensemble::Create(Models(spec, 2));
   ASSERT_TRUE(ensemble.ok());
@@ -164,7 +180,7 @@ TEST(Ensemble, CnnRunsModelByModel) {
 TEST(Ensemble, RefusesMixedSpecs) {
   ModelSpec a;
   ModelSpec b;
-  b.hidden = 64;
+  b.hidden = {64};
   std::vector<std::shared_ptr<const Model>> models = Models(a, 1);
   models.push_back(Models(b, 1).front());
   EXPECT_EQ(Ensemble::Create(models).status().code(),

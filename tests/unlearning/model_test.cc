@@ -17,12 +17,19 @@ std::vector<float> RandomInputs(std::size_t n, std::size_t dim) {
   return x;
 }
 
-class ModelTest : public ::testing::TestWithParam<Architecture> {
+// An architecture with its hidden layers: the built-in models.
+struct Arch {
+  Architecture arch;
+  std::vector<uint32_t> hidden;
+  const char* name;
+};
+
+class ModelTest : public ::testing::TestWithParam<Arch> {
  protected:
   ModelSpec Spec() const {
     ModelSpec spec;
-    spec.arch = GetParam();
-    spec.hidden = 32;
+    spec.arch = GetParam().arch;
+    spec.hidden = GetParam().hidden;
     return spec;
   }
 };
@@ -80,16 +87,17 @@ TEST_P(ModelTest, InitialWeightsDependOnlyOnTheSeed) {
   EXPECT_NE((*a)->Serialize(), (*c)->Serialize());
 }
 
-INSTANTIATE_TEST_SUITE_P(Architectures, ModelTest,
-                         ::testing::Values(Architecture::kMlp,
-                                           Architecture::kCnn),
-                         [](const auto& info) {
-                           return std::string(ArchitectureName(info.param));
-                         });
+INSTANTIATE_TEST_SUITE_P(
+    Architectures, ModelTest,
+    ::testing::Values(Arch{Architecture::kLinear, {}, "linear"},
+                      Arch{Architecture::kMlp, {32}, "mlp"},
+                      Arch{Architecture::kMlp, {32, 16}, "mlp2"},
+                      Arch{Architecture::kCnn, {}, "cnn"}),
+    [](const auto& info) { return std::string(info.param.name); });
 
 TEST(LoadModel, CorruptOrMismatchedBlobsAreDataLoss) {
   ModelSpec spec;
-  spec.hidden = 8;
+  spec.hidden = {8};
   auto model = internal::TrainableModel::Create(spec, 1);
   ASSERT_TRUE(model.ok());
   const std::string blob = (*model)->Serialize();
@@ -100,10 +108,14 @@ TEST(LoadModel, CorruptOrMismatchedBlobsAreDataLoss) {
             StatusCode::kDataLoss);
   EXPECT_EQ(LoadModel(spec, blob + "x").status().code(), StatusCode::kDataLoss);
   ModelSpec wider = spec;
-  wider.hidden = 9;
+  wider.hidden = {9};
   EXPECT_EQ(LoadModel(wider, blob).status().code(), StatusCode::kDataLoss);
+  ModelSpec deeper = spec;
+  deeper.hidden = {8, 8};
+  EXPECT_EQ(LoadModel(deeper, blob).status().code(), StatusCode::kDataLoss);
   ModelSpec cnn = spec;
   cnn.arch = Architecture::kCnn;
+  cnn.hidden.clear();
   EXPECT_EQ(LoadModel(cnn, blob).status().code(), StatusCode::kDataLoss);
 }
 
@@ -115,11 +127,53 @@ TEST(ModelSpecTest, ValidateAndNames) {
   EXPECT_EQ(spec.Validate().code(), StatusCode::kInvalidArgument);
   spec = ModelSpec();
   spec.arch = Architecture::kCnn;
-  spec.rows = 8;
+  spec.hidden.clear();
+  EXPECT_TRUE(spec.Validate().ok());
+  EXPECT_EQ(spec.ToString(), "cnn-28x28-10");
+  spec.input_shape = {8, 28};
+  EXPECT_EQ(spec.Validate().code(), StatusCode::kInvalidArgument);
+  spec.input_shape = {784};  // the CNN needs an image
+  EXPECT_EQ(spec.Validate().code(), StatusCode::kInvalidArgument);
+  spec = ModelSpec();
+  spec.hidden.clear();  // an MLP needs a hidden layer
+  EXPECT_EQ(spec.Validate().code(), StatusCode::kInvalidArgument);
+  spec.arch = Architecture::kLinear;
+  spec.input_shape = {30};
+  spec.classes = 2;
+  EXPECT_TRUE(spec.Validate().ok());
+  EXPECT_EQ(spec.ToString(), "linear-30-2");
+  spec.hidden = {4};  // a linear model takes none
+  EXPECT_EQ(spec.Validate().code(), StatusCode::kInvalidArgument);
+  spec.arch = Architecture::kMlp;
+  spec.hidden = {64, 32};
+  EXPECT_EQ(spec.ToString(), "mlp-30-64x32-2");
+  spec.arch = Architecture::kTorchScript;
+  spec.hidden.clear();  // a TorchScript model needs its module
   EXPECT_EQ(spec.Validate().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(*ParseArchitecture("cnn"), Architecture::kCnn);
   EXPECT_EQ(ParseArchitecture("resnet").status().code(),
             StatusCode::kInvalidArgument);
+}
+
+TEST(ModelSpecTest, Flags) {
+  StatusOr<ModelSpec> linear = ModelSpecFromFlags("linear", {128});
+  ASSERT_TRUE(linear.ok());
+  EXPECT_EQ(linear->arch, Architecture::kLinear);
+  EXPECT_TRUE(linear->hidden.empty());  // --hidden is for MLPs
+  StatusOr<ModelSpec> mlp = ModelSpecFromFlags("mlp", {256, 128});
+  ASSERT_TRUE(mlp.ok());
+  EXPECT_EQ(mlp->hidden, (std::vector<uint32_t>{256, 128}));
+  EXPECT_EQ(ModelSpecFromFlags("torchscript:", {}).status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(ModelSpecFromFlags("torchscript:/no/such.pt", {}).status().code(),
+            StatusCode::kNotFound);
+  EXPECT_EQ(ModelSpecFromFlags("torchscript", {}).status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(*ParseHidden("256,128"), (std::vector<uint32_t>{256, 128}));
+  for (const char* bad : {"0", "12,", ",12", "a", "1,-2", "70000", " 3"}) {
+    EXPECT_EQ(ParseHidden(bad).status().code(), StatusCode::kInvalidArgument)
+        << bad;
+  }
 }
 
 }  // namespace

@@ -10,7 +10,7 @@
 #include <set>
 
 #include "eraser/storage/store.h"
-#include "eraser/workloads/fashion_mnist.h"
+#include "testing/data.h"
 #include "testing/temp_dir.h"
 
 namespace eraser::unlearning {
@@ -20,25 +20,18 @@ using storage::Store;
 
 constexpr std::size_t kSamples = 2400;
 
-const workloads::ImageDataset& Images() {
-  static const workloads::ImageDataset* images = [] {
-    const std::string dir = workloads::kDefaultFashionMnistDir;
-    StatusOr<workloads::ImageDataset> d = workloads::ReadIdxPair(
-        dir + "/t10k-images-idx3-ubyte.gz", dir + "/t10k-labels-idx1-ubyte.gz");
-    if (!d.ok()) {
-      ADD_FAILURE() << d.status();
-      return new workloads::ImageDataset();
-    }
-    return new workloads::ImageDataset(std::move(d).value());
-  }();
-  return *images;
+// The first kSamples t10k images to train on, the next 2,000 to test.
+const datasets::Dataset& Data() {
+  static const datasets::Dataset* data =
+      new datasets::Dataset(testing::SmallFashionMnist(kSamples, 2000));
+  return *data;
 }
 
 SisaOptions SmallOptions() {
   SisaOptions o;
   o.shards = 2;
   o.slices = 4;
-  o.model.hidden = 16;
+  o.model.hidden = {16};
   o.epochs = {1, 1, 1, 2};
   o.batch_size = 32;
   o.seed = 7;
@@ -62,13 +55,11 @@ std::unique_ptr<Built> Build(const SisaOptions& options,
   StatusOr<std::unique_ptr<Store>> store = Store::Open({b->dir.path()});
   EXPECT_TRUE(store.ok()) << store.status();
   b->store = std::move(store).value();
-  StatusOr<std::unique_ptr<Sisa>> sisa = Sisa::Create(b->store.get(), options);
+  StatusOr<std::unique_ptr<Sisa>> sisa =
+      Sisa::Create(b->store.get(), ForDataset(options, Data()));
   EXPECT_TRUE(sisa.ok()) << sisa.status();
   b->sisa = std::move(sisa).value();
-  const workloads::ImageDataset& images = Images();
-  StatusOr<bool> ingested =
-      b->sisa->Ingest({kSamples, images.feature_size(), images.pixels.data(),
-                       images.labels.data()});
+  StatusOr<bool> ingested = b->sisa->Ingest(Data());
   EXPECT_TRUE(ingested.ok() && *ingested) << ingested.status();
   if (!erase.empty()) {
     storage::ApplyBatch batch;
@@ -140,18 +131,15 @@ TEST_F(SisaTest, TrainsEveryShardAndCountsCost) {
 TEST_F(SisaTest, EnsembleLearnsSomething) {
   StatusOr<std::vector<ShardModel>> models = base_->sisa->LoadModels();
   ASSERT_TRUE(models.ok()) << models.status();
-  const workloads::ImageDataset& images = Images();
-  const std::size_t n = 2000;  // held out: ids kSamples..kSamples+n
-  std::vector<float> x(n * 784);
-  for (std::size_t i = 0; i < x.size(); ++i) {
-    x[i] = images.pixels[kSamples * 784 + i] / 255.0f;
-  }
+  const datasets::Split& test = Data().test;
+  const std::size_t n = test.size();
+  const std::vector<float> x = test.DecodeRows(0, n);
   for (const ShardModel& m : *models) {
     std::vector<int32_t> votes(n);
     ASSERT_TRUE(m.model->Predict(x.data(), n, votes.data(), nullptr).ok());
     std::size_t correct = 0;
     for (std::size_t i = 0; i < n; ++i) {
-      correct += votes[i] == images.labels[kSamples + i];
+      correct += static_cast<uint32_t>(votes[i]) == test.labels[i];
     }
     EXPECT_GT(correct, n * 6 / 10) << "shard " << m.shard;
   }
@@ -315,7 +303,8 @@ TEST_F(SisaTest, BadRequestsAreRefused) {
 TEST_F(SisaTest, OpenReadsTheStoredConfiguration) {
   StatusOr<std::unique_ptr<Sisa>> opened = Sisa::Open(base_->store.get(), 1);
   ASSERT_TRUE(opened.ok()) << opened.status();
-  EXPECT_EQ((*opened)->options().ToConfig(), SmallOptions().ToConfig());
+  EXPECT_EQ((*opened)->options().ToConfig(),
+            ForDataset(SmallOptions(), Data()).ToConfig());
   EXPECT_EQ((*opened)->options().concurrency, 1);
   StatusOr<std::vector<ShardModel>> models = (*opened)->LoadModels();
   ASSERT_TRUE(models.ok());
@@ -333,30 +322,28 @@ TEST(SisaIngest, RejectsDataThatDoesNotFit) {
   StatusOr<std::unique_ptr<Store>> store = Store::Open({dir.path()});
   ASSERT_TRUE(store.ok());
   StatusOr<std::unique_ptr<Sisa>> sisa =
-      Sisa::Create(store->get(), SmallOptions());
+      Sisa::Create(store->get(), ForDataset(SmallOptions(), Data()));
   ASSERT_TRUE(sisa.ok());
   EXPECT_EQ((*sisa)->TrainAll().status().code(),
             StatusCode::kFailedPrecondition);
-  const workloads::ImageDataset& images = Images();
-  EXPECT_EQ(
-      (*sisa)
-          ->Ingest({kSamples, 783, images.pixels.data(), images.labels.data()})
-          .status()
-          .code(),
-      StatusCode::kInvalidArgument);
-  std::vector<uint8_t> labels(images.labels.begin(),
-                              images.labels.begin() + kSamples);
-  labels[17] = 10;
-  EXPECT_EQ((*sisa)
-                ->Ingest({kSamples, 784, images.pixels.data(), labels.data()})
-                .status()
-                .code(),
+  datasets::Dataset narrow = Data();
+  narrow.train.shape = {28, 27};  // another shape than the model's
+  narrow.train.features.resize(narrow.train.size() * 28 * 27);
+  narrow.test = narrow.train;
+  EXPECT_EQ((*sisa)->Ingest(narrow).status().code(),
             StatusCode::kInvalidArgument);
-  EXPECT_EQ((*sisa)
-                ->Ingest({5, 784, images.pixels.data(), images.labels.data()})
-                .status()
-                .code(),
+  datasets::Dataset bad_label = Data();
+  bad_label.train.labels[17] = 10;
+  EXPECT_EQ((*sisa)->Ingest(bad_label).status().code(),
+            StatusCode::kInvalidArgument);
+  datasets::Dataset tiny = Data();
+  tiny.train = testing::Rows(Data().train, 0, 5);
+  EXPECT_EQ((*sisa)->Ingest(tiny).status().code(),
             StatusCode::kInvalidArgument);  // 5 samples cannot fill 2 x 4
+  datasets::Dataset owned = Data();
+  owned.train.owners.assign(owned.train.size(), 3);
+  EXPECT_EQ((*sisa)->Ingest(owned).status().code(),
+            StatusCode::kInvalidArgument);  // the options assign owners
   EXPECT_EQ(*(*store)->CountSamples(ShardId(0)), 0u);
 }
 

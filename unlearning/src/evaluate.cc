@@ -8,7 +8,7 @@ namespace eraser::unlearning {
 
 StatusOr<EnsembleEvaluation> EvaluateEnsemble(
     const std::vector<ShardModel>& models, const float* inputs,
-    const uint8_t* labels, std::size_t n, std::size_t batch) {
+    const uint32_t* labels, std::size_t n, std::size_t batch) {
   if (models.empty() || n == 0 || batch == 0) {
     return InvalidArgumentError("nothing to evaluate");
   }
@@ -30,7 +30,7 @@ StatusOr<EnsembleEvaluation> EvaluateEnsemble(
                                                &probs[s * batch * classes]));
     }
     for (std::size_t i = 0; i < m; ++i) {
-      const int label = labels[begin + i];
+      const int label = static_cast<int>(labels[begin + i]);
       for (std::size_t s = 0; s < k; ++s) {
         request_votes[s] = votes[s * batch + i];
         if (request_votes[s] == label) ++shard_correct[s];
@@ -55,10 +55,11 @@ StatusOr<EnsembleEvaluation> EvaluateEnsemble(
   return e;
 }
 
-std::vector<float> ScalePixels(const uint8_t* pixels, std::size_t count) {
-  std::vector<float> out(count);
-  for (std::size_t i = 0; i < count; ++i) out[i] = pixels[i] / 255.0f;
-  return out;
+StatusOr<EnsembleEvaluation> EvaluateOnSplit(
+    const std::vector<ShardModel>& models, const datasets::Split& split) {
+  const std::vector<float> inputs = split.DecodeRows(0, split.size());
+  return EvaluateEnsemble(models, inputs.data(), split.labels.data(),
+                          split.size());
 }
 
 }  // namespace eraser::unlearning

@@ -1,5 +1,7 @@
-// The LibTorch models. This is the only file of the module that includes
-// Torch; every Torch exception is turned into a Status here.
+// The built-in LibTorch models (linear, MLP, CNN) and their stacked
+// ensemble. With script_model.cc and torch_util.cc, one of the three files
+// of the module that include Torch; every Torch exception is turned into a
+// Status here.
 #include "network.h"
 
 #include <omp.h>
@@ -8,55 +10,59 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <numeric>
 
 #include "eraser/common/random.h"
+#include "torch_util.h"
 
 namespace eraser::unlearning::internal {
 namespace {
-
-constexpr char kBlobMagic[4] = {'E', 'R', 'S', 'M'};
-constexpr uint32_t kBlobFormat = 1;
 
 class NetImpl : public torch::nn::Module {
  public:
   virtual torch::Tensor forward(torch::Tensor x) = 0;
 };
 
+// Linear (no hidden layer) and MLPs: fc1 .. fc{n+1}, ReLU between.
 class Mlp final : public NetImpl {
  public:
-  explicit Mlp(const ModelSpec& spec)
-      : fc1_(register_module(
-            "fc1", torch::nn::Linear(static_cast<int64_t>(spec.input_size()),
-                                     spec.hidden))),
-        fc2_(register_module("fc2",
-                             torch::nn::Linear(spec.hidden, spec.classes))) {}
+  explicit Mlp(const ModelSpec& spec) {
+    int64_t in = static_cast<int64_t>(spec.input_size());
+    std::vector<uint32_t> widths = spec.hidden;
+    widths.push_back(spec.classes);
+    for (std::size_t i = 0; i < widths.size(); ++i) {
+      layers_.push_back(register_module("fc" + std::to_string(i + 1),
+                                        torch::nn::Linear(in, widths[i])));
+      in = widths[i];
+    }
+  }
 
   torch::Tensor forward(torch::Tensor x) override {
-    return fc2_(torch::relu(fc1_(x)));
+    x = x.flatten(1);
+    for (std::size_t i = 0; i + 1 < layers_.size(); ++i) {
+      x = torch::relu(layers_[i](x));
+    }
+    return layers_.back()(x);
   }
-  const torch::nn::Linear& fc1() const { return fc1_; }
-  const torch::nn::Linear& fc2() const { return fc2_; }
+  const std::vector<torch::nn::Linear>& layers() const { return layers_; }
 
  private:
-  torch::nn::Linear fc1_;
-  torch::nn::Linear fc2_;
+  std::vector<torch::nn::Linear> layers_;
 };
 
 class Cnn final : public NetImpl {
  public:
   explicit Cnn(const ModelSpec& spec)
-      : rows_(spec.rows),
-        cols_(spec.cols),
+      : rows_(spec.input_shape[0]),
+        cols_(spec.input_shape[1]),
         conv1_(register_module("conv1", torch::nn::Conv2d(1, 8, 5))),
         conv2_(register_module("conv2", torch::nn::Conv2d(8, 16, 5))),
-        fc_(register_module(
-            "fc", torch::nn::Linear(16 * (((spec.rows - 4) / 2 - 4) / 2) *
-                                        (((spec.cols - 4) / 2 - 4) / 2),
-                                    spec.classes))) {}
+        fc_(register_module("fc",
+                            torch::nn::Linear(16 * (((rows_ - 4) / 2 - 4) / 2) *
+                                                  (((cols_ - 4) / 2 - 4) / 2),
+                                              spec.classes))) {}
 
   torch::Tensor forward(torch::Tensor x) override {
-    x = x.view({-1, 1, rows_, cols_});
+    x = x.reshape({-1, 1, rows_, cols_});
     x = torch::max_pool2d(torch::relu(conv1_(x)), 2);
     x = torch::max_pool2d(torch::relu(conv2_(x)), 2);
     return fc_(x.flatten(1));
@@ -75,44 +81,6 @@ std::shared_ptr<NetImpl> NewNet(const ModelSpec& spec) {
   return std::make_shared<Mlp>(spec);
 }
 
-void PutU32(std::string* out, uint32_t v) {
-  out->append(reinterpret_cast<const char*>(&v), sizeof(v));
-}
-
-// The blob header records the hidden width only where it shapes the model.
-uint32_t HiddenField(const ModelSpec& spec) {
-  return spec.arch == Architecture::kMlp ? spec.hidden : 0;
-}
-
-// A model's vote on an input is, by definition, the argmax of its logits
-// on that input evaluated alone (a batch of one). BLAS kernels differ with
-// the batch shape, so logits computed in a batch can differ from those in
-// the last bits (measured below 1e-6 here); a row whose top two logits are
-// closer than kTieMargin is therefore re-evaluated alone. Votes are then
-// the same whatever the batch or the path (model by model or stacked).
-constexpr float kTieMargin = 1e-3f;
-
-// The argmax of a row (ties to the smallest label); *clear is false when
-// the runner-up is within kTieMargin.
-int32_t Argmax(const float* logits, std::size_t c, bool* clear) {
-  std::size_t best = 0;
-  for (std::size_t j = 1; j < c; ++j) {
-    if (logits[j] > logits[best]) best = j;
-  }
-  float gap = INFINITY;
-  for (std::size_t j = 0; j < c; ++j) {
-    if (j != best) gap = std::min(gap, logits[best] - logits[j]);
-  }
-  *clear = gap >= kTieMargin;
-  return static_cast<int32_t>(best);
-}
-
-void Softmax(const torch::Tensor& logits, std::size_t n, std::size_t c,
-             float* probs) {
-  torch::Tensor p = torch::softmax(logits, 1).contiguous();
-  std::memcpy(probs, p.data_ptr<float>(), n * c * sizeof(float));
-}
-
 class TorchModel final : public TrainableModel {
  public:
   TorchModel(const ModelSpec& spec, std::shared_ptr<NetImpl> net)
@@ -125,31 +93,16 @@ class TorchModel final : public TrainableModel {
 
   Status Predict(const float* inputs, std::size_t n, int32_t* votes,
                  float* probs) const override {
-    if (n == 0) return OkStatus();
-    UseOneComputeThreadHere();
-    try {
-      c10::InferenceMode guard;
-      torch::Tensor logits = Logits(inputs, n);
-      const float* l = logits.data_ptr<float>();
-      const std::size_t c = spec_.classes;
-      for (std::size_t i = 0; i < n; ++i) {
-        bool clear = true;
-        votes[i] = Argmax(l + i * c, c, &clear);
-        if (!clear && n > 1)
-          votes[i] = VoteAlone(inputs + i * spec_.input_size());
-      }
-      if (probs != nullptr) Softmax(logits, n, c, probs);
-    } catch (const std::exception& e) {
-      return InternalError(std::string("model prediction failed: ") + e.what());
-    }
-    return OkStatus();
+    return PredictFromLogits(
+        spec_, [this](const float* x, int64_t m) { return Logits(x, m); },
+        inputs, n, votes, probs);
   }
 
   // Logits of n inputs, [n, classes], contiguous. Under InferenceMode.
-  torch::Tensor Logits(const float* inputs, std::size_t n) const {
-    torch::Tensor x = torch::from_blob(
-        const_cast<float*>(inputs),
-        {static_cast<int64_t>(n), static_cast<int64_t>(spec_.input_size())});
+  torch::Tensor Logits(const float* inputs, int64_t n) const {
+    torch::Tensor x =
+        torch::from_blob(const_cast<float*>(inputs),
+                         {n, static_cast<int64_t>(spec_.input_size())});
     return net_->forward(x).contiguous();
   }
 
@@ -160,23 +113,16 @@ class TorchModel final : public TrainableModel {
     return Argmax(logits.data_ptr<float>(), spec_.classes, &clear);
   }
 
-  std::string Serialize() const override {
-    std::string out(kBlobMagic, sizeof(kBlobMagic));
-    PutU32(&out, kBlobFormat);
-    PutU32(&out, static_cast<uint32_t>(spec_.arch));
-    PutU32(&out, spec_.rows);
-    PutU32(&out, spec_.cols);
-    PutU32(&out, spec_.classes);
-    PutU32(&out, HiddenField(spec_));
-    const std::vector<torch::Tensor> params = net_->parameters();
-    PutU32(&out, static_cast<uint32_t>(params.size()));
-    for (const torch::Tensor& p : params) {
-      torch::Tensor t = p.detach().contiguous();
-      PutU32(&out, static_cast<uint32_t>(t.numel()));
-      out.append(reinterpret_cast<const char*>(t.data_ptr<float>()),
-                 static_cast<std::size_t>(t.numel()) * sizeof(float));
+  NamedTensors Tensors() const {
+    NamedTensors out;
+    for (const auto& item : net_->named_parameters()) {
+      out.emplace_back(item.key(), item.value());
     }
     return out;
+  }
+
+  std::string Serialize() const override {
+    return SerializeTensors(spec_, Tensors());
   }
 
   Status Train(const TrainingData& data, std::size_t rows, uint32_t epochs,
@@ -184,45 +130,18 @@ class TorchModel final : public TrainableModel {
     UseOneComputeThreadHere();
     try {
       net_->train();
-      torch::optim::SGD optimizer(
+      Status s = RunSgd(
           net_->parameters(),
-          torch::optim::SGDOptions(sgd.learning_rate).momentum(sgd.momentum));
-      const std::size_t dim = data.dim;
-      std::vector<uint32_t> order(rows);
-      std::iota(order.begin(), order.end(), 0u);
-      std::vector<float> xb(static_cast<std::size_t>(sgd.batch_size) * dim);
-      std::vector<int64_t> yb(sgd.batch_size);
-      for (uint32_t epoch = 0; epoch < epochs; ++epoch) {
-        Rng(DeriveSeed(order_seed, {epoch}))
-            .Shuffle(order.begin(), order.end());
-        for (std::size_t start = 0; start < order.size();
-             start += sgd.batch_size) {
-          const std::size_t m =
-              std::min<std::size_t>(sgd.batch_size, order.size() - start);
-          for (std::size_t i = 0; i < m; ++i) {
-            const uint32_t row = order[start + i];
-            std::memcpy(&xb[i * dim], data.features + row * dim,
-                        dim * sizeof(float));
-            yb[i] = data.labels[row];
-          }
-          torch::Tensor x = torch::from_blob(
-              xb.data(), {static_cast<int64_t>(m), static_cast<int64_t>(dim)});
-          torch::Tensor y =
-              torch::from_blob(yb.data(), {static_cast<int64_t>(m)},
-                               torch::TensorOptions().dtype(torch::kInt64));
-          optimizer.zero_grad();
-          torch::Tensor loss =
-              torch::nn::functional::cross_entropy(net_->forward(x), y);
-          loss.backward();
-          optimizer.step();
-        }
-      }
+          [this](const torch::Tensor& x) { return net_->forward(x); }, data,
+          rows, epochs, sgd, order_seed,
+          {static_cast<int64_t>(spec_.input_size())},
+          /*skip_single_row_batch=*/false);
       net_->eval();
+      return s;
     } catch (const std::exception& e) {
       net_->eval();
       return InternalError(std::string("training failed: ") + e.what());
     }
-    return OkStatus();
   }
 
   // Overwrites every parameter with values from `rng`, uniform in
@@ -239,41 +158,6 @@ class TorchModel final : public TrainableModel {
       }
       p.copy_(torch::from_blob(values.data(), p.sizes()));
     }
-  }
-
-  // Replaces the parameters with those in a blob's payload.
-  Status Load(const std::string& blob, std::size_t offset) {
-    torch::NoGradGuard no_grad;
-    const std::vector<torch::Tensor> params = net_->parameters();
-    uint32_t count = 0;
-    if (!Read(blob, &offset, &count) || count != params.size()) {
-      return DataLossError("model blob has the wrong number of tensors");
-    }
-    for (const torch::Tensor& p : params) {
-      uint32_t numel = 0;
-      const std::size_t bytes = static_cast<std::size_t>(p.numel()) * 4;
-      if (!Read(blob, &offset, &numel) || numel != p.numel() ||
-          blob.size() - offset < bytes) {
-        return DataLossError("model blob does not match " + spec_.ToString());
-      }
-      std::vector<float> values(static_cast<std::size_t>(p.numel()));
-      std::memcpy(values.data(), blob.data() + offset, bytes);
-      offset += bytes;
-      torch::Tensor target = p;
-      target.copy_(torch::from_blob(values.data(), p.sizes()));
-    }
-    if (offset != blob.size()) {
-      return DataLossError("model blob has trailing bytes");
-    }
-    return OkStatus();
-  }
-
-  static bool Read(const std::string& blob, std::size_t* offset,
-                   uint32_t* out) {
-    if (blob.size() - *offset < sizeof(*out)) return false;
-    std::memcpy(out, blob.data() + *offset, sizeof(*out));
-    *offset += sizeof(*out);
-    return true;
   }
 
  private:
@@ -321,7 +205,7 @@ class StackedMlpEnsemble final : public Ensemble {
     UseOneComputeThreadHere();
     try {
       c10::InferenceMode guard;
-      const int64_t hidden = spec_.hidden;
+      const int64_t hidden = spec_.hidden.at(0);
       const std::size_t c = spec_.classes;
       torch::Tensor x = torch::from_blob(
           const_cast<float*>(inputs),
@@ -392,12 +276,16 @@ StatusOr<std::unique_ptr<Ensemble>> NewStackedMlpEnsemble(
     const auto* torch_model = dynamic_cast<const TorchModel*>(model.get());
     const Mlp* mlp =
         torch_model ? dynamic_cast<const Mlp*>(torch_model->net()) : nullptr;
-    if (mlp == nullptr) return UnavailableError("not a Torch MLP");
+    if (mlp == nullptr || mlp->layers().size() != 2) {
+      return UnavailableError("not a Torch MLP with one hidden layer");
+    }
+    const torch::nn::Linear& fc1 = mlp->layers()[0];
+    const torch::nn::Linear& fc2 = mlp->layers()[1];
     torch_models.push_back(torch_model);
-    w1.push_back(mlp->fc1()->weight.detach());
-    b1.push_back(mlp->fc1()->bias.detach());
-    w2.push_back(mlp->fc2()->weight.detach().clone());
-    b2.push_back(mlp->fc2()->bias.detach().clone());
+    w1.push_back(fc1->weight.detach());
+    b1.push_back(fc1->bias.detach());
+    w2.push_back(fc2->weight.detach().clone());
+    b2.push_back(fc2->bias.detach().clone());
   }
   try {
     return std::unique_ptr<Ensemble>(new StackedMlpEnsemble(
@@ -411,6 +299,7 @@ StatusOr<std::unique_ptr<Ensemble>> NewStackedMlpEnsemble(
 
 StatusOr<std::unique_ptr<TrainableModel>> TrainableModel::Create(
     const ModelSpec& spec, uint64_t init_seed) {
+  if (spec.arch == Architecture::kTorchScript) return CreateScriptModel(spec);
   ASSIGN_OR_RETURN(std::unique_ptr<TorchModel> model, NewTorchModel(spec));
   try {
     model->Initialize(init_seed);
@@ -422,26 +311,12 @@ StatusOr<std::unique_ptr<TrainableModel>> TrainableModel::Create(
 
 StatusOr<std::unique_ptr<TrainableModel>> TrainableModel::Deserialize(
     const ModelSpec& spec, const std::string& blob) {
-  std::size_t offset = sizeof(kBlobMagic);
-  uint32_t header[6];
-  if (blob.size() < offset || std::memcmp(blob.data(), kBlobMagic, offset)) {
-    return DataLossError("not a model blob");
-  }
-  for (uint32_t& h : header) {
-    if (!TorchModel::Read(blob, &offset, &h)) {
-      return DataLossError("truncated model blob");
-    }
-  }
-  if (header[0] != kBlobFormat ||
-      header[1] != static_cast<uint32_t>(spec.arch) || header[2] != spec.rows ||
-      header[3] != spec.cols || header[4] != spec.classes ||
-      header[5] != HiddenField(spec)) {
-    return DataLossError("model blob was written for another model than " +
-                         spec.ToString());
+  if (spec.arch == Architecture::kTorchScript) {
+    return DeserializeScriptModel(spec, blob);
   }
   ASSIGN_OR_RETURN(std::unique_ptr<TorchModel> model, NewTorchModel(spec));
   try {
-    RETURN_IF_ERROR(model->Load(blob, offset));
+    RETURN_IF_ERROR(LoadTensors(spec, blob, model->Tensors()));
   } catch (const std::exception& e) {
     return DataLossError(std::string("cannot load model blob: ") + e.what());
   }

@@ -1,5 +1,7 @@
-// Internal, Torch-free interface to the LibTorch code in network.cc, the
-// only translation unit of the module that includes Torch.
+// Internal, Torch-free interface to the LibTorch code of the module:
+// network.cc (the built-in architectures and the stacked ensemble),
+// script_model.cc (TorchScript modules) and torch_util.cc (what both
+// share). Only those three translation units include Torch.
 #ifndef ERASER_UNLEARNING_SRC_NETWORK_H_
 #define ERASER_UNLEARNING_SRC_NETWORK_H_
 
@@ -13,7 +15,7 @@
 
 namespace eraser::unlearning::internal {
 
-// Training samples of one shard: features already scaled to [0, 1].
+// Training samples of one shard: features already decoded to floats.
 struct TrainingData {
   std::size_t dim = 0;
   const float* features = nullptr;  // n * dim
@@ -30,22 +32,35 @@ struct SgdOptions {
 // training is over it is published as an immutable Model.
 class TrainableModel : public Model {
  public:
-  // A fresh model whose initial weights are drawn from `init_seed` with the
-  // same bounds as PyTorch's defaults (uniform in +-1/sqrt(fan_in)).
+  // A fresh model. Built-in architectures draw their initial weights from
+  // `init_seed` with the same bounds as PyTorch's defaults (uniform in
+  // +-1/sqrt(fan_in)); a TorchScript module starts from the file's weights.
   static StatusOr<std::unique_ptr<TrainableModel>> Create(const ModelSpec& spec,
                                                           uint64_t init_seed);
   // A model rebuilt from a Serialize() blob.
   static StatusOr<std::unique_ptr<TrainableModel>> Deserialize(
       const ModelSpec& spec, const std::string& blob);
 
-  // Runs `epochs` epochs of SGD with momentum (a fresh optimizer: no state
-  // carries over between calls) over data rows [0, rows). Each epoch visits
-  // the rows in an order shuffled by a seed derived from (order_seed, epoch),
-  // in mini-batches of sgd.batch_size; the last batch may be smaller.
+  // Runs `epochs` epochs of SGD with momentum (a fresh optimizer, and no
+  // gradients carried over: nothing but the model's state passes between
+  // calls) over data rows [0, rows). Each epoch visits the rows in an order
+  // shuffled by a seed derived from (order_seed, epoch), in mini-batches of
+  // sgd.batch_size; the last batch may be smaller. Randomness inside the
+  // model (dropout) is seeded with order_seed.
   virtual Status Train(const TrainingData& data, std::size_t rows,
                        uint32_t epochs, const SgdOptions& sgd,
                        uint64_t order_seed) = 0;
 };
+
+// The TorchScript implementations behind TrainableModel (script_model.cc).
+StatusOr<std::unique_ptr<TrainableModel>> CreateScriptModel(
+    const ModelSpec& spec);
+StatusOr<std::unique_ptr<TrainableModel>> DeserializeScriptModel(
+    const ModelSpec& spec, const std::string& blob);
+Status CheckScriptModule(const ModelSpec& spec);
+// Makes TorchScript execution deterministic: no graph optimisation or
+// fusion, whose results could depend on how often a module ran. Idempotent.
+void ConfigureTorchScript();
 
 // Every model on the same n inputs, one after another, into the Ensemble
 // layout (votes[k * n + i]; probs likewise, when not null).
@@ -53,8 +68,8 @@ Status PredictEach(const std::vector<std::shared_ptr<const Model>>& models,
                    const float* inputs, std::size_t n, int32_t* votes,
                    float* probs);
 
-// The stacked evaluation of MLPs built by TrainableModel::Create or
-// Deserialize; kUnavailable for models of another implementation.
+// The stacked evaluation of one-hidden-layer MLPs built by
+// TrainableModel::Create or Deserialize; kUnavailable for other models.
 StatusOr<std::unique_ptr<Ensemble>> NewStackedMlpEnsemble(
     const std::vector<std::shared_ptr<const Model>>& models);
 

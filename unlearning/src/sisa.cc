@@ -8,8 +8,10 @@
 
 #include <algorithm>
 #include <chrono>
+#include <set>
 #include <unordered_set>
 
+#include "dataset_info.h"
 #include "eraser/common/hash.h"
 #include "eraser/common/random.h"
 #include "eraser/common/tsan.h"
@@ -21,6 +23,10 @@ namespace {
 
 constexpr char kIngestedKey[] = "sisa/ingested";
 constexpr char kTrainedKey[] = "sisa/trained";
+constexpr char kScriptKey[] = "model/torchscript";
+constexpr char kDatasetInfoKey[] = "dataset/info";
+constexpr char kTestSplitKey[] = "dataset/test";
+constexpr char kOwnersKey[] = "dataset/owners";
 // Tags that keep the derived seeds of different purposes apart.
 constexpr uint64_t kInitTag = 0x1417;
 constexpr uint64_t kOrderTag = 0x0bde;
@@ -76,6 +82,18 @@ StatusOr<std::unique_ptr<Sisa>> Sisa::Create(storage::Store* store,
   RETURN_IF_ERROR(options.Validate());
   InitComputeRuntime();
   RETURN_IF_ERROR(store->InitConfig(options.ToConfig()));
+  if (options.model.arch == Architecture::kTorchScript) {
+    // The module's code lives in the directory, so that it serves and
+    // retrains without the original file. The configuration holds its
+    // fingerprint, so an existing copy is the same module.
+    StatusOr<std::string> stored = store->GetMeta(kScriptKey);
+    if (!stored.ok()) {
+      if (stored.status().code() != StatusCode::kNotFound) {
+        return stored.status();
+      }
+      RETURN_IF_ERROR(store->PutMeta(kScriptKey, *options.model.script));
+    }
+  }
   return std::unique_ptr<Sisa>(new Sisa(store, options));
 }
 
@@ -90,53 +108,138 @@ StatusOr<std::unique_ptr<Sisa>> Sisa::Open(storage::Store* store,
   RETURN_IF_ERROR(config.status());
   ASSIGN_OR_RETURN(SisaOptions options, SisaOptions::FromConfig(*config));
   options.concurrency = concurrency;
+  if (options.model.arch == Architecture::kTorchScript) {
+    StatusOr<std::string> script = store->GetMeta(kScriptKey);
+    if (!script.ok()) {
+      return DataLossError("the data directory lacks its TorchScript module");
+    }
+    if (Fingerprint(*script) != options.model.script_fingerprint) {
+      return DataLossError(
+          "the data directory's TorchScript module does not match its "
+          "configuration");
+    }
+    options.model.script =
+        std::make_shared<const std::string>(std::move(script).value());
+  }
   RETURN_IF_ERROR(options.Validate());
   InitComputeRuntime();
   return std::unique_ptr<Sisa>(new Sisa(store, options));
 }
 
-StatusOr<bool> Sisa::Ingest(const TrainingSet& data) {
+SisaOptions ForDataset(SisaOptions options, const datasets::Dataset& data) {
+  options.model.input_shape = data.train.shape;
+  options.model.classes = data.classes;
+  options.feature_type = data.train.type;
+  options.dataset_fingerprint = datasets::SplitFingerprint(data.train);
+  if (!data.train.owners.empty()) options.samples_per_owner = 0;
+  return options;
+}
+
+StatusOr<bool> Sisa::Ingest(const datasets::Dataset& data) {
   StatusOr<std::string> marker = store_->GetMeta(kIngestedKey);
   if (marker.ok()) return false;
   if (marker.status().code() != StatusCode::kNotFound) return marker.status();
 
-  if (data.feature_size != options_.model.input_size()) {
-    return InvalidArgumentError("training samples have " +
-                                std::to_string(data.feature_size) +
-                                " features but the model takes " +
-                                std::to_string(options_.model.input_size()));
+  RETURN_IF_ERROR(data.Validate());
+  const datasets::Split& train = data.train;
+  if (train.shape != options_.model.input_shape ||
+      train.type != options_.feature_type) {
+    return InvalidArgumentError(
+        "training samples are " + datasets::ShapeString(train.shape) + " " +
+        datasets::FeatureTypeName(train.type) + " but the model takes " +
+        datasets::ShapeString(options_.model.input_shape) + " " +
+        datasets::FeatureTypeName(options_.feature_type));
   }
-  if (data.size > UINT32_MAX || data.features == nullptr ||
-      data.labels == nullptr) {
-    return InvalidArgumentError("training set is empty or too large");
+  if (data.classes != options_.model.classes) {
+    return InvalidArgumentError(
+        "the dataset has " + std::to_string(data.classes) +
+        " classes but the model " + std::to_string(options_.model.classes));
   }
-  for (std::size_t i = 0; i < data.size; ++i) {
-    if (data.labels[i] >= options_.model.classes) {
-      return InvalidArgumentError("label of training sample " +
-                                  std::to_string(i) + " is out of range");
-    }
+  if (train.size() > UINT32_MAX) {
+    return InvalidArgumentError("training set is too large");
+  }
+  if ((options_.samples_per_owner == 0) == train.owners.empty()) {
+    return InvalidArgumentError(
+        options_.samples_per_owner == 0
+            ? "the options say the dataset names owners, but it does not"
+            : "the dataset names owners; samples_per_owner must be 0");
   }
   PartitionOptions partition;
   partition.shards = options_.shards;
   partition.slices = options_.slices;
-  partition.samples_per_owner = options_.samples_per_owner;
+  partition.samples_per_owner =
+      std::max<uint32_t>(1, options_.samples_per_owner);
   partition.seed = options_.seed;
   ASSIGN_OR_RETURN(std::vector<Placement> placement,
-                   MakePartition(data.size, partition));
-  std::vector<storage::SampleView> views(data.size);
-  for (std::size_t i = 0; i < data.size; ++i) {
+                   MakePartition(train.size(), partition));
+  std::vector<storage::SampleView> views(train.size());
+  std::set<uint64_t> owners;
+  for (std::size_t i = 0; i < train.size(); ++i) {
     storage::SampleView& v = views[i];
     v.id = SampleId(i);
     v.shard = placement[i].shard;
     v.slice = placement[i].slice;
-    v.owner = placement[i].owner;
-    v.label = data.labels[i];
-    v.features = data.features + i * data.feature_size;
-    v.feature_size = data.feature_size;
+    v.owner =
+        train.owners.empty() ? placement[i].owner : OwnerId(train.owners[i]);
+    v.label = train.labels[i];
+    v.features = train.row(i);
+    v.feature_size = train.row_bytes();
+    owners.insert(v.owner.value());
   }
   RETURN_IF_ERROR(store_->IngestSamples(views));
-  RETURN_IF_ERROR(store_->PutMeta(kIngestedKey, std::to_string(data.size)));
+  RETURN_IF_ERROR(StoreDatasetInfo(data, owners));
+  RETURN_IF_ERROR(store_->PutMeta(kIngestedKey, std::to_string(train.size())));
   return true;
+}
+
+Status Sisa::StoreDatasetInfo(const datasets::Dataset& data,
+                              const std::set<uint64_t>& owners) {
+  std::string owner_bytes;
+  owner_bytes.reserve(owners.size() * 8);
+  for (uint64_t o : owners) {
+    for (int b = 0; b < 8; ++b)
+      owner_bytes.push_back(static_cast<char>(o >> (8 * b)));
+  }
+  RETURN_IF_ERROR(store_->PutMeta(kOwnersKey, owner_bytes));
+  RETURN_IF_ERROR(
+      store_->PutMeta(kTestSplitKey, datasets::EncodeSplit(data.test)));
+  return store_->PutMeta(
+      kDatasetInfoKey,
+      EncodeDatasetInfo(data.source, data.classes, data.class_names,
+                        data.encoding.get(), data.train.size()));
+}
+
+StatusOr<DatasetInfo> Sisa::ReadDatasetInfo() {
+  DatasetInfo info;
+  auto read = [this](const char* key) -> StatusOr<std::string> {
+    StatusOr<std::string> value = store_->GetMeta(key);
+    if (value.status().code() == StatusCode::kNotFound) {
+      return DataLossError(std::string("the data directory lacks its '") + key +
+                           "' record (built by an older eraser? "
+                           "rebuild it with 'eraser train --rebuild')");
+    }
+    return value;
+  };
+  ASSIGN_OR_RETURN(std::string encoded, read(kDatasetInfoKey));
+  RETURN_IF_ERROR(DecodeDatasetInfo(encoded, &info));
+  ASSIGN_OR_RETURN(std::string test, read(kTestSplitKey));
+  ASSIGN_OR_RETURN(info.test, datasets::DecodeSplit(test));
+  ASSIGN_OR_RETURN(std::string owners, read(kOwnersKey));
+  if (owners.size() % 8 != 0) return DataLossError("corrupt owner list");
+  info.owners.resize(owners.size() / 8);
+  for (std::size_t i = 0; i < info.owners.size(); ++i) {
+    uint64_t o = 0;
+    for (int b = 0; b < 8; ++b) {
+      o |= static_cast<uint64_t>(static_cast<uint8_t>(owners[i * 8 + b]))
+           << (8 * b);
+    }
+    info.owners[i] = o;
+  }
+  if (info.test.shape != options_.model.input_shape ||
+      info.test.type != options_.feature_type) {
+    return DataLossError("the stored test split does not fit the model");
+  }
+  return info;
 }
 
 StatusOr<bool> Sisa::IsTrained() {
@@ -236,6 +339,8 @@ StatusOr<RetrainResult> Sisa::TrainShard(ShardId shard,
   const double cpu_start = ThreadCpuSeconds();
   const uint32_t num_slices = options_.slices;
   const std::size_t dim = options_.model.input_size();
+  const std::size_t row_bytes =
+      dim * datasets::FeatureTypeBytes(options_.feature_type);
   const std::unordered_set<SampleId> to_delete(deleted.begin(), deleted.end());
 
   RetrainResult result;
@@ -244,7 +349,7 @@ StatusOr<RetrainResult> Sisa::TrainShard(ShardId shard,
   ShardSamples data;
   RETURN_IF_ERROR(store_->ScanShard(
       shard, 0, num_slices, [&](const storage::SampleView& v) -> Status {
-        if (v.feature_size != dim || v.label >= options_.model.classes) {
+        if (v.feature_size != row_bytes || v.label >= options_.model.classes) {
           return DataLossError("stored sample " + std::to_string(v.id.value()) +
                                " does not fit the model");
         }
@@ -256,9 +361,9 @@ StatusOr<RetrainResult> Sisa::TrainShard(ShardId shard,
         data.ids.push_back(v.id);
         data.slices.push_back(v.slice);
         data.labels.push_back(v.label);
-        for (std::size_t j = 0; j < dim; ++j) {
-          data.features.push_back(static_cast<float>(v.features[j]) / 255.0f);
-        }
+        data.features.resize(data.features.size() + dim);
+        datasets::DecodeFeatures(options_.feature_type, v.features, dim,
+                                 &data.features[data.features.size() - dim]);
         return OkStatus();
       }));
   result.samples = data.ids.size();

@@ -100,9 +100,6 @@ Status SisaOptions::Validate() const {
   if (slices == 0 || slices > 256) {
     return InvalidArgumentError("slices must be in 1..256");
   }
-  if (samples_per_owner == 0) {
-    return InvalidArgumentError("samples_per_owner must be at least 1");
-  }
   RETURN_IF_ERROR(model.Validate());
   if (!epochs.empty() && epochs.size() != slices) {
     return InvalidArgumentError(
@@ -129,19 +126,31 @@ Status SisaOptions::Validate() const {
   return OkStatus();
 }
 
+// The configuration format: 2 since datasets other than Fashion-MNIST and
+// models other than the built-in ones (input shape, feature type, hidden
+// list, TorchScript fingerprint).
+constexpr char kConfigFormat[] = "2";
+
 storage::StoreConfig SisaOptions::ToConfig() const {
   char fingerprint[17];
   std::snprintf(fingerprint, sizeof(fingerprint), "%016" PRIx64,
                 dataset_fingerprint);
+  char script[17] = "";
+  if (model.arch == Architecture::kTorchScript) {
+    std::snprintf(script, sizeof(script), "%016" PRIx64,
+                  model.script_fingerprint);
+  }
   return {
+      {"format", kConfigFormat},
       {"shards", std::to_string(shards)},
       {"slices", std::to_string(slices)},
       {"samples_per_owner", std::to_string(samples_per_owner)},
       {"model", ArchitectureName(model.arch)},
-      {"model_rows", std::to_string(model.rows)},
-      {"model_cols", std::to_string(model.cols)},
+      {"model_input_shape", datasets::ShapeString(model.input_shape)},
       {"model_classes", std::to_string(model.classes)},
-      {"model_hidden", std::to_string(model.hidden)},
+      {"model_hidden", JoinEpochs(model.hidden)},
+      {"model_script", script},
+      {"feature_type", datasets::FeatureTypeName(feature_type)},
       {"epochs", JoinEpochs(EpochSchedule())},
       {"batch_size", std::to_string(batch_size)},
       {"learning_rate", FormatDouble(learning_rate)},
@@ -153,6 +162,15 @@ storage::StoreConfig SisaOptions::ToConfig() const {
 
 StatusOr<SisaOptions> SisaOptions::FromConfig(
     const storage::StoreConfig& config) {
+  auto format = config.find("format");
+  if (format == config.end() || format->second != kConfigFormat) {
+    return FailedPreconditionError(
+        "the data directory was built by an older eraser (configuration "
+        "format " +
+        (format == config.end() ? std::string("1") : format->second) +
+        ", this one reads " + kConfigFormat +
+        "); rebuild it with 'eraser train --rebuild'");
+  }
   ConfigReader r(config);
   SisaOptions o;
   o.shards = r.U32("shards");
@@ -161,10 +179,21 @@ StatusOr<SisaOptions> SisaOptions::FromConfig(
   StatusOr<Architecture> arch = ParseArchitecture(r.Text("model"));
   if (!arch.ok()) r.Fail("model");
   o.model.arch = arch.ok() ? *arch : Architecture::kMlp;
-  o.model.rows = r.U32("model_rows");
-  o.model.cols = r.U32("model_cols");
+  StatusOr<std::vector<uint32_t>> shape =
+      datasets::ParseShape(r.Text("model_input_shape"));
+  if (!shape.ok()) r.Fail("model_input_shape");
+  if (shape.ok()) o.model.input_shape = *shape;
   o.model.classes = r.U32("model_classes");
-  o.model.hidden = r.U32("model_hidden");
+  o.model.hidden = r.Text("model_hidden").empty() ? std::vector<uint32_t>{}
+                                                  : r.U32List("model_hidden");
+  if (o.model.arch == Architecture::kTorchScript) {
+    o.model.script_fingerprint = r.U64("model_script", 16);
+    o.model.script_name = "the data directory's TorchScript module";
+  }
+  StatusOr<datasets::FeatureType> type =
+      datasets::ParseFeatureType(r.Text("feature_type"));
+  if (!type.ok()) r.Fail("feature_type");
+  if (type.ok()) o.feature_type = *type;
   o.epochs = r.U32List("epochs");
   o.batch_size = r.U32("batch_size");
   o.learning_rate = r.Double("learning_rate");
@@ -175,7 +204,13 @@ StatusOr<SisaOptions> SisaOptions::FromConfig(
     return DataLossError("stored configuration has a bad '" + r.bad_key() +
                          "'");
   }
-  if (Status s = o.Validate(); !s.ok()) {
+  // The module's bytes are stored apart (Sisa::Open reads them); validate
+  // everything else.
+  SisaOptions check = o;
+  if (check.model.arch == Architecture::kTorchScript) {
+    check.model.script = std::make_shared<const std::string>("-");
+  }
+  if (Status s = check.Validate(); !s.ok()) {
     return DataLossError("stored configuration is invalid: " + s.message());
   }
   return o;

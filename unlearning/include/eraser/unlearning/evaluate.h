@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "eraser/common/statusor.h"
+#include "eraser/datasets/dataset.h"
 #include "eraser/unlearning/sisa.h"
 
 namespace eraser::unlearning {
@@ -23,10 +24,11 @@ struct EnsembleEvaluation {
 // n == 0.
 StatusOr<EnsembleEvaluation> EvaluateEnsemble(
     const std::vector<ShardModel>& models, const float* inputs,
-    const uint8_t* labels, std::size_t n, std::size_t batch = 1000);
+    const uint32_t* labels, std::size_t n, std::size_t batch = 1000);
 
-// Pixels scaled to [0, 1], the models' input format.
-std::vector<float> ScalePixels(const uint8_t* pixels, std::size_t count);
+// The same for a split (decoded in batches).
+StatusOr<EnsembleEvaluation> EvaluateOnSplit(
+    const std::vector<ShardModel>& models, const datasets::Split& split);
 
 }  // namespace eraser::unlearning
 

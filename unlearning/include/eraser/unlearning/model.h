@@ -7,39 +7,69 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "eraser/common/statusor.h"
 
 namespace eraser::unlearning {
 
 enum class Architecture {
-  // input -> hidden (ReLU) -> classes.
+  // input -> classes: multinomial logistic regression.
+  kLinear,
+  // input -> hidden[0] (ReLU) -> ... -> hidden[n-1] (ReLU) -> classes.
   kMlp,
   // conv 5x5 (8) -> ReLU -> max-pool 2 -> conv 5x5 (16) -> ReLU ->
-  // max-pool 2 -> linear -> classes. Needs rows, cols >= 12.
+  // max-pool 2 -> linear -> classes. Needs a {rows, cols} input, both >= 12.
   kCnn,
+  // A TorchScript module saved from PyTorch (torch.jit.script(m).save()),
+  // whose forward maps a float tensor [N, ...input_shape] to logits
+  // [N, classes]. Training starts every shard from the file's weights.
+  kTorchScript,
 };
 
-// "mlp" or "cnn".
+// "linear", "mlp", "cnn", "torchscript".
 const char* ArchitectureName(Architecture arch);
 StatusOr<Architecture> ParseArchitecture(const std::string& name);
 
 // The shape of a constituent model.
 struct ModelSpec {
   Architecture arch = Architecture::kMlp;
-  uint32_t rows = 28;     // input image height
-  uint32_t cols = 28;     // input image width
+  // The shape of one input sample: {28, 28} for an image, {d} for a table.
+  std::vector<uint32_t> input_shape = {28, 28};
   uint32_t classes = 10;  // output labels
-  uint32_t hidden = 128;  // MLP hidden units (ignored by the CNN)
+  // Hidden layer widths: one or more for kMlp, none for the others.
+  std::vector<uint32_t> hidden = {128};
+  // kTorchScript only: the module file's bytes (shared, immutable), a
+  // fingerprint of them, and the file's name for messages.
+  std::shared_ptr<const std::string> script;
+  uint64_t script_fingerprint = 0;
+  std::string script_name;
 
-  std::size_t input_size() const {
-    return static_cast<std::size_t>(rows) * cols;
-  }
+  // Values per input: the product of input_shape.
+  std::size_t input_size() const;
   // kInvalidArgument naming the field when a value is out of range.
   Status Validate() const;
-  // "mlp-784-128-10" or "cnn-28x28-10".
+  // "mlp-784-128-10", "mlp-30-64x32-2", "linear-30-2", "cnn-28x28-10",
+  // "torchscript-<fingerprint>-28x28-10". Equal specs give equal strings.
   std::string ToString() const;
 };
+
+// Parses a --model flag: "linear", "mlp", "cnn" or "torchscript:PATH"
+// (reads the file: kNotFound if it cannot be read). `hidden` applies to
+// "mlp" only; input shape and classes are left for the dataset to set.
+StatusOr<ModelSpec> ModelSpecFromFlags(std::string_view model,
+                                       const std::vector<uint32_t>& hidden);
+
+// Reads a TorchScript file into spec->script (and its fingerprint and
+// name). kNotFound if it cannot be read.
+Status LoadScriptFile(const std::string& path, ModelSpec* spec);
+
+// Builds the model `spec` describes once and runs it on a batch of zeros:
+// for a TorchScript module, checks that the file is one, that it has
+// parameters to train, and that its output is [N, classes] for inputs of
+// input_shape. kInvalidArgument naming the file and the mismatch.
+Status CheckModelSpec(const ModelSpec& spec);
 
 // One trained constituent model. Immutable: Predict may be called from any
 // number of threads at once.
@@ -49,10 +79,10 @@ class Model {
 
   virtual const ModelSpec& spec() const = 0;
 
-  // Evaluates n inputs, each spec().input_size() floats (pixel / 255, so in
-  // [0, 1]), stored one after another. Writes n votes and, when `probs` is
-  // not null, n * classes softmax probabilities. kInternal if the
-  // computation fails.
+  // Evaluates n inputs, each spec().input_size() floats (the dataset's
+  // encoded features, such as pixel / 255), stored one after another.
+  // Writes n votes and, when `probs` is not null, n * classes softmax
+  // probabilities. kInternal if the computation fails.
   //
   // A vote is the argmax label (ties to the smallest) of the model's logits
   // on the input evaluated alone. Batched BLAS kernels change logits in the
@@ -62,8 +92,9 @@ class Model {
   virtual Status Predict(const float* inputs, std::size_t n, int32_t* votes,
                          float* probs) const = 0;
 
-  // The parameters as a portable blob (what checkpoints store). Two models
-  // with bit-identical parameters have identical blobs.
+  // The parameters (and, for TorchScript modules, the buffers such as batch
+  // norm statistics) as a portable blob: what checkpoints store. Two models
+  // with bit-identical state have identical blobs.
   virtual std::string Serialize() const = 0;
 };
 
@@ -71,6 +102,9 @@ class Model {
 // or does not match `spec`.
 StatusOr<std::shared_ptr<const Model>> LoadModel(const ModelSpec& spec,
                                                  const std::string& blob);
+
+// "256,128" -> {256, 128}; kInvalidArgument for anything else.
+StatusOr<std::vector<uint32_t>> ParseHidden(std::string_view text);
 
 }  // namespace eraser::unlearning
 

@@ -19,11 +19,13 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "eraser/common/ids.h"
 #include "eraser/common/statusor.h"
+#include "eraser/datasets/dataset.h"
 #include "eraser/storage/records.h"
 #include "eraser/storage/store.h"
 #include "eraser/unlearning/model.h"
@@ -36,10 +38,14 @@ namespace eraser::unlearning {
 std::vector<uint32_t> DefaultEpochs(uint32_t slices);
 
 struct SisaOptions {
-  uint32_t shards = 8;             // K
-  uint32_t slices = 4;             // R
-  uint32_t samples_per_owner = 1;  // see PartitionOptions
+  uint32_t shards = 8;  // K
+  uint32_t slices = 4;  // R
+  // See PartitionOptions; 0 means the dataset names each sample's owner
+  // (a CSV owner column, an owners.npy array).
+  uint32_t samples_per_owner = 1;
   ModelSpec model;
+  // How the stored feature bytes decode (the dataset's).
+  datasets::FeatureType feature_type = datasets::FeatureType::kPixel;
   // Epochs of stage r (training on slices 0..r). Empty: DefaultEpochs(slices).
   // Otherwise exactly `slices` values, each in 1..1000.
   std::vector<uint32_t> epochs;
@@ -66,13 +72,22 @@ struct SisaOptions {
   static StatusOr<SisaOptions> FromConfig(const storage::StoreConfig& config);
 };
 
-// Borrowed view of a training split: `size` samples of `feature_size` bytes
-// (pixels, scaled by 1/255 for the models) and one label each.
-struct TrainingSet {
-  std::size_t size = 0;
-  std::size_t feature_size = 0;
-  const uint8_t* features = nullptr;
-  const uint8_t* labels = nullptr;
+// `options` completed for `data`: input shape, classes, feature type and
+// fingerprint, and samples_per_owner 0 when the dataset names owners.
+SisaOptions ForDataset(SisaOptions options, const datasets::Dataset& data);
+
+// What a data directory records of the dataset it was built from, so that
+// serving and replay need nothing else.
+struct DatasetInfo {
+  std::string source;  // as given to `eraser train`
+  uint32_t classes = 0;
+  std::vector<std::string> class_names;  // empty or one per class
+  // The column transform of a tabular dataset; null otherwise.
+  std::shared_ptr<const datasets::TabularEncoding> encoding;
+  datasets::Split test;  // the test split, as encoded at ingest
+  uint64_t train_size = 0;
+  // Every owner id of the training split, ascending, distinct.
+  std::vector<uint64_t> owners;
 };
 
 // The price of a training or retraining.
@@ -147,11 +162,16 @@ class Sisa {
 
   const SisaOptions& options() const { return options_; }
 
-  // Partitions `data` and stores it, unless the directory already holds it.
+  // Partitions data.train and stores it with what DatasetInfo holds (test
+  // split, class names, encoding), unless the directory already holds it.
   // Returns true if it ingested now, false if it was already there.
-  // kInvalidArgument if the data does not fit the model (feature size,
-  // labels) or its size cannot fill the partition.
-  StatusOr<bool> Ingest(const TrainingSet& data);
+  // kInvalidArgument if the data does not fit the options (shape, feature
+  // type, classes, owners) or its size cannot fill the partition.
+  StatusOr<bool> Ingest(const datasets::Dataset& data);
+
+  // The dataset's record (see DatasetInfo). kDataLoss if it is missing or
+  // corrupt in an ingested directory.
+  StatusOr<DatasetInfo> ReadDatasetInfo();
 
   // Whether TrainAll completed on this directory.
   StatusOr<bool> IsTrained();
@@ -180,6 +200,8 @@ class Sisa {
  private:
   struct Arena;
   Sisa(storage::Store* store, const SisaOptions& options);
+  Status StoreDatasetInfo(const datasets::Dataset& data,
+                          const std::set<uint64_t>& owners);
   StatusOr<RetrainResult> TrainShard(ShardId shard,
                                      const std::vector<SampleId>& deleted,
                                      bool from_scratch);

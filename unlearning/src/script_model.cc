@@ -1,0 +1,255 @@
+// TorchScript modules as constituent models: loaded from the file's bytes
+// (kept in the ModelSpec and in the data directory), trained with the same
+// SGD loop as the built-in models, checkpointed as their parameters and
+// buffers. With network.cc and torch_util.cc, one of the three files of the
+// module that include Torch.
+//
+// Determinism (DESIGN guarantee 1) with dropout and normalisation layers:
+//  - Graph optimisation is off (ConfigureTorchScript), so a module computes
+//    the same way on its first call and its thousandth.
+//  - Batch norm statistics are buffers, checkpointed with the parameters.
+//  - Dropout draws from LibTorch's process-wide CPU generator, which cannot
+//    be given per call. Each training stage therefore holds one lock for
+//    its whole run and seeds the generator with its (shard, stage) seed
+//    first: TorchScript shards train one at a time, whatever the arena's
+//    concurrency. Inference runs in eval mode and draws nothing.
+#include <torch/csrc/jit/python/update_graph_executor_opt.h>
+#include <torch/script.h>
+#include <torch/torch.h>
+
+#include <cstring>
+#include <mutex>
+#include <sstream>
+
+#include "network.h"
+#include "torch_util.h"
+
+namespace eraser::unlearning::internal {
+namespace {
+
+std::mutex& GeneratorMutex() {
+  static std::mutex mu;
+  return mu;
+}
+
+// The informative line of a TorchScript exception: the interpreter's
+// message ends with the Python-style "RuntimeError: ..." line.
+std::string Reason(const std::exception& e) {
+  std::istringstream lines(e.what());
+  std::string line, reason;
+  while (std::getline(lines, line)) {
+    if (line.empty() || line.rfind("frame #", 0) == 0 ||
+        line.rfind("Exception raised from", 0) == 0) {
+      continue;
+    }
+    reason = line;
+  }
+  for (const char* prefix : {"RuntimeError: ", "Error: "}) {
+    const std::size_t at = reason.find(prefix);
+    if (at != std::string::npos) {
+      reason = reason.substr(at + std::strlen(prefix));
+    }
+  }
+  return reason;
+}
+
+std::vector<int64_t> InputSizes(const ModelSpec& spec) {
+  return std::vector<int64_t>(spec.input_shape.begin(), spec.input_shape.end());
+}
+
+StatusOr<torch::jit::Module> LoadModule(const ModelSpec& spec) {
+  if (spec.script == nullptr || spec.script->empty()) {
+    return InvalidArgumentError("model " + spec.script_name +
+                                ": no TorchScript module");
+  }
+  try {
+    std::istringstream in(*spec.script);
+    torch::jit::Module module = torch::jit::load(in);
+    module.eval();
+    return module;
+  } catch (const std::exception& e) {
+    return InvalidArgumentError(spec.script_name +
+                                " is not a TorchScript module saved with "
+                                "torch.jit.script(...).save() (" +
+                                Reason(e) + ")");
+  }
+}
+
+class ScriptModel final : public TrainableModel {
+ public:
+  ScriptModel(const ModelSpec& spec, torch::jit::Module module)
+      : spec_(spec), module_(std::move(module)) {}
+
+  const ModelSpec& spec() const override { return spec_; }
+
+  Status Predict(const float* inputs, std::size_t n, int32_t* votes,
+                 float* probs) const override {
+    return PredictFromLogits(
+        spec_, [this](const float* x, int64_t m) { return Logits(x, m); },
+        inputs, n, votes, probs);
+  }
+
+  torch::Tensor Logits(const float* inputs, int64_t n) const {
+    std::vector<int64_t> sizes = {n};
+    const std::vector<int64_t> shape = InputSizes(spec_);
+    sizes.insert(sizes.end(), shape.begin(), shape.end());
+    torch::Tensor x = torch::from_blob(const_cast<float*>(inputs), sizes);
+    // forward() is not const in the API, but in eval mode it changes
+    // nothing and may run from several threads at once.
+    auto& module = const_cast<torch::jit::Module&>(module_);
+    torch::Tensor logits = module.forward({x}).toTensor();
+    if (logits.dim() != 2 || logits.size(0) != n ||
+        logits.size(1) != static_cast<int64_t>(spec_.classes)) {
+      throw std::runtime_error("forward returned a tensor of another shape");
+    }
+    return logits.to(torch::kFloat32).contiguous();
+  }
+
+  NamedTensors Tensors() const {
+    NamedTensors out;
+    for (const auto& p : module_.named_parameters(/*recurse=*/true)) {
+      out.emplace_back("p:" + p.name, p.value);
+    }
+    for (const auto& b : module_.named_buffers(/*recurse=*/true)) {
+      out.emplace_back("b:" + b.name, b.value);
+    }
+    return out;
+  }
+
+  std::string Serialize() const override {
+    return SerializeTensors(spec_, Tensors());
+  }
+
+  Status Train(const TrainingData& data, std::size_t rows, uint32_t epochs,
+               const SgdOptions& sgd, uint64_t order_seed) override {
+    UseOneComputeThreadHere();
+    std::vector<torch::Tensor> params;
+    for (const torch::Tensor& p : module_.parameters(/*recurse=*/true)) {
+      if (p.requires_grad()) params.push_back(p);
+    }
+    std::lock_guard<std::mutex> lock(GeneratorMutex());
+    try {
+      torch::manual_seed(order_seed);
+      module_.train(true);
+      Status s = RunSgd(
+          params,
+          [this](const torch::Tensor& x) {
+            return module_.forward({x}).toTensor();
+          },
+          data, rows, epochs, sgd, order_seed, InputSizes(spec_),
+          /*skip_single_row_batch=*/true);
+      module_.eval();
+      return s;
+    } catch (const std::exception& e) {
+      module_.eval();
+      return InternalError("training " + spec_.script_name +
+                           " failed: " + Reason(e));
+    }
+  }
+
+ private:
+  const ModelSpec spec_;
+  torch::jit::Module module_;
+};
+
+}  // namespace
+
+void ConfigureTorchScript() {
+  static std::once_flag once;
+  std::call_once(once, [] { torch::jit::setGraphExecutorOptimize(false); });
+}
+
+StatusOr<std::unique_ptr<TrainableModel>> CreateScriptModel(
+    const ModelSpec& spec) {
+  ConfigureTorchScript();
+  ASSIGN_OR_RETURN(torch::jit::Module module, LoadModule(spec));
+  return std::unique_ptr<TrainableModel>(
+      new ScriptModel(spec, std::move(module)));
+}
+
+StatusOr<std::unique_ptr<TrainableModel>> DeserializeScriptModel(
+    const ModelSpec& spec, const std::string& blob) {
+  ConfigureTorchScript();
+  StatusOr<torch::jit::Module> module = LoadModule(spec);
+  if (!module.ok()) return DataLossError(module.status().message());
+  auto model = std::make_unique<ScriptModel>(spec, std::move(module).value());
+  try {
+    RETURN_IF_ERROR(LoadTensors(spec, blob, model->Tensors()));
+  } catch (const std::exception& e) {
+    return DataLossError(std::string("cannot load model blob: ") + e.what());
+  }
+  return std::unique_ptr<TrainableModel>(std::move(model));
+}
+
+Status CheckScriptModule(const ModelSpec& spec) {
+  ConfigureTorchScript();
+  ASSIGN_OR_RETURN(torch::jit::Module module, LoadModule(spec));
+  const std::string& name = spec.script_name;
+  try {
+    std::size_t trainable = 0;
+    for (const torch::Tensor& p : module.parameters(/*recurse=*/true)) {
+      trainable += p.requires_grad() ? 1 : 0;
+      if (p.scalar_type() != torch::kFloat32) {
+        return InvalidArgumentError(name +
+                                    ": parameters must be float32 (call "
+                                    ".float() before scripting)");
+      }
+    }
+    for (const torch::Tensor& b : module.buffers(/*recurse=*/true)) {
+      if (b.scalar_type() != torch::kFloat32 &&
+          b.scalar_type() != torch::kFloat64 &&
+          b.scalar_type() != torch::kInt64) {
+        return InvalidArgumentError(name +
+                                    ": buffers must be float32, float64 or "
+                                    "int64");
+      }
+    }
+    if (trainable == 0) {
+      return InvalidArgumentError(name +
+                                  ": the module has no trainable "
+                                  "parameters");
+    }
+    std::vector<int64_t> sizes = {2};
+    std::string sample;
+    for (uint32_t d : spec.input_shape) {
+      sizes.push_back(d);
+      sample += (sample.empty() ? "" : ", ") + std::to_string(d);
+    }
+    const std::string input = "[2, " + sample + "]";
+    torch::NoGradGuard no_grad;
+    for (bool training : {false, true}) {
+      module.train(training);
+      c10::IValue out;
+      try {
+        out = module.forward({torch::zeros(sizes)});
+      } catch (const std::exception& e) {
+        return InvalidArgumentError(
+            name + ": forward fails on a float input of shape " + input +
+            " (a batch of 2 of the dataset's [" + sample +
+            "] samples): " + Reason(e));
+      }
+      if (!out.isTensor()) {
+        return InvalidArgumentError(name + ": forward must return a tensor");
+      }
+      const torch::Tensor t = out.toTensor();
+      if (t.dim() != 2 || t.size(0) != 2 ||
+          t.size(1) != static_cast<int64_t>(spec.classes) ||
+          !t.is_floating_point()) {
+        std::string shape;
+        for (int64_t d : t.sizes()) {
+          shape += (shape.empty() ? "" : ", ") + std::to_string(d);
+        }
+        return InvalidArgumentError(name + ": forward maps " + input + " to [" +
+                                    shape + "], but the dataset has " +
+                                    std::to_string(spec.classes) +
+                                    " classes: it must return logits [2, " +
+                                    std::to_string(spec.classes) + "]");
+      }
+    }
+  } catch (const std::exception& e) {
+    return InvalidArgumentError(name + ": " + e.what());
+  }
+  return OkStatus();
+}
+
+}  // namespace eraser::unlearning::internal
