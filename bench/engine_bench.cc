@@ -15,12 +15,12 @@
 #include <filesystem>
 #include <mutex>
 
+#include "eraser/datasets/fashion_mnist.h"
 #include "eraser/engine/engine.h"
 #include "eraser/storage/store.h"
 #include "eraser/unlearning/ensemble.h"
 #include "eraser/unlearning/evaluate.h"
 #include "eraser/unlearning/runtime.h"
-#include "eraser/workloads/fashion_mnist.h"
 
 namespace eraser {
 namespace {
@@ -46,19 +46,27 @@ const Fixture& Get() {
     fixture->dir =
         std::filesystem::temp_directory_path() / "eraser-bench-engine";
     std::filesystem::remove_all(fixture->dir);
-    const std::string data = workloads::kDefaultFashionMnistDir;
-    StatusOr<workloads::ImageDataset> test =
-        workloads::ReadIdxPair(data + "/t10k-images-idx3-ubyte.gz",
-                               data + "/t10k-labels-idx1-ubyte.gz");
-    fixture->inputs = unlearning::ScalePixels(test->pixels.data(), 1024 * 784);
+    const std::string data = datasets::kDefaultFashionMnistDir;
+    datasets::Dataset dataset;
+    dataset.train =
+        std::move(datasets::ReadIdxPair(data + "/t10k-images-idx3-ubyte.gz",
+                                        data + "/t10k-labels-idx1-ubyte.gz"))
+            .value();
+    dataset.classes = datasets::kFashionMnistClasses;
+    fixture->inputs = dataset.train.DecodeRows(0, 1024);
+    // Train on 640 images, test on the rest.
+    dataset.test = dataset.train;
+    dataset.train.labels.resize(640);
+    dataset.train.features.resize(640 * 784);
     auto store = std::move(storage::Store::Open({fixture->dir})).value();
     unlearning::SisaOptions options;  // 8 x 4, MLP 784-128-10
     options.epochs = {1, 1, 1, 1};
     auto sisa =
-        std::move(unlearning::Sisa::Create(store.get(), options)).value();
+        std::move(unlearning::Sisa::Create(
+                      store.get(), unlearning::ForDataset(options, dataset)))
+            .value();
     // value() ends the program with the status if setting up failed.
-    (void)sisa->Ingest({640, 784, test->pixels.data(), test->labels.data()})
-        .value();
+    (void)sisa->Ingest(dataset).value();
     (void)sisa->TrainAll().value();
     const std::vector<unlearning::ShardModel> models =
         std::move(sisa->LoadModels()).value();

@@ -6,10 +6,10 @@
 #include <benchmark/benchmark.h>
 
 #include "eraser/certify/certificate.h"
+#include "eraser/datasets/fashion_mnist.h"
 #include "eraser/unlearning/ensemble.h"
 #include "eraser/unlearning/evaluate.h"
 #include "eraser/unlearning/runtime.h"
-#include "eraser/workloads/fashion_mnist.h"
 
 namespace eraser::unlearning {
 namespace {
@@ -30,10 +30,10 @@ const Fixture& Get() {
       fixture->models.push_back(*InitialModel(ModelSpec(), 100 + k));
     }
     fixture->stacked = std::move(Ensemble::Create(fixture->models)).value();
-    const std::string dir = workloads::kDefaultFashionMnistDir;
-    StatusOr<workloads::ImageDataset> test = workloads::ReadIdxPair(
+    const std::string dir = datasets::kDefaultFashionMnistDir;
+    StatusOr<datasets::Split> test = datasets::ReadIdxPair(
         dir + "/t10k-images-idx3-ubyte.gz", dir + "/t10k-labels-idx1-ubyte.gz");
-    fixture->inputs = ScalePixels(test->pixels.data(), 1024 * 784);
+    fixture->inputs = test->DecodeRows(0, 1024);
     return fixture;
   }();
   return *f;

@@ -8,13 +8,17 @@ namespace eraser::cli {
 
 int ParseCommandLine(int argc, char** argv, const char* usage,
                      po::options_description& options, po::variables_map& vm,
-                     bool* help_printed) {
+                     bool* help_printed,
+                     const po::positional_options_description* positional) {
   *help_printed = false;
   options.add_options()("help,h", "print this help and exit");
   try {
     // argv[0] is the subcommand name, which the parser skips like a
     // program name.
-    po::store(po::command_line_parser(argc, argv).options(options).run(), vm);
+    po::command_line_parser parser(argc, argv);
+    parser.options(options);
+    if (positional != nullptr) parser.positional(*positional);
+    po::store(parser.run(), vm);
     if (vm.count("help") > 0) {
       std::cout << usage << "\n\n" << options << "\n";
       *help_printed = true;

@@ -24,10 +24,13 @@ struct Command {
 // Parses argv against `options` (which gains --help). Returns kExitOk and
 // fills `vm` when the command should run; otherwise the exit code to return
 // (kExitOk after printing help, kExitUsage after printing the error).
-int ParseCommandLine(int argc, char** argv, const char* usage,
-                     boost::program_options::options_description& options,
-                     boost::program_options::variables_map& vm,
-                     bool* help_printed);
+// `positional`, when given, maps positional arguments to options.
+int ParseCommandLine(
+    int argc, char** argv, const char* usage,
+    boost::program_options::options_description& options,
+    boost::program_options::variables_map& vm, bool* help_printed,
+    const boost::program_options::positional_options_description* positional =
+        nullptr);
 
 // Prints "eraser <command>: <status>" to stderr and returns kExitFailure,
 // or kExitUsage for kInvalidArgument.

@@ -15,7 +15,7 @@ constexpr Command kCommands[] = {
     {"serve", "serve the engine over HTTP with Prometheus metrics",
      eraser::cli::RunServe},
     {"trace", "generate a request trace file", eraser::cli::RunTrace},
-    {"dataset", "read and validate Fashion-MNIST, print a summary",
+    {"dataset", "read and validate a dataset, print a summary",
      eraser::cli::RunDataset},
     {"train", "build a data directory: ingest, partition, train the ensemble",
      eraser::cli::RunTrain},

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "command.h"
+#include "dataset_flags.h"
 #include "eraser/common/hash.h"
 #include "eraser/scheduler/policy.h"
 #include "eraser/unlearning/runtime.h"
@@ -28,7 +29,8 @@ constexpr char kUsage[] =
     "trained state; checks every answer against the oracle ensemble; prints\n"
     "a comparison table and optionally writes the JSON report.\n"
     "Without --data-dir, the ensemble the workload describes (or the default\n"
-    "one, with --trace) is trained once and cached in --cache-dir.\n"
+    "one, with --trace) is trained once and cached in --cache-dir. Inference\n"
+    "targets are indices into the data directory's test split.\n"
     "A sweep (--deletion-rates, or 'sweep' in the workload) generates and\n"
     "replays the workload's trace once per deletion rate and checks the\n"
     "performance targets of docs/performance.md.";
@@ -94,9 +96,7 @@ Status WriteOutput(const std::string& path, const std::string& text,
 
 int RunSweepAndReport(const workloads::Workload& workload,
                       const workloads::ReplayConfig& config,
-                      const std::string& data_dir,
-                      const workloads::ImageDataset& test,
-                      const std::string& json_file,
+                      const std::string& data_dir, const std::string& json_file,
                       const std::string& dat_file) {
   std::printf(
       "Sweep: %zu deletion rates x %zu policies, %.0f s of trace "
@@ -107,8 +107,8 @@ int RunSweepAndReport(const workloads::Workload& workload,
   std::fflush(stdout);
   // Each level's table as soon as it is measured: a sweep takes long.
   StatusOr<workloads::SweepReport> sweep = workloads::RunSweep(
-      *workload.generator, workload.sweep_deletion_rates, data_dir, test,
-      config, [](const workloads::SweepLevel& level) {
+      *workload.generator, workload.sweep_deletion_rates, data_dir, config,
+      [](const workloads::SweepLevel& level) {
         std::printf("%s", workloads::LevelTable(level).c_str());
         std::fflush(stdout);
       });
@@ -130,7 +130,8 @@ int RunSweepAndReport(const workloads::Workload& workload,
 
 int RunReplay(int argc, char** argv) {
   std::string trace_file, workload_file, policies, data_dir, json_file;
-  std::string dataset_dir, rates_text, dat_file;
+  std::string rates_text, dat_file;
+  DatasetFlags dataset_flags;
   std::string cache_dir = DefaultCacheDir();
   double speed = 0;
   bool no_oracle = false;
@@ -148,10 +149,7 @@ int RunReplay(int argc, char** argv) {
       "modified); trained first if empty")(
       "cache-dir", po::value(&cache_dir)->default_value(cache_dir),
       "where trained ensembles are cached when --data-dir is not given")(
-      "dataset-dir", po::value(&dataset_dir),
-      "Fashion-MNIST directory (default: $ERASER_FASHION_MNIST_DIR, else "
-      "/usr/share/datasets/fashion-mnist)")("json", po::value(&json_file),
-                                            "write the JSON report here")(
+      "json", po::value(&json_file), "write the JSON report here")(
       "speed", po::value(&speed),
       "replay speed factor (2 = twice as fast; default 1 or the workload's)")(
       "no-oracle", po::bool_switch(&no_oracle),
@@ -161,6 +159,10 @@ int RunReplay(int argc, char** argv) {
       "with a generator; overrides the workload's sweep)")(
       "dat", po::value(&dat_file),
       "sweep: write gnuplot columns per policy here");
+  po::options_description data_options(
+      "Dataset (when the ensemble must be trained; overrides the workload's)");
+  AddDatasetOptions(data_options, &dataset_flags);
+  options.add(data_options);
   po::variables_map vm;
   bool help = false;
   if (int rc = ParseCommandLine(argc, argv, kUsage, options, vm, &help);
@@ -220,35 +222,47 @@ int RunReplay(int argc, char** argv) {
                  "WARNING: LibTorch is using the slow reference BLAS; run "
                  "scripts/setup.\n");
   }
-  StatusOr<workloads::FashionMnist> data = workloads::LoadFashionMnist(
-      workloads::ResolveFashionMnistDir(dataset_dir));
-  if (!data.ok()) return ReportError("replay", data.status());
-  unlearning::SisaOptions model =
-      workloads::ForFashionMnist(workload.model, *data);
-  if (data_dir.empty()) {
-    data_dir = CacheEntry(cache_dir, model);
-  } else if (workload_file.empty()) {
-    // A trace alone names no model: an existing ensemble is used as it is.
-    StatusOr<unlearning::SisaOptions> existing =
-        workloads::TrainedOptions(data_dir);
-    if (existing.ok()) model = *existing;
+  if (AnyDatasetOption(vm)) {
+    StatusOr<ParsedDataset> parsed =
+        ParseDatasetFlags(dataset_flags, vm, workload.model.seed);
+    if (!parsed.ok()) return ReportError("replay", parsed.status());
+    workload.dataset = parsed->spec;
+    workload.dataset_options = parsed->options;
   }
-  std::printf("Ensemble %s (%u shards x %u slices) in %s: ",
-              model.model.ToString().c_str(), model.shards, model.slices,
-              data_dir.c_str());
-  std::fflush(stdout);
-  StatusOr<workloads::DataDirResult> built =
-      workloads::EnsureTrained(data_dir, model, *data);
-  if (!built.ok()) return ReportError("replay", built.status());
-  if (built->reused) {
-    std::printf("reused\n");
+  unlearning::SisaOptions model = workload.model;
+  const bool use_existing = !data_dir.empty() && workload_file.empty() &&
+                            workloads::TrainedOptions(data_dir).ok();
+  if (use_existing) {
+    // A trace alone names no model: an existing ensemble is used as it is.
+    std::printf("Ensemble in %s: reused\n", data_dir.c_str());
   } else {
-    std::printf("trained in %.1f s\n", built->report.total.wall_seconds);
+    StatusOr<datasets::Dataset> data =
+        datasets::LoadDataset(workload.dataset, workload.dataset_options);
+    if (!data.ok()) return ReportError("replay", data.status());
+    model = unlearning::ForDataset(model, *data);
+    if (data_dir.empty()) data_dir = CacheEntry(cache_dir, model);
+    std::printf("Ensemble %s (%u shards x %u slices) on %s in %s: ",
+                model.model.ToString().c_str(), model.shards, model.slices,
+                data->source.c_str(), data_dir.c_str());
+    std::fflush(stdout);
+    StatusOr<workloads::DataDirResult> built =
+        workloads::EnsureTrained(data_dir, model, *data);
+    if (!built.ok()) return ReportError("replay", built.status());
+    if (built->reused) {
+      std::printf("reused\n");
+    } else {
+      std::printf("trained in %.1f s\n", built->report.total.wall_seconds);
+    }
+  }
+  if (workload.generator) {
+    StatusOr<unlearning::DatasetInfo> info =
+        workloads::ReadDatasetInfo(data_dir);
+    if (!info.ok()) return ReportError("replay", info.status());
+    workloads::FitToDataset(*info, &*workload.generator);
   }
 
   if (sweep) {
-    return RunSweepAndReport(workload, config, data_dir, data->test, json_file,
-                             dat_file);
+    return RunSweepAndReport(workload, config, data_dir, json_file, dat_file);
   }
   StatusOr<workloads::Trace> trace =
       workload.trace_file ? workloads::ReadTrace(*workload.trace_file)
@@ -261,7 +275,7 @@ int RunReplay(int argc, char** argv) {
       config.policies.size(), config.speed, config.oracle ? ", oracle on" : "");
   std::fflush(stdout);
   StatusOr<workloads::ReplayReport> report =
-      workloads::RunReplay(*trace, data_dir, data->test, config);
+      workloads::RunReplay(*trace, data_dir, config);
   if (!report.ok()) return ReportError("replay", report.status());
   report->workload_json = workload.json;
   std::printf("\n%s", report->ToTable().c_str());

@@ -10,7 +10,6 @@
 #include "eraser/engine/engine.h"
 #include "eraser/metrics/engine_metrics.h"
 #include "eraser/unlearning/runtime.h"
-#include "eraser/workloads/fashion_mnist.h"
 #include "serve/api.h"
 #include "serve/http_server.h"
 
@@ -36,7 +35,6 @@ int RunServe(int argc, char** argv) {
   std::string max_queue_delay = "2ms";
   std::string grace = "10s";
   std::string context = "concurrent";
-  std::string dataset_dir;
   po::options_description options("Options");
   options.add_options()("data-dir",
                         po::value(&engine_options.data_dir)->required(),
@@ -73,9 +71,7 @@ int RunServe(int argc, char** argv) {
       "body-limit", po::value(&http.body_limit)->default_value(http.body_limit),
       "largest request body in bytes (larger: 413)")(
       "shutdown-grace", po::value(&grace)->default_value(grace),
-      "how long in-flight requests may take to finish after SIGTERM")(
-      "dataset-dir", po::value(&dataset_dir),
-      "Fashion-MNIST directory, for {\"test_index\": n} requests");
+      "how long in-flight requests may take to finish after SIGTERM");
   po::variables_map vm;
   bool help = false;
   if (int rc = ParseCommandLine(argc, argv, kUsage, options, vm, &help);
@@ -110,13 +106,6 @@ int RunServe(int argc, char** argv) {
                  "WARNING: LibTorch is using the slow reference BLAS; "
                  "run scripts/setup.\n");
   }
-  // The test split serves {"test_index": n}; without it only features work.
-  StatusOr<workloads::FashionMnist> data = workloads::LoadFashionMnist(
-      workloads::ResolveFashionMnistDir(dataset_dir));
-  if (!data.ok()) {
-    std::fprintf(stderr, "eraser serve: test_index requests disabled: %s\n",
-                 data.status().ToString().c_str());
-  }
   StatusOr<std::unique_ptr<engine::Engine>> engine =
       engine::Engine::Open(engine_options);
   if (!engine.ok()) return ReportError("serve", engine.status());
@@ -131,7 +120,7 @@ int RunServe(int argc, char** argv) {
     if (!m.ok()) return ReportError("serve", m.status());
     metrics_server = std::move(m).value();
   }
-  serve::Api api(engine->get(), data.ok() ? &data->test : nullptr);
+  serve::Api api(engine->get());
   StatusOr<std::unique_ptr<serve::HttpServer>> server =
       serve::HttpServer::Start(
           http, [&api](serve::Request req, serve::Respond respond) {

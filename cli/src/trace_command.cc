@@ -3,6 +3,7 @@
 
 #include "command.h"
 #include "eraser/common/duration.h"
+#include "eraser/workloads/data_dir.h"
 #include "eraser/workloads/generator.h"
 #include "eraser/workloads/trace.h"
 
@@ -16,7 +17,8 @@ constexpr char kUsage[] =
     "Generates a seeded trace (CSV: time_ms,op,target): Poisson inference\n"
     "requests on random test images, or real arrival times scaled to a rate,\n"
     "and Poisson deletion requests of distinct samples or owners, uniform or\n"
-    "Zipf-skewed.";
+    "Zipf-skewed. With --data-dir, sample ids, owner ids and test indices are\n"
+    "drawn from that trained data directory's dataset.";
 
 }  // namespace
 
@@ -27,6 +29,7 @@ int RunTrace(int argc, char** argv) {
   std::string target = "sample";
   std::string distribution = "uniform";
   uint32_t samples_per_owner = 1;
+  std::string data_dir;
   po::options_description options("Options");
   options.add_options()("out", po::value(&out)->required(),
                         "trace file to write (required)")(
@@ -55,7 +58,10 @@ int RunTrace(int argc, char** argv) {
       "training samples (sample ids are below it)")(
       "test-size", po::value(&g.test_size)->default_value(g.test_size),
       "test images (inference targets are below it)")(
-      "seed", po::value(&g.seed)->default_value(g.seed), "random seed");
+      "seed", po::value(&g.seed)->default_value(g.seed), "random seed")(
+      "data-dir", po::value(&data_dir),
+      "take training size, owner ids and test size from this trained data "
+      "directory (overrides the three options above)");
   po::variables_map vm;
   bool help = false;
   if (int rc = ParseCommandLine(argc, argv, kUsage, options, vm, &help);
@@ -78,6 +84,12 @@ int RunTrace(int argc, char** argv) {
                                     "--samples-per-owner must be at least 1"));
   }
   g.owners = (g.train_size + samples_per_owner - 1) / samples_per_owner;
+  if (!data_dir.empty()) {
+    StatusOr<unlearning::DatasetInfo> info =
+        workloads::ReadDatasetInfo(data_dir);
+    if (!info.ok()) return ReportError("trace", info.status());
+    workloads::FitToDataset(*info, &g);
+  }
   StatusOr<workloads::Trace> trace = workloads::GenerateTrace(g);
   if (!trace.ok()) return ReportError("trace", trace.status());
   if (Status s = workloads::WriteTrace(*trace, out); !s.ok()) {

@@ -1,4 +1,4 @@
-// `eraser train`: builds a data directory (ingest Fashion-MNIST, partition,
+// `eraser train`: builds a data directory (ingest a dataset, partition,
 // train the SISA ensemble) and reports accuracy and training cost.
 #include <cstdio>
 #include <fstream>
@@ -7,12 +7,12 @@
 #include <sstream>
 
 #include "command.h"
+#include "dataset_flags.h"
 #include "eraser/storage/store.h"
 #include "eraser/unlearning/evaluate.h"
 #include "eraser/unlearning/runtime.h"
 #include "eraser/unlearning/sisa.h"
 #include "eraser/workloads/data_dir.h"
-#include "eraser/workloads/fashion_mnist.h"
 
 namespace po = boost::program_options;
 
@@ -20,8 +20,9 @@ namespace eraser::cli {
 namespace {
 
 constexpr char kUsage[] =
-    "Usage: eraser train --data-dir DIR [options]\n"
-    "Ingests Fashion-MNIST into DIR, partitions it into shards and slices,\n"
+    "Usage: eraser train --data-dir DIR [--dataset SPEC] [options]\n"
+    "Ingests a dataset (Fashion-MNIST, a CSV file or NumPy arrays) into DIR,\n"
+    "partitions it into shards and slices,\n"
     "trains one constituent model per shard slice by slice (checkpointing\n"
     "after each slice) and prints per-shard and ensemble test accuracy and\n"
     "the training cost. An existing directory built with the same options is\n"
@@ -29,8 +30,9 @@ constexpr char kUsage[] =
 
 struct TrainFlags {
   std::string data_dir;
-  std::string dataset_dir;
+  DatasetFlags dataset;
   std::string model = "mlp";
+  std::string hidden = "128";
   std::string epochs;
   std::string json;
   bool rebuild = false;
@@ -60,7 +62,8 @@ nlohmann::json CostJson(const unlearning::Cost& c) {
           {"wall_seconds", c.wall_seconds}};
 }
 
-int Train(const TrainFlags& flags) {
+int Train(const TrainFlags& flags, const datasets::DatasetSpec& spec,
+          const datasets::LoadOptions& load) {
   const unlearning::BlasInfo blas = unlearning::InitComputeRuntime();
   std::printf("BLAS: %s\n", blas.Describe().c_str());
   if (blas.kind == unlearning::BlasInfo::Kind::kReference) {
@@ -69,15 +72,23 @@ int Train(const TrainFlags& flags) {
                  "slower than OpenBLAS. Run scripts/setup (it installs "
                  "libopenblas0-openmp and selects it).\n");
   }
-  const std::string dataset_dir =
-      workloads::ResolveFashionMnistDir(flags.dataset_dir);
-  StatusOr<workloads::FashionMnist> data =
-      workloads::LoadFashionMnist(dataset_dir);
+  // Everything is read and validated before the data directory is touched.
+  StatusOr<datasets::Dataset> data = datasets::LoadDataset(spec, load);
   if (!data.ok()) return ReportError("train", data.status());
+  std::printf(
+      "Dataset %s: %zu training and %zu test samples of %s %s features, %u "
+      "classes%s\n",
+      data->source.c_str(), data->train.size(), data->test.size(),
+      datasets::ShapeString(data->train.shape).c_str(),
+      datasets::FeatureTypeName(data->train.type), data->classes,
+      data->train.owners.empty() ? "" : ", owners from the data");
 
   const unlearning::SisaOptions options =
-      workloads::ForFashionMnist(flags.sisa, *data);
+      unlearning::ForDataset(flags.sisa, *data);
   if (Status s = options.Validate(); !s.ok()) return ReportError("train", s);
+  if (Status s = unlearning::CheckModelSpec(options.model); !s.ok()) {
+    return ReportError("train", s);
+  }
   if (flags.rebuild) {
     if (Status s = workloads::RemoveDataDir(flags.data_dir); !s.ok()) {
       return ReportError("train", s);
@@ -110,10 +121,10 @@ int Train(const TrainFlags& flags) {
   if (!sisa.ok()) return ReportError("train", sisa.status());
   StatusOr<std::vector<unlearning::ShardModel>> models = (*sisa)->LoadModels();
   if (!models.ok()) return ReportError("train", models.status());
-  const std::vector<float> test_inputs = unlearning::ScalePixels(
-      data->test.pixels.data(), data->test.pixels.size());
-  StatusOr<unlearning::EnsembleEvaluation> eval = unlearning::EvaluateEnsemble(
-      *models, test_inputs.data(), data->test.labels.data(), data->test.size());
+  StatusOr<unlearning::DatasetInfo> stored = (*sisa)->ReadDatasetInfo();
+  if (!stored.ok()) return ReportError("train", stored.status());
+  StatusOr<unlearning::EnsembleEvaluation> eval =
+      unlearning::EvaluateOnSplit(*models, stored->test);
   if (!eval.ok()) return ReportError("train", eval.status());
 
   std::printf("\nshard  samples  test acc  sample-epochs  cpu s   wall s\n");
@@ -144,6 +155,12 @@ int Train(const TrainFlags& flags) {
 
   if (!flags.json.empty()) {
     nlohmann::json out = {{"data_dir", flags.data_dir},
+                          {"dataset",
+                           {{"source", data->source},
+                            {"train_samples", data->train.size()},
+                            {"test_samples", data->test.size()},
+                            {"classes", data->classes},
+                            {"features", data->train.feature_count()}}},
                           {"reused", reused},
                           {"blas", blas.Describe()},
                           {"config", options.ToConfig()},
@@ -170,17 +187,15 @@ int RunTrain(int argc, char** argv) {
   po::options_description options("Options");
   options.add_options()("data-dir", po::value(&flags.data_dir)->required(),
                         "data directory to build or reuse (required)")(
-      "dataset-dir", po::value(&flags.dataset_dir),
-      "Fashion-MNIST directory (default: $ERASER_FASHION_MNIST_DIR, else "
-      "/usr/share/datasets/fashion-mnist)")(
       "shards", po::value(&s.shards)->default_value(s.shards),
       "K, number of shards")("slices",
                              po::value(&s.slices)->default_value(s.slices),
                              "R, slices per shard")(
       "model", po::value(&flags.model)->default_value(flags.model),
-      "constituent model: mlp or cnn")(
-      "hidden", po::value(&s.model.hidden)->default_value(s.model.hidden),
-      "MLP hidden units")(
+      "constituent model: linear, mlp, cnn or torchscript:PATH (a module "
+      "saved with torch.jit.script(...).save())")(
+      "hidden", po::value(&flags.hidden)->default_value(flags.hidden),
+      "MLP hidden layer widths, comma-separated (e.g. 256,128)")(
       "epochs", po::value(&flags.epochs),
       "epochs per stage, comma-separated, one per slice (default: 4 per "
       "stage, 8 for the last)")(
@@ -194,28 +209,36 @@ int RunTrain(int argc, char** argv) {
                       "seed of the partition, initial weights and data orders")(
       "samples-per-owner",
       po::value(&s.samples_per_owner)->default_value(s.samples_per_owner),
-      "samples per data owner (1: each sample is its own owner)")(
+      "samples per data owner (1: each sample is its own owner); ignored "
+      "when the dataset names owners")(
       "threads", po::value(&s.concurrency)->default_value(s.concurrency),
       "shards trained at once (one Torch thread each)")(
       "json", po::value(&flags.json), "also write the report as JSON here")(
       "rebuild", po::bool_switch(&flags.rebuild),
       "delete the data directory first and build it again");
+  AddDatasetOptions(options, &flags.dataset);
   po::variables_map vm;
   bool help = false;
   if (int rc = ParseCommandLine(argc, argv, kUsage, options, vm, &help);
       rc != kExitOk || help) {
     return rc;
   }
-  StatusOr<unlearning::Architecture> arch =
-      unlearning::ParseArchitecture(flags.model);
-  if (!arch.ok()) return ReportError("train", arch.status());
-  s.model.arch = *arch;
+  StatusOr<std::vector<uint32_t>> hidden =
+      unlearning::ParseHidden(flags.hidden);
+  if (!hidden.ok()) return ReportError("train", hidden.status());
+  StatusOr<unlearning::ModelSpec> model =
+      unlearning::ModelSpecFromFlags(flags.model, *hidden);
+  if (!model.ok()) return ReportError("train", model.status());
+  s.model = std::move(model).value();
   if (!flags.epochs.empty()) {
     StatusOr<std::vector<uint32_t>> epochs = ParseEpochs(flags.epochs);
     if (!epochs.ok()) return ReportError("train", epochs.status());
     s.epochs = *epochs;
   }
-  return Train(flags);
+  StatusOr<ParsedDataset> dataset =
+      ParseDatasetFlags(flags.dataset, vm, s.seed);
+  if (!dataset.ok()) return ReportError("train", dataset.status());
+  return Train(flags, dataset->spec, dataset->options);
 }
 
 }  // namespace eraser::cli

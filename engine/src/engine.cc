@@ -34,7 +34,8 @@ StatusOr<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options) {
     ASSIGN_OR_RETURN(sisa, unlearning::Sisa::Open(
                                store.get(), options.unlearning.concurrency));
   } else {
-    unlearning::SisaOptions sisa_options = options.sisa;
+    unlearning::SisaOptions sisa_options =
+        unlearning::ForDataset(options.sisa, *options.train_data);
     sisa_options.concurrency = options.unlearning.concurrency;
     ASSIGN_OR_RETURN(sisa, unlearning::Sisa::Create(store.get(), sisa_options));
   }
@@ -48,12 +49,14 @@ StatusOr<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options) {
     RETURN_IF_ERROR(sisa->Ingest(*options.train_data).status());
     RETURN_IF_ERROR(sisa->TrainAll().status());
   }
+  ASSIGN_OR_RETURN(unlearning::DatasetInfo dataset, sisa->ReadDatasetInfo());
   ASSIGN_OR_RETURN(std::vector<unlearning::ShardModel> models,
                    sisa->LoadModels());
   ASSIGN_OR_RETURN(std::shared_ptr<const internal::Snapshot> snapshot,
                    internal::MakeSnapshot(std::move(models)));
   auto engine = std::make_unique<internal::EngineImpl>(
-      options, policy, std::move(store), std::move(sisa), std::move(snapshot));
+      options, policy, std::move(store), std::move(sisa), std::move(snapshot),
+      std::move(dataset));
   RETURN_IF_ERROR(engine->Start());
   return std::unique_ptr<Engine>(std::move(engine));
 }
@@ -76,7 +79,8 @@ EngineImpl::EngineImpl(const EngineOptions& options,
                        const scheduler::Policy& policy,
                        std::unique_ptr<storage::Store> store,
                        std::unique_ptr<unlearning::Sisa> sisa,
-                       std::shared_ptr<const Snapshot> snapshot)
+                       std::shared_ptr<const Snapshot> snapshot,
+                       unlearning::DatasetInfo dataset)
     : options_(options),
       policy_(policy),
       clock_(options.clock != nullptr ? options.clock : SystemClock::Default()),
@@ -84,6 +88,7 @@ EngineImpl::EngineImpl(const EngineOptions& options,
                                           : metrics::EngineMetrics::Create()),
       store_(std::move(store)),
       sisa_(std::move(sisa)),
+      dataset_(std::move(dataset)),
       num_shards_(snapshot->shards.size()),
       feature_size_(snapshot->ensemble->spec().input_size()),
       classes_(static_cast<int>(snapshot->ensemble->spec().classes)),

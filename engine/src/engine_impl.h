@@ -65,7 +65,8 @@ class EngineImpl final : public Engine {
   EngineImpl(const EngineOptions& options, const scheduler::Policy& policy,
              std::unique_ptr<storage::Store> store,
              std::unique_ptr<unlearning::Sisa> sisa,
-             std::shared_ptr<const Snapshot> snapshot);
+             std::shared_ptr<const Snapshot> snapshot,
+             unlearning::DatasetInfo dataset);
   ~EngineImpl() override;
 
   // Reloads pending deletions from the store and starts the threads.
@@ -83,6 +84,7 @@ class EngineImpl final : public Engine {
     return metrics_;
   }
   std::size_t feature_size() const override { return feature_size_; }
+  const unlearning::DatasetInfo& dataset() const override { return dataset_; }
   std::size_t num_shards() const override { return num_shards_; }
   std::string policy() const override { return policy_.ToString(); }
 
@@ -134,6 +136,7 @@ class EngineImpl final : public Engine {
   const std::shared_ptr<metrics::EngineMetrics> metrics_;
   const std::unique_ptr<storage::Store> store_;
   const std::unique_ptr<unlearning::Sisa> sisa_;
+  const unlearning::DatasetInfo dataset_;
   const std::size_t num_shards_;
   const std::size_t feature_size_;
   const int classes_;

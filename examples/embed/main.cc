@@ -1,19 +1,20 @@
 // A minimal program that embeds the eraser engine as a library: open a data
-// directory (training a small ensemble into it on first use), answer
-// inferences, request a deletion, drain, and read the deletion's state.
+// directory (training a small ensemble into it on first use, from any
+// dataset spec), answer inferences, request a deletion, drain, and read the
+// deletion's state.
 //
-//   embed_example DATA_DIR
+//   embed_example DATA_DIR [DATASET]     (DATASET: fashion-mnist, csv:PATH,
+//                                         npy:X.npy,y.npy[,owners.npy])
 #include <cstdio>
 
+#include "eraser/datasets/spec.h"
 #include "eraser/engine/engine.h"
-#include "eraser/workloads/data_dir.h"
-#include "eraser/workloads/fashion_mnist.h"
 
 namespace {
 
 using eraser::StatusOr;
+namespace datasets = eraser::datasets;
 namespace engine = eraser::engine;
-namespace workloads = eraser::workloads;
 
 int Fail(const char* what, const eraser::Status& status) {
   std::fprintf(stderr, "embed_example: %s: %s\n", what,
@@ -21,21 +22,24 @@ int Fail(const char* what, const eraser::Status& status) {
   return 1;
 }
 
-std::vector<float> Features(const workloads::ImageDataset& images, size_t i) {
-  std::vector<float> f(images.feature_size());
-  for (size_t j = 0; j < f.size(); ++j) f[j] = images.image(i)[j] / 255.0f;
+// Test sample i of the data directory, encoded as the model takes it.
+std::vector<float> Features(const datasets::Split& test, size_t i) {
+  std::vector<float> f(test.feature_count());
+  test.Decode(i, f.data());
   return f;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 2) {
-    std::fprintf(stderr, "usage: %s DATA_DIR\n", argv[0]);
+  if (argc != 2 && argc != 3) {
+    std::fprintf(stderr, "usage: %s DATA_DIR [DATASET]\n", argv[0]);
     return 2;
   }
-  StatusOr<workloads::FashionMnist> data =
-      workloads::LoadFashionMnist(workloads::ResolveFashionMnistDir(""));
+  StatusOr<datasets::DatasetSpec> spec =
+      datasets::ParseDatasetSpec(argc == 3 ? argv[2] : "fashion-mnist");
+  if (!spec.ok()) return Fail("dataset", spec.status());
+  StatusOr<datasets::Dataset> data = datasets::LoadDataset(*spec, {});
   if (!data.ok()) return Fail("dataset", data.status());
 
   // What to train if the directory holds no ensemble yet: small, to keep
@@ -43,17 +47,14 @@ int main(int argc, char** argv) {
   eraser::unlearning::SisaOptions sisa;
   sisa.shards = 4;
   sisa.slices = 2;
-  sisa.model.hidden = 32;
+  sisa.model.hidden = {32};
   sisa.epochs = {1, 2};
-  const eraser::unlearning::TrainingSet train{
-      data->train.size(), data->train.feature_size(), data->train.pixels.data(),
-      data->train.labels.data()};
 
   engine::EngineOptions options;
   options.data_dir = argv[1];
   options.policy = "eraser-lazy-wait";
-  options.train_data = &train;
-  options.sisa = workloads::ForFashionMnist(sisa, *data);
+  options.train_data = &*data;
+  options.sisa = sisa;
   StatusOr<std::unique_ptr<engine::Engine>> opened =
       engine::Engine::Open(options);
   if (!opened.ok()) return Fail("open", opened.status());
@@ -61,19 +62,23 @@ int main(int argc, char** argv) {
   std::printf("engine: %zu shards, policy %s\n", e.num_shards(),
               e.policy().c_str());
 
+  // The directory keeps its own test split, class names and encoding.
+  const datasets::Split& test = e.dataset().test;
+  const std::vector<std::string>& names = e.dataset().class_names;
   for (size_t i = 0; i < 3; ++i) {
-    StatusOr<engine::Prediction> p = e.Infer(Features(data->test, i)).get();
+    StatusOr<engine::Prediction> p = e.Infer(Features(test, i)).get();
     if (!p.ok()) return Fail("infer", p.status());
-    std::printf("test image %zu: label %d (true %d), %s\n", i, p->label,
-                data->test.labels[i],
+    std::printf("test sample %zu: label %d %s (true %u), %s\n", i, p->label,
+                names.empty() ? "" : names[p->label].c_str(), test.labels[i],
                 eraser::certify::DecisionName(p->decision));
   }
 
-  // Owner 42 asks to be forgotten. The call returns once it is durable.
+  // An owner asks to be forgotten. The call returns once it is durable.
+  const uint64_t owner = e.dataset().owners.at(e.dataset().owners.size() / 2);
   StatusOr<eraser::DeletionSeq> seq = e.RequestDeletion(
-      eraser::storage::DeletionTarget::Owner(eraser::OwnerId(42)));
+      eraser::storage::DeletionTarget::Owner(eraser::OwnerId(owner)));
   if (!seq.ok()) return Fail("delete", seq.status());
-  StatusOr<engine::Prediction> p = e.Infer(Features(data->test, 0)).get();
+  StatusOr<engine::Prediction> p = e.Infer(Features(test, 0)).get();
   if (!p.ok()) return Fail("infer", p.status());
   std::printf(
       "deletion %llu acknowledged; next answer %d is %s with %zu "

@@ -6,20 +6,10 @@
 #include "eraser/certify/vote.h"
 #include "eraser/storage/store.h"
 #include "eraser/unlearning/evaluate.h"
+#include "testing/data.h"
 
 namespace eraser::engine::testing {
 namespace {
-
-workloads::ImageDataset LoadImages() {
-  const std::string dir = workloads::kDefaultFashionMnistDir;
-  StatusOr<workloads::ImageDataset> d = workloads::ReadIdxPair(
-      dir + "/t10k-images-idx3-ubyte.gz", dir + "/t10k-labels-idx1-ubyte.gz");
-  if (!d.ok()) {
-    std::fprintf(stderr, "%s\n", d.status().ToString().c_str());
-    std::abort();
-  }
-  return std::move(d).value();
-}
 
 void Check(const Status& s, const char* what) {
   if (!s.ok()) {
@@ -31,18 +21,14 @@ void Check(const Status& s, const char* what) {
 
 // Trains an ensemble into `dir` without `deleted`; returns its store.
 std::unique_ptr<storage::Store> Build(const std::string& dir,
-                                      const workloads::ImageDataset& images,
+                                      const datasets::Dataset& data,
                                       const std::vector<SampleId>& deleted) {
   StatusOr<std::unique_ptr<storage::Store>> store = storage::Store::Open({dir});
   Check(store.status(), "open store");
-  StatusOr<std::unique_ptr<unlearning::Sisa>> sisa =
-      unlearning::Sisa::Create(store->get(), SmallSisaOptions());
+  StatusOr<std::unique_ptr<unlearning::Sisa>> sisa = unlearning::Sisa::Create(
+      store->get(), unlearning::ForDataset(SmallSisaOptions(), data));
   Check(sisa.status(), "create sisa");
-  Check((*sisa)
-            ->Ingest({kTrainSamples, images.feature_size(),
-                      images.pixels.data(), images.labels.data()})
-            .status(),
-        "ingest");
+  Check((*sisa)->Ingest(data).status(), "ingest");
   if (!deleted.empty()) {
     storage::ApplyBatch batch;
     batch.erase = deleted;
@@ -58,7 +44,7 @@ unlearning::SisaOptions SmallSisaOptions() {
   unlearning::SisaOptions o;
   o.shards = kShards;
   o.slices = kSlices;
-  o.model.hidden = 16;
+  o.model.hidden = {16};
   o.epochs = {1, 2};
   o.batch_size = 32;
   o.seed = 5;
@@ -73,8 +59,9 @@ const Template& GetTemplate() {
     static eraser::testing::TempDir* dir = new eraser::testing::TempDir();
     t = new Template();
     t->dir = dir->Child("template");
-    t->images = LoadImages();
-    std::unique_ptr<storage::Store> store = Build(t->dir, t->images, {});
+    t->data = eraser::testing::SmallFashionMnist(kTrainSamples,
+                                                 10'000 - kTrainSamples);
+    std::unique_ptr<storage::Store> store = Build(t->dir, t->data, {});
     for (uint64_t id = 0; id < kTrainSamples; ++id) {
       StatusOr<storage::SampleLocation> loc = store->LookupSample(SampleId(id));
       Check(loc.status(), "lookup");
@@ -86,8 +73,8 @@ const Template& GetTemplate() {
     StatusOr<std::vector<unlearning::ShardModel>> models =
         (*sisa)->LoadModels();
     Check(models.status(), "load models");
-    const std::vector<float> inputs = unlearning::ScalePixels(
-        t->images.image(kTrainSamples), Template::kHeldOut * 784);
+    const std::vector<float> inputs =
+        t->data.test.DecodeRows(0, Template::kHeldOut);
     t->votes.assign(Template::kHeldOut, std::vector<int32_t>(kShards));
     for (uint32_t k = 0; k < kShards; ++k) {
       std::vector<int32_t> v(Template::kHeldOut);
@@ -102,8 +89,10 @@ const Template& GetTemplate() {
 }
 
 std::vector<float> Input(std::size_t i) {
-  const Template& t = GetTemplate();
-  return unlearning::ScalePixels(t.images.image(kTrainSamples + i), 784);
+  const datasets::Split& test = GetTemplate().data.test;
+  std::vector<float> features(test.feature_count());
+  test.Decode(i, features.data());
+  return features;
 }
 
 std::string CopyTemplate(const eraser::testing::TempDir& dir) {
@@ -156,7 +145,7 @@ std::vector<std::string> ScratchCheckpoints(
     const std::vector<SampleId>& deleted) {
   eraser::testing::TempDir dir;
   const std::string path = dir.Child("scratch");
-  Build(path, GetTemplate().images, deleted).reset();
+  Build(path, GetTemplate().data, deleted).reset();
   return LastCheckpoints(path);
 }
 

@@ -1,6 +1,7 @@
 // A small trained data directory for engine tests: 2,400 Fashion-MNIST
-// images in 4 shards of 2 slices, a 16-unit MLP. It is trained once per test
-// binary into a template directory; each test works on a fresh copy.
+// images in 4 shards of 2 slices, a 16-unit MLP, and the next 7,600 images
+// as its test split. It is trained once per test binary into a template
+// directory; each test works on a fresh copy.
 #ifndef ERASER_TESTS_ENGINE_ENGINE_FIXTURE_H_
 #define ERASER_TESTS_ENGINE_ENGINE_FIXTURE_H_
 
@@ -11,9 +12,9 @@
 #include <string>
 #include <vector>
 
+#include "eraser/datasets/dataset.h"
 #include "eraser/engine/engine.h"
 #include "eraser/unlearning/sisa.h"
-#include "eraser/workloads/fashion_mnist.h"
 #include "testing/temp_dir.h"
 
 namespace eraser::engine::testing {
@@ -27,10 +28,12 @@ unlearning::SisaOptions SmallSisaOptions();
 // What the tests need to know about the template ensemble.
 struct Template {
   std::string dir;
-  workloads::ImageDataset images;  // ids < kTrainSamples were trained on
+  // The training split (sample id = row) and the test split, whose first
+  // kHeldOut rows are the held-out inputs below.
+  datasets::Dataset data;
   // sample ids by (shard, slice)
   std::map<std::pair<uint32_t, uint32_t>, std::vector<SampleId>> samples;
-  // Each shard's vote for held-out input i (kTrainSamples + i).
+  // Each shard's vote for held-out input i (test row i).
   std::vector<std::vector<int32_t>> votes;  // [i][shard]
   static constexpr std::size_t kHeldOut = 1000;
 };
@@ -38,7 +41,7 @@ struct Template {
 // Built on first use; lives for the whole test binary.
 const Template& GetTemplate();
 
-// Held-out input i as features.
+// Held-out input i (test row i) as features.
 std::vector<float> Input(std::size_t i);
 
 // Copies the template into `dir`/data and returns that path.

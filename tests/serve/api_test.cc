@@ -35,8 +35,7 @@ class ApiTest : public ::testing::Test {
     StatusOr<std::unique_ptr<engine::Engine>> e = engine::Engine::Open(options);
     ASSERT_TRUE(e.ok()) << e.status();
     engine_ = std::move(e).value();
-    api_ = std::make_unique<Api>(engine_.get(),
-                                 &engine::testing::GetTemplate().images);
+    api_ = std::make_unique<Api>(engine_.get());
     HttpServerOptions http;
     http.listen = "127.0.0.1:0";
     StatusOr<std::unique_ptr<HttpServer>> s =
@@ -80,8 +79,7 @@ TEST_F(ApiTest, InferWithFeaturesOrTestIndex) {
     EXPECT_EQ(j["model_versions"].size(), 4u);
     // The same image by its test-set index.
     HttpResult by_index =
-        Http(port_, "POST", "/v1/infer",
-             json{{"test_index", engine::testing::kTrainSamples + i}}.dump());
+        Http(port_, "POST", "/v1/infer", json{{"test_index", i}}.dump());
     ASSERT_EQ(by_index.status, 200);
     EXPECT_EQ(by_index.json()["label"], j["label"]);
   }
@@ -136,7 +134,10 @@ TEST_F(ApiTest, BadRequestsAre400) {
        "exactly one of"},
       {"POST", "/v1/infer", R"({"test_index": -1})", "non-negative integer"},
       {"POST", "/v1/infer", R"({"test_index": 1.5})", "non-negative integer"},
-      {"POST", "/v1/infer", R"({"test_index": 99999})", "outside the test set"},
+      {"POST", "/v1/infer", R"({"test_index": 99999})",
+       "outside the test split"},
+      {"POST", "/v1/infer", R"({"features": [1e39]})", "outside the float"},
+      {"POST", "/v1/infer", R"({"record": {"a": 1}})", "built from a CSV"},
       {"POST", "/v1/deletions", R"({"sample": -1})", "non-negative integer"},
       {"POST", "/v1/deletions", R"({"sample": 1, "owner": 2})", "expected"},
       {"POST", "/v1/deletions", R"({"sample": "1"})", "expected"},

@@ -48,7 +48,7 @@ TEST(Fuzz, MalformedRequestsNeverBreakTheServer) {
   StatusOr<std::unique_ptr<engine::Engine>> engine =
       engine::Engine::Open(options);
   ASSERT_TRUE(engine.ok());
-  Api api(engine->get(), &engine::testing::GetTemplate().images);
+  Api api(engine->get());
   HttpServerOptions http;
   http.listen = "127.0.0.1:0";
   http.body_limit = 64 << 10;

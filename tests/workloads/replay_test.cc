@@ -24,7 +24,7 @@ Trace Scenario() {
   for (int i = 0; i < 120; ++i) {
     TraceEvent e;
     e.time_ms = i * 25.0;
-    e.test_index = engine::testing::kTrainSamples + (i * 7) % 1000;
+    e.test_index = (i * 7) % 1000;
     t.events.push_back(e);
   }
   for (int d = 0; d < 8; ++d) {
@@ -49,8 +49,7 @@ TEST(Replay, ReportHasEveryContractFieldAndHoldsTheGuarantees) {
   config.policies = {"immediate", "inference-first", "eraser-lazy-wait",
                      "eraser-lazy-partial"};
   config.work_dir = work.path();
-  StatusOr<ReplayReport> report =
-      RunReplay(Scenario(), tmpl.dir, tmpl.images, config);
+  StatusOr<ReplayReport> report = RunReplay(Scenario(), tmpl.dir, config);
   ASSERT_TRUE(report.ok()) << report.status();
   report->workload_json = R"({"name": "replay-test"})";
   const json j = json::parse(report->ToJson());
@@ -138,19 +137,17 @@ TEST(Replay, ReportHasEveryContractFieldAndHoldsTheGuarantees) {
 TEST(Replay, BadInputsAreRefused) {
   const engine::testing::Template& tmpl = engine::testing::GetTemplate();
   ReplayConfig config;
-  EXPECT_EQ(
-      RunReplay(Scenario(), tmpl.dir, tmpl.images, config).status().code(),
-      StatusCode::kInvalidArgument);  // no policy
+  EXPECT_EQ(RunReplay(Scenario(), tmpl.dir, config).status().code(),
+            StatusCode::kInvalidArgument);  // no policy
   config.policies = {"eraser:sometimes"};
-  EXPECT_EQ(
-      RunReplay(Scenario(), tmpl.dir, tmpl.images, config).status().code(),
-      StatusCode::kInvalidArgument);
+  EXPECT_EQ(RunReplay(Scenario(), tmpl.dir, config).status().code(),
+            StatusCode::kInvalidArgument);
   config.policies = {"immediate"};
   Trace bad = Scenario();
-  bad.events[0].test_index = 10000;
+  bad.events[0].test_index = 7600;
   bad.events[0].line = 2;
-  EXPECT_THAT(RunReplay(bad, tmpl.dir, tmpl.images, config).status().message(),
-              HasSubstr("line 2: test index 10000"));
+  EXPECT_THAT(RunReplay(bad, tmpl.dir, config).status().message(),
+              HasSubstr("line 2: test index 7600"));
 }
 
 }  // namespace

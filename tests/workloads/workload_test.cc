@@ -67,7 +67,7 @@ TEST_F(WorkloadFile, FieldsAndRelativePaths) {
   EXPECT_EQ(w->seed, 9u);
 }
 
-TEST_F(WorkloadFile, GeneratorUsesTheSeedAndOwnerCount) {
+TEST_F(WorkloadFile, GeneratorUsesTheSeed) {
   StatusOr<Workload> w = Load(R"({
     "model": {"samples_per_owner": 10},
     "generator": {"duration": "30s", "deletion_rate": 2, "target": "owner",
@@ -75,7 +75,7 @@ TEST_F(WorkloadFile, GeneratorUsesTheSeedAndOwnerCount) {
     "seed": 4})");
   ASSERT_TRUE(w.ok()) << w.status();
   EXPECT_EQ(w->generator->seed, 4u);
-  EXPECT_EQ(w->generator->owners, 6000u);
+  EXPECT_EQ(w->model.samples_per_owner, 10u);
   EXPECT_EQ(w->generator->distribution, GeneratorOptions::Distribution::kZipf);
   EXPECT_EQ(w->policies, DefaultReplayPolicies());
   EXPECT_TRUE(w->sweep_deletion_rates.empty());

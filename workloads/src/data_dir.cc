@@ -6,20 +6,12 @@
 
 namespace eraser::workloads {
 
-unlearning::SisaOptions ForFashionMnist(unlearning::SisaOptions options,
-                                        const FashionMnist& data) {
-  options.model.rows = data.train.rows;
-  options.model.cols = data.train.cols;
-  options.model.classes = kFashionMnistClasses;
-  options.dataset_fingerprint = DatasetFingerprint(data.train);
-  return options;
-}
-
 StatusOr<DataDirResult> EnsureTrained(const std::string& dir,
                                       unlearning::SisaOptions options,
-                                      const FashionMnist& data) {
-  options = ForFashionMnist(options, data);
+                                      const datasets::Dataset& data) {
+  options = unlearning::ForDataset(options, data);
   RETURN_IF_ERROR(options.Validate());
+  RETURN_IF_ERROR(unlearning::CheckModelSpec(options.model));
   ASSIGN_OR_RETURN(std::unique_ptr<storage::Store> store,
                    storage::Store::Open({dir}));
   StatusOr<std::unique_ptr<unlearning::Sisa>> sisa =
@@ -28,10 +20,7 @@ StatusOr<DataDirResult> EnsureTrained(const std::string& dir,
   DataDirResult result;
   ASSIGN_OR_RETURN(result.reused, (*sisa)->IsTrained());
   if (result.reused) return result;
-  const unlearning::TrainingSet training{
-      data.train.size(), data.train.feature_size(), data.train.pixels.data(),
-      data.train.labels.data()};
-  RETURN_IF_ERROR((*sisa)->Ingest(training).status());
+  RETURN_IF_ERROR((*sisa)->Ingest(data).status());
   ASSIGN_OR_RETURN(result.report, (*sisa)->TrainAll());
   return result;
 }
@@ -46,6 +35,15 @@ StatusOr<unlearning::SisaOptions> TrainedOptions(const std::string& dir) {
   ASSIGN_OR_RETURN(bool trained, (*sisa)->IsTrained());
   if (!trained) return NotFoundError(dir + " holds no trained ensemble");
   return (*sisa)->options();
+}
+
+StatusOr<unlearning::DatasetInfo> ReadDatasetInfo(const std::string& dir) {
+  StatusOr<std::unique_ptr<storage::Store>> store =
+      storage::Store::Open({dir, /*create_if_missing=*/false});
+  if (!store.ok()) return NotFoundError(dir + " holds no trained ensemble");
+  ASSIGN_OR_RETURN(std::unique_ptr<unlearning::Sisa> sisa,
+                   unlearning::Sisa::Open(store->get(), 1));
+  return sisa->ReadDatasetInfo();
 }
 
 Status RemoveDataDir(const std::string& dir) {

@@ -94,10 +94,18 @@ Status GeneratorOptions::Validate() const {
   if (!(zipf_exponent > 0 && zipf_exponent <= 10)) {
     return InvalidArgumentError("zipf_exponent must be in (0, 10]");
   }
-  if (train_size == 0 || owners == 0 || test_size == 0) {
+  if (train_size == 0 || (owners == 0 && owner_ids.empty()) || test_size == 0) {
     return InvalidArgumentError("train_size, owners and test_size must be > 0");
   }
   return OkStatus();
+}
+
+void FitToDataset(const unlearning::DatasetInfo& dataset,
+                  GeneratorOptions* options) {
+  options->train_size = dataset.train_size;
+  options->test_size = dataset.test.size();
+  options->owner_ids = dataset.owners;
+  options->owners = dataset.owners.size();
 }
 
 StatusOr<Trace> GenerateTrace(const GeneratorOptions& o) {
@@ -140,8 +148,12 @@ StatusOr<Trace> GenerateTrace(const GeneratorOptions& o) {
     }
   }
   const bool by_owner = o.deletion_target == GeneratorOptions::Target::kOwner;
-  const std::vector<uint64_t> targets = DeletionOrder(
-      by_owner ? o.owners : o.train_size, delete_times.size(), o, target_rng);
+  const uint64_t owners = o.owner_ids.empty() ? o.owners : o.owner_ids.size();
+  std::vector<uint64_t> targets = DeletionOrder(
+      by_owner ? owners : o.train_size, delete_times.size(), o, target_rng);
+  if (by_owner && !o.owner_ids.empty()) {
+    for (uint64_t& t : targets) t = o.owner_ids[t];
+  }
   delete_times.resize(targets.size());
 
   Trace trace;

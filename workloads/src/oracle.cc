@@ -31,7 +31,7 @@ struct Hit {
 Status CheckAgainstOracle(const std::string& template_dir,
                           const std::string& work_dir,
                           const std::vector<float>& test_inputs,
-                          const ImageDataset& test,
+                          const datasets::Split& test,
                           std::vector<PolicyRun>& runs) {
   if (runs.empty()) return OkStatus();
   const std::vector<storage::DeletionTarget>& targets = runs.front().targets;
@@ -139,7 +139,7 @@ Status CheckAgainstOracle(const std::string& template_dir,
       }
     }
   }
-  const std::size_t dim = test.feature_size();
+  const std::size_t dim = test.feature_count();
   for (auto& [key, by_index] : votes) {
     std::vector<float> inputs;
     inputs.reserve(by_index.size() * dim);

@@ -101,7 +101,7 @@ StatusOr<PolicyRun> RunPolicy(const std::string& policy, std::size_t index,
                               const std::string& template_dir,
                               const std::string& work_dir,
                               const std::vector<float>& test_inputs,
-                              const ImageDataset& test,
+                              const datasets::Split& test,
                               const ReplayConfig& config) {
   const std::string data_dir = work_dir + "/policy-" + std::to_string(index);
   RETURN_IF_ERROR(CopyDataDir(template_dir, data_dir));
@@ -136,7 +136,7 @@ StatusOr<PolicyRun> RunPolicy(const std::string& policy, std::size_t index,
       deletions.push_back({t, e.deletion});
     }
   }
-  const std::size_t dim = test.feature_size();
+  const std::size_t dim = test.feature_count();
   std::mutex mu;
   std::condition_variable answered_cv;
   std::size_t remaining = run.outcomes.size();
@@ -273,7 +273,7 @@ StatusOr<PolicyRun> RunPolicy(const std::string& policy, std::size_t index,
 
 StatusOr<ModelInfo> DescribeModel(const std::string& template_dir,
                                   const std::vector<float>& test_inputs,
-                                  const ImageDataset& test) {
+                                  const datasets::Split& test) {
   ASSIGN_OR_RETURN(std::unique_ptr<storage::Store> store,
                    storage::Store::Open({template_dir, false}));
   ASSIGN_OR_RETURN(std::unique_ptr<unlearning::Sisa> sisa,
@@ -337,15 +337,17 @@ Status ReplayConfig::Validate() const {
 
 StatusOr<ReplayReport> RunReplay(const Trace& trace,
                                  const std::string& template_dir,
-                                 const ImageDataset& test,
                                  const ReplayConfig& config) {
   RETURN_IF_ERROR(config.Validate());
+  ASSIGN_OR_RETURN(unlearning::DatasetInfo dataset,
+                   ReadDatasetInfo(template_dir));
+  const datasets::Split& test = dataset.test;
   RETURN_IF_ERROR(ValidateTrace(trace, test.size()));
-  const std::vector<float> test_inputs =
-      unlearning::ScalePixels(test.pixels.data(), test.pixels.size());
+  const std::vector<float> test_inputs = test.DecodeRows(0, test.size());
   ReplayReport report;
   ASSIGN_OR_RETURN(report.model,
                    internal::DescribeModel(template_dir, test_inputs, test));
+  report.model.dataset = dataset.source;
   ASSIGN_OR_RETURN(internal::ScratchDir scratch,
                    internal::ScratchDir::Create(config.work_dir));
   std::vector<internal::PolicyRun> runs;

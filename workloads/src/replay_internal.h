@@ -35,7 +35,7 @@ struct PolicyRun {
 Status CheckAgainstOracle(const std::string& template_dir,
                           const std::string& work_dir,
                           const std::vector<float>& test_inputs,
-                          const ImageDataset& test,
+                          const datasets::Split& test,
                           std::vector<PolicyRun>& runs);
 
 Summary Summarize(std::vector<double> values);

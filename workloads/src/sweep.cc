@@ -257,7 +257,6 @@ std::string SweepReport::ToDat() const {
 StatusOr<SweepReport> RunSweep(const GeneratorOptions& generator,
                                const std::vector<double>& deletion_rates,
                                const std::string& template_dir,
-                               const ImageDataset& test,
                                const ReplayConfig& config,
                                const LevelCallback& on_level) {
   RETURN_IF_ERROR(ValidateSweepRates(deletion_rates));
@@ -267,7 +266,7 @@ StatusOr<SweepReport> RunSweep(const GeneratorOptions& generator,
     g.deletion_rate = rate;
     ASSIGN_OR_RETURN(Trace trace, GenerateTrace(g));
     ASSIGN_OR_RETURN(ReplayReport report,
-                     RunReplay(trace, template_dir, test, config));
+                     RunReplay(trace, template_dir, config));
     sweep.levels.push_back({rate, std::move(report)});
     if (on_level) on_level(sweep.levels.back());
   }

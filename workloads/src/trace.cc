@@ -145,8 +145,8 @@ Status ValidateTrace(const Trace& trace, std::size_t test_size) {
     if (e.op == TraceEvent::Op::kInfer && e.test_index >= test_size) {
       return InvalidArgumentError(
           "line " + std::to_string(e.line) + ": test index " +
-          std::to_string(e.test_index) + " is outside the test set (" +
-          std::to_string(test_size) + " images)");
+          std::to_string(e.test_index) + " is outside the test split (" +
+          std::to_string(test_size) + " samples)");
     }
   }
   return OkStatus();

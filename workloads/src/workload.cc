@@ -73,13 +73,27 @@ class Reader {
   Status status_;
 };
 
-Status ReadModel(const json& j, unlearning::SisaOptions* model) {
+// A path in the workload file, relative to its folder.
+std::string Resolve(const std::filesystem::path& base, const std::string& p) {
+  if (p.empty() || std::filesystem::path(p).is_absolute()) return p;
+  return (base / p).string();
+}
+
+Status ReadModel(const json& j, const std::filesystem::path& base,
+                 unlearning::SisaOptions* model) {
   Reader r(j, "model.");
   std::string arch = "mlp";
+  std::vector<uint32_t> hidden = model->model.hidden;
+  if (j.is_object() && j.contains("hidden") && j["hidden"].is_number()) {
+    uint32_t width = 0;
+    r.Get("hidden", &width);
+    hidden = {width};
+  } else {
+    r.Get("hidden", &hidden);
+  }
   r.Get("shards", &model->shards);
   r.Get("slices", &model->slices);
   r.Get("arch", &arch);
-  r.Get("hidden", &model->model.hidden);
   r.Get("epochs", &model->epochs);
   r.Get("batch_size", &model->batch_size);
   r.Get("learning_rate", &model->learning_rate);
@@ -88,11 +102,62 @@ Status ReadModel(const json& j, unlearning::SisaOptions* model) {
   r.Get("samples_per_owner", &model->samples_per_owner);
   r.Get("threads", &model->concurrency);
   RETURN_IF_ERROR(r.Finish());
-  StatusOr<unlearning::Architecture> a = unlearning::ParseArchitecture(arch);
-  if (!a.ok())
+  constexpr std::string_view kScript = "torchscript:";
+  if (arch.rfind(kScript, 0) == 0) {
+    arch = std::string(kScript) + Resolve(base, arch.substr(kScript.size()));
+  }
+  StatusOr<unlearning::ModelSpec> spec =
+      unlearning::ModelSpecFromFlags(arch, hidden);
+  if (!spec.ok()) {
     return InvalidArgumentError("workload: model.arch: " +
-                                a.status().message());
-  model->model.arch = *a;
+                                spec.status().message());
+  }
+  model->model = std::move(spec).value();
+  return OkStatus();
+}
+
+StatusOr<datasets::DatasetSpec> ReadDatasetSpec(
+    const std::string& text, const std::filesystem::path& base,
+    const char* key) {
+  StatusOr<datasets::DatasetSpec> spec = datasets::ParseDatasetSpec(text);
+  if (!spec.ok()) {
+    return InvalidArgumentError(std::string("workload: '") + key +
+                                "': " + spec.status().message());
+  }
+  spec->path = Resolve(base, spec->path);
+  spec->features_path = Resolve(base, spec->features_path);
+  spec->labels_path = Resolve(base, spec->labels_path);
+  spec->owners_path = Resolve(base, spec->owners_path);
+  return spec;
+}
+
+Status ReadDatasetOptions(const json& j, const std::filesystem::path& base,
+                          datasets::LoadOptions* options) {
+  Reader r(j, "dataset_options.");
+  std::string delimiter, test_dataset;
+  double fraction = 0;
+  r.Get("label_column", &options->csv.label_column);
+  r.Get("owner_column", &options->csv.owner_column);
+  r.Get("ignore_columns", &options->csv.ignore_columns);
+  r.Get("categorical_columns", &options->csv.categorical_columns);
+  r.Get("delimiter", &delimiter);
+  r.Get("test_dataset", &test_dataset);
+  r.Get("test_fraction", &fraction);
+  RETURN_IF_ERROR(r.Finish());
+  if (!delimiter.empty()) {
+    StatusOr<char> d = datasets::ParseDelimiter(delimiter);
+    if (!d.ok()) {
+      return InvalidArgumentError("workload: 'dataset_options.delimiter': " +
+                                  d.status().message());
+    }
+    options->csv.delimiter = *d;
+  }
+  if (!test_dataset.empty()) {
+    ASSIGN_OR_RETURN(
+        options->test,
+        ReadDatasetSpec(test_dataset, base, "dataset_options.test_dataset"));
+  }
+  if (j.contains("test_fraction")) options->test_fraction = fraction;
   return OkStatus();
 }
 
@@ -181,9 +246,11 @@ StatusOr<Workload> LoadWorkload(const std::string& path) {
   Workload w;
   w.json = j.dump();
   Reader r(j, "");
+  std::string dataset = "fashion-mnist";
   r.Get("name", &w.name);
   r.Get("description", &w.description);
-  r.Get("dataset", &w.dataset);
+  r.Get("dataset", &dataset);
+  const json* dataset_options = r.Object("dataset_options");
   r.Get("policies", &w.policies);
   r.Get("seed", &w.seed);
   std::string trace;
@@ -193,10 +260,13 @@ StatusOr<Workload> LoadWorkload(const std::string& path) {
   const json* replay = r.Object("replay");
   const json* sweep = r.Object("sweep");
   RETURN_IF_ERROR(r.Finish());
-  if (w.dataset != "fashion-mnist") {
-    return InvalidArgumentError("workload: 'dataset' must be fashion-mnist");
+  ASSIGN_OR_RETURN(w.dataset, ReadDatasetSpec(dataset, base, "dataset"));
+  if (dataset_options != nullptr) {
+    RETURN_IF_ERROR(
+        ReadDatasetOptions(*dataset_options, base, &w.dataset_options));
   }
-  if (model != nullptr) RETURN_IF_ERROR(ReadModel(*model, &w.model));
+  if (model != nullptr) RETURN_IF_ERROR(ReadModel(*model, base, &w.model));
+  w.dataset_options.seed = w.model.seed;
   if (trace.empty() == (generator == nullptr)) {
     return InvalidArgumentError(
         "workload: give exactly one of 'trace' (a file) and 'generator'");
@@ -206,10 +276,7 @@ StatusOr<Workload> LoadWorkload(const std::string& path) {
     GeneratorOptions g;
     g.seed = w.seed;
     RETURN_IF_ERROR(ReadGenerator(*generator, base, &g));
-    g.owners =
-        g.train_size / std::max<uint64_t>(1, w.model.samples_per_owner) +
-        (g.train_size % std::max<uint64_t>(1, w.model.samples_per_owner) ? 1
-                                                                         : 0);
+    // Sizes and owner ids come from the data directory (FitToDataset).
     RETURN_IF_ERROR(g.Validate());
     w.generator = g;
   }

@@ -1,7 +1,10 @@
 #include "serve/api.h"
 
 #include <boost/asio/post.hpp>
+#include <cmath>
 #include <ctime>
+#include <limits>
+#include <map>
 #include <nlohmann/json.hpp>
 
 namespace eraser::serve {
@@ -85,7 +88,8 @@ std::string Iso8601(TimePoint t) {
   return buf;
 }
 
-json PredictionJson(const engine::Prediction& p) {
+json PredictionJson(const engine::Prediction& p,
+                    const std::vector<std::string>& class_names) {
   json affected = json::array();
   for (ShardId s : p.affected) affected.push_back(s.value());
   json body = {{"request_id", p.request_id},
@@ -99,8 +103,8 @@ json PredictionJson(const engine::Prediction& p) {
                {"queue_ms", p.queue_seconds * 1e3},
                {"compute_ms", p.compute_seconds * 1e3},
                {"wait_ms", p.wait_seconds * 1e3}};
-  if (p.label >= 0 && p.label < workloads::kFashionMnistClasses) {
-    body["class"] = std::string(workloads::kFashionMnistClassNames[p.label]);
+  if (p.label >= 0 && static_cast<std::size_t>(p.label) < class_names.size()) {
+    body["class"] = class_names[p.label];
   }
   return body;
 }
@@ -127,10 +131,96 @@ json DeletionJson(const engine::DeletionInfo& info) {
   return body;
 }
 
+// A record's value as the CSV text it stands for.
+std::string RecordValue(const json& v) {
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_boolean()) return v.get<bool>() ? "true" : "false";
+  if (v.is_number_integer()) return std::to_string(v.get<int64_t>());
+  if (v.is_number_unsigned()) return std::to_string(v.get<uint64_t>());
+  if (v.is_null()) return "";
+  return v.dump();  // shortest round-trip text of a float
+}
+
 }  // namespace
 
-Api::Api(engine::Engine* engine, const workloads::ImageDataset* test_set)
-    : engine_(engine), test_set_(test_set) {}
+Api::Api(engine::Engine* engine) : engine_(engine) {}
+
+bool Api::Features(const json& body, std::vector<float>* features,
+                   std::string* error) const {
+  const int given = static_cast<int>(body.contains("features")) +
+                    static_cast<int>(body.contains("test_index")) +
+                    static_cast<int>(body.contains("record"));
+  if (given != 1) {
+    *error = "give exactly one of \"features\", \"test_index\" and \"record\"";
+    return false;
+  }
+  const unlearning::DatasetInfo& dataset = engine_->dataset();
+  if (body.contains("features")) {
+    const json& f = body["features"];
+    if (!f.is_array()) {
+      *error = "\"features\" must be an array";
+      return false;
+    }
+    features->reserve(f.size());
+    for (const json& v : f) {
+      if (!v.is_number()) {
+        *error = "\"features\" must hold only numbers";
+        return false;
+      }
+      const double d = v.get<double>();
+      if (!(std::fabs(d) <= std::numeric_limits<float>::max())) {
+        *error = "feature " + std::to_string(features->size()) +
+                 " is outside the float range";
+        return false;
+      }
+      features->push_back(static_cast<float>(d));
+    }
+    return true;
+  }
+  if (body.contains("record")) {
+    const json& r = body["record"];
+    if (dataset.encoding == nullptr) {
+      *error =
+          "\"record\" needs a data directory built from a CSV file; "
+          "send \"features\"";
+      return false;
+    }
+    if (!r.is_object()) {
+      *error = "\"record\" must be an object of column name to value";
+      return false;
+    }
+    std::map<std::string, std::string> record;
+    for (const auto& [name, value] : r.items()) {
+      if (value.is_object() || value.is_array()) {
+        *error = "record column '" + name + "' must be a string or a number";
+        return false;
+      }
+      record[name] = RecordValue(value);
+    }
+    StatusOr<std::vector<float>> encoded =
+        dataset.encoding->EncodeRecord(record);
+    if (!encoded.ok()) {
+      *error = "record: " + encoded.status().message();
+      return false;
+    }
+    *features = std::move(encoded).value();
+    return true;
+  }
+  uint64_t index = 0;
+  if (!GetId(body, "test_index", &index)) {
+    *error = "\"test_index\" must be a non-negative integer";
+    return false;
+  }
+  if (index >= dataset.test.size()) {
+    *error = "test_index " + std::to_string(index) +
+             " is outside the test split (" +
+             std::to_string(dataset.test.size()) + " samples)";
+    return false;
+  }
+  features->resize(dataset.test.feature_count());
+  dataset.test.Decode(index, features->data());
+  return true;
+}
 
 Api::~Api() { blocking_.join(); }
 
@@ -186,55 +276,23 @@ void Api::Infer(const Request& request, Respond respond) {
     return respond(BadRequest(request, error));
   }
   std::vector<float> features;
-  const bool has_features = body.contains("features");
-  const bool has_index = body.contains("test_index");
-  if (has_features == has_index) {
-    return respond(BadRequest(
-        request, "give exactly one of \"features\" and \"test_index\""));
-  }
-  if (has_features) {
-    const json& f = body["features"];
-    if (!f.is_array()) {
-      return respond(BadRequest(request, "\"features\" must be an array"));
-    }
-    features.reserve(f.size());
-    for (const json& v : f) {
-      if (!v.is_number()) {
-        return respond(
-            BadRequest(request, "\"features\" must hold only numbers"));
-      }
-      features.push_back(v.get<float>());
-    }
-  } else {
-    uint64_t index = 0;
-    if (!GetId(body, "test_index", &index)) {
-      return respond(
-          BadRequest(request, "\"test_index\" must be a non-negative integer"));
-    }
-    if (test_set_ == nullptr || index >= test_set_->size()) {
-      return respond(BadRequest(
-          request,
-          "test_index " + std::to_string(index) + " is outside the test set (" +
-              std::to_string(test_set_ ? test_set_->size() : 0) + " images)"));
-    }
-    const uint8_t* pixels = test_set_->image(index);
-    for (std::size_t i = 0; i < test_set_->feature_size(); ++i) {
-      features.push_back(pixels[i] / 255.0f);
-    }
+  if (!Features(body, &features, &error)) {
+    return respond(BadRequest(request, error));
   }
   // The request is answered on the engine's thread; `respond` posts the
   // response back to the connection.
   const unsigned version = request.version();
   const bool keep_alive = request.keep_alive();
   auto shared_respond = std::make_shared<Respond>(respond);
+  const std::vector<std::string>* names = &engine_->dataset().class_names;
   const eraser::Status admitted = engine_->InferAsync(
-      std::move(features),
-      [version, keep_alive, shared_respond](StatusOr<engine::Prediction> p) {
+      std::move(features), [version, keep_alive, shared_respond,
+                            names](StatusOr<engine::Prediction> p) {
         Request stub{http::verb::post, "/v1/infer", version};
         stub.keep_alive(keep_alive);
         if (!p.ok()) return (*shared_respond)(ErrorResponse(stub, p.status()));
         if (p->decision == certify::Decision::kRejected) {
-          json body = PredictionJson(*p);
+          json body = PredictionJson(*p, *names);
           body["error"] =
               "no certified answer now (policy rule reject); retry later";
           Response res =
@@ -243,7 +301,7 @@ void Api::Infer(const Request& request, Respond respond) {
           return (*shared_respond)(std::move(res));
         }
         (*shared_respond)(
-            JsonResponse(stub, http::status::ok, PredictionJson(*p)));
+            JsonResponse(stub, http::status::ok, PredictionJson(*p, *names)));
       });
   if (!admitted.ok()) (*shared_respond)(ErrorResponse(request, admitted));
 }

@@ -1,5 +1,6 @@
 // The JSON API of `eraser serve`, mapped onto the engine's public interface:
-//   POST /v1/infer            {"features": [...]} or {"test_index": n}
+//   POST /v1/infer            {"features": [...]}, {"test_index": n} or,
+//                             for tabular data, {"record": {column: value}}
 //   POST /v1/deletions        {"sample": id} or {"owner": id}   -> 202
 //   GET  /v1/deletions/{seq}
 //   POST /v1/drain            unlearn everything pending now
@@ -13,18 +14,19 @@
 
 #include <atomic>
 #include <boost/asio/thread_pool.hpp>
+#include <nlohmann/json.hpp>
 
 #include "eraser/engine/engine.h"
-#include "eraser/workloads/fashion_mnist.h"
 #include "serve/http_server.h"
 
 namespace eraser::serve {
 
 class Api {
  public:
-  // `engine` must outlive the Api. `test_set` (optional) serves
-  // {"test_index": n} requests.
-  Api(engine::Engine* engine, const workloads::ImageDataset* test_set);
+  // `engine` must outlive the Api. {"test_index": n} names a sample of the
+  // data directory's test split; {"record": ...} is encoded with its
+  // tabular encoding; answers name the class when the dataset has names.
+  explicit Api(engine::Engine* engine);
   // Waits for slow work handed to its own threads.
   ~Api();
 
@@ -39,8 +41,11 @@ class Api {
                       Respond respond);
   void Drain(const Request& request, Respond respond);
 
+  // The features of a request body, or a message for a 400.
+  bool Features(const nlohmann::json& body, std::vector<float>* features,
+                std::string* error) const;
+
   engine::Engine* const engine_;
-  const workloads::ImageDataset* const test_set_;
   std::atomic<bool> draining_{false};
   // Deletions (a synced write each), status reads and drains run here, never
   // on an I/O thread.

@@ -120,7 +120,8 @@ class Engine {
   virtual ~Engine() = default;
 
   // ---- inference ----------------------------------------------------------
-  // Submits `features` (feature_size() floats, pixels / 255). On OK, `done`
+  // Submits `features`: feature_size() floats encoded as the dataset's are
+  // (pixels / 255 for images; dataset().encoding for tables). On OK, `done`
   // is called exactly once with the Prediction, or with kUnavailable if the
   // engine closes before the request can be answered. Errors (and `done` is
   // not called): kInvalidArgument for a wrong feature count or a non-finite
@@ -156,6 +157,9 @@ class Engine {
   virtual EngineStats Stats() const = 0;
   virtual std::shared_ptr<metrics::EngineMetrics> metrics() const = 0;
   virtual std::size_t feature_size() const = 0;
+  // The dataset the directory was built from: class names, the tabular
+  // encoding (to encode raw records), the test split, owners.
+  virtual const unlearning::DatasetInfo& dataset() const = 0;
   virtual std::size_t num_shards() const = 0;
   // The policy in force, canonical form.
   virtual std::string policy() const = 0;

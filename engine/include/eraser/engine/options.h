@@ -65,9 +65,9 @@ struct EngineOptions {
   std::shared_ptr<metrics::EngineMetrics> metrics;
 
   // Building a missing ensemble: when the directory holds none and
-  // `train_data` is set, Open ingests it and trains with `sisa`. Borrowed
-  // for the duration of Open only.
-  const unlearning::TrainingSet* train_data = nullptr;
+  // `train_data` is set, Open ingests it and trains with `sisa` completed
+  // for it (unlearning::ForDataset). Borrowed for the duration of Open only.
+  const datasets::Dataset* train_data = nullptr;
   unlearning::SisaOptions sisa;
 
   // kInvalidArgument naming the first bad field ("inference.threads must

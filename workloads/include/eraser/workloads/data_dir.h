@@ -1,13 +1,13 @@
-// Building or reusing a trained data directory for Fashion-MNIST, shared by
-// `eraser train` and `eraser replay`.
+// Building or reusing a trained data directory, shared by `eraser train` and
+// `eraser replay`.
 #ifndef ERASER_WORKLOADS_DATA_DIR_H_
 #define ERASER_WORKLOADS_DATA_DIR_H_
 
 #include <string>
 
 #include "eraser/common/statusor.h"
+#include "eraser/datasets/dataset.h"
 #include "eraser/unlearning/sisa.h"
-#include "eraser/workloads/fashion_mnist.h"
 
 namespace eraser::workloads {
 
@@ -20,20 +20,22 @@ struct DataDirResult {
 
 // Makes `dir` hold the ensemble `options` describes, trained on
 // data.train: reuses it when it already does, trains what is missing
-// otherwise. `options.model` rows, cols and classes and the dataset
-// fingerprint are set from `data`. kFailedPrecondition when the directory
-// was built with other options (the message names the differing keys).
+// otherwise. `options` is completed for `data` (unlearning::ForDataset).
+// The model is checked first (unlearning::CheckModelSpec), so a model that
+// does not fit the data leaves `dir` untouched. kFailedPrecondition when
+// the directory was built with other options (the message names the
+// differing keys).
 StatusOr<DataDirResult> EnsureTrained(const std::string& dir,
                                       unlearning::SisaOptions options,
-                                      const FashionMnist& data);
+                                      const datasets::Dataset& data);
 
 // The options of the trained ensemble in `dir`; kNotFound when `dir` holds
 // no trained ensemble.
 StatusOr<unlearning::SisaOptions> TrainedOptions(const std::string& dir);
 
-// `options` completed for Fashion-MNIST (input shape, classes, fingerprint).
-unlearning::SisaOptions ForFashionMnist(unlearning::SisaOptions options,
-                                        const FashionMnist& data);
+// The dataset record of the trained ensemble in `dir` (its test split,
+// class names, encoding, owners); kNotFound when `dir` holds none.
+StatusOr<unlearning::DatasetInfo> ReadDatasetInfo(const std::string& dir);
 
 // Deletes `dir` if it is empty or an eraser data directory; refuses
 // (kFailedPrecondition) to delete anything else.

@@ -13,6 +13,7 @@
 #include "eraser/common/clock.h"
 #include "eraser/common/random.h"
 #include "eraser/common/statusor.h"
+#include "eraser/unlearning/sisa.h"
 #include "eraser/workloads/trace.h"
 
 namespace eraser::workloads {
@@ -32,8 +33,10 @@ struct GeneratorOptions {
   Distribution distribution = Distribution::kUniform;
   double zipf_exponent = 1.1;
   uint64_t train_size = 60'000;  // sample ids are [0, train_size)
-  uint64_t owners = 60'000;      // owner ids are [0, owners)
-  uint64_t test_size = 10'000;   // inference targets are [0, test_size)
+  uint64_t owners = 60'000;      // owner ids are [0, owners)...
+  // ...unless this lists them (owners named by the dataset).
+  std::vector<uint64_t> owner_ids;
+  uint64_t test_size = 10'000;  // inference targets are [0, test_size)
   // When set: inference arrival times from this file (the Azure LLM trace
   // format, `TIMESTAMP,...` rows), scaled so their mean rate is
   // inference_rate, and repeated if shorter than `duration`.
@@ -43,6 +46,12 @@ struct GeneratorOptions {
   // kInvalidArgument naming the bad field.
   Status Validate() const;
 };
+
+// Sets train_size, owners (or owner_ids) and test_size from a data
+// directory's dataset record, so that every target of the trace exists
+// there.
+void FitToDataset(const unlearning::DatasetInfo& dataset,
+                  GeneratorOptions* options);
 
 // The same options and seed always give the same trace.
 StatusOr<Trace> GenerateTrace(const GeneratorOptions& options);

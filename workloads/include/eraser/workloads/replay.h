@@ -13,8 +13,8 @@
 
 #include "eraser/common/clock.h"
 #include "eraser/common/statusor.h"
+#include "eraser/datasets/dataset.h"
 #include "eraser/engine/options.h"
-#include "eraser/workloads/fashion_mnist.h"
 #include "eraser/workloads/trace.h"
 
 namespace eraser::workloads {
@@ -106,11 +106,11 @@ struct ReplayReport {
 };
 
 // Replays `trace` once per policy, each on a fresh copy of the trained data
-// directory `template_dir` (not modified), then computes the oracle. `test`
-// holds the inputs the trace's test indices name.
+// directory `template_dir` (not modified), then computes the oracle. The
+// trace's test indices name samples of the directory's test split;
+// kInvalidArgument for an index outside it.
 StatusOr<ReplayReport> RunReplay(const Trace& trace,
                                  const std::string& template_dir,
-                                 const ImageDataset& test,
                                  const ReplayConfig& config);
 
 }  // namespace eraser::workloads

@@ -72,7 +72,6 @@ using LevelCallback = std::function<void(const SweepLevel&)>;
 StatusOr<SweepReport> RunSweep(const GeneratorOptions& generator,
                                const std::vector<double>& deletion_rates,
                                const std::string& template_dir,
-                               const ImageDataset& test,
                                const ReplayConfig& config,
                                const LevelCallback& on_level = nullptr);
 

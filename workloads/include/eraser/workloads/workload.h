@@ -3,8 +3,11 @@
 // seed. Paths inside are relative to the workload file. Example:
 //
 //   { "name": "default",
-//     "dataset": "fashion-mnist",
-//     "model": {"shards": 8, "slices": 4, "arch": "mlp", "hidden": 128,
+//     "dataset": "fashion-mnist",     // or "csv:data/users.csv", "npy:..."
+//     "dataset_options": {"label_column": "y", "owner_column": "user",
+//                         "ignore_columns": ["date"], "delimiter": ",",
+//                         "test_dataset": "csv:...", "test_fraction": 0.2},
+//     "model": {"shards": 8, "slices": 4, "arch": "mlp", "hidden": [128],
 //               "epochs": [4, 4, 4, 8], "seed": 1},
 //     "generator": {"duration": "40s", "inference_rate": 100,
 //                   "deletion_rate": 1, "target": "sample",
@@ -22,6 +25,7 @@
 #include <vector>
 
 #include "eraser/common/statusor.h"
+#include "eraser/datasets/spec.h"
 #include "eraser/unlearning/sisa.h"
 #include "eraser/workloads/generator.h"
 #include "eraser/workloads/replay.h"
@@ -34,7 +38,10 @@ const std::vector<std::string>& DefaultReplayPolicies();
 struct Workload {
   std::string name;
   std::string description;
-  std::string dataset = "fashion-mnist";
+  // Where the data comes from, with paths resolved against the file's
+  // folder. The seed of a test-fraction split is the model's seed.
+  datasets::DatasetSpec dataset;
+  datasets::LoadOptions dataset_options;
   unlearning::SisaOptions model;
   // Exactly one of these.
   std::optional<std::string> trace_file;  // resolved path

@@ -1,0 +1,147 @@
+// `eraser serve` on a data directory built from a CSV export: raw records
+// are encoded with the stored transform, answers carry the class name, and
+// deleting an owner removes every one of their rows from every shard.
+#include "testing/tabular.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <set>
+
+#include "eraser/storage/store.h"
+#include "http_client.h"
+#include "process.h"
+#include "testing/temp_dir.h"
+
+namespace eraser::serve {
+namespace {
+
+using eraser::testing::Http;
+using eraser::testing::HttpResult;
+using eraser::testing::Server;
+using eraser::testing::StartServer;
+using nlohmann::json;
+using ::testing::AnyOf;
+using ::testing::HasSubstr;
+
+json Record() {
+  return {{"user", 1000}, {"region", "south"}, {"premium", false},
+          {"age", 23},    {"spend", 12.5},     {"note", "ignored"}};
+}
+
+TEST(ServeTabular, RecordsClassNamesAndOwnerDeletion) {
+  eraser::testing::TempDir dir;
+  const std::string csv = dir.Child("users.csv");
+  eraser::testing::WriteFileOrDie(csv,
+                                  eraser::testing::SyntheticUsersCsv(40, 5, 8));
+  const std::string data = dir.Child("data");
+  const std::string train = std::string(ERASER_BINARY) + " train --data-dir " +
+                            data + " --dataset csv:" + csv + " " +
+                            eraser::testing::kTabularFlags +
+                            " --shards 4 --slices 2 --hidden 8 --epochs 2,2 "
+                            "> " +
+                            dir.Child("train.log") + " 2>&1";
+  ASSERT_EQ(std::system(train.c_str()), 0)
+      << eraser::testing::ReadFileOrDie(dir.Child("train.log"));
+
+  Server server = StartServer(data, "eraser:lazy,partial,deadline=1h");
+  ASSERT_GT(server.port, 0) << server.process->output();
+  // A raw record: JSON numbers and booleans for the CSV's text.
+  HttpResult r =
+      Http(server.port, "POST", "/v1/infer", json{{"record", Record()}}.dump());
+  ASSERT_EQ(r.status, 200) << r.body;
+  const json answer = r.json();
+  EXPECT_THAT(answer["class"].get<std::string>(), AnyOf("leave", "stay"));
+  // Class names are the label column's values, sorted: leave=0, stay=1.
+  EXPECT_EQ(answer["label"].get<int>(), answer["class"] == "leave" ? 0 : 1);
+  // The same record with the label column and string values: same answer.
+  json with_label = Record();
+  with_label["churn"] = "stay";
+  with_label["premium"] = "FALSE";
+  with_label["age"] = "23";
+  HttpResult same = Http(server.port, "POST", "/v1/infer",
+                         json{{"record", with_label}}.dump());
+  ASSERT_EQ(same.status, 200) << same.body;
+  EXPECT_EQ(same.json()["label"], answer["label"]);
+  // A test sample by index also carries its class name.
+  HttpResult by_index =
+      Http(server.port, "POST", "/v1/infer", R"({"test_index": 3})");
+  ASSERT_EQ(by_index.status, 200) << by_index.body;
+  EXPECT_TRUE(by_index.json().contains("class"));
+
+  struct Bad {
+    json record;
+    std::string message;
+  };
+  json unseen = Record();
+  unseen["region"] = "mars";
+  json missing = Record();
+  missing.erase("age");
+  json extra = Record();
+  extra["shoe_size"] = 44;
+  json nested = Record();
+  nested["spend"] = json::array({1, 2});
+  json text_number = Record();
+  text_number["spend"] = "lots";
+  for (const Bad& bad :
+       std::vector<Bad>{{unseen, "column 'region': unseen category 'mars'"},
+                        {missing, "missing column 'age'"},
+                        {extra, "unknown column 'shoe_size'"},
+                        {nested, "'spend' must be a string or a number"},
+                        {text_number, "column 'spend': 'lots' is not a number"},
+                        {json::array(), "must be an object"}}) {
+    HttpResult refused = Http(server.port, "POST", "/v1/infer",
+                              json{{"record", bad.record}}.dump());
+    EXPECT_EQ(refused.status, 400) << bad.message;
+    EXPECT_THAT(refused.json()["error"].get<std::string>(),
+                HasSubstr(bad.message));
+  }
+
+  // Forget user 1007, whose five rows lie in several shards.
+  HttpResult deletion =
+      Http(server.port, "POST", "/v1/deletions", R"({"owner": 1007})");
+  ASSERT_EQ(deletion.status, 202) << deletion.body;
+  const int samples = deletion.json()["samples"].get<int>();
+  EXPECT_GT(samples, 0);
+  EXPECT_LE(samples, 5);  // the rest may be in the test split
+  EXPECT_EQ(
+      Http(server.port, "POST", "/v1/deletions", R"({"owner": 1001})").status,
+      404);  // no such user
+  ASSERT_EQ(Http(server.port, "POST", "/v1/drain").status, 200);
+  server.process->Signal(SIGTERM);
+  ASSERT_EQ(server.process->Wait(), 0) << server.process->output();
+
+  StatusOr<std::unique_ptr<storage::Store>> store =
+      storage::Store::Open({data, /*create_if_missing=*/false});
+  ASSERT_TRUE(store.ok()) << store.status();
+  StatusOr<std::vector<storage::SampleLocation>> owned =
+      (*store)->OwnerSamples(OwnerId(1007));
+  ASSERT_TRUE(owned.ok());
+  ASSERT_EQ(owned->size(), static_cast<std::size_t>(samples));
+  std::set<SampleId> ids;
+  std::set<ShardId> shards;
+  for (const storage::SampleLocation& s : *owned) {
+    EXPECT_TRUE(s.erased) << "sample " << s.id;
+    ids.insert(s.id);
+    shards.insert(s.shard);
+  }
+  for (uint32_t k = 0; k < 4; ++k) {
+    ASSERT_TRUE((*store)
+                    ->ScanShard(ShardId(k), 0, 2,
+                                [&](const storage::SampleView& v) {
+                                  EXPECT_EQ(ids.count(v.id), 0u)
+                                      << "sample " << v.id << " still in "
+                                      << "shard " << k;
+                                  EXPECT_NE(v.owner, OwnerId(1007));
+                                  return OkStatus();
+                                })
+                    .ok());
+  }
+  EXPECT_GT(shards.size(), 1u);  // the owner spans shards
+  std::printf("owner 1007: %d samples erased from %zu shards\n", samples,
+              shards.size());
+}
+
+}  // namespace
+}  // namespace eraser::serve
