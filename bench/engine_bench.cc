@@ -1,4 +1,6 @@
-// The engine end to end against the bare loop, in one run.
+// The engine end to end against the bare loop, in one run, for the default
+// MLP ensemble and for an ensemble of TorchScript modules (the example
+// model of examples/torchscript, scripted by python3-torch).
 //
 // Each iteration first times a bare LibTorch loop (every shard model on
 // each batch of 64 test images, one thread, plus the stacked ensemble on
@@ -12,6 +14,7 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <cstdlib>
 #include <filesystem>
 #include <mutex>
 
@@ -29,6 +32,8 @@ constexpr std::size_t kBatch = 64;
 constexpr std::size_t kRequests = 8192;  // per iteration
 constexpr std::size_t kWindow = 512;     // requests in flight
 
+enum class Kind : int64_t { kMlp = 0, kTorchScript = 1 };
+
 struct Fixture {
   std::string dir;
   std::vector<float> inputs;  // 1,024 test images
@@ -36,47 +41,73 @@ struct Fixture {
   std::unique_ptr<unlearning::Ensemble> stacked;
 };
 
-// A data directory with the default ensemble shape (8 shards of MLP
-// 784-128-10), trained only briefly: throughput does not depend on the
-// weights.
-const Fixture& Get() {
-  static const Fixture* f = [] {
-    unlearning::InitComputeRuntime();
-    auto* fixture = new Fixture();
-    fixture->dir =
-        std::filesystem::temp_directory_path() / "eraser-bench-engine";
-    std::filesystem::remove_all(fixture->dir);
-    const std::string data = datasets::kDefaultFashionMnistDir;
-    datasets::Dataset dataset;
-    dataset.train =
-        std::move(datasets::ReadIdxPair(data + "/t10k-images-idx3-ubyte.gz",
-                                        data + "/t10k-labels-idx1-ubyte.gz"))
-            .value();
-    dataset.classes = datasets::kFashionMnistClasses;
-    fixture->inputs = dataset.train.DecodeRows(0, 1024);
-    // Train on 640 images, test on the rest.
-    dataset.test = dataset.train;
-    dataset.train.labels.resize(640);
-    dataset.train.features.resize(640 * 784);
-    auto store = std::move(storage::Store::Open({fixture->dir})).value();
-    unlearning::SisaOptions options;  // 8 x 4, MLP 784-128-10
-    options.epochs = {1, 1, 1, 1};
-    auto sisa =
-        std::move(unlearning::Sisa::Create(
-                      store.get(), unlearning::ForDataset(options, dataset)))
-            .value();
-    // value() ends the program with the status if setting up failed.
-    (void)sisa->Ingest(dataset).value();
-    (void)sisa->TrainAll().value();
-    const std::vector<unlearning::ShardModel> models =
-        std::move(sisa->LoadModels()).value();
-    for (const unlearning::ShardModel& m : models) {
-      fixture->models.push_back(m.model);
+std::string TempPath(const std::string& name) {
+  return (std::filesystem::temp_directory_path() / name).string();
+}
+
+// A data directory with the default ensemble shape (8 shards x 4 slices of
+// MLP 784-128-10, or of the example TorchScript module), trained only
+// briefly: throughput does not depend on the weights.
+Fixture* Build(Kind kind) {
+  unlearning::InitComputeRuntime();
+  auto* fixture = new Fixture();
+  const char* name = kind == Kind::kMlp ? "eraser-bench-engine"
+                                        : "eraser-bench-engine-torchscript";
+  fixture->dir = TempPath(name);
+  std::filesystem::remove_all(fixture->dir);
+  const std::string data = datasets::kDefaultFashionMnistDir;
+  datasets::Dataset dataset;
+  dataset.train = std::move(datasets::ReadIdxPair(
+                                data + "/t10k-images-idx3-ubyte.gz",
+                                data + "/t10k-labels-idx1-ubyte.gz"))
+                      .value();
+  dataset.classes = datasets::kFashionMnistClasses;
+  fixture->inputs = dataset.train.DecodeRows(0, 1024);
+  // Train on 640 images, test on the rest.
+  dataset.test = dataset.train;
+  dataset.train.labels.resize(640);
+  dataset.train.features.resize(640 * 784);
+  unlearning::SisaOptions options;  // 8 x 4, MLP 784-128-10
+  options.epochs = {1, 1, 1, 1};
+  if (kind == Kind::kTorchScript) {
+    const std::string module = TempPath("eraser-bench-model.pt");
+    const std::string command = "/usr/bin/python3 " ERASER_SOURCE_DIR
+                                "/examples/torchscript/model.py --out " +
+                                module + " > /dev/null";
+    if (std::system(command.c_str()) != 0) {
+      std::fprintf(stderr, "engine_bench: cannot script the model\n");
+      std::exit(1);
     }
-    fixture->stacked =
-        std::move(unlearning::Ensemble::Create(fixture->models)).value();
-    return fixture;
-  }();
+    const Status loaded = unlearning::LoadScriptFile(module, &options.model);
+    std::filesystem::remove(module);
+    if (!loaded.ok()) {
+      std::fprintf(stderr, "engine_bench: %s\n", loaded.ToString().c_str());
+      std::exit(1);
+    }
+  }
+  // value() ends the program with the status if setting up failed.
+  auto store = std::move(storage::Store::Open({fixture->dir})).value();
+  auto sisa = std::move(unlearning::Sisa::Create(
+                            store.get(), unlearning::ForDataset(options,
+                                                                dataset)))
+                  .value();
+  (void)sisa->Ingest(dataset).value();
+  (void)sisa->TrainAll().value();
+  const std::vector<unlearning::ShardModel> models =
+      std::move(sisa->LoadModels()).value();
+  for (const unlearning::ShardModel& m : models) {
+    fixture->models.push_back(m.model);
+  }
+  fixture->stacked =
+      std::move(unlearning::Ensemble::Create(fixture->models)).value();
+  return fixture;
+}
+
+const Fixture& Get(Kind kind) {
+  static Fixture* mlp = nullptr;
+  static Fixture* script = nullptr;
+  Fixture*& f = kind == Kind::kMlp ? mlp : script;
+  if (f == nullptr) f = Build(kind);
   return *f;
 }
 
@@ -133,7 +164,8 @@ double EngineSeconds(const Fixture& f, engine::Engine& e) {
 }
 
 void BM_EngineVsBareLoop(benchmark::State& state) {
-  const Fixture& f = Get();
+  const Fixture& f = Get(static_cast<Kind>(state.range(0)));
+  state.SetLabel(state.range(0) == 0 ? "mlp" : "torchscript");
   engine::EngineOptions options;
   options.data_dir = f.dir;
   options.policy = "eraser-lazy-wait";
@@ -174,7 +206,13 @@ void BM_EngineVsBareLoop(benchmark::State& state) {
 }
 // Measure with --benchmark_min_time=5 (docs/performance.md); the CTest
 // smoke run passes a tiny minimum time.
-BENCHMARK(BM_EngineVsBareLoop)->UseManualTime()->Unit(benchmark::kMillisecond);
+// Arg 0: the MLP ensemble (stacked); 1: TorchScript modules (model by
+// model; "bare_stacked" is then the same loop through unlearning::Ensemble).
+BENCHMARK(BM_EngineVsBareLoop)
+    ->Arg(0)
+    ->Arg(1)
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
 
 }  // namespace
 }  // namespace eraser
@@ -185,7 +223,10 @@ int main(int argc, char** argv) {
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   std::error_code ec;
-  std::filesystem::remove_all(
-      std::filesystem::temp_directory_path() / "eraser-bench-engine", ec);
+  for (const char* dir :
+       {"eraser-bench-engine", "eraser-bench-engine-torchscript"}) {
+    std::filesystem::remove_all(std::filesystem::temp_directory_path() / dir,
+                                ec);
+  }
   return 0;
 }
