@@ -29,8 +29,10 @@ constexpr char kUsage[] =
     "trained state; checks every answer against the oracle ensemble; prints\n"
     "a comparison table and optionally writes the JSON report.\n"
     "Without --data-dir, the ensemble the workload describes (or the default\n"
-    "one, with --trace) is trained once and cached in --cache-dir. Inference\n"
-    "targets are indices into the data directory's test split.\n"
+    "one, with --trace) is trained once and cached in --cache-dir. With a\n"
+    "trained --data-dir and a trace, or a workload that names no dataset and\n"
+    "no model, that ensemble is replayed as it is. Inference targets are\n"
+    "indices into the data directory's test split.\n"
     "A sweep (--deletion-rates, or 'sweep' in the workload) generates and\n"
     "replays the workload's trace once per deletion rate and checks the\n"
     "performance targets of docs/performance.md.";
@@ -230,10 +232,12 @@ int RunReplay(int argc, char** argv) {
     workload.dataset_options = parsed->options;
   }
   unlearning::SisaOptions model = workload.model;
-  const bool use_existing = !data_dir.empty() && workload_file.empty() &&
-                            workloads::TrainedOptions(data_dir).ok();
+  // A trace alone, or a workload naming no dataset or model, names no
+  // ensemble: the one in --data-dir is used as it is.
+  const bool use_existing =
+      !data_dir.empty() && !workload.names_ensemble &&
+      !AnyDatasetOption(vm) && workloads::TrainedOptions(data_dir).ok();
   if (use_existing) {
-    // A trace alone names no model: an existing ensemble is used as it is.
     std::printf("Ensemble in %s: reused\n", data_dir.c_str());
   } else {
     StatusOr<datasets::Dataset> data =

@@ -260,6 +260,8 @@ StatusOr<Workload> LoadWorkload(const std::string& path) {
   const json* replay = r.Object("replay");
   const json* sweep = r.Object("sweep");
   RETURN_IF_ERROR(r.Finish());
+  w.names_ensemble =
+      r.Has("dataset") || r.Has("dataset_options") || r.Has("model");
   ASSIGN_OR_RETURN(w.dataset, ReadDatasetSpec(dataset, base, "dataset"));
   if (dataset_options != nullptr) {
     RETURN_IF_ERROR(

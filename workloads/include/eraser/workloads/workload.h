@@ -43,6 +43,9 @@ struct Workload {
   datasets::DatasetSpec dataset;
   datasets::LoadOptions dataset_options;
   unlearning::SisaOptions model;
+  // Whether the file names a dataset or a model. A workload that names
+  // neither replays on whatever ensemble the data directory holds.
+  bool names_ensemble = false;
   // Exactly one of these.
   std::optional<std::string> trace_file;  // resolved path
   std::optional<GeneratorOptions> generator;
