@@ -57,10 +57,10 @@ Fixture* Build(Kind kind) {
   std::filesystem::remove_all(fixture->dir);
   const std::string data = datasets::kDefaultFashionMnistDir;
   datasets::Dataset dataset;
-  dataset.train = std::move(datasets::ReadIdxPair(
-                                data + "/t10k-images-idx3-ubyte.gz",
-                                data + "/t10k-labels-idx1-ubyte.gz"))
-                      .value();
+  dataset.train =
+      std::move(datasets::ReadIdxPair(data + "/t10k-images-idx3-ubyte.gz",
+                                      data + "/t10k-labels-idx1-ubyte.gz"))
+          .value();
   dataset.classes = datasets::kFashionMnistClasses;
   fixture->inputs = dataset.train.DecodeRows(0, 1024);
   // Train on 640 images, test on the rest.
@@ -87,10 +87,10 @@ Fixture* Build(Kind kind) {
   }
   // value() ends the program with the status if setting up failed.
   auto store = std::move(storage::Store::Open({fixture->dir})).value();
-  auto sisa = std::move(unlearning::Sisa::Create(
-                            store.get(), unlearning::ForDataset(options,
-                                                                dataset)))
-                  .value();
+  auto sisa =
+      std::move(unlearning::Sisa::Create(
+                    store.get(), unlearning::ForDataset(options, dataset)))
+          .value();
   (void)sisa->Ingest(dataset).value();
   (void)sisa->TrainAll().value();
   const std::vector<unlearning::ShardModel> models =

@@ -234,9 +234,9 @@ int RunReplay(int argc, char** argv) {
   unlearning::SisaOptions model = workload.model;
   // A trace alone, or a workload naming no dataset or model, names no
   // ensemble: the one in --data-dir is used as it is.
-  const bool use_existing =
-      !data_dir.empty() && !workload.names_ensemble &&
-      !AnyDatasetOption(vm) && workloads::TrainedOptions(data_dir).ok();
+  const bool use_existing = !data_dir.empty() && !workload.names_ensemble &&
+                            !AnyDatasetOption(vm) &&
+                            workloads::TrainedOptions(data_dir).ok();
   if (use_existing) {
     std::printf("Ensemble in %s: reused\n", data_dir.c_str());
   } else {

@@ -53,12 +53,14 @@ unlearning::SisaOptions SmallSisaOptions() {
 }
 
 const Template& GetTemplate() {
+  // The directory is removed at exit, after every test has closed its
+  // engine; the template itself (plain data) is kept until then too.
+  static eraser::testing::TempDir dir;
   static Template* t = nullptr;
   static std::once_flag once;
   std::call_once(once, [] {
-    static eraser::testing::TempDir* dir = new eraser::testing::TempDir();
     t = new Template();
-    t->dir = dir->Child("template");
+    t->dir = dir.Child("template");
     t->data = eraser::testing::SmallFashionMnist(kTrainSamples,
                                                  10'000 - kTrainSamples);
     std::unique_ptr<storage::Store> store = Build(t->dir, t->data, {});

@@ -60,9 +60,10 @@ class Scripts {
   bool ok_ = false;
 };
 
+// Built on first use; its directory is removed at exit.
 const Scripts& GetScripts() {
-  static const Scripts* scripts = new Scripts();
-  return *scripts;
+  static const Scripts scripts;
+  return scripts;
 }
 
 const datasets::Dataset& Data() {
