@@ -111,8 +111,12 @@ TEST(Npy, EveryAcceptedDtypeAndRank) {
     EXPECT_EQ(max_label, 1u);
     std::vector<float> row(s->feature_count());
     s->Decode(0, row.data());
-    if (c.descr == "|u1") EXPECT_EQ(row[1], 1.0f);  // 255 / 255
-    if (c.descr == "<f8" && c.shape.size() > 5) EXPECT_EQ(row[1], 1e30f);
+    if (c.descr == "|u1") {
+      EXPECT_EQ(row[1], 1.0f);  // 255 / 255
+    }
+    if (c.descr == "<f8" && c.shape.size() > 5) {
+      EXPECT_EQ(row[1], 1e30f);
+    }
   }
   for (const char* label_type : {"|i1", "|u1", "<i2", "<u2", "<u4", "<u8"}) {
     const std::size_t width = label_type[2] == '1'   ? 1

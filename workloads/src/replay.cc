@@ -260,7 +260,8 @@ StatusOr<PolicyRun> RunPolicy(const std::string& policy, std::size_t index,
     ++run.report.decisions[static_cast<int>(d) - 1];
     if (d == certify::Decision::kRejected) continue;
     ++answered;
-    correct += o.prediction->label == test.labels[o.test_index];
+    correct +=
+        static_cast<uint32_t>(o.prediction->label) == test.labels[o.test_index];
   }
   run.report.requests = run.outcomes.size();
   run.report.latency_ms = Summarize(latencies);
