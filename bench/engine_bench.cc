@@ -168,7 +168,7 @@ void BM_EngineVsBareLoop(benchmark::State& state) {
   state.SetLabel(state.range(0) == 0 ? "mlp" : "torchscript");
   engine::EngineOptions options;
   options.data_dir = f.dir;
-  options.policy = "eraser-lazy-wait";
+  options.policy = *scheduler::ParsePolicy("eraser-lazy-wait");
   options.inference.max_batch_size = kBatch;
   options.inference.max_queue_delay = std::chrono::milliseconds(1);
   options.inference.queue_capacity = 2 * kWindow;

@@ -184,7 +184,9 @@ int RunReplay(int argc, char** argv) {
     workload = std::move(w).value();
   } else {
     workload.trace_file = trace_file;
-    workload.policies = workloads::DefaultReplayPolicies();
+    for (const std::string& name : workloads::DefaultReplayPolicies()) {
+      workload.replay.policies.push_back(*scheduler::ParsePolicy(name));
+    }
     workload.json = nlohmann::json{{"trace", trace_file}}.dump();
   }
 
@@ -207,12 +209,9 @@ int RunReplay(int argc, char** argv) {
     StatusOr<std::vector<scheduler::Policy>> parsed =
         scheduler::ParsePolicyList(policies);
     if (!parsed.ok()) return ReportError("replay", parsed.status());
-    workload.policies.clear();
-    for (const scheduler::Policy& p : *parsed)
-      workload.policies.push_back(p.name);
+    workload.replay.policies = std::move(parsed).value();
   }
   workloads::ReplayConfig config = workload.replay;
-  config.policies = workload.policies;
   if (speed != 0) config.speed = speed;
   if (no_oracle) config.oracle = false;
   config.progress = isatty(STDERR_FILENO) != 0;

@@ -9,6 +9,7 @@
 #include "eraser/common/duration.h"
 #include "eraser/engine/engine.h"
 #include "eraser/metrics/engine_metrics.h"
+#include "eraser/scheduler/policy.h"
 #include "eraser/unlearning/runtime.h"
 #include "serve/api.h"
 #include "serve/http_server.h"
@@ -32,9 +33,12 @@ int RunServe(int argc, char** argv) {
   engine::EngineOptions engine_options;
   serve::HttpServerOptions http;
   std::string metrics_listen = "127.0.0.1:9464";
-  std::string max_queue_delay = "2ms";
+  std::string policy = engine_options.policy.name;
+  std::string max_queue_delay =
+      FormatDuration(engine_options.inference.max_queue_delay);
   std::string grace = "10s";
-  std::string context = "concurrent";
+  std::string context =
+      engine::ExecutionContextName(engine_options.unlearning.context);
   po::options_description options("Options");
   options.add_options()("data-dir",
                         po::value(&engine_options.data_dir)->required(),
@@ -44,23 +48,28 @@ int RunServe(int argc, char** argv) {
       "metrics-listen",
       po::value(&metrics_listen)->default_value(metrics_listen),
       "Prometheus /metrics address host:port; empty to disable")(
-      "policy",
-      po::value(&engine_options.policy)->default_value(engine_options.policy),
+      "policy", po::value(&policy)->default_value(policy),
       "policy string or preset (see 'eraser replay --help')")(
       "inference-threads",
-      po::value(&engine_options.inference.threads)->default_value(1),
+      po::value(&engine_options.inference.threads)
+          ->default_value(engine_options.inference.threads),
       "inference worker threads")(
       "unlearning-threads",
-      po::value(&engine_options.unlearning.concurrency)->default_value(1),
+      po::value(&engine_options.unlearning.concurrency)
+          ->default_value(engine_options.unlearning.concurrency),
       "retrainings at once")(
-      "max-batch-size",
-      po::value(&engine_options.inference.max_batch_size)->default_value(64),
-      "dynamic batching: largest batch")(
+      "no-borrow", po::bool_switch(),
+      "never let a retraining with a deadline at risk take the inference "
+      "core")("max-batch-size",
+              po::value(&engine_options.inference.max_batch_size)
+                  ->default_value(engine_options.inference.max_batch_size),
+              "dynamic batching: largest batch")(
       "max-queue-delay",
       po::value(&max_queue_delay)->default_value(max_queue_delay),
       "dynamic batching: longest wait for a batch to fill")(
       "queue-capacity",
-      po::value(&engine_options.inference.queue_capacity)->default_value(4096),
+      po::value(&engine_options.inference.queue_capacity)
+          ->default_value(engine_options.inference.queue_capacity),
       "requests in flight before 429")(
       "context", po::value(&context)->default_value(context),
       "concurrent or exclusive (inference pauses while retraining)")(
@@ -78,19 +87,21 @@ int RunServe(int argc, char** argv) {
       rc != kExitOk || help) {
     return rc;
   }
+  StatusOr<scheduler::Policy> parsed_policy = scheduler::ParsePolicy(policy);
+  if (!parsed_policy.ok()) return ReportError("serve", parsed_policy.status());
+  engine_options.policy = *parsed_policy;
+  engine_options.unlearning.borrow_inference_core = !vm["no-borrow"].as<bool>();
   StatusOr<Duration> delay = ParseDuration(max_queue_delay);
   if (!delay.ok()) return ReportError("serve", delay.status());
   engine_options.inference.max_queue_delay = *delay;
   StatusOr<Duration> grace_duration = ParseDuration(grace);
   if (!grace_duration.ok())
     return ReportError("serve", grace_duration.status());
-  if (context == "exclusive") {
-    engine_options.unlearning.context = engine::ExecutionContext::kExclusive;
-  } else if (context != "concurrent") {
-    return ReportError("serve",
-                       InvalidArgumentError("--context must be concurrent or "
-                                            "exclusive"));
-  }
+  StatusOr<engine::ExecutionContext> parsed_context =
+      engine::ParseExecutionContext(context);
+  if (!parsed_context.ok())
+    return ReportError("serve", parsed_context.status());
+  engine_options.unlearning.context = *parsed_context;
 
   // Signals are taken by sigwait below, in this thread only: every thread
   // started from here on inherits the blocked mask.

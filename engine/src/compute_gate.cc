@@ -3,37 +3,35 @@
 namespace eraser::engine::internal {
 
 void ComputeGate::EnterInference() {
-  if (!exclusive_) return;
-  std::unique_lock<std::mutex> lock(mu_);
-  cv_.wait(lock, [this] { return retrains_ == 0 && retrains_waiting_ == 0; });
+  MutexLock lock(&mu_);
+  while (retrains_ > 0 || retrains_waiting_ > 0) cv_.Wait();
   ++inference_;
 }
 
 void ComputeGate::ExitInference() {
-  if (!exclusive_) return;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     --inference_;
   }
-  cv_.notify_all();
+  cv_.SignalAll();
 }
 
-void ComputeGate::EnterRetrain() {
-  if (!exclusive_) return;
-  std::unique_lock<std::mutex> lock(mu_);
+void ComputeGate::EnterRetrain(bool borrowed) {
+  if (!exclusive_ && !borrowed) return;
+  MutexLock lock(&mu_);
   ++retrains_waiting_;
-  cv_.wait(lock, [this] { return inference_ == 0; });
+  while (inference_ > 0) cv_.Wait();
   --retrains_waiting_;
   ++retrains_;
 }
 
-void ComputeGate::ExitRetrain() {
-  if (!exclusive_) return;
+void ComputeGate::ExitRetrain(bool borrowed) {
+  if (!exclusive_ && !borrowed) return;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     --retrains_;
   }
-  cv_.notify_all();
+  cv_.SignalAll();
 }
 
 }  // namespace eraser::engine::internal

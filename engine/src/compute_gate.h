@@ -1,30 +1,30 @@
-// The `exclusive` execution context: inference batches and retrainings
-// never overlap, as on one accelerator shared by both. A waiting
-// retraining blocks new batches, so inference cannot starve it. In the
-// `concurrent` context every call returns at once.
+// Keeps inference batches and some retrainings from overlapping, as on one
+// accelerator shared by both: every retraining in the `exclusive` context,
+// and, in either context, a retraining that borrows the inference core for
+// a deadline at risk. A waiting retraining blocks new batches, so inference
+// cannot starve it. Retrainings that share nothing pass at once.
 #ifndef ERASER_ENGINE_SRC_COMPUTE_GATE_H_
 #define ERASER_ENGINE_SRC_COMPUTE_GATE_H_
 
-#include <condition_variable>
-#include <mutex>
-
-#include "eraser/common/thread_annotations.h"
+#include "eraser/common/mutex.h"
 
 namespace eraser::engine::internal {
 
 class ComputeGate {
  public:
+  // `exclusive`: every retraining excludes inference.
   explicit ComputeGate(bool exclusive) : exclusive_(exclusive) {}
 
-  void EnterInference();
-  void ExitInference();
-  void EnterRetrain();
-  void ExitRetrain();
+  void EnterInference() EXCLUDES(mu_);
+  void ExitInference() EXCLUDES(mu_);
+  // `borrowed`: this retraining excludes inference whatever the context.
+  void EnterRetrain(bool borrowed) EXCLUDES(mu_);
+  void ExitRetrain(bool borrowed) EXCLUDES(mu_);
 
  private:
   const bool exclusive_;
-  std::mutex mu_;
-  std::condition_variable cv_;
+  Mutex mu_;
+  CondVar cv_{&mu_};
   int inference_ GUARDED_BY(mu_) = 0;
   int retrains_ GUARDED_BY(mu_) = 0;
   int retrains_waiting_ GUARDED_BY(mu_) = 0;

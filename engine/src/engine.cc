@@ -10,8 +10,6 @@ namespace eraser::engine {
 
 StatusOr<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options) {
   RETURN_IF_ERROR(options.Validate());
-  ASSIGN_OR_RETURN(scheduler::Policy policy,
-                   scheduler::ParsePolicy(options.policy));
   unlearning::InitComputeRuntime();
   storage::StoreOptions store_options;
   store_options.path = options.data_dir;
@@ -19,6 +17,10 @@ StatusOr<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options) {
   ASSIGN_OR_RETURN(std::unique_ptr<storage::Store> store,
                    storage::Store::Open(store_options));
 
+  // Retrainings run one per slot, plus one on the inference core when a
+  // deadline is at risk.
+  const int arena = options.unlearning.concurrency +
+                    (options.unlearning.borrow_inference_core ? 1 : 0);
   std::unique_ptr<unlearning::Sisa> sisa;
   StatusOr<storage::StoreConfig> config = store->ReadConfig();
   const bool has_config = config.ok();
@@ -31,12 +33,11 @@ StatusOr<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options) {
         " holds no trained ensemble (build it with 'eraser train')");
   }
   if (has_config) {
-    ASSIGN_OR_RETURN(sisa, unlearning::Sisa::Open(
-                               store.get(), options.unlearning.concurrency));
+    ASSIGN_OR_RETURN(sisa, unlearning::Sisa::Open(store.get(), arena));
   } else {
     unlearning::SisaOptions sisa_options =
         unlearning::ForDataset(options.sisa, *options.train_data);
-    sisa_options.concurrency = options.unlearning.concurrency;
+    sisa_options.concurrency = arena;
     ASSIGN_OR_RETURN(sisa, unlearning::Sisa::Create(store.get(), sisa_options));
   }
   ASSIGN_OR_RETURN(bool trained, sisa->IsTrained());
@@ -55,13 +56,19 @@ StatusOr<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options) {
   ASSIGN_OR_RETURN(std::shared_ptr<const internal::Snapshot> snapshot,
                    internal::MakeSnapshot(std::move(models)));
   auto engine = std::make_unique<internal::EngineImpl>(
-      options, policy, std::move(store), std::move(sisa), std::move(snapshot),
+      options, std::move(store), std::move(sisa), std::move(snapshot),
       std::move(dataset));
   RETURN_IF_ERROR(engine->Start());
   return std::unique_ptr<Engine>(std::move(engine));
 }
 
 namespace internal {
+
+std::vector<uint64_t> Snapshot::versions() const {
+  std::vector<uint64_t> out;
+  for (const unlearning::ShardModel& m : shards) out.push_back(m.version);
+  return out;
+}
 
 StatusOr<std::shared_ptr<const Snapshot>> MakeSnapshot(
     std::vector<unlearning::ShardModel> shards) {
@@ -76,13 +83,11 @@ StatusOr<std::shared_ptr<const Snapshot>> MakeSnapshot(
 }
 
 EngineImpl::EngineImpl(const EngineOptions& options,
-                       const scheduler::Policy& policy,
                        std::unique_ptr<storage::Store> store,
                        std::unique_ptr<unlearning::Sisa> sisa,
                        std::shared_ptr<const Snapshot> snapshot,
                        unlearning::DatasetInfo dataset)
     : options_(options),
-      policy_(policy),
       clock_(options.clock != nullptr ? options.clock : SystemClock::Default()),
       metrics_(options.metrics != nullptr ? options.metrics
                                           : metrics::EngineMetrics::Create()),
@@ -92,51 +97,54 @@ EngineImpl::EngineImpl(const EngineOptions& options,
       num_shards_(snapshot->shards.size()),
       feature_size_(snapshot->ensemble->spec().input_size()),
       classes_(static_cast<int>(snapshot->ensemble->spec().classes)),
+      queue_(clock_),
       gate_(options.unlearning.context == ExecutionContext::kExclusive) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   snapshot_ = std::move(snapshot);
-  shard_pending_.resize(num_shards_);
-  slice_sizes_.resize(num_shards_);
-  scheduler::SchedulerOptions scheduler_options = options.unlearning.scheduler;
-  scheduler_options.concurrency = options.unlearning.concurrency;
-  // The scheduler calls the cost function only from its own methods, which
-  // run under mu_.
-  scheduler_ = std::make_unique<scheduler::Scheduler>(
-      policy_, scheduler_options,
-      [this](ShardId shard, uint32_t slice)
-          NO_THREAD_SAFETY_ANALYSIS { return RetrainCost(shard, slice); },
-      clock_->Now());
 }
 
 EngineImpl::~EngineImpl() { Close(); }
 
 Status EngineImpl::Start() {
+  scheduler::CoreOptions core;
+  core.policy = options_.policy;
+  core.shards = num_shards_;
+  core.classes = classes_;
+  core.epochs = sisa_->options().EpochSchedule();
+  core.slots = options_.unlearning.concurrency;
+  core.borrowable_slots = options_.unlearning.borrow_inference_core ? 1 : 0;
+  core.estimates = options_.unlearning.estimates;
+  RETURN_IF_ERROR(core.Validate());
+  std::vector<std::vector<uint64_t>> sizes;
   for (std::size_t k = 0; k < num_shards_; ++k) {
-    ASSIGN_OR_RETURN(std::vector<uint64_t> sizes,
+    ASSIGN_OR_RETURN(std::vector<uint64_t> s,
                      sisa_->SliceSizes(ShardId(static_cast<uint32_t>(k))));
-    std::lock_guard<std::mutex> lock(mu_);
-    slice_sizes_[k] = std::move(sizes);
-  }
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    watermark_ = store_->LastDeletionSeq().value();
+    sizes.push_back(std::move(s));
   }
   // Pending deletions resume with their original arrival times, so their
   // deadlines too.
   ASSIGN_OR_RETURN(std::vector<storage::DeletionRecord> pending,
                    store_->PendingDeletions());
+  std::vector<
+      std::pair<storage::DeletionRecord, std::vector<scheduler::SampleHit>>>
+      recovered;
   for (const storage::DeletionRecord& record : pending) {
-    ASSIGN_OR_RETURN(std::vector<storage::SampleLocation> live,
-                     LiveSamples(record.samples));
+    ASSIGN_OR_RETURN(std::vector<scheduler::SampleHit> live,
+                     LiveHits(record.samples));
     if (live.empty()) {
       RETURN_IF_ERROR(store_->MarkApplied({record.seq}, clock_->Now()));
       continue;
     }
-    std::lock_guard<std::mutex> lock(mu_);
-    RegisterDeletion(record.seq, record.arrival, live);
+    recovered.emplace_back(record, std::move(live));
   }
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
+    core_ = std::make_unique<scheduler::Core>(
+        core, std::move(sizes), snapshot_->versions(), clock_->Now());
+    for (const auto& [record, live] : recovered) {
+      core_->OnDeletion(record.seq, record.arrival, live);
+    }
+    core_->OnDeletion(store_->LastDeletionSeq(), clock_->Now(), {});
     UpdateGauges();
   }
   // Named threads show up as such in top, perf and gdb.
@@ -146,7 +154,7 @@ Status EngineImpl::Start() {
       WorkerLoop();
     });
   }
-  for (int i = 0; i < options_.unlearning.concurrency; ++i) {
+  for (int i = 0; i < core.slots + core.borrowable_slots; ++i) {
     retrainers_.emplace_back([this] {
       pthread_setname_np(pthread_self(), "eraser-retrain");
       RetrainerLoop();
@@ -163,71 +171,62 @@ void EngineImpl::Close() {
   std::call_once(close_once_, [this] {
     std::vector<Answer> refused;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       closed_ = true;
-      for (auto& [id, request] : parked_) {
-        scheduler_->OnUnparked(id);
-        refused.push_back({std::move(request),
-                           UnavailableError("the engine is shutting down"),
-                           {}});
+      if (core_ != nullptr) {
+        for (uint64_t id : core_->TakeAllWaiting()) {
+          auto it = waiting_.find(id);
+          if (it == waiting_.end()) continue;
+          refused.push_back({std::move(it->second),
+                             UnavailableError("the engine is shutting down"),
+                             {}});
+          waiting_.erase(it);
+        }
+        UpdateGauges();
       }
-      parked_.clear();
-      for (RequestPtr& request : parked_immediate_) {
-        refused.push_back({std::move(request),
-                           UnavailableError("the engine is shutting down"),
-                           {}});
-      }
-      parked_immediate_.clear();
-      UpdateGauges();
     }
     Deliver(std::move(refused));
     // Workers answer what is queued, then stop.
     queue_.Close();
     for (std::thread& t : workers_) t.join();
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       stop_control_ = true;
     }
-    control_cv_.notify_all();
+    control_cv_.SignalAll();
     if (control_.joinable()) control_.join();
     // Running retrainings finish and apply; queued orders are dropped (their
     // deletions stay pending in the log).
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       stop_retrainers_ = true;
     }
-    retrain_cv_.notify_all();
+    retrain_cv_.SignalAll();
     for (std::thread& t : retrainers_) t.join();
-    drain_cv_.notify_all();
+    drain_cv_.SignalAll();
   });
 }
 
 EngineStats EngineImpl::Stats() const {
   EngineStats stats;
   stats.queued = queue_.size();
-  std::lock_guard<std::mutex> lock(mu_);
-  stats.parked = parked_.size() + parked_immediate_.size();
-  stats.pending_deletions = pending_.size();
-  for (std::size_t k = 0; k < num_shards_; ++k) {
-    if (!shard_pending_[k].empty()) {
-      stats.affected_shards.emplace_back(static_cast<uint32_t>(k));
-    }
-  }
-  for (const unlearning::ShardModel& m : snapshot_->shards) {
-    stats.model_versions.push_back(m.version);
-  }
-  stats.retrains_running = scheduler_->running();
+  MutexLock lock(&mu_);
+  stats.parked = core_->parked() + core_->held();
+  stats.pending_deletions = core_->pending_deletions();
+  stats.affected_shards = core_->AffectedShards();
+  stats.model_versions = snapshot_->versions();
+  stats.retrains_running = core_->running();
   stats.retrains = retrains_;
   stats.unlearning_cost = unlearning_cost_;
+  stats.deadline_misses = deadline_misses_;
+  stats.capacity = core_->GetCapacity(clock_->Now());
   return stats;
 }
 
 void EngineImpl::UpdateGauges() {
-  std::size_t affected = 0;
-  for (const auto& seqs : shard_pending_) affected += seqs.empty() ? 0 : 1;
-  metrics_->SetPendingDeletions(pending_.size());
-  metrics_->SetAffectedShards(affected);
-  metrics_->SetParkedRequests(parked_.size() + parked_immediate_.size());
+  metrics_->SetPendingDeletions(core_->pending_deletions());
+  metrics_->SetAffectedShards(core_->AffectedShards().size());
+  metrics_->SetParkedRequests(core_->parked() + core_->held());
 }
 
 }  // namespace internal

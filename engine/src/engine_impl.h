@@ -1,32 +1,31 @@
-// EngineImpl: the Engine behind the public interface. Split by concern:
+// EngineImpl: the shell around scheduler::Core. The Core decides (verdicts,
+// retraining orders, what an apply commits); the shell runs threads, takes
+// locks, computes with the models, writes the store, keeps the requests'
+// payloads and delivers answers. Split by concern:
 //   engine.cc      Open, recovery, Close, introspection
-//   inference.cc   admission, batching workers, certification, parked
-//                  requests
-//   deletions.cc   RequestDeletion, GetDeletion, the pending index
-//   unlearning.cc  the scheduler loop, retraining, apply and swap, Drain
+//   inference.cc   admission, batching workers, verdicts, parked requests
+//   deletions.cc   RequestDeletion, GetDeletion
+//   unlearning.cc  the control loop, retraining, apply and swap, Drain
 //
-// Locking: mu_ guards the engine state (pending index, scheduler, parked
-// requests, the published snapshot). apply_mu_ serialises the apply-and-swap
-// step of finished retrainings (taken before mu_, never after). The request
+// Locking: mu_ guards the Core, the published snapshot and the waiting
+// requests' payloads. apply_mu_ serialises the apply-and-swap step of
+// finished retrainings and is taken before mu_, never after. The request
 // queue and the compute gate have their own locks and are never taken while
 // holding mu_. Callbacks run with no engine lock held.
 #ifndef ERASER_ENGINE_SRC_ENGINE_IMPL_H_
 #define ERASER_ENGINE_SRC_ENGINE_IMPL_H_
 
 #include <atomic>
-#include <condition_variable>
 #include <deque>
 #include <map>
 #include <memory>
-#include <mutex>
-#include <set>
 #include <thread>
 #include <vector>
 
 #include "compute_gate.h"
-#include "eraser/common/thread_annotations.h"
+#include "eraser/common/mutex.h"
 #include "eraser/engine/engine.h"
-#include "eraser/scheduler/scheduler.h"
+#include "eraser/scheduler/core.h"
 #include "eraser/storage/store.h"
 #include "eraser/unlearning/ensemble.h"
 #include "eraser/unlearning/sisa.h"
@@ -40,18 +39,12 @@ struct Snapshot {
   std::vector<unlearning::ShardModel> shards;  // index = shard id
   // The same models, evaluated together (one stacked computation for MLPs).
   std::shared_ptr<const unlearning::Ensemble> ensemble;
+  std::vector<uint64_t> versions() const;
 };
 
 // A snapshot of `shards` with its ensemble built.
 StatusOr<std::shared_ptr<const Snapshot>> MakeSnapshot(
     std::vector<unlearning::ShardModel> shards);
-
-// A deletion that some served model still holds.
-struct PendingDeletion {
-  TimePoint arrival;
-  // Shards whose served model still holds its samples, and those samples.
-  std::map<ShardId, std::vector<SampleId>> samples;
-};
 
 // An answer ready to deliver (outside the lock).
 struct Answer {
@@ -62,15 +55,16 @@ struct Answer {
 
 class EngineImpl final : public Engine {
  public:
-  EngineImpl(const EngineOptions& options, const scheduler::Policy& policy,
+  EngineImpl(const EngineOptions& options,
              std::unique_ptr<storage::Store> store,
              std::unique_ptr<unlearning::Sisa> sisa,
              std::shared_ptr<const Snapshot> snapshot,
              unlearning::DatasetInfo dataset);
   ~EngineImpl() override;
 
-  // Reloads pending deletions from the store and starts the threads.
-  Status Start();
+  // Builds the Core from the store (slice sizes, pending deletions with
+  // their arrival times, the watermark) and starts the threads.
+  Status Start() EXCLUDES(mu_);
 
   Status InferAsync(std::vector<float> features, InferCallback done) override;
   std::future<StatusOr<Prediction>> Infer(std::vector<float> features) override;
@@ -84,54 +78,59 @@ class EngineImpl final : public Engine {
     return metrics_;
   }
   std::size_t feature_size() const override { return feature_size_; }
-  const unlearning::DatasetInfo& dataset() const override { return dataset_; }
   std::size_t num_shards() const override { return num_shards_; }
-  std::string policy() const override { return policy_.ToString(); }
+  const unlearning::DatasetInfo& dataset() const override { return dataset_; }
+  std::string policy() const override { return options_.policy.ToString(); }
 
  private:
   // ---- inference.cc ----
   void WorkerLoop();
-  void ComputeBatch(std::vector<RequestPtr>& batch);
-  // Decides a computed request: answers it (appending to `answers`) or
-  // parks it. `affected` are flags per shard.
-  void Decide(RequestPtr request, const std::vector<int32_t>& votes,
-              const std::vector<uint8_t>& affected, const Snapshot& snapshot,
-              SteadyTime computed, std::vector<Answer>* answers)
-      EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Affected flags for answers computed with `snapshot`: shards with a
-  // pending deletion, and shards replaced since the snapshot was taken.
-  std::vector<uint8_t> AffectedFlags(const Snapshot& snapshot) const
-      EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  Answer MakeAnswer(RequestPtr request, int32_t label, Decision decision,
-                    int32_t margin, const std::vector<uint8_t>& affected,
-                    const std::vector<uint64_t>& versions, SteadyTime computed)
-      EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void Deliver(std::vector<Answer> answers) LOCKS_EXCLUDED(mu_);
-  // Re-votes parked requests on shards replaced since they voted, when the
-  // new model holds no pending deletion, and answers those now certified.
-  void RefreshParked() LOCKS_EXCLUDED(mu_);
-  // `immediate`: requeues parked requests once nothing is pending.
-  void ReleaseImmediate() LOCKS_EXCLUDED(mu_);
-  void UpdateGauges() EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ComputeBatch(std::vector<RequestPtr>& batch) EXCLUDES(mu_);
+  // Holds the batch (the immediate baseline with a deletion pending);
+  // false if it must be computed.
+  bool HoldBatch(std::vector<RequestPtr>& batch, std::vector<Answer>* refused)
+      EXCLUDES(mu_);
+  // Turns a verdict into an answer, or keeps the request's payload while it
+  // is parked or held.
+  void Settle(RequestPtr request, scheduler::Verdict verdict,
+              TimePoint computed, std::vector<Answer>* answers) REQUIRES(mu_);
+  Answer MakeAnswer(RequestPtr request, const scheduler::Verdict& verdict,
+                    TimePoint computed) REQUIRES(mu_);
+  void Deliver(std::vector<Answer> answers) EXCLUDES(mu_);
+  // Runs the Core's revotes (one forward pass of one model each) and
+  // answers the requests they certify.
+  void RefreshParked() EXCLUDES(mu_);
+  // Puts the requests the Core releases back at the front of the queue.
+  void ReleaseHeld() EXCLUDES(mu_);
+  void UpdateGauges() REQUIRES(mu_);
 
   // ---- deletions.cc ----
-  // Registers an acknowledged deletion of `live` samples (not yet erased).
-  void RegisterDeletion(DeletionSeq seq, TimePoint arrival,
-                        const std::vector<storage::SampleLocation>& live)
-      EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Samples of `samples` that are still stored (not erased).
-  StatusOr<std::vector<storage::SampleLocation>> LiveSamples(
+  // Samples of `samples` that are still stored (not erased), as Core hits.
+  StatusOr<std::vector<scheduler::SampleHit>> LiveHits(
       const std::vector<storage::SampleLocation>& samples);
+  StatusOr<std::vector<storage::SampleLocation>> Resolve(
+      const storage::DeletionTarget& target);
 
   // ---- unlearning.cc ----
-  void ControlLoop();
-  void RetrainerLoop();
-  void RunOrder(const scheduler::RetrainOrder& order);
-  uint64_t RetrainCost(ShardId shard, uint32_t first_slice) const
-      EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ControlLoop() EXCLUDES(mu_);
+  void RetrainerLoop() EXCLUDES(mu_);
+  void RunOrder(const scheduler::RetrainOrder& order) EXCLUDES(mu_);
+  // The phases of RunOrder.
+  struct Retrained {
+    Status status;
+    unlearning::RetrainResult result;
+    std::shared_ptr<const Snapshot> next;  // built before anything commits
+  };
+  Retrained Retrain(const scheduler::RetrainOrder& order) EXCLUDES(mu_);
+  void PrepareSnapshot(const scheduler::RetrainOrder& order, Retrained& r)
+      REQUIRES(apply_mu_) EXCLUDES(mu_);
+  // Writes the order's apply batch; true if it committed.
+  bool Commit(const scheduler::RetrainOrder& order, Retrained& retrained)
+      REQUIRES(apply_mu_) EXCLUDES(mu_);
+  void Swap(const scheduler::RetrainOrder& order, Retrained& retrained,
+            bool committed, TimePoint started) REQUIRES(apply_mu_, mu_);
 
   const EngineOptions options_;
-  const scheduler::Policy policy_;
   const Clock* const clock_;
   const std::shared_ptr<metrics::EngineMetrics> metrics_;
   const std::unique_ptr<storage::Store> store_;
@@ -147,33 +146,26 @@ class EngineImpl final : public Engine {
   std::atomic<std::size_t> inflight_{0};
   std::atomic<int64_t> busy_nanos_{0};  // inference compute time, for `idle`
 
-  mutable std::mutex mu_;
-  std::condition_variable control_cv_;  // events for the scheduler loop
-  std::condition_variable retrain_cv_;  // orders for the retrainers
-  std::condition_variable drain_cv_;    // progress for Drain
+  Mutex apply_mu_ ACQUIRED_BEFORE(mu_);
+  mutable Mutex mu_;
+  CondVar control_cv_{&mu_};  // events for the control loop
+  CondVar retrain_cv_{&mu_};  // orders for the retrainers
+  CondVar drain_cv_{&mu_};    // progress for Drain
   bool closed_ GUARDED_BY(mu_) = false;
   bool stop_control_ GUARDED_BY(mu_) = false;
   bool stop_retrainers_ GUARDED_BY(mu_) = false;
   bool event_ GUARDED_BY(mu_) = false;
   int draining_ GUARDED_BY(mu_) = 0;
   Status drain_error_ GUARDED_BY(mu_);
+  std::unique_ptr<scheduler::Core> core_ GUARDED_BY(mu_);
   std::shared_ptr<const Snapshot> snapshot_ GUARDED_BY(mu_);
-  std::map<DeletionSeq, PendingDeletion> pending_ GUARDED_BY(mu_);
-  std::vector<std::set<DeletionSeq>> shard_pending_ GUARDED_BY(mu_);
-  std::vector<std::vector<uint64_t>> slice_sizes_ GUARDED_BY(mu_);
-  // First model version of each shard that excludes a deletion.
-  std::map<DeletionSeq, std::vector<std::pair<ShardId, uint64_t>>> excluded_
-      GUARDED_BY(mu_);
-  std::unique_ptr<scheduler::Scheduler> scheduler_ GUARDED_BY(mu_);
+  // Payloads of the requests the Core has parked or held, by id.
+  std::map<uint64_t, RequestPtr> waiting_ GUARDED_BY(mu_);
   std::deque<scheduler::RetrainOrder> orders_ GUARDED_BY(mu_);
-  // Highest deletion sequence number accepted so far.
-  uint64_t watermark_ GUARDED_BY(mu_) = 0;
   uint64_t retrains_ GUARDED_BY(mu_) = 0;
+  uint64_t deadline_misses_ GUARDED_BY(mu_) = 0;
   unlearning::Cost unlearning_cost_ GUARDED_BY(mu_);
-  std::map<uint64_t, RequestPtr> parked_ GUARDED_BY(mu_);
-  std::vector<RequestPtr> parked_immediate_ GUARDED_BY(mu_);
 
-  std::mutex apply_mu_;
   std::vector<std::thread> workers_;
   std::vector<std::thread> retrainers_;
   std::thread control_;

@@ -1,32 +1,15 @@
-// Inference: admission, batched evaluation of every shard, certification,
-// and what happens to answers that cannot be certified.
+// Inference: admission, batched evaluation of every shard, the Core's
+// verdicts, and the requests it parks or holds.
 #include <algorithm>
 #include <cmath>
 
 #include "engine_impl.h"
-#include "eraser/certify/certificate.h"
 
 namespace eraser::engine::internal {
 namespace {
 
-double SecondsBetween(SteadyTime a, SteadyTime b) {
+double SecondsBetween(TimePoint a, TimePoint b) {
   return std::chrono::duration<double>(b - a).count();
-}
-
-std::vector<ShardId> ShardsOf(const std::vector<uint8_t>& flags) {
-  std::vector<ShardId> shards;
-  for (std::size_t k = 0; k < flags.size(); ++k) {
-    if (flags[k] != 0) shards.emplace_back(static_cast<uint32_t>(k));
-  }
-  return shards;
-}
-
-std::vector<uint64_t> VersionsOf(const Snapshot& snapshot) {
-  std::vector<uint64_t> versions;
-  for (const unlearning::ShardModel& m : snapshot.shards) {
-    versions.push_back(m.version);
-  }
-  return versions;
 }
 
 }  // namespace
@@ -57,7 +40,7 @@ Status EngineImpl::InferAsync(std::vector<float> features, InferCallback done) {
   request->id = next_request_id_.fetch_add(1);
   request->features = std::move(features);
   request->done = std::move(done);
-  request->admitted = std::chrono::steady_clock::now();
+  request->admitted = clock_->Now();
   if (!queue_.Push(request)) {
     inflight_.fetch_sub(1);
     metrics_->Refused("shutting_down");
@@ -87,45 +70,33 @@ void EngineImpl::WorkerLoop() {
   }
 }
 
-std::vector<uint8_t> EngineImpl::AffectedFlags(const Snapshot& snapshot) const {
-  std::vector<uint8_t> flags(num_shards_, 0);
-  for (std::size_t k = 0; k < num_shards_; ++k) {
-    // A shard replaced after the snapshot was taken may have been retrained
-    // to forget something the snapshot's model still holds.
-    flags[k] = !shard_pending_[k].empty() ||
-               snapshot.shards[k].version != snapshot_->shards[k].version;
+bool EngineImpl::HoldBatch(std::vector<RequestPtr>& batch,
+                           std::vector<Answer>* refused) {
+  MutexLock lock(&mu_);
+  if (!core_->HoldsInference()) return false;
+  // The immediate baseline computes nothing while a deletion is pending:
+  // the answer would come from data whose deletion was acknowledged.
+  const TimePoint now = clock_->Now();
+  for (RequestPtr& r : batch) {
+    if (closed_) {
+      refused->push_back(
+          {std::move(r), UnavailableError("the engine is shutting down"), {}});
+      continue;
+    }
+    if (!r->first_compute) r->first_compute = now;
+    if (!r->parked_at) r->parked_at = now;
+    core_->Hold(r->id);
+    waiting_[r->id] = std::move(r);
   }
-  return flags;
+  UpdateGauges();
+  return true;
 }
 
 void EngineImpl::ComputeBatch(std::vector<RequestPtr>& batch) {
-  const SteadyTime start = std::chrono::steady_clock::now();
-  if (policy_.kind == scheduler::PolicyKind::kImmediate) {
-    // The baseline computes nothing while a deletion is pending: the
-    // request would be answered from data whose deletion was acknowledged.
-    std::vector<Answer> refused;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (!pending_.empty()) {
-        for (RequestPtr& r : batch) {
-          if (closed_) {
-            refused.push_back({std::move(r),
-                               UnavailableError("the engine is shutting down"),
-                               {}});
-            continue;
-          }
-          if (!r->first_compute) r->first_compute = start;
-          if (!r->parked_at) r->parked_at = start;
-          parked_immediate_.push_back(std::move(r));
-        }
-        UpdateGauges();
-        batch.clear();
-      }
-    }
-    Deliver(std::move(refused));
-    if (batch.empty()) return;
-  }
+  std::vector<Answer> refused;
+  if (HoldBatch(batch, &refused)) return Deliver(std::move(refused));
 
+  const TimePoint start = clock_->Now();
   const std::size_t n = batch.size();
   const std::size_t k = num_shards_;
   std::vector<float> inputs(n * feature_size_);
@@ -137,7 +108,7 @@ void EngineImpl::ComputeBatch(std::vector<RequestPtr>& batch) {
   std::shared_ptr<const Snapshot> snapshot;
   gate_.EnterInference();
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     snapshot = snapshot_;
   }
   // Every shard on the whole batch in one call (one stacked computation for
@@ -145,17 +116,15 @@ void EngineImpl::ComputeBatch(std::vector<RequestPtr>& batch) {
   const Status status =
       snapshot->ensemble->Predict(inputs.data(), n, votes.data(), nullptr);
   gate_.ExitInference();
-  const SteadyTime end = std::chrono::steady_clock::now();
-  busy_nanos_.fetch_add(
-      std::chrono::duration_cast<std::chrono::nanoseconds>(end - start)
-          .count());
+  const TimePoint end = clock_->Now();
+  busy_nanos_.fetch_add((end - start).count());
 
   std::vector<Answer> answers;
   answers.reserve(n);
-  bool parked = false;
+  bool waiting = false;
   {
-    std::lock_guard<std::mutex> lock(mu_);
-    const std::vector<uint8_t> affected = AffectedFlags(*snapshot);
+    MutexLock lock(&mu_);
+    const std::vector<uint64_t> versions = snapshot->versions();
     std::vector<int32_t> column(k);
     for (std::size_t i = 0; i < n; ++i) {
       RequestPtr& r = batch[i];
@@ -166,93 +135,55 @@ void EngineImpl::ComputeBatch(std::vector<RequestPtr>& batch) {
         continue;
       }
       for (std::size_t s = 0; s < k; ++s) column[s] = votes[s * n + i];
-      const std::size_t parked_before =
-          parked_.size() + parked_immediate_.size();
-      Decide(std::move(r), column, affected, *snapshot, start, &answers);
-      parked |= parked_.size() + parked_immediate_.size() > parked_before;
+      scheduler::Verdict verdict =
+          core_->Decide(r->id, column, versions, start);
+      waiting |= verdict.kind != scheduler::Verdict::Kind::kAnswer;
+      Settle(std::move(r), std::move(verdict), start, &answers);
     }
     UpdateGauges();
-    if (parked) event_ = true;
+    if (waiting) event_ = true;
   }
   Deliver(std::move(answers));
-  if (parked) {
-    control_cv_.notify_all();
+  if (waiting) {
+    control_cv_.SignalAll();
     // A shard may have been swapped in while this batch computed.
     RefreshParked();
-    ReleaseImmediate();
+    ReleaseHeld();
   }
 }
 
-void EngineImpl::Decide(RequestPtr request, const std::vector<int32_t>& votes,
-                        const std::vector<uint8_t>& affected,
-                        const Snapshot& snapshot, SteadyTime computed,
-                        std::vector<Answer>* answers) {
-  const std::vector<uint64_t> versions = VersionsOf(snapshot);
-  const certify::Certificate cert = certify::CertifyHardVote(
-      votes.data(), affected.data(), num_shards_, classes_);
-  auto answer = [&](int32_t label, Decision decision) {
-    answers->push_back(MakeAnswer(std::move(request), label, decision,
-                                  cert.margin, affected, versions, computed));
-  };
-  auto refuse_closing = [&] {
+void EngineImpl::Settle(RequestPtr request, scheduler::Verdict verdict,
+                        TimePoint computed, std::vector<Answer>* answers) {
+  if (verdict.kind == scheduler::Verdict::Kind::kAnswer) {
+    answers->push_back(MakeAnswer(std::move(request), verdict, computed));
+    return;
+  }
+  if (closed_) {
+    // Nothing will retrain for it any more.
+    core_->Forget(request->id);
     answers->push_back({std::move(request),
                         UnavailableError("the engine is shutting down"),
                         {}});
-  };
-  if (cert.affected == 0) return answer(cert.answer, Decision::kClean);
-  switch (policy_.kind) {
-    case scheduler::PolicyKind::kImmediate:
-      // Something was acknowledged while it computed: compute it again once
-      // nothing is pending.
-      if (closed_) return refuse_closing();
-      request->parked_at = request->parked_at.value_or(computed);
-      parked_immediate_.push_back(std::move(request));
-      return;
-    case scheduler::PolicyKind::kInferenceFirst:
-      return answer(cert.answer, Decision::kUncertified);
-    case scheduler::PolicyKind::kEraser:
-      break;
+    return;
   }
-  if (cert.certified) return answer(cert.answer, Decision::kCertified);
-  switch (policy_.rule) {
-    case scheduler::UncertifiedRule::kPartial: {
-      const std::optional<int> partial = certify::PartialVote(
-          votes.data(), affected.data(), num_shards_, classes_);
-      if (partial) return answer(*partial, Decision::kPartial);
-      return answer(-1, Decision::kRejected);  // every shard is affected
-    }
-    case scheduler::UncertifiedRule::kReject:
-      return answer(-1, Decision::kRejected);
-    case scheduler::UncertifiedRule::kWait:
-      break;
-  }
-  if (closed_) return refuse_closing();
-  request->tally = std::make_unique<certify::VoteTally>(
-      votes.data(), affected.data(), num_shards_, classes_);
-  request->versions = versions;
-  request->parked_at = computed;
-  const uint64_t id = request->id;
-  scheduler_->OnParked(id, ShardsOf(affected),
-                       request->tally->MinShardsToResolve());
-  parked_[id] = std::move(request);
+  if (!request->parked_at) request->parked_at = computed;
+  waiting_[request->id] = std::move(request);
 }
 
-Answer EngineImpl::MakeAnswer(RequestPtr request, int32_t label,
-                              Decision decision, int32_t margin,
-                              const std::vector<uint8_t>& affected,
-                              const std::vector<uint64_t>& versions,
-                              SteadyTime computed) {
-  const SteadyTime now = std::chrono::steady_clock::now();
+Answer EngineImpl::MakeAnswer(RequestPtr request,
+                              const scheduler::Verdict& verdict,
+                              TimePoint computed) {
+  const TimePoint now = clock_->Now();
   Prediction p;
   p.request_id = request->id;
-  p.label = label;
-  p.decision = decision;
-  p.margin = margin;
-  p.affected = ShardsOf(affected);
-  p.model_versions = versions;
-  p.exposed = decision == Decision::kUncertified;
+  p.label = verdict.label;
+  p.decision = verdict.decision;
+  p.margin = verdict.margin;
+  p.affected = verdict.affected;
+  p.model_versions = verdict.versions;
+  p.exposed = verdict.exposed;
   p.computed_at = computed;
-  p.deletion_watermark = watermark_;
+  p.deletion_watermark = verdict.watermark;
   p.queue_seconds =
       SecondsBetween(request->admitted, request->first_compute.value_or(now));
   p.compute_seconds = request->compute_seconds;
@@ -266,18 +197,13 @@ Answer EngineImpl::MakeAnswer(RequestPtr request, int32_t label,
   if (options_.audit) {
     certify::CertificateRecord& r = a.record;
     r.request_id = p.request_id;
-    r.computed = clock_->Now();
-    r.decision = decision;
-    r.answer = label;
-    r.margin = margin;
+    r.computed = computed;
+    r.decision = p.decision;
+    r.answer = p.label;
+    r.margin = p.margin;
     r.affected = p.affected;
-    r.model_versions = versions;
-    std::set<DeletionSeq> pending;
-    for (ShardId s : p.affected) {
-      pending.insert(shard_pending_[s.value()].begin(),
-                     shard_pending_[s.value()].end());
-    }
-    r.pending.assign(pending.begin(), pending.end());
+    r.model_versions = p.model_versions;
+    r.pending = verdict.pending;
   }
   return a;
 }
@@ -306,24 +232,20 @@ void EngineImpl::Deliver(std::vector<Answer> answers) {
 
 void EngineImpl::RefreshParked() {
   struct Work {
-    uint64_t id;
-    std::size_t shard;
-    uint64_t version;
+    scheduler::Revote revote;
     std::shared_ptr<const unlearning::Model> model;
     std::vector<float> features;
     int32_t vote = -1;
   };
   std::vector<Work> work;
   {
-    std::lock_guard<std::mutex> lock(mu_);
-    for (const auto& [id, r] : parked_) {
-      for (std::size_t k = 0; k < num_shards_; ++k) {
-        const unlearning::ShardModel& current = snapshot_->shards[k];
-        if (r->tally->is_affected(k) && shard_pending_[k].empty() &&
-            current.version > r->versions[k]) {
-          work.push_back({id, k, current.version, current.model, r->features});
-        }
-      }
+    MutexLock lock(&mu_);
+    for (const scheduler::Revote& r : core_->Revotes()) {
+      const unlearning::ShardModel& current =
+          snapshot_->shards[r.shard.value()];
+      auto it = waiting_.find(r.request);
+      if (current.version != r.version || it == waiting_.end()) continue;
+      work.push_back({r, current.model, it->second->features});
     }
   }
   if (work.empty()) return;
@@ -335,62 +257,42 @@ void EngineImpl::RefreshParked() {
 
   std::vector<Answer> answers;
   {
-    std::lock_guard<std::mutex> lock(mu_);
-    std::set<uint64_t> touched;
+    MutexLock lock(&mu_);
+    const TimePoint now = clock_->Now();
     for (const Work& w : work) {
-      auto it = parked_.find(w.id);
-      if (it == parked_.end() || w.vote < 0) continue;
-      Request& r = *it->second;
-      // Only a vote from the model still served, which holds no pending
-      // deletion, resolves the shard.
-      if (r.versions[w.shard] >= w.version ||
-          snapshot_->shards[w.shard].version != w.version ||
-          !shard_pending_[w.shard].empty()) {
-        continue;
-      }
-      r.tally->Resolve(w.shard, w.vote);
-      r.versions[w.shard] = w.version;
-      touched.insert(w.id);
-    }
-    const SteadyTime now = std::chrono::steady_clock::now();
-    for (uint64_t id : touched) {
-      auto it = parked_.find(id);
-      const certify::Certificate cert = it->second->tally->Certify();
-      if (cert.certified) {
-        RequestPtr r = std::move(it->second);
-        parked_.erase(it);
-        scheduler_->OnUnparked(id);
-        const std::vector<uint8_t> affected = r->tally->affected_flags();
-        const std::vector<uint64_t> versions = r->versions;
-        answers.push_back(MakeAnswer(std::move(r), cert.answer,
-                                     Decision::kWaited, cert.margin, affected,
-                                     versions, now));
-      } else {
-        scheduler_->OnParked(id, ShardsOf(it->second->tally->affected_flags()),
-                             it->second->tally->MinShardsToResolve());
-      }
+      std::optional<scheduler::Verdict> verdict =
+          core_->OnRevote(w.revote, w.vote, now);
+      if (!verdict) continue;
+      auto it = waiting_.find(w.revote.request);
+      if (it == waiting_.end()) continue;
+      RequestPtr r = std::move(it->second);
+      waiting_.erase(it);
+      answers.push_back(MakeAnswer(std::move(r), *verdict, now));
     }
     UpdateGauges();
     event_ = true;
   }
-  control_cv_.notify_all();
+  control_cv_.SignalAll();
   Deliver(std::move(answers));
 }
 
-void EngineImpl::ReleaseImmediate() {
+void EngineImpl::ReleaseHeld() {
   std::vector<RequestPtr> release;
   {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (!pending_.empty() || parked_immediate_.empty()) return;
-    const SteadyTime now = std::chrono::steady_clock::now();
-    for (RequestPtr& r : parked_immediate_) {
+    MutexLock lock(&mu_);
+    const TimePoint now = clock_->Now();
+    for (uint64_t id : core_->TakeReleased()) {
+      auto it = waiting_.find(id);
+      if (it == waiting_.end()) continue;
+      RequestPtr& r = it->second;
       if (r->parked_at) {
         r->wait_seconds += SecondsBetween(*r->parked_at, now);
         r->parked_at.reset();
       }
+      release.push_back(std::move(r));
+      waiting_.erase(it);
     }
-    release.swap(parked_immediate_);
-    UpdateGauges();
+    if (!release.empty()) UpdateGauges();
   }
   queue_.PushFront(std::move(release));
 }

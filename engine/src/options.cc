@@ -11,12 +11,22 @@ Status Field(const char* name, const std::string& why) {
 
 }  // namespace
 
+StatusOr<ExecutionContext> ParseExecutionContext(std::string_view text) {
+  if (text == "concurrent") return ExecutionContext::kConcurrent;
+  if (text == "exclusive") return ExecutionContext::kExclusive;
+  return InvalidArgumentError(
+      "the execution context must be concurrent or "
+      "exclusive, not '" +
+      std::string(text) + "'");
+}
+
+const char* ExecutionContextName(ExecutionContext context) {
+  return context == ExecutionContext::kExclusive ? "exclusive" : "concurrent";
+}
+
 Status EngineOptions::Validate() const {
   if (data_dir.empty()) return Field("data_dir", "is required");
-  StatusOr<scheduler::Policy> parsed = scheduler::ParsePolicy(policy);
-  if (!parsed.ok()) {
-    return InvalidArgumentError("policy: " + parsed.status().message());
-  }
+  if (Status s = policy.Validate(); !s.ok()) return s;
   if (inference.queue_capacity < 1 || inference.queue_capacity > 1'000'000) {
     return Field("inference.queue_capacity", "must be in 1..1000000");
   }
@@ -33,21 +43,20 @@ Status EngineOptions::Validate() const {
   if (unlearning.concurrency < 1 || unlearning.concurrency > 64) {
     return Field("unlearning.concurrency", "must be in 1..64");
   }
-  const scheduler::SchedulerOptions& s = unlearning.scheduler;
-  if (!(s.initial_seconds_per_sample_epoch > 0) ||
-      !std::isfinite(s.initial_seconds_per_sample_epoch)) {
-    return Field("unlearning.scheduler.initial_seconds_per_sample_epoch",
+  const scheduler::EstimatorOptions& e = unlearning.estimates;
+  if (!(e.initial_seconds_per_sample_epoch > 0) ||
+      !std::isfinite(e.initial_seconds_per_sample_epoch)) {
+    return Field("unlearning.estimates.initial_seconds_per_sample_epoch",
                  "must be positive");
   }
-  if (!(s.estimate_weight > 0 && s.estimate_weight <= 1)) {
-    return Field("unlearning.scheduler.estimate_weight", "must be in (0, 1]");
+  if (e.window < 1 || e.window > 4096) {
+    return Field("unlearning.estimates.window", "must be in 1..4096");
   }
-  if (!(s.deadline_safety >= 1 && s.deadline_safety <= 100)) {
-    return Field("unlearning.scheduler.deadline_safety", "must be in 1..100");
+  if (!(e.safety >= 1 && e.safety <= 100)) {
+    return Field("unlearning.estimates.safety", "must be in 1..100");
   }
-  if (s.deadline_margin < Duration(0)) {
-    return Field("unlearning.scheduler.deadline_margin",
-                 "must not be negative");
+  if (e.margin < Duration(0)) {
+    return Field("unlearning.estimates.margin", "must not be negative");
   }
   if (train_data != nullptr) {
     if (Status st = sisa.Validate(); !st.ok()) {

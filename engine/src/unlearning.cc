@@ -1,5 +1,5 @@
-// Unlearning: the scheduler loop, retraining on the unlearning arena, the
-// apply-and-swap step, and Drain.
+// Unlearning: the control loop that polls the Core, retraining on the
+// unlearning arena, the apply-and-swap step, and Drain.
 #include <algorithm>
 
 #include "engine_impl.h"
@@ -9,196 +9,211 @@ namespace {
 
 constexpr auto kLoadSamplePeriod = std::chrono::milliseconds(100);
 
+double Seconds(Duration d) { return std::chrono::duration<double>(d).count(); }
+
 }  // namespace
 
-uint64_t EngineImpl::RetrainCost(ShardId shard, uint32_t first_slice) const {
-  return sisa_->StageSampleEpochs(slice_sizes_[shard.value()], first_slice);
-}
-
 void EngineImpl::ControlLoop() {
-  std::unique_lock<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   int64_t last_busy = busy_nanos_.load();
-  SteadyTime last_sample = std::chrono::steady_clock::now();
+  TimePoint last_sample = clock_->Now();
   double utilization = 0;
-  const bool samples_load = policy_.kind == scheduler::PolicyKind::kEraser &&
-                            policy_.timing == scheduler::Timing::kIdle;
+  bool overloaded = false;
   while (!stop_control_) {
-    const SteadyTime now = std::chrono::steady_clock::now();
+    const TimePoint now = clock_->Now();
     if (now - last_sample >= kLoadSamplePeriod) {
       const int64_t busy = busy_nanos_.load();
-      const double wall =
-          std::chrono::duration<double>(now - last_sample).count();
-      utilization = std::min(1.0, static_cast<double>(busy - last_busy) * 1e-9 /
-                                      (wall * options_.inference.threads));
+      utilization = std::min(
+          1.0, static_cast<double>(busy - last_busy) * 1e-9 /
+                   (Seconds(now - last_sample) * options_.inference.threads));
       last_busy = busy;
       last_sample = now;
     }
-    scheduler_->OnLoad(queue_.size(), utilization);
-    for (scheduler::RetrainOrder& order : scheduler_->Poll(clock_->Now())) {
+    core_->OnLoad(queue_.size(), utilization);
+    for (scheduler::RetrainOrder& order : core_->Poll(now)) {
       orders_.push_back(std::move(order));
     }
-    if (!orders_.empty()) retrain_cv_.notify_all();
-    // Sleep until the scheduler's next wake-up, an event, or the next load
-    // sample when the policy looks at load.
-    SteadyTime until = now + std::chrono::hours(1);
-    if (std::optional<TimePoint> wake = scheduler_->NextWakeup()) {
-      until = std::min(until, now + (*wake - clock_->Now()));
+    if (!orders_.empty()) retrain_cv_.SignalAll();
+    const scheduler::Capacity capacity = core_->GetCapacity(now);
+    metrics_->SetCapacity(capacity.offered_per_second,
+                          capacity.sustainable_per_second, capacity.overloaded,
+                          capacity.deadlines_at_risk);
+    if (capacity.overloaded != overloaded) {
+      overloaded = capacity.overloaded;
+      std::fprintf(stderr,
+                   overloaded
+                       ? "eraser: unlearning overloaded: %.2f deletions/s "
+                         "offered, %.2f sustainable, %zu deadlines at risk; "
+                         "answers degrade, deadlines hold\n"
+                       : "eraser: unlearning no longer overloaded (%.2f "
+                         "deletions/s offered, %.2f sustainable, %zu at "
+                         "risk)\n",
+                   capacity.offered_per_second, capacity.sustainable_per_second,
+                   capacity.deadlines_at_risk);
     }
-    if (samples_load) until = std::min(until, now + kLoadSamplePeriod);
-    control_cv_.wait_until(lock, until,
-                           [this] { return event_ || stop_control_; });
+    // Sleep until the Core's next wake-up, an event, or the next load
+    // sample when the policy looks at load or overload is being watched.
+    TimePoint until = now + std::chrono::seconds(1);
+    if (std::optional<TimePoint> wake = core_->NextWakeup()) {
+      until = std::min(until, *wake);
+    }
+    if (options_.policy.timing == scheduler::Timing::kIdle) {
+      until = std::min(until, now + kLoadSamplePeriod);
+    }
+    while (!event_ && !stop_control_ && control_cv_.WaitUntil(*clock_, until)) {
+    }
     event_ = false;
   }
 }
 
 void EngineImpl::RetrainerLoop() {
-  std::unique_lock<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   while (true) {
-    retrain_cv_.wait(lock,
-                     [this] { return stop_retrainers_ || !orders_.empty(); });
+    while (!stop_retrainers_ && orders_.empty()) retrain_cv_.Wait();
     // At shutdown, orders not started are dropped: their deletions stay
     // pending in the durable log.
     if (stop_retrainers_) return;
     const scheduler::RetrainOrder order = std::move(orders_.front());
     orders_.pop_front();
-    lock.unlock();
+    mu_.Unlock();
     RunOrder(order);
-    lock.lock();
+    mu_.Lock();
+  }
+}
+
+EngineImpl::Retrained EngineImpl::Retrain(
+    const scheduler::RetrainOrder& order) {
+  Retrained r;
+  gate_.EnterRetrain(order.borrowed);
+  StatusOr<std::vector<unlearning::RetrainResult>> retrained =
+      sisa_->Retrain({{order.shard, order.samples}});
+  gate_.ExitRetrain(order.borrowed);
+  r.status = retrained.status();
+  if (!r.status.ok()) return r;
+  r.result = std::move(retrained->front());
+  return r;
+}
+
+void EngineImpl::PrepareSnapshot(const scheduler::RetrainOrder& order,
+                                 Retrained& r) {
+  if (!r.status.ok() || r.result.model == nullptr) return;
+  // The snapshot to publish is built before anything is committed, so a
+  // failure here leaves the store untouched. Only applies replace
+  // snapshot_, and they are serialised by apply_mu_.
+  std::vector<unlearning::ShardModel> shards;
+  {
+    MutexLock lock(&mu_);
+    shards = snapshot_->shards;
+  }
+  shards[order.shard.value()] = {order.shard, r.result.version, r.result.model};
+  StatusOr<std::shared_ptr<const Snapshot>> next =
+      MakeSnapshot(std::move(shards));
+  r.status = next.status();
+  if (next.ok()) r.next = std::move(next).value();
+}
+
+bool EngineImpl::Commit(const scheduler::RetrainOrder& order,
+                        Retrained& retrained) {
+  if (!retrained.status.ok()) return false;
+  storage::ApplyBatch batch;
+  batch.checkpoints = retrained.result.checkpoints;
+  batch.erase = order.samples;
+  batch.applied_at = clock_->Now();
+  {
+    MutexLock lock(&mu_);
+    const scheduler::ApplyPlan plan = core_->PlanApply(order);
+    batch.applied = plan.completed;
+    const uint64_t version =
+        retrained.next != nullptr
+            ? retrained.result.version
+            : snapshot_->shards[order.shard.value()].version;
+    for (DeletionSeq seq : plan.excluded) {
+      batch.excluded.push_back({seq, order.shard, version});
+    }
+  }
+  bool committed = false;
+  retrained.status = store_->Apply(batch, &committed);
+  return committed;
+}
+
+void EngineImpl::Swap(const scheduler::RetrainOrder& order,
+                      Retrained& retrained, bool committed, TimePoint started) {
+  const TimePoint now = clock_->Now();
+  // What a deadline waits for is the application, so the Core learns the
+  // whole time the slot was held: retraining, apply and compaction.
+  const Duration held = now - started;
+  if (!committed) {
+    core_->OnRetrainFailed(order, now, held);
+    return;
+  }
+  // The new checkpoints are durable: publish the model in one pointer swap,
+  // then let the Core forget what the shard no longer holds.
+  uint64_t version = snapshot_->shards[order.shard.value()].version;
+  const unlearning::RetrainResult& result = retrained.result;
+  if (retrained.next != nullptr) {
+    snapshot_ = std::move(retrained.next);
+    version = result.version;
+    metrics_->Retrained(result.cost.wall_seconds, result.cost.sample_epochs);
+    ++retrains_;
+    unlearning_cost_.sample_epochs += result.cost.sample_epochs;
+    unlearning_cost_.cpu_seconds += result.cost.cpu_seconds;
+    unlearning_cost_.wall_seconds += result.cost.wall_seconds;
+  }
+  std::vector<std::pair<DeletionSeq, TimePoint>> completed;
+  for (DeletionSeq seq : core_->PlanApply(order).completed) {
+    if (std::optional<TimePoint> arrival = core_->Arrival(seq)) {
+      completed.emplace_back(seq, *arrival);
+    }
+  }
+  core_->OnApplied(order, version, now, held, result.cost.sample_epochs);
+  for (const auto& [seq, arrival] : completed) {
+    metrics_->DeletionApplied(Seconds(now - arrival));
+    if (options_.policy.has_deadline() &&
+        now - arrival > options_.policy.deadline) {
+      ++deadline_misses_;
+      metrics_->DeadlineMissed();
+    }
   }
 }
 
 void EngineImpl::RunOrder(const scheduler::RetrainOrder& order) {
-  const std::size_t k = order.shard.value();
-  std::vector<SampleId> samples;
+  const TimePoint started = clock_->Now();
+  Retrained retrained = Retrain(order);
+  Status failure;
   {
-    std::lock_guard<std::mutex> lock(mu_);
-    for (DeletionSeq seq : order.covers) {
-      auto it = pending_.find(seq);
-      if (it == pending_.end()) continue;
-      auto in_shard = it->second.samples.find(order.shard);
-      if (in_shard == it->second.samples.end()) continue;
-      samples.insert(samples.end(), in_shard->second.begin(),
-                     in_shard->second.end());
-    }
-  }
-  const SteadyTime start = std::chrono::steady_clock::now();
-  gate_.EnterRetrain();
-  StatusOr<std::vector<unlearning::RetrainResult>> retrained =
-      sisa_->Retrain({{order.shard, samples}});
-  gate_.ExitRetrain();
-  const Duration elapsed = std::chrono::duration_cast<Duration>(
-      std::chrono::steady_clock::now() - start);
-
-  Status status = retrained.status();
-  bool committed = false;
-  {
-    // One apply-and-swap at a time: which deletions this order completes
+    // One apply-and-swap at a time: which deletions an order completes
     // depends on the shards other orders have already applied.
-    std::lock_guard<std::mutex> apply_lock(apply_mu_);
-    unlearning::RetrainResult result;
-    // The snapshot to publish is built before anything is committed, so a
-    // failure here leaves the store untouched. Only applies replace
-    // snapshot_, and they are serialised by apply_mu_.
-    StatusOr<std::shared_ptr<const Snapshot>> next =
-        std::shared_ptr<const Snapshot>();
-    if (status.ok()) {
-      result = std::move(retrained->front());
-      if (result.model != nullptr) {
-        std::vector<unlearning::ShardModel> shards;
-        {
-          std::lock_guard<std::mutex> lock(mu_);
-          shards = snapshot_->shards;
-        }
-        shards[k] = {order.shard, result.version, result.model};
-        next = MakeSnapshot(std::move(shards));
-        status = next.status();
-      }
-    }
-    if (status.ok()) {
-      storage::ApplyBatch batch;
-      batch.checkpoints = result.checkpoints;
-      batch.erase = samples;
-      batch.applied_at = clock_->Now();
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        for (DeletionSeq seq : order.covers) {
-          auto it = pending_.find(seq);
-          if (it != pending_.end() && it->second.samples.size() == 1 &&
-              it->second.samples.count(order.shard) == 1) {
-            batch.applied.push_back(seq);
-          }
-        }
-      }
-      status = store_->Apply(batch, &committed);
-    }
-    StatusOr<std::vector<uint64_t>> sizes =
-        committed ? sisa_->SliceSizes(order.shard)
-                  : StatusOr<std::vector<uint64_t>>(status);
-    // What a deadline waits for is the application, so the scheduler learns
-    // the whole time the slot was held: retraining, apply and compaction
-    // (measured here at about 0.3 s on top of a 1 s retraining).
-    const Duration held = std::chrono::duration_cast<Duration>(
-        std::chrono::steady_clock::now() - start);
-    std::lock_guard<std::mutex> lock(mu_);
-    if (committed) {
-      // The new checkpoints are durable: publish the model in one pointer
-      // swap, then forget the deletions this shard no longer holds.
-      uint64_t version = snapshot_->shards[k].version;
-      if (result.model != nullptr) {
-        snapshot_ = std::move(next).value();
-        version = result.version;
-        metrics_->Retrained(std::chrono::duration<double>(elapsed).count(),
-                            result.cost.sample_epochs);
-        ++retrains_;
-        unlearning_cost_.sample_epochs += result.cost.sample_epochs;
-        unlearning_cost_.cpu_seconds += result.cost.cpu_seconds;
-        unlearning_cost_.wall_seconds += result.cost.wall_seconds;
-      }
-      const TimePoint now = clock_->Now();
-      for (DeletionSeq seq : order.covers) {
-        auto it = pending_.find(seq);
-        if (it == pending_.end()) continue;
-        it->second.samples.erase(order.shard);
-        shard_pending_[k].erase(seq);
-        excluded_[seq].push_back({order.shard, version});
-        if (it->second.samples.empty()) {
-          metrics_->DeletionApplied(
-              std::chrono::duration<double>(now - it->second.arrival).count());
-          pending_.erase(it);
-        }
-      }
-      if (sizes.ok()) slice_sizes_[k] = std::move(sizes).value();
-      scheduler_->OnRetrainFinished(order.shard, true, held,
-                                    result.cost.sample_epochs);
-    } else {
-      scheduler_->OnRetrainFinished(order.shard, false, held, 0);
-    }
+    MutexLock apply_lock(&apply_mu_);
+    PrepareSnapshot(order, retrained);
+    const bool committed = Commit(order, retrained);
+    MutexLock lock(&mu_);
+    Swap(order, retrained, committed, started);
+    failure = retrained.status;
     // A compaction failure after the commit, or a failed retraining: Drain
-    // reports it (a failed order's deletions are retried).
-    if (!status.ok() && draining_ > 0) drain_error_ = status;
+    // reports it (a failed order's deletions wait for another).
+    if (!failure.ok() && draining_ > 0) drain_error_ = failure;
     UpdateGauges();
     event_ = true;
   }
-  control_cv_.notify_all();
-  drain_cv_.notify_all();
+  control_cv_.SignalAll();
+  drain_cv_.SignalAll();
   RefreshParked();
-  ReleaseImmediate();
+  ReleaseHeld();
 }
 
 Status EngineImpl::Drain() {
-  std::unique_lock<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (closed_) return UnavailableError("the engine is shutting down");
   if (draining_++ == 0) drain_error_ = OkStatus();
-  scheduler_->SetDraining(true);
+  core_->SetDraining(true);
   event_ = true;
-  control_cv_.notify_all();
-  drain_cv_.wait(lock, [this] {
-    return closed_ || !drain_error_.ok() ||
-           (pending_.empty() && scheduler_->running() == 0 && orders_.empty());
-  });
+  control_cv_.SignalAll();
+  while (!closed_ && drain_error_.ok() && !(core_->Idle() && orders_.empty())) {
+    drain_cv_.Wait();
+  }
   Status result =
       closed_ ? UnavailableError("the engine is shutting down") : drain_error_;
-  if (--draining_ == 0) scheduler_->SetDraining(false);
+  if (--draining_ == 0) core_->SetDraining(false);
   return result;
 }
 

@@ -52,7 +52,7 @@ int main(int argc, char** argv) {
 
   engine::EngineOptions options;
   options.data_dir = argv[1];
-  options.policy = "eraser-lazy-wait";
+  options.policy = *eraser::scheduler::ParsePolicy("eraser-lazy-wait");
   options.train_data = &*data;
   options.sisa = sisa;
   StatusOr<std::unique_ptr<engine::Engine>> opened =

@@ -68,6 +68,38 @@ struct EngineMetrics::Impl {
                    .Help("Requests waiting for unlearning before an answer")
                    .Register(*registry)
                    .Add({})),
+        deadline_misses(prometheus::BuildCounter()
+                            .Name("eraser_deadline_misses_total")
+                            .Help("Deletions applied later than the policy's "
+                                  "deadline after their acknowledgement")
+                            .Register(*registry)
+                            .Add({})),
+        offered(
+            prometheus::BuildGauge()
+                .Name("eraser_deletion_rate_per_second")
+                .Help("Deletions acknowledged per second over the last minute")
+                .Register(*registry)
+                .Add({})),
+        capacity(prometheus::BuildGauge()
+                     .Name("eraser_unlearning_capacity_per_second")
+                     .Help("Deletions per second unlearning could apply with "
+                           "its slots always busy, at the work per deletion "
+                           "measured over the last minute (0 until measured)")
+                     .Register(*registry)
+                     .Add({})),
+        overloaded(prometheus::BuildGauge()
+                       .Name("eraser_unlearning_overloaded")
+                       .Help("1 while unlearning is overloaded (offered rate "
+                             "above capacity, or a deadline at risk): answers "
+                             "degrade, deadlines do not")
+                       .Register(*registry)
+                       .Add({})),
+        at_risk(prometheus::BuildGauge()
+                    .Name("eraser_deadlines_at_risk")
+                    .Help("Pending deletions whose deadline the plan cannot "
+                          "meet without borrowing the inference core")
+                    .Register(*registry)
+                    .Add({})),
         latency(prometheus::BuildHistogram()
                     .Name("eraser_inference_latency_seconds")
                     .Help("Inference latency from admission to answer")
@@ -126,6 +158,11 @@ struct EngineMetrics::Impl {
   prometheus::Gauge& affected;
   prometheus::Gauge& queue;
   prometheus::Gauge& parked;
+  prometheus::Counter& deadline_misses;
+  prometheus::Gauge& offered;
+  prometheus::Gauge& capacity;
+  prometheus::Gauge& overloaded;
+  prometheus::Gauge& at_risk;
   prometheus::Histogram& latency;
   prometheus::Histogram& margin;
   prometheus::Histogram& retrain_duration;
@@ -193,6 +230,17 @@ void EngineMetrics::SetQueueLength(std::size_t n) {
 }
 void EngineMetrics::SetParkedRequests(std::size_t n) {
   impl_->parked.Set(static_cast<double>(n));
+}
+
+void EngineMetrics::DeadlineMissed() { impl_->deadline_misses.Increment(); }
+
+void EngineMetrics::SetCapacity(double offered_per_second,
+                                double sustainable_per_second, bool overloaded,
+                                std::size_t deadlines_at_risk) {
+  impl_->offered.Set(offered_per_second);
+  impl_->capacity.Set(sustainable_per_second);
+  impl_->overloaded.Set(overloaded ? 1 : 0);
+  impl_->at_risk.Set(static_cast<double>(deadlines_at_risk));
 }
 
 std::string EngineMetrics::TextExposition() const {

@@ -227,6 +227,25 @@ std::string PolicyHelp() {
   return help;
 }
 
+Status Policy::Validate() const {
+  if (batch_size < 1 || batch_size > 1'000'000) {
+    return InvalidArgumentError("policy: batch size must be in 1..1000000");
+  }
+  if (period <= Duration(0)) {
+    return InvalidArgumentError("policy: the period must be positive");
+  }
+  if (!(idle_utilization >= 0 && idle_utilization <= 1)) {
+    return InvalidArgumentError("policy: idle utilisation must be in [0, 1]");
+  }
+  if (max_affected > 1'000'000) {
+    return InvalidArgumentError("policy: shards:A needs A in 0..1000000");
+  }
+  if (deadline <= Duration(0)) {
+    return InvalidArgumentError("policy: the deadline must be positive");
+  }
+  return OkStatus();
+}
+
 StatusOr<Policy> ParsePolicy(std::string_view text) {
   for (const auto& [name, definition] : Presets()) {
     if (text == name && definition != name) {

@@ -13,7 +13,7 @@ Status RocksStore::Apply(const ApplyBatch& batch, bool* committed) {
   std::vector<ShardId> sample_shards;
   std::vector<ShardId> checkpoint_shards;
   {
-    std::lock_guard<std::mutex> lock(apply_mu_);
+    MutexLock lock(&apply_mu_);
     rocksdb::WriteBatch writes;
     for (const Checkpoint& c : batch.checkpoints) {
       RETURN_IF_ERROR(FromRocks(
@@ -23,7 +23,8 @@ Status RocksStore::Apply(const ApplyBatch& batch, bool* committed) {
       checkpoint_shards.push_back(c.shard);
     }
     ASSIGN_OR_RETURN(sample_shards, AddErase(batch.erase, &writes));
-    RETURN_IF_ERROR(AddMarkApplied(batch.applied, batch.applied_at, &writes));
+    RETURN_IF_ERROR(AddDeletionUpdates(batch.applied, batch.applied_at,
+                                       batch.excluded, &writes));
     rocksdb::WriteOptions synced;
     synced.sync = true;
     RETURN_IF_ERROR(FromRocks(db_->Write(synced, &writes), "apply"));

@@ -2,6 +2,8 @@
 #include <rocksdb/iterator.h>
 #include <rocksdb/write_batch.h>
 
+#include <map>
+
 #include "coding.h"
 #include "rocks_store.h"
 
@@ -19,7 +21,7 @@ StatusOr<DeletionSeq> RocksStore::AppendDeletion(
   // issued in the order they become durable and none is skipped or reused.
   // Its cost is one fsync per deletion, which group commit cannot hide here;
   // deletion rates are orders of magnitude below inference rates.
-  std::lock_guard<std::mutex> lock(append_mu_);
+  MutexLock lock(&append_mu_);
   record.seq = DeletionSeq(last_seq_ + 1);
   rocksdb::WriteOptions synced;
   synced.sync = true;
@@ -50,7 +52,7 @@ StatusOr<std::vector<DeletionRecord>> RocksStore::PendingDeletions() {
 }
 
 DeletionSeq RocksStore::LastDeletionSeq() {
-  std::lock_guard<std::mutex> lock(append_mu_);
+  MutexLock lock(&append_mu_);
   return DeletionSeq(last_seq_);
 }
 
@@ -61,26 +63,47 @@ StatusOr<DeletionRecord> RocksStore::GetDeletion(DeletionSeq seq) {
   return DecodeDeletion(seq, value);
 }
 
-Status RocksStore::AddMarkApplied(const std::vector<DeletionSeq>& seqs,
-                                  TimePoint applied_at,
-                                  rocksdb::WriteBatch* batch) {
-  for (DeletionSeq seq : seqs) {
-    ASSIGN_OR_RETURN(DeletionRecord record, GetDeletion(seq));
-    if (record.state == DeletionState::kApplied) continue;
-    record.state = DeletionState::kApplied;
-    record.applied = applied_at;
+Status RocksStore::AddDeletionUpdates(
+    const std::vector<DeletionSeq>& applied, TimePoint applied_at,
+    const std::vector<ApplyBatch::Exclusion>& excluded,
+    rocksdb::WriteBatch* batch) {
+  // One read-modify-write per record, whatever touches it.
+  std::map<DeletionSeq, DeletionRecord> records;
+  auto record = [&](DeletionSeq seq) -> StatusOr<DeletionRecord*> {
+    auto it = records.find(seq);
+    if (it == records.end()) {
+      ASSIGN_OR_RETURN(DeletionRecord r, GetDeletion(seq));
+      it = records.emplace(seq, std::move(r)).first;
+    }
+    return &it->second;
+  };
+  for (const ApplyBatch::Exclusion& e : excluded) {
+    ASSIGN_OR_RETURN(DeletionRecord * r, record(e.seq));
+    bool known = false;
+    for (const auto& [shard, version] : r->excluded_from) {
+      known = known || shard == e.shard;
+    }
+    if (!known) r->excluded_from.emplace_back(e.shard, e.version);
+  }
+  for (DeletionSeq seq : applied) {
+    ASSIGN_OR_RETURN(DeletionRecord * r, record(seq));
+    if (r->state == DeletionState::kApplied) continue;
+    r->state = DeletionState::kApplied;
+    r->applied = applied_at;
+  }
+  for (const auto& [seq, r] : records) {
     RETURN_IF_ERROR(FromRocks(
-        batch->Put(cf(kDeletions), U64Key(seq.value()), EncodeDeletion(record)),
-        "mark deletion applied"));
+        batch->Put(cf(kDeletions), U64Key(seq.value()), EncodeDeletion(r)),
+        "update deletion " + std::to_string(seq.value())));
   }
   return OkStatus();
 }
 
 Status RocksStore::MarkApplied(const std::vector<DeletionSeq>& seqs,
                                TimePoint applied_at) {
-  std::lock_guard<std::mutex> lock(apply_mu_);
+  MutexLock lock(&apply_mu_);
   rocksdb::WriteBatch batch;
-  RETURN_IF_ERROR(AddMarkApplied(seqs, applied_at, &batch));
+  RETURN_IF_ERROR(AddDeletionUpdates(seqs, applied_at, {}, &batch));
   rocksdb::WriteOptions synced;
   synced.sync = true;
   return FromRocks(db_->Write(synced, &batch), "mark deletions applied");

@@ -25,7 +25,8 @@ constexpr char kFormatKey[] = "storage_format";
 constexpr char kFormatVersion[] = "1";
 constexpr char kConfigPrefix[] = "config/";
 constexpr uint8_t kLocationVersion = 1;
-constexpr uint8_t kDeletionVersion = 1;
+// 1: without excluded_from (still read); 2: with it.
+constexpr uint8_t kDeletionVersion = 2;
 constexpr uint8_t kCheckpointVersion = 1;
 
 rocksdb::WriteOptions Synced() {
@@ -132,6 +133,11 @@ std::string EncodeDeletion(const DeletionRecord& record) {
     PutU32(&v, s.slice);
     PutU64(&v, s.owner.value());
   }
+  PutU32(&v, static_cast<uint32_t>(record.excluded_from.size()));
+  for (const auto& [shard, version] : record.excluded_from) {
+    PutU32(&v, shard.value());
+    PutU64(&v, version);
+  }
   return v;
 }
 
@@ -147,7 +153,7 @@ StatusOr<DeletionRecord> DecodeDeletion(DeletionSeq seq,
   r.arrival = FromUnixMicros(static_cast<int64_t>(d.U64()));
   r.applied = FromUnixMicros(static_cast<int64_t>(d.U64()));
   const uint32_t n = d.U32();
-  const bool header_ok = d.ok() && version == kDeletionVersion &&
+  const bool header_ok = d.ok() && (version == 1 || version == 2) &&
                          (state == 1 || state == 2) &&
                          (kind == 1 || kind == 2) &&
                          n <= value.size() / 24;  // 24 bytes per sample
@@ -160,6 +166,16 @@ StatusOr<DeletionRecord> DecodeDeletion(DeletionSeq seq,
       s.shard = ShardId(d.U32());
       s.slice = d.U32();
       s.owner = OwnerId(d.U64());
+    }
+    if (version >= 2) {
+      const uint32_t m = d.U32();
+      if (m > value.size() / 12)
+        return DataLossError("corrupt deletion record");
+      r.excluded_from.resize(m);
+      for (auto& [shard, v] : r.excluded_from) {
+        shard = ShardId(d.U32());
+        v = d.U64();
+      }
     }
   }
   if (!header_ok || !d.Finish()) {
@@ -228,7 +244,7 @@ StatusOr<std::string> RocksStore::Get(Family f, std::string_view key,
 
 Status RocksStore::InitConfig(const StoreConfig& config) {
   if (config.empty()) return InvalidArgumentError("empty configuration");
-  std::lock_guard<std::mutex> lock(apply_mu_);
+  MutexLock lock(&apply_mu_);
   StatusOr<StoreConfig> read = ReadConfig();
   if (!read.ok()) {
     if (read.status().code() != StatusCode::kNotFound) return read.status();

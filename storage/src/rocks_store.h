@@ -7,11 +7,11 @@
 #include <rocksdb/db.h>
 
 #include <memory>
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "eraser/common/mutex.h"
 #include "eraser/storage/store.h"
 
 namespace eraser::storage::internal {
@@ -89,9 +89,12 @@ class RocksStore final : public Store {
   // Reads a value; kNotFound carries `what` in its message.
   StatusOr<std::string> Get(Family f, std::string_view key,
                             std::string_view what);
-  // Adds to `batch` the writes that mark `seqs` applied.
-  Status AddMarkApplied(const std::vector<DeletionSeq>& seqs,
-                        TimePoint applied_at, rocksdb::WriteBatch* batch);
+  // Adds to `batch` the writes that mark `applied` applied and record
+  // `excluded`. kNotFound for an unknown sequence number.
+  Status AddDeletionUpdates(const std::vector<DeletionSeq>& applied,
+                            TimePoint applied_at,
+                            const std::vector<ApplyBatch::Exclusion>& excluded,
+                            rocksdb::WriteBatch* batch) REQUIRES(apply_mu_);
   // Adds to `batch` the writes that erase `ids`; returns their shards.
   StatusOr<std::vector<ShardId>> AddErase(const std::vector<SampleId>& ids,
                                           rocksdb::WriteBatch* batch);
@@ -107,10 +110,10 @@ class RocksStore final : public Store {
 
   // Serialises sequence allocation with the synced write that makes it
   // durable, so sequence numbers are issued in order of durability.
-  std::mutex append_mu_;
-  uint64_t last_seq_;  // guarded by append_mu_
+  Mutex append_mu_;
+  uint64_t last_seq_ GUARDED_BY(append_mu_);
   // Serialises read-modify-write of deletion records and index entries.
-  std::mutex apply_mu_;
+  Mutex apply_mu_;
 };
 
 }  // namespace eraser::storage::internal

@@ -16,7 +16,8 @@ int main(int argc, char** argv) {
   }
   engine::EngineOptions options;
   options.data_dir = argv[1];
-  options.policy = "immediate";  // keep retrainings (and applies) in flight
+  // Keep retrainings (and applies) in flight.
+  options.policy = *scheduler::ParsePolicy("immediate");
   StatusOr<std::unique_ptr<engine::Engine>> e = engine::Engine::Open(options);
   if (!e.ok()) {
     std::fprintf(stderr, "%s\n", e.status().ToString().c_str());

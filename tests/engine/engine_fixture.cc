@@ -7,6 +7,7 @@
 #include "eraser/storage/store.h"
 #include "eraser/unlearning/evaluate.h"
 #include "testing/data.h"
+#include "testing/policies.h"
 
 namespace eraser::engine::testing {
 namespace {
@@ -107,7 +108,7 @@ std::string CopyTemplate(const eraser::testing::TempDir& dir) {
 EngineOptions Options(const std::string& data_dir, const std::string& policy) {
   EngineOptions o;
   o.data_dir = data_dir;
-  o.policy = policy;
+  o.policy = eraser::testing::PolicyOrDie(policy);
   o.inference.max_queue_delay = std::chrono::milliseconds(1);
   o.unlearning.concurrency = 1;
   return o;

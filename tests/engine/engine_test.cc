@@ -124,18 +124,19 @@ TEST_F(EngineTest, OptionsAreValidatedNamingTheField) {
   EngineOptions o = Options(data_, "eraser-lazy-wait");
   o.data_dir.clear();
   EXPECT_THAT(Engine::Open(o).status().message(), HasSubstr("data_dir"));
-  o = Options(data_, "eraser:sometimes");
+  o = Options(data_, "eraser:batch:4,wait");
+  o.policy.batch_size = 0;  // what no policy string can say
   StatusOr<std::unique_ptr<Engine>> bad = Engine::Open(o);
   EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
-  EXPECT_THAT(bad.status().message(), HasSubstr("policy: bad policy"));
+  EXPECT_THAT(bad.status().message(), HasSubstr("policy: batch size"));
   o = Options(data_, "eraser-lazy-wait");
   o.inference.threads = 0;
   EXPECT_THAT(Engine::Open(o).status().message(),
               HasSubstr("inference.threads must be in 1..64"));
   o = Options(data_, "eraser-lazy-wait");
-  o.unlearning.scheduler.deadline_safety = 0.5;
+  o.unlearning.estimates.safety = 0.5;
   EXPECT_THAT(Engine::Open(o).status().message(),
-              HasSubstr("unlearning.scheduler.deadline_safety"));
+              HasSubstr("unlearning.estimates.safety"));
   o = Options(dir_.Child("nothing-here"), "eraser-lazy-wait");
   EXPECT_EQ(Engine::Open(o).status().code(), StatusCode::kNotFound);
 }

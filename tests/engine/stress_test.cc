@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <map>
 #include <mutex>
 #include <random>
@@ -17,7 +18,6 @@
 namespace eraser::engine {
 namespace {
 
-using SteadyTime = std::chrono::steady_clock::time_point;
 using testing::kShards;
 using testing::kTrainSamples;
 
@@ -40,6 +40,10 @@ void RunStress(const std::string& policy) {
   constexpr int kPerSubmitter = 300;
   constexpr int kDeletions = 40;
   std::vector<Outcome> outcomes(kSubmitters * kPerSubmitter);
+  // Answers so far, and a signal for each.
+  std::mutex answered_mu;
+  std::condition_variable answered_cv;
+  std::size_t answered = 0;
   std::vector<std::thread> threads;
   for (int t = 0; t < kSubmitters; ++t) {
     threads.emplace_back([&, t] {
@@ -50,9 +54,12 @@ void RunStress(const std::string& policy) {
         do {
           admitted = engine.InferAsync(
               testing::Input(rng() % testing::Template::kHeldOut),
-              [out](StatusOr<Prediction> p) {
+              [&, out](StatusOr<Prediction> p) {
                 out->result = std::move(p);
                 out->calls.fetch_add(1);
+                std::lock_guard<std::mutex> lock(answered_mu);
+                ++answered;
+                answered_cv.notify_all();
               });
         } while (admitted.code() == StatusCode::kResourceExhausted);
         ASSERT_TRUE(admitted.ok()) << admitted;
@@ -61,7 +68,7 @@ void RunStress(const std::string& policy) {
     });
   }
   // seq -> when RequestDeletion returned (the acknowledgement).
-  std::map<uint64_t, SteadyTime> acked;
+  std::map<uint64_t, TimePoint> acked;
   threads.emplace_back([&] {
     std::mt19937 rng(42);
     for (int i = 0; i < kDeletions; ++i) {
@@ -72,18 +79,19 @@ void RunStress(const std::string& policy) {
                     SampleId(rng() % kTrainSamples));
       StatusOr<DeletionSeq> seq = engine.RequestDeletion(target);
       ASSERT_TRUE(seq.ok()) << seq.status();
-      acked[seq->value()] = std::chrono::steady_clock::now();
+      acked[seq->value()] = SystemClock::Default()->Now();
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
   });
   for (std::thread& t : threads) t.join();
   // Every admitted request is answered even if it had to wait.
   ASSERT_TRUE(engine.Drain().ok());
-  for (int spin = 0; spin < 600; ++spin) {
-    bool all = true;
-    for (const Outcome& o : outcomes) all &= o.calls.load() > 0;
-    if (all) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  {
+    std::unique_lock<std::mutex> lock(answered_mu);
+    ASSERT_TRUE(
+        answered_cv.wait_for(lock, std::chrono::minutes(5),
+                             [&] { return answered == outcomes.size(); }))
+        << answered << " of " << outcomes.size() << " answered";
   }
 
   // Which model version of each shard first excludes each deletion.

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "../engine/engine_fixture.h"
+#include "testing/policies.h"
 
 namespace eraser::workloads {
 namespace {
@@ -46,8 +47,9 @@ TEST(Replay, ReportHasEveryContractFieldAndHoldsTheGuarantees) {
   const engine::testing::Template& tmpl = engine::testing::GetTemplate();
   eraser::testing::TempDir work;
   ReplayConfig config;
-  config.policies = {"immediate", "inference-first", "eraser-lazy-wait",
-                     "eraser-lazy-partial"};
+  config.policies = eraser::testing::PoliciesOrDie(
+      {"immediate", "inference-first", "eraser-lazy-wait",
+       "eraser-lazy-partial"});
   config.work_dir = work.path();
   StatusOr<ReplayReport> report = RunReplay(Scenario(), tmpl.dir, config);
   ASSERT_TRUE(report.ok()) << report.status();
@@ -139,10 +141,11 @@ TEST(Replay, BadInputsAreRefused) {
   ReplayConfig config;
   EXPECT_EQ(RunReplay(Scenario(), tmpl.dir, config).status().code(),
             StatusCode::kInvalidArgument);  // no policy
-  config.policies = {"eraser:sometimes"};
+  config.policies = eraser::testing::PoliciesOrDie({"immediate"});
+  config.speed = 0;
   EXPECT_EQ(RunReplay(Scenario(), tmpl.dir, config).status().code(),
-            StatusCode::kInvalidArgument);
-  config.policies = {"immediate"};
+            StatusCode::kInvalidArgument);  // no speed
+  config.speed = 1;
   Trace bad = Scenario();
   bad.events[0].test_index = 7600;
   bad.events[0].line = 2;

@@ -6,6 +6,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "eraser/scheduler/policy.h"
+
 namespace eraser::workloads {
 namespace {
 
@@ -16,6 +18,7 @@ PolicyReport Policy(const std::string& name, const std::string& policy,
   PolicyReport p;
   p.name = name;
   p.policy = policy;
+  p.spec = *scheduler::ParsePolicy(policy);
   p.latency_ms.mean = mean_ms;
   p.latency_ms.p99 = p99_ms;
   p.sample_epochs = sample_epochs;

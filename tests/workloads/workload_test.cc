@@ -22,8 +22,8 @@ TEST(LoadWorkload, TheShippedDefaultWorkload) {
   EXPECT_FALSE(w->trace_file.has_value());
   EXPECT_NE(w->generator->arrivals_file.find("azure-llm-2023-conv.csv"),
             std::string::npos);
-  EXPECT_GE(w->policies.size(), 4u);
-  EXPECT_EQ(w->replay.policies, w->policies);
+  EXPECT_GE(w->replay.policies.size(), 4u);
+  EXPECT_EQ(w->replay.policies[0].name, "immediate");
   EXPECT_TRUE(w->model.Validate().ok());
 }
 
@@ -35,7 +35,7 @@ TEST(LoadWorkload, TheShippedSweepWorkload) {
   EXPECT_GE(w->sweep_deletion_rates.size(), 4u);
   EXPECT_TRUE(std::is_sorted(w->sweep_deletion_rates.begin(),
                              w->sweep_deletion_rates.end()));
-  EXPECT_EQ(w->policies.size(), scheduler::Presets().size());
+  EXPECT_EQ(w->replay.policies.size(), scheduler::Presets().size());
 }
 
 class WorkloadFile : public ::testing::Test {
@@ -62,8 +62,8 @@ TEST_F(WorkloadFile, FieldsAndRelativePaths) {
   EXPECT_EQ(w->model.epochs, (std::vector<uint32_t>{1, 2}));
   EXPECT_EQ(w->replay.speed, 2.0);
   EXPECT_FALSE(w->replay.oracle);
-  EXPECT_EQ(w->replay.max_queue_delay, std::chrono::milliseconds(5));
-  EXPECT_EQ(w->replay.context, engine::ExecutionContext::kExclusive);
+  EXPECT_EQ(w->replay.inference.max_queue_delay, std::chrono::milliseconds(5));
+  EXPECT_EQ(w->replay.unlearning.context, engine::ExecutionContext::kExclusive);
   EXPECT_EQ(w->seed, 9u);
 }
 
@@ -77,7 +77,10 @@ TEST_F(WorkloadFile, GeneratorUsesTheSeed) {
   EXPECT_EQ(w->generator->seed, 4u);
   EXPECT_EQ(w->model.samples_per_owner, 10u);
   EXPECT_EQ(w->generator->distribution, GeneratorOptions::Distribution::kZipf);
-  EXPECT_EQ(w->policies, DefaultReplayPolicies());
+  ASSERT_EQ(w->replay.policies.size(), DefaultReplayPolicies().size());
+  for (std::size_t i = 0; i < DefaultReplayPolicies().size(); ++i) {
+    EXPECT_EQ(w->replay.policies[i].name, DefaultReplayPolicies()[i]);
+  }
   EXPECT_TRUE(w->sweep_deletion_rates.empty());
 }
 

@@ -26,44 +26,35 @@ struct Hit {
   std::vector<SampleId> samples;
 };
 
-}  // namespace
+// Per shard, the deletions that hit it in order: chains[k][v] is the v-th.
+using Chains = std::vector<std::vector<Hit>>;
+// versions[k][v]: shard k without its first v deletions.
+using Versions =
+    std::vector<std::vector<std::shared_ptr<const unlearning::Model>>>;
+// Votes computed once per (shard, version) and test index.
+using Votes =
+    std::map<std::pair<std::size_t, std::size_t>, std::map<uint64_t, int32_t>>;
 
-Status CheckAgainstOracle(const std::string& template_dir,
-                          const std::string& work_dir,
-                          const std::vector<float>& test_inputs,
-                          const datasets::Split& test,
-                          std::vector<PolicyRun>& runs) {
-  if (runs.empty()) return OkStatus();
-  const std::vector<storage::DeletionTarget>& targets = runs.front().targets;
-  for (const PolicyRun& run : runs) {
-    if (run.targets != targets) {
-      return InternalError(
-          "policies received different deletions; the "
-          "oracle needs the same sequence for all");
-    }
-  }
-  const std::string dir = work_dir + "/oracle";
-  RETURN_IF_ERROR(CopyDataDir(template_dir, dir));
-  ASSIGN_OR_RETURN(std::unique_ptr<storage::Store> store,
-                   storage::Store::Open({dir, false}));
-  const int threads =
-      std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
-  ASSIGN_OR_RETURN(std::unique_ptr<unlearning::Sisa> sisa,
-                   unlearning::Sisa::Open(store.get(), threads));
-  const std::size_t shards = sisa->options().shards;
-  const int classes = static_cast<int>(sisa->options().model.classes);
+struct Check {
+  PolicyRun* run;
+  const Outcome* outcome;
+  std::size_t prefix;  // deletions accepted before the answer
+};
 
-  // Each deletion's samples by shard; a sample deleted twice counts once.
-  std::vector<std::vector<Hit>> chains(shards);
+// Each deletion's samples by shard; a sample deleted twice counts once.
+StatusOr<Chains> BuildChains(
+    storage::Store& store, std::size_t shards,
+    const std::vector<storage::DeletionTarget>& targets) {
+  Chains chains(shards);
   std::set<SampleId> deleted;
   for (std::size_t d = 0; d < targets.size(); ++d) {
     std::vector<storage::SampleLocation> samples;
     if (targets[d].kind == storage::DeletionTarget::Kind::kSample) {
       ASSIGN_OR_RETURN(storage::SampleLocation s,
-                       store->LookupSample(SampleId(targets[d].id)));
+                       store.LookupSample(SampleId(targets[d].id)));
       samples.push_back(s);
     } else {
-      ASSIGN_OR_RETURN(samples, store->OwnerSamples(OwnerId(targets[d].id)));
+      ASSIGN_OR_RETURN(samples, store.OwnerSamples(OwnerId(targets[d].id)));
     }
     std::map<ShardId, std::vector<SampleId>> by_shard;
     for (const storage::SampleLocation& s : samples) {
@@ -75,16 +66,17 @@ Status CheckAgainstOracle(const std::string& template_dir,
       chains[shard.value()].push_back({d + 1, std::move(ids)});
     }
   }
+  return chains;
+}
 
-  // versions[k][v]: shard k without its first v deletions.
-  std::vector<std::vector<std::shared_ptr<const unlearning::Model>>> versions(
-      shards);
-  {
-    ASSIGN_OR_RETURN(std::vector<unlearning::ShardModel> base,
-                     sisa->LoadModels());
-    for (std::size_t k = 0; k < shards; ++k)
-      versions[k].push_back(base[k].model);
-  }
+// Retrains every chain, in rounds: round r retrains every shard's r-th
+// deletion, shards in parallel.
+StatusOr<Versions> TrainChains(unlearning::Sisa& sisa, storage::Store& store,
+                               const Chains& chains) {
+  const std::size_t shards = chains.size();
+  Versions versions(shards);
+  ASSIGN_OR_RETURN(std::vector<unlearning::ShardModel> base, sisa.LoadModels());
+  for (std::size_t k = 0; k < shards; ++k) versions[k].push_back(base[k].model);
   for (std::size_t round = 0;; ++round) {
     std::vector<unlearning::RetrainRequest> requests;
     for (std::size_t k = 0; k < shards; ++k) {
@@ -95,32 +87,30 @@ Status CheckAgainstOracle(const std::string& template_dir,
     }
     if (requests.empty()) break;
     ASSIGN_OR_RETURN(std::vector<unlearning::RetrainResult> results,
-                     sisa->Retrain(requests));
+                     sisa.Retrain(requests));
     for (unlearning::RetrainResult& r : results) {
       storage::ApplyBatch batch;
       batch.checkpoints = r.checkpoints;
       batch.erase = r.excluded;
-      RETURN_IF_ERROR(store->Apply(batch));
-      std::vector<std::shared_ptr<const unlearning::Model>>& chain =
-          versions[r.shard.value()];
+      RETURN_IF_ERROR(store.Apply(batch));
+      auto& chain = versions[r.shard.value()];
       chain.push_back(r.model != nullptr ? r.model : chain.back());
     }
   }
+  return versions;
+}
 
-  // The chain version of shard k behind a run's deletion prefix.
-  auto version_at = [&chains](std::size_t k, std::size_t prefix) {
-    std::size_t v = 0;
-    while (v < chains[k].size() && chains[k][v].deletion <= prefix) ++v;
-    return v;
-  };
-  // Votes are computed once per (shard, version, test index).
-  std::map<std::pair<std::size_t, std::size_t>, std::map<uint64_t, int32_t>>
-      votes;
-  struct Check {
-    PolicyRun* run;
-    const Outcome* outcome;
-    std::size_t prefix;
-  };
+// The chain version of shard k behind a run's deletion prefix.
+std::size_t VersionAt(const Chains& chains, std::size_t k, std::size_t prefix) {
+  std::size_t v = 0;
+  while (v < chains[k].size() && chains[k][v].deletion <= prefix) ++v;
+  return v;
+}
+
+// The answers to check, and the (shard, version, test index) votes they
+// need (values still -1).
+std::vector<Check> CollectChecks(std::vector<PolicyRun>& runs,
+                                 const Chains& chains, Votes* votes) {
   std::vector<Check> checks;
   for (PolicyRun& run : runs) {
     for (const Outcome& o : run.outcomes) {
@@ -134,20 +124,25 @@ Status CheckAgainstOracle(const std::string& template_dir,
                            DeletionSeq(o.prediction->deletion_watermark)) -
           run.seqs.begin());
       checks.push_back({&run, &o, prefix});
-      for (std::size_t k = 0; k < shards; ++k) {
-        votes[{k, version_at(k, prefix)}][o.test_index] = -1;
+      for (std::size_t k = 0; k < chains.size(); ++k) {
+        (*votes)[{k, VersionAt(chains, k, prefix)}][o.test_index] = -1;
       }
     }
   }
-  const std::size_t dim = test.feature_count();
-  for (auto& [key, by_index] : votes) {
+  return checks;
+}
+
+Status ComputeVotes(const Versions& versions,
+                    const std::vector<float>& test_inputs, std::size_t dim,
+                    Votes* votes) {
+  for (auto& [key, by_index] : *votes) {
     std::vector<float> inputs;
     inputs.reserve(by_index.size() * dim);
     for (const auto& [index, vote] : by_index) {
-      inputs.insert(
-          inputs.end(),
-          test_inputs.begin() + static_cast<std::ptrdiff_t>(index * dim),
-          test_inputs.begin() + static_cast<std::ptrdiff_t>((index + 1) * dim));
+      const auto first =
+          test_inputs.begin() + static_cast<std::ptrdiff_t>(index * dim);
+      inputs.insert(inputs.end(), first,
+                    first + static_cast<std::ptrdiff_t>(dim));
     }
     std::vector<int32_t> out(by_index.size());
     RETURN_IF_ERROR(versions[key.first][key.second]->Predict(
@@ -155,16 +150,20 @@ Status CheckAgainstOracle(const std::string& template_dir,
     std::size_t i = 0;
     for (auto& [index, vote] : by_index) vote = out[i++];
   }
+  return OkStatus();
+}
 
+void Compare(const std::vector<Check>& checks, const Chains& chains,
+             const Votes& votes, int classes, std::vector<PolicyRun>& runs) {
   std::map<PolicyRun*, uint64_t> agreeing;
-  std::vector<int32_t> shard_votes(shards);
+  std::vector<int32_t> shard_votes(chains.size());
   for (const Check& c : checks) {
-    for (std::size_t k = 0; k < shards; ++k) {
-      shard_votes[k] =
-          votes.at({k, version_at(k, c.prefix)}).at(c.outcome->test_index);
+    for (std::size_t k = 0; k < chains.size(); ++k) {
+      shard_votes[k] = votes.at({k, VersionAt(chains, k, c.prefix)})
+                           .at(c.outcome->test_index);
     }
     const int oracle =
-        certify::PluralityVote(shard_votes.data(), shards, classes);
+        certify::PluralityVote(shard_votes.data(), chains.size(), classes);
     PolicyReport& report = c.run->report;
     ++report.oracle_checked;
     const engine::Prediction& p = *c.outcome->prediction;
@@ -182,6 +181,41 @@ Status CheckAgainstOracle(const std::string& template_dir,
           static_cast<double>(agreeing[&run]) / run.report.oracle_checked;
     }
   }
+}
+
+}  // namespace
+
+Status CheckAgainstOracle(const std::string& template_dir,
+                          const std::string& work_dir,
+                          const std::vector<float>& test_inputs,
+                          const datasets::Split& test,
+                          std::vector<PolicyRun>& runs) {
+  if (runs.empty()) return OkStatus();
+  const std::vector<storage::DeletionTarget>& targets = runs.front().targets;
+  for (const PolicyRun& run : runs) {
+    if (run.targets != targets) {
+      return InternalError(
+          "policies received different deletions; the oracle needs the same "
+          "sequence for all");
+    }
+  }
+  const std::string dir = work_dir + "/oracle";
+  RETURN_IF_ERROR(CopyDataDir(template_dir, dir));
+  ASSIGN_OR_RETURN(std::unique_ptr<storage::Store> store,
+                   storage::Store::Open({dir, false}));
+  const int threads =
+      std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  ASSIGN_OR_RETURN(std::unique_ptr<unlearning::Sisa> sisa,
+                   unlearning::Sisa::Open(store.get(), threads));
+  ASSIGN_OR_RETURN(Chains chains,
+                   BuildChains(*store, sisa->options().shards, targets));
+  ASSIGN_OR_RETURN(Versions versions, TrainChains(*sisa, *store, chains));
+  Votes votes;
+  const std::vector<Check> checks = CollectChecks(runs, chains, &votes);
+  RETURN_IF_ERROR(
+      ComputeVotes(versions, test_inputs, test.feature_count(), &votes));
+  Compare(checks, chains, votes,
+          static_cast<int>(sisa->options().model.classes), runs);
   return OkStatus();
 }
 

@@ -96,50 +96,47 @@ class Progress {
   std::thread thread_;
 };
 
-StatusOr<PolicyRun> RunPolicy(const std::string& policy, std::size_t index,
-                              std::size_t count, const Trace& trace,
-                              const std::string& template_dir,
-                              const std::string& work_dir,
-                              const std::vector<float>& test_inputs,
-                              const datasets::Split& test,
-                              const ReplayConfig& config) {
-  const std::string data_dir = work_dir + "/policy-" + std::to_string(index);
-  RETURN_IF_ERROR(CopyDataDir(template_dir, data_dir));
-  engine::EngineOptions options;
-  options.data_dir = data_dir;
-  options.policy = policy;
-  options.inference.threads = config.inference_threads;
-  options.inference.max_batch_size = config.max_batch_size;
-  options.inference.max_queue_delay = config.max_queue_delay;
-  options.inference.queue_capacity = config.queue_capacity;
-  options.unlearning.concurrency = config.unlearning_concurrency;
-  options.unlearning.context = config.context;
-  ASSIGN_OR_RETURN(std::unique_ptr<engine::Engine> engine,
-                   engine::Engine::Open(options));
+// One run's inputs, shared by its phases.
+struct RunContext {
+  const scheduler::Policy& policy;
+  std::string label;  // "[2/5 eraser-lazy-wait]"
+  const Trace& trace;
+  const std::vector<float>& test_inputs;
+  const datasets::Split& test;
+  const ReplayConfig& config;
+};
 
-  PolicyRun run;
-  run.report.name = policy;
-  run.report.policy = engine->policy();
-  struct Deletion {
-    double scheduled_s;
-    storage::DeletionTarget target;
-  };
+struct Deletion {
+  double scheduled_s;
+  storage::DeletionTarget target;
+};
+
+// The trace as this run's requests and deletions, at replay times.
+std::vector<Deletion> Schedule(const RunContext& c, PolicyRun* run) {
   std::vector<Deletion> deletions;
-  for (const TraceEvent& e : trace.events) {
-    const double t = e.time_ms / 1000.0 / config.speed;
+  for (const TraceEvent& e : c.trace.events) {
+    const double t = e.time_ms / 1000.0 / c.config.speed;
     if (e.op == TraceEvent::Op::kInfer) {
       Outcome o;
       o.test_index = e.test_index;
       o.scheduled_s = t;
-      run.outcomes.push_back(o);
+      run->outcomes.push_back(o);
     } else {
       deletions.push_back({t, e.deletion});
     }
   }
-  const std::size_t dim = test.feature_count();
+  return deletions;
+}
+
+// Open loop: each request goes out at its scheduled time whatever the
+// engine is doing; deletions have their own issuer because acknowledging
+// one takes a synced write. Returns once every request is answered.
+Status Issue(const RunContext& c, engine::Engine& engine,
+             const std::vector<Deletion>& deletions, PolicyRun* run) {
+  const std::size_t dim = c.test.feature_count();
   std::mutex mu;
   std::condition_variable answered_cv;
-  std::size_t remaining = run.outcomes.size();
+  std::size_t remaining = run->outcomes.size();
   // A short head start so the first requests are not already late.
   const Steady::time_point t0 = Steady::now() + std::chrono::milliseconds(100);
   auto at = [t0](double s) {
@@ -151,23 +148,17 @@ StatusOr<PolicyRun> RunPolicy(const std::string& policy, std::size_t index,
     std::lock_guard<std::mutex> lock(mu);
     if (--remaining == 0) answered_cv.notify_all();
   };
-  Progress progress(config.progress,
-                    "[" + std::to_string(index + 1) + "/" +
-                        std::to_string(count) + " " + policy + "]",
-                    trace.duration_ms() / 1000.0 / config.speed);
-  // Open loop: each request goes out at its scheduled time whatever the
-  // engine is doing; deletions have their own issuer because acknowledging
-  // one takes a synced write.
+  Progress progress(c.config.progress, c.label,
+                    c.trace.duration_ms() / 1000.0 / c.config.speed);
   std::thread inference_issuer([&] {
-    for (Outcome& o : run.outcomes) {
+    for (Outcome& o : run->outcomes) {
       std::this_thread::sleep_until(at(o.scheduled_s));
-      std::vector<float> features(
-          test_inputs.begin() + static_cast<std::ptrdiff_t>(o.test_index * dim),
-          test_inputs.begin() +
-              static_cast<std::ptrdiff_t>((o.test_index + 1) * dim));
+      const auto first = c.test_inputs.begin() +
+                         static_cast<std::ptrdiff_t>(o.test_index * dim);
       Outcome* slot = &o;
-      const Status admitted = engine->InferAsync(
-          std::move(features), [slot, &finish](StatusOr<engine::Prediction> p) {
+      const Status admitted = engine.InferAsync(
+          std::vector<float>(first, first + static_cast<std::ptrdiff_t>(dim)),
+          [slot, &finish](StatusOr<engine::Prediction> p) {
             if (p.ok()) slot->prediction = std::move(p).value();
             finish(*slot);
           });
@@ -180,95 +171,119 @@ StatusOr<PolicyRun> RunPolicy(const std::string& policy, std::size_t index,
   std::thread deletion_issuer([&] {
     for (const Deletion& d : deletions) {
       std::this_thread::sleep_until(at(d.scheduled_s));
-      StatusOr<DeletionSeq> seq = engine->RequestDeletion(d.target);
+      StatusOr<DeletionSeq> seq = engine.RequestDeletion(d.target);
       if (seq.ok()) {
-        run.seqs.push_back(*seq);
-        run.targets.push_back(d.target);
+        run->seqs.push_back(*seq);
+        run->targets.push_back(d.target);
       } else {
-        ++run.report.failed_deletions;
+        ++run->report.failed_deletions;
       }
     }
   });
   inference_issuer.join();
   deletion_issuer.join();
-  {
-    std::unique_lock<std::mutex> lock(mu);
-    const double limit_s = trace.duration_ms() / 1000.0 + 1800;
-    if (!answered_cv.wait_until(lock, at(limit_s),
-                                [&] { return remaining == 0; })) {
-      return InternalError("policy " + policy +
-                           ": requests still unanswered 30 minutes after "
-                           "the trace ended");
-    }
+  std::unique_lock<std::mutex> lock(mu);
+  const double limit_s = c.trace.duration_ms() / 1000.0 + 1800;
+  if (!answered_cv.wait_until(lock, at(limit_s),
+                              [&] { return remaining == 0; })) {
+    return InternalError("policy " + c.policy.name +
+                         ": requests still unanswered 30 minutes after the "
+                         "trace ended");
   }
-  engine::EngineStats stats = engine->Stats();
-  run.report.pending_at_end = stats.pending_deletions;
-  run.report.sample_epochs_during_trace = stats.unlearning_cost.sample_epochs;
-  run.report.retrain_seconds_during_trace = stats.unlearning_cost.wall_seconds;
-  const double trace_seconds = trace.duration_ms() / 1000.0 / config.speed;
-  run.report.retrain_busy_fraction =
+  return OkStatus();
+}
+
+// What unlearning cost and how long deletions took: the state when the
+// last answer arrived, then a drain so that every policy ends alike.
+Status CollectUnlearning(const RunContext& c, engine::Engine& engine,
+                         PolicyRun* run) {
+  PolicyReport& r = run->report;
+  engine::EngineStats stats = engine.Stats();
+  r.pending_at_end = stats.pending_deletions;
+  r.sample_epochs_during_trace = stats.unlearning_cost.sample_epochs;
+  r.retrain_seconds_during_trace = stats.unlearning_cost.wall_seconds;
+  const double trace_seconds = c.trace.duration_ms() / 1000.0 / c.config.speed;
+  r.retrain_busy_fraction =
       trace_seconds > 0 ? stats.unlearning_cost.wall_seconds /
-                              (trace_seconds * config.unlearning_concurrency)
+                              (trace_seconds * c.config.unlearning.concurrency)
                         : 0;
-  // Same end state for every policy: every deletion applied.
-  RETURN_IF_ERROR(engine->Drain());
-  stats = engine->Stats();
-  run.report.deletions = run.seqs.size();
-  run.report.shard_retrains = stats.retrains;
-  run.report.sample_epochs = stats.unlearning_cost.sample_epochs;
-  run.report.cpu_seconds = stats.unlearning_cost.cpu_seconds;
+  RETURN_IF_ERROR(engine.Drain());
+  stats = engine.Stats();
+  r.deletions = run->seqs.size();
+  r.shard_retrains = stats.retrains;
+  r.sample_epochs = stats.unlearning_cost.sample_epochs;
+  r.cpu_seconds = stats.unlearning_cost.cpu_seconds;
   std::vector<double> delays;
-  for (DeletionSeq seq : run.seqs) {
-    ASSIGN_OR_RETURN(engine::DeletionInfo info, engine->GetDeletion(seq));
+  for (DeletionSeq seq : run->seqs) {
+    ASSIGN_OR_RETURN(engine::DeletionInfo info, engine.GetDeletion(seq));
     if (info.applied) {
       delays.push_back(std::chrono::duration<double, std::milli>(*info.applied -
                                                                  info.arrival)
                            .count());
     }
   }
-  run.report.delay_ms = Summarize(delays);
-  StatusOr<scheduler::Policy> parsed = scheduler::ParsePolicy(policy);
-  if (parsed.ok() && parsed->kind != scheduler::PolicyKind::kImmediate) {
-    run.report.deadline_ms =
-        std::chrono::duration<double, std::milli>(parsed->deadline).count();
-    run.report.deadline_misses = static_cast<uint64_t>(
+  r.delay_ms = Summarize(delays);
+  if (c.policy.has_deadline()) {
+    r.deadline_ms =
+        std::chrono::duration<double, std::milli>(c.policy.deadline).count();
+    r.deadline_misses = static_cast<uint64_t>(
         std::count_if(delays.begin(), delays.end(),
-                      [&](double d) { return d > run.report.deadline_ms; }));
+                      [&](double d) { return d > r.deadline_ms; }));
   }
-  run.report.exposures = std::count_if(
-      run.outcomes.begin(), run.outcomes.end(),
+  r.exposures = std::count_if(
+      run->outcomes.begin(), run->outcomes.end(),
       [](const Outcome& o) { return o.prediction && o.prediction->exposed; });
-  engine->Close();
-  engine.reset();
-  std::error_code ec;
-  std::filesystem::remove_all(data_dir, ec);
+  return OkStatus();
+}
 
+// Latency percentiles, accuracy and decisions of the answers.
+void SummarizeInference(const RunContext& c, PolicyRun* run) {
+  PolicyReport& r = run->report;
   std::vector<double> latencies;
   uint64_t correct = 0;
   uint64_t answered = 0;
   double last_done = 0;
-  for (const Outcome& o : run.outcomes) {
+  for (const Outcome& o : run->outcomes) {
     latencies.push_back((o.done_s - o.scheduled_s) * 1000.0);
     last_done = std::max(last_done, o.done_s);
     if (!o.prediction) {
-      ++run.report
-            .decisions[static_cast<int>(certify::Decision::kRejected) - 1];
-      run.report.refused += o.refused ? 1 : 0;
+      ++r.decisions[static_cast<int>(certify::Decision::kRejected) - 1];
+      r.refused += o.refused ? 1 : 0;
       continue;
     }
     const certify::Decision d = o.prediction->decision;
-    ++run.report.decisions[static_cast<int>(d) - 1];
+    ++r.decisions[static_cast<int>(d) - 1];
     if (d == certify::Decision::kRejected) continue;
     ++answered;
-    correct +=
-        static_cast<uint32_t>(o.prediction->label) == test.labels[o.test_index];
+    correct += static_cast<uint32_t>(o.prediction->label) ==
+               c.test.labels[o.test_index];
   }
-  run.report.requests = run.outcomes.size();
-  run.report.latency_ms = Summarize(latencies);
-  run.report.accuracy =
-      answered > 0 ? static_cast<double>(correct) / answered : 0;
-  run.report.throughput_rps =
-      last_done > 0 ? static_cast<double>(run.report.requests) / last_done : 0;
+  r.requests = run->outcomes.size();
+  r.latency_ms = Summarize(latencies);
+  r.accuracy = answered > 0 ? static_cast<double>(correct) / answered : 0;
+  r.throughput_rps =
+      last_done > 0 ? static_cast<double>(r.requests) / last_done : 0;
+}
+
+StatusOr<PolicyRun> RunPolicy(const RunContext& c,
+                              const std::string& data_dir) {
+  engine::EngineOptions options;
+  options.data_dir = data_dir;
+  options.policy = c.policy;
+  options.inference = c.config.inference;
+  options.unlearning = c.config.unlearning;
+  ASSIGN_OR_RETURN(std::unique_ptr<engine::Engine> engine,
+                   engine::Engine::Open(options));
+  PolicyRun run;
+  run.report.name = c.policy.name;
+  run.report.policy = engine->policy();
+  run.report.spec = c.policy;
+  const std::vector<Deletion> deletions = Schedule(c, &run);
+  RETURN_IF_ERROR(Issue(c, *engine, deletions, &run));
+  RETURN_IF_ERROR(CollectUnlearning(c, *engine, &run));
+  engine->Close();
+  engine.reset();
+  SummarizeInference(c, &run);
   return run;
 }
 
@@ -317,6 +332,12 @@ Summary Summarize(std::vector<double> values) {
 
 }  // namespace internal
 
+engine::InferenceOptions ReplayConfig::ReplayInferenceOptions() {
+  engine::InferenceOptions o;
+  o.queue_capacity = 100'000;
+  return o;
+}
+
 Status ReplayConfig::Validate() const {
   if (policies.empty()) return InvalidArgumentError("no policy to replay");
   if (!(speed > 0 && speed <= 1000)) {
@@ -324,12 +345,9 @@ Status ReplayConfig::Validate() const {
   }
   engine::EngineOptions probe;
   probe.data_dir = "-";
-  probe.inference.threads = inference_threads;
-  probe.inference.max_batch_size = max_batch_size;
-  probe.inference.max_queue_delay = max_queue_delay;
-  probe.inference.queue_capacity = queue_capacity;
-  probe.unlearning.concurrency = unlearning_concurrency;
-  for (const std::string& policy : policies) {
+  probe.inference = inference;
+  probe.unlearning = unlearning;
+  for (const scheduler::Policy& policy : policies) {
     probe.policy = policy;
     RETURN_IF_ERROR(probe.Validate());
   }
@@ -354,13 +372,24 @@ StatusOr<ReplayReport> RunReplay(const Trace& trace,
   std::vector<internal::PolicyRun> runs;
   for (std::size_t i = 0; i < config.policies.size(); ++i) {
     const auto start = std::chrono::steady_clock::now();
-    ASSIGN_OR_RETURN(
-        internal::PolicyRun run,
-        internal::RunPolicy(config.policies[i], i, config.policies.size(),
-                            trace, template_dir, scratch.path(), test_inputs,
-                            test, config));
-    run.report.wall_seconds = internal::Since(start);
-    runs.push_back(std::move(run));
+    const internal::RunContext context{
+        config.policies[i],
+        "[" + std::to_string(i + 1) + "/" +
+            std::to_string(config.policies.size()) + " " +
+            config.policies[i].name + "]",
+        trace,
+        test_inputs,
+        test,
+        config};
+    const std::string data_dir =
+        scratch.path() + "/policy-" + std::to_string(i);
+    RETURN_IF_ERROR(CopyDataDir(template_dir, data_dir));
+    StatusOr<internal::PolicyRun> run = internal::RunPolicy(context, data_dir);
+    std::error_code ec;
+    std::filesystem::remove_all(data_dir, ec);
+    if (!run.ok()) return run.status();
+    run->report.wall_seconds = internal::Since(start);
+    runs.push_back(std::move(run).value());
   }
   if (config.oracle) {
     RETURN_IF_ERROR(internal::CheckAgainstOracle(template_dir, scratch.path(),

@@ -24,13 +24,6 @@ double Saving(double policy, double baseline) {
   return baseline > 0 ? 1.0 - policy / baseline : 0.0;
 }
 
-// The policy a report ran, parsed from its canonical form.
-std::optional<scheduler::Policy> PolicyOf(const PolicyReport& p) {
-  StatusOr<scheduler::Policy> parsed = scheduler::ParsePolicy(p.policy);
-  if (!parsed.ok()) return std::nullopt;
-  return *parsed;
-}
-
 uint64_t Rejected(const PolicyReport& p) {
   return p.decisions[static_cast<int>(certify::Decision::kRejected) - 1];
 }
@@ -103,11 +96,11 @@ std::vector<TargetCheck> SweepReport::CheckTargets() const {
     check.in_range = base->retrain_busy_fraction >= kMinBusy &&
                      base->retrain_busy_fraction <= kMaxBusy;
     for (const PolicyReport& p : level.report.policies) {
-      const std::optional<scheduler::Policy> policy = PolicyOf(p);
+      const scheduler::Policy* policy = &p.spec;
       // A rejected request gets no answer: its low latency saves nothing.
-      if (!policy || policy->kind != scheduler::PolicyKind::kEraser ||
-          p.exposures > 0 || p.soundness_violations > 0 ||
-          p.deadline_misses > 0 || Rejected(p) > 0) {
+      if (policy->kind != scheduler::PolicyKind::kEraser || p.exposures > 0 ||
+          p.soundness_violations > 0 || p.deadline_misses > 0 ||
+          Rejected(p) > 0) {
         continue;
       }
       const TargetCheck::Candidate c = Describe(p, *base);

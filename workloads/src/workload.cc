@@ -183,24 +183,25 @@ Status ReadGenerator(const json& j, const std::filesystem::path& base,
 
 Status ReadReplay(const json& j, ReplayConfig* replay) {
   Reader r(j, "replay.");
-  std::string context = "concurrent";
+  std::string context =
+      engine::ExecutionContextName(replay->unlearning.context);
   r.Get("speed", &replay->speed);
   r.Get("oracle", &replay->oracle);
-  r.Get("inference_threads", &replay->inference_threads);
-  r.Get("unlearning_concurrency", &replay->unlearning_concurrency);
-  r.Get("max_batch_size", &replay->max_batch_size);
-  r.Duration("max_queue_delay", &replay->max_queue_delay);
-  r.Get("queue_capacity", &replay->queue_capacity);
+  r.Get("inference_threads", &replay->inference.threads);
+  r.Get("unlearning_concurrency", &replay->unlearning.concurrency);
+  r.Get("max_batch_size", &replay->inference.max_batch_size);
+  r.Duration("max_queue_delay", &replay->inference.max_queue_delay);
+  r.Get("queue_capacity", &replay->inference.queue_capacity);
+  r.Get("borrow_inference_core", &replay->unlearning.borrow_inference_core);
   r.Get("context", &context);
   RETURN_IF_ERROR(r.Finish());
-  if (context == "concurrent") {
-    replay->context = engine::ExecutionContext::kConcurrent;
-  } else if (context == "exclusive") {
-    replay->context = engine::ExecutionContext::kExclusive;
-  } else {
-    return InvalidArgumentError(
-        "workload: 'replay.context' must be concurrent or exclusive");
+  StatusOr<engine::ExecutionContext> parsed =
+      engine::ParseExecutionContext(context);
+  if (!parsed.ok()) {
+    return InvalidArgumentError("workload: 'replay.context': " +
+                                parsed.status().message());
   }
+  replay->unlearning.context = *parsed;
   return OkStatus();
 }
 
@@ -251,7 +252,8 @@ StatusOr<Workload> LoadWorkload(const std::string& path) {
   r.Get("description", &w.description);
   r.Get("dataset", &dataset);
   const json* dataset_options = r.Object("dataset_options");
-  r.Get("policies", &w.policies);
+  std::vector<std::string> policies;
+  r.Get("policies", &policies);
   r.Get("seed", &w.seed);
   std::string trace;
   r.Get("trace", &trace);
@@ -291,8 +293,15 @@ StatusOr<Workload> LoadWorkload(const std::string& path) {
     }
     RETURN_IF_ERROR(ReadSweep(*sweep, &w.sweep_deletion_rates));
   }
-  if (w.policies.empty()) w.policies = DefaultReplayPolicies();
-  w.replay.policies = w.policies;
+  if (policies.empty()) policies = DefaultReplayPolicies();
+  for (const std::string& text : policies) {
+    StatusOr<scheduler::Policy> policy = scheduler::ParsePolicy(text);
+    if (!policy.ok()) {
+      return InvalidArgumentError("workload: 'policies': " +
+                                  policy.status().message());
+    }
+    w.replay.policies.push_back(*policy);
+  }
   RETURN_IF_ERROR(w.replay.Validate());
   return w;
 }

@@ -1,5 +1,7 @@
-// Clang thread-safety annotations (-Wthread-safety). They document which
-// lock guards which member; with GCC they expand to nothing.
+// Clang thread-safety annotations (-Wthread-safety), as in abseil and
+// leveldb. They state which lock guards which member and which functions
+// need it held; clang checks them (the `make clang` build, run by CI, turns
+// every violation into an error). With GCC they expand to nothing.
 #ifndef ERASER_COMMON_THREAD_ANNOTATIONS_H_
 #define ERASER_COMMON_THREAD_ANNOTATIONS_H_
 
@@ -9,12 +11,23 @@
 #define ERASER_THREAD_ANNOTATION_(x)
 #endif
 
+#define CAPABILITY(x) ERASER_THREAD_ANNOTATION_(capability(x))
+#define SCOPED_CAPABILITY ERASER_THREAD_ANNOTATION_(scoped_lockable)
 #define GUARDED_BY(x) ERASER_THREAD_ANNOTATION_(guarded_by(x))
 #define PT_GUARDED_BY(x) ERASER_THREAD_ANNOTATION_(pt_guarded_by(x))
-#define EXCLUSIVE_LOCKS_REQUIRED(...) \
-  ERASER_THREAD_ANNOTATION_(exclusive_locks_required(__VA_ARGS__))
-#define LOCKS_EXCLUDED(...) \
-  ERASER_THREAD_ANNOTATION_(locks_excluded(__VA_ARGS__))
+#define ACQUIRED_BEFORE(...) \
+  ERASER_THREAD_ANNOTATION_(acquired_before(__VA_ARGS__))
+#define ACQUIRED_AFTER(...) \
+  ERASER_THREAD_ANNOTATION_(acquired_after(__VA_ARGS__))
+#define REQUIRES(...) \
+  ERASER_THREAD_ANNOTATION_(requires_capability(__VA_ARGS__))
+#define EXCLUSIVE_LOCKS_REQUIRED(...) REQUIRES(__VA_ARGS__)
+#define ACQUIRE(...) ERASER_THREAD_ANNOTATION_(acquire_capability(__VA_ARGS__))
+#define RELEASE(...) ERASER_THREAD_ANNOTATION_(release_capability(__VA_ARGS__))
+#define EXCLUDES(...) ERASER_THREAD_ANNOTATION_(locks_excluded(__VA_ARGS__))
+#define LOCKS_EXCLUDED(...) EXCLUDES(__VA_ARGS__)
+#define ASSERT_CAPABILITY(x) ERASER_THREAD_ANNOTATION_(assert_capability(x))
+#define RETURN_CAPABILITY(x) ERASER_THREAD_ANNOTATION_(lock_returned(x))
 #define NO_THREAD_SAFETY_ANALYSIS \
   ERASER_THREAD_ANNOTATION_(no_thread_safety_analysis)
 

@@ -8,7 +8,8 @@
 //
 //   EngineOptions options;
 //   options.data_dir = "data/fmnist";           // built by `eraser train`
-//   options.policy = "eraser-lazy-wait";
+//   ASSIGN_OR_RETURN(options.policy,
+//   scheduler::ParsePolicy("eraser-lazy-wait"));
 //   ASSIGN_OR_RETURN(std::unique_ptr<Engine> engine, Engine::Open(options));
 //   std::future<StatusOr<Prediction>> f = engine->Infer(features);
 //   ASSIGN_OR_RETURN(DeletionSeq seq,
@@ -35,6 +36,7 @@
 #include "eraser/common/ids.h"
 #include "eraser/common/statusor.h"
 #include "eraser/engine/options.h"
+#include "eraser/scheduler/core.h"
 #include "eraser/storage/records.h"
 
 namespace eraser::engine {
@@ -58,10 +60,10 @@ struct Prediction {
   // True for an answer served without a certificate although an affected
   // shard contributed (the inference-first baseline).
   bool exposed = false;
-  // When the (last) computation of the answer started: every deletion
-  // acknowledged before this instant is reflected in `affected` or absent
-  // from the models used.
-  std::chrono::steady_clock::time_point computed_at;
+  // When the (last) computation of the answer started, on the engine's
+  // clock: every deletion acknowledged before this instant is reflected in
+  // `affected` or absent from the models used.
+  TimePoint computed_at;
   // The highest deletion sequence number the engine had accepted when the
   // answer was (last) computed; 0 if none. The oracle of DESIGN guarantee 3
   // is the ensemble trained without every deletion up to it.
@@ -87,8 +89,8 @@ struct DeletionInfo {
   // The samples it resolved to and their shards.
   std::size_t samples = 0;
   std::vector<ShardId> shards;
-  // For shards retrained without it by this process: the first model
-  // version that excludes it.
+  // For each shard retrained without it: the first model version that
+  // excludes it (recorded with the deletion, so it survives restarts).
   std::vector<std::pair<ShardId, uint64_t>> excluded_from;
 };
 
@@ -103,6 +105,13 @@ struct EngineStats {
   // Retrainings completed by this engine and their total cost.
   uint64_t retrains = 0;
   unlearning::Cost unlearning_cost;
+  // Deletions applied later than the policy's deadline after their
+  // acknowledgement, since Open.
+  uint64_t deadline_misses = 0;
+  // The unlearning load over the last minute: offered and sustainable
+  // deletion rates, whether unlearning is overloaded (answers are then
+  // degraded, never deadlines), deadlines at risk.
+  scheduler::Capacity capacity;
 };
 
 class Engine {

@@ -1,6 +1,8 @@
 // EngineOptions: everything Engine::Open needs, composed of the modules'
-// options. Plain structs; every field has a default that states it. The
+// options. Plain structs; every field has one definition and one default,
+// stated beside it (the command line takes its defaults from here). The
 // whole set is validated once, at Open, and an error names the field.
+// Strings (policies, durations) are parsed where they enter, by the caller.
 #ifndef ERASER_ENGINE_OPTIONS_H_
 #define ERASER_ENGINE_OPTIONS_H_
 
@@ -12,7 +14,8 @@
 #include "eraser/common/clock.h"
 #include "eraser/common/status.h"
 #include "eraser/metrics/engine_metrics.h"
-#include "eraser/scheduler/scheduler.h"
+#include "eraser/scheduler/estimator.h"
+#include "eraser/scheduler/policy.h"
 #include "eraser/unlearning/sisa.h"
 
 namespace eraser::engine {
@@ -38,26 +41,33 @@ enum class ExecutionContext {
   kExclusive,
 };
 
+// "concurrent" or "exclusive"; kInvalidArgument otherwise.
+StatusOr<ExecutionContext> ParseExecutionContext(std::string_view text);
+const char* ExecutionContextName(ExecutionContext context);
+
 struct UnlearningOptions {
-  // Retrainings that may run at once, each on one thread of the unlearning
-  // oneTBB arena.
+  // Retrainings that may run at once (the unlearning arena's slots).
   int concurrency = 1;
   ExecutionContext context = ExecutionContext::kConcurrent;
-  // Deadline estimates (see scheduler::SchedulerOptions); its `concurrency`
-  // field is ignored in favour of the one above.
-  scheduler::SchedulerOptions scheduler;
+  // When a deadline is at risk with every slot busy, one more retraining
+  // may run on the inference core: inference pauses while it does.
+  bool borrow_inference_core = true;
+  // How retraining times are planned for deadlines.
+  scheduler::EstimatorOptions estimates;
 };
 
 struct EngineOptions {
   // The data directory (built by `eraser train`). Required.
   std::string data_dir;
-  // The policy string or preset (scheduler/policy.h).
-  std::string policy = "eraser-lazy-wait";
+  // When to unlearn and what uncertified answers get (ParsePolicy parses
+  // the strings and presets users write). Default: eraser-lazy-wait.
+  scheduler::Policy policy;
   InferenceOptions inference;
   UnlearningOptions unlearning;
   // Store every answer's certificate record in the audit column family.
   bool audit = false;
-  // Time source for deletion arrival times and deadlines; null means the
+  // The time source for everything the engine decides on (deletion
+  // arrivals, deadlines, batching delays, latencies); null means the
   // system clock. Not owned; must outlive the engine.
   const Clock* clock = nullptr;
   // Metrics to update; null means the engine creates its own registry

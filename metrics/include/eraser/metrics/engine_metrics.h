@@ -10,8 +10,12 @@
 //                                               a shard with a pending deletion
 //   eraser_deletions_received_total, eraser_deletions_applied_total
 //   eraser_shard_retrains_total, eraser_retrain_sample_epochs_total
+//   eraser_deadline_misses_total                deletions applied after their
+//                                               deadline
 //   eraser_pending_deletions, eraser_affected_shards,
-//   eraser_inference_queue_length, eraser_parked_requests     (gauges)
+//   eraser_inference_queue_length, eraser_parked_requests,
+//   eraser_deletion_rate_per_second, eraser_unlearning_capacity_per_second,
+//   eraser_unlearning_overloaded, eraser_deadlines_at_risk    (gauges)
 //   eraser_inference_latency_seconds, eraser_certification_margin_votes,
 //   eraser_retrain_duration_seconds, eraser_deletion_delay_seconds
 //                                                              (histograms)
@@ -62,6 +66,10 @@ class EngineMetrics {
   void SetAffectedShards(std::size_t n);
   void SetQueueLength(std::size_t n);
   void SetParkedRequests(std::size_t n);
+  void DeadlineMissed();
+  // The unlearning load over the last minute (scheduler::Capacity).
+  void SetCapacity(double offered_per_second, double sustainable_per_second,
+                   bool overloaded, std::size_t deadlines_at_risk);
 
   // The registry in the Prometheus text exposition format (version 0.0.4),
   // what a /metrics endpoint serves. (eraser serve serves it over its own

@@ -58,13 +58,18 @@ struct Policy {
   UncertifiedRule rule = UncertifiedRule::kWait;
   // No deletion stays pending longer than this (ERASER and inference-first).
   Duration deadline = std::chrono::seconds(30);
-  // The text it was parsed from (a preset name or a policy string).
-  std::string name;
+  // The text it was parsed from (a preset name or a policy string). The
+  // defaults above are the preset it names.
+  std::string name = "eraser-lazy-wait";
 
   // Canonical form, e.g. "eraser:batch:8,wait,deadline=30s".
   std::string ToString() const;
   // True for ERASER policies: answers are certified.
   bool certifies() const { return kind == PolicyKind::kEraser; }
+  // True unless deletions may wait (immediate).
+  bool has_deadline() const { return kind != PolicyKind::kImmediate; }
+  // kInvalidArgument for a field out of the ranges the grammar allows.
+  Status Validate() const;
 };
 
 // Parses a policy string or preset name. kInvalidArgument with a message

@@ -74,6 +74,10 @@ struct DeletionRecord {
   TimePoint arrival;
   DeletionState state = DeletionState::kPending;
   TimePoint applied;  // meaningful only when state == kApplied
+  // For each shard retrained without it so far: the first model version of
+  // that shard that excludes it (what an independent exposure check needs,
+  // kept with the record so it survives restarts and costs no memory).
+  std::vector<std::pair<ShardId, uint64_t>> excluded_from;
 
   // The distinct shards of `samples`, ascending.
   std::vector<ShardId> Shards() const;
@@ -101,6 +105,14 @@ struct ApplyBatch {
   // Deletion requests marked applied at `applied_at`.
   std::vector<DeletionSeq> applied;
   TimePoint applied_at;
+  // Deletion requests whose samples in `shard` the checkpoints of model
+  // `version` leave out (recorded in their excluded_from).
+  struct Exclusion {
+    DeletionSeq seq;
+    ShardId shard;
+    uint64_t version = 0;
+  };
+  std::vector<Exclusion> excluded;
 };
 
 // The configuration a data directory was built with, as key/value strings

@@ -15,31 +15,32 @@
 #include "eraser/common/statusor.h"
 #include "eraser/datasets/dataset.h"
 #include "eraser/engine/options.h"
+#include "eraser/scheduler/policy.h"
 #include "eraser/workloads/trace.h"
 
 namespace eraser::workloads {
 
 struct ReplayConfig {
-  // Policy strings or presets, run in this order.
-  std::vector<std::string> policies;
+  // The policies, run in this order.
+  std::vector<scheduler::Policy> policies;
   // Trace time is divided by this (2 replays twice as fast).
   double speed = 1.0;
   // Compute the oracle for every answer (retrains the ensemble once per
   // deletion, shared by all policies).
   bool oracle = true;
-  // Engine settings shared by every policy.
-  int inference_threads = 1;
-  int unlearning_concurrency = 1;
-  std::size_t max_batch_size = 64;
-  Duration max_queue_delay = std::chrono::milliseconds(2);
-  std::size_t queue_capacity = 100'000;
-  engine::ExecutionContext context = engine::ExecutionContext::kConcurrent;
+  // Engine settings shared by every policy: the engine's own defaults,
+  // except a queue large enough that an open-loop trace is never refused
+  // (ReplayInferenceOptions).
+  engine::InferenceOptions inference = ReplayInferenceOptions();
+  engine::UnlearningOptions unlearning;
   // Where per-policy copies of the data directory go ($TMPDIR if empty).
   std::string work_dir;
   // Progress (elapsed and remaining per policy) on stderr.
   bool progress = false;
 
   Status Validate() const;
+  // The engine's inference defaults with a queue of 100,000 requests.
+  static engine::InferenceOptions ReplayInferenceOptions();
 };
 
 struct Summary {
@@ -49,6 +50,7 @@ struct Summary {
 struct PolicyReport {
   std::string name;    // as given
   std::string policy;  // canonical form
+  scheduler::Policy spec;
   // Inference. Latency runs from each request's scheduled time (so queueing
   // behind a stalled engine counts) to its answer.
   uint64_t requests = 0;

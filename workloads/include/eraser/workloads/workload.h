@@ -49,7 +49,8 @@ struct Workload {
   // Exactly one of these.
   std::optional<std::string> trace_file;  // resolved path
   std::optional<GeneratorOptions> generator;
-  std::vector<std::string> policies;  // DefaultReplayPolicies() if absent
+  // The replay settings, policies parsed (DefaultReplayPolicies() when the
+  // file names none).
   ReplayConfig replay;
   // Deletion rates (per second) of a sweep: the generator's trace is made
   // and replayed once per rate. Empty: one replay. Needs 'generator'.

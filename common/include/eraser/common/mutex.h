@@ -1,0 +1,73 @@
+// Mutex, MutexLock and CondVar: std::mutex and std::condition_variable
+// wrapped once with clang's capability annotations, so that -Wthread-safety
+// checks every GUARDED_BY and REQUIRES in the code that uses them (as
+// leveldb's port/port_stdcxx.h does). Every lock in eraser is one of these.
+//
+// CondVar waits take time from a Clock: with a ManualClock, a timed wait
+// ends when a test advances the clock past its deadline, never by real time
+// passing, so tests synchronise on events instead of sleeping.
+#ifndef ERASER_COMMON_MUTEX_H_
+#define ERASER_COMMON_MUTEX_H_
+
+#include <condition_variable>
+#include <mutex>
+
+#include "eraser/common/clock.h"
+#include "eraser/common/thread_annotations.h"
+
+namespace eraser {
+
+class CAPABILITY("mutex") Mutex {
+ public:
+  Mutex() = default;
+  Mutex(const Mutex&) = delete;
+  Mutex& operator=(const Mutex&) = delete;
+
+  void Lock() ACQUIRE() { mu_.lock(); }
+  void Unlock() RELEASE() { mu_.unlock(); }
+  // Tells the analysis the caller holds the lock (it checks nothing at run
+  // time): for callbacks the analysis cannot follow.
+  void AssertHeld() const ASSERT_CAPABILITY(this) {}
+
+ private:
+  friend class CondVar;
+  std::mutex mu_;
+};
+
+// Holds `mu` for its scope.
+class SCOPED_CAPABILITY MutexLock {
+ public:
+  explicit MutexLock(Mutex* mu) ACQUIRE(mu) : mu_(mu) { mu_->Lock(); }
+  ~MutexLock() RELEASE() { mu_->Unlock(); }
+  MutexLock(const MutexLock&) = delete;
+  MutexLock& operator=(const MutexLock&) = delete;
+
+ private:
+  Mutex* const mu_;
+};
+
+// A condition variable bound to one Mutex.
+class CondVar {
+ public:
+  explicit CondVar(Mutex* mu) : mu_(mu) {}
+  CondVar(const CondVar&) = delete;
+  CondVar& operator=(const CondVar&) = delete;
+
+  // Releases the mutex, waits for a Signal, reacquires it. May wake
+  // spuriously: wait in a loop on the condition.
+  void Wait() REQUIRES(mu_);
+  // The same, but also returns once `clock` reaches `deadline`. Returns
+  // false if the deadline had passed (the caller rechecks its condition
+  // either way).
+  bool WaitUntil(const Clock& clock, TimePoint deadline) REQUIRES(mu_);
+  void Signal() { cv_.notify_one(); }
+  void SignalAll() { cv_.notify_all(); }
+
+ private:
+  Mutex* const mu_;
+  std::condition_variable cv_;
+};
+
+}  // namespace eraser
+
+#endif  // ERASER_COMMON_MUTEX_H_

@@ -1,0 +1,318 @@
+// Core: every decision the engine makes, in one pure state machine.
+//
+// It owns the facts those decisions rest on: the pending deletions (which
+// samples of which shard each still holds), the served model version of
+// each shard, the watermark (highest acknowledged deletion), the parked
+// requests with their vote tallies, the retrainings in flight, and the
+// measured retraining times. It is driven by events carrying times from the
+// caller's clock and answers with decisions (a request's verdict, the
+// retrainings to start, what an apply commits). It does no I/O, starts no
+// thread, reads no clock and sees no model: the engine (the shell) runs
+// models, writes the store and calls back.
+//
+// Not thread-safe: the engine calls it under one lock.
+//
+// Decision table (docs/engine.md): a request is `clean` when no shard that
+// voted is affected; otherwise, by policy:
+//   ERASER, wait     certified, else parked until certified (`waited`)
+//   ERASER, partial  certified, else the unaffected shards' plurality
+//                    (`partial`); with every shard affected it is parked
+//                    like `wait`
+//   ERASER, reject   certified, else `rejected`
+//   inference-first  `uncertified` (an exposure)
+//   immediate        held, and computed again once nothing is pending
+// While unlearning is overloaded (capacity below the offered deletion
+// rate, or a deadline at risk), `wait` requests that cannot be certified get
+// the `partial` answer instead of parking: answers degrade, deadlines do
+// not.
+#ifndef ERASER_SCHEDULER_CORE_H_
+#define ERASER_SCHEDULER_CORE_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <vector>
+
+#include "eraser/certify/record.h"
+#include "eraser/certify/tally.h"
+#include "eraser/common/clock.h"
+#include "eraser/common/ids.h"
+#include "eraser/scheduler/estimator.h"
+#include "eraser/scheduler/policy.h"
+
+namespace eraser::scheduler {
+
+struct CoreOptions {
+  Policy policy;
+  std::size_t shards = 0;
+  int classes = 0;
+  // Epochs of each training stage (the cost model: retraining shard k from
+  // slice r costs sum over stages j >= r of epochs[j] * samples in slices
+  // 0..j).
+  std::vector<uint32_t> epochs;
+  // Retrainings that may run at once.
+  int slots = 1;
+  // Extra slots a retraining may take from inference when a deadline is at
+  // risk (the engine pauses inference while one runs). 0 disables it.
+  int borrowable_slots = 1;
+  EstimatorOptions estimates;
+  // The window over which offered and sustainable deletion rates are
+  // measured.
+  Duration rate_window = std::chrono::seconds(60);
+
+  // kInvalidArgument naming the field.
+  Status Validate() const;
+};
+
+// One live (not yet erased) sample a deletion names, and where it sits.
+struct SampleHit {
+  SampleId sample;
+  ShardId shard;
+  uint32_t slice = 0;
+};
+
+enum class Reason {
+  kImmediate,  // the immediate baseline
+  kDeadline,   // the oldest covered deletion is due
+  kWait,       // a parked request needs the shard
+  kBatch,      // batch:N reached
+  kPeriodic,   // periodic:T tick
+  kIdle,       // idle:U
+  kShards,     // shards:A exceeded
+  kDrain,      // the engine is draining: everything is unlearned now
+};
+const char* ReasonName(Reason reason);
+
+struct RetrainOrder {
+  ShardId shard;
+  uint32_t first_slice = 0;         // earliest slice holding a sample
+  std::vector<SampleId> samples;    // to leave out, ascending
+  std::vector<DeletionSeq> covers;  // ascending
+  Reason reason = Reason::kImmediate;
+  // Runs on a slot borrowed from inference: inference pauses meanwhile.
+  bool borrowed = false;
+  uint64_t predicted_sample_epochs = 0;
+  double predicted_seconds = 0;  // the planning estimate (high quantile)
+};
+
+// What committing an order writes, decided before the write.
+struct ApplyPlan {
+  // Pending deletions the retrained model no longer holds: every one the
+  // order covers, and any acknowledged meanwhile naming only samples it
+  // left out. Their records note the shard's new version.
+  std::vector<DeletionSeq> excluded;
+  // Of those, the ones no shard holds any more: marked applied.
+  std::vector<DeletionSeq> completed;
+};
+
+// A computed request's fate.
+struct Verdict {
+  enum class Kind {
+    kAnswer,  // answer it now with the fields below
+    kParked,  // parked for retraining (rule wait): see Revotes
+    kHeld,    // the immediate baseline: compute it again later
+  };
+  Kind kind = Kind::kAnswer;
+  int32_t label = -1;
+  certify::Decision decision = certify::Decision::kClean;
+  int32_t margin = 0;
+  std::vector<ShardId> affected;
+  // The version of each shard's model behind its vote (for `partial`, the
+  // affected shards did not contribute).
+  std::vector<uint64_t> versions;
+  bool exposed = false;
+  uint64_t watermark = 0;
+  // Pending deletions held by the affected shards (for the audit record).
+  std::vector<DeletionSeq> pending;
+};
+
+// A parked request wants shard `shard`'s vote from model `version`, which
+// holds no pending deletion.
+struct Revote {
+  uint64_t request = 0;
+  ShardId shard;
+  uint64_t version = 0;
+};
+
+// Unlearning load and capacity over the last rate_window.
+struct Capacity {
+  double offered_per_second = 0;  // deletions acknowledged
+  double applied_per_second = 0;  // deletions applied
+  double busy_fraction = 0;       // of the slots, retraining
+  // Deletions per second the slots could apply if always busy, at the
+  // measured work per deletion; 0 until something was applied.
+  double sustainable_per_second = 0;
+  bool overloaded = false;
+  // Deletions whose deadline planning says cannot be met with the normal
+  // slots (a borrowed slot is then used).
+  std::size_t deadlines_at_risk = 0;
+};
+
+class Core {
+ public:
+  // `slice_sizes[k][r]`: live samples in slice r of shard k; `versions[k]`:
+  // the served model version of shard k.
+  Core(CoreOptions options, std::vector<std::vector<uint64_t>> slice_sizes,
+       std::vector<uint64_t> versions, TimePoint now);
+  ~Core();
+
+  // ---- deletions ----------------------------------------------------------
+  // An acknowledged deletion (or one recovered at start, with its arrival
+  // time, so its deadline resumes) and its live samples: registered, and
+  // the watermark raised, in one step. Parked requests whose voters hold
+  // it become affected there. A seq already known is ignored; a deletion
+  // with no live sample only raises the watermark.
+  void OnDeletion(DeletionSeq seq, TimePoint arrival,
+                  const std::vector<SampleHit>& live);
+  uint64_t watermark() const { return watermark_; }
+
+  // ---- inference ----------------------------------------------------------
+  // True when a request must not be computed now (the immediate baseline
+  // with a deletion pending): Hold it instead.
+  bool HoldsInference() const;
+  void Hold(uint64_t request);
+  // Decides request `request` from one vote per shard, computed by the
+  // models of `versions`, at `now`. A shard is affected if its served
+  // model holds a pending deletion, or if it was replaced since `versions`
+  // (the newer model may have been retrained to forget something the one
+  // that voted holds).
+  Verdict Decide(uint64_t request, const std::vector<int32_t>& votes,
+                 const std::vector<uint64_t>& versions, TimePoint now);
+  // The votes parked requests can use now: affected shards whose served
+  // model holds no pending deletion and is newer than the one that voted.
+  std::vector<Revote> Revotes() const;
+  // A revote's result. Returns the answer (`waited`) once the request
+  // certifies; nothing if it stays parked or the revote is stale.
+  std::optional<Verdict> OnRevote(const Revote& revote, int32_t vote,
+                                  TimePoint now);
+  // Held requests to compute again: every one once nothing is pending.
+  std::vector<uint64_t> TakeReleased();
+  // Parked and held requests, forgotten (the engine is closing).
+  std::vector<uint64_t> TakeAllWaiting();
+  // Forgets one parked or held request.
+  void Forget(uint64_t request);
+
+  // ---- unlearning ---------------------------------------------------------
+  // The retrainings to start now; each counts as running until OnApplied
+  // or OnRetrainFailed.
+  std::vector<RetrainOrder> Poll(TimePoint now);
+  // When Poll must next be called if no event arrives; nullopt if never.
+  std::optional<TimePoint> NextWakeup() const;
+  ApplyPlan PlanApply(const RetrainOrder& order) const;
+  // The order's retrained model (version `version`) is committed and
+  // served. `held` is how long the order held its slot (retraining, apply,
+  // compaction); `sample_epochs` the work it did.
+  void OnApplied(const RetrainOrder& order, uint64_t version, TimePoint now,
+                 Duration held, uint64_t sample_epochs);
+  // The order failed after holding its slot for `held`: its deletions wait
+  // again.
+  void OnRetrainFailed(const RetrainOrder& order, TimePoint now, Duration held);
+  // The inference load: requests queued, and the fraction of recent time
+  // the inference workers were busy (for idle:U).
+  void OnLoad(std::size_t queued, double utilization);
+  // While draining, every waiting shard is retrained as slots allow,
+  // whatever the policy.
+  void SetDraining(bool draining) { draining_ = draining; }
+  // Overloaded as of the last Poll (what Decide degrades answers on).
+  bool overloaded() const { return overloaded_; }
+
+  // ---- state --------------------------------------------------------------
+  std::size_t pending_deletions() const { return pending_.size(); }
+  bool IsPending(DeletionSeq seq) const { return pending_.count(seq) > 0; }
+  // A pending deletion's arrival time.
+  std::optional<TimePoint> Arrival(DeletionSeq seq) const;
+  // Shards whose served model holds a pending deletion.
+  std::vector<ShardId> AffectedShards() const;
+  std::size_t parked() const { return parked_.size(); }
+  std::size_t held() const { return held_.size(); }
+  std::size_t running() const { return running_.size(); }
+  // True when nothing is pending and nothing runs.
+  bool Idle() const { return pending_.empty() && running_.empty(); }
+  const std::vector<uint64_t>& versions() const { return versions_; }
+  Capacity GetCapacity(TimePoint now) const;
+  const Estimator& estimator() const { return estimator_; }
+  const Policy& policy() const { return options_.policy; }
+
+ private:
+  struct Pending {
+    TimePoint arrival;
+    // Per shard still holding it: its samples there (id -> slice).
+    std::map<ShardId, std::map<SampleId, uint32_t>> samples;
+  };
+  struct Running {
+    RetrainOrder order;
+    TimePoint started;
+  };
+  struct Parked {
+    certify::VoteTally tally;
+    std::vector<uint64_t> versions;  // behind each vote
+    TimePoint since;
+  };
+  // Counts over one second of the rate window.
+  struct Bucket {
+    TimePoint start;
+    std::size_t acknowledged = 0;
+    std::size_t applied = 0;
+    double busy_seconds = 0;  // slot time of the orders applied in it
+  };
+
+  // ---- core.cc ----
+  bool ShardAffected(std::size_t k) const;
+  std::vector<DeletionSeq> PendingIn(const std::vector<ShardId>& shards) const;
+  Verdict Answer(int32_t label, certify::Decision decision, int32_t margin,
+                 const std::vector<uint8_t>& affected,
+                 std::vector<uint64_t> versions) const;
+  void Park(uint64_t request, const std::vector<int32_t>& votes,
+            const std::vector<uint8_t>& affected,
+            const std::vector<uint64_t>& versions, TimePoint now);
+  std::vector<DeletionSeq> Excluded(const RetrainOrder& order) const;
+
+  Bucket& BucketAt(TimePoint t);
+
+  // ---- plan.cc ----
+  // Shards with pending deletions and no retraining in flight.
+  std::vector<ShardId> Waiting() const;
+  uint32_t FirstSlice(ShardId shard) const;
+  uint64_t Cost(ShardId shard, uint32_t first_slice) const;
+  TimePoint Due(ShardId shard) const;
+  double PredictSeconds(ShardId shard) const;
+  double BacklogAhead(ShardId shard, TimePoint now, int slots) const;
+  TimePoint LatestStart(ShardId shard, TimePoint now, int slots) const;
+  std::vector<ShardId> WaitWanted() const;
+  bool TimingTriggered(TimePoint now);
+  Reason TimingReason() const;
+  RetrainOrder Start(ShardId shard, Reason reason, bool borrowed,
+                     TimePoint now);
+  int FreeSlots(bool borrow) const;
+  std::size_t DeadlinesAtRisk(TimePoint now) const;
+
+  const CoreOptions options_;
+  std::vector<std::vector<uint64_t>> slice_sizes_;
+  std::vector<uint64_t> versions_;
+  std::map<DeletionSeq, Pending> pending_;
+  std::vector<std::set<DeletionSeq>> shard_pending_;  // index of pending_
+  std::map<ShardId, Running> running_;
+  std::map<uint64_t, Parked> parked_;
+  std::set<uint64_t> held_;
+  uint64_t watermark_ = 0;
+  Estimator estimator_;
+  // The last rate_window in one-second buckets, oldest first: bounded.
+  std::vector<Bucket> buckets_;
+  std::size_t queued_ = 0;
+  double utilization_ = 0;
+  TimePoint last_poll_;
+  TimePoint next_tick_;
+  // batch/periodic triggered: retrain every waiting shard as slots allow,
+  // until none is left waiting.
+  bool armed_ = false;
+  bool draining_ = false;
+  // GetCapacity().overloaded as of the last Poll (Decide reads it per
+  // request, so it is not recomputed there).
+  bool overloaded_ = false;
+};
+
+}  // namespace eraser::scheduler
+
+#endif  // ERASER_SCHEDULER_CORE_H_

@@ -1,0 +1,61 @@
+// How long a retraining will hold its slot, from the measured distribution
+// of past ones, for planning deadlines.
+//
+// The bound: a retraining's time is t = o + r * w for work w (sample-epochs),
+// a fixed overhead o >= 0 (apply, compaction) and a rate r, so t grows with
+// w and t / w falls with it. A measured (w_i, t_i) then bounds any w from
+// above by t_i * max(1, w / w_i). The plan takes the largest such bound over
+// the recent measurements (the tail of the distribution, not its mean: one
+// slow retraining under contention moves every plan for the next `window`
+// retrainings) times a safety factor.
+#ifndef ERASER_SCHEDULER_ESTIMATOR_H_
+#define ERASER_SCHEDULER_ESTIMATOR_H_
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+
+#include "eraser/common/clock.h"
+
+namespace eraser::scheduler {
+
+struct EstimatorOptions {
+  // Seconds per sample-epoch assumed before retrainings are measured (and
+  // kept in the bound until `window` have been).
+  double initial_seconds_per_sample_epoch = 1e-5;
+  // Measurements kept, newest first.
+  std::size_t window = 32;
+  // The planned time is the measured bound times this factor...
+  double safety = 1.25;
+  // ...plus this margin before the deadline.
+  Duration margin = std::chrono::seconds(1);
+};
+
+class Estimator {
+ public:
+  explicit Estimator(const EstimatorOptions& options) : options_(options) {}
+
+  // A retraining of `sample_epochs` held its slot for `held`.
+  void Observe(uint64_t sample_epochs, Duration held);
+  // Seconds to plan for a retraining of `sample_epochs`: the largest bound
+  // of the window times the safety factor.
+  double Plan(uint64_t sample_epochs) const;
+  // The mean over the window of t_i / w_i, times `sample_epochs`: a typical
+  // (not a planning) estimate.
+  double Typical(uint64_t sample_epochs) const;
+  std::size_t measurements() const { return samples_.size(); }
+  const EstimatorOptions& options() const { return options_; }
+
+ private:
+  struct Sample {
+    uint64_t work;
+    double seconds;
+  };
+  const EstimatorOptions options_;
+  std::deque<Sample> samples_;  // newest first, at most `window`
+};
+
+}  // namespace eraser::scheduler
+
+#endif  // ERASER_SCHEDULER_ESTIMATOR_H_

@@ -1,0 +1,382 @@
+// The Core's events, inference decisions and parked requests. The planning
+// of retrainings is in plan.cc.
+#include "eraser/scheduler/core.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "eraser/certify/certificate.h"
+
+namespace eraser::scheduler {
+namespace {
+
+using certify::Decision;
+
+std::vector<ShardId> ShardsOf(const std::vector<uint8_t>& flags) {
+  std::vector<ShardId> shards;
+  for (std::size_t k = 0; k < flags.size(); ++k) {
+    if (flags[k] != 0) shards.emplace_back(static_cast<uint32_t>(k));
+  }
+  return shards;
+}
+
+Status Field(const char* name, const char* why) {
+  return InvalidArgumentError(std::string(name) + " " + why);
+}
+
+}  // namespace
+
+const char* ReasonName(Reason reason) {
+  switch (reason) {
+    case Reason::kImmediate:
+      return "immediate";
+    case Reason::kDeadline:
+      return "deadline";
+    case Reason::kWait:
+      return "wait";
+    case Reason::kBatch:
+      return "batch";
+    case Reason::kPeriodic:
+      return "periodic";
+    case Reason::kIdle:
+      return "idle";
+    case Reason::kShards:
+      return "shards";
+    case Reason::kDrain:
+      return "drain";
+  }
+  return "?";
+}
+
+Status CoreOptions::Validate() const {
+  if (shards == 0) return Field("shards", "must be at least 1");
+  if (classes < 2) return Field("classes", "must be at least 2");
+  if (epochs.empty()) return Field("epochs", "must list every stage");
+  if (slots < 1 || slots > 64) return Field("slots", "must be in 1..64");
+  if (borrowable_slots < 0 || borrowable_slots > 64) {
+    return Field("borrowable_slots", "must be in 0..64");
+  }
+  const EstimatorOptions& e = estimates;
+  if (!(e.initial_seconds_per_sample_epoch > 0) ||
+      !std::isfinite(e.initial_seconds_per_sample_epoch)) {
+    return Field("estimates.initial_seconds_per_sample_epoch",
+                 "must be positive");
+  }
+  if (e.window < 1 || e.window > 4096) {
+    return Field("estimates.window", "must be in 1..4096");
+  }
+  if (!(e.safety >= 1 && e.safety <= 100)) {
+    return Field("estimates.safety", "must be in 1..100");
+  }
+  if (e.margin < Duration(0)) {
+    return Field("estimates.margin", "must not be negative");
+  }
+  if (rate_window < std::chrono::seconds(1)) {
+    return Field("rate_window", "must be at least 1s");
+  }
+  return OkStatus();
+}
+
+Core::Core(CoreOptions options, std::vector<std::vector<uint64_t>> slice_sizes,
+           std::vector<uint64_t> versions, TimePoint now)
+    : options_(std::move(options)),
+      slice_sizes_(std::move(slice_sizes)),
+      versions_(std::move(versions)),
+      shard_pending_(options_.shards),
+      estimator_(options_.estimates),
+      last_poll_(now),
+      next_tick_(now + options_.policy.period) {
+  slice_sizes_.resize(options_.shards);
+  versions_.resize(options_.shards, 0);
+}
+
+Core::~Core() = default;
+
+// ---- deletions --------------------------------------------------------------
+
+Core::Bucket& Core::BucketAt(TimePoint t) {
+  const TimePoint second = TimePoint(
+      std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()));
+  if (buckets_.empty() || buckets_.back().start < second) {
+    buckets_.push_back({second});
+  }
+  const TimePoint oldest = second - options_.rate_window;
+  while (!buckets_.empty() && buckets_.front().start <= oldest) {
+    buckets_.erase(buckets_.begin());
+  }
+  return buckets_.back();
+}
+
+void Core::OnDeletion(DeletionSeq seq, TimePoint arrival,
+                      const std::vector<SampleHit>& live) {
+  watermark_ = std::max(watermark_, seq.value());
+  if (live.empty() || pending_.count(seq) > 0) return;
+  ++BucketAt(arrival).acknowledged;
+  Pending& p = pending_[seq];
+  p.arrival = arrival;
+  std::set<ShardId> hit;
+  for (const SampleHit& s : live) {
+    if (s.shard.value() >= options_.shards) continue;
+    p.samples[s.shard][s.sample] = s.slice;
+    hit.insert(s.shard);
+  }
+  for (ShardId shard : hit) shard_pending_[shard.value()].insert(seq);
+  // Parked requests voted with models that hold these samples.
+  for (auto& [id, parked] : parked_) {
+    for (ShardId shard : hit) parked.tally.MarkAffected(shard.value());
+  }
+}
+
+// ---- inference --------------------------------------------------------------
+
+bool Core::ShardAffected(std::size_t k) const {
+  return !shard_pending_[k].empty();
+}
+
+bool Core::HoldsInference() const {
+  return options_.policy.kind == PolicyKind::kImmediate && !pending_.empty();
+}
+
+void Core::Hold(uint64_t request) { held_.insert(request); }
+
+std::vector<DeletionSeq> Core::PendingIn(
+    const std::vector<ShardId>& shards) const {
+  std::set<DeletionSeq> seqs;
+  for (ShardId s : shards) {
+    seqs.insert(shard_pending_[s.value()].begin(),
+                shard_pending_[s.value()].end());
+  }
+  return {seqs.begin(), seqs.end()};
+}
+
+Verdict Core::Answer(int32_t label, Decision decision, int32_t margin,
+                     const std::vector<uint8_t>& affected,
+                     std::vector<uint64_t> versions) const {
+  Verdict v;
+  v.kind = Verdict::Kind::kAnswer;
+  v.label = label;
+  v.decision = decision;
+  v.margin = margin;
+  v.affected = ShardsOf(affected);
+  v.versions = std::move(versions);
+  v.exposed = decision == Decision::kUncertified;
+  v.watermark = watermark_;
+  v.pending = PendingIn(v.affected);
+  return v;
+}
+
+void Core::Park(uint64_t request, const std::vector<int32_t>& votes,
+                const std::vector<uint8_t>& affected,
+                const std::vector<uint64_t>& versions, TimePoint now) {
+  parked_.emplace(request,
+                  Parked{certify::VoteTally(votes.data(), affected.data(),
+                                            options_.shards, options_.classes),
+                         versions, now});
+}
+
+Verdict Core::Decide(uint64_t request, const std::vector<int32_t>& votes,
+                     const std::vector<uint64_t>& versions, TimePoint now) {
+  std::vector<uint8_t> affected(options_.shards, 0);
+  for (std::size_t k = 0; k < options_.shards; ++k) {
+    affected[k] = ShardAffected(k) || versions.at(k) != versions_[k];
+  }
+  const certify::Certificate cert = certify::CertifyHardVote(
+      votes.data(), affected.data(), options_.shards, options_.classes);
+  if (cert.affected == 0) {
+    return Answer(cert.answer, Decision::kClean, cert.margin, affected,
+                  versions);
+  }
+  const Policy& policy = options_.policy;
+  if (policy.kind == PolicyKind::kImmediate) {
+    // Something was acknowledged while it computed: compute it again once
+    // nothing is pending.
+    held_.insert(request);
+    Verdict v;
+    v.kind = Verdict::Kind::kHeld;
+    return v;
+  }
+  if (policy.kind == PolicyKind::kInferenceFirst) {
+    return Answer(cert.answer, Decision::kUncertified, cert.margin, affected,
+                  versions);
+  }
+  if (cert.certified) {
+    return Answer(cert.answer, Decision::kCertified, cert.margin, affected,
+                  versions);
+  }
+  if (policy.rule == UncertifiedRule::kReject) {
+    return Answer(-1, Decision::kRejected, cert.margin, affected, versions);
+  }
+  const std::optional<int> partial = certify::PartialVote(
+      votes.data(), affected.data(), options_.shards, options_.classes);
+  const bool degrade = policy.rule == UncertifiedRule::kWait && overloaded_;
+  if (partial && (policy.rule == UncertifiedRule::kPartial || degrade)) {
+    return Answer(*partial, Decision::kPartial, cert.margin, affected,
+                  versions);
+  }
+  // `wait`, or `partial` with every shard affected: park until certified.
+  Park(request, votes, affected, versions, now);
+  Verdict v;
+  v.kind = Verdict::Kind::kParked;
+  v.affected = ShardsOf(affected);
+  v.watermark = watermark_;
+  return v;
+}
+
+std::vector<Revote> Core::Revotes() const {
+  std::vector<Revote> out;
+  for (const auto& [id, p] : parked_) {
+    for (std::size_t k = 0; k < options_.shards; ++k) {
+      if (p.tally.is_affected(k) && !ShardAffected(k) &&
+          versions_[k] > p.versions[k]) {
+        out.push_back({id, ShardId(static_cast<uint32_t>(k)), versions_[k]});
+      }
+    }
+  }
+  return out;
+}
+
+std::optional<Verdict> Core::OnRevote(const Revote& revote, int32_t vote,
+                                      TimePoint) {
+  auto it = parked_.find(revote.request);
+  const std::size_t k = revote.shard.value();
+  // Only a vote from the model still served, which holds no pending
+  // deletion, resolves the shard.
+  if (it == parked_.end() || k >= options_.shards || vote < 0 ||
+      vote >= options_.classes || versions_[k] != revote.version ||
+      ShardAffected(k) || it->second.versions[k] >= revote.version) {
+    return std::nullopt;
+  }
+  Parked& p = it->second;
+  p.tally.Resolve(k, vote);
+  p.versions[k] = revote.version;
+  const certify::Certificate cert = p.tally.Certify();
+  if (!cert.certified) return std::nullopt;
+  Verdict v = Answer(cert.answer, Decision::kWaited, cert.margin,
+                     p.tally.affected_flags(), p.versions);
+  parked_.erase(it);
+  return v;
+}
+
+std::vector<uint64_t> Core::TakeReleased() {
+  if (!pending_.empty() || held_.empty()) return {};
+  std::vector<uint64_t> out(held_.begin(), held_.end());
+  held_.clear();
+  return out;
+}
+
+std::vector<uint64_t> Core::TakeAllWaiting() {
+  std::vector<uint64_t> out(held_.begin(), held_.end());
+  for (const auto& [id, p] : parked_) out.push_back(id);
+  held_.clear();
+  parked_.clear();
+  return out;
+}
+
+std::optional<TimePoint> Core::Arrival(DeletionSeq seq) const {
+  auto it = pending_.find(seq);
+  if (it == pending_.end()) return std::nullopt;
+  return it->second.arrival;
+}
+
+void Core::Forget(uint64_t request) {
+  held_.erase(request);
+  parked_.erase(request);
+}
+
+std::vector<ShardId> Core::AffectedShards() const {
+  std::vector<ShardId> out;
+  for (std::size_t k = 0; k < options_.shards; ++k) {
+    if (ShardAffected(k)) out.emplace_back(static_cast<uint32_t>(k));
+  }
+  return out;
+}
+
+// ---- applying -------------------------------------------------------------
+
+// Pending deletions in the order's shard whose samples there the retrained
+// model leaves out: every one it covers, and any acknowledged while it ran
+// that names only samples it left out too.
+std::vector<DeletionSeq> Core::Excluded(const RetrainOrder& order) const {
+  const std::set<SampleId> left_out(order.samples.begin(), order.samples.end());
+  const std::set<DeletionSeq> covered(order.covers.begin(), order.covers.end());
+  std::vector<DeletionSeq> out;
+  for (DeletionSeq seq : shard_pending_[order.shard.value()]) {
+    const Pending& p = pending_.at(seq);
+    bool all = true;
+    for (const auto& [sample, slice] : p.samples.at(order.shard)) {
+      all = all && left_out.count(sample) > 0;
+    }
+    if (all || covered.count(seq) > 0) out.push_back(seq);
+  }
+  return out;
+}
+
+ApplyPlan Core::PlanApply(const RetrainOrder& order) const {
+  ApplyPlan plan;
+  plan.excluded = Excluded(order);
+  for (DeletionSeq seq : plan.excluded) {
+    if (pending_.at(seq).samples.size() == 1) plan.completed.push_back(seq);
+  }
+  return plan;
+}
+
+void Core::OnApplied(const RetrainOrder& order, uint64_t version, TimePoint now,
+                     Duration held, uint64_t sample_epochs) {
+  const std::size_t k = order.shard.value();
+  const std::vector<DeletionSeq> excluded = Excluded(order);
+  running_.erase(order.shard);
+  versions_[k] = std::max(versions_[k], version);
+  // The cost model follows the erased samples.
+  std::vector<uint64_t>& sizes = slice_sizes_[k];
+  std::map<SampleId, uint32_t> erased;
+  for (const auto& [seq, p] : pending_) {
+    auto in_shard = p.samples.find(order.shard);
+    if (in_shard == p.samples.end()) continue;
+    for (const auto& [sample, slice] : in_shard->second) {
+      if (std::binary_search(order.samples.begin(), order.samples.end(),
+                             sample)) {
+        erased.emplace(sample, slice);
+      }
+    }
+  }
+  for (const auto& [sample, slice] : erased) {
+    if (slice < sizes.size() && sizes[slice] > 0) --sizes[slice];
+  }
+  // Deletions that still name samples of the shard keep only those.
+  std::size_t completed = 0;
+  for (DeletionSeq seq : std::set<DeletionSeq>(shard_pending_[k])) {
+    Pending& p = pending_.at(seq);
+    auto in_shard = p.samples.find(order.shard);
+    const bool gone =
+        std::find(excluded.begin(), excluded.end(), seq) != excluded.end();
+    if (!gone) {
+      for (const auto& [sample, slice] : erased) in_shard->second.erase(sample);
+      continue;
+    }
+    p.samples.erase(in_shard);
+    shard_pending_[k].erase(seq);
+    if (p.samples.empty()) {
+      pending_.erase(seq);
+      ++completed;
+    }
+  }
+  estimator_.Observe(sample_epochs, held);
+  Bucket& bucket = BucketAt(now);
+  bucket.applied += completed;
+  bucket.busy_seconds += std::chrono::duration<double>(held).count();
+}
+
+void Core::OnRetrainFailed(const RetrainOrder& order, TimePoint now,
+                           Duration held) {
+  // The deletions are still pending in the shard: they wait again. The
+  // failed attempt held its slot, which counts as busy time.
+  running_.erase(order.shard);
+  BucketAt(now).busy_seconds += std::chrono::duration<double>(held).count();
+}
+
+void Core::OnLoad(std::size_t queued, double utilization) {
+  queued_ = queued;
+  utilization_ = utilization;
+}
+
+}  // namespace eraser::scheduler

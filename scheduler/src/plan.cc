@@ -1,0 +1,343 @@
+// The Core's retraining plan: which shards to retrain when, deadlines first
+// and planned from the measured tail of retraining times, then parked
+// requests, then the timing policy; and the unlearning capacity.
+#include <algorithm>
+#include <cmath>
+
+#include "eraser/scheduler/core.h"
+
+namespace eraser::scheduler {
+namespace {
+
+double Seconds(Duration d) { return std::chrono::duration<double>(d).count(); }
+
+Duration FromSeconds(double s) {
+  return std::chrono::duration_cast<Duration>(std::chrono::duration<double>(s));
+}
+
+}  // namespace
+
+std::vector<ShardId> Core::Waiting() const {
+  std::vector<ShardId> shards;
+  for (std::size_t k = 0; k < options_.shards; ++k) {
+    const ShardId shard(static_cast<uint32_t>(k));
+    if (!shard_pending_[k].empty() && running_.count(shard) == 0) {
+      shards.push_back(shard);
+    }
+  }
+  return shards;
+}
+
+uint32_t Core::FirstSlice(ShardId shard) const {
+  uint32_t first = UINT32_MAX;
+  for (DeletionSeq seq : shard_pending_[shard.value()]) {
+    for (const auto& [sample, slice] : pending_.at(seq).samples.at(shard)) {
+      first = std::min(first, slice);
+    }
+  }
+  return first;
+}
+
+uint64_t Core::Cost(ShardId shard, uint32_t first_slice) const {
+  const std::vector<uint64_t>& sizes = slice_sizes_[shard.value()];
+  uint64_t total = 0;
+  uint64_t cumulative = 0;
+  for (std::size_t r = 0; r < sizes.size() && r < options_.epochs.size(); ++r) {
+    cumulative += sizes[r];
+    if (r >= first_slice) total += options_.epochs[r] * cumulative;
+  }
+  return total;
+}
+
+TimePoint Core::Due(ShardId shard) const {
+  TimePoint oldest = TimePoint::max();
+  for (DeletionSeq seq : shard_pending_[shard.value()]) {
+    oldest = std::min(oldest, pending_.at(seq).arrival);
+  }
+  return oldest + options_.policy.deadline;
+}
+
+double Core::PredictSeconds(ShardId shard) const {
+  return estimator_.Plan(Cost(shard, FirstSlice(shard)));
+}
+
+double Core::BacklogAhead(ShardId shard, TimePoint now, int slots) const {
+  double work = 0;
+  for (const auto& [s, r] : running_) {
+    work += std::max(0.0, r.order.predicted_seconds - Seconds(now - r.started));
+  }
+  const TimePoint due = Due(shard);
+  for (ShardId s : Waiting()) {
+    if (s == shard) continue;
+    const TimePoint other = Due(s);
+    if (other < due || (other == due && s < shard)) work += PredictSeconds(s);
+  }
+  return work / std::max(1, slots);
+}
+
+TimePoint Core::LatestStart(ShardId shard, TimePoint now, int slots) const {
+  const double reserve =
+      BacklogAhead(shard, now, slots) + PredictSeconds(shard);
+  return Due(shard) - options_.estimates.margin - FromSeconds(reserve);
+}
+
+int Core::FreeSlots(bool borrow) const {
+  int used = 0;
+  for (const auto& [s, r] : running_) used += r.order.borrowed == borrow;
+  return (borrow ? options_.borrowable_slots : options_.slots) - used;
+}
+
+std::vector<ShardId> Core::WaitWanted() const {
+  auto cheaper = [this](ShardId a, ShardId b) {
+    const uint64_t ca = Cost(a, FirstSlice(a));
+    const uint64_t cb = Cost(b, FirstSlice(b));
+    return ca != cb ? ca < cb : a < b;
+  };
+  std::set<ShardId> wanted;
+  for (const auto& [request, p] : parked_) {
+    int want = p.tally.MinShardsToResolve();
+    std::vector<ShardId> candidates;
+    for (std::size_t k = 0; k < options_.shards; ++k) {
+      if (!p.tally.is_affected(k)) continue;
+      const ShardId s(static_cast<uint32_t>(k));
+      if (running_.count(s) > 0 || wanted.count(s) > 0) {
+        --want;
+      } else if (!shard_pending_[k].empty()) {
+        candidates.push_back(s);
+      }
+    }
+    // Cheapest first: the retraining cost is known from the earliest slice.
+    std::sort(candidates.begin(), candidates.end(), cheaper);
+    for (ShardId s : candidates) {
+      if (want <= 0) break;
+      wanted.insert(s);
+      --want;
+    }
+  }
+  std::vector<ShardId> out(wanted.begin(), wanted.end());
+  std::sort(out.begin(), out.end(), cheaper);
+  return out;
+}
+
+bool Core::TimingTriggered(TimePoint now) {
+  const Policy& policy = options_.policy;
+  if (draining_ || policy.kind == PolicyKind::kImmediate) return true;
+  if (policy.kind != PolicyKind::kEraser) return false;
+  std::set<DeletionSeq> waiting;
+  for (ShardId s : Waiting()) {
+    waiting.insert(shard_pending_[s.value()].begin(),
+                   shard_pending_[s.value()].end());
+  }
+  switch (policy.timing) {
+    case Timing::kLazy:
+    case Timing::kShards:  // Poll keeps the count of affected shards down
+      return false;
+    case Timing::kIdle:
+      return queued_ == 0 && utilization_ <= policy.idle_utilization;
+    case Timing::kBatch:
+      if (waiting.size() >= policy.batch_size) armed_ = true;
+      break;
+    case Timing::kPeriodic:
+      if (now >= next_tick_) {
+        while (next_tick_ <= now) next_tick_ += policy.period;
+        if (!waiting.empty()) armed_ = true;
+      }
+      break;
+  }
+  // Once triggered, every waiting shard is retrained, even if the slots
+  // only free up later.
+  return armed_;
+}
+
+Reason Core::TimingReason() const {
+  if (draining_) return Reason::kDrain;
+  if (options_.policy.kind == PolicyKind::kImmediate) return Reason::kImmediate;
+  switch (options_.policy.timing) {
+    case Timing::kBatch:
+      return Reason::kBatch;
+    case Timing::kPeriodic:
+      return Reason::kPeriodic;
+    case Timing::kIdle:
+      return Reason::kIdle;
+    case Timing::kShards:
+      return Reason::kShards;
+    case Timing::kLazy:
+      break;
+  }
+  return Reason::kDeadline;
+}
+
+RetrainOrder Core::Start(ShardId shard, Reason reason, bool borrowed,
+                         TimePoint now) {
+  RetrainOrder order;
+  order.shard = shard;
+  order.reason = reason;
+  order.borrowed = borrowed;
+  order.first_slice = FirstSlice(shard);
+  std::set<SampleId> samples;
+  for (DeletionSeq seq : shard_pending_[shard.value()]) {
+    order.covers.push_back(seq);
+    for (const auto& [sample, slice] : pending_.at(seq).samples.at(shard)) {
+      samples.insert(sample);
+    }
+  }
+  order.samples.assign(samples.begin(), samples.end());
+  order.predicted_sample_epochs = Cost(shard, order.first_slice);
+  order.predicted_seconds = estimator_.Plan(order.predicted_sample_epochs);
+  running_.emplace(shard, Running{order, now});
+  return order;
+}
+
+std::vector<RetrainOrder> Core::Poll(TimePoint now) {
+  last_poll_ = now;
+  const Policy& policy = options_.policy;
+  std::vector<RetrainOrder> orders;
+  auto by_due = [this](ShardId a, ShardId b) {
+    const TimePoint da = Due(a);
+    const TimePoint db = Due(b);
+    return da != db ? da < db : a < b;
+  };
+  // 1. Deadlines, earliest due first. A shard's latest start reserves time
+  // for every shard due before it, so it assumes those run first: once any
+  // shard must start, the earliest-due waiting shard starts (starting the
+  // later one instead would push the earlier one past its deadline). With
+  // every normal slot busy, a deadline that must start takes a slot from
+  // inference.
+  if (policy.kind != PolicyKind::kImmediate) {
+    std::vector<ShardId> waiting = Waiting();
+    std::sort(waiting.begin(), waiting.end(), by_due);
+    std::vector<TimePoint> must_start(waiting.size());
+    TimePoint earliest = TimePoint::max();
+    for (std::size_t i = waiting.size(); i-- > 0;) {
+      earliest =
+          std::min(earliest, LatestStart(waiting[i], now, options_.slots));
+      must_start[i] = earliest;
+    }
+    for (std::size_t i = 0; i < waiting.size() && now >= must_start[i]; ++i) {
+      if (FreeSlots(false) > 0) {
+        orders.push_back(Start(waiting[i], Reason::kDeadline, false, now));
+      } else if (FreeSlots(true) > 0) {
+        orders.push_back(Start(waiting[i], Reason::kDeadline, true, now));
+      } else {
+        break;
+      }
+    }
+  }
+  overloaded_ = GetCapacity(now).overloaded;
+  // 2. Parked requests, cheapest shard first.
+  if (policy.kind == PolicyKind::kEraser) {
+    for (ShardId s : WaitWanted()) {
+      if (FreeSlots(false) <= 0) return orders;
+      orders.push_back(Start(s, Reason::kWait, false, now));
+    }
+  }
+  // 3. The timing policy. shards:A keeps at most A shards holding waiting
+  // deletions: the oldest-due ones beyond A are retrained, the others keep
+  // batching deletions.
+  if (policy.kind == PolicyKind::kEraser && policy.timing == Timing::kShards &&
+      !draining_) {
+    std::vector<ShardId> waiting = Waiting();
+    std::sort(waiting.begin(), waiting.end(), by_due);
+    std::size_t affected = waiting.size();
+    for (ShardId s : waiting) {
+      if (affected <= policy.max_affected || FreeSlots(false) <= 0) break;
+      orders.push_back(Start(s, Reason::kShards, false, now));
+      --affected;
+    }
+    return orders;
+  }
+  // Otherwise: oldest deadline first, or cheapest first when idle (the most
+  // unlearning per idle second).
+  if (FreeSlots(false) > 0 && TimingTriggered(now)) {
+    std::vector<ShardId> waiting = Waiting();
+    if (policy.kind == PolicyKind::kEraser && policy.timing == Timing::kIdle) {
+      std::sort(waiting.begin(), waiting.end(), [this](ShardId a, ShardId b) {
+        const double ca = PredictSeconds(a);
+        const double cb = PredictSeconds(b);
+        return ca != cb ? ca < cb : a < b;
+      });
+    } else {
+      std::sort(waiting.begin(), waiting.end(), by_due);
+    }
+    for (ShardId s : waiting) {
+      if (FreeSlots(false) <= 0) break;
+      orders.push_back(Start(s, TimingReason(), false, now));
+    }
+    if (Waiting().empty()) armed_ = false;
+  }
+  return orders;
+}
+
+std::optional<TimePoint> Core::NextWakeup() const {
+  std::optional<TimePoint> next;
+  auto consider = [&next](TimePoint t) {
+    if (!next || t < *next) next = t;
+  };
+  if (options_.policy.kind != PolicyKind::kImmediate &&
+      (FreeSlots(false) > 0 || FreeSlots(true) > 0)) {
+    for (ShardId s : Waiting()) {
+      consider(LatestStart(s, last_poll_, options_.slots));
+    }
+  }
+  if (options_.policy.kind == PolicyKind::kEraser &&
+      options_.policy.timing == Timing::kPeriodic && !Waiting().empty()) {
+    consider(next_tick_);
+  }
+  // Never ask to be woken in the past: the last Poll already handled it.
+  if (next && *next <= last_poll_) {
+    next = last_poll_ + std::chrono::milliseconds(1);
+  }
+  return next;
+}
+
+std::size_t Core::DeadlinesAtRisk(TimePoint now) const {
+  std::set<DeletionSeq> at_risk;
+  for (const auto& [shard, r] : running_) {
+    if (r.order.borrowed) {
+      at_risk.insert(r.order.covers.begin(), r.order.covers.end());
+    }
+  }
+  if (options_.policy.kind != PolicyKind::kImmediate) {
+    const bool slot_free = FreeSlots(false) > 0;
+    for (ShardId s : Waiting()) {
+      // It should have started and no normal slot can take it, or even
+      // started now it would end after its deadline.
+      const bool late = now >= LatestStart(s, now, options_.slots);
+      const TimePoint end =
+          now +
+          FromSeconds(BacklogAhead(s, now, options_.slots) + PredictSeconds(s));
+      if ((late && !slot_free) || end > Due(s)) {
+        at_risk.insert(shard_pending_[s.value()].begin(),
+                       shard_pending_[s.value()].end());
+      }
+    }
+  }
+  return at_risk.size();
+}
+
+Capacity Core::GetCapacity(TimePoint now) const {
+  Capacity c;
+  std::size_t acknowledged = 0, applied = 0;
+  double busy = 0;
+  const TimePoint oldest = now - options_.rate_window;
+  for (const Bucket& b : buckets_) {
+    if (b.start <= oldest) continue;
+    acknowledged += b.acknowledged;
+    applied += b.applied;
+    busy += b.busy_seconds;
+  }
+  const double window = Seconds(options_.rate_window);
+  c.offered_per_second = acknowledged / window;
+  c.applied_per_second = applied / window;
+  c.busy_fraction = std::min(1.0, busy / (window * options_.slots));
+  if (applied > 0 && busy > 0) {
+    c.sustainable_per_second = applied / busy * options_.slots;
+  }
+  c.deadlines_at_risk = DeadlinesAtRisk(now);
+  c.overloaded = c.deadlines_at_risk > 0 ||
+                 (c.sustainable_per_second > 0 &&
+                  c.offered_per_second > c.sustainable_per_second);
+  return c;
+}
+
+}  // namespace eraser::scheduler

@@ -1,0 +1,738 @@
+// The engine's decisions, one rule per test, on the pure Core: every row of
+// docs/engine.md's decision table, the immediate baseline, parked requests
+// and their re-votes, retraining plans by policy, deadlines planned from
+// the measured tail, borrowed slots, apply plans and capacity. Time comes
+// from a ManualClock; there are no threads and no sleeps.
+#include "eraser/scheduler/core.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <random>
+
+namespace eraser::scheduler {
+namespace {
+
+using certify::Decision;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+using ::testing::ElementsAre;
+using ::testing::IsEmpty;
+
+constexpr std::size_t kShards = 8;
+constexpr uint32_t kSlices = 4;
+
+Duration Secs(double s) {
+  return std::chrono::duration_cast<Duration>(std::chrono::duration<double>(s));
+}
+
+// Shards of 1,000 samples, all in slice 0, one epoch per stage: retraining
+// from slice r costs (4 - r) * 1,000 sample-epochs, planned (1 ms each
+// until measured, times 1.5) at 6 s from slice 0 and 1.5 s from slice 3.
+CoreOptions Options(const std::string& text, int slots = 2,
+                    int borrowable = 0) {
+  CoreOptions o;
+  StatusOr<Policy> policy = ParsePolicy(text);
+  EXPECT_TRUE(policy.ok()) << policy.status();
+  o.policy = *policy;
+  o.shards = kShards;
+  o.classes = 10;
+  o.epochs = {1, 1, 1, 1};
+  o.slots = slots;
+  o.borrowable_slots = borrowable;
+  o.estimates.initial_seconds_per_sample_epoch = 1e-3;
+  o.estimates.safety = 1.5;
+  o.estimates.margin = seconds(1);
+  EXPECT_TRUE(o.Validate().ok());
+  return o;
+}
+
+class CoreTest : public ::testing::Test {
+ protected:
+  Core& Make(const std::string& policy, int slots = 2, int borrowable = 0) {
+    core_ = std::make_unique<Core>(
+        Options(policy, slots, borrowable),
+        std::vector<std::vector<uint64_t>>(kShards, {1000, 0, 0, 0}),
+        std::vector<uint64_t>(kShards, 1), clock_.Now());
+    return *core_;
+  }
+  // Deletion `seq` of one fresh sample in each (shard, slice).
+  void Delete(uint64_t seq,
+              const std::vector<std::pair<uint32_t, uint32_t>>& hits) {
+    std::vector<SampleHit> live;
+    for (auto [shard, slice] : hits) {
+      live.push_back(
+          {SampleId(seq * 100 + live.size()), ShardId(shard), slice});
+    }
+    core_->OnDeletion(DeletionSeq(seq), clock_.Now(), live);
+  }
+  std::vector<RetrainOrder> Poll() {
+    std::vector<RetrainOrder> orders = core_->Poll(clock_.Now());
+    for (const RetrainOrder& o : orders) running_[o.shard.value()] = o;
+    return orders;
+  }
+  // The running order of `shard` commits after `held`.
+  void Finish(uint32_t shard, Duration held = seconds(1), bool ok = true) {
+    const RetrainOrder order = running_.at(shard);
+    running_.erase(shard);
+    if (ok) {
+      core_->OnApplied(order, core_->versions()[shard] + 1, clock_.Now(), held,
+                       order.predicted_sample_epochs);
+    } else {
+      core_->OnRetrainFailed(order, clock_.Now(), held);
+    }
+  }
+  Verdict Decide(uint64_t request, const std::vector<int32_t>& votes) {
+    return core_->Decide(request, votes, core_->versions(), clock_.Now());
+  }
+  static std::vector<uint32_t> ShardsOf(const std::vector<RetrainOrder>& o) {
+    std::vector<uint32_t> shards;
+    for (const RetrainOrder& r : o) shards.push_back(r.shard.value());
+    return shards;
+  }
+
+  ManualClock clock_;
+  std::unique_ptr<Core> core_;
+  std::map<uint32_t, RetrainOrder> running_;
+};
+
+// Eight votes: `a` for label 1 on shards [0, a), label 2 on the rest.
+std::vector<int32_t> Votes(int a) {
+  std::vector<int32_t> v(kShards, 2);
+  for (int k = 0; k < a; ++k) v[k] = 1;
+  return v;
+}
+
+// ---- the decision table ---------------------------------------------------
+
+TEST_F(CoreTest, NothingPendingIsCleanUnderEveryPolicy) {
+  for (const char* p : {"eraser-lazy-wait", "eraser-lazy-partial",
+                        "eraser-lazy-reject", "inference-first", "immediate"}) {
+    Core& core = Make(p);
+    EXPECT_FALSE(core.HoldsInference());
+    const Verdict v = Decide(1, Votes(5));
+    EXPECT_EQ(v.kind, Verdict::Kind::kAnswer) << p;
+    EXPECT_EQ(v.decision, Decision::kClean) << p;
+    EXPECT_EQ(v.label, 1) << p;
+    EXPECT_EQ(v.margin, 2) << p;  // 5 against 3
+    EXPECT_THAT(v.affected, IsEmpty());
+    EXPECT_FALSE(v.exposed);
+  }
+}
+
+TEST_F(CoreTest, WaitCertifiesParksAndAnswersAfterTheRevotes) {
+  Core& core = Make("eraser:lazy,wait");
+  Delete(1, {{7, 2}});  // shard 7 votes 2
+  // 7 of 8 for label 1, one affected: certified.
+  Verdict v = Decide(1, Votes(7));
+  EXPECT_EQ(v.decision, Decision::kCertified);
+  EXPECT_THAT(v.affected, ElementsAre(ShardId(7)));
+  EXPECT_THAT(v.pending, ElementsAre(DeletionSeq(1)));
+  EXPECT_EQ(v.watermark, 1u);
+  // 5 against 3, and shards 0 and 1, which vote 1, affected too: the three
+  // uncertain votes could flip it. It waits.
+  Delete(2, {{0, 1}, {1, 0}});
+  v = Decide(2, Votes(5));
+  EXPECT_EQ(v.kind, Verdict::Kind::kParked);
+  EXPECT_EQ(core.parked(), 1u);
+  EXPECT_THAT(core.Revotes(), IsEmpty());  // no clean new model yet
+  // The retrainings it needs start at once, for the wait.
+  std::vector<RetrainOrder> orders = Poll();
+  ASSERT_FALSE(orders.empty());
+  for (const RetrainOrder& o : orders) EXPECT_EQ(o.reason, Reason::kWait);
+  for (const RetrainOrder& o : orders) Finish(o.shard.value());
+  std::optional<Verdict> answer;
+  for (const Revote& r : core.Revotes()) {
+    EXPECT_EQ(r.request, 2u);
+    EXPECT_EQ(r.version, 2u);
+    answer = core.OnRevote(r, 1, clock_.Now());
+    if (answer) break;
+  }
+  ASSERT_TRUE(answer.has_value());
+  EXPECT_EQ(answer->decision, Decision::kWaited);
+  EXPECT_EQ(answer->label, 1);
+  EXPECT_EQ(core.parked(), 0u);
+  // A stale revote changes nothing.
+  EXPECT_FALSE(core.OnRevote({2, ShardId(7), 2}, 1, clock_.Now()).has_value());
+}
+
+TEST_F(CoreTest, PartialAnswersFromUnaffectedShardsAndWaitsWhenNoneIs) {
+  Core& core = Make("eraser:lazy,partial");
+  Delete(1, {{0, 0}, {1, 0}, {2, 0}});
+  // Labels 1 on shards 0-4: shards 0-2 affected; unaffected: 3, 4 vote 1,
+  // 5, 6, 7 vote 2: the partial answer is 2.
+  const Verdict v = Decide(1, Votes(5));
+  EXPECT_EQ(v.decision, Decision::kPartial);
+  EXPECT_EQ(v.label, 2);
+  EXPECT_FALSE(v.exposed);
+  // Every shard affected: no partial answer exists; it waits (the policy
+  // does not say reject).
+  Delete(2, {{3, 0}, {4, 0}, {5, 0}, {6, 0}, {7, 0}});
+  const Verdict w = Decide(2, Votes(5));
+  EXPECT_EQ(w.kind, Verdict::Kind::kParked);
+  EXPECT_EQ(core.parked(), 1u);
+}
+
+TEST_F(CoreTest, RejectRejects) {
+  Make("eraser:lazy,reject");
+  Delete(1, {{0, 0}, {1, 0}, {2, 0}});
+  const Verdict v = Decide(1, Votes(5));
+  EXPECT_EQ(v.decision, Decision::kRejected);
+  EXPECT_EQ(v.label, -1);
+}
+
+TEST_F(CoreTest, InferenceFirstAnswersUncertifiedAndExposed) {
+  Make("inference-first");
+  Delete(1, {{0, 0}});
+  const Verdict v = Decide(1, Votes(8));  // certifiable, but not certified
+  EXPECT_EQ(v.decision, Decision::kUncertified);
+  EXPECT_TRUE(v.exposed);
+  EXPECT_EQ(v.label, 1);
+}
+
+TEST_F(CoreTest, ImmediateHoldsEveryRequestUntilNothingIsPending) {
+  Core& core = Make("immediate", 1);
+  Delete(1, {{3, 1}});
+  EXPECT_TRUE(core.HoldsInference());
+  core.Hold(10);
+  EXPECT_THAT(core.TakeReleased(), IsEmpty());
+  // One computed while the deletion arrived is held too.
+  const Verdict v = Decide(11, Votes(8));
+  EXPECT_EQ(v.kind, Verdict::Kind::kHeld);
+  EXPECT_EQ(core.held(), 2u);
+  ASSERT_EQ(Poll().size(), 1u);
+  Finish(3);
+  EXPECT_FALSE(core.HoldsInference());
+  EXPECT_THAT(core.TakeReleased(), ElementsAre(10u, 11u));
+  EXPECT_EQ(core.held(), 0u);
+}
+
+TEST_F(CoreTest, AShardReplacedSinceTheVotesIsAffected) {
+  Core& core = Make("eraser:lazy,wait");
+  const std::vector<uint64_t> before = core.versions();
+  Delete(1, {{4, 3}});
+  Poll();
+  core.SetDraining(true);
+  ASSERT_EQ(Poll().size(), 1u);
+  Finish(4);
+  // Nothing is pending, but shard 4's vote came from the model before the
+  // swap, which still held the deleted sample.
+  const Verdict v = core.Decide(1, Votes(8), before, clock_.Now());
+  EXPECT_EQ(v.decision, Decision::kCertified);
+  EXPECT_THAT(v.affected, ElementsAre(ShardId(4)));
+  EXPECT_EQ(Decide(2, Votes(8)).decision, Decision::kClean);
+}
+
+TEST_F(CoreTest, ADeletionWhileParkedWidensTheRequestsAffectedSet) {
+  Core& core = Make("eraser:lazy,wait");
+  Delete(1, {{0, 0}, {1, 0}, {2, 0}});
+  ASSERT_EQ(Decide(1, Votes(5)).kind, Verdict::Kind::kParked);
+  // Shard 4 voted with a model that holds this new deletion: it becomes
+  // affected in the parked tally, so its retrained model's vote is asked
+  // for too.
+  Delete(2, {{4, 3}});
+  core.SetDraining(true);
+  while (!core.Idle()) {
+    for (const RetrainOrder& o : Poll()) Finish(o.shard.value());
+  }
+  std::set<uint32_t> asked;
+  for (const Revote& r : core.Revotes()) asked.insert(r.shard.value());
+  EXPECT_THAT(asked, ElementsAre(0, 1, 2, 4));
+}
+
+TEST_F(CoreTest, WatermarkRisesWithEveryAcknowledgement) {
+  Core& core = Make("eraser-lazy-partial");
+  EXPECT_EQ(core.watermark(), 0u);
+  Delete(1, {{0, 0}});
+  EXPECT_EQ(core.watermark(), 1u);
+  // A deletion whose samples are all gone already raises it too.
+  core.OnDeletion(DeletionSeq(2), clock_.Now(), {});
+  EXPECT_EQ(core.watermark(), 2u);
+  EXPECT_EQ(core.pending_deletions(), 1u);
+  EXPECT_EQ(Decide(1, Votes(8)).watermark, 2u);
+}
+
+TEST_F(CoreTest, TakeAllWaitingForgetsParkedAndHeld) {
+  Core& core = Make("eraser:lazy,wait");
+  Delete(1, {{0, 0}, {1, 0}, {2, 0}});
+  ASSERT_EQ(Decide(1, Votes(5)).kind, Verdict::Kind::kParked);
+  core.Hold(2);
+  EXPECT_THAT(core.TakeAllWaiting(), ::testing::UnorderedElementsAre(1u, 2u));
+  EXPECT_EQ(core.parked() + core.held(), 0u);
+}
+
+// ---- retraining plans -----------------------------------------------------
+
+TEST_F(CoreTest, ImmediateRetrainsAtOnceAndBatchesWhatArrivesMeanwhile) {
+  Core& core = Make("immediate");
+  Delete(1, {{2, 1}});
+  std::vector<RetrainOrder> orders = Poll();
+  ASSERT_EQ(orders.size(), 1u);
+  EXPECT_EQ(orders[0].shard, ShardId(2));
+  EXPECT_EQ(orders[0].first_slice, 1u);
+  EXPECT_THAT(orders[0].covers, ElementsAre(DeletionSeq(1)));
+  EXPECT_THAT(orders[0].samples, ElementsAre(SampleId(100)));
+  EXPECT_EQ(orders[0].reason, Reason::kImmediate);
+  EXPECT_EQ(orders[0].predicted_sample_epochs, 3000u);
+  EXPECT_DOUBLE_EQ(orders[0].predicted_seconds, 4.5);
+  // Two more arrive while shard 2 retrains: they wait, then go together
+  // in one retraining from the earliest slice.
+  Delete(2, {{2, 3}});
+  Delete(3, {{2, 0}});
+  EXPECT_THAT(Poll(), IsEmpty());
+  EXPECT_THAT(core.AffectedShards(), ElementsAre(ShardId(2)));
+  Finish(2);
+  EXPECT_EQ(core.pending_deletions(), 2u);
+  orders = Poll();
+  ASSERT_EQ(orders.size(), 1u);
+  EXPECT_EQ(orders[0].first_slice, 0u);
+  EXPECT_THAT(orders[0].covers, ElementsAre(DeletionSeq(2), DeletionSeq(3)));
+  Finish(2);
+  EXPECT_TRUE(core.Idle());
+  EXPECT_THAT(core.AffectedShards(), IsEmpty());
+}
+
+TEST_F(CoreTest, ImmediateRespectsTheSlotsOldestFirst) {
+  Core& core = Make("immediate", 2);
+  Delete(1, {{5, 0}});
+  clock_.Advance(milliseconds(10));
+  Delete(2, {{1, 0}});
+  clock_.Advance(milliseconds(10));
+  Delete(3, {{3, 0}});
+  EXPECT_THAT(ShardsOf(Poll()), ElementsAre(5, 1));
+  EXPECT_EQ(core.running(), 2u);
+  EXPECT_THAT(Poll(), IsEmpty());
+  Finish(5);
+  EXPECT_THAT(ShardsOf(Poll()), ElementsAre(3));
+}
+
+TEST_F(CoreTest, InferenceFirstRetrainsAtTheLatestStartBeforeTheDeadline) {
+  Core& core = Make("inference-first,deadline=30s");
+  const TimePoint t0 = clock_.Now();
+  Delete(1, {{1, 3}});
+  EXPECT_THAT(Poll(), IsEmpty());
+  // Planned 1.5 s, plus the 1 s margin: start 2.5 s before the deadline.
+  ASSERT_TRUE(core.NextWakeup().has_value());
+  EXPECT_EQ(*core.NextWakeup(), t0 + milliseconds(27'500));
+  clock_.AdvanceTo(t0 + milliseconds(27'400));
+  EXPECT_THAT(Poll(), IsEmpty());
+  clock_.AdvanceTo(t0 + milliseconds(27'500));
+  std::vector<RetrainOrder> orders = Poll();
+  ASSERT_EQ(orders.size(), 1u);
+  EXPECT_EQ(orders[0].reason, Reason::kDeadline);
+  EXPECT_FALSE(orders[0].borrowed);
+}
+
+TEST_F(CoreTest, LazyWaitRetrainsTheCheapestNeededShardOnly) {
+  Core& core = Make("eraser:lazy,wait");
+  Delete(1, {{0, 0}});             // 4,000 sample-epochs
+  Delete(2, {{1, 3}});             // 1,000
+  Delete(3, {{5, 2}});             // 2,000
+  EXPECT_THAT(Poll(), IsEmpty());  // lazy: nothing yet
+  // 5 against 3 with shards 0, 1 and 5 affected: one resolved shard voting
+  // 1 would certify it.
+  ASSERT_EQ(Decide(7, Votes(5)).kind, Verdict::Kind::kParked);
+  std::vector<RetrainOrder> orders = Poll();
+  ASSERT_EQ(orders.size(), 1u);
+  EXPECT_EQ(orders[0].shard, ShardId(1));
+  EXPECT_EQ(orders[0].reason, Reason::kWait);
+  EXPECT_THAT(Poll(), IsEmpty());  // one is on its way
+  Finish(1);
+  // The retrained shard 1 votes 2 now: still short; the next cheapest.
+  ASSERT_EQ(core.Revotes().size(), 1u);
+  EXPECT_FALSE(core.OnRevote(core.Revotes()[0], 2, clock_.Now()).has_value());
+  EXPECT_THAT(ShardsOf(Poll()), ElementsAre(5));
+  Finish(5);
+  ASSERT_EQ(core.Revotes().size(), 1u);
+  EXPECT_TRUE(core.OnRevote(core.Revotes()[0], 1, clock_.Now()).has_value());
+  EXPECT_THAT(Poll(), IsEmpty());
+  EXPECT_EQ(core.pending_deletions(), 1u);  // shard 0 waits for its deadline
+}
+
+TEST_F(CoreTest, WaitStartsSeveralWhenOneCannotSuffice) {
+  Make("eraser:lazy,wait", 2);
+  Delete(1, {{0, 0}});
+  Delete(2, {{1, 3}});
+  Delete(3, {{2, 1}});
+  // 5 against 3 with three of the five affected: two must be resolved.
+  ASSERT_EQ(Decide(7, Votes(5)).kind, Verdict::Kind::kParked);
+  // The two cheapest: shard 1 (from slice 3), then shard 2 (from slice 1).
+  EXPECT_THAT(ShardsOf(Poll()), ElementsAre(1, 2));
+}
+
+TEST_F(CoreTest, PartialAndRejectNeverRetrainForARequest) {
+  for (const char* policy : {"eraser:lazy,partial", "eraser:lazy,reject"}) {
+    Make(policy);
+    Delete(1, {{0, 0}, {1, 0}, {2, 0}});
+    EXPECT_EQ(Decide(1, Votes(5)).kind, Verdict::Kind::kAnswer) << policy;
+    EXPECT_THAT(Poll(), IsEmpty()) << policy;
+  }
+}
+
+TEST_F(CoreTest, BatchStartsWhenNDeletionsWait) {
+  Make("eraser:batch:3,partial", 2);
+  Delete(1, {{0, 2}});
+  Delete(2, {{4, 1}});
+  EXPECT_THAT(Poll(), IsEmpty());
+  Delete(3, {{0, 3}, {7, 0}});
+  std::vector<RetrainOrder> orders = Poll();
+  // Three shards wait; two slots. Each order covers its shard's deletions.
+  ASSERT_EQ(orders.size(), 2u);
+  EXPECT_EQ(orders[0].reason, Reason::kBatch);
+  EXPECT_EQ(orders[0].shard, ShardId(0));
+  EXPECT_THAT(orders[0].covers, ElementsAre(DeletionSeq(1), DeletionSeq(3)));
+  EXPECT_EQ(orders[0].first_slice, 2u);
+  // The batch is armed: the third shard starts when a slot frees up.
+  Finish(0);
+  EXPECT_EQ(Poll().size(), 1u);
+}
+
+TEST_F(CoreTest, PeriodicTicks) {
+  Core& core = Make("eraser:periodic:10s,partial");
+  const TimePoint t0 = clock_.Now();
+  Delete(1, {{3, 1}});
+  EXPECT_THAT(Poll(), IsEmpty());
+  EXPECT_EQ(*core.NextWakeup(), t0 + seconds(10));
+  clock_.AdvanceTo(t0 + seconds(10));
+  std::vector<RetrainOrder> orders = Poll();
+  ASSERT_EQ(orders.size(), 1u);
+  EXPECT_EQ(orders[0].reason, Reason::kPeriodic);
+  Finish(3);
+  clock_.Advance(seconds(1));
+  Delete(2, {{3, 2}});
+  EXPECT_THAT(Poll(), IsEmpty());  // waits for the next tick
+  EXPECT_EQ(*core.NextWakeup(), t0 + seconds(20));
+}
+
+TEST_F(CoreTest, IdleStartsTheCheapestWhenTheQueueIsEmptyAndLoadLow) {
+  Core& core = Make("eraser:idle:0.25,partial", 1);
+  Delete(1, {{0, 0}});
+  Delete(2, {{1, 3}});
+  core.OnLoad(3, 0.1);
+  EXPECT_THAT(Poll(), IsEmpty());
+  core.OnLoad(0, 0.5);
+  EXPECT_THAT(Poll(), IsEmpty());
+  core.OnLoad(0, 0.1);
+  std::vector<RetrainOrder> orders = Poll();
+  ASSERT_EQ(orders.size(), 1u);
+  EXPECT_EQ(orders[0].shard, ShardId(1));  // the cheaper one first
+  EXPECT_EQ(orders[0].reason, Reason::kIdle);
+}
+
+TEST_F(CoreTest, ShardsKeepsAtMostAShardsAffectedOldestRetrainedFirst) {
+  Core& core = Make("eraser:shards:2,partial", 4);
+  Delete(1, {{0, 1}});
+  Delete(2, {{0, 2}});
+  clock_.Advance(seconds(1));
+  Delete(3, {{6, 0}});
+  EXPECT_THAT(Poll(), IsEmpty());  // two shards affected
+  clock_.Advance(seconds(1));
+  Delete(4, {{3, 3}});
+  // Three: the oldest shard goes, with both its deletions; the others keep
+  // batching.
+  std::vector<RetrainOrder> orders = Poll();
+  EXPECT_THAT(ShardsOf(orders), ElementsAre(0));
+  EXPECT_EQ(orders[0].reason, Reason::kShards);
+  EXPECT_THAT(orders[0].covers, ElementsAre(DeletionSeq(1), DeletionSeq(2)));
+  Delete(5, {{6, 1}});  // batched on an affected shard
+  EXPECT_THAT(Poll(), IsEmpty());
+  Finish(0);
+  EXPECT_THAT(Poll(), IsEmpty());
+  EXPECT_THAT(core.AffectedShards(), ElementsAre(ShardId(3), ShardId(6)));
+}
+
+TEST_F(CoreTest, DrainingRetrainsEverythingWhateverThePolicy) {
+  Core& core = Make("eraser:lazy,partial,deadline=1h", 2);
+  Delete(1, {{0, 1}});
+  Delete(2, {{3, 2}});
+  Delete(3, {{5, 0}});
+  EXPECT_THAT(Poll(), IsEmpty());
+  core.SetDraining(true);
+  std::vector<RetrainOrder> orders = Poll();
+  ASSERT_EQ(orders.size(), 2u);
+  EXPECT_EQ(orders[0].reason, Reason::kDrain);
+  Finish(orders[0].shard.value());
+  EXPECT_EQ(Poll().size(), 1u);
+}
+
+TEST_F(CoreTest, AFailedRetrainingReturnsItsDeletions) {
+  Core& core = Make("immediate");
+  Delete(1, {{4, 2}});
+  ASSERT_EQ(Poll().size(), 1u);
+  Finish(4, seconds(1), /*ok=*/false);
+  EXPECT_EQ(core.pending_deletions(), 1u);
+  EXPECT_EQ(core.versions()[4], 1u);
+  std::vector<RetrainOrder> again = Poll();
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_EQ(again[0].first_slice, 2u);
+  EXPECT_THAT(again[0].covers, ElementsAre(DeletionSeq(1)));
+}
+
+// ---- apply plans ----------------------------------------------------------
+
+TEST_F(CoreTest, AnOwnerDeletionIsAppliedWhenItsLastShardIs) {
+  Core& core = Make("immediate", 2);
+  Delete(1, {{0, 1}, {3, 2}});
+  Delete(1, {{0, 1}, {3, 2}});  // repeated: ignored
+  std::vector<RetrainOrder> orders = Poll();
+  EXPECT_THAT(ShardsOf(orders), ElementsAre(0, 3));
+  ApplyPlan first = core.PlanApply(orders[0]);
+  EXPECT_THAT(first.excluded, ElementsAre(DeletionSeq(1)));
+  EXPECT_THAT(first.completed, IsEmpty());  // shard 3 still holds it
+  Finish(0);
+  EXPECT_EQ(core.pending_deletions(), 1u);
+  EXPECT_THAT(core.AffectedShards(), ElementsAre(ShardId(3)));
+  ApplyPlan last = core.PlanApply(orders[1]);
+  EXPECT_THAT(last.completed, ElementsAre(DeletionSeq(1)));
+  Finish(3);
+  EXPECT_TRUE(core.Idle());
+}
+
+TEST_F(CoreTest, ADeletionOfSamplesARunningRetrainingLeavesOutIsDoneByIt) {
+  Core& core = Make("immediate", 1);
+  core.OnDeletion(DeletionSeq(1), clock_.Now(),
+                  {{SampleId(5), ShardId(2), 1}, {SampleId(6), ShardId(2), 3}});
+  ASSERT_EQ(Poll().size(), 1u);
+  // While it runs: one deletion of a sample it leaves out, one of another.
+  core.OnDeletion(DeletionSeq(2), clock_.Now(), {{SampleId(6), ShardId(2), 3}});
+  core.OnDeletion(DeletionSeq(3), clock_.Now(),
+                  {{SampleId(5), ShardId(2), 1}, {SampleId(9), ShardId(2), 0}});
+  const ApplyPlan plan = core.PlanApply(running_.at(2));
+  EXPECT_THAT(plan.completed, ElementsAre(DeletionSeq(1), DeletionSeq(2)));
+  Finish(2);
+  EXPECT_EQ(core.pending_deletions(), 1u);
+  // Only sample 9 is left to retrain for deletion 3.
+  std::vector<RetrainOrder> next = Poll();
+  ASSERT_EQ(next.size(), 1u);
+  EXPECT_THAT(next[0].samples, ElementsAre(SampleId(9)));
+  EXPECT_EQ(next[0].first_slice, 0u);
+}
+
+TEST_F(CoreTest, TheCostModelFollowsErasedSamples) {
+  Make("immediate", 1);
+  // 3,000 sample-epochs from slice 1; a slice-0 sample erased makes every
+  // later stage one sample smaller.
+  Delete(1, {{2, 0}});
+  std::vector<RetrainOrder> orders = Poll();
+  EXPECT_EQ(orders[0].predicted_sample_epochs, 4000u);
+  Finish(2);
+  Delete(2, {{2, 1}});
+  EXPECT_EQ(Poll()[0].predicted_sample_epochs, 3u * 999u);
+}
+
+// ---- deadlines and their estimates ----------------------------------------
+
+TEST_F(CoreTest, TheTailOfTheMeasurementsPlans) {
+  Core& core = Make("eraser:batch:1,partial,deadline=30s", 1);
+  Delete(1, {{2, 3}});
+  ASSERT_EQ(Poll().size(), 1u);
+  Finish(2, seconds(2));  // 1,000 sample-epochs in 2 s
+  EXPECT_DOUBLE_EQ(core.estimator().Plan(1000), 2 * 1.5);
+  // A faster one does not lower the plan: the slow one is the tail.
+  Delete(2, {{2, 3}});
+  ASSERT_EQ(Poll().size(), 1u);
+  Finish(2, milliseconds(500));
+  EXPECT_DOUBLE_EQ(core.estimator().Plan(1000), 2 * 1.5);
+  // Bigger work scales the bound; smaller work never gets less than the
+  // slowest measured time (a fixed overhead).
+  EXPECT_DOUBLE_EQ(core.estimator().Plan(4000), 8 * 1.5);
+  EXPECT_DOUBLE_EQ(core.estimator().Plan(10), 2 * 1.5);
+  EXPECT_NEAR(core.estimator().Typical(1000), 1.25, 1e-9);
+  // A failed retraining measures nothing.
+  Delete(3, {{2, 3}});
+  ASSERT_EQ(Poll().size(), 1u);
+  Finish(2, seconds(100), /*ok=*/false);
+  EXPECT_DOUBLE_EQ(core.estimator().Plan(1000), 2 * 1.5);
+}
+
+TEST_F(CoreTest, OldMeasurementsLeaveTheWindow) {
+  EstimatorOptions o;
+  o.window = 3;
+  o.safety = 1;
+  Estimator e(o);
+  e.Observe(1000, seconds(9));
+  for (int i = 0; i < 3; ++i) e.Observe(1000, seconds(1));
+  EXPECT_DOUBLE_EQ(e.Plan(1000), 1.0);  // the 9 s one and the prior are gone
+  EXPECT_EQ(e.measurements(), 3u);
+  // Until the window is full, the assumed rate stays in the bound.
+  Estimator young(o);
+  young.Observe(1000, milliseconds(1));
+  EXPECT_DOUBLE_EQ(young.Plan(1000), 1000 * o.initial_seconds_per_sample_epoch);
+}
+
+TEST_F(CoreTest, QueuedWorkMovesDeadlineStartsForward) {
+  // One slot, three shards due together, 6 s planned each: the last in
+  // line must start 12 s earlier than alone, so the line starts then.
+  Core& core = Make("inference-first,deadline=30s", 1);
+  const TimePoint t0 = clock_.Now();
+  Delete(1, {{0, 0}});
+  Delete(2, {{1, 0}});
+  Delete(3, {{2, 0}});
+  Poll();
+  EXPECT_EQ(*core.NextWakeup(), t0 + seconds(30 - 1 - 6 - 12));
+  clock_.AdvanceTo(t0 + seconds(11));
+  EXPECT_THAT(ShardsOf(Poll()), ElementsAre(0));
+}
+
+TEST_F(CoreTest, DeadlinesRunEarliestDueFirst) {
+  // One slot. Shard 0 is due at 30 s, planned 1.5 s; shard 1 is due at 31 s,
+  // planned 6 s, behind shard 0: it must start by 31 - 1 - 6 - 1.5 = 22.5 s.
+  // Then shard 0, due first, starts first.
+  Core& core = Make("eraser:lazy,partial,deadline=30s", 1);
+  const TimePoint t0 = clock_.Now();
+  Delete(1, {{0, 3}});
+  clock_.Advance(seconds(1));
+  Delete(2, {{1, 0}});
+  EXPECT_THAT(Poll(), IsEmpty());
+  EXPECT_EQ(*core.NextWakeup(), t0 + milliseconds(22'500));
+  clock_.AdvanceTo(t0 + milliseconds(22'500));
+  std::vector<RetrainOrder> orders = Poll();
+  EXPECT_THAT(ShardsOf(orders), ElementsAre(0));
+  EXPECT_EQ(orders[0].reason, Reason::kDeadline);
+  // When it finishes, in the time planned, shard 1 follows at once.
+  clock_.Advance(milliseconds(1'500));
+  Finish(0, milliseconds(1'000));
+  EXPECT_THAT(ShardsOf(Poll()), ElementsAre(1));
+}
+
+TEST_F(CoreTest, ADeadlineAtRiskBorrowsASlotFromInference) {
+  // One normal slot, busy with a long retraining; a second shard's deadline
+  // cannot wait for it: it starts on the borrowed slot, and the capacity
+  // reports it at risk.
+  Core& core = Make("eraser:lazy,wait,deadline=30s", 1, /*borrowable=*/1);
+  const TimePoint t0 = clock_.Now();
+  Delete(1, {{0, 0}});
+  Delete(2, {{1, 3}});
+  // A wait request takes the normal slot for shard 0 first.
+  core.SetDraining(true);
+  std::vector<RetrainOrder> orders = Poll();
+  ASSERT_EQ(orders.size(), 1u);
+  EXPECT_FALSE(orders[0].borrowed);
+  core.SetDraining(false);
+  // Shard 1 (1.5 s planned) is due at 30 s: it must start by 27.5 s. At
+  // 28 s shard 0 still holds the normal slot: shard 1 borrows.
+  clock_.AdvanceTo(t0 + seconds(28));
+  EXPECT_GT(core.GetCapacity(clock_.Now()).deadlines_at_risk, 0u);
+  orders = Poll();
+  ASSERT_EQ(orders.size(), 1u);
+  EXPECT_EQ(orders[0].shard, ShardId(1));
+  EXPECT_TRUE(orders[0].borrowed);
+  EXPECT_TRUE(core.overloaded());
+  EXPECT_THAT(Poll(), IsEmpty());  // the borrowed slot is taken
+}
+
+TEST_F(CoreTest, OverloadDegradesWaitToPartial) {
+  Core& core = Make("eraser:lazy,wait,deadline=30s", 1, 1);
+  Delete(1, {{0, 0}, {1, 0}, {2, 0}});
+  clock_.Advance(seconds(28));  // every deadline at risk now
+  Poll();
+  ASSERT_TRUE(core.overloaded());
+  const Verdict v = Decide(1, Votes(5));
+  EXPECT_EQ(v.decision, Decision::kPartial);
+  EXPECT_EQ(core.parked(), 0u);
+}
+
+TEST_F(CoreTest, CapacityMeasuresOfferedAndSustainableRates) {
+  Core& core = Make("immediate", 1);
+  for (int i = 1; i <= 6; ++i) {
+    Delete(i, {{static_cast<uint32_t>(i % kShards), 3}});
+    std::vector<RetrainOrder> orders = Poll();
+    ASSERT_EQ(orders.size(), 1u);
+    clock_.Advance(seconds(2));
+    Finish(orders[0].shard.value(), seconds(2));  // busy all the time
+    clock_.Advance(seconds(1));
+  }
+  const Capacity c = core.GetCapacity(clock_.Now());
+  EXPECT_DOUBLE_EQ(c.offered_per_second, 6.0 / 60);
+  EXPECT_DOUBLE_EQ(c.applied_per_second, 6.0 / 60);
+  EXPECT_DOUBLE_EQ(c.busy_fraction, 12.0 / 60);
+  EXPECT_DOUBLE_EQ(c.sustainable_per_second, 0.5);  // one per 2 s of slot
+  EXPECT_FALSE(c.overloaded);
+  // A minute later the window is empty again.
+  clock_.Advance(seconds(61));
+  EXPECT_DOUBLE_EQ(core.GetCapacity(clock_.Now()).offered_per_second, 0.0);
+}
+
+// Random deletions for two minutes against a simulated executor whose
+// retrainings take 0.5 to 1.5 times the typical time, under every policy
+// that postpones: every deletion is applied within its deadline. The plan
+// takes the tail of the measured times (not their mean, which half of the
+// retrainings exceed).
+class CoreDeadlines : public ::testing::TestWithParam<int> {};
+
+TEST_P(CoreDeadlines, HoldUnderRandomLoad) {
+  const int slots = GetParam();
+  for (const char* text :
+       {"inference-first,deadline=20s", "eraser:lazy,partial,deadline=20s",
+        "eraser:lazy,wait,deadline=20s", "eraser:batch:5,partial,deadline=20s",
+        "eraser:periodic:7s,reject,deadline=20s",
+        "eraser:idle,partial,deadline=20s",
+        "eraser:shards:2,partial,deadline=20s"}) {
+    SCOPED_TRACE(text);
+    ManualClock clock;
+    const TimePoint t0 = clock.Now();
+    CoreOptions options = Options(text, slots, /*borrowable=*/1);
+    // Retrainings take up to 1.5 ms per sample-epoch: planned from the
+    // tail (assumed 1.5 ms at first) with a 1.25 factor and a 0.2 s margin,
+    // against 1 ms on average.
+    options.estimates.initial_seconds_per_sample_epoch = 1.5e-3;
+    options.estimates.safety = 1.25;
+    options.estimates.margin = milliseconds(200);
+    Core core(options,
+              std::vector<std::vector<uint64_t>>(kShards, {1000, 0, 0, 0}),
+              std::vector<uint64_t>(kShards, 1), t0);
+    core.OnLoad(5, 0.9);  // never idle: idle falls back on deadlines
+    std::mt19937 rng(99);
+    // 1 ms per sample-epoch typically; deletions at 0.5/s per slot.
+    std::uniform_real_distribution<double> noise(0.5, 1.5);
+    std::map<uint64_t, TimePoint> arrival;
+    std::map<TimePoint, std::vector<std::pair<RetrainOrder, double>>> ends;
+    TimePoint next_arrival = t0;
+    uint64_t seq = 0;
+    int orders = 0;
+    const TimePoint end = t0 + seconds(120);
+    while (next_arrival < end || !ends.empty() || !core.Idle()) {
+      TimePoint now = TimePoint::max();
+      if (next_arrival < end) now = std::min(now, next_arrival);
+      if (!ends.empty()) now = std::min(now, ends.begin()->first);
+      if (auto w = core.NextWakeup()) now = std::min(now, *w);
+      ASSERT_NE(now, TimePoint::max());
+      clock.AdvanceTo(now);
+      if (!ends.empty() && ends.begin()->first <= clock.Now()) {
+        for (auto& [order, secs] : ends.begin()->second) {
+          core.OnApplied(order, core.versions()[order.shard.value()] + 1,
+                         clock.Now(), Secs(secs),
+                         order.predicted_sample_epochs);
+        }
+        ends.erase(ends.begin());
+      }
+      if (next_arrival < end && next_arrival <= clock.Now()) {
+        ++seq;
+        const auto shard = static_cast<uint32_t>(rng() % kShards);
+        const auto slice = static_cast<uint32_t>(rng() % kSlices);
+        core.OnDeletion(DeletionSeq(seq), clock.Now(),
+                        {{SampleId(seq), ShardId(shard), slice}});
+        arrival[seq] = clock.Now();
+        next_arrival =
+            clock.Now() +
+            Secs(std::exponential_distribution<double>(0.5 * slots)(rng));
+      }
+      for (const RetrainOrder& o : core.Poll(clock.Now())) {
+        ++orders;
+        const double secs = 1e-3 * o.predicted_sample_epochs * noise(rng);
+        const TimePoint done = clock.Now() + Secs(secs);
+        ends[done].push_back({o, secs});
+        for (DeletionSeq d : o.covers) {
+          EXPECT_LE(done, arrival[d.value()] + seconds(20))
+              << "deletion " << d << " misses its deadline";
+        }
+      }
+    }
+    EXPECT_GT(seq, 30u);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Slots, CoreDeadlines, ::testing::Values(1, 2));
+
+}  // namespace
+}  // namespace eraser::scheduler
