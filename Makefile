@@ -1,7 +1,8 @@
 # The two commands a newcomer runs:
 #   make demo   install what is missing, build, run the main job
 #   make test   install what is missing, build, run the whole test suite
-# Also: make setup | build | tsan | asan | bench | sweep | plot | format | clean
+# Also: make setup | build | clang | tsan | asan | bench | sweep | plot |
+#       format | clean
 #
 # Variables: BUILD_DIR (build), BUILD_TYPE (RelWithDebInfo), JOBS (2),
 # CMAKE_FLAGS (extra -D options).
@@ -12,7 +13,7 @@ JOBS ?= 2
 CMAKE_FLAGS ?=
 ERASER := $(BUILD_DIR)/bin/eraser
 
-.PHONY: all setup build test demo tsan asan bench sweep plot format clean
+.PHONY: all setup build clang test demo tsan asan bench sweep plot format clean
 
 all: build
 
@@ -53,6 +54,14 @@ sweep: build
 plot: setup
 	scripts/plot-sweep $(SWEEP_OUT).dat $(SWEEP_OUT).png
 
+# Clang with -Wthread-safety as errors: every lock annotation checked, in a
+# separate build tree (compiled, not run).
+clang: setup
+	CC=clang CXX=clang++ cmake -S . -B build-clang -G Ninja \
+	  -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DERASER_THREAD_SAFETY=ON \
+	  -DERASER_WERROR=ON $(CMAKE_FLAGS)
+	cmake --build build-clang -j $(JOBS)
+
 # ThreadSanitizer: a separate build tree, the whole suite.
 tsan:
 	$(MAKE) test BUILD_DIR=build-tsan BUILD_TYPE=RelWithDebInfo \
@@ -66,4 +75,4 @@ format:
 	git ls-files --cached --others --exclude-standard '*.cc' '*.h' | xargs clang-format -i
 
 clean:
-	rm -rf $(BUILD_DIR)
+	rm -rf $(BUILD_DIR) build-clang build-tsan build-asan

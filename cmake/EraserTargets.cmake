@@ -11,6 +11,10 @@
 
 function(eraser_warnings target)
   target_compile_options(${target} PRIVATE -Wall -Wextra)
+  if(ERASER_THREAD_SAFETY)
+    target_compile_options(${target} PRIVATE -Wthread-safety
+      -Wthread-safety-beta)
+  endif()
   if(ERASER_WERROR)
     target_compile_options(${target} PRIVATE -Werror)
   endif()

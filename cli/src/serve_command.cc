@@ -10,9 +10,9 @@
 #include "eraser/engine/engine.h"
 #include "eraser/metrics/engine_metrics.h"
 #include "eraser/scheduler/policy.h"
+#include "eraser/serve/api.h"
+#include "eraser/serve/http_server.h"
 #include "eraser/unlearning/runtime.h"
-#include "serve/api.h"
-#include "serve/http_server.h"
 
 namespace po = boost::program_options;
 

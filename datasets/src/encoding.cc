@@ -189,7 +189,8 @@ Status TabularEncoding::EncodeValue(std::size_t column, std::string_view text,
 
 StatusOr<std::vector<float>> TabularEncoding::EncodeRecord(
     const std::map<std::string, std::string>& record) const {
-  for (const auto& [name, value] : record) {
+  for (const auto& item : record) {
+    const std::string& name = item.first;
     const bool known =
         std::any_of(columns_.begin(), columns_.end(),
                     [&](const ColumnEncoding& c) { return c.name == name; });

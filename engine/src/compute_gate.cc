@@ -4,7 +4,7 @@ namespace eraser::engine::internal {
 
 void ComputeGate::EnterInference() {
   MutexLock lock(&mu_);
-  while (retrains_ > 0 || retrains_waiting_ > 0) cv_.Wait();
+  while (retrains_ > 0 || retrains_waiting_ > 0) cv_.Wait(&mu_);
   ++inference_;
 }
 
@@ -20,7 +20,7 @@ void ComputeGate::EnterRetrain(bool borrowed) {
   if (!exclusive_ && !borrowed) return;
   MutexLock lock(&mu_);
   ++retrains_waiting_;
-  while (inference_ > 0) cv_.Wait();
+  while (inference_ > 0) cv_.Wait(&mu_);
   --retrains_waiting_;
   ++retrains_;
 }

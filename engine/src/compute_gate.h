@@ -24,7 +24,7 @@ class ComputeGate {
  private:
   const bool exclusive_;
   Mutex mu_;
-  CondVar cv_{&mu_};
+  CondVar cv_;
   int inference_ GUARDED_BY(mu_) = 0;
   int retrains_ GUARDED_BY(mu_) = 0;
   int retrains_waiting_ GUARDED_BY(mu_) = 0;

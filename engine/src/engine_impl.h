@@ -148,9 +148,9 @@ class EngineImpl final : public Engine {
 
   Mutex apply_mu_ ACQUIRED_BEFORE(mu_);
   mutable Mutex mu_;
-  CondVar control_cv_{&mu_};  // events for the control loop
-  CondVar retrain_cv_{&mu_};  // orders for the retrainers
-  CondVar drain_cv_{&mu_};    // progress for Drain
+  CondVar control_cv_;  // events for the control loop
+  CondVar retrain_cv_;  // orders for the retrainers
+  CondVar drain_cv_;    // progress for Drain
   bool closed_ GUARDED_BY(mu_) = false;
   bool stop_control_ GUARDED_BY(mu_) = false;
   bool stop_retrainers_ GUARDED_BY(mu_) = false;

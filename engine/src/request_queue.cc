@@ -30,12 +30,12 @@ bool RequestQueue::PopBatch(std::size_t max_batch, Duration max_delay,
                             std::vector<RequestPtr>* batch) {
   batch->clear();
   MutexLock lock(&mu_);
-  while (!closed_ && queue_.empty()) cv_.Wait();
+  while (!closed_ && queue_.empty()) cv_.Wait(&mu_);
   if (queue_.empty()) return false;  // closed and drained
   // Wait for a full batch, but not past the oldest request's delay budget.
   const TimePoint deadline = queue_.front()->queued + max_delay;
   while (!closed_ && queue_.size() < max_batch &&
-         cv_.WaitUntil(*clock_, deadline)) {
+         cv_.WaitUntil(&mu_, *clock_, deadline)) {
   }
   while (!queue_.empty() && batch->size() < max_batch) {
     batch->push_back(std::move(queue_.front()));

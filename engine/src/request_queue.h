@@ -32,7 +32,7 @@ class RequestQueue {
  private:
   const Clock* const clock_;
   mutable Mutex mu_;
-  CondVar cv_{&mu_};
+  CondVar cv_;
   std::deque<RequestPtr> queue_ GUARDED_BY(mu_);
   bool closed_ GUARDED_BY(mu_) = false;
 };

@@ -60,7 +60,8 @@ void EngineImpl::ControlLoop() {
     if (options_.policy.timing == scheduler::Timing::kIdle) {
       until = std::min(until, now + kLoadSamplePeriod);
     }
-    while (!event_ && !stop_control_ && control_cv_.WaitUntil(*clock_, until)) {
+    while (!event_ && !stop_control_ &&
+           control_cv_.WaitUntil(&mu_, *clock_, until)) {
     }
     event_ = false;
   }
@@ -69,7 +70,7 @@ void EngineImpl::ControlLoop() {
 void EngineImpl::RetrainerLoop() {
   MutexLock lock(&mu_);
   while (true) {
-    while (!stop_retrainers_ && orders_.empty()) retrain_cv_.Wait();
+    while (!stop_retrainers_ && orders_.empty()) retrain_cv_.Wait(&mu_);
     // At shutdown, orders not started are dropped: their deletions stay
     // pending in the durable log.
     if (stop_retrainers_) return;
@@ -209,7 +210,7 @@ Status EngineImpl::Drain() {
   event_ = true;
   control_cv_.SignalAll();
   while (!closed_ && drain_error_.ok() && !(core_->Idle() && orders_.empty())) {
-    drain_cv_.Wait();
+    drain_cv_.Wait(&mu_);
   }
   Status result =
       closed_ ? UnavailableError("the engine is shutting down") : drain_error_;

@@ -1,6 +1,6 @@
 // The HTTP API over real loopback sockets, in-process: every route and every
 // documented error code.
-#include "serve/api.h"
+#include "eraser/serve/api.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -9,8 +9,8 @@
 
 #include "../engine/engine_fixture.h"
 #include "eraser/certify/vote.h"
+#include "eraser/serve/http_server.h"
 #include "http_client.h"
-#include "serve/http_server.h"
 
 namespace eraser::serve {
 namespace {

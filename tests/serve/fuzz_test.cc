@@ -9,10 +9,10 @@
 #include <set>
 
 #include "../engine/engine_fixture.h"
+#include "eraser/serve/api.h"
+#include "eraser/serve/http_server.h"
 #include "eraser/workloads/trace.h"
 #include "http_client.h"
-#include "serve/api.h"
-#include "serve/http_server.h"
 
 namespace eraser::serve {
 namespace {

@@ -178,7 +178,12 @@ TEST(ServeProcess, SigtermFinishesInFlightRequestsAndKeepsDeletions) {
     in_flight = Http(server.port, "POST", "/v1/infer",
                      json{{"features", engine::testing::Input(0)}}.dump());
   });
-  std::this_thread::sleep_for(std::chrono::milliseconds(30));
+  // SIGTERM once the request is parked, waiting for a retraining.
+  for (int i = 0; i < 6000; ++i) {
+    const std::string m = Http(server.metrics_port, "GET", "/metrics").body;
+    if (m.find("\neraser_parked_requests 1") != std::string::npos) break;
+    std::this_thread::yield();
+  }
   server.process->Signal(SIGTERM);
   client.join();
   EXPECT_EQ(server.process->Wait(), 0) << server.process->output();

@@ -46,25 +46,27 @@ class SCOPED_CAPABILITY MutexLock {
   Mutex* const mu_;
 };
 
-// A condition variable bound to one Mutex.
+// A condition variable. As with abseil's, each wait names the Mutex it
+// releases, so the analysis checks that the caller holds it; one CondVar is
+// always used with the same Mutex.
 class CondVar {
  public:
-  explicit CondVar(Mutex* mu) : mu_(mu) {}
+  CondVar() = default;
   CondVar(const CondVar&) = delete;
   CondVar& operator=(const CondVar&) = delete;
 
-  // Releases the mutex, waits for a Signal, reacquires it. May wake
+  // Releases `mu`, waits for a Signal, reacquires `mu`. May wake
   // spuriously: wait in a loop on the condition.
-  void Wait() REQUIRES(mu_);
+  void Wait(Mutex* mu) REQUIRES(mu);
   // The same, but also returns once `clock` reaches `deadline`. Returns
   // false if the deadline had passed (the caller rechecks its condition
   // either way).
-  bool WaitUntil(const Clock& clock, TimePoint deadline) REQUIRES(mu_);
+  bool WaitUntil(Mutex* mu, const Clock& clock, TimePoint deadline)
+      REQUIRES(mu);
   void Signal() { cv_.notify_one(); }
   void SignalAll() { cv_.notify_all(); }
 
  private:
-  Mutex* const mu_;
   std::condition_variable cv_;
 };
 

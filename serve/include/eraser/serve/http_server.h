@@ -2,21 +2,20 @@
 // a few threads, keep-alive sessions, a body size limit, and a graceful
 // shutdown that stops accepting, lets in-flight requests finish and closes
 // idle connections. What a request means is up to the handler.
-#ifndef ERASER_CLI_SERVE_HTTP_SERVER_H_
-#define ERASER_CLI_SERVE_HTTP_SERVER_H_
+#ifndef ERASER_SERVE_HTTP_SERVER_H_
+#define ERASER_SERVE_HTTP_SERVER_H_
 
 #include <atomic>
 #include <boost/beast/http.hpp>
 #include <chrono>
-#include <condition_variable>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "eraser/common/mutex.h"
 #include "eraser/common/statusor.h"
 
 namespace eraser::serve {
@@ -79,12 +78,12 @@ class HttpServer {
   int port_ = 0;
   std::atomic<bool> shutting_down_{false};
   std::atomic<std::size_t> in_flight_{0};
-  std::mutex mu_;
-  std::condition_variable idle_cv_;
+  Mutex mu_;
+  CondVar idle_cv_;
   std::vector<std::thread> threads_;
-  bool stopped_ = false;
+  bool stopped_ GUARDED_BY(mu_) = false;
 };
 
 }  // namespace eraser::serve
 
-#endif  // ERASER_CLI_SERVE_HTTP_SERVER_H_
+#endif  // ERASER_SERVE_HTTP_SERVER_H_

@@ -1,4 +1,4 @@
-#include "serve/http_server.h"
+#include "eraser/serve/http_server.h"
 
 #include <algorithm>
 #include <boost/asio/dispatch.hpp>
@@ -133,8 +133,8 @@ class Session : public std::enable_shared_from_this<Session> {
 struct HttpServer::Impl {
   net::io_context ioc;
   tcp::acceptor acceptor{net::make_strand(ioc)};
-  std::mutex sessions_mu;
-  std::vector<std::weak_ptr<Session>> sessions;
+  Mutex sessions_mu;
+  std::vector<std::weak_ptr<Session>> sessions GUARDED_BY(sessions_mu);
   std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
 
   void Accept(HttpServer* server) {
@@ -148,7 +148,7 @@ struct HttpServer::Impl {
           } else {
             auto session = std::make_shared<Session>(std::move(socket), server);
             {
-              std::lock_guard<std::mutex> lock(sessions_mu);
+              MutexLock lock(&sessions_mu);
               // Forget connections that are gone.
               sessions.erase(
                   std::remove_if(sessions.begin(), sessions.end(),
@@ -222,8 +222,8 @@ void HttpServer::RequestStarted() { in_flight_.fetch_add(1); }
 
 void HttpServer::RequestFinished() {
   if (in_flight_.fetch_sub(1) == 1) {
-    std::lock_guard<std::mutex> lock(mu_);
-    idle_cv_.notify_all();
+    MutexLock lock(&mu_);
+    idle_cv_.SignalAll();
   }
 }
 
@@ -233,24 +233,30 @@ bool HttpServer::BeginShutdown(std::chrono::milliseconds grace) {
       beast::error_code ec;
       impl_->acceptor.close(ec);
     });
-    std::lock_guard<std::mutex> lock(impl_->sessions_mu);
+    MutexLock lock(&impl_->sessions_mu);
     for (const auto& weak : impl_->sessions) {
       if (auto session = weak.lock()) session->CloseIfIdle();
     }
   }
-  std::unique_lock<std::mutex> lock(mu_);
-  return idle_cv_.wait_for(lock, grace, [this] { return in_flight_ == 0; });
+  const Clock& clock = *SystemClock::Default();
+  const TimePoint deadline = clock.Now() + grace;
+  MutexLock lock(&mu_);
+  while (in_flight_ != 0 && idle_cv_.WaitUntil(&mu_, clock, deadline)) {
+  }
+  return in_flight_ == 0;
 }
 
 void HttpServer::Stop() {
   {
-    std::unique_lock<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (stopped_) return;
     stopped_ = true;
     // The last responses (for example 503s after the engine closed) are
     // still being written.
-    idle_cv_.wait_for(lock, std::chrono::seconds(5),
-                      [this] { return in_flight_ == 0; });
+    const Clock& clock = *SystemClock::Default();
+    const TimePoint deadline = clock.Now() + std::chrono::seconds(5);
+    while (in_flight_ != 0 && idle_cv_.WaitUntil(&mu_, clock, deadline)) {
+    }
   }
   impl_->work.reset();
   impl_->ioc.stop();

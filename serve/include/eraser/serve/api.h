@@ -9,15 +9,15 @@
 // 404 unknown sample, owner, sequence or route, 405 wrong method, 413 body
 // too large, 429 queue full, 503 shutting down or no certified answer under
 // the `reject` rule.
-#ifndef ERASER_CLI_SERVE_API_H_
-#define ERASER_CLI_SERVE_API_H_
+#ifndef ERASER_SERVE_API_H_
+#define ERASER_SERVE_API_H_
 
 #include <atomic>
 #include <boost/asio/thread_pool.hpp>
 #include <nlohmann/json.hpp>
 
 #include "eraser/engine/engine.h"
-#include "serve/http_server.h"
+#include "eraser/serve/http_server.h"
 
 namespace eraser::serve {
 
@@ -57,4 +57,4 @@ Handler MetricsHandler(std::shared_ptr<metrics::EngineMetrics> metrics);
 
 }  // namespace eraser::serve
 
-#endif  // ERASER_CLI_SERVE_API_H_
+#endif  // ERASER_SERVE_API_H_

@@ -1,4 +1,4 @@
-#include "serve/api.h"
+#include "eraser/serve/api.h"
 
 #include <boost/asio/post.hpp>
 #include <cmath>
