@@ -248,10 +248,21 @@ void Api::Handle(Request request, Respond respond) {
       respond(JsonError(request.version(), request.keep_alive(),
                         http::status::service_unavailable, "shutting down"));
     } else {
-      respond(JsonResponse(request, http::status::ok,
-                           {{"status", "ready"},
-                            {"shards", engine_->num_shards()},
-                            {"policy", engine_->policy()}}));
+      // Degraded: still serving, but unlearning is overloaded (answers
+      // degrade to keep deadlines); a load balancer may prefer another
+      // replica.
+      const engine::EngineStats stats = engine_->Stats();
+      const scheduler::Capacity& c = stats.capacity;
+      respond(JsonResponse(
+          request, http::status::ok,
+          {{"status", c.overloaded ? "degraded" : "ready"},
+           {"shards", engine_->num_shards()},
+           {"policy", engine_->policy()},
+           {"unlearning",
+            {{"offered_deletions_per_second", c.offered_per_second},
+             {"sustainable_deletions_per_second", c.sustainable_per_second},
+             {"deadlines_at_risk", c.deadlines_at_risk},
+             {"deadline_misses", stats.deadline_misses}}}}));
     }
   } else if (path == "/v1/infer") {
     if (only(http::verb::post)) Infer(request, std::move(respond));
