@@ -93,7 +93,9 @@ SoftCertificate CertifySoftVote(const float* probs, const uint8_t* affected,
     }
   }
   cert.margin = cert.rival < 0 ? 0 : best;
-  cert.certified = cert.rival < 0 || best > epsilon;
+  // With nothing affected the answer depends on no pending deletion, even
+  // when it is a tie: clean, whatever the margin.
+  cert.certified = cert.affected == 0 || cert.rival < 0 || best > epsilon;
   return cert;
 }
 

@@ -262,17 +262,36 @@ TEST(CertifySoftVote, SoundAndTightOnSamples) {
 }
 
 TEST(CertifySoftVote, EpsilonGuardsRounding) {
-  // s_0 - s_1 - a is exactly 0 in reals: not certified.
-  const std::vector<float> probs = {1.0f, 0.0f, 1.0f, 0.0f, 0.5f, 0.5f};
-  const std::vector<uint8_t> affected = {0, 0, 1};
+  // Unaffected rows (0.8, 0.2), (0.6, 0.4), (0.6, 0.4): s_0 - s_1 is exactly
+  // 1 in reals, and one model is affected, so s_0 - s_1 - a = 0 and the
+  // affected model could tie the vote: not certified. In floats 0.8f - 0.2f
+  // and 0.6f - 0.4f each round up, and the computed slack is 4.5e-8 > 0.
+  const std::vector<float> probs = {0.8f, 0.2f, 0.6f, 0.4f,
+                                    0.6f, 0.4f, 0.5f, 0.5f};
+  const std::vector<uint8_t> affected = {0, 0, 0, 1};
   const SoftCertificate c =
-      CertifySoftVote(probs.data(), affected.data(), 3, 2);
+      CertifySoftVote(probs.data(), affected.data(), 4, 2);
   EXPECT_EQ(c.answer, 0);
-  EXPECT_NEAR(c.margin, 1.0, 1e-9);
+  EXPECT_GT(c.margin, 0.0);  // the rounding the epsilon is for
+  EXPECT_LT(c.margin, 1e-6);
+  EXPECT_FALSE(c.certified);
+  // Without the epsilon the rounding would certify it.
+  EXPECT_TRUE(CertifySoftVote(probs.data(), affected.data(), 4, 2,
+                              /*epsilon=*/0.0)
+                  .certified);
+  // A real margin passes it.
+  const std::vector<float> clear = {1.0f, 0.0f, 1.0f, 0.0f, 0.5f, 0.5f};
+  const std::vector<uint8_t> one = {0, 0, 1};
+  EXPECT_TRUE(CertifySoftVote(clear.data(), one.data(), 3, 2).certified);
+}
+
+TEST(CertifySoftVote, NothingAffectedIsCleanEvenOnATie) {
+  const std::vector<float> probs = {0.5f, 0.5f, 0.5f, 0.5f};
+  const std::vector<uint8_t> none = {0, 0};
+  const SoftCertificate c = CertifySoftVote(probs.data(), none.data(), 2, 2);
+  EXPECT_EQ(c.affected, 0);
+  EXPECT_EQ(c.answer, 0);  // ties go to the smallest label
   EXPECT_TRUE(c.certified);
-  const SoftCertificate strict =
-      CertifySoftVote(probs.data(), affected.data(), 3, 2, /*epsilon=*/1.0);
-  EXPECT_FALSE(strict.certified);
 }
 
 }  // namespace

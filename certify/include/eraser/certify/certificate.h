@@ -60,7 +60,9 @@ struct SoftCertificate {
 
 // Soft-vote certificate. probs holds n rows of `classes` probabilities.
 // Each affected model can move at most one unit of probability, so the
-// answer is certified iff s_answer > s_c + a + epsilon for every c.
+// answer is certified iff s_answer > s_c + a + epsilon for every c; with no
+// model affected it is always certified (clean). epsilon absorbs float
+// rounding: a row of float probabilities may sum to slightly more than 1.
 SoftCertificate CertifySoftVote(const float* probs, const uint8_t* affected,
                                 std::size_t n, int classes,
                                 double epsilon = kSoftVoteEpsilon);
