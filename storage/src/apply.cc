@@ -4,9 +4,35 @@
 
 #include <algorithm>
 
+#include "coding.h"
+#include "eraser/common/sync_point.h"
 #include "rocks_store.h"
 
 namespace eraser::storage::internal {
+namespace {
+
+// meta keys "erasure/owed/" + family (u8) + shard (u32): a shard's key range
+// of the family still holds bytes that an applied deletion erased.
+constexpr char kOwedPrefix[] = "erasure/owed/";
+
+std::string OwedKey(uint8_t family, ShardId shard) {
+  std::string key = kOwedPrefix;
+  PutU8(&key, family);
+  PutU32(&key, shard.value());
+  return key;
+}
+
+}  // namespace
+
+Status RocksStore::AddOwed(Family f, const std::vector<ShardId>& shards,
+                           rocksdb::WriteBatch* batch) {
+  for (ShardId shard : shards) {
+    RETURN_IF_ERROR(FromRocks(
+        batch->Put(cf(kMeta), OwedKey(static_cast<uint8_t>(f), shard), ""),
+        "apply: owed erasure"));
+  }
+  return OkStatus();
+}
 
 Status RocksStore::Apply(const ApplyBatch& batch, bool* committed) {
   if (committed != nullptr) *committed = false;
@@ -25,24 +51,68 @@ Status RocksStore::Apply(const ApplyBatch& batch, bool* committed) {
     ASSIGN_OR_RETURN(sample_shards, AddErase(batch.erase, &writes));
     RETURN_IF_ERROR(AddDeletionUpdates(batch.applied, batch.applied_at,
                                        batch.excluded, &writes));
-    rocksdb::WriteOptions synced;
-    synced.sync = true;
-    RETURN_IF_ERROR(FromRocks(db_->Write(synced, &writes), "apply"));
+    std::sort(checkpoint_shards.begin(), checkpoint_shards.end());
+    checkpoint_shards.erase(
+        std::unique(checkpoint_shards.begin(), checkpoint_shards.end()),
+        checkpoint_shards.end());
+    // The erasure it owes commits with it: if the process dies before the
+    // compaction below, the next open finishes it.
+    RETURN_IF_ERROR(AddOwed(kSamples, sample_shards, &writes));
+    RETURN_IF_ERROR(AddOwed(kCheckpoints, checkpoint_shards, &writes));
+    RETURN_IF_ERROR(Write(&writes, /*sync=*/true, "apply"));
     if (committed != nullptr) *committed = true;
   }
-  std::sort(checkpoint_shards.begin(), checkpoint_shards.end());
-  checkpoint_shards.erase(
-      std::unique(checkpoint_shards.begin(), checkpoint_shards.end()),
-      checkpoint_shards.end());
+  ERASER_SYNC_POINT("RocksStore::Apply:Committed");
+  return FinishErasure();
+}
+
+Status RocksStore::FinishErasure() {
+  MutexLock lock(&erasure_mu_);
+  std::vector<std::string> keys;
+  std::vector<ShardId> by_family[kNumFamilies];
+  {
+    std::unique_ptr<rocksdb::Iterator> it(
+        db_->NewIterator(rocksdb::ReadOptions(), cf(kMeta)));
+    for (it->Seek(kOwedPrefix);
+         it->Valid() && it->key().starts_with(kOwedPrefix); it->Next()) {
+      Decoder d(it->key().ToStringView().substr(sizeof(kOwedPrefix) - 1));
+      const uint8_t family = d.U8();
+      const uint32_t shard = d.U32();
+      if (!d.Finish() || family >= kNumFamilies) {
+        return DataLossError("corrupt owed-erasure key");
+      }
+      by_family[family].push_back(ShardId(shard));
+      keys.push_back(it->key().ToString());
+    }
+    RETURN_IF_ERROR(FromRocks(it->status(), "read owed erasure"));
+  }
+  if (keys.empty()) return OkStatus();
+  RETURN_IF_ERROR(Writable());
   RETURN_IF_ERROR(FlushAll());
-  RETURN_IF_ERROR(CompactShards(kSamples, sample_shards));
-  return CompactShards(kCheckpoints, checkpoint_shards);
+  for (int f = 0; f < kNumFamilies; ++f) {
+    RETURN_IF_ERROR(CompactShards(static_cast<Family>(f), by_family[f]));
+  }
+  // Paid: the debt is cleared (unsynced: a debt found again after a crash
+  // only costs another compaction).
+  rocksdb::WriteBatch clear;
+  for (const std::string& key : keys) {
+    RETURN_IF_ERROR(FromRocks(clear.Delete(cf(kMeta), key), "clear owed"));
+  }
+  return Write(&clear, /*sync=*/false, "clear owed erasure");
+}
+
+bool RocksStore::ErasureOwed() {
+  std::unique_ptr<rocksdb::Iterator> it(
+      db_->NewIterator(rocksdb::ReadOptions(), cf(kMeta)));
+  it->Seek(kOwedPrefix);
+  return it->Valid() && it->key().starts_with(kOwedPrefix);
 }
 
 Status RocksStore::FlushAll() {
   rocksdb::FlushOptions flush;
   flush.wait = true;
-  return FromRocks(db_->Flush(flush, handles_), "flush");
+  const rocksdb::Status s = db_->Flush(flush, handles_);
+  return s.ok() ? OkStatus() : Failed(s, "flush");
 }
 
 // Rewrites every table file overlapping the shards' key ranges, down to the
@@ -58,9 +128,10 @@ Status RocksStore::CompactShards(Family f, const std::vector<ShardId>& shards) {
     const std::string end = ShardPrefix(ShardId(shard.value() + 1));
     rocksdb::Slice b(begin);
     rocksdb::Slice e(end);
-    RETURN_IF_ERROR(
-        FromRocks(db_->CompactRange(options, cf(f), &b, &e),
-                  "compact shard " + std::to_string(shard.value())));
+    const rocksdb::Status s = db_->CompactRange(options, cf(f), &b, &e);
+    if (!s.ok()) {
+      return Failed(s, "compact shard " + std::to_string(shard.value()));
+    }
   }
   return OkStatus();
 }

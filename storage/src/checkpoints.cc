@@ -6,10 +6,14 @@
 namespace eraser::storage::internal {
 
 Status RocksStore::PutCheckpoint(const Checkpoint& checkpoint) {
-  return FromRocks(db_->Put(rocksdb::WriteOptions(), cf(kCheckpoints),
-                            CheckpointKey(checkpoint.shard, checkpoint.slice),
-                            EncodeCheckpoint(checkpoint)),
-                   "put " + CheckpointName(checkpoint.shard, checkpoint.slice));
+  rocksdb::WriteBatch batch;
+  RETURN_IF_ERROR(
+      FromRocks(batch.Put(cf(kCheckpoints),
+                          CheckpointKey(checkpoint.shard, checkpoint.slice),
+                          EncodeCheckpoint(checkpoint)),
+                "put checkpoint"));
+  return Write(&batch, /*sync=*/false,
+               "put " + CheckpointName(checkpoint.shard, checkpoint.slice));
 }
 
 StatusOr<Checkpoint> RocksStore::GetCheckpoint(ShardId shard, uint32_t slice) {
@@ -22,9 +26,11 @@ StatusOr<Checkpoint> RocksStore::GetCheckpoint(ShardId shard, uint32_t slice) {
 Status RocksStore::DeleteCheckpoints(ShardId shard, uint32_t first_slice) {
   const std::string begin = CheckpointKey(shard, first_slice);
   const std::string end = ShardPrefix(ShardId(shard.value() + 1));
-  return FromRocks(
-      db_->DeleteRange(rocksdb::WriteOptions(), cf(kCheckpoints), begin, end),
-      "delete checkpoints of shard " + std::to_string(shard.value()));
+  rocksdb::WriteBatch batch;
+  RETURN_IF_ERROR(FromRocks(batch.DeleteRange(cf(kCheckpoints), begin, end),
+                            "delete checkpoints"));
+  return Write(&batch, /*sync=*/false,
+               "delete checkpoints of shard " + std::to_string(shard.value()));
 }
 
 }  // namespace eraser::storage::internal

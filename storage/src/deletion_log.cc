@@ -23,12 +23,13 @@ StatusOr<DeletionSeq> RocksStore::AppendDeletion(
   // deletion rates are orders of magnitude below inference rates.
   MutexLock lock(&append_mu_);
   record.seq = DeletionSeq(last_seq_ + 1);
-  rocksdb::WriteOptions synced;
-  synced.sync = true;
+  rocksdb::WriteBatch batch;
   RETURN_IF_ERROR(
-      FromRocks(db_->Put(synced, cf(kDeletions), U64Key(record.seq.value()),
-                         EncodeDeletion(record)),
-                "append deletion " + target.ToString()));
+      FromRocks(batch.Put(cf(kDeletions), U64Key(record.seq.value()),
+                          EncodeDeletion(record)),
+                "append deletion"));
+  RETURN_IF_ERROR(
+      Write(&batch, /*sync=*/true, "append deletion " + target.ToString()));
   last_seq_ = record.seq.value();
   return record.seq;
 }
@@ -104,9 +105,7 @@ Status RocksStore::MarkApplied(const std::vector<DeletionSeq>& seqs,
   MutexLock lock(&apply_mu_);
   rocksdb::WriteBatch batch;
   RETURN_IF_ERROR(AddDeletionUpdates(seqs, applied_at, {}, &batch));
-  rocksdb::WriteOptions synced;
-  synced.sync = true;
-  return FromRocks(db_->Write(synced, &batch), "mark deletions applied");
+  return Write(&batch, /*sync=*/true, "mark deletions applied");
 }
 
 }  // namespace eraser::storage::internal

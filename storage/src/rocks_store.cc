@@ -2,11 +2,14 @@
 #include "rocks_store.h"
 
 #include <rocksdb/iterator.h>
+#include <rocksdb/listener.h>
 #include <rocksdb/options.h>
 #include <rocksdb/write_batch.h>
 #include <sys/stat.h>
 
 #include <cerrno>
+#include <cstdarg>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 
@@ -26,14 +29,38 @@ constexpr char kFormatVersion[] = "1";
 constexpr char kConfigPrefix[] = "config/";
 constexpr uint8_t kLocationVersion = 1;
 // 1: without excluded_from (still read); 2: with it.
-constexpr uint8_t kDeletionVersion = 2;
+// 2 added excluded_from; 3 whether each sample was already erased when the
+// deletion arrived.
+constexpr uint8_t kDeletionVersion = 3;
 constexpr uint8_t kCheckpointVersion = 1;
 
-rocksdb::WriteOptions Synced() {
-  rocksdb::WriteOptions w;
-  w.sync = true;
-  return w;
-}
+// Turns RocksDB's automatic recovery from background errors off: the store
+// resumes RocksDB itself, at its next write (RocksStore::Writable), so that
+// the write that finds space again is the one that recovers. With the
+// automatic recovery on, RocksDB answers that write "busy" until its own
+// recovery thread notices the space (seconds later).
+class NoAutoRecovery final : public rocksdb::EventListener {
+ public:
+  void OnErrorRecoveryBegin(rocksdb::BackgroundErrorReason, rocksdb::Status,
+                            bool* auto_recovery) override {
+    *auto_recovery = false;
+  }
+};
+
+// RocksDB's warnings and errors on stderr, instead of its LOG file in the
+// data directory: on a full disk a failed LOG write followed by another
+// aborts the process inside Debian's RocksDB (built with assertions), from
+// a background flush that nothing else can stop.
+class StderrLogger final : public rocksdb::Logger {
+ public:
+  StderrLogger() : rocksdb::Logger(rocksdb::InfoLogLevel::WARN_LEVEL) {}
+  using rocksdb::Logger::Logv;
+  void Logv(const char* format, va_list ap) override {
+    char line[1024];
+    std::vsnprintf(line, sizeof(line), format, ap);
+    std::fprintf(stderr, "rocksdb: %s\n", line);
+  }
+};
 
 }  // namespace
 
@@ -43,6 +70,9 @@ Status FromRocks(const rocksdb::Status& status, std::string_view context) {
   message += ": ";
   message += status.ToString();
   if (status.IsNotFound()) return NotFoundError(std::move(message));
+  if (status.IsNoSpace()) {
+    return ResourceExhaustedError(message + " (the disk is full)");
+  }
   if (status.IsCorruption()) return DataLossError(std::move(message));
   if (status.IsInvalidArgument()) {
     return InvalidArgumentError(std::move(message));
@@ -132,6 +162,7 @@ std::string EncodeDeletion(const DeletionRecord& record) {
     PutU32(&v, s.shard.value());
     PutU32(&v, s.slice);
     PutU64(&v, s.owner.value());
+    PutU8(&v, s.erased ? 1 : 0);
   }
   PutU32(&v, static_cast<uint32_t>(record.excluded_from.size()));
   for (const auto& [shard, version] : record.excluded_from) {
@@ -153,7 +184,7 @@ StatusOr<DeletionRecord> DecodeDeletion(DeletionSeq seq,
   r.arrival = FromUnixMicros(static_cast<int64_t>(d.U64()));
   r.applied = FromUnixMicros(static_cast<int64_t>(d.U64()));
   const uint32_t n = d.U32();
-  const bool header_ok = d.ok() && (version == 1 || version == 2) &&
+  const bool header_ok = d.ok() && version >= 1 && version <= 3 &&
                          (state == 1 || state == 2) &&
                          (kind == 1 || kind == 2) &&
                          n <= value.size() / 24;  // 24 bytes per sample
@@ -166,6 +197,7 @@ StatusOr<DeletionRecord> DecodeDeletion(DeletionSeq seq,
       s.shard = ShardId(d.U32());
       s.slice = d.U32();
       s.owner = OwnerId(d.U64());
+      if (version >= 3) s.erased = d.U8() == 1;
     }
     if (version >= 2) {
       const uint32_t m = d.U32();
@@ -218,9 +250,11 @@ StatusOr<Checkpoint> DecodeCheckpoint(ShardId shard, uint32_t slice,
 
 RocksStore::RocksStore(std::unique_ptr<rocksdb::DB> db,
                        std::vector<rocksdb::ColumnFamilyHandle*> handles,
-                       DeletionSeq last_seq)
+                       DeletionSeq last_seq,
+                       std::shared_ptr<rocksdb::Statistics> statistics)
     : db_(std::move(db)),
       handles_(std::move(handles)),
+      statistics_(std::move(statistics)),
       last_seq_(last_seq.value()) {}
 
 RocksStore::~RocksStore() {
@@ -230,6 +264,61 @@ RocksStore::~RocksStore() {
   // Close waits for background compactions; a failure here has no caller to
   // report to, and the write-ahead log already holds every synced write.
   db_->Close().PermitUncheckedError();
+}
+
+Status RocksStore::Failed(const rocksdb::Status& status,
+                          std::string_view context) {
+  Status converted = FromRocks(status, context);
+  MutexLock lock(&write_mu_);
+  write_failed_ = true;
+  ++failed_writes_;
+  last_failure_ = converted;
+  return converted;
+}
+
+Status RocksStore::Writable() {
+  MutexLock lock(&write_mu_);
+  if (!write_failed_) return OkStatus();
+  // RocksDB keeps the error until it has resumed; a write before that
+  // could trip an assertion in RocksDB itself. Resume() succeeds once the
+  // cause is gone (space freed).
+  const rocksdb::Status resumed = db_->Resume();
+  if (!resumed.ok()) {
+    ++failed_writes_;
+    // The cause is still there: say what it is (a full disk is
+    // kResourceExhausted), with what resuming said.
+    const Status s = FromRocks(resumed, "resume");
+    const StatusCode code = s.code() == StatusCode::kResourceExhausted
+                                ? StatusCode::kResourceExhausted
+                                : last_failure_.code();
+    return Status(code == StatusCode::kOk ? StatusCode::kUnavailable : code,
+                  "the store takes no write until it recovers from: " +
+                      last_failure_.message() + " (" + s.message() + ")");
+  }
+  write_failed_ = false;
+  ++resumes_;
+  return OkStatus();
+}
+
+Status RocksStore::Write(rocksdb::WriteBatch* batch, bool sync,
+                         std::string_view context) {
+  RETURN_IF_ERROR(Writable());
+  rocksdb::WriteOptions options;
+  options.sync = sync;
+  const rocksdb::Status s = db_->Write(options, batch);
+  if (!s.ok()) return Failed(s, context);
+  return OkStatus();
+}
+
+StoreCounters RocksStore::Counters() {
+  StoreCounters c;
+  if (statistics_ != nullptr) {
+    c.wal_syncs = statistics_->getTickerCount(rocksdb::WAL_FILE_SYNCED);
+  }
+  MutexLock lock(&write_mu_);
+  c.failed_writes = failed_writes_;
+  c.resumes = resumes_;
+  return c;
 }
 
 StatusOr<std::string> RocksStore::Get(Family f, std::string_view key,
@@ -253,7 +342,7 @@ Status RocksStore::InitConfig(const StoreConfig& config) {
       RETURN_IF_ERROR(FromRocks(
           batch.Put(cf(kMeta), kConfigPrefix + key, value), "store config"));
     }
-    return FromRocks(db_->Write(Synced(), &batch), "store config");
+    return Write(&batch, /*sync=*/true, "store config");
   }
   const StoreConfig& stored = *read;
   std::string diff;
@@ -296,8 +385,9 @@ StatusOr<StoreConfig> RocksStore::ReadConfig() {
 }
 
 Status RocksStore::PutMeta(const std::string& key, const std::string& value) {
-  return FromRocks(db_->Put(Synced(), cf(kMeta), key, value),
-                   "put meta " + key);
+  rocksdb::WriteBatch batch;
+  RETURN_IF_ERROR(FromRocks(batch.Put(cf(kMeta), key, value), "put meta"));
+  return Write(&batch, /*sync=*/true, "put meta " + key);
 }
 
 StatusOr<std::string> RocksStore::GetMeta(const std::string& key) {
@@ -305,9 +395,11 @@ StatusOr<std::string> RocksStore::GetMeta(const std::string& key) {
 }
 
 Status RocksStore::PutAudit(uint64_t request_id, const std::string& record) {
-  return FromRocks(
-      db_->Put(rocksdb::WriteOptions(), cf(kAudit), U64Key(request_id), record),
-      "put audit record " + std::to_string(request_id));
+  rocksdb::WriteBatch batch;
+  RETURN_IF_ERROR(FromRocks(batch.Put(cf(kAudit), U64Key(request_id), record),
+                            "put audit"));
+  return Write(&batch, /*sync=*/false,
+               "put audit record " + std::to_string(request_id));
 }
 
 StatusOr<std::string> RocksStore::GetAudit(uint64_t request_id) {
@@ -340,9 +432,13 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
 
   rocksdb::DBOptions db_options;
   db_options.create_if_missing = options.create_if_missing;
+  // Counts WAL syncs, among others (Counters()).
+  db_options.statistics = rocksdb::CreateDBStatistics();
+  db_options.listeners.push_back(std::make_shared<internal::NoAutoRecovery>());
+  db_options.max_bgerror_resume_count = 0;
   db_options.create_missing_column_families = true;
   db_options.max_background_jobs = 2;
-  db_options.keep_log_file_num = 4;
+  db_options.info_log = std::make_shared<internal::StderrLogger>();
   // No compression anywhere: the samples are scanned on every retraining,
   // checkpoints are float blobs that barely compress, and uncompressed files
   // let a test prove that erased bytes left the disk.
@@ -375,7 +471,8 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
     }
   }
   auto store = std::make_unique<RocksStore>(std::move(db), std::move(handles),
-                                            DeletionSeq(last_seq));
+                                            DeletionSeq(last_seq),
+                                            db_options.statistics);
   StatusOr<std::string> format = store->GetMeta(internal::kFormatKey);
   if (format.ok() && *format != internal::kFormatVersion) {
     return FailedPreconditionError(options.path + " uses storage format " +
@@ -388,6 +485,14 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
     }
     RETURN_IF_ERROR(
         store->PutMeta(internal::kFormatKey, internal::kFormatVersion));
+  }
+  // An apply that committed before a crash (or a compaction that failed)
+  // may still owe its erasure: finish it before anyone reads. If the disk
+  // is full it stays owed (ErasureOwed) and the engine retries it.
+  if (Status erased = store->FinishErasure(); !erased.ok()) {
+    if (erased.code() == StatusCode::kDataLoss) return erased;
+    std::fprintf(stderr, "eraser: %s: owed erasure not finished at open: %s\n",
+                 options.path.c_str(), erased.ToString().c_str());
   }
   return std::unique_ptr<Store>(std::move(store));
 }

@@ -5,6 +5,8 @@
 #define ERASER_STORAGE_ROCKS_STORE_H_
 
 #include <rocksdb/db.h>
+#include <rocksdb/statistics.h>
+#include <rocksdb/write_batch.h>
 
 #include <memory>
 #include <string>
@@ -51,7 +53,8 @@ class RocksStore final : public Store {
 
   RocksStore(std::unique_ptr<rocksdb::DB> db,
              std::vector<rocksdb::ColumnFamilyHandle*> handles,
-             DeletionSeq last_seq);
+             DeletionSeq last_seq,
+             std::shared_ptr<rocksdb::Statistics> statistics);
   ~RocksStore() override;
 
   Status InitConfig(const StoreConfig& config) override;
@@ -80,12 +83,27 @@ class RocksStore final : public Store {
   Status DeleteCheckpoints(ShardId shard, uint32_t first_slice) override;
 
   Status Apply(const ApplyBatch& batch, bool* committed) override;
+  Status FinishErasure() override;
+  bool ErasureOwed() override;
+  StoreCounters Counters() override;
 
   Status PutAudit(uint64_t request_id, const std::string& record) override;
   StatusOr<std::string> GetAudit(uint64_t request_id) override;
 
  private:
   rocksdb::ColumnFamilyHandle* cf(Family f) const { return handles_[f]; }
+  // Every write goes through here: refused while a failed earlier write
+  // has not been resumed from (Resume() is tried first), and a failure
+  // marks the store failed.
+  Status Write(rocksdb::WriteBatch* batch, bool sync, std::string_view context);
+  // Marks the store failed after `status` (a write, flush or compaction
+  // error) and returns it converted.
+  Status Failed(const rocksdb::Status& status, std::string_view context);
+  // Tries RocksDB's Resume() if a write failed; OK when writes may go on.
+  Status Writable();
+  // The owed-erasure keys of `shards` in family `f`, added to `batch`.
+  Status AddOwed(Family f, const std::vector<ShardId>& shards,
+                 rocksdb::WriteBatch* batch);
   // Reads a value; kNotFound carries `what` in its message.
   StatusOr<std::string> Get(Family f, std::string_view key,
                             std::string_view what);
@@ -107,6 +125,14 @@ class RocksStore final : public Store {
 
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;
+  const std::shared_ptr<rocksdb::Statistics> statistics_;
+  Mutex write_mu_;
+  bool write_failed_ GUARDED_BY(write_mu_) = false;
+  uint64_t failed_writes_ GUARDED_BY(write_mu_) = 0;
+  uint64_t resumes_ GUARDED_BY(write_mu_) = 0;
+  Status last_failure_ GUARDED_BY(write_mu_);  // the write that failed
+  // Serialises erasure (compaction and clearing the debt).
+  Mutex erasure_mu_;
 
   // Serialises sequence allocation with the synced write that makes it
   // durable, so sequence numbers are issued in order of durability.

@@ -87,8 +87,7 @@ Status RocksStore::IngestSamples(const std::vector<SampleView>& samples) {
           batch.Put(cf(kOwners), OwnerKey(s.owner, s.id), rocksdb::Slice()),
           "ingest"));
     }
-    RETURN_IF_ERROR(
-        FromRocks(db_->Write(rocksdb::WriteOptions(), &batch), "ingest"));
+    RETURN_IF_ERROR(Write(&batch, /*sync=*/false, "ingest"));
   }
   // Erasure later only has table files to rewrite.
   return FlushAll();

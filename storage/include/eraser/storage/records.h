@@ -69,7 +69,8 @@ enum class DeletionState : uint8_t { kPending = 1, kApplied = 2 };
 struct DeletionRecord {
   DeletionSeq seq;
   DeletionTarget target;
-  // The samples the target resolved to when the request was accepted.
+  // The samples the target resolved to when the request was accepted, each
+  // `erased` if an earlier deletion had already erased it.
   std::vector<SampleLocation> samples;
   TimePoint arrival;
   DeletionState state = DeletionState::kPending;

@@ -9,8 +9,12 @@
 // Thread safety: every method may be called concurrently from any thread.
 // Errors: RocksDB failures surface as eraser::Status (kDataLoss for
 // corruption, kFailedPrecondition when the directory is locked by another
-// process, kInternal for other I/O failures). A failed call changes nothing
-// unless its comment says otherwise.
+// process, kResourceExhausted when the disk is full, kInternal for other
+// I/O failures). A failed call changes nothing unless its comment says
+// otherwise. After a failed write the store writes nothing more until
+// RocksDB has resumed from the error (Resume() is tried before each later
+// write): a write made while RocksDB holds a background error could abort
+// the process in Debian's build, which has assertions on.
 #ifndef ERASER_STORAGE_STORE_H_
 #define ERASER_STORAGE_STORE_H_
 
@@ -24,6 +28,16 @@
 #include "eraser/storage/records.h"
 
 namespace eraser::storage {
+
+// What the store has done, for tests and monitoring.
+struct StoreCounters {
+  // Write-ahead log syncs (RocksDB's WAL_FILE_SYNCED ticker): every
+  // acknowledged deletion and every apply costs one.
+  uint64_t wal_syncs = 0;
+  // Writes refused or failed since open, and successful resumes.
+  uint64_t failed_writes = 0;
+  uint64_t resumes = 0;
+};
 
 struct StoreOptions {
   // The data directory. Required.
@@ -100,19 +114,29 @@ class Store {
 
   // ---- unlearning ---------------------------------------------------------
   // Writes the whole batch atomically with a synced write: checkpoints put,
-  // samples erased, requests marked applied. Then compacts the touched key
-  // ranges so that erased samples and replaced checkpoints leave the files
-  // on disk. Fails with kNotFound, and changes nothing, when a sample or a
-  // sequence number is unknown. A compaction failure after the commit is
-  // returned as an error, but the batch stays applied: `committed`, when
+  // samples erased, requests marked applied and their exclusions recorded,
+  // and the erasure it owes (its shards' key ranges). Then flushes and
+  // compacts those ranges so that erased samples and replaced checkpoints
+  // leave the files on disk, and clears the debt. Fails with kNotFound, and
+  // changes nothing, when a sample or a sequence number is unknown. A
+  // failure after the commit is returned as an error, but the batch stays
+  // applied and the erasure stays owed (FinishErasure): `committed`, when
   // not null, tells whether the batch was written.
   virtual Status Apply(const ApplyBatch& batch, bool* committed = nullptr) = 0;
+  // Compacts what committed applies still owe (after a crash between an
+  // apply's commit and its compaction, or a failed compaction) and clears
+  // the debt; Open calls it. OK when nothing is owed.
+  virtual Status FinishErasure() = 0;
+  // Whether an erasure is owed.
+  virtual bool ErasureOwed() = 0;
 
   // ---- audit --------------------------------------------------------------
   // Stores an answer's certificate record under a request id (unsynced: an
   // audit record is evidence, not a promise made to a client).
   virtual Status PutAudit(uint64_t request_id, const std::string& record) = 0;
   virtual StatusOr<std::string> GetAudit(uint64_t request_id) = 0;
+
+  virtual StoreCounters Counters() = 0;
 };
 
 }  // namespace eraser::storage

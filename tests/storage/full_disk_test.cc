@@ -1,0 +1,93 @@
+// A full disk, for real: the store on a small tmpfs that a filler file
+// fills. A deletion is refused with kResourceExhausted (and not
+// acknowledged), nothing acknowledged before is lost, the store takes no
+// further write while RocksDB holds the error, and once space returns the
+// next write resumes it without a reopen.
+#include <gtest/gtest.h>
+
+#include "eraser/storage/store.h"
+#include "erasure_samples.h"
+#include "testing/small_disk.h"
+
+namespace eraser::storage {
+namespace {
+
+StatusOr<DeletionSeq> DeleteSample(Store& store, uint64_t id) {
+  const SampleId sample(id);
+  return store.AppendDeletion(DeletionTarget::Sample(sample),
+                              {{sample, ShardId(0), 0, OwnerId(id), false}},
+                              SystemClock::Default()->Now());
+}
+
+TEST(FullDisk, DeletionsAreRefusedThenResumeWhenSpaceReturns) {
+  std::string why;
+  std::unique_ptr<eraser::testing::SmallDisk> disk =
+      eraser::testing::SmallDisk::Mount(16 << 20, &why);
+  if (disk == nullptr) GTEST_SKIP() << why;
+  const std::string path = disk->path() + "/db";
+  std::vector<uint64_t> acked;
+  {
+    StatusOr<std::unique_ptr<Store>> store = Store::Open({path});
+    ASSERT_TRUE(store.ok()) << store.status();
+    const std::vector<std::string> features =
+        erasure_fixture::ErasureFeatures();
+    ASSERT_TRUE(
+        (*store)->IngestSamples(erasure_fixture::ErasureViews(features)).ok());
+    for (uint64_t id = 0; id < 5; ++id) {
+      StatusOr<DeletionSeq> seq = DeleteSample(**store, id);
+      ASSERT_TRUE(seq.ok()) << seq.status();
+      acked.push_back(seq->value());
+    }
+
+    ASSERT_GT(disk->Fill(), 0u);
+    const StoreCounters before = (*store)->Counters();
+    // The log's last page may still have room: appends succeed until it is
+    // used up, then fail.
+    Status first_failure;
+    for (uint64_t id = 1000; id < 100'000; ++id) {
+      StatusOr<DeletionSeq> seq = DeleteSample(**store, id);
+      if (!seq.ok()) {
+        first_failure = seq.status();
+        break;
+      }
+      acked.push_back(seq->value());
+    }
+    ASSERT_FALSE(first_failure.ok()) << "the disk never filled";
+    EXPECT_EQ(first_failure.code(), StatusCode::kResourceExhausted)
+        << first_failure;
+    // Refused, clearly, and again while the disk stays full: the store
+    // tries Resume() first and writes nothing while RocksDB holds the
+    // error (a write then could abort the process inside RocksDB).
+    for (int attempt = 0; attempt < 3; ++attempt) {
+      StatusOr<DeletionSeq> refused = DeleteSample(**store, 50 + attempt);
+      ASSERT_FALSE(refused.ok());
+      EXPECT_EQ(refused.status().code(), StatusCode::kResourceExhausted)
+          << refused.status();
+      EXPECT_NE(refused.status().message().find("full"), std::string::npos)
+          << refused.status();
+    }
+    EXPECT_GE((*store)->Counters().failed_writes, before.failed_writes + 4);
+    // Reads still work.
+    StatusOr<std::vector<DeletionRecord>> pending =
+        (*store)->PendingDeletions();
+    ASSERT_TRUE(pending.ok()) << pending.status();
+    EXPECT_EQ(pending->size(), acked.size());
+
+    disk->Free();
+    StatusOr<DeletionSeq> resumed = DeleteSample(**store, 60);
+    ASSERT_TRUE(resumed.ok()) << resumed.status();
+    acked.push_back(resumed->value());
+    EXPECT_GE((*store)->Counters().resumes, 1u);
+  }
+  // Everything acknowledged, and nothing refused, is in the log.
+  StatusOr<std::unique_ptr<Store>> store = Store::Open({path, false});
+  ASSERT_TRUE(store.ok()) << store.status();
+  StatusOr<std::vector<DeletionRecord>> pending = (*store)->PendingDeletions();
+  ASSERT_TRUE(pending.ok()) << pending.status();
+  std::vector<uint64_t> seqs;
+  for (const DeletionRecord& r : *pending) seqs.push_back(r.seq.value());
+  EXPECT_EQ(seqs, acked);
+}
+
+}  // namespace
+}  // namespace eraser::storage
