@@ -37,6 +37,7 @@ int RunServe(int argc, char** argv) {
   std::string max_queue_delay =
       FormatDuration(engine_options.inference.max_queue_delay);
   std::string grace = "10s";
+  std::string max_wait = FormatDuration(engine_options.inference.max_wait);
   std::string context =
       engine::ExecutionContextName(engine_options.unlearning.context);
   po::options_description options("Options");
@@ -71,6 +72,9 @@ int RunServe(int argc, char** argv) {
       po::value(&engine_options.inference.queue_capacity)
           ->default_value(engine_options.inference.queue_capacity),
       "requests in flight before 429")(
+      "max-wait", po::value(&max_wait)->default_value(max_wait),
+      "longest a request waits for unlearning before its fallback answer "
+      "(partial, or 503 rejected)")(
       "context", po::value(&context)->default_value(context),
       "concurrent or exclusive (inference pauses while retraining)")(
       "audit", po::bool_switch(&engine_options.audit),
@@ -94,6 +98,9 @@ int RunServe(int argc, char** argv) {
   StatusOr<Duration> delay = ParseDuration(max_queue_delay);
   if (!delay.ok()) return ReportError("serve", delay.status());
   engine_options.inference.max_queue_delay = *delay;
+  StatusOr<Duration> wait = ParseDuration(max_wait);
+  if (!wait.ok()) return ReportError("serve", wait.status());
+  engine_options.inference.max_wait = *wait;
   StatusOr<Duration> grace_duration = ParseDuration(grace);
   if (!grace_duration.ok())
     return ReportError("serve", grace_duration.status());
@@ -156,11 +163,16 @@ int RunServe(int argc, char** argv) {
               signal_number == SIGTERM ? "SIGTERM" : "SIGINT");
   std::fflush(stdout);
   api.SetDraining();
+  const TimePoint shutdown_start = SystemClock::Default()->Now();
   (*server)->BeginShutdown(
       std::chrono::duration_cast<std::chrono::milliseconds>(*grace_duration));
-  // Whatever is still waiting is answered 503; pending deletions stay
-  // durable in the log.
-  (*engine)->Close();
+  // Whatever is still waiting is answered 503; a running retraining gets
+  // what is left of the grace, then stops (its deletions stay pending, like
+  // every pending deletion, durable in the log).
+  const Duration left = std::max(
+      Duration(0),
+      *grace_duration - (SystemClock::Default()->Now() - shutdown_start));
+  (*engine)->Close(left);
   (*server)->Stop();
   if (metrics_server) {
     metrics_server->BeginShutdown(std::chrono::milliseconds(0));

@@ -80,7 +80,14 @@ StatusOr<DeletionInfo> EngineImpl::GetDeletion(DeletionSeq seq) {
     info.applied = record.applied;
   }
   info.samples = record.samples.size();
-  info.shards = record.Shards();
+  // The shards it had to leave: samples already erased when it arrived
+  // left their shards with the deletion that erased them.
+  for (const storage::SampleLocation& s : record.samples) {
+    if (!s.erased) info.shards.push_back(s.shard);
+  }
+  std::sort(info.shards.begin(), info.shards.end());
+  info.shards.erase(std::unique(info.shards.begin(), info.shards.end()),
+                    info.shards.end());
   info.excluded_from = record.excluded_from;
   return info;
 }

@@ -2,8 +2,10 @@
 #include <pthread.h>
 
 #include <algorithm>
+#include <cstdio>
 
 #include "engine_impl.h"
+#include "eraser/common/sync_point.h"
 #include "eraser/unlearning/runtime.h"
 
 namespace eraser::engine {
@@ -114,6 +116,10 @@ Status EngineImpl::Start() {
   core.slots = options_.unlearning.concurrency;
   core.borrowable_slots = options_.unlearning.borrow_inference_core ? 1 : 0;
   core.estimates = options_.unlearning.estimates;
+  core.retry_initial = options_.unlearning.retry_initial;
+  core.retry_max = options_.unlearning.retry_max;
+  core.max_wait = options_.inference.max_wait;
+  core.testing_affected_hook = options_.testing.affected_filter;
   RETURN_IF_ERROR(core.Validate());
   std::vector<std::vector<uint64_t>> sizes;
   for (std::size_t k = 0; k < num_shards_; ++k) {
@@ -145,6 +151,11 @@ Status EngineImpl::Start() {
       core_->OnDeletion(record.seq, record.arrival, live);
     }
     core_->OnDeletion(store_->LastDeletionSeq(), clock_->Now(), {});
+    // Open finishes what a crash left owed; if that failed (a full disk),
+    // the control loop retries it.
+    erasure_owed_ = store_->ErasureOwed();
+    erasure_retry_at_ = clock_->Now();
+    metrics_->SetErasureOwed(erasure_owed_);
     UpdateGauges();
   }
   // Named threads show up as such in top, perf and gdb.
@@ -167,12 +178,15 @@ Status EngineImpl::Start() {
   return OkStatus();
 }
 
-void EngineImpl::Close() {
-  std::call_once(close_once_, [this] {
+void EngineImpl::Close(Duration grace) {
+  std::call_once(close_once_, [this, grace] {
     std::vector<Answer> refused;
     {
       MutexLock lock(&mu_);
       closed_ = true;
+      // No new retraining starts: orders not yet taken are dropped (their
+      // deletions stay pending in the durable log).
+      stop_retrainers_ = true;
       if (core_ != nullptr) {
         for (uint64_t id : core_->TakeAllWaiting()) {
           auto it = waiting_.find(id);
@@ -195,13 +209,30 @@ void EngineImpl::Close() {
     }
     control_cv_.SignalAll();
     if (control_.joinable()) control_.join();
-    // Running retrainings finish and apply; queued orders are dropped (their
-    // deletions stay pending in the log).
+    retrain_cv_.SignalAll();
+    // Running retrainings get `grace` to finish and apply; then they stop
+    // at their next stage.
+    bool cancel = false;
     {
       MutexLock lock(&mu_);
-      stop_retrainers_ = true;
+      const bool bounded = grace < std::chrono::hours(24 * 365);
+      const TimePoint deadline = bounded ? clock_->Now() + grace : TimePoint();
+      while (active_retrains_ > 0) {
+        if (!bounded) {
+          drain_cv_.Wait(&mu_);
+        } else if (!drain_cv_.WaitUntil(&mu_, *clock_, deadline)) {
+          cancel = active_retrains_ > 0;
+          break;
+        }
+      }
     }
-    retrain_cv_.SignalAll();
+    if (cancel) {
+      std::fprintf(stderr,
+                   "eraser: shutdown grace over; cancelling running "
+                   "retrainings\n");
+      sisa_->CancelRetrains();
+      ERASER_SYNC_POINT("EngineImpl::Close:Cancel");
+    }
     for (std::thread& t : retrainers_) t.join();
     drain_cv_.SignalAll();
   });
@@ -219,7 +250,13 @@ EngineStats EngineImpl::Stats() const {
   stats.retrains = retrains_;
   stats.unlearning_cost = unlearning_cost_;
   stats.deadline_misses = deadline_misses_;
-  stats.capacity = core_->GetCapacity(clock_->Now());
+  const TimePoint now = clock_->Now();
+  stats.capacity = core_->GetCapacity(now);
+  stats.retrain_failures = retrain_failures_;
+  stats.last_retrain_failure = last_retrain_failure_;
+  stats.backing_off = core_->BackingOff(now);
+  stats.erasure_owed = erasure_owed_;
+  stats.expired = expired_;
   return stats;
 }
 

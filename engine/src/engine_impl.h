@@ -72,7 +72,8 @@ class EngineImpl final : public Engine {
       const storage::DeletionTarget& target) override;
   StatusOr<DeletionInfo> GetDeletion(DeletionSeq seq) override;
   Status Drain() override;
-  void Close() override;
+  using Engine::Close;
+  void Close(Duration grace) override;
   EngineStats Stats() const override;
   std::shared_ptr<metrics::EngineMetrics> metrics() const override {
     return metrics_;
@@ -102,6 +103,9 @@ class EngineImpl final : public Engine {
   void RefreshParked() EXCLUDES(mu_);
   // Puts the requests the Core releases back at the front of the queue.
   void ReleaseHeld() EXCLUDES(mu_);
+  // Answers the parked and held requests that have waited max_wait with
+  // their fallback.
+  std::vector<Answer> ExpireWaiting(TimePoint now) REQUIRES(mu_);
   void UpdateGauges() REQUIRES(mu_);
 
   // ---- deletions.cc ----
@@ -115,9 +119,15 @@ class EngineImpl final : public Engine {
   void ControlLoop() EXCLUDES(mu_);
   void RetrainerLoop() EXCLUDES(mu_);
   void RunOrder(const scheduler::RetrainOrder& order) EXCLUDES(mu_);
+  // Retries an erasure owed since a compaction failed, when its backoff
+  // allows; called by the control loop.
+  void RetryErasure(TimePoint now) REQUIRES(mu_);
   // The phases of RunOrder.
   struct Retrained {
     Status status;
+    // The step that failed, for eraser_retrain_failures_total: "training"
+    // or "storage" ("disk_full" when the status says the disk is full).
+    const char* failed_in = "training";
     unlearning::RetrainResult result;
     std::shared_ptr<const Snapshot> next;  // built before anything commits
   };
@@ -163,7 +173,15 @@ class EngineImpl final : public Engine {
   std::map<uint64_t, RequestPtr> waiting_ GUARDED_BY(mu_);
   std::deque<scheduler::RetrainOrder> orders_ GUARDED_BY(mu_);
   uint64_t retrains_ GUARDED_BY(mu_) = 0;
+  int active_retrains_ GUARDED_BY(mu_) = 0;  // orders a retrainer runs
   uint64_t deadline_misses_ GUARDED_BY(mu_) = 0;
+  uint64_t retrain_failures_ GUARDED_BY(mu_) = 0;
+  std::string last_retrain_failure_ GUARDED_BY(mu_);
+  uint64_t expired_ GUARDED_BY(mu_) = 0;
+  // An erasure owed after a compaction failed, and its backoff.
+  bool erasure_owed_ GUARDED_BY(mu_) = false;
+  int erasure_failures_ GUARDED_BY(mu_) = 0;
+  TimePoint erasure_retry_at_ GUARDED_BY(mu_);
   unlearning::Cost unlearning_cost_ GUARDED_BY(mu_);
 
   std::vector<std::thread> workers_;

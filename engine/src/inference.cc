@@ -85,7 +85,7 @@ bool EngineImpl::HoldBatch(std::vector<RequestPtr>& batch,
     }
     if (!r->first_compute) r->first_compute = now;
     if (!r->parked_at) r->parked_at = now;
-    core_->Hold(r->id);
+    core_->Hold(r->id, now);
     waiting_[r->id] = std::move(r);
   }
   UpdateGauges();
@@ -96,7 +96,6 @@ void EngineImpl::ComputeBatch(std::vector<RequestPtr>& batch) {
   std::vector<Answer> refused;
   if (HoldBatch(batch, &refused)) return Deliver(std::move(refused));
 
-  const TimePoint start = clock_->Now();
   const std::size_t n = batch.size();
   const std::size_t k = num_shards_;
   std::vector<float> inputs(n * feature_size_);
@@ -107,6 +106,9 @@ void EngineImpl::ComputeBatch(std::vector<RequestPtr>& batch) {
   std::vector<int32_t> votes(k * n);
   std::shared_ptr<const Snapshot> snapshot;
   gate_.EnterInference();
+  // After the gate: time blocked behind an exclusive retraining is queueing,
+  // not compute.
+  const TimePoint start = clock_->Now();
   {
     MutexLock lock(&mu_);
     snapshot = snapshot_;
@@ -274,6 +276,21 @@ void EngineImpl::RefreshParked() {
   }
   control_cv_.SignalAll();
   Deliver(std::move(answers));
+}
+
+std::vector<Answer> EngineImpl::ExpireWaiting(TimePoint now) {
+  std::vector<Answer> answers;
+  for (auto& [id, verdict] : core_->ExpireParked(now)) {
+    auto it = waiting_.find(id);
+    if (it == waiting_.end()) continue;
+    RequestPtr r = std::move(it->second);
+    waiting_.erase(it);
+    ++expired_;
+    metrics_->ParkedExpired();
+    answers.push_back(MakeAnswer(std::move(r), verdict, now));
+  }
+  if (!answers.empty()) UpdateGauges();
+  return answers;
 }
 
 void EngineImpl::ReleaseHeld() {

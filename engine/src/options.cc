@@ -40,6 +40,9 @@ Status EngineOptions::Validate() const {
   if (inference.threads < 1 || inference.threads > 64) {
     return Field("inference.threads", "must be in 1..64");
   }
+  if (inference.max_wait <= Duration(0)) {
+    return Field("inference.max_wait", "must be positive");
+  }
   if (unlearning.concurrency < 1 || unlearning.concurrency > 64) {
     return Field("unlearning.concurrency", "must be in 1..64");
   }
@@ -54,6 +57,12 @@ Status EngineOptions::Validate() const {
   }
   if (!(e.safety >= 1 && e.safety <= 100)) {
     return Field("unlearning.estimates.safety", "must be in 1..100");
+  }
+  if (unlearning.retry_initial <= Duration(0)) {
+    return Field("unlearning.retry_initial", "must be positive");
+  }
+  if (unlearning.retry_max < unlearning.retry_initial) {
+    return Field("unlearning.retry_max", "must be at least retry_initial");
   }
   if (e.margin < Duration(0)) {
     return Field("unlearning.estimates.margin", "must not be negative");

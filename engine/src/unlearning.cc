@@ -1,6 +1,7 @@
 // Unlearning: the control loop that polls the Core, retraining on the
 // unlearning arena, the apply-and-swap step, and Drain.
 #include <algorithm>
+#include <cstdio>
 
 #include "engine_impl.h"
 
@@ -10,6 +11,13 @@ namespace {
 constexpr auto kLoadSamplePeriod = std::chrono::milliseconds(100);
 
 double Seconds(Duration d) { return std::chrono::duration<double>(d).count(); }
+
+// retry_initial doubled per failure after the first, at most retry_max.
+Duration Backoff(const UnlearningOptions& o, int failures) {
+  Duration delay = o.retry_initial;
+  for (int i = 1; i < failures && delay < o.retry_max; ++i) delay *= 2;
+  return std::min(delay, o.retry_max);
+}
 
 }  // namespace
 
@@ -29,6 +37,13 @@ void EngineImpl::ControlLoop() {
       last_busy = busy;
       last_sample = now;
     }
+    // Requests that waited too long get their fallback answer.
+    if (std::vector<Answer> expired = ExpireWaiting(now); !expired.empty()) {
+      mu_.Unlock();
+      Deliver(std::move(expired));
+      mu_.Lock();
+    }
+    RetryErasure(now);
     core_->OnLoad(queue_.size(), utilization);
     for (scheduler::RetrainOrder& order : core_->Poll(now)) {
       orders_.push_back(std::move(order));
@@ -38,6 +53,7 @@ void EngineImpl::ControlLoop() {
     metrics_->SetCapacity(capacity.offered_per_second,
                           capacity.sustainable_per_second, capacity.overloaded,
                           capacity.deadlines_at_risk);
+    metrics_->SetBackingOff(core_->BackingOff(now).size());
     if (capacity.overloaded != overloaded) {
       overloaded = capacity.overloaded;
       std::fprintf(stderr,
@@ -60,6 +76,7 @@ void EngineImpl::ControlLoop() {
     if (options_.policy.timing == scheduler::Timing::kIdle) {
       until = std::min(until, now + kLoadSamplePeriod);
     }
+    if (erasure_owed_) until = std::min(until, erasure_retry_at_);
     while (!event_ && !stop_control_ &&
            control_cv_.WaitUntil(&mu_, *clock_, until)) {
     }
@@ -76,15 +93,42 @@ void EngineImpl::RetrainerLoop() {
     if (stop_retrainers_) return;
     const scheduler::RetrainOrder order = std::move(orders_.front());
     orders_.pop_front();
+    ++active_retrains_;
     mu_.Unlock();
     RunOrder(order);
     mu_.Lock();
+    --active_retrains_;
+    drain_cv_.SignalAll();
   }
+}
+
+void EngineImpl::RetryErasure(TimePoint now) {
+  if (!erasure_owed_ || now < erasure_retry_at_) return;
+  // Compaction takes seconds: not under the lock.
+  mu_.Unlock();
+  const Status erased = store_->FinishErasure();
+  mu_.Lock();
+  if (erased.ok()) {
+    erasure_owed_ = false;
+    erasure_failures_ = 0;
+    metrics_->SetErasureOwed(false);
+    std::fprintf(stderr, "eraser: owed erasure finished\n");
+    return;
+  }
+  ++erasure_failures_;
+  const Duration delay = Backoff(options_.unlearning, erasure_failures_);
+  erasure_retry_at_ = clock_->Now() + delay;
+  std::fprintf(stderr, "eraser: erasure still owed (%s); retry in %.1f s\n",
+               erased.ToString().c_str(), Seconds(delay));
 }
 
 EngineImpl::Retrained EngineImpl::Retrain(
     const scheduler::RetrainOrder& order) {
   Retrained r;
+  if (options_.testing.retrain_fault) {
+    r.status = options_.testing.retrain_fault(order.shard);
+    if (!r.status.ok()) return r;
+  }
   gate_.EnterRetrain(order.borrowed);
   StatusOr<std::vector<unlearning::RetrainResult>> retrained =
       sisa_->Retrain({{order.shard, order.samples}});
@@ -133,6 +177,7 @@ bool EngineImpl::Commit(const scheduler::RetrainOrder& order,
     }
   }
   bool committed = false;
+  retrained.failed_in = "storage";
   retrained.status = store_->Apply(batch, &committed);
   return committed;
 }
@@ -144,7 +189,24 @@ void EngineImpl::Swap(const scheduler::RetrainOrder& order,
   // whole time the slot was held: retraining, apply and compaction.
   const Duration held = now - started;
   if (!committed) {
-    core_->OnRetrainFailed(order, now, held);
+    const TimePoint retry = core_->OnRetrainFailed(order, now, held);
+    const Status& s = retrained.status;
+    if (closed_ && s.code() == StatusCode::kUnavailable) {
+      std::fprintf(stderr,
+                   "eraser: retraining of shard %u stopped at shutdown; its "
+                   "deletions stay pending\n",
+                   order.shard.value());
+      return;
+    }
+    const char* reason = s.code() == StatusCode::kResourceExhausted
+                             ? "disk_full"
+                             : retrained.failed_in;
+    ++retrain_failures_;
+    metrics_->RetrainFailed(reason);
+    last_retrain_failure_ = "shard " + std::to_string(order.shard.value()) +
+                            " (" + reason + "): " + s.ToString();
+    std::fprintf(stderr, "eraser: retraining %s; retry in %.3g s\n",
+                 last_retrain_failure_.c_str(), Seconds(retry - now));
     return;
   }
   // The new checkpoints are durable: publish the model in one pointer swap,
@@ -190,6 +252,20 @@ void EngineImpl::RunOrder(const scheduler::RetrainOrder& order) {
     MutexLock lock(&mu_);
     Swap(order, retrained, committed, started);
     failure = retrained.status;
+    if (committed && !failure.ok()) {
+      // Applied, but the compaction failed: the erased bytes are still in
+      // the files. The debt is durable; retry it with a backoff.
+      erasure_owed_ = true;
+      ++erasure_failures_;
+      const Duration delay = Backoff(options_.unlearning, erasure_failures_);
+      erasure_retry_at_ = clock_->Now() + delay;
+      metrics_->SetErasureOwed(true);
+      std::fprintf(stderr,
+                   "eraser: shard %u applied, erasure owed (%s); retry in "
+                   "%.1f s\n",
+                   order.shard.value(), failure.ToString().c_str(),
+                   Seconds(delay));
+    }
     // A compaction failure after the commit, or a failed retraining: Drain
     // reports it (a failed order's deletions wait for another).
     if (!failure.ok() && draining_ > 0) drain_error_ = failure;

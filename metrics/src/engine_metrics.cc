@@ -74,6 +74,30 @@ struct EngineMetrics::Impl {
                                   "deadline after their acknowledgement")
                             .Register(*registry)
                             .Add({})),
+        retrain_failures(prometheus::BuildCounter()
+                             .Name("eraser_retrain_failures_total")
+                             .Help("Shard retrainings that failed, by reason "
+                                   "(each is retried after a backoff)")
+                             .Register(*registry)),
+        backing_off(prometheus::BuildGauge()
+                        .Name("eraser_shards_backing_off")
+                        .Help("Shards whose retraining failed and waits for "
+                              "its retry")
+                        .Register(*registry)
+                        .Add({})),
+        erasure_owed(prometheus::BuildGauge()
+                         .Name("eraser_erasure_owed")
+                         .Help("1 while an applied deletion's bytes still "
+                               "await compaction (a compaction failed; it is "
+                               "retried)")
+                         .Register(*registry)
+                         .Add({})),
+        expired(prometheus::BuildCounter()
+                    .Name("eraser_parked_expired_total")
+                    .Help("Parked or held requests answered with the "
+                          "fallback after the maximum wait")
+                    .Register(*registry)
+                    .Add({})),
         offered(
             prometheus::BuildGauge()
                 .Name("eraser_deletion_rate_per_second")
@@ -139,6 +163,10 @@ struct EngineMetrics::Impl {
       by_refusal[i] =
           &refused.Add({{"reason", std::string(kRefusedLabels[i])}});
     }
+    for (std::size_t i = 0; i < std::size(kRetrainFailureLabels); ++i) {
+      by_failure[i] = &retrain_failures.Add(
+          {{"reason", std::string(kRetrainFailureLabels[i])}});
+    }
   }
 
   static constexpr std::string_view kRefusedLabels[] = {
@@ -159,6 +187,11 @@ struct EngineMetrics::Impl {
   prometheus::Gauge& queue;
   prometheus::Gauge& parked;
   prometheus::Counter& deadline_misses;
+  prometheus::Family<prometheus::Counter>& retrain_failures;
+  prometheus::Counter* by_failure[std::size(kRetrainFailureLabels)];
+  prometheus::Gauge& backing_off;
+  prometheus::Gauge& erasure_owed;
+  prometheus::Counter& expired;
   prometheus::Gauge& offered;
   prometheus::Gauge& capacity;
   prometheus::Gauge& overloaded;
@@ -233,6 +266,22 @@ void EngineMetrics::SetParkedRequests(std::size_t n) {
 }
 
 void EngineMetrics::DeadlineMissed() { impl_->deadline_misses.Increment(); }
+
+void EngineMetrics::RetrainFailed(std::string_view reason) {
+  for (std::size_t i = 0; i < std::size(kRetrainFailureLabels); ++i) {
+    if (reason == kRetrainFailureLabels[i]) impl_->by_failure[i]->Increment();
+  }
+}
+
+void EngineMetrics::SetBackingOff(std::size_t shards) {
+  impl_->backing_off.Set(static_cast<double>(shards));
+}
+
+void EngineMetrics::SetErasureOwed(bool owed) {
+  impl_->erasure_owed.Set(owed ? 1 : 0);
+}
+
+void EngineMetrics::ParkedExpired() { impl_->expired.Increment(); }
 
 void EngineMetrics::SetCapacity(double offered_per_second,
                                 double sustainable_per_second, bool overloaded,

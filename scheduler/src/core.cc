@@ -74,6 +74,10 @@ Status CoreOptions::Validate() const {
   if (rate_window < std::chrono::seconds(1)) {
     return Field("rate_window", "must be at least 1s");
   }
+  if (retry_initial <= Duration(0) || retry_max < retry_initial) {
+    return Field("retry_initial", "must be positive and at most retry_max");
+  }
+  if (max_wait <= Duration(0)) return Field("max_wait", "must be positive");
   return OkStatus();
 }
 
@@ -83,6 +87,7 @@ Core::Core(CoreOptions options, std::vector<std::vector<uint64_t>> slice_sizes,
       slice_sizes_(std::move(slice_sizes)),
       versions_(std::move(versions)),
       shard_pending_(options_.shards),
+      backoff_(options_.shards),
       estimator_(options_.estimates),
       last_poll_(now),
       next_tick_(now + options_.policy.period) {
@@ -137,7 +142,9 @@ bool Core::HoldsInference() const {
   return options_.policy.kind == PolicyKind::kImmediate && !pending_.empty();
 }
 
-void Core::Hold(uint64_t request) { held_.insert(request); }
+void Core::Hold(uint64_t request, TimePoint now) {
+  held_.emplace(request, now);
+}
 
 std::vector<DeletionSeq> Core::PendingIn(
     const std::vector<ShardId>& shards) const {
@@ -180,6 +187,7 @@ Verdict Core::Decide(uint64_t request, const std::vector<int32_t>& votes,
   for (std::size_t k = 0; k < options_.shards; ++k) {
     affected[k] = ShardAffected(k) || versions.at(k) != versions_[k];
   }
+  if (options_.testing_affected_hook) options_.testing_affected_hook(&affected);
   const certify::Certificate cert = certify::CertifyHardVote(
       votes.data(), affected.data(), options_.shards, options_.classes);
   if (cert.affected == 0) {
@@ -190,7 +198,7 @@ Verdict Core::Decide(uint64_t request, const std::vector<int32_t>& votes,
   if (policy.kind == PolicyKind::kImmediate) {
     // Something was acknowledged while it computed: compute it again once
     // nothing is pending.
-    held_.insert(request);
+    held_.emplace(request, now);
     Verdict v;
     v.kind = Verdict::Kind::kHeld;
     return v;
@@ -259,13 +267,15 @@ std::optional<Verdict> Core::OnRevote(const Revote& revote, int32_t vote,
 
 std::vector<uint64_t> Core::TakeReleased() {
   if (!pending_.empty() || held_.empty()) return {};
-  std::vector<uint64_t> out(held_.begin(), held_.end());
+  std::vector<uint64_t> out;
+  for (const auto& [id, since] : held_) out.push_back(id);
   held_.clear();
   return out;
 }
 
 std::vector<uint64_t> Core::TakeAllWaiting() {
-  std::vector<uint64_t> out(held_.begin(), held_.end());
+  std::vector<uint64_t> out;
+  for (const auto& [id, since] : held_) out.push_back(id);
   for (const auto& [id, p] : parked_) out.push_back(id);
   held_.clear();
   parked_.clear();
@@ -360,18 +370,72 @@ void Core::OnApplied(const RetrainOrder& order, uint64_t version, TimePoint now,
       ++completed;
     }
   }
+  backoff_[k] = Backoff();
   estimator_.Observe(sample_epochs, held);
   Bucket& bucket = BucketAt(now);
   bucket.applied += completed;
   bucket.busy_seconds += std::chrono::duration<double>(held).count();
 }
 
-void Core::OnRetrainFailed(const RetrainOrder& order, TimePoint now,
-                           Duration held) {
-  // The deletions are still pending in the shard: they wait again. The
-  // failed attempt held its slot, which counts as busy time.
+TimePoint Core::OnRetrainFailed(const RetrainOrder& order, TimePoint now,
+                                Duration held) {
+  // The deletions are still pending in the shard: they wait again, after a
+  // backoff that doubles with each failure. The failed attempt held its
+  // slot, which counts as busy time.
   running_.erase(order.shard);
+  Backoff& b = backoff_[order.shard.value()];
+  ++b.failures;
+  Duration delay = options_.retry_initial;
+  for (int i = 1; i < b.failures && delay < options_.retry_max; ++i) delay *= 2;
+  b.retry_at = now + std::min(delay, options_.retry_max);
   BucketAt(now).busy_seconds += std::chrono::duration<double>(held).count();
+  return b.retry_at;
+}
+
+std::vector<ShardId> Core::BackingOff(TimePoint now) const {
+  std::vector<ShardId> out;
+  for (std::size_t k = 0; k < options_.shards; ++k) {
+    if (backoff_[k].failures > 0 && backoff_[k].retry_at > now) {
+      out.emplace_back(static_cast<uint32_t>(k));
+    }
+  }
+  return out;
+}
+
+std::vector<std::pair<uint64_t, Verdict>> Core::ExpireParked(TimePoint now) {
+  std::vector<std::pair<uint64_t, Verdict>> out;
+  for (auto it = parked_.begin(); it != parked_.end();) {
+    if (now - it->second.since < options_.max_wait) {
+      ++it;
+      continue;
+    }
+    const certify::VoteTally& tally = it->second.tally;
+    const certify::Certificate cert = tally.Certify();
+    const std::optional<int> partial = tally.Partial();
+    out.emplace_back(it->first,
+                     partial
+                         ? Answer(*partial, Decision::kPartial, cert.margin,
+                                  tally.affected_flags(), it->second.versions)
+                         : Answer(-1, Decision::kRejected, cert.margin,
+                                  tally.affected_flags(), it->second.versions));
+    it = parked_.erase(it);
+  }
+  // The immediate baseline computes nothing while deletions are pending:
+  // a held request has no partial answer.
+  for (auto it = held_.begin(); it != held_.end();) {
+    if (now - it->second < options_.max_wait) {
+      ++it;
+      continue;
+    }
+    Verdict v;
+    v.decision = Decision::kRejected;
+    v.label = -1;
+    v.versions = versions_;
+    v.watermark = watermark_;
+    out.emplace_back(it->first, std::move(v));
+    it = held_.erase(it);
+  }
+  return out;
 }
 
 void Core::OnLoad(std::size_t queued, double utilization) {

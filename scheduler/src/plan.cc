@@ -28,6 +28,15 @@ std::vector<ShardId> Core::Waiting() const {
   return shards;
 }
 
+std::vector<ShardId> Core::Startable(TimePoint now) const {
+  std::vector<ShardId> shards;
+  for (ShardId s : Waiting()) {
+    const Backoff& b = backoff_[s.value()];
+    if (b.failures == 0 || b.retry_at <= now) shards.push_back(s);
+  }
+  return shards;
+}
+
 uint32_t Core::FirstSlice(ShardId shard) const {
   uint32_t first = UINT32_MAX;
   for (DeletionSeq seq : shard_pending_[shard.value()]) {
@@ -100,9 +109,11 @@ std::vector<ShardId> Core::WaitWanted() const {
     for (std::size_t k = 0; k < options_.shards; ++k) {
       if (!p.tally.is_affected(k)) continue;
       const ShardId s(static_cast<uint32_t>(k));
+      const Backoff& b = backoff_[k];
       if (running_.count(s) > 0 || wanted.count(s) > 0) {
         --want;
-      } else if (!shard_pending_[k].empty()) {
+      } else if (!shard_pending_[k].empty() &&
+                 (b.failures == 0 || b.retry_at <= last_poll_)) {
         candidates.push_back(s);
       }
     }
@@ -204,7 +215,7 @@ std::vector<RetrainOrder> Core::Poll(TimePoint now) {
   // every normal slot busy, a deadline that must start takes a slot from
   // inference.
   if (policy.kind != PolicyKind::kImmediate) {
-    std::vector<ShardId> waiting = Waiting();
+    std::vector<ShardId> waiting = Startable(now);
     std::sort(waiting.begin(), waiting.end(), by_due);
     std::vector<TimePoint> must_start(waiting.size());
     TimePoint earliest = TimePoint::max();
@@ -236,7 +247,7 @@ std::vector<RetrainOrder> Core::Poll(TimePoint now) {
   // batching deletions.
   if (policy.kind == PolicyKind::kEraser && policy.timing == Timing::kShards &&
       !draining_) {
-    std::vector<ShardId> waiting = Waiting();
+    std::vector<ShardId> waiting = Startable(now);
     std::sort(waiting.begin(), waiting.end(), by_due);
     std::size_t affected = waiting.size();
     for (ShardId s : waiting) {
@@ -249,7 +260,7 @@ std::vector<RetrainOrder> Core::Poll(TimePoint now) {
   // Otherwise: oldest deadline first, or cheapest first when idle (the most
   // unlearning per idle second).
   if (FreeSlots(false) > 0 && TimingTriggered(now)) {
-    std::vector<ShardId> waiting = Waiting();
+    std::vector<ShardId> waiting = Startable(now);
     if (policy.kind == PolicyKind::kEraser && policy.timing == Timing::kIdle) {
       std::sort(waiting.begin(), waiting.end(), [this](ShardId a, ShardId b) {
         const double ca = PredictSeconds(a);
@@ -263,7 +274,7 @@ std::vector<RetrainOrder> Core::Poll(TimePoint now) {
       if (FreeSlots(false) <= 0) break;
       orders.push_back(Start(s, TimingReason(), false, now));
     }
-    if (Waiting().empty()) armed_ = false;
+    if (Waiting().empty()) armed_ = false;  // backing-off shards keep it armed
   }
   return orders;
 }
@@ -275,7 +286,7 @@ std::optional<TimePoint> Core::NextWakeup() const {
   };
   if (options_.policy.kind != PolicyKind::kImmediate &&
       (FreeSlots(false) > 0 || FreeSlots(true) > 0)) {
-    for (ShardId s : Waiting()) {
+    for (ShardId s : Startable(last_poll_)) {
       consider(LatestStart(s, last_poll_, options_.slots));
     }
   }
@@ -283,6 +294,15 @@ std::optional<TimePoint> Core::NextWakeup() const {
       options_.policy.timing == Timing::kPeriodic && !Waiting().empty()) {
     consider(next_tick_);
   }
+  // A failed shard becomes startable again; a parked request falls back.
+  for (ShardId s : Waiting()) {
+    const Backoff& b = backoff_[s.value()];
+    if (b.failures > 0 && b.retry_at > last_poll_) consider(b.retry_at);
+  }
+  for (const auto& [request, p] : parked_)
+    consider(p.since + options_.max_wait);
+  for (const auto& [request, since] : held_)
+    consider(since + options_.max_wait);
   // Never ask to be woken in the past: the last Poll already handled it.
   if (next && *next <= last_poll_) {
     next = last_poll_ + std::chrono::milliseconds(1);
@@ -301,10 +321,13 @@ std::size_t Core::DeadlinesAtRisk(TimePoint now) const {
     const bool slot_free = FreeSlots(false) > 0;
     for (ShardId s : Waiting()) {
       // It should have started and no normal slot can take it, or even
-      // started now it would end after its deadline.
+      // started now (or when its backoff ends) it would end after its
+      // deadline.
+      const Backoff& b = backoff_[s.value()];
+      const TimePoint start = b.failures > 0 ? std::max(now, b.retry_at) : now;
       const bool late = now >= LatestStart(s, now, options_.slots);
       const TimePoint end =
-          now +
+          start +
           FromSeconds(BacklogAhead(s, now, options_.slots) + PredictSeconds(s));
       if ((late && !slot_free) || end > Due(s)) {
         at_risk.insert(shard_pending_[s.value()].begin(),

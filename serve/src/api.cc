@@ -48,6 +48,21 @@ Response ErrorResponse(const Request& request, const eraser::Status& status) {
   return res;
 }
 
+// For calls that write the store (deletions, drains): kResourceExhausted
+// there is a full disk, not load: 507, so that a client does not take it
+// for a busy server. The deletion was not acknowledged.
+Response StorageErrorResponse(const Request& request,
+                              const eraser::Status& status) {
+  if (status.code() != StatusCode::kResourceExhausted) {
+    return ErrorResponse(request, status);
+  }
+  Response res =
+      JsonError(request.version(), request.keep_alive(),
+                http::status::insufficient_storage, status.message());
+  res.set(http::field::retry_after, "10");
+  return res;
+}
+
 Response BadRequest(const Request& request, const std::string& message) {
   return JsonError(request.version(), request.keep_alive(),
                    http::status::bad_request, message);
@@ -249,20 +264,29 @@ void Api::Handle(Request request, Respond respond) {
                         http::status::service_unavailable, "shutting down"));
     } else {
       // Degraded: still serving, but unlearning is overloaded (answers
-      // degrade to keep deadlines); a load balancer may prefer another
-      // replica.
+      // degrade to keep deadlines), retrainings are failing, or an erasure
+      // is owed; a load balancer may prefer another replica.
       const engine::EngineStats stats = engine_->Stats();
       const scheduler::Capacity& c = stats.capacity;
+      const bool degraded =
+          c.overloaded || !stats.backing_off.empty() || stats.erasure_owed;
+      json backing_off = json::array();
+      for (ShardId s : stats.backing_off) backing_off.push_back(s.value());
       respond(JsonResponse(
           request, http::status::ok,
-          {{"status", c.overloaded ? "degraded" : "ready"},
+          {{"status", degraded ? "degraded" : "ready"},
            {"shards", engine_->num_shards()},
            {"policy", engine_->policy()},
            {"unlearning",
             {{"offered_deletions_per_second", c.offered_per_second},
              {"sustainable_deletions_per_second", c.sustainable_per_second},
+             {"overloaded", c.overloaded},
              {"deadlines_at_risk", c.deadlines_at_risk},
-             {"deadline_misses", stats.deadline_misses}}}}));
+             {"deadline_misses", stats.deadline_misses},
+             {"retrain_failures", stats.retrain_failures},
+             {"last_retrain_failure", stats.last_retrain_failure},
+             {"shards_backing_off", backing_off},
+             {"erasure_owed", stats.erasure_owed}}}}));
     }
   } else if (path == "/v1/infer") {
     if (only(http::verb::post)) Infer(request, std::move(respond));
@@ -340,7 +364,9 @@ void Api::Delete(const Request& request, Respond respond) {
       blocking_, [this, request, target, respond = std::move(respond)] {
         // Returns only once the request is durable.
         StatusOr<DeletionSeq> seq = engine_->RequestDeletion(target);
-        if (!seq.ok()) return respond(ErrorResponse(request, seq.status()));
+        if (!seq.ok()) {
+          return respond(StorageErrorResponse(request, seq.status()));
+        }
         StatusOr<engine::DeletionInfo> info = engine_->GetDeletion(*seq);
         json out = {{"seq", seq->value()}, {"state", "pending"}};
         if (info.ok()) out = DeletionJson(*info);
@@ -374,7 +400,7 @@ void Api::DeletionStatus(const Request& request, const std::string& seq_text,
 void Api::Drain(const Request& request, Respond respond) {
   boost::asio::post(blocking_, [this, request, respond = std::move(respond)] {
     const eraser::Status drained = engine_->Drain();
-    if (!drained.ok()) return respond(ErrorResponse(request, drained));
+    if (!drained.ok()) return respond(StorageErrorResponse(request, drained));
     respond(JsonResponse(
         request, http::status::ok,
         {{"pending_deletions", engine_->Stats().pending_deletions}}));

@@ -11,16 +11,7 @@
 namespace eraser::engine {
 namespace {
 
-// Waits (yielding, at most a minute of real time) until `done` holds.
-template <typename Predicate>
-bool Eventually(Predicate done) {
-  const auto limit = std::chrono::steady_clock::now() + std::chrono::minutes(1);
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > limit) return false;
-    std::this_thread::yield();
-  }
-  return true;
-}
+using testing::Eventually;
 
 class ClockedEngine : public ::testing::Test {
  protected:

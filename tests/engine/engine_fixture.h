@@ -7,9 +7,11 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <map>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "eraser/datasets/dataset.h"
@@ -56,6 +58,19 @@ std::vector<std::size_t> InputsWithAgreement(int agree);
 
 // A sample id in (shard, slice), the n-th one.
 SampleId SampleIn(uint32_t shard, uint32_t slice, std::size_t n = 0);
+
+// Waits until `done` holds, yielding, for at most a minute of real time:
+// for state that an engine thread reaches on its own (with a ManualClock,
+// nothing else signals it).
+template <typename Predicate>
+bool Eventually(Predicate done) {
+  const auto limit = std::chrono::steady_clock::now() + std::chrono::minutes(1);
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > limit) return false;
+    std::this_thread::yield();
+  }
+  return true;
+}
 
 // The checkpoint blobs of every shard's last slice, read from a closed
 // data directory.

@@ -194,7 +194,7 @@ TEST_F(CoreTest, ImmediateHoldsEveryRequestUntilNothingIsPending) {
   Core& core = Make("immediate", 1);
   Delete(1, {{3, 1}});
   EXPECT_TRUE(core.HoldsInference());
-  core.Hold(10);
+  core.Hold(10, clock_.Now());
   EXPECT_THAT(core.TakeReleased(), IsEmpty());
   // One computed while the deletion arrived is held too.
   const Verdict v = Decide(11, Votes(8));
@@ -256,7 +256,7 @@ TEST_F(CoreTest, TakeAllWaitingForgetsParkedAndHeld) {
   Core& core = Make("eraser:lazy,wait");
   Delete(1, {{0, 0}, {1, 0}, {2, 0}});
   ASSERT_EQ(Decide(1, Votes(5)).kind, Verdict::Kind::kParked);
-  core.Hold(2);
+  core.Hold(2, clock_.Now());
   EXPECT_THAT(core.TakeAllWaiting(), ::testing::UnorderedElementsAre(1u, 2u));
   EXPECT_EQ(core.parked() + core.held(), 0u);
 }
@@ -455,17 +455,150 @@ TEST_F(CoreTest, DrainingRetrainsEverythingWhateverThePolicy) {
   EXPECT_EQ(Poll().size(), 1u);
 }
 
-TEST_F(CoreTest, AFailedRetrainingReturnsItsDeletions) {
+TEST_F(CoreTest, AFailedRetrainingReturnsItsDeletionsAfterABackoff) {
   Core& core = Make("immediate");
   Delete(1, {{4, 2}});
   ASSERT_EQ(Poll().size(), 1u);
   Finish(4, seconds(1), /*ok=*/false);
   EXPECT_EQ(core.pending_deletions(), 1u);
   EXPECT_EQ(core.versions()[4], 1u);
+  // Not retried at once: a failure that repeats would spin.
+  EXPECT_THAT(Poll(), IsEmpty());
+  EXPECT_THAT(core.BackingOff(clock_.Now()), ElementsAre(ShardId(4)));
+  ASSERT_TRUE(core.NextWakeup().has_value());
+  EXPECT_EQ(*core.NextWakeup(), clock_.Now() + seconds(1));
+  clock_.Advance(seconds(1));
   std::vector<RetrainOrder> again = Poll();
   ASSERT_EQ(again.size(), 1u);
   EXPECT_EQ(again[0].first_slice, 2u);
   EXPECT_THAT(again[0].covers, ElementsAre(DeletionSeq(1)));
+}
+
+TEST_F(CoreTest, TheBackoffDoublesUpToItsCapAndSuccessResetsIt) {
+  CoreOptions o = Options("immediate");
+  o.retry_initial = seconds(1);
+  o.retry_max = seconds(5);
+  core_ = std::make_unique<Core>(
+      o, std::vector<std::vector<uint64_t>>(kShards, {1000, 0, 0, 0}),
+      std::vector<uint64_t>(kShards, 1), clock_.Now());
+  Core& core = *core_;
+  Delete(1, {{2, 0}});
+  // Failures after 1, 2, 4, 5, 5 s.
+  for (int wait : {1, 2, 4, 5, 5}) {
+    ASSERT_EQ(Poll().size(), 1u);
+    Finish(2, seconds(1), /*ok=*/false);
+    clock_.Advance(seconds(wait) - milliseconds(1));
+    EXPECT_THAT(Poll(), IsEmpty()) << wait;
+    clock_.Advance(milliseconds(1));
+  }
+  ASSERT_EQ(Poll().size(), 1u);
+  Finish(2);
+  EXPECT_EQ(core.pending_deletions(), 0u);
+  EXPECT_THAT(core.BackingOff(clock_.Now()), IsEmpty());
+  // The next failure starts from 1 s again.
+  Delete(2, {{2, 0}});
+  ASSERT_EQ(Poll().size(), 1u);
+  Finish(2, seconds(1), /*ok=*/false);
+  clock_.Advance(seconds(1));
+  EXPECT_EQ(Poll().size(), 1u);
+}
+
+TEST_F(CoreTest, ABackingOffShardDoesNotBlockTheOthers) {
+  Make("immediate", 1);
+  Delete(1, {{0, 0}});
+  ASSERT_THAT(ShardsOf(Poll()), ElementsAre(0u));
+  Finish(0, seconds(1), /*ok=*/false);
+  Delete(2, {{1, 0}});
+  EXPECT_THAT(ShardsOf(Poll()), ElementsAre(1u));
+}
+
+TEST_F(CoreTest, ABackoffPastTheDeadlineIsAtRisk) {
+  CoreOptions o = Options("eraser:lazy,wait,deadline=20s");
+  o.retry_initial = seconds(30);
+  o.retry_max = seconds(30);
+  core_ = std::make_unique<Core>(
+      o, std::vector<std::vector<uint64_t>>(kShards, {1000, 0, 0, 0}),
+      std::vector<uint64_t>(kShards, 1), clock_.Now());
+  Core& core = *core_;
+  Delete(1, {{3, 0}});
+  clock_.Advance(seconds(13));  // the latest start of a 6 s plan, 1 s margin
+  ASSERT_THAT(ShardsOf(Poll()), ElementsAre(3u));
+  EXPECT_EQ(core.GetCapacity(clock_.Now()).deadlines_at_risk, 0u);
+  // Restarted now it would still make it; after the 30 s backoff it cannot.
+  Finish(3, Duration(0), /*ok=*/false);
+  EXPECT_EQ(core.GetCapacity(clock_.Now()).deadlines_at_risk, 1u);
+}
+
+TEST_F(CoreTest, AParkedRequestFallsBackAfterMaxWait) {
+  CoreOptions o = Options("eraser:lazy,wait");
+  o.max_wait = seconds(10);
+  core_ = std::make_unique<Core>(
+      o, std::vector<std::vector<uint64_t>>(kShards, {1000, 0, 0, 0}),
+      std::vector<uint64_t>(kShards, 1), clock_.Now());
+  Core& core = *core_;
+  // Shards 0-2 affected, 5 votes for 1: parked; unaffected shards 3, 4
+  // vote 1 and 5-7 vote 2: its partial answer is 2.
+  Delete(1, {{0, 0}, {1, 0}, {2, 0}});
+  ASSERT_EQ(Decide(1, Votes(5)).kind, Verdict::Kind::kParked);
+  // The retrainings it needs fail.
+  for (const RetrainOrder& r : Poll()) {
+    Finish(r.shard.value(), seconds(1), /*ok=*/false);
+  }
+  EXPECT_EQ(*core.NextWakeup(), clock_.Now() + seconds(1));  // the retry
+  clock_.Advance(seconds(10) - milliseconds(1));
+  EXPECT_THAT(core.ExpireParked(clock_.Now()), IsEmpty());
+  clock_.Advance(milliseconds(1));
+  std::vector<std::pair<uint64_t, Verdict>> expired =
+      core.ExpireParked(clock_.Now());
+  ASSERT_EQ(expired.size(), 1u);
+  EXPECT_EQ(expired[0].first, 1u);
+  EXPECT_EQ(expired[0].second.decision, Decision::kPartial);
+  EXPECT_EQ(expired[0].second.label, 2);
+  EXPECT_FALSE(expired[0].second.exposed);
+  // Every shard affected: nothing to answer partially from; rejected.
+  Delete(2, {{3, 0}, {4, 0}, {5, 0}, {6, 0}, {7, 0}});
+  ASSERT_EQ(Decide(2, Votes(5)).kind, Verdict::Kind::kParked);
+  EXPECT_LE(*core.NextWakeup(), clock_.Now() + seconds(10));
+  clock_.Advance(seconds(10));
+  expired = core.ExpireParked(clock_.Now());
+  ASSERT_EQ(expired.size(), 1u);
+  EXPECT_EQ(expired[0].first, 2u);
+  EXPECT_EQ(expired[0].second.decision, Decision::kRejected);
+  EXPECT_EQ(core.parked(), 0u);
+}
+
+TEST_F(CoreTest, AHeldRequestIsRejectedAfterMaxWait) {
+  CoreOptions o = Options("immediate");
+  o.max_wait = seconds(10);
+  core_ = std::make_unique<Core>(
+      o, std::vector<std::vector<uint64_t>>(kShards, {1000, 0, 0, 0}),
+      std::vector<uint64_t>(kShards, 1), clock_.Now());
+  Core& core = *core_;
+  Delete(1, {{3, 1}});
+  core.Hold(10, clock_.Now());
+  for (const RetrainOrder& r : Poll())
+    Finish(r.shard.value(), seconds(1), false);
+  clock_.Advance(seconds(10) - milliseconds(1));
+  EXPECT_THAT(core.ExpireParked(clock_.Now()), IsEmpty());
+  clock_.Advance(milliseconds(1));
+  std::vector<std::pair<uint64_t, Verdict>> expired =
+      core.ExpireParked(clock_.Now());
+  ASSERT_EQ(expired.size(), 1u);
+  EXPECT_EQ(expired[0].first, 10u);
+  EXPECT_EQ(expired[0].second.decision, Decision::kRejected);
+  EXPECT_EQ(core.held(), 0u);
+}
+
+TEST_F(CoreTest, TheTestingHookSeesEveryDecision) {
+  CoreOptions o = Options("eraser:lazy,partial");
+  o.testing_affected_hook = [](std::vector<uint8_t>* affected) {
+    (*affected)[0] = 0;  // the planted bug: shard 0 forgotten
+  };
+  core_ = std::make_unique<Core>(
+      o, std::vector<std::vector<uint64_t>>(kShards, {1000, 0, 0, 0}),
+      std::vector<uint64_t>(kShards, 1), clock_.Now());
+  Delete(1, {{0, 0}});
+  EXPECT_EQ(Decide(1, Votes(5)).decision, Decision::kClean);
 }
 
 // ---- apply plans ----------------------------------------------------------

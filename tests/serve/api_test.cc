@@ -5,12 +5,14 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <thread>
 
 #include "../engine/engine_fixture.h"
 #include "eraser/certify/vote.h"
 #include "eraser/serve/http_server.h"
 #include "http_client.h"
+#include "testing/small_disk.h"
 
 namespace eraser::serve {
 namespace {
@@ -223,6 +225,48 @@ TEST_F(ApiTest, RejectRuleIs503) {
   EXPECT_EQ(r.status, 503);
   EXPECT_EQ(r.json()["decision"], "rejected");
   EXPECT_THAT(r.json()["error"].get<std::string>(), HasSubstr("retry"));
+}
+
+TEST_F(ApiTest, ADeletionTheFullDiskCannotLogIs507AndReadyzSaysDegraded) {
+  std::string why;
+  std::unique_ptr<eraser::testing::SmallDisk> disk =
+      eraser::testing::SmallDisk::Mount(32 << 20, &why);
+  if (disk == nullptr) GTEST_SKIP() << why;
+  const std::string data = disk->path() + "/data";
+  std::filesystem::copy(engine::testing::GetTemplate().dir, data,
+                        std::filesystem::copy_options::recursive);
+  Start("eraser:lazy,partial,deadline=1h", [&](engine::EngineOptions& o) {
+    o.data_dir = data;
+    o.unlearning.retry_initial = std::chrono::seconds(60);
+  });
+  // Acknowledged before the disk fills: pending, to retrain.
+  const uint64_t first = engine::testing::SampleIn(2, 1).value();
+  ASSERT_EQ(Http(port_, "POST", "/v1/deletions", json{{"sample", first}}.dump())
+                .status,
+            202);
+  ASSERT_GT(disk->Fill(), 0u);
+  HttpResult r;
+  for (std::size_t n = 0; n < 500; ++n) {
+    const uint64_t sample = engine::testing::SampleIn(2, 0, n).value();
+    r = Http(port_, "POST", "/v1/deletions", json{{"sample", sample}}.dump());
+    if (r.status != 202) break;
+  }
+  ASSERT_EQ(r.status, 507) << r.body << r.error;
+  EXPECT_THAT(r.json()["error"].get<std::string>(), HasSubstr("full"));
+  // The retraining of what was acknowledged fails on the full disk too,
+  // and backs off: /readyz still answers, degraded, and says why.
+  HttpResult drain = Http(port_, "POST", "/v1/drain", "");
+  EXPECT_EQ(drain.status, 507) << drain.body;
+  HttpResult ready = Http(port_, "GET", "/readyz", "");
+  ASSERT_EQ(ready.status, 200);
+  const json j = ready.json();
+  EXPECT_EQ(j["status"], "degraded");
+  EXPECT_GE(j["unlearning"]["retrain_failures"].get<int>(), 1);
+  EXPECT_EQ(j["unlearning"]["shards_backing_off"], json::array({2}));
+  EXPECT_THAT(j["unlearning"]["last_retrain_failure"].get<std::string>(),
+              HasSubstr("disk_full"));
+  disk->Free();
+  TearDown();
 }
 
 TEST_F(ApiTest, ShuttingDownIs503) {

@@ -14,6 +14,7 @@
 #include "dataset_info.h"
 #include "eraser/common/hash.h"
 #include "eraser/common/random.h"
+#include "eraser/common/sync_point.h"
 #include "eraser/common/tsan.h"
 #include "eraser/unlearning/runtime.h"
 #include "network.h"
@@ -321,6 +322,24 @@ StatusOr<std::vector<uint64_t>> Sisa::SliceSizes(ShardId shard) {
   return sizes;
 }
 
+StatusOr<std::shared_ptr<const Model>> Sisa::TrainFromScratch(
+    ShardId shard, const std::vector<SampleId>& without) {
+  if (shard.value() >= options_.shards) {
+    return InvalidArgumentError("no shard " + std::to_string(shard.value()));
+  }
+  ASSIGN_OR_RETURN(RetrainResult r,
+                   TrainShard(shard, without, /*from_scratch=*/true));
+  if (r.model == nullptr) {
+    return FailedPreconditionError("shard " + std::to_string(shard.value()) +
+                                   " has no samples left to train on");
+  }
+  return r.model;
+}
+
+void Sisa::CancelRetrains() {
+  cancelled_.store(true, std::memory_order_relaxed);
+}
+
 uint64_t Sisa::StageSampleEpochs(const std::vector<uint64_t>& slice_sizes,
                                  uint32_t first_slice) const {
   uint64_t total = 0;
@@ -401,6 +420,12 @@ StatusOr<RetrainResult> Sisa::TrainShard(ShardId shard,
       fingerprint.UpdateU64(data.ids[fingerprinted].value());
     }
     if (r < result.first_slice) continue;
+    ERASER_SYNC_POINT("Sisa::TrainShard:Stage");
+    if (!from_scratch && cancelled_.load(std::memory_order_relaxed)) {
+      return UnavailableError("retraining of shard " +
+                              std::to_string(shard.value()) +
+                              " cancelled: the engine is closing");
+    }
     RETURN_IF_ERROR(
         model->Train(training, ends[r], epochs_[r], sgd,
                      DeriveSeed(options_.seed, {kOrderTag, shard.value(), r})));

@@ -29,6 +29,7 @@
 #include <future>
 #include <memory>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "eraser/certify/record.h"
@@ -86,7 +87,9 @@ struct DeletionInfo {
   storage::DeletionState state = storage::DeletionState::kPending;
   TimePoint arrival;
   std::optional<TimePoint> applied;
-  // The samples it resolved to and their shards.
+  // The samples it resolved to, and the shards of those not yet erased
+  // when it arrived (the shards it must leave; a sample already erased left
+  // its shard with the deletion that erased it).
   std::size_t samples = 0;
   std::vector<ShardId> shards;
   // For each shard retrained without it: the first model version that
@@ -112,6 +115,17 @@ struct EngineStats {
   // deletion rates, whether unlearning is overloaded (answers are then
   // degraded, never deadlines), deadlines at risk.
   scheduler::Capacity capacity;
+  // Retrainings that failed since Open (each is retried per shard after a
+  // backoff), the last failure ("shard 3 (storage): ..."), and the shards
+  // now waiting for their retry.
+  uint64_t retrain_failures = 0;
+  std::string last_retrain_failure;
+  std::vector<ShardId> backing_off;
+  // A committed apply whose compaction failed still owes the erasure of
+  // its samples' bytes; it is retried in the background until it succeeds.
+  bool erasure_owed = false;
+  // Parked or held requests answered with the fallback after max_wait.
+  uint64_t expired = 0;
 };
 
 class Engine {
@@ -157,10 +171,14 @@ class Engine {
   // closes first; the error of a retraining that failed while draining.
   virtual Status Drain() = 0;
 
-  // Stops admitting work, answers the queued requests, answers parked ones
-  // with kUnavailable, lets running retrainings finish and apply, and joins
-  // every thread. Pending deletions stay durable. Idempotent.
-  virtual void Close() = 0;
+  // Stops admitting work and starts no new retraining; answers the queued
+  // requests, answers parked ones with kUnavailable, gives running
+  // retrainings up to `grace` to finish and apply, then cancels them (at
+  // their next stage; their deletions stay pending), and joins every
+  // thread. Pending deletions stay durable. Idempotent.
+  virtual void Close(Duration grace) = 0;
+  // Close with no limit on the running retrainings.
+  void Close() { Close(Duration::max()); }
 
   // ---- introspection ------------------------------------------------------
   virtual EngineStats Stats() const = 0;

@@ -8,8 +8,10 @@
 
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "eraser/common/clock.h"
 #include "eraser/common/status.h"
@@ -30,6 +32,11 @@ struct InferenceOptions {
   Duration max_queue_delay = std::chrono::milliseconds(2);
   // Inference worker threads (one Torch thread each).
   int threads = 1;
+  // A request parked for retraining (rule wait, or partial with every
+  // shard affected), or held by the immediate baseline, waits at most this
+  // long; then it gets the fallback answer: partial when the unaffected
+  // shards have a plurality, otherwise rejected (HTTP 503, Retry-After).
+  Duration max_wait = std::chrono::seconds(30);
 };
 
 // Where unlearning runs relative to inference.
@@ -54,6 +61,23 @@ struct UnlearningOptions {
   bool borrow_inference_core = true;
   // How retraining times are planned for deadlines.
   scheduler::EstimatorOptions estimates;
+  // A shard whose retraining failed (a Torch error, a failed write, a full
+  // disk) is retried after retry_initial, doubling after each further
+  // failure up to retry_max; a success resets it. The same backoff paces
+  // retries of an erasure (compaction) that failed after its commit.
+  Duration retry_initial = std::chrono::seconds(1);
+  Duration retry_max = std::chrono::seconds(60);
+};
+
+// Faults and bugs a test plants; empty in production.
+struct TestingHooks {
+  // Called before each retraining of `shard`; a non-OK status fails that
+  // retraining with it, as a Torch or storage error would.
+  std::function<Status(ShardId shard)> retrain_fault;
+  // Sees (and may change) the affected flags of every decision: plants the
+  // bug of an engine that forgets a shard, for the checks that must catch
+  // it.
+  std::function<void(std::vector<uint8_t>* affected)> affected_filter;
 };
 
 struct EngineOptions {
@@ -73,6 +97,7 @@ struct EngineOptions {
   // Metrics to update; null means the engine creates its own registry
   // (Engine::metrics() returns it).
   std::shared_ptr<metrics::EngineMetrics> metrics;
+  TestingHooks testing;
 
   // Building a missing ensemble: when the directory holds none and
   // `train_data` is set, Open ingests it and trains with `sisa` completed

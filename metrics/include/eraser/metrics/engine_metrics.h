@@ -12,6 +12,11 @@
 //   eraser_shard_retrains_total, eraser_retrain_sample_epochs_total
 //   eraser_deadline_misses_total                deletions applied after their
 //                                               deadline
+//   eraser_retrain_failures_total{reason}       failed retrainings (training,
+//                                               storage, disk_full)
+//   eraser_parked_expired_total                 parked requests answered with
+//                                               the fallback after max_wait
+//   eraser_shards_backing_off, eraser_erasure_owed              (gauges)
 //   eraser_pending_deletions, eraser_affected_shards,
 //   eraser_inference_queue_length, eraser_parked_requests,
 //   eraser_deletion_rate_per_second, eraser_unlearning_capacity_per_second,
@@ -40,6 +45,11 @@ namespace eraser::metrics {
 inline constexpr std::string_view kDecisionLabels[] = {
     "clean", "certified", "waited", "partial", "rejected", "uncertified"};
 
+// Why a retraining failed: a Torch or model error, a store error, a full
+// disk.
+inline constexpr std::string_view kRetrainFailureLabels[] = {
+    "training", "storage", "disk_full"};
+
 class EngineMetrics {
  public:
   // Registers the families on `registry`, or on a new one when null. Two
@@ -67,6 +77,11 @@ class EngineMetrics {
   void SetQueueLength(std::size_t n);
   void SetParkedRequests(std::size_t n);
   void DeadlineMissed();
+  // `reason` is one of kRetrainFailureLabels (others are ignored).
+  void RetrainFailed(std::string_view reason);
+  void SetBackingOff(std::size_t shards);
+  void SetErasureOwed(bool owed);
+  void ParkedExpired();
   // The unlearning load over the last minute (scheduler::Capacity).
   void SetCapacity(double offered_per_second, double sustainable_per_second,
                    bool overloaded, std::size_t deadlines_at_risk);

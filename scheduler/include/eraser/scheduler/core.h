@@ -29,6 +29,7 @@
 #define ERASER_SCHEDULER_CORE_H_
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -61,6 +62,17 @@ struct CoreOptions {
   // The window over which offered and sustainable deletion rates are
   // measured.
   Duration rate_window = std::chrono::seconds(60);
+  // A shard whose retraining failed is retried after retry_initial, then
+  // twice as long after each further failure, at most retry_max.
+  Duration retry_initial = std::chrono::seconds(1);
+  Duration retry_max = std::chrono::seconds(60);
+  // A parked request waits at most this long for the retrainings it needs
+  // (they may be failing, or be behind deadlines), then gets the partial
+  // answer, or `rejected` with a retry hint when every shard is affected.
+  Duration max_wait = std::chrono::seconds(30);
+  // Test only: sees (and may change) the affected flags of every decision.
+  // Lets a test plant the bug of an engine that forgets a shard.
+  std::function<void(std::vector<uint8_t>* affected)> testing_affected_hook;
 
   // kInvalidArgument naming the field.
   Status Validate() const;
@@ -172,7 +184,7 @@ class Core {
   // True when a request must not be computed now (the immediate baseline
   // with a deletion pending): Hold it instead.
   bool HoldsInference() const;
-  void Hold(uint64_t request);
+  void Hold(uint64_t request, TimePoint now);
   // Decides request `request` from one vote per shard, computed by the
   // models of `versions`, at `now`. A shard is affected if its served
   // model holds a pending deletion, or if it was replaced since `versions`
@@ -207,8 +219,16 @@ class Core {
   void OnApplied(const RetrainOrder& order, uint64_t version, TimePoint now,
                  Duration held, uint64_t sample_epochs);
   // The order failed after holding its slot for `held`: its deletions wait
-  // again.
-  void OnRetrainFailed(const RetrainOrder& order, TimePoint now, Duration held);
+  // again, and the shard is retried no earlier than the time returned
+  // (retry_initial, doubled per consecutive failure, at most retry_max).
+  TimePoint OnRetrainFailed(const RetrainOrder& order, TimePoint now,
+                            Duration held);
+  // Parked and held requests that have waited max_wait by `now`: removed,
+  // with the fallback verdict each gets (partial when unaffected shards
+  // have a plurality, otherwise rejected).
+  std::vector<std::pair<uint64_t, Verdict>> ExpireParked(TimePoint now);
+  // Shards whose retraining is backing off after failures at `now`.
+  std::vector<ShardId> BackingOff(TimePoint now) const;
   // The inference load: requests queued, and the fraction of recent time
   // the inference workers were busy (for idle:U).
   void OnLoad(std::size_t queued, double utilization);
@@ -250,6 +270,10 @@ class Core {
     std::vector<uint64_t> versions;  // behind each vote
     TimePoint since;
   };
+  struct Backoff {
+    int failures = 0;
+    TimePoint retry_at;
+  };
   // Counts over one second of the rate window.
   struct Bucket {
     TimePoint start;
@@ -274,6 +298,8 @@ class Core {
   // ---- plan.cc ----
   // Shards with pending deletions and no retraining in flight.
   std::vector<ShardId> Waiting() const;
+  // Waiting() minus the shards backing off at `now`.
+  std::vector<ShardId> Startable(TimePoint now) const;
   uint32_t FirstSlice(ShardId shard) const;
   uint64_t Cost(ShardId shard, uint32_t first_slice) const;
   TimePoint Due(ShardId shard) const;
@@ -294,8 +320,9 @@ class Core {
   std::map<DeletionSeq, Pending> pending_;
   std::vector<std::set<DeletionSeq>> shard_pending_;  // index of pending_
   std::map<ShardId, Running> running_;
+  std::vector<Backoff> backoff_;  // per shard
   std::map<uint64_t, Parked> parked_;
-  std::set<uint64_t> held_;
+  std::map<uint64_t, TimePoint> held_;  // request -> held since
   uint64_t watermark_ = 0;
   Estimator estimator_;
   // The last rate_window in one-second buckets, oldest first: bounded.

@@ -7,8 +7,9 @@
 //   GET  /healthz, /readyz
 // Errors are {"error": message}: 400 malformed body or wrong feature count,
 // 404 unknown sample, owner, sequence or route, 405 wrong method, 413 body
-// too large, 429 queue full, 503 shutting down or no certified answer under
-// the `reject` rule.
+// too large, 429 queue full, 503 shutting down or no certified answer (the
+// `reject` rule, or a request that waited max_wait with every shard
+// affected), 507 a deletion the full disk cannot log (not acknowledged).
 #ifndef ERASER_SERVE_API_H_
 #define ERASER_SERVE_API_H_
 

@@ -16,6 +16,7 @@
 #ifndef ERASER_UNLEARNING_SISA_H_
 #define ERASER_UNLEARNING_SISA_H_
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -188,6 +189,16 @@ class Sisa {
   StatusOr<std::vector<RetrainResult>> Retrain(
       const std::vector<RetrainRequest>& requests);
 
+  // Trains `shard` from scratch (every stage, from the initial weights) on
+  // its stored samples minus `without`; reads the store, writes nothing.
+  // The replay's independent oracle: it shares no checkpoint with Retrain.
+  StatusOr<std::shared_ptr<const Model>> TrainFromScratch(
+      ShardId shard, const std::vector<SampleId>& without);
+
+  // Makes running and later Retrain calls stop at their next stage with
+  // kUnavailable (the engine is closing and its grace is over). Irreversible.
+  void CancelRetrains();
+
   // Samples stored (not erased) per slice of a shard.
   StatusOr<std::vector<uint64_t>> SliceSizes(ShardId shard);
 
@@ -213,6 +224,7 @@ class Sisa {
   const SisaOptions options_;
   const std::vector<uint32_t> epochs_;
   std::unique_ptr<Arena> arena_;
+  std::atomic<bool> cancelled_{false};
 };
 
 }  // namespace eraser::unlearning

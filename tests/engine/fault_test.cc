@@ -1,0 +1,297 @@
+// Faults the engine survives: retrainings that fail (retried per shard with
+// a backoff, counted, reported), parked requests whose retraining keeps
+// failing (the fallback answer after max_wait, never a hang), a shutdown
+// during a retraining (no new one starts; the running one gets the grace
+// period, then stops), and a full disk (deletions refused and not
+// acknowledged, retraining backs off, everything recovers when space
+// returns, without a restart).
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <filesystem>
+#include <mutex>
+
+#include "engine_fixture.h"
+#include "eraser/common/sync_point.h"
+#include "eraser/storage/store.h"
+#include "testing/small_disk.h"
+
+namespace eraser::engine {
+namespace {
+
+using std::chrono::seconds;
+using testing::Eventually;
+
+bool Contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+class FaultTest : public ::testing::Test {
+ protected:
+  EngineOptions ManualOptions(const std::string& policy) {
+    EngineOptions o = testing::Options(testing::CopyTemplate(dir_), policy);
+    o.clock = &clock_;
+    o.inference.max_queue_delay = Duration(0);
+    return o;
+  }
+
+  eraser::testing::TempDir dir_;
+  ManualClock clock_;
+};
+
+TEST_F(FaultTest, AFailedRetrainingIsCountedAndRetriedAfterABackoff) {
+  EngineOptions o = ManualOptions("immediate");
+  o.unlearning.retry_initial = seconds(1);
+  std::atomic<int> attempts{0};
+  o.testing.retrain_fault = [&](ShardId) {
+    return ++attempts <= 2 ? InternalError("injected fault") : OkStatus();
+  };
+  StatusOr<std::unique_ptr<Engine>> opened = Engine::Open(o);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  Engine& engine = **opened;
+  StatusOr<DeletionSeq> seq = engine.RequestDeletion(
+      storage::DeletionTarget::Sample(testing::SampleIn(1, 1)));
+  ASSERT_TRUE(seq.ok()) << seq.status();
+
+  ASSERT_TRUE(Eventually([&] { return engine.Stats().retrain_failures == 1; }));
+  EngineStats stats = engine.Stats();
+  EXPECT_EQ(stats.backing_off, std::vector<ShardId>{ShardId(1)});
+  EXPECT_TRUE(Contains(stats.last_retrain_failure, "shard 1 (training)"))
+      << stats.last_retrain_failure;
+  EXPECT_TRUE(Contains(stats.last_retrain_failure, "injected fault"));
+  EXPECT_EQ(stats.pending_deletions, 1u);
+  ASSERT_TRUE(Eventually([&] {
+    return Contains(engine.metrics()->TextExposition(),
+                    "eraser_shards_backing_off 1");
+  }));
+  EXPECT_TRUE(Contains(engine.metrics()->TextExposition(),
+                       "eraser_retrain_failures_total{reason=\"training\"} 1"));
+  // While the clock stands still the control loop sleeps until the retry:
+  // no second attempt (an engine without a backoff would spin).
+  ASSERT_TRUE(Eventually([&] { return clock_.waiters() >= 1; }));
+  EXPECT_EQ(attempts.load(), 1);
+
+  clock_.Advance(seconds(1));  // the first retry, which fails too
+  ASSERT_TRUE(Eventually([&] { return engine.Stats().retrain_failures == 2; }));
+  EXPECT_EQ(engine.Stats().pending_deletions, 1u);
+  clock_.Advance(seconds(2));  // the backoff doubled; this one succeeds
+  ASSERT_TRUE(
+      Eventually([&] { return engine.Stats().pending_deletions == 0; }));
+  stats = engine.Stats();
+  EXPECT_EQ(attempts.load(), 3);
+  EXPECT_EQ(stats.retrain_failures, 2u);
+  EXPECT_TRUE(stats.backing_off.empty());
+  StatusOr<DeletionInfo> info = engine.GetDeletion(*seq);
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->state, storage::DeletionState::kApplied);
+}
+
+TEST_F(FaultTest, AParkedRequestGetsItsFallbackWhenRetrainingKeepsFailing) {
+  EngineOptions o = ManualOptions("eraser-lazy-wait");
+  o.inference.max_wait = seconds(10);
+  o.testing.retrain_fault = [](ShardId) {
+    return InternalError("injected fault");
+  };
+  StatusOr<std::unique_ptr<Engine>> opened = Engine::Open(o);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  Engine& engine = **opened;
+  const std::vector<std::size_t> unanimous = testing::InputsWithAgreement(4);
+  ASSERT_GE(unanimous.size(), 2u);
+  const std::size_t input = unanimous[0];
+  const int32_t label = testing::GetTemplate().votes[input][3];
+  for (uint32_t shard : {0u, 1u, 2u}) {
+    ASSERT_TRUE(engine
+                    .RequestDeletion(storage::DeletionTarget::Sample(
+                        testing::SampleIn(shard, 0)))
+                    .ok());
+  }
+  // Three of four shards affected: one unaffected vote cannot certify, so
+  // `wait` parks it and orders retrainings, which fail.
+  std::future<StatusOr<Prediction>> answer =
+      engine.Infer(testing::Input(input));
+  ASSERT_TRUE(Eventually([&] { return engine.Stats().retrain_failures >= 1; }));
+  EXPECT_EQ(engine.Stats().parked, 1u);
+  EXPECT_NE(answer.wait_for(std::chrono::seconds(0)),
+            std::future_status::ready);
+  clock_.Advance(seconds(10));
+  ASSERT_EQ(answer.wait_for(std::chrono::minutes(1)),
+            std::future_status::ready);
+  StatusOr<Prediction> p = answer.get();
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(p->decision, Decision::kPartial);
+  EXPECT_EQ(p->label, label);  // shard 3's vote
+  EXPECT_EQ(p->affected.size(), 3u);
+  EXPECT_GE(p->wait_seconds, 10.0);
+
+  // Every shard affected: no partial answer exists; rejected (the HTTP
+  // layer answers 503 with Retry-After).
+  ASSERT_TRUE(engine
+                  .RequestDeletion(
+                      storage::DeletionTarget::Sample(testing::SampleIn(3, 0)))
+                  .ok());
+  answer = engine.Infer(testing::Input(unanimous[1]));
+  ASSERT_TRUE(Eventually([&] { return engine.Stats().parked == 1; }));
+  clock_.Advance(seconds(10));
+  ASSERT_EQ(answer.wait_for(std::chrono::minutes(1)),
+            std::future_status::ready);
+  p = answer.get();
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(p->decision, Decision::kRejected);
+  EXPECT_EQ(engine.Stats().expired, 2u);
+  EXPECT_TRUE(Contains(engine.metrics()->TextExposition(),
+                       "eraser_parked_expired_total 2"));
+}
+
+TEST(EngineClose, StartsNoNewRetrainingAndHonoursTheGrace) {
+  eraser::testing::TempDir dir;
+  const std::string data = testing::CopyTemplate(dir);
+  EngineOptions o = testing::Options(data, "immediate");
+  std::atomic<int> started{0};
+  o.testing.retrain_fault = [&](ShardId) {
+    ++started;
+    return OkStatus();
+  };
+  // The running retraining holds at its first stage until Close has given
+  // up waiting for it (at most a minute, so a broken Close fails the test
+  // instead of hanging it).
+  std::mutex mu;
+  std::condition_variable cv;
+  bool in_stage = false, cancelled = false;
+  SyncPoints::Set("Sisa::TrainShard:Stage", [&] {
+    std::unique_lock<std::mutex> lock(mu);
+    in_stage = true;
+    cv.notify_all();
+    cv.wait_for(lock, std::chrono::minutes(1), [&] { return cancelled; });
+  });
+  SyncPoints::Set("EngineImpl::Close:Cancel", [&] {
+    std::lock_guard<std::mutex> lock(mu);
+    cancelled = true;
+    cv.notify_all();
+  });
+  {
+    StatusOr<std::unique_ptr<Engine>> engine = Engine::Open(o);
+    ASSERT_TRUE(engine.ok()) << engine.status();
+    for (uint32_t shard : {0u, 1u}) {
+      ASSERT_TRUE((*engine)
+                      ->RequestDeletion(storage::DeletionTarget::Sample(
+                          testing::SampleIn(shard, 0)))
+                      .ok());
+    }
+    {
+      std::unique_lock<std::mutex> lock(mu);
+      ASSERT_TRUE(
+          cv.wait_for(lock, std::chrono::minutes(1), [&] { return in_stage; }));
+    }
+    const auto start = std::chrono::steady_clock::now();
+    (*engine)->Close(std::chrono::milliseconds(50));
+    EXPECT_LT(std::chrono::steady_clock::now() - start, seconds(30));
+    std::lock_guard<std::mutex> lock(mu);
+    EXPECT_TRUE(cancelled);
+  }
+  SyncPoints::ClearAll();
+  // One slot: the second shard's retraining never started, and the
+  // cancelled one committed nothing. Both deletions are still pending.
+  EXPECT_EQ(started.load(), 1);
+  StatusOr<std::unique_ptr<storage::Store>> store =
+      storage::Store::Open({data, false});
+  ASSERT_TRUE(store.ok()) << store.status();
+  StatusOr<std::vector<storage::DeletionRecord>> pending =
+      (*store)->PendingDeletions();
+  ASSERT_TRUE(pending.ok());
+  EXPECT_EQ(pending->size(), 2u);
+}
+
+// The concatenated contents of every regular file under `dir`.
+std::string AllFileBytes(const std::string& dir) {
+  std::string all;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(dir)) {
+    if (entry.is_regular_file()) {
+      all += eraser::testing::ReadFileOrDie(entry.path().string());
+    }
+  }
+  return all;
+}
+
+TEST(FullDisk, DeletionsAreRefusedRetrainingBacksOffAndAllRecovers) {
+  std::string why;
+  std::unique_ptr<eraser::testing::SmallDisk> disk =
+      eraser::testing::SmallDisk::Mount(32 << 20, &why);
+  if (disk == nullptr) GTEST_SKIP() << why;
+  const std::string data = disk->path() + "/data";
+  std::filesystem::copy(testing::GetTemplate().dir, data,
+                        std::filesystem::copy_options::recursive);
+  EngineOptions o = testing::Options(data, "eraser:lazy,partial,deadline=1h");
+  o.unlearning.retry_initial = std::chrono::milliseconds(10);
+  o.unlearning.retry_max = std::chrono::milliseconds(50);
+  std::vector<DeletionSeq> acked;
+  std::vector<SampleId> deleted;
+  {
+    StatusOr<std::unique_ptr<Engine>> opened = Engine::Open(o);
+    ASSERT_TRUE(opened.ok()) << opened.status();
+    Engine& engine = **opened;
+    auto remove = [&](SampleId sample) {
+      StatusOr<DeletionSeq> seq =
+          engine.RequestDeletion(storage::DeletionTarget::Sample(sample));
+      if (seq.ok()) {
+        acked.push_back(*seq);
+        deleted.push_back(sample);
+      }
+      return seq.status();
+    };
+    for (uint32_t shard : {0u, 1u, 2u}) {
+      ASSERT_TRUE(remove(testing::SampleIn(shard, 1)).ok());
+    }
+
+    ASSERT_GT(disk->Fill(), 0u);
+    // The log's last page may still take a few; then they are refused.
+    Status refused;
+    for (std::size_t n = 0; n < 500 && refused.ok(); ++n) {
+      refused = remove(testing::SampleIn(3, 0, n));
+    }
+    ASSERT_FALSE(refused.ok()) << "the disk never filled";
+    EXPECT_EQ(refused.code(), StatusCode::kResourceExhausted) << refused;
+    EXPECT_TRUE(Contains(refused.message(), "full")) << refused;
+    // Unlearning fails on the full disk: reported, counted, backing off.
+    EXPECT_FALSE(engine.Drain().ok());
+    EngineStats stats = engine.Stats();
+    EXPECT_GE(stats.retrain_failures, 1u);
+    EXPECT_TRUE(Contains(stats.last_retrain_failure, "(disk_full)"))
+        << stats.last_retrain_failure;
+    EXPECT_TRUE(
+        Contains(engine.metrics()->TextExposition(),
+                 "eraser_retrain_failures_total{reason=\"disk_full\"}"));
+    EXPECT_EQ(stats.pending_deletions, acked.size());
+
+    // Space returns: the next deletion resumes the store, and the backed-off
+    // retrainings apply everything, without a restart.
+    disk->Free();
+    ASSERT_TRUE(remove(testing::SampleIn(3, 1)).ok());
+    Status drained;
+    for (int attempt = 0; attempt < 20; ++attempt) {
+      if ((drained = engine.Drain()).ok()) break;
+    }
+    ASSERT_TRUE(drained.ok()) << drained;
+    for (DeletionSeq seq : acked) {
+      StatusOr<DeletionInfo> info = engine.GetDeletion(seq);
+      ASSERT_TRUE(info.ok());
+      EXPECT_EQ(info->state, storage::DeletionState::kApplied) << seq;
+    }
+    EXPECT_FALSE(engine.Stats().erasure_owed);
+  }
+  // Erased from every file, and still applied after a restart.
+  const datasets::Split& train = testing::GetTemplate().data.train;
+  const std::string files = AllFileBytes(data);
+  for (SampleId id : deleted) {
+    const std::string bytes(
+        reinterpret_cast<const char*>(train.row(id.value())),
+        train.row_bytes());
+    EXPECT_EQ(files.find(bytes), std::string::npos) << "sample " << id;
+  }
+  StatusOr<std::unique_ptr<Engine>> reopened = Engine::Open(o);
+  ASSERT_TRUE(reopened.ok()) << reopened.status();
+  EXPECT_EQ((*reopened)->Stats().pending_deletions, 0u);
+}
+
+}  // namespace
+}  // namespace eraser::engine
