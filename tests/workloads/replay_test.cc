@@ -1,7 +1,8 @@
 // A short replay on the small engine fixture: the JSON report carries every
 // contract field, decisions add up, ERASER policies neither expose nor
-// disagree with the oracle when certified, and inference-first exposes on a
-// scenario built for it.
+// disagree with either oracle (retrained, from scratch) or the final state,
+// inference-first exposes on a scenario built for it, and the replay's own
+// exposure count catches an engine planted with a forgotten shard.
 #include "eraser/workloads/replay.h"
 
 #include <gmock/gmock.h>
@@ -51,6 +52,7 @@ TEST(Replay, ReportHasEveryContractFieldAndHoldsTheGuarantees) {
       {"immediate", "inference-first", "eraser-lazy-wait",
        "eraser-lazy-partial"});
   config.work_dir = work.path();
+  config.oracle_from_scratch_sample = 1000;  // every answer
   StatusOr<ReplayReport> report = RunReplay(Scenario(), tmpl.dir, config);
   ASSERT_TRUE(report.ok()) << report.status();
   report->workload_json = R"({"name": "replay-test"})";
@@ -79,7 +81,9 @@ TEST(Replay, ReportHasEveryContractFieldAndHoldsTheGuarantees) {
       ASSERT_TRUE(inf["decisions"].contains(key)) << key;
       sum += inf["decisions"][key].get<uint64_t>();
     }
-    EXPECT_EQ(sum, inf["requests"].get<uint64_t>());
+    EXPECT_EQ(sum + inf["refused"].get<uint64_t>(),
+              inf["requests"].get<uint64_t>());
+    EXPECT_EQ(inf["refused"], 0);
     EXPECT_EQ(inf["requests"], 120);
     const json& un = p["unlearning"];
     for (const char* key : {"deletions", "shard_retrains", "sample_epochs",
@@ -92,11 +96,22 @@ TEST(Replay, ReportHasEveryContractFieldAndHoldsTheGuarantees) {
     EXPECT_EQ(un["deletions"], 8);
     EXPECT_GT(un["shard_retrains"].get<int>(), 0);  // drained at the end
     const json& pr = p["privacy"];
-    for (const char* key : {"exposures", "oracle_checked", "oracle_agreement",
-                            "soundness_violations"}) {
+    for (const char* key :
+         {"exposures", "exposure_checked", "exposures_flagged",
+          "oracle_checked", "oracle_agreement", "soundness_violations",
+          "oracle_from_scratch_checked", "oracle_from_scratch_violations",
+          "final_state_checked", "final_state_violations"}) {
       EXPECT_TRUE(pr.contains(key)) << key;
     }
     EXPECT_EQ(pr["soundness_violations"], 0);
+    // Every answer, against the ensemble trained from scratch too.
+    EXPECT_EQ(pr["oracle_from_scratch_checked"], pr["oracle_checked"]);
+    EXPECT_EQ(pr["oracle_from_scratch_violations"], 0);
+    EXPECT_EQ(pr["final_state_checked"], 200);
+    EXPECT_EQ(pr["final_state_violations"], 0);
+    EXPECT_EQ(pr["exposure_checked"], pr["oracle_checked"]);
+    // The replay's count and the engine's own flag agree on a sound engine.
+    EXPECT_EQ(pr["exposures"], pr["exposures_flagged"]);
     EXPECT_EQ(pr["oracle_checked"].get<uint64_t>(),
               sum - inf["decisions"]["rejected"].get<uint64_t>());
     const std::string name = p["name"];
@@ -134,6 +149,29 @@ TEST(Replay, ReportHasEveryContractFieldAndHoldsTheGuarantees) {
   const std::string table = report->ToTable();
   EXPECT_THAT(table, HasSubstr("eraser-lazy-partial"));
   EXPECT_THAT(table, HasSubstr("against immediate"));
+}
+
+// The planted bug: an engine that forgets shard 0 when it decides which
+// shards are affected. It flags nothing itself; the replay's count, from
+// its own acknowledgement times and the answers' model versions, does.
+TEST(Replay, ItsExposureCountCatchesAForgottenShard) {
+  const engine::testing::Template& tmpl = engine::testing::GetTemplate();
+  eraser::testing::TempDir work;
+  ReplayConfig config;
+  config.policies = eraser::testing::PoliciesOrDie({"eraser-lazy-partial"});
+  config.work_dir = work.path();
+  config.oracle = false;
+  config.testing.affected_filter = [](std::vector<uint8_t>* affected) {
+    (*affected)[0] = 0;
+  };
+  StatusOr<ReplayReport> report = RunReplay(Scenario(), tmpl.dir, config);
+  ASSERT_TRUE(report.ok()) << report.status();
+  const PolicyReport& p = report->policies.at(0);
+  EXPECT_EQ(p.exposures_flagged, 0u);
+  // Deletion 0 hits shard 0 at 0.1 s and stays pending (lazy) until the
+  // drain: nearly every later answer used shard 0 uncovered.
+  EXPECT_GT(p.exposures, 100u);
+  EXPECT_EQ(p.exposure_checked, 120u);
 }
 
 TEST(Replay, BadInputsAreRefused) {

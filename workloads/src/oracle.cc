@@ -8,12 +8,21 @@
 // rounds (round r retrains every shard's r-th deletion, shards in
 // parallel), once for all policies, since every policy receives the same
 // deletions in the same order.
+//
+// A second oracle shares nothing with the retraining path: for a seeded
+// sample of answers, and for the final state after the drain, each shard
+// version needed is trained from scratch (Sisa::TrainFromScratch, from the
+// initial weights, no checkpoint) on a pristine copy of the data without
+// the deletions acknowledged before the answer.
 #include <algorithm>
+#include <atomic>
+#include <functional>
 #include <map>
 #include <set>
 #include <thread>
 
 #include "eraser/certify/vote.h"
+#include "eraser/common/random.h"
 #include "eraser/storage/store.h"
 #include "eraser/workloads/data_dir.h"
 #include "replay_internal.h"
@@ -132,7 +141,11 @@ std::vector<Check> CollectChecks(std::vector<PolicyRun>& runs,
   return checks;
 }
 
-Status ComputeVotes(const Versions& versions,
+// Fills every vote: the model of each (shard, version) key on its test
+// indices.
+using ModelOf = std::function<const unlearning::Model&(
+    const std::pair<std::size_t, std::size_t>&)>;
+Status ComputeVotes(const ModelOf& model_of,
                     const std::vector<float>& test_inputs, std::size_t dim,
                     Votes* votes) {
   for (auto& [key, by_index] : *votes) {
@@ -145,10 +158,140 @@ Status ComputeVotes(const Versions& versions,
                     first + static_cast<std::ptrdiff_t>(dim));
     }
     std::vector<int32_t> out(by_index.size());
-    RETURN_IF_ERROR(versions[key.first][key.second]->Predict(
-        inputs.data(), by_index.size(), out.data(), nullptr));
+    RETURN_IF_ERROR(model_of(key).Predict(inputs.data(), by_index.size(),
+                                          out.data(), nullptr));
     std::size_t i = 0;
     for (auto& [index, vote] : by_index) vote = out[i++];
+  }
+  return OkStatus();
+}
+
+// Trains every (shard, chain version) of `votes` from scratch, in parallel
+// over the machine's cores; version 0 is the initial training.
+StatusOr<std::map<std::pair<std::size_t, std::size_t>,
+                  std::shared_ptr<const unlearning::Model>>>
+TrainFromScratch(unlearning::Sisa& sisa, const Chains& chains,
+                 const Votes& votes) {
+  std::map<std::pair<std::size_t, std::size_t>,
+           std::shared_ptr<const unlearning::Model>>
+      models;
+  for (const auto& [key, unused] : votes) models[key] = nullptr;
+  std::vector<std::pair<std::size_t, std::size_t>> keys;
+  for (const auto& [key, unused] : models) keys.push_back(key);
+  std::vector<Status> statuses(keys.size());
+  std::vector<std::shared_ptr<const unlearning::Model>> trained(keys.size());
+  std::atomic<std::size_t> next{0};
+  auto work = [&] {
+    for (std::size_t i; (i = next.fetch_add(1)) < keys.size();) {
+      const auto [k, v] = keys[i];
+      std::vector<SampleId> without;
+      for (std::size_t j = 0; j < v; ++j) {
+        without.insert(without.end(), chains[k][j].samples.begin(),
+                       chains[k][j].samples.end());
+      }
+      StatusOr<std::shared_ptr<const unlearning::Model>> m =
+          sisa.TrainFromScratch(ShardId(static_cast<uint32_t>(k)), without);
+      if (m.ok()) {
+        trained[i] = std::move(m).value();
+      } else {
+        statuses[i] = m.status();
+      }
+    }
+  };
+  const unsigned n = std::max(1u, std::thread::hardware_concurrency());
+  std::vector<std::thread> threads;
+  for (unsigned t = 0; t < n; ++t) threads.emplace_back(work);
+  for (std::thread& t : threads) t.join();
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    RETURN_IF_ERROR(statuses[i]);
+    models[keys[i]] = std::move(trained[i]);
+  }
+  return models;
+}
+
+// The from-scratch oracle: a seeded sample of each run's answers, and the
+// final state's answers, against the plurality of from-scratch models.
+Status CheckFromScratch(const std::string& template_dir,
+                        const std::string& work_dir,
+                        const std::vector<float>& test_inputs, std::size_t dim,
+                        const ReplayConfig& config, const Chains& chains,
+                        int classes, std::vector<PolicyRun>& runs) {
+  struct Probe {
+    PolicyRun* run;
+    uint64_t test_index;
+    const engine::Prediction* p;
+    std::size_t prefix;
+    bool final_state;
+  };
+  std::vector<Probe> probes;
+  Votes votes;
+  auto need = [&](const Probe& probe) {
+    probes.push_back(probe);
+    for (std::size_t k = 0; k < chains.size(); ++k) {
+      votes[{k, VersionAt(chains, k, probe.prefix)}][probe.test_index] = -1;
+    }
+  };
+  for (PolicyRun& run : runs) {
+    std::vector<const Outcome*> answered;
+    for (const Outcome& o : run.outcomes) {
+      if (o.prediction &&
+          o.prediction->decision != certify::Decision::kRejected) {
+        answered.push_back(&o);
+      }
+    }
+    if (answered.size() > config.oracle_from_scratch_sample) {
+      Rng(config.oracle_seed).Shuffle(answered.begin(), answered.end());
+      answered.resize(config.oracle_from_scratch_sample);
+    }
+    for (const Outcome* o : answered) {
+      const std::size_t prefix = static_cast<std::size_t>(
+          std::upper_bound(run.seqs.begin(), run.seqs.end(),
+                           DeletionSeq(o->prediction->deletion_watermark)) -
+          run.seqs.begin());
+      need({&run, o->test_index, &*o->prediction, prefix, false});
+    }
+    for (const auto& [index, p] : run.final_answers) {
+      need({&run, index, &p, run.seqs.size(), true});
+    }
+  }
+  if (probes.empty()) return OkStatus();
+  const std::string dir = work_dir + "/oracle-scratch";
+  RETURN_IF_ERROR(CopyDataDir(template_dir, dir));
+  ASSIGN_OR_RETURN(std::unique_ptr<storage::Store> store,
+                   storage::Store::Open({dir, false}));
+  ASSIGN_OR_RETURN(std::unique_ptr<unlearning::Sisa> sisa,
+                   unlearning::Sisa::Open(store.get(), 1));
+  ASSIGN_OR_RETURN(auto models, TrainFromScratch(*sisa, chains, votes));
+  RETURN_IF_ERROR(ComputeVotes(
+      [&](const auto& key) -> const unlearning::Model& {
+        return *models.at(key);
+      },
+      test_inputs, dim, &votes));
+  std::vector<int32_t> shard_votes(chains.size());
+  for (const Probe& probe : probes) {
+    for (std::size_t k = 0; k < chains.size(); ++k) {
+      shard_votes[k] = votes.at({k, VersionAt(chains, k, probe.prefix)})
+                           .at(probe.test_index);
+    }
+    const int oracle =
+        certify::PluralityVote(shard_votes.data(), chains.size(), classes);
+    PolicyReport& r = probe.run->report;
+    const certify::Decision d = probe.p->decision;
+    if (probe.final_state) {
+      // Nothing is pending after the drain: every answer is clean and is
+      // the from-scratch ensemble's.
+      ++r.final_state_checked;
+      if (d != certify::Decision::kClean || probe.p->label != oracle) {
+        ++r.final_state_violations;
+      }
+      continue;
+    }
+    ++r.oracle_from_scratch_checked;
+    if (probe.p->label != oracle &&
+        (d == certify::Decision::kClean || d == certify::Decision::kCertified ||
+         d == certify::Decision::kWaited)) {
+      ++r.oracle_from_scratch_violations;
+    }
   }
   return OkStatus();
 }
@@ -189,6 +332,7 @@ Status CheckAgainstOracle(const std::string& template_dir,
                           const std::string& work_dir,
                           const std::vector<float>& test_inputs,
                           const datasets::Split& test,
+                          const ReplayConfig& config,
                           std::vector<PolicyRun>& runs) {
   if (runs.empty()) return OkStatus();
   const std::vector<storage::DeletionTarget>& targets = runs.front().targets;
@@ -212,11 +356,15 @@ Status CheckAgainstOracle(const std::string& template_dir,
   ASSIGN_OR_RETURN(Versions versions, TrainChains(*sisa, *store, chains));
   Votes votes;
   const std::vector<Check> checks = CollectChecks(runs, chains, &votes);
-  RETURN_IF_ERROR(
-      ComputeVotes(versions, test_inputs, test.feature_count(), &votes));
-  Compare(checks, chains, votes,
-          static_cast<int>(sisa->options().model.classes), runs);
-  return OkStatus();
+  RETURN_IF_ERROR(ComputeVotes(
+      [&](const auto& key) -> const unlearning::Model& {
+        return *versions[key.first][key.second];
+      },
+      test_inputs, test.feature_count(), &votes));
+  const int classes = static_cast<int>(sisa->options().model.classes);
+  Compare(checks, chains, votes, classes, runs);
+  return CheckFromScratch(template_dir, work_dir, test_inputs,
+                          test.feature_count(), config, chains, classes, runs);
 }
 
 }  // namespace eraser::workloads::internal

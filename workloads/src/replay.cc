@@ -7,6 +7,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <filesystem>
+#include <future>
 #include <mutex>
 #include <thread>
 
@@ -173,6 +174,8 @@ Status Issue(const RunContext& c, engine::Engine& engine,
       std::this_thread::sleep_until(at(d.scheduled_s));
       StatusOr<DeletionSeq> seq = engine.RequestDeletion(d.target);
       if (seq.ok()) {
+        // Our own record of the acknowledgement, on the engine's clock.
+        run->acked.push_back(SystemClock::Default()->Now());
         run->seqs.push_back(*seq);
         run->targets.push_back(d.target);
       } else {
@@ -189,6 +192,30 @@ Status Issue(const RunContext& c, engine::Engine& engine,
     return InternalError("policy " + c.policy.name +
                          ": requests still unanswered 30 minutes after the "
                          "trace ended");
+  }
+  return OkStatus();
+}
+
+// After the drain: the engine's answers on `count` test images spread over
+// the test split, for the final-state check.
+Status ProbeFinalState(const RunContext& c, engine::Engine& engine,
+                       std::size_t count, PolicyRun* run) {
+  const std::size_t n = std::min(count, c.test.size());
+  const std::size_t dim = c.test.feature_count();
+  std::vector<std::pair<uint64_t, std::future<StatusOr<engine::Prediction>>>>
+      pending;
+  for (std::size_t i = 0; i < n; ++i) {
+    const uint64_t index = i * c.test.size() / n;
+    const auto first =
+        c.test_inputs.begin() + static_cast<std::ptrdiff_t>(index * dim);
+    pending.emplace_back(index,
+                         engine.Infer(std::vector<float>(
+                             first, first + static_cast<std::ptrdiff_t>(dim))));
+  }
+  for (auto& [index, future] : pending) {
+    StatusOr<engine::Prediction> p = future.get();
+    if (!p.ok()) return p.status();
+    run->final_answers.emplace_back(index, std::move(p).value());
   }
   return OkStatus();
 }
@@ -216,6 +243,7 @@ Status CollectUnlearning(const RunContext& c, engine::Engine& engine,
   std::vector<double> delays;
   for (DeletionSeq seq : run->seqs) {
     ASSIGN_OR_RETURN(engine::DeletionInfo info, engine.GetDeletion(seq));
+    run->infos.push_back(info);
     if (info.applied) {
       delays.push_back(std::chrono::duration<double, std::milli>(*info.applied -
                                                                  info.arrival)
@@ -230,9 +258,14 @@ Status CollectUnlearning(const RunContext& c, engine::Engine& engine,
         std::count_if(delays.begin(), delays.end(),
                       [&](double d) { return d > r.deadline_ms; }));
   }
-  r.exposures = std::count_if(
+  r.exposures_flagged = std::count_if(
       run->outcomes.begin(), run->outcomes.end(),
       [](const Outcome& o) { return o.prediction && o.prediction->exposed; });
+  CountExposures(run);
+  if (c.config.oracle && c.config.final_state_checks > 0) {
+    RETURN_IF_ERROR(
+        ProbeFinalState(c, engine, c.config.final_state_checks, run));
+  }
   return OkStatus();
 }
 
@@ -244,11 +277,16 @@ void SummarizeInference(const RunContext& c, PolicyRun* run) {
   uint64_t answered = 0;
   double last_done = 0;
   for (const Outcome& o : run->outcomes) {
-    latencies.push_back((o.done_s - o.scheduled_s) * 1000.0);
     last_done = std::max(last_done, o.done_s);
+    if (o.refused) {
+      // Not admitted: no answer, so no latency.
+      ++r.refused;
+      continue;
+    }
+    latencies.push_back((o.done_s - o.scheduled_s) * 1000.0);
     if (!o.prediction) {
+      // Admitted, then failed (the engine closing): counted as rejected.
       ++r.decisions[static_cast<int>(certify::Decision::kRejected) - 1];
-      r.refused += o.refused ? 1 : 0;
       continue;
     }
     const certify::Decision d = o.prediction->decision;
@@ -272,6 +310,7 @@ StatusOr<PolicyRun> RunPolicy(const RunContext& c,
   options.policy = c.policy;
   options.inference = c.config.inference;
   options.unlearning = c.config.unlearning;
+  options.testing = c.config.testing;
   ASSIGN_OR_RETURN(std::unique_ptr<engine::Engine> engine,
                    engine::Engine::Open(options));
   PolicyRun run;
@@ -392,8 +431,8 @@ StatusOr<ReplayReport> RunReplay(const Trace& trace,
     runs.push_back(std::move(run).value());
   }
   if (config.oracle) {
-    RETURN_IF_ERROR(internal::CheckAgainstOracle(template_dir, scratch.path(),
-                                                 test_inputs, test, runs));
+    RETURN_IF_ERROR(internal::CheckAgainstOracle(
+        template_dir, scratch.path(), test_inputs, test, config, runs));
   }
   for (internal::PolicyRun& run : runs) {
     if (run.report.name == "immediate") report.baseline = "immediate";

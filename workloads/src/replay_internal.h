@@ -28,7 +28,23 @@ struct PolicyRun {
   // sequence numbers (ascending).
   std::vector<DeletionSeq> seqs;
   std::vector<storage::DeletionTarget> targets;
+  // When the deletion issuer saw each acknowledgement, on the engine's
+  // clock (parallel to seqs): the exposure check trusts these, not the
+  // engine's bookkeeping of pending deletions.
+  std::vector<TimePoint> acked;
+  // After the drain: each accepted deletion's shards and the model version
+  // of each that first excludes it (parallel to seqs).
+  std::vector<engine::DeletionInfo> infos;
+  // After the drain: the engine's answers on the final-state probe, by
+  // test index.
+  std::vector<std::pair<uint64_t, engine::Prediction>> final_answers;
 };
+
+// Answers that used a shard model still holding a deletion acknowledged
+// before the answer was computed, the shard not covered by the answer's
+// certificate (affected and certified, waited, or left out of a partial
+// vote). Fills report.exposures and report.exposure_checked.
+void CountExposures(PolicyRun* run);
 
 // Fills the oracle fields of every run's report. `test_inputs` are the test
 // images scaled to [0, 1].
@@ -36,6 +52,7 @@ Status CheckAgainstOracle(const std::string& template_dir,
                           const std::string& work_dir,
                           const std::vector<float>& test_inputs,
                           const datasets::Split& test,
+                          const ReplayConfig& config,
                           std::vector<PolicyRun>& runs);
 
 Summary Summarize(std::vector<double> values);

@@ -24,8 +24,16 @@ double Saving(double policy, double baseline) {
   return baseline > 0 ? 1.0 - policy / baseline : 0.0;
 }
 
+// Requests without an answer: rejected, or refused at admission.
 uint64_t Rejected(const PolicyReport& p) {
-  return p.decisions[static_cast<int>(certify::Decision::kRejected) - 1];
+  return p.decisions[static_cast<int>(certify::Decision::kRejected) - 1] +
+         p.refused;
+}
+
+// Every oracle's violations.
+uint64_t Unsound(const PolicyReport& p) {
+  return p.soundness_violations + p.oracle_from_scratch_violations +
+         p.final_state_violations;
 }
 
 const PolicyReport* Baseline(const ReplayReport& r) {
@@ -46,7 +54,7 @@ TargetCheck::Candidate Describe(const PolicyReport& p,
   c.accuracy = p.accuracy;
   c.baseline_accuracy = base.accuracy;
   c.deadline_misses = p.deadline_misses;
-  c.soundness_violations = p.soundness_violations;
+  c.soundness_violations = Unsound(p);
   c.exposures = p.exposures;
   c.meets_latency =
       c.mean_saving >= kMeanSavingTarget && c.p99_saving >= kP99SavingTarget;
@@ -99,8 +107,7 @@ std::vector<TargetCheck> SweepReport::CheckTargets() const {
       const scheduler::Policy* policy = &p.spec;
       // A rejected request gets no answer: its low latency saves nothing.
       if (policy->kind != scheduler::PolicyKind::kEraser || p.exposures > 0 ||
-          p.soundness_violations > 0 || p.deadline_misses > 0 ||
-          Rejected(p) > 0) {
+          Unsound(p) > 0 || p.deadline_misses > 0 || Rejected(p) > 0) {
         continue;
       }
       const TargetCheck::Candidate c = Describe(p, *base);
@@ -181,8 +188,7 @@ std::string LevelTable(const SweepLevel& level) {
         p.name.c_str(), p.latency_ms.mean, p.latency_ms.p50, p.latency_ms.p99,
         p.accuracy, decisions, (unsigned long long)p.sample_epochs,
         p.cpu_seconds, p.delay_ms.max / 1000.0, (unsigned long long)p.exposures,
-        (unsigned long long)p.soundness_violations,
-        (unsigned long long)p.deadline_misses);
+        (unsigned long long)Unsound(p), (unsigned long long)p.deadline_misses);
     out += line;
   }
   return out;
@@ -238,7 +244,7 @@ std::string SweepReport::ToDat() const {
             level.deletion_rate, p.latency_ms.mean, p.latency_ms.p50,
             p.latency_ms.p99, (unsigned long long)p.sample_epochs,
             p.cpu_seconds, p.accuracy, (unsigned long long)p.exposures,
-            (unsigned long long)p.soundness_violations, p.delay_ms.max / 1000.0,
+            (unsigned long long)Unsound(p), p.delay_ms.max / 1000.0,
             p.retrain_busy_fraction, rejected);
         out += line;
       }

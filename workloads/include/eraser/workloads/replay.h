@@ -28,11 +28,23 @@ struct ReplayConfig {
   // Compute the oracle for every answer (retrains the ensemble once per
   // deletion, shared by all policies).
   bool oracle = true;
+  // The independent oracle: for a seeded sample of this many answers per
+  // policy (all of them when there are fewer), the ensemble trained from
+  // scratch (Sisa::TrainFromScratch, no checkpoint reused) without the
+  // deletions acknowledged before the answer; and, after the drain, this
+  // many test answers against the ensemble trained from scratch without
+  // every deletion. 0 turns either off. Each distinct shard version costs
+  // one training of the shard.
+  std::size_t oracle_from_scratch_sample = 100;
+  std::size_t final_state_checks = 200;
+  uint64_t oracle_seed = 1;
   // Engine settings shared by every policy: the engine's own defaults,
   // except a queue large enough that an open-loop trace is never refused
   // (ReplayInferenceOptions).
   engine::InferenceOptions inference = ReplayInferenceOptions();
   engine::UnlearningOptions unlearning;
+  // Planted faults and bugs, for the tests of the checks themselves.
+  engine::TestingHooks testing;
   // Where per-policy copies of the data directory go ($TMPDIR if empty).
   std::string work_dir;
   // Progress (elapsed and remaining per policy) on stderr.
@@ -56,11 +68,14 @@ struct PolicyReport {
   uint64_t requests = 0;
   double throughput_rps = 0;
   double accuracy = 0;  // over answered (not rejected) requests
+  // Over the answered requests (refused ones are not in it).
   Summary latency_ms;
   // Indexed like certify::Decision - 1: clean, certified, waited, partial,
-  // rejected (including refused), uncertified.
+  // rejected, uncertified. Refused requests are not in it.
   std::array<uint64_t, 6> decisions{};
-  uint64_t refused = 0;  // not admitted (queue full): counted as rejected
+  // Not admitted (queue full): no answer, so neither a decision nor a
+  // latency; requests = refused + the decisions.
+  uint64_t refused = 0;
   // Unlearning, up to every deletion applied (the trace, then a drain).
   uint64_t deletions = 0;
   uint64_t failed_deletions = 0;  // refused by the engine (unknown target)
@@ -79,11 +94,22 @@ struct PolicyReport {
   // the time the unlearning core was busy).
   double retrain_seconds_during_trace = 0;
   double retrain_busy_fraction = 0;
-  // Privacy.
+  // Privacy. `exposures` is counted by the replay itself, from the times
+  // its deletion issuer saw each acknowledgement and the model versions
+  // behind each answer (CountExposures); exposures_flagged is what the
+  // engine itself flagged (Prediction::exposed), for comparison.
   uint64_t exposures = 0;
+  uint64_t exposure_checked = 0;  // answers checked for exposure
+  uint64_t exposures_flagged = 0;
   uint64_t oracle_checked = 0;  // answers compared with the oracle
   std::optional<double> oracle_agreement;
   uint64_t soundness_violations = 0;  // clean/certified/waited != oracle
+  // The same against the ensemble trained from scratch (a sample), and the
+  // final state after the drain (every answer must be clean and agree).
+  uint64_t oracle_from_scratch_checked = 0;
+  uint64_t oracle_from_scratch_violations = 0;
+  uint64_t final_state_checked = 0;
+  uint64_t final_state_violations = 0;
   double wall_seconds = 0;
 };
 
