@@ -1,13 +1,26 @@
 #include "request_queue.h"
 
+#include <algorithm>
+
 namespace eraser::engine::internal {
 
 bool RequestQueue::Push(RequestPtr& request) {
   {
     MutexLock lock(&mu_);
     if (closed_) return false;
-    request->queued = clock_->Now();
+    const TimePoint now = clock_->Now();
+    request->queued = now;
     queue_.push_back(std::move(request));
+    if (last_arrival_) {
+      // An exponential moving average over about the last 8 gaps; a gap is
+      // capped at a second so that one pause does not take long to forget.
+      const double gap = std::min(
+          1.0, std::chrono::duration<double>(now - *last_arrival_).count());
+      mean_gap_seconds_ = mean_gap_seconds_ == 0
+                              ? gap
+                              : 0.875 * mean_gap_seconds_ + 0.125 * gap;
+    }
+    last_arrival_ = now;
   }
   cv_.SignalAll();
   return true;
@@ -32,9 +45,12 @@ bool RequestQueue::PopBatch(std::size_t max_batch, Duration max_delay,
   MutexLock lock(&mu_);
   while (!closed_ && queue_.empty()) cv_.Wait(&mu_);
   if (queue_.empty()) return false;  // closed and drained
-  // Wait for a full batch, but not past the oldest request's delay budget.
+  // Wait for a full batch, but not past the oldest request's delay budget,
+  // and not at all when the next request is not expected within it.
   const TimePoint deadline = queue_.front()->queued + max_delay;
-  while (!closed_ && queue_.size() < max_batch &&
+  const bool expect_more =
+      mean_gap_seconds_ < std::chrono::duration<double>(max_delay).count();
+  while (!closed_ && expect_more && queue_.size() < max_batch &&
          cv_.WaitUntil(&mu_, *clock_, deadline)) {
   }
   while (!queue_.empty() && batch->size() < max_batch) {

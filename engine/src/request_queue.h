@@ -1,10 +1,15 @@
 // The inference queue with dynamic batching: a worker takes up to
 // max_batch requests, waiting at most max_delay (on the engine's clock)
-// after the oldest one entered the queue for more to arrive.
+// after the oldest one entered the queue for more to arrive. The wait is
+// adaptive: when requests arrive further apart than max_delay (a moving
+// average of the gaps between arrivals), no more is expected within the
+// budget and the batch goes at once, so a light load pays no batching
+// delay; under load the batch waits to fill as before.
 #ifndef ERASER_ENGINE_SRC_REQUEST_QUEUE_H_
 #define ERASER_ENGINE_SRC_REQUEST_QUEUE_H_
 
 #include <deque>
+#include <optional>
 #include <vector>
 
 #include "eraser/common/mutex.h"
@@ -35,6 +40,10 @@ class RequestQueue {
   CondVar cv_;
   std::deque<RequestPtr> queue_ GUARDED_BY(mu_);
   bool closed_ GUARDED_BY(mu_) = false;
+  // Arrivals: the last one, and the moving average of the gaps (zero until
+  // two have been seen, which makes the first batches wait as before).
+  std::optional<TimePoint> last_arrival_ GUARDED_BY(mu_);
+  double mean_gap_seconds_ GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace eraser::engine::internal

@@ -49,6 +49,26 @@ TEST_F(ClockedEngine, ABatchWaitsForTheClockNotForRealTime) {
   EXPECT_LT(p->latency_seconds, 11.0);
 }
 
+TEST_F(ClockedEngine, ALightLoadPaysNoBatchingDelay) {
+  std::unique_ptr<Engine> engine =
+      Open("eraser-lazy-wait", std::chrono::milliseconds(100));
+  ASSERT_NE(engine, nullptr);
+  // The first request knows no arrival rate yet: it waits for the batch.
+  std::future<StatusOr<Prediction>> first = engine->Infer(testing::Input(0));
+  ASSERT_TRUE(Eventually([&] { return clock_.waiters() >= 2; }));
+  clock_.Advance(std::chrono::milliseconds(100));
+  ASSERT_TRUE(first.get().ok());
+  // Requests a second apart: no second request is expected within 100 ms,
+  // so each goes at once, with the clock standing still.
+  for (int i = 1; i <= 3; ++i) {
+    clock_.Advance(std::chrono::seconds(1));
+    StatusOr<Prediction> p = engine->Infer(testing::Input(i)).get();
+    ASSERT_TRUE(p.ok()) << p.status();
+    EXPECT_EQ(p->queue_seconds, 0.0);
+    EXPECT_EQ(p->latency_seconds, 0.0);
+  }
+}
+
 TEST_F(ClockedEngine, ADeadlineRetrainsWhenTheClockReachesIt) {
   std::unique_ptr<Engine> engine =
       Open("eraser:lazy,partial,deadline=1h", std::chrono::milliseconds(0));
