@@ -41,6 +41,7 @@ int RunTrain(int argc, char** argv);
 int RunTrace(int argc, char** argv);
 int RunReplay(int argc, char** argv);
 int RunServe(int argc, char** argv);
+int RunToken(int argc, char** argv);
 
 }  // namespace eraser::cli
 

@@ -14,6 +14,8 @@ constexpr Command kCommands[] = {
      eraser::cli::RunReplay},
     {"serve", "serve the engine over HTTP with Prometheus metrics",
      eraser::cli::RunServe},
+    {"token", "make a bearer token for serve --auth-file",
+     eraser::cli::RunToken},
     {"trace", "generate a request trace file", eraser::cli::RunTrace},
     {"dataset", "read and validate a dataset, print a summary",
      eraser::cli::RunDataset},

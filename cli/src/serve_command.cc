@@ -25,7 +25,15 @@ constexpr char kUsage[] =
     "inference with certified answers, durable deletion requests, deletion\n"
     "status, health; Prometheus metrics on --metrics-listen. SIGTERM or\n"
     "SIGINT stops accepting, finishes in-flight requests (up to\n"
-    "--shutdown-grace), leaves pending deletions durable and exits 0.";
+    "--shutdown-grace), leaves pending deletions durable and exits 0.\n"
+    "Access control: --auth-file names a token file (see 'eraser token');\n"
+    "SIGHUP reloads it. Without one the server listens on loopback only,\n"
+    "unless --insecure. TLS: --tls-cert and --tls-key (PEM).";
+
+// Whether `host` is a loopback address.
+bool Loopback(const std::string& host) {
+  return host.rfind("127.", 0) == 0 || host == "::1" || host == "localhost";
+}
 
 }  // namespace
 
@@ -38,6 +46,11 @@ int RunServe(int argc, char** argv) {
       FormatDuration(engine_options.inference.max_queue_delay);
   std::string grace = "10s";
   std::string max_wait = FormatDuration(engine_options.inference.max_wait);
+  serve::ApiOptions api_options;
+  std::string auth_file;
+  bool insecure = false;
+  std::string idle_timeout = FormatDuration(http.idle_timeout);
+  std::string request_timeout = FormatDuration(http.request_timeout);
   std::string context =
       engine::ExecutionContextName(engine_options.unlearning.context);
   po::options_description options("Options");
@@ -84,7 +97,33 @@ int RunServe(int argc, char** argv) {
       "body-limit", po::value(&http.body_limit)->default_value(http.body_limit),
       "largest request body in bytes (larger: 413)")(
       "shutdown-grace", po::value(&grace)->default_value(grace),
-      "how long in-flight requests may take to finish after SIGTERM");
+      "how long in-flight requests may take to finish after SIGTERM")(
+      "model-name",
+      po::value(&api_options.model_name)->default_value(api_options.model_name),
+      "the model's name in the Open Inference Protocol routes "
+      "(/v2/models/NAME)")(
+      "auth-file", po::value(&auth_file),
+      "token file: bearer tokens (stored hashed) and their scopes; SIGHUP "
+      "reloads it")(
+      "insecure", po::bool_switch(&insecure),
+      "allow listening on a non-loopback address without --auth-file")(
+      "expose-certificates", po::bool_switch(&api_options.expose_certificates),
+      "return certificate details (affected shards, deletion watermark, "
+      "model versions, margin) to every caller, not only admin tokens")(
+      "tls-cert", po::value(&http.tls_cert), "TLS certificate chain (PEM)")(
+      "tls-key", po::value(&http.tls_key), "TLS private key (PEM)")(
+      "max-connections",
+      po::value(&http.max_connections)->default_value(http.max_connections),
+      "connections open at once; one more is answered 503")(
+      "header-limit",
+      po::value(&http.header_limit)->default_value(http.header_limit),
+      "largest request header in bytes (larger: 431)")(
+      "idle-timeout", po::value(&idle_timeout)->default_value(idle_timeout),
+      "an idle connection, or one whose request header has not arrived "
+      "whole, closes after this")(
+      "request-timeout",
+      po::value(&request_timeout)->default_value(request_timeout),
+      "a request body, and a response, must be through within this");
   po::variables_map vm;
   bool help = false;
   if (int rc = ParseCommandLine(argc, argv, kUsage, options, vm, &help);
@@ -101,6 +140,31 @@ int RunServe(int argc, char** argv) {
   StatusOr<Duration> wait = ParseDuration(max_wait);
   if (!wait.ok()) return ReportError("serve", wait.status());
   engine_options.inference.max_wait = *wait;
+  for (const auto& [text, out] :
+       {std::pair{&idle_timeout, &http.idle_timeout},
+        std::pair{&request_timeout, &http.request_timeout}}) {
+    StatusOr<Duration> d = ParseDuration(*text);
+    if (!d.ok()) return ReportError("serve", d.status());
+    *out = std::chrono::duration_cast<std::chrono::milliseconds>(*d);
+  }
+  const std::string listen_host = http.listen.substr(0, http.listen.rfind(':'));
+  if (auth_file.empty() && !insecure && !Loopback(listen_host)) {
+    return ReportError(
+        "serve",
+        InvalidArgumentError(
+            "refusing to listen on " + http.listen +
+            " without --auth-file: anyone who reaches it could delete any "
+            "owner's data; give a token file, or --insecure if a proxy in "
+            "front does the access control"));
+  }
+  std::unique_ptr<serve::Authenticator> auth;
+  if (!auth_file.empty()) {
+    StatusOr<std::unique_ptr<serve::Authenticator>> opened =
+        serve::Authenticator::Open(auth_file);
+    if (!opened.ok()) return ReportError("serve", opened.status());
+    auth = std::move(opened).value();
+    api_options.auth = auth.get();
+  }
   StatusOr<Duration> grace_duration = ParseDuration(grace);
   if (!grace_duration.ok())
     return ReportError("serve", grace_duration.status());
@@ -116,6 +180,7 @@ int RunServe(int argc, char** argv) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   const unlearning::BlasInfo blas = unlearning::InitComputeRuntime();
@@ -138,7 +203,11 @@ int RunServe(int argc, char** argv) {
     if (!m.ok()) return ReportError("serve", m.status());
     metrics_server = std::move(m).value();
   }
-  serve::Api api(engine->get());
+  serve::Api api(engine->get(), api_options);
+  std::shared_ptr<metrics::EngineMetrics> metrics = (*engine)->metrics();
+  http.on_refused = [metrics](std::string_view reason) {
+    metrics->HttpRefused(reason);
+  };
   StatusOr<std::unique_ptr<serve::HttpServer>> server =
       serve::HttpServer::Start(
           http, [&api](serve::Request req, serve::Respond respond) {
@@ -146,10 +215,19 @@ int RunServe(int argc, char** argv) {
           });
   if (!server.ok()) return ReportError("serve", server.status());
 
-  const std::string host = http.listen.substr(0, http.listen.rfind(':'));
-  std::printf("eraser serve: listening on %s:%d, policy %s, %zu shards\n",
-              host.c_str(), (*server)->port(), (*engine)->policy().c_str(),
-              (*engine)->num_shards());
+  std::printf("eraser serve: listening on %s:%d (%s), policy %s, %zu shards\n",
+              listen_host.c_str(), (*server)->port(),
+              http.tls_cert.empty() ? "http" : "https",
+              (*engine)->policy().c_str(), (*engine)->num_shards());
+  if (auth) {
+    std::printf("eraser serve: access control on: %zu tokens from %s\n",
+                auth->tokens()->size(), auth_file.c_str());
+  } else {
+    std::printf(
+        "eraser serve: WARNING: no --auth-file: every caller may infer, "
+        "delete and drain%s\n",
+        insecure ? " (--insecure: on a non-loopback address)" : "");
+  }
   if (metrics_server) {
     std::printf("eraser serve: metrics on %s:%d/metrics\n",
                 metrics_listen.substr(0, metrics_listen.rfind(':')).c_str(),
@@ -158,7 +236,20 @@ int RunServe(int argc, char** argv) {
   std::fflush(stdout);
 
   int signal_number = 0;
-  sigwait(&signals, &signal_number);
+  while (true) {
+    sigwait(&signals, &signal_number);
+    if (signal_number != SIGHUP) break;
+    if (!auth) {
+      std::printf("eraser serve: SIGHUP ignored: no --auth-file\n");
+    } else if (Status reloaded = auth->Reload(); reloaded.ok()) {
+      std::printf("eraser serve: SIGHUP: %zu tokens from %s\n",
+                  auth->tokens()->size(), auth_file.c_str());
+    } else {
+      std::printf("eraser serve: SIGHUP: %s; the previous tokens stay\n",
+                  reloaded.ToString().c_str());
+    }
+    std::fflush(stdout);
+  }
   std::printf("eraser serve: %s, shutting down\n",
               signal_number == SIGTERM ? "SIGTERM" : "SIGINT");
   std::fflush(stdout);

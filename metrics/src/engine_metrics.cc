@@ -92,6 +92,11 @@ struct EngineMetrics::Impl {
                                "retried)")
                          .Register(*registry)
                          .Add({})),
+        http_refused(prometheus::BuildCounter()
+                         .Name("eraser_http_refused_total")
+                         .Help("HTTP requests and connections refused, by "
+                               "reason")
+                         .Register(*registry)),
         expired(prometheus::BuildCounter()
                     .Name("eraser_parked_expired_total")
                     .Help("Parked or held requests answered with the "
@@ -163,6 +168,10 @@ struct EngineMetrics::Impl {
       by_refusal[i] =
           &refused.Add({{"reason", std::string(kRefusedLabels[i])}});
     }
+    for (std::size_t i = 0; i < std::size(kHttpRefusedLabels); ++i) {
+      by_http_refusal[i] =
+          &http_refused.Add({{"reason", std::string(kHttpRefusedLabels[i])}});
+    }
     for (std::size_t i = 0; i < std::size(kRetrainFailureLabels); ++i) {
       by_failure[i] = &retrain_failures.Add(
           {{"reason", std::string(kRetrainFailureLabels[i])}});
@@ -191,6 +200,8 @@ struct EngineMetrics::Impl {
   prometheus::Counter* by_failure[std::size(kRetrainFailureLabels)];
   prometheus::Gauge& backing_off;
   prometheus::Gauge& erasure_owed;
+  prometheus::Family<prometheus::Counter>& http_refused;
+  prometheus::Counter* by_http_refusal[std::size(kHttpRefusedLabels)];
   prometheus::Counter& expired;
   prometheus::Gauge& offered;
   prometheus::Gauge& capacity;
@@ -282,6 +293,12 @@ void EngineMetrics::SetErasureOwed(bool owed) {
 }
 
 void EngineMetrics::ParkedExpired() { impl_->expired.Increment(); }
+
+void EngineMetrics::HttpRefused(std::string_view reason) {
+  for (std::size_t i = 0; i < std::size(kHttpRefusedLabels); ++i) {
+    if (reason == kHttpRefusedLabels[i]) impl_->by_http_refusal[i]->Increment();
+  }
+}
 
 void EngineMetrics::SetCapacity(double offered_per_second,
                                 double sustainable_per_second, bool overloaded,

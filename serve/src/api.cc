@@ -2,94 +2,25 @@
 
 #include <boost/asio/post.hpp>
 #include <cmath>
+#include <cstdio>
 #include <ctime>
 #include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "responses.h"
+
 namespace eraser::serve {
 namespace {
 
 namespace http = boost::beast::http;
+using internal::BadRequest;
+using internal::ErrorResponse;
+using internal::GetId;
+using internal::JsonResponse;
+using internal::ParseObject;
+using internal::StorageErrorResponse;
 using nlohmann::json;
-
-Response JsonResponse(const Request& request, http::status status,
-                      const json& body) {
-  Response res{status, request.version()};
-  res.set(http::field::server, "eraser");
-  res.set(http::field::content_type, "application/json");
-  res.keep_alive(request.keep_alive());
-  res.body() = JsonText(body);
-  res.prepare_payload();
-  return res;
-}
-
-http::status HttpStatusOf(const eraser::Status& status) {
-  switch (status.code()) {
-    case StatusCode::kInvalidArgument:
-      return http::status::bad_request;
-    case StatusCode::kNotFound:
-      return http::status::not_found;
-    case StatusCode::kResourceExhausted:
-      return http::status::too_many_requests;
-    case StatusCode::kUnavailable:
-      return http::status::service_unavailable;
-    default:
-      return http::status::internal_server_error;
-  }
-}
-
-Response ErrorResponse(const Request& request, const eraser::Status& status) {
-  Response res = JsonError(request.version(), request.keep_alive(),
-                           HttpStatusOf(status), status.message());
-  if (status.code() == StatusCode::kResourceExhausted) {
-    res.set(http::field::retry_after, "1");
-  }
-  return res;
-}
-
-// For calls that write the store (deletions, drains): kResourceExhausted
-// there is a full disk, not load: 507, so that a client does not take it
-// for a busy server. The deletion was not acknowledged.
-Response StorageErrorResponse(const Request& request,
-                              const eraser::Status& status) {
-  if (status.code() != StatusCode::kResourceExhausted) {
-    return ErrorResponse(request, status);
-  }
-  Response res =
-      JsonError(request.version(), request.keep_alive(),
-                http::status::insufficient_storage, status.message());
-  res.set(http::field::retry_after, "10");
-  return res;
-}
-
-Response BadRequest(const Request& request, const std::string& message) {
-  return JsonError(request.version(), request.keep_alive(),
-                   http::status::bad_request, message);
-}
-
-// A JSON object body, or an error message.
-bool ParseObject(const Request& request, json* out, std::string* error) {
-  *out = json::parse(request.body(), nullptr, /*allow_exceptions=*/false);
-  if (out->is_discarded()) {
-    *error = "the body is not valid JSON";
-    return false;
-  }
-  if (!out->is_object()) {
-    *error = "the body must be a JSON object";
-    return false;
-  }
-  return true;
-}
-
-// A non-negative integer field.
-bool GetId(const json& body, const char* key, uint64_t* out) {
-  const json& v = body.at(key);
-  if (!v.is_number_integer() && !v.is_number_unsigned()) return false;
-  if (v.is_number_integer() && v.get<int64_t>() < 0) return false;
-  *out = v.get<uint64_t>();
-  return true;
-}
 
 std::string Iso8601(TimePoint t) {
   const int64_t micros = ToUnixMicros(t);
@@ -103,21 +34,26 @@ std::string Iso8601(TimePoint t) {
   return buf;
 }
 
+// An answer; the certificate details (which shards hold pending deletions,
+// the deletion watermark, model versions, the margin) only with `details`:
+// they are a side channel on who asked to be forgotten.
 json PredictionJson(const engine::Prediction& p,
-                    const std::vector<std::string>& class_names) {
-  json affected = json::array();
-  for (ShardId s : p.affected) affected.push_back(s.value());
+                    const std::vector<std::string>& class_names, bool details) {
   json body = {{"request_id", p.request_id},
                {"label", p.label},
                {"decision", certify::DecisionName(p.decision)},
-               {"margin", p.margin},
-               {"affected_shards", affected},
-               {"model_versions", p.model_versions},
-               {"deletion_watermark", p.deletion_watermark},
                {"latency_ms", p.latency_seconds * 1e3},
                {"queue_ms", p.queue_seconds * 1e3},
                {"compute_ms", p.compute_seconds * 1e3},
                {"wait_ms", p.wait_seconds * 1e3}};
+  if (details) {
+    json affected = json::array();
+    for (ShardId s : p.affected) affected.push_back(s.value());
+    body["margin"] = p.margin;
+    body["affected_shards"] = affected;
+    body["model_versions"] = p.model_versions;
+    body["deletion_watermark"] = p.deletion_watermark;
+  }
   if (p.label >= 0 && static_cast<std::size_t>(p.label) < class_names.size()) {
     body["class"] = class_names[p.label];
   }
@@ -158,7 +94,8 @@ std::string RecordValue(const json& v) {
 
 }  // namespace
 
-Api::Api(engine::Engine* engine) : engine_(engine) {}
+Api::Api(engine::Engine* engine, ApiOptions options)
+    : engine_(engine), options_(std::move(options)) {}
 
 bool Api::Features(const json& body, std::vector<float>* features,
                    std::string* error) const {
@@ -239,6 +176,61 @@ bool Api::Features(const json& body, std::vector<float>* features,
 
 Api::~Api() { blocking_.join(); }
 
+bool Api::Details(const Principal& who) const {
+  return who.admin || options_.expose_certificates;
+}
+
+const Principal* Api::Authenticate(const Request& request,
+                                   const Respond& respond,
+                                   std::shared_ptr<const TokenFile>* hold) {
+  // Without a token file every caller may do everything (loopback only,
+  // unless the operator said --insecure).
+  static const Principal* const kEveryone = [] {
+    auto* p = new Principal();
+    p->name = "anyone";
+    p->admin = true;
+    return p;
+  }();
+  if (options_.auth == nullptr) return kEveryone;
+  const auto header = request.find(http::field::authorization);
+  const Principal* who = nullptr;
+  if (header != request.end()) {
+    const std::string_view value(header->value().data(),
+                                 header->value().size());
+    constexpr std::string_view kBearer = "Bearer ";
+    if (value.substr(0, kBearer.size()) == kBearer) {
+      *hold = options_.auth->tokens();
+      who = (*hold)->Find(value.substr(kBearer.size()));
+    }
+  }
+  if (who != nullptr) return who;
+  engine_->metrics()->HttpRefused("unauthenticated");
+  // Logged without the token.
+  std::fprintf(stderr, "eraser serve: 401 %s %s: %s bearer token\n",
+               std::string(http::to_string(request.method())).c_str(),
+               std::string(request.target().substr(0, 200)).c_str(),
+               header == request.end() ? "no" : "an unknown");
+  Response res = JsonError(request.version(), request.keep_alive(),
+                           http::status::unauthorized,
+                           "a valid bearer token is required (Authorization: "
+                           "Bearer <token>)");
+  res.set(http::field::www_authenticate, "Bearer realm=\"eraser\"");
+  respond(std::move(res));
+  return nullptr;
+}
+
+void Api::Forbid(const Request& request, const Principal& who,
+                 const std::string& what, const Respond& respond) {
+  engine_->metrics()->HttpRefused("forbidden");
+  std::fprintf(stderr, "eraser serve: 403 %s %s: token '%s' may not %s\n",
+               std::string(http::to_string(request.method())).c_str(),
+               std::string(request.target().substr(0, 200)).c_str(),
+               who.name.c_str(), what.c_str());
+  respond(JsonError(request.version(), request.keep_alive(),
+                    http::status::forbidden,
+                    "this token's scopes do not allow you to " + what));
+}
+
 void Api::Handle(Request request, Respond respond) {
   const std::string target(request.target());
   const std::string path = target.substr(0, target.find('?'));
@@ -253,58 +245,76 @@ void Api::Handle(Request request, Respond respond) {
     respond(std::move(res));
     return false;
   };
+  // Health needs no token: load balancers and orchestrators probe it.
   if (path == "/healthz") {
     if (only(http::verb::get)) {
       respond(JsonResponse(request, http::status::ok, {{"status", "ok"}}));
     }
-  } else if (path == "/readyz") {
-    if (!only(http::verb::get)) return;
-    if (draining_) {
-      respond(JsonError(request.version(), request.keep_alive(),
-                        http::status::service_unavailable, "shutting down"));
-    } else {
-      // Degraded: still serving, but unlearning is overloaded (answers
-      // degrade to keep deadlines), retrainings are failing, or an erasure
-      // is owed; a load balancer may prefer another replica.
-      const engine::EngineStats stats = engine_->Stats();
-      const scheduler::Capacity& c = stats.capacity;
-      const bool degraded =
-          c.overloaded || !stats.backing_off.empty() || stats.erasure_owed;
-      json backing_off = json::array();
-      for (ShardId s : stats.backing_off) backing_off.push_back(s.value());
-      respond(JsonResponse(
-          request, http::status::ok,
-          {{"status", degraded ? "degraded" : "ready"},
-           {"shards", engine_->num_shards()},
-           {"policy", engine_->policy()},
-           {"unlearning",
-            {{"offered_deletions_per_second", c.offered_per_second},
-             {"sustainable_deletions_per_second", c.sustainable_per_second},
-             {"overloaded", c.overloaded},
-             {"deadlines_at_risk", c.deadlines_at_risk},
-             {"deadline_misses", stats.deadline_misses},
-             {"retrain_failures", stats.retrain_failures},
-             {"last_retrain_failure", stats.last_retrain_failure},
-             {"shards_backing_off", backing_off},
-             {"erasure_owed", stats.erasure_owed}}}}));
-    }
-  } else if (path == "/v1/infer") {
-    if (only(http::verb::post)) Infer(request, std::move(respond));
+    return;
+  }
+  if (path == "/readyz") {
+    if (only(http::verb::get)) Readyz(request, std::move(respond));
+    return;
+  }
+  if (path == "/v2/health/live" || path == "/v2/health/ready") {
+    if (HandleV2(request, path, nullptr, respond)) return;
+  }
+  std::shared_ptr<const TokenFile> hold;
+  const Principal* who = Authenticate(request, respond, &hold);
+  if (who == nullptr) return;
+  if (HandleV2(request, path, who, respond)) return;
+  if (path == "/v1/infer") {
+    if (only(http::verb::post)) Infer(request, *who, std::move(respond));
   } else if (path == "/v1/deletions") {
-    if (only(http::verb::post)) Delete(request, std::move(respond));
+    if (only(http::verb::post)) Delete(request, *who, std::move(respond));
   } else if (path.rfind("/v1/deletions/", 0) == 0) {
     if (only(http::verb::get)) {
-      DeletionStatus(request, path.substr(14), std::move(respond));
+      DeletionStatus(request, *who, path.substr(14), std::move(respond));
     }
   } else if (path == "/v1/drain") {
-    if (only(http::verb::post)) Drain(request, std::move(respond));
+    if (!only(http::verb::post)) return;
+    if (!who->admin) return Forbid(request, *who, "drain", respond);
+    Drain(request, std::move(respond));
   } else {
     respond(JsonError(request.version(), request.keep_alive(),
                       http::status::not_found, "no route " + path));
   }
 }
 
-void Api::Infer(const Request& request, Respond respond) {
+void Api::Readyz(const Request& request, Respond respond) {
+  if (draining_) {
+    return respond(JsonError(request.version(), request.keep_alive(),
+                             http::status::service_unavailable,
+                             "shutting down"));
+  }
+  // Degraded: still serving, but unlearning is overloaded (answers degrade
+  // to keep deadlines), retrainings are failing, or an erasure is owed; a
+  // load balancer may prefer another replica.
+  const engine::EngineStats stats = engine_->Stats();
+  const scheduler::Capacity& c = stats.capacity;
+  const bool degraded =
+      c.overloaded || !stats.backing_off.empty() || stats.erasure_owed;
+  json backing_off = json::array();
+  for (ShardId s : stats.backing_off) backing_off.push_back(s.value());
+  respond(JsonResponse(
+      request, http::status::ok,
+      {{"status", degraded ? "degraded" : "ready"},
+       {"shards", engine_->num_shards()},
+       {"policy", engine_->policy()},
+       {"unlearning",
+        {{"offered_deletions_per_second", c.offered_per_second},
+         {"sustainable_deletions_per_second", c.sustainable_per_second},
+         {"overloaded", c.overloaded},
+         {"deadlines_at_risk", c.deadlines_at_risk},
+         {"deadline_misses", stats.deadline_misses},
+         {"retrain_failures", stats.retrain_failures},
+         {"last_retrain_failure", stats.last_retrain_failure},
+         {"shards_backing_off", backing_off},
+         {"erasure_owed", stats.erasure_owed}}}}));
+}
+
+void Api::Infer(const Request& request, const Principal& who, Respond respond) {
+  if (!who.MayInfer()) return Forbid(request, who, "infer", respond);
   json body;
   std::string error;
   if (!ParseObject(request, &body, &error)) {
@@ -320,28 +330,31 @@ void Api::Infer(const Request& request, Respond respond) {
   const bool keep_alive = request.keep_alive();
   auto shared_respond = std::make_shared<Respond>(respond);
   const std::vector<std::string>* names = &engine_->dataset().class_names;
+  const bool details = Details(who);
   const eraser::Status admitted = engine_->InferAsync(
-      std::move(features), [version, keep_alive, shared_respond,
-                            names](StatusOr<engine::Prediction> p) {
+      std::move(features), [version, keep_alive, shared_respond, names,
+                            details](StatusOr<engine::Prediction> p) {
         Request stub{http::verb::post, "/v1/infer", version};
         stub.keep_alive(keep_alive);
         if (!p.ok()) return (*shared_respond)(ErrorResponse(stub, p.status()));
         if (p->decision == certify::Decision::kRejected) {
-          json body = PredictionJson(*p, *names);
+          json body = PredictionJson(*p, *names, details);
           body["error"] =
-              "no certified answer now (policy rule reject); retry later";
+              "no certified answer now (policy rule reject, or the maximum "
+              "wait passed with every shard affected); retry later";
           Response res =
               JsonResponse(stub, http::status::service_unavailable, body);
           res.set(http::field::retry_after, "1");
           return (*shared_respond)(std::move(res));
         }
-        (*shared_respond)(
-            JsonResponse(stub, http::status::ok, PredictionJson(*p, *names)));
+        (*shared_respond)(JsonResponse(stub, http::status::ok,
+                                       PredictionJson(*p, *names, details)));
       });
   if (!admitted.ok()) (*shared_respond)(ErrorResponse(request, admitted));
 }
 
-void Api::Delete(const Request& request, Respond respond) {
+void Api::Delete(const Request& request, const Principal& who,
+                 Respond respond) {
   json body;
   std::string error;
   if (!ParseObject(request, &body, &error)) {
@@ -356,6 +369,12 @@ void Api::Delete(const Request& request, Respond respond) {
         request,
         "expected {\"sample\": id} or {\"owner\": id} with a non-negative "
         "integer id"));
+  }
+  if (sample ? !who.MayDeleteSample() : !who.MayDeleteOwner(id)) {
+    return Forbid(request, who,
+                  std::string("delete ") + (sample ? "sample " : "owner ") +
+                      std::to_string(id),
+                  respond);
   }
   const storage::DeletionTarget target =
       sample ? storage::DeletionTarget::Sample(SampleId(id))
@@ -374,8 +393,11 @@ void Api::Delete(const Request& request, Respond respond) {
       });
 }
 
-void Api::DeletionStatus(const Request& request, const std::string& seq_text,
-                         Respond respond) {
+void Api::DeletionStatus(const Request& request, const Principal& who,
+                         const std::string& seq_text, Respond respond) {
+  if (!who.admin && !who.delete_any && who.owners.empty()) {
+    return Forbid(request, who, "read deletion requests", respond);
+  }
   if (seq_text.empty() || seq_text.size() > 19 ||
       seq_text.find_first_not_of("0123456789") != std::string::npos) {
     return respond(BadRequest(request,
@@ -384,14 +406,22 @@ void Api::DeletionStatus(const Request& request, const std::string& seq_text,
   }
   const DeletionSeq seq(std::stoull(seq_text));
   boost::asio::post(
-      blocking_, [this, request, seq, respond = std::move(respond)] {
+      blocking_, [this, request, seq, who, respond = std::move(respond)] {
         StatusOr<engine::DeletionInfo> info = engine_->GetDeletion(seq);
-        if (!info.ok()) {
+        // A deletion the token could not have made reads as absent: a
+        // sequence number alone tells nothing about who asked to be forgotten.
+        const bool readable =
+            info.ok() &&
+            (who.admin || who.delete_any ||
+             (info->target.kind == storage::DeletionTarget::Kind::kOwner &&
+              who.owners.count(info->target.id) > 0));
+        if (!readable) {
+          if (!info.ok() && info.status().code() != StatusCode::kNotFound) {
+            return respond(ErrorResponse(request, info.status()));
+          }
           return respond(ErrorResponse(
               request,
-              info.status().code() == StatusCode::kNotFound
-                  ? NotFoundError("no deletion " + std::to_string(seq.value()))
-                  : info.status()));
+              NotFoundError("no deletion " + std::to_string(seq.value()))));
         }
         respond(JsonResponse(request, http::status::ok, DeletionJson(*info)));
       });
@@ -410,7 +440,15 @@ void Api::Drain(const Request& request, Respond respond) {
 Handler MetricsHandler(std::shared_ptr<metrics::EngineMetrics> metrics) {
   return [metrics](Request request, Respond respond) {
     const std::string target(request.target());
-    if (target.substr(0, target.find('?')) != "/metrics") {
+    const std::string path = target.substr(0, target.find('?'));
+    if (path == "/healthz" || path == "/v2/health/live") {
+      Response res{http::status::ok, request.version()};
+      res.set(http::field::server, "eraser");
+      res.keep_alive(request.keep_alive());
+      res.prepare_payload();
+      return respond(std::move(res));
+    }
+    if (path != "/metrics") {
       return respond(JsonError(request.version(), request.keep_alive(),
                                http::status::not_found, "try /metrics"));
     }

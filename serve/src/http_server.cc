@@ -4,10 +4,16 @@
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
+#include <boost/beast/ssl.hpp>
+#include <cstdio>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <type_traits>
 
 namespace eraser::serve {
 
@@ -34,41 +40,86 @@ Response JsonError(unsigned version, bool keep_alive, http::status status,
 
 namespace {
 
-// One connection: reads requests one after another, hands each to the
-// handler, writes its response. All of it runs on the connection's strand.
-class Session : public std::enable_shared_from_this<Session> {
+// One connection over `Stream` (a tcp_stream, or an ssl_stream over one):
+// reads requests one after another, hands each to the handler, writes its
+// response. All of it runs on the connection's strand.
+template <typename Stream>
+class Session : public std::enable_shared_from_this<Session<Stream>> {
  public:
-  Session(tcp::socket&& socket, HttpServer* server)
-      : stream_(std::move(socket)), server_(server) {}
+  template <typename... Args>
+  Session(HttpServer* server, Args&&... args)
+      : stream_(std::forward<Args>(args)...), server_(server) {
+    server_->ConnectionOpened();
+  }
+  ~Session() { server_->ConnectionClosed(); }
 
   void Start() {
-    net::dispatch(
-        stream_.get_executor(),
-        beast::bind_front_handler(&Session::Read, shared_from_this()));
+    net::dispatch(stream_.get_executor(),
+                  beast::bind_front_handler(&Session::Begin, Self()));
   }
 
   // Closes the connection if it is waiting for a request.
   void CloseIfIdle() {
-    net::post(stream_.get_executor(), [self = shared_from_this()] {
-      if (!self->busy_) self->stream_.cancel();
+    net::post(stream_.get_executor(), [self = Self()] {
+      if (!self->busy_) beast::get_lowest_layer(self->stream_).cancel();
     });
   }
 
  private:
+  std::shared_ptr<Session> Self() { return this->shared_from_this(); }
+  beast::tcp_stream& Tcp() { return beast::get_lowest_layer(stream_); }
+
+  void Begin() {
+    if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
+      Read();
+    } else {
+      Tcp().expires_after(server_->options().request_timeout);
+      stream_.async_handshake(net::ssl::stream_base::server,
+                              [self = Self()](beast::error_code ec) {
+                                if (ec) {
+                                  // Plain HTTP to the TLS port, a bad client
+                                  // hello, a timeout.
+                                  self->server_->Refused("tls_handshake");
+                                  return self->Close();
+                                }
+                                self->Read();
+                              });
+    }
+  }
+
   void Read() {
     if (server_->shutting_down()) return Close();
     parser_.emplace();
     parser_->body_limit(server_->options().body_limit);
-    stream_.expires_after(server_->options().idle_timeout);
+    parser_->header_limit(
+        static_cast<std::uint32_t>(server_->options().header_limit));
+    // The whole header within idle_timeout of the previous response: a
+    // client that trickles bytes is cut off like an idle one.
+    Tcp().expires_after(server_->options().idle_timeout);
     busy_ = false;
-    http::async_read(
+    http::async_read_header(
         stream_, buffer_, *parser_,
-        beast::bind_front_handler(&Session::OnRead, shared_from_this()));
+        beast::bind_front_handler(&Session::OnHeader, Self()));
+  }
+
+  void OnHeader(beast::error_code ec, std::size_t) {
+    if (ec) return OnRead(ec, 0);
+    busy_ = true;
+    Tcp().expires_after(server_->options().request_timeout);
+    http::async_read(stream_, buffer_, *parser_,
+                     beast::bind_front_handler(&Session::OnRead, Self()));
   }
 
   void OnRead(beast::error_code ec, std::size_t) {
     if (ec == http::error::end_of_stream ||
-        ec == net::error::operation_aborted || ec == beast::error::timeout) {
+        ec == net::error::operation_aborted || ec == net::error::eof ||
+        ec == net::ssl::error::stream_truncated) {
+      return Close();
+    }
+    if (ec == beast::error::timeout) {
+      // Idle keep-alive connections time out as a matter of course; only a
+      // request cut off midway is a refusal.
+      if (busy_ || buffer_.size() > 0) server_->Refused("timeout");
       return Close();
     }
     busy_ = true;
@@ -78,6 +129,15 @@ class Session : public std::enable_shared_from_this<Session> {
                                  std::to_string(server_->options().body_limit) +
                                  " bytes"),
                    /*counted=*/false);
+    }
+    if (ec == http::error::header_limit) {
+      server_->Refused("header_too_large");
+      return Write(
+          JsonError(11, false, http::status::request_header_fields_too_large,
+                    "request header larger than " +
+                        std::to_string(server_->options().header_limit) +
+                        " bytes"),
+          /*counted=*/false);
     }
     if (ec) {
       // A malformed request: answer 400 and drop the connection, since the
@@ -94,79 +154,141 @@ class Session : public std::enable_shared_from_this<Session> {
     Request req = parser_->release();
     // The callback keeps the session alive until the response is written:
     // nothing else holds it while the handler works asynchronously.
-    server_->handler()(std::move(req),
-                       [self = shared_from_this()](Response res) {
-                         net::post(self->stream_.get_executor(),
-                                   [self, res = std::move(res)]() mutable {
-                                     self->Write(std::move(res), true);
-                                   });
-                       });
+    server_->handler()(std::move(req), [self = Self()](Response res) {
+      net::post(self->stream_.get_executor(),
+                [self, res = std::move(res)]() mutable {
+                  self->Write(std::move(res), true);
+                });
+    });
   }
 
   void Write(Response res, bool counted) {
     if (server_->shutting_down()) res.keep_alive(false);
     auto shared = std::make_shared<Response>(std::move(res));
-    stream_.expires_after(std::chrono::seconds(30));
-    http::async_write(stream_, *shared,
-                      [self = shared_from_this(), shared, counted](
-                          beast::error_code ec, std::size_t) {
-                        if (counted) self->server_->RequestFinished();
-                        if (ec || !shared->keep_alive()) return self->Close();
-                        self->Read();
-                      });
+    Tcp().expires_after(server_->options().request_timeout);
+    http::async_write(
+        stream_, *shared,
+        [self = Self(), shared, counted](beast::error_code ec, std::size_t) {
+          if (counted) self->server_->RequestFinished();
+          if (ec || !shared->keep_alive()) return self->Close();
+          self->Read();
+        });
   }
 
   void Close() {
     beast::error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    Tcp().socket().shutdown(tcp::socket::shutdown_send, ec);
   }
 
-  beast::tcp_stream stream_;
+  Stream stream_;
   HttpServer* server_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   bool busy_ = false;
 };
 
+// Any session, for shutdown.
+struct Closable {
+  std::function<void()> close_if_idle;
+  std::weak_ptr<void> alive;
+};
+
+constexpr char kTooManyConnections[] =
+    "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+    "Content-Length: 38\r\nConnection: close\r\n\r\n"
+    "{\"error\": \"too many open connections\"}";
+
 }  // namespace
 
 struct HttpServer::Impl {
   net::io_context ioc;
   tcp::acceptor acceptor{net::make_strand(ioc)};
+  net::steady_timer accept_retry{acceptor.get_executor()};
+  std::chrono::milliseconds accept_backoff{0};
+  std::optional<net::ssl::context> tls;
   Mutex sessions_mu;
-  std::vector<std::weak_ptr<Session>> sessions GUARDED_BY(sessions_mu);
+  std::vector<Closable> sessions GUARDED_BY(sessions_mu);
   std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
 
+  template <typename S>
+  void Track(const std::shared_ptr<S>& session) {
+    MutexLock lock(&sessions_mu);
+    // Forget connections that are gone.
+    sessions.erase(
+        std::remove_if(sessions.begin(), sessions.end(),
+                       [](const Closable& c) { return c.alive.expired(); }),
+        sessions.end());
+    std::weak_ptr<S> weak = session;
+    sessions.push_back({[weak] {
+                          if (auto s = weak.lock()) s->CloseIfIdle();
+                        },
+                        session});
+  }
+
   void Accept(HttpServer* server) {
-    acceptor.async_accept(
-        net::make_strand(ioc),
-        [this, server](beast::error_code ec, tcp::socket socket) {
-          if (ec) {
-            if (ec == net::error::operation_aborted) return;  // closed
-          } else if (server->shutting_down()) {
-            return;
-          } else {
-            auto session = std::make_shared<Session>(std::move(socket), server);
-            {
-              MutexLock lock(&sessions_mu);
-              // Forget connections that are gone.
-              sessions.erase(
-                  std::remove_if(sessions.begin(), sessions.end(),
-                                 [](const auto& w) { return w.expired(); }),
-                  sessions.end());
-              sessions.push_back(session);
-            }
-            session->Start();
-          }
-          Accept(server);
+    acceptor.async_accept(net::make_strand(ioc), [this, server](
+                                                     beast::error_code ec,
+                                                     tcp::socket socket) {
+      if (ec == net::error::operation_aborted) return;  // closed
+      if (ec) {
+        // Out of descriptors, or another transient error: back off
+        // instead of retrying at once in a busy loop; connections
+        // already open keep being served.
+        server->AcceptFailed();
+        accept_backoff =
+            std::clamp(accept_backoff * 2, std::chrono::milliseconds(10),
+                       std::chrono::milliseconds(1000));
+        if (accept_backoff == std::chrono::milliseconds(10)) {
+          std::fprintf(stderr,
+                       "eraser serve: accept failed (%s); backing off\n",
+                       ec.message().c_str());
+        }
+        accept_retry.expires_after(accept_backoff);
+        accept_retry.async_wait([this, server](beast::error_code wait) {
+          if (!wait && !server->shutting_down()) Accept(server);
         });
+        return;
+      }
+      accept_backoff = std::chrono::milliseconds(0);
+      if (server->shutting_down()) return;
+      if (server->connections() >= server->options().max_connections) {
+        server->Refused("connection_limit");
+        // A short answer, then close; the socket lives until the write
+        // is done.
+        auto s = std::make_shared<tcp::socket>(std::move(socket));
+        if (tls) {
+          beast::error_code ignored;
+          s->shutdown(tcp::socket::shutdown_both, ignored);
+        } else {
+          net::async_write(
+              *s,
+              net::buffer(kTooManyConnections, sizeof(kTooManyConnections) - 1),
+              [s](beast::error_code, std::size_t) {
+                beast::error_code ignored;
+                s->shutdown(tcp::socket::shutdown_both, ignored);
+              });
+        }
+      } else if (tls) {
+        auto session =
+            std::make_shared<Session<beast::ssl_stream<beast::tcp_stream>>>(
+                server, std::move(socket), *tls);
+        Track(session);
+        session->Start();
+      } else {
+        auto session = std::make_shared<Session<beast::tcp_stream>>(
+            server, std::move(socket));
+        Track(session);
+        session->Start();
+      }
+      Accept(server);
+    });
   }
 };
 
 HttpServer::HttpServer(const HttpServerOptions& options, Handler handler)
     : options_(options),
       handler_(std::move(handler)),
-      impl_(std::make_unique<Impl>()) {}
+      impl_(std::make_unique<Impl>()) {}  // (impl_ is declared last)
 
 HttpServer::~HttpServer() {
   BeginShutdown(std::chrono::milliseconds(0));
@@ -181,9 +303,39 @@ StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
     return InvalidArgumentError("listen address must be host:port (got '" +
                                 options.listen + "')");
   }
+  if (options.tls_cert.empty() != options.tls_key.empty()) {
+    return InvalidArgumentError("TLS needs both a certificate and a key");
+  }
+  if (options.max_connections < 1 || options.header_limit < 1024 ||
+      options.idle_timeout.count() <= 0 ||
+      options.request_timeout.count() <= 0) {
+    return InvalidArgumentError(
+        "max_connections must be positive, header_limit at least 1024 bytes, "
+        "and the timeouts positive");
+  }
   std::unique_ptr<HttpServer> server(
       new HttpServer(options, std::move(handler)));
   Impl& impl = *server->impl_;
+  if (!options.tls_cert.empty()) {
+    impl.tls.emplace(net::ssl::context::tls_server);
+    beast::error_code tls_ec;
+    impl.tls->set_options(
+        net::ssl::context::default_workarounds | net::ssl::context::no_sslv2 |
+            net::ssl::context::no_sslv3 | net::ssl::context::no_tlsv1 |
+            net::ssl::context::no_tlsv1_1 | net::ssl::context::single_dh_use,
+        tls_ec);
+    if (!tls_ec) impl.tls->use_certificate_chain_file(options.tls_cert, tls_ec);
+    if (tls_ec) {
+      return InvalidArgumentError("TLS certificate " + options.tls_cert + ": " +
+                                  tls_ec.message());
+    }
+    impl.tls->use_private_key_file(options.tls_key, net::ssl::context::pem,
+                                   tls_ec);
+    if (tls_ec) {
+      return InvalidArgumentError("TLS key " + options.tls_key + ": " +
+                                  tls_ec.message());
+    }
+  }
   beast::error_code ec;
   const net::ip::address address =
       net::ip::make_address(options.listen.substr(0, colon), ec);
@@ -233,10 +385,10 @@ bool HttpServer::BeginShutdown(std::chrono::milliseconds grace) {
       beast::error_code ec;
       impl_->acceptor.close(ec);
     });
+    net::post(impl_->accept_retry.get_executor(),
+              [this] { impl_->accept_retry.cancel(); });
     MutexLock lock(&impl_->sessions_mu);
-    for (const auto& weak : impl_->sessions) {
-      if (auto session = weak.lock()) session->CloseIfIdle();
-    }
+    for (const Closable& session : impl_->sessions) session.close_if_idle();
   }
   const Clock& clock = *SystemClock::Default();
   const TimePoint deadline = clock.Now() + grace;

@@ -18,13 +18,24 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace eraser::testing {
+
+using Headers = std::vector<std::pair<std::string, std::string>>;
 
 struct HttpResult {
   int status = 0;  // 0 when the exchange failed
   std::string body;
   std::string error;
+  Headers headers;  // of a well-formed exchange
+  std::string header(const std::string& name) const {
+    for (const auto& [n, v] : headers) {
+      if (n == name) return v;
+    }
+    return "";
+  }
   nlohmann::json json() const {
     return nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
   }
@@ -38,7 +49,7 @@ class HttpConnection {
       : port_(port), timeout_(timeout) {}
 
   HttpResult Send(const std::string& method, const std::string& target,
-                  const std::string& body = "") {
+                  const std::string& body = "", const Headers& headers = {}) {
     namespace beast = boost::beast;
     namespace http = beast::http;
     HttpResult result;
@@ -49,6 +60,7 @@ class HttpConnection {
       req.set(http::field::host, "127.0.0.1");
       req.set(http::field::content_type, "application/json");
       req.keep_alive(true);
+      for (const auto& [name, value] : headers) req.set(name, value);
       req.body() = body;
       req.prepare_payload();
       http::write(*stream_, req);
@@ -58,6 +70,10 @@ class HttpConnection {
       http::read(*stream_, buffer, parser);
       result.status = parser.get().result_int();
       result.body = parser.get().body();
+      for (const auto& field : parser.get()) {
+        result.headers.emplace_back(std::string(field.name_string()),
+                                    std::string(field.value()));
+      }
       if (!parser.get().keep_alive()) stream_.reset();
     } catch (const std::exception& e) {
       result.error = e.what();
@@ -138,9 +154,45 @@ class HttpConnection {
 
 // A single request on a fresh connection.
 inline HttpResult Http(int port, const std::string& method,
-                       const std::string& target,
-                       const std::string& body = "") {
-  return HttpConnection(port).Send(method, target, body);
+                       const std::string& target, const std::string& body = "",
+                       const Headers& headers = {}) {
+  return HttpConnection(port).Send(method, target, body, headers);
+}
+
+// A raw loopback connection (POSIX), for tests of connection handling;
+// -1 if it cannot connect.
+inline int RawConnect(int port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// Reads until the peer closes or `timeout` passes; what arrived, and
+// whether the peer closed.
+inline std::pair<std::string, bool> ReadUntilClosed(
+    int fd, std::chrono::milliseconds timeout) {
+  std::string in;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    pollfd p{fd, POLLIN, 0};
+    if (left.count() <= 0 ||
+        ::poll(&p, 1, static_cast<int>(left.count())) <= 0) {
+      return {in, false};
+    }
+    char buf[4096];
+    const ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+    if (n <= 0) return {in, true};
+    in.append(buf, static_cast<std::size_t>(n));
+  }
 }
 
 }  // namespace eraser::testing

@@ -6,12 +6,15 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include <atomic>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <random>
+#include <sstream>
 
 #include "../engine/engine_fixture.h"
 #include "http_client.h"
@@ -296,6 +299,124 @@ TEST(ServeProcess, LoadGetsOnlyDocumentedAnswersAndMemoryStaysFlat) {
   EXPECT_LT(after - before, 40 * 1024)
       << "resident memory grew from " << before << " to " << after << " kB";
   EXPECT_EQ(Http(server.port, "GET", "/healthz").status, 200);
+  server.process->Signal(SIGTERM);
+  EXPECT_EQ(server.process->Wait(), 0) << server.process->output();
+}
+
+TEST(ServeProcess, RefusesANonLoopbackAddressWithoutTokens) {
+  eraser::testing::TempDir dir;
+  Process p({ERASER_BINARY, "serve", "--data-dir",
+             engine::testing::CopyTemplate(dir), "--listen", "0.0.0.0:0",
+             "--metrics-listen", ""});
+  EXPECT_EQ(p.Wait(), 2);
+  EXPECT_THAT(p.output(), HasSubstr("refusing to listen on 0.0.0.0:0 without "
+                                    "--auth-file"));
+}
+
+// The token that `eraser token` printed (its last line of stdout).
+std::string MakeToken(const std::string& scopes, const std::string& file) {
+  Process p({ERASER_BINARY, "token", "--scopes", scopes, "--auth-file", file});
+  EXPECT_EQ(p.Wait(), 0) << p.output();
+  std::string out = p.output();
+  while (!out.empty() && out.back() == '\n') out.pop_back();
+  return out.substr(out.rfind('\n') + 1);
+}
+
+TEST(ServeProcess, SighupReloadsTheTokenFile) {
+  eraser::testing::TempDir dir;
+  const std::string tokens = dir.Child("tokens");
+  const std::string admin = MakeToken("admin", tokens);
+  ASSERT_EQ(admin.size(), 64u);
+  // Stored hashed: the file does not hold the token.
+  EXPECT_EQ(eraser::testing::ReadFileOrDie(tokens).find(admin),
+            std::string::npos);
+  Server server = StartServer(engine::testing::CopyTemplate(dir),
+                              "eraser-lazy-wait", {"--auth-file", tokens});
+  ASSERT_GT(server.port, 0) << server.process->output();
+  const std::string body = json{{"test_index", 0}}.dump();
+  auto infer = [&](const std::string& token) {
+    return Http(server.port, "POST", "/v1/infer", body,
+                {{"Authorization", "Bearer " + token}})
+        .status;
+  };
+  EXPECT_EQ(infer(admin), 200);
+  const std::string reader = MakeToken("infer", tokens);
+  EXPECT_EQ(infer(reader), 401);  // not loaded yet
+  server.process->Signal(SIGHUP);
+  ASSERT_FALSE(server.process->WaitFor("SIGHUP: 2 tokens").empty())
+      << server.process->output();
+  EXPECT_EQ(infer(reader), 200);
+  EXPECT_EQ(infer(admin), 200);
+  // The log names refusals, never tokens.
+  EXPECT_EQ(server.process->output().find(reader), std::string::npos);
+  server.process->Signal(SIGTERM);
+  EXPECT_EQ(server.process->Wait(), 0) << server.process->output();
+}
+
+// Seconds of CPU the process has used.
+double CpuSeconds(pid_t pid) {
+  std::string stat =
+      eraser::testing::ReadFileOrDie("/proc/" + std::to_string(pid) + "/stat");
+  // Fields after the command name (which may hold spaces).
+  std::istringstream in(stat.substr(stat.rfind(')') + 2));
+  std::string field;
+  unsigned long long utime = 0, stime = 0;
+  for (int i = 3; i <= 15 && in >> field; ++i) {
+    if (i == 14) utime = std::stoull(field);
+    if (i == 15) stime = std::stoull(field);
+  }
+  return static_cast<double>(utime + stime) / sysconf(_SC_CLK_TCK);
+}
+
+std::size_t OpenDescriptors(pid_t pid) {
+  std::size_t n = 0;
+  for (const auto& e : std::filesystem::directory_iterator(
+           "/proc/" + std::to_string(pid) + "/fd")) {
+    (void)e;
+    ++n;
+  }
+  return n;
+}
+
+TEST(ServeProcess, OutOfDescriptorsItKeepsServingWithoutSpinningAndRecovers) {
+  eraser::testing::TempDir dir;
+  Server server =
+      StartServer(engine::testing::CopyTemplate(dir), "eraser-lazy-wait");
+  ASSERT_GT(server.port, 0) << server.process->output();
+  const pid_t pid = server.process->pid();
+  HttpConnection kept(server.port);
+  ASSERT_EQ(kept.Send("GET", "/healthz").status, 200);
+  // Room for a few more descriptors only (the soft limit).
+  rlimit original{};
+  ASSERT_EQ(prlimit(pid, RLIMIT_NOFILE, nullptr, &original), 0);
+  const rlimit limit{OpenDescriptors(pid) + 4, original.rlim_max};
+  ASSERT_EQ(prlimit(pid, RLIMIT_NOFILE, &limit, nullptr), 0);
+  std::vector<int> extra;
+  for (int i = 0; i < 40; ++i) {
+    const int fd = eraser::testing::RawConnect(server.port);
+    if (fd >= 0) extra.push_back(fd);
+  }
+  ASSERT_FALSE(server.process->WaitFor("accept failed").empty())
+      << server.process->output();
+  // The connection it has is still answered, and the failing accepts are
+  // backed off: over a second the server uses a small fraction of a core.
+  EXPECT_EQ(kept.Send("GET", "/healthz").status, 200);
+  const double cpu_before = CpuSeconds(pid);
+  std::this_thread::sleep_for(std::chrono::seconds(1));  // a measurement window
+  const double cpu = CpuSeconds(pid) - cpu_before;
+  EXPECT_LT(cpu, 0.3) << "the accept loop spins";
+  EXPECT_EQ(kept.Send("GET", "/healthz").status, 200);
+  // Descriptors free up: new connections are served again.
+  for (int fd : extra) ::close(fd);
+  ASSERT_EQ(prlimit(pid, RLIMIT_NOFILE, &original, nullptr), 0);
+  EXPECT_EQ(HttpConnection(server.port, std::chrono::seconds(20))
+                .Send("GET", "/healthz")
+                .status,
+            200);
+  std::printf(
+      "descriptor exhaustion: %.3f CPU s over 1 s while accepts "
+      "failed\n",
+      cpu);
   server.process->Signal(SIGTERM);
   EXPECT_EQ(server.process->Wait(), 0) << server.process->output();
 }

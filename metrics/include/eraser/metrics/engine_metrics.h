@@ -16,6 +16,11 @@
 //                                               storage, disk_full)
 //   eraser_parked_expired_total                 parked requests answered with
 //                                               the fallback after max_wait
+//   eraser_http_refused_total{reason}           HTTP requests and connections
+//                                               refused (unauthenticated,
+//                                               forbidden, connection_limit,
+//                                               header_too_large, timeout,
+//                                               tls_handshake)
 //   eraser_shards_backing_off, eraser_erasure_owed              (gauges)
 //   eraser_pending_deletions, eraser_affected_shards,
 //   eraser_inference_queue_length, eraser_parked_requests,
@@ -50,6 +55,11 @@ inline constexpr std::string_view kDecisionLabels[] = {
 inline constexpr std::string_view kRetrainFailureLabels[] = {
     "training", "storage", "disk_full"};
 
+// Why the HTTP layer refused a request or a connection.
+inline constexpr std::string_view kHttpRefusedLabels[] = {
+    "unauthenticated",  "forbidden", "connection_limit",
+    "header_too_large", "timeout",   "tls_handshake"};
+
 class EngineMetrics {
  public:
   // Registers the families on `registry`, or on a new one when null. Two
@@ -82,6 +92,8 @@ class EngineMetrics {
   void SetBackingOff(std::size_t shards);
   void SetErasureOwed(bool owed);
   void ParkedExpired();
+  // `reason` is one of kHttpRefusedLabels (others are ignored).
+  void HttpRefused(std::string_view reason);
   // The unlearning load over the last minute (scheduler::Capacity).
   void SetCapacity(double offered_per_second, double sustainable_per_second,
                    bool overloaded, std::size_t deadlines_at_risk);

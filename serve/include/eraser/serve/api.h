@@ -1,33 +1,63 @@
-// The JSON API of `eraser serve`, mapped onto the engine's public interface:
+// The HTTP API of `eraser serve`, mapped onto the engine's public interface.
+//
+// eraser's own JSON routes:
 //   POST /v1/infer            {"features": [...]}, {"test_index": n} or,
 //                             for tabular data, {"record": {column: value}}
 //   POST /v1/deletions        {"sample": id} or {"owner": id}   -> 202
 //   GET  /v1/deletions/{seq}
 //   POST /v1/drain            unlearn everything pending now
 //   GET  /healthz, /readyz
+// The Open Inference Protocol (KServe v2) over REST, model name
+// ApiOptions::model_name (docs/serve.md has the mapping):
+//   GET  /v2, /v2/health/live, /v2/health/ready
+//   GET  /v2/models/{name}, /v2/models/{name}/ready
+//   POST /v2/models/{name}/infer
+//
 // Errors are {"error": message}: 400 malformed body or wrong feature count,
-// 404 unknown sample, owner, sequence or route, 405 wrong method, 413 body
-// too large, 429 queue full, 503 shutting down or no certified answer (the
-// `reject` rule, or a request that waited max_wait with every shard
-// affected), 507 a deletion the full disk cannot log (not acknowledged).
+// 401 no or an unknown bearer token, 403 a token whose scopes do not allow
+// the call, 404 unknown sample, owner, sequence, model or route (also a
+// deletion the token may not read: a sequence number alone reveals
+// nothing), 405 wrong method, 413 body too large, 429 queue full, 503
+// shutting down or no certified answer (the `reject` rule, or a request
+// that waited max_wait with every shard affected), 507 a deletion the full
+// disk cannot log (not acknowledged).
+//
+// Access control (ApiOptions::auth, docs/serve.md): with a token file every
+// route but the health routes needs a bearer token with the right scope
+// (eraser/serve/auth.h). Certificate details (affected shards, deletion
+// watermark, model versions, margin) go only to `admin` tokens, or to
+// everyone with expose_certificates or without a token file.
 #ifndef ERASER_SERVE_API_H_
 #define ERASER_SERVE_API_H_
 
 #include <atomic>
 #include <boost/asio/thread_pool.hpp>
+#include <memory>
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "eraser/engine/engine.h"
+#include "eraser/serve/auth.h"
 #include "eraser/serve/http_server.h"
 
 namespace eraser::serve {
+
+struct ApiOptions {
+  // The model's name in the /v2 routes.
+  std::string model_name = "eraser";
+  // The token file in force; null: no access control (eraser serve then
+  // listens on loopback only, unless --insecure). Not owned.
+  const Authenticator* auth = nullptr;
+  // Certificate details to every caller, not only to admin tokens.
+  bool expose_certificates = false;
+};
 
 class Api {
  public:
   // `engine` must outlive the Api. {"test_index": n} names a sample of the
   // data directory's test split; {"record": ...} is encoded with its
   // tabular encoding; answers name the class when the dataset has names.
-  explicit Api(engine::Engine* engine);
+  explicit Api(engine::Engine* engine, ApiOptions options = {});
   // Waits for slow work handed to its own threads.
   ~Api();
 
@@ -36,24 +66,44 @@ class Api {
   void SetDraining() { draining_ = true; }
 
  private:
-  void Infer(const Request& request, Respond respond);
-  void Delete(const Request& request, Respond respond);
-  void DeletionStatus(const Request& request, const std::string& seq,
-                      Respond respond);
+  // Who is calling: null and a response sent (401) when access control is
+  // on and the token is missing or unknown. `hold` keeps the token file
+  // the principal points into alive.
+  const Principal* Authenticate(const Request& request, const Respond& respond,
+                                std::shared_ptr<const TokenFile>* hold);
+  // Sends 403 for `what` and counts it.
+  void Forbid(const Request& request, const Principal& who,
+              const std::string& what, const Respond& respond);
+  bool Details(const Principal& who) const;
+
+  void Readyz(const Request& request, Respond respond);
+  void Infer(const Request& request, const Principal& who, Respond respond);
+  void Delete(const Request& request, const Principal& who, Respond respond);
+  void DeletionStatus(const Request& request, const Principal& who,
+                      const std::string& seq, Respond respond);
   void Drain(const Request& request, Respond respond);
+
+  // ---- oip.cc: the Open Inference Protocol ----
+  // Handles /v2 routes; false if `path` is not one.
+  bool HandleV2(const Request& request, const std::string& path,
+                const Principal* who, Respond& respond);
+  nlohmann::json ModelMetadata() const;
+  void V2Infer(const Request& request, const Principal& who, Respond respond);
 
   // The features of a request body, or a message for a 400.
   bool Features(const nlohmann::json& body, std::vector<float>* features,
                 std::string* error) const;
 
   engine::Engine* const engine_;
+  const ApiOptions options_;
   std::atomic<bool> draining_{false};
   // Deletions (a synced write each), status reads and drains run here, never
   // on an I/O thread.
   boost::asio::thread_pool blocking_{2};
 };
 
-// Serves GET /metrics: the metrics in the Prometheus text format.
+// Serves GET /metrics: the metrics in the Prometheus text format, and the
+// health routes (/healthz, /v2/health/live), unauthenticated.
 Handler MetricsHandler(std::shared_ptr<metrics::EngineMetrics> metrics);
 
 }  // namespace eraser::serve

@@ -1,0 +1,81 @@
+#include "responses.h"
+
+namespace eraser::serve::internal {
+
+namespace http = boost::beast::http;
+using nlohmann::json;
+
+Response JsonResponse(const Request& request, http::status status,
+                      const json& body) {
+  Response res{status, request.version()};
+  res.set(http::field::server, "eraser");
+  res.set(http::field::content_type, "application/json");
+  res.keep_alive(request.keep_alive());
+  res.body() = JsonText(body);
+  res.prepare_payload();
+  return res;
+}
+
+http::status HttpStatusOf(const eraser::Status& status) {
+  switch (status.code()) {
+    case StatusCode::kInvalidArgument:
+      return http::status::bad_request;
+    case StatusCode::kNotFound:
+      return http::status::not_found;
+    case StatusCode::kResourceExhausted:
+      return http::status::too_many_requests;
+    case StatusCode::kUnavailable:
+      return http::status::service_unavailable;
+    default:
+      return http::status::internal_server_error;
+  }
+}
+
+Response ErrorResponse(const Request& request, const eraser::Status& status) {
+  Response res = JsonError(request.version(), request.keep_alive(),
+                           HttpStatusOf(status), status.message());
+  if (status.code() == StatusCode::kResourceExhausted) {
+    res.set(http::field::retry_after, "1");
+  }
+  return res;
+}
+
+Response StorageErrorResponse(const Request& request,
+                              const eraser::Status& status) {
+  if (status.code() != StatusCode::kResourceExhausted) {
+    return ErrorResponse(request, status);
+  }
+  Response res =
+      JsonError(request.version(), request.keep_alive(),
+                http::status::insufficient_storage, status.message());
+  res.set(http::field::retry_after, "10");
+  return res;
+}
+
+Response BadRequest(const Request& request, const std::string& message) {
+  return JsonError(request.version(), request.keep_alive(),
+                   http::status::bad_request, message);
+}
+
+bool ParseObject(const Request& request, json* out, std::string* error) {
+  *out = json::parse(request.body(), nullptr, /*allow_exceptions=*/false);
+  if (out->is_discarded()) {
+    *error = "the body is not valid JSON";
+    return false;
+  }
+  if (!out->is_object()) {
+    *error = "the body must be a JSON object";
+    return false;
+  }
+  return true;
+}
+
+bool GetId(const json& body, const char* key, uint64_t* out) {
+  const json& v = body.at(key);
+  if (!v.is_number_integer() && !v.is_number_unsigned()) return false;
+  if (v.is_number_integer() && v.get<int64_t>() < 0) return false;
+  *out = v.get<uint64_t>();
+  return true;
+}
+
+}  // namespace eraser::serve::internal

@@ -1,0 +1,518 @@
+// The server as an operator exposes it, over real loopback sockets: bearer
+// tokens and their scopes (401, 403, what each scope may read), the Open
+// Inference Protocol routes, TLS, and the hardened HTTP layer (connection
+// cap, header limit, slow clients).
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <fstream>
+#include <thread>
+
+#include "../engine/engine_fixture.h"
+#include "eraser/certify/vote.h"
+#include "eraser/serve/api.h"
+#include "eraser/serve/auth.h"
+#include "eraser/serve/http_server.h"
+#include "http_client.h"
+
+namespace eraser::serve {
+namespace {
+
+using eraser::testing::Headers;
+using eraser::testing::Http;
+using eraser::testing::HttpConnection;
+using eraser::testing::HttpResult;
+using nlohmann::json;
+using ::testing::HasSubstr;
+
+Headers Bearer(const std::string& token) {
+  return {{"Authorization", "Bearer " + token}};
+}
+
+std::string Metric(engine::Engine& engine, const std::string& line) {
+  const std::string text = engine.metrics()->TextExposition();
+  const std::size_t at = text.find(line + " ");
+  if (at == std::string::npos) return "";
+  const std::size_t end = text.find('\n', at);
+  return text.substr(at + line.size() + 1, end - at - line.size() - 1);
+}
+
+class Served : public ::testing::Test {
+ protected:
+  void Start(ApiOptions api = {}, HttpServerOptions http = {}) {
+    engine::EngineOptions options = engine::testing::Options(
+        engine::testing::CopyTemplate(dir_), "eraser:lazy,partial,deadline=1h");
+    StatusOr<std::unique_ptr<engine::Engine>> e = engine::Engine::Open(options);
+    ASSERT_TRUE(e.ok()) << e.status();
+    engine_ = std::move(e).value();
+    api_ = std::make_unique<Api>(engine_.get(), api);
+    http.listen = "127.0.0.1:0";
+    std::shared_ptr<metrics::EngineMetrics> metrics = engine_->metrics();
+    http.on_refused = [metrics](std::string_view r) {
+      metrics->HttpRefused(r);
+    };
+    StatusOr<std::unique_ptr<HttpServer>> s =
+        HttpServer::Start(http, [this](Request r, Respond respond) {
+          api_->Handle(std::move(r), std::move(respond));
+        });
+    ASSERT_TRUE(s.ok()) << s.status();
+    server_ = std::move(s).value();
+    port_ = server_->port();
+  }
+  void TearDown() override {
+    if (server_) {
+      server_->BeginShutdown(std::chrono::milliseconds(0));
+      if (engine_) engine_->Close();
+      server_->Stop();
+    }
+    server_.reset();
+    api_.reset();
+    engine_.reset();
+  }
+  // A token with `scopes`, added to the token file.
+  std::string AddToken(const std::string& scopes, const std::string& name) {
+    StatusOr<std::string> token = NewToken();
+    EXPECT_TRUE(token.ok());
+    std::ofstream(token_file_, std::ios::app)
+        << HashToken(*token) << " " << scopes << " " << name << "\n";
+    return *token;
+  }
+
+  eraser::testing::TempDir dir_;
+  std::string token_file_ = dir_.Child("tokens");
+  std::unique_ptr<engine::Engine> engine_;
+  std::unique_ptr<Api> api_;
+  std::unique_ptr<HttpServer> server_;
+  int port_ = 0;
+};
+
+// ---- access control -------------------------------------------------------
+
+TEST(TokenFile, StoresHashesOnlyAndNamesBadLines) {
+  StatusOr<std::string> token = NewToken();
+  ASSERT_TRUE(token.ok());
+  EXPECT_EQ(token->size(), 64u);
+  const std::string line = HashToken(*token) + " infer,delete:owner:7 app\n";
+  StatusOr<TokenFile> file = TokenFile::Parse("# tokens\n\n" + line, "t");
+  ASSERT_TRUE(file.ok()) << file.status();
+  const Principal* p = file->Find(*token);
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(p->name, "app");
+  EXPECT_TRUE(p->MayInfer());
+  EXPECT_TRUE(p->MayDeleteOwner(7));
+  EXPECT_FALSE(p->MayDeleteOwner(8));
+  EXPECT_FALSE(p->MayDeleteSample());
+  EXPECT_EQ(file->Find(*token + "x"), nullptr);
+  EXPECT_EQ(file->Find(""), nullptr);
+  // A token in plain text is refused, as are unknown scopes and repeats.
+  EXPECT_THAT(TokenFile::Parse(*token + " infer\n", "t").status().message(),
+              HasSubstr("t:1: the token must be stored as sha256:"));
+  EXPECT_THAT(
+      TokenFile::Parse(HashToken("a") + " root\n", "t").status().message(),
+      HasSubstr("unknown scope 'root'"));
+  EXPECT_THAT(TokenFile::Parse(line + line, "t").status().message(),
+              HasSubstr("t:2: the same token appears twice"));
+}
+
+TEST_F(Served, EveryRouteButHealthNeedsAToken) {
+  const std::string infer = AddToken("infer", "reader");
+  StatusOr<std::unique_ptr<Authenticator>> auth =
+      Authenticator::Open(token_file_);
+  ASSERT_TRUE(auth.ok()) << auth.status();
+  ApiOptions api;
+  api.auth = auth->get();
+  Start(api);
+  EXPECT_EQ(Http(port_, "GET", "/healthz").status, 200);
+  EXPECT_EQ(Http(port_, "GET", "/readyz").status, 200);
+  EXPECT_EQ(Http(port_, "GET", "/v2/health/live").status, 200);
+  EXPECT_EQ(Http(port_, "GET", "/v2/health/ready").status, 200);
+  const std::string body = json{{"test_index", 1}}.dump();
+  for (const auto& [method, path] :
+       std::vector<std::pair<std::string, std::string>>{
+           {"POST", "/v1/infer"},
+           {"POST", "/v1/deletions"},
+           {"GET", "/v1/deletions/1"},
+           {"POST", "/v1/drain"},
+           {"GET", "/v2"},
+           {"GET", "/v2/models/eraser"},
+           {"POST", "/v2/models/eraser/infer"}}) {
+    HttpResult none = Http(port_, method, path, body);
+    EXPECT_EQ(none.status, 401) << path;
+    EXPECT_EQ(none.header("WWW-Authenticate"), "Bearer realm=\"eraser\"");
+    EXPECT_EQ(Http(port_, method, path, body, Bearer("not-a-token")).status,
+              401)
+        << path;
+  }
+  EXPECT_EQ(
+      Metric(*engine_, "eraser_http_refused_total{reason=\"unauthenticated\"}"),
+      "14");
+  EXPECT_EQ(Http(port_, "POST", "/v1/infer", body, Bearer(infer)).status, 200);
+}
+
+TEST_F(Served, ScopesDecideWhatATokenMayDoAndRead) {
+  const std::string infer = AddToken("infer", "reader");
+  const std::string owner7 = AddToken("delete:owner:7", "owner-7");
+  const std::string deleter = AddToken("delete", "deleter");
+  const std::string admin = AddToken("admin", "ops");
+  StatusOr<std::unique_ptr<Authenticator>> auth =
+      Authenticator::Open(token_file_);
+  ASSERT_TRUE(auth.ok()) << auth.status();
+  ApiOptions api;
+  api.auth = auth->get();
+  Start(api);
+  auto post = [&](const std::string& path, const json& body,
+                  const std::string& token) {
+    return Http(port_, "POST", path, body.dump(), Bearer(token));
+  };
+  // Inference: infer and admin; an infer token sees no certificate detail.
+  HttpResult answer = post("/v1/infer", {{"test_index", 3}}, infer);
+  ASSERT_EQ(answer.status, 200) << answer.body;
+  for (const char* hidden :
+       {"affected_shards", "deletion_watermark", "model_versions", "margin"}) {
+    EXPECT_FALSE(answer.json().contains(hidden)) << hidden;
+  }
+  EXPECT_TRUE(answer.json().contains("label"));
+  EXPECT_TRUE(answer.json().contains("decision"));
+  EXPECT_TRUE(answer.json().contains("latency_ms"));
+  HttpResult detailed = post("/v1/infer", {{"test_index", 3}}, admin);
+  ASSERT_EQ(detailed.status, 200);
+  EXPECT_TRUE(detailed.json().contains("affected_shards"));
+  EXPECT_TRUE(detailed.json().contains("deletion_watermark"));
+  EXPECT_EQ(post("/v1/infer", {{"test_index", 3}}, owner7).status, 403);
+
+  // Deletion: an owner token deletes only its owner.
+  EXPECT_EQ(post("/v1/deletions", {{"owner", 8}}, infer).status, 403);
+  EXPECT_EQ(post("/v1/deletions", {{"owner", 8}}, owner7).status, 403);
+  EXPECT_EQ(post("/v1/deletions", {{"sample", 8}}, owner7).status, 403);
+  HttpResult own = post("/v1/deletions", {{"owner", 7}}, owner7);
+  ASSERT_EQ(own.status, 202) << own.body;
+  HttpResult other = post("/v1/deletions", {{"owner", 9}}, deleter);
+  ASSERT_EQ(other.status, 202) << other.body;
+  const std::string own_seq = std::to_string(own.json()["seq"].get<int>());
+  const std::string other_seq = std::to_string(other.json()["seq"].get<int>());
+  // Reading: the scope that could have made it; other deletions, and
+  // sequence numbers never issued, read alike: 404.
+  EXPECT_EQ(
+      Http(port_, "GET", "/v1/deletions/" + own_seq, "", Bearer(owner7)).status,
+      200);
+  HttpResult hidden =
+      Http(port_, "GET", "/v1/deletions/" + other_seq, "", Bearer(owner7));
+  HttpResult absent =
+      Http(port_, "GET", "/v1/deletions/999", "", Bearer(owner7));
+  EXPECT_EQ(hidden.status, 404);
+  EXPECT_EQ(absent.status, 404);
+  EXPECT_THAT(hidden.body, HasSubstr("no deletion " + other_seq));
+  EXPECT_EQ(
+      Http(port_, "GET", "/v1/deletions/" + own_seq, "", Bearer(infer)).status,
+      403);
+  EXPECT_EQ(Http(port_, "GET", "/v1/deletions/" + own_seq, "", Bearer(deleter))
+                .status,
+            200);
+  // Drain: admin only.
+  EXPECT_EQ(post("/v1/drain", json::object(), deleter).status, 403);
+  EXPECT_EQ(post("/v1/drain", json::object(), admin).status, 200);
+  EXPECT_EQ(Metric(*engine_, "eraser_http_refused_total{reason=\"forbidden\"}"),
+            "6");
+}
+
+TEST_F(Served, AReloadReplacesTheTokens) {
+  const std::string old_token = AddToken("infer", "old");
+  StatusOr<std::unique_ptr<Authenticator>> auth =
+      Authenticator::Open(token_file_);
+  ASSERT_TRUE(auth.ok());
+  ApiOptions api;
+  api.auth = auth->get();
+  Start(api);
+  const std::string body = json{{"test_index", 1}}.dump();
+  EXPECT_EQ(Http(port_, "POST", "/v1/infer", body, Bearer(old_token)).status,
+            200);
+  std::remove(token_file_.c_str());
+  const std::string new_token = AddToken("infer", "new");
+  // A broken file leaves the tokens in force.
+  std::ofstream(token_file_, std::ios::app) << "garbage\n";
+  EXPECT_FALSE((*auth)->Reload().ok());
+  EXPECT_EQ(Http(port_, "POST", "/v1/infer", body, Bearer(old_token)).status,
+            200);
+  std::remove(token_file_.c_str());
+  std::ofstream(token_file_) << HashToken(new_token) << " infer new\n";
+  ASSERT_TRUE((*auth)->Reload().ok());
+  EXPECT_EQ(Http(port_, "POST", "/v1/infer", body, Bearer(old_token)).status,
+            401);
+  EXPECT_EQ(Http(port_, "POST", "/v1/infer", body, Bearer(new_token)).status,
+            200);
+}
+
+// ---- the Open Inference Protocol -------------------------------------------
+
+json Tensor(const std::string& datatype, std::vector<std::size_t> rows,
+            bool raw_pixels) {
+  const datasets::Split& test = engine::testing::GetTemplate().data.test;
+  json data = json::array();
+  for (std::size_t i : rows) {
+    if (raw_pixels) {
+      for (std::size_t f = 0; f < test.row_bytes(); ++f) {
+        data.push_back(test.row(i)[f]);
+      }
+    } else {
+      for (float v : engine::testing::Input(i)) data.push_back(v);
+    }
+  }
+  return {{"name", "input"},
+          {"datatype", datatype},
+          {"shape", {rows.size(), 28, 28}},
+          {"data", data}};
+}
+
+int32_t Plurality(std::size_t i) {
+  const auto& votes = engine::testing::GetTemplate().votes[i];
+  return certify::PluralityVote(votes.data(), votes.size(), 10);
+}
+
+TEST_F(Served, OpenInferenceProtocolMetadataAndHealth) {
+  ApiOptions api;
+  api.model_name = "fashion";
+  Start(api);
+  HttpResult live = Http(port_, "GET", "/v2/health/live");
+  EXPECT_EQ(live.status, 200);
+  EXPECT_TRUE(live.body.empty());
+  EXPECT_EQ(Http(port_, "GET", "/v2/health/ready").status, 200);
+  HttpResult server = Http(port_, "GET", "/v2");
+  ASSERT_EQ(server.status, 200);
+  EXPECT_EQ(server.json()["name"], "eraser");
+  EXPECT_TRUE(server.json().contains("version"));
+  EXPECT_TRUE(server.json()["extensions"].is_array());
+  HttpResult model = Http(port_, "GET", "/v2/models/fashion");
+  ASSERT_EQ(model.status, 200) << model.body;
+  const json m = model.json();
+  EXPECT_EQ(m["name"], "fashion");
+  EXPECT_EQ(m["inputs"][0]["shape"], json({-1, 28, 28}));
+  EXPECT_EQ(m["inputs"][0]["datatype"], "UINT8");
+  EXPECT_EQ(m["outputs"][0]["name"], "label");
+  EXPECT_EQ(m["outputs"][0]["datatype"], "INT64");
+  EXPECT_EQ(Http(port_, "GET", "/v2/models/fashion/ready").status, 200);
+  EXPECT_EQ(Http(port_, "GET", "/v2/models/eraser").status, 404);
+  EXPECT_EQ(Http(port_, "GET", "/v2/models/eraser/ready").status, 404);
+  EXPECT_EQ(Http(port_, "POST", "/v2/models/fashion").status, 405);
+}
+
+TEST_F(Served, OpenInferenceProtocolInfersABatchOfRows) {
+  Start();
+  const std::vector<std::size_t> rows = {0, 5, 9};
+  for (const auto& [datatype, raw] : std::vector<std::pair<std::string, bool>>{
+           {"FP32", false}, {"UINT8", true}}) {
+    SCOPED_TRACE(datatype);
+    json request = {{"id", "batch-1"},
+                    {"inputs", {Tensor(datatype, rows, raw)}}};
+    HttpResult r =
+        Http(port_, "POST", "/v2/models/eraser/infer", request.dump());
+    ASSERT_EQ(r.status, 200) << r.body.substr(0, 300);
+    const json out = r.json();
+    EXPECT_EQ(out["model_name"], "eraser");
+    EXPECT_EQ(out["id"], "batch-1");
+    std::map<std::string, json> outputs;
+    for (const json& o : out["outputs"]) outputs[o["name"]] = o;
+    ASSERT_EQ(outputs.count("label"), 1u);
+    EXPECT_EQ(outputs["label"]["datatype"], "INT64");
+    EXPECT_EQ(outputs["label"]["shape"], json({3}));
+    for (std::size_t k = 0; k < rows.size(); ++k) {
+      EXPECT_EQ(outputs["label"]["data"][k], Plurality(rows[k]));
+      EXPECT_EQ(outputs["decision"]["data"][k], "clean");
+    }
+    EXPECT_EQ(outputs["class"]["datatype"], "BYTES");
+    EXPECT_EQ(outputs["class"]["data"].size(), 3u);
+  }
+  // Nested data, and only the outputs asked for.
+  json nested = Tensor("FP32", {2}, false);
+  json rows_nested = json::array();
+  for (int r = 0; r < 28; ++r) {
+    json row = json::array();
+    for (int c = 0; c < 28; ++c) row.push_back(nested["data"][r * 28 + c]);
+    rows_nested.push_back(row);
+  }
+  nested["data"] = json::array({rows_nested});
+  HttpResult r = Http(
+      port_, "POST", "/v2/models/eraser/infer",
+      json{{"inputs", {nested}}, {"outputs", {{{"name", "label"}}}}}.dump());
+  ASSERT_EQ(r.status, 200) << r.body;
+  ASSERT_EQ(r.json()["outputs"].size(), 1u);
+  EXPECT_EQ(r.json()["outputs"][0]["data"][0], Plurality(2));
+}
+
+TEST_F(Served, OpenInferenceProtocolRefusesBadTensorsWith400) {
+  Start();
+  auto infer = [&](const json& body) {
+    return Http(port_, "POST", "/v2/models/eraser/infer", body.dump());
+  };
+  json good = Tensor("FP32", {1}, false);
+  auto with = [&](const char* key, const json& value) {
+    json t = good;
+    t[key] = value;
+    return json{{"inputs", {t}}};
+  };
+  const std::vector<std::pair<json, std::string>> cases = {
+      {json{{"inputs", json::array()}}, "exactly one tensor"},
+      {with("datatype", "BOOL"), "datatype BOOL is not supported"},
+      {with("shape", {1, 27, 28}), "784 values per row"},
+      {with("shape", {0, 28, 28}), "1 to 1024 rows"},
+      {with("data", {1, 2, 3}), "holds 3 values"},
+      {with("data", {"x"}), "only numbers"},
+      {json{{"inputs", {with("datatype", "UINT8")["inputs"][0]}}},
+       "not a valid UINT8"},
+      {json{{"inputs", {good}}, {"outputs", {{{"name", "logits"}}}}},
+       "no output named 'logits'"},
+  };
+  for (const auto& [body, message] : cases) {
+    HttpResult r = infer(body);
+    EXPECT_EQ(r.status, 400) << message;
+    EXPECT_THAT(r.json()["error"].get<std::string>(), HasSubstr(message));
+  }
+  json too_big = good;
+  too_big["data"][0] = 1e39;
+  EXPECT_EQ(infer(json{{"inputs", {too_big}}}).status, 400);
+  EXPECT_EQ(Http(port_, "POST", "/v2/models/eraser/infer", "{").status, 400);
+}
+
+// ---- TLS ------------------------------------------------------------------
+
+// A throw-away CA and a certificate for 127.0.0.1 signed by it, made with
+// the openssl command.
+bool MakeCertificates(const std::string& dir) {
+  const std::string cmd =
+      "cd '" + dir +
+      "' && openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj "
+      "'/CN=eraser test CA' -keyout ca.key -out ca.pem 2>/dev/null && "
+      "openssl req -newkey rsa:2048 -nodes -subj '/CN=127.0.0.1' -keyout "
+      "server.key -out server.csr 2>/dev/null && printf "
+      "'subjectAltName=IP:127.0.0.1\\n' > san.ext && openssl x509 -req -in "
+      "server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 1 -extfile "
+      "san.ext -out server.pem 2>/dev/null";
+  return std::system(cmd.c_str()) == 0;
+}
+
+std::string Shell(const std::string& cmd) {
+  std::string out;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (p == nullptr) return out;
+  char buf[4096];
+  std::size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
+  pclose(p);
+  return out;
+}
+
+TEST_F(Served, TlsServesCurlAndClosesPlainHttp) {
+  ASSERT_TRUE(MakeCertificates(dir_.path()));
+  HttpServerOptions http;
+  http.tls_cert = dir_.Child("server.pem");
+  http.tls_key = dir_.Child("server.key");
+  Start({}, http);
+  const std::string url = "https://127.0.0.1:" + std::to_string(port_);
+  EXPECT_EQ(Shell("curl -s -o /dev/null -w '%{http_code}' --cacert '" +
+                  dir_.Child("ca.pem") + "' " + url + "/healthz"),
+            "200");
+  const std::string answer =
+      Shell("curl -s --cacert '" + dir_.Child("ca.pem") +
+            "' -H 'Content-Type: application/json' -d '{\"test_index\": 4}' " +
+            url + "/v1/infer");
+  EXPECT_EQ(json::parse(answer, nullptr, false)["label"], Plurality(4))
+      << answer;
+  // Without the CA, curl refuses the certificate.
+  EXPECT_EQ(Shell("curl -s -o /dev/null -w '%{http_code}' " + url + "/healthz"),
+            "000");
+  // Plain HTTP to the TLS port: no HTTP answer, the connection closes.
+  HttpResult plain = HttpConnection(port_, std::chrono::seconds(10))
+                         .SendRaw("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(plain.status, 0);
+  EXPECT_NE(plain.error, "timed out");
+  EXPECT_NE(
+      Metric(*engine_, "eraser_http_refused_total{reason=\"tls_handshake\"}"),
+      "0");
+  // A bad certificate path is a clear error at start.
+  HttpServerOptions bad;
+  bad.listen = "127.0.0.1:0";
+  bad.tls_cert = dir_.Child("missing.pem");
+  bad.tls_key = dir_.Child("server.key");
+  EXPECT_THAT(
+      HttpServer::Start(bad, [](Request, Respond) {}).status().message(),
+      HasSubstr("missing.pem"));
+}
+
+// ---- the hardened HTTP layer ------------------------------------------------
+
+TEST_F(Served, ConnectionsBeyondTheCapGet503AndTheCapFreesUp) {
+  HttpServerOptions http;
+  http.max_connections = 2;
+  Start({}, http);
+  HttpConnection a(port_);
+  auto b = std::make_unique<HttpConnection>(port_);
+  ASSERT_EQ(a.Send("GET", "/healthz").status, 200);
+  ASSERT_EQ(b->Send("GET", "/healthz").status, 200);
+  // Two keep-alive connections are open: a third is refused.
+  HttpResult third = HttpConnection(port_, std::chrono::seconds(10))
+                         .SendRaw("GET /healthz HTTP/1.1\r\n\r\n");
+  EXPECT_EQ(third.status, 503);
+  EXPECT_THAT(third.body, HasSubstr("too many open connections"));
+  EXPECT_EQ(Metric(*engine_,
+                   "eraser_http_refused_total{reason=\"connection_limit\"}"),
+            "1");
+  // The open ones keep working.
+  EXPECT_EQ(a.Send("GET", "/healthz").status, 200);
+  // Closing one frees a place.
+  b.reset();
+  ASSERT_TRUE(
+      engine::testing::Eventually([&] { return server_->connections() < 2; }));
+  EXPECT_EQ(Http(port_, "GET", "/healthz").status, 200);
+}
+
+TEST_F(Served, OversizedHeadersGet431) {
+  HttpServerOptions http;
+  http.header_limit = 2048;
+  Start({}, http);
+  HttpResult r =
+      HttpConnection(port_, std::chrono::seconds(10))
+          .SendRaw("GET /healthz HTTP/1.1\r\nX-Big: " + std::string(4096, 'a') +
+                   "\r\n\r\n");
+  EXPECT_EQ(r.status, 431);
+  EXPECT_EQ(Http(port_, "GET", "/healthz").status, 200);
+}
+
+TEST_F(Served, ASlowClientIsCutOffWithoutHoldingAThread) {
+  HttpServerOptions http;
+  http.threads = 1;
+  http.idle_timeout = std::chrono::milliseconds(500);
+  Start({}, http);
+  const int slow = eraser::testing::RawConnect(port_);
+  ASSERT_GE(slow, 0);
+  const std::string request =
+      "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+  // One byte every 100 ms: the header would take 4 s.
+  std::atomic<bool> closed{false};
+  std::thread trickle([&] {
+    for (char c : request) {
+      if (::send(slow, &c, 1, MSG_NOSIGNAL) != 1) break;
+      pollfd p{slow, POLLIN, 0};
+      if (::poll(&p, 1, 100) > 0) {
+        char buf[64];
+        if (::recv(slow, buf, sizeof(buf), 0) <= 0) break;
+      }
+    }
+    closed =
+        eraser::testing::ReadUntilClosed(slow, std::chrono::seconds(10)).second;
+  });
+  // Meanwhile, on the one I/O thread, other clients are answered at once.
+  for (int i = 0; i < 5; ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    EXPECT_EQ(Http(port_, "GET", "/healthz").status, 200);
+    EXPECT_LT(std::chrono::steady_clock::now() - start,
+              std::chrono::milliseconds(400));
+  }
+  trickle.join();
+  ::close(slow);
+  EXPECT_TRUE(closed);
+  EXPECT_EQ(Metric(*engine_, "eraser_http_refused_total{reason=\"timeout\"}"),
+            "1");
+}
+
+}  // namespace
+}  // namespace eraser::serve
