@@ -446,8 +446,9 @@ Status Sisa::RunOnArena(std::size_t n,
   // before wait() returns; the annotations show those edges to
   // ThreadSanitizer (see eraser/common/tsan.h). Tasks are built with defer()
   // so that the task objects are complete before the edge is published.
-  ERASER_HAPPENS_BEFORE(&g_task_submission);
-  arena_->arena.execute([&] {
+  // The body is built before the first edge: when the arena has no free
+  // slot, execute() hands it to a worker thread, which reads its captures.
+  auto body = [&] {
     ERASER_HAPPENS_AFTER(&g_task_submission);
     oneapi::tbb::task_group group;
     std::vector<oneapi::tbb::task_handle> tasks;
@@ -467,7 +468,11 @@ Status Sisa::RunOnArena(std::size_t n,
     ERASER_HAPPENS_BEFORE(&g_task_submission);
     for (oneapi::tbb::task_handle& task : tasks) group.run(std::move(task));
     group.wait();
-  });
+    ERASER_HAPPENS_BEFORE(&statuses);  // the body's end, before execute returns
+  };
+  ERASER_HAPPENS_BEFORE(&g_task_submission);
+  arena_->arena.execute(body);
+  ERASER_HAPPENS_AFTER(&statuses);
   for (Status& s : statuses) {
     ERASER_HAPPENS_AFTER(&s);
     RETURN_IF_ERROR(s);
