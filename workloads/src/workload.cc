@@ -239,7 +239,12 @@ StatusOr<Workload> LoadWorkload(const std::string& path) {
   if (!in) return NotFoundError("cannot read workload " + path);
   std::stringstream text;
   text << in.rdbuf();
-  const json j = json::parse(text.str(), nullptr, /*allow_exceptions=*/false);
+  return ParseWorkload(text.str(), path);
+}
+
+StatusOr<Workload> ParseWorkload(std::string_view text,
+                                 const std::string& path) {
+  const json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) {
     return InvalidArgumentError("workload " + path + " is not valid JSON");
   }

@@ -22,6 +22,7 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "eraser/common/statusor.h"
@@ -64,6 +65,10 @@ struct Workload {
 // an unknown or ill-typed key, a missing trace/generator, or bad values;
 // kNotFound if the file cannot be read.
 StatusOr<Workload> LoadWorkload(const std::string& path);
+// The same from the file's text; `path` resolves relative paths and names
+// the file in messages. Reads no file.
+StatusOr<Workload> ParseWorkload(std::string_view text,
+                                 const std::string& path);
 
 // kInvalidArgument unless `rates` is non-empty and every rate is a finite
 // positive number.
