@@ -1,11 +1,11 @@
 # The two commands a newcomer runs:
 #   make demo   install what is missing, build, run the main job
 #   make test   install what is missing, build, run the whole test suite
-# Also: make setup | build | clang | tsan | asan | bench | sweep | plot |
-#       format | clean
+# Also: make setup | build | clang | fuzz | tsan | asan | bench | sweep |
+#       plot | soak | format | clean
 #
 # Variables: BUILD_DIR (build), BUILD_TYPE (RelWithDebInfo), JOBS (2),
-# CMAKE_FLAGS (extra -D options).
+# CMAKE_FLAGS (extra -D options), FUZZ_SECONDS (60 per fuzz target).
 
 BUILD_DIR ?= build
 BUILD_TYPE ?= RelWithDebInfo
@@ -13,7 +13,8 @@ JOBS ?= 2
 CMAKE_FLAGS ?=
 ERASER := $(BUILD_DIR)/bin/eraser
 
-.PHONY: all setup build clang test demo tsan asan bench sweep plot format clean
+.PHONY: all setup build clang clang-build fuzz test demo tsan asan bench sweep plot soak \
+	format clean
 
 all: build
 
@@ -54,13 +55,23 @@ sweep: build
 plot: setup
 	scripts/plot-sweep $(SWEEP_OUT).dat $(SWEEP_OUT).png
 
-# Clang with -Wthread-safety as errors: every lock annotation checked, in a
-# separate build tree (compiled, not run).
-clang: setup
+# Clang, in build-clang: -Wthread-safety as errors (every lock annotation
+# checked), AddressSanitizer + UBSan, and libFuzzer instrumentation; the
+# whole suite runs under the sanitizers, and the fuzz targets are built.
+FUZZ_SECONDS ?= 60
+clang: clang-build
+	ctest --test-dir build-clang --output-on-failure -j $(JOBS)
+
+clang-build: setup
 	CC=clang CXX=clang++ cmake -S . -B build-clang -G Ninja \
 	  -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DERASER_THREAD_SAFETY=ON \
-	  -DERASER_WERROR=ON $(CMAKE_FLAGS)
+	  -DERASER_WERROR=ON -DERASER_ASAN=ON -DERASER_FUZZ=ON $(CMAKE_FLAGS)
 	cmake --build build-clang -j $(JOBS)
+
+# Every libFuzzer target for FUZZ_SECONDS on a copy of its seed corpus
+# (builds build-clang; does not run the suite).
+fuzz: clang-build
+	scripts/fuzz build-clang $(FUZZ_SECONDS)
 
 # ThreadSanitizer: a separate build tree, the whole suite.
 tsan:
@@ -73,6 +84,11 @@ asan:
 
 format:
 	git ls-files --cached --others --exclude-standard '*.cc' '*.h' | xargs clang-format -i
+
+# SIGKILL `eraser serve` at random points under load and check that every
+# acknowledged deletion is applied exactly once and erased (docs/storage.md).
+soak: build
+	scripts/soak
 
 clean:
 	rm -rf $(BUILD_DIR) build-clang build-tsan build-asan
