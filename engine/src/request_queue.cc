@@ -46,12 +46,24 @@ bool RequestQueue::PopBatch(std::size_t max_batch, Duration max_delay,
   while (!closed_ && queue_.empty()) cv_.Wait(&mu_);
   if (queue_.empty()) return false;  // closed and drained
   // Wait for a full batch, but not past the oldest request's delay budget,
-  // and not at all when the next request is not expected within it.
+  // not at all when the next request is not expected within it, and no
+  // longer once arrivals stop: after kQuietGaps mean gaps without a
+  // request, what was coming has come (a closed-loop client, such as a
+  // fixed set of HTTP connections, sends nothing more until this batch is
+  // answered).
   const TimePoint deadline = queue_.front()->queued + max_delay;
   const bool expect_more =
       mean_gap_seconds_ < std::chrono::duration<double>(max_delay).count();
-  while (!closed_ && expect_more && queue_.size() < max_batch &&
-         cv_.WaitUntil(&mu_, *clock_, deadline)) {
+  while (!closed_ && expect_more && queue_.size() < max_batch) {
+    TimePoint until = deadline;
+    if (mean_gap_seconds_ > 0 && last_arrival_) {
+      until = std::min(
+          until, *last_arrival_ + std::chrono::duration_cast<Duration>(
+                                      std::chrono::duration<double>(
+                                          kQuietGaps * mean_gap_seconds_)));
+    }
+    if (clock_->Now() >= until) break;
+    cv_.WaitUntil(&mu_, *clock_, until);
   }
   while (!queue_.empty() && batch->size() < max_batch) {
     batch->push_back(std::move(queue_.front()));

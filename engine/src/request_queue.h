@@ -4,7 +4,8 @@
 // adaptive: when requests arrive further apart than max_delay (a moving
 // average of the gaps between arrivals), no more is expected within the
 // budget and the batch goes at once, so a light load pays no batching
-// delay; under load the batch waits to fill as before.
+// delay; under load the batch waits to fill, but closes early once no
+// request has arrived for kQuietGaps mean gaps (closed-loop clients).
 #ifndef ERASER_ENGINE_SRC_REQUEST_QUEUE_H_
 #define ERASER_ENGINE_SRC_REQUEST_QUEUE_H_
 
@@ -44,6 +45,9 @@ class RequestQueue {
   // two have been seen, which makes the first batches wait as before).
   std::optional<TimePoint> last_arrival_ GUARDED_BY(mu_);
   double mean_gap_seconds_ GUARDED_BY(mu_) = 0;
+  // Poisson arrivals leave a gap this many times the mean with probability
+  // e^-4 (1.8%): an open-loop stream rarely closes a batch early.
+  static constexpr double kQuietGaps = 4;
 };
 
 }  // namespace eraser::engine::internal

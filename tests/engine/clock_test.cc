@@ -69,6 +69,38 @@ TEST_F(ClockedEngine, ALightLoadPaysNoBatchingDelay) {
   }
 }
 
+TEST_F(ClockedEngine, ABatchClosesWhenArrivalsStop) {
+  std::unique_ptr<Engine> engine =
+      Open("eraser-lazy-wait", std::chrono::milliseconds(100));
+  ASSERT_NE(engine, nullptr);
+  // Twelve requests 1 ms apart, as a closed-loop client sends them: the
+  // queue learns a mean gap of 1 ms, well within the 100 ms delay, so the
+  // batch waits for more.
+  std::vector<std::future<StatusOr<Prediction>>> answers;
+  for (int i = 0; i < 12; ++i) {
+    answers.push_back(engine->Infer(testing::Input(i)));
+    clock_.Advance(std::chrono::milliseconds(1));
+  }
+  // Then nothing arrives. Four mean gaps after the last request (t0 + 15
+  // ms), the batch closes, long before the oldest request's 100 ms.
+  clock_.Advance(std::chrono::milliseconds(5));
+  const bool all_answered = Eventually([&] {
+    for (auto& a : answers) {
+      if (a.wait_for(std::chrono::seconds(0)) != std::future_status::ready) {
+        return false;
+      }
+    }
+    return true;
+  });
+  clock_.Advance(std::chrono::milliseconds(100));  // never hang on failure
+  ASSERT_TRUE(all_answered);
+  for (auto& a : answers) {
+    StatusOr<Prediction> p = a.get();
+    ASSERT_TRUE(p.ok()) << p.status();
+    EXPECT_LT(p->queue_seconds, 0.05);
+  }
+}
+
 TEST_F(ClockedEngine, ADeadlineRetrainsWhenTheClockReachesIt) {
   std::unique_ptr<Engine> engine =
       Open("eraser:lazy,partial,deadline=1h", std::chrono::milliseconds(0));
