@@ -5,11 +5,16 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <vector>
 
 namespace eraser::testing {
+
+bool SmallDiskRequired() {
+  return std::getenv("ERASER_REQUIRE_SMALL_DISK") != nullptr;
+}
 
 std::unique_ptr<SmallDisk> SmallDisk::Mount(std::size_t bytes,
                                             std::string* why) {

@@ -1,7 +1,8 @@
 // A size-limited filesystem for full-disk tests: a tmpfs mounted on a fresh
 // temporary directory (needs root, as CI and the development machine have;
-// a test skips itself where mounting is not allowed), unmounted and removed
-// on destruction. Fill() takes every free byte; Free() gives them back.
+// a test skips itself where mounting is not allowed, unless
+// SmallDiskRequired()), unmounted and removed on destruction. Fill() takes
+// every free byte; Free() gives them back.
 #ifndef ERASER_TESTS_TESTING_SMALL_DISK_H_
 #define ERASER_TESTS_TESTING_SMALL_DISK_H_
 
@@ -12,6 +13,11 @@
 #include "testing/temp_dir.h"
 
 namespace eraser::testing {
+
+// True when ERASER_REQUIRE_SMALL_DISK is set (.ci/run sets it): a full-disk
+// test that cannot mount then fails instead of skipping, so that CI cannot
+// pass without running it.
+bool SmallDiskRequired();
 
 class SmallDisk {
  public:
