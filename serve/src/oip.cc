@@ -8,6 +8,7 @@
 #include <optional>
 
 #include "eraser/serve/api.h"
+#include "eraser/serve/tensor_request.h"
 #include "responses.h"
 
 namespace eraser::serve {
@@ -18,8 +19,6 @@ using nlohmann::json;
 
 // Rows one request may carry.
 constexpr std::size_t kMaxRows = 1024;
-// Nesting accepted in "data" (the protocol allows flat or shaped arrays).
-constexpr int kMaxDepth = 8;
 
 struct DataType {
   const char* name;
@@ -61,181 +60,6 @@ Response Error(const Request& request, http::status status,
                const std::string& message) {
   return JsonError(request.version(), request.keep_alive(), status, message);
 }
-
-// An inference request read with nlohmann's SAX interface: the tensor's
-// numbers go straight into one vector, with no JSON value per number (a
-// batch of 8 images is 6,272 of them).
-class TensorRequest final : public json::json_sax_t {
- public:
-  std::optional<std::string> id;
-  int inputs = 0;
-  std::string name, datatype;
-  bool has_name = false, has_datatype = false, has_shape = false,
-       has_data = false;
-  std::vector<int64_t> shape;
-  std::vector<double> data;
-  bool has_outputs = false;
-  std::vector<std::string> outputs;
-  std::string error;  // the first problem found
-
-  bool null() override { return Scalar(); }
-  bool boolean(bool) override { return Scalar(); }
-  bool number_integer(number_integer_t v) override {
-    return Number(static_cast<double>(v), true);
-  }
-  bool number_unsigned(number_unsigned_t v) override {
-    return Number(static_cast<double>(v), true);
-  }
-  bool number_float(number_float_t v, const string_t&) override {
-    return Number(v, v == std::floor(v));
-  }
-  bool string(string_t& v) override {
-    const Where w = Here();
-    if (w == Where::kTopValue && key_ == "id") id = v;
-    if (w == Where::kInputValue && inputs == 1) {
-      if (key_ == "name") name = v, has_name = true;
-      if (key_ == "datatype") datatype = v, has_datatype = true;
-    }
-    if (w == Where::kOutputValue && key_ == "name") outputs.push_back(v);
-    if (w == Where::kData) return Fail("\"data\" must hold only numbers");
-    if (w == Where::kShape) return Fail("\"shape\" must hold integers");
-    return true;
-  }
-  bool binary(binary_t&) override { return Scalar(); }
-  bool start_object(std::size_t) override {
-    switch (Here()) {
-      case Where::kRoot:
-        return Push(Where::kTop);
-      case Where::kInputs:
-        ++inputs;
-        return Push(Where::kInput);
-      case Where::kOutputs:
-        return Push(Where::kOutput);
-      case Where::kData:
-        return Fail("\"data\" must hold only numbers");
-      case Where::kShape:
-        return Fail("\"shape\" must hold integers");
-      default:
-        return Push(Where::kOther);
-    }
-  }
-  bool key(string_t& k) override {
-    key_ = k;
-    return true;
-  }
-  bool end_object() override { return Pop(); }
-  bool start_array(std::size_t) override {
-    const Where w = Here();
-    if (w == Where::kRoot) return Fail("the body must be a JSON object");
-    if (w == Where::kTopValue && key_ == "inputs") return Push(Where::kInputs);
-    if (w == Where::kTopValue && key_ == "outputs") {
-      has_outputs = true;
-      return Push(Where::kOutputs);
-    }
-    if (w == Where::kInputValue && inputs == 1 && key_ == "shape") {
-      has_shape = true;
-      return Push(Where::kShape);
-    }
-    if (w == Where::kInputValue && inputs == 1 && key_ == "data") {
-      has_data = true;
-      return Push(Where::kData);
-    }
-    if (w == Where::kData) {
-      if (++data_depth_ > kMaxDepth) {
-        return Fail("\"data\" is nested too deeply");
-      }
-      return Push(Where::kData);
-    }
-    if (w == Where::kShape) return Fail("\"shape\" must hold integers");
-    return Push(Where::kOther);
-  }
-  bool end_array() override {
-    if (stack_.size() >= 2 && stack_.back() == Where::kData &&
-        stack_[stack_.size() - 2] == Where::kData) {
-      --data_depth_;
-    }
-    return Pop();
-  }
-  bool parse_error(std::size_t, const std::string&,
-                   const nlohmann::detail::exception&) override {
-    if (error.empty()) error = "the body is not valid JSON";
-    return false;
-  }
-
-  // A sane upper bound on the values to expect, once the shape is known.
-  void Reserve(std::size_t n) { data.reserve(n); }
-
- private:
-  // Where the next value goes.
-  enum class Where {
-    kRoot,  // nothing read yet
-    kTop,   // the body object (a value there: kTopValue)
-    kTopValue,
-    kInputs,  // "inputs": [...]
-    kInput,   // one input object (a value there: kInputValue)
-    kInputValue,
-    kShape,
-    kData,
-    kOutputs,
-    kOutput,
-    kOutputValue,
-    kOther,  // anything we ignore
-  };
-  Where Here() const {
-    if (stack_.empty()) return done_ ? Where::kOther : Where::kRoot;
-    switch (stack_.back()) {
-      case Where::kTop:
-        return Where::kTopValue;
-      case Where::kInput:
-        return Where::kInputValue;
-      case Where::kOutput:
-        return Where::kOutputValue;
-      default:
-        return stack_.back();
-    }
-  }
-  bool Push(Where w) {
-    stack_.push_back(w);
-    return true;
-  }
-  bool Pop() {
-    stack_.pop_back();
-    if (stack_.empty()) done_ = true;
-    return true;
-  }
-  bool Fail(const std::string& why) {
-    if (error.empty()) error = why;
-    return false;
-  }
-  bool Scalar() {
-    const Where w = Here();
-    if (w == Where::kRoot) return Fail("the body must be a JSON object");
-    if (w == Where::kData) return Fail("\"data\" must hold only numbers");
-    if (w == Where::kShape) return Fail("\"shape\" must hold integers");
-    if (w == Where::kInputs) return Fail("\"inputs\" must hold tensors");
-    return true;
-  }
-  bool Number(double v, bool integral) {
-    const Where w = Here();
-    if (w == Where::kData) {
-      data.push_back(v);
-      return true;
-    }
-    if (w == Where::kShape) {
-      if (!integral || v < 0 || v > (1 << 24)) {
-        return Fail("\"shape\" must hold non-negative integers");
-      }
-      shape.push_back(static_cast<int64_t>(v));
-      return true;
-    }
-    return Scalar();
-  }
-
-  std::vector<Where> stack_;
-  std::string key_;
-  int data_depth_ = 0;
-  bool done_ = false;
-};
 
 // The rows of the request's one input tensor, or false with a message.
 bool Rows(const TensorRequest& req, const unlearning::DatasetInfo& dataset,
@@ -424,13 +248,10 @@ bool Api::HandleV2(const Request& request, const std::string& path,
 void Api::V2Infer(const Request& request, const Principal& who,
                   Respond respond) {
   TensorRequest req;
-  req.Reserve(std::min<std::size_t>(request.body().size() / 2, 1 << 22));
-  if (!json::sax_parse(request.body(), &req) && !req.error.empty()) {
-    return respond(internal::BadRequest(request, req.error));
-  }
-  if (!req.error.empty())
-    return respond(internal::BadRequest(request, req.error));
   std::string error;
+  if (!ParseTensorRequest(request.body(), &req, &error)) {
+    return respond(internal::BadRequest(request, error));
+  }
   const unlearning::DatasetInfo& dataset = engine_->dataset();
   std::vector<std::vector<float>> rows;
   if (!Rows(req, dataset, &rows, &error)) {
