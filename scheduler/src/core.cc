@@ -258,9 +258,18 @@ std::optional<Verdict> Core::OnRevote(const Revote& revote, int32_t vote,
   p.tally.Resolve(k, vote);
   p.versions[k] = revote.version;
   const certify::Certificate cert = p.tally.Certify();
-  if (!cert.certified) return std::nullopt;
-  Verdict v = Answer(cert.answer, Decision::kWaited, cert.margin,
-                     p.tally.affected_flags(), p.versions);
+  // Under `partial`, the request waited only because no shard was
+  // unaffected; now one is, it gets the answer a new request would get.
+  std::optional<int> partial;
+  if (!cert.certified && options_.policy.rule == UncertifiedRule::kPartial) {
+    partial = p.tally.Partial();
+  }
+  if (!cert.certified && !partial) return std::nullopt;
+  Verdict v = cert.certified
+                  ? Answer(cert.answer, Decision::kWaited, cert.margin,
+                           p.tally.affected_flags(), p.versions)
+                  : Answer(*partial, Decision::kPartial, cert.margin,
+                           p.tally.affected_flags(), p.versions);
   parked_.erase(it);
   return v;
 }

@@ -103,8 +103,12 @@ std::vector<ShardId> Core::WaitWanted() const {
     return ca != cb ? ca < cb : a < b;
   };
   std::set<ShardId> wanted;
+  // Under `partial`, a parked request (every shard affected) is answered
+  // once any one shard is resolved; under `wait`, once it is certified.
+  const bool partial = options_.policy.rule == UncertifiedRule::kPartial;
   for (const auto& [request, p] : parked_) {
-    int want = p.tally.MinShardsToResolve();
+    int want = partial ? std::min(1, p.tally.affected())
+                       : p.tally.MinShardsToResolve();
     std::vector<ShardId> candidates;
     for (std::size_t k = 0; k < options_.shards; ++k) {
       if (!p.tally.is_affected(k)) continue;

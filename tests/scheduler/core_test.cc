@@ -167,10 +167,28 @@ TEST_F(CoreTest, PartialAnswersFromUnaffectedShardsAndWaitsWhenNoneIs) {
   EXPECT_FALSE(v.exposed);
   // Every shard affected: no partial answer exists; it waits (the policy
   // does not say reject).
-  Delete(2, {{3, 0}, {4, 0}, {5, 0}, {6, 0}, {7, 0}});
+  Delete(2, {{3, 0}, {4, 0}, {5, 0}, {6, 3}, {7, 0}});
   const Verdict w = Decide(2, Votes(5));
   EXPECT_EQ(w.kind, Verdict::Kind::kParked);
   EXPECT_EQ(core.parked(), 1u);
+  // For one shard only, the cheapest (shard 6, from its last slice), not
+  // for the five a certificate would need.
+  const std::vector<RetrainOrder> orders = Poll();
+  ASSERT_EQ(orders.size(), 1u);
+  EXPECT_EQ(orders[0].shard, ShardId(6));
+  EXPECT_EQ(orders[0].reason, Reason::kWait);
+  Finish(6);
+  // Its vote alone answers, as partial: what a request arriving now gets.
+  const std::vector<Revote> revotes = core.Revotes();
+  ASSERT_EQ(revotes.size(), 1u);
+  const std::optional<Verdict> answer =
+      core.OnRevote(revotes[0], 2, clock_.Now());
+  ASSERT_TRUE(answer.has_value());
+  EXPECT_EQ(answer->decision, Decision::kPartial);
+  EXPECT_EQ(answer->label, 2);
+  EXPECT_FALSE(answer->exposed);
+  EXPECT_EQ(core.parked(), 0u);
+  EXPECT_EQ(Decide(3, Votes(5)).decision, Decision::kPartial);
 }
 
 TEST_F(CoreTest, RejectRejects) {
