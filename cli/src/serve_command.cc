@@ -74,10 +74,16 @@ int RunServe(int argc, char** argv) {
       "retrainings at once")(
       "no-borrow", po::bool_switch(),
       "never let a retraining with a deadline at risk take the inference "
-      "core")("max-batch-size",
-              po::value(&engine_options.inference.max_batch_size)
-                  ->default_value(engine_options.inference.max_batch_size),
-              "dynamic batching: largest batch")(
+      "core")(
+      "borrowed-inference-share",
+      po::value(&engine_options.unlearning.borrowed_inference_share)
+          ->default_value(engine_options.unlearning.borrowed_inference_share),
+      "while a retraining borrows the inference core, the share of "
+      "time inference may still compute (0: it pauses)")(
+      "max-batch-size",
+      po::value(&engine_options.inference.max_batch_size)
+          ->default_value(engine_options.inference.max_batch_size),
+      "dynamic batching: largest batch")(
       "max-queue-delay",
       po::value(&max_queue_delay)->default_value(max_queue_delay),
       "dynamic batching: longest wait for a batch to fill")(

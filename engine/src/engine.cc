@@ -100,7 +100,8 @@ EngineImpl::EngineImpl(const EngineOptions& options,
       feature_size_(snapshot->ensemble->spec().input_size()),
       classes_(static_cast<int>(snapshot->ensemble->spec().classes)),
       queue_(clock_),
-      gate_(options.unlearning.context == ExecutionContext::kExclusive) {
+      gate_(options.unlearning.context == ExecutionContext::kExclusive,
+            options.unlearning.borrowed_inference_share, clock_) {
   MutexLock lock(&mu_);
   snapshot_ = std::move(snapshot);
 }

@@ -105,10 +105,9 @@ void EngineImpl::ComputeBatch(std::vector<RequestPtr>& batch) {
   }
   std::vector<int32_t> votes(k * n);
   std::shared_ptr<const Snapshot> snapshot;
-  gate_.EnterInference();
-  // After the gate: time blocked behind an exclusive retraining is queueing,
-  // not compute.
-  const TimePoint start = clock_->Now();
+  // After the gate: time blocked behind a retraining is queueing, not
+  // compute.
+  const TimePoint start = gate_.EnterInference();
   {
     MutexLock lock(&mu_);
     snapshot = snapshot_;
@@ -117,7 +116,7 @@ void EngineImpl::ComputeBatch(std::vector<RequestPtr>& batch) {
   // MLPs); votes are shard-major, votes[s * n + i].
   const Status status =
       snapshot->ensemble->Predict(inputs.data(), n, votes.data(), nullptr);
-  gate_.ExitInference();
+  gate_.ExitInference(start);
   const TimePoint end = clock_->Now();
   busy_nanos_.fetch_add((end - start).count());
 
@@ -251,11 +250,11 @@ void EngineImpl::RefreshParked() {
     }
   }
   if (work.empty()) return;
-  gate_.EnterInference();
+  const TimePoint entered = gate_.EnterInference();
   for (Work& w : work) {
     w.model->Predict(w.features.data(), 1, &w.vote, nullptr).IgnoreError();
   }
-  gate_.ExitInference();
+  gate_.ExitInference(entered);
 
   std::vector<Answer> answers;
   {

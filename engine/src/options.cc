@@ -43,6 +43,10 @@ Status EngineOptions::Validate() const {
   if (inference.max_wait <= Duration(0)) {
     return Field("inference.max_wait", "must be positive");
   }
+  if (!(unlearning.borrowed_inference_share >= 0 &&
+        unlearning.borrowed_inference_share < 1)) {
+    return Field("unlearning.borrowed_inference_share", "must be in [0, 1)");
+  }
   if (unlearning.concurrency < 1 || unlearning.concurrency > 64) {
     return Field("unlearning.concurrency", "must be in 1..64");
   }

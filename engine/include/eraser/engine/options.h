@@ -57,8 +57,12 @@ struct UnlearningOptions {
   int concurrency = 1;
   ExecutionContext context = ExecutionContext::kConcurrent;
   // When a deadline is at risk with every slot busy, one more retraining
-  // may run on the inference core: inference pauses while it does.
+  // may run on the inference core, and takes precedence over inference:
+  // in the concurrent context inference may compute for at most
+  // borrowed_inference_share of the time it runs (0: inference pauses, as
+  // in the exclusive context, which always pauses it).
   bool borrow_inference_core = true;
+  double borrowed_inference_share = 0.25;
   // How retraining times are planned for deadlines.
   scheduler::EstimatorOptions estimates;
   // A shard whose retraining failed (a Torch error, a failed write, a full
