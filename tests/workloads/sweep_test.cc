@@ -109,11 +109,13 @@ TEST(SweepTargets, LevelsOutsideTheBusyRangeAreMarked) {
   SweepReport sweep;
   sweep.levels.push_back(Level(0.1, 0.1));
   sweep.levels.push_back(Level(5, 0.95));
+  sweep.levels.push_back(Level(3, 0.85));  // the target's range is 20-90%
   const std::vector<TargetCheck> checks = sweep.CheckTargets();
-  ASSERT_EQ(checks.size(), 2u);
+  ASSERT_EQ(checks.size(), 3u);
   EXPECT_FALSE(checks[0].in_range);
   EXPECT_FALSE(checks[1].in_range);
-  EXPECT_THAT(sweep.TargetsTable(), HasSubstr("(outside 20-80%)"));
+  EXPECT_TRUE(checks[2].in_range);
+  EXPECT_THAT(sweep.TargetsTable(), HasSubstr("(outside 20-90%)"));
 }
 
 TEST(SweepTargets, MissedTargetsAreSaid) {
