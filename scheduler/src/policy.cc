@@ -205,6 +205,7 @@ const std::vector<std::pair<std::string, std::string>>& Presets() {
           {"eraser-idle-wait", "eraser:idle:0.25,wait,deadline=30s"},
           {"eraser-shards-wait", "eraser:shards:1,wait,deadline=30s"},
           {"eraser-shards-partial", "eraser:shards:4,partial,deadline=30s"},
+          {"eraser-shards6-partial", "eraser:shards:6,partial,deadline=30s"},
       };
   return *presets;
 }
