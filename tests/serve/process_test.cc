@@ -22,6 +22,18 @@
 namespace eraser::serve {
 namespace {
 
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+constexpr long kSanitizerMemoryFactor = 3;
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
+constexpr long kSanitizerMemoryFactor = 3;
+#else
+constexpr long kSanitizerMemoryFactor = 1;
+#endif
+#else
+constexpr long kSanitizerMemoryFactor = 1;
+#endif
+
 using eraser::testing::Http;
 using eraser::testing::HttpConnection;
 using eraser::testing::HttpResult;
@@ -296,7 +308,10 @@ TEST(ServeProcess, LoadGetsOnlyDocumentedAnswersAndMemoryStaysFlat) {
   }
   EXPECT_GT(codes[200], 200);
   EXPECT_GT(codes[202], 10);
-  EXPECT_LT(after - before, 40 * 1024)
+  // 40 MB on a plain build; a sanitizer's shadow memory and allocator
+  // inflate every allocation (TSan's 583 to 628 MB once, growth 45 MB), so
+  // there the bound is three times that: the plain stage is the leak check.
+  EXPECT_LT(after - before, kSanitizerMemoryFactor * 40 * 1024)
       << "resident memory grew from " << before << " to " << after << " kB";
   EXPECT_EQ(Http(server.port, "GET", "/healthz").status, 200);
   server.process->Signal(SIGTERM);
