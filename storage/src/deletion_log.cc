@@ -2,8 +2,6 @@
 #include <rocksdb/iterator.h>
 #include <rocksdb/write_batch.h>
 
-#include <map>
-
 #include "coding.h"
 #include "rocks_store.h"
 
@@ -68,30 +66,10 @@ Status RocksStore::AddDeletionUpdates(
     const std::vector<DeletionSeq>& applied, TimePoint applied_at,
     const std::vector<ApplyBatch::Exclusion>& excluded,
     rocksdb::WriteBatch* batch) {
-  // One read-modify-write per record, whatever touches it.
-  std::map<DeletionSeq, DeletionRecord> records;
-  auto record = [&](DeletionSeq seq) -> StatusOr<DeletionRecord*> {
-    auto it = records.find(seq);
-    if (it == records.end()) {
-      ASSIGN_OR_RETURN(DeletionRecord r, GetDeletion(seq));
-      it = records.emplace(seq, std::move(r)).first;
-    }
-    return &it->second;
-  };
-  for (const ApplyBatch::Exclusion& e : excluded) {
-    ASSIGN_OR_RETURN(DeletionRecord * r, record(e.seq));
-    bool known = false;
-    for (const auto& [shard, version] : r->excluded_from) {
-      known = known || shard == e.shard;
-    }
-    if (!known) r->excluded_from.emplace_back(e.shard, e.version);
-  }
-  for (DeletionSeq seq : applied) {
-    ASSIGN_OR_RETURN(DeletionRecord * r, record(seq));
-    if (r->state == DeletionState::kApplied) continue;
-    r->state = DeletionState::kApplied;
-    r->applied = applied_at;
-  }
+  ASSIGN_OR_RETURN(auto records, UpdateDeletions(applied, applied_at, excluded,
+                                                 [this](DeletionSeq seq) {
+                                                   return GetDeletion(seq);
+                                                 }));
   for (const auto& [seq, r] : records) {
     RETURN_IF_ERROR(FromRocks(
         batch->Put(cf(kDeletions), U64Key(seq.value()), EncodeDeletion(r)),

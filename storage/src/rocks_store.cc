@@ -27,12 +27,6 @@ constexpr const char* kFamilyNames[RocksStore::kNumFamilies] = {
 constexpr char kFormatKey[] = "storage_format";
 constexpr char kFormatVersion[] = "1";
 constexpr char kConfigPrefix[] = "config/";
-constexpr uint8_t kLocationVersion = 1;
-// 1: without excluded_from (still read); 2: with it.
-// 2 added excluded_from; 3 whether each sample was already erased when the
-// deletion arrived.
-constexpr uint8_t kDeletionVersion = 3;
-constexpr uint8_t kCheckpointVersion = 1;
 
 // Turns RocksDB's automatic recovery from background errors off: the store
 // resumes RocksDB itself, at its next write (RocksStore::Writable), so that
@@ -119,133 +113,6 @@ std::string CheckpointKey(ShardId shard, uint32_t slice) {
   PutU32(&key, shard.value());
   PutU32(&key, slice);
   return key;
-}
-
-std::string EncodeLocation(const SampleLocation& location) {
-  std::string v;
-  PutU8(&v, kLocationVersion);
-  PutU32(&v, location.shard.value());
-  PutU32(&v, location.slice);
-  PutU64(&v, location.owner.value());
-  PutU8(&v, location.erased ? 1 : 0);
-  return v;
-}
-
-StatusOr<SampleLocation> DecodeLocation(SampleId id, std::string_view value) {
-  Decoder d(value);
-  SampleLocation location;
-  location.id = id;
-  const uint8_t version = d.U8();
-  location.shard = ShardId(d.U32());
-  location.slice = d.U32();
-  location.owner = OwnerId(d.U64());
-  const uint8_t erased = d.U8();
-  if (!d.Finish() || version != kLocationVersion || erased > 1) {
-    return DataLossError("corrupt index entry for sample " +
-                         std::to_string(id.value()));
-  }
-  location.erased = erased == 1;
-  return location;
-}
-
-std::string EncodeDeletion(const DeletionRecord& record) {
-  std::string v;
-  PutU8(&v, kDeletionVersion);
-  PutU8(&v, static_cast<uint8_t>(record.state));
-  PutU8(&v, static_cast<uint8_t>(record.target.kind));
-  PutU64(&v, record.target.id);
-  PutU64(&v, static_cast<uint64_t>(ToUnixMicros(record.arrival)));
-  PutU64(&v, static_cast<uint64_t>(ToUnixMicros(record.applied)));
-  PutU32(&v, static_cast<uint32_t>(record.samples.size()));
-  for (const SampleLocation& s : record.samples) {
-    PutU64(&v, s.id.value());
-    PutU32(&v, s.shard.value());
-    PutU32(&v, s.slice);
-    PutU64(&v, s.owner.value());
-    PutU8(&v, s.erased ? 1 : 0);
-  }
-  PutU32(&v, static_cast<uint32_t>(record.excluded_from.size()));
-  for (const auto& [shard, version] : record.excluded_from) {
-    PutU32(&v, shard.value());
-    PutU64(&v, version);
-  }
-  return v;
-}
-
-StatusOr<DeletionRecord> DecodeDeletion(DeletionSeq seq,
-                                        std::string_view value) {
-  Decoder d(value);
-  DeletionRecord r;
-  r.seq = seq;
-  const uint8_t version = d.U8();
-  const uint8_t state = d.U8();
-  const uint8_t kind = d.U8();
-  r.target.id = d.U64();
-  r.arrival = FromUnixMicros(static_cast<int64_t>(d.U64()));
-  r.applied = FromUnixMicros(static_cast<int64_t>(d.U64()));
-  const uint32_t n = d.U32();
-  const bool header_ok = d.ok() && version >= 1 && version <= 3 &&
-                         (state == 1 || state == 2) &&
-                         (kind == 1 || kind == 2) &&
-                         n <= value.size() / 24;  // 24 bytes per sample
-  if (header_ok) {
-    r.state = static_cast<DeletionState>(state);
-    r.target.kind = static_cast<DeletionTarget::Kind>(kind);
-    r.samples.resize(n);
-    for (SampleLocation& s : r.samples) {
-      s.id = SampleId(d.U64());
-      s.shard = ShardId(d.U32());
-      s.slice = d.U32();
-      s.owner = OwnerId(d.U64());
-      if (version >= 3) s.erased = d.U8() == 1;
-    }
-    if (version >= 2) {
-      const uint32_t m = d.U32();
-      if (m > value.size() / 12)
-        return DataLossError("corrupt deletion record");
-      r.excluded_from.resize(m);
-      for (auto& [shard, v] : r.excluded_from) {
-        shard = ShardId(d.U32());
-        v = d.U64();
-      }
-    }
-  }
-  if (!header_ok || !d.Finish()) {
-    return DataLossError("corrupt deletion record " +
-                         std::to_string(seq.value()));
-  }
-  return r;
-}
-
-std::string CheckpointName(ShardId shard, uint32_t slice) {
-  return "checkpoint of shard " + std::to_string(shard.value()) + " slice " +
-         std::to_string(slice);
-}
-
-std::string EncodeCheckpoint(const Checkpoint& c) {
-  std::string v;
-  v.reserve(17 + c.blob.size());
-  PutU8(&v, kCheckpointVersion);
-  PutU64(&v, c.version);
-  PutU64(&v, c.data_fingerprint);
-  v.append(c.blob);
-  return v;
-}
-
-StatusOr<Checkpoint> DecodeCheckpoint(ShardId shard, uint32_t slice,
-                                      std::string_view value) {
-  Decoder d(value);
-  Checkpoint c;
-  c.shard = shard;
-  c.slice = slice;
-  const uint8_t version = d.U8();
-  c.version = d.U64();
-  c.data_fingerprint = d.U64();
-  c.blob = std::string(d.Rest());
-  if (!d.Finish() || version != kCheckpointVersion) {
-    return DataLossError("corrupt " + CheckpointName(shard, slice));
-  }
-  return c;
 }
 
 RocksStore::RocksStore(std::unique_ptr<rocksdb::DB> db,
@@ -344,29 +211,7 @@ Status RocksStore::InitConfig(const StoreConfig& config) {
     }
     return Write(&batch, /*sync=*/true, "store config");
   }
-  const StoreConfig& stored = *read;
-  std::string diff;
-  auto note = [&diff](const std::string& key, const std::string& was,
-                      const std::string& now) {
-    if (!diff.empty()) diff += "; ";
-    diff += key + ": stored '" + was + "', requested '" + now + "'";
-  };
-  for (const auto& [key, value] : stored) {
-    auto it = config.find(key);
-    if (it == config.end()) {
-      note(key, value, "(absent)");
-    } else if (it->second != value) {
-      note(key, value, it->second);
-    }
-  }
-  for (const auto& [key, value] : config) {
-    if (stored.count(key) == 0) note(key, "(absent)", value);
-  }
-  if (!diff.empty()) {
-    return FailedPreconditionError(
-        "data directory was built with another configuration (" + diff + ")");
-  }
-  return OkStatus();
+  return CompareConfig(*read, config);
 }
 
 StatusOr<StoreConfig> RocksStore::ReadConfig() {
@@ -407,10 +252,7 @@ StatusOr<std::string> RocksStore::GetAudit(uint64_t request_id) {
              "audit record " + std::to_string(request_id));
 }
 
-}  // namespace internal
-
-StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
-  using internal::RocksStore;
+StatusOr<std::unique_ptr<Store>> OpenRocksStore(const StoreOptions& options) {
   if (options.path.empty()) {
     return InvalidArgumentError("storage: data directory path is empty");
   }
@@ -434,11 +276,11 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
   db_options.create_if_missing = options.create_if_missing;
   // Counts WAL syncs, among others (Counters()).
   db_options.statistics = rocksdb::CreateDBStatistics();
-  db_options.listeners.push_back(std::make_shared<internal::NoAutoRecovery>());
+  db_options.listeners.push_back(std::make_shared<NoAutoRecovery>());
   db_options.max_bgerror_resume_count = 0;
   db_options.create_missing_column_families = true;
   db_options.max_background_jobs = 2;
-  db_options.info_log = std::make_shared<internal::StderrLogger>();
+  db_options.info_log = std::make_shared<StderrLogger>();
   // No compression anywhere: the samples are scanned on every retraining,
   // checkpoints are float blobs that barely compress, and uncompressed files
   // let a test prove that erased bytes left the disk.
@@ -447,12 +289,12 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
   cf_options.bottommost_compression = rocksdb::kNoCompression;
 
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
-  for (const char* name : internal::kFamilyNames) {
+  for (const char* name : kFamilyNames) {
     descriptors.emplace_back(name, cf_options);
   }
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;
-  RETURN_IF_ERROR(internal::FromRocks(
+  RETURN_IF_ERROR(FromRocks(
       rocksdb::DB::Open(db_options, options.path, descriptors, &handles, &raw),
       "open " + options.path));
   std::unique_ptr<rocksdb::DB> db(raw);
@@ -463,7 +305,7 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
         rocksdb::ReadOptions(), handles[RocksStore::kDeletions]));
     it->SeekToLast();
     if (it->Valid()) {
-      internal::Decoder d(it->key().ToStringView());
+      Decoder d(it->key().ToStringView());
       last_seq = d.U64();
       if (!d.Finish()) {
         return DataLossError(options.path + ": corrupt deletion log key");
@@ -473,18 +315,17 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
   auto store = std::make_unique<RocksStore>(std::move(db), std::move(handles),
                                             DeletionSeq(last_seq),
                                             db_options.statistics);
-  StatusOr<std::string> format = store->GetMeta(internal::kFormatKey);
-  if (format.ok() && *format != internal::kFormatVersion) {
+  StatusOr<std::string> format = store->GetMeta(kFormatKey);
+  if (format.ok() && *format != kFormatVersion) {
     return FailedPreconditionError(options.path + " uses storage format " +
                                    *format + "; this build reads format " +
-                                   internal::kFormatVersion);
+                                   kFormatVersion);
   }
   if (!format.ok()) {
     if (format.status().code() != StatusCode::kNotFound) {
       return format.status();
     }
-    RETURN_IF_ERROR(
-        store->PutMeta(internal::kFormatKey, internal::kFormatVersion));
+    RETURN_IF_ERROR(store->PutMeta(kFormatKey, kFormatVersion));
   }
   // An apply that committed before a crash (or a compaction that failed)
   // may still owe its erasure: finish it before anyone reads. If the disk
@@ -497,4 +338,5 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
   return std::unique_ptr<Store>(std::move(store));
 }
 
+}  // namespace internal
 }  // namespace eraser::storage

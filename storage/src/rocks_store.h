@@ -15,27 +15,23 @@
 
 #include "eraser/common/mutex.h"
 #include "eraser/storage/store.h"
+#include "records_codec.h"
+#include "store_rules.h"
 
 namespace eraser::storage::internal {
 
 // Converts a RocksDB status; `context` names the operation ("put sample 3").
 Status FromRocks(const rocksdb::Status& status, std::string_view context);
 
-// Key and value encodings, shared by the files of this implementation.
+// Key encodings of this implementation.
 std::string SampleKey(ShardId shard, uint32_t slice, SampleId id);
 std::string ShardPrefix(ShardId shard);
 std::string U64Key(uint64_t v);
 std::string OwnerKey(OwnerId owner, SampleId id);
 std::string CheckpointKey(ShardId shard, uint32_t slice);
-std::string EncodeLocation(const SampleLocation& location);
-StatusOr<SampleLocation> DecodeLocation(SampleId id, std::string_view value);
-std::string EncodeDeletion(const DeletionRecord& record);
-StatusOr<DeletionRecord> DecodeDeletion(DeletionSeq seq,
-                                        std::string_view value);
-std::string CheckpointName(ShardId shard, uint32_t slice);
-std::string EncodeCheckpoint(const Checkpoint& checkpoint);
-StatusOr<Checkpoint> DecodeCheckpoint(ShardId shard, uint32_t slice,
-                                      std::string_view value);
+
+// Opens (or creates) the RocksDB store in the directory options.path.
+StatusOr<std::unique_ptr<Store>> OpenRocksStore(const StoreOptions& options);
 
 class RocksStore final : public Store {
  public:

@@ -3,7 +3,7 @@
 #include <rocksdb/write_batch.h>
 
 #include <algorithm>
-#include <unordered_map>
+#include <optional>
 
 #include "coding.h"
 #include "rocks_store.h"
@@ -24,49 +24,22 @@ std::string EncodeSample(const SampleView& s) {
   return v;
 }
 
-std::string SampleName(SampleId id) {
-  return "sample " + std::to_string(id.value());
-}
-
 }  // namespace
 
 Status RocksStore::IngestSamples(const std::vector<SampleView>& samples) {
-  // Validate everything before writing anything. A sample already stored
-  // must sit at the same place (the partition never changes); one already
-  // erased is skipped so that a re-ingest cannot bring deleted data back.
-  std::vector<bool> skip(samples.size(), false);
-  std::unordered_map<SampleId, std::size_t> seen;
-  for (std::size_t i = 0; i < samples.size(); ++i) {
-    const SampleView& s = samples[i];
-    if (s.features == nullptr && s.feature_size > 0) {
-      return InvalidArgumentError(SampleName(s.id) + " has no feature data");
-    }
-    SampleLocation want{s.id, s.shard, s.slice, s.owner, false};
-    auto [it, inserted] = seen.emplace(s.id, i);
-    if (!inserted) {
-      const SampleView& first = samples[it->second];
-      if (first.shard != s.shard || first.slice != s.slice ||
-          first.owner != s.owner) {
-        return InvalidArgumentError(SampleName(s.id) +
-                                    " appears twice with different placement");
-      }
-    }
-    StatusOr<SampleLocation> stored = LookupSample(s.id);
-    if (!stored.ok()) {
-      if (stored.status().code() != StatusCode::kNotFound) {
-        return stored.status();
-      }
-      continue;
-    }
-    if (stored->erased) {
-      skip[i] = true;
-    } else if (!(*stored == want)) {
-      return FailedPreconditionError(
-          SampleName(s.id) + " is already stored in shard " +
-          std::to_string(stored->shard.value()) + " slice " +
-          std::to_string(stored->slice) + "; the partition cannot change");
-    }
-  }
+  // Validate everything before writing anything.
+  ASSIGN_OR_RETURN(
+      std::vector<bool> skip,
+      PlanIngest(
+          samples,
+          [this](SampleId id) -> StatusOr<std::optional<SampleLocation>> {
+            StatusOr<SampleLocation> stored = LookupSample(id);
+            if (stored.ok()) return std::optional(*stored);
+            if (stored.status().code() == StatusCode::kNotFound) {
+              return std::optional<SampleLocation>();
+            }
+            return stored.status();
+          }));
 
   for (std::size_t begin = 0; begin < samples.size(); begin += kIngestBatch) {
     const std::size_t end = std::min(samples.size(), begin + kIngestBatch);

@@ -6,6 +6,7 @@
 #include <set>
 #include <thread>
 
+#include "testing/postgres.h"
 #include "testing/temp_dir.h"
 
 namespace eraser::storage {
@@ -56,23 +57,38 @@ std::vector<uint64_t> ScanIds(Store& store, ShardId shard, uint32_t first,
   return ids;
 }
 
-class StoreTest : public ::testing::Test {
+// The contract suite runs on both backends: a RocksDB directory, and a
+// fresh database on a throw-away PostgreSQL cluster (testing/postgres.h).
+class StoreTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
-    store_ = OpenOrDie(dir_.path());
+    if (GetParam() == "postgresql") {
+      testing::PostgresCluster& pg = testing::SharedPostgres();
+      ASSERT_TRUE(pg.ok()) << pg.error();
+      path_ = pg.NewDatabase();
+      ASSERT_FALSE(path_.empty()) << pg.error();
+    } else {
+      path_ = dir_.path();
+    }
+    store_ = OpenOrDie(path_);
     ASSERT_NE(store_, nullptr);
   }
   void Reopen() {
     store_.reset();
-    store_ = OpenOrDie(dir_.path());
+    store_ = OpenOrDie(path_);
     ASSERT_NE(store_, nullptr);
   }
   void Ingest() { ASSERT_TRUE(store_->IngestSamples(fixture_.views).ok()); }
 
   testing::TempDir dir_;
+  std::string path_;
   std::unique_ptr<Store> store_;
   Fixture fixture_;
 };
+
+INSTANTIATE_TEST_SUITE_P(Backends, StoreTest,
+                         ::testing::Values("rocksdb", "postgresql"),
+                         [](const auto& info) { return info.param; });
 
 TEST(StoreOpen, BadPaths) {
   EXPECT_EQ(Store::Open({""}).status().code(), StatusCode::kInvalidArgument);
@@ -90,13 +106,15 @@ TEST(StoreOpen, CreatesMissingParents) {
   ASSERT_TRUE(store.ok()) << store.status();
 }
 
-TEST_F(StoreTest, SecondOpenOfSameDirectoryIsRefused) {
-  StatusOr<std::unique_ptr<Store>> second = Store::Open({dir_.path()});
+TEST(StoreOpen, SecondOpenOfSameDirectoryIsRefused) {
+  testing::TempDir dir;
+  std::unique_ptr<Store> first = OpenOrDie(dir.path());
+  StatusOr<std::unique_ptr<Store>> second = Store::Open({dir.path()});
   EXPECT_EQ(second.status().code(), StatusCode::kFailedPrecondition);
   EXPECT_THAT(second.status().message(), HasSubstr("another eraser process"));
 }
 
-TEST_F(StoreTest, ConfigStoredOnceAndCompared) {
+TEST_P(StoreTest, ConfigStoredOnceAndCompared) {
   EXPECT_EQ(store_->ReadConfig().status().code(), StatusCode::kNotFound);
   const StoreConfig config = {{"shards", "8"}, {"slices", "4"}};
   ASSERT_TRUE(store_->InitConfig(config).ok());
@@ -114,14 +132,14 @@ TEST_F(StoreTest, ConfigStoredOnceAndCompared) {
   EXPECT_EQ(store_->InitConfig({}).code(), StatusCode::kInvalidArgument);
 }
 
-TEST_F(StoreTest, MetaRoundTrip) {
+TEST_P(StoreTest, MetaRoundTrip) {
   EXPECT_EQ(store_->GetMeta("ingest").status().code(), StatusCode::kNotFound);
   ASSERT_TRUE(store_->PutMeta("ingest", "complete").ok());
   Reopen();
   EXPECT_EQ(*store_->GetMeta("ingest"), "complete");
 }
 
-TEST_F(StoreTest, ScanReturnsShardSlicesInOrderWithContent) {
+TEST_P(StoreTest, ScanReturnsShardSlicesInOrderWithContent) {
   Ingest();
   Reopen();
   // Shard 0 holds the even ids; slice = (i / 2) % 3.
@@ -146,7 +164,7 @@ TEST_F(StoreTest, ScanReturnsShardSlicesInOrderWithContent) {
   EXPECT_EQ(*store_->CountSamples(ShardId(0)), 12u);
 }
 
-TEST_F(StoreTest, ScanStopsAtCallbackError) {
+TEST_P(StoreTest, ScanStopsAtCallbackError) {
   Ingest();
   int calls = 0;
   Status s = store_->ScanShard(ShardId(0), 0, 3, [&](const SampleView&) {
@@ -156,7 +174,7 @@ TEST_F(StoreTest, ScanStopsAtCallbackError) {
   EXPECT_EQ(calls, 3);
 }
 
-TEST_F(StoreTest, LookupAndOwners) {
+TEST_P(StoreTest, LookupAndOwners) {
   Ingest();
   StatusOr<SampleLocation> loc = store_->LookupSample(SampleId(7));
   ASSERT_TRUE(loc.ok());
@@ -175,7 +193,7 @@ TEST_F(StoreTest, LookupAndOwners) {
             StatusCode::kNotFound);
 }
 
-TEST_F(StoreTest, ReingestIsHarmlessButPlacementCannotChange) {
+TEST_P(StoreTest, ReingestIsHarmlessButPlacementCannotChange) {
   Ingest();
   Ingest();
   EXPECT_EQ(*store_->CountSamples(ShardId(0)), 12u);
@@ -191,7 +209,7 @@ TEST_F(StoreTest, ReingestIsHarmlessButPlacementCannotChange) {
   EXPECT_EQ(store_->IngestSamples(twice).code(), StatusCode::kInvalidArgument);
 }
 
-TEST_F(StoreTest, DeletionLogAppendGetPendingApplied) {
+TEST_P(StoreTest, DeletionLogAppendGetPendingApplied) {
   const TimePoint t0 = FromUnixMicros(1'000'000);
   const std::vector<SampleLocation> samples = {
       {SampleId(3), ShardId(1), 1, OwnerId(3), false},
@@ -239,7 +257,7 @@ TEST_F(StoreTest, DeletionLogAppendGetPendingApplied) {
       DeletionSeq(3));
 }
 
-TEST_F(StoreTest, ConcurrentAppendsGetDistinctContiguousNumbers) {
+TEST_P(StoreTest, ConcurrentAppendsGetDistinctContiguousNumbers) {
   constexpr int kThreads = 4;
   constexpr int kEach = 25;
   std::vector<std::vector<uint64_t>> got(kThreads);
@@ -262,7 +280,7 @@ TEST_F(StoreTest, ConcurrentAppendsGetDistinctContiguousNumbers) {
   EXPECT_EQ(*all.rbegin(), static_cast<uint64_t>(kThreads * kEach));
 }
 
-TEST_F(StoreTest, CheckpointsPutGetReplaceDelete) {
+TEST_P(StoreTest, CheckpointsPutGetReplaceDelete) {
   for (uint32_t slice = 0; slice < 3; ++slice) {
     ASSERT_TRUE(store_
                     ->PutCheckpoint({ShardId(1), slice, 1, 100 + slice,
@@ -290,7 +308,7 @@ TEST_F(StoreTest, CheckpointsPutGetReplaceDelete) {
   EXPECT_EQ(store_->GetCheckpoint(ShardId(0), 0)->blob, "other");
 }
 
-TEST_F(StoreTest, ApplyIsAtomic) {
+TEST_P(StoreTest, ApplyIsAtomic) {
   Ingest();
   ASSERT_TRUE(store_->PutCheckpoint({ShardId(0), 1, 1, 1, "old"}).ok());
   StatusOr<DeletionSeq> seq = store_->AppendDeletion(
@@ -332,7 +350,7 @@ TEST_F(StoreTest, ApplyIsAtomic) {
   EXPECT_TRUE(store_->LookupSample(SampleId(2))->erased);
 }
 
-TEST_F(StoreTest, AuditRoundTrip) {
+TEST_P(StoreTest, AuditRoundTrip) {
   ASSERT_TRUE(store_->PutAudit(42, "record").ok());
   EXPECT_EQ(*store_->GetAudit(42), "record");
   EXPECT_EQ(store_->GetAudit(43).status().code(), StatusCode::kNotFound);

@@ -1,20 +1,28 @@
-// Store: the durable state of one data directory, on one RocksDB database.
+// Store: the durable state of an eraser deployment, on one of two backends
+// chosen by StoreOptions::path:
+//  - a directory: one RocksDB database (the embedded default, one process);
+//  - a postgresql:// (or postgres://) URL: a PostgreSQL database that several
+//    eraser processes share (docs/scale-out.md).
 //
-// Column families (DESIGN section 6): samples (shard|slice|sample -> label,
-// owner, features), sample_index (sample -> location), owners (owner|sample),
-// deletions (seq -> request), checkpoints (shard|slice -> model blob), meta
-// (configuration), audit (request id -> certificate record). Keys are
-// big-endian so prefix scans come out ordered.
+// RocksDB column families (DESIGN section 6): samples (shard|slice|sample ->
+// label, owner, features), sample_index (sample -> location), owners
+// (owner|sample), deletions (seq -> request), checkpoints (shard|slice ->
+// model blob), meta (configuration), audit (request id -> certificate
+// record). Keys are big-endian so prefix scans come out ordered. The
+// PostgreSQL tables are described in storage/src/pg_store.h.
 //
 // Thread safety: every method may be called concurrently from any thread.
-// Errors: RocksDB failures surface as eraser::Status (kDataLoss for
+// Errors: backend failures surface as eraser::Status (kDataLoss for
 // corruption, kFailedPrecondition when the directory is locked by another
-// process, kResourceExhausted when the disk is full, kInternal for other
-// I/O failures). A failed call changes nothing unless its comment says
-// otherwise. After a failed write the store writes nothing more until
-// RocksDB has resumed from the error (Resume() is tried before each later
-// write): a write made while RocksDB holds a background error could abort
-// the process in Debian's build, which has assertions on.
+// process, kResourceExhausted when the disk is full, kUnavailable when
+// PostgreSQL cannot be reached or the outcome of a commit is unknown,
+// kInternal for other I/O failures). A failed call changes nothing unless its
+// comment says otherwise. After a failed write the RocksDB store writes
+// nothing more until RocksDB has resumed from the error (Resume() is tried
+// before each later write): a write made while RocksDB holds a background
+// error could abort the process in Debian's build, which has assertions on.
+// The PostgreSQL store drops a broken connection and opens a new one at the
+// next call.
 #ifndef ERASER_STORAGE_STORE_H_
 #define ERASER_STORAGE_STORE_H_
 
@@ -40,16 +48,18 @@ struct StoreCounters {
 };
 
 struct StoreOptions {
-  // The data directory. Required.
+  // The data directory, or a PostgreSQL connection URI
+  // (postgresql://user@host/db, postgresql:///db?host=/socket/dir). Required.
   std::string path;
-  // Create the directory and database when missing (default). When false,
-  // opening a missing directory fails with kNotFound.
+  // Create the directory and database (or the schema) when missing
+  // (default). When false, opening a missing directory, or a database
+  // without an eraser schema, fails with kNotFound.
   bool create_if_missing = true;
 };
 
 class Store {
  public:
-  // Opens (or creates) the database in options.path.
+  // Opens (or creates) the store options.path names.
   static StatusOr<std::unique_ptr<Store>> Open(const StoreOptions& options);
 
   // Flushes and closes the database.

@@ -1,0 +1,875 @@
+// The Store on PostgreSQL (pg_store.h). libpqxx appears in this file only.
+#include "pg_store.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <map>
+#include <optional>
+#include <pqxx/pqxx>
+#include <unordered_map>
+
+#include "records_codec.h"
+#include "store_rules.h"
+
+namespace eraser::storage::internal {
+namespace {
+
+// Version of the layout in pg_store.h. kMigrations[v - 1] takes a database
+// from version v - 1 to v; Open applies the missing ones in order.
+constexpr int kSchemaVersion = 1;
+constexpr const char* kMigrations[kSchemaVersion] = {
+    // 1: the initial layout (per-shard tables are created on demand).
+    R"sql(
+CREATE TABLE eraser_schema (version integer NOT NULL);
+INSERT INTO eraser_schema VALUES (0);
+CREATE TABLE eraser_meta (key text PRIMARY KEY, value bytea NOT NULL);
+CREATE TABLE eraser_config (key text PRIMARY KEY, value text NOT NULL);
+CREATE TABLE eraser_sample_index (
+  id bigint PRIMARY KEY, shard integer NOT NULL, slice integer NOT NULL,
+  owner bigint NOT NULL, erased boolean NOT NULL);
+CREATE INDEX eraser_sample_owner ON eraser_sample_index (owner, id);
+CREATE TABLE eraser_log_head (last bigint NOT NULL);
+INSERT INTO eraser_log_head VALUES (0);
+CREATE TABLE eraser_deletions (
+  seq bigint PRIMARY KEY, pending boolean NOT NULL, target text NOT NULL,
+  record bytea NOT NULL);
+CREATE INDEX eraser_deletions_pending ON eraser_deletions (seq) WHERE pending;
+CREATE TABLE eraser_audit (request_id bigint PRIMARY KEY, record bytea NOT NULL);
+)sql",
+};
+
+// Advisory lock keys (pg_advisory_xact_lock) that serialise schema changes
+// among the processes sharing a database.
+constexpr int64_t kSchemaLock = 0x6572617365720001;  // "eraser" 1
+
+std::string SamplesTable(ShardId shard) {
+  return "eraser_samples_" + std::to_string(shard.value());
+}
+
+std::string CheckpointsTable(ShardId shard) {
+  return "eraser_checkpoints_" + std::to_string(shard.value());
+}
+
+// Unsigned 64-bit values are stored in bigint columns bit for bit.
+int64_t Signed(uint64_t v) { return static_cast<int64_t>(v); }
+uint64_t Unsigned(const pqxx::field& f) {
+  return static_cast<uint64_t>(f.as<int64_t>());
+}
+
+// A bigint[] literal of numbers only, for statements built as text.
+std::string IdArray(const std::vector<uint64_t>& ids) {
+  std::string out = "'{";
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    if (i > 0) out += ',';
+    out += std::to_string(Signed(ids[i]));
+  }
+  return out + "}'::bigint[]";
+}
+
+// decode('<hex>', 'hex'): bytes as an SQL expression, whatever
+// standard_conforming_strings says.
+void AppendBytes(std::string* sql, const uint8_t* data, std::size_t size) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  *sql += "decode('";
+  for (std::size_t i = 0; i < size; ++i) {
+    *sql += kHex[data[i] >> 4];
+    *sql += kHex[data[i] & 15];
+  }
+  *sql += "','hex')";
+}
+
+std::string Bytes(const pqxx::field& f) { return pqxx::binarystring(f).str(); }
+
+std::string Trimmed(const char* what) {
+  std::string s(what);
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+bool StartsWith(const std::string& s, std::string_view prefix) {
+  return s.compare(0, prefix.size(), prefix) == 0;
+}
+
+// The one place where libpqxx and server errors become a Status.
+Status FromPg(const std::exception& e, std::string_view context) {
+  std::string message = std::string(context) + ": " + Trimmed(e.what());
+  if (dynamic_cast<const pqxx::in_doubt_error*>(&e) != nullptr) {
+    return UnavailableError(message +
+                            " (the connection was lost while committing; "
+                            "whether the transaction committed is unknown)");
+  }
+  if (const auto* sql = dynamic_cast<const pqxx::sql_error*>(&e)) {
+    const std::string& state = sql->sqlstate();
+    if (state == "53100") {
+      return ResourceExhaustedError(message + " (the database's disk is full)");
+    }
+    if (StartsWith(state, "53")) return ResourceExhaustedError(message);
+    // Connection exceptions, shutdown or crash of the server, a
+    // transaction to retry (serialization, deadlock), a read-only server
+    // (a standby): the caller may try again later.
+    if (StartsWith(state, "08") || StartsWith(state, "57P") ||
+        StartsWith(state, "40") || state == "25006") {
+      return UnavailableError(message);
+    }
+    if (state == "XX001" || state == "XX002") {
+      return DataLossError(message);
+    }
+    if (state == "42501") return FailedPreconditionError(message);
+    return InternalError(message + " (SQLSTATE " + state + ")");
+  }
+  if (dynamic_cast<const pqxx::broken_connection*>(&e) != nullptr) {
+    return UnavailableError(message + " (PostgreSQL cannot be reached)");
+  }
+  return InternalError(message);
+}
+
+bool TableMissing(pqxx::transaction_base& txn, const std::string& table) {
+  return txn.exec_params1("SELECT to_regclass($1) IS NULL", table)[0]
+      .as<bool>();
+}
+
+// Rewrites `table` into a new relation file with only the rows `keep`
+// selects: TRUNCATE gives the table (and its TOAST table and indexes) new
+// files, the old ones are cut to zero length when the transaction commits,
+// and the kept rows are copied back. Rows deleted in place would stay in the
+// file until VACUUM reused the space.
+void Rewrite(pqxx::transaction_base& txn, const std::string& table,
+             const std::string& keep) {
+  txn.exec0("CREATE TEMP TABLE eraser_keep ON COMMIT DROP AS SELECT * FROM " +
+            table + " WHERE " + keep);
+  txn.exec0("TRUNCATE " + table);
+  txn.exec0("INSERT INTO " + table + " SELECT * FROM eraser_keep");
+  txn.exec0("DROP TABLE eraser_keep");
+}
+
+// A reader of a per-shard table takes its lock first: TRUNCATE is not
+// MVCC-safe, so a snapshot taken before an apply's rewrite committed would
+// see the table empty. With the lock, the reader waits for the apply and its
+// statements then see the rewritten table.
+void LockForRead(pqxx::transaction_base& txn, const std::string& table) {
+  txn.exec0("LOCK TABLE " + table + " IN ACCESS SHARE MODE");
+}
+
+SampleLocation LocationOf(const pqxx::row& row) {
+  // id, shard, slice, owner, erased
+  SampleLocation l;
+  l.id = SampleId(Unsigned(row[0]));
+  l.shard = ShardId(row[1].as<uint32_t>());
+  l.slice = row[2].as<uint32_t>();
+  l.owner = OwnerId(Unsigned(row[3]));
+  l.erased = row[4].as<bool>();
+  return l;
+}
+
+constexpr char kLocationColumns[] = "id, shard, slice, owner, erased";
+
+StatusOr<DeletionRecord> SelectDeletion(pqxx::transaction_base& txn,
+                                        DeletionSeq seq) {
+  const pqxx::result r =
+      txn.exec_params("SELECT record FROM eraser_deletions WHERE seq = $1",
+                      Signed(seq.value()));
+  if (r.empty()) {
+    return NotFoundError("deletion " + std::to_string(seq.value()) +
+                         " not found");
+  }
+  return DecodeDeletion(seq, Bytes(r[0][0]));
+}
+
+// Locks the records (in sequence order, so that two processes cannot
+// deadlock on them), changes them and writes them back.
+Status UpdateDeletionRecords(
+    pqxx::transaction_base& txn, const std::vector<DeletionSeq>& applied,
+    TimePoint applied_at, const std::vector<ApplyBatch::Exclusion>& excluded) {
+  std::vector<uint64_t> seqs;
+  for (DeletionSeq s : applied) seqs.push_back(s.value());
+  for (const ApplyBatch::Exclusion& e : excluded) seqs.push_back(e.seq.value());
+  if (seqs.empty()) return OkStatus();
+  txn.exec("SELECT seq FROM eraser_deletions WHERE seq = ANY(" + IdArray(seqs) +
+           ") ORDER BY seq FOR UPDATE");
+  ASSIGN_OR_RETURN(
+      auto records,
+      UpdateDeletions(applied, applied_at, excluded, [&txn](DeletionSeq seq) {
+        return SelectDeletion(txn, seq);
+      }));
+  for (const auto& [seq, r] : records) {
+    txn.exec_params0(
+        "UPDATE eraser_deletions SET pending = $2, record = $3 WHERE seq = $1",
+        Signed(seq.value()), r.state == DeletionState::kPending,
+        pqxx::binarystring(EncodeDeletion(r)));
+  }
+  return OkStatus();
+}
+
+}  // namespace
+
+bool IsPostgresUrl(const std::string& path) {
+  return StartsWith(path, "postgresql://") || StartsWith(path, "postgres://");
+}
+
+std::string RedactUrl(const std::string& url) {
+  // scheme://user:password@host...: the password is what lies between the
+  // first ':' after the scheme and the '@' of the authority.
+  const std::size_t scheme = url.find("://");
+  if (scheme == std::string::npos) return url;
+  const std::size_t start = scheme + 3;
+  const std::size_t at = url.find('@', start);
+  const std::size_t slash = url.find('/', start);
+  if (at == std::string::npos || (slash != std::string::npos && slash < at)) {
+    return url;
+  }
+  const std::size_t colon = url.find(':', start);
+  if (colon == std::string::npos || colon > at) return url;
+  return url.substr(0, colon + 1) + "***" + url.substr(at);
+}
+
+class PgStore::Connection {
+ public:
+  explicit Connection(const std::string& url) : conn(url) {}
+  pqxx::connection conn;
+};
+
+PgStore::PgStore(std::string url) : url_(std::move(url)) {}
+
+PgStore::~PgStore() = default;
+
+std::unique_ptr<PgStore::Connection> PgStore::Acquire() {
+  {
+    MutexLock lock(&pool_mu_);
+    while (!idle_.empty()) {
+      std::unique_ptr<Connection> c = std::move(idle_.back());
+      idle_.pop_back();
+      if (c->conn.is_open()) return c;
+    }
+  }
+  auto c = std::make_unique<Connection>(url_);
+  // An acknowledged deletion must survive a crash of the server: never
+  // commit with synchronous_commit off (an operator's stronger setting,
+  // remote_apply with a synchronous standby, is kept).
+  pqxx::nontransaction setup(c->conn);
+  if (setup.exec1("SHOW synchronous_commit")[0].as<std::string>() == "off") {
+    setup.exec0("SET synchronous_commit TO on");
+  }
+  setup.commit();
+  return c;
+}
+
+void PgStore::Release(std::unique_ptr<Connection> connection) {
+  if (connection == nullptr || !connection->conn.is_open()) return;
+  MutexLock lock(&pool_mu_);
+  constexpr std::size_t kMaxIdle = 16;
+  if (idle_.size() < kMaxIdle) idle_.push_back(std::move(connection));
+}
+
+Status PgStore::Transact(std::string_view context, Commit commit,
+                         const Body& body, bool* committed) {
+  if (committed != nullptr) *committed = false;
+  const bool writes = commit != Commit::kSnapshot;
+  for (int attempt = 0;; ++attempt) {
+    std::unique_ptr<Connection> c;
+    bool started = false;
+    try {
+      c = Acquire();
+      Status s;
+      if (commit == Commit::kSnapshot) {
+        pqxx::transaction<pqxx::repeatable_read, pqxx::read_only> txn(c->conn);
+        started = true;
+        s = body(txn);
+        if (s.ok()) txn.commit();
+      } else {
+        pqxx::work txn(c->conn);
+        started = true;
+        if (commit == Commit::kLazy) {
+          txn.exec0("SET LOCAL synchronous_commit TO off");
+        }
+        s = body(txn);
+        if (s.ok()) {
+          txn.commit();
+          if (committed != nullptr) *committed = true;
+          if (commit == Commit::kDurable) ++durable_commits_;
+        }
+      }
+      Release(std::move(c));
+      if (writes && s.ok() && failing_.exchange(false)) ++resumes_;
+      return s;
+    } catch (const pqxx::in_doubt_error& e) {
+      return Failed(FromPg(e, context), writes);
+    } catch (const pqxx::broken_connection& e) {
+      // A pooled connection that the server closed (a restart) fails as
+      // its transaction begins: open a new one, once.
+      if (!started && attempt == 0) continue;
+      return Failed(FromPg(e, context), writes);
+    } catch (const std::exception& e) {
+      // The transaction was rolled back; the connection stays usable.
+      Release(std::move(c));
+      return Failed(FromPg(e, context), writes);
+    }
+  }
+}
+
+Status PgStore::Failed(Status status, bool write) {
+  if (write) {
+    ++failed_writes_;
+    failing_ = true;
+  }
+  return status;
+}
+
+StatusOr<bool> PgStore::ShardTablesExist(ShardId shard) {
+  {
+    MutexLock lock(&shards_mu_);
+    if (shards_with_tables_.count(shard.value()) > 0) return true;
+  }
+  bool exists = false;
+  RETURN_IF_ERROR(
+      Transact("look up the tables of shard " + std::to_string(shard.value()),
+               Commit::kSnapshot, [&](pqxx::transaction_base& txn) {
+                 exists = !TableMissing(txn, SamplesTable(shard));
+                 return OkStatus();
+               }));
+  if (exists) {
+    MutexLock lock(&shards_mu_);
+    shards_with_tables_.insert(shard.value());
+  }
+  return exists;
+}
+
+Status PgStore::Migrate(bool create_if_missing) {
+  return Transact(
+      "schema of " + RedactUrl(url_), Commit::kDurable,
+      [&](pqxx::transaction_base& txn) -> Status {
+        txn.exec_params("SELECT pg_advisory_xact_lock($1)", kSchemaLock);
+        int version = 0;
+        if (!TableMissing(txn, "eraser_schema")) {
+          version = txn.exec1("SELECT version FROM eraser_schema")[0].as<int>();
+        } else if (!create_if_missing) {
+          return NotFoundError(RedactUrl(url_) + " holds no eraser store");
+        }
+        if (version > kSchemaVersion) {
+          return FailedPreconditionError(
+              RedactUrl(url_) + " uses eraser schema version " +
+              std::to_string(version) + "; this build knows versions up to " +
+              std::to_string(kSchemaVersion));
+        }
+        for (int v = version + 1; v <= kSchemaVersion; ++v) {
+          txn.exec0(kMigrations[v - 1]);
+          txn.exec_params0("UPDATE eraser_schema SET version = $1", v);
+        }
+        return OkStatus();
+      });
+}
+
+StatusOr<std::unique_ptr<Store>> PgStore::Open(const StoreOptions& options) {
+  std::unique_ptr<PgStore> store(new PgStore(options.path));
+  RETURN_IF_ERROR(store->Migrate(options.create_if_missing));
+  store->LastDeletionSeq();
+  return std::unique_ptr<Store>(std::move(store));
+}
+
+Status PgStore::EnsureShardTables(const std::vector<ShardId>& shards) {
+  std::vector<ShardId> missing;
+  {
+    MutexLock lock(&shards_mu_);
+    for (ShardId s : shards) {
+      if (shards_with_tables_.count(s.value()) == 0) missing.push_back(s);
+    }
+  }
+  if (missing.empty()) return OkStatus();
+  RETURN_IF_ERROR(Transact(
+      "create shard tables", Commit::kDurable,
+      [&](pqxx::transaction_base& txn) {
+        txn.exec_params("SELECT pg_advisory_xact_lock($1)", kSchemaLock);
+        for (ShardId s : missing) {
+          const std::string samples = SamplesTable(s);
+          const std::string checkpoints = CheckpointsTable(s);
+          // Features and blobs uncompressed (EXTERNAL): erased bytes can be
+          // searched for in the files, and they barely compress anyway.
+          txn.exec0("CREATE TABLE IF NOT EXISTS " + samples +
+                    " (slice integer NOT NULL, id bigint NOT NULL,"
+                    " label integer NOT NULL, owner bigint NOT NULL,"
+                    " features bytea NOT NULL, PRIMARY KEY (slice, id));"
+                    "ALTER TABLE " +
+                    samples +
+                    " ALTER COLUMN features SET STORAGE EXTERNAL;"
+                    "CREATE TABLE IF NOT EXISTS " +
+                    checkpoints +
+                    " (slice integer PRIMARY KEY, version bigint NOT NULL,"
+                    " fingerprint bigint NOT NULL, blob bytea NOT NULL);"
+                    "ALTER TABLE " +
+                    checkpoints + " ALTER COLUMN blob SET STORAGE EXTERNAL;");
+        }
+        return OkStatus();
+      }));
+  MutexLock lock(&shards_mu_);
+  for (ShardId s : missing) shards_with_tables_.insert(s.value());
+  return OkStatus();
+}
+
+// ---- meta ------------------------------------------------------------------
+
+Status PgStore::InitConfig(const StoreConfig& config) {
+  if (config.empty()) return InvalidArgumentError("empty configuration");
+  return Transact(
+      "store config", Commit::kDurable, [&](pqxx::transaction_base& txn) {
+        txn.exec0("LOCK TABLE eraser_config IN EXCLUSIVE MODE");
+        StoreConfig stored;
+        for (const pqxx::row& row :
+             txn.exec("SELECT key, value FROM eraser_config")) {
+          stored.emplace(row[0].as<std::string>(), row[1].as<std::string>());
+        }
+        if (!stored.empty()) return CompareConfig(stored, config);
+        for (const auto& [key, value] : config) {
+          txn.exec_params0("INSERT INTO eraser_config VALUES ($1, $2)", key,
+                           value);
+        }
+        return OkStatus();
+      });
+}
+
+StatusOr<StoreConfig> PgStore::ReadConfig() {
+  StoreConfig config;
+  RETURN_IF_ERROR(Transact(
+      "read config", Commit::kSnapshot, [&](pqxx::transaction_base& txn) {
+        config.clear();
+        for (const pqxx::row& row :
+             txn.exec("SELECT key, value FROM eraser_config")) {
+          config.emplace(row[0].as<std::string>(), row[1].as<std::string>());
+        }
+        return OkStatus();
+      }));
+  if (config.empty()) return NotFoundError("no configuration stored");
+  return config;
+}
+
+Status PgStore::PutMeta(const std::string& key, const std::string& value) {
+  return Transact(
+      "put meta " + key, Commit::kDurable, [&](pqxx::transaction_base& txn) {
+        txn.exec_params0(
+            "INSERT INTO eraser_meta VALUES ($1, $2) ON CONFLICT (key) DO "
+            "UPDATE SET value = EXCLUDED.value",
+            key, pqxx::binarystring(value));
+        return OkStatus();
+      });
+}
+
+StatusOr<std::string> PgStore::GetMeta(const std::string& key) {
+  std::optional<std::string> value;
+  RETURN_IF_ERROR(Transact(
+      "read meta " + key, Commit::kSnapshot, [&](pqxx::transaction_base& txn) {
+        const pqxx::result r = txn.exec_params(
+            "SELECT value FROM eraser_meta WHERE key = $1", key);
+        if (!r.empty()) value = Bytes(r[0][0]);
+        return OkStatus();
+      }));
+  if (!value.has_value()) return NotFoundError("meta " + key + " not found");
+  return *value;
+}
+
+// ---- samples ---------------------------------------------------------------
+
+Status PgStore::IngestSamples(const std::vector<SampleView>& samples) {
+  std::vector<ShardId> shards;
+  for (const SampleView& s : samples) shards.push_back(s.shard);
+  std::sort(shards.begin(), shards.end());
+  shards.erase(std::unique(shards.begin(), shards.end()), shards.end());
+  RETURN_IF_ERROR(EnsureShardTables(shards));
+  constexpr std::size_t kChunk = 2000;
+  return Transact(
+      "ingest", Commit::kDurable, [&](pqxx::transaction_base& txn) -> Status {
+        std::unordered_map<uint64_t, SampleLocation> stored;
+        for (std::size_t begin = 0; begin < samples.size(); begin += kChunk) {
+          std::vector<uint64_t> ids;
+          for (std::size_t i = begin;
+               i < std::min(samples.size(), begin + kChunk); ++i) {
+            ids.push_back(samples[i].id.value());
+          }
+          for (const pqxx::row& row :
+               txn.exec(std::string("SELECT ") + kLocationColumns +
+                        " FROM eraser_sample_index WHERE id = ANY(" +
+                        IdArray(ids) + ")")) {
+            const SampleLocation l = LocationOf(row);
+            stored[l.id.value()] = l;
+          }
+        }
+        ASSIGN_OR_RETURN(std::vector<bool> skip,
+                         PlanIngest(samples, [&stored](SampleId id) {
+                           auto it = stored.find(id.value());
+                           return StatusOr<std::optional<SampleLocation>>(
+                               it == stored.end() ? std::nullopt
+                                                  : std::optional(it->second));
+                         }));
+        for (std::size_t begin = 0; begin < samples.size(); begin += kChunk) {
+          std::string index;
+          std::map<uint32_t, std::string> rows;  // shard -> VALUES list
+          for (std::size_t i = begin;
+               i < std::min(samples.size(), begin + kChunk); ++i) {
+            if (skip[i]) continue;
+            const SampleView& s = samples[i];
+            const std::string id = std::to_string(Signed(s.id.value()));
+            const std::string owner = std::to_string(Signed(s.owner.value()));
+            if (!index.empty()) index += ',';
+            index += "(" + id + "," + std::to_string(s.shard.value()) + "," +
+                     std::to_string(s.slice) + "," + owner + ",false)";
+            std::string& values = rows[s.shard.value()];
+            if (!values.empty()) values += ',';
+            values += "(" + std::to_string(s.slice) + "," + id + "," +
+                      std::to_string(s.label) + "," + owner + ",";
+            AppendBytes(&values, s.features, s.feature_size);
+            values += ')';
+          }
+          if (index.empty()) continue;
+          txn.exec0("INSERT INTO eraser_sample_index VALUES " + index +
+                    " ON CONFLICT (id) DO NOTHING");
+          for (const auto& [shard, values] : rows) {
+            txn.exec0("INSERT INTO " + SamplesTable(ShardId(shard)) +
+                      " (slice, id, label, owner, features) VALUES " + values +
+                      " ON CONFLICT (slice, id) DO NOTHING");
+          }
+        }
+        return OkStatus();
+      });
+}
+
+Status PgStore::ScanShard(ShardId shard, uint32_t first_slice,
+                          uint32_t end_slice,
+                          const std::function<Status(const SampleView&)>& fn) {
+  if (first_slice >= end_slice) return OkStatus();
+  ASSIGN_OR_RETURN(bool exists, ShardTablesExist(shard));
+  if (!exists) return OkStatus();
+  const std::string table = SamplesTable(shard);
+  // One snapshot, read a slice at a time (a slice's samples in memory).
+  return Transact(
+      "scan shard " + std::to_string(shard.value()), Commit::kSnapshot,
+      [&](pqxx::transaction_base& txn) -> Status {
+        LockForRead(txn, table);
+        std::vector<uint32_t> slices;
+        for (const pqxx::row& row : txn.exec_params(
+                 "SELECT DISTINCT slice FROM " + table +
+                     " WHERE slice >= $1 AND slice < $2 ORDER BY slice",
+                 static_cast<int64_t>(first_slice),
+                 static_cast<int64_t>(end_slice))) {
+          slices.push_back(row[0].as<uint32_t>());
+        }
+        for (uint32_t slice : slices) {
+          const pqxx::result r =
+              txn.exec_params("SELECT id, label, owner, features FROM " +
+                                  table + " WHERE slice = $1 ORDER BY id",
+                              static_cast<int64_t>(slice));
+          for (const pqxx::row& row : r) {
+            const pqxx::binarystring features(row[3]);
+            SampleView view;
+            view.id = SampleId(Unsigned(row[0]));
+            view.shard = shard;
+            view.slice = slice;
+            view.label = row[1].as<uint32_t>();
+            view.owner = OwnerId(Unsigned(row[2]));
+            view.features = features.data();
+            view.feature_size = features.size();
+            RETURN_IF_ERROR(fn(view));
+          }
+        }
+        return OkStatus();
+      });
+}
+
+StatusOr<SampleLocation> PgStore::LookupSample(SampleId id) {
+  std::optional<SampleLocation> location;
+  RETURN_IF_ERROR(Transact("read " + SampleName(id), Commit::kSnapshot,
+                           [&](pqxx::transaction_base& txn) {
+                             const pqxx::result r = txn.exec_params(
+                                 std::string("SELECT ") + kLocationColumns +
+                                     " FROM eraser_sample_index WHERE id = $1",
+                                 Signed(id.value()));
+                             if (!r.empty()) location = LocationOf(r[0]);
+                             return OkStatus();
+                           }));
+  if (!location.has_value())
+    return NotFoundError(SampleName(id) + " not found");
+  return *location;
+}
+
+StatusOr<std::vector<SampleLocation>> PgStore::OwnerSamples(OwnerId owner) {
+  std::vector<SampleLocation> out;
+  RETURN_IF_ERROR(Transact(
+      "read owner index", Commit::kSnapshot, [&](pqxx::transaction_base& txn) {
+        out.clear();
+        for (const pqxx::row& row : txn.exec_params(
+                 std::string("SELECT ") + kLocationColumns +
+                     " FROM eraser_sample_index WHERE owner = $1 ORDER BY id",
+                 Signed(owner.value()))) {
+          out.push_back(LocationOf(row));
+        }
+        return OkStatus();
+      }));
+  if (out.empty()) {
+    return NotFoundError("owner " + std::to_string(owner.value()) +
+                         " owns no samples");
+  }
+  return out;
+}
+
+StatusOr<uint64_t> PgStore::CountSamples(ShardId shard) {
+  ASSIGN_OR_RETURN(bool exists, ShardTablesExist(shard));
+  if (!exists) return 0;
+  uint64_t count = 0;
+  const std::string table = SamplesTable(shard);
+  RETURN_IF_ERROR(Transact(
+      "count samples", Commit::kSnapshot, [&](pqxx::transaction_base& txn) {
+        LockForRead(txn, table);
+        count = Unsigned(txn.exec1("SELECT count(*) FROM " + table)[0]);
+        return OkStatus();
+      }));
+  return count;
+}
+
+// ---- deletion log ----------------------------------------------------------
+
+StatusOr<DeletionSeq> PgStore::AppendDeletion(
+    const DeletionTarget& target, const std::vector<SampleLocation>& samples,
+    TimePoint arrival) {
+  DeletionRecord record;
+  record.target = target;
+  record.samples = samples;
+  record.arrival = arrival;
+  record.state = DeletionState::kPending;
+  // The head row is locked until the commit, so numbers are issued in the
+  // order they become durable, by every process sharing the database, with
+  // none skipped or reused.
+  RETURN_IF_ERROR(Transact(
+      "append deletion " + target.ToString(), Commit::kDurable,
+      [&](pqxx::transaction_base& txn) {
+        record.seq = DeletionSeq(Unsigned(txn.exec1(
+            "UPDATE eraser_log_head SET last = last + 1 RETURNING last")[0]));
+        txn.exec_params0(
+            "INSERT INTO eraser_deletions (seq, pending, target, record) "
+            "VALUES ($1, true, $2, $3)",
+            Signed(record.seq.value()), target.ToString(),
+            pqxx::binarystring(EncodeDeletion(record)));
+        return OkStatus();
+      }));
+  uint64_t known = last_seq_.load();
+  while (known < record.seq.value() &&
+         !last_seq_.compare_exchange_weak(known, record.seq.value())) {
+  }
+  return record.seq;
+}
+
+StatusOr<std::vector<DeletionRecord>> PgStore::PendingDeletions() {
+  std::vector<DeletionRecord> out;
+  RETURN_IF_ERROR(Transact(
+      "scan deletion log", Commit::kSnapshot,
+      [&](pqxx::transaction_base& txn) -> Status {
+        out.clear();
+        for (const pqxx::row& row :
+             txn.exec("SELECT seq, record FROM eraser_deletions WHERE pending "
+                      "ORDER BY seq")) {
+          ASSIGN_OR_RETURN(
+              DeletionRecord r,
+              DecodeDeletion(DeletionSeq(Unsigned(row[0])), Bytes(row[1])));
+          out.push_back(std::move(r));
+        }
+        return OkStatus();
+      }));
+  return out;
+}
+
+DeletionSeq PgStore::LastDeletionSeq() {
+  uint64_t last = 0;
+  const Status s = Transact(
+      "read the deletion log's head", Commit::kSnapshot,
+      [&](pqxx::transaction_base& txn) {
+        last = Unsigned(txn.exec1("SELECT last FROM eraser_log_head")[0]);
+        return OkStatus();
+      });
+  // Unreachable: the last number this process has seen.
+  uint64_t known = last_seq_.load();
+  if (!s.ok()) return DeletionSeq(known);
+  while (known < last && !last_seq_.compare_exchange_weak(known, last)) {
+  }
+  return DeletionSeq(std::max(known, last));
+}
+
+StatusOr<DeletionRecord> PgStore::GetDeletion(DeletionSeq seq) {
+  std::optional<StatusOr<DeletionRecord>> record;
+  RETURN_IF_ERROR(Transact("read deletion " + std::to_string(seq.value()),
+                           Commit::kSnapshot, [&](pqxx::transaction_base& txn) {
+                             record = SelectDeletion(txn, seq);
+                             return OkStatus();
+                           }));
+  return std::move(*record);
+}
+
+Status PgStore::MarkApplied(const std::vector<DeletionSeq>& seqs,
+                            TimePoint applied_at) {
+  return Transact("mark deletions applied", Commit::kDurable,
+                  [&](pqxx::transaction_base& txn) {
+                    return UpdateDeletionRecords(txn, seqs, applied_at, {});
+                  });
+}
+
+// ---- checkpoints -----------------------------------------------------------
+
+Status PgStore::PutCheckpoint(const Checkpoint& c) {
+  RETURN_IF_ERROR(EnsureShardTables({c.shard}));
+  return Transact("put " + CheckpointName(c.shard, c.slice), Commit::kLazy,
+                  [&](pqxx::transaction_base& txn) {
+                    txn.exec_params0(
+                        "INSERT INTO " + CheckpointsTable(c.shard) +
+                            " VALUES ($1, $2, $3, $4) ON CONFLICT (slice) DO "
+                            "UPDATE SET version = EXCLUDED.version, "
+                            "fingerprint = EXCLUDED.fingerprint, "
+                            "blob = EXCLUDED.blob",
+                        static_cast<int64_t>(c.slice), Signed(c.version),
+                        Signed(c.data_fingerprint), pqxx::binarystring(c.blob));
+                    return OkStatus();
+                  });
+}
+
+StatusOr<Checkpoint> PgStore::GetCheckpoint(ShardId shard, uint32_t slice) {
+  std::optional<Checkpoint> checkpoint;
+  ASSIGN_OR_RETURN(bool exists, ShardTablesExist(shard));
+  const std::string table = CheckpointsTable(shard);
+  RETURN_IF_ERROR(Transact("read " + CheckpointName(shard, slice),
+                           Commit::kSnapshot, [&](pqxx::transaction_base& txn) {
+                             checkpoint.reset();
+                             if (!exists) return OkStatus();
+                             LockForRead(txn, table);
+                             const pqxx::result r = txn.exec_params(
+                                 "SELECT version, fingerprint, blob FROM " +
+                                     table + " WHERE slice = $1",
+                                 static_cast<int64_t>(slice));
+                             if (r.empty()) return OkStatus();
+                             Checkpoint c;
+                             c.shard = shard;
+                             c.slice = slice;
+                             c.version = Unsigned(r[0][0]);
+                             c.data_fingerprint = Unsigned(r[0][1]);
+                             c.blob = Bytes(r[0][2]);
+                             checkpoint = std::move(c);
+                             return OkStatus();
+                           }));
+  if (!checkpoint.has_value()) {
+    return NotFoundError(CheckpointName(shard, slice) + " not found");
+  }
+  return std::move(*checkpoint);
+}
+
+Status PgStore::DeleteCheckpoints(ShardId shard, uint32_t first_slice) {
+  ASSIGN_OR_RETURN(bool exists, ShardTablesExist(shard));
+  if (!exists) return OkStatus();
+  const std::string table = CheckpointsTable(shard);
+  return Transact(
+      "delete checkpoints of shard " + std::to_string(shard.value()),
+      Commit::kLazy, [&](pqxx::transaction_base& txn) {
+        txn.exec_params0("DELETE FROM " + table + " WHERE slice >= $1",
+                         static_cast<int64_t>(first_slice));
+        return OkStatus();
+      });
+}
+
+// ---- unlearning ------------------------------------------------------------
+
+Status PgStore::Apply(const ApplyBatch& batch, bool* committed) {
+  std::map<uint32_t, std::vector<const Checkpoint*>> checkpoints;
+  std::vector<ShardId> checkpoint_shards;
+  for (const Checkpoint& c : batch.checkpoints) {
+    if (checkpoints[c.shard.value()].empty()) {
+      checkpoint_shards.push_back(c.shard);
+    }
+    checkpoints[c.shard.value()].push_back(&c);
+  }
+  RETURN_IF_ERROR(EnsureShardTables(checkpoint_shards));
+  return Transact(
+      "apply", Commit::kDurable,
+      [&](pqxx::transaction_base& txn) -> Status {
+        RETURN_IF_ERROR(UpdateDeletionRecords(
+            txn, batch.applied, batch.applied_at, batch.excluded));
+        // Erase: the index entries stay, marked; the shard tables lose the
+        // rows, rewritten.
+        std::map<uint32_t, std::vector<uint64_t>> erase;  // shard -> ids
+        std::vector<uint64_t> erased_ids;
+        for (SampleId id : batch.erase) {
+          const pqxx::result r = txn.exec_params(
+              std::string("SELECT ") + kLocationColumns +
+                  " FROM eraser_sample_index WHERE id = $1 FOR UPDATE",
+              Signed(id.value()));
+          if (r.empty()) return NotFoundError(SampleName(id) + " not found");
+          const SampleLocation l = LocationOf(r[0]);
+          if (l.erased) continue;
+          erase[l.shard.value()].push_back(id.value());
+          erased_ids.push_back(id.value());
+        }
+        if (!erased_ids.empty()) {
+          txn.exec0(
+              "UPDATE eraser_sample_index SET erased = true WHERE id = ANY(" +
+              IdArray(erased_ids) + ")");
+        }
+        for (const auto& [shard, ids] : erase) {
+          Rewrite(txn, SamplesTable(ShardId(shard)),
+                  "NOT (id = ANY(" + IdArray(ids) + "))");
+        }
+        // Checkpoints: the replaced ones leave with the old file.
+        for (const auto& [shard, list] : checkpoints) {
+          std::vector<uint64_t> slices;
+          for (const Checkpoint* c : list) slices.push_back(c->slice);
+          const std::string table = CheckpointsTable(ShardId(shard));
+          Rewrite(txn, table, "NOT (slice = ANY(" + IdArray(slices) + "))");
+          for (const Checkpoint* c : list) {
+            txn.exec_params0(
+                "INSERT INTO " + table +
+                    " VALUES ($1, $2, $3, $4) ON CONFLICT (slice) DO UPDATE "
+                    "SET version = EXCLUDED.version, fingerprint = "
+                    "EXCLUDED.fingerprint, blob = EXCLUDED.blob",
+                static_cast<int64_t>(c->slice), Signed(c->version),
+                Signed(c->data_fingerprint), pqxx::binarystring(c->blob));
+          }
+        }
+        return OkStatus();
+      },
+      committed);
+}
+
+// The erasure commits with the apply (Rewrite): nothing is ever owed.
+Status PgStore::FinishErasure() { return OkStatus(); }
+bool PgStore::ErasureOwed() { return false; }
+
+StoreCounters PgStore::Counters() {
+  StoreCounters c;
+  c.wal_syncs = durable_commits_.load();
+  c.failed_writes = failed_writes_.load();
+  c.resumes = resumes_.load();
+  return c;
+}
+
+// ---- audit -----------------------------------------------------------------
+
+Status PgStore::PutAudit(uint64_t request_id, const std::string& record) {
+  return Transact(
+      "put audit record " + std::to_string(request_id), Commit::kLazy,
+      [&](pqxx::transaction_base& txn) {
+        txn.exec_params0(
+            "INSERT INTO eraser_audit VALUES ($1, $2) ON CONFLICT (request_id) "
+            "DO UPDATE SET record = EXCLUDED.record",
+            Signed(request_id), pqxx::binarystring(record));
+        return OkStatus();
+      });
+}
+
+StatusOr<std::string> PgStore::GetAudit(uint64_t request_id) {
+  std::optional<std::string> record;
+  RETURN_IF_ERROR(
+      Transact("read audit record " + std::to_string(request_id),
+               Commit::kSnapshot, [&](pqxx::transaction_base& txn) {
+                 const pqxx::result r = txn.exec_params(
+                     "SELECT record FROM eraser_audit WHERE request_id = $1",
+                     Signed(request_id));
+                 if (!r.empty()) record = Bytes(r[0][0]);
+                 return OkStatus();
+               }));
+  if (!record.has_value()) {
+    return NotFoundError("audit record " + std::to_string(request_id) +
+                         " not found");
+  }
+  return *record;
+}
+
+}  // namespace eraser::storage::internal

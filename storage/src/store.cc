@@ -1,0 +1,16 @@
+// Store::Open: the backend is chosen by the form of the path.
+#include "eraser/storage/store.h"
+
+#include "pg_store.h"
+#include "rocks_store.h"
+
+namespace eraser::storage {
+
+StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
+  if (internal::IsPostgresUrl(options.path)) {
+    return internal::PgStore::Open(options);
+  }
+  return internal::OpenRocksStore(options);
+}
+
+}  // namespace eraser::storage

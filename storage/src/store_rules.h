@@ -1,0 +1,45 @@
+// The rules of the Store contract that do not depend on the backend, written
+// once and used by both: configuration comparison, ingest validation and the
+// state changes of deletion records.
+#ifndef ERASER_STORAGE_STORE_RULES_H_
+#define ERASER_STORAGE_STORE_RULES_H_
+
+#include <functional>
+#include <map>
+#include <optional>
+#include <vector>
+
+#include "eraser/storage/records.h"
+
+namespace eraser::storage::internal {
+
+// OK when `requested` equals `stored`; otherwise kFailedPrecondition naming
+// every key that differs.
+Status CompareConfig(const StoreConfig& stored, const StoreConfig& requested);
+
+// Validates an ingest before anything is written, with `stored` giving each
+// sample's stored location (nullopt when never ingested). Returns, per
+// sample, whether to skip it: a sample already erased is skipped so that a
+// re-ingest cannot bring deleted data back. Errors: a sample without
+// feature data or placed twice differently in the batch (kInvalidArgument),
+// or stored elsewhere (kFailedPrecondition: the partition cannot change).
+using StoredLocation =
+    std::function<StatusOr<std::optional<SampleLocation>>(SampleId)>;
+StatusOr<std::vector<bool>> PlanIngest(const std::vector<SampleView>& samples,
+                                       const StoredLocation& stored);
+
+// The records `applied` and `excluded` name, each read once through `read`
+// and changed: exclusions recorded (the first version per shard kept),
+// pending ones marked applied at `applied_at` (applied ones keep their first
+// time). kNotFound, from `read`, for an unknown sequence number.
+using ReadDeletion = std::function<StatusOr<DeletionRecord>(DeletionSeq)>;
+StatusOr<std::map<DeletionSeq, DeletionRecord>> UpdateDeletions(
+    const std::vector<DeletionSeq>& applied, TimePoint applied_at,
+    const std::vector<ApplyBatch::Exclusion>& excluded,
+    const ReadDeletion& read);
+
+std::string SampleName(SampleId id);
+
+}  // namespace eraser::storage::internal
+
+#endif  // ERASER_STORAGE_STORE_RULES_H_

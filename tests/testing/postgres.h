@@ -1,0 +1,66 @@
+// A throw-away PostgreSQL cluster for tests: Debian's initdb and pg_ctl
+// (/usr/lib/postgresql/15/bin) on a fresh temporary directory, listening on a
+// Unix socket in that directory only (no TCP port), trust authentication for
+// its one superuser. Run as the `postgres` user when the test runs as root
+// (the server refuses root). Stopped and removed by the destructor.
+#ifndef ERASER_TESTS_TESTING_POSTGRES_H_
+#define ERASER_TESTS_TESTING_POSTGRES_H_
+
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+#include "testing/temp_dir.h"
+
+namespace eraser::testing {
+
+class PostgresCluster {
+ public:
+  // Creates and starts the cluster; ok() tells whether that worked and
+  // error() why not.
+  PostgresCluster();
+  ~PostgresCluster();
+  PostgresCluster(const PostgresCluster&) = delete;
+  PostgresCluster& operator=(const PostgresCluster&) = delete;
+
+  bool ok() const { return error_.empty(); }
+  const std::string& error() const { return error_; }
+
+  // A new, empty database; returns its postgresql:// URL ("" on failure,
+  // with error() set).
+  std::string NewDatabase();
+  // The URL of database `name`.
+  std::string Url(const std::string& name) const;
+
+  // pg_ctl start / stop -m fast; false (and error()) on failure.
+  bool Start();
+  bool Stop();
+  // SIGKILL of the postmaster (as a crash: the next Start recovers from the
+  // write-ahead log). The backends exit once they see it gone.
+  bool Kill();
+  // The postmaster's pid (0 when not running).
+  pid_t ServerPid() const;
+  // The cluster's data directory (for searching its files).
+  std::string DataDir() const { return dir_.Child("data"); }
+  // Runs SQL through psql on database `name`; returns its output, or ""
+  // with error() set.
+  std::string Sql(const std::string& name, const std::string& sql);
+
+ private:
+  // Runs a PostgreSQL program (as the cluster's owner); its output goes to
+  // `*output` when not null. Returns the exit code.
+  int Run(const std::vector<std::string>& argv, std::string* output = nullptr);
+
+  TempDir dir_;
+  std::string error_;
+  int databases_ = 0;
+};
+
+// A cluster shared by the tests of one process, started at first use and
+// stopped at exit.
+PostgresCluster& SharedPostgres();
+
+}  // namespace eraser::testing
+
+#endif  // ERASER_TESTS_TESTING_POSTGRES_H_
