@@ -9,11 +9,13 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <functional>
 #include <map>
 #include <random>
 #include <set>
 
 #include "eraser/storage/store.h"
+#include "testing/postgres.h"
 #include "testing/temp_dir.h"
 
 namespace eraser::storage {
@@ -25,13 +27,15 @@ struct ChildRun {
   bool killed = false;
 };
 
-// Starts the child, reads `kill_after` acknowledgements, then SIGKILLs it.
-ChildRun RunAndKill(const std::string& dir, uint64_t base, int kill_after) {
-  ChildRun run;
+// Starts the child, reads `after` acknowledgements, then calls `act` and
+// reads the rest of the child's acknowledgements until it exits (or, when
+// `act` is null, SIGKILLs it). Returns whether the child died of SIGKILL.
+bool RunUntil(const std::string& path, uint64_t base, int after, ChildRun* run,
+              const std::function<void()>& act) {
   int fds[2];
   if (pipe(fds) != 0) {
     ADD_FAILURE() << "pipe failed";
-    return run;
+    return false;
   }
   const pid_t pid = fork();
   if (pid == 0) {
@@ -39,7 +43,7 @@ ChildRun RunAndKill(const std::string& dir, uint64_t base, int kill_after) {
     close(fds[0]);
     close(fds[1]);
     const std::string base_arg = std::to_string(base);
-    execl(ERASER_DURABILITY_CHILD, ERASER_DURABILITY_CHILD, dir.c_str(),
+    execl(ERASER_DURABILITY_CHILD, ERASER_DURABILITY_CHILD, path.c_str(),
           base_arg.c_str(), "1000000", static_cast<char*>(nullptr));
     _exit(127);
   }
@@ -47,27 +51,68 @@ ChildRun RunAndKill(const std::string& dir, uint64_t base, int kill_after) {
   FILE* in = fdopen(fds[0], "r");
   unsigned long long seq = 0;
   unsigned long long sample = 0;
-  while (static_cast<int>(run.acked.size()) < kill_after &&
+  while (static_cast<int>(run->acked.size()) < after &&
          std::fscanf(in, "%llu %llu", &seq, &sample) == 2) {
-    run.acked[seq] = sample;
+    run->acked[seq] = sample;
   }
-  kill(pid, SIGKILL);
+  if (act) {
+    act();
+    while (std::fscanf(in, "%llu %llu", &seq, &sample) == 2) {
+      run->acked[seq] = sample;
+    }
+  } else {
+    kill(pid, SIGKILL);
+  }
   int status = 0;
   waitpid(pid, &status, 0);
   fclose(in);
-  run.killed = WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
+  run->killed = WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
+  return run->killed;
+}
+
+ChildRun RunAndKill(const std::string& path, uint64_t base, int kill_after) {
+  ChildRun run;
+  RunUntil(path, base, kill_after, &run, nullptr);
   return run;
 }
 
-TEST(Durability, AcknowledgedDeletionsSurviveSigkill) {
-  testing::TempDir dir;
-  const std::string path = dir.Child("db");
+// Every acknowledged deletion is in the log at `path`, pending, once; the
+// log's numbers have no gaps.
+void ExpectAcknowledgedInLog(const std::string& path,
+                             const std::map<uint64_t, uint64_t>& all_acked) {
+  StatusOr<std::unique_ptr<Store>> store = Store::Open({path});
+  ASSERT_TRUE(store.ok()) << store.status();
+  StatusOr<std::vector<DeletionRecord>> pending = (*store)->PendingDeletions();
+  ASSERT_TRUE(pending.ok()) << pending.status();
+  std::set<uint64_t> seqs;
+  std::set<uint64_t> samples;
+  for (const DeletionRecord& r : *pending) {
+    EXPECT_TRUE(seqs.insert(r.seq.value()).second) << "duplicate seq";
+    EXPECT_TRUE(samples.insert(r.target.id).second) << "duplicate target";
+    ASSERT_EQ(r.samples.size(), 1u);
+    EXPECT_EQ(r.samples[0].id.value(), r.target.id);
+  }
+  // Sequence numbers have no gaps: 1..n.
+  if (!seqs.empty()) {
+    EXPECT_EQ(*seqs.begin(), 1u);
+    EXPECT_EQ(*seqs.rbegin(), seqs.size());
+  }
+  for (const auto& [seq, sample] : all_acked) {
+    StatusOr<DeletionRecord> r = (*store)->GetDeletion(DeletionSeq(seq));
+    ASSERT_TRUE(r.ok()) << "acknowledged seq " << seq << " lost";
+    EXPECT_EQ(r->target, DeletionTarget::Sample(SampleId(sample)));
+    EXPECT_EQ(r->state, DeletionState::kPending);
+  }
+}
+
+// Kills the appending client at random depths (before the first
+// acknowledgement, right after one, deeper); the log accumulates across
+// rounds. `path` is a directory or a PostgreSQL URL.
+void KillTheClientRepeatedly(const std::string& path) {
   const unsigned seed = std::random_device()();
   SCOPED_TRACE("seed " + std::to_string(seed));
   std::mt19937 rng(seed);
   std::map<uint64_t, uint64_t> all_acked;
-  // Kill points: before the first acknowledgement, right after one, and at
-  // random depths; the log accumulates across rounds.
   const int kRounds = 6;
   for (int round = 0; round < kRounds; ++round) {
     const int kill_after =
@@ -77,33 +122,45 @@ TEST(Durability, AcknowledgedDeletionsSurviveSigkill) {
     ASSERT_TRUE(run.killed) << "round " << round;
     ASSERT_EQ(static_cast<int>(run.acked.size()), kill_after);
     all_acked.insert(run.acked.begin(), run.acked.end());
-
-    StatusOr<std::unique_ptr<Store>> store = Store::Open({path});
-    ASSERT_TRUE(store.ok()) << store.status();
-    StatusOr<std::vector<DeletionRecord>> pending =
-        (*store)->PendingDeletions();
-    ASSERT_TRUE(pending.ok()) << pending.status();
-    std::set<uint64_t> seqs;
-    std::set<uint64_t> samples;
-    for (const DeletionRecord& r : *pending) {
-      EXPECT_TRUE(seqs.insert(r.seq.value()).second) << "duplicate seq";
-      EXPECT_TRUE(samples.insert(r.target.id).second) << "duplicate target";
-      ASSERT_EQ(r.samples.size(), 1u);
-      EXPECT_EQ(r.samples[0].id.value(), r.target.id);
-    }
-    // Sequence numbers have no gaps: 1..n.
-    if (!seqs.empty()) {
-      EXPECT_EQ(*seqs.begin(), 1u);
-      EXPECT_EQ(*seqs.rbegin(), seqs.size());
-    }
-    for (const auto& [seq, sample] : all_acked) {
-      StatusOr<DeletionRecord> r = (*store)->GetDeletion(DeletionSeq(seq));
-      ASSERT_TRUE(r.ok()) << "acknowledged seq " << seq << " lost";
-      EXPECT_EQ(r->target, DeletionTarget::Sample(SampleId(sample)));
-      EXPECT_EQ(r->state, DeletionState::kPending);
-    }
+    ExpectAcknowledgedInLog(path, all_acked);
   }
   EXPECT_GT(all_acked.size(), 0u);
+}
+
+TEST(Durability, AcknowledgedDeletionsSurviveSigkill) {
+  testing::TempDir dir;
+  KillTheClientRepeatedly(dir.Child("db"));
+}
+
+TEST(Durability, AcknowledgedDeletionsSurviveSigkillOnPostgres) {
+  testing::PostgresCluster& pg = testing::SharedPostgres();
+  ASSERT_TRUE(pg.ok()) << pg.error();
+  const std::string url = pg.NewDatabase();
+  ASSERT_FALSE(url.empty()) << pg.error();
+  KillTheClientRepeatedly(url);
+}
+
+// The server itself is killed (the postmaster and its backends at once)
+// while a client appends: after a restart, every deletion the client saw
+// acknowledged is there. The append in flight at the kill may or may not
+// have committed; the client was never told either way.
+TEST(Durability, AcknowledgedDeletionsSurviveAKilledPostgresServer) {
+  testing::PostgresCluster pg;  // its own: this test kills it
+  ASSERT_TRUE(pg.ok()) << pg.error();
+  const std::string url = pg.NewDatabase();
+  ASSERT_FALSE(url.empty()) << pg.error();
+  std::map<uint64_t, uint64_t> all_acked;
+  for (int round = 0; round < 3; ++round) {
+    ChildRun run;
+    const bool killed =
+        RunUntil(url, static_cast<uint64_t>(round) * 1'000'000, 20 + 15 * round,
+                 &run, [&pg] { ASSERT_TRUE(pg.Kill()) << pg.error(); });
+    EXPECT_FALSE(killed) << "the client should have failed, not been killed";
+    EXPECT_GE(run.acked.size(), static_cast<std::size_t>(20 + 15 * round));
+    all_acked.insert(run.acked.begin(), run.acked.end());
+    ASSERT_TRUE(pg.Start()) << pg.error();
+    ExpectAcknowledgedInLog(url, all_acked);
+  }
 }
 
 // SIGKILL loses nothing that reached the page cache, so the test above

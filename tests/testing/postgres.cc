@@ -4,6 +4,7 @@
 #include <pwd.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -36,6 +37,14 @@ bool Alive(pid_t pid) {
          line[end + 2] != 'Z' && line[end + 2] != 'X';
 }
 
+// Waits for `pid` to exit and collects it: this process is the server's
+// subreaper (the constructor), so a killed postmaster and its orphaned
+// children become its own; a zombie would keep the lock file "in use".
+void Reap(pid_t pid) {
+  if (waitpid(pid, nullptr, 0) == pid) return;
+  while (Alive(pid)) sched_yield();  // not ours after all
+}
+
 std::vector<pid_t> ChildrenOf(pid_t parent) {
   std::vector<pid_t> out;
   for (const auto& e : std::filesystem::directory_iterator("/proc")) {
@@ -59,6 +68,10 @@ std::vector<pid_t> ChildrenOf(pid_t parent) {
 }  // namespace
 
 PostgresCluster::PostgresCluster() {
+  // pg_ctl starts the postmaster in the background and exits: the server
+  // is reparented to this process instead of to init, which in a container
+  // may never collect it.
+  prctl(PR_SET_CHILD_SUBREAPER, 1);
   if (access((std::string(kBin) + "initdb").c_str(), X_OK) != 0) {
     error_ = std::string(kBin) +
              "initdb is missing: install postgresql (scripts/setup does)";
@@ -99,9 +112,11 @@ PostgresCluster::PostgresCluster() {
 }
 
 PostgresCluster::~PostgresCluster() {
-  if (ServerPid() != 0) {
+  const pid_t pid = ServerPid();
+  if (pid != 0) {
     Run({std::string(kBin) + "pg_ctl", "-D", DataDir(), "-m", "immediate", "-w",
          "stop"});
+    Reap(pid);
   }
 }
 
@@ -153,6 +168,7 @@ bool PostgresCluster::Start() {
 }
 
 bool PostgresCluster::Stop() {
+  const pid_t pid = ServerPid();
   std::string out;
   if (Run({std::string(kBin) + "pg_ctl", "-D", DataDir(), "-m", "fast", "-w",
            "stop"},
@@ -160,6 +176,7 @@ bool PostgresCluster::Stop() {
     error_ = "pg_ctl stop failed: " + out;
     return false;
   }
+  if (pid != 0) Reap(pid);
   return true;
 }
 
@@ -175,9 +192,7 @@ bool PostgresCluster::Kill() {
   std::vector<pid_t> group = ChildrenOf(pid);
   group.push_back(pid);
   for (pid_t p : group) kill(p, SIGKILL);
-  for (pid_t p : group) {
-    while (Alive(p)) sched_yield();
-  }
+  for (pid_t p : group) Reap(p);
   return true;
 }
 
@@ -193,7 +208,7 @@ std::string PostgresCluster::Url(const std::string& name) const {
          "?host=" + dir_.path() + "&port=" + kPort;
 }
 
-std::string PostgresCluster::NewDatabase() {
+std::string PostgresCluster::NewDatabase(std::string* name_out) {
   const std::string name = "eraser_test_" + std::to_string(++databases_);
   std::string out;
   if (Run({std::string(kBin) + "createdb", "-h", dir_.path(), "-p", kPort, "-U",
@@ -202,6 +217,7 @@ std::string PostgresCluster::NewDatabase() {
     error_ = "createdb failed: " + out;
     return "";
   }
+  if (name_out != nullptr) *name_out = name;
   return Url(name);
 }
 
@@ -216,6 +232,15 @@ std::string PostgresCluster::Sql(const std::string& name,
     return "";
   }
   return out;
+}
+
+std::string PostgresCluster::DatabaseDir(const std::string& name) {
+  std::string oid = Sql(
+      "postgres", "SELECT oid FROM pg_database WHERE datname = '" + name + "'");
+  while (!oid.empty() && (oid.back() == '\n' || oid.back() == ' ')) {
+    oid.pop_back();
+  }
+  return oid.empty() ? "" : DataDir() + "/base/" + oid;
 }
 
 PostgresCluster& SharedPostgres() {

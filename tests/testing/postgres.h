@@ -28,8 +28,8 @@ class PostgresCluster {
   const std::string& error() const { return error_; }
 
   // A new, empty database; returns its postgresql:// URL ("" on failure,
-  // with error() set).
-  std::string NewDatabase();
+  // with error() set) and, when `name` is not null, its name.
+  std::string NewDatabase(std::string* name = nullptr);
   // The URL of database `name`.
   std::string Url(const std::string& name) const;
 
@@ -41,8 +41,10 @@ class PostgresCluster {
   bool Kill();
   // The postmaster's pid (0 when not running).
   pid_t ServerPid() const;
-  // The cluster's data directory (for searching its files).
+  // The cluster's data directory, and that of database `name` (its live
+  // relation files, base/<oid>), for searching their bytes.
   std::string DataDir() const { return dir_.Child("data"); }
+  std::string DatabaseDir(const std::string& name);
   // Runs SQL through psql on database `name`; returns its output, or ""
   // with error() set.
   std::string Sql(const std::string& name, const std::string& sql);
