@@ -42,6 +42,9 @@ Status RocksStore::Apply(const ApplyBatch& batch, bool* committed) {
     MutexLock lock(&apply_mu_);
     rocksdb::WriteBatch writes;
     for (const Checkpoint& c : batch.checkpoints) {
+      RETURN_IF_ERROR(CheckNewer(c, [this](ShardId shard, uint32_t slice) {
+        return GetCheckpoint(shard, slice);
+      }));
       RETURN_IF_ERROR(FromRocks(
           writes.Put(cf(kCheckpoints), CheckpointKey(c.shard, c.slice),
                      EncodeCheckpoint(c)),
@@ -99,6 +102,18 @@ Status RocksStore::FinishErasure() {
     RETURN_IF_ERROR(FromRocks(clear.Delete(cf(kMeta), key), "clear owed"));
   }
   return Write(&clear, /*sync=*/false, "clear owed erasure");
+}
+
+namespace {
+
+// One process owns a RocksDB store: nobody else can retrain a shard.
+class LocalClaim final : public Store::ShardClaim {};
+
+}  // namespace
+
+StatusOr<std::unique_ptr<Store::ShardClaim>> RocksStore::TryClaimShard(
+    ShardId) {
+  return std::unique_ptr<ShardClaim>(std::make_unique<LocalClaim>());
 }
 
 bool RocksStore::ErasureOwed() {

@@ -50,6 +50,23 @@ StatusOr<std::vector<DeletionRecord>> RocksStore::PendingDeletions() {
   return out;
 }
 
+StatusOr<std::vector<DeletionRecord>> RocksStore::DeletionsAfter(
+    DeletionSeq seq) {
+  std::vector<DeletionRecord> out;
+  std::unique_ptr<rocksdb::Iterator> it(
+      db_->NewIterator(rocksdb::ReadOptions(), cf(kDeletions)));
+  for (it->Seek(U64Key(seq.value() + 1)); it->Valid(); it->Next()) {
+    Decoder key(it->key().ToStringView());
+    const DeletionSeq s(key.U64());
+    if (!key.Finish()) return DataLossError("corrupt deletion log key");
+    ASSIGN_OR_RETURN(DeletionRecord record,
+                     DecodeDeletion(s, it->value().ToStringView()));
+    out.push_back(std::move(record));
+  }
+  RETURN_IF_ERROR(FromRocks(it->status(), "scan deletion log"));
+  return out;
+}
+
 DeletionSeq RocksStore::LastDeletionSeq() {
   MutexLock lock(&append_mu_);
   return DeletionSeq(last_seq_);

@@ -41,6 +41,8 @@ CREATE TABLE eraser_audit (request_id bigint PRIMARY KEY, record bytea NOT NULL)
 // Advisory lock keys (pg_advisory_xact_lock) that serialise schema changes
 // among the processes sharing a database.
 constexpr int64_t kSchemaLock = 0x6572617365720001;  // "eraser" 1
+// Shard claims: pg_try_advisory_lock(kClaimSpace, shard).
+constexpr int32_t kClaimSpace = 0x65726173;  // "eras"
 
 std::string SamplesTable(ShardId shard) {
   return "eraser_samples_" + std::to_string(shard.value());
@@ -688,6 +690,26 @@ DeletionSeq PgStore::LastDeletionSeq() {
   return DeletionSeq(std::max(known, last));
 }
 
+StatusOr<std::vector<DeletionRecord>> PgStore::DeletionsAfter(DeletionSeq seq) {
+  std::vector<DeletionRecord> out;
+  RETURN_IF_ERROR(Transact(
+      "read the deletion log after " + std::to_string(seq.value()),
+      Commit::kSnapshot, [&](pqxx::transaction_base& txn) -> Status {
+        out.clear();
+        for (const pqxx::row& row : txn.exec_params(
+                 "SELECT seq, record FROM eraser_deletions WHERE seq > $1 "
+                 "ORDER BY seq",
+                 Signed(seq.value()))) {
+          ASSIGN_OR_RETURN(
+              DeletionRecord r,
+              DecodeDeletion(DeletionSeq(Unsigned(row[0])), Bytes(row[1])));
+          out.push_back(std::move(r));
+        }
+        return OkStatus();
+      }));
+  return out;
+}
+
 StatusOr<DeletionRecord> PgStore::GetDeletion(DeletionSeq seq) {
   std::optional<StatusOr<DeletionRecord>> record;
   RETURN_IF_ERROR(Transact("read deletion " + std::to_string(seq.value()),
@@ -807,6 +829,24 @@ Status PgStore::Apply(const ApplyBatch& batch, bool* committed) {
           Rewrite(txn, SamplesTable(ShardId(shard)),
                   "NOT (id = ANY(" + IdArray(ids) + "))");
         }
+        // Only a newer model replaces a stored one (another engine may have
+        // committed one since this retraining read the shard).
+        for (const auto& [shard, list] : checkpoints) {
+          const std::string table = CheckpointsTable(ShardId(shard));
+          for (const Checkpoint* c : list) {
+            RETURN_IF_ERROR(CheckNewer(
+                *c, [&](ShardId, uint32_t slice) -> StatusOr<Checkpoint> {
+                  const pqxx::result r =
+                      txn.exec_params("SELECT version FROM " + table +
+                                          " WHERE slice = $1 FOR UPDATE",
+                                      static_cast<int64_t>(slice));
+                  if (r.empty()) return NotFoundError("no checkpoint");
+                  Checkpoint stored;
+                  stored.version = Unsigned(r[0][0]);
+                  return stored;
+                }));
+          }
+        }
         // Checkpoints: the replaced ones leave with the old file.
         for (const auto& [shard, list] : checkpoints) {
           std::vector<uint64_t> slices;
@@ -826,6 +866,45 @@ Status PgStore::Apply(const ApplyBatch& batch, bool* committed) {
         return OkStatus();
       },
       committed);
+}
+
+// A claim is a session-level advisory lock on a connection of its own: it
+// ends when the claim is destroyed, or when the session does (the process
+// died, or the server restarted).
+class PgClaim final : public Store::ShardClaim {
+ public:
+  PgClaim(std::unique_ptr<pqxx::connection> conn, ShardId shard)
+      : conn_(std::move(conn)), shard_(shard) {}
+  ~PgClaim() override {
+    try {
+      pqxx::nontransaction n(*conn_);
+      n.exec_params("SELECT pg_advisory_unlock($1, $2)", kClaimSpace,
+                    static_cast<int32_t>(shard_.value()));
+    } catch (const std::exception&) {
+      // The session is gone, and its lock with it.
+    }
+  }
+
+ private:
+  std::unique_ptr<pqxx::connection> conn_;
+  const ShardId shard_;
+};
+
+StatusOr<std::unique_ptr<Store::ShardClaim>> PgStore::TryClaimShard(
+    ShardId shard) {
+  try {
+    auto conn = std::make_unique<pqxx::connection>(url_);
+    pqxx::nontransaction n(*conn);
+    const bool got =
+        n.exec_params1("SELECT pg_try_advisory_lock($1, $2)", kClaimSpace,
+                       static_cast<int32_t>(shard.value()))[0]
+            .as<bool>();
+    if (!got) return std::unique_ptr<ShardClaim>();
+    return std::unique_ptr<ShardClaim>(
+        std::make_unique<PgClaim>(std::move(conn), shard));
+  } catch (const std::exception& e) {
+    return FromPg(e, "claim shard " + std::to_string(shard.value()));
+  }
 }
 
 // The erasure commits with the apply (Rewrite): nothing is ever owed.

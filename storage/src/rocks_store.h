@@ -70,6 +70,8 @@ class RocksStore final : public Store {
       TimePoint arrival) override;
   StatusOr<std::vector<DeletionRecord>> PendingDeletions() override;
   DeletionSeq LastDeletionSeq() override;
+  StatusOr<std::vector<DeletionRecord>> DeletionsAfter(
+      DeletionSeq seq) override;
   StatusOr<DeletionRecord> GetDeletion(DeletionSeq seq) override;
   Status MarkApplied(const std::vector<DeletionSeq>& seqs,
                      TimePoint applied_at) override;
@@ -82,6 +84,7 @@ class RocksStore final : public Store {
   Status FinishErasure() override;
   bool ErasureOwed() override;
   StoreCounters Counters() override;
+  StatusOr<std::unique_ptr<ShardClaim>> TryClaimShard(ShardId shard) override;
 
   Status PutAudit(uint64_t request_id, const std::string& record) override;
   StatusOr<std::string> GetAudit(uint64_t request_id) override;

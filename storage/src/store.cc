@@ -6,6 +6,10 @@
 
 namespace eraser::storage {
 
+bool IsPostgresLocation(const std::string& path) {
+  return internal::IsPostgresUrl(path);
+}
+
 StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
   if (internal::IsPostgresUrl(options.path)) {
     return internal::PgStore::Open(options);

@@ -97,4 +97,18 @@ StatusOr<std::map<DeletionSeq, DeletionRecord>> UpdateDeletions(
   return records;
 }
 
+Status CheckNewer(const Checkpoint& checkpoint,
+                  const StoredCheckpoint& stored) {
+  StatusOr<Checkpoint> now = stored(checkpoint.shard, checkpoint.slice);
+  if (now.status().code() == StatusCode::kNotFound) return OkStatus();
+  RETURN_IF_ERROR(now.status());
+  if (now->version < checkpoint.version) return OkStatus();
+  return AlreadyExistsError(
+      "shard " + std::to_string(checkpoint.shard.value()) + " slice " +
+      std::to_string(checkpoint.slice) + " already holds model version " +
+      std::to_string(now->version) + ", not older than " +
+      std::to_string(checkpoint.version) +
+      ": another engine retrained the shard first");
+}
+
 }  // namespace eraser::storage::internal

@@ -38,6 +38,13 @@ StatusOr<std::map<DeletionSeq, DeletionRecord>> UpdateDeletions(
     const std::vector<ApplyBatch::Exclusion>& excluded,
     const ReadDeletion& read);
 
+// OK when `checkpoint` is newer than the stored one for its (shard, slice)
+// (or none is stored, `stored` answering kNotFound); kAlreadyExists when
+// another engine committed a model of the same or a later version first.
+using StoredCheckpoint =
+    std::function<StatusOr<Checkpoint>(ShardId shard, uint32_t slice)>;
+Status CheckNewer(const Checkpoint& checkpoint, const StoredCheckpoint& stored);
+
 std::string SampleName(SampleId id);
 
 }  // namespace eraser::storage::internal

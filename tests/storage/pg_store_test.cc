@@ -64,6 +64,31 @@ TEST(PgStore, StoresOnOneDatabaseShareOneLog) {
   EXPECT_EQ(b->GetCheckpoint(ShardId(3), 0)->version, 7u);
 }
 
+// One engine at a time retrains a shard: the claim is exclusive across
+// stores (processes) and free again when its holder lets go.
+TEST(PgStore, AShardClaimExcludesOtherStoresUntilReleased) {
+  testing::PostgresCluster& pg = testing::SharedPostgres();
+  ASSERT_TRUE(pg.ok()) << pg.error();
+  const std::string url = pg.NewDatabase();
+  std::unique_ptr<Store> a = OpenOrDie(url);
+  std::unique_ptr<Store> b = OpenOrDie(url);
+  ASSERT_TRUE(a && b);
+  StatusOr<std::unique_ptr<Store::ShardClaim>> held =
+      a->TryClaimShard(ShardId(2));
+  ASSERT_TRUE(held.ok() && *held != nullptr) << held.status();
+  StatusOr<std::unique_ptr<Store::ShardClaim>> refused =
+      b->TryClaimShard(ShardId(2));
+  ASSERT_TRUE(refused.ok()) << refused.status();
+  EXPECT_EQ(*refused, nullptr);
+  StatusOr<std::unique_ptr<Store::ShardClaim>> other =
+      b->TryClaimShard(ShardId(3));
+  EXPECT_NE(*other, nullptr);  // another shard is free
+  held->reset();
+  StatusOr<std::unique_ptr<Store::ShardClaim>> now =
+      b->TryClaimShard(ShardId(2));
+  EXPECT_NE(*now, nullptr);
+}
+
 TEST(PgStore, OpenRefusesWhatItCannotUse) {
   testing::PostgresCluster& pg = testing::SharedPostgres();
   ASSERT_TRUE(pg.ok()) << pg.error();

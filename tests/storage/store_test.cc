@@ -350,6 +350,58 @@ TEST_P(StoreTest, ApplyIsAtomic) {
   EXPECT_TRUE(store_->LookupSample(SampleId(2))->erased);
 }
 
+TEST_P(StoreTest, DeletionsAfterListsPendingAndAppliedInOrder) {
+  for (uint64_t i = 0; i < 4; ++i) {
+    ASSERT_TRUE(store_
+                    ->AppendDeletion(DeletionTarget::Sample(SampleId(i)), {},
+                                     FromUnixMicros(1))
+                    .ok());
+  }
+  ASSERT_TRUE(store_->MarkApplied({DeletionSeq(3)}, FromUnixMicros(2)).ok());
+  StatusOr<std::vector<DeletionRecord>> after =
+      store_->DeletionsAfter(DeletionSeq(1));
+  ASSERT_TRUE(after.ok()) << after.status();
+  std::vector<uint64_t> seqs;
+  for (const DeletionRecord& r : *after) seqs.push_back(r.seq.value());
+  EXPECT_THAT(seqs, ElementsAre(2, 3, 4));
+  EXPECT_EQ((*after)[1].state, DeletionState::kApplied);
+  EXPECT_EQ((*after)[2].target, DeletionTarget::Sample(SampleId(3)));
+  EXPECT_TRUE(store_->DeletionsAfter(DeletionSeq(4))->empty());
+}
+
+// Two engines sharing a store may both retrain a shard: only a model newer
+// than the stored one commits; the other apply changes nothing.
+TEST_P(StoreTest, ApplyRefusesAModelNotNewerThanTheStoredOne) {
+  Ingest();
+  ASSERT_TRUE(store_->PutCheckpoint({ShardId(0), 2, 3, 1, "v3"}).ok());
+  StatusOr<DeletionSeq> seq = store_->AppendDeletion(
+      DeletionTarget::Sample(SampleId(4)),
+      {{SampleId(4), ShardId(0), 2, OwnerId(4), false}}, TimePoint());
+  ASSERT_TRUE(seq.ok());
+  ApplyBatch stale;
+  stale.checkpoints = {{ShardId(0), 2, 3, 2, "stale"}};
+  stale.erase = {SampleId(4)};
+  stale.applied = {*seq};
+  bool committed = true;
+  const Status s = store_->Apply(stale, &committed);
+  EXPECT_EQ(s.code(), StatusCode::kAlreadyExists) << s;
+  EXPECT_THAT(s.message(), HasSubstr("already holds model version 3"));
+  EXPECT_FALSE(committed);
+  EXPECT_EQ(store_->GetCheckpoint(ShardId(0), 2)->blob, "v3");
+  EXPECT_FALSE(store_->LookupSample(SampleId(4))->erased);
+  EXPECT_EQ(store_->GetDeletion(*seq)->state, DeletionState::kPending);
+  stale.checkpoints[0].version = 4;
+  EXPECT_TRUE(store_->Apply(stale).ok());
+  EXPECT_EQ(store_->GetCheckpoint(ShardId(0), 2)->version, 4u);
+}
+
+TEST_P(StoreTest, AShardClaimIsHeldUntilReleased) {
+  StatusOr<std::unique_ptr<Store::ShardClaim>> claim =
+      store_->TryClaimShard(ShardId(1));
+  ASSERT_TRUE(claim.ok()) << claim.status();
+  EXPECT_NE(*claim, nullptr);
+}
+
 TEST_P(StoreTest, AuditRoundTrip) {
   ASSERT_TRUE(store_->PutAudit(42, "record").ok());
   EXPECT_EQ(*store_->GetAudit(42), "record");

@@ -365,6 +365,17 @@ StatusOr<RetrainResult> Sisa::TrainShard(ShardId shard,
   RetrainResult result;
   result.shard = shard;
   result.first_slice = from_scratch ? 0 : num_slices;
+  // The version is read before the samples: if another engine sharing the
+  // store commits a retraining of the shard after this read, the store
+  // refuses this one's apply (its version is not newer), so a model trained
+  // on samples that apply erased never replaces the one without them.
+  if (from_scratch) {
+    result.version = 1;
+  } else {
+    ASSIGN_OR_RETURN(storage::Checkpoint last,
+                     store_->GetCheckpoint(shard, num_slices - 1));
+    result.version = last.version + 1;
+  }
   ShardSamples data;
   RETURN_IF_ERROR(store_->ScanShard(
       shard, 0, num_slices, [&](const storage::SampleView& v) -> Status {
@@ -386,16 +397,12 @@ StatusOr<RetrainResult> Sisa::TrainShard(ShardId shard,
         return OkStatus();
       }));
   result.samples = data.ids.size();
-  if (result.first_slice == num_slices) return result;  // nothing to unlearn
+  if (result.first_slice == num_slices) {  // nothing to unlearn
+    result.version = 0;
+    return result;
+  }
 
   std::unique_ptr<internal::TrainableModel> model;
-  if (from_scratch) {
-    result.version = 1;
-  } else {
-    ASSIGN_OR_RETURN(storage::Checkpoint last,
-                     store_->GetCheckpoint(shard, num_slices - 1));
-    result.version = last.version + 1;
-  }
   if (result.first_slice == 0) {
     ASSIGN_OR_RETURN(model,
                      internal::TrainableModel::Create(

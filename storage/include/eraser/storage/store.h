@@ -57,6 +57,10 @@ struct StoreOptions {
   bool create_if_missing = true;
 };
 
+// Whether `path` names a PostgreSQL database (postgresql:// or postgres://)
+// rather than a data directory.
+bool IsPostgresLocation(const std::string& path);
+
 class Store {
  public:
   // Opens (or creates) the store options.path names.
@@ -105,8 +109,15 @@ class Store {
       TimePoint arrival) = 0;
   // All pending requests, by sequence number.
   virtual StatusOr<std::vector<DeletionRecord>> PendingDeletions() = 0;
-  // The last sequence number issued; 0 when the log is empty.
+  // The last sequence number issued; 0 when the log is empty. (On
+  // PostgreSQL, when the server cannot be reached: the last one this
+  // process has seen.)
   virtual DeletionSeq LastDeletionSeq() = 0;
+  // Every request after `seq`, pending or applied, by sequence number: what
+  // an engine sharing the store with others reads before it decides
+  // answers, to learn of the deletions they acknowledged.
+  virtual StatusOr<std::vector<DeletionRecord>> DeletionsAfter(
+      DeletionSeq seq) = 0;
   // One request; kNotFound for a sequence number never issued.
   virtual StatusOr<DeletionRecord> GetDeletion(DeletionSeq seq) = 0;
   // Marks requests applied (synced). kNotFound, and nothing changes, if any
@@ -128,7 +139,10 @@ class Store {
   // and the erasure it owes (its shards' key ranges). Then flushes and
   // compacts those ranges so that erased samples and replaced checkpoints
   // leave the files on disk, and clears the debt. Fails with kNotFound, and
-  // changes nothing, when a sample or a sequence number is unknown. A
+  // changes nothing, when a sample or a sequence number is unknown, and with
+  // kAlreadyExists when a checkpoint's version is not above the stored one
+  // for its (shard, slice): another engine sharing the store committed a
+  // newer model of the shard first. A
   // failure after the commit is returned as an error, but the batch stays
   // applied and the erasure stays owed (FinishErasure): `committed`, when
   // not null, tells whether the batch was written.
@@ -139,6 +153,20 @@ class Store {
   virtual Status FinishErasure() = 0;
   // Whether an erasure is owed.
   virtual bool ErasureOwed() = 0;
+
+  // ---- retraining jobs ----------------------------------------------------
+  // A shard claimed for retraining, until the claim is destroyed. Engines
+  // sharing a PostgreSQL store take one before they retrain a shard, so that
+  // one engine at a time retrains it; the claim ends with its holder's
+  // session, so the claim of a process that died is free again.
+  class ShardClaim {
+   public:
+    virtual ~ShardClaim() = default;
+  };
+  // The claim, or null when another engine holds it. (RocksDB: the store
+  // has one process, which always gets it.)
+  virtual StatusOr<std::unique_ptr<ShardClaim>> TryClaimShard(
+      ShardId shard) = 0;
 
   // ---- audit --------------------------------------------------------------
   // Stores an answer's certificate record under a request id (unsynced: an
