@@ -40,6 +40,10 @@ StatusOr<DeletionSeq> EngineImpl::RequestDeletion(
     MutexLock lock(&mu_);
     if (closed_) return UnavailableError("the engine is shutting down");
   }
+  // Deletions other engines acknowledged first are registered first: one
+  // that erased a sample this one names keeps it pending here until this
+  // engine's model of its shard leaves it out.
+  RETURN_IF_ERROR(CatchUp());
   ASSIGN_OR_RETURN(std::vector<storage::SampleLocation> samples,
                    Resolve(target));
   std::vector<scheduler::SampleHit> live;
@@ -67,6 +71,56 @@ StatusOr<DeletionSeq> EngineImpl::RequestDeletion(
     metrics_->DeletionApplied(0);
   }
   return seq;
+}
+
+namespace {
+
+// The samples of `record` that a model of their shard at `versions` still
+// holds: live when the request arrived, and not left out by a retraining of
+// the shard up to that version (excluded_from).
+std::vector<scheduler::SampleHit> HeldHits(
+    const storage::DeletionRecord& record,
+    const std::vector<uint64_t>& versions) {
+  std::vector<scheduler::SampleHit> hits;
+  for (const storage::SampleLocation& s : record.samples) {
+    if (s.erased || s.shard.value() >= versions.size()) continue;
+    bool left_out = false;
+    for (const auto& [shard, version] : record.excluded_from) {
+      left_out = left_out ||
+                 (shard == s.shard && version <= versions[s.shard.value()]);
+    }
+    if (!left_out) hits.push_back({s.id, s.shard, s.slice});
+  }
+  return hits;
+}
+
+}  // namespace
+
+Status EngineImpl::CatchUp() {
+  if (!shared_store_) return OkStatus();
+  MutexLock catchup(&catchup_mu_);
+  // One read of the log per batch: what any engine acknowledged before it.
+  ASSIGN_OR_RETURN(std::vector<storage::DeletionRecord> records,
+                   store_->DeletionsAfter(DeletionSeq(caught_up_)));
+  if (records.empty()) return OkStatus();
+  {
+    MutexLock lock(&mu_);
+    const std::vector<uint64_t> versions = snapshot_->versions();
+    for (const storage::DeletionRecord& r : records) {
+      core_->OnDeletion(r.seq, r.arrival, HeldHits(r, versions));
+      for (const auto& [shard, version] : r.excluded_from) {
+        if (shard.value() < versions.size() &&
+            version > versions[shard.value()]) {
+          reload_.insert(shard);  // another engine retrained it
+        }
+      }
+    }
+    caught_up_ = records.back().seq.value();
+    UpdateGauges();
+    event_ = true;
+  }
+  control_cv_.SignalAll();
+  return OkStatus();
 }
 
 StatusOr<DeletionInfo> EngineImpl::GetDeletion(DeletionSeq seq) {

@@ -101,7 +101,8 @@ EngineImpl::EngineImpl(const EngineOptions& options,
       classes_(static_cast<int>(snapshot->ensemble->spec().classes)),
       queue_(clock_),
       gate_(options.unlearning.context == ExecutionContext::kExclusive,
-            options.unlearning.borrowed_inference_share, clock_) {
+            options.unlearning.borrowed_inference_share, clock_),
+      shared_store_(storage::IsPostgresLocation(options.data_dir)) {
   MutexLock lock(&mu_);
   snapshot_ = std::move(snapshot);
 }
@@ -135,6 +136,10 @@ Status EngineImpl::Start() {
   std::vector<
       std::pair<storage::DeletionRecord, std::vector<scheduler::SampleHit>>>
       recovered;
+  // Shared with other engines, the whole log is read by CatchUp below
+  // instead: which samples are live depends on this engine's models, not on
+  // what the store has erased since they were loaded.
+  if (shared_store_) pending.clear();
   for (const storage::DeletionRecord& record : pending) {
     ASSIGN_OR_RETURN(std::vector<scheduler::SampleHit> live,
                      LiveHits(record.samples));
@@ -159,6 +164,7 @@ Status EngineImpl::Start() {
     metrics_->SetErasureOwed(erasure_owed_);
     UpdateGauges();
   }
+  RETURN_IF_ERROR(CatchUp());
   // Named threads show up as such in top, perf and gdb.
   for (int i = 0; i < options_.inference.threads; ++i) {
     workers_.emplace_back([this] {
@@ -258,6 +264,7 @@ EngineStats EngineImpl::Stats() const {
   stats.backing_off = core_->BackingOff(now);
   stats.erasure_owed = erasure_owed_;
   stats.expired = expired_;
+  stats.shard_reloads = reloads_;
   return stats;
 }
 

@@ -9,7 +9,9 @@
 //
 // Locking: mu_ guards the Core, the published snapshot and the waiting
 // requests' payloads. apply_mu_ serialises the apply-and-swap step of
-// finished retrainings and is taken before mu_, never after. The request
+// finished retrainings (and the swap-in of other engines' models) and is
+// taken before mu_, never after. catchup_mu_ serialises reading the shared
+// deletion log and is taken before mu_ too. The request
 // queue and the compute gate have their own locks and are never taken while
 // holding mu_. Callbacks run with no engine lock held.
 #ifndef ERASER_ENGINE_SRC_ENGINE_IMPL_H_
@@ -19,6 +21,7 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <set>
 #include <thread>
 #include <vector>
 
@@ -109,6 +112,16 @@ class EngineImpl final : public Engine {
   void UpdateGauges() REQUIRES(mu_);
 
   // ---- deletions.cc ----
+  // With a store shared by several engines (PostgreSQL): registers the
+  // deletions the log holds after the last one registered, whoever
+  // acknowledged them, with the samples this engine's models still hold;
+  // and asks for the swap-in of shards another engine retrained. An error
+  // (the log cannot be read) means answers cannot be decided safely.
+  Status CatchUp() EXCLUDES(mu_, catchup_mu_);
+  // Loads the newest committed model of each shard in reload_ that another
+  // engine retrained and serves it; the Core forgets the samples it leaves
+  // out. Called by the control loop.
+  void ReloadShards() EXCLUDES(mu_);
   // Samples of `samples` that are still stored (not erased), as Core hits.
   StatusOr<std::vector<scheduler::SampleHit>> LiveHits(
       const std::vector<storage::SampleLocation>& samples);
@@ -130,6 +143,8 @@ class EngineImpl final : public Engine {
     const char* failed_in = "training";
     unlearning::RetrainResult result;
     std::shared_ptr<const Snapshot> next;  // built before anything commits
+    // Another engine sharing the store holds the shard's claim.
+    bool claimed_elsewhere = false;
   };
   Retrained Retrain(const scheduler::RetrainOrder& order) EXCLUDES(mu_);
   void PrepareSnapshot(const scheduler::RetrainOrder& order, Retrained& r)
@@ -156,6 +171,11 @@ class EngineImpl final : public Engine {
   std::atomic<std::size_t> inflight_{0};
   std::atomic<int64_t> busy_nanos_{0};  // inference compute time, for `idle`
 
+  // Whether other engines share the store (a postgresql:// store).
+  const bool shared_store_;
+  Mutex catchup_mu_ ACQUIRED_BEFORE(mu_);
+  // Every deletion up to this sequence number is registered in the Core.
+  uint64_t caught_up_ GUARDED_BY(catchup_mu_) = 0;
   Mutex apply_mu_ ACQUIRED_BEFORE(mu_);
   mutable Mutex mu_;
   CondVar control_cv_;  // events for the control loop
@@ -178,6 +198,9 @@ class EngineImpl final : public Engine {
   uint64_t retrain_failures_ GUARDED_BY(mu_) = 0;
   std::string last_retrain_failure_ GUARDED_BY(mu_);
   uint64_t expired_ GUARDED_BY(mu_) = 0;
+  // Shards with a newer model committed by another engine, to swap in.
+  std::set<ShardId> reload_ GUARDED_BY(mu_);
+  uint64_t reloads_ GUARDED_BY(mu_) = 0;
   // An erasure owed after a compaction failed, and its backoff.
   bool erasure_owed_ GUARDED_BY(mu_) = false;
   int erasure_failures_ GUARDED_BY(mu_) = 0;

@@ -93,6 +93,20 @@ bool EngineImpl::HoldBatch(std::vector<RequestPtr>& batch,
 }
 
 void EngineImpl::ComputeBatch(std::vector<RequestPtr>& batch) {
+  // Sharing the store: every deletion acknowledged anywhere before this
+  // read is registered before the batch is decided; without the log, no
+  // answer can be certified, so none is given.
+  if (Status caught = CatchUp(); !caught.ok()) {
+    std::vector<Answer> failed;
+    for (RequestPtr& r : batch) {
+      failed.push_back({std::move(r),
+                        UnavailableError("the shared deletion log cannot be "
+                                         "read: " +
+                                         caught.message()),
+                        {}});
+    }
+    return Deliver(std::move(failed));
+  }
   std::vector<Answer> refused;
   if (HoldBatch(batch, &refused)) return Deliver(std::move(refused));
 

@@ -44,6 +44,22 @@ void EngineImpl::ControlLoop() {
       mu_.Lock();
     }
     RetryErasure(now);
+    if (shared_store_) {
+      // What other engines acknowledged and applied reaches this one at
+      // least once a turn (at most a second apart) even without requests;
+      // answers do not wait for it: each batch reads the log itself.
+      mu_.Unlock();
+      if (Status caught = CatchUp(); !caught.ok()) {
+        std::fprintf(stderr, "eraser: reading the shared deletion log: %s\n",
+                     caught.ToString().c_str());
+      }
+      mu_.Lock();
+    }
+    if (!reload_.empty()) {
+      mu_.Unlock();
+      ReloadShards();
+      mu_.Lock();
+    }
     core_->OnLoad(queue_.size(), utilization);
     for (scheduler::RetrainOrder& order : core_->Poll(now)) {
       orders_.push_back(std::move(order));
@@ -160,6 +176,31 @@ void EngineImpl::PrepareSnapshot(const scheduler::RetrainOrder& order,
 bool EngineImpl::Commit(const scheduler::RetrainOrder& order,
                         Retrained& retrained) {
   if (!retrained.status.ok()) return false;
+  if (shared_store_ && retrained.result.model == nullptr) {
+    // Nothing of the order is left in the store: another engine's apply
+    // erased it. This engine's model leaves it out only if it is the
+    // shard's newest (the newest leaves out every erased sample of its
+    // shard); otherwise the newer one is swapped in.
+    StatusOr<storage::Checkpoint> newest =
+        store_->GetCheckpoint(order.shard, sisa_->options().slices - 1);
+    if (!newest.ok()) {
+      retrained.status = newest.status();
+      retrained.failed_in = "storage";
+      return false;
+    }
+    uint64_t served = 0;
+    {
+      MutexLock lock(&mu_);
+      served = snapshot_->shards[order.shard.value()].version;
+    }
+    if (newest->version > served) {
+      retrained.status =
+          AlreadyExistsError("shard " + std::to_string(order.shard.value()) +
+                             ": another engine committed model version " +
+                             std::to_string(newest->version));
+      return false;
+    }
+  }
   storage::ApplyBatch batch;
   batch.checkpoints = retrained.result.checkpoints;
   batch.erase = order.samples;
@@ -191,6 +232,14 @@ void EngineImpl::Swap(const scheduler::RetrainOrder& order,
   if (!committed) {
     const TimePoint retry = core_->OnRetrainFailed(order, now, held);
     const Status& s = retrained.status;
+    if (retrained.claimed_elsewhere || s.code() == StatusCode::kAlreadyExists) {
+      // Another engine retrains the shard, or already committed a newer
+      // model: it is swapped in when the log shows it (or now), and what
+      // still pends is retried after the backoff.
+      if (s.code() == StatusCode::kAlreadyExists) reload_.insert(order.shard);
+      event_ = true;
+      return;
+    }
     if (closed_ && s.code() == StatusCode::kUnavailable) {
       std::fprintf(stderr,
                    "eraser: retraining of shard %u stopped at shutdown; its "
@@ -239,9 +288,99 @@ void EngineImpl::Swap(const scheduler::RetrainOrder& order,
   }
 }
 
+void EngineImpl::ReloadShards() {
+  std::set<ShardId> shards;
+  {
+    MutexLock lock(&mu_);
+    shards.swap(reload_);
+  }
+  const uint32_t last_slice = sisa_->options().slices - 1;
+  for (ShardId shard : shards) {
+    // The pending samples the store has erased, read before the model: the
+    // model read next is at least as new as the apply that erased them, so
+    // it leaves them out.
+    std::vector<SampleId> pending;
+    {
+      MutexLock lock(&mu_);
+      pending = core_->PendingSamples(shard);
+    }
+    std::vector<SampleId> gone;
+    Status status;
+    for (SampleId id : pending) {
+      StatusOr<storage::SampleLocation> l = store_->LookupSample(id);
+      if (!l.ok()) {
+        status = l.status();
+        break;
+      }
+      if (l->erased) gone.push_back(id);
+    }
+    StatusOr<storage::Checkpoint> checkpoint =
+        status.ok() ? store_->GetCheckpoint(shard, last_slice)
+                    : StatusOr<storage::Checkpoint>(status);
+    StatusOr<std::shared_ptr<const unlearning::Model>> model =
+        checkpoint.ok()
+            ? unlearning::LoadModel(sisa_->options().model, checkpoint->blob)
+            : StatusOr<std::shared_ptr<const unlearning::Model>>(
+                  checkpoint.status());
+    MutexLock apply_lock(&apply_mu_);
+    std::vector<unlearning::ShardModel> models;
+    {
+      MutexLock lock(&mu_);
+      if (!model.ok()) {
+        // Tried again at the control loop's next turn.
+        reload_.insert(shard);
+        std::fprintf(stderr, "eraser: cannot load shard %u's newer model: %s\n",
+                     shard.value(), model.status().ToString().c_str());
+        continue;
+      }
+      if (checkpoint->version <= snapshot_->shards[shard.value()].version) {
+        continue;  // this engine's own apply got there first
+      }
+      models = snapshot_->shards;
+    }
+    models[shard.value()] = {shard, checkpoint->version, *model};
+    StatusOr<std::shared_ptr<const Snapshot>> next =
+        MakeSnapshot(std::move(models));
+    MutexLock lock(&mu_);
+    if (!next.ok()) {
+      std::fprintf(stderr, "eraser: cannot serve shard %u's newer model: %s\n",
+                   shard.value(), next.status().ToString().c_str());
+      continue;
+    }
+    snapshot_ = std::move(next).value();
+    const std::size_t completed =
+        core_->OnReplaced(shard, checkpoint->version, gone, clock_->Now());
+    ++reloads_;
+    for (std::size_t i = 0; i < completed; ++i) metrics_->DeletionApplied(0);
+    UpdateGauges();
+    drain_cv_.SignalAll();
+  }
+  RefreshParked();
+  ReleaseHeld();
+}
+
 void EngineImpl::RunOrder(const scheduler::RetrainOrder& order) {
   const TimePoint started = clock_->Now();
-  Retrained retrained = Retrain(order);
+  // Sharing the store, one engine at a time retrains a shard; the claim is
+  // held until the apply has committed.
+  std::unique_ptr<storage::Store::ShardClaim> claim;
+  Retrained retrained;
+  if (shared_store_) {
+    StatusOr<std::unique_ptr<storage::Store::ShardClaim>> got =
+        store_->TryClaimShard(order.shard);
+    if (!got.ok()) {
+      retrained.status = got.status();
+      retrained.failed_in = "storage";
+    } else if (*got == nullptr) {
+      retrained.status =
+          UnavailableError("shard " + std::to_string(order.shard.value()) +
+                           " is being retrained by another engine");
+      retrained.claimed_elsewhere = true;
+    } else {
+      claim = std::move(got).value();
+    }
+  }
+  if (retrained.status.ok()) retrained = Retrain(order);
   Status failure;
   {
     // One apply-and-swap at a time: which deletions an order completes
@@ -268,7 +407,11 @@ void EngineImpl::RunOrder(const scheduler::RetrainOrder& order) {
     }
     // A compaction failure after the commit, or a failed retraining: Drain
     // reports it (a failed order's deletions wait for another).
-    if (!failure.ok() && draining_ > 0) drain_error_ = failure;
+    // (Not the shard another engine retrains, or already retrained.)
+    if (!failure.ok() && draining_ > 0 && !retrained.claimed_elsewhere &&
+        failure.code() != StatusCode::kAlreadyExists) {
+      drain_error_ = failure;
+    }
     UpdateGauges();
     event_ = true;
   }

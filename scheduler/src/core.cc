@@ -330,6 +330,17 @@ std::vector<DeletionSeq> Core::Excluded(const RetrainOrder& order) const {
   return out;
 }
 
+std::vector<SampleId> Core::PendingSamples(ShardId shard) const {
+  std::set<SampleId> out;
+  if (shard.value() >= options_.shards) return {};
+  for (DeletionSeq seq : shard_pending_[shard.value()]) {
+    for (const auto& [sample, slice] : pending_.at(seq).samples.at(shard)) {
+      out.insert(sample);
+    }
+  }
+  return {out.begin(), out.end()};
+}
+
 ApplyPlan Core::PlanApply(const RetrainOrder& order) const {
   ApplyPlan plan;
   plan.excluded = Excluded(order);
@@ -341,9 +352,33 @@ ApplyPlan Core::PlanApply(const RetrainOrder& order) const {
 
 void Core::OnApplied(const RetrainOrder& order, uint64_t version, TimePoint now,
                      Duration held, uint64_t sample_epochs) {
+  running_.erase(order.shard);
+  const std::size_t completed = Remove(order, version);
+  backoff_[order.shard.value()] = Backoff();
+  estimator_.Observe(sample_epochs, held);
+  Bucket& bucket = BucketAt(now);
+  bucket.applied += completed;
+  bucket.busy_seconds += std::chrono::duration<double>(held).count();
+}
+
+std::size_t Core::OnReplaced(ShardId shard, uint64_t version,
+                             const std::vector<SampleId>& gone, TimePoint now) {
+  if (shard.value() >= options_.shards || version <= versions_[shard.value()]) {
+    return 0;
+  }
+  RetrainOrder order;
+  order.shard = shard;
+  order.samples = gone;
+  std::sort(order.samples.begin(), order.samples.end());
+  const std::size_t completed = Remove(order, version);
+  backoff_[shard.value()] = Backoff();
+  BucketAt(now).applied += completed;
+  return completed;
+}
+
+std::size_t Core::Remove(const RetrainOrder& order, uint64_t version) {
   const std::size_t k = order.shard.value();
   const std::vector<DeletionSeq> excluded = Excluded(order);
-  running_.erase(order.shard);
   versions_[k] = std::max(versions_[k], version);
   // The cost model follows the erased samples.
   std::vector<uint64_t>& sizes = slice_sizes_[k];
@@ -379,11 +414,7 @@ void Core::OnApplied(const RetrainOrder& order, uint64_t version, TimePoint now,
       ++completed;
     }
   }
-  backoff_[k] = Backoff();
-  estimator_.Observe(sample_epochs, held);
-  Bucket& bucket = BucketAt(now);
-  bucket.applied += completed;
-  bucket.busy_seconds += std::chrono::duration<double>(held).count();
+  return completed;
 }
 
 TimePoint Core::OnRetrainFailed(const RetrainOrder& order, TimePoint now,

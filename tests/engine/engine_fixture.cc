@@ -98,6 +98,10 @@ std::vector<float> Input(std::size_t i) {
   return features;
 }
 
+void BuildInto(const std::string& location) {
+  Build(location, GetTemplate().data, {}).reset();
+}
+
 std::string CopyTemplate(const eraser::testing::TempDir& dir) {
   const std::string path = dir.Child("data");
   std::filesystem::copy(GetTemplate().dir, path,

@@ -46,6 +46,10 @@ const Template& GetTemplate();
 // Held-out input i (test row i) as features.
 std::vector<float> Input(std::size_t i);
 
+// Trains the template's ensemble (the same data and options) into the store
+// at `location`, a directory or a postgresql:// URL.
+void BuildInto(const std::string& location);
+
 // Copies the template into `dir`/data and returns that path.
 std::string CopyTemplate(const eraser::testing::TempDir& dir);
 

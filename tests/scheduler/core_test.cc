@@ -887,3 +887,37 @@ INSTANTIATE_TEST_SUITE_P(Slots, CoreDeadlines, ::testing::Values(1, 2));
 
 }  // namespace
 }  // namespace eraser::scheduler
+
+namespace eraser::scheduler {
+namespace {
+
+// Another engine sharing the store retrained shard 3 and this one swapped
+// its model in: deletions whose shard-3 samples it leaves out are done
+// there; one naming a sample it still holds stays pending; an older
+// version changes nothing.
+TEST_F(CoreTest, AModelFromAnotherEngineCompletesWhatItLeavesOut) {
+  Core& core = Make("eraser:lazy,wait");
+  Delete(1, {{3, 0}});          // sample 100
+  Delete(2, {{3, 0}, {3, 1}});  // samples 200, 201
+  Delete(3, {{3, 0}, {5, 0}});  // samples 300 (shard 3), 301 (shard 5)
+  EXPECT_THAT(
+      core.PendingSamples(ShardId(3)),
+      ElementsAre(SampleId(100), SampleId(200), SampleId(201), SampleId(300)));
+  EXPECT_EQ(core.OnReplaced(ShardId(3), 1, {SampleId(100)}, clock_.Now()), 0u)
+      << "version 1 is the one served";
+  EXPECT_EQ(core.pending_deletions(), 3u);
+
+  EXPECT_EQ(core.OnReplaced(ShardId(3), 2,
+                            {SampleId(100), SampleId(200), SampleId(300)},
+                            clock_.Now()),
+            1u);  // deletion 1; 3 still pends in shard 5, 2 for sample 201
+  EXPECT_EQ(core.versions()[3], 2u);
+  EXPECT_FALSE(core.IsPending(DeletionSeq(1)));
+  EXPECT_TRUE(core.IsPending(DeletionSeq(2)));
+  EXPECT_TRUE(core.IsPending(DeletionSeq(3)));
+  EXPECT_THAT(core.PendingSamples(ShardId(3)), ElementsAre(SampleId(201)));
+  EXPECT_THAT(core.AffectedShards(), ElementsAre(ShardId(3), ShardId(5)));
+}
+
+}  // namespace
+}  // namespace eraser::scheduler

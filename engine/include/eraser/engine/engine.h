@@ -126,6 +126,9 @@ struct EngineStats {
   bool erasure_owed = false;
   // Parked or held requests answered with the fallback after max_wait.
   uint64_t expired = 0;
+  // With a store shared by several engines: shard models another engine
+  // retrained and this one swapped in (instead of retraining them itself).
+  uint64_t shard_reloads = 0;
 };
 
 class Engine {

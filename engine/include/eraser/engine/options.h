@@ -85,7 +85,9 @@ struct TestingHooks {
 };
 
 struct EngineOptions {
-  // The data directory (built by `eraser train`). Required.
+  // The store built by `eraser train` (`--store`): a data directory
+  // (RocksDB, this process only) or a postgresql:// URL (PostgreSQL, shared
+  // by several engines; docs/scale-out.md). Required.
   std::string data_dir;
   // When to unlearn and what uncertified answers get (ParsePolicy parses
   // the strings and presets users write). Default: eraser-lazy-wait.

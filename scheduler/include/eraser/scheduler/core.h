@@ -223,6 +223,15 @@ class Core {
   // (retry_initial, doubled per consecutive failure, at most retry_max).
   TimePoint OnRetrainFailed(const RetrainOrder& order, TimePoint now,
                             Duration held);
+  // Another engine sharing the store committed model `version` of `shard`,
+  // now served here: it leaves out `gone` (the shard's samples erased in the
+  // store). Pending deletions lose those samples in the shard, as after
+  // OnApplied; returns how many completed. Ignored unless `version` is newer
+  // than the shard's.
+  std::size_t OnReplaced(ShardId shard, uint64_t version,
+                         const std::vector<SampleId>& gone, TimePoint now);
+  // The samples pending deletions still name in `shard`.
+  std::vector<SampleId> PendingSamples(ShardId shard) const;
   // Parked and held requests that have waited max_wait by `now`: removed,
   // with the fallback verdict each gets (partial when unaffected shards
   // have a plurality, otherwise rejected).
@@ -292,6 +301,9 @@ class Core {
             const std::vector<uint8_t>& affected,
             const std::vector<uint64_t>& versions, TimePoint now);
   std::vector<DeletionSeq> Excluded(const RetrainOrder& order) const;
+  // Drops the order's samples from the pending deletions of its shard (the
+  // shard's version becomes `version`); returns the deletions completed.
+  std::size_t Remove(const RetrainOrder& order, uint64_t version);
 
   Bucket& BucketAt(TimePoint t);
 

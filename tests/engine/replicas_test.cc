@@ -1,0 +1,194 @@
+// Several engines on one PostgreSQL store stand for `eraser serve` replicas
+// behind a load balancer: deletions go to each in turn, inferences to all.
+// Checked from outside the engines: no answer to a request sent after a
+// deletion was acknowledged (by any engine) used a shard model that still
+// held it unless that shard was counted as affected; every deletion is
+// applied exactly once; the final checkpoints equal training from scratch
+// without every deleted sample; and the shards' retrainings were shared
+// out (an engine swaps in what another retrained).
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <random>
+#include <set>
+#include <thread>
+
+#include "engine_fixture.h"
+#include "testing/postgres.h"
+
+namespace eraser::engine {
+namespace {
+
+using testing::kShards;
+using testing::kTrainSamples;
+
+struct Outcome {
+  std::atomic<int> calls{0};
+  TimePoint sent;
+  StatusOr<Prediction> result = UnavailableError("not answered");
+};
+
+// Drains every engine until all are idle at once: a drain can end while
+// another engine's apply, which this one then swaps in, is still coming.
+Status DrainAll(const std::vector<std::unique_ptr<Engine>>& engines) {
+  Status last;
+  for (int round = 0; round < 50; ++round) {
+    bool idle = true;
+    for (const auto& e : engines) {
+      last = e->Drain();
+      if (!last.ok()) idle = false;
+    }
+    for (const auto& e : engines) {
+      idle = idle && e->Stats().pending_deletions == 0;
+    }
+    if (idle) return OkStatus();
+  }
+  return last.ok() ? InternalError("engines never idle together") : last;
+}
+
+TEST(EngineReplicas, ThreeEnginesOnOneDatabaseExposeNothing) {
+  eraser::testing::PostgresCluster& pg = eraser::testing::SharedPostgres();
+  ASSERT_TRUE(pg.ok()) << pg.error();
+  const std::string url = pg.NewDatabase();
+  ASSERT_FALSE(url.empty()) << pg.error();
+  testing::BuildInto(url);
+
+  constexpr int kEngines = 3;
+  std::vector<std::unique_ptr<Engine>> engines;
+  for (int i = 0; i < kEngines; ++i) {
+    EngineOptions options =
+        testing::Options(url, "eraser:lazy,wait,deadline=2s");
+    options.inference.threads = 1;
+    options.inference.max_batch_size = 16;
+    StatusOr<std::unique_ptr<Engine>> opened = Engine::Open(options);
+    ASSERT_TRUE(opened.ok()) << opened.status();
+    engines.push_back(std::move(opened).value());
+  }
+
+  constexpr int kSubmitters = 3;
+  constexpr int kPerSubmitter = 200;
+  constexpr int kDeletions = 30;
+  std::vector<Outcome> outcomes(kSubmitters * kPerSubmitter);
+  std::mutex answered_mu;
+  std::condition_variable answered_cv;
+  std::size_t answered = 0;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kSubmitters; ++t) {
+    threads.emplace_back([&, t] {
+      std::mt19937 rng(t);
+      for (int i = 0; i < kPerSubmitter; ++i) {
+        const int n = t * kPerSubmitter + i;
+        Outcome* out = &outcomes[n];
+        Engine& engine = *engines[n % kEngines];
+        Status admitted;
+        do {
+          out->sent = SystemClock::Default()->Now();
+          admitted = engine.InferAsync(
+              testing::Input(rng() % testing::Template::kHeldOut),
+              [&, out](StatusOr<Prediction> p) {
+                out->result = std::move(p);
+                out->calls.fetch_add(1);
+                std::lock_guard<std::mutex> lock(answered_mu);
+                ++answered;
+                answered_cv.notify_all();
+              });
+        } while (admitted.code() == StatusCode::kResourceExhausted);
+        ASSERT_TRUE(admitted.ok()) << admitted;
+        std::this_thread::sleep_for(std::chrono::milliseconds(rng() % 10));
+      }
+    });
+  }
+  // seq -> when RequestDeletion returned, and the samples deleted.
+  std::map<uint64_t, TimePoint> acked;
+  std::set<SampleId> deleted;
+  threads.emplace_back([&] {
+    std::mt19937 rng(42);
+    for (int i = 0; i < kDeletions; ++i) {
+      const SampleId sample(rng() % kTrainSamples);
+      StatusOr<DeletionSeq> seq = engines[i % kEngines]->RequestDeletion(
+          i % 2 == 0 ? storage::DeletionTarget::Sample(sample)
+                     : storage::DeletionTarget::Owner(OwnerId(sample.value())));
+      ASSERT_TRUE(seq.ok()) << seq.status();
+      acked[seq->value()] = SystemClock::Default()->Now();
+      deleted.insert(sample);
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  });
+  for (std::thread& t : threads) t.join();
+  ASSERT_TRUE(DrainAll(engines).ok());
+  {
+    std::unique_lock<std::mutex> lock(answered_mu);
+    ASSERT_TRUE(
+        answered_cv.wait_for(lock, std::chrono::minutes(5),
+                             [&] { return answered == outcomes.size(); }))
+        << answered << " of " << outcomes.size() << " answered";
+  }
+
+  // From the log: the first model version of each shard without each
+  // deletion; every deletion applied, and left each of its shards once.
+  std::map<uint64_t, std::map<uint32_t, uint64_t>> excluded;
+  for (const auto& [seq, when] : acked) {
+    StatusOr<DeletionInfo> info = engines[0]->GetDeletion(DeletionSeq(seq));
+    ASSERT_TRUE(info.ok());
+    EXPECT_EQ(info->state, storage::DeletionState::kApplied) << seq;
+    for (const auto& [shard, version] : info->excluded_from) {
+      EXPECT_TRUE(excluded[seq].emplace(shard.value(), version).second)
+          << "deletion " << seq << " left shard " << shard << " twice";
+    }
+    for (ShardId shard : info->shards) {
+      EXPECT_EQ(excluded[seq].count(shard.value()), 1u)
+          << "deletion " << seq << " never left shard " << shard;
+    }
+  }
+
+  int checked = 0;
+  for (const Outcome& o : outcomes) {
+    ASSERT_EQ(o.calls.load(), 1);
+    ASSERT_TRUE(o.result.ok()) << o.result.status();
+    const Prediction& p = *o.result;
+    EXPECT_FALSE(p.exposed);
+    std::vector<bool> affected(kShards, false);
+    for (ShardId s : p.affected) affected[s.value()] = true;
+    for (const auto& [seq, when] : acked) {
+      if (when >= o.sent) continue;  // acknowledged after the request left
+      for (const auto& [shard, version] : excluded[seq]) {
+        if (affected[shard]) continue;
+        EXPECT_GE(p.model_versions[shard], version)
+            << "request " << p.request_id << " ("
+            << certify::DecisionName(p.decision) << ") used shard " << shard
+            << " version " << p.model_versions[shard]
+            << " which still held deletion " << seq;
+        ++checked;
+      }
+    }
+  }
+  EXPECT_GT(checked, 0);
+
+  uint64_t retrains = 0;
+  uint64_t reloads = 0;
+  for (const auto& e : engines) {
+    const EngineStats stats = e->Stats();
+    EXPECT_EQ(stats.pending_deletions, 0u);
+    retrains += stats.retrains;
+    reloads += stats.shard_reloads;
+    std::printf("replica: %llu retrainings, %llu models swapped in\n",
+                static_cast<unsigned long long>(stats.retrains),
+                static_cast<unsigned long long>(stats.shard_reloads));
+  }
+  EXPECT_GT(retrains, 0u);
+  EXPECT_GT(reloads, 0u) << "no engine used another's retraining";
+  // Every engine serves the same models at the end.
+  for (const auto& e : engines) {
+    EXPECT_EQ(e->Stats().model_versions, engines[0]->Stats().model_versions);
+  }
+  for (auto& e : engines) e->Close();
+  engines.clear();
+  EXPECT_EQ(testing::LastCheckpoints(url),
+            testing::ScratchCheckpoints({deleted.begin(), deleted.end()}));
+}
+
+}  // namespace
+}  // namespace eraser::engine
