@@ -33,6 +33,29 @@ int ParseCommandLine(int argc, char** argv, const char* usage,
   return kExitOk;
 }
 
+void AddStoreOptions(po::options_description& options, std::string* location,
+                     const std::string& help) {
+  options.add_options()(
+      "store", po::value(location),
+      (help + ": a data directory (RocksDB, the default for one process) or "
+              "a postgresql:// URL (PostgreSQL, shared by several replicas; "
+              "docs/scale-out.md)")
+          .c_str())("data-dir", po::value(location), "the same as --store");
+}
+
+Status CheckStoreOptions(const po::variables_map& vm, bool required) {
+  const bool store = vm.count("store") > 0;
+  const bool data_dir = vm.count("data-dir") > 0;
+  if (store && data_dir) {
+    return InvalidArgumentError(
+        "--store and --data-dir name the same thing; give one");
+  }
+  if (required && !store && !data_dir) {
+    return InvalidArgumentError("--store (or --data-dir) is required");
+  }
+  return OkStatus();
+}
+
 int ReportError(const char* command, const Status& status) {
   std::cerr << "eraser " << command << ": " << status << "\n";
   return status.code() == StatusCode::kInvalidArgument ? kExitUsage

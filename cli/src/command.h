@@ -32,6 +32,16 @@ int ParseCommandLine(
     const boost::program_options::positional_options_description* positional =
         nullptr);
 
+// Adds --store LOCATION (a data directory: RocksDB, one process; or a
+// postgresql:// URL: PostgreSQL, shared by replicas) and its older name
+// --data-dir, both filling `*location`; `help` says what the location is for.
+void AddStoreOptions(boost::program_options::options_description& options,
+                     std::string* location, const std::string& help);
+// After parsing: kInvalidArgument when both names are given, or, when
+// `required`, neither.
+Status CheckStoreOptions(const boost::program_options::variables_map& vm,
+                         bool required);
+
 // Prints "eraser <command>: <status>" to stderr and returns kExitFailure,
 // or kExitUsage for kInvalidArgument.
 int ReportError(const char* command, const Status& status);

@@ -12,6 +12,7 @@
 #include "dataset_flags.h"
 #include "eraser/common/hash.h"
 #include "eraser/scheduler/policy.h"
+#include "eraser/storage/store.h"
 #include "eraser/unlearning/runtime.h"
 #include "eraser/workloads/data_dir.h"
 #include "eraser/workloads/replay.h"
@@ -28,9 +29,10 @@ constexpr char kUsage[] =
     "Replays a trace against each policy in turn, in real time, from the same\n"
     "trained state; checks every answer against the oracle ensemble; prints\n"
     "a comparison table and optionally writes the JSON report.\n"
-    "Without --data-dir, the ensemble the workload describes (or the default\n"
+    "Without --store, the ensemble the workload describes (or the default\n"
     "one, with --trace) is trained once and cached in --cache-dir. With a\n"
-    "trained --data-dir and a trace, or a workload that names no dataset and\n"
+    "trained --store directory and a trace, or a workload that names no "
+    "dataset and\n"
     "no model, that ensemble is replayed as it is. Inference targets are\n"
     "indices into the data directory's test split.\n"
     "A sweep (--deletion-rates, or 'sweep' in the workload) generates and\n"
@@ -146,11 +148,13 @@ int RunReplay(int argc, char** argv) {
       "policies to compare, separated by ';' or spaces (default: the "
       "workload's, else immediate;inference-first;eraser-lazy-wait;"
       "eraser-lazy-partial;eraser-shards-partial)")(
-      "data-dir", po::value(&data_dir),
+      "store", po::value(&data_dir),
       "trained data directory to start every policy from (copied, never "
-      "modified); trained first if empty")(
+      "modified); trained first if empty. A directory only: every policy "
+      "runs on its own copy")("data-dir", po::value(&data_dir),
+                              "the same as --store")(
       "cache-dir", po::value(&cache_dir)->default_value(cache_dir),
-      "where trained ensembles are cached when --data-dir is not given")(
+      "where trained ensembles are cached when --store is not given")(
       "json", po::value(&json_file), "write the JSON report here")(
       "speed", po::value(&speed),
       "replay speed factor (2 = twice as fast; default 1 or the workload's)")(
@@ -171,6 +175,17 @@ int RunReplay(int argc, char** argv) {
       rc != kExitOk || help) {
     if (help) std::printf("%s", scheduler::PolicyHelp().c_str());
     return rc;
+  }
+  if (Status s = CheckStoreOptions(vm, /*required=*/false); !s.ok()) {
+    return ReportError("replay", s);
+  }
+  if (storage::IsPostgresLocation(data_dir)) {
+    return ReportError(
+        "replay",
+        InvalidArgumentError(
+            "--store: replay runs every policy on its own copy of the "
+            "store, which needs a data directory; PostgreSQL stores are for "
+            "'eraser serve' replicas (docs/scale-out.md)"));
   }
   if (trace_file.empty() == workload_file.empty()) {
     return ReportError("replay",

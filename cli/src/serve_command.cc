@@ -20,8 +20,9 @@ namespace eraser::cli {
 namespace {
 
 constexpr char kUsage[] =
-    "Usage: eraser serve --data-dir DIR [options]\n"
-    "Serves the trained ensemble in DIR over HTTP (JSON API, see README):\n"
+    "Usage: eraser serve --store DIR|URL [options]\n"
+    "Serves the trained ensemble in the store over HTTP (JSON API, see "
+    "README):\n"
     "inference with certified answers, durable deletion requests, deletion\n"
     "status, health; Prometheus metrics on --metrics-listen. SIGTERM or\n"
     "SIGINT stops accepting, finishes in-flight requests (up to\n"
@@ -54,11 +55,11 @@ int RunServe(int argc, char** argv) {
   std::string context =
       engine::ExecutionContextName(engine_options.unlearning.context);
   po::options_description options("Options");
-  options.add_options()("data-dir",
-                        po::value(&engine_options.data_dir)->required(),
-                        "data directory built by 'eraser train' (required)")(
-      "listen", po::value(&http.listen)->default_value(http.listen),
-      "HTTP address host:port (port 0 picks a free one)")(
+  AddStoreOptions(options, &engine_options.data_dir,
+                  "the store 'eraser train' built (required)");
+  options.add_options()("listen",
+                        po::value(&http.listen)->default_value(http.listen),
+                        "HTTP address host:port (port 0 picks a free one)")(
       "metrics-listen",
       po::value(&metrics_listen)->default_value(metrics_listen),
       "Prometheus /metrics address host:port; empty to disable")(
@@ -135,6 +136,9 @@ int RunServe(int argc, char** argv) {
   if (int rc = ParseCommandLine(argc, argv, kUsage, options, vm, &help);
       rc != kExitOk || help) {
     return rc;
+  }
+  if (Status s = CheckStoreOptions(vm, /*required=*/true); !s.ok()) {
+    return ReportError("serve", s);
   }
   StatusOr<scheduler::Policy> parsed_policy = scheduler::ParsePolicy(policy);
   if (!parsed_policy.ok()) return ReportError("serve", parsed_policy.status());

@@ -20,8 +20,9 @@ namespace eraser::cli {
 namespace {
 
 constexpr char kUsage[] =
-    "Usage: eraser train --data-dir DIR [--dataset SPEC] [options]\n"
-    "Ingests a dataset (Fashion-MNIST, a CSV file or NumPy arrays) into DIR,\n"
+    "Usage: eraser train --store DIR|URL [--dataset SPEC] [options]\n"
+    "Ingests a dataset (Fashion-MNIST, a CSV file or NumPy arrays) into the\n"
+    "store (a data directory, or a postgresql:// URL),\n"
     "partitions it into shards and slices,\n"
     "trains one constituent model per shard slice by slice (checkpointing\n"
     "after each slice) and prints per-shard and ensemble test accuracy and\n"
@@ -185,12 +186,12 @@ int RunTrain(int argc, char** argv) {
   TrainFlags flags;
   unlearning::SisaOptions& s = flags.sisa;
   po::options_description options("Options");
-  options.add_options()("data-dir", po::value(&flags.data_dir)->required(),
-                        "data directory to build or reuse (required)")(
-      "shards", po::value(&s.shards)->default_value(s.shards),
-      "K, number of shards")("slices",
-                             po::value(&s.slices)->default_value(s.slices),
-                             "R, slices per shard")(
+  AddStoreOptions(options, &flags.data_dir,
+                  "where to build or reuse the ensemble (required)");
+  options.add_options()("shards", po::value(&s.shards)->default_value(s.shards),
+                        "K, number of shards")(
+      "slices", po::value(&s.slices)->default_value(s.slices),
+      "R, slices per shard")(
       "model", po::value(&flags.model)->default_value(flags.model),
       "constituent model: linear, mlp, cnn or torchscript:PATH (a module "
       "saved with torch.jit.script(...).save())")(
@@ -222,6 +223,9 @@ int RunTrain(int argc, char** argv) {
   if (int rc = ParseCommandLine(argc, argv, kUsage, options, vm, &help);
       rc != kExitOk || help) {
     return rc;
+  }
+  if (Status s = CheckStoreOptions(vm, /*required=*/true); !s.ok()) {
+    return ReportError("train", s);
   }
   StatusOr<std::vector<uint32_t>> hidden =
       unlearning::ParseHidden(flags.hidden);

@@ -47,6 +47,11 @@ StatusOr<unlearning::DatasetInfo> ReadDatasetInfo(const std::string& dir) {
 }
 
 Status RemoveDataDir(const std::string& dir) {
+  if (storage::IsPostgresLocation(dir)) {
+    return FailedPreconditionError(
+        "a PostgreSQL store is not removed by eraser: drop and create the "
+        "database to start it over");
+  }
   namespace fs = std::filesystem;
   std::error_code ec;
   if (!fs::exists(dir, ec)) return OkStatus();
