@@ -72,6 +72,13 @@ json DeletionJson(const engine::DeletionInfo& info) {
       {"shards", shards},
       {"arrival", Iso8601(info.arrival)},
       {"arrival_unix_ms", ToUnixMicros(info.arrival) / 1000}};
+  // The first model version of each shard that leaves it out: what an
+  // exposure check outside the engine compares answers' versions with.
+  json excluded = json::array();
+  for (const auto& [shard, version] : info.excluded_from) {
+    excluded.push_back({{"shard", shard.value()}, {"version", version}});
+  }
+  body["excluded_from"] = excluded;
   if (info.applied) {
     body["applied"] = Iso8601(*info.applied);
     body["applied_unix_ms"] = ToUnixMicros(*info.applied) / 1000;

@@ -104,11 +104,12 @@ struct Server {
   int metrics_port = 0;
 };
 
+// `data_dir` is a directory or a postgresql:// URL.
 inline Server StartServer(const std::string& data_dir,
                           const std::string& policy,
                           std::vector<std::string> extra = {}) {
   std::vector<std::string> argv = {
-      ERASER_BINARY, "serve",       "--data-dir",       data_dir,
+      ERASER_BINARY, "serve",       "--store",          data_dir,
       "--listen",    "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",
       "--policy",    policy};
   argv.insert(argv.end(), extra.begin(), extra.end());
