@@ -1,5 +1,6 @@
 // Deletion requests: resolution, durable acknowledgement, status.
 #include <algorithm>
+#include <cstdio>
 
 #include "engine_impl.h"
 
@@ -100,11 +101,29 @@ Status EngineImpl::CatchUp() {
   if (!shared_store_) return OkStatus();
   MutexLock catchup(&catchup_mu_);
   // One read of the log per batch: what any engine acknowledged before it.
-  ASSIGN_OR_RETURN(std::vector<storage::DeletionRecord> records,
-                   store_->DeletionsAfter(DeletionSeq(caught_up_)));
-  if (records.empty()) return OkStatus();
+  StatusOr<std::vector<storage::DeletionRecord>> read =
+      store_->DeletionsAfter(DeletionSeq(caught_up_));
+  if (!read.ok()) {
+    if (!log_unreadable_) {
+      std::fprintf(stderr,
+                   "eraser: the shared deletion log cannot be read (%s): "
+                   "requests are refused until it can\n",
+                   read.status().ToString().c_str());
+    }
+    log_unreadable_ = true;
+    return read.status();
+  }
+  const bool recovered = log_unreadable_;
+  if (recovered) {
+    std::fprintf(stderr, "eraser: the shared deletion log is readable again\n");
+    log_unreadable_ = false;
+  }
+  const std::vector<storage::DeletionRecord>& records = *read;
+  if (records.empty() && !recovered) return OkStatus();
   {
     MutexLock lock(&mu_);
+    // Retrainings that failed on the store's absence go again now.
+    if (recovered) core_->ClearBackoff();
     const std::vector<uint64_t> versions = snapshot_->versions();
     for (const storage::DeletionRecord& r : records) {
       core_->OnDeletion(r.seq, r.arrival, HeldHits(r, versions));
@@ -115,7 +134,7 @@ Status EngineImpl::CatchUp() {
         }
       }
     }
-    caught_up_ = records.back().seq.value();
+    if (!records.empty()) caught_up_ = records.back().seq.value();
     UpdateGauges();
     event_ = true;
   }

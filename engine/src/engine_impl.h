@@ -176,6 +176,8 @@ class EngineImpl final : public Engine {
   Mutex catchup_mu_ ACQUIRED_BEFORE(mu_);
   // Every deletion up to this sequence number is registered in the Core.
   uint64_t caught_up_ GUARDED_BY(catchup_mu_) = 0;
+  // The last read of the log failed (reported once, until one succeeds).
+  bool log_unreadable_ GUARDED_BY(catchup_mu_) = false;
   Mutex apply_mu_ ACQUIRED_BEFORE(mu_);
   mutable Mutex mu_;
   CondVar control_cv_;  // events for the control loop

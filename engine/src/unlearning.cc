@@ -49,10 +49,7 @@ void EngineImpl::ControlLoop() {
       // least once a turn (at most a second apart) even without requests;
       // answers do not wait for it: each batch reads the log itself.
       mu_.Unlock();
-      if (Status caught = CatchUp(); !caught.ok()) {
-        std::fprintf(stderr, "eraser: reading the shared deletion log: %s\n",
-                     caught.ToString().c_str());
-      }
+      CatchUp().IgnoreError();  // reported by CatchUp, once
       mu_.Lock();
     }
     if (!reload_.empty()) {
@@ -422,6 +419,9 @@ void EngineImpl::RunOrder(const scheduler::RetrainOrder& order) {
 }
 
 Status EngineImpl::Drain() {
+  // Sharing the store, what Drain waits for includes every deletion other
+  // engines acknowledged before it.
+  RETURN_IF_ERROR(CatchUp());
   MutexLock lock(&mu_);
   if (closed_) return UnavailableError("the engine is shutting down");
   if (draining_++ == 0) drain_error_ = OkStatus();

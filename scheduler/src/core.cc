@@ -330,6 +330,10 @@ std::vector<DeletionSeq> Core::Excluded(const RetrainOrder& order) const {
   return out;
 }
 
+void Core::ClearBackoff() {
+  for (Backoff& b : backoff_) b = Backoff();
+}
+
 std::vector<SampleId> Core::PendingSamples(ShardId shard) const {
   std::set<SampleId> out;
   if (shard.value() >= options_.shards) return {};

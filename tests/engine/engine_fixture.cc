@@ -21,13 +21,14 @@ void Check(const Status& s, const char* what) {
 }
 
 // Trains an ensemble into `dir` without `deleted`; returns its store.
-std::unique_ptr<storage::Store> Build(const std::string& dir,
-                                      const datasets::Dataset& data,
-                                      const std::vector<SampleId>& deleted) {
+std::unique_ptr<storage::Store> Build(
+    const std::string& dir, const datasets::Dataset& data,
+    const std::vector<SampleId>& deleted,
+    const unlearning::SisaOptions& options = SmallSisaOptions()) {
   StatusOr<std::unique_ptr<storage::Store>> store = storage::Store::Open({dir});
   Check(store.status(), "open store");
   StatusOr<std::unique_ptr<unlearning::Sisa>> sisa = unlearning::Sisa::Create(
-      store->get(), unlearning::ForDataset(SmallSisaOptions(), data));
+      store->get(), unlearning::ForDataset(options, data));
   Check(sisa.status(), "create sisa");
   Check((*sisa)->Ingest(data).status(), "ingest");
   if (!deleted.empty()) {
@@ -98,8 +99,9 @@ std::vector<float> Input(std::size_t i) {
   return features;
 }
 
-void BuildInto(const std::string& location) {
-  Build(location, GetTemplate().data, {}).reset();
+void BuildInto(const std::string& location,
+               const unlearning::SisaOptions& options) {
+  Build(location, GetTemplate().data, {}, options).reset();
 }
 
 std::string CopyTemplate(const eraser::testing::TempDir& dir) {
@@ -149,10 +151,11 @@ std::vector<std::string> LastCheckpoints(const std::string& data_dir) {
 }
 
 std::vector<std::string> ScratchCheckpoints(
-    const std::vector<SampleId>& deleted) {
+    const std::vector<SampleId>& deleted,
+    const unlearning::SisaOptions& options) {
   eraser::testing::TempDir dir;
   const std::string path = dir.Child("scratch");
-  Build(path, GetTemplate().data, deleted).reset();
+  Build(path, GetTemplate().data, deleted, options).reset();
   return LastCheckpoints(path);
 }
 

@@ -46,9 +46,11 @@ const Template& GetTemplate();
 // Held-out input i (test row i) as features.
 std::vector<float> Input(std::size_t i);
 
-// Trains the template's ensemble (the same data and options) into the store
-// at `location`, a directory or a postgresql:// URL.
-void BuildInto(const std::string& location);
+// Trains the template's ensemble (the same data; `options`, by default the
+// template's) into the store at `location`, a directory or a postgresql://
+// URL.
+void BuildInto(const std::string& location,
+               const unlearning::SisaOptions& options = SmallSisaOptions());
 
 // Copies the template into `dir`/data and returns that path.
 std::string CopyTemplate(const eraser::testing::TempDir& dir);
@@ -83,7 +85,8 @@ std::vector<std::string> LastCheckpoints(const std::string& data_dir);
 // The same ensemble trained from scratch without `deleted`: last-slice
 // checkpoint blobs.
 std::vector<std::string> ScratchCheckpoints(
-    const std::vector<SampleId>& deleted);
+    const std::vector<SampleId>& deleted,
+    const unlearning::SisaOptions& options = SmallSisaOptions());
 
 }  // namespace eraser::engine::testing
 

@@ -13,6 +13,8 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <atomic>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -71,11 +73,11 @@ std::map<uint32_t, uint64_t> ExcludedFrom(int port, uint64_t seq,
 
 // Drains every replica until, in one round, all of them report nothing
 // pending: a replica may learn of another's deletion after its own drain.
-void DrainAll(const std::vector<Server>& servers) {
-  for (int round = 0; round < 20; ++round) {
+void DrainAll(const std::vector<const Server*>& servers) {
+  for (int round = 0; round < 10; ++round) {
     bool idle = true;
-    for (const Server& s : servers) {
-      const HttpResult r = HttpConnection(s.port, std::chrono::minutes(2))
+    for (const Server* s : servers) {
+      const HttpResult r = HttpConnection(s->port, std::chrono::seconds(60))
                                .Send("POST", "/v1/drain");
       const json j = r.json();
       idle = idle && r.status == 200 && j.is_object() &&
@@ -143,7 +145,7 @@ TEST(ServeReplicas, ThreeReplicasRoundRobinExposeNothing) {
     }
   });
   for (std::thread& t : threads) t.join();
-  DrainAll(servers);
+  DrainAll({&servers[0], &servers[1], &servers[2]});
 
   std::map<uint64_t, std::map<uint32_t, uint64_t>> excluded;
   for (const auto& [seq, when] : acked) {
@@ -211,6 +213,183 @@ TEST(ServeReplicas, ThreeReplicasRoundRobinExposeNothing) {
   EXPECT_EQ(
       engine::testing::LastCheckpoints(url),
       engine::testing::ScratchCheckpoints({deleted.begin(), deleted.end()}));
+}
+
+std::string Trimmed(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+// The value of a counter in a Prometheus exposition ("" when absent).
+std::string Metric(int port, const std::string& name) {
+  const std::string text = HttpConnection(port).Send("GET", "/metrics").body;
+  const std::size_t at = text.find("\n" + name + " ");
+  if (at == std::string::npos) return "";
+  const std::size_t begin = at + name.size() + 2;
+  return text.substr(begin, text.find('\n', begin) - begin);
+}
+
+TEST(ServeReplicas, AReplicaKilledInTheMiddleOfARetrainingLeavesItToAnother) {
+  PostgresCluster& pg = eraser::testing::SharedPostgres();
+  ASSERT_TRUE(pg.ok()) << pg.error();
+  std::string name;
+  const std::string url = pg.NewDatabase(&name);
+  ASSERT_FALSE(url.empty()) << pg.error();
+  // Many epochs: a retraining of the whole shard lasts long enough to be
+  // caught holding its claim.
+  unlearning::SisaOptions slow = engine::testing::SmallSisaOptions();
+  slow.epochs = {60, 120};
+  engine::testing::BuildInto(url, slow);
+  std::vector<Server> servers;
+  for (int i = 0; i < 2; ++i) {
+    servers.push_back(
+        StartServer(url + "&application_name=replica" + std::to_string(i),
+                    "eraser:batch:1,wait,deadline=1h"));
+    ASSERT_GT(servers.back().port, 0) << servers.back().process->output();
+  }
+  // A sample of slice 0: its shard retrains every stage.
+  const SampleId sample = engine::testing::SampleIn(1, 0);
+  HttpResult r = HttpConnection(servers[0].port)
+                     .Send("POST", "/v1/deletions",
+                           json{{"sample", sample.value()}}.dump());
+  ASSERT_EQ(r.status, 202) << r.body;
+  const uint64_t seq = r.json()["seq"].get<uint64_t>();
+  // The replica holding shard 1's claim, from the server's lock table.
+  std::string holder;
+  for (int i = 0; i < 2000 && holder.empty(); ++i) {
+    holder = Trimmed(pg.Sql(
+        name,
+        "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a "
+        "ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted AND "
+        "l.classid = 1701994867 AND l.objid = 1"));
+  }
+  ASSERT_TRUE(holder == "replica0" || holder == "replica1") << holder;
+  const int victim = holder == "replica0" ? 0 : 1;
+  const Server& survivor = servers[1 - victim];
+  servers[victim].process->Signal(SIGKILL);
+  EXPECT_EQ(servers[victim].process->Wait(), 128 + SIGKILL);
+
+  DrainAll({&survivor});
+  std::string state;
+  const std::map<uint32_t, uint64_t> excluded =
+      ExcludedFrom(survivor.port, seq, &state);
+  EXPECT_EQ(state, "applied");
+  ASSERT_EQ(excluded.size(), 1u);
+  EXPECT_EQ(excluded.begin()->first, 1u);
+  EXPECT_EQ(excluded.begin()->second, 2u) << "applied exactly once";
+  // The survivor did the retraining the victim died in.
+  EXPECT_EQ(Metric(survivor.metrics_port, "eraser_shard_retrains_total"), "1");
+  survivor.process->Signal(SIGTERM);
+  EXPECT_EQ(survivor.process->Wait(), 0) << survivor.process->output();
+  EXPECT_EQ(engine::testing::LastCheckpoints(url),
+            engine::testing::ScratchCheckpoints({sample}, slow));
+}
+
+// PostgreSQL stops under load and starts again: meanwhile the replicas
+// answer 503 (they cannot read the log, so they cannot decide an answer
+// safely, and cannot make a deletion durable), then serve again by
+// themselves; every deletion acknowledged with a 202 is in the log.
+TEST(ServeReplicas, PostgresRestartedUnderLoadLosesNothingAcknowledged) {
+  PostgresCluster pg;  // its own: this test stops it
+  ASSERT_TRUE(pg.ok()) << pg.error();
+  const std::string url = pg.NewDatabase();
+  ASSERT_FALSE(url.empty()) << pg.error();
+  engine::testing::BuildInto(url);
+  std::vector<Server> servers;
+  for (int i = 0; i < 2; ++i) {
+    // A request parked for a retraining the outage holds up gets its
+    // fallback after 2 s rather than 30.
+    servers.push_back(StartServer(url, kPolicy, {"--max-wait", "2s"}));
+    ASSERT_GT(servers.back().port, 0) << servers.back().process->output();
+  }
+  std::mutex mu;
+  std::map<int, int> infer_status;   // HTTP status -> count
+  std::map<int, int> delete_status;  // HTTP status -> count
+  std::vector<uint64_t> acked;
+  std::atomic<bool> stop{false};
+  std::atomic<int> refused_infer{0}, refused_delete{0}, ok_after{0};
+  std::atomic<bool> restarted{false};
+  // A connection per request: a request may wait (parked for a retraining
+  // the outage delays) longer than another replica keeps an idle
+  // connection open.
+  std::vector<std::thread> threads;
+  for (int c = 0; c < 2; ++c) {
+    threads.emplace_back([&, c] {
+      for (int i = c; !stop; i += 2) {
+        const HttpResult r =
+            eraser::testing::Http(servers[i % servers.size()].port, "POST",
+                                  "/v1/infer", InferBody(i % 100));
+        std::lock_guard<std::mutex> lock(mu);
+        ++infer_status[r.status];
+        if (r.status == 503) ++refused_infer;
+        if (r.status == 200 && restarted) ++ok_after;
+      }
+    });
+  }
+  std::atomic<std::size_t> acked_after{0};
+  threads.emplace_back([&] {
+    for (int i = 0; !stop; ++i) {
+      const HttpResult r = eraser::testing::Http(
+          servers[i % servers.size()].port, "POST", "/v1/deletions",
+          json{{"sample",
+                static_cast<uint64_t>(i % engine::testing::kTrainSamples)}}
+              .dump());
+      std::lock_guard<std::mutex> lock(mu);
+      ++delete_status[r.status];
+      if (r.status == 202) {
+        acked.push_back(r.json()["seq"].get<uint64_t>());
+        if (restarted) ++acked_after;
+      }
+      if (r.status == 503) ++refused_delete;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  });
+  auto wait_until = [](const std::function<bool()>& done) {
+    const auto limit =
+        std::chrono::steady_clock::now() + std::chrono::minutes(1);
+    while (!done() && std::chrono::steady_clock::now() < limit) {
+      std::this_thread::yield();
+    }
+    return done();
+  };
+  EXPECT_TRUE(wait_until([&] {
+    std::lock_guard<std::mutex> lock(mu);
+    return acked.size() >= 10;
+  }));
+  // (No ASSERT while the client threads run: they must be joined.)
+  EXPECT_TRUE(pg.Stop()) << pg.error();
+  EXPECT_TRUE(wait_until([&] {
+    return refused_infer > 0 && refused_delete > 0;
+  })) << "no 503 while the database was down";
+  EXPECT_TRUE(pg.Start()) << pg.error();
+  restarted = true;
+  EXPECT_TRUE(wait_until([&] { return ok_after >= 20; }))
+      << "the replicas did not serve again";
+  EXPECT_TRUE(wait_until([&] { return acked_after >= 10; }))
+      << "no deletion acknowledged after the restart";
+  stop = true;
+  for (std::thread& t : threads) t.join();
+  for (const auto& [status, n] : infer_status) {
+    EXPECT_TRUE(status == 200 || status == 503) << n << " answers " << status;
+  }
+  for (const auto& [status, n] : delete_status) {
+    EXPECT_TRUE(status == 202 || status == 404 || status == 503)
+        << n << " deletions answered " << status;
+  }
+  DrainAll({&servers[0], &servers[1]});
+  for (uint64_t seq : acked) {
+    std::string state;
+    ExcludedFrom(servers[seq % 2].port, seq, &state);
+    EXPECT_EQ(state, "applied") << "acknowledged deletion " << seq;
+  }
+  std::printf(
+      "postgres restart: %zu deletions acknowledged, %d inferences "
+      "and %d deletions refused with 503 while it was down\n",
+      acked.size(), refused_infer.load(), refused_delete.load());
+  for (Server& s : servers) {
+    s.process->Signal(SIGTERM);
+    EXPECT_EQ(s.process->Wait(), 0) << s.process->output();
+  }
 }
 
 }  // namespace

@@ -170,8 +170,10 @@ class Engine {
   // kNotFound for a sequence number never issued.
   virtual StatusOr<DeletionInfo> GetDeletion(DeletionSeq seq) = 0;
   // Unlearns everything pending now and returns once no deletion is pending
-  // (deletions acknowledged meanwhile included). kUnavailable if the engine
-  // closes first; the error of a retraining that failed while draining.
+  // (deletions acknowledged meanwhile included; with a store shared by
+  // several engines, those the others acknowledged before the call too).
+  // kUnavailable if the engine closes first; the error of a retraining that
+  // failed while draining.
   virtual Status Drain() = 0;
 
   // Stops admitting work and starts no new retraining; answers the queued

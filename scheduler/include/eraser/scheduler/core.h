@@ -230,6 +230,9 @@ class Core {
   // than the shard's.
   std::size_t OnReplaced(ShardId shard, uint64_t version,
                          const std::vector<SampleId>& gone, TimePoint now);
+  // Forgets every shard's failures: what they waited for (a store that
+  // could not be reached) is back, so failed shards are retried at once.
+  void ClearBackoff();
   // The samples pending deletions still name in `shard`.
   std::vector<SampleId> PendingSamples(ShardId shard) const;
   // Parked and held requests that have waited max_wait by `now`: removed,
