@@ -348,6 +348,7 @@ void EngineImpl::ReloadShards() {
     const std::size_t completed =
         core_->OnReplaced(shard, checkpoint->version, gone, clock_->Now());
     ++reloads_;
+    metrics_->ShardReloaded();
     for (std::size_t i = 0; i < completed; ++i) metrics_->DeletionApplied(0);
     UpdateGauges();
     drain_cv_.SignalAll();

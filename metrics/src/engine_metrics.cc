@@ -43,6 +43,12 @@ struct EngineMetrics::Impl {
                      .Help("Shard retrainings completed")
                      .Register(*registry)
                      .Add({})),
+        reloads(prometheus::BuildCounter()
+                    .Name("eraser_shard_reloads_total")
+                    .Help("Shard models another replica sharing the store "
+                          "retrained, swapped in here")
+                    .Register(*registry)
+                    .Add({})),
         sample_epochs(prometheus::BuildCounter()
                           .Name("eraser_retrain_sample_epochs_total")
                           .Help("Sample-epochs spent on retraining")
@@ -190,6 +196,7 @@ struct EngineMetrics::Impl {
   prometheus::Counter& deletions_received;
   prometheus::Counter& deletions_applied;
   prometheus::Counter& retrains;
+  prometheus::Counter& reloads;
   prometheus::Counter& sample_epochs;
   prometheus::Gauge& pending;
   prometheus::Gauge& affected;
@@ -262,6 +269,8 @@ void EngineMetrics::Retrained(double seconds, uint64_t sample_epochs) {
   impl_->sample_epochs.Increment(static_cast<double>(sample_epochs));
   impl_->retrain_duration.Observe(seconds);
 }
+
+void EngineMetrics::ShardReloaded() { impl_->reloads.Increment(); }
 
 void EngineMetrics::SetPendingDeletions(std::size_t n) {
   impl_->pending.Set(static_cast<double>(n));

@@ -88,6 +88,20 @@ void DrainAll(const std::vector<const Server*>& servers) {
   ADD_FAILURE() << "the replicas never drained together";
 }
 
+std::string Trimmed(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+// The value of a counter in a Prometheus exposition ("" when absent).
+std::string Metric(int port, const std::string& name) {
+  const std::string text = HttpConnection(port).Send("GET", "/metrics").body;
+  const std::size_t at = text.find("\n" + name + " ");
+  if (at == std::string::npos) return "";
+  const std::size_t begin = at + name.size() + 2;
+  return text.substr(begin, text.find('\n', begin) - begin);
+}
+
 TEST(ServeReplicas, ThreeReplicasRoundRobinExposeNothing) {
   PostgresCluster& pg = eraser::testing::SharedPostgres();
   ASSERT_TRUE(pg.ok()) << pg.error();
@@ -202,6 +216,13 @@ TEST(ServeReplicas, ThreeReplicasRoundRobinExposeNothing) {
     }
   }
   EXPECT_GT(checked, 0);
+  // The retrainings were shared out: replicas served models others trained.
+  double reloads = 0;
+  for (const Server& s : servers) {
+    const std::string v = Metric(s.metrics_port, "eraser_shard_reloads_total");
+    reloads += v.empty() ? 0 : std::stod(v);
+  }
+  EXPECT_GT(reloads, 0);
   std::printf(
       "replicas: %d answer-deletion pairs checked, %d answers checked "
       "against the oracle\n",
@@ -213,20 +234,6 @@ TEST(ServeReplicas, ThreeReplicasRoundRobinExposeNothing) {
   EXPECT_EQ(
       engine::testing::LastCheckpoints(url),
       engine::testing::ScratchCheckpoints({deleted.begin(), deleted.end()}));
-}
-
-std::string Trimmed(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-  return s;
-}
-
-// The value of a counter in a Prometheus exposition ("" when absent).
-std::string Metric(int port, const std::string& name) {
-  const std::string text = HttpConnection(port).Send("GET", "/metrics").body;
-  const std::size_t at = text.find("\n" + name + " ");
-  if (at == std::string::npos) return "";
-  const std::size_t begin = at + name.size() + 2;
-  return text.substr(begin, text.find('\n', begin) - begin);
 }
 
 TEST(ServeReplicas, AReplicaKilledInTheMiddleOfARetrainingLeavesItToAnother) {

@@ -10,6 +10,9 @@
 //                                               a shard with a pending deletion
 //   eraser_deletions_received_total, eraser_deletions_applied_total
 //   eraser_shard_retrains_total, eraser_retrain_sample_epochs_total
+//   eraser_shard_reloads_total                  shard models another replica
+//                                               sharing the store retrained,
+//                                               swapped in here
 //   eraser_deadline_misses_total                deletions applied after their
 //                                               deadline
 //   eraser_retrain_failures_total{reason}       failed retrainings (training,
@@ -82,6 +85,7 @@ class EngineMetrics {
   void DeletionReceived();
   void DeletionApplied(double delay_seconds);
   void Retrained(double seconds, uint64_t sample_epochs);
+  void ShardReloaded();
   void SetPendingDeletions(std::size_t n);
   void SetAffectedShards(std::size_t n);
   void SetQueueLength(std::size_t n);
