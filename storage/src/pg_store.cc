@@ -265,14 +265,18 @@ void PgStore::Release(std::unique_ptr<Connection> connection) {
 Status PgStore::Transact(std::string_view context, Commit commit,
                          const Body& body, bool* committed) {
   if (committed != nullptr) *committed = false;
-  const bool writes = commit != Commit::kSnapshot;
+  const bool writes =
+      commit != Commit::kSnapshot && commit != Commit::kStatement;
   for (int attempt = 0;; ++attempt) {
     std::unique_ptr<Connection> c;
     bool started = false;
     try {
       c = Acquire();
       Status s;
-      if (commit == Commit::kSnapshot) {
+      if (commit == Commit::kStatement) {
+        pqxx::nontransaction txn(c->conn);
+        s = body(txn);  // not "started": nothing to undo if it fails
+      } else if (commit == Commit::kSnapshot) {
         pqxx::transaction<pqxx::repeatable_read, pqxx::read_only> txn(c->conn);
         started = true;
         s = body(txn);
@@ -297,7 +301,8 @@ Status PgStore::Transact(std::string_view context, Commit commit,
       return Failed(FromPg(e, context), writes);
     } catch (const pqxx::broken_connection& e) {
       // A pooled connection that the server closed (a restart) fails as
-      // its transaction begins: open a new one, once.
+      // its transaction begins (or, for a lone statement, as it runs): open
+      // a new one, once.
       if (!started && attempt == 0) continue;
       return Failed(FromPg(e, context), writes);
     } catch (const std::exception& e) {
@@ -456,7 +461,7 @@ Status PgStore::PutMeta(const std::string& key, const std::string& value) {
 StatusOr<std::string> PgStore::GetMeta(const std::string& key) {
   std::optional<std::string> value;
   RETURN_IF_ERROR(Transact(
-      "read meta " + key, Commit::kSnapshot, [&](pqxx::transaction_base& txn) {
+      "read meta " + key, Commit::kStatement, [&](pqxx::transaction_base& txn) {
         const pqxx::result r = txn.exec_params(
             "SELECT value FROM eraser_meta WHERE key = $1", key);
         if (!r.empty()) value = Bytes(r[0][0]);
@@ -575,7 +580,7 @@ Status PgStore::ScanShard(ShardId shard, uint32_t first_slice,
 
 StatusOr<SampleLocation> PgStore::LookupSample(SampleId id) {
   std::optional<SampleLocation> location;
-  RETURN_IF_ERROR(Transact("read " + SampleName(id), Commit::kSnapshot,
+  RETURN_IF_ERROR(Transact("read " + SampleName(id), Commit::kStatement,
                            [&](pqxx::transaction_base& txn) {
                              const pqxx::result r = txn.exec_params(
                                  std::string("SELECT ") + kLocationColumns +
@@ -677,7 +682,7 @@ StatusOr<std::vector<DeletionRecord>> PgStore::PendingDeletions() {
 DeletionSeq PgStore::LastDeletionSeq() {
   uint64_t last = 0;
   const Status s = Transact(
-      "read the deletion log's head", Commit::kSnapshot,
+      "read the deletion log's head", Commit::kStatement,
       [&](pqxx::transaction_base& txn) {
         last = Unsigned(txn.exec1("SELECT last FROM eraser_log_head")[0]);
         return OkStatus();
@@ -694,7 +699,7 @@ StatusOr<std::vector<DeletionRecord>> PgStore::DeletionsAfter(DeletionSeq seq) {
   std::vector<DeletionRecord> out;
   RETURN_IF_ERROR(Transact(
       "read the deletion log after " + std::to_string(seq.value()),
-      Commit::kSnapshot, [&](pqxx::transaction_base& txn) -> Status {
+      Commit::kStatement, [&](pqxx::transaction_base& txn) -> Status {
         out.clear();
         for (const pqxx::row& row : txn.exec_params(
                  "SELECT seq, record FROM eraser_deletions WHERE seq > $1 "
@@ -713,7 +718,8 @@ StatusOr<std::vector<DeletionRecord>> PgStore::DeletionsAfter(DeletionSeq seq) {
 StatusOr<DeletionRecord> PgStore::GetDeletion(DeletionSeq seq) {
   std::optional<StatusOr<DeletionRecord>> record;
   RETURN_IF_ERROR(Transact("read deletion " + std::to_string(seq.value()),
-                           Commit::kSnapshot, [&](pqxx::transaction_base& txn) {
+                           Commit::kStatement,
+                           [&](pqxx::transaction_base& txn) {
                              record = SelectDeletion(txn, seq);
                              return OkStatus();
                            }));
@@ -937,7 +943,7 @@ StatusOr<std::string> PgStore::GetAudit(uint64_t request_id) {
   std::optional<std::string> record;
   RETURN_IF_ERROR(
       Transact("read audit record " + std::to_string(request_id),
-               Commit::kSnapshot, [&](pqxx::transaction_base& txn) {
+               Commit::kStatement, [&](pqxx::transaction_base& txn) {
                  const pqxx::result r = txn.exec_params(
                      "SELECT record FROM eraser_audit WHERE request_id = $1",
                      Signed(request_id));

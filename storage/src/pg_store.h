@@ -100,6 +100,11 @@ class PgStore final : public Store {
     kLazy,
     // A read-only transaction on one snapshot (REPEATABLE READ).
     kSnapshot,
+    // One read-only statement outside a transaction block: a single round
+    // trip (a statement sees one snapshot anyway). Retried once on a fresh
+    // connection if the pooled one is broken, so its body must reset what
+    // it fills.
+    kStatement,
   };
   using Body = std::function<Status(pqxx::transaction_base&)>;
 
