@@ -50,11 +50,13 @@ endfunction()
 # Under ThreadSanitizer, tests (and the processes they start) read the
 # project's suppressions, which cover third-party libraries only. Under
 # AddressSanitizer the quarantine of freed memory is kept small, so that the
-# serving test's check of resident memory still means something.
+# serving test's check of resident memory still means something, and
+# LeakSanitizer reads tests/lsan.supp (a leak inside libpqxx).
 function(eraser_sanitizer_environment test)
   if(ERASER_ASAN)
     set_property(TEST ${test} APPEND PROPERTY ENVIRONMENT
-      "ASAN_OPTIONS=quarantine_size_mb=8:detect_leaks=1")
+      "ASAN_OPTIONS=quarantine_size_mb=8:detect_leaks=1"
+      "LSAN_OPTIONS=suppressions=${PROJECT_SOURCE_DIR}/tests/lsan.supp")
   endif()
   if(ERASER_TSAN)
     set_property(TEST ${test} APPEND PROPERTY ENVIRONMENT
