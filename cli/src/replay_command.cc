@@ -12,7 +12,6 @@
 #include "dataset_flags.h"
 #include "eraser/common/hash.h"
 #include "eraser/scheduler/policy.h"
-#include "eraser/storage/store.h"
 #include "eraser/unlearning/runtime.h"
 #include "eraser/workloads/data_dir.h"
 #include "eraser/workloads/replay.h"
@@ -149,10 +148,11 @@ int RunReplay(int argc, char** argv) {
       "workload's, else immediate;inference-first;eraser-lazy-wait;"
       "eraser-lazy-partial;eraser-shards-partial)")(
       "store", po::value(&data_dir),
-      "trained data directory to start every policy from (copied, never "
-      "modified); trained first if empty. A directory only: every policy "
-      "runs on its own copy")("data-dir", po::value(&data_dir),
-                              "the same as --store")(
+      "trained store to start every policy from (copied, never modified; "
+      "trained first if empty): a data directory, or a postgresql:// URL "
+      "(each policy then runs on a database copied from it, which needs the "
+      "CREATEDB privilege)")("data-dir", po::value(&data_dir),
+                             "the same as --store")(
       "cache-dir", po::value(&cache_dir)->default_value(cache_dir),
       "where trained ensembles are cached when --store is not given")(
       "json", po::value(&json_file), "write the JSON report here")(
@@ -178,14 +178,6 @@ int RunReplay(int argc, char** argv) {
   }
   if (Status s = CheckStoreOptions(vm, /*required=*/false); !s.ok()) {
     return ReportError("replay", s);
-  }
-  if (storage::IsPostgresLocation(data_dir)) {
-    return ReportError(
-        "replay",
-        InvalidArgumentError(
-            "--store: replay runs every policy on its own copy of the "
-            "store, which needs a data directory; PostgreSQL stores are for "
-            "'eraser serve' replicas (docs/scale-out.md)"));
   }
   if (trace_file.empty() == workload_file.empty()) {
     return ReportError("replay",

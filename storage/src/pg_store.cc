@@ -204,6 +204,50 @@ Status UpdateDeletionRecords(
 
 }  // namespace
 
+namespace {
+
+// postgresql://authority/DATABASE?params: the parts before and after the
+// database name, and the name.
+struct SplitUrl {
+  std::string before, database, after;
+};
+
+StatusOr<SplitUrl> Split(const std::string& url) {
+  const std::size_t scheme = url.find("://");
+  const std::size_t slash = scheme == std::string::npos
+                                ? std::string::npos
+                                : url.find('/', scheme + 3);
+  const std::size_t query =
+      url.find('?', slash == std::string::npos ? 0 : slash);
+  if (slash == std::string::npos || slash + 1 == url.size() ||
+      slash + 1 == query) {
+    return InvalidArgumentError(RedactUrl(url) +
+                                " names no database in its path");
+  }
+  SplitUrl out;
+  out.before = url.substr(0, slash + 1);
+  out.database = url.substr(slash + 1, query - slash - 1);
+  out.after = query == std::string::npos ? "" : url.substr(query);
+  return out;
+}
+
+// Runs a statement that cannot run in a transaction (CREATE and DROP
+// DATABASE) on the server's maintenance database.
+Status OnServer(const std::string& url, const std::string& context,
+                const std::function<std::string(pqxx::connection&)>& sql) {
+  ASSIGN_OR_RETURN(SplitUrl parts, Split(url));
+  try {
+    pqxx::connection conn(parts.before + "postgres" + parts.after);
+    pqxx::nontransaction n(conn);
+    n.exec0(sql(conn));
+    return OkStatus();
+  } catch (const std::exception& e) {
+    return FromPg(e, context);
+  }
+}
+
+}  // namespace
+
 bool IsPostgresUrl(const std::string& path) {
   return StartsWith(path, "postgresql://") || StartsWith(path, "postgres://");
 }
@@ -223,6 +267,40 @@ std::string RedactUrl(const std::string& url) {
   if (colon == std::string::npos || colon > at) return url;
   return url.substr(0, colon + 1) + "***" + url.substr(at);
 }
+
+}  // namespace eraser::storage::internal
+
+namespace eraser::storage {
+
+StatusOr<std::string> PostgresSiblingUrl(const std::string& url,
+                                         const std::string& database) {
+  ASSIGN_OR_RETURN(internal::SplitUrl parts, internal::Split(url));
+  return parts.before + database + parts.after;
+}
+
+Status CopyPostgresDatabase(const std::string& from, const std::string& to) {
+  ASSIGN_OR_RETURN(internal::SplitUrl source, internal::Split(from));
+  ASSIGN_OR_RETURN(internal::SplitUrl target, internal::Split(to));
+  return internal::OnServer(
+      from, "copy database " + source.database + " to " + target.database,
+      [&](pqxx::connection& conn) {
+        return "CREATE DATABASE " + conn.quote_name(target.database) +
+               " TEMPLATE " + conn.quote_name(source.database);
+      });
+}
+
+Status DropPostgresDatabase(const std::string& url) {
+  ASSIGN_OR_RETURN(internal::SplitUrl parts, internal::Split(url));
+  return internal::OnServer(
+      url, "drop database " + parts.database, [&](pqxx::connection& conn) {
+        return "DROP DATABASE IF EXISTS " + conn.quote_name(parts.database) +
+               " WITH (FORCE)";
+      });
+}
+
+}  // namespace eraser::storage
+
+namespace eraser::storage::internal {
 
 class PgStore::Connection {
  public:

@@ -12,6 +12,7 @@
 
 #include "../engine/engine_fixture.h"
 #include "testing/policies.h"
+#include "testing/postgres.h"
 
 namespace eraser::workloads {
 namespace {
@@ -172,6 +173,45 @@ TEST(Replay, ItsExposureCountCatchesAForgottenShard) {
   // drain: nearly every later answer used shard 0 uncovered.
   EXPECT_GT(p.exposures, 100u);
   EXPECT_EQ(p.exposure_checked, 120u);
+}
+
+// The same replay on a PostgreSQL store: every policy runs on a database
+// copied from the trained one (and dropped afterwards), with the same
+// guarantees.
+TEST(Replay, RunsOnAPostgresStoreWithTheSameGuarantees) {
+  eraser::testing::PostgresCluster& pg = eraser::testing::SharedPostgres();
+  ASSERT_TRUE(pg.ok()) << pg.error();
+  std::string name;
+  const std::string url = pg.NewDatabase(&name);
+  ASSERT_FALSE(url.empty()) << pg.error();
+  engine::testing::BuildInto(url);
+  eraser::testing::TempDir work;
+  ReplayConfig config;
+  config.policies = eraser::testing::PoliciesOrDie(
+      {"eraser-lazy-wait", "eraser-lazy-partial"});
+  config.work_dir = work.path();
+  config.oracle_from_scratch_sample = 1000;
+  StatusOr<ReplayReport> report = RunReplay(Scenario(), url, config);
+  ASSERT_TRUE(report.ok()) << report.status();
+  const json j = json::parse(report->ToJson());
+  ASSERT_EQ(j["policies"].size(), 2u);
+  for (const json& p : j["policies"]) {
+    SCOPED_TRACE(p["name"].get<std::string>());
+    EXPECT_EQ(p["inference"]["requests"], 120);
+    EXPECT_EQ(p["unlearning"]["deletions"], 8);
+    EXPECT_EQ(p["privacy"]["exposures"], 0);
+    EXPECT_EQ(p["privacy"]["soundness_violations"], 0);
+    EXPECT_EQ(p["privacy"]["oracle_from_scratch_violations"], 0);
+    EXPECT_EQ(p["privacy"]["final_state_violations"], 0);
+    EXPECT_GT(p["privacy"]["oracle_checked"].get<int>(), 0);
+  }
+  // The template is untouched and the copies are gone.
+  EXPECT_EQ(pg.Sql(name, "SELECT count(*) FROM eraser_deletions"), "0\n");
+  EXPECT_EQ(pg.Sql("postgres",
+                   "SELECT count(*) FROM pg_database WHERE datname ~ "
+                   "'^eraser_[0-9]+_'"),
+            "0\n");
+  EXPECT_TRUE(pg.ok()) << pg.error();
 }
 
 TEST(Replay, BadInputsAreRefused) {

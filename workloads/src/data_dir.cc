@@ -1,5 +1,9 @@
 #include "eraser/workloads/data_dir.h"
 
+#include <unistd.h>
+
+#include <cctype>
+#include <cstdio>
 #include <filesystem>
 
 #include "eraser/storage/store.h"
@@ -74,6 +78,40 @@ Status CopyDataDir(const std::string& from, const std::string& to) {
                          ec.message());
   }
   return OkStatus();
+}
+
+StatusOr<ScratchStore> ScratchStore::Copy(const std::string& from,
+                                          const std::string& dir,
+                                          const std::string& name) {
+  if (!storage::IsPostgresLocation(from)) {
+    const std::string to = dir + "/" + name;
+    RETURN_IF_ERROR(CopyDataDir(from, to));
+    return ScratchStore(to);
+  }
+  std::string database = "eraser_" + std::to_string(::getpid()) + "_";
+  for (char c : name)
+    database += std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
+  ASSIGN_OR_RETURN(std::string to, storage::PostgresSiblingUrl(from, database));
+  RETURN_IF_ERROR(storage::CopyPostgresDatabase(from, to));
+  return ScratchStore(to);
+}
+
+ScratchStore::ScratchStore(ScratchStore&& other) noexcept
+    : location_(std::move(other.location_)) {
+  other.location_.clear();
+}
+
+ScratchStore::~ScratchStore() {
+  if (location_.empty()) return;
+  if (storage::IsPostgresLocation(location_)) {
+    if (Status s = storage::DropPostgresDatabase(location_); !s.ok()) {
+      std::fprintf(stderr, "eraser: scratch store left behind: %s\n",
+                   s.ToString().c_str());
+    }
+    return;
+  }
+  std::error_code ec;
+  std::filesystem::remove_all(location_, ec);
 }
 
 }  // namespace eraser::workloads

@@ -255,10 +255,10 @@ Status CheckFromScratch(const std::string& template_dir,
     }
   }
   if (probes.empty()) return OkStatus();
-  const std::string dir = work_dir + "/oracle-scratch";
-  RETURN_IF_ERROR(CopyDataDir(template_dir, dir));
+  ASSIGN_OR_RETURN(ScratchStore copy, ScratchStore::Copy(template_dir, work_dir,
+                                                         "oracle-scratch"));
   ASSIGN_OR_RETURN(std::unique_ptr<storage::Store> store,
-                   storage::Store::Open({dir, false}));
+                   storage::Store::Open({copy.location(), false}));
   ASSIGN_OR_RETURN(std::unique_ptr<unlearning::Sisa> sisa,
                    unlearning::Sisa::Open(store.get(), 1));
   ASSIGN_OR_RETURN(auto models, TrainFromScratch(*sisa, chains, votes));
@@ -343,10 +343,10 @@ Status CheckAgainstOracle(const std::string& template_dir,
           "sequence for all");
     }
   }
-  const std::string dir = work_dir + "/oracle";
-  RETURN_IF_ERROR(CopyDataDir(template_dir, dir));
+  ASSIGN_OR_RETURN(ScratchStore copy,
+                   ScratchStore::Copy(template_dir, work_dir, "oracle"));
   ASSIGN_OR_RETURN(std::unique_ptr<storage::Store> store,
-                   storage::Store::Open({dir, false}));
+                   storage::Store::Open({copy.location(), false}));
   const int threads =
       std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
   ASSIGN_OR_RETURN(std::unique_ptr<unlearning::Sisa> sisa,

@@ -420,12 +420,12 @@ StatusOr<ReplayReport> RunReplay(const Trace& trace,
         test_inputs,
         test,
         config};
-    const std::string data_dir =
-        scratch.path() + "/policy-" + std::to_string(i);
-    RETURN_IF_ERROR(CopyDataDir(template_dir, data_dir));
-    StatusOr<internal::PolicyRun> run = internal::RunPolicy(context, data_dir);
-    std::error_code ec;
-    std::filesystem::remove_all(data_dir, ec);
+    StatusOr<internal::PolicyRun> run = [&]() -> StatusOr<internal::PolicyRun> {
+      ASSIGN_OR_RETURN(ScratchStore copy,
+                       ScratchStore::Copy(template_dir, scratch.path(),
+                                          "policy-" + std::to_string(i)));
+      return internal::RunPolicy(context, copy.location());
+    }();
     if (!run.ok()) return run.status();
     run->report.wall_seconds = internal::Since(start);
     runs.push_back(std::move(run).value());

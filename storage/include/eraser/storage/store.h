@@ -61,6 +61,17 @@ struct StoreOptions {
 // rather than a data directory.
 bool IsPostgresLocation(const std::string& path);
 
+// PostgreSQL stores only (the replay's scratch copies):
+// The URL of database `database` on the server (and with the parameters) of
+// `url`; kInvalidArgument when `url` names no database in its path.
+StatusOr<std::string> PostgresSiblingUrl(const std::string& url,
+                                         const std::string& database);
+// Creates the database of `to` with the database of `from` as its template
+// (a copy; nobody may be connected to `from` meanwhile). Both on one server.
+Status CopyPostgresDatabase(const std::string& from, const std::string& to);
+// Drops the database of `url`, closing its sessions.
+Status DropPostgresDatabase(const std::string& url);
+
 class Store {
  public:
   // Opens (or creates) the store options.path names.

@@ -45,6 +45,27 @@ Status RemoveDataDir(const std::string& dir);
 // exist.
 Status CopyDataDir(const std::string& from, const std::string& to);
 
+// A copy of a closed store to work on, removed with the object: for a data
+// directory, a copy at `dir`/`name`; for a PostgreSQL database, a new
+// database `<database>_<pid>_<name>` on the same server, made with the
+// original as its template (nobody may be connected to it meanwhile).
+class ScratchStore {
+ public:
+  static StatusOr<ScratchStore> Copy(const std::string& from,
+                                     const std::string& dir,
+                                     const std::string& name);
+  ScratchStore(ScratchStore&& other) noexcept;
+  ScratchStore& operator=(ScratchStore&&) = delete;
+  ~ScratchStore();
+  // A directory path or a postgresql:// URL, as Store::Open takes.
+  const std::string& location() const { return location_; }
+
+ private:
+  explicit ScratchStore(std::string location)
+      : location_(std::move(location)) {}
+  std::string location_;
+};
+
 }  // namespace eraser::workloads
 
 #endif  // ERASER_WORKLOADS_DATA_DIR_H_
