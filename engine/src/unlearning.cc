@@ -345,11 +345,13 @@ void EngineImpl::ReloadShards() {
       continue;
     }
     snapshot_ = std::move(next).value();
-    const std::size_t completed =
-        core_->OnReplaced(shard, checkpoint->version, gone, clock_->Now());
+    const TimePoint now = clock_->Now();
+    for (const auto& [seq, arrival] :
+         core_->OnReplaced(shard, checkpoint->version, gone, now)) {
+      metrics_->DeletionApplied(Seconds(now - arrival));
+    }
     ++reloads_;
     metrics_->ShardReloaded();
-    for (std::size_t i = 0; i < completed; ++i) metrics_->DeletionApplied(0);
     UpdateGauges();
     drain_cv_.SignalAll();
   }

@@ -365,18 +365,26 @@ void Core::OnApplied(const RetrainOrder& order, uint64_t version, TimePoint now,
   bucket.busy_seconds += std::chrono::duration<double>(held).count();
 }
 
-std::size_t Core::OnReplaced(ShardId shard, uint64_t version,
-                             const std::vector<SampleId>& gone, TimePoint now) {
+std::vector<std::pair<DeletionSeq, TimePoint>> Core::OnReplaced(
+    ShardId shard, uint64_t version, const std::vector<SampleId>& gone,
+    TimePoint now) {
+  std::vector<std::pair<DeletionSeq, TimePoint>> completed;
   if (shard.value() >= options_.shards || version <= versions_[shard.value()]) {
-    return 0;
+    return completed;
+  }
+  std::vector<std::pair<DeletionSeq, TimePoint>> before;
+  for (DeletionSeq seq : shard_pending_[shard.value()]) {
+    before.emplace_back(seq, pending_.at(seq).arrival);
   }
   RetrainOrder order;
   order.shard = shard;
   order.samples = gone;
   std::sort(order.samples.begin(), order.samples.end());
-  const std::size_t completed = Remove(order, version);
+  BucketAt(now).applied += Remove(order, version);
   backoff_[shard.value()] = Backoff();
-  BucketAt(now).applied += completed;
+  for (const auto& entry : before) {
+    if (pending_.count(entry.first) == 0) completed.push_back(entry);
+  }
   return completed;
 }
 

@@ -903,14 +903,20 @@ TEST_F(CoreTest, AModelFromAnotherEngineCompletesWhatItLeavesOut) {
   EXPECT_THAT(
       core.PendingSamples(ShardId(3)),
       ElementsAre(SampleId(100), SampleId(200), SampleId(201), SampleId(300)));
-  EXPECT_EQ(core.OnReplaced(ShardId(3), 1, {SampleId(100)}, clock_.Now()), 0u)
+  EXPECT_THAT(core.OnReplaced(ShardId(3), 1, {SampleId(100)}, clock_.Now()),
+              IsEmpty())
       << "version 1 is the one served";
   EXPECT_EQ(core.pending_deletions(), 3u);
 
-  EXPECT_EQ(core.OnReplaced(ShardId(3), 2,
-                            {SampleId(100), SampleId(200), SampleId(300)},
-                            clock_.Now()),
-            1u);  // deletion 1; 3 still pends in shard 5, 2 for sample 201
+  const TimePoint arrival = clock_.Now();  // of deletions 1 to 3
+  clock_.Advance(seconds(5));
+  const auto completed = core.OnReplaced(
+      ShardId(3), 2, {SampleId(100), SampleId(200), SampleId(300)},
+      clock_.Now());
+  // Deletion 1 only: 3 still pends in shard 5, 2 for sample 201.
+  ASSERT_EQ(completed.size(), 1u);
+  EXPECT_EQ(completed[0].first, DeletionSeq(1));
+  EXPECT_EQ(completed[0].second, arrival);
   EXPECT_EQ(core.versions()[3], 2u);
   EXPECT_FALSE(core.IsPending(DeletionSeq(1)));
   EXPECT_TRUE(core.IsPending(DeletionSeq(2)));

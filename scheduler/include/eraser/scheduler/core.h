@@ -226,10 +226,11 @@ class Core {
   // Another engine sharing the store committed model `version` of `shard`,
   // now served here: it leaves out `gone` (the shard's samples erased in the
   // store). Pending deletions lose those samples in the shard, as after
-  // OnApplied; returns how many completed. Ignored unless `version` is newer
-  // than the shard's.
-  std::size_t OnReplaced(ShardId shard, uint64_t version,
-                         const std::vector<SampleId>& gone, TimePoint now);
+  // OnApplied; returns the deletions that completed, with their arrival
+  // times. Ignored unless `version` is newer than the shard's.
+  std::vector<std::pair<DeletionSeq, TimePoint>> OnReplaced(
+      ShardId shard, uint64_t version, const std::vector<SampleId>& gone,
+      TimePoint now);
   // Forgets every shard's failures: what they waited for (a store that
   // could not be reached) is back, so failed shards are retried at once.
   void ClearBackoff();
