@@ -10,11 +10,7 @@ namespace eraser::storage::internal {
 StatusOr<DeletionSeq> RocksStore::AppendDeletion(
     const DeletionTarget& target, const std::vector<SampleLocation>& samples,
     TimePoint arrival) {
-  DeletionRecord record;
-  record.target = target;
-  record.samples = samples;
-  record.arrival = arrival;
-  record.state = DeletionState::kPending;
+  DeletionRecord record = NewDeletion(target, samples, arrival);
   // The lock covers allocation and the synced write together, so numbers are
   // issued in the order they become durable and none is skipped or reused.
   // Its cost is one fsync per deletion, which group commit cannot hide here;

@@ -152,6 +152,30 @@ void LockForRead(pqxx::transaction_base& txn, const std::string& table) {
   txn.exec0("LOCK TABLE " + table + " IN ACCESS SHARE MODE");
 }
 
+// Stores `c`, replacing the checkpoint of its (shard, slice).
+void UpsertCheckpoint(pqxx::transaction_base& txn, const Checkpoint& c) {
+  txn.exec_params0("INSERT INTO " + CheckpointsTable(c.shard) +
+                       " VALUES ($1, $2, $3, $4) ON CONFLICT (slice) DO "
+                       "UPDATE SET version = EXCLUDED.version, "
+                       "fingerprint = EXCLUDED.fingerprint, "
+                       "blob = EXCLUDED.blob",
+                   static_cast<int64_t>(c.slice), Signed(c.version),
+                   Signed(c.data_fingerprint), pqxx::binarystring(c.blob));
+}
+
+// Decodes rows of (seq, record) into `out`.
+Status DecodeDeletions(const pqxx::result& rows,
+                       std::vector<DeletionRecord>* out) {
+  out->clear();
+  for (const pqxx::row& row : rows) {
+    ASSIGN_OR_RETURN(
+        DeletionRecord r,
+        DecodeDeletion(DeletionSeq(Unsigned(row[0])), Bytes(row[1])));
+    out->push_back(std::move(r));
+  }
+  return OkStatus();
+}
+
 SampleLocation LocationOf(const pqxx::row& row) {
   // id, shard, slice, owner, erased
   SampleLocation l;
@@ -389,6 +413,13 @@ Status PgStore::Transact(std::string_view context, Commit commit,
       return Failed(FromPg(e, context), writes);
     }
   }
+}
+
+uint64_t PgStore::NoteSeq(uint64_t seq) {
+  uint64_t known = last_seq_.load();
+  while (known < seq && !last_seq_.compare_exchange_weak(known, seq)) {
+  }
+  return std::max(known, seq);
 }
 
 Status PgStore::Failed(Status status, bool write) {
@@ -711,11 +742,7 @@ StatusOr<uint64_t> PgStore::CountSamples(ShardId shard) {
 StatusOr<DeletionSeq> PgStore::AppendDeletion(
     const DeletionTarget& target, const std::vector<SampleLocation>& samples,
     TimePoint arrival) {
-  DeletionRecord record;
-  record.target = target;
-  record.samples = samples;
-  record.arrival = arrival;
-  record.state = DeletionState::kPending;
+  DeletionRecord record = NewDeletion(target, samples, arrival);
   // The head row is locked until the commit, so numbers are issued in the
   // order they become durable, by every process sharing the database, with
   // none skipped or reused.
@@ -731,28 +758,18 @@ StatusOr<DeletionSeq> PgStore::AppendDeletion(
             pqxx::binarystring(EncodeDeletion(record)));
         return OkStatus();
       }));
-  uint64_t known = last_seq_.load();
-  while (known < record.seq.value() &&
-         !last_seq_.compare_exchange_weak(known, record.seq.value())) {
-  }
+  NoteSeq(record.seq.value());
   return record.seq;
 }
 
 StatusOr<std::vector<DeletionRecord>> PgStore::PendingDeletions() {
   std::vector<DeletionRecord> out;
   RETURN_IF_ERROR(Transact(
-      "scan deletion log", Commit::kSnapshot,
-      [&](pqxx::transaction_base& txn) -> Status {
-        out.clear();
-        for (const pqxx::row& row :
-             txn.exec("SELECT seq, record FROM eraser_deletions WHERE pending "
-                      "ORDER BY seq")) {
-          ASSIGN_OR_RETURN(
-              DeletionRecord r,
-              DecodeDeletion(DeletionSeq(Unsigned(row[0])), Bytes(row[1])));
-          out.push_back(std::move(r));
-        }
-        return OkStatus();
+      "scan deletion log", Commit::kSnapshot, [&](pqxx::transaction_base& txn) {
+        return DecodeDeletions(
+            txn.exec("SELECT seq, record FROM eraser_deletions WHERE pending "
+                     "ORDER BY seq"),
+            &out);
       }));
   return out;
 }
@@ -766,29 +783,19 @@ DeletionSeq PgStore::LastDeletionSeq() {
         return OkStatus();
       });
   // Unreachable: the last number this process has seen.
-  uint64_t known = last_seq_.load();
-  if (!s.ok()) return DeletionSeq(known);
-  while (known < last && !last_seq_.compare_exchange_weak(known, last)) {
-  }
-  return DeletionSeq(std::max(known, last));
+  return DeletionSeq(s.ok() ? NoteSeq(last) : last_seq_.load());
 }
 
 StatusOr<std::vector<DeletionRecord>> PgStore::DeletionsAfter(DeletionSeq seq) {
   std::vector<DeletionRecord> out;
   RETURN_IF_ERROR(Transact(
       "read the deletion log after " + std::to_string(seq.value()),
-      Commit::kStatement, [&](pqxx::transaction_base& txn) -> Status {
-        out.clear();
-        for (const pqxx::row& row : txn.exec_params(
-                 "SELECT seq, record FROM eraser_deletions WHERE seq > $1 "
-                 "ORDER BY seq",
-                 Signed(seq.value()))) {
-          ASSIGN_OR_RETURN(
-              DeletionRecord r,
-              DecodeDeletion(DeletionSeq(Unsigned(row[0])), Bytes(row[1])));
-          out.push_back(std::move(r));
-        }
-        return OkStatus();
+      Commit::kStatement, [&](pqxx::transaction_base& txn) {
+        return DecodeDeletions(
+            txn.exec_params("SELECT seq, record FROM eraser_deletions WHERE "
+                            "seq > $1 ORDER BY seq",
+                            Signed(seq.value())),
+            &out);
       }));
   return out;
 }
@@ -818,14 +825,7 @@ Status PgStore::PutCheckpoint(const Checkpoint& c) {
   RETURN_IF_ERROR(EnsureShardTables({c.shard}));
   return Transact("put " + CheckpointName(c.shard, c.slice), Commit::kLazy,
                   [&](pqxx::transaction_base& txn) {
-                    txn.exec_params0(
-                        "INSERT INTO " + CheckpointsTable(c.shard) +
-                            " VALUES ($1, $2, $3, $4) ON CONFLICT (slice) DO "
-                            "UPDATE SET version = EXCLUDED.version, "
-                            "fingerprint = EXCLUDED.fingerprint, "
-                            "blob = EXCLUDED.blob",
-                        static_cast<int64_t>(c.slice), Signed(c.version),
-                        Signed(c.data_fingerprint), pqxx::binarystring(c.blob));
+                    UpsertCheckpoint(txn, c);
                     return OkStatus();
                   });
 }
@@ -937,15 +937,7 @@ Status PgStore::Apply(const ApplyBatch& batch, bool* committed) {
           for (const Checkpoint* c : list) slices.push_back(c->slice);
           const std::string table = CheckpointsTable(ShardId(shard));
           Rewrite(txn, table, "NOT (slice = ANY(" + IdArray(slices) + "))");
-          for (const Checkpoint* c : list) {
-            txn.exec_params0(
-                "INSERT INTO " + table +
-                    " VALUES ($1, $2, $3, $4) ON CONFLICT (slice) DO UPDATE "
-                    "SET version = EXCLUDED.version, fingerprint = "
-                    "EXCLUDED.fingerprint, blob = EXCLUDED.blob",
-                static_cast<int64_t>(c->slice), Signed(c->version),
-                Signed(c->data_fingerprint), pqxx::binarystring(c->blob));
-          }
+          for (const Checkpoint* c : list) UpsertCheckpoint(txn, *c);
         }
         return OkStatus();
       },

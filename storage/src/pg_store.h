@@ -123,6 +123,8 @@ class PgStore final : public Store {
   // Whether the shard's tables exist (remembered once they do).
   StatusOr<bool> ShardTablesExist(ShardId shard);
   Status Migrate(bool create_if_missing);
+  // Raises last_seq_ to `seq` if below; returns the result.
+  uint64_t NoteSeq(uint64_t seq);
   // Counts a failed write; returns `status`.
   Status Failed(Status status, bool write);
 

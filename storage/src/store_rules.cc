@@ -9,6 +9,17 @@ std::string SampleName(SampleId id) {
   return "sample " + std::to_string(id.value());
 }
 
+DeletionRecord NewDeletion(const DeletionTarget& target,
+                           const std::vector<SampleLocation>& samples,
+                           TimePoint arrival) {
+  DeletionRecord record;
+  record.target = target;
+  record.samples = samples;
+  record.arrival = arrival;
+  record.state = DeletionState::kPending;
+  return record;
+}
+
 Status CompareConfig(const StoreConfig& stored, const StoreConfig& requested) {
   std::string diff;
   auto note = [&diff](const std::string& key, const std::string& was,

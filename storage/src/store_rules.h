@@ -45,6 +45,11 @@ using StoredCheckpoint =
     std::function<StatusOr<Checkpoint>(ShardId shard, uint32_t slice)>;
 Status CheckNewer(const Checkpoint& checkpoint, const StoredCheckpoint& stored);
 
+// A pending request, before its sequence number is issued.
+DeletionRecord NewDeletion(const DeletionTarget& target,
+                           const std::vector<SampleLocation>& samples,
+                           TimePoint arrival);
+
 std::string SampleName(SampleId id);
 
 }  // namespace eraser::storage::internal

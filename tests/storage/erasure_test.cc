@@ -36,30 +36,45 @@ std::string RandomBytes(std::mt19937_64& rng, std::size_t n) {
   return out;
 }
 
-TEST(Erasure, AppliedSamplesAndOldCheckpointsLeaveTheDisk) {
-  testing::TempDir dir;
-  std::mt19937_64 rng(7);
-  constexpr int kSamples = 300;
+// 300 samples of 784 random bytes in 3 shards x 4 slices, two random
+// checkpoint blobs, and the samples to erase (every 15th, in all 3 shards).
+struct Samples {
+  static constexpr int kCount = 300;
   std::vector<std::string> features;
   std::vector<SampleView> views;
-  for (int i = 0; i < kSamples; ++i) {
-    features.push_back(RandomBytes(rng, 784));
-  }
-  for (int i = 0; i < kSamples; ++i) {
-    SampleView v;
-    v.id = SampleId(static_cast<uint64_t>(i));
-    v.shard = ShardId(static_cast<uint32_t>(i % 3));
-    v.slice = static_cast<uint32_t>(i % 4);
-    v.owner = OwnerId(static_cast<uint64_t>(i));
-    v.label = static_cast<uint32_t>(i % 10);
-    v.features = reinterpret_cast<const uint8_t*>(features[i].data());
-    v.feature_size = features[i].size();
-    views.push_back(v);
-  }
-  const std::string old_blob = RandomBytes(rng, 4096);
-  const std::string new_blob = RandomBytes(rng, 4096);
+  std::string old_blob, new_blob;
   std::vector<SampleId> erased;
-  for (int i = 0; i < kSamples; i += 15) erased.emplace_back(i);  // 3 shards
+
+  Samples(const Samples&) = delete;  // the views point into `features`
+  Samples() {
+    std::mt19937_64 rng(7);
+    for (int i = 0; i < kCount; ++i) features.push_back(RandomBytes(rng, 784));
+    for (int i = 0; i < kCount; ++i) {
+      SampleView v;
+      v.id = SampleId(static_cast<uint64_t>(i));
+      v.shard = ShardId(static_cast<uint32_t>(i % 3));
+      v.slice = static_cast<uint32_t>(i % 4);
+      v.owner = OwnerId(static_cast<uint64_t>(i));
+      v.label = static_cast<uint32_t>(i % 10);
+      v.features = reinterpret_cast<const uint8_t*>(features[i].data());
+      v.feature_size = features[i].size();
+      views.push_back(v);
+    }
+    old_blob = RandomBytes(rng, 4096);
+    new_blob = RandomBytes(rng, 4096);
+    for (int i = 0; i < kCount; i += 15) erased.emplace_back(i);
+  }
+};
+
+TEST(Erasure, AppliedSamplesAndOldCheckpointsLeaveTheDisk) {
+  testing::TempDir dir;
+  const Samples c;
+  const std::vector<std::string>& features = c.features;
+  const std::vector<SampleView>& views = c.views;
+  const std::string& old_blob = c.old_blob;
+  const std::string& new_blob = c.new_blob;
+  const std::vector<SampleId>& erased = c.erased;
+  const int kSamples = Samples::kCount;
 
   {
     StatusOr<std::unique_ptr<Store>> store = Store::Open({dir.path()});
@@ -112,30 +127,17 @@ TEST(Erasure, AppliedSamplesAndOldCheckpointsLeaveThePostgresFiles) {
   ASSERT_FALSE(url.empty()) << pg.error();
   const std::string files = pg.DatabaseDir(name);
   ASSERT_FALSE(files.empty()) << pg.error();
-  std::mt19937_64 rng(7);
-  constexpr int kSamples = 300;
-  std::vector<std::string> features;
-  for (int i = 0; i < kSamples; ++i) features.push_back(RandomBytes(rng, 784));
-  std::vector<SampleView> views;
-  for (int i = 0; i < kSamples; ++i) {
-    SampleView v;
-    v.id = SampleId(static_cast<uint64_t>(i));
-    v.shard = ShardId(static_cast<uint32_t>(i % 3));
-    v.slice = static_cast<uint32_t>(i % 4);
-    v.owner = OwnerId(static_cast<uint64_t>(i));
-    v.label = static_cast<uint32_t>(i % 10);
-    v.features = reinterpret_cast<const uint8_t*>(features[i].data());
-    v.feature_size = features[i].size();
-    views.push_back(v);
-  }
+  const Samples c;
+  const std::vector<std::string>& features = c.features;
+  const std::vector<SampleView>& views = c.views;
+  const std::string& old_blob = c.old_blob;
+  const std::string& new_blob = c.new_blob;
+  const std::vector<SampleId>& erased = c.erased;
+  const int kSamples = Samples::kCount;
   // Blobs are stored out of line in chunks of about 2 kB: search for the
   // first kilobyte, which one chunk holds whole.
-  const std::string old_blob = RandomBytes(rng, 4096);
-  const std::string new_blob = RandomBytes(rng, 4096);
   const std::string old_head = old_blob.substr(0, 1024);
   const std::string new_head = new_blob.substr(0, 1024);
-  std::vector<SampleId> erased;
-  for (int i = 0; i < kSamples; i += 15) erased.emplace_back(i);  // 3 shards
 
   StatusOr<std::unique_ptr<Store>> store = Store::Open({url});
   ASSERT_TRUE(store.ok()) << store.status();
