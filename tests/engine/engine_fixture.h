@@ -18,6 +18,7 @@
 #include "eraser/engine/engine.h"
 #include "eraser/unlearning/sisa.h"
 #include "testing/temp_dir.h"
+#include "testing/wait.h"
 
 namespace eraser::engine::testing {
 
@@ -65,18 +66,10 @@ std::vector<std::size_t> InputsWithAgreement(int agree);
 // A sample id in (shard, slice), the n-th one.
 SampleId SampleIn(uint32_t shard, uint32_t slice, std::size_t n = 0);
 
-// Waits until `done` holds, yielding, for at most a minute of real time:
-// for state that an engine thread reaches on its own (with a ManualClock,
-// nothing else signals it).
-template <typename Predicate>
-bool Eventually(Predicate done) {
-  const auto limit = std::chrono::steady_clock::now() + std::chrono::minutes(1);
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > limit) return false;
-    std::this_thread::yield();
-  }
-  return true;
-}
+// Waits until `done` holds (a state an engine thread reaches on its own;
+// with a ManualClock nothing else signals it), for eraser::testing's
+// kPatience.
+using eraser::testing::Eventually;
 
 // The checkpoint blobs of every shard's last slice, read from a closed
 // data directory.

@@ -21,6 +21,8 @@
 #include <utility>
 #include <vector>
 
+#include "testing/wait.h"
+
 namespace eraser::testing {
 
 using Headers = std::vector<std::pair<std::string, std::string>>;
@@ -44,8 +46,8 @@ struct HttpResult {
 // One keep-alive connection to 127.0.0.1:port.
 class HttpConnection {
  public:
-  explicit HttpConnection(
-      int port, std::chrono::milliseconds timeout = std::chrono::seconds(60))
+  explicit HttpConnection(int port,
+                          std::chrono::milliseconds timeout = kPatience)
       : port_(port), timeout_(timeout) {}
 
   HttpResult Send(const std::string& method, const std::string& target,

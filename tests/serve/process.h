@@ -15,6 +15,8 @@
 #include <thread>
 #include <vector>
 
+#include "testing/wait.h"
+
 namespace eraser::testing {
 
 class Process {
@@ -45,6 +47,8 @@ class Process {
         output_.append(buf, static_cast<std::size_t>(n));
       }
       close(fd);
+      std::lock_guard<std::mutex> lock(mu_);
+      closed_ = true;
     });
   }
   ~Process() {
@@ -62,19 +66,23 @@ class Process {
     return output_;
   }
   // Waits until the output matches `pattern`; returns group 1, or "" after
-  // the timeout.
+  // the timeout or once the process closed its output without a match.
   std::string WaitFor(const std::string& pattern,
-                      std::chrono::seconds timeout = std::chrono::seconds(60)) {
+                      std::chrono::seconds timeout = kPatience) {
     const std::regex re(pattern);
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < deadline) {
-      std::smatch m;
-      const std::string out = output();
-      if (std::regex_search(out, m, re))
-        return m.size() > 1 ? m[1].str() : m[0].str();
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    return "";
+    std::string found;
+    Eventually(
+        [&] {
+          std::lock_guard<std::mutex> lock(mu_);
+          std::smatch m;
+          if (std::regex_search(output_, m, re)) {
+            found = m.size() > 1 ? m[1].str() : m[0].str();
+            return true;
+          }
+          return closed_;
+        },
+        timeout);
+    return found;
   }
   void Signal(int sig) { kill(pid_, sig); }
   // The exit code, or 128 + signal.
@@ -94,6 +102,7 @@ class Process {
   int status_ = -1;
   mutable std::mutex mu_;
   std::string output_;
+  bool closed_ = false;  // the process closed its output (guarded by mu_)
   std::thread reader_;
 };
 

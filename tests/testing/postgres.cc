@@ -21,6 +21,9 @@ namespace {
 constexpr char kBin[] = "/usr/lib/postgresql/15/bin/";
 constexpr char kUser[] = "eraser";  // the cluster's superuser
 constexpr char kPort[] = "5432";    // names the socket file only
+// How long pg_ctl waits for a start or stop (its own default is 60 s): a
+// bound for a hang, as eraser::testing::kPatience is (testing/wait.h).
+constexpr char kPgCtlSeconds[] = "300";
 
 // The system user that runs the server when we are root.
 const passwd* ServerUser() {
@@ -115,7 +118,7 @@ PostgresCluster::~PostgresCluster() {
   const pid_t pid = ServerPid();
   if (pid != 0) {
     Run({std::string(kBin) + "pg_ctl", "-D", DataDir(), "-m", "immediate", "-w",
-         "stop"});
+         "-t", kPgCtlSeconds, "stop"});
     Reap(pid);
   }
 }
@@ -158,7 +161,7 @@ bool PostgresCluster::Start() {
   // The server's log goes to a file in the directory; pg_ctl -w waits
   // until it accepts connections.
   if (Run({std::string(kBin) + "pg_ctl", "-D", DataDir(), "-l",
-           dir_.Child("server.log"), "-w", "-t", "60", "start"},
+           dir_.Child("server.log"), "-w", "-t", kPgCtlSeconds, "start"},
           &out) != 0) {
     error_ =
         "pg_ctl start failed: " + out + ReadFileOrDie(dir_.Child("server.log"));
@@ -171,7 +174,7 @@ bool PostgresCluster::Stop() {
   const pid_t pid = ServerPid();
   std::string out;
   if (Run({std::string(kBin) + "pg_ctl", "-D", DataDir(), "-m", "fast", "-w",
-           "stop"},
+           "-t", kPgCtlSeconds, "stop"},
           &out) != 0) {
     error_ = "pg_ctl stop failed: " + out;
     return false;
