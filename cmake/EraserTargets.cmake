@@ -8,6 +8,11 @@
 # eraser_add_test(NAME <name> SOURCES ... DEPS ... [LABELS ...] [TIMEOUT s])
 #   One GoogleTest executable per module, registered as one CTest test, so
 #   that a Torch-linked binary pays its start-up cost once, not per case.
+#
+# eraser_executable(<target>)
+#   Warnings, and in a sanitizer build the project's sanitizer options and
+#   suppressions; every executable (tests, their child processes, the CLI,
+#   benchmarks, fuzzers, examples) calls it.
 
 function(eraser_warnings target)
   target_compile_options(${target} PRIVATE -Wall -Wextra)
@@ -37,29 +42,37 @@ function(eraser_add_test)
   add_executable(${T_NAME}_test ${T_SOURCES})
   target_link_libraries(${T_NAME}_test PRIVATE ${T_DEPS}
     GTest::gmock GTest::gtest_main)
-  eraser_warnings(${T_NAME}_test)
+  eraser_executable(${T_NAME}_test)
   add_test(NAME ${T_NAME} COMMAND ${T_NAME}_test)
+  # A net for a hung test, not a speed check: a module's suite under
+  # ThreadSanitizer on a slow machine takes several times what it takes here.
   if(NOT T_TIMEOUT)
-    set(T_TIMEOUT 600)
+    set(T_TIMEOUT 1800)
   endif()
   set_tests_properties(${T_NAME} PROPERTIES
     TIMEOUT ${T_TIMEOUT} LABELS "${T_NAME};${T_LABELS}")
-  eraser_sanitizer_environment(${T_NAME})
 endfunction()
 
-# Under ThreadSanitizer, tests (and the processes they start) read the
-# project's suppressions, which cover third-party libraries only. Under
-# AddressSanitizer the quarantine of freed memory is kept small, so that the
-# serving test's check of resident memory still means something, and
-# LeakSanitizer reads tests/lsan.supp (a leak inside libpqxx).
-function(eraser_sanitizer_environment test)
-  if(ERASER_ASAN)
-    set_property(TEST ${test} APPEND PROPERTY ENVIRONMENT
-      "ASAN_OPTIONS=quarantine_size_mb=8:detect_leaks=1"
-      "LSAN_OPTIONS=suppressions=${PROJECT_SOURCE_DIR}/tests/lsan.supp")
-  endif()
-  if(ERASER_TSAN)
-    set_property(TEST ${test} APPEND PROPERTY ENVIRONMENT
-      "TSAN_OPTIONS=suppressions=${PROJECT_SOURCE_DIR}/tests/tsan.supp ignore_noninstrumented_modules=1 history_size=7 second_deadlock_stack=1")
+# In a sanitizer build every executable carries the project's sanitizer
+# options and suppressions (tests/tsan.supp, tests/lsan.supp; generated into
+# sanitizer_defaults.cc), so that a test binary or `eraser` run by hand, or
+# started by a test, behaves as under ctest. One definition: nothing is set
+# through the environment.
+function(eraser_executable target)
+  eraser_warnings(${target})
+  if(ERASER_TSAN OR ERASER_ASAN)
+    target_sources(${target} PRIVATE ${ERASER_SANITIZER_DEFAULTS})
   endif()
 endfunction()
+
+if(ERASER_TSAN OR ERASER_ASAN)
+  file(READ ${PROJECT_SOURCE_DIR}/tests/tsan.supp ERASER_TSAN_SUPPRESSIONS)
+  file(READ ${PROJECT_SOURCE_DIR}/tests/lsan.supp ERASER_LSAN_SUPPRESSIONS)
+  set(ERASER_SANITIZER_DEFAULTS ${CMAKE_BINARY_DIR}/sanitizer_defaults.cc)
+  configure_file(${PROJECT_SOURCE_DIR}/cmake/sanitizer_defaults.cc.in
+    ${ERASER_SANITIZER_DEFAULTS} @ONLY)
+  # An edited suppression file regenerates it.
+  set_property(DIRECTORY ${PROJECT_SOURCE_DIR} APPEND PROPERTY
+    CMAKE_CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/tests/tsan.supp
+    ${PROJECT_SOURCE_DIR}/tests/lsan.supp)
+endif()
