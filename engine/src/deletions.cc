@@ -39,7 +39,7 @@ StatusOr<DeletionSeq> EngineImpl::RequestDeletion(
     const storage::DeletionTarget& target) {
   {
     MutexLock lock(&mu_);
-    if (closed_) return UnavailableError("the engine is shutting down");
+    if (closed_) return ShuttingDownError();
   }
   // Deletions other engines acknowledged first are registered first: one
   // that erased a sample this one names keeps it pending here until this

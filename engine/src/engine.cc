@@ -10,6 +10,17 @@
 
 namespace eraser::engine {
 
+namespace {
+constexpr char kShuttingDown[] = "the engine is shutting down";
+}  // namespace
+
+Status ShuttingDownError() { return UnavailableError(kShuttingDown); }
+
+bool IsShuttingDown(const Status& status) {
+  return status.code() == StatusCode::kUnavailable &&
+         status.message() == kShuttingDown;
+}
+
 StatusOr<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options) {
   RETURN_IF_ERROR(options.Validate());
   unlearning::InitComputeRuntime();
@@ -198,9 +209,7 @@ void EngineImpl::Close(Duration grace) {
         for (uint64_t id : core_->TakeAllWaiting()) {
           auto it = waiting_.find(id);
           if (it == waiting_.end()) continue;
-          refused.push_back({std::move(it->second),
-                             UnavailableError("the engine is shutting down"),
-                             {}});
+          refused.push_back({std::move(it->second), ShuttingDownError(), {}});
           waiting_.erase(it);
         }
         UpdateGauges();

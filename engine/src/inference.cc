@@ -44,7 +44,7 @@ Status EngineImpl::InferAsync(std::vector<float> features, InferCallback done) {
   if (!queue_.Push(request)) {
     inflight_.fetch_sub(1);
     metrics_->Refused("shutting_down");
-    return UnavailableError("the engine is shutting down");
+    return ShuttingDownError();
   }
   return OkStatus();
 }
@@ -79,8 +79,7 @@ bool EngineImpl::HoldBatch(std::vector<RequestPtr>& batch,
   const TimePoint now = clock_->Now();
   for (RequestPtr& r : batch) {
     if (closed_) {
-      refused->push_back(
-          {std::move(r), UnavailableError("the engine is shutting down"), {}});
+      refused->push_back({std::move(r), ShuttingDownError(), {}});
       continue;
     }
     if (!r->first_compute) r->first_compute = now;
@@ -176,9 +175,7 @@ void EngineImpl::Settle(RequestPtr request, scheduler::Verdict verdict,
   if (closed_) {
     // Nothing will retrain for it any more.
     core_->Forget(request->id);
-    answers->push_back({std::move(request),
-                        UnavailableError("the engine is shutting down"),
-                        {}});
+    answers->push_back({std::move(request), ShuttingDownError(), {}});
     return;
   }
   if (!request->parked_at) request->parked_at = computed;

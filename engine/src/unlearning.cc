@@ -426,7 +426,7 @@ Status EngineImpl::Drain() {
   // engines acknowledged before it.
   RETURN_IF_ERROR(CatchUp());
   MutexLock lock(&mu_);
-  if (closed_) return UnavailableError("the engine is shutting down");
+  if (closed_) return ShuttingDownError();
   if (draining_++ == 0) drain_error_ = OkStatus();
   core_->SetDraining(true);
   event_ = true;
@@ -434,8 +434,7 @@ Status EngineImpl::Drain() {
   while (!closed_ && drain_error_.ok() && !(core_->Idle() && orders_.empty())) {
     drain_cv_.Wait(&mu_);
   }
-  Status result =
-      closed_ ? UnavailableError("the engine is shutting down") : drain_error_;
+  Status result = closed_ ? ShuttingDownError() : drain_error_;
   if (--draining_ == 0) core_->SetDraining(false);
   return result;
 }

@@ -290,9 +290,9 @@ void Api::Handle(Request request, Respond respond) {
 
 void Api::Readyz(const Request& request, Respond respond) {
   if (draining_) {
-    return respond(JsonError(request.version(), request.keep_alive(),
-                             http::status::service_unavailable,
-                             "shutting down"));
+    return respond(internal::Refusal(request, http::status::service_unavailable,
+                                     "shutting_down", "shutting down",
+                                     *engine_->metrics()));
   }
   // Degraded: still serving, but unlearning is overloaded (answers degrade
   // to keep deadlines), retrainings are failing, or an erasure is owed; a
@@ -338,26 +338,28 @@ void Api::Infer(const Request& request, const Principal& who, Respond respond) {
   auto shared_respond = std::make_shared<Respond>(respond);
   const std::vector<std::string>* names = &engine_->dataset().class_names;
   const bool details = Details(who);
+  std::shared_ptr<metrics::EngineMetrics> metrics = engine_->metrics();
   const eraser::Status admitted = engine_->InferAsync(
-      std::move(features), [version, keep_alive, shared_respond, names,
-                            details](StatusOr<engine::Prediction> p) {
+      std::move(features), [version, keep_alive, shared_respond, names, details,
+                            metrics](StatusOr<engine::Prediction> p) {
         Request stub{http::verb::post, "/v1/infer", version};
         stub.keep_alive(keep_alive);
-        if (!p.ok()) return (*shared_respond)(ErrorResponse(stub, p.status()));
+        if (!p.ok()) {
+          return (*shared_respond)(ErrorResponse(stub, p.status(), *metrics));
+        }
         if (p->decision == certify::Decision::kRejected) {
-          json body = PredictionJson(*p, *names, details);
-          body["error"] =
+          return (*shared_respond)(internal::Refusal(
+              stub, http::status::service_unavailable, "no_certified_answer",
               "no certified answer now (policy rule reject, or the maximum "
-              "wait passed with every shard affected); retry later";
-          Response res =
-              JsonResponse(stub, http::status::service_unavailable, body);
-          res.set(http::field::retry_after, "1");
-          return (*shared_respond)(std::move(res));
+              "wait passed with every shard affected); retry later",
+              *metrics, PredictionJson(*p, *names, details)));
         }
         (*shared_respond)(JsonResponse(stub, http::status::ok,
                                        PredictionJson(*p, *names, details)));
       });
-  if (!admitted.ok()) (*shared_respond)(ErrorResponse(request, admitted));
+  if (!admitted.ok()) {
+    (*shared_respond)(ErrorResponse(request, admitted, *metrics));
+  }
 }
 
 void Api::Delete(const Request& request, const Principal& who,
@@ -391,7 +393,8 @@ void Api::Delete(const Request& request, const Principal& who,
         // Returns only once the request is durable.
         StatusOr<DeletionSeq> seq = engine_->RequestDeletion(target);
         if (!seq.ok()) {
-          return respond(StorageErrorResponse(request, seq.status()));
+          return respond(
+              StorageErrorResponse(request, seq.status(), *engine_->metrics()));
         }
         StatusOr<engine::DeletionInfo> info = engine_->GetDeletion(*seq);
         json out = {{"seq", seq->value()}, {"state", "pending"}};
@@ -412,32 +415,36 @@ void Api::DeletionStatus(const Request& request, const Principal& who,
                               "non-negative integer"));
   }
   const DeletionSeq seq(std::stoull(seq_text));
-  boost::asio::post(
-      blocking_, [this, request, seq, who, respond = std::move(respond)] {
-        StatusOr<engine::DeletionInfo> info = engine_->GetDeletion(seq);
-        // A deletion the token could not have made reads as absent: a
-        // sequence number alone tells nothing about who asked to be forgotten.
-        const bool readable =
-            info.ok() &&
-            (who.admin || who.delete_any ||
-             (info->target.kind == storage::DeletionTarget::Kind::kOwner &&
-              who.owners.count(info->target.id) > 0));
-        if (!readable) {
-          if (!info.ok() && info.status().code() != StatusCode::kNotFound) {
-            return respond(ErrorResponse(request, info.status()));
-          }
-          return respond(ErrorResponse(
-              request,
-              NotFoundError("no deletion " + std::to_string(seq.value()))));
-        }
-        respond(JsonResponse(request, http::status::ok, DeletionJson(*info)));
-      });
+  boost::asio::post(blocking_, [this, request, seq, who,
+                                respond = std::move(respond)] {
+    StatusOr<engine::DeletionInfo> info = engine_->GetDeletion(seq);
+    // A deletion the token could not have made reads as absent: a
+    // sequence number alone tells nothing about who asked to be forgotten.
+    const bool readable =
+        info.ok() &&
+        (who.admin || who.delete_any ||
+         (info->target.kind == storage::DeletionTarget::Kind::kOwner &&
+          who.owners.count(info->target.id) > 0));
+    if (!readable) {
+      if (!info.ok() && info.status().code() != StatusCode::kNotFound) {
+        return respond(
+            ErrorResponse(request, info.status(), *engine_->metrics()));
+      }
+      return respond(ErrorResponse(
+          request, NotFoundError("no deletion " + std::to_string(seq.value())),
+          *engine_->metrics()));
+    }
+    respond(JsonResponse(request, http::status::ok, DeletionJson(*info)));
+  });
 }
 
 void Api::Drain(const Request& request, Respond respond) {
   boost::asio::post(blocking_, [this, request, respond = std::move(respond)] {
     const eraser::Status drained = engine_->Drain();
-    if (!drained.ok()) return respond(StorageErrorResponse(request, drained));
+    if (!drained.ok()) {
+      return respond(
+          StorageErrorResponse(request, drained, *engine_->metrics()));
+    }
     respond(JsonResponse(
         request, http::status::ok,
         {{"pending_deletions", engine_->Stats().pending_deletions}}));

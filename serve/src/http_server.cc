@@ -195,8 +195,9 @@ struct Closable {
 
 constexpr char kTooManyConnections[] =
     "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-    "Content-Length: 38\r\nConnection: close\r\n\r\n"
-    "{\"error\": \"too many open connections\"}";
+    "Content-Length: 68\r\nRetry-After: 1\r\nConnection: close\r\n\r\n"
+    "{\"error\": \"too many open connections\", "
+    "\"reason\": \"connection_limit\"}";
 
 }  // namespace
 

@@ -275,9 +275,10 @@ void Api::V2Infer(const Request& request, const Principal& who,
   const std::string model = options_.model_name;
   const std::vector<std::string>* names = &dataset.class_names;
   // Called once per row; the last one answers.
+  std::shared_ptr<metrics::EngineMetrics> metrics = engine_->metrics();
   auto finish = [batch, shared_respond, version, keep_alive, model, names,
-                 wanted, details,
-                 id](std::size_t row, StatusOr<engine::Prediction> p) {
+                 wanted, details, id,
+                 metrics](std::size_t row, StatusOr<engine::Prediction> p) {
     {
       std::lock_guard<std::mutex> lock(batch->mu);
       batch->results[row] = std::move(p);
@@ -291,7 +292,8 @@ void Api::V2Infer(const Request& request, const Principal& who,
          certificates = json::array();
     for (const auto& r : batch->results) {
       if (!r->ok()) {
-        return (*shared_respond)(internal::ErrorResponse(stub, r->status()));
+        return (*shared_respond)(
+            internal::ErrorResponse(stub, r->status(), *metrics));
       }
       const engine::Prediction& pr = r->value();
       labels.push_back(pr.label);

@@ -1,5 +1,7 @@
 #include "responses.h"
 
+#include "eraser/engine/engine.h"
+
 namespace eraser::serve::internal {
 
 namespace http = boost::beast::http;
@@ -31,25 +33,52 @@ http::status HttpStatusOf(const eraser::Status& status) {
   }
 }
 
-Response ErrorResponse(const Request& request, const eraser::Status& status) {
-  Response res = JsonError(request.version(), request.keep_alive(),
-                           HttpStatusOf(status), status.message());
-  if (status.code() == StatusCode::kResourceExhausted) {
-    res.set(http::field::retry_after, "1");
+std::string_view RefusalReason(const eraser::Status& status,
+                               bool writes_store) {
+  switch (status.code()) {
+    case StatusCode::kUnavailable:
+      return engine::IsShuttingDown(status) ? "shutting_down"
+                                            : "store_unavailable";
+    case StatusCode::kResourceExhausted:
+      return writes_store ? "disk_full" : "overloaded";
+    default:
+      return {};
   }
+}
+
+Response Refusal(const Request& request, http::status status,
+                 std::string_view reason, const std::string& message,
+                 metrics::EngineMetrics& metrics, json body) {
+  metrics.HttpRefused(reason);
+  body["error"] = message;
+  body["reason"] = reason;
+  Response res = JsonResponse(request, status, body);
+  // How long a client waits before it tries again: a full disk needs an
+  // operator, the rest passes by itself.
+  res.set(http::field::retry_after,
+          status == http::status::insufficient_storage ? "10" : "1");
   return res;
 }
 
-Response StorageErrorResponse(const Request& request,
-                              const eraser::Status& status) {
-  if (status.code() != StatusCode::kResourceExhausted) {
-    return ErrorResponse(request, status);
+Response ErrorResponse(const Request& request, const eraser::Status& status,
+                       metrics::EngineMetrics& metrics) {
+  const std::string_view reason = RefusalReason(status, false);
+  if (!reason.empty()) {
+    return Refusal(request, HttpStatusOf(status), reason, status.message(),
+                   metrics);
   }
-  Response res =
-      JsonError(request.version(), request.keep_alive(),
-                http::status::insufficient_storage, status.message());
-  res.set(http::field::retry_after, "10");
-  return res;
+  return JsonError(request.version(), request.keep_alive(),
+                   HttpStatusOf(status), status.message());
+}
+
+Response StorageErrorResponse(const Request& request,
+                              const eraser::Status& status,
+                              metrics::EngineMetrics& metrics) {
+  if (status.code() != StatusCode::kResourceExhausted) {
+    return ErrorResponse(request, status, metrics);
+  }
+  return Refusal(request, http::status::insufficient_storage,
+                 RefusalReason(status, true), status.message(), metrics);
 }
 
 Response BadRequest(const Request& request, const std::string& message) {

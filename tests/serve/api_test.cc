@@ -60,6 +60,8 @@ class ApiTest : public ::testing::Test {
   }
 
   eraser::testing::TempDir dir_;
+  // For the tests that set EngineOptions::clock; outlives the engine.
+  ManualClock clock_;
   std::unique_ptr<engine::Engine> engine_;
   std::unique_ptr<Api> api_;
   std::unique_ptr<HttpServer> server_;
@@ -194,7 +196,10 @@ TEST_F(ApiTest, BodyTooLargeIs413) {
 }
 
 TEST_F(ApiTest, FullQueueIs429) {
-  Start("eraser-lazy-wait", [](engine::EngineOptions& o) {
+  // On a manual clock the first request waits for its batch until the test
+  // moves time, however slow the machine.
+  Start("eraser-lazy-wait", [this](engine::EngineOptions& o) {
+    o.clock = &clock_;
     o.inference.queue_capacity = 1;
     o.inference.max_queue_delay = std::chrono::milliseconds(800);
   });
@@ -202,13 +207,15 @@ TEST_F(ApiTest, FullQueueIs429) {
   std::thread t(
       [&] { first = Http(port_, "POST", "/v1/infer", FeaturesBody(0)); });
   // Wait until the first request is admitted (it waits for a batch to fill).
-  while (engine_->Stats().queued == 0) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
+  EXPECT_TRUE(eraser::testing::Eventually(
+      [&] { return engine_->Stats().queued == 1 && clock_.waiters() > 0; }));
   HttpResult second = Http(port_, "POST", "/v1/infer", FeaturesBody(1));
+  clock_.Advance(std::chrono::milliseconds(800));
   t.join();
   EXPECT_EQ(second.status, 429) << second.body;
   EXPECT_THAT(second.json()["error"].get<std::string>(), HasSubstr("full"));
+  EXPECT_EQ(second.json()["reason"], "overloaded");
+  EXPECT_EQ(second.header("Retry-After"), "1");
   EXPECT_EQ(first.status, 200);
 }
 
@@ -224,7 +231,11 @@ TEST_F(ApiTest, RejectRuleIs503) {
   HttpResult r = Http(port_, "POST", "/v1/infer", FeaturesBody(0));
   EXPECT_EQ(r.status, 503);
   EXPECT_EQ(r.json()["decision"], "rejected");
+  EXPECT_EQ(r.json()["reason"], "no_certified_answer");
   EXPECT_THAT(r.json()["error"].get<std::string>(), HasSubstr("retry"));
+  EXPECT_THAT(
+      engine_->metrics()->TextExposition(),
+      HasSubstr("eraser_http_refused_total{reason=\"no_certified_answer\"} 1"));
 }
 
 TEST_F(ApiTest, ADeletionTheFullDiskCannotLogIs507AndReadyzSaysDegraded) {

@@ -197,6 +197,13 @@ class Engine {
   virtual std::string policy() const = 0;
 };
 
+// The kUnavailable every call returns once the engine is closing. The other
+// kUnavailable a call can return means the store cannot be reached (a
+// PostgreSQL store that is down); IsShuttingDown tells the two apart without
+// reading the message (eraser serve's refusal reasons rest on it).
+Status ShuttingDownError();
+bool IsShuttingDown(const Status& status);
+
 }  // namespace eraser::engine
 
 #endif  // ERASER_ENGINE_ENGINE_H_

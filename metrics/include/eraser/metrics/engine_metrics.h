@@ -23,7 +23,12 @@
 //                                               refused (unauthenticated,
 //                                               forbidden, connection_limit,
 //                                               header_too_large, timeout,
-//                                               tls_handshake)
+//                                               tls_handshake; and the
+//                                               reasons of 429, 503 and 507
+//                                               answers: store_unavailable,
+//                                               no_certified_answer,
+//                                               overloaded, shutting_down,
+//                                               disk_full)
 //   eraser_shards_backing_off, eraser_erasure_owed              (gauges)
 //   eraser_pending_deletions, eraser_affected_shards,
 //   eraser_inference_queue_length, eraser_parked_requests,
@@ -58,10 +63,18 @@ inline constexpr std::string_view kDecisionLabels[] = {
 inline constexpr std::string_view kRetrainFailureLabels[] = {
     "training", "storage", "disk_full"};
 
-// Why the HTTP layer refused a request or a connection.
+// Why the HTTP layer refused a request or a connection. The last five are
+// also the "reason" of a 429, 503 or 507 body (docs/serve.md): the store
+// cannot be reached; no answer can be given without exposure (the `reject`
+// rule, or max_wait passed); the inference queue is full; the server is
+// shutting down; the disk is full.
 inline constexpr std::string_view kHttpRefusedLabels[] = {
-    "unauthenticated",  "forbidden", "connection_limit",
-    "header_too_large", "timeout",   "tls_handshake"};
+    "unauthenticated",   "forbidden",
+    "connection_limit",  "header_too_large",
+    "timeout",           "tls_handshake",
+    "store_unavailable", "no_certified_answer",
+    "overloaded",        "shutting_down",
+    "disk_full"};
 
 class EngineMetrics {
  public:

@@ -18,9 +18,11 @@
 // the call, 404 unknown sample, owner, sequence, model or route (also a
 // deletion the token may not read: a sequence number alone reveals
 // nothing), 405 wrong method, 413 body too large, 429 queue full, 503
-// shutting down or no certified answer (the `reject` rule, or a request
-// that waited max_wait with every shard affected), 507 a deletion the full
-// disk cannot log (not acknowledged).
+// the store cannot be reached, shutting down or no certified answer (the
+// `reject` rule, or a request that waited max_wait with every shard
+// affected), 507 a deletion the full disk cannot log (not acknowledged).
+// A 429, 503 or 507 also carries {"reason": ...}, one of
+// metrics::kHttpRefusedLabels, counted in eraser_http_refused_total.
 //
 // Access control (ApiOptions::auth, docs/serve.md): with a token file every
 // route but the health routes needs a bearer token with the right scope
