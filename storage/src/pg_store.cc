@@ -403,9 +403,18 @@ Status PgStore::Transact(std::string_view context, Commit commit,
       return Failed(FromPg(e, context), writes);
     } catch (const pqxx::broken_connection& e) {
       // A pooled connection that the server closed (a restart) fails as
-      // its transaction begins (or, for a lone statement, as it runs): open
-      // a new one, once.
-      if (!started && attempt == 0) continue;
+      // its transaction begins (or, for a lone statement, as it runs). The
+      // other idle connections went with the same server: drop them all and
+      // open a new one, once, so that the first call after a restart
+      // succeeds instead of finding the next dead connection.
+      if (!started && attempt == 0) {
+        std::vector<std::unique_ptr<Connection>> dead;
+        {
+          MutexLock lock(&pool_mu_);
+          dead.swap(idle_);
+        }
+        continue;
+      }
       return Failed(FromPg(e, context), writes);
     } catch (const std::exception& e) {
       // The transaction was rolled back; the connection stays usable.
