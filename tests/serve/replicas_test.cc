@@ -77,8 +77,7 @@ void DrainAll(const std::vector<const Server*>& servers) {
   for (int round = 0; round < 10; ++round) {
     bool idle = true;
     for (const Server* s : servers) {
-      const HttpResult r = HttpConnection(s->port, std::chrono::seconds(60))
-                               .Send("POST", "/v1/drain");
+      const HttpResult r = HttpConnection(s->port).Send("POST", "/v1/drain");
       const json j = r.json();
       idle = idle && r.status == 200 && j.is_object() &&
              j.value("pending_deletions", 1) == 0;
@@ -263,13 +262,14 @@ TEST(ServeReplicas, AReplicaKilledInTheMiddleOfARetrainingLeavesItToAnother) {
   const uint64_t seq = r.json()["seq"].get<uint64_t>();
   // The replica holding shard 1's claim, from the server's lock table.
   std::string holder;
-  for (int i = 0; i < 2000 && holder.empty(); ++i) {
+  eraser::testing::Eventually([&] {
     holder = Trimmed(pg.Sql(
         name,
         "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a "
         "ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted AND "
         "l.classid = 1701994867 AND l.objid = 1"));
-  }
+    return !holder.empty();
+  });
   ASSERT_TRUE(holder == "replica0" || holder == "replica1") << holder;
   const int victim = holder == "replica0" ? 0 : 1;
   const Server& survivor = servers[1 - victim];
@@ -292,10 +292,17 @@ TEST(ServeReplicas, AReplicaKilledInTheMiddleOfARetrainingLeavesItToAnother) {
             engine::testing::ScratchCheckpoints({sample}, slow));
 }
 
-// PostgreSQL stops under load and starts again: meanwhile the replicas
-// answer 503 (they cannot read the log, so they cannot decide an answer
-// safely, and cannot make a deletion durable), then serve again by
-// themselves; every deletion acknowledged with a 202 is in the log.
+// PostgreSQL stops under load and starts again. While it is down the
+// replicas refuse with 503 and say why, "store_unavailable" (without the log
+// they can neither decide an answer safely nor make a deletion durable);
+// once it is back they serve again by themselves, no request sent after the
+// restart is refused for the store, and every deletion acknowledged with a
+// 202 is applied after a drain. Under ThreadSanitizer on a slow machine
+// retraining cannot keep up with a deletion every 20 ms: every shard stays
+// affected and `wait` answers 503 "no_certified_answer" after max-wait, by
+// design. So the deletions stop once some are acknowledged after the
+// restart, and inference is then required to recover, whatever the
+// machine's speed.
 TEST(ServeReplicas, PostgresRestartedUnderLoadLosesNothingAcknowledged) {
   PostgresCluster pg;  // its own: this test stops it
   ASSERT_TRUE(pg.ok()) << pg.error();
@@ -309,13 +316,28 @@ TEST(ServeReplicas, PostgresRestartedUnderLoadLosesNothingAcknowledged) {
     servers.push_back(StartServer(url, kPolicy, {"--max-wait", "2s"}));
     ASSERT_GT(servers.back().port, 0) << servers.back().process->output();
   }
+  // The database's state when a request was sent.
+  enum Phase { kUp, kStopping, kDown, kStarting, kBack, kQuiet };
+  std::atomic<int> phase{kUp};
+  // Per phase at sending: status and reason -> count, for each kind.
+  using Tally = std::map<std::pair<int, std::string>, int>;
   std::mutex mu;
-  std::map<int, int> infer_status;   // HTTP status -> count
-  std::map<int, int> delete_status;  // HTTP status -> count
+  std::map<int, Tally> infers, deletes;
   std::vector<uint64_t> acked;
-  std::atomic<bool> stop{false};
-  std::atomic<int> refused_infer{0}, refused_delete{0}, ok_after{0};
-  std::atomic<bool> restarted{false};
+  std::atomic<bool> stop{false}, stop_deleting{false};
+  auto count = [&](std::map<int, Tally>& tally, int sent_in,
+                   const HttpResult& r) {
+    const json j = r.json();
+    const std::string reason =
+        j.is_object() ? j.value("reason", std::string()) : std::string();
+    std::lock_guard<std::mutex> lock(mu);
+    ++tally[sent_in][{r.status, reason}];
+  };
+  auto seen = [&](std::map<int, Tally>& tally, int sent_in, int status,
+                  const std::string& reason) {
+    std::lock_guard<std::mutex> lock(mu);
+    return tally[sent_in][{status, reason}];
+  };
   // A connection per request: a request may wait (parked for a retraining
   // the outage delays) longer than another replica keeps an idle
   // connection open.
@@ -323,65 +345,85 @@ TEST(ServeReplicas, PostgresRestartedUnderLoadLosesNothingAcknowledged) {
   for (int c = 0; c < 2; ++c) {
     threads.emplace_back([&, c] {
       for (int i = c; !stop; i += 2) {
+        const int sent_in = phase;
         const HttpResult r =
             eraser::testing::Http(servers[i % servers.size()].port, "POST",
                                   "/v1/infer", InferBody(i % 100));
-        std::lock_guard<std::mutex> lock(mu);
-        ++infer_status[r.status];
-        if (r.status == 503) ++refused_infer;
-        if (r.status == 200 && restarted) ++ok_after;
+        count(infers, sent_in, r);
       }
     });
   }
-  std::atomic<std::size_t> acked_after{0};
   threads.emplace_back([&] {
-    for (int i = 0; !stop; ++i) {
+    for (int i = 0; !stop && !stop_deleting; ++i) {
+      const int sent_in = phase;
       const HttpResult r = eraser::testing::Http(
           servers[i % servers.size()].port, "POST", "/v1/deletions",
           json{{"sample",
                 static_cast<uint64_t>(i % engine::testing::kTrainSamples)}}
               .dump());
-      std::lock_guard<std::mutex> lock(mu);
-      ++delete_status[r.status];
+      count(deletes, sent_in, r);
       if (r.status == 202) {
+        std::lock_guard<std::mutex> lock(mu);
         acked.push_back(r.json()["seq"].get<uint64_t>());
-        if (restarted) ++acked_after;
       }
-      if (r.status == 503) ++refused_delete;
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
   });
-  auto wait_until = [](const std::function<bool()>& done) {
-    const auto limit =
-        std::chrono::steady_clock::now() + std::chrono::minutes(1);
-    while (!done() && std::chrono::steady_clock::now() < limit) {
-      std::this_thread::yield();
-    }
-    return done();
-  };
-  EXPECT_TRUE(wait_until([&] {
-    std::lock_guard<std::mutex> lock(mu);
-    return acked.size() >= 10;
-  }));
+  using eraser::testing::Eventually;
+  EXPECT_TRUE(Eventually([&] { return seen(deletes, kUp, 202, "") >= 10; }));
   // (No ASSERT while the client threads run: they must be joined.)
+  phase = kStopping;
   EXPECT_TRUE(pg.Stop()) << pg.error();
-  EXPECT_TRUE(wait_until([&] {
-    return refused_infer > 0 && refused_delete > 0;
-  })) << "no 503 while the database was down";
+  phase = kDown;
+  EXPECT_TRUE(Eventually([&] {
+    return seen(infers, kDown, 503, "store_unavailable") > 0 &&
+           seen(deletes, kDown, 503, "store_unavailable") > 0;
+  })) << "no 503 store_unavailable while the database was down";
+  phase = kStarting;
   EXPECT_TRUE(pg.Start()) << pg.error();
-  restarted = true;
-  EXPECT_TRUE(wait_until([&] { return ok_after >= 20; }))
-      << "the replicas did not serve again";
-  EXPECT_TRUE(wait_until([&] { return acked_after >= 10; }))
+  phase = kBack;
+  EXPECT_TRUE(Eventually([&] { return seen(deletes, kBack, 202, "") >= 10; }))
       << "no deletion acknowledged after the restart";
+  stop_deleting = true;
+  phase = kQuiet;
+  EXPECT_TRUE(Eventually([&] { return seen(infers, kQuiet, 200, "") >= 20; }))
+      << "the replicas did not answer again once the deletions stopped";
   stop = true;
   for (std::thread& t : threads) t.join();
-  for (const auto& [status, n] : infer_status) {
-    EXPECT_TRUE(status == 200 || status == 503) << n << " answers " << status;
+  auto print = [](const char* kind, const std::map<int, Tally>& tally) {
+    static const char* const kPhases[] = {"up",       "stopping", "down",
+                                          "starting", "back",     "quiet"};
+    for (const auto& [sent_in, answers] : tally) {
+      for (const auto& [key, n] : answers) {
+        std::printf("postgres restart: %s sent while %s: %d x %d %s\n", kind,
+                    kPhases[sent_in], n, key.first, key.second.c_str());
+      }
+    }
+  };
+  print("inference", infers);
+  print("deletion", deletes);
+  // Every refusal says why; after the restart, never the store.
+  const std::set<std::string> refusals = {"store_unavailable",
+                                          "no_certified_answer"};
+  for (const auto& [sent_in, answers] : infers) {
+    for (const auto& [key, n] : answers) {
+      const auto& [status, reason] = key;
+      EXPECT_TRUE(status == 200 || (status == 503 && refusals.count(reason)))
+          << n << " inferences answered " << status << " " << reason;
+      EXPECT_FALSE(sent_in >= kBack && reason == "store_unavailable")
+          << n << " inferences sent after the restart refused for the store";
+    }
   }
-  for (const auto& [status, n] : delete_status) {
-    EXPECT_TRUE(status == 202 || status == 404 || status == 503)
-        << n << " deletions answered " << status;
+  for (const auto& [sent_in, answers] : deletes) {
+    for (const auto& [key, n] : answers) {
+      const auto& [status, reason] = key;
+      EXPECT_TRUE(status == 202 || status == 404 ||
+                  (status == 503 && reason == "store_unavailable"))
+          << n << " deletions answered " << status << " " << reason;
+      EXPECT_FALSE(sent_in >= kBack && status != 202 && status != 404)
+          << n << " deletions sent after the restart answered " << status << " "
+          << reason;
+    }
   }
   DrainAll({&servers[0], &servers[1]});
   for (uint64_t seq : acked) {
@@ -389,10 +431,11 @@ TEST(ServeReplicas, PostgresRestartedUnderLoadLosesNothingAcknowledged) {
     ExcludedFrom(servers[seq % 2].port, seq, &state);
     EXPECT_EQ(state, "applied") << "acknowledged deletion " << seq;
   }
-  std::printf(
-      "postgres restart: %zu deletions acknowledged, %d inferences "
-      "and %d deletions refused with 503 while it was down\n",
-      acked.size(), refused_infer.load(), refused_delete.load());
+  std::printf("postgres restart: %zu deletions acknowledged\n", acked.size());
+  const std::string refused =
+      Metric(servers[0].metrics_port,
+             "eraser_http_refused_total{reason=\"store_unavailable\"}");
+  EXPECT_FALSE(refused.empty() || refused == "0") << "not counted";
   for (Server& s : servers) {
     s.process->Signal(SIGTERM);
     EXPECT_EQ(s.process->Wait(), 0) << s.process->output();
