@@ -11,7 +11,7 @@
 #include "../engine/engine_fixture.h"
 #include "eraser/certify/vote.h"
 #include "eraser/serve/http_server.h"
-#include "http_client.h"
+#include "testing/http_client.h"
 #include "testing/small_disk.h"
 
 namespace eraser::serve {

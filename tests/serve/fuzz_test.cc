@@ -12,7 +12,7 @@
 #include "eraser/serve/api.h"
 #include "eraser/serve/http_server.h"
 #include "eraser/workloads/trace.h"
-#include "http_client.h"
+#include "testing/http_client.h"
 
 namespace eraser::serve {
 namespace {

@@ -8,6 +8,7 @@
 #include <netinet/in.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <filesystem>
@@ -17,7 +18,7 @@
 #include <sstream>
 
 #include "../engine/engine_fixture.h"
-#include "http_client.h"
+#include "testing/http_client.h"
 
 namespace eraser::serve {
 namespace {

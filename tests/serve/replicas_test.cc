@@ -22,8 +22,8 @@
 #include <thread>
 
 #include "../engine/engine_fixture.h"
-#include "http_client.h"
 #include "process.h"
+#include "testing/http_client.h"
 #include "testing/postgres.h"
 
 namespace eraser::serve {

@@ -4,6 +4,9 @@
 // cap, header limit, slow clients).
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <fstream>
@@ -14,7 +17,7 @@
 #include "eraser/serve/api.h"
 #include "eraser/serve/auth.h"
 #include "eraser/serve/http_server.h"
-#include "http_client.h"
+#include "testing/http_client.h"
 
 namespace eraser::serve {
 namespace {

@@ -10,8 +10,8 @@
 #include <set>
 
 #include "eraser/storage/store.h"
-#include "http_client.h"
 #include "process.h"
+#include "testing/http_client.h"
 #include "testing/temp_dir.h"
 
 namespace eraser::serve {
