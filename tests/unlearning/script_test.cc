@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <map>
 #include <set>
+#include <thread>
 
 #include "eraser/storage/store.h"
 #include "eraser/unlearning/model.h"
@@ -43,10 +44,19 @@ class Scripts {
         "    def forward(self, x: torch.Tensor) -> torch.Tensor:\n"
         "        h = self.drop(torch.relu(self.bn(self.fc1(self.flat(x)))))\n"
         "        return self.fc2(self.ln(h))\n"
+        "class LnGelu(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.body = nn.Sequential(nn.Flatten(), nn.Linear(784, 32),\n"
+        "            nn.LayerNorm(32), nn.GELU(), nn.Dropout(0.1),\n"
+        "            nn.Linear(32, 10))\n"
+        "    def forward(self, x: torch.Tensor) -> torch.Tensor:\n"
+        "        return self.body(x)\n"
         "torch.manual_seed(0)\n"
         "d = sys.argv[1]\n"
         "torch.jit.script(Net(10)).save(d + '/net.pt')\n"
-        "torch.jit.script(Net(3)).save(d + '/three.pt')\n";
+        "torch.jit.script(Net(3)).save(d + '/three.pt')\n"
+        "torch.jit.script(LnGelu()).save(d + '/ln_gelu.pt')\n";
     testing::WriteFileOrDie(dir_.Child("make.py"), script);
     const std::string command =
         "/usr/bin/python3 " + dir_.Child("make.py") + " " + dir_.path();
@@ -156,6 +166,39 @@ TEST_F(ScriptTest, TrainsALearningEnsembleAndServesInEvalMode) {
     }
     EXPECT_GT(correct, test.size() / 2) << "shard " << m.shard;
   }
+}
+
+// Trained on one new thread and served on another, as the engine trains on
+// its arena and serves on its inference workers, with the module of the
+// issue that found it (LayerNorm, GELU, dropout). LibTorch keeps
+// TorchScript's optimisation setting per thread: a thread left with the
+// profiling executor swapped in a differentiable graph after a few training
+// runs, and serving that module under InferenceMode then failed
+// ("Inference tensors cannot be saved for backward").
+TEST(ScriptModule, TrainsAndServesOnAnyThread) {
+  ASSERT_TRUE(GetScripts().ok());
+  SisaOptions options = ScriptOptions();
+  ASSERT_TRUE(
+      LoadScriptFile(GetScripts().Path("ln_gelu.pt"), &options.model).ok());
+  std::unique_ptr<Built> b = Build(options);
+  StatusOr<std::shared_ptr<const Model>> model = InternalError("not run");
+  std::thread([&] {
+    model = b->sisa->TrainFromScratch(ShardId(0), {});
+  }).join();
+  ASSERT_TRUE(model.ok()) << model.status();
+  // The same bytes as the ensemble trained on the arena's threads.
+  EXPECT_EQ((*model)->Serialize(), Blob(*b->store, 0, 3));
+  const datasets::Split& test = Data().test;
+  const std::vector<float> x = test.DecodeRows(0, 64);
+  std::vector<int32_t> votes(64);
+  Status served;
+  std::thread([&] {
+    // The profiling executor changes its plan after a few runs.
+    for (int i = 0; i < 5 && served.ok(); ++i) {
+      served = (*model)->Predict(x.data(), 64, votes.data(), nullptr);
+    }
+  }).join();
+  EXPECT_TRUE(served.ok()) << served;
 }
 
 TEST_F(ScriptTest, CheckpointsHoldParametersAndBuffers) {

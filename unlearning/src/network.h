@@ -58,9 +58,12 @@ StatusOr<std::unique_ptr<TrainableModel>> CreateScriptModel(
 StatusOr<std::unique_ptr<TrainableModel>> DeserializeScriptModel(
     const ModelSpec& spec, const std::string& blob);
 Status CheckScriptModule(const ModelSpec& spec);
-// Makes TorchScript execution deterministic: no graph optimisation or
-// fusion, whose results could depend on how often a module ran. Idempotent.
-void ConfigureTorchScript();
+// Makes TorchScript execution on the calling thread deterministic and free
+// of autograd state under InferenceMode: no graph optimisation, profiling
+// or fusion. LibTorch keeps this setting per thread (a thread_local in
+// graph_executor), so every path that runs a module calls it first, on the
+// thread it runs on. Cheap (one thread-local store).
+void UnoptimizedScriptsHere();
 
 // Every model on the same n inputs, one after another, into the Ensemble
 // layout (votes[k * n + i]; probs likewise, when not null).

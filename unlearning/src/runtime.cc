@@ -86,7 +86,6 @@ BlasInfo InitComputeRuntime() {
   static BlasInfo info;
   std::call_once(once, [] {
     internal::SetTorchIntraOpThreads(1);
-    internal::ConfigureTorchScript();
     info = DetectBlas();
   });
   return info;

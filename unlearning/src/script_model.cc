@@ -5,8 +5,23 @@
 // module that include Torch.
 //
 // Determinism (DESIGN guarantee 1) with dropout and normalisation layers:
-//  - Graph optimisation is off (ConfigureTorchScript), so a module computes
-//    the same way on its first call and its thousandth.
+//  - Graph optimisation is off (UnoptimizedScriptsHere) on every thread
+//    that runs a module, so a module computes the same way on its first
+//    call and its thousandth, on any thread. LibTorch keeps the setting per
+//    thread: set once, on the thread that first loaded a module, it left
+//    the engine's inference workers and the training arena's threads with
+//    the profiling executor, which after a few training runs swaps in a
+//    differentiable graph. That graph records autograd state even under
+//    InferenceMode, so serving a module trained on such a thread failed
+//    ("Inference tensors cannot be saved for backward"), and its fused
+//    kernels could round differently from the unoptimised graph.
+//  - Guards: prediction runs under InferenceMode (PredictFromLogits: no
+//    autograd state, inputs wrapped without copies); training runs with
+//    grad mode on a module loaded for it alone (parameters, buffers and the
+//    optimizer's state are created outside InferenceMode, so no inference
+//    tensor reaches autograd); a checkpoint is copied into parameters under
+//    NoGradGuard (LoadTensors); the module check at train time runs under
+//    NoGradGuard.
 //  - Batch norm statistics are buffers, checkpointed with the parameters.
 //  - Dropout draws from LibTorch's process-wide CPU generator, which cannot
 //    be given per call. Each training stage therefore holds one lock for
@@ -58,6 +73,7 @@ std::vector<int64_t> InputSizes(const ModelSpec& spec) {
 }
 
 StatusOr<torch::jit::Module> LoadModule(const ModelSpec& spec) {
+  UnoptimizedScriptsHere();
   if (spec.script == nullptr || spec.script->empty()) {
     return InvalidArgumentError("model " + spec.script_name +
                                 ": no TorchScript module");
@@ -94,6 +110,7 @@ class ScriptModel final : public TrainableModel {
     const std::vector<int64_t> shape = InputSizes(spec_);
     sizes.insert(sizes.end(), shape.begin(), shape.end());
     torch::Tensor x = torch::from_blob(const_cast<float*>(inputs), sizes);
+    UnoptimizedScriptsHere();
     // forward() is not const in the API, but in eval mode it changes
     // nothing and may run from several threads at once.
     auto& module = const_cast<torch::jit::Module&>(module_);
@@ -123,6 +140,7 @@ class ScriptModel final : public TrainableModel {
   Status Train(const TrainingData& data, std::size_t rows, uint32_t epochs,
                const SgdOptions& sgd, uint64_t order_seed) override {
     UseOneComputeThreadHere();
+    UnoptimizedScriptsHere();
     std::vector<torch::Tensor> params;
     for (const torch::Tensor& p : module_.parameters(/*recurse=*/true)) {
       if (p.requires_grad()) params.push_back(p);
@@ -154,14 +172,10 @@ class ScriptModel final : public TrainableModel {
 
 }  // namespace
 
-void ConfigureTorchScript() {
-  static std::once_flag once;
-  std::call_once(once, [] { torch::jit::setGraphExecutorOptimize(false); });
-}
+void UnoptimizedScriptsHere() { torch::jit::setGraphExecutorOptimize(false); }
 
 StatusOr<std::unique_ptr<TrainableModel>> CreateScriptModel(
     const ModelSpec& spec) {
-  ConfigureTorchScript();
   ASSIGN_OR_RETURN(torch::jit::Module module, LoadModule(spec));
   return std::unique_ptr<TrainableModel>(
       new ScriptModel(spec, std::move(module)));
@@ -169,7 +183,6 @@ StatusOr<std::unique_ptr<TrainableModel>> CreateScriptModel(
 
 StatusOr<std::unique_ptr<TrainableModel>> DeserializeScriptModel(
     const ModelSpec& spec, const std::string& blob) {
-  ConfigureTorchScript();
   StatusOr<torch::jit::Module> module = LoadModule(spec);
   if (!module.ok()) return DataLossError(module.status().message());
   auto model = std::make_unique<ScriptModel>(spec, std::move(module).value());
@@ -182,7 +195,6 @@ StatusOr<std::unique_ptr<TrainableModel>> DeserializeScriptModel(
 }
 
 Status CheckScriptModule(const ModelSpec& spec) {
-  ConfigureTorchScript();
   ASSIGN_OR_RETURN(torch::jit::Module module, LoadModule(spec));
   const std::string& name = spec.script_name;
   try {
