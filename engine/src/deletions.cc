@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "engine_impl.h"
+#include "eraser/common/sync_point.h"
 
 namespace eraser::engine::internal {
 
@@ -51,6 +52,7 @@ StatusOr<DeletionSeq> EngineImpl::RequestDeletion(
   for (const storage::SampleLocation& s : samples) {
     if (!s.erased) live.push_back({s.id, s.shard, s.slice});
   }
+  ERASER_SYNC_POINT("EngineImpl::RequestDeletion:Resolved");
   const TimePoint arrival = clock_->Now();
   // Durable first: the sequence number is returned only after the synced
   // write, so an acknowledged deletion survives any crash.

@@ -145,6 +145,8 @@ class EngineImpl final : public Engine {
     std::shared_ptr<const Snapshot> next;  // built before anything commits
     // Another engine sharing the store holds the shard's claim.
     bool claimed_elsewhere = false;
+    // What Commit wrote: the Core forgets exactly that (Core::OnApplied).
+    scheduler::ApplyPlan plan;
   };
   Retrained Retrain(const scheduler::RetrainOrder& order) EXCLUDES(mu_);
   void PrepareSnapshot(const scheduler::RetrainOrder& order, Retrained& r)

@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "engine_impl.h"
+#include "eraser/common/sync_point.h"
 
 namespace eraser::engine::internal {
 namespace {
@@ -204,13 +205,13 @@ bool EngineImpl::Commit(const scheduler::RetrainOrder& order,
   batch.applied_at = clock_->Now();
   {
     MutexLock lock(&mu_);
-    const scheduler::ApplyPlan plan = core_->PlanApply(order);
-    batch.applied = plan.completed;
+    retrained.plan = core_->PlanApply(order);
+    batch.applied = retrained.plan.completed;
     const uint64_t version =
         retrained.next != nullptr
             ? retrained.result.version
             : snapshot_->shards[order.shard.value()].version;
-    for (DeletionSeq seq : plan.excluded) {
+    for (DeletionSeq seq : retrained.plan.excluded) {
       batch.excluded.push_back({seq, order.shard, version});
     }
   }
@@ -269,12 +270,13 @@ void EngineImpl::Swap(const scheduler::RetrainOrder& order,
     unlearning_cost_.wall_seconds += result.cost.wall_seconds;
   }
   std::vector<std::pair<DeletionSeq, TimePoint>> completed;
-  for (DeletionSeq seq : core_->PlanApply(order).completed) {
+  for (DeletionSeq seq : retrained.plan.completed) {
     if (std::optional<TimePoint> arrival = core_->Arrival(seq)) {
       completed.emplace_back(seq, *arrival);
     }
   }
-  core_->OnApplied(order, version, now, held, result.cost.sample_epochs);
+  core_->OnApplied(order, retrained.plan, version, now, held,
+                   result.cost.sample_epochs);
   for (const auto& [seq, arrival] : completed) {
     metrics_->DeletionApplied(Seconds(now - arrival));
     if (options_.policy.has_deadline() &&
@@ -388,6 +390,7 @@ void EngineImpl::RunOrder(const scheduler::RetrainOrder& order) {
     MutexLock apply_lock(&apply_mu_);
     PrepareSnapshot(order, retrained);
     const bool committed = Commit(order, retrained);
+    ERASER_SYNC_POINT("EngineImpl::RunOrder:Committed");
     MutexLock lock(&mu_);
     Swap(order, retrained, committed, started);
     failure = retrained.status;

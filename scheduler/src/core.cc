@@ -354,10 +354,11 @@ ApplyPlan Core::PlanApply(const RetrainOrder& order) const {
   return plan;
 }
 
-void Core::OnApplied(const RetrainOrder& order, uint64_t version, TimePoint now,
-                     Duration held, uint64_t sample_epochs) {
+void Core::OnApplied(const RetrainOrder& order, const ApplyPlan& plan,
+                     uint64_t version, TimePoint now, Duration held,
+                     uint64_t sample_epochs) {
   running_.erase(order.shard);
-  const std::size_t completed = Remove(order, version);
+  const std::size_t completed = Remove(order, version, plan.excluded);
   backoff_[order.shard.value()] = Backoff();
   estimator_.Observe(sample_epochs, held);
   Bucket& bucket = BucketAt(now);
@@ -380,7 +381,7 @@ std::vector<std::pair<DeletionSeq, TimePoint>> Core::OnReplaced(
   order.shard = shard;
   order.samples = gone;
   std::sort(order.samples.begin(), order.samples.end());
-  BucketAt(now).applied += Remove(order, version);
+  BucketAt(now).applied += Remove(order, version, Excluded(order));
   backoff_[shard.value()] = Backoff();
   for (const auto& entry : before) {
     if (pending_.count(entry.first) == 0) completed.push_back(entry);
@@ -388,9 +389,9 @@ std::vector<std::pair<DeletionSeq, TimePoint>> Core::OnReplaced(
   return completed;
 }
 
-std::size_t Core::Remove(const RetrainOrder& order, uint64_t version) {
+std::size_t Core::Remove(const RetrainOrder& order, uint64_t version,
+                         const std::vector<DeletionSeq>& excluded) {
   const std::size_t k = order.shard.value();
-  const std::vector<DeletionSeq> excluded = Excluded(order);
   versions_[k] = std::max(versions_[k], version);
   // The cost model follows the erased samples.
   std::vector<uint64_t>& sizes = slice_sizes_[k];
@@ -416,7 +417,15 @@ std::size_t Core::Remove(const RetrainOrder& order, uint64_t version) {
     const bool gone =
         std::find(excluded.begin(), excluded.end(), seq) != excluded.end();
     if (!gone) {
-      for (const auto& [sample, slice] : erased) in_shard->second.erase(sample);
+      // It keeps what the shard still holds of it. One that names only
+      // erased samples was acknowledged after the committed plan: its
+      // record does not say it left the shard, so it stays as it is and a
+      // later order of the shard (nothing left to train) records it.
+      std::map<SampleId, uint32_t> kept;
+      for (const auto& entry : in_shard->second) {
+        if (erased.count(entry.first) == 0) kept.insert(entry);
+      }
+      if (!kept.empty()) in_shard->second.swap(kept);
       continue;
     }
     p.samples.erase(in_shard);

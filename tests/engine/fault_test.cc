@@ -11,6 +11,7 @@
 #include <condition_variable>
 #include <filesystem>
 #include <mutex>
+#include <thread>
 
 #include "engine_fixture.h"
 #include "eraser/common/sync_point.h"
@@ -296,6 +297,76 @@ TEST(FullDisk, DeletionsAreRefusedRetrainingBacksOffAndAllRecovers) {
   StatusOr<std::unique_ptr<Engine>> reopened = Engine::Open(o);
   ASSERT_TRUE(reopened.ok()) << reopened.status();
   EXPECT_EQ((*reopened)->Stats().pending_deletions, 0u);
+}
+
+}  // namespace
+}  // namespace eraser::engine
+
+namespace eraser::engine {
+namespace {
+
+// The apply window, made to happen with two sync points: deletion 2 names
+// the sample deletion 1's retraining leaves out, is resolved before that
+// retraining commits (the sample is still live then) and registers after
+// the commit, before the Core is told of it. Its record must still say it
+// left the shard, and it must end applied: the Core forgets only what the
+// commit wrote, and a later order (with nothing left to train) writes it.
+// Before the fix the Core recomputed the plan after the commit, counted
+// deletion 2 done and left its record pending forever.
+TEST(EngineApply, ADeletionAcknowledgedWhileAnApplyCommitsIsRecorded) {
+  eraser::testing::TempDir dir;
+  const std::string data = testing::CopyTemplate(dir);
+  const SampleId sample = testing::SampleIn(0, 1);
+  std::mutex mu;
+  std::condition_variable cv;
+  bool resolved = false, committed = false, registered = false;
+  int resolutions = 0;
+  auto wait_for = [&](const bool& flag) {
+    std::unique_lock<std::mutex> lock(mu);
+    return cv.wait_for(lock, eraser::testing::kPatience, [&] { return flag; });
+  };
+  auto set = [&](bool& flag) {
+    std::lock_guard<std::mutex> lock(mu);
+    flag = true;
+    cv.notify_all();
+  };
+  SyncPoints::Set("EngineImpl::RequestDeletion:Resolved", [&] {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      if (++resolutions != 2) return;  // the second deletion only
+    }
+    set(resolved);
+    wait_for(committed);
+  });
+  SyncPoints::Set("EngineImpl::RunOrder:Committed", [&] {
+    set(committed);
+    wait_for(registered);
+  });
+  StatusOr<std::unique_ptr<Engine>> engine =
+      Engine::Open(testing::Options(data, "eraser:lazy,wait,deadline=1h"));
+  ASSERT_TRUE(engine.ok()) << engine.status();
+  ASSERT_TRUE(
+      (*engine)->RequestDeletion(storage::DeletionTarget::Sample(sample)).ok());
+  StatusOr<DeletionSeq> second = InternalError("not run");
+  std::thread late([&] {
+    second =
+        (*engine)->RequestDeletion(storage::DeletionTarget::Sample(sample));
+    set(registered);
+  });
+  ASSERT_TRUE(wait_for(resolved));
+  // Retrains shard 0 for deletion 1 and stops between its commit and the
+  // Core's update until deletion 2 has registered.
+  EXPECT_TRUE((*engine)->Drain().ok());
+  late.join();
+  SyncPoints::ClearAll();
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_TRUE((*engine)->Drain().ok());
+  StatusOr<DeletionInfo> info = (*engine)->GetDeletion(*second);
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->state, storage::DeletionState::kApplied);
+  ASSERT_EQ(info->excluded_from.size(), 1u);
+  EXPECT_EQ(info->excluded_from[0].first, ShardId(0));
+  EXPECT_EQ((*engine)->Stats().pending_deletions, 0u);
 }
 
 }  // namespace

@@ -76,7 +76,8 @@ class CoreTest : public ::testing::Test {
     const RetrainOrder order = running_.at(shard);
     running_.erase(shard);
     if (ok) {
-      core_->OnApplied(order, core_->versions()[shard] + 1, clock_.Now(), held,
+      core_->OnApplied(order, core_->PlanApply(order),
+                       core_->versions()[shard] + 1, clock_.Now(), held,
                        order.predicted_sample_epochs);
     } else {
       core_->OnRetrainFailed(order, clock_.Now(), held);
@@ -457,6 +458,36 @@ TEST_F(CoreTest, ShardsKeepsAtMostAShardsAffectedOldestRetrainedFirst) {
   Finish(0);
   EXPECT_THAT(Poll(), IsEmpty());
   EXPECT_THAT(core.AffectedShards(), ElementsAre(ShardId(3), ShardId(6)));
+}
+
+// The apply window: a deletion acknowledged after an order's apply plan was
+// written, naming only a sample the order leaves out, is not forgotten with
+// the order (its record was not written with it): it stays pending, and the
+// next order of the shard (with nothing left to train) writes it.
+TEST_F(CoreTest, ADeletionAfterTheCommittedPlanIsWrittenByTheNextOrder) {
+  Core& core = Make("eraser:lazy,wait");
+  Delete(1, {{0, 0}});  // sample 100 of shard 0
+  core.SetDraining(true);
+  std::vector<RetrainOrder> orders = Poll();
+  ASSERT_EQ(orders.size(), 1u);
+  const ApplyPlan plan = core.PlanApply(orders[0]);
+  EXPECT_THAT(plan.excluded, ElementsAre(DeletionSeq(1)));
+  // Acknowledged while the store writes the plan: the same sample.
+  core.OnDeletion(DeletionSeq(2), clock_.Now(),
+                  {{SampleId(100), ShardId(0), 0}});
+  running_.erase(0);
+  core.OnApplied(orders[0], plan, 2, clock_.Now(), seconds(1), 1000);
+  EXPECT_FALSE(core.IsPending(DeletionSeq(1)));
+  EXPECT_TRUE(core.IsPending(DeletionSeq(2)));
+  orders = Poll();
+  ASSERT_EQ(orders.size(), 1u);
+  EXPECT_EQ(orders[0].shard, ShardId(0));
+  EXPECT_THAT(orders[0].covers, ElementsAre(DeletionSeq(2)));
+  EXPECT_THAT(orders[0].samples, ElementsAre(SampleId(100)));
+  const ApplyPlan next = core.PlanApply(orders[0]);
+  EXPECT_THAT(next.completed, ElementsAre(DeletionSeq(2)));
+  Finish(0);
+  EXPECT_TRUE(core.Idle());
 }
 
 TEST_F(CoreTest, DrainingRetrainsEverythingWhateverThePolicy) {
@@ -851,9 +882,9 @@ TEST_P(CoreDeadlines, HoldUnderRandomLoad) {
       clock.AdvanceTo(now);
       if (!ends.empty() && ends.begin()->first <= clock.Now()) {
         for (auto& [order, secs] : ends.begin()->second) {
-          core.OnApplied(order, core.versions()[order.shard.value()] + 1,
-                         clock.Now(), Secs(secs),
-                         order.predicted_sample_epochs);
+          core.OnApplied(order, core.PlanApply(order),
+                         core.versions()[order.shard.value()] + 1, clock.Now(),
+                         Secs(secs), order.predicted_sample_epochs);
         }
         ends.erase(ends.begin());
       }

@@ -212,12 +212,19 @@ class Core {
   std::vector<RetrainOrder> Poll(TimePoint now);
   // When Poll must next be called if no event arrives; nullopt if never.
   std::optional<TimePoint> NextWakeup() const;
+  // What committing `order` now writes: call it with the store write
+  // ahead, and pass the same plan to OnApplied once it committed.
   ApplyPlan PlanApply(const RetrainOrder& order) const;
   // The order's retrained model (version `version`) is committed and
-  // served. `held` is how long the order held its slot (retraining, apply,
+  // served, with `plan`, the PlanApply the commit wrote. The Core forgets
+  // exactly what the store recorded: a deletion acknowledged after the plan
+  // stays pending even if it names only samples the order left out, and a
+  // later order of the shard (with nothing left to train) records it.
+  // `held` is how long the order held its slot (retraining, apply,
   // compaction); `sample_epochs` the work it did.
-  void OnApplied(const RetrainOrder& order, uint64_t version, TimePoint now,
-                 Duration held, uint64_t sample_epochs);
+  void OnApplied(const RetrainOrder& order, const ApplyPlan& plan,
+                 uint64_t version, TimePoint now, Duration held,
+                 uint64_t sample_epochs);
   // The order failed after holding its slot for `held`: its deletions wait
   // again, and the shard is retried no earlier than the time returned
   // (retry_initial, doubled per consecutive failure, at most retry_max).
@@ -306,8 +313,11 @@ class Core {
             const std::vector<uint64_t>& versions, TimePoint now);
   std::vector<DeletionSeq> Excluded(const RetrainOrder& order) const;
   // Drops the order's samples from the pending deletions of its shard (the
-  // shard's version becomes `version`); returns the deletions completed.
-  std::size_t Remove(const RetrainOrder& order, uint64_t version);
+  // shard's version becomes `version`): `excluded` leave the shard; the
+  // others keep their samples still in it (all of them if none is); returns
+  // the deletions completed.
+  std::size_t Remove(const RetrainOrder& order, uint64_t version,
+                     const std::vector<DeletionSeq>& excluded);
 
   Bucket& BucketAt(TimePoint t);
 
