@@ -153,6 +153,26 @@ int Train(const TrainFlags& flags, const datasets::DatasetSpec& spec,
                 static_cast<unsigned long long>(report.total.sample_epochs),
                 report.total.cpu_seconds, report.total.wall_seconds);
   }
+  // The figures the unlearning planner starts from (docs/engine.md).
+  StatusOr<unlearning::ModelCost> model_cost = (*sisa)->ReadModelCost();
+  nlohmann::json model_cost_json = nullptr;
+  if (model_cost.ok()) {
+    std::printf(
+        "model cost (planning): %.3g CPU s per sample-epoch, %.3g CPU s per "
+        "inference row\n",
+        model_cost->train_seconds_per_sample_epoch,
+        model_cost->infer_seconds_per_row);
+    model_cost_json = {
+        {"train_seconds_per_sample_epoch",
+         model_cost->train_seconds_per_sample_epoch},
+        {"infer_seconds_per_row", model_cost->infer_seconds_per_row}};
+  } else if (model_cost.status().code() == StatusCode::kNotFound) {
+    std::printf(
+        "model cost (planning): not recorded (trained by an older eraser; "
+        "--rebuild measures it)\n");
+  } else {
+    return ReportError("train", model_cost.status());
+  }
 
   if (!flags.json.empty()) {
     nlohmann::json out = {{"data_dir", flags.data_dir},
@@ -170,7 +190,8 @@ int Train(const TrainFlags& flags, const datasets::DatasetSpec& spec,
                            {{"hard_vote_accuracy", eval->hard_vote_accuracy},
                             {"soft_vote_accuracy", eval->soft_vote_accuracy}}},
                           {"shards", shards},
-                          {"cost", CostJson(report.total)}};
+                          {"cost", CostJson(report.total)},
+                          {"model_cost", model_cost_json}};
     std::ofstream file(flags.json);
     file << out.dump(2) << "\n";
     if (!file) {

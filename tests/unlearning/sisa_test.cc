@@ -129,6 +129,37 @@ TEST_F(SisaTest, TrainsEveryShardAndCountsCost) {
   }
 }
 
+// The model's cost, measured at train and stored with the ensemble: what
+// the unlearning planner starts from (docs/engine.md).
+TEST_F(SisaTest, TrainingMeasuresAndStoresTheModelsCost) {
+  const ModelCost& measured = base_->report.model_cost;
+  EXPECT_GT(measured.train_seconds_per_sample_epoch, 0.0);
+  EXPECT_GT(measured.infer_seconds_per_row, 0.0);
+  EXPECT_DOUBLE_EQ(measured.train_seconds_per_sample_epoch,
+                   base_->report.total.cpu_seconds /
+                       static_cast<double>(base_->report.total.sample_epochs));
+  StatusOr<ModelCost> stored = base_->sisa->ReadModelCost();
+  ASSERT_TRUE(stored.ok()) << stored.status();
+  EXPECT_DOUBLE_EQ(stored->train_seconds_per_sample_epoch,
+                   measured.train_seconds_per_sample_epoch);
+  EXPECT_DOUBLE_EQ(stored->infer_seconds_per_row,
+                   measured.infer_seconds_per_row);
+  // A directory that predates costs has none; a corrupt record is refused.
+  testing::TempDir dir;
+  StatusOr<std::unique_ptr<Store>> store = Store::Open({dir.path()});
+  ASSERT_TRUE(store.ok());
+  StatusOr<std::unique_ptr<Sisa>> sisa =
+      Sisa::Create(store->get(), ForDataset(SmallOptions(), Data()));
+  ASSERT_TRUE(sisa.ok());
+  EXPECT_EQ((*sisa)->ReadModelCost().status().code(), StatusCode::kNotFound);
+  ASSERT_TRUE((*store)
+                  ->PutMeta("model/cost",
+                            "{\"train_seconds_per_"
+                            "sample_epoch\": -1}")
+                  .ok());
+  EXPECT_EQ((*sisa)->ReadModelCost().status().code(), StatusCode::kDataLoss);
+}
+
 TEST_F(SisaTest, EnsembleLearnsSomething) {
   StatusOr<std::vector<ShardModel>> models = base_->sisa->LoadModels();
   ASSERT_TRUE(models.ok()) << models.status();

@@ -1,5 +1,6 @@
 #include "dataset_info.h"
 
+#include <cmath>
 #include <nlohmann/json.hpp>
 
 namespace eraser::unlearning {
@@ -41,6 +42,34 @@ Status DecodeDatasetInfo(const std::string& text, DatasetInfo* info) {
     return DataLossError("corrupt dataset record (class names)");
   }
   return OkStatus();
+}
+
+std::string EncodeModelCost(const ModelCost& cost) {
+  return nlohmann::json{
+      {"train_seconds_per_sample_epoch", cost.train_seconds_per_sample_epoch},
+      {"infer_seconds_per_row", cost.infer_seconds_per_row}}
+      .dump();
+}
+
+StatusOr<ModelCost> DecodeModelCost(const std::string& text) {
+  const nlohmann::json j =
+      nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) return DataLossError("corrupt model cost record");
+  ModelCost cost;
+  try {
+    cost.train_seconds_per_sample_epoch =
+        j.at("train_seconds_per_sample_epoch").get<double>();
+    cost.infer_seconds_per_row = j.at("infer_seconds_per_row").get<double>();
+  } catch (const nlohmann::json::exception&) {
+    return DataLossError("corrupt model cost record");
+  }
+  for (double v :
+       {cost.train_seconds_per_sample_epoch, cost.infer_seconds_per_row}) {
+    if (!std::isfinite(v) || v < 0) {
+      return DataLossError("corrupt model cost record (a negative figure)");
+    }
+  }
+  return cost;
 }
 
 }  // namespace eraser::unlearning

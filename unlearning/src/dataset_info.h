@@ -1,5 +1,6 @@
-// The stored record of a data directory's dataset (DatasetInfo minus the
-// test split and owners, which are stored apart): a JSON object.
+// The stored records of a data directory's dataset (DatasetInfo minus the
+// test split and owners, which are stored apart) and of its model's cost:
+// JSON objects.
 #ifndef ERASER_UNLEARNING_SRC_DATASET_INFO_H_
 #define ERASER_UNLEARNING_SRC_DATASET_INFO_H_
 
@@ -18,6 +19,10 @@ std::string EncodeDatasetInfo(const std::string& source, uint32_t classes,
 // Fills source, classes, class_names, encoding and train_size. kDataLoss
 // for a malformed record.
 Status DecodeDatasetInfo(const std::string& json, DatasetInfo* info);
+
+std::string EncodeModelCost(const ModelCost& cost);
+// kDataLoss for a malformed record or a negative or non-finite figure.
+StatusOr<ModelCost> DecodeModelCost(const std::string& json);
 
 }  // namespace eraser::unlearning
 

@@ -28,6 +28,7 @@ constexpr char kScriptKey[] = "model/torchscript";
 constexpr char kDatasetInfoKey[] = "dataset/info";
 constexpr char kTestSplitKey[] = "dataset/test";
 constexpr char kOwnersKey[] = "dataset/owners";
+constexpr char kCostKey[] = "model/cost";
 // Tags that keep the derived seeds of different purposes apart.
 constexpr uint64_t kInitTag = 0x1417;
 constexpr uint64_t kOrderTag = 0x0bde;
@@ -268,13 +269,52 @@ StatusOr<TrainReport> Sisa::TrainAll() {
     report.shards[i] = {r.shard, r.samples, r.cost};
     return OkStatus();
   }));
-  RETURN_IF_ERROR(store_->PutMeta(kTrainedKey, "1"));
   for (const ShardTrainReport& s : report.shards) {
     report.total.sample_epochs += s.cost.sample_epochs;
     report.total.cpu_seconds += s.cost.cpu_seconds;
   }
   report.total.wall_seconds = SecondsSince(start);
+  ModelCost& cost = report.model_cost;
+  cost.train_seconds_per_sample_epoch =
+      report.total.sample_epochs == 0
+          ? 0
+          : report.total.cpu_seconds /
+                static_cast<double>(report.total.sample_epochs);
+  ASSIGN_OR_RETURN(cost.infer_seconds_per_row, MeasureInferenceSecondsPerRow());
+  RETURN_IF_ERROR(store_->PutMeta(kCostKey, EncodeModelCost(cost)));
+  RETURN_IF_ERROR(store_->PutMeta(kTrainedKey, "1"));
   return report;
+}
+
+StatusOr<double> Sisa::MeasureInferenceSecondsPerRow() {
+  ASSIGN_OR_RETURN(DatasetInfo info, ReadDatasetInfo());
+  const std::size_t rows = std::min<std::size_t>(info.test.size(), 512);
+  if (rows == 0) return 0.0;
+  ASSIGN_OR_RETURN(storage::Checkpoint c,
+                   store_->GetCheckpoint(ShardId(0), options_.slices - 1));
+  ASSIGN_OR_RETURN(std::shared_ptr<const Model> model,
+                   LoadModel(options_.model, c.blob));
+  const std::vector<float> x = info.test.DecodeRows(0, rows);
+  const std::size_t d = options_.model.input_size();
+  constexpr std::size_t kBatch = 64;
+  std::vector<int32_t> votes(kBatch);
+  double best = 0;
+  for (int run = 0; run < 3; ++run) {
+    const double cpu_start = ThreadCpuSeconds();
+    for (std::size_t i = 0; i < rows; i += kBatch) {
+      const std::size_t n = std::min(kBatch, rows - i);
+      RETURN_IF_ERROR(model->Predict(x.data() + i * d, n, votes.data(),
+                                     /*probs=*/nullptr));
+    }
+    const double seconds = ThreadCpuSeconds() - cpu_start;
+    if (run == 0 || seconds < best) best = seconds;
+  }
+  return best / static_cast<double>(rows);
+}
+
+StatusOr<ModelCost> Sisa::ReadModelCost() {
+  ASSIGN_OR_RETURN(std::string encoded, store_->GetMeta(kCostKey));
+  return DecodeModelCost(encoded);
 }
 
 StatusOr<std::vector<ShardModel>> Sisa::LoadModels() {

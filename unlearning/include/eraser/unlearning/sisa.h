@@ -115,9 +115,23 @@ struct ShardTrainReport {
   Cost cost;
 };
 
+// What one constituent model costs on the machine that trained it,
+// measured by TrainAll and stored with the ensemble: the planner's first
+// estimate of a retraining, before any retraining was measured
+// (scheduler::Estimator), whatever the model.
+struct ModelCost {
+  // Thread CPU seconds per (sample, epoch) gradient pass over the whole
+  // training (one Torch thread per shard).
+  double train_seconds_per_sample_epoch = 0;
+  // Thread CPU seconds per input row of one constituent model's inference,
+  // in batches of 64, the best of three runs over the test split.
+  double infer_seconds_per_row = 0;
+};
+
 struct TrainReport {
   std::vector<ShardTrainReport> shards;
   Cost total;  // sums, except wall_seconds: the whole training's span
+  ModelCost model_cost;
 };
 
 // Retrain `shard` without `deleted`. Samples not (or no longer) stored in
@@ -178,8 +192,13 @@ class Sisa {
   StatusOr<bool> IsTrained();
 
   // Trains every shard from scratch on the stored samples and stores every
-  // checkpoint; then marks the directory trained.
+  // checkpoint; measures and stores the model's cost; then marks the
+  // directory trained.
   StatusOr<TrainReport> TrainAll();
+
+  // The cost TrainAll measured. kNotFound for a directory trained before
+  // eraser recorded costs; kDataLoss if the record is corrupt.
+  StatusOr<ModelCost> ReadModelCost();
 
   // The latest model of every shard, from the stored checkpoints.
   StatusOr<std::vector<ShardModel>> LoadModels();
@@ -213,6 +232,8 @@ class Sisa {
   Sisa(storage::Store* store, const SisaOptions& options);
   Status StoreDatasetInfo(const datasets::Dataset& data,
                           const std::set<uint64_t>& owners);
+  // The inference half of ModelCost, on shard 0's trained model.
+  StatusOr<double> MeasureInferenceSecondsPerRow();
   StatusOr<RetrainResult> TrainShard(ShardId shard,
                                      const std::vector<SampleId>& deleted,
                                      bool from_scratch);
