@@ -129,6 +129,20 @@ Status EngineImpl::Start() {
   core.slots = options_.unlearning.concurrency;
   core.borrowable_slots = options_.unlearning.borrow_inference_core ? 1 : 0;
   core.estimates = options_.unlearning.estimates;
+  // The first plan of a retraining is as right as the model's own measured
+  // cost: any model, however costly, keeps its deadlines from the first
+  // deletion on (docs/engine.md). The estimator then learns from the
+  // retrainings it sees.
+  StatusOr<unlearning::ModelCost> cost = sisa_->ReadModelCost();
+  if (cost.ok()) {
+    model_cost_ = *cost;
+  } else if (cost.status().code() != StatusCode::kNotFound) {
+    return cost.status();
+  }
+  if (core.estimates.initial_seconds_per_sample_epoch == 0) {
+    core.estimates.initial_seconds_per_sample_epoch =
+        model_cost_.train_seconds_per_sample_epoch;
+  }
   core.retry_initial = options_.unlearning.retry_initial;
   core.retry_max = options_.unlearning.retry_max;
   core.max_wait = options_.inference.max_wait;
@@ -274,6 +288,11 @@ EngineStats EngineImpl::Stats() const {
   stats.erasure_owed = erasure_owed_;
   stats.expired = expired_;
   stats.shard_reloads = reloads_;
+  stats.planning.model_cost = model_cost_;
+  stats.planning.initial_seconds_per_sample_epoch =
+      core_->estimator().options().InitialRate();
+  stats.planning.retrainings_measured = core_->estimator().measurements();
+  stats.planning.whole_shard_retrain_seconds = core_->WholeShardSeconds();
   return stats;
 }
 

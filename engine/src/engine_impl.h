@@ -210,6 +210,9 @@ class EngineImpl final : public Engine {
   int erasure_failures_ GUARDED_BY(mu_) = 0;
   TimePoint erasure_retry_at_ GUARDED_BY(mu_);
   unlearning::Cost unlearning_cost_ GUARDED_BY(mu_);
+  // The model's cost measured at train (zero when none was recorded); set
+  // by Start before any thread runs, read-only after.
+  unlearning::ModelCost model_cost_;
 
   std::vector<std::thread> workers_;
   std::vector<std::thread> retrainers_;

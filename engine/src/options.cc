@@ -50,26 +50,12 @@ Status EngineOptions::Validate() const {
   if (unlearning.concurrency < 1 || unlearning.concurrency > 64) {
     return Field("unlearning.concurrency", "must be in 1..64");
   }
-  const scheduler::EstimatorOptions& e = unlearning.estimates;
-  if (!(e.initial_seconds_per_sample_epoch > 0) ||
-      !std::isfinite(e.initial_seconds_per_sample_epoch)) {
-    return Field("unlearning.estimates.initial_seconds_per_sample_epoch",
-                 "must be positive");
-  }
-  if (e.window < 1 || e.window > 4096) {
-    return Field("unlearning.estimates.window", "must be in 1..4096");
-  }
-  if (!(e.safety >= 1 && e.safety <= 100)) {
-    return Field("unlearning.estimates.safety", "must be in 1..100");
-  }
+  RETURN_IF_ERROR(unlearning.estimates.Validate("unlearning.estimates."));
   if (unlearning.retry_initial <= Duration(0)) {
     return Field("unlearning.retry_initial", "must be positive");
   }
   if (unlearning.retry_max < unlearning.retry_initial) {
     return Field("unlearning.retry_max", "must be at least retry_initial");
-  }
-  if (e.margin < Duration(0)) {
-    return Field("unlearning.estimates.margin", "must not be negative");
   }
   if (train_data != nullptr) {
     if (Status st = sisa.Validate(); !st.ok()) {

@@ -56,21 +56,7 @@ Status CoreOptions::Validate() const {
   if (borrowable_slots < 0 || borrowable_slots > 64) {
     return Field("borrowable_slots", "must be in 0..64");
   }
-  const EstimatorOptions& e = estimates;
-  if (!(e.initial_seconds_per_sample_epoch > 0) ||
-      !std::isfinite(e.initial_seconds_per_sample_epoch)) {
-    return Field("estimates.initial_seconds_per_sample_epoch",
-                 "must be positive");
-  }
-  if (e.window < 1 || e.window > 4096) {
-    return Field("estimates.window", "must be in 1..4096");
-  }
-  if (!(e.safety >= 1 && e.safety <= 100)) {
-    return Field("estimates.safety", "must be in 1..100");
-  }
-  if (e.margin < Duration(0)) {
-    return Field("estimates.margin", "must not be negative");
-  }
+  RETURN_IF_ERROR(estimates.Validate("estimates."));
   if (rate_window < std::chrono::seconds(1)) {
     return Field("rate_window", "must be at least 1s");
   }

@@ -70,6 +70,14 @@ double Core::PredictSeconds(ShardId shard) const {
   return estimator_.Plan(Cost(shard, FirstSlice(shard)));
 }
 
+double Core::WholeShardSeconds() const {
+  uint64_t most = 0;
+  for (std::size_t k = 0; k < options_.shards; ++k) {
+    most = std::max(most, Cost(ShardId(static_cast<uint32_t>(k)), 0));
+  }
+  return estimator_.Plan(most);
+}
+
 double Core::BacklogAhead(ShardId shard, TimePoint now, int slots) const {
   double work = 0;
   for (const auto& [s, r] : running_) {

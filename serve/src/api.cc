@@ -317,7 +317,17 @@ void Api::Readyz(const Request& request, Respond respond) {
          {"retrain_failures", stats.retrain_failures},
          {"last_retrain_failure", stats.last_retrain_failure},
          {"shards_backing_off", backing_off},
-         {"erasure_owed", stats.erasure_owed}}}}));
+         {"erasure_owed", stats.erasure_owed}}},
+       {"planning",
+        {{"train_seconds_per_sample_epoch",
+          stats.planning.model_cost.train_seconds_per_sample_epoch},
+         {"infer_seconds_per_row",
+          stats.planning.model_cost.infer_seconds_per_row},
+         {"initial_seconds_per_sample_epoch",
+          stats.planning.initial_seconds_per_sample_epoch},
+         {"retrainings_measured", stats.planning.retrainings_measured},
+         {"whole_shard_retrain_seconds",
+          stats.planning.whole_shard_retrain_seconds}}}}));
 }
 
 void Api::Infer(const Request& request, const Principal& who, Respond respond) {

@@ -141,6 +141,38 @@ TEST_F(EngineTest, OptionsAreValidatedNamingTheField) {
   EXPECT_EQ(Engine::Open(o).status().code(), StatusCode::kNotFound);
 }
 
+// The first retraining's plan rests on the model's own cost, measured when
+// it was trained; an operator's positive rate overrides it.
+TEST_F(EngineTest, PlansStartFromTheModelsMeasuredCost) {
+  StatusOr<std::unique_ptr<storage::Store>> store =
+      storage::Store::Open({data_, false});
+  ASSERT_TRUE(store.ok());
+  StatusOr<std::unique_ptr<unlearning::Sisa>> sisa =
+      unlearning::Sisa::Open(store->get(), 1);
+  ASSERT_TRUE(sisa.ok());
+  StatusOr<unlearning::ModelCost> cost = (*sisa)->ReadModelCost();
+  ASSERT_TRUE(cost.ok()) << cost.status();
+  sisa->reset();
+  store->reset();
+  {
+    std::unique_ptr<Engine> engine = Open("eraser-lazy-wait");
+    ASSERT_NE(engine, nullptr);
+    const PlanningFigures planning = engine->Stats().planning;
+    EXPECT_DOUBLE_EQ(planning.model_cost.train_seconds_per_sample_epoch,
+                     cost->train_seconds_per_sample_epoch);
+    EXPECT_DOUBLE_EQ(planning.initial_seconds_per_sample_epoch,
+                     cost->train_seconds_per_sample_epoch);
+    EXPECT_EQ(planning.retrainings_measured, 0u);
+    EXPECT_GT(planning.whole_shard_retrain_seconds, 0.0);
+  }
+  EngineOptions o = Options(data_, "eraser-lazy-wait");
+  o.unlearning.estimates.initial_seconds_per_sample_epoch = 0.25;
+  std::unique_ptr<Engine> engine = OpenOrDie(o);
+  ASSERT_NE(engine, nullptr);
+  EXPECT_DOUBLE_EQ(engine->Stats().planning.initial_seconds_per_sample_epoch,
+                   0.25);
+}
+
 TEST_F(EngineTest, FullQueueIsResourceExhausted) {
   EngineOptions o = Options(data_, "eraser-lazy-wait");
   o.inference.queue_capacity = 1;

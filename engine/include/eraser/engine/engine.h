@@ -97,6 +97,21 @@ struct DeletionInfo {
   std::vector<std::pair<ShardId, uint64_t>> excluded_from;
 };
 
+// What the unlearning plan rests on (docs/engine.md).
+struct PlanningFigures {
+  // The model's cost measured by `eraser train` and stored with it; zero
+  // for an ensemble trained before eraser recorded costs.
+  unlearning::ModelCost model_cost;
+  // The rate assumed for a retraining until enough were measured (the
+  // model's cost, an operator's override, or the fallback).
+  double initial_seconds_per_sample_epoch = 0;
+  // Retrainings measured so far (of the estimator's window).
+  std::size_t retrainings_measured = 0;
+  // The planned time of the costliest retraining: the largest shard, from
+  // its first slice.
+  double whole_shard_retrain_seconds = 0;
+};
+
 // A snapshot of the engine's state, for monitoring and tests.
 struct EngineStats {
   std::size_t queued = 0;
@@ -129,6 +144,7 @@ struct EngineStats {
   // With a store shared by several engines: shard models another engine
   // retrained and this one swapped in (instead of retraining them itself).
   uint64_t shard_reloads = 0;
+  PlanningFigures planning;
 };
 
 class Engine {

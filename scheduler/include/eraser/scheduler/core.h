@@ -273,6 +273,9 @@ class Core {
   const std::vector<uint64_t>& versions() const { return versions_; }
   Capacity GetCapacity(TimePoint now) const;
   const Estimator& estimator() const { return estimator_; }
+  // The planning estimate of the costliest retraining now: the shard with
+  // the most live samples, from its first slice.
+  double WholeShardSeconds() const;
   const Policy& policy() const { return options_.policy; }
 
  private:

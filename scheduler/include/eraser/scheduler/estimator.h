@@ -15,21 +15,37 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <string>
 
 #include "eraser/common/clock.h"
+#include "eraser/common/status.h"
 
 namespace eraser::scheduler {
 
+// The rate assumed when nothing better is known: an ensemble trained before
+// eraser recorded each model's cost, with the default MLP's cost on a fast
+// machine.
+inline constexpr double kFallbackSecondsPerSampleEpoch = 1e-5;
+
 struct EstimatorOptions {
   // Seconds per sample-epoch assumed before retrainings are measured (and
-  // kept in the bound until `window` have been).
-  double initial_seconds_per_sample_epoch = 1e-5;
+  // kept in the bound until `window` have been). 0, the default, means the
+  // model's own cost: the engine puts the one `eraser train` measured here
+  // (unlearning::ModelCost); an Estimator left with 0 assumes
+  // kFallbackSecondsPerSampleEpoch.
+  double initial_seconds_per_sample_epoch = 0;
   // Measurements kept, newest first.
   std::size_t window = 32;
   // The planned time is the measured bound times this factor...
   double safety = 1.25;
   // ...plus this margin before the deadline.
   Duration margin = std::chrono::seconds(1);
+
+  // The one validator (the Core's and the engine's options hold these):
+  // kInvalidArgument naming the field after `prefix`.
+  Status Validate(const std::string& prefix) const;
+  // initial_seconds_per_sample_epoch, or the fallback when it is 0.
+  double InitialRate() const;
 };
 
 class Estimator {
