@@ -170,6 +170,116 @@ class ScriptModel final : public TrainableModel {
   torch::jit::Module module_;
 };
 
+// The module maps a batch of 2 of the dataset's samples to logits [2,
+// classes], in eval and in training mode.
+Status CheckForward(torch::jit::Module& module, const ModelSpec& spec) {
+  const std::string& name = spec.script_name;
+  std::vector<int64_t> sizes = {2};
+  std::string sample;
+  for (uint32_t d : spec.input_shape) {
+    sizes.push_back(d);
+    sample += (sample.empty() ? "" : ", ") + std::to_string(d);
+  }
+  const std::string input = "[2, " + sample + "]";
+  torch::NoGradGuard no_grad;
+  for (bool training : {false, true}) {
+    module.train(training);
+    c10::IValue out;
+    try {
+      out = module.forward({torch::zeros(sizes)});
+    } catch (const std::exception& e) {
+      return InvalidArgumentError(name +
+                                  ": forward fails on a float input of shape " +
+                                  input + " (a batch of 2 of the dataset's [" +
+                                  sample + "] samples): " + Reason(e));
+    }
+    if (!out.isTensor()) {
+      return InvalidArgumentError(name + ": forward must return a tensor");
+    }
+    const torch::Tensor t = out.toTensor();
+    if (t.dim() != 2 || t.size(0) != 2 ||
+        t.size(1) != static_cast<int64_t>(spec.classes) ||
+        !t.is_floating_point()) {
+      std::string shape;
+      for (int64_t d : t.sizes()) {
+        shape += (shape.empty() ? "" : ", ") + std::to_string(d);
+      }
+      return InvalidArgumentError(name + ": forward maps " + input + " to [" +
+                                  shape + "], but the dataset has " +
+                                  std::to_string(spec.classes) +
+                                  " classes: it must return logits [2, " +
+                                  std::to_string(spec.classes) + "]");
+    }
+  }
+  return OkStatus();
+}
+
+// Exactness (DESIGN guarantee 1) needs a module that computes the same
+// thing from the same state. Refused: an eval forward that differs between
+// two calls on one input (sampling at inference, such as
+// F.dropout(x, training=True)) or that changes a buffer (answers would
+// depend on the requests before them), and a training that differs between
+// two runs from the same weights and seed.
+Status CheckDeterministic(const ModelSpec& spec) {
+  const std::string& name = spec.script_name;
+  std::vector<int64_t> sizes = {4};
+  const std::vector<int64_t> shape = InputSizes(spec);
+  sizes.insert(sizes.end(), shape.begin(), shape.end());
+  const int64_t numel = 4 * static_cast<int64_t>(spec.input_size());
+  // A ramp, so that no feature is zero and rows differ.
+  const torch::Tensor x = torch::linspace(-1, 1, numel).reshape(sizes);
+  {
+    ASSIGN_OR_RETURN(torch::jit::Module module, LoadModule(spec));
+    torch::NoGradGuard no_grad;
+    std::vector<std::pair<std::string, torch::Tensor>> before;
+    for (const auto& b : module.named_buffers(/*recurse=*/true)) {
+      before.emplace_back(b.name, b.value.clone());
+    }
+    const torch::Tensor first = module.forward({x}).toTensor();
+    const torch::Tensor second = module.forward({x}).toTensor();
+    if (!torch::equal(first, second)) {
+      return InvalidArgumentError(
+          name +
+          ": forward gives different outputs for the same input in eval "
+          "mode (random sampling at inference, such as "
+          "F.dropout(x, training=True)?), so eraser could neither certify "
+          "its answers nor retrain it exactly");
+    }
+    std::size_t i = 0;
+    for (const auto& b : module.named_buffers(/*recurse=*/true)) {
+      if (i >= before.size() || !torch::equal(b.value, before[i].second)) {
+        return InvalidArgumentError(
+            name + ": forward changes buffer '" + b.name +
+            "' in eval mode, so an answer would depend on the requests "
+            "served before it");
+      }
+      ++i;
+    }
+  }
+  std::vector<float> features(x.data_ptr<float>(), x.data_ptr<float>() + numel);
+  std::vector<int64_t> labels(4);
+  for (int64_t r = 0; r < 4; ++r) labels[r] = r % spec.classes;
+  const TrainingData data{spec.input_size(), features.data(), labels.data()};
+  SgdOptions sgd;
+  sgd.batch_size = 2;
+  sgd.learning_rate = 0.01;
+  std::string trained[2];
+  for (std::string& blob : trained) {
+    ASSIGN_OR_RETURN(torch::jit::Module module, LoadModule(spec));
+    ScriptModel model(spec, std::move(module));
+    RETURN_IF_ERROR(model.Train(data, 4, 2, sgd, /*order_seed=*/7));
+    blob = model.Serialize();
+  }
+  if (trained[0] != trained[1]) {
+    return InvalidArgumentError(
+        name +
+        ": two trainings from the same weights, data and seed differ, so "
+        "eraser cannot retrain it exactly (nondeterministic operations in "
+        "forward?)");
+  }
+  return OkStatus();
+}
+
 }  // namespace
 
 void UnoptimizedScriptsHere() { torch::jit::setGraphExecutorOptimize(false); }
@@ -221,45 +331,10 @@ Status CheckScriptModule(const ModelSpec& spec) {
                                   ": the module has no trainable "
                                   "parameters");
     }
-    std::vector<int64_t> sizes = {2};
-    std::string sample;
-    for (uint32_t d : spec.input_shape) {
-      sizes.push_back(d);
-      sample += (sample.empty() ? "" : ", ") + std::to_string(d);
-    }
-    const std::string input = "[2, " + sample + "]";
-    torch::NoGradGuard no_grad;
-    for (bool training : {false, true}) {
-      module.train(training);
-      c10::IValue out;
-      try {
-        out = module.forward({torch::zeros(sizes)});
-      } catch (const std::exception& e) {
-        return InvalidArgumentError(
-            name + ": forward fails on a float input of shape " + input +
-            " (a batch of 2 of the dataset's [" + sample +
-            "] samples): " + Reason(e));
-      }
-      if (!out.isTensor()) {
-        return InvalidArgumentError(name + ": forward must return a tensor");
-      }
-      const torch::Tensor t = out.toTensor();
-      if (t.dim() != 2 || t.size(0) != 2 ||
-          t.size(1) != static_cast<int64_t>(spec.classes) ||
-          !t.is_floating_point()) {
-        std::string shape;
-        for (int64_t d : t.sizes()) {
-          shape += (shape.empty() ? "" : ", ") + std::to_string(d);
-        }
-        return InvalidArgumentError(name + ": forward maps " + input + " to [" +
-                                    shape + "], but the dataset has " +
-                                    std::to_string(spec.classes) +
-                                    " classes: it must return logits [2, " +
-                                    std::to_string(spec.classes) + "]");
-      }
-    }
+    RETURN_IF_ERROR(CheckForward(module, spec));
+    RETURN_IF_ERROR(CheckDeterministic(spec));
   } catch (const std::exception& e) {
-    return InvalidArgumentError(name + ": " + e.what());
+    return InvalidArgumentError(name + ": " + Reason(e));
   }
   return OkStatus();
 }

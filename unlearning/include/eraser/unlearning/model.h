@@ -67,8 +67,11 @@ Status LoadScriptFile(const std::string& path, ModelSpec* spec);
 
 // Builds the model `spec` describes once and runs it on a batch of zeros:
 // for a TorchScript module, checks that the file is one, that it has
-// parameters to train, and that its output is [N, classes] for inputs of
-// input_shape. kInvalidArgument naming the file and the mismatch.
+// parameters to train, that its output is [N, classes] for inputs of
+// input_shape, and that eraser can serve and retrain it exactly: its eval
+// forward gives the same output twice for one input and changes no buffer,
+// and two short trainings from the same weights, data and seed give the
+// same bytes. kInvalidArgument naming the file and the cause.
 Status CheckModelSpec(const ModelSpec& spec);
 
 // One trained constituent model. Immutable: Predict may be called from any
