@@ -31,16 +31,18 @@ test: build
 
 # End-to-end cases that run once, in the plain build, and are filtered out
 # of the sanitizer runs (clang, tsan, asan): whole `eraser` processes that
-# train and replay every policy in real time, and `eraser serve` replicas
-# on PostgreSQL. Their code runs under the sanitizers in the module tests
-# (Replay.*, EngineReplicas.*, the serve API and process tests); under
+# train and replay every policy in real time, `eraser serve` replicas on
+# PostgreSQL, and the model zoo's replays of every ERASER preset. Their code
+# runs under the sanitizers in the module tests (Replay.*, EngineReplicas.*,
+# the serve API and process tests, the zoo's other cases); under
 # ThreadSanitizer on a slow 2-core machine they took 4 of the suite's 9
 # minutes. A GoogleTest negative filter, passed to every test binary.
 SANITIZER_SKIP := ReplayCommand.ComparesPoliciesAndWritesTheReport:$\
   ReplayCommand.SweepsDeletionRatesAndChecksTheTargets:$\
   TabularCli.TrainTraceAndReplay:$\
   TrainCommand.WritesTheReportAndReusesTheDirectory:$\
-  ServeReplicas.*:ServeProcess.PrometheusScrapesTheEngine
+  ServeReplicas.*:ServeProcess.PrometheusScrapesTheEngine:$\
+  Modules/ZooReplay.*
 SANITIZER_TEST_ENV := GTEST_FILTER='-$(SANITIZER_SKIP)'
 
 # The main job: replay the default workload against the baselines and the

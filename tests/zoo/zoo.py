@@ -1,0 +1,183 @@
+#!/usr/bin/python3
+"""The model zoo: PyTorch classifiers of every kind a user brings, for
+Fashion-MNIST (input [N, 28, 28], 10 classes), saved with
+torch.jit.script(...).save() as `eraser train --model torchscript:PATH`
+takes them.
+
+Usage: /usr/bin/python3 tests/zoo/zoo.py OUT_DIR [NAME ...]
+writes OUT_DIR/NAME.pt for each NAME (all when none is given). The zoo test
+(tests/zoo/zoo_test.cc) and scripts/measure-zoo use it.
+
+Every module starts from torch.manual_seed(0). The last two are modules
+eraser must refuse at train, with the cause: they cannot be served or
+retrained exactly.
+"""
+import sys
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def image(x: torch.Tensor) -> torch.Tensor:
+    """[N, 28, 28] (or [N, 784]) as a one-channel image batch."""
+    return x.reshape(x.shape[0], 1, 28, 28)
+
+
+class Linear(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+class Mlp(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Flatten(), nn.Linear(784, 64), nn.ReLU(),
+                                  nn.Linear(64, 10))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+class LayerNormGelu(nn.Module):
+    """The MLP of the issue that found the thread-local executor setting:
+    LayerNorm, GELU and dropout."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Flatten(), nn.Linear(784, 96),
+                                  nn.LayerNorm(96), nn.GELU(), nn.Dropout(0.1),
+                                  nn.Linear(96, 48), nn.LayerNorm(48),
+                                  nn.GELU(), nn.Linear(48, 10))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+class BatchNorm(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Flatten(), nn.Linear(784, 64),
+                                  nn.BatchNorm1d(64), nn.ReLU(),
+                                  nn.Linear(64, 10))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+class ConvBnPool(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(1, 8, 3), nn.BatchNorm2d(8),
+                                      nn.ReLU(), nn.MaxPool2d(2))
+        self.head = nn.Linear(8 * 13 * 13, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.flatten(self.features(image(x)), 1))
+
+
+class ResidualGroupNorm(nn.Module):
+    """A small residual CNN: GroupNorm, SiLU and functional dropout."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(1, 8, 3, stride=2, padding=1),
+                                  nn.GroupNorm(2, 8), nn.SiLU())
+        self.block = nn.Sequential(nn.Conv2d(8, 8, 3, padding=1),
+                                   nn.GroupNorm(2, 8), nn.SiLU(),
+                                   nn.Conv2d(8, 8, 3, padding=1),
+                                   nn.GroupNorm(2, 8))
+        self.pool = nn.AdaptiveAvgPool2d(4)
+        self.head = nn.Linear(8 * 4 * 4, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.stem(image(x))
+        h = F.silu(h + self.block(h))
+        h = F.dropout(h, p=0.1, training=self.training)
+        return self.head(torch.flatten(self.pool(h), 1))
+
+
+class Frozen(nn.Module):
+    """A frozen first layer (requires_grad=False): only the head trains."""
+
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Linear(784, 64)
+        for p in self.features.parameters():
+            p.requires_grad_(False)
+        self.head = nn.Linear(64, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.relu(self.features(torch.flatten(x, 1))))
+
+
+class RunningMean(nn.Module):
+    """Buffers that training updates: a running mean of the inputs that
+    forward subtracts, and a count of training batches."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(784))
+        self.register_buffer("batches", torch.zeros((), dtype=torch.int64))
+        self.fc = nn.Linear(784, 64)
+        self.head = nn.Linear(64, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.flatten(x, 1)
+        if self.training:
+            self.mean.copy_(0.9 * self.mean + 0.1 * x.mean(0).detach())
+            self.batches += 1
+        return self.head(torch.relu(self.fc(x - self.mean)))
+
+
+class InferenceDropout(nn.Module):
+    """Refused: samples at inference (dropout kept on in eval mode)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(784, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(F.dropout(torch.flatten(x, 1), p=0.5, training=True))
+
+
+class CountsRequests(nn.Module):
+    """Refused: forward changes a buffer when serving."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("calls", torch.zeros(1))
+        self.fc = nn.Linear(784, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        return self.fc(torch.flatten(x, 1))
+
+
+ZOO = {
+    "linear": Linear,
+    "mlp": Mlp,
+    "layernorm_gelu_dropout": LayerNormGelu,
+    "batchnorm1d": BatchNorm,
+    "conv_bn_relu_maxpool": ConvBnPool,
+    "residual_groupnorm_silu": ResidualGroupNorm,
+    "frozen_layer": Frozen,
+    "buffer_updated_by_training": RunningMean,
+    "refused_inference_dropout": InferenceDropout,
+    "refused_counts_requests": CountsRequests,
+}
+
+
+def main() -> None:
+    out = sys.argv[1]
+    for name in sys.argv[2:] or ZOO:
+        torch.manual_seed(0)
+        torch.jit.script(ZOO[name]()).save(f"{out}/{name}.pt")
+
+
+if __name__ == "__main__":
+    main()
