@@ -27,7 +27,8 @@ build: setup
 	cmake --build $(BUILD_DIR) -j $(JOBS)
 
 test: build
-	$(TEST_ENV) ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS)
+	$(TEST_ENV) ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS) \
+	  $(CTEST_ARGS)
 
 # End-to-end cases that run once, in the plain build, and are filtered out
 # of the sanitizer runs (clang, tsan, asan): whole `eraser` processes that
@@ -44,6 +45,11 @@ SANITIZER_SKIP := ReplayCommand.ComparesPoliciesAndWritesTheReport:$\
   ServeReplicas.*:ServeProcess.PrometheusScrapesTheEngine:$\
   Modules/ZooReplay.*
 SANITIZER_TEST_ENV := GTEST_FILTER='-$(SANITIZER_SKIP)'
+# Likewise the command-line help and usage checks (one `eraser` process per
+# subcommand and flag, 40 s under ThreadSanitizer for argument parsing), and
+# the benchmarks (not built: -DERASER_BENCH=OFF).
+SANITIZER_CTEST_ARGS := -E cli_help
+SANITIZER_CMAKE_FLAGS := -DERASER_BENCH=OFF
 
 # The main job: replay the default workload against the baselines and the
 # ERASER policies and print the comparison (the ensemble is trained once and
@@ -78,12 +84,13 @@ plot: setup
 FUZZ_SECONDS ?= 60
 clang: clang-build
 	$(SANITIZER_TEST_ENV) ctest --test-dir build-clang --output-on-failure \
-	  -j $(JOBS)
+	  -j $(JOBS) $(SANITIZER_CTEST_ARGS)
 
 clang-build: setup
 	CC=clang CXX=clang++ cmake -S . -B build-clang -G Ninja \
 	  -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DERASER_THREAD_SAFETY=ON \
-	  -DERASER_WERROR=ON -DERASER_ASAN=ON -DERASER_FUZZ=ON $(CMAKE_FLAGS)
+	  -DERASER_WERROR=ON -DERASER_ASAN=ON -DERASER_FUZZ=ON \
+	  $(SANITIZER_CMAKE_FLAGS) $(CMAKE_FLAGS)
 	cmake --build build-clang -j $(JOBS)
 
 # Every libFuzzer target for FUZZ_SECONDS on a copy of its seed corpus
@@ -94,13 +101,13 @@ fuzz: clang-build
 # ThreadSanitizer: a separate build tree, the whole suite.
 tsan:
 	$(MAKE) test BUILD_DIR=build-tsan BUILD_TYPE=RelWithDebInfo \
-	  CMAKE_FLAGS="-DERASER_TSAN=ON $(CMAKE_FLAGS)" \
-	  TEST_ENV="$(SANITIZER_TEST_ENV)"
+	  CMAKE_FLAGS="-DERASER_TSAN=ON $(SANITIZER_CMAKE_FLAGS) $(CMAKE_FLAGS)" \
+	  TEST_ENV="$(SANITIZER_TEST_ENV)" CTEST_ARGS="$(SANITIZER_CTEST_ARGS)"
 
 asan:
 	$(MAKE) test BUILD_DIR=build-asan BUILD_TYPE=RelWithDebInfo \
-	  CMAKE_FLAGS="-DERASER_ASAN=ON $(CMAKE_FLAGS)" \
-	  TEST_ENV="$(SANITIZER_TEST_ENV)"
+	  CMAKE_FLAGS="-DERASER_ASAN=ON $(SANITIZER_CMAKE_FLAGS) $(CMAKE_FLAGS)" \
+	  TEST_ENV="$(SANITIZER_TEST_ENV)" CTEST_ARGS="$(SANITIZER_CTEST_ARGS)"
 
 format:
 	git ls-files --cached --others --exclude-standard '*.cc' '*.h' | xargs clang-format -i
