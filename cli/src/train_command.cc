@@ -9,6 +9,7 @@
 #include "command.h"
 #include "dataset_flags.h"
 #include "eraser/storage/store.h"
+#include "eraser/unlearning/backbone.h"
 #include "eraser/unlearning/evaluate.h"
 #include "eraser/unlearning/runtime.h"
 #include "eraser/unlearning/sisa.h"
@@ -33,6 +34,7 @@ struct TrainFlags {
   std::string data_dir;
   DatasetFlags dataset;
   std::string model = "mlp";
+  std::string backbone;  // torchscript:PATH, or empty
   std::string hidden = "128";
   std::string epochs;
   std::string json;
@@ -84,8 +86,29 @@ int Train(const TrainFlags& flags, const datasets::DatasetSpec& spec,
       datasets::FeatureTypeName(data->train.type), data->classes,
       data->train.owners.empty() ? "" : ", owners from the data");
 
+  unlearning::SisaOptions with_backbone = flags.sisa;
+  if (!flags.backbone.empty()) {
+    constexpr std::string_view kScript = "torchscript:";
+    if (flags.backbone.rfind(kScript, 0) != 0 ||
+        flags.backbone.size() == kScript.size()) {
+      return ReportError(
+          "train", InvalidArgumentError("--backbone takes torchscript:PATH"));
+    }
+    unlearning::BackboneSpec& b = with_backbone.backbone;
+    if (Status s = unlearning::LoadBackboneFile(
+            flags.backbone.substr(kScript.size()), &b);
+        !s.ok()) {
+      return ReportError("train", s);
+    }
+    if (Status s = unlearning::CheckBackbone(data->train.shape, &b); !s.ok()) {
+      return ReportError("train", s);
+    }
+    std::printf("Backbone %s: %s samples to embeddings of %u, frozen\n",
+                b.script_name.c_str(),
+                datasets::ShapeString(b.input_shape).c_str(), b.embedding_size);
+  }
   const unlearning::SisaOptions options =
-      unlearning::ForDataset(flags.sisa, *data);
+      unlearning::ForDataset(with_backbone, *data);
   if (Status s = options.Validate(); !s.ok()) return ReportError("train", s);
   if (Status s = unlearning::CheckModelSpec(options.model); !s.ok()) {
     return ReportError("train", s);
@@ -158,14 +181,17 @@ int Train(const TrainFlags& flags, const datasets::DatasetSpec& spec,
   nlohmann::json model_cost_json = nullptr;
   if (model_cost.ok()) {
     std::printf(
-        "model cost (planning): %.3g CPU s per sample-epoch, %.3g CPU s per "
-        "inference row\n",
+        "model cost (planning): %.3g CPU s per sample-epoch; %.3g CPU s per "
+        "inference row (one model), %.3g (the ensemble)\n",
         model_cost->train_seconds_per_sample_epoch,
-        model_cost->infer_seconds_per_row);
+        model_cost->infer_seconds_per_row,
+        model_cost->ensemble_infer_seconds_per_row);
     model_cost_json = {
         {"train_seconds_per_sample_epoch",
          model_cost->train_seconds_per_sample_epoch},
-        {"infer_seconds_per_row", model_cost->infer_seconds_per_row}};
+        {"infer_seconds_per_row", model_cost->infer_seconds_per_row},
+        {"ensemble_infer_seconds_per_row",
+         model_cost->ensemble_infer_seconds_per_row}};
   } else if (model_cost.status().code() == StatusCode::kNotFound) {
     std::printf(
         "model cost (planning): not recorded (trained by an older eraser; "
@@ -215,7 +241,11 @@ int RunTrain(int argc, char** argv) {
       "R, slices per shard")(
       "model", po::value(&flags.model)->default_value(flags.model),
       "constituent model: linear, mlp, cnn or torchscript:PATH (a module "
-      "saved with torch.jit.script(...).save())")(
+      "saved with torch.jit.script(...).save()); with --backbone, the head")(
+      "backbone", po::value(&flags.backbone),
+      "torchscript:PATH: a frozen feature extractor trained elsewhere on "
+      "data not subject to deletion; samples are stored as its embeddings "
+      "and the shards train only the head (docs/unlearning.md)")(
       "hidden", po::value(&flags.hidden)->default_value(flags.hidden),
       "MLP hidden layer widths, comma-separated (e.g. 256,128)")(
       "epochs", po::value(&flags.epochs),

@@ -323,6 +323,8 @@ void Api::Readyz(const Request& request, Respond respond) {
           stats.planning.model_cost.train_seconds_per_sample_epoch},
          {"infer_seconds_per_row",
           stats.planning.model_cost.infer_seconds_per_row},
+         {"ensemble_infer_seconds_per_row",
+          stats.planning.model_cost.ensemble_infer_seconds_per_row},
          {"initial_seconds_per_sample_epoch",
           stats.planning.initial_seconds_per_sample_epoch},
          {"retrainings_measured", stats.planning.retrainings_measured},

@@ -135,6 +135,7 @@ TEST_F(SisaTest, TrainingMeasuresAndStoresTheModelsCost) {
   const ModelCost& measured = base_->report.model_cost;
   EXPECT_GT(measured.train_seconds_per_sample_epoch, 0.0);
   EXPECT_GT(measured.infer_seconds_per_row, 0.0);
+  EXPECT_GT(measured.ensemble_infer_seconds_per_row, 0.0);
   EXPECT_DOUBLE_EQ(measured.train_seconds_per_sample_epoch,
                    base_->report.total.cpu_seconds /
                        static_cast<double>(base_->report.total.sample_epochs));

@@ -158,6 +158,21 @@ class CountsRequests(nn.Module):
         return self.fc(torch.flatten(x, 1))
 
 
+class CnnEmbedding(nn.Module):
+    """A frozen backbone (eraser train --backbone): an image to an embedding
+    of 64. Here with its initial weights; scripts/backbone-study trains one
+    on images eraser then never ingests."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(1, 8, 3, stride=2), nn.ReLU(),
+                                  nn.Conv2d(8, 16, 3, stride=2), nn.ReLU(),
+                                  nn.AdaptiveAvgPool2d(2), nn.Flatten())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(image(x))
+
+
 ZOO = {
     "linear": Linear,
     "mlp": Mlp,
@@ -169,6 +184,7 @@ ZOO = {
     "buffer_updated_by_training": RunningMean,
     "refused_inference_dropout": InferenceDropout,
     "refused_counts_requests": CountsRequests,
+    "backbone_cnn": CnnEmbedding,
 }
 
 

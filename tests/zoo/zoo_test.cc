@@ -33,6 +33,8 @@
 #include "eraser/serve/api.h"
 #include "eraser/serve/http_server.h"
 #include "eraser/storage/store.h"
+#include "eraser/unlearning/backbone.h"
+#include "eraser/unlearning/ensemble.h"
 #include "eraser/unlearning/model.h"
 #include "eraser/unlearning/sisa.h"
 #include "eraser/workloads/replay.h"
@@ -372,6 +374,105 @@ const std::vector<std::string> kModules = {"linear",
 
 INSTANTIATE_TEST_SUITE_P(Modules, Zoo, ::testing::ValuesIn(kModules));
 INSTANTIATE_TEST_SUITE_P(Modules, ZooReplay, ::testing::ValuesIn(kModules));
+
+// A frozen backbone (tests/zoo/zoo.py backbone_cnn, 28x28 images to 64
+// floats) with an MLP head: the store holds each sample's embedding as its
+// features; the heads retrain exactly; the served models take raw images,
+// and the ensemble runs the backbone once per batch.
+TEST(ZooBackbone, HeadsRetrainExactlyAndServeRawImages) {
+  ASSERT_TRUE(GetScripts().ok());
+  SisaOptions options;
+  options.shards = 2;
+  options.slices = 2;
+  options.epochs = {1, 2};
+  options.batch_size = 32;
+  options.seed = 11;
+  options.samples_per_owner = 3;
+  options.model.hidden = {16};
+  ASSERT_TRUE(unlearning::LoadBackboneFile(GetScripts().Path("backbone_cnn"),
+                                           &options.backbone)
+                  .ok());
+  ASSERT_TRUE(
+      unlearning::CheckBackbone(Data().train.shape, &options.backbone).ok());
+  EXPECT_EQ(options.backbone.embedding_size, 64u);
+  options = unlearning::ForDataset(options, Data());
+  ASSERT_TRUE(options.Validate().ok()) << options.Validate();
+  std::unique_ptr<Built> base = Build(options);
+  ASSERT_NE(base->sisa, nullptr);
+  // Embeddings, not images, are stored.
+  std::size_t scanned = 0;
+  ASSERT_TRUE(base->store
+                  ->ScanShard(ShardId(0), 0, 2,
+                              [&](const storage::SampleView& v) {
+                                EXPECT_EQ(v.feature_size, 64 * sizeof(float));
+                                ++scanned;
+                                return OkStatus();
+                              })
+                  .ok());
+  EXPECT_GT(scanned, 0u);
+  // Served models take raw images and run one shared backbone.
+  StatusOr<std::vector<unlearning::ShardModel>> models =
+      base->sisa->LoadModels();
+  ASSERT_TRUE(models.ok()) << models.status();
+  std::vector<std::shared_ptr<const unlearning::Model>> served;
+  for (const auto& m : *models) {
+    EXPECT_EQ(m.model->spec().input_size(), 784u);
+    EXPECT_NE(unlearning::PartsOf(*m.model).backbone, nullptr);
+    served.push_back(m.model);
+  }
+  StatusOr<std::unique_ptr<unlearning::Ensemble>> ensemble =
+      unlearning::Ensemble::Create(served);
+  ASSERT_TRUE(ensemble.ok()) << ensemble.status();
+  const std::vector<float> x = Data().test.DecodeRows(0, 32);
+  std::vector<int32_t> together(2 * 32), alone(32);
+  ASSERT_TRUE(
+      (*ensemble)->Predict(x.data(), 32, together.data(), nullptr).ok());
+  for (std::size_t k = 0; k < 2; ++k) {
+    ASSERT_TRUE(served[k]->Predict(x.data(), 32, alone.data(), nullptr).ok());
+    EXPECT_EQ(std::vector<int32_t>(together.begin() + k * 32,
+                                   together.begin() + (k + 1) * 32),
+              alone);
+  }
+  // The heads retrain exactly.
+  const Deletions d = ChooseDeletions(*base->store);
+  ASSERT_EQ(d.by_shard.size(), 2u);
+  std::vector<RetrainRequest> requests;
+  for (const auto& [shard, samples] : d.by_shard) {
+    requests.push_back({shard, samples});
+  }
+  StatusOr<std::vector<RetrainResult>> results = base->sisa->Retrain(requests);
+  ASSERT_TRUE(results.ok()) << results.status();
+  const std::unique_ptr<Built> scratch = Build(options, d.all);
+  for (const RetrainResult& r : *results) {
+    for (const storage::Checkpoint& c : r.checkpoints) {
+      EXPECT_EQ(c.blob, Blob(*scratch->store, r.shard.value(), c.slice))
+          << "shard " << r.shard << " slice " << c.slice;
+    }
+    EXPECT_NE(unlearning::PartsOf(*r.model).backbone, nullptr);
+  }
+  // A directory reopened runs the same backbone.
+  base->sisa.reset();
+  StatusOr<std::unique_ptr<Sisa>> reopened = Sisa::Open(base->store.get(), 1);
+  ASSERT_TRUE(reopened.ok()) << reopened.status();
+  EXPECT_EQ((*reopened)->options().backbone.embedding_size, 64u);
+  reopened->reset();
+  base->store.reset();
+  // The engine serves raw images (its feature size is the image's).
+  engine::EngineOptions engine_options;
+  engine_options.data_dir = base->path;
+  engine_options.policy = *scheduler::ParsePolicy("eraser-lazy-wait");
+  StatusOr<std::unique_ptr<engine::Engine>> engine =
+      engine::Engine::Open(engine_options);
+  ASSERT_TRUE(engine.ok()) << engine.status();
+  EXPECT_EQ((*engine)->feature_size(), 784u);
+  StatusOr<engine::Prediction> p =
+      (*engine)->Infer(std::vector<float>(x.begin(), x.begin() + 784)).get();
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(p->decision, certify::Decision::kClean);
+  EXPECT_GT(
+      (*engine)->Stats().planning.model_cost.ensemble_infer_seconds_per_row,
+      0.0);
+}
 
 // The raw bytes of tensor `name` in a checkpoint blob (name, then a u32
 // dtype code, a u64 element count and the elements; docs/unlearning.md).

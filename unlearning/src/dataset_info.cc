@@ -47,7 +47,8 @@ Status DecodeDatasetInfo(const std::string& text, DatasetInfo* info) {
 std::string EncodeModelCost(const ModelCost& cost) {
   return nlohmann::json{
       {"train_seconds_per_sample_epoch", cost.train_seconds_per_sample_epoch},
-      {"infer_seconds_per_row", cost.infer_seconds_per_row}}
+      {"infer_seconds_per_row", cost.infer_seconds_per_row},
+      {"ensemble_infer_seconds_per_row", cost.ensemble_infer_seconds_per_row}}
       .dump();
 }
 
@@ -60,11 +61,14 @@ StatusOr<ModelCost> DecodeModelCost(const std::string& text) {
     cost.train_seconds_per_sample_epoch =
         j.at("train_seconds_per_sample_epoch").get<double>();
     cost.infer_seconds_per_row = j.at("infer_seconds_per_row").get<double>();
+    cost.ensemble_infer_seconds_per_row =
+        j.value("ensemble_infer_seconds_per_row", 0.0);
   } catch (const nlohmann::json::exception&) {
     return DataLossError("corrupt model cost record");
   }
   for (double v :
-       {cost.train_seconds_per_sample_epoch, cost.infer_seconds_per_row}) {
+       {cost.train_seconds_per_sample_epoch, cost.infer_seconds_per_row,
+        cost.ensemble_infer_seconds_per_row}) {
     if (!std::isfinite(v) || v < 0) {
       return DataLossError("corrupt model cost record (a negative figure)");
     }

@@ -24,6 +24,52 @@ class LoopEnsemble final : public Ensemble {
   const std::vector<std::shared_ptr<const Model>> models_;
 };
 
+// Heads after one shared frozen backbone: the backbone runs once per
+// batch, then the heads' ensemble (stacked when the heads are MLPs).
+class BackboneEnsemble final : public Ensemble {
+ public:
+  BackboneEnsemble(std::vector<std::shared_ptr<const Model>> models,
+                   const Backbone* backbone, std::unique_ptr<Ensemble> heads)
+      : models_(std::move(models)),
+        backbone_(backbone),
+        heads_(std::move(heads)) {}
+
+  std::size_t size() const override { return models_.size(); }
+  const ModelSpec& spec() const override { return models_.front()->spec(); }
+  bool stacked() const override { return heads_->stacked(); }
+
+  Status Predict(const float* inputs, std::size_t n, int32_t* votes,
+                 float* probs) const override {
+    std::vector<float> embeddings(n * backbone_->spec().embedding_size);
+    RETURN_IF_ERROR(backbone_->Embed(inputs, n, embeddings.data()));
+    return heads_->Predict(embeddings.data(), n, votes, probs);
+  }
+
+ private:
+  // The served models own the backbone (and their heads).
+  const std::vector<std::shared_ptr<const Model>> models_;
+  const Backbone* const backbone_;
+  const std::unique_ptr<Ensemble> heads_;
+};
+
+// Models that all run a head after the same backbone: that backbone, and
+// the heads; otherwise a null backbone.
+const Backbone* SharedBackbone(
+    const std::vector<std::shared_ptr<const Model>>& models,
+    std::vector<std::shared_ptr<const Model>>* heads) {
+  const Backbone* shared = nullptr;
+  for (const auto& m : models) {
+    BackboneParts parts = PartsOf(*m);
+    if (parts.backbone == nullptr ||
+        (shared != nullptr && parts.backbone != shared)) {
+      return nullptr;
+    }
+    shared = parts.backbone;
+    heads->push_back(std::move(parts.head));
+  }
+  return shared;
+}
+
 }  // namespace
 
 namespace internal {
@@ -49,6 +95,13 @@ StatusOr<std::unique_ptr<Ensemble>> Ensemble::Create(
     if (m == nullptr || m->spec().ToString() != spec.ToString()) {
       return InvalidArgumentError("ensemble models must share one spec");
     }
+  }
+  std::vector<std::shared_ptr<const Model>> heads;
+  if (const Backbone* backbone = SharedBackbone(models, &heads)) {
+    ASSIGN_OR_RETURN(std::unique_ptr<Ensemble> inner,
+                     Ensemble::Create(std::move(heads)));
+    return std::unique_ptr<Ensemble>(
+        new BackboneEnsemble(std::move(models), backbone, std::move(inner)));
   }
   if (spec.arch == Architecture::kMlp) {
     StatusOr<std::unique_ptr<Ensemble>> stacked =

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "eraser/unlearning/backbone.h"
 #include "eraser/unlearning/ensemble.h"
 #include "eraser/unlearning/model.h"
 
@@ -58,6 +59,11 @@ StatusOr<std::unique_ptr<TrainableModel>> CreateScriptModel(
 StatusOr<std::unique_ptr<TrainableModel>> DeserializeScriptModel(
     const ModelSpec& spec, const std::string& blob);
 Status CheckScriptModule(const ModelSpec& spec);
+// A frozen backbone (script_model.cc): the embedding size of a module that
+// passes CheckBackbone's rules, and the module of a checked spec.
+StatusOr<uint32_t> CheckScriptBackbone(const BackboneSpec& spec);
+StatusOr<std::shared_ptr<const Backbone>> LoadScriptBackbone(
+    const BackboneSpec& spec);
 // Makes TorchScript execution on the calling thread deterministic and free
 // of autograd state under InferenceMode: no graph optimisation, profiling
 // or fusion. LibTorch keeps this setting per thread (a thread_local in

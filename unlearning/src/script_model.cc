@@ -36,6 +36,8 @@
 #include <mutex>
 #include <sstream>
 
+#include "eraser/datasets/dataset.h"
+#include "eraser/unlearning/backbone.h"
 #include "network.h"
 #include "torch_util.h"
 
@@ -72,24 +74,69 @@ std::vector<int64_t> InputSizes(const ModelSpec& spec) {
   return std::vector<int64_t>(spec.input_shape.begin(), spec.input_shape.end());
 }
 
-StatusOr<torch::jit::Module> LoadModule(const ModelSpec& spec) {
+// A module from a file's bytes, in eval mode.
+StatusOr<torch::jit::Module> LoadModuleBytes(
+    const std::shared_ptr<const std::string>& bytes, const std::string& name) {
   UnoptimizedScriptsHere();
-  if (spec.script == nullptr || spec.script->empty()) {
-    return InvalidArgumentError("model " + spec.script_name +
-                                ": no TorchScript module");
+  if (bytes == nullptr || bytes->empty()) {
+    return InvalidArgumentError("model " + name + ": no TorchScript module");
   }
   try {
-    std::istringstream in(*spec.script);
+    std::istringstream in(*bytes);
     torch::jit::Module module = torch::jit::load(in);
     module.eval();
     return module;
   } catch (const std::exception& e) {
-    return InvalidArgumentError(spec.script_name +
+    return InvalidArgumentError(name +
                                 " is not a TorchScript module saved with "
                                 "torch.jit.script(...).save() (" +
                                 Reason(e) + ")");
   }
 }
+
+StatusOr<torch::jit::Module> LoadModule(const ModelSpec& spec) {
+  return LoadModuleBytes(spec.script, spec.script_name);
+}
+
+// A frozen backbone: eval mode, forward under InferenceMode, never trained.
+class ScriptBackbone final : public Backbone {
+ public:
+  ScriptBackbone(const BackboneSpec& spec, torch::jit::Module module)
+      : spec_(spec), module_(std::move(module)) {}
+
+  const BackboneSpec& spec() const override { return spec_; }
+
+  Status Embed(const float* inputs, std::size_t n,
+               float* embeddings) const override {
+    if (n == 0) return OkStatus();
+    UseOneComputeThreadHere();
+    UnoptimizedScriptsHere();
+    try {
+      c10::InferenceMode guard;
+      std::vector<int64_t> sizes = {static_cast<int64_t>(n)};
+      for (uint32_t d : spec_.input_shape) sizes.push_back(d);
+      torch::Tensor x = torch::from_blob(const_cast<float*>(inputs), sizes);
+      // forward() is not const in the API; in eval mode it changes nothing
+      // (checked at train) and may run from several threads at once.
+      auto& module = const_cast<torch::jit::Module&>(module_);
+      torch::Tensor e =
+          module.forward({x}).toTensor().to(torch::kFloat32).contiguous();
+      if (e.dim() != 2 || e.size(0) != static_cast<int64_t>(n) ||
+          e.size(1) != static_cast<int64_t>(spec_.embedding_size)) {
+        return InternalError("the backbone returned a tensor of another shape");
+      }
+      std::memcpy(embeddings, e.data_ptr<float>(),
+                  n * spec_.embedding_size * sizeof(float));
+    } catch (const std::exception& e) {
+      return InternalError("the backbone failed: " + Reason(e));
+    }
+    return OkStatus();
+  }
+
+ private:
+  const BackboneSpec spec_;
+  torch::jit::Module module_;
+};
 
 class ScriptModel final : public TrainableModel {
  public:
@@ -283,6 +330,67 @@ Status CheckDeterministic(const ModelSpec& spec) {
 }  // namespace
 
 void UnoptimizedScriptsHere() { torch::jit::setGraphExecutorOptimize(false); }
+
+StatusOr<uint32_t> CheckScriptBackbone(const BackboneSpec& spec) {
+  const std::string& name = spec.script_name;
+  ASSIGN_OR_RETURN(torch::jit::Module module,
+                   LoadModuleBytes(spec.script, name));
+  try {
+    std::vector<int64_t> sizes = {2};
+    int64_t numel = 2;
+    for (uint32_t d : spec.input_shape) {
+      sizes.push_back(d);
+      numel *= d;
+    }
+    const std::string input = "[2, " + datasets::ShapeString(spec.input_shape) +
+                              "] (a batch of 2 of the dataset's samples)";
+    torch::NoGradGuard no_grad;
+    const torch::Tensor x = torch::linspace(-1, 1, numel).reshape(sizes);
+    std::vector<torch::Tensor> buffers;
+    for (const torch::Tensor& b : module.buffers(/*recurse=*/true)) {
+      buffers.push_back(b.clone());
+    }
+    torch::Tensor first, second;
+    try {
+      first = module.forward({x}).toTensor();
+      second = module.forward({x}).toTensor();
+    } catch (const std::exception& e) {
+      return InvalidArgumentError(name + ": forward fails on a float input " +
+                                  input + ": " + Reason(e));
+    }
+    if (first.dim() != 2 || first.size(0) != 2 || first.size(1) < 1 ||
+        !first.is_floating_point()) {
+      return InvalidArgumentError(name + ": a backbone must map " + input +
+                                  " to a float embedding [2, E]");
+    }
+    if (!torch::equal(first, second)) {
+      return InvalidArgumentError(
+          name +
+          ": forward gives different outputs for the same input in eval "
+          "mode, so embeddings would not be reproducible");
+    }
+    std::size_t i = 0;
+    for (const torch::Tensor& b : module.buffers(/*recurse=*/true)) {
+      if (!torch::equal(b, buffers[i++])) {
+        return InvalidArgumentError(
+            name +
+            ": forward changes a buffer in eval mode, so embeddings "
+            "would depend on the samples embedded before");
+      }
+    }
+    return static_cast<uint32_t>(first.size(1));
+  } catch (const std::exception& e) {
+    return InvalidArgumentError(name + ": " + Reason(e));
+  }
+}
+
+StatusOr<std::shared_ptr<const Backbone>> LoadScriptBackbone(
+    const BackboneSpec& spec) {
+  ASSIGN_OR_RETURN(torch::jit::Module module,
+                   LoadModuleBytes(spec.script, spec.script_name));
+  return std::shared_ptr<const Backbone>(
+      std::make_shared<ScriptBackbone>(spec, std::move(module)));
+}
 
 StatusOr<std::unique_ptr<TrainableModel>> CreateScriptModel(
     const ModelSpec& spec) {

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <set>
 #include <unordered_set>
 
@@ -16,6 +17,7 @@
 #include "eraser/common/random.h"
 #include "eraser/common/sync_point.h"
 #include "eraser/common/tsan.h"
+#include "eraser/unlearning/ensemble.h"
 #include "eraser/unlearning/runtime.h"
 #include "network.h"
 
@@ -25,6 +27,7 @@ namespace {
 constexpr char kIngestedKey[] = "sisa/ingested";
 constexpr char kTrainedKey[] = "sisa/trained";
 constexpr char kScriptKey[] = "model/torchscript";
+constexpr char kBackboneKey[] = "model/backbone";
 constexpr char kDatasetInfoKey[] = "dataset/info";
 constexpr char kTestSplitKey[] = "dataset/test";
 constexpr char kOwnersKey[] = "dataset/owners";
@@ -71,11 +74,18 @@ struct Sisa::Arena {
   oneapi::tbb::task_arena arena;
 };
 
-Sisa::Sisa(storage::Store* store, const SisaOptions& options)
+Sisa::Sisa(storage::Store* store, const SisaOptions& options,
+           std::shared_ptr<const Backbone> backbone)
     : store_(store),
       options_(options),
       epochs_(options.EpochSchedule()),
+      backbone_(std::move(backbone)),
       arena_(std::make_unique<Arena>(options.concurrency)) {}
+
+std::shared_ptr<const Model> Sisa::Served(
+    std::shared_ptr<const Model> head) const {
+  return WithBackbone(backbone_, std::move(head));
+}
 
 Sisa::~Sisa() = default;
 
@@ -96,7 +106,19 @@ StatusOr<std::unique_ptr<Sisa>> Sisa::Create(storage::Store* store,
       RETURN_IF_ERROR(store->PutMeta(kScriptKey, *options.model.script));
     }
   }
-  return std::unique_ptr<Sisa>(new Sisa(store, options));
+  std::shared_ptr<const Backbone> backbone;
+  if (options.backbone.present()) {
+    // Likewise the backbone: embeddings are stored, requests are raw.
+    StatusOr<std::string> stored = store->GetMeta(kBackboneKey);
+    if (!stored.ok()) {
+      if (stored.status().code() != StatusCode::kNotFound) {
+        return stored.status();
+      }
+      RETURN_IF_ERROR(store->PutMeta(kBackboneKey, *options.backbone.script));
+    }
+    ASSIGN_OR_RETURN(backbone, Backbone::Load(options.backbone));
+  }
+  return std::unique_ptr<Sisa>(new Sisa(store, options, std::move(backbone)));
 }
 
 StatusOr<std::unique_ptr<Sisa>> Sisa::Open(storage::Store* store,
@@ -123,15 +145,33 @@ StatusOr<std::unique_ptr<Sisa>> Sisa::Open(storage::Store* store,
     options.model.script =
         std::make_shared<const std::string>(std::move(script).value());
   }
+  std::shared_ptr<const Backbone> backbone;
+  if (options.backbone.fingerprint != 0) {
+    StatusOr<std::string> script = store->GetMeta(kBackboneKey);
+    if (!script.ok() || Fingerprint(*script) != options.backbone.fingerprint) {
+      return DataLossError(
+          "the data directory's backbone is missing or does not match its "
+          "configuration");
+    }
+    options.backbone.script =
+        std::make_shared<const std::string>(std::move(script).value());
+    InitComputeRuntime();
+    ASSIGN_OR_RETURN(backbone, Backbone::Load(options.backbone));
+  }
   RETURN_IF_ERROR(options.Validate());
   InitComputeRuntime();
-  return std::unique_ptr<Sisa>(new Sisa(store, options));
+  return std::unique_ptr<Sisa>(new Sisa(store, options, std::move(backbone)));
 }
 
 SisaOptions ForDataset(SisaOptions options, const datasets::Dataset& data) {
   options.model.input_shape = data.train.shape;
   options.model.classes = data.classes;
   options.feature_type = data.train.type;
+  if (options.backbone.present()) {
+    options.backbone.input_shape = data.train.shape;
+    options.model.input_shape = {options.backbone.embedding_size};
+    options.feature_type = datasets::FeatureType::kFloat32;
+  }
   options.dataset_fingerprint = datasets::SplitFingerprint(data.train);
   if (!data.train.owners.empty()) options.samples_per_owner = 0;
   return options;
@@ -143,7 +183,18 @@ StatusOr<bool> Sisa::Ingest(const datasets::Dataset& data) {
   if (marker.status().code() != StatusCode::kNotFound) return marker.status();
 
   RETURN_IF_ERROR(data.Validate());
-  const datasets::Split& train = data.train;
+  if (backbone_ != nullptr &&
+      data.train.shape != options_.backbone.input_shape) {
+    return InvalidArgumentError(
+        "training samples are " + datasets::ShapeString(data.train.shape) +
+        " but the backbone takes " +
+        datasets::ShapeString(options_.backbone.input_shape));
+  }
+  datasets::Split embedded;
+  if (backbone_ != nullptr) {
+    ASSIGN_OR_RETURN(embedded, Embed(data.train));
+  }
+  const datasets::Split& train = backbone_ != nullptr ? embedded : data.train;
   if (train.shape != options_.model.input_shape ||
       train.type != options_.feature_type) {
     return InvalidArgumentError(
@@ -194,6 +245,26 @@ StatusOr<bool> Sisa::Ingest(const datasets::Dataset& data) {
   return true;
 }
 
+StatusOr<datasets::Split> Sisa::Embed(const datasets::Split& raw) const {
+  const std::size_t e = options_.backbone.embedding_size;
+  datasets::Split out;
+  out.type = datasets::FeatureType::kFloat32;
+  out.shape = {static_cast<uint32_t>(e)};
+  out.labels = raw.labels;
+  out.owners = raw.owners;
+  out.features.resize(raw.size() * e * sizeof(float));
+  constexpr std::size_t kBatch = 256;
+  std::vector<float> embeddings(kBatch * e);
+  for (std::size_t i = 0; i < raw.size(); i += kBatch) {
+    const std::size_t n = std::min(kBatch, raw.size() - i);
+    const std::vector<float> x = raw.DecodeRows(i, i + n);
+    RETURN_IF_ERROR(backbone_->Embed(x.data(), n, embeddings.data()));
+    std::memcpy(out.features.data() + i * e * sizeof(float), embeddings.data(),
+                n * e * sizeof(float));
+  }
+  return out;
+}
+
 Status Sisa::StoreDatasetInfo(const datasets::Dataset& data,
                               const std::set<uint64_t>& owners) {
   std::string owner_bytes;
@@ -237,8 +308,12 @@ StatusOr<DatasetInfo> Sisa::ReadDatasetInfo() {
     }
     info.owners[i] = o;
   }
-  if (info.test.shape != options_.model.input_shape ||
-      info.test.type != options_.feature_type) {
+  // The test split is stored raw: with a backbone, requests are too.
+  const bool fits = backbone_ != nullptr
+                        ? info.test.shape == options_.backbone.input_shape
+                        : info.test.shape == options_.model.input_shape &&
+                              info.test.type == options_.feature_type;
+  if (!fits) {
     return DataLossError("the stored test split does not fit the model");
   }
   return info;
@@ -280,36 +355,47 @@ StatusOr<TrainReport> Sisa::TrainAll() {
           ? 0
           : report.total.cpu_seconds /
                 static_cast<double>(report.total.sample_epochs);
-  ASSIGN_OR_RETURN(cost.infer_seconds_per_row, MeasureInferenceSecondsPerRow());
+  RETURN_IF_ERROR(MeasureInference(&cost));
   RETURN_IF_ERROR(store_->PutMeta(kCostKey, EncodeModelCost(cost)));
   RETURN_IF_ERROR(store_->PutMeta(kTrainedKey, "1"));
   return report;
 }
 
-StatusOr<double> Sisa::MeasureInferenceSecondsPerRow() {
+Status Sisa::MeasureInference(ModelCost* cost) {
   ASSIGN_OR_RETURN(DatasetInfo info, ReadDatasetInfo());
   const std::size_t rows = std::min<std::size_t>(info.test.size(), 512);
-  if (rows == 0) return 0.0;
-  ASSIGN_OR_RETURN(storage::Checkpoint c,
-                   store_->GetCheckpoint(ShardId(0), options_.slices - 1));
-  ASSIGN_OR_RETURN(std::shared_ptr<const Model> model,
-                   LoadModel(options_.model, c.blob));
+  if (rows == 0) return OkStatus();
+  ASSIGN_OR_RETURN(std::vector<ShardModel> shards, LoadModels());
+  std::vector<std::shared_ptr<const Model>> models;
+  for (const ShardModel& m : shards) models.push_back(m.model);
+  ASSIGN_OR_RETURN(std::unique_ptr<Ensemble> ensemble,
+                   Ensemble::Create(models));
   const std::vector<float> x = info.test.DecodeRows(0, rows);
-  const std::size_t d = options_.model.input_size();
+  const std::size_t d = models.front()->spec().input_size();
   constexpr std::size_t kBatch = 64;
-  std::vector<int32_t> votes(kBatch);
-  double best = 0;
-  for (int run = 0; run < 3; ++run) {
-    const double cpu_start = ThreadCpuSeconds();
-    for (std::size_t i = 0; i < rows; i += kBatch) {
-      const std::size_t n = std::min(kBatch, rows - i);
-      RETURN_IF_ERROR(model->Predict(x.data() + i * d, n, votes.data(),
-                                     /*probs=*/nullptr));
+  std::vector<int32_t> votes(kBatch * models.size());
+  // The best of three runs of `predict` over the rows, per row.
+  auto measure = [&](const auto& predict) -> StatusOr<double> {
+    double best = 0;
+    for (int run = 0; run < 3; ++run) {
+      const double cpu_start = ThreadCpuSeconds();
+      for (std::size_t i = 0; i < rows; i += kBatch) {
+        RETURN_IF_ERROR(predict(x.data() + i * d, std::min(kBatch, rows - i)));
+      }
+      const double seconds = ThreadCpuSeconds() - cpu_start;
+      if (run == 0 || seconds < best) best = seconds;
     }
-    const double seconds = ThreadCpuSeconds() - cpu_start;
-    if (run == 0 || seconds < best) best = seconds;
-  }
-  return best / static_cast<double>(rows);
+    return best / static_cast<double>(rows);
+  };
+  ASSIGN_OR_RETURN(
+      cost->infer_seconds_per_row, measure([&](const float* in, std::size_t n) {
+        return models.front()->Predict(in, n, votes.data(), nullptr);
+      }));
+  ASSIGN_OR_RETURN(cost->ensemble_infer_seconds_per_row,
+                   measure([&](const float* in, std::size_t n) {
+                     return ensemble->Predict(in, n, votes.data(), nullptr);
+                   }));
+  return OkStatus();
 }
 
 StatusOr<ModelCost> Sisa::ReadModelCost() {
@@ -324,7 +410,7 @@ StatusOr<std::vector<ShardModel>> Sisa::LoadModels() {
                      store_->GetCheckpoint(ShardId(k), options_.slices - 1));
     ASSIGN_OR_RETURN(std::shared_ptr<const Model> model,
                      LoadModel(options_.model, c.blob));
-    models.push_back({ShardId(k), c.version, std::move(model)});
+    models.push_back({ShardId(k), c.version, Served(std::move(model))});
   }
   return models;
 }
@@ -480,7 +566,7 @@ StatusOr<RetrainResult> Sisa::TrainShard(ShardId shard,
     result.checkpoints.push_back(
         {shard, r, result.version, fingerprint.Finish(), model->Serialize()});
   }
-  result.model = std::shared_ptr<const Model>(std::move(model));
+  result.model = Served(std::shared_ptr<const Model>(std::move(model)));
   result.cost.cpu_seconds = ThreadCpuSeconds() - cpu_start;
   result.cost.wall_seconds = SecondsSince(start);
   return result;

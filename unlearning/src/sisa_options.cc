@@ -81,6 +81,34 @@ class ConfigReader {
   std::string bad_key_;
 };
 
+// "torchscript-<16 hex digits>-<shape>-<E>", as BackboneSpec::ToString
+// writes it: the fingerprint, input shape and embedding size.
+bool ParseBackbone(const std::string& text, BackboneSpec* spec) {
+  constexpr char kPrefix[] = "torchscript-";
+  const std::size_t prefix = sizeof(kPrefix) - 1;
+  const std::size_t last = text.rfind('-');
+  if (text.compare(0, prefix, kPrefix) != 0 || text.size() < prefix + 18 ||
+      text[prefix + 16] != '-' || last <= prefix + 16) {
+    return false;
+  }
+  char* end = nullptr;
+  const std::string hex = text.substr(prefix, 16);
+  spec->fingerprint = std::strtoull(hex.c_str(), &end, 16);
+  if (*end != '\0' || spec->fingerprint == 0) return false;
+  StatusOr<std::vector<uint32_t>> shape =
+      datasets::ParseShape(text.substr(prefix + 17, last - prefix - 17));
+  const std::string e = text.substr(last + 1);
+  const unsigned long size = std::strtoul(e.c_str(), &end, 10);
+  if (!shape.ok() || e.empty() || *end != '\0' || size == 0 ||
+      size > UINT32_MAX) {
+    return false;
+  }
+  spec->input_shape = *shape;
+  spec->embedding_size = static_cast<uint32_t>(size);
+  spec->script_name = "the data directory's backbone";
+  return true;
+}
+
 }  // namespace
 
 std::vector<uint32_t> DefaultEpochs(uint32_t slices) {
@@ -123,6 +151,18 @@ Status SisaOptions::Validate() const {
   if (concurrency < 1 || concurrency > 256) {
     return InvalidArgumentError("concurrency must be in 1..256");
   }
+  if (backbone.fingerprint != 0) {
+    if (backbone.embedding_size == 0 || backbone.input_shape.empty()) {
+      return InvalidArgumentError(
+          "the backbone has no embedding size (check it with CheckBackbone)");
+    }
+    if (model.input_shape != std::vector<uint32_t>{backbone.embedding_size} ||
+        feature_type != datasets::FeatureType::kFloat32) {
+      return InvalidArgumentError(
+          "with a backbone the model takes float32 embeddings of " +
+          std::to_string(backbone.embedding_size));
+    }
+  }
   return OkStatus();
 }
 
@@ -140,7 +180,7 @@ storage::StoreConfig SisaOptions::ToConfig() const {
     std::snprintf(script, sizeof(script), "%016" PRIx64,
                   model.script_fingerprint);
   }
-  return {
+  storage::StoreConfig config = {
       {"format", kConfigFormat},
       {"shards", std::to_string(shards)},
       {"slices", std::to_string(slices)},
@@ -158,6 +198,10 @@ storage::StoreConfig SisaOptions::ToConfig() const {
       {"seed", std::to_string(seed)},
       {"dataset_fingerprint", fingerprint},
   };
+  // Only with a backbone: directories built without one keep their
+  // configuration.
+  if (backbone.fingerprint != 0) config["backbone"] = backbone.ToString();
+  return config;
 }
 
 StatusOr<SisaOptions> SisaOptions::FromConfig(
@@ -200,6 +244,10 @@ StatusOr<SisaOptions> SisaOptions::FromConfig(
   o.momentum = r.Double("momentum");
   o.seed = r.U64("seed");
   o.dataset_fingerprint = r.U64("dataset_fingerprint", 16);
+  if (config.count("backbone") > 0 &&
+      !ParseBackbone(r.Text("backbone"), &o.backbone)) {
+    r.Fail("backbone");
+  }
   if (!r.bad_key().empty()) {
     return DataLossError("stored configuration has a bad '" + r.bad_key() +
                          "'");

@@ -29,6 +29,7 @@
 #include "eraser/datasets/dataset.h"
 #include "eraser/storage/records.h"
 #include "eraser/storage/store.h"
+#include "eraser/unlearning/backbone.h"
 #include "eraser/unlearning/model.h"
 #include "eraser/unlearning/partition.h"
 
@@ -44,8 +45,14 @@ struct SisaOptions {
   // See PartitionOptions; 0 means the dataset names each sample's owner
   // (a CSV owner column, an owners.npy array).
   uint32_t samples_per_owner = 1;
+  // The constituent model: with a backbone, the head, whose input is the
+  // embedding ({E}).
   ModelSpec model;
-  // How the stored feature bytes decode (the dataset's).
+  // A frozen backbone (eraser/unlearning/backbone.h), or none: embeddings
+  // are then what the store holds as the samples' features.
+  BackboneSpec backbone;
+  // How the stored feature bytes decode (the dataset's; kFloat32 for
+  // embeddings).
   datasets::FeatureType feature_type = datasets::FeatureType::kPixel;
   // Epochs of stage r (training on slices 0..r). Empty: DefaultEpochs(slices).
   // Otherwise exactly `slices` values, each in 1..1000.
@@ -74,7 +81,9 @@ struct SisaOptions {
 };
 
 // `options` completed for `data`: input shape, classes, feature type and
-// fingerprint, and samples_per_owner 0 when the dataset names owners.
+// fingerprint, and samples_per_owner 0 when the dataset names owners. With
+// a backbone (checked: CheckBackbone), the backbone takes the data's shape
+// and the model the embedding's.
 SisaOptions ForDataset(SisaOptions options, const datasets::Dataset& data);
 
 // What a data directory records of the dataset it was built from, so that
@@ -124,8 +133,12 @@ struct ModelCost {
   // training (one Torch thread per shard).
   double train_seconds_per_sample_epoch = 0;
   // Thread CPU seconds per input row of one constituent model's inference,
-  // in batches of 64, the best of three runs over the test split.
+  // in batches of 64, the best of three runs over the test split (with a
+  // backbone: backbone and head).
   double infer_seconds_per_row = 0;
+  // The same for the whole ensemble, as the engine evaluates it (a stacked
+  // MLP ensemble; a backbone run once, then K heads).
+  double ensemble_infer_seconds_per_row = 0;
 };
 
 struct TrainReport {
@@ -229,11 +242,17 @@ class Sisa {
 
  private:
   struct Arena;
-  Sisa(storage::Store* store, const SisaOptions& options);
+  Sisa(storage::Store* store, const SisaOptions& options,
+       std::shared_ptr<const Backbone> backbone);
+  // `head` as served: after the backbone, if there is one.
+  std::shared_ptr<const Model> Served(std::shared_ptr<const Model> head) const;
+  // The training split as the store holds it: embedded by the backbone.
+  StatusOr<datasets::Split> Embed(const datasets::Split& raw) const;
   Status StoreDatasetInfo(const datasets::Dataset& data,
                           const std::set<uint64_t>& owners);
-  // The inference half of ModelCost, on shard 0's trained model.
-  StatusOr<double> MeasureInferenceSecondsPerRow();
+  // The inference figures of ModelCost: shard 0's trained model, and the
+  // ensemble.
+  Status MeasureInference(ModelCost* cost);
   StatusOr<RetrainResult> TrainShard(ShardId shard,
                                      const std::vector<SampleId>& deleted,
                                      bool from_scratch);
@@ -244,6 +263,7 @@ class Sisa {
   storage::Store* const store_;
   const SisaOptions options_;
   const std::vector<uint32_t> epochs_;
+  const std::shared_ptr<const Backbone> backbone_;  // null without one
   std::unique_ptr<Arena> arena_;
   std::atomic<bool> cancelled_{false};
 };
