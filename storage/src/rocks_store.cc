@@ -28,17 +28,52 @@ constexpr char kFormatKey[] = "storage_format";
 constexpr char kFormatVersion[] = "1";
 constexpr char kConfigPrefix[] = "config/";
 
-// Turns RocksDB's automatic recovery from background errors off: the store
-// resumes RocksDB itself, at its next write (RocksStore::Writable), so that
-// the write that finds space again is the one that recovers. With the
-// automatic recovery on, RocksDB answers that write "busy" until its own
-// recovery thread notices the space (seconds later).
-class NoAutoRecovery final : public rocksdb::EventListener {
+// Every RocksDB error reaches the write gate, the background ones too: a
+// failed flush, compaction or write-ahead-log append closes the gate as a
+// failed foreground write does, and no write goes to RocksDB until Resume()
+// succeeds (RocksStore::Writable). A write after a background I/O error
+// trips an assertion in Debian's RocksDB (built with assertions) instead of
+// returning the error; that aborted `eraser serve` on a full disk.
+//
+// It also turns RocksDB's automatic recovery off: the store resumes RocksDB
+// itself, at its next write, so that the write that finds space again is
+// the one that recovers. With the automatic recovery on, RocksDB answers
+// that write "busy" until its own recovery thread notices the space
+// (seconds later).
+class GateListener final : public rocksdb::EventListener {
  public:
+  explicit GateListener(std::shared_ptr<WriteGate> gate)
+      : gate_(std::move(gate)) {}
+
+  // Called with RocksDB's own mutex held: only marks the gate.
+  void OnBackgroundError(rocksdb::BackgroundErrorReason reason,
+                         rocksdb::Status* error) override {
+    if (error == nullptr || error->ok()) return;
+    gate_->Close(
+        FromRocks(*error, std::string("background ") + ReasonName(reason)));
+  }
   void OnErrorRecoveryBegin(rocksdb::BackgroundErrorReason, rocksdb::Status,
                             bool* auto_recovery) override {
     *auto_recovery = false;
   }
+
+ private:
+  static const char* ReasonName(rocksdb::BackgroundErrorReason reason) {
+    switch (reason) {
+      case rocksdb::BackgroundErrorReason::kFlush:
+        return "flush";
+      case rocksdb::BackgroundErrorReason::kCompaction:
+        return "compaction";
+      case rocksdb::BackgroundErrorReason::kWriteCallback:
+        return "write";
+      case rocksdb::BackgroundErrorReason::kMemTable:
+        return "memtable";
+      default:
+        return "error";
+    }
+  }
+
+  const std::shared_ptr<WriteGate> gate_;
 };
 
 // RocksDB's warnings and errors on stderr, instead of its LOG file in the
@@ -115,13 +150,49 @@ std::string CheckpointKey(ShardId shard, uint32_t slice) {
   return key;
 }
 
+void WriteGate::Close(Status why) {
+  MutexLock lock(&mu_);
+  failed_ = true;
+  ++failures_;
+  last_ = std::move(why);
+}
+
+bool WriteGate::closed() const {
+  MutexLock lock(&mu_);
+  return failed_;
+}
+
+Status WriteGate::last() const {
+  MutexLock lock(&mu_);
+  return last_;
+}
+
+void WriteGate::Opened() {
+  MutexLock lock(&mu_);
+  failed_ = false;
+  ++resumes_;
+}
+
+void WriteGate::Refused() {
+  MutexLock lock(&mu_);
+  ++failures_;
+}
+
+void WriteGate::Counts(uint64_t* failures, uint64_t* resumes) const {
+  MutexLock lock(&mu_);
+  *failures = failures_;
+  *resumes = resumes_;
+}
+
 RocksStore::RocksStore(std::unique_ptr<rocksdb::DB> db,
                        std::vector<rocksdb::ColumnFamilyHandle*> handles,
                        DeletionSeq last_seq,
-                       std::shared_ptr<rocksdb::Statistics> statistics)
+                       std::shared_ptr<rocksdb::Statistics> statistics,
+                       std::shared_ptr<WriteGate> gate)
     : db_(std::move(db)),
       handles_(std::move(handles)),
       statistics_(std::move(statistics)),
+      gate_(std::move(gate)),
       last_seq_(last_seq.value()) {}
 
 RocksStore::~RocksStore() {
@@ -136,34 +207,31 @@ RocksStore::~RocksStore() {
 Status RocksStore::Failed(const rocksdb::Status& status,
                           std::string_view context) {
   Status converted = FromRocks(status, context);
-  MutexLock lock(&write_mu_);
-  write_failed_ = true;
-  ++failed_writes_;
-  last_failure_ = converted;
+  gate_->Close(converted);
   return converted;
 }
 
 Status RocksStore::Writable() {
-  MutexLock lock(&write_mu_);
-  if (!write_failed_) return OkStatus();
+  if (!gate_->closed()) return OkStatus();
   // RocksDB keeps the error until it has resumed; a write before that
   // could trip an assertion in RocksDB itself. Resume() succeeds once the
-  // cause is gone (space freed).
+  // cause is gone (space freed). No lock of ours is held across it: RocksDB
+  // may report a new background error (GateListener) while it resumes.
   const rocksdb::Status resumed = db_->Resume();
   if (!resumed.ok()) {
-    ++failed_writes_;
+    gate_->Refused();
     // The cause is still there: say what it is (a full disk is
     // kResourceExhausted), with what resuming said.
+    const Status last = gate_->last();
     const Status s = FromRocks(resumed, "resume");
     const StatusCode code = s.code() == StatusCode::kResourceExhausted
                                 ? StatusCode::kResourceExhausted
-                                : last_failure_.code();
+                                : last.code();
     return Status(code == StatusCode::kOk ? StatusCode::kUnavailable : code,
                   "the store takes no write until it recovers from: " +
-                      last_failure_.message() + " (" + s.message() + ")");
+                      last.message() + " (" + s.message() + ")");
   }
-  write_failed_ = false;
-  ++resumes_;
+  gate_->Opened();
   return OkStatus();
 }
 
@@ -182,9 +250,7 @@ StoreCounters RocksStore::Counters() {
   if (statistics_ != nullptr) {
     c.wal_syncs = statistics_->getTickerCount(rocksdb::WAL_FILE_SYNCED);
   }
-  MutexLock lock(&write_mu_);
-  c.failed_writes = failed_writes_;
-  c.resumes = resumes_;
+  gate_->Counts(&c.failed_writes, &c.resumes);
   return c;
 }
 
@@ -276,7 +342,8 @@ StatusOr<std::unique_ptr<Store>> OpenRocksStore(const StoreOptions& options) {
   db_options.create_if_missing = options.create_if_missing;
   // Counts WAL syncs, among others (Counters()).
   db_options.statistics = rocksdb::CreateDBStatistics();
-  db_options.listeners.push_back(std::make_shared<NoAutoRecovery>());
+  auto gate = std::make_shared<WriteGate>();
+  db_options.listeners.push_back(std::make_shared<GateListener>(gate));
   db_options.max_bgerror_resume_count = 0;
   db_options.create_missing_column_families = true;
   db_options.max_background_jobs = 2;
@@ -314,7 +381,7 @@ StatusOr<std::unique_ptr<Store>> OpenRocksStore(const StoreOptions& options) {
   }
   auto store = std::make_unique<RocksStore>(std::move(db), std::move(handles),
                                             DeletionSeq(last_seq),
-                                            db_options.statistics);
+                                            db_options.statistics, gate);
   StatusOr<std::string> format = store->GetMeta(kFormatKey);
   if (format.ok() && *format != kFormatVersion) {
     return FailedPreconditionError(options.path + " uses storage format " +

@@ -33,6 +33,31 @@ std::string CheckpointKey(ShardId shard, uint32_t slice);
 // Opens (or creates) the RocksDB store in the directory options.path.
 StatusOr<std::unique_ptr<Store>> OpenRocksStore(const StoreOptions& options);
 
+// Whether writes may go to RocksDB: closed by any RocksDB error, a failed
+// write of ours or one RocksDB raises in the background (flush, compaction,
+// write-ahead log), until Resume() succeeds. Shared by the store and the
+// listener RocksDB reports background errors to. Thread-safe; never held
+// across a call into RocksDB.
+class WriteGate {
+ public:
+  void Close(Status why);
+  bool closed() const;
+  // The error that closed it.
+  Status last() const;
+  // Resume() succeeded.
+  void Opened();
+  // A write refused while closed.
+  void Refused();
+  void Counts(uint64_t* failures, uint64_t* resumes) const;
+
+ private:
+  mutable Mutex mu_;
+  bool failed_ GUARDED_BY(mu_) = false;
+  uint64_t failures_ GUARDED_BY(mu_) = 0;
+  uint64_t resumes_ GUARDED_BY(mu_) = 0;
+  Status last_ GUARDED_BY(mu_);
+};
+
 class RocksStore final : public Store {
  public:
   enum Family : int {
@@ -50,7 +75,8 @@ class RocksStore final : public Store {
   RocksStore(std::unique_ptr<rocksdb::DB> db,
              std::vector<rocksdb::ColumnFamilyHandle*> handles,
              DeletionSeq last_seq,
-             std::shared_ptr<rocksdb::Statistics> statistics);
+             std::shared_ptr<rocksdb::Statistics> statistics,
+             std::shared_ptr<WriteGate> gate);
   ~RocksStore() override;
 
   Status InitConfig(const StoreConfig& config) override;
@@ -125,11 +151,7 @@ class RocksStore final : public Store {
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;
   const std::shared_ptr<rocksdb::Statistics> statistics_;
-  Mutex write_mu_;
-  bool write_failed_ GUARDED_BY(write_mu_) = false;
-  uint64_t failed_writes_ GUARDED_BY(write_mu_) = 0;
-  uint64_t resumes_ GUARDED_BY(write_mu_) = 0;
-  Status last_failure_ GUARDED_BY(write_mu_);  // the write that failed
+  const std::shared_ptr<WriteGate> gate_;
   // Serialises erasure (compaction and clearing the debt).
   Mutex erasure_mu_;
 
