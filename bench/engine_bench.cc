@@ -1,6 +1,7 @@
 // The engine end to end against the bare loop, in one run, for the default
-// MLP ensemble and for an ensemble of TorchScript modules (the example
-// model of examples/torchscript, scripted by python3-torch).
+// MLP ensemble and for ensembles of TorchScript modules (the example model
+// of examples/torchscript, and the model zoo's residual CNN of
+// tests/zoo/zoo.py, scripted by python3-torch).
 //
 // Each iteration first times a bare LibTorch loop (every shard model on
 // each batch of 64 test images, one thread, plus the stacked ensemble on
@@ -32,7 +33,19 @@ constexpr std::size_t kBatch = 64;
 constexpr std::size_t kRequests = 8192;  // per iteration
 constexpr std::size_t kWindow = 512;     // requests in flight
 
-enum class Kind : int64_t { kMlp = 0, kTorchScript = 1 };
+enum class Kind : int64_t { kMlp = 0, kTorchScript = 1, kCnn = 2 };
+
+const char* KindName(Kind kind) {
+  switch (kind) {
+    case Kind::kMlp:
+      return "mlp";
+    case Kind::kTorchScript:
+      return "torchscript";
+    case Kind::kCnn:
+      return "torchscript-cnn";
+  }
+  return "?";
+}
 
 struct Fixture {
   std::string dir;
@@ -51,9 +64,7 @@ std::string TempPath(const std::string& name) {
 Fixture* Build(Kind kind) {
   unlearning::InitComputeRuntime();
   auto* fixture = new Fixture();
-  const char* name = kind == Kind::kMlp ? "eraser-bench-engine"
-                                        : "eraser-bench-engine-torchscript";
-  fixture->dir = TempPath(name);
+  fixture->dir = TempPath(std::string("eraser-bench-engine-") + KindName(kind));
   std::filesystem::remove_all(fixture->dir);
   const std::string data = datasets::kDefaultFashionMnistDir;
   datasets::Dataset dataset;
@@ -69,11 +80,18 @@ Fixture* Build(Kind kind) {
   dataset.train.features.resize(640 * 784);
   unlearning::SisaOptions options;  // 8 x 4, MLP 784-128-10
   options.epochs = {1, 1, 1, 1};
-  if (kind == Kind::kTorchScript) {
-    const std::string module = TempPath("eraser-bench-model.pt");
-    const std::string command = "/usr/bin/python3 " ERASER_SOURCE_DIR
-                                "/examples/torchscript/model.py --out " +
-                                module + " > /dev/null";
+  if (kind != Kind::kMlp) {
+    const std::string dir = TempPath("");
+    const std::string module = kind == Kind::kTorchScript
+                                   ? TempPath("eraser-bench-model.pt")
+                                   : TempPath("residual_groupnorm_silu.pt");
+    const std::string command = kind == Kind::kTorchScript
+                                    ? "/usr/bin/python3 " ERASER_SOURCE_DIR
+                                      "/examples/torchscript/model.py --out " +
+                                          module + " > /dev/null"
+                                    : "/usr/bin/python3 " ERASER_SOURCE_DIR
+                                      "/tests/zoo/zoo.py " +
+                                          dir + " residual_groupnorm_silu";
     if (std::system(command.c_str()) != 0) {
       std::fprintf(stderr, "engine_bench: cannot script the model\n");
       std::exit(1);
@@ -104,9 +122,8 @@ Fixture* Build(Kind kind) {
 }
 
 const Fixture& Get(Kind kind) {
-  static Fixture* mlp = nullptr;
-  static Fixture* script = nullptr;
-  Fixture*& f = kind == Kind::kMlp ? mlp : script;
+  static Fixture* fixtures[3] = {};
+  Fixture*& f = fixtures[static_cast<int>(kind)];
   if (f == nullptr) f = Build(kind);
   return *f;
 }
@@ -165,7 +182,7 @@ double EngineSeconds(const Fixture& f, engine::Engine& e) {
 
 void BM_EngineVsBareLoop(benchmark::State& state) {
   const Fixture& f = Get(static_cast<Kind>(state.range(0)));
-  state.SetLabel(state.range(0) == 0 ? "mlp" : "torchscript");
+  state.SetLabel(KindName(static_cast<Kind>(state.range(0))));
   engine::EngineOptions options;
   options.data_dir = f.dir;
   options.policy = *scheduler::ParsePolicy("eraser-lazy-wait");
@@ -207,10 +224,12 @@ void BM_EngineVsBareLoop(benchmark::State& state) {
 // Measure with --benchmark_min_time=5 (docs/performance.md); the CTest
 // smoke run passes a tiny minimum time.
 // Arg 0: the MLP ensemble (stacked); 1: TorchScript modules (model by
-// model; "bare_stacked" is then the same loop through unlearning::Ensemble).
+// model; "bare_stacked" is then the same loop through unlearning::Ensemble);
+// 2: the zoo's residual CNN (GroupNorm, SiLU), model by model.
 BENCHMARK(BM_EngineVsBareLoop)
     ->Arg(0)
     ->Arg(1)
+    ->Arg(2)
     ->UseManualTime()
     ->Unit(benchmark::kMillisecond);
 
@@ -224,7 +243,8 @@ int main(int argc, char** argv) {
   benchmark::Shutdown();
   std::error_code ec;
   for (const char* dir :
-       {"eraser-bench-engine", "eraser-bench-engine-torchscript"}) {
+       {"eraser-bench-engine-mlp", "eraser-bench-engine-torchscript",
+        "eraser-bench-engine-torchscript-cnn"}) {
     std::filesystem::remove_all(std::filesystem::temp_directory_path() / dir,
                                 ec);
   }
