@@ -2,8 +2,12 @@
 // metrics, and a graceful shutdown on SIGTERM or SIGINT.
 #include <signal.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <iostream>
+#include <string>
+#include <vector>
 
 #include "command.h"
 #include "eraser/common/duration.h"
@@ -36,6 +40,31 @@ bool Loopback(const std::string& host) {
   return host.rfind("127.", 0) == 0 || host == "::1" || host == "localhost";
 }
 
+// The host names a request may give (lowercase, IPv6 in brackets): the
+// listen address's, localhost on loopback, and --allow-host. None (any
+// host) for a wildcard listen address without --allow-host: that server is
+// reachable by any name, behind its tokens.
+std::vector<std::string> AllowedHosts(const std::string& listen_host,
+                                      std::vector<std::string> extra) {
+  for (std::string& h : extra) {
+    std::transform(h.begin(), h.end(), h.begin(),
+                   [](unsigned char c) { return std::tolower(c); });
+  }
+  if (listen_host == "0.0.0.0" || listen_host == "::" ||
+      listen_host == "[::]") {
+    return extra;
+  }
+  std::string own = listen_host;
+  std::transform(own.begin(), own.end(), own.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
+  if (own.find(':') != std::string::npos && own.front() != '[') {
+    own = "[" + own + "]";
+  }
+  extra.push_back(own);
+  if (Loopback(listen_host)) extra.push_back("localhost");
+  return extra;
+}
+
 }  // namespace
 
 int RunServe(int argc, char** argv) {
@@ -48,6 +77,7 @@ int RunServe(int argc, char** argv) {
   std::string grace = "10s";
   std::string max_wait = FormatDuration(engine_options.inference.max_wait);
   serve::ApiOptions api_options;
+  std::vector<std::string> allow_hosts;
   std::string auth_file;
   bool insecure = false;
   std::string idle_timeout = FormatDuration(http.idle_timeout);
@@ -119,6 +149,17 @@ int RunServe(int argc, char** argv) {
       "model versions, margin) to every caller, not only admin tokens")(
       "tls-cert", po::value(&http.tls_cert), "TLS certificate chain (PEM)")(
       "tls-key", po::value(&http.tls_key), "TLS private key (PEM)")(
+      "tls-ciphers",
+      po::value(&http.tls_ciphers)->default_value(http.tls_ciphers),
+      "TLS 1.2 cipher suites (OpenSSL list syntax); TLS 1.3 keeps its "
+      "defaults")(
+      "allow-host", po::value(&allow_hosts)->composing(),
+      "a host name clients may reach this server by, besides its listen "
+      "address (and localhost on loopback); repeat for more (Host header "
+      "otherwise: 421)")(
+      "allow-origin", po::value(&api_options.allowed_origins)->composing(),
+      "a browser origin (https://app.example) allowed to call the API, "
+      "with CORS preflights answered; repeat for more (none by default)")(
       "max-connections",
       po::value(&http.max_connections)->default_value(http.max_connections),
       "connections open at once; one more is answered 503")(
@@ -167,6 +208,7 @@ int RunServe(int argc, char** argv) {
             "owner's data; give a token file, or --insecure if a proxy in "
             "front does the access control"));
   }
+  api_options.allowed_hosts = AllowedHosts(listen_host, allow_hosts);
   std::unique_ptr<serve::Authenticator> auth;
   if (!auth_file.empty()) {
     StatusOr<std::unique_ptr<serve::Authenticator>> opened =

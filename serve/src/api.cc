@@ -1,6 +1,8 @@
 #include "eraser/serve/api.h"
 
+#include <algorithm>
 #include <boost/asio/post.hpp>
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <ctime>
@@ -8,6 +10,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "refusal_log.h"
 #include "responses.h"
 
 namespace eraser::serve {
@@ -90,6 +93,10 @@ json DeletionJson(const engine::DeletionInfo& info) {
 }
 
 // A record's value as the CSV text it stands for.
+std::string_view View(boost::beast::string_view v) {
+  return {v.data(), v.size()};
+}
+
 std::string RecordValue(const json& v) {
   if (v.is_string()) return v.get<std::string>();
   if (v.is_boolean()) return v.get<bool>() ? "true" : "false";
@@ -102,15 +109,20 @@ std::string RecordValue(const json& v) {
 }  // namespace
 
 Api::Api(engine::Engine* engine, ApiOptions options)
-    : engine_(engine), options_(std::move(options)) {}
+    : engine_(engine),
+      options_(std::move(options)),
+      refusal_log_(std::make_unique<internal::RefusalLog>(
+          SystemClock::Default(), std::chrono::seconds(10))) {}
 
 bool Api::Features(const json& body, std::vector<float>* features,
                    std::string* error) const {
   const int given = static_cast<int>(body.contains("features")) +
                     static_cast<int>(body.contains("test_index")) +
                     static_cast<int>(body.contains("record"));
-  if (given != 1) {
-    *error = "give exactly one of \"features\", \"test_index\" and \"record\"";
+  if (given != 1 || body.size() != 1) {
+    *error =
+        "give exactly one of \"features\", \"test_index\" and \"record\", "
+        "and nothing else";
     return false;
   }
   const unlearning::DatasetInfo& dataset = engine_->dataset();
@@ -187,9 +199,8 @@ bool Api::Details(const Principal& who) const {
   return who.admin || options_.expose_certificates;
 }
 
-const Principal* Api::Authenticate(const Request& request,
-                                   const Respond& respond,
-                                   std::shared_ptr<const TokenFile>* hold) {
+Api::Caller Api::Identify(const Request& request,
+                          std::shared_ptr<const TokenFile>* hold) const {
   // Without a token file every caller may do everything (loopback only,
   // unless the operator said --insecure).
   static const Principal* const kEveryone = [] {
@@ -198,25 +209,47 @@ const Principal* Api::Authenticate(const Request& request,
     p->admin = true;
     return p;
   }();
-  if (options_.auth == nullptr) return kEveryone;
-  const auto header = request.find(http::field::authorization);
-  const Principal* who = nullptr;
-  if (header != request.end()) {
-    const std::string_view value(header->value().data(),
-                                 header->value().size());
-    constexpr std::string_view kBearer = "Bearer ";
-    if (value.substr(0, kBearer.size()) == kBearer) {
-      *hold = options_.auth->tokens();
-      who = (*hold)->Find(value.substr(kBearer.size()));
-    }
+  if (options_.auth == nullptr) return {kEveryone, {}};
+  std::size_t headers = 0;
+  std::string_view value;
+  for (const auto& field : request) {
+    if (field.name() != http::field::authorization) continue;
+    ++headers;
+    value = std::string_view(field.value().data(), field.value().size());
   }
-  if (who != nullptr) return who;
+  if (headers == 0) return {nullptr, "no bearer token"};
+  // Two credentials are ambiguous: a proxy and a client may disagree on
+  // which one counts.
+  if (headers > 1) return {nullptr, "more than one Authorization header"};
+  // The scheme is case-insensitive (RFC 7235); one space, then the token.
+  constexpr std::string_view kBearer = "bearer ";
+  if (value.size() <= kBearer.size() ||
+      !std::equal(kBearer.begin(), kBearer.end(), value.begin(),
+                  [](char a, char b) {
+                    return a == std::tolower(static_cast<unsigned char>(b));
+                  })) {
+    return {nullptr, "not a bearer token"};
+  }
+  *hold = options_.auth->tokens();
+  const Principal* who = (*hold)->Find(value.substr(kBearer.size()));
+  return {who, who == nullptr ? "an unknown bearer token" : ""};
+}
+
+const Principal* Api::Authenticate(const Request& request,
+                                   const Respond& respond,
+                                   std::shared_ptr<const TokenFile>* hold) {
+  const Caller caller = Identify(request, hold);
+  if (caller.who != nullptr) return caller.who;
+  const bool ambiguous = caller.problem == "more than one Authorization header";
   engine_->metrics()->HttpRefused("unauthenticated");
-  // Logged without the token.
-  std::fprintf(stderr, "eraser serve: 401 %s %s: %s bearer token\n",
-               std::string(http::to_string(request.method())).c_str(),
-               std::string(request.target().substr(0, 200)).c_str(),
-               header == request.end() ? "no" : "an unknown");
+  // Logged without the token, as a rate-limited summary.
+  refusal_log_->Note(ambiguous ? 400 : 401, "unauthenticated",
+                     View(http::to_string(request.method())),
+                     View(request.target()), caller.problem);
+  if (ambiguous) {
+    respond(BadRequest(request, "send one Authorization header"));
+    return nullptr;
+  }
   Response res = JsonError(request.version(), request.keep_alive(),
                            http::status::unauthorized,
                            "a valid bearer token is required (Authorization: "
@@ -226,19 +259,103 @@ const Principal* Api::Authenticate(const Request& request,
   return nullptr;
 }
 
+bool Api::Admitted(const Request& request, const Respond& respond) {
+  metrics::EngineMetrics& metrics = *engine_->metrics();
+  if (!options_.allowed_hosts.empty()) {
+    const auto host = request.find(http::field::host);
+    std::string name = host == request.end() ? "" : std::string(host->value());
+    // "[::1]:8080" and "127.0.0.1:8080" name "[::1]" and "127.0.0.1".
+    name = !name.empty() && name.front() == '['
+               ? name.substr(0, name.find(']') + 1)
+               : name.substr(0, name.find(':'));
+    std::transform(name.begin(), name.end(), name.begin(),
+                   [](unsigned char c) { return std::tolower(c); });
+    if (std::find(options_.allowed_hosts.begin(), options_.allowed_hosts.end(),
+                  name) == options_.allowed_hosts.end()) {
+      respond(internal::Refusal(
+          request, http::status::misdirected_request, "misdirected",
+          "this server does not answer for host '" + name.substr(0, 100) +
+              "' (--allow-host names more)",
+          metrics));
+      return false;
+    }
+  }
+  const auto origin = request.find(http::field::origin);
+  if (origin == request.end()) {
+    if (request.method() == http::verb::options) {
+      respond(JsonError(request.version(), request.keep_alive(),
+                        http::status::method_not_allowed,
+                        "OPTIONS answers CORS preflights only"));
+      return false;
+    }
+    return true;
+  }
+  const std::string from(origin->value());
+  if (std::find(options_.allowed_origins.begin(),
+                options_.allowed_origins.end(),
+                from) == options_.allowed_origins.end()) {
+    Response res = internal::Refusal(
+        request, http::status::forbidden, "origin",
+        "requests from origin '" + from.substr(0, 100) +
+            "' are not allowed (--allow-origin names the allowed ones)",
+        metrics);
+    res.erase(http::field::retry_after);
+    respond(std::move(res));
+    return false;
+  }
+  if (request.method() != http::verb::options) return true;
+  // A CORS preflight of an allowed origin.
+  Response res{http::status::no_content, request.version()};
+  res.set(http::field::server, "eraser");
+  res.set(http::field::access_control_allow_origin, from);
+  res.set(http::field::access_control_allow_methods, "GET, HEAD, POST");
+  res.set(http::field::access_control_allow_headers,
+          "Authorization, Content-Type");
+  res.set(http::field::access_control_max_age, "600");
+  res.set(http::field::vary, "Origin");
+  res.keep_alive(request.keep_alive());
+  res.prepare_payload();
+  respond(std::move(res));
+  return false;
+}
+
+bool Api::JsonBody(const Request& request, const Respond& respond) {
+  const auto type = request.find(http::field::content_type);
+  std::string media = type == request.end() ? "" : std::string(type->value());
+  media = media.substr(0, media.find(';'));
+  media.erase(media.find_last_not_of(" \t") + 1);
+  std::transform(media.begin(), media.end(), media.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
+  if (media == "application/json") return true;
+  // A browser sends a "simple" cross-origin POST (text/plain, a form)
+  // without a preflight: refusing every other type keeps pages of other
+  // sites from making deletions.
+  respond(JsonError(request.version(), request.keep_alive(),
+                    http::status::unsupported_media_type,
+                    "the body must be JSON: send Content-Type: "
+                    "application/json"));
+  return false;
+}
+
 void Api::Forbid(const Request& request, const Principal& who,
                  const std::string& what, const Respond& respond) {
   engine_->metrics()->HttpRefused("forbidden");
-  std::fprintf(stderr, "eraser serve: 403 %s %s: token '%s' may not %s\n",
-               std::string(http::to_string(request.method())).c_str(),
-               std::string(request.target().substr(0, 200)).c_str(),
-               who.name.c_str(), what.c_str());
+  refusal_log_->Note(403, "forbidden", View(http::to_string(request.method())),
+                     View(request.target()),
+                     "token '" + who.name + "' may not " + what);
   respond(JsonError(request.version(), request.keep_alive(),
                     http::status::forbidden,
                     "this token's scopes do not allow you to " + what));
 }
 
 void Api::Handle(Request request, Respond respond) {
+  if (!Admitted(request, respond)) return;
+  // HEAD is a GET without the body (RFC 9110 9.3.2): routed as the GET,
+  // answered with its headers (Content-Length included) only.
+  if (request.method() == http::verb::head) {
+    request.method(http::verb::get);
+    respond = internal::HeadersOnly(std::move(respond));
+  }
   const std::string target(request.target());
   const std::string path = target.substr(0, target.find('?'));
   const http::verb method = request.method();
@@ -248,7 +365,9 @@ void Api::Handle(Request request, Respond respond) {
         request.version(), request.keep_alive(),
         http::status::method_not_allowed,
         std::string(http::to_string(method)) + " is not allowed on " + path);
-    res.set(http::field::allow, http::to_string(allowed));
+    res.set(http::field::allow, allowed == http::verb::get
+                                    ? "GET, HEAD"
+                                    : http::to_string(allowed));
     respond(std::move(res));
     return false;
   };
@@ -289,6 +408,11 @@ void Api::Handle(Request request, Respond respond) {
 }
 
 void Api::Readyz(const Request& request, Respond respond) {
+  // Health needs no token; what unlearning is doing (rates, deadlines,
+  // failures) goes to admin tokens only: it tells about deletions.
+  std::shared_ptr<const TokenFile> hold;
+  const Caller caller = Identify(request, &hold);
+  const bool detail = caller.who != nullptr && caller.who->admin;
   if (draining_) {
     return respond(internal::Refusal(request, http::status::service_unavailable,
                                      "shutting_down", "shutting down",
@@ -303,6 +427,10 @@ void Api::Readyz(const Request& request, Respond respond) {
       c.overloaded || !stats.backing_off.empty() || stats.erasure_owed;
   json backing_off = json::array();
   for (ShardId s : stats.backing_off) backing_off.push_back(s.value());
+  if (!detail) {
+    return respond(JsonResponse(request, http::status::ok,
+                                {{"status", degraded ? "degraded" : "ready"}}));
+  }
   respond(JsonResponse(
       request, http::status::ok,
       {{"status", degraded ? "degraded" : "ready"},
@@ -334,6 +462,7 @@ void Api::Readyz(const Request& request, Respond respond) {
 
 void Api::Infer(const Request& request, const Principal& who, Respond respond) {
   if (!who.MayInfer()) return Forbid(request, who, "infer", respond);
+  if (!JsonBody(request, respond)) return;
   json body;
   std::string error;
   if (!ParseObject(request, &body, &error)) {
@@ -376,6 +505,7 @@ void Api::Infer(const Request& request, const Principal& who, Respond respond) {
 
 void Api::Delete(const Request& request, const Principal& who,
                  Respond respond) {
+  if (!JsonBody(request, respond)) return;
   json body;
   std::string error;
   if (!ParseObject(request, &body, &error)) {
@@ -465,6 +595,10 @@ void Api::Drain(const Request& request, Respond respond) {
 
 Handler MetricsHandler(std::shared_ptr<metrics::EngineMetrics> metrics) {
   return [metrics](Request request, Respond respond) {
+    if (request.method() == http::verb::head) {
+      request.method(http::verb::get);
+      respond = internal::HeadersOnly(std::move(respond));
+    }
     const std::string target(request.target());
     const std::string path = target.substr(0, target.find('?'));
     if (path == "/healthz" || path == "/v2/health/live") {

@@ -40,6 +40,32 @@ Response JsonError(unsigned version, bool keep_alive, http::status status,
 
 namespace {
 
+// Why a request's header is refused before its body is read; empty if it
+// is not. Only the chunked transfer coding is implemented: a body in
+// another coding (gzip, ...) would otherwise be read as if it were plain.
+// (An obsolete line folding in a field value, RFC 9112 5.2, Beast's parser
+// replaces with a space before anything reads it, as the RFC allows.)
+std::string RefusedHeader(const http::request_header<>& header) {
+  const auto coding = header.find(http::field::transfer_encoding);
+  if (coding == header.end()) return "";
+  std::string all(coding->value());
+  std::size_t start = 0;
+  while (start <= all.size()) {
+    const std::size_t end = std::min(all.find(',', start), all.size());
+    std::string token = all.substr(start, end - start);
+    token.erase(0, token.find_first_not_of(" \t"));
+    token.erase(token.find_last_not_of(" \t") + 1);
+    std::transform(token.begin(), token.end(), token.begin(),
+                   [](unsigned char c) { return std::tolower(c); });
+    if (token != "chunked") {
+      return "Transfer-Encoding '" + all.substr(0, 64) +
+             "' is not implemented (only chunked is)";
+    }
+    start = end + 1;
+  }
+  return "";
+}
+
 // One connection over `Stream` (a tcp_stream, or an ssl_stream over one):
 // reads requests one after another, hands each to the handler, writes its
 // response. All of it runs on the connection's strand.
@@ -97,14 +123,53 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     // client that trickles bytes is cut off like an idle one.
     Tcp().expires_after(server_->options().idle_timeout);
     busy_ = false;
-    http::async_read_header(
-        stream_, buffer_, *parser_,
-        beast::bind_front_handler(&Session::OnHeader, Self()));
+    ReadHead();
+  }
+
+  // Reads until the buffer holds the whole header, then checks its raw
+  // bytes for obsolete line folding (RFC 9112 5.2: a line that starts with
+  // a space or a tab continues the field before it), which Beast's parser
+  // would join silently and a proxy in front may read differently: 400.
+  // Then the parser reads the header from the buffer.
+  void ReadHead() {
+    const std::string_view raw(static_cast<const char*>(buffer_.data().data()),
+                               buffer_.size());
+    const std::size_t end = raw.find("\r\n\r\n");
+    if (end != std::string_view::npos) {
+      for (std::size_t line = raw.find("\r\n"); line < end;
+           line = raw.find("\r\n", line + 2)) {
+        if (raw[line + 2] == ' ' || raw[line + 2] == '\t') {
+          busy_ = true;
+          return Write(JsonError(11, false, http::status::bad_request,
+                                 "a header field is continued on the next "
+                                 "line (obsolete line folding)"),
+                       /*counted=*/false);
+        }
+      }
+      return http::async_read_header(
+          stream_, buffer_, *parser_,
+          beast::bind_front_handler(&Session::OnHeader, Self()));
+    }
+    if (buffer_.size() > server_->options().header_limit) {
+      return OnRead(http::error::header_limit, 0);
+    }
+    stream_.async_read_some(
+        buffer_.prepare(4096),
+        [self = Self()](beast::error_code ec, std::size_t n) {
+          self->buffer_.commit(n);
+          if (ec) return self->OnRead(ec, 0);
+          self->ReadHead();
+        });
   }
 
   void OnHeader(beast::error_code ec, std::size_t) {
     if (ec) return OnRead(ec, 0);
     busy_ = true;
+    if (const std::string refused = RefusedHeader(parser_->get());
+        !refused.empty()) {
+      return Write(JsonError(11, false, http::status::not_implemented, refused),
+                   /*counted=*/false);
+    }
     Tcp().expires_after(server_->options().request_timeout);
     http::async_read(stream_, buffer_, *parser_,
                      beast::bind_front_handler(&Session::OnRead, Self()));
@@ -335,6 +400,11 @@ StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
     if (tls_ec) {
       return InvalidArgumentError("TLS key " + options.tls_key + ": " +
                                   tls_ec.message());
+    }
+    if (SSL_CTX_set_cipher_list(impl.tls->native_handle(),
+                                options.tls_ciphers.c_str()) != 1) {
+      return InvalidArgumentError("TLS ciphers '" + options.tls_ciphers +
+                                  "' name no cipher suite OpenSSL knows");
     }
   }
   beast::error_code ec;

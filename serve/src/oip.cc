@@ -79,12 +79,23 @@ bool Rows(const TensorRequest& req, const unlearning::DatasetInfo& dataset,
              "INT32, INT64)";
     return false;
   }
-  const std::size_t features = dataset.test.feature_count();
-  uint64_t per_row = 1;
-  for (std::size_t i = 1; i < req.shape.size(); ++i) {
-    per_row *= static_cast<uint64_t>(req.shape[i]);
+  if (req.name != "input") {
+    *error = "no input named '" + req.name +
+             "' (the model's input is named \"input\")";
+    return false;
   }
-  if (req.shape.size() < 2 || per_row != features) {
+  const std::size_t features = dataset.test.feature_count();
+  // The product of the row's dimensions, checked at each step: dimensions
+  // whose product wraps 2^64 around to the feature count are refused, not
+  // read as one row.
+  uint64_t per_row = 1;
+  bool fits = req.shape.size() >= 2;
+  for (std::size_t i = 1; fits && i < req.shape.size(); ++i) {
+    const uint64_t d = static_cast<uint64_t>(req.shape[i]);
+    fits = d > 0 && per_row <= features / d;
+    if (fits) per_row *= d;
+  }
+  if (!fits || per_row != features) {
     *error = "\"shape\" must be [rows, ...] with " + std::to_string(features) +
              " values per row (the model's input shape is [-1, " +
              datasets::ShapeString(dataset.test.shape) + "])";
@@ -147,7 +158,7 @@ struct Batch {
 
 }  // namespace
 
-json Api::ModelMetadata() const {
+json Api::ModelMetadata(bool admin) const {
   const unlearning::DatasetInfo& dataset = engine_->dataset();
   json input_shape = json::array({-1});
   for (uint32_t d : dataset.test.shape) input_shape.push_back(d);
@@ -160,6 +171,13 @@ json Api::ModelMetadata() const {
   }
   outputs.push_back(
       {{"name", "margin"}, {"datatype", "INT32"}, {"shape", {-1}}});
+  json parameters = {
+      {"shards", engine_->num_shards()},
+      {"policy", engine_->policy()},
+      {"accepted_datatypes",
+       {"FP32", "FP64", "UINT8", "INT8", "UINT16", "INT16", "INT32", "INT64"}}};
+  // Where the data came from (a path on the server) only to admins.
+  if (admin) parameters["dataset"] = dataset.source;
   return {{"name", options_.model_name},
           {"versions", {"1"}},
           {"platform", "eraser_sisa"},
@@ -170,13 +188,7 @@ json Api::ModelMetadata() const {
                               : "FP32"},
              {"shape", input_shape}}}},
           {"outputs", outputs},
-          {"parameters",
-           {{"shards", engine_->num_shards()},
-            {"policy", engine_->policy()},
-            {"dataset", dataset.source},
-            {"accepted_datatypes",
-             {"FP32", "FP64", "UINT8", "INT8", "UINT16", "INT16", "INT32",
-              "INT64"}}}}};
+          {"parameters", parameters}};
 }
 
 bool Api::HandleV2(const Request& request, const std::string& path,
@@ -229,8 +241,8 @@ bool Api::HandleV2(const Request& request, const std::string& path,
   }
   if (rest.empty() || rest == "/versions/1") {
     if (only(http::verb::get)) {
-      respond(
-          internal::JsonResponse(request, http::status::ok, ModelMetadata()));
+      respond(internal::JsonResponse(request, http::status::ok,
+                                     ModelMetadata(who->admin)));
     }
   } else if (rest == "/ready" || rest == "/versions/1/ready") {
     if (only(http::verb::get)) {
@@ -247,6 +259,7 @@ bool Api::HandleV2(const Request& request, const std::string& path,
 
 void Api::V2Infer(const Request& request, const Principal& who,
                   Respond respond) {
+  if (!JsonBody(request, respond)) return;
   TensorRequest req;
   std::string error;
   if (!ParseTensorRequest(request.body(), &req, &error)) {

@@ -81,12 +81,27 @@ Response StorageErrorResponse(const Request& request,
                  RefusalReason(status, true), status.message(), metrics);
 }
 
+Respond HeadersOnly(Respond respond) {
+  return [respond = std::move(respond)](Response res) {
+    const std::size_t length = res.body().size();
+    res.body().clear();
+    res.content_length(length);
+    respond(std::move(res));
+  };
+}
+
 Response BadRequest(const Request& request, const std::string& message) {
   return JsonError(request.version(), request.keep_alive(),
                    http::status::bad_request, message);
 }
 
 bool ParseObject(const Request& request, json* out, std::string* error) {
+  // nlohmann's parser stops at a NUL byte as at the end of the input, so
+  // "{...}\0anything" would parse: a body holding one is not JSON.
+  if (request.body().find('\0') != std::string::npos) {
+    *error = "the body is not valid JSON (it holds a NUL byte)";
+    return false;
+  }
   *out = json::parse(request.body(), nullptr, /*allow_exceptions=*/false);
   if (out->is_discarded()) {
     *error = "the body is not valid JSON";
@@ -101,9 +116,14 @@ bool ParseObject(const Request& request, json* out, std::string* error) {
 
 bool GetId(const json& body, const char* key, uint64_t* out) {
   const json& v = body.at(key);
-  if (!v.is_number_integer() && !v.is_number_unsigned()) return false;
-  if (v.is_number_integer() && v.get<int64_t>() < 0) return false;
-  *out = v.get<uint64_t>();
+  // Ids are u64: nlohmann reads 2^63 and above as unsigned, and
+  // is_number_integer() is true for unsigned numbers too.
+  if (v.is_number_unsigned()) {
+    *out = v.get<uint64_t>();
+    return true;
+  }
+  if (!v.is_number_integer() || v.get<int64_t>() < 0) return false;
+  *out = static_cast<uint64_t>(v.get<int64_t>());
   return true;
 }
 

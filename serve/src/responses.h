@@ -40,6 +40,9 @@ Response Refusal(const Request& request, boost::beast::http::status status,
                  metrics::EngineMetrics& metrics,
                  nlohmann::json body = nlohmann::json::object());
 Response BadRequest(const Request& request, const std::string& message);
+// `respond` for a HEAD request answered as its GET: the same status and
+// headers, Content-Length the GET body's, no body (RFC 9110 9.3.2).
+Respond HeadersOnly(Respond respond);
 // A JSON object body, or false with a message.
 bool ParseObject(const Request& request, nlohmann::json* out,
                  std::string* error);

@@ -556,5 +556,42 @@ INSTANTIATE_TEST_SUITE_P(Policies, ServeFullDisk,
                                                : std::string("LazyPartial");
                          });
 
+// A flood of refused requests writes a few summary lines, not one per
+// request, and no logged path is longer than a line's share.
+TEST(ServeProcess, RefusalsAreLoggedAsRateLimitedSummaries) {
+  eraser::testing::TempDir dir;
+  const std::string tokens = dir.Child("tokens");
+  std::ofstream(tokens) << "# no token\n";
+  Server server = StartServer(engine::testing::CopyTemplate(dir),
+                              "eraser-lazy-wait", {"--auth-file", tokens});
+  ASSERT_GT(server.port, 0) << server.process->output();
+  const std::size_t before = server.process->output().size();
+  HttpConnection connection(server.port);
+  const std::string long_path = "/v1/" + std::string(5000, 'x');
+  for (int i = 0; i < 2000; ++i) {
+    ASSERT_EQ(connection
+                  .Send("POST", i % 2 ? long_path : "/v1/infer",
+                        R"({"test_index": 1})")
+                  .status,
+              401);
+  }
+  server.process->Signal(SIGTERM);
+  EXPECT_EQ(server.process->Wait(), 0);
+  const std::string log = server.process->output().substr(before);
+  std::size_t lines = 0, longest = 0, start = 0;
+  for (std::size_t end; (end = log.find('\n', start)) != std::string::npos;
+       start = end + 1) {
+    if (log.compare(start, 14, "eraser serve: ") == 0 &&
+        log.find("401", start) < end) {
+      ++lines;
+    }
+    longest = std::max(longest, end - start);
+  }
+  EXPECT_LE(lines, 5u) << log.substr(0, 2000);
+  EXPECT_GE(lines, 1u) << "the first refusal is logged at once";
+  EXPECT_LT(longest, 400u) << "a logged line holds a whole path";
+  EXPECT_LT(log.size(), 4000u);
+}
+
 }  // namespace
 }  // namespace eraser::serve

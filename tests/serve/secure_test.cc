@@ -441,6 +441,37 @@ TEST_F(Served, TlsServesCurlAndClosesPlainHttp) {
       HasSubstr("missing.pem"));
 }
 
+// TLS 1.2 without forward secrecy or with CBC and SHA-1 is refused by
+// default; ECDHE with AEAD, and TLS 1.3, are served; --tls-ciphers changes
+// the TLS 1.2 list.
+TEST_F(Served, TlsOffersOnlyForwardSecretAeadSuites) {
+  ASSERT_TRUE(MakeCertificates(dir_.path()));
+  HttpServerOptions http;
+  http.tls_cert = dir_.Child("server.pem");
+  http.tls_key = dir_.Child("server.key");
+  Start({}, http);
+  auto handshake = [&](const std::string& flags) {
+    return Shell(
+        "echo | openssl s_client -connect 127.0.0.1:" + std::to_string(port_) +
+        " " + flags + " 2>&1 | grep -c '^New, TLS'");
+  };
+  for (const char* weak : {"AES128-SHA", "AES256-SHA256", "AES128-GCM-SHA256",
+                           "DHE-RSA-AES128-SHA"}) {
+    EXPECT_EQ(handshake(std::string("-tls1_2 -cipher ") + weak), "0\n")
+        << weak << " was accepted";
+  }
+  EXPECT_EQ(handshake("-tls1_2 -cipher ECDHE-RSA-AES128-GCM-SHA256"), "1\n");
+  EXPECT_EQ(handshake("-tls1_2 -cipher ECDHE-RSA-CHACHA20-POLY1305"), "1\n");
+  EXPECT_EQ(handshake("-tls1_3"), "1\n");
+  // An unknown list is an error at start.
+  HttpServerOptions bad = http;
+  bad.listen = "127.0.0.1:0";
+  bad.tls_ciphers = "NO-SUCH-CIPHER";
+  EXPECT_THAT(
+      HttpServer::Start(bad, [](Request, Respond) {}).status().message(),
+      HasSubstr("NO-SUCH-CIPHER"));
+}
+
 // ---- the hardened HTTP layer ------------------------------------------------
 
 TEST_F(Served, ConnectionsBeyondTheCapGet503AndTheCapFreesUp) {

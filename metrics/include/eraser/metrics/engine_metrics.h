@@ -28,7 +28,10 @@
 //                                               answers: store_unavailable,
 //                                               no_certified_answer,
 //                                               overloaded, shutting_down,
-//                                               disk_full)
+//                                               disk_full; misdirected: a
+//                                               Host not allowed, 421;
+//                                               origin: a browser Origin
+//                                               not allowed, 403)
 //   eraser_shards_backing_off, eraser_erasure_owed              (gauges)
 //   eraser_pending_deletions, eraser_affected_shards,
 //   eraser_inference_queue_length, eraser_parked_requests,
@@ -68,13 +71,19 @@ inline constexpr std::string_view kRetrainFailureLabels[] = {
 // cannot be reached; no answer can be given without exposure (the `reject`
 // rule, or max_wait passed); the inference queue is full; the server is
 // shutting down; the disk is full.
-inline constexpr std::string_view kHttpRefusedLabels[] = {
-    "unauthenticated",   "forbidden",
-    "connection_limit",  "header_too_large",
-    "timeout",           "tls_handshake",
-    "store_unavailable", "no_certified_answer",
-    "overloaded",        "shutting_down",
-    "disk_full"};
+inline constexpr std::string_view kHttpRefusedLabels[] = {"unauthenticated",
+                                                          "forbidden",
+                                                          "connection_limit",
+                                                          "header_too_large",
+                                                          "timeout",
+                                                          "tls_handshake",
+                                                          "store_unavailable",
+                                                          "no_certified_answer",
+                                                          "overloaded",
+                                                          "shutting_down",
+                                                          "disk_full",
+                                                          "misdirected",
+                                                          "origin"};
 
 class EngineMetrics {
  public:

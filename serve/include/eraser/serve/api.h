@@ -37,12 +37,17 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "eraser/engine/engine.h"
 #include "eraser/serve/auth.h"
 #include "eraser/serve/http_server.h"
 
 namespace eraser::serve {
+
+namespace internal {
+class RefusalLog;
+}  // namespace internal
 
 struct ApiOptions {
   // The model's name in the /v2 routes.
@@ -52,6 +57,15 @@ struct ApiOptions {
   const Authenticator* auth = nullptr;
   // Certificate details to every caller, not only to admin tokens.
   bool expose_certificates = false;
+  // The host names a request's Host header may give (the port after a colon
+  // is not compared): others get 421, so that a page whose host name an
+  // attacker points at 127.0.0.1 (DNS rebinding) reaches nothing. Empty:
+  // any (a server listening on every address, behind tokens).
+  std::vector<std::string> allowed_hosts;
+  // The origins (scheme://host[:port]) whose browser requests are allowed,
+  // with CORS preflights answered for them; a request from another origin
+  // gets 403. None by default: a page of any site cannot reach the API.
+  std::vector<std::string> allowed_origins;
 };
 
 class Api {
@@ -63,16 +77,34 @@ class Api {
   // Waits for slow work handed to its own threads.
   ~Api();
 
+  // Answers one request. HEAD is answered as the GET of the same route,
+  // without the body.
   void Handle(Request request, Respond respond);
   // /readyz answers 503 from now on.
   void SetDraining() { draining_ = true; }
 
  private:
-  // Who is calling: null and a response sent (401) when access control is
-  // on and the token is missing or unknown. `hold` keeps the token file
-  // the principal points into alive.
+  // Who is calling, without answering: null with the problem when access
+  // control is on and the Authorization header is missing, repeated, not a
+  // bearer token (the scheme case-insensitive) or an unknown token. `hold`
+  // keeps the token file the principal points into alive.
+  struct Caller {
+    const Principal* who = nullptr;
+    std::string problem;
+  };
+  Caller Identify(const Request& request,
+                  std::shared_ptr<const TokenFile>* hold) const;
+  // The same, answering 401 (400 for two Authorization headers) when there
+  // is no principal.
   const Principal* Authenticate(const Request& request, const Respond& respond,
                                 std::shared_ptr<const TokenFile>* hold);
+  // The Host and Origin rules of ApiOptions, and CORS preflights: true when
+  // the request may go on; otherwise it was answered (421, 403, or a
+  // preflight's 204).
+  bool Admitted(const Request& request, const Respond& respond);
+  // True when the body is declared JSON (Content-Type application/json);
+  // otherwise a 415 was sent.
+  bool JsonBody(const Request& request, const Respond& respond);
   // Sends 403 for `what` and counts it.
   void Forbid(const Request& request, const Principal& who,
               const std::string& what, const Respond& respond);
@@ -89,7 +121,8 @@ class Api {
   // Handles /v2 routes; false if `path` is not one.
   bool HandleV2(const Request& request, const std::string& path,
                 const Principal* who, Respond& respond);
-  nlohmann::json ModelMetadata() const;
+  // The model's metadata; the dataset's source only for an admin.
+  nlohmann::json ModelMetadata(bool admin) const;
   void V2Infer(const Request& request, const Principal& who, Respond respond);
 
   // The features of a request body, or a message for a 400.
@@ -98,6 +131,8 @@ class Api {
 
   engine::Engine* const engine_;
   const ApiOptions options_;
+  // 401s and 403s, logged as rate-limited summaries.
+  std::unique_ptr<internal::RefusalLog> refusal_log_;
   std::atomic<bool> draining_{false};
   // Deletions (a synced write each), status reads and drains run here, never
   // on an I/O thread.

@@ -49,6 +49,10 @@ struct HttpServerOptions {
   // 1.2 or later); a plain HTTP request to it is closed.
   std::string tls_cert;
   std::string tls_key;
+  // The TLS 1.2 cipher suites, in OpenSSL's list syntax: by default only
+  // ephemeral key exchange (forward secrecy) with AEAD ciphers. TLS 1.3's
+  // suites all qualify and keep OpenSSL's defaults.
+  std::string tls_ciphers = "ECDHE+AESGCM:ECDHE+CHACHA20";
   // Told of each refused connection or request the server itself refuses
   // ("connection_limit", "header_too_large", "timeout", "tls_handshake").
   std::function<void(std::string_view reason)> on_refused;

@@ -1,0 +1,293 @@
+// Hostile and careless clients over real sockets: what a browser page of
+// another site can send (a cross-origin POST with a "simple" content type,
+// a Host it chose by DNS rebinding), floods of refused requests, a v2
+// shape whose product wraps 2^64, weak TLS suites, what /readyz and the
+// model metadata tell a caller without admin scope, Authorization headers
+// in other spellings or twice, HEAD, and request forms docs/serve.md does
+// not allow. Each would pass without its fix.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "../engine/engine_fixture.h"
+#include "eraser/serve/api.h"
+#include "eraser/serve/auth.h"
+#include "eraser/serve/http_server.h"
+#include "process.h"
+#include "testing/http_client.h"
+
+namespace eraser::serve {
+namespace {
+
+using eraser::testing::Headers;
+using eraser::testing::Http;
+using eraser::testing::HttpConnection;
+using eraser::testing::HttpResult;
+using nlohmann::json;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+class Hostile : public ::testing::Test {
+ protected:
+  void Start(ApiOptions api = {}) {
+    engine::EngineOptions options = engine::testing::Options(
+        engine::testing::CopyTemplate(dir_), "eraser:lazy,partial,deadline=1h");
+    StatusOr<std::unique_ptr<engine::Engine>> e = engine::Engine::Open(options);
+    ASSERT_TRUE(e.ok()) << e.status();
+    engine_ = std::move(e).value();
+    if (api.allowed_hosts.empty())
+      api.allowed_hosts = {"127.0.0.1", "localhost"};
+    api_ = std::make_unique<Api>(engine_.get(), api);
+    HttpServerOptions http;
+    http.listen = "127.0.0.1:0";
+    StatusOr<std::unique_ptr<HttpServer>> s =
+        HttpServer::Start(http, [this](Request r, Respond respond) {
+          api_->Handle(std::move(r), std::move(respond));
+        });
+    ASSERT_TRUE(s.ok()) << s.status();
+    server_ = std::move(s).value();
+    port_ = server_->port();
+  }
+  void TearDown() override {
+    if (server_) {
+      server_->BeginShutdown(std::chrono::milliseconds(0));
+      if (engine_) engine_->Close();
+      server_->Stop();
+    }
+    server_.reset();
+    api_.reset();
+    engine_.reset();
+  }
+  // A raw request on a new connection ("Connection: close"), read whole.
+  std::string Raw(const std::string& request) {
+    const int fd = eraser::testing::RawConnect(port_);
+    EXPECT_GE(fd, 0);
+    EXPECT_EQ(::send(fd, request.data(), request.size(), MSG_NOSIGNAL),
+              static_cast<ssize_t>(request.size()));
+    const std::string in =
+        eraser::testing::ReadUntilClosed(fd, eraser::testing::kPatience).first;
+    ::close(fd);
+    return in;
+  }
+  std::string AddToken(const std::string& scopes, const std::string& name) {
+    StatusOr<std::string> token = NewToken();
+    EXPECT_TRUE(token.ok());
+    std::ofstream(token_file_, std::ios::app)
+        << HashToken(*token) << " " << scopes << " " << name << "\n";
+    return *token;
+  }
+
+  eraser::testing::TempDir dir_;
+  std::string token_file_ = dir_.Child("tokens");
+  std::unique_ptr<engine::Engine> engine_;
+  std::unique_ptr<Api> api_;
+  std::unique_ptr<HttpServer> server_;
+  int port_ = 0;
+};
+
+int StatusOf(const std::string& response) {
+  return response.rfind("HTTP/1.1 ", 0) == 0 && response.size() >= 12
+             ? std::stoi(response.substr(9, 3))
+             : 0;
+}
+
+const std::string kDelete = R"({"sample": 3})";
+
+// A page of another site posting a "simple" request (no preflight): a form
+// type is refused before anything is read, and so is any foreign Origin,
+// whatever its type; an allowed origin gets CORS headers, and a preflight
+// is answered for it only.
+TEST_F(Hostile, BrowsersOfOtherSitesCannotDelete) {
+  ApiOptions api;
+  api.allowed_origins = {"https://app.example"};
+  Start(api);
+  HttpResult plain = Http(port_, "POST", "/v1/deletions", kDelete,
+                          {{"Content-Type", "text/plain"}});
+  EXPECT_EQ(plain.status, 415) << plain.body;
+  HttpResult evil = Http(port_, "POST", "/v1/deletions", kDelete,
+                         {{"Origin", "http://evil.example"}});
+  EXPECT_EQ(evil.status, 403) << evil.body;
+  EXPECT_EQ(evil.json()["reason"], "origin");
+  EXPECT_EQ(engine_->Stats().pending_deletions, 0u);
+  // A preflight from the evil origin is refused; the allowed one is told
+  // what it may send.
+  EXPECT_EQ(Http(port_, "OPTIONS", "/v1/deletions", "",
+                 {{"Origin", "http://evil.example"},
+                  {"Access-Control-Request-Method", "POST"}})
+                .status,
+            403);
+  HttpResult preflight = Http(port_, "OPTIONS", "/v1/deletions", "",
+                              {{"Origin", "https://app.example"},
+                               {"Access-Control-Request-Method", "POST"}});
+  EXPECT_EQ(preflight.status, 204);
+  EXPECT_EQ(preflight.header("Access-Control-Allow-Origin"),
+            "https://app.example");
+  EXPECT_THAT(preflight.header("Access-Control-Allow-Headers"),
+              HasSubstr("Content-Type"));
+  HttpResult allowed = Http(port_, "POST", "/v1/deletions", kDelete,
+                            {{"Origin", "https://app.example"}});
+  EXPECT_EQ(allowed.status, 202) << allowed.body;
+}
+
+// DNS rebinding: a page whose host name now resolves to 127.0.0.1 sends
+// its own name as Host. Only the listen address's names are answered.
+TEST_F(Hostile, AHostTheServerDoesNotAnswerForIs421) {
+  Start();
+  const std::string request =
+      "POST /v1/deletions HTTP/1.1\r\nHost: evil.example:8080\r\n"
+      "Content-Type: application/json\r\nContent-Length: " +
+      std::to_string(kDelete.size()) + "\r\nConnection: close\r\n\r\n" +
+      kDelete;
+  const std::string response = Raw(request);
+  EXPECT_EQ(StatusOf(response), 421) << response;
+  EXPECT_THAT(response, HasSubstr("misdirected"));
+  EXPECT_EQ(engine_->Stats().pending_deletions, 0u);
+  for (const char* host :
+       {"127.0.0.1", "127.0.0.1:1", "localhost:8080", "LOCALHOST"}) {
+    EXPECT_EQ(StatusOf(Raw(std::string("GET /healthz HTTP/1.1\r\nHost: ") +
+                           host + "\r\nConnection: close\r\n\r\n")),
+              200)
+        << host;
+  }
+}
+
+// Dimensions whose product wraps 2^64 around to the feature count were
+// answered as one row.
+TEST_F(Hostile, AV2ShapeWhoseProductOverflowsIs400) {
+  Start();
+  // 2^32 * 2^32 * 784 = 784 (mod 2^64).
+  const json body = {{"inputs",
+                      {{{"name", "input"},
+                        {"shape", {1, 4294967296, 4294967296, 784}},
+                        {"datatype", "FP32"},
+                        {"data", std::vector<float>(784, 0.5f)}}}}};
+  HttpResult r = Http(port_, "POST", "/v2/models/eraser/infer", body.dump());
+  EXPECT_EQ(r.status, 400) << r.body;
+  EXPECT_THAT(r.json()["error"].get<std::string>(), HasSubstr("shape"));
+}
+
+// Without an admin token, /readyz says ready or degraded and nothing about
+// deletions, and the model metadata names no server path.
+TEST_F(Hostile, CallersWithoutAdminScopeLearnNothingOfDeletionsOrPaths) {
+  const std::string reader = AddToken("infer", "reader");
+  const std::string admin = AddToken("admin", "ops");
+  StatusOr<std::unique_ptr<Authenticator>> auth =
+      Authenticator::Open(token_file_);
+  ASSERT_TRUE(auth.ok());
+  ApiOptions api;
+  api.auth = auth->get();
+  Start(api);
+  for (const Headers& headers :
+       {Headers{}, Headers{{"Authorization", "Bearer " + reader}}}) {
+    HttpResult ready = Http(port_, "GET", "/readyz", "", headers);
+    EXPECT_EQ(ready.status, 200);
+    EXPECT_EQ(ready.json().size(), 1u) << ready.body;
+    EXPECT_TRUE(ready.json().contains("status"));
+  }
+  HttpResult detail =
+      Http(port_, "GET", "/readyz", "", {{"Authorization", "Bearer " + admin}});
+  EXPECT_TRUE(detail.json().contains("unlearning")) << detail.body;
+  HttpResult meta = Http(port_, "GET", "/v2/models/eraser", "",
+                         {{"Authorization", "Bearer " + reader}});
+  ASSERT_EQ(meta.status, 200);
+  EXPECT_FALSE(meta.json()["parameters"].contains("dataset")) << meta.body;
+  EXPECT_THAT(meta.body, Not(HasSubstr(dir_.path())));
+}
+
+// The scheme is case-insensitive (RFC 7235); two Authorization headers are
+// ambiguous and refused, whichever comes first.
+TEST_F(Hostile, AuthorizationSchemesAndRepeatedHeaders) {
+  const std::string token = AddToken("infer", "reader");
+  StatusOr<std::unique_ptr<Authenticator>> auth =
+      Authenticator::Open(token_file_);
+  ASSERT_TRUE(auth.ok());
+  ApiOptions api;
+  api.auth = auth->get();
+  Start(api);
+  const std::string body = json{{"test_index", 1}}.dump();
+  for (const char* scheme : {"Bearer ", "bearer ", "BEARER "}) {
+    EXPECT_EQ(Http(port_, "POST", "/v1/infer", body,
+                   {{"Authorization", scheme + token}})
+                  .status,
+              200)
+        << scheme;
+  }
+  const std::string twice =
+      "POST /v1/infer HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+      "Authorization: Bearer " +
+      token + "\r\nAuthorization: Bearer nonsense\r\n" +
+      "Content-Type: application/json\r\nContent-Length: " +
+      std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
+  EXPECT_EQ(StatusOf(Raw(twice)), 400);
+}
+
+// HEAD on every GET route: the GET's status and headers, no body.
+TEST_F(Hostile, HeadAnswersEveryGetRouteWithoutABody) {
+  Start();
+  for (const char* path :
+       {"/healthz", "/readyz", "/v2/health/live", "/v2/health/ready", "/v2",
+        "/v2/models/eraser", "/v2/models/eraser/ready"}) {
+    const HttpResult get = Http(port_, "GET", path);
+    const std::string head = Raw(std::string("HEAD ") + path +
+                                 " HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                                 "Connection: close\r\n\r\n");
+    EXPECT_EQ(StatusOf(head), get.status) << path << ": " << head;
+    const std::size_t end = head.find("\r\n\r\n");
+    ASSERT_NE(end, std::string::npos) << path;
+    EXPECT_EQ(head.size(), end + 4) << path << " sent a body";
+    EXPECT_THAT(head,
+                HasSubstr("Content-Length: " + std::to_string(get.body.size())))
+        << path;
+  }
+}
+
+// What docs/serve.md does not allow is refused, not read leniently.
+TEST_F(Hostile, RequestFormsTheDocsDoNotAllowAreRefused) {
+  Start();
+  // Unknown fields beside the features.
+  EXPECT_EQ(Http(port_, "POST", "/v1/infer",
+                 R"({"test_index": 1, "priority": "high"})")
+                .status,
+            400);
+  // A NUL byte after the JSON.
+  EXPECT_EQ(Http(port_, "POST", "/v1/infer",
+                 std::string(R"({"test_index": 1})") + '\0' + "junk")
+                .status,
+            400);
+  // A v2 input under another name.
+  const json wrong = {{"inputs",
+                       {{{"name", "pixels"},
+                         {"shape", {1, 784}},
+                         {"datatype", "FP32"},
+                         {"data", std::vector<float>(784, 0.5f)}}}}};
+  HttpResult r = Http(port_, "POST", "/v2/models/eraser/infer", wrong.dump());
+  EXPECT_EQ(r.status, 400) << r.body;
+  EXPECT_THAT(r.body, HasSubstr("pixels"));
+  // A body in a transfer coding other than chunked is not read as plain.
+  const std::string chunk = R"({"test_index": 1})";
+  std::ostringstream size;
+  size << std::hex << chunk.size();
+  EXPECT_EQ(StatusOf(Raw("POST /v1/infer HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                         "Content-Type: application/json\r\n"
+                         "Transfer-Encoding: gzip, chunked\r\n\r\n" +
+                         size.str() + "\r\n" + chunk + "\r\n0\r\n\r\n")),
+            501);
+  // Obsolete line folding.
+  EXPECT_EQ(StatusOf(Raw("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                         "X-Folded: a\r\n b\r\nConnection: close\r\n\r\n")),
+            400);
+  // Ids are u64: 2^63 and above are ids, not errors.
+  HttpResult big = Http(port_, "POST", "/v1/deletions",
+                        R"({"sample": 9223372036854775808})");
+  EXPECT_EQ(big.status, 404) << big.body;
+  EXPECT_THAT(big.body, HasSubstr("9223372036854775808"));
+}
+
+}  // namespace
+}  // namespace eraser::serve
