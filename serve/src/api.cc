@@ -319,8 +319,10 @@ bool Api::Admitted(const Request& request, const Respond& respond) {
   return false;
 }
 
-bool Api::JsonBody(const Request& request, const Respond& respond) {
+bool Api::JsonBody(const Request& request, const Respond& respond,
+                   bool undeclared_ok) {
   const auto type = request.find(http::field::content_type);
+  if (type == request.end() && undeclared_ok) return true;
   std::string media = type == request.end() ? "" : std::string(type->value());
   media = media.substr(0, media.find(';'));
   media.erase(media.find_last_not_of(" \t") + 1);
@@ -329,7 +331,7 @@ bool Api::JsonBody(const Request& request, const Respond& respond) {
   if (media == "application/json") return true;
   // A browser sends a "simple" cross-origin POST (text/plain, a form)
   // without a preflight: refusing every other type keeps pages of other
-  // sites from making deletions.
+  // sites from making deletions (their Origin is refused too).
   respond(JsonError(request.version(), request.keep_alive(),
                     http::status::unsupported_media_type,
                     "the body must be JSON: send Content-Type: "
@@ -350,6 +352,16 @@ void Api::Forbid(const Request& request, const Principal& who,
 
 void Api::Handle(Request request, Respond respond) {
   if (!Admitted(request, respond)) return;
+  // An allowed origin's page may read the answer (CORS).
+  if (const auto origin = request.find(http::field::origin);
+      origin != request.end()) {
+    respond = [respond = std::move(respond),
+               from = std::string(origin->value())](Response res) {
+      res.set(http::field::access_control_allow_origin, from);
+      res.set(http::field::vary, "Origin");
+      respond(std::move(res));
+    };
+  }
   // HEAD is a GET without the body (RFC 9110 9.3.2): routed as the GET,
   // answered with its headers (Content-Length included) only.
   if (request.method() == http::verb::head) {

@@ -259,7 +259,8 @@ bool Api::HandleV2(const Request& request, const std::string& path,
 
 void Api::V2Infer(const Request& request, const Principal& who,
                   Respond respond) {
-  if (!JsonBody(request, respond)) return;
+  // Open Inference Protocol clients may send no Content-Type.
+  if (!JsonBody(request, respond, /*undeclared_ok=*/true)) return;
   TensorRequest req;
   std::string error;
   if (!ParseTensorRequest(request.body(), &req, &error)) {

@@ -20,6 +20,7 @@
 #include "eraser/serve/auth.h"
 #include "eraser/serve/http_server.h"
 #include "process.h"
+#include "served.h"
 #include "testing/http_client.h"
 
 namespace eraser::serve {
@@ -33,36 +34,14 @@ using nlohmann::json;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-class Hostile : public ::testing::Test {
+class Hostile : public testing::Served {
  protected:
+  // As the server's own listen address gives: 127.0.0.1 and localhost.
   void Start(ApiOptions api = {}) {
-    engine::EngineOptions options = engine::testing::Options(
-        engine::testing::CopyTemplate(dir_), "eraser:lazy,partial,deadline=1h");
-    StatusOr<std::unique_ptr<engine::Engine>> e = engine::Engine::Open(options);
-    ASSERT_TRUE(e.ok()) << e.status();
-    engine_ = std::move(e).value();
-    if (api.allowed_hosts.empty())
+    if (api.allowed_hosts.empty()) {
       api.allowed_hosts = {"127.0.0.1", "localhost"};
-    api_ = std::make_unique<Api>(engine_.get(), api);
-    HttpServerOptions http;
-    http.listen = "127.0.0.1:0";
-    StatusOr<std::unique_ptr<HttpServer>> s =
-        HttpServer::Start(http, [this](Request r, Respond respond) {
-          api_->Handle(std::move(r), std::move(respond));
-        });
-    ASSERT_TRUE(s.ok()) << s.status();
-    server_ = std::move(s).value();
-    port_ = server_->port();
-  }
-  void TearDown() override {
-    if (server_) {
-      server_->BeginShutdown(std::chrono::milliseconds(0));
-      if (engine_) engine_->Close();
-      server_->Stop();
     }
-    server_.reset();
-    api_.reset();
-    engine_.reset();
+    Served::Start(api);
   }
   // A raw request on a new connection ("Connection: close"), read whole.
   std::string Raw(const std::string& request) {
@@ -75,20 +54,6 @@ class Hostile : public ::testing::Test {
     ::close(fd);
     return in;
   }
-  std::string AddToken(const std::string& scopes, const std::string& name) {
-    StatusOr<std::string> token = NewToken();
-    EXPECT_TRUE(token.ok());
-    std::ofstream(token_file_, std::ios::app)
-        << HashToken(*token) << " " << scopes << " " << name << "\n";
-    return *token;
-  }
-
-  eraser::testing::TempDir dir_;
-  std::string token_file_ = dir_.Child("tokens");
-  std::unique_ptr<engine::Engine> engine_;
-  std::unique_ptr<Api> api_;
-  std::unique_ptr<HttpServer> server_;
-  int port_ = 0;
 };
 
 int StatusOf(const std::string& response) {
@@ -110,6 +75,26 @@ TEST_F(Hostile, BrowsersOfOtherSitesCannotDelete) {
   HttpResult plain = Http(port_, "POST", "/v1/deletions", kDelete,
                           {{"Content-Type", "text/plain"}});
   EXPECT_EQ(plain.status, 415) << plain.body;
+  // Without a Content-Type, a deletion is refused; an Open Inference
+  // Protocol inference (its clients may declare nothing) is read.
+  auto undeclared = [&](const std::string& target, const std::string& body) {
+    return StatusOf(Raw("POST " + target +
+                        " HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                        "Content-Length: " +
+                        std::to_string(body.size()) +
+                        "\r\nConnection: close\r\n\r\n" + body));
+  };
+  EXPECT_EQ(undeclared("/v1/deletions", kDelete), 415);
+  const json v2 = {{"inputs",
+                    {{{"name", "input"},
+                      {"shape", {1, 784}},
+                      {"datatype", "FP32"},
+                      {"data", std::vector<float>(784, 0.5f)}}}}};
+  EXPECT_EQ(undeclared("/v2/models/eraser/infer", v2.dump()), 200);
+  EXPECT_EQ(Http(port_, "POST", "/v2/models/eraser/infer", v2.dump(),
+                 {{"Content-Type", "text/plain"}})
+                .status,
+            415);
   HttpResult evil = Http(port_, "POST", "/v1/deletions", kDelete,
                          {{"Origin", "http://evil.example"}});
   EXPECT_EQ(evil.status, 403) << evil.body;
@@ -133,6 +118,12 @@ TEST_F(Hostile, BrowsersOfOtherSitesCannotDelete) {
   HttpResult allowed = Http(port_, "POST", "/v1/deletions", kDelete,
                             {{"Origin", "https://app.example"}});
   EXPECT_EQ(allowed.status, 202) << allowed.body;
+  // The page may read the answer.
+  EXPECT_EQ(allowed.header("Access-Control-Allow-Origin"),
+            "https://app.example");
+  EXPECT_EQ(Http(port_, "POST", "/v1/deletions", kDelete)
+                .header("Access-Control-Allow-Origin"),
+            "");
 }
 
 // DNS rebinding: a page whose host name now resolves to 127.0.0.1 sends

@@ -17,6 +17,7 @@
 #include "eraser/serve/api.h"
 #include "eraser/serve/auth.h"
 #include "eraser/serve/http_server.h"
+#include "served.h"
 #include "testing/http_client.h"
 
 namespace eraser::serve {
@@ -41,54 +42,7 @@ std::string Metric(engine::Engine& engine, const std::string& line) {
   return text.substr(at + line.size() + 1, end - at - line.size() - 1);
 }
 
-class Served : public ::testing::Test {
- protected:
-  void Start(ApiOptions api = {}, HttpServerOptions http = {}) {
-    engine::EngineOptions options = engine::testing::Options(
-        engine::testing::CopyTemplate(dir_), "eraser:lazy,partial,deadline=1h");
-    StatusOr<std::unique_ptr<engine::Engine>> e = engine::Engine::Open(options);
-    ASSERT_TRUE(e.ok()) << e.status();
-    engine_ = std::move(e).value();
-    api_ = std::make_unique<Api>(engine_.get(), api);
-    http.listen = "127.0.0.1:0";
-    std::shared_ptr<metrics::EngineMetrics> metrics = engine_->metrics();
-    http.on_refused = [metrics](std::string_view r) {
-      metrics->HttpRefused(r);
-    };
-    StatusOr<std::unique_ptr<HttpServer>> s =
-        HttpServer::Start(http, [this](Request r, Respond respond) {
-          api_->Handle(std::move(r), std::move(respond));
-        });
-    ASSERT_TRUE(s.ok()) << s.status();
-    server_ = std::move(s).value();
-    port_ = server_->port();
-  }
-  void TearDown() override {
-    if (server_) {
-      server_->BeginShutdown(std::chrono::milliseconds(0));
-      if (engine_) engine_->Close();
-      server_->Stop();
-    }
-    server_.reset();
-    api_.reset();
-    engine_.reset();
-  }
-  // A token with `scopes`, added to the token file.
-  std::string AddToken(const std::string& scopes, const std::string& name) {
-    StatusOr<std::string> token = NewToken();
-    EXPECT_TRUE(token.ok());
-    std::ofstream(token_file_, std::ios::app)
-        << HashToken(*token) << " " << scopes << " " << name << "\n";
-    return *token;
-  }
-
-  eraser::testing::TempDir dir_;
-  std::string token_file_ = dir_.Child("tokens");
-  std::unique_ptr<engine::Engine> engine_;
-  std::unique_ptr<Api> api_;
-  std::unique_ptr<HttpServer> server_;
-  int port_ = 0;
-};
+using testing::Served;
 
 // ---- access control -------------------------------------------------------
 

@@ -102,9 +102,10 @@ class Api {
   // the request may go on; otherwise it was answered (421, 403, or a
   // preflight's 204).
   bool Admitted(const Request& request, const Respond& respond);
-  // True when the body is declared JSON (Content-Type application/json);
-  // otherwise a 415 was sent.
-  bool JsonBody(const Request& request, const Respond& respond);
+  // True when the body is declared JSON (Content-Type application/json),
+  // or declared nothing and `undeclared_ok`; otherwise a 415 was sent.
+  bool JsonBody(const Request& request, const Respond& respond,
+                bool undeclared_ok = false);
   // Sends 403 for `what` and counts it.
   void Forbid(const Request& request, const Principal& who,
               const std::string& what, const Respond& respond);
