@@ -92,11 +92,11 @@ json DeletionJson(const engine::DeletionInfo& info) {
   return body;
 }
 
-// A record's value as the CSV text it stands for.
 std::string_view View(boost::beast::string_view v) {
   return {v.data(), v.size()};
 }
 
+// A record's value as the CSV text it stands for.
 std::string RecordValue(const json& v) {
   if (v.is_string()) return v.get<std::string>();
   if (v.is_boolean()) return v.get<bool>() ? "true" : "false";

@@ -43,8 +43,7 @@ namespace {
 // Why a request's header is refused before its body is read; empty if it
 // is not. Only the chunked transfer coding is implemented: a body in
 // another coding (gzip, ...) would otherwise be read as if it were plain.
-// (An obsolete line folding in a field value, RFC 9112 5.2, Beast's parser
-// replaces with a space before anything reads it, as the RFC allows.)
+// (Obsolete line folding is refused earlier, on the raw bytes: ReadHead.)
 std::string RefusedHeader(const http::request_header<>& header) {
   const auto coding = header.find(http::field::transfer_encoding);
   if (coding == header.end()) return "";
