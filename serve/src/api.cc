@@ -351,6 +351,13 @@ void Api::Forbid(const Request& request, const Principal& who,
 }
 
 void Api::Handle(Request request, Respond respond) {
+  // HEAD is a GET without the body (RFC 9110 9.3.2): routed as the GET,
+  // answered with its headers (Content-Length included) only, refusals
+  // too (a body after a HEAD's answer would be read as the next answer).
+  if (request.method() == http::verb::head) {
+    request.method(http::verb::get);
+    respond = internal::HeadersOnly(std::move(respond));
+  }
   if (!Admitted(request, respond)) return;
   // An allowed origin's page may read the answer (CORS).
   if (const auto origin = request.find(http::field::origin);
@@ -361,12 +368,6 @@ void Api::Handle(Request request, Respond respond) {
       res.set(http::field::vary, "Origin");
       respond(std::move(res));
     };
-  }
-  // HEAD is a GET without the body (RFC 9110 9.3.2): routed as the GET,
-  // answered with its headers (Content-Length included) only.
-  if (request.method() == http::verb::head) {
-    request.method(http::verb::get);
-    respond = internal::HeadersOnly(std::move(respond));
   }
   const std::string target(request.target());
   const std::string path = target.substr(0, target.find('?'));

@@ -40,14 +40,26 @@ Response JsonError(unsigned version, bool keep_alive, http::status status,
 
 namespace {
 
-// Why a request's header is refused before its body is read; empty if it
-// is not. Only the chunked transfer coding is implemented: a body in
-// another coding (gzip, ...) would otherwise be read as if it were plain.
+// A request refused on its header alone, before its body is read.
+struct HeaderRefusal {
+  http::status status = http::status::ok;  // ok: not refused
+  std::string why;
+};
+
+// The body framing eraser reads unambiguously, or a refusal. Only the
+// chunked transfer coding is implemented, applied once and alone: a body
+// in another coding (gzip, ...) would otherwise be read as if it were
+// plain (501), and "chunked, chunked", or Transfer-Encoding beside
+// Content-Length, are framings a proxy in front may read differently from
+// Beast (which reads a request as chunked only when chunked is its one
+// last coding): a request smuggled inside another's body. 400.
 // (Obsolete line folding is refused earlier, on the raw bytes: ReadHead.)
-std::string RefusedHeader(const http::request_header<>& header) {
+HeaderRefusal RefusedHeader(const http::request_header<>& header) {
   const auto coding = header.find(http::field::transfer_encoding);
-  if (coding == header.end()) return "";
-  std::string all(coding->value());
+  if (coding == header.end()) return {};
+  const std::string all(coding->value());
+  const std::string shown = all.substr(0, 64);
+  std::size_t chunked = 0;
   std::size_t start = 0;
   while (start <= all.size()) {
     const std::size_t end = std::min(all.find(',', start), all.size());
@@ -57,12 +69,23 @@ std::string RefusedHeader(const http::request_header<>& header) {
     std::transform(token.begin(), token.end(), token.begin(),
                    [](unsigned char c) { return std::tolower(c); });
     if (token != "chunked") {
-      return "Transfer-Encoding '" + all.substr(0, 64) +
-             "' is not implemented (only chunked is)";
+      return {http::status::not_implemented,
+              "Transfer-Encoding '" + shown +
+                  "' is not implemented (only chunked is)"};
     }
+    ++chunked;
     start = end + 1;
   }
-  return "";
+  if (chunked != 1 || header.count(http::field::transfer_encoding) != 1) {
+    return {http::status::bad_request,
+            "Transfer-Encoding '" + shown + "' applies chunked more than once"};
+  }
+  if (header.find(http::field::content_length) != header.end()) {
+    return {http::status::bad_request,
+            "a request may not give both Transfer-Encoding and "
+            "Content-Length"};
+  }
+  return {};
 }
 
 // One connection over `Stream` (a tcp_stream, or an ssl_stream over one):
@@ -164,9 +187,9 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   void OnHeader(beast::error_code ec, std::size_t) {
     if (ec) return OnRead(ec, 0);
     busy_ = true;
-    if (const std::string refused = RefusedHeader(parser_->get());
-        !refused.empty()) {
-      return Write(JsonError(11, false, http::status::not_implemented, refused),
+    if (HeaderRefusal refused = RefusedHeader(parser_->get());
+        refused.status != http::status::ok) {
+      return Write(JsonError(11, false, refused.status, refused.why),
                    /*counted=*/false);
     }
     Tcp().expires_after(server_->options().request_timeout);

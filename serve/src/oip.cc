@@ -200,7 +200,9 @@ bool Api::HandleV2(const Request& request, const std::string& path,
     Response res = Error(
         request, http::status::method_not_allowed,
         std::string(http::to_string(method)) + " is not allowed on " + path);
-    res.set(http::field::allow, http::to_string(allowed));
+    res.set(http::field::allow, allowed == http::verb::get
+                                    ? "GET, HEAD"
+                                    : http::to_string(allowed));
     respond(std::move(res));
     return false;
   };

@@ -236,6 +236,19 @@ TEST_F(Hostile, HeadAnswersEveryGetRouteWithoutABody) {
                 HasSubstr("Content-Length: " + std::to_string(get.body.size())))
         << path;
   }
+  // Refusals of a HEAD carry no body either: on a kept-alive connection
+  // the body would be read as the start of the next answer.
+  for (const std::string& refused :
+       {std::string("Host: evil.example\r\n"),
+        std::string("Host: 127.0.0.1\r\nOrigin: http://evil.example\r\n")}) {
+    const std::string head = Raw("HEAD /healthz HTTP/1.1\r\n" + refused +
+                                 "Connection: close\r\n\r\n");
+    const int status = StatusOf(head);
+    EXPECT_TRUE(status == 421 || status == 403) << head;
+    const std::size_t end = head.find("\r\n\r\n");
+    ASSERT_NE(end, std::string::npos);
+    EXPECT_EQ(head.size(), end + 4) << "a refused HEAD sent a body: " << head;
+  }
 }
 
 // What docs/serve.md does not allow is refused, not read leniently.
@@ -269,6 +282,26 @@ TEST_F(Hostile, RequestFormsTheDocsDoNotAllowAreRefused) {
                          "Transfer-Encoding: gzip, chunked\r\n\r\n" +
                          size.str() + "\r\n" + chunk + "\r\n0\r\n\r\n")),
             501);
+  // Framings a proxy in front may read differently (a request smuggled in
+  // another's body): chunked twice, and chunked beside Content-Length.
+  EXPECT_EQ(StatusOf(Raw("POST /v1/infer HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                         "Content-Type: application/json\r\n"
+                         "Transfer-Encoding: chunked, chunked\r\n\r\n" +
+                         size.str() + "\r\n" + chunk + "\r\n0\r\n\r\n")),
+            400);
+  EXPECT_EQ(StatusOf(Raw("POST /v1/infer HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                         "Content-Type: application/json\r\n"
+                         "Content-Length: 5\r\n"
+                         "Transfer-Encoding: chunked\r\n\r\n" +
+                         size.str() + "\r\n" + chunk + "\r\n0\r\n\r\n")),
+            400);
+  // Chunked alone is read.
+  EXPECT_EQ(StatusOf(Raw("POST /v1/infer HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                         "Content-Type: application/json\r\n"
+                         "Transfer-Encoding: chunked\r\n"
+                         "Connection: close\r\n\r\n" +
+                         size.str() + "\r\n" + chunk + "\r\n0\r\n\r\n")),
+            200);
   // Obsolete line folding.
   EXPECT_EQ(StatusOf(Raw("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                          "X-Folded: a\r\n b\r\nConnection: close\r\n\r\n")),
