@@ -153,14 +153,8 @@ std::string CheckpointKey(ShardId shard, uint32_t slice) {
 void WriteGate::Close(Status why) {
   MutexLock lock(&mu_);
   failed_ = true;
-  ++closes_;
   ++failures_;
   last_ = std::move(why);
-}
-
-uint64_t WriteGate::closes() const {
-  MutexLock lock(&mu_);
-  return closes_;
 }
 
 bool WriteGate::closed() const {
@@ -173,12 +167,10 @@ Status WriteGate::last() const {
   return last_;
 }
 
-bool WriteGate::Opened(uint64_t closes) {
+void WriteGate::Opened() {
   MutexLock lock(&mu_);
-  if (closes != closes_) return false;
   failed_ = false;
   ++resumes_;
-  return true;
 }
 
 void WriteGate::Refused() {
@@ -224,20 +216,14 @@ Status RocksStore::Writable() {
   // RocksDB keeps the error until it has resumed; a write before that
   // could trip an assertion in RocksDB itself. Resume() succeeds once the
   // cause is gone (space freed). No lock of ours is held across it: RocksDB
-  // may report a new background error (GateListener) while it resumes;
-  // then the gate stays closed (Opened), and the next write resumes again.
-  // The gate narrows, but cannot close, the window in which a background
-  // error lands between this check and the write that follows it.
-  const uint64_t closes = gate_->closes();
+  // may report a new background error (GateListener) while it resumes.
   const rocksdb::Status resumed = db_->Resume();
-  if (!resumed.ok() || !gate_->Opened(closes)) {
+  if (!resumed.ok()) {
     gate_->Refused();
     // The cause is still there: say what it is (a full disk is
     // kResourceExhausted), with what resuming said.
     const Status last = gate_->last();
-    const Status s = resumed.ok() ? Status(StatusCode::kUnavailable,
-                                           "a new error while resuming")
-                                  : FromRocks(resumed, "resume");
+    const Status s = FromRocks(resumed, "resume");
     const StatusCode code = s.code() == StatusCode::kResourceExhausted
                                 ? StatusCode::kResourceExhausted
                                 : last.code();
@@ -245,6 +231,7 @@ Status RocksStore::Writable() {
                   "the store takes no write until it recovers from: " +
                       last.message() + " (" + s.message() + ")");
   }
+  gate_->Opened();
   return OkStatus();
 }
 

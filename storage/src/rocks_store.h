@@ -44,12 +44,8 @@ class WriteGate {
   bool closed() const;
   // The error that closed it.
   Status last() const;
-  // How many times it was closed: read before Resume(), given to Opened().
-  uint64_t closes() const;
-  // Resume() succeeded: opens the gate unless an error closed it again
-  // since `closes` was read (a flush or compaction Resume() started can
-  // fail before it returns); false then, and the gate stays closed.
-  bool Opened(uint64_t closes);
+  // Resume() succeeded.
+  void Opened();
   // A write refused while closed.
   void Refused();
   void Counts(uint64_t* failures, uint64_t* resumes) const;
@@ -57,7 +53,6 @@ class WriteGate {
  private:
   mutable Mutex mu_;
   bool failed_ GUARDED_BY(mu_) = false;
-  uint64_t closes_ GUARDED_BY(mu_) = 0;
   uint64_t failures_ GUARDED_BY(mu_) = 0;
   uint64_t resumes_ GUARDED_BY(mu_) = 0;
   Status last_ GUARDED_BY(mu_);
