@@ -110,6 +110,8 @@ EngineImpl::EngineImpl(const EngineOptions& options,
       num_shards_(snapshot->shards.size()),
       feature_size_(snapshot->ensemble->spec().input_size()),
       classes_(static_cast<int>(snapshot->ensemble->spec().classes)),
+      trains_in_parallel_(
+          unlearning::TrainsInParallel(snapshot->ensemble->spec().arch)),
       queue_(clock_),
       gate_(options.unlearning.context == ExecutionContext::kExclusive,
             options.unlearning.borrowed_inference_share, clock_),
@@ -128,6 +130,13 @@ Status EngineImpl::Start() {
   core.epochs = sisa_->options().EpochSchedule();
   core.slots = options_.unlearning.concurrency;
   core.borrowable_slots = options_.unlearning.borrow_inference_core ? 1 : 0;
+  // The plan counts the slots that add capacity: retrainings of a model
+  // that trains one shard at a time would wait for each other, and one
+  // borrowing the inference core would pause inference for nothing.
+  if (!trains_in_parallel_) {
+    core.slots = 1;
+    core.borrowable_slots = 0;
+  }
   core.estimates = options_.unlearning.estimates;
   // The first plan of a retraining is as right as the model's own measured
   // cost: any model, however costly, keeps its deadlines from the first
@@ -293,6 +302,8 @@ EngineStats EngineImpl::Stats() const {
       core_->estimator().options().InitialRate();
   stats.planning.retrainings_measured = core_->estimator().measurements();
   stats.planning.whole_shard_retrain_seconds = core_->WholeShardSeconds();
+  stats.planning.slots = core_->slots();
+  stats.planning.borrowable_slots = core_->borrowable_slots();
   return stats;
 }
 

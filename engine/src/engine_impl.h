@@ -166,6 +166,7 @@ class EngineImpl final : public Engine {
   const std::size_t num_shards_;
   const std::size_t feature_size_;
   const int classes_;
+  const bool trains_in_parallel_;  // unlearning::TrainsInParallel
 
   RequestQueue queue_;
   ComputeGate gate_;

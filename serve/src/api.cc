@@ -470,7 +470,9 @@ void Api::Readyz(const Request& request, Respond respond) {
           stats.planning.initial_seconds_per_sample_epoch},
          {"retrainings_measured", stats.planning.retrainings_measured},
          {"whole_shard_retrain_seconds",
-          stats.planning.whole_shard_retrain_seconds}}}}));
+          stats.planning.whole_shard_retrain_seconds},
+         {"slots", stats.planning.slots},
+         {"borrowable_slots", stats.planning.borrowable_slots}}}}));
 }
 
 void Api::Infer(const Request& request, const Principal& who, Respond respond) {

@@ -164,6 +164,10 @@ TEST_F(EngineTest, PlansStartFromTheModelsMeasuredCost) {
                      cost->train_seconds_per_sample_epoch);
     EXPECT_EQ(planning.retrainings_measured, 0u);
     EXPECT_GT(planning.whole_shard_retrain_seconds, 0.0);
+    // The MLP trains shards in parallel: the options' slot and the
+    // borrowable inference core.
+    EXPECT_EQ(planning.slots, 1);
+    EXPECT_EQ(planning.borrowable_slots, 1);
   }
   EngineOptions o = Options(data_, "eraser-lazy-wait");
   o.unlearning.estimates.initial_seconds_per_sample_epoch = 0.25;

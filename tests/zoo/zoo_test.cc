@@ -258,9 +258,14 @@ TEST_P(Zoo, ServesOverV1AndTheOpenInferenceProtocol) {
   engine::EngineOptions options;
   options.data_dir = data;
   options.policy = *scheduler::ParsePolicy("eraser-lazy-wait");
+  // A TorchScript module trains one shard at a time: a second slot or the
+  // borrowed inference core would only wait (docs/engine.md).
+  options.unlearning.concurrency = 2;
   StatusOr<std::unique_ptr<engine::Engine>> engine =
       engine::Engine::Open(options);
   ASSERT_TRUE(engine.ok()) << engine.status();
+  EXPECT_EQ((*engine)->Stats().planning.slots, 1);
+  EXPECT_EQ((*engine)->Stats().planning.borrowable_slots, 0);
   serve::Api api(engine->get());
   serve::HttpServerOptions http;
   http.listen = "127.0.0.1:0";

@@ -36,6 +36,10 @@ const char* ArchitectureName(Architecture arch) {
   return "?";
 }
 
+bool TrainsInParallel(Architecture arch) {
+  return arch != Architecture::kTorchScript;
+}
+
 StatusOr<Architecture> ParseArchitecture(const std::string& name) {
   for (Architecture a : {Architecture::kLinear, Architecture::kMlp,
                          Architecture::kCnn, Architecture::kTorchScript}) {

@@ -110,6 +110,11 @@ struct PlanningFigures {
   // The planned time of the costliest retraining: the largest shard, from
   // its first slice.
   double whole_shard_retrain_seconds = 0;
+  // Retrainings the plan runs at once, and the slots it may borrow from
+  // inference: 1 and 0 for a model that trains one shard at a time
+  // (unlearning::TrainsInParallel), whatever the options say.
+  int slots = 0;
+  int borrowable_slots = 0;
 };
 
 // A snapshot of the engine's state, for monitoring and tests.

@@ -277,6 +277,9 @@ class Core {
   // the most live samples, from its first slice.
   double WholeShardSeconds() const;
   const Policy& policy() const { return options_.policy; }
+  // The retraining slots the plan counts, and those it may borrow.
+  int slots() const { return options_.slots; }
+  int borrowable_slots() const { return options_.borrowable_slots; }
 
  private:
   struct Pending {

@@ -30,6 +30,13 @@ enum class Architecture {
 
 // "linear", "mlp", "cnn", "torchscript".
 const char* ArchitectureName(Architecture arch);
+
+// Whether shards of this architecture train at the same time. TorchScript
+// modules draw dropout masks from Torch's one global generator, which exact
+// retraining reseeds per stage, so their stages run one at a time
+// (script_model.cc): a second retraining, or a core borrowed from
+// inference, would only wait.
+bool TrainsInParallel(Architecture arch);
 StatusOr<Architecture> ParseArchitecture(const std::string& name);
 
 // The shape of a constituent model.
