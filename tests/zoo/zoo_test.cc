@@ -81,8 +81,9 @@ class Scripts {
 };
 
 const Scripts& GetScripts() {
-  static const Scripts* scripts = new Scripts();
-  return *scripts;
+  // Destroyed at exit, which removes the scripts' directory.
+  static const Scripts scripts;
+  return scripts;
 }
 
 SisaOptions ZooOptions(const std::string& module) {
@@ -142,10 +143,11 @@ std::string Blob(storage::Store& store, uint32_t shard, uint32_t slice) {
 // The trained directory of each module, built once per process and closed
 // (a replay copies it, an engine opens it): the tests open what they need.
 const std::string& TrainedDir(const std::string& module) {
+  // Destroyed at exit, which removes the directories.
   static std::mutex mu;
-  static auto* built = new std::map<std::string, std::unique_ptr<Built>>();
+  static std::map<std::string, std::unique_ptr<Built>> built;
   std::lock_guard<std::mutex> lock(mu);
-  std::unique_ptr<Built>& b = (*built)[module];
+  std::unique_ptr<Built>& b = built[module];
   if (b == nullptr) {
     b = Build(ZooOptions(module));
     b->sisa.reset();
