@@ -74,7 +74,7 @@ void EngineImpl::ControlLoop() {
                    overloaded
                        ? "eraser: unlearning overloaded: %.2f deletions/s "
                          "offered, %.2f sustainable, %zu deadlines at risk; "
-                         "answers degrade, deadlines hold\n"
+                         "answers degrade to keep the slots for deadlines\n"
                        : "eraser: unlearning no longer overloaded (%.2f "
                          "deletions/s offered, %.2f sustainable, %zu at "
                          "risk)\n",
