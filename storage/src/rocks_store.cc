@@ -231,6 +231,24 @@ Status RocksStore::Writable() {
                   "the store takes no write until it recovers from: " +
                       last.message() + " (" + s.message() + ")");
   }
+  // A failed write-ahead-log write leaves RocksDB's log writer failed: its
+  // next append returns the old error (or aborts, in an assertion-enabled
+  // RocksDB). Resume() starts a new log only when it flushes a memtable that
+  // holds data, so give one a marker, outside the log, and flush it.
+  rocksdb::WriteOptions no_log;
+  no_log.disableWAL = true;
+  rocksdb::Status switched =
+      db_->Put(no_log, cf(kMeta), "eraser/log-switch", rocksdb::Slice());
+  if (switched.ok()) {
+    rocksdb::FlushOptions flush;
+    flush.allow_write_stall = true;
+    switched = db_->Flush(flush, cf(kMeta));
+  }
+  if (!switched.ok()) {
+    gate_->Close(FromRocks(switched, "switch the write-ahead log"));
+    gate_->Refused();
+    return FromRocks(switched, "switch the write-ahead log after resuming");
+  }
   gate_->Opened();
   return OkStatus();
 }
@@ -340,6 +358,9 @@ StatusOr<std::unique_ptr<Store>> OpenRocksStore(const StoreOptions& options) {
 
   rocksdb::DBOptions db_options;
   db_options.create_if_missing = options.create_if_missing;
+  if (options.testing_rocksdb_env != nullptr) {
+    db_options.env = options.testing_rocksdb_env;
+  }
   // Counts WAL syncs, among others (Counters()).
   db_options.statistics = rocksdb::CreateDBStatistics();
   auto gate = std::make_shared<WriteGate>();
