@@ -215,8 +215,12 @@ Status RocksStore::Writable() {
   if (!gate_->closed()) return OkStatus();
   // RocksDB keeps the error until it has resumed; a write before that
   // could trip an assertion in RocksDB itself. Resume() succeeds once the
-  // cause is gone (space freed). No lock of ours is held across it: RocksDB
-  // may report a new background error (GateListener) while it resumes.
+  // cause is gone (space freed). No lock the gate or its listener takes is
+  // held across it: RocksDB may report a new background error
+  // (GateListener) while it resumes. resume_mu_ only orders the writers
+  // that resume.
+  MutexLock lock(&resume_mu_);
+  if (!gate_->closed()) return OkStatus();  // another writer resumed it
   const rocksdb::Status resumed = db_->Resume();
   if (!resumed.ok()) {
     gate_->Refused();

@@ -152,6 +152,11 @@ class RocksStore final : public Store {
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;
   const std::shared_ptr<rocksdb::Statistics> statistics_;
   const std::shared_ptr<WriteGate> gate_;
+  // One Resume() at a time: a second one while RocksDB recovers fails
+  // ("recovery in progress"), which two writers arriving as space returns
+  // would otherwise answer as a full disk. Held across Resume(); the
+  // listener that closes the gate never takes it.
+  Mutex resume_mu_;
   // Serialises erasure (compaction and clearing the debt).
   Mutex erasure_mu_;
 
