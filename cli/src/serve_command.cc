@@ -251,7 +251,11 @@ int RunServe(int argc, char** argv) {
     metrics_http.listen = metrics_listen;
     metrics_http.threads = 1;
     StatusOr<std::unique_ptr<serve::HttpServer>> m = serve::HttpServer::Start(
-        metrics_http, serve::MetricsHandler((*engine)->metrics()));
+        metrics_http,
+        serve::MetricsHandler(
+            (*engine)->metrics(),
+            AllowedHosts(metrics_listen.substr(0, metrics_listen.rfind(':')),
+                         allow_hosts)));
     if (!m.ok()) return ReportError("serve", m.status());
     metrics_server = std::move(m).value();
   }

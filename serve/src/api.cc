@@ -261,35 +261,14 @@ const Principal* Api::Authenticate(const Request& request,
 
 bool Api::Admitted(const Request& request, const Respond& respond) {
   metrics::EngineMetrics& metrics = *engine_->metrics();
-  if (!options_.allowed_hosts.empty()) {
-    const auto host = request.find(http::field::host);
-    std::string name = host == request.end() ? "" : std::string(host->value());
-    // "[::1]:8080" and "127.0.0.1:8080" name "[::1]" and "127.0.0.1".
-    name = !name.empty() && name.front() == '['
-               ? name.substr(0, name.find(']') + 1)
-               : name.substr(0, name.find(':'));
-    std::transform(name.begin(), name.end(), name.begin(),
-                   [](unsigned char c) { return std::tolower(c); });
-    if (std::find(options_.allowed_hosts.begin(), options_.allowed_hosts.end(),
-                  name) == options_.allowed_hosts.end()) {
-      respond(internal::Refusal(
-          request, http::status::misdirected_request, "misdirected",
-          "this server does not answer for host '" + name.substr(0, 100) +
-              "' (--allow-host names more)",
-          metrics));
-      return false;
-    }
+  if (!internal::HostAdmitted(request, options_.allowed_hosts, metrics,
+                              respond)) {
+    return false;
   }
+  // Without an Origin, an OPTIONS is no preflight: it is routed, and the
+  // route's 405 says which methods it allows.
   const auto origin = request.find(http::field::origin);
-  if (origin == request.end()) {
-    if (request.method() == http::verb::options) {
-      respond(JsonError(request.version(), request.keep_alive(),
-                        http::status::method_not_allowed,
-                        "OPTIONS answers CORS preflights only"));
-      return false;
-    }
-    return true;
-  }
+  if (origin == request.end()) return true;
   const std::string from(origin->value());
   if (std::find(options_.allowed_origins.begin(),
                 options_.allowed_origins.end(),
@@ -608,11 +587,18 @@ void Api::Drain(const Request& request, Respond respond) {
   });
 }
 
-Handler MetricsHandler(std::shared_ptr<metrics::EngineMetrics> metrics) {
-  return [metrics](Request request, Respond respond) {
+Handler MetricsHandler(std::shared_ptr<metrics::EngineMetrics> metrics,
+                       std::vector<std::string> allowed_hosts) {
+  return [metrics, allowed_hosts = std::move(allowed_hosts)](Request request,
+                                                             Respond respond) {
     if (request.method() == http::verb::head) {
       request.method(http::verb::get);
       respond = internal::HeadersOnly(std::move(respond));
+    }
+    // A page whose name was rebound to this address must not read the
+    // metrics (DNS rebinding), as on the main listener.
+    if (!internal::HostAdmitted(request, allowed_hosts, *metrics, respond)) {
+      return;
     }
     const std::string target(request.target());
     const std::string path = target.substr(0, target.find('?'));

@@ -55,6 +55,11 @@ struct HeaderRefusal {
 // last coding): a request smuggled inside another's body. 400.
 // (Obsolete line folding is refused earlier, on the raw bytes: ReadHead.)
 HeaderRefusal RefusedHeader(const http::request_header<>& header) {
+  // Two Host fields name two servers; a proxy may route by either (RFC
+  // 9112 3.2: 400).
+  if (header.count(http::field::host) > 1) {
+    return {http::status::bad_request, "send one Host header"};
+  }
   const auto coding = header.find(http::field::transfer_encoding);
   if (coding == header.end()) return {};
   const std::string all(coding->value());

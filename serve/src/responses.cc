@@ -1,5 +1,8 @@
 #include "responses.h"
 
+#include <algorithm>
+#include <cctype>
+
 #include "eraser/engine/engine.h"
 
 namespace eraser::serve::internal {
@@ -58,6 +61,32 @@ Response Refusal(const Request& request, http::status status,
   res.set(http::field::retry_after,
           status == http::status::insufficient_storage ? "10" : "1");
   return res;
+}
+
+std::string HostName(const Request& request) {
+  const auto host = request.find(http::field::host);
+  std::string name = host == request.end() ? "" : std::string(host->value());
+  name = !name.empty() && name.front() == '['
+             ? name.substr(0, name.find(']') + 1)
+             : name.substr(0, name.find(':'));
+  std::transform(name.begin(), name.end(), name.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
+  return name;
+}
+
+bool HostAdmitted(const Request& request,
+                  const std::vector<std::string>& allowed,
+                  metrics::EngineMetrics& metrics, const Respond& respond) {
+  if (allowed.empty()) return true;
+  const std::string name = HostName(request);
+  if (std::find(allowed.begin(), allowed.end(), name) != allowed.end()) {
+    return true;
+  }
+  respond(Refusal(request, http::status::misdirected_request, "misdirected",
+                  "this server does not answer for host '" +
+                      name.substr(0, 100) + "' (--allow-host names more)",
+                  metrics));
+  return false;
 }
 
 Response ErrorResponse(const Request& request, const eraser::Status& status,

@@ -43,6 +43,14 @@ Response BadRequest(const Request& request, const std::string& message);
 // `respond` for a HEAD request answered as its GET: the same status and
 // headers, Content-Length the GET body's, no body (RFC 9110 9.3.2).
 Respond HeadersOnly(Respond respond);
+// The host name a request's Host header gives, lowercase, without its port
+// ("[::1]:8080" -> "[::1]"); "" without one.
+std::string HostName(const Request& request);
+// Whether `allowed` (empty: any host) answers the request's Host; if not,
+// the 421 refusal (reason "misdirected") is sent to `respond`.
+bool HostAdmitted(const Request& request,
+                  const std::vector<std::string>& allowed,
+                  metrics::EngineMetrics& metrics, const Respond& respond);
 // A JSON object body, or false with a message.
 bool ParseObject(const Request& request, nlohmann::json* out,
                  std::string* error);

@@ -22,6 +22,7 @@ using eraser::testing::HttpConnection;
 using eraser::testing::HttpResult;
 using nlohmann::json;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 std::string FeaturesBody(std::size_t held_out) {
   return json{{"features", engine::testing::Input(held_out)}}.dump();
@@ -309,6 +310,26 @@ TEST_F(ApiTest, MetricsEndpointServesTheTextFormat) {
       r.body,
       HasSubstr("eraser_inference_requests_total{decision=\"clean\"} 1"));
   EXPECT_EQ(Http((*metrics)->port(), "GET", "/").status, 404);
+}
+
+// The metrics listener answers only for its own names, as the main one
+// does: a page whose name was rebound to 127.0.0.1 cannot read it.
+TEST_F(ApiTest, MetricsListenerRefusesAHostItDoesNotAnswerFor) {
+  Start("eraser-lazy-wait");
+  HttpServerOptions http;
+  http.listen = "127.0.0.1:0";
+  StatusOr<std::unique_ptr<HttpServer>> metrics = HttpServer::Start(
+      http, MetricsHandler(engine_->metrics(), {"127.0.0.1", "localhost"}));
+  ASSERT_TRUE(metrics.ok());
+  const int port = (*metrics)->port();
+  EXPECT_EQ(Http(port, "GET", "/metrics").status, 200);
+  EXPECT_EQ(
+      Http(port, "GET", "/metrics", "", {{"Host", "localhost:9464"}}).status,
+      200);
+  HttpResult rebound =
+      Http(port, "GET", "/metrics", "", {{"Host", "evil.example:9464"}});
+  EXPECT_EQ(rebound.status, 421);
+  EXPECT_THAT(rebound.body, Not(HasSubstr("eraser_")));
 }
 
 }  // namespace

@@ -216,6 +216,22 @@ TEST_F(Hostile, AuthorizationSchemesAndRepeatedHeaders) {
       "Content-Type: application/json\r\nContent-Length: " +
       std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
   EXPECT_EQ(StatusOf(Raw(twice)), 400);
+  // Two Host fields: a proxy may route by either.
+  const std::string two_hosts =
+      "POST /v1/infer HTTP/1.1\r\nHost: 127.0.0.1\r\nHost: evil.example\r\n"
+      "Authorization: Bearer " +
+      token + "\r\nContent-Type: application/json\r\nContent-Length: " +
+      std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
+  const std::string refused = Raw(two_hosts);
+  EXPECT_EQ(StatusOf(refused), 400) << refused;
+  EXPECT_THAT(refused, HasSubstr("one Host"));
+  // An OPTIONS without an Origin is no preflight: the route answers 405
+  // and says what it allows.
+  HttpResult options = Http(port_, "OPTIONS", "/v1/infer", "",
+                            {{"Authorization", "Bearer " + token}});
+  EXPECT_EQ(options.status, 405) << options.body;
+  EXPECT_EQ(options.header("Allow"), "POST");
+  EXPECT_EQ(Http(port_, "OPTIONS", "/healthz").header("Allow"), "GET, HEAD");
 }
 
 // HEAD on every GET route: the GET's status and headers, no body.

@@ -142,7 +142,9 @@ class Api {
 
 // Serves GET /metrics: the metrics in the Prometheus text format, and the
 // health routes (/healthz, /v2/health/live), unauthenticated.
-Handler MetricsHandler(std::shared_ptr<metrics::EngineMetrics> metrics);
+// `allowed_hosts` as ApiOptions::allowed_hosts (empty: any host).
+Handler MetricsHandler(std::shared_ptr<metrics::EngineMetrics> metrics,
+                       std::vector<std::string> allowed_hosts = {});
 
 }  // namespace eraser::serve
 
