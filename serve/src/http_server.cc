@@ -150,6 +150,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     // client that trickles bytes is cut off like an idle one.
     Tcp().expires_after(server_->options().idle_timeout);
     busy_ = false;
+    head_scanned_ = 0;
     ReadHead();
   }
 
@@ -161,7 +162,11 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   void ReadHead() {
     const std::string_view raw(static_cast<const char*>(buffer_.data().data()),
                                buffer_.size());
-    const std::size_t end = raw.find("\r\n\r\n");
+    // Each byte is scanned once for the header's end (from 3 bytes back: an
+    // end split across reads), however the client segments its bytes.
+    const std::size_t end =
+        raw.find("\r\n\r\n", head_scanned_ < 3 ? 0 : head_scanned_ - 3);
+    head_scanned_ = raw.size();
     if (end != std::string_view::npos) {
       for (std::size_t line = raw.find("\r\n"); line < end;
            line = raw.find("\r\n", line + 2)) {
@@ -277,6 +282,8 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   bool busy_ = false;
+  // Bytes of buffer_ ReadHead has searched for the header's end.
+  std::size_t head_scanned_ = 0;
 };
 
 // Any session, for shutdown.
