@@ -75,6 +75,7 @@ Core::Core(CoreOptions options, std::vector<std::vector<uint64_t>> slice_sizes,
       shard_pending_(options_.shards),
       backoff_(options_.shards),
       estimator_(options_.estimates),
+      started_(now),
       last_poll_(now),
       next_tick_(now + options_.policy.period) {
   slice_sizes_.resize(options_.shards);

@@ -98,6 +98,49 @@ TimePoint Core::LatestStart(ShardId shard, TimePoint now, int slots) const {
   return Due(shard) - options_.estimates.margin - FromSeconds(reserve);
 }
 
+double Core::ExpectedRetrainSeconds(ShardId shard) const {
+  // A deleted sample is in slice r with probability size_r / total.
+  const std::vector<uint64_t>& sizes = slice_sizes_[shard.value()];
+  uint64_t total = 0;
+  for (uint64_t n : sizes) total += n;
+  if (total == 0) return 0;
+  double seconds = 0;
+  for (std::size_t r = 0; r < sizes.size(); ++r) {
+    seconds += static_cast<double>(sizes[r]) / static_cast<double>(total) *
+               estimator_.Plan(Cost(shard, static_cast<uint32_t>(r)));
+  }
+  return seconds;
+}
+
+bool Core::KeepBusy(TimePoint now) const {
+  if (!options_.policy.has_deadline()) return false;
+  // The work the slots owe: what is left of the running retrainings and
+  // every waiting shard's.
+  double owed = 0;
+  for (const auto& [s, r] : running_) {
+    owed += std::max(0.0, r.order.predicted_seconds - Seconds(now - r.started));
+  }
+  for (ShardId s : Waiting()) owed += PredictSeconds(s);
+  if (owed == 0) return false;
+  // Deletions arriving within one deadline, at about the 98th percentile
+  // of a Poisson count at the offered rate; each that lands on a shard
+  // holding none pending costs that shard a retraining, the others little.
+  const double deadline = Seconds(options_.policy.deadline);
+  const double mean = GetCapacity(now).offered_per_second * deadline;
+  const double arrivals = mean + 2 * std::sqrt(mean);
+  const double hit =
+      1 - std::pow(1 - 1.0 / static_cast<double>(options_.shards), arrivals);
+  double reserve = 0;
+  for (std::size_t k = 0; k < options_.shards; ++k) {
+    const ShardId s(static_cast<uint32_t>(k));
+    if (shard_pending_[k].empty() && running_.count(s) == 0) {
+      reserve += hit * ExpectedRetrainSeconds(s);
+    }
+  }
+  return (owed + reserve) / options_.slots >=
+         deadline - Seconds(options_.estimates.margin);
+}
+
 int Core::FreeSlots(bool borrow) const {
   int used = 0;
   for (const auto& [s, r] : running_) used += r.order.borrowed == borrow;
@@ -236,10 +279,15 @@ std::vector<RetrainOrder> Core::Poll(TimePoint now) {
           std::min(earliest, LatestStart(waiting[i], now, options_.slots));
       must_start[i] = earliest;
     }
-    for (std::size_t i = 0; i < waiting.size() && now >= must_start[i]; ++i) {
-      if (FreeSlots(false) > 0) {
+    // The normal slots also start shards early, earliest due first, while
+    // the work waiting and the reserve for what may arrive would not fit in
+    // a deadline (KeepBusy); only a shard past its latest start borrows.
+    const bool keep_busy = KeepBusy(now);
+    for (std::size_t i = 0; i < waiting.size(); ++i) {
+      const bool late = now >= must_start[i];
+      if (FreeSlots(false) > 0 && (late || keep_busy)) {
         orders.push_back(Start(waiting[i], Reason::kDeadline, false, now));
-      } else if (FreeSlots(true) > 0) {
+      } else if (late && FreeSlots(true) > 0) {
         orders.push_back(Start(waiting[i], Reason::kDeadline, true, now));
       } else {
         break;
@@ -361,7 +409,13 @@ Capacity Core::GetCapacity(TimePoint now) const {
     applied += b.applied;
     busy += b.busy_seconds;
   }
-  const double window = Seconds(options_.rate_window);
+  // Rates over the time the Core has seen, up to the window, so that a
+  // minute-long window does not dilute the first arrivals; but over one
+  // deadline at least (a single early deletion is not a rate).
+  const double full = Seconds(options_.rate_window);
+  const double window = std::clamp(
+      Seconds(now - started_),
+      std::min(full, std::max(1.0, Seconds(options_.policy.deadline))), full);
   c.offered_per_second = acknowledged / window;
   c.applied_per_second = applied / window;
   c.busy_fraction = std::min(1.0, busy / (window * options_.slots));

@@ -338,6 +338,14 @@ class Core {
   double PredictSeconds(ShardId shard) const;
   double BacklogAhead(ShardId shard, TimePoint now, int slots) const;
   TimePoint LatestStart(ShardId shard, TimePoint now, int slots) const;
+  // The planned time of retraining `shard` for a deletion of a random
+  // sample of it (from the slice it lands in).
+  double ExpectedRetrainSeconds(ShardId shard) const;
+  // Whether the normal slots should start waiting shards now rather than
+  // idle until their latest starts: the work they owe, plus a reserve for
+  // the retrainings deletions arriving within one deadline are likely to
+  // need, would not fit in one deadline (docs/engine.md).
+  bool KeepBusy(TimePoint now) const;
   std::vector<ShardId> WaitWanted() const;
   bool TimingTriggered(TimePoint now);
   Reason TimingReason() const;
@@ -361,6 +369,7 @@ class Core {
   std::vector<Bucket> buckets_;
   std::size_t queued_ = 0;
   double utilization_ = 0;
+  const TimePoint started_;
   TimePoint last_poll_;
   TimePoint next_tick_;
   // batch/periodic triggered: retrain every waiting shard as slots allow,
