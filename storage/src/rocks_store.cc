@@ -235,24 +235,6 @@ Status RocksStore::Writable() {
                   "the store takes no write until it recovers from: " +
                       last.message() + " (" + s.message() + ")");
   }
-  // A failed write-ahead-log write leaves RocksDB's log writer failed: its
-  // next append returns the old error (or aborts, in an assertion-enabled
-  // RocksDB). Resume() starts a new log only when it flushes a memtable that
-  // holds data, so give one a marker, outside the log, and flush it.
-  rocksdb::WriteOptions no_log;
-  no_log.disableWAL = true;
-  rocksdb::Status switched =
-      db_->Put(no_log, cf(kMeta), "eraser/log-switch", rocksdb::Slice());
-  if (switched.ok()) {
-    rocksdb::FlushOptions flush;
-    flush.allow_write_stall = true;
-    switched = db_->Flush(flush, cf(kMeta));
-  }
-  if (!switched.ok()) {
-    gate_->Close(FromRocks(switched, "switch the write-ahead log"));
-    gate_->Refused();
-    return FromRocks(switched, "switch the write-ahead log after resuming");
-  }
   gate_->Opened();
   return OkStatus();
 }
@@ -260,9 +242,20 @@ Status RocksStore::Writable() {
 Status RocksStore::Write(rocksdb::WriteBatch* batch, bool sync,
                          std::string_view context) {
   RETURN_IF_ERROR(Writable());
+  // A failed write-ahead-log write leaves RocksDB's log writer failed: its
+  // next append returns the old error, or aborts an assertion-enabled
+  // RocksDB (the reported abort). Resume() starts a new log only when it
+  // flushes a memtable that holds data (RocksDB 7.8; later versions always
+  // do), and right after a flush every memtable is empty. A marker written
+  // outside the log keeps one holding data whenever a logged write runs.
+  rocksdb::WriteOptions no_log;
+  no_log.disableWAL = true;
+  rocksdb::Status s =
+      db_->Put(no_log, cf(kMeta), "eraser/memtable-marker", rocksdb::Slice());
+  if (!s.ok()) return Failed(s, context);
   rocksdb::WriteOptions options;
   options.sync = sync;
-  const rocksdb::Status s = db_->Write(options, batch);
+  s = db_->Write(options, batch);
   if (!s.ok()) return Failed(s, context);
   return OkStatus();
 }
