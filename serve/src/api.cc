@@ -595,13 +595,9 @@ Handler MetricsHandler(std::shared_ptr<metrics::EngineMetrics> metrics,
       request.method(http::verb::get);
       respond = internal::HeadersOnly(std::move(respond));
     }
-    // A page whose name was rebound to this address must not read the
-    // metrics (DNS rebinding), as on the main listener.
-    if (!internal::HostAdmitted(request, allowed_hosts, *metrics, respond)) {
-      return;
-    }
     const std::string target(request.target());
     const std::string path = target.substr(0, target.find('?'));
+    // Liveness tells nothing: probes that name the pod's address pass.
     if (path == "/healthz" || path == "/v2/health/live") {
       Response res{http::status::ok, request.version()};
       res.set(http::field::server, "eraser");
@@ -609,14 +605,21 @@ Handler MetricsHandler(std::shared_ptr<metrics::EngineMetrics> metrics,
       res.prepare_payload();
       return respond(std::move(res));
     }
+    // A page whose name was rebound to this address must not read the
+    // metrics (DNS rebinding), as on the main listener.
+    if (!internal::HostAdmitted(request, allowed_hosts, *metrics, respond)) {
+      return;
+    }
     if (path != "/metrics") {
       return respond(JsonError(request.version(), request.keep_alive(),
                                http::status::not_found, "try /metrics"));
     }
     if (request.method() != http::verb::get) {
-      return respond(JsonError(request.version(), request.keep_alive(),
-                               http::status::method_not_allowed,
-                               "use GET /metrics"));
+      Response res =
+          JsonError(request.version(), request.keep_alive(),
+                    http::status::method_not_allowed, "use GET /metrics");
+      res.set(http::field::allow, "GET, HEAD");
+      return respond(std::move(res));
     }
     Response res{http::status::ok, request.version()};
     res.set(http::field::server, "eraser");

@@ -330,6 +330,10 @@ TEST_F(ApiTest, MetricsListenerRefusesAHostItDoesNotAnswerFor) {
       Http(port, "GET", "/metrics", "", {{"Host", "evil.example:9464"}});
   EXPECT_EQ(rebound.status, 421);
   EXPECT_THAT(rebound.body, Not(HasSubstr("eraser_")));
+  // Liveness tells nothing: a probe naming the pod's address passes.
+  EXPECT_EQ(
+      Http(port, "GET", "/healthz", "", {{"Host", "10.1.2.3:9464"}}).status,
+      200);
 }
 
 }  // namespace
