@@ -109,12 +109,13 @@ struct EngineMetrics::Impl {
                           "fallback after the maximum wait")
                     .Register(*registry)
                     .Add({})),
-        offered(
-            prometheus::BuildGauge()
-                .Name("eraser_deletion_rate_per_second")
-                .Help("Deletions acknowledged per second over the last minute")
-                .Register(*registry)
-                .Add({})),
+        offered(prometheus::BuildGauge()
+                    .Name("eraser_deletion_rate_per_second")
+                    .Help("Deletions acknowledged per second over the last "
+                          "minute (since the start, at least a deadline, when "
+                          "shorter)")
+                    .Register(*registry)
+                    .Add({})),
         capacity(prometheus::BuildGauge()
                      .Name("eraser_unlearning_capacity_per_second")
                      .Help("Deletions per second unlearning could apply with "
@@ -126,7 +127,7 @@ struct EngineMetrics::Impl {
                        .Name("eraser_unlearning_overloaded")
                        .Help("1 while unlearning is overloaded (offered rate "
                              "above capacity, or a deadline at risk): answers "
-                             "degrade, deadlines do not")
+                             "degrade to keep the slots for deadlines")
                        .Register(*registry)
                        .Add({})),
         at_risk(prometheus::BuildGauge()

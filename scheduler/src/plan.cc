@@ -98,6 +98,28 @@ TimePoint Core::LatestStart(ShardId shard, TimePoint now, int slots) const {
   return Due(shard) - options_.estimates.margin - FromSeconds(reserve);
 }
 
+double Core::RateWindowSeconds(TimePoint now, TimePoint first) const {
+  // Rates over the time the Core has seen (or the oldest deletion it
+  // recovered at start), up to the window, so that a minute-long window
+  // does not dilute the first arrivals; but over one deadline at least (a
+  // single early deletion is not a rate).
+  const double full = Seconds(options_.rate_window);
+  return std::clamp(
+      Seconds(now - first),
+      std::min(full, std::max(1.0, Seconds(options_.policy.deadline))), full);
+}
+
+double Core::OfferedPerSecond(TimePoint now) const {
+  std::size_t acknowledged = 0;
+  TimePoint first = started_;
+  for (const Bucket& b : buckets_) {
+    if (b.start <= now - options_.rate_window) continue;
+    acknowledged += b.acknowledged;
+    first = std::min(first, b.start);
+  }
+  return acknowledged / RateWindowSeconds(now, first);
+}
+
 double Core::ExpectedRetrainSeconds(ShardId shard) const {
   // A deleted sample is in slice r with probability size_r / total.
   const std::vector<uint64_t>& sizes = slice_sizes_[shard.value()];
@@ -126,7 +148,7 @@ bool Core::KeepBusy(TimePoint now) const {
   // of a Poisson count at the offered rate; each that lands on a shard
   // holding none pending costs that shard a retraining, the others little.
   const double deadline = Seconds(options_.policy.deadline);
-  const double mean = GetCapacity(now).offered_per_second * deadline;
+  const double mean = OfferedPerSecond(now) * deadline;
   const double arrivals = mean + 2 * std::sqrt(mean);
   const double hit =
       1 - std::pow(1 - 1.0 / static_cast<double>(options_.shards), arrivals);
@@ -403,19 +425,15 @@ Capacity Core::GetCapacity(TimePoint now) const {
   std::size_t acknowledged = 0, applied = 0;
   double busy = 0;
   const TimePoint oldest = now - options_.rate_window;
+  TimePoint first = started_;
   for (const Bucket& b : buckets_) {
     if (b.start <= oldest) continue;
     acknowledged += b.acknowledged;
     applied += b.applied;
     busy += b.busy_seconds;
+    first = std::min(first, b.start);
   }
-  // Rates over the time the Core has seen, up to the window, so that a
-  // minute-long window does not dilute the first arrivals; but over one
-  // deadline at least (a single early deletion is not a rate).
-  const double full = Seconds(options_.rate_window);
-  const double window = std::clamp(
-      Seconds(now - started_),
-      std::min(full, std::max(1.0, Seconds(options_.policy.deadline))), full);
+  const double window = RateWindowSeconds(now, first);
   c.offered_per_second = acknowledged / window;
   c.applied_per_second = applied / window;
   c.busy_fraction = std::min(1.0, busy / (window * options_.slots));

@@ -131,9 +131,10 @@ struct EngineStats {
   // Deletions applied later than the policy's deadline after their
   // acknowledgement, since Open.
   uint64_t deadline_misses = 0;
-  // The unlearning load over the last minute: offered and sustainable
-  // deletion rates, whether unlearning is overloaded (answers are then
-  // degraded, never deadlines), deadlines at risk.
+  // The unlearning load over the last minute (docs/engine.md): offered and
+  // sustainable deletion rates, whether unlearning is overloaded (`wait`
+  // answers are then degraded to keep the slots for deadlines), deadlines
+  // at risk.
   scheduler::Capacity capacity;
   // Retrainings that failed since Open (each is retried per shard after a
   // backoff), the last failure ("shard 3 (storage): ..."), and the shards

@@ -23,8 +23,8 @@
 //   immediate        held, and computed again once nothing is pending
 // While unlearning is overloaded (capacity below the offered deletion
 // rate, or a deadline at risk), `wait` requests that cannot be certified get
-// the `partial` answer instead of parking: answers degrade, deadlines do
-// not.
+// the `partial` answer instead of parking: answers degrade to keep the
+// slots for deadlines.
 #ifndef ERASER_SCHEDULER_CORE_H_
 #define ERASER_SCHEDULER_CORE_H_
 
@@ -338,6 +338,11 @@ class Core {
   double PredictSeconds(ShardId shard) const;
   double BacklogAhead(ShardId shard, TimePoint now, int slots) const;
   TimePoint LatestStart(ShardId shard, TimePoint now, int slots) const;
+  // The span rates are measured over at `now`, counting from `first` (the
+  // Core's start, or an older deletion it recovered).
+  double RateWindowSeconds(TimePoint now, TimePoint first) const;
+  // GetCapacity(now).offered_per_second, without the rest.
+  double OfferedPerSecond(TimePoint now) const;
   // The planned time of retraining `shard` for a deletion of a random
   // sample of it (from the slice it lands in).
   double ExpectedRetrainSeconds(ShardId shard) const;
