@@ -333,7 +333,8 @@ StatusOr<std::string> RocksStore::GetAudit(uint64_t request_id) {
              "audit record " + std::to_string(request_id));
 }
 
-StatusOr<std::unique_ptr<Store>> OpenRocksStore(const StoreOptions& options) {
+StatusOr<std::unique_ptr<Store>> OpenRocksStore(const StoreOptions& options,
+                                                rocksdb::Env* env) {
   if (options.path.empty()) {
     return InvalidArgumentError("storage: data directory path is empty");
   }
@@ -355,9 +356,7 @@ StatusOr<std::unique_ptr<Store>> OpenRocksStore(const StoreOptions& options) {
 
   rocksdb::DBOptions db_options;
   db_options.create_if_missing = options.create_if_missing;
-  if (options.testing_rocksdb_env != nullptr) {
-    db_options.env = options.testing_rocksdb_env;
-  }
+  if (env != nullptr) db_options.env = env;
   // Counts WAL syncs, among others (Counters()).
   db_options.statistics = rocksdb::CreateDBStatistics();
   auto gate = std::make_shared<WriteGate>();

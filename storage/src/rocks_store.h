@@ -31,7 +31,11 @@ std::string OwnerKey(OwnerId owner, SampleId id);
 std::string CheckpointKey(ShardId shard, uint32_t slice);
 
 // Opens (or creates) the RocksDB store in the directory options.path.
-StatusOr<std::unique_ptr<Store>> OpenRocksStore(const StoreOptions& options);
+// `env`, when not null, is the RocksDB environment to use instead of the
+// default (tests: a file system that injects faults,
+// tests/storage/fault_sweep_test.cc); it must outlive the store.
+StatusOr<std::unique_ptr<Store>> OpenRocksStore(const StoreOptions& options,
+                                                rocksdb::Env* env = nullptr);
 
 // Whether writes may go to RocksDB: closed by any RocksDB error, a failed
 // write of ours or one RocksDB raises in the background (flush, compaction,

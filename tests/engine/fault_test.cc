@@ -205,17 +205,6 @@ TEST(EngineClose, StartsNoNewRetrainingAndHonoursTheGrace) {
   EXPECT_EQ(pending->size(), 2u);
 }
 
-// The concatenated contents of every regular file under `dir`.
-std::string AllFileBytes(const std::string& dir) {
-  std::string all;
-  for (const auto& entry : std::filesystem::recursive_directory_iterator(dir)) {
-    if (entry.is_regular_file()) {
-      all += eraser::testing::ReadFileOrDie(entry.path().string());
-    }
-  }
-  return all;
-}
-
 TEST(FullDisk, DeletionsAreRefusedRetrainingBacksOffAndAllRecovers) {
   std::string why;
   std::unique_ptr<eraser::testing::SmallDisk> disk =
@@ -287,7 +276,7 @@ TEST(FullDisk, DeletionsAreRefusedRetrainingBacksOffAndAllRecovers) {
   }
   // Erased from every file, and still applied after a restart.
   const datasets::Split& train = testing::GetTemplate().data.train;
-  const std::string files = AllFileBytes(data);
+  const std::string files = eraser::testing::AllFileBytes(data);
   for (SampleId id : deleted) {
     const std::string bytes(
         reinterpret_cast<const char*>(train.row(id.value())),

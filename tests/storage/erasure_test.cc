@@ -19,17 +19,6 @@
 namespace eraser::storage {
 namespace {
 
-// The concatenated contents of every regular file under `dir`.
-std::string AllFileBytes(const std::string& dir) {
-  std::string all;
-  for (const auto& entry : std::filesystem::recursive_directory_iterator(dir)) {
-    if (entry.is_regular_file()) {
-      all += testing::ReadFileOrDie(entry.path().string());
-    }
-  }
-  return all;
-}
-
 std::string RandomBytes(std::mt19937_64& rng, std::size_t n) {
   std::string out(n, '\0');
   for (char& c : out) c = static_cast<char>(rng() & 0xff);
@@ -84,7 +73,7 @@ TEST(Erasure, AppliedSamplesAndOldCheckpointsLeaveTheDisk) {
     ASSERT_TRUE((*store)->PutCheckpoint({ShardId(1), 2, 1, 1, "keep"}).ok());
 
     // Before: every sample's bytes are on disk, so the check below can fail.
-    const std::string before = AllFileBytes(dir.path());
+    const std::string before = testing::AllFileBytes(dir.path());
     for (const std::string& f : features) {
       ASSERT_NE(before.find(f), std::string::npos);
     }
@@ -95,7 +84,7 @@ TEST(Erasure, AppliedSamplesAndOldCheckpointsLeaveTheDisk) {
     batch.erase = erased;
     ASSERT_TRUE((*store)->Apply(batch).ok());
 
-    const std::string after = AllFileBytes(dir.path());
+    const std::string after = testing::AllFileBytes(dir.path());
     for (SampleId id : erased) {
       EXPECT_EQ(after.find(features[id.value()]), std::string::npos)
           << "sample " << id << " still on disk";
@@ -108,7 +97,7 @@ TEST(Erasure, AppliedSamplesAndOldCheckpointsLeaveTheDisk) {
     EXPECT_NE(after.find(new_blob), std::string::npos);
   }
   // Still true after a clean close.
-  const std::string closed = AllFileBytes(dir.path());
+  const std::string closed = testing::AllFileBytes(dir.path());
   for (SampleId id : erased) {
     EXPECT_EQ(closed.find(features[id.value()]), std::string::npos);
   }
@@ -148,7 +137,7 @@ TEST(Erasure, AppliedSamplesAndOldCheckpointsLeaveThePostgresFiles) {
   ASSERT_TRUE(pg.ok()) << pg.error();
 
   // Before: every sample's bytes are in the files, so the check can fail.
-  const std::string before = AllFileBytes(files);
+  const std::string before = testing::AllFileBytes(files);
   for (const std::string& f : features) {
     ASSERT_NE(before.find(f), std::string::npos);
   }
@@ -162,7 +151,7 @@ TEST(Erasure, AppliedSamplesAndOldCheckpointsLeaveThePostgresFiles) {
   pg.Sql(name, "CHECKPOINT");
   ASSERT_TRUE(pg.ok()) << pg.error();
 
-  const std::string after = AllFileBytes(files);
+  const std::string after = testing::AllFileBytes(files);
   for (SampleId id : erased) {
     EXPECT_EQ(after.find(features[id.value()]), std::string::npos)
         << "sample " << id << " still in a relation file";
@@ -174,7 +163,7 @@ TEST(Erasure, AppliedSamplesAndOldCheckpointsLeaveThePostgresFiles) {
   EXPECT_EQ(after.find(old_head), std::string::npos);
   EXPECT_NE(after.find(new_head), std::string::npos);
   // What the write-ahead log still holds (documented, not a guarantee).
-  const std::string wal = AllFileBytes(pg.DataDir() + "/pg_wal");
+  const std::string wal = testing::AllFileBytes(pg.DataDir() + "/pg_wal");
   int in_wal = 0;
   for (SampleId id : erased) {
     in_wal += wal.find(features[id.value()]) != std::string::npos ? 1 : 0;
@@ -216,7 +205,7 @@ TEST(Erasure, ACrashBetweenCommitAndCompactionIsFinishedAtOpen) {
   const std::vector<SampleId> erased = erasure_fixture::ErasedSamples();
   // The commit is durable but nothing compacted: the bytes are still in the
   // files (so the check below can fail).
-  const std::string crashed = AllFileBytes(path);
+  const std::string crashed = testing::AllFileBytes(path);
   for (SampleId id : erased) {
     ASSERT_NE(crashed.find(features[id.value()]), std::string::npos)
         << "sample " << id;
@@ -232,7 +221,7 @@ TEST(Erasure, ACrashBetweenCommitAndCompactionIsFinishedAtOpen) {
       EXPECT_TRUE(loc->erased) << id;
     }
   }
-  const std::string after = AllFileBytes(path);
+  const std::string after = testing::AllFileBytes(path);
   for (SampleId id : erased) {
     EXPECT_EQ(after.find(features[id.value()]), std::string::npos)
         << "sample " << id << " still on disk after the restart";

@@ -34,6 +34,7 @@
 #include <sstream>
 
 #include "eraser/storage/store.h"
+#include "rocks_store.h"
 #include "testing/temp_dir.h"
 
 namespace eraser::storage {
@@ -141,6 +142,11 @@ class FaultFs : public rocksdb::FileSystemWrapper {
   bool healed_ = false;
   int first_failed_ = -1;
   std::map<std::string, File> files_;
+
+  // `file`, opened at `size`, wrapped to count and fail its operations.
+  std::unique_ptr<rocksdb::FSWritableFile> Track(
+      std::unique_ptr<rocksdb::FSWritableFile> file, const std::string& name,
+      uint64_t size);
 };
 
 // Returns a failed IOStatus from the enclosing function.
@@ -266,6 +272,12 @@ class FaultDir : public rocksdb::FSDirectoryWrapper {
   FaultFs* fs_;
 };
 
+std::unique_ptr<rocksdb::FSWritableFile> FaultFs::Track(
+    std::unique_ptr<rocksdb::FSWritableFile> file, const std::string& name,
+    uint64_t size) {
+  return std::make_unique<FaultFile>(std::move(file), this, name, size);
+}
+
 rocksdb::IOStatus FaultFs::NewWritableFile(
     const std::string& name, const rocksdb::FileOptions& options,
     std::unique_ptr<rocksdb::FSWritableFile>* result,
@@ -274,8 +286,7 @@ rocksdb::IOStatus FaultFs::NewWritableFile(
   if (!s.ok()) return s;
   std::unique_ptr<rocksdb::FSWritableFile> file;
   s = target()->NewWritableFile(name, options, &file, dbg);
-  if (s.ok())
-    *result = std::make_unique<FaultFile>(std::move(file), this, name, 0);
+  if (s.ok()) *result = Track(std::move(file), name, 0);
   return s;
 }
 
@@ -295,8 +306,7 @@ rocksdb::IOStatus FaultFs::ReopenWritableFile(
     std::lock_guard<std::mutex> lock(mu_);
     if (files_.count(name) == 0) files_[name] = {ec ? 0 : size, ec ? 0 : size};
   }
-  *result =
-      std::make_unique<FaultFile>(std::move(file), this, name, ec ? 0 : size);
+  *result = Track(std::move(file), name, ec ? 0 : size);
   return s;
 }
 
@@ -309,8 +319,7 @@ rocksdb::IOStatus FaultFs::ReuseWritableFile(
   if (!s.ok()) return s;
   std::unique_ptr<rocksdb::FSWritableFile> file;
   s = target()->ReuseWritableFile(name, old_name, options, &file, dbg);
-  if (s.ok())
-    *result = std::make_unique<FaultFile>(std::move(file), this, name, 0);
+  if (s.ok()) *result = Track(std::move(file), name, 0);
   return s;
 }
 
@@ -381,13 +390,13 @@ void RunWorkload(const std::string& dir, FaultFs* fs, rocksdb::Env* env,
   const Samples samples;
   StoreOptions options;
   options.path = dir;
-  options.testing_rocksdb_env = env;
-  StatusOr<std::unique_ptr<Store>> opened = Store::Open(options);
+  StatusOr<std::unique_ptr<Store>> opened =
+      internal::OpenRocksStore(options, env);
   if (!opened.ok()) {
     // The disk frees; the directory a failed open left is opened again.
     report->Line("failed", "open");
     fs->Heal();
-    opened = Store::Open(options);
+    opened = internal::OpenRocksStore(options, env);
     if (!opened.ok()) {
       report->Line("failed", "reopen");
       return;
@@ -554,16 +563,6 @@ Outcome RunChild(const std::string& dir, const std::string& report_path,
   return out;
 }
 
-std::string AllFileBytes(const std::string& dir) {
-  std::string all;
-  for (const auto& entry : std::filesystem::recursive_directory_iterator(dir)) {
-    if (entry.is_regular_file()) {
-      all += testing::ReadFileOrDie(entry.path().string());
-    }
-  }
-  return all;
-}
-
 // Checks the recovered directory: what is wrong with it, one line each.
 // Runs in a child process, as the workload does: RocksDB's thread pool
 // started in this process would not exist in the children forked after.
@@ -596,7 +595,7 @@ std::vector<std::string> CheckRecovered(const std::string& dir,
     }
     if ((*store)->ErasureOwed()) report << "an erasure is still owed\n";
     store->reset();
-    const std::string bytes = AllFileBytes(dir);
+    const std::string bytes = testing::AllFileBytes(dir);
     for (uint64_t sample : out.erased) {
       if (bytes.find(samples.features[sample]) != std::string::npos) {
         report << "sample " << sample << " was erased by a committed apply, "

@@ -53,4 +53,12 @@ void WriteFileOrDie(const std::string& path, const std::string& bytes) {
   }
 }
 
+std::string AllFileBytes(const std::string& dir) {
+  std::string all;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(dir)) {
+    if (entry.is_regular_file()) all += ReadFileOrDie(entry.path().string());
+  }
+  return all;
+}
+
 }  // namespace eraser::testing

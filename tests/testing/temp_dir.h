@@ -26,6 +26,10 @@ class TempDir {
 std::string ReadFileOrDie(const std::string& path);
 void WriteFileOrDie(const std::string& path, const std::string& bytes);
 
+// The concatenated contents of every regular file under `dir`, in the
+// directory iterator's order (tests search it for bytes that must be gone).
+std::string AllFileBytes(const std::string& dir);
+
 }  // namespace eraser::testing
 
 #endif  // ERASER_TESTS_TESTING_TEMP_DIR_H_

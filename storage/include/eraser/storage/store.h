@@ -35,10 +35,6 @@
 #include "eraser/common/statusor.h"
 #include "eraser/storage/records.h"
 
-namespace rocksdb {
-class Env;
-}  // namespace rocksdb
-
 namespace eraser::storage {
 
 // What the store has done, for tests and monitoring.
@@ -59,10 +55,6 @@ struct StoreOptions {
   // (default). When false, opening a missing directory, or a database
   // without an eraser schema, fails with kNotFound.
   bool create_if_missing = true;
-  // Test only: the RocksDB environment of a data directory (a file system
-  // that injects faults: tests/storage/fault_sweep_test.cc); null for the
-  // default. Must outlive the store.
-  rocksdb::Env* testing_rocksdb_env = nullptr;
 };
 
 // Whether `path` names a PostgreSQL database (postgresql:// or postgres://)
