@@ -150,15 +150,24 @@ std::string CheckpointKey(ShardId shard, uint32_t slice) {
   return key;
 }
 
-void WriteGate::Close(Status why) {
+void WriteGate::WriteFailed(Status why) {
   MutexLock lock(&mu_);
   failed_ = true;
+  ++closes_;
   ++failures_;
   last_ = std::move(why);
 }
 
-bool WriteGate::closed() const {
+void WriteGate::Close(Status why) {
   MutexLock lock(&mu_);
+  failed_ = true;
+  ++closes_;
+  last_ = std::move(why);
+}
+
+bool WriteGate::closed(uint64_t* closes) const {
+  MutexLock lock(&mu_);
+  if (closes != nullptr) *closes = closes_;
   return failed_;
 }
 
@@ -167,10 +176,12 @@ Status WriteGate::last() const {
   return last_;
 }
 
-void WriteGate::Opened() {
+bool WriteGate::Opened(uint64_t closes) {
   MutexLock lock(&mu_);
+  if (closes != closes_) return false;
   failed_ = false;
   ++resumes_;
+  return true;
 }
 
 void WriteGate::Refused() {
@@ -207,7 +218,7 @@ RocksStore::~RocksStore() {
 Status RocksStore::Failed(const rocksdb::Status& status,
                           std::string_view context) {
   Status converted = FromRocks(status, context);
-  gate_->Close(converted);
+  gate_->WriteFailed(converted);
   return converted;
 }
 
@@ -220,23 +231,23 @@ Status RocksStore::Writable() {
   // (GateListener) while it resumes. resume_mu_ only orders the writers
   // that resume.
   MutexLock lock(&resume_mu_);
-  if (!gate_->closed()) return OkStatus();  // another writer resumed it
-  const rocksdb::Status resumed = db_->Resume();
-  if (!resumed.ok()) {
-    gate_->Refused();
-    // The cause is still there: say what it is (a full disk is
-    // kResourceExhausted), with what resuming said.
-    const Status last = gate_->last();
-    const Status s = FromRocks(resumed, "resume");
-    const StatusCode code = s.code() == StatusCode::kResourceExhausted
-                                ? StatusCode::kResourceExhausted
-                                : last.code();
-    return Status(code == StatusCode::kOk ? StatusCode::kUnavailable : code,
-                  "the store takes no write until it recovers from: " +
-                      last.message() + " (" + s.message() + ")");
-  }
-  gate_->Opened();
-  return OkStatus();
+  uint64_t closes = 0;
+  if (!gate_->closed(&closes)) return OkStatus();  // another writer resumed
+  const Status resumed = FromRocks(db_->Resume(), "resume");
+  // RocksDB may have raised another error while it resumed: then the gate
+  // stays closed and the next write resumes again.
+  if (resumed.ok() && gate_->Opened(closes)) return OkStatus();
+  gate_->Refused();
+  // The cause is still there: say what it is (a full disk is
+  // kResourceExhausted), with what resuming said.
+  const Status last = gate_->last();
+  const StatusCode code = resumed.code() == StatusCode::kResourceExhausted
+                              ? StatusCode::kResourceExhausted
+                              : last.code();
+  return Status(
+      code == StatusCode::kOk ? StatusCode::kUnavailable : code,
+      "the store takes no write until it recovers from: " + last.message() +
+          (resumed.ok() ? "" : " (" + resumed.message() + ")"));
 }
 
 Status RocksStore::Write(rocksdb::WriteBatch* batch, bool sync,
@@ -248,6 +259,12 @@ Status RocksStore::Write(rocksdb::WriteBatch* batch, bool sync,
   // flushes a memtable that holds data (RocksDB 7.8; later versions always
   // do), and right after a flush every memtable is empty. A marker written
   // outside the log keeps one holding data whenever a logged write runs.
+  //
+  // An error RocksDB raises in the background after Writable() and before
+  // this write is safe to write into: a hard one (a failed flush or log
+  // write) stops RocksDB's writes, which then return it without touching
+  // the log (DBImpl::PreprocessWrite, IsDBStopped, in 7.8); a soft one (a
+  // failed compaction) leaves the log writer sound.
   rocksdb::WriteOptions no_log;
   no_log.disableWAL = true;
   rocksdb::Status s =

@@ -42,14 +42,26 @@ StatusOr<std::unique_ptr<Store>> OpenRocksStore(const StoreOptions& options,
 // write-ahead log), until Resume() succeeds. Shared by the store and the
 // listener RocksDB reports background errors to. Thread-safe; never held
 // across a call into RocksDB.
+//
+// Each close has a number: a Resume() that succeeded opens the gate only if
+// no error closed it again while Resume() ran (an error RocksDB raised then
+// would otherwise be forgotten, and the next write would run into it).
 class WriteGate {
  public:
+  // A write of ours failed: closes the gate and counts the write.
+  void WriteFailed(Status why);
+  // RocksDB raised an error in the background: closes the gate; no write
+  // of ours failed, so none is counted (a failed write RocksDB also reports
+  // to the listener counts once).
   void Close(Status why);
-  bool closed() const;
+  // Whether closed; `*closes` (when not null) is the number of closes so
+  // far, to hand to Opened().
+  bool closed(uint64_t* closes = nullptr) const;
   // The error that closed it.
   Status last() const;
-  // Resume() succeeded.
-  void Opened();
+  // Resume() succeeded after `closes` closes; opens the gate unless it was
+  // closed again since. Returns whether it opened.
+  bool Opened(uint64_t closes);
   // A write refused while closed.
   void Refused();
   void Counts(uint64_t* failures, uint64_t* resumes) const;
@@ -57,6 +69,7 @@ class WriteGate {
  private:
   mutable Mutex mu_;
   bool failed_ GUARDED_BY(mu_) = false;
+  uint64_t closes_ GUARDED_BY(mu_) = 0;
   uint64_t failures_ GUARDED_BY(mu_) = 0;
   uint64_t resumes_ GUARDED_BY(mu_) = 0;
   Status last_ GUARDED_BY(mu_);

@@ -7,6 +7,7 @@
 
 #include "eraser/storage/store.h"
 #include "erasure_samples.h"
+#include "rocks_store.h"
 #include "testing/small_disk.h"
 
 namespace eraser::storage {
@@ -69,7 +70,9 @@ TEST(FullDisk, DeletionsAreRefusedThenResumeWhenSpaceReturns) {
       EXPECT_NE(refused.status().message().find("full"), std::string::npos)
           << refused.status();
     }
-    EXPECT_GE((*store)->Counters().failed_writes, before.failed_writes + 4);
+    // One failed write and three refused, each counted once (RocksDB also
+    // reports the failed one to the store's listener).
+    EXPECT_EQ((*store)->Counters().failed_writes, before.failed_writes + 4);
     // Reads still work.
     StatusOr<std::vector<DeletionRecord>> pending =
         (*store)->PendingDeletions();
@@ -90,6 +93,28 @@ TEST(FullDisk, DeletionsAreRefusedThenResumeWhenSpaceReturns) {
   std::vector<uint64_t> seqs;
   for (const DeletionRecord& r : *pending) seqs.push_back(r.seq.value());
   EXPECT_EQ(seqs, acked);
+}
+
+// An error RocksDB raises while Resume() runs keeps the gate closed: the
+// resume that began before it does not open the gate.
+TEST(WriteGate, AnErrorDuringResumeKeepsItClosed) {
+  internal::WriteGate gate;
+  EXPECT_FALSE(gate.closed());
+  gate.WriteFailed(ResourceExhaustedError("append: no space"));
+  uint64_t closes = 0;
+  ASSERT_TRUE(gate.closed(&closes));
+  gate.Close(ResourceExhaustedError("background flush: no space"));
+  EXPECT_FALSE(gate.Opened(closes));
+  EXPECT_TRUE(gate.closed());
+  EXPECT_EQ(gate.last().message(), "background flush: no space");
+  ASSERT_TRUE(gate.closed(&closes));
+  EXPECT_TRUE(gate.Opened(closes));
+  EXPECT_FALSE(gate.closed());
+  uint64_t failures = 0;
+  uint64_t resumes = 0;
+  gate.Counts(&failures, &resumes);
+  EXPECT_EQ(failures, 1u);  // the background error is no write of ours
+  EXPECT_EQ(resumes, 1u);
 }
 
 }  // namespace
