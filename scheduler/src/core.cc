@@ -32,6 +32,8 @@ const char* ReasonName(Reason reason) {
       return "immediate";
     case Reason::kDeadline:
       return "deadline";
+    case Reason::kBacklog:
+      return "backlog";
     case Reason::kWait:
       return "wait";
     case Reason::kBatch:

@@ -308,7 +308,9 @@ std::vector<RetrainOrder> Core::Poll(TimePoint now) {
     for (std::size_t i = 0; i < waiting.size(); ++i) {
       const bool late = now >= must_start[i];
       if (FreeSlots(false) > 0 && (late || keep_busy)) {
-        orders.push_back(Start(waiting[i], Reason::kDeadline, false, now));
+        orders.push_back(Start(waiting[i],
+                               late ? Reason::kDeadline : Reason::kBacklog,
+                               false, now));
       } else if (late && FreeSlots(true) > 0) {
         orders.push_back(Start(waiting[i], Reason::kDeadline, true, now));
       } else {

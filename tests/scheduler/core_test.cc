@@ -771,7 +771,7 @@ TEST_F(CoreTest, ABacklogThatWouldNotFitADeadlineKeepsTheSlotBusy) {
   Delete(3, {{2, 0}});
   std::vector<RetrainOrder> orders = Poll();
   ASSERT_THAT(ShardsOf(orders), ElementsAre(0));
-  EXPECT_EQ(orders[0].reason, Reason::kDeadline);
+  EXPECT_EQ(orders[0].reason, Reason::kBacklog);
   EXPECT_FALSE(orders[0].borrowed);
   EXPECT_FALSE(core.overloaded());
 }

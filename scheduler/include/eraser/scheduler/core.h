@@ -88,6 +88,7 @@ struct SampleHit {
 enum class Reason {
   kImmediate,  // the immediate baseline
   kDeadline,   // the oldest covered deletion is due
+  kBacklog,    // early: the work owed would not fit a deadline (KeepBusy)
   kWait,       // a parked request needs the shard
   kBatch,      // batch:N reached
   kPeriodic,   // periodic:T tick
