@@ -2,11 +2,15 @@
 // the schema is versioned, and the server can go away and come back.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <pwd.h>
+#include <unistd.h>
 
+#include <filesystem>
 #include <thread>
 
 #include "eraser/storage/store.h"
 #include "testing/postgres.h"
+#include "testing/small_disk.h"
 
 namespace eraser::storage {
 namespace {
@@ -139,6 +143,93 @@ TEST(PgStore, AStoppedServerIsUnavailableThenTheStoreReconnects) {
   EXPECT_EQ(*AppendSample(*store, 3), DeletionSeq(2));
   EXPECT_EQ(store->PendingDeletions()->size(), 2u);
   EXPECT_EQ(store->Counters().resumes, 1u);
+}
+
+// The database's disk fills (its tablespace on a small tmpfs; the server's
+// own write-ahead log stays on the large disk): deletions are refused as
+// kResourceExhausted and not acknowledged, reads go on, nothing
+// acknowledged is lost, and once space returns the same store, and the same
+// server, take writes again.
+TEST(PgStore, AFullDiskRefusesDeletionsThenTheStoreResumes) {
+  std::string why;
+  std::unique_ptr<testing::SmallDisk> disk =
+      testing::SmallDisk::Mount(32 << 20, &why);
+  if (disk == nullptr) {
+    if (testing::SmallDiskRequired()) FAIL() << why;
+    GTEST_SKIP() << why;
+  }
+  // Its own cluster, stopped before the disk is unmounted.
+  testing::PostgresCluster pg;
+  ASSERT_TRUE(pg.ok()) << pg.error();
+  const std::string location = disk->path() + "/tablespace";
+  ASSERT_TRUE(std::filesystem::create_directory(location));
+  if (geteuid() == 0) {  // the server runs as postgres (PostgresCluster)
+    const passwd* pw = getpwnam("postgres");
+    ASSERT_NE(pw, nullptr);
+    const std::string parent =
+        std::filesystem::path(disk->path()).parent_path().string();
+    for (const std::string& dir : {parent, disk->path(), location}) {
+      ASSERT_EQ(chown(dir.c_str(), pw->pw_uid, pw->pw_gid), 0) << dir;
+    }
+  }
+  std::string name;
+  const std::string url = pg.NewDatabase(&name);
+  ASSERT_TRUE(pg.ok()) << pg.error();
+  pg.Sql("postgres", "CREATE TABLESPACE small LOCATION '" + location + "'");
+  ASSERT_TRUE(pg.ok()) << pg.error();
+  pg.Sql("postgres", "ALTER DATABASE " + name + " SET TABLESPACE small");
+  ASSERT_TRUE(pg.ok()) << pg.error();
+
+  std::unique_ptr<Store> store = OpenOrDie(url);
+  ASSERT_NE(store, nullptr);
+  std::vector<uint64_t> acked;
+  for (uint64_t id = 0; id < 5; ++id) {
+    StatusOr<DeletionSeq> seq = AppendSample(*store, id);
+    ASSERT_TRUE(seq.ok()) << seq.status();
+    acked.push_back(seq->value());
+  }
+  ASSERT_GT(disk->Fill(), 0u);
+  // The tables' last pages may still have room: appends succeed until a
+  // table or index must grow.
+  Status first_failure;
+  for (uint64_t id = 1000; id < 100'000; ++id) {
+    StatusOr<DeletionSeq> seq = AppendSample(*store, id);
+    if (!seq.ok()) {
+      first_failure = seq.status();
+      break;
+    }
+    acked.push_back(seq->value());
+  }
+  ASSERT_FALSE(first_failure.ok()) << "the disk never filled";
+  EXPECT_EQ(first_failure.code(), StatusCode::kResourceExhausted)
+      << first_failure;
+  EXPECT_THAT(first_failure.message(), HasSubstr("disk is full"));
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    StatusOr<DeletionSeq> refused = AppendSample(*store, 50 + attempt);
+    ASSERT_FALSE(refused.ok());
+    EXPECT_EQ(refused.status().code(), StatusCode::kResourceExhausted)
+        << refused.status();
+  }
+  StatusOr<std::vector<DeletionRecord>> pending = store->PendingDeletions();
+  ASSERT_TRUE(pending.ok()) << pending.status();
+  EXPECT_EQ(pending->size(), acked.size());
+
+  disk->Free();
+  StatusOr<DeletionSeq> resumed = AppendSample(*store, 60);
+  ASSERT_TRUE(resumed.ok()) << resumed.status();
+  // Refused deletions took no number.
+  EXPECT_EQ(resumed->value(), acked.back() + 1);
+  acked.push_back(resumed->value());
+
+  // Everything acknowledged, and nothing refused, is in the log, as a new
+  // store reads it.
+  std::unique_ptr<Store> reopened = OpenOrDie(url);
+  ASSERT_NE(reopened, nullptr);
+  pending = reopened->PendingDeletions();
+  ASSERT_TRUE(pending.ok()) << pending.status();
+  std::vector<uint64_t> seqs;
+  for (const DeletionRecord& r : *pending) seqs.push_back(r.seq.value());
+  EXPECT_EQ(seqs, acked);
 }
 
 }  // namespace
