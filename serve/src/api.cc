@@ -299,7 +299,7 @@ bool Api::Admitted(const Request& request, const Respond& respond) {
 }
 
 bool Api::JsonBody(const Request& request, const Respond& respond,
-                   bool undeclared_ok) {
+                   bool undeclared_ok, bool octet_ok) {
   const auto type = request.find(http::field::content_type);
   if (type == request.end() && undeclared_ok) return true;
   std::string media = type == request.end() ? "" : std::string(type->value());
@@ -311,6 +311,8 @@ bool Api::JsonBody(const Request& request, const Respond& respond,
   // A browser sends a "simple" cross-origin POST (text/plain, a form)
   // without a preflight: refusing every other type keeps pages of other
   // sites from making deletions (their Origin is refused too).
+  // application/octet-stream is not one of those.
+  if (octet_ok && media == "application/octet-stream") return true;
   respond(JsonError(request.version(), request.keep_alive(),
                     http::status::unsupported_media_type,
                     "the body must be JSON: send Content-Type: "

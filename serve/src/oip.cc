@@ -3,7 +3,9 @@
 // inference. docs/serve.md has the mapping.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
+#include <map>
 #include <mutex>
 #include <optional>
 
@@ -149,6 +151,296 @@ bool WantedOutputs(const TensorRequest& req,
   return true;
 }
 
+// The binary tensor data extension (Triton's binary_tensor_data): the body
+// is a JSON header of Inference-Header-Content-Length bytes, then the raw
+// bytes of each input that declares parameters.binary_data_size, in input
+// order, little-endian, row-major. Outputs come back the same way when the
+// request asks (parameters.binary_data_output, or an output's
+// parameters.binary_data).
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
+              "binary tensors are little-endian; so is every host we build "
+              "for");
+
+constexpr std::size_t kHeaderLengthDigits = 12;
+
+std::size_t ElementSize(const std::string& datatype) {
+  if (datatype == "UINT8" || datatype == "INT8") return 1;
+  if (datatype == "UINT16" || datatype == "INT16") return 2;
+  if (datatype == "FP32" || datatype == "INT32") return 4;
+  if (datatype == "FP64" || datatype == "INT64") return 8;
+  return 0;
+}
+
+template <typename T>
+double Load(const char* p) {
+  T v;
+  std::memcpy(&v, p, sizeof v);
+  return static_cast<double>(v);
+}
+
+// `count` elements of `datatype` (ElementSize() > 0) from `p`.
+void Decode(const std::string& datatype, const char* p, std::size_t count,
+            std::vector<double>* out) {
+  const std::size_t size = ElementSize(datatype);
+  out->resize(count);
+  for (std::size_t i = 0; i < count; ++i, p += size) {
+    double v = 0;
+    if (datatype == "UINT8") v = Load<uint8_t>(p);
+    if (datatype == "INT8") v = Load<int8_t>(p);
+    if (datatype == "UINT16") v = Load<uint16_t>(p);
+    if (datatype == "INT16") v = Load<int16_t>(p);
+    if (datatype == "INT32") v = Load<int32_t>(p);
+    if (datatype == "INT64") v = Load<int64_t>(p);
+    if (datatype == "FP32") v = Load<float>(p);
+    if (datatype == "FP64") v = Load<double>(p);
+    (*out)[i] = v;
+  }
+}
+
+// Which outputs are answered in binary.
+struct BinaryOutputs {
+  bool all = false;                     // parameters.binary_data_output
+  std::map<std::string, bool> by_name;  // an output's parameters.binary_data
+  bool Wants(const std::string& name) const {
+    const auto it = by_name.find(name);
+    return it != by_name.end() ? it->second : all;
+  }
+};
+
+// obj[key] as a bool when present; false with a message when not a bool.
+bool OptionalBool(const json& obj, const char* key, const std::string& where,
+                  bool* out, std::string* error) {
+  const auto it = obj.find(key);
+  if (it == obj.end()) return true;
+  if (!it->is_boolean()) {
+    *error = where + "\"" + key + "\" must be true or false";
+    return false;
+  }
+  *out = it->get<bool>();
+  return true;
+}
+
+// A "parameters" member: absent, or an object.
+const json* Parameters(const json& obj, const std::string& where,
+                       std::string* error) {
+  static const json kNone = json::object();
+  const auto it = obj.find("parameters");
+  if (it == obj.end()) return &kNone;
+  if (!it->is_object()) {
+    *error = where + "\"parameters\" must be an object";
+    return nullptr;
+  }
+  return &*it;
+}
+
+// JSON "data" (numbers, possibly in nested arrays) flattened into `out`.
+bool FlattenData(const json& data, int depth, std::vector<double>* out) {
+  if (data.is_number() && !data.is_boolean()) {
+    out->push_back(data.get<double>());
+    return true;
+  }
+  if (!data.is_array() || depth > TensorRequest::kMaxDataNesting) return false;
+  for (const json& v : data) {
+    if (!FlattenData(v, depth + 1, out)) return false;
+  }
+  return true;
+}
+
+// A request in the binary form: the first `header_size` bytes of `body` are
+// the JSON header, the rest the inputs' bytes. Also reads a JSON request
+// that asks for binary outputs (header_size = the body's size). Sizes are
+// checked against each input's shape and datatype before a byte is read.
+// The header is small (no tensor data), so nlohmann::json reads it.
+bool ParseBinaryForm(std::string_view body, std::size_t header_size,
+                     TensorRequest* req, BinaryOutputs* binary,
+                     std::string* error) {
+  const json j = json::parse(body.substr(0, header_size), nullptr,
+                             /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) {
+    *error = "the inference header (the body's first " +
+             std::to_string(header_size) +
+             " bytes, Inference-Header-Content-Length) is not a JSON object";
+    return false;
+  }
+  if (const auto id = j.find("id"); id != j.end() && id->is_string()) {
+    req->id = id->get<std::string>();
+  }
+  const json* params = Parameters(j, "", error);
+  if (params == nullptr || !OptionalBool(*params, "binary_data_output",
+                                         "parameters: ", &binary->all, error)) {
+    return false;
+  }
+  const auto inputs = j.find("inputs");
+  if (inputs == j.end() || !inputs->is_array()) {
+    *error = "\"inputs\" must be an array of exactly one tensor";
+    return false;
+  }
+  req->inputs = static_cast<int>(inputs->size());
+  std::size_t offset = header_size;  // where the next input's bytes start
+  for (std::size_t i = 0; i < inputs->size(); ++i) {
+    const json& input = (*inputs)[i];
+    const bool first = i == 0;
+    const std::string where = "input " + std::to_string(i) + ": ";
+    if (!input.is_object()) {
+      *error = where + "must be an object";
+      return false;
+    }
+    std::string datatype;
+    if (const auto it = input.find("datatype"); it != input.end()) {
+      if (!it->is_string()) {
+        *error = where + "\"datatype\" must be a string";
+        return false;
+      }
+      datatype = it->get<std::string>();
+      if (first) req->has_datatype = true;
+    }
+    std::vector<int64_t> shape;
+    if (const auto it = input.find("shape"); it != input.end()) {
+      if (!it->is_array()) {
+        *error = where + "\"shape\" must be an array of integers";
+        return false;
+      }
+      for (const json& d : *it) {
+        if (!d.is_number_unsigned() || d.get<uint64_t>() > (1u << 24)) {
+          *error = where + "\"shape\" must hold integers from 0 to 2^24";
+          return false;
+        }
+        shape.push_back(d.get<int64_t>());
+      }
+      if (first) req->has_shape = true;
+    }
+    if (first) {
+      if (const auto it = input.find("name"); it != input.end()) {
+        if (!it->is_string()) {
+          *error = where + "\"name\" must be a string";
+          return false;
+        }
+        req->name = it->get<std::string>();
+        req->has_name = true;
+      }
+      req->datatype = datatype;
+      req->shape = shape;
+    }
+    const json* input_params = Parameters(input, where, error);
+    if (input_params == nullptr) return false;
+    const auto size_it = input_params->find("binary_data_size");
+    const auto data = input.find("data");
+    if (size_it == input_params->end()) {
+      if (first && data != input.end()) {
+        if (!FlattenData(*data, 0, &req->data)) {
+          *error = where + "\"data\" must hold numbers";
+          return false;
+        }
+        req->has_data = true;
+      }
+      continue;
+    }
+    if (data != input.end()) {
+      *error = where + "has both \"data\" and binary_data_size";
+      return false;
+    }
+    if (!size_it->is_number_unsigned()) {
+      *error = where + "binary_data_size must be a number of bytes";
+      return false;
+    }
+    const uint64_t size = size_it->get<uint64_t>();
+    const std::size_t element = ElementSize(datatype);
+    if (element == 0) {
+      *error = where + "datatype '" + datatype +
+               "' has no binary form here (FP32, FP64, UINT8, INT8, UINT16, "
+               "INT16, INT32, INT64)";
+      return false;
+    }
+    // Elements the shape holds, saturating at 2^40 (past any body).
+    constexpr uint64_t kMany = uint64_t{1} << 40;
+    uint64_t count = shape.empty() ? 0 : 1;
+    for (int64_t d : shape) {
+      const uint64_t u = static_cast<uint64_t>(d);
+      count = u != 0 && count > kMany / u ? kMany : count * u;
+    }
+    if (count >= kMany || count * element != size) {
+      *error = where + "binary_data_size is " + std::to_string(size) +
+               " bytes; its shape and datatype (" + datatype + ", " +
+               std::to_string(element) + " bytes each) make " +
+               (count >= kMany ? std::string("more than 2^40 elements")
+                               : std::to_string(count * element));
+      return false;
+    }
+    if (size > body.size() - offset) {
+      *error = where + "declares " + std::to_string(size) +
+               " bytes of binary data; the body has " +
+               std::to_string(body.size() - offset) +
+               " left after the header and earlier inputs" +
+               (header_size == body.size()
+                    ? " (binary data needs the Inference-Header-Content-"
+                      "Length header)"
+                    : "");
+      return false;
+    }
+    if (first) {
+      Decode(datatype, body.data() + offset, count, &req->data);
+      req->has_data = true;
+    }
+    offset += size;
+  }
+  if (offset != body.size()) {
+    *error = "the body has " + std::to_string(body.size() - offset) +
+             " bytes after the header and the binary data its inputs declare";
+    return false;
+  }
+  if (const auto outputs = j.find("outputs"); outputs != j.end()) {
+    if (!outputs->is_array()) {
+      *error = "\"outputs\" must be an array";
+      return false;
+    }
+    req->has_outputs = true;
+    for (std::size_t i = 0; i < outputs->size(); ++i) {
+      const json& o = (*outputs)[i];
+      const std::string where = "output " + std::to_string(i) + ": ";
+      const auto name = o.is_object() ? o.find("name") : o.end();
+      if (!o.is_object() || name == o.end() || !name->is_string()) {
+        *error = where + "must be an object with a \"name\"";
+        return false;
+      }
+      const json* output_params = Parameters(o, where, error);
+      bool wants = binary->all;
+      if (output_params == nullptr ||
+          !OptionalBool(*output_params, "binary_data", where, &wants, error)) {
+        return false;
+      }
+      req->outputs.push_back(name->get<std::string>());
+      binary->by_name[req->outputs.back()] = wants;
+    }
+  }
+  return true;
+}
+
+// Inference-Header-Content-Length: a decimal byte count, at most `limit`.
+bool HeaderLength(std::string_view value, std::size_t limit, std::size_t* out) {
+  if (value.empty() || value.size() > kHeaderLengthDigits) return false;
+  std::size_t n = 0;
+  for (char c : value) {
+    if (c < '0' || c > '9') return false;
+    n = n * 10 + static_cast<std::size_t>(c - '0');
+  }
+  if (n > limit) return false;
+  *out = n;
+  return true;
+}
+
+template <typename T>
+void Append(std::string* out, T v) {
+  char bytes[sizeof v];
+  std::memcpy(bytes, &v, sizeof v);
+  out->append(bytes, sizeof v);
+}
+
+// A BYTES element in binary: its length (4 bytes, little-endian), then it.
+void AppendBytes(std::string* out, const std::string& s) {
+  Append<uint32_t>(out, static_cast<uint32_t>(s.size()));
+  out->append(s);
+}
+
 // One request's rows, answered as they arrive from the engine.
 struct Batch {
   std::mutex mu;
@@ -221,10 +513,11 @@ bool Api::HandleV2(const Request& request, const std::string& path,
   if (who == nullptr) return false;  // the rest needs authentication
   if (path == "/v2") {
     if (only(http::verb::get)) {
-      respond(internal::JsonResponse(request, http::status::ok,
-                                     {{"name", "eraser"},
-                                      {"version", "0.1.0"},
-                                      {"extensions", json::array()}}));
+      respond(internal::JsonResponse(
+          request, http::status::ok,
+          {{"name", "eraser"},
+           {"version", "0.1.0"},
+           {"extensions", json::array({"binary_tensor_data"})}}));
     }
     return true;
   }
@@ -261,11 +554,39 @@ bool Api::HandleV2(const Request& request, const std::string& path,
 
 void Api::V2Infer(const Request& request, const Principal& who,
                   Respond respond) {
-  // Open Inference Protocol clients may send no Content-Type.
-  if (!JsonBody(request, respond, /*undeclared_ok=*/true)) return;
+  const std::string_view body = request.body();
+  const auto header_length = request.find("Inference-Header-Content-Length");
+  const bool binary_form = header_length != request.end();
+  // Open Inference Protocol clients may send no Content-Type; the binary
+  // form may be declared application/octet-stream.
+  if (!JsonBody(request, respond, /*undeclared_ok=*/true,
+                /*octet_ok=*/binary_form)) {
+    return;
+  }
   TensorRequest req;
+  BinaryOutputs binary;
   std::string error;
-  if (!ParseTensorRequest(request.body(), &req, &error)) {
+  if (binary_form) {
+    std::size_t header_size = 0;
+    const auto value = header_length->value();
+    if (!HeaderLength(std::string_view(value.data(), value.size()), body.size(),
+                      &header_size)) {
+      return respond(internal::BadRequest(
+          request,
+          "Inference-Header-Content-Length must be the size in "
+          "bytes of the JSON header, at most the body's " +
+              std::to_string(body.size())));
+    }
+    if (!ParseBinaryForm(body, header_size, &req, &binary, &error)) {
+      return respond(internal::BadRequest(request, error));
+    }
+  } else if (body.find("binary_data") != std::string_view::npos) {
+    // Asks for binary outputs (or declares binary inputs without the
+    // header, which the reader refuses by name).
+    if (!ParseBinaryForm(body, body.size(), &req, &binary, &error)) {
+      return respond(internal::BadRequest(request, error));
+    }
+  } else if (!ParseTensorRequest(body, &req, &error)) {
     return respond(internal::BadRequest(request, error));
   }
   const unlearning::DatasetInfo& dataset = engine_->dataset();
@@ -293,7 +614,7 @@ void Api::V2Infer(const Request& request, const Principal& who,
   // Called once per row; the last one answers.
   std::shared_ptr<metrics::EngineMetrics> metrics = engine_->metrics();
   auto finish = [batch, shared_respond, version, keep_alive, model, names,
-                 wanted, details, id,
+                 wanted, details, id, binary,
                  metrics](std::size_t row, StatusOr<engine::Prediction> p) {
     {
       std::lock_guard<std::mutex> lock(batch->mu);
@@ -306,19 +627,27 @@ void Api::V2Infer(const Request& request, const Principal& who,
     json labels = json::array(), decisions = json::array(),
          classes = json::array(), margins = json::array(),
          certificates = json::array();
+    // The same outputs in binary (BinaryOutputs).
+    std::string label_bytes, decision_bytes, class_bytes, margin_bytes;
     for (const auto& r : batch->results) {
       if (!r->ok()) {
         return (*shared_respond)(
             internal::ErrorResponse(stub, r->status(), *metrics));
       }
       const engine::Prediction& pr = r->value();
+      const std::string decision = certify::DecisionName(pr.decision);
+      const std::string class_name =
+          pr.label >= 0 && static_cast<std::size_t>(pr.label) < names->size()
+              ? (*names)[pr.label]
+              : std::string();
       labels.push_back(pr.label);
-      decisions.push_back(certify::DecisionName(pr.decision));
-      classes.push_back(pr.label >= 0 && static_cast<std::size_t>(pr.label) <
-                                             names->size()
-                            ? (*names)[pr.label]
-                            : std::string());
+      decisions.push_back(decision);
+      classes.push_back(class_name);
       margins.push_back(pr.margin);
+      Append<int64_t>(&label_bytes, pr.label);
+      AppendBytes(&decision_bytes, decision);
+      AppendBytes(&class_bytes, class_name);
+      Append<int32_t>(&margin_bytes, static_cast<int32_t>(pr.margin));
       if (details) {
         json affected = json::array();
         for (ShardId s : pr.affected) affected.push_back(s.value());
@@ -328,20 +657,33 @@ void Api::V2Infer(const Request& request, const Principal& who,
       }
     }
     json outputs = json::array();
+    std::string tensors;  // the binary outputs' bytes, in output order
     for (const std::string& name : wanted) {
       json o = {{"name", name}, {"shape", {n}}};
+      json* data = nullptr;
+      const std::string* bytes = nullptr;
       if (name == "label") {
         o["datatype"] = "INT64";
-        o["data"] = labels;
+        data = &labels;
+        bytes = &label_bytes;
       } else if (name == "decision") {
         o["datatype"] = "BYTES";
-        o["data"] = decisions;
+        data = &decisions;
+        bytes = &decision_bytes;
       } else if (name == "class") {
         o["datatype"] = "BYTES";
-        o["data"] = classes;
+        data = &classes;
+        bytes = &class_bytes;
       } else {
         o["datatype"] = "INT32";
-        o["data"] = margins;
+        data = &margins;
+        bytes = &margin_bytes;
+      }
+      if (binary.Wants(name)) {
+        o["parameters"] = {{"binary_data_size", bytes->size()}};
+        tensors += *bytes;
+      } else {
+        o["data"] = std::move(*data);
       }
       outputs.push_back(std::move(o));
     }
@@ -350,8 +692,19 @@ void Api::V2Infer(const Request& request, const Principal& who,
                 {"outputs", std::move(outputs)}};
     if (!id.is_null()) out["id"] = id;
     if (details) out["parameters"] = {{"certificates", certificates}};
-    (*shared_respond)(
-        internal::JsonResponse(stub, http::status::ok, std::move(out)));
+    if (tensors.empty()) {
+      return (*shared_respond)(
+          internal::JsonResponse(stub, http::status::ok, std::move(out)));
+    }
+    const std::string header = JsonText(out);
+    Response res{http::status::ok, version};
+    res.set(http::field::server, "eraser");
+    res.set(http::field::content_type, "application/octet-stream");
+    res.set("Inference-Header-Content-Length", std::to_string(header.size()));
+    res.keep_alive(keep_alive);
+    res.body() = header + tensors;
+    res.prepare_payload();
+    (*shared_respond)(std::move(res));
   };
   for (std::size_t r = 0; r < rows.size(); ++r) {
     const Status admitted = engine_->InferAsync(

@@ -9,7 +9,9 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstring>
 #include <fstream>
+#include <map>
 #include <thread>
 
 #include "../engine/engine_fixture.h"
@@ -503,6 +505,259 @@ TEST_F(Served, ASlowClientIsCutOffWithoutHoldingAThread) {
   EXPECT_TRUE(closed);
   EXPECT_EQ(Metric(*engine_, "eraser_http_refused_total{reason=\"timeout\"}"),
             "1");
+}
+
+// ---- the binary tensor data extension --------------------------------------
+
+// Values of test rows `rows` as `datatype`, little-endian: raw pixels for
+// the unsigned types, negated ones for the signed types (so that a sign
+// read wrongly changes the answer), the engine's features for FP32/FP64.
+std::string RowBytes(const std::string& datatype,
+                     const std::vector<std::size_t>& rows, json* as_json) {
+  const datasets::Split& test = engine::testing::GetTemplate().data.test;
+  std::string out;
+  *as_json = json::array();
+  auto put = [&out](const auto v) {
+    char b[sizeof v];
+    std::memcpy(b, &v, sizeof v);
+    out.append(b, sizeof v);
+  };
+  for (std::size_t i : rows) {
+    if (datatype == "FP32" || datatype == "FP64") {
+      for (float v : engine::testing::Input(i)) {
+        if (datatype == "FP32") put(v);
+        if (datatype == "FP64") put(static_cast<double>(v));
+        as_json->push_back(v);
+      }
+      continue;
+    }
+    for (std::size_t f = 0; f < test.row_bytes(); ++f) {
+      const int v = test.row(i)[f];
+      const int s = datatype == "INT8" ? -(v / 2) : -v;  // signed types
+      if (datatype == "UINT8") put(static_cast<uint8_t>(v));
+      if (datatype == "INT8") put(static_cast<int8_t>(s));
+      if (datatype == "UINT16") put(static_cast<uint16_t>(v));
+      if (datatype == "INT16") put(static_cast<int16_t>(s));
+      if (datatype == "INT32") put(static_cast<int32_t>(s));
+      if (datatype == "INT64") put(static_cast<int64_t>(s));
+      as_json->push_back(datatype[0] == 'U' ? v : s);
+    }
+  }
+  return out;
+}
+
+// A response in the binary form: its JSON header and each output's bytes.
+struct BinaryAnswer {
+  json header;
+  std::map<std::string, std::string> bytes;
+};
+
+BinaryAnswer ReadBinary(const HttpResult& r) {
+  BinaryAnswer a;
+  const std::string length = r.header("Inference-Header-Content-Length");
+  EXPECT_FALSE(length.empty()) << "not in the binary form";
+  if (length.empty()) return a;
+  const std::size_t n = std::stoul(length);
+  EXPECT_LE(n, r.body.size());
+  a.header = json::parse(r.body.substr(0, n));
+  std::size_t offset = n;
+  for (const json& o : a.header["outputs"]) {
+    if (!o.contains("parameters")) continue;
+    const std::size_t size = o["parameters"]["binary_data_size"];
+    a.bytes[o["name"]] = r.body.substr(offset, size);
+    offset += size;
+  }
+  EXPECT_EQ(offset, r.body.size());
+  return a;
+}
+
+std::vector<int64_t> Int64s(const std::string& bytes) {
+  std::vector<int64_t> out(bytes.size() / 8);
+  std::memcpy(out.data(), bytes.data(), out.size() * 8);
+  return out;
+}
+
+// BYTES elements in binary: a 4-byte little-endian length, then the bytes.
+std::vector<std::string> Strings(const std::string& bytes) {
+  std::vector<std::string> out;
+  for (std::size_t p = 0; p + 4 <= bytes.size();) {
+    uint32_t n = 0;
+    std::memcpy(&n, bytes.data() + p, 4);
+    out.push_back(bytes.substr(p + 4, n));
+    p += 4 + n;
+  }
+  return out;
+}
+
+// What Triton's Python client sends by default (set_data_from_numpy, no
+// outputs named): the JSON header, then the tensor's bytes, and every
+// output asked for in binary. Each accepted datatype answers as the same
+// values sent as JSON.
+TEST_F(Served, OpenInferenceProtocolBinaryTensorsInAndOut) {
+  Start();
+  HttpResult server = Http(port_, "GET", "/v2");
+  EXPECT_EQ(server.json()["extensions"], json({"binary_tensor_data"}));
+  const std::vector<std::size_t> rows = {0, 5, 9};
+  for (const std::string& datatype :
+       std::vector<std::string>{"UINT8", "INT8", "UINT16", "INT16", "INT32",
+                                "INT64", "FP32", "FP64"}) {
+    SCOPED_TRACE(datatype);
+    json values;
+    const std::string bytes = RowBytes(datatype, rows, &values);
+    json tensor = {{"name", "input"},
+                   {"shape", {rows.size(), 28, 28}},
+                   {"datatype", datatype}};
+    json as_json = tensor;
+    as_json["data"] = values;
+    HttpResult plain = Http(port_, "POST", "/v2/models/eraser/infer",
+                            json{{"inputs", {as_json}}}.dump());
+    ASSERT_EQ(plain.status, 200) << plain.body.substr(0, 300);
+    std::map<std::string, json> want;
+    const json plain_answer = plain.json();
+    for (const json& o : plain_answer["outputs"]) want[o["name"]] = o["data"];
+
+    tensor["parameters"] = {{"binary_data_size", bytes.size()}};
+    const std::string header =
+        json{{"inputs", {tensor}},
+             {"parameters", {{"binary_data_output", true}}}}
+            .dump();
+    HttpResult r = Http(
+        port_, "POST", "/v2/models/eraser/infer", header + bytes,
+        {{"Inference-Header-Content-Length", std::to_string(header.size())},
+         {"Content-Type", "application/octet-stream"}});
+    ASSERT_EQ(r.status, 200) << r.body.substr(0, 300);
+    EXPECT_EQ(r.header("Content-Type"), "application/octet-stream");
+    BinaryAnswer a = ReadBinary(r);
+    EXPECT_EQ(a.header["model_name"], "eraser");
+    for (const json& o : a.header["outputs"]) {
+      EXPECT_FALSE(o.contains("data")) << o.dump();
+      EXPECT_EQ(o["shape"], json({3}));
+    }
+    EXPECT_EQ(json(Int64s(a.bytes["label"])), want["label"]);
+    EXPECT_EQ(json(Strings(a.bytes["decision"])), want["decision"]);
+    EXPECT_EQ(json(Strings(a.bytes["class"])), want["class"]);
+    if (datatype == "UINT8") {
+      for (std::size_t k = 0; k < rows.size(); ++k) {
+        EXPECT_EQ(Int64s(a.bytes["label"])[k], Plurality(rows[k]));
+      }
+    }
+  }
+}
+
+// Binary inputs with a JSON output, a JSON request with a binary output,
+// and the same bytes through curl --data-binary.
+TEST_F(Served, OpenInferenceProtocolMixesBinaryAndJsonTensors) {
+  Start();
+  json values;
+  const std::string bytes = RowBytes("UINT8", {4}, &values);
+  const json tensor = {{"name", "input"},
+                       {"shape", {1, 784}},
+                       {"datatype", "UINT8"},
+                       {"parameters", {{"binary_data_size", 784}}}};
+  const std::string header =
+      json{{"inputs", {tensor}},
+           {"outputs",
+            {{{"name", "label"}, {"parameters", {{"binary_data", false}}}}}}}
+          .dump();
+  // No Content-Type: the client declares none.
+  HttpResult r =
+      Http(port_, "POST", "/v2/models/eraser/infer", header + bytes,
+           {{"Inference-Header-Content-Length", std::to_string(header.size())},
+            {"Content-Type", ""}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_TRUE(r.header("Inference-Header-Content-Length").empty());
+  EXPECT_EQ(r.json()["outputs"][0]["data"][0], Plurality(4));
+
+  json json_tensor = tensor;
+  json_tensor.erase("parameters");
+  json_tensor["data"] = values;
+  HttpResult b =
+      Http(port_, "POST", "/v2/models/eraser/infer",
+           json{{"inputs", {json_tensor}},
+                {"outputs",
+                 {{{"name", "label"}, {"parameters", {{"binary_data", true}}}},
+                  {{"name", "decision"}}}}}
+               .dump());
+  ASSERT_EQ(b.status, 200) << b.body;
+  BinaryAnswer a = ReadBinary(b);
+  EXPECT_EQ(Int64s(a.bytes["label"]), std::vector<int64_t>{Plurality(4)});
+  EXPECT_EQ(a.header["outputs"][1]["data"], json({"clean"}));
+
+  const std::string file = dir_.Child("request.bin");
+  eraser::testing::WriteFileOrDie(file, header + bytes);
+  const std::string out =
+      Shell("curl -s --data-binary @'" + file +
+            "' -H 'Content-Type: "
+            "application/octet-stream' -H 'Inference-Header-Content-Length: " +
+            std::to_string(header.size()) + "' http://127.0.0.1:" +
+            std::to_string(port_) + "/v2/models/eraser/infer");
+  const json answer = json::parse(out, nullptr, false);
+  ASSERT_FALSE(answer.is_discarded()) << out;
+  EXPECT_EQ(answer["outputs"][0]["data"][0], Plurality(4));
+}
+
+// Malformed framing is a 400 that names the problem, decided before any
+// tensor byte is read.
+TEST_F(Served, OpenInferenceProtocolRefusesBadBinaryFraming) {
+  Start();
+  json values;
+  const std::string bytes = RowBytes("UINT8", {1}, &values);
+  auto header_for = [](const json& parameters) {
+    return json{{"inputs",
+                 {{{"name", "input"},
+                   {"shape", {1, 784}},
+                   {"datatype", "UINT8"},
+                   {"parameters", parameters}}}}}
+        .dump();
+  };
+  const std::string good = header_for({{"binary_data_size", 784}});
+  auto send = [&](const std::string& body, const std::string& length,
+                  const std::string& type = "application/octet-stream") {
+    Headers headers = {{"Content-Type", type}};
+    if (!length.empty()) {
+      headers.push_back({"Inference-Header-Content-Length", length});
+    }
+    return Http(port_, "POST", "/v2/models/eraser/infer", body, headers);
+  };
+  const std::string n = std::to_string(good.size());
+  struct Case {
+    HttpResult result;
+    std::string message;
+  };
+  const std::vector<Case> cases = {
+      {send(good + bytes, std::to_string(good.size() + 785)),
+       "Inference-Header-Content-Length must be"},
+      {send(good + bytes, "12x"), "Inference-Header-Content-Length must be"},
+      {send(good + bytes, n.substr(1)), "is not a JSON object"},
+      {send(good + bytes.substr(1), n), "declares 784 bytes"},
+      {send(good + bytes + "x", n), "1 bytes after the header"},
+      {send(header_for({{"binary_data_size", 700}}) + bytes.substr(0, 700),
+            std::to_string(header_for({{"binary_data_size", 700}}).size())),
+       "make 784"},
+      {send(header_for({{"binary_data_size", -1}}) + bytes,
+            std::to_string(header_for({{"binary_data_size", -1}}).size())),
+       "binary_data_size must be a number of bytes"},
+      {send(header_for({{"binary_data_size", "784"}}) + bytes,
+            std::to_string(header_for({{"binary_data_size", "784"}}).size())),
+       "binary_data_size must be a number of bytes"},
+      {send(good, "", "application/json"),
+       "needs the Inference-Header-Content-Length header"},
+  };
+  for (const Case& c : cases) {
+    EXPECT_EQ(c.result.status, 400) << c.message << ": " << c.result.body;
+    EXPECT_THAT(c.result.json()["error"].get<std::string>(),
+                HasSubstr(c.message));
+  }
+  // Both "data" and binary_data_size.
+  json both = json::parse(good);
+  both["inputs"][0]["data"] = values;
+  const std::string both_text = both.dump();
+  HttpResult r = send(both_text + bytes, std::to_string(both_text.size()));
+  EXPECT_EQ(r.status, 400);
+  EXPECT_THAT(r.body, HasSubstr("both"));
+  // The binary form may be octet-stream, never a type a browser sends
+  // across sites without asking.
+  EXPECT_EQ(send(good + bytes, n, "text/plain").status, 415);
 }
 
 }  // namespace

@@ -44,7 +44,14 @@ HttpResult HttpConnection::Send(const std::string& method,
     req.set(http::field::host, "127.0.0.1");
     req.set(http::field::content_type, "application/json");
     req.keep_alive(true);
-    for (const auto& [name, value] : headers) req.set(name, value);
+    // An empty value removes the header (a request without Content-Type).
+    for (const auto& [name, value] : headers) {
+      if (value.empty()) {
+        req.erase(name);
+      } else {
+        req.set(name, value);
+      }
+    }
     req.body() = body;
     req.prepare_payload();
     http::write(*stream_->tcp, req);

@@ -41,6 +41,8 @@ class HttpConnection {
                           std::chrono::milliseconds timeout = kPatience);
   ~HttpConnection();
 
+  // `headers` add to or replace the defaults (Host, Content-Type: JSON); an
+  // empty value removes one.
   HttpResult Send(const std::string& method, const std::string& target,
                   const std::string& body = "", const Headers& headers = {});
 

@@ -103,9 +103,10 @@ class Api {
   // preflight's 204).
   bool Admitted(const Request& request, const Respond& respond);
   // True when the body is declared JSON (Content-Type application/json),
-  // or declared nothing and `undeclared_ok`; otherwise a 415 was sent.
+  // or declared nothing and `undeclared_ok`, or application/octet-stream and
+  // `octet_ok` (the binary tensor data extension); otherwise a 415 was sent.
   bool JsonBody(const Request& request, const Respond& respond,
-                bool undeclared_ok = false);
+                bool undeclared_ok = false, bool octet_ok = false);
   // Sends 403 for `what` and counts it.
   void Forbid(const Request& request, const Principal& who,
               const std::string& what, const Respond& respond);
