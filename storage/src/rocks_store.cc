@@ -231,12 +231,18 @@ Status RocksStore::Writable() {
   // (GateListener) while it resumes. resume_mu_ only orders the writers
   // that resume.
   MutexLock lock(&resume_mu_);
-  uint64_t closes = 0;
-  if (!gate_->closed(&closes)) return OkStatus();  // another writer resumed
-  const Status resumed = FromRocks(db_->Resume(), "resume");
-  // RocksDB may have raised another error while it resumed: then the gate
-  // stays closed and the next write resumes again.
-  if (resumed.ok() && gate_->Opened(closes)) return OkStatus();
+  // RocksDB may raise another error while it resumes, or a write that
+  // failed before may report its (old) error meanwhile: then the gate stays
+  // closed. Resuming again tells the two apart; after a few tries the write
+  // is refused and the next one resumes again.
+  Status resumed;
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    uint64_t closes = 0;
+    if (!gate_->closed(&closes)) return OkStatus();  // another writer resumed
+    resumed = FromRocks(db_->Resume(), "resume");
+    if (!resumed.ok()) break;
+    if (gate_->Opened(closes)) return OkStatus();
+  }
   gate_->Refused();
   // The cause is still there: say what it is (a full disk is
   // kResourceExhausted), with what resuming said.
