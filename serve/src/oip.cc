@@ -172,29 +172,26 @@ std::size_t ElementSize(const std::string& datatype) {
 }
 
 template <typename T>
-double Load(const char* p) {
-  T v;
-  std::memcpy(&v, p, sizeof v);
-  return static_cast<double>(v);
+void DecodeAs(const char* p, std::size_t count, std::vector<double>* out) {
+  out->resize(count);
+  for (std::size_t i = 0; i < count; ++i, p += sizeof(T)) {
+    T v;
+    std::memcpy(&v, p, sizeof v);
+    (*out)[i] = static_cast<double>(v);
+  }
 }
 
 // `count` elements of `datatype` (ElementSize() > 0) from `p`.
 void Decode(const std::string& datatype, const char* p, std::size_t count,
             std::vector<double>* out) {
-  const std::size_t size = ElementSize(datatype);
-  out->resize(count);
-  for (std::size_t i = 0; i < count; ++i, p += size) {
-    double v = 0;
-    if (datatype == "UINT8") v = Load<uint8_t>(p);
-    if (datatype == "INT8") v = Load<int8_t>(p);
-    if (datatype == "UINT16") v = Load<uint16_t>(p);
-    if (datatype == "INT16") v = Load<int16_t>(p);
-    if (datatype == "INT32") v = Load<int32_t>(p);
-    if (datatype == "INT64") v = Load<int64_t>(p);
-    if (datatype == "FP32") v = Load<float>(p);
-    if (datatype == "FP64") v = Load<double>(p);
-    (*out)[i] = v;
-  }
+  if (datatype == "UINT8") return DecodeAs<uint8_t>(p, count, out);
+  if (datatype == "INT8") return DecodeAs<int8_t>(p, count, out);
+  if (datatype == "UINT16") return DecodeAs<uint16_t>(p, count, out);
+  if (datatype == "INT16") return DecodeAs<int16_t>(p, count, out);
+  if (datatype == "INT32") return DecodeAs<int32_t>(p, count, out);
+  if (datatype == "INT64") return DecodeAs<int64_t>(p, count, out);
+  if (datatype == "FP32") return DecodeAs<float>(p, count, out);
+  DecodeAs<double>(p, count, out);  // FP64
 }
 
 // Which outputs are answered in binary.
@@ -254,12 +251,18 @@ bool FlattenData(const json& data, int depth, std::vector<double>* out) {
 bool ParseBinaryForm(std::string_view body, std::size_t header_size,
                      TensorRequest* req, BinaryOutputs* binary,
                      std::string* error) {
-  const json j = json::parse(body.substr(0, header_size), nullptr,
-                             /*allow_exceptions=*/false);
+  const std::string_view header = body.substr(0, header_size);
+  // nlohmann::json would stop at a NUL byte and ignore what follows it.
+  const json j = header.find('\0') != std::string_view::npos
+                     ? json(json::value_t::discarded)
+                     : json::parse(header, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded() || !j.is_object()) {
-    *error = "the inference header (the body's first " +
-             std::to_string(header_size) +
-             " bytes, Inference-Header-Content-Length) is not a JSON object";
+    *error = header_size == body.size()
+                 ? "the body is not a JSON object"
+                 : "the inference header (the body's first " +
+                       std::to_string(header_size) +
+                       " bytes, Inference-Header-Content-Length) is not a "
+                       "JSON object";
     return false;
   }
   if (const auto id = j.find("id"); id != j.end() && id->is_string()) {
@@ -343,6 +346,12 @@ bool ParseBinaryForm(std::string_view body, std::size_t header_size,
       *error = where + "binary_data_size must be a number of bytes";
       return false;
     }
+    if (datatype.empty() || input.find("shape") == input.end()) {
+      *error = where +
+               "binary data needs the input's \"shape\" and "
+               "\"datatype\"";
+      return false;
+    }
     const uint64_t size = size_it->get<uint64_t>();
     const std::size_t element = ElementSize(datatype);
     if (element == 0) {
@@ -362,8 +371,8 @@ bool ParseBinaryForm(std::string_view body, std::size_t header_size,
       *error = where + "binary_data_size is " + std::to_string(size) +
                " bytes; its shape and datatype (" + datatype + ", " +
                std::to_string(element) + " bytes each) make " +
-               (count >= kMany ? std::string("more than 2^40 elements")
-                               : std::to_string(count * element));
+               (count >= kMany ? std::string("at least 2^40 elements")
+                               : std::to_string(count * element) + " bytes");
       return false;
     }
     if (size > body.size() - offset) {
@@ -567,6 +576,10 @@ void Api::V2Infer(const Request& request, const Principal& who,
   BinaryOutputs binary;
   std::string error;
   if (binary_form) {
+    if (request.count("Inference-Header-Content-Length") > 1) {
+      return respond(internal::BadRequest(
+          request, "Inference-Header-Content-Length appears twice"));
+    }
     std::size_t header_size = 0;
     const auto value = header_length->value();
     if (!HeaderLength(std::string_view(value.data(), value.size()), body.size(),
@@ -613,8 +626,11 @@ void Api::V2Infer(const Request& request, const Principal& who,
   const std::vector<std::string>* names = &dataset.class_names;
   // Called once per row; the last one answers.
   std::shared_ptr<metrics::EngineMetrics> metrics = engine_->metrics();
+  // Copied into each row's callback: one shared copy.
+  auto binary_outputs =
+      std::make_shared<const BinaryOutputs>(std::move(binary));
   auto finish = [batch, shared_respond, version, keep_alive, model, names,
-                 wanted, details, id, binary,
+                 wanted, details, id, binary_outputs,
                  metrics](std::size_t row, StatusOr<engine::Prediction> p) {
     {
       std::lock_guard<std::mutex> lock(batch->mu);
@@ -679,7 +695,7 @@ void Api::V2Infer(const Request& request, const Principal& who,
         data = &margins;
         bytes = &margin_bytes;
       }
-      if (binary.Wants(name)) {
+      if (binary_outputs->Wants(name)) {
         o["parameters"] = {{"binary_data_size", bytes->size()}};
         tensors += *bytes;
       } else {

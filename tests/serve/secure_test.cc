@@ -636,6 +636,9 @@ TEST_F(Served, OpenInferenceProtocolBinaryTensorsInAndOut) {
     EXPECT_EQ(json(Int64s(a.bytes["label"])), want["label"]);
     EXPECT_EQ(json(Strings(a.bytes["decision"])), want["decision"]);
     EXPECT_EQ(json(Strings(a.bytes["class"])), want["class"]);
+    std::vector<int32_t> margins(a.bytes["margin"].size() / 4);
+    std::memcpy(margins.data(), a.bytes["margin"].data(), margins.size() * 4);
+    EXPECT_EQ(json(margins), want["margin"]);
     if (datatype == "UINT8") {
       for (std::size_t k = 0; k < rows.size(); ++k) {
         EXPECT_EQ(Int64s(a.bytes["label"])[k], Plurality(rows[k]));
@@ -742,6 +745,24 @@ TEST_F(Served, OpenInferenceProtocolRefusesBadBinaryFraming) {
        "binary_data_size must be a number of bytes"},
       {send(good, "", "application/json"),
        "needs the Inference-Header-Content-Length header"},
+      // nlohmann::json would stop at the NUL and skip what follows.
+      {send(good + std::string(1, '\0') + "x" + bytes,
+            std::to_string(good.size() + 2)),
+       "is not a JSON object"},
+      {send(json{{"inputs",
+                  {{{"name", "input"},
+                    {"datatype", "UINT8"},
+                    {"parameters", {{"binary_data_size", 784}}}}}}}
+                    .dump() +
+                bytes,
+            std::to_string(
+                json{{"inputs",
+                      {{{"name", "input"},
+                        {"datatype", "UINT8"},
+                        {"parameters", {{"binary_data_size", 784}}}}}}}
+                    .dump()
+                    .size())),
+       "needs the input's \"shape\" and \"datatype\""},
   };
   for (const Case& c : cases) {
     EXPECT_EQ(c.result.status, 400) << c.message << ": " << c.result.body;
@@ -758,6 +779,16 @@ TEST_F(Served, OpenInferenceProtocolRefusesBadBinaryFraming) {
   // The binary form may be octet-stream, never a type a browser sends
   // across sites without asking.
   EXPECT_EQ(send(good + bytes, n, "text/plain").status, 415);
+  // The length twice.
+  const std::string raw =
+      "POST /v2/models/eraser/infer HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+      "Connection: close\r\nInference-Header-Content-Length: " +
+      n + "\r\nInference-Header-Content-Length: " + n +
+      "\r\nContent-Length: " + std::to_string(good.size() + bytes.size()) +
+      "\r\n\r\n" + good + bytes;
+  HttpResult dup = eraser::testing::HttpConnection(port_).SendRaw(raw);
+  EXPECT_EQ(dup.status, 400) << dup.body;
+  EXPECT_THAT(dup.body, HasSubstr("appears twice"));
 }
 
 }  // namespace
