@@ -5,6 +5,7 @@
 // next write resumes it without a reopen.
 #include <gtest/gtest.h>
 
+#include "deletions.h"
 #include "eraser/storage/store.h"
 #include "erasure_samples.h"
 #include "rocks_store.h"
@@ -12,13 +13,6 @@
 
 namespace eraser::storage {
 namespace {
-
-StatusOr<DeletionSeq> DeleteSample(Store& store, uint64_t id) {
-  const SampleId sample(id);
-  return store.AppendDeletion(DeletionTarget::Sample(sample),
-                              {{sample, ShardId(0), 0, OwnerId(id), false}},
-                              SystemClock::Default()->Now());
-}
 
 TEST(FullDisk, DeletionsAreRefusedThenResumeWhenSpaceReturns) {
   std::string why;
@@ -38,7 +32,7 @@ TEST(FullDisk, DeletionsAreRefusedThenResumeWhenSpaceReturns) {
     ASSERT_TRUE(
         (*store)->IngestSamples(erasure_fixture::ErasureViews(features)).ok());
     for (uint64_t id = 0; id < 5; ++id) {
-      StatusOr<DeletionSeq> seq = DeleteSample(**store, id);
+      StatusOr<DeletionSeq> seq = AppendSample(**store, id);
       ASSERT_TRUE(seq.ok()) << seq.status();
       acked.push_back(seq->value());
     }
@@ -47,15 +41,7 @@ TEST(FullDisk, DeletionsAreRefusedThenResumeWhenSpaceReturns) {
     const StoreCounters before = (*store)->Counters();
     // The log's last page may still have room: appends succeed until it is
     // used up, then fail.
-    Status first_failure;
-    for (uint64_t id = 1000; id < 100'000; ++id) {
-      StatusOr<DeletionSeq> seq = DeleteSample(**store, id);
-      if (!seq.ok()) {
-        first_failure = seq.status();
-        break;
-      }
-      acked.push_back(seq->value());
-    }
+    const Status first_failure = AppendUntilRefused(**store, 1000, &acked);
     ASSERT_FALSE(first_failure.ok()) << "the disk never filled";
     EXPECT_EQ(first_failure.code(), StatusCode::kResourceExhausted)
         << first_failure;
@@ -63,7 +49,7 @@ TEST(FullDisk, DeletionsAreRefusedThenResumeWhenSpaceReturns) {
     // tries Resume() first and writes nothing while RocksDB holds the
     // error (a write then could abort the process inside RocksDB).
     for (int attempt = 0; attempt < 3; ++attempt) {
-      StatusOr<DeletionSeq> refused = DeleteSample(**store, 50 + attempt);
+      StatusOr<DeletionSeq> refused = AppendSample(**store, 50 + attempt);
       ASSERT_FALSE(refused.ok());
       EXPECT_EQ(refused.status().code(), StatusCode::kResourceExhausted)
           << refused.status();
@@ -80,7 +66,7 @@ TEST(FullDisk, DeletionsAreRefusedThenResumeWhenSpaceReturns) {
     EXPECT_EQ(pending->size(), acked.size());
 
     disk->Free();
-    StatusOr<DeletionSeq> resumed = DeleteSample(**store, 60);
+    StatusOr<DeletionSeq> resumed = AppendSample(**store, 60);
     ASSERT_TRUE(resumed.ok()) << resumed.status();
     acked.push_back(resumed->value());
     EXPECT_GE((*store)->Counters().resumes, 1u);

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <thread>
 
+#include "deletions.h"
 #include "eraser/storage/store.h"
 #include "testing/postgres.h"
 #include "testing/small_disk.h"
@@ -22,12 +23,6 @@ std::unique_ptr<Store> OpenOrDie(const std::string& url) {
   StatusOr<std::unique_ptr<Store>> store = Store::Open({url});
   EXPECT_TRUE(store.ok()) << store.status();
   return store.ok() ? std::move(store).value() : nullptr;
-}
-
-StatusOr<DeletionSeq> AppendSample(Store& store, uint64_t id) {
-  return store.AppendDeletion(
-      DeletionTarget::Sample(SampleId(id)),
-      {{SampleId(id), ShardId(0), 0, OwnerId(id), false}}, FromUnixMicros(1));
 }
 
 // Two stores stand for two replicas: one numbering, one log, whoever appends.
@@ -191,15 +186,7 @@ TEST(PgStore, AFullDiskRefusesDeletionsThenTheStoreResumes) {
   ASSERT_GT(disk->Fill(), 0u);
   // The tables' last pages may still have room: appends succeed until a
   // table or index must grow.
-  Status first_failure;
-  for (uint64_t id = 1000; id < 100'000; ++id) {
-    StatusOr<DeletionSeq> seq = AppendSample(*store, id);
-    if (!seq.ok()) {
-      first_failure = seq.status();
-      break;
-    }
-    acked.push_back(seq->value());
-  }
+  const Status first_failure = AppendUntilRefused(*store, 1000, &acked);
   ASSERT_FALSE(first_failure.ok()) << "the disk never filled";
   EXPECT_EQ(first_failure.code(), StatusCode::kResourceExhausted)
       << first_failure;
