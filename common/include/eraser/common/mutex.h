@@ -9,6 +9,8 @@
 #ifndef ERASER_COMMON_MUTEX_H_
 #define ERASER_COMMON_MUTEX_H_
 
+#include <pthread.h>
+
 #include <condition_variable>
 #include <mutex>
 
@@ -44,6 +46,42 @@ class SCOPED_CAPABILITY MutexLock {
 
  private:
   Mutex* const mu_;
+};
+
+// A reader-writer lock: many holders share it, or one holds it alone. A
+// writer waiting keeps new readers out (glibc's default read-preferring
+// lock would let a stream of overlapping readers starve it). Not
+// reentrant: a holder must not take it again, shared or not.
+class CAPABILITY("mutex") SharedMutex {
+ public:
+  SharedMutex();
+  ~SharedMutex();
+  SharedMutex(const SharedMutex&) = delete;
+  SharedMutex& operator=(const SharedMutex&) = delete;
+
+  void Lock() ACQUIRE();
+  void Unlock() RELEASE();
+  void ReaderLock() ACQUIRE_SHARED();
+  void ReaderUnlock() RELEASE_SHARED();
+  // As Mutex::AssertHeld, for a shared hold (checks nothing at run time).
+  void AssertReaderHeld() const ASSERT_SHARED_CAPABILITY(this) {}
+
+ private:
+  pthread_rwlock_t rw_;
+};
+
+// Holds `mu` alone for its scope.
+class SCOPED_CAPABILITY WriterMutexLock {
+ public:
+  explicit WriterMutexLock(SharedMutex* mu) ACQUIRE(mu) : mu_(mu) {
+    mu_->Lock();
+  }
+  ~WriterMutexLock() RELEASE() { mu_->Unlock(); }
+  WriterMutexLock(const WriterMutexLock&) = delete;
+  WriterMutexLock& operator=(const WriterMutexLock&) = delete;
+
+ private:
+  SharedMutex* const mu_;
 };
 
 // A condition variable. As with abseil's, each wait names the Mutex it

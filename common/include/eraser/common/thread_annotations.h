@@ -22,11 +22,21 @@
 #define REQUIRES(...) \
   ERASER_THREAD_ANNOTATION_(requires_capability(__VA_ARGS__))
 #define EXCLUSIVE_LOCKS_REQUIRED(...) REQUIRES(__VA_ARGS__)
+#define REQUIRES_SHARED(...) \
+  ERASER_THREAD_ANNOTATION_(requires_shared_capability(__VA_ARGS__))
 #define ACQUIRE(...) ERASER_THREAD_ANNOTATION_(acquire_capability(__VA_ARGS__))
+#define ACQUIRE_SHARED(...) \
+  ERASER_THREAD_ANNOTATION_(acquire_shared_capability(__VA_ARGS__))
 #define RELEASE(...) ERASER_THREAD_ANNOTATION_(release_capability(__VA_ARGS__))
+#define RELEASE_SHARED(...) \
+  ERASER_THREAD_ANNOTATION_(release_shared_capability(__VA_ARGS__))
+#define RELEASE_GENERIC(...) \
+  ERASER_THREAD_ANNOTATION_(release_generic_capability(__VA_ARGS__))
 #define EXCLUDES(...) ERASER_THREAD_ANNOTATION_(locks_excluded(__VA_ARGS__))
 #define LOCKS_EXCLUDED(...) EXCLUDES(__VA_ARGS__)
 #define ASSERT_CAPABILITY(x) ERASER_THREAD_ANNOTATION_(assert_capability(x))
+#define ASSERT_SHARED_CAPABILITY(x) \
+  ERASER_THREAD_ANNOTATION_(assert_shared_capability(x))
 #define RETURN_CAPABILITY(x) ERASER_THREAD_ANNOTATION_(lock_returned(x))
 #define NO_THREAD_SAFETY_ANALYSIS \
   ERASER_THREAD_ANNOTATION_(no_thread_safety_analysis)
