@@ -36,6 +36,8 @@ Status RocksStore::AddOwed(Family f, const std::vector<ShardId>& shards,
 
 Status RocksStore::Apply(const ApplyBatch& batch, bool* committed) {
   if (committed != nullptr) *committed = false;
+  DbLock db(this, DbLock::kWrite);
+  RETURN_IF_ERROR(db.status());
   std::vector<ShardId> sample_shards;
   std::vector<ShardId> checkpoint_shards;
   {
@@ -43,7 +45,8 @@ Status RocksStore::Apply(const ApplyBatch& batch, bool* committed) {
     rocksdb::WriteBatch writes;
     for (const Checkpoint& c : batch.checkpoints) {
       RETURN_IF_ERROR(CheckNewer(c, [this](ShardId shard, uint32_t slice) {
-        return GetCheckpoint(shard, slice);
+        db_mu_.AssertReaderHeld();
+        return GetCheckpointLocked(shard, slice);
       }));
       RETURN_IF_ERROR(FromRocks(
           writes.Put(cf(kCheckpoints), CheckpointKey(c.shard, c.slice),
@@ -66,10 +69,16 @@ Status RocksStore::Apply(const ApplyBatch& batch, bool* committed) {
     if (committed != nullptr) *committed = true;
   }
   ERASER_SYNC_POINT("RocksStore::Apply:Committed");
-  return FinishErasure();
+  return FinishErasureLocked();
 }
 
 Status RocksStore::FinishErasure() {
+  DbLock db(this, DbLock::kMaybeWrite);
+  RETURN_IF_ERROR(db.status());
+  return FinishErasureLocked();
+}
+
+Status RocksStore::FinishErasureLocked() {
   MutexLock lock(&erasure_mu_);
   std::vector<std::string> keys;
   std::vector<ShardId> by_family[kNumFamilies];
@@ -117,6 +126,9 @@ StatusOr<std::unique_ptr<Store::ShardClaim>> RocksStore::TryClaimShard(
 }
 
 bool RocksStore::ErasureOwed() {
+  DbLock db(this, DbLock::kRead);
+  // Without a database, nothing says the debt was paid.
+  if (!db.status().ok()) return true;
   std::unique_ptr<rocksdb::Iterator> it(
       db_->NewIterator(rocksdb::ReadOptions(), cf(kMeta)));
   it->Seek(kOwedPrefix);

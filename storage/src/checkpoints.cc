@@ -6,6 +6,8 @@
 namespace eraser::storage::internal {
 
 Status RocksStore::PutCheckpoint(const Checkpoint& checkpoint) {
+  DbLock db(this, DbLock::kWrite);
+  RETURN_IF_ERROR(db.status());
   rocksdb::WriteBatch batch;
   RETURN_IF_ERROR(
       FromRocks(batch.Put(cf(kCheckpoints),
@@ -17,6 +19,13 @@ Status RocksStore::PutCheckpoint(const Checkpoint& checkpoint) {
 }
 
 StatusOr<Checkpoint> RocksStore::GetCheckpoint(ShardId shard, uint32_t slice) {
+  DbLock db(this, DbLock::kRead);
+  RETURN_IF_ERROR(db.status());
+  return GetCheckpointLocked(shard, slice);
+}
+
+StatusOr<Checkpoint> RocksStore::GetCheckpointLocked(ShardId shard,
+                                                     uint32_t slice) {
   ASSIGN_OR_RETURN(std::string value,
                    Get(kCheckpoints, CheckpointKey(shard, slice),
                        CheckpointName(shard, slice)));
@@ -24,6 +33,8 @@ StatusOr<Checkpoint> RocksStore::GetCheckpoint(ShardId shard, uint32_t slice) {
 }
 
 Status RocksStore::DeleteCheckpoints(ShardId shard, uint32_t first_slice) {
+  DbLock db(this, DbLock::kWrite);
+  RETURN_IF_ERROR(db.status());
   const std::string begin = CheckpointKey(shard, first_slice);
   const std::string end = ShardPrefix(ShardId(shard.value() + 1));
   rocksdb::WriteBatch batch;

@@ -11,6 +11,8 @@ StatusOr<DeletionSeq> RocksStore::AppendDeletion(
     const DeletionTarget& target, const std::vector<SampleLocation>& samples,
     TimePoint arrival) {
   DeletionRecord record = NewDeletion(target, samples, arrival);
+  DbLock db(this, DbLock::kWrite);
+  RETURN_IF_ERROR(db.status());
   // The lock covers allocation and the synced write together, so numbers are
   // issued in the order they become durable and none is skipped or reused.
   // Its cost is one fsync per deletion, which group commit cannot hide here;
@@ -29,6 +31,8 @@ StatusOr<DeletionSeq> RocksStore::AppendDeletion(
 }
 
 StatusOr<std::vector<DeletionRecord>> RocksStore::PendingDeletions() {
+  DbLock db(this, DbLock::kRead);
+  RETURN_IF_ERROR(db.status());
   std::vector<DeletionRecord> out;
   std::unique_ptr<rocksdb::Iterator> it(
       db_->NewIterator(rocksdb::ReadOptions(), cf(kDeletions)));
@@ -48,6 +52,8 @@ StatusOr<std::vector<DeletionRecord>> RocksStore::PendingDeletions() {
 
 StatusOr<std::vector<DeletionRecord>> RocksStore::DeletionsAfter(
     DeletionSeq seq) {
+  DbLock db(this, DbLock::kRead);
+  RETURN_IF_ERROR(db.status());
   std::vector<DeletionRecord> out;
   std::unique_ptr<rocksdb::Iterator> it(
       db_->NewIterator(rocksdb::ReadOptions(), cf(kDeletions)));
@@ -69,6 +75,12 @@ DeletionSeq RocksStore::LastDeletionSeq() {
 }
 
 StatusOr<DeletionRecord> RocksStore::GetDeletion(DeletionSeq seq) {
+  DbLock db(this, DbLock::kRead);
+  RETURN_IF_ERROR(db.status());
+  return GetDeletionLocked(seq);
+}
+
+StatusOr<DeletionRecord> RocksStore::GetDeletionLocked(DeletionSeq seq) {
   ASSIGN_OR_RETURN(std::string value,
                    Get(kDeletions, U64Key(seq.value()),
                        "deletion " + std::to_string(seq.value())));
@@ -79,10 +91,12 @@ Status RocksStore::AddDeletionUpdates(
     const std::vector<DeletionSeq>& applied, TimePoint applied_at,
     const std::vector<ApplyBatch::Exclusion>& excluded,
     rocksdb::WriteBatch* batch) {
-  ASSIGN_OR_RETURN(auto records, UpdateDeletions(applied, applied_at, excluded,
-                                                 [this](DeletionSeq seq) {
-                                                   return GetDeletion(seq);
-                                                 }));
+  ASSIGN_OR_RETURN(
+      auto records,
+      UpdateDeletions(applied, applied_at, excluded, [this](DeletionSeq seq) {
+        db_mu_.AssertReaderHeld();
+        return GetDeletionLocked(seq);
+      }));
   for (const auto& [seq, r] : records) {
     RETURN_IF_ERROR(FromRocks(
         batch->Put(cf(kDeletions), U64Key(seq.value()), EncodeDeletion(r)),
@@ -93,6 +107,8 @@ Status RocksStore::AddDeletionUpdates(
 
 Status RocksStore::MarkApplied(const std::vector<DeletionSeq>& seqs,
                                TimePoint applied_at) {
+  DbLock db(this, DbLock::kWrite);
+  RETURN_IF_ERROR(db.status());
   MutexLock lock(&apply_mu_);
   rocksdb::WriteBatch batch;
   RETURN_IF_ERROR(AddDeletionUpdates(seqs, applied_at, {}, &batch));

@@ -6,7 +6,9 @@
 #include <rocksdb/options.h>
 #include <rocksdb/write_batch.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdarg>
 #include <cstdio>
@@ -189,30 +191,334 @@ void WriteGate::Refused() {
   ++failures_;
 }
 
-void WriteGate::Counts(uint64_t* failures, uint64_t* resumes) const {
+void WriteGate::Fatal(Status why) {
+  MutexLock lock(&mu_);
+  failed_ = true;
+  fatal_ = true;
+  ++closes_;
+  last_ = std::move(why);
+}
+
+bool WriteGate::fatal() const {
+  MutexLock lock(&mu_);
+  return fatal_;
+}
+
+void WriteGate::Reopening() {
+  MutexLock lock(&mu_);
+  failed_ = false;
+  fatal_ = false;
+  last_ = OkStatus();
+}
+
+void WriteGate::Reopened() {
+  MutexLock lock(&mu_);
+  ++reopens_;
+}
+
+void WriteGate::Counts(uint64_t* failures, uint64_t* resumes,
+                       uint64_t* reopens) const {
   MutexLock lock(&mu_);
   *failures = failures_;
   *resumes = resumes_;
+  if (reopens != nullptr) *reopens = reopens_;
 }
 
-RocksStore::RocksStore(std::unique_ptr<rocksdb::DB> db,
-                       std::vector<rocksdb::ColumnFamilyHandle*> handles,
-                       DeletionSeq last_seq,
-                       std::shared_ptr<rocksdb::Statistics> statistics,
+namespace {
+
+// Closes `db`; a failure has no caller to report to, and the write-ahead
+// log already holds every synced write.
+void CloseDb(std::unique_ptr<rocksdb::DB>* db,
+             std::vector<rocksdb::ColumnFamilyHandle*>* handles) {
+  if (*db == nullptr) return;
+  for (rocksdb::ColumnFamilyHandle* h : *handles) {
+    (*db)->DestroyColumnFamilyHandle(h).PermitUncheckedError();
+  }
+  handles->clear();
+  // Close waits for background compactions.
+  (*db)->Close().PermitUncheckedError();
+  db->reset();
+}
+
+// The last sequence number in the deletion log of `db`.
+StatusOr<uint64_t> LastSeq(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* log,
+                           const std::string& path) {
+  std::unique_ptr<rocksdb::Iterator> it(
+      db->NewIterator(rocksdb::ReadOptions(), log));
+  it->SeekToLast();
+  if (!it->Valid()) {
+    RETURN_IF_ERROR(FromRocks(it->status(), "read deletion log"));
+    return 0;
+  }
+  Decoder d(it->key().ToStringView());
+  const uint64_t seq = d.U64();
+  if (!d.Finish()) return DataLossError(path + ": corrupt deletion log key");
+  return seq;
+}
+
+}  // namespace
+
+StatusOr<RocksStore::OpenDb> RocksStore::Open(const OpenParams& params) {
+  OpenDb out;
+  rocksdb::DB* raw = nullptr;
+  RETURN_IF_ERROR(
+      FromRocks(rocksdb::DB::Open(params.options, params.path, params.families,
+                                  &out.handles, &raw),
+                "open " + params.path));
+  out.db.reset(raw);
+  StatusOr<uint64_t> last =
+      LastSeq(out.db.get(), out.handles[kDeletions], params.path);
+  if (!last.ok()) {
+    CloseDb(&out.db, &out.handles);
+    return last.status();
+  }
+  out.last_seq = *last;
+  return out;
+}
+
+RocksStore::RocksStore(OpenParams params, OpenDb opened,
                        std::shared_ptr<WriteGate> gate)
-    : db_(std::move(db)),
-      handles_(std::move(handles)),
-      statistics_(std::move(statistics)),
+    : params_(std::move(params)),
+      db_(std::move(opened.db)),
+      handles_(std::move(opened.handles)),
+      statistics_(params_.options.statistics),
       gate_(std::move(gate)),
-      last_seq_(last_seq.value()) {}
+      last_seq_(opened.last_seq) {}
 
 RocksStore::~RocksStore() {
-  for (rocksdb::ColumnFamilyHandle* h : handles_) {
-    db_->DestroyColumnFamilyHandle(h).PermitUncheckedError();
+  WriterMutexLock lock(&db_mu_);
+  CloseDb(&db_, &handles_);
+}
+
+RocksStore::DbLock::DbLock(RocksStore* store, Access access) : store_(store) {
+  const bool tried = access != kRead && store->ReopenIfFatal(true);
+  store->db_mu_.ReaderLock();
+  if (store->db_ == nullptr) {
+    // A failed reopen left no database open: a read tries again too.
+    store->db_mu_.ReaderUnlock();
+    store->ReopenIfFatal(false);
+    store->db_mu_.ReaderLock();
   }
-  // Close waits for background compactions; a failure here has no caller to
-  // report to, and the write-ahead log already holds every synced write.
-  db_->Close().PermitUncheckedError();
+  status_ = store->HasDb();
+  if (!status_.ok() || access != kWrite) return;
+  status_ = store->Writable();
+  if (status_.ok() || tried || !store->gate_->fatal()) return;
+  // Resuming found an error RocksDB cannot resume from: reopen, and try
+  // once more.
+  store->db_mu_.ReaderUnlock();
+  store->ReopenIfFatal(true);
+  store->db_mu_.ReaderLock();
+  status_ = store->HasDb();
+  if (status_.ok()) status_ = store->Writable();
+}
+
+RocksStore::DbLock::~DbLock() { store_->db_mu_.ReaderUnlock(); }
+
+Status RocksStore::HasDb() const {
+  if (db_ != nullptr) return OkStatus();
+  return ReopenFailed();
+}
+
+Status RocksStore::ReopenFailed() const {
+  return Status(reopen_error_.code() == StatusCode::kResourceExhausted
+                    ? StatusCode::kResourceExhausted
+                    : StatusCode::kUnavailable,
+                "the store takes no write until it reopens after a fatal "
+                "RocksDB error; the last reopen failed: " +
+                    reopen_error_.message());
+}
+
+namespace {
+
+// Reopening writes a new log and manifest and the replayed log's tables:
+// with less free space than this it is not tried (it would fail, and cost
+// every write a replay of the log while holding the store alone).
+constexpr uint64_t kReopenMinFreeBytes = 4 << 20;
+
+// The WriteBatch::Handler that lists the keys a batch touches.
+class KeysOf final : public rocksdb::WriteBatch::Handler {
+ public:
+  struct Key {
+    uint32_t family;
+    std::string key;
+    std::string range_end;  // set for a range deletion
+    bool range = false;
+  };
+  std::vector<Key> keys;
+
+  rocksdb::Status PutCF(uint32_t family, const rocksdb::Slice& key,
+                        const rocksdb::Slice&) override {
+    return Add(family, key);
+  }
+  rocksdb::Status DeleteCF(uint32_t family,
+                           const rocksdb::Slice& key) override {
+    return Add(family, key);
+  }
+  rocksdb::Status SingleDeleteCF(uint32_t family,
+                                 const rocksdb::Slice& key) override {
+    return Add(family, key);
+  }
+  rocksdb::Status MergeCF(uint32_t family, const rocksdb::Slice& key,
+                          const rocksdb::Slice&) override {
+    return Add(family, key);
+  }
+  rocksdb::Status DeleteRangeCF(uint32_t family, const rocksdb::Slice& begin,
+                                const rocksdb::Slice& end) override {
+    keys.push_back({family, begin.ToString(), end.ToString(), true});
+    return rocksdb::Status::OK();
+  }
+
+ private:
+  rocksdb::Status Add(uint32_t family, const rocksdb::Slice& key) {
+    keys.push_back({family, key.ToString(), "", false});
+    return rocksdb::Status::OK();
+  }
+};
+
+}  // namespace
+
+void RocksStore::RememberUndo(const rocksdb::WriteBatch& failed) {
+  KeysOf touched;
+  bool read = failed.Iterate(&touched).ok();
+  rocksdb::WriteBatch undo;
+  for (const KeysOf::Key& k : touched.keys) {
+    if (!read) break;
+    rocksdb::ColumnFamilyHandle* family = nullptr;
+    for (rocksdb::ColumnFamilyHandle* h : handles_) {
+      if (h->GetID() == k.family) family = h;
+    }
+    if (family == nullptr) {
+      read = false;
+      break;
+    }
+    if (k.range) {
+      // What the range holds now goes back.
+      rocksdb::Slice upper(k.range_end);
+      rocksdb::ReadOptions options;
+      options.iterate_upper_bound = &upper;
+      std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(options, family));
+      for (it->Seek(k.key); it->Valid(); it->Next()) {
+        read = read && undo.Put(family, it->key(), it->value()).ok();
+      }
+      read = read && it->status().ok();
+      continue;
+    }
+    std::string value;
+    const rocksdb::Status s =
+        db_->Get(rocksdb::ReadOptions(), family, k.key, &value);
+    if (s.ok()) {
+      read = undo.Put(family, k.key, value).ok();
+    } else if (s.IsNotFound()) {
+      read = undo.Delete(family, k.key).ok();
+    } else {
+      read = false;
+    }
+  }
+  MutexLock lock(&undo_mu_);
+  if (read) {
+    undo_.push_back(undo.Data());
+  } else {
+    undo_lost_ = true;
+  }
+}
+
+void RocksStore::ForgetUndo() {
+  MutexLock lock(&undo_mu_);
+  undo_.clear();
+  undo_lost_ = false;
+}
+
+bool RocksStore::ReopenIfFatal(bool for_write) {
+  if (!gate_->fatal()) return false;
+  WriterMutexLock lock(&db_mu_);
+  if (!gate_->fatal()) return false;  // another operation reopened it
+  // A database that holds a fatal error, or is open read-only, still
+  // reads: only a write, or a read with no database open, reopens.
+  if (!for_write && db_ != nullptr) return false;
+  // RocksDB holds an error it cannot resume from (some failures, such as
+  // creating a new log during a memtable switch, are fatal in RocksDB 7.8)
+  // and refuses every write until the database is opened again: close it
+  // and open it again, as a restart would, without one. Opening recovers
+  // the write-ahead log, so every synced write is there.
+  const Status why = gate_->last();
+  MutexLock undo_lock(&undo_mu_);
+  if (undo_lost_) {
+    reopen_error_ = InternalError(
+        "a failed write could not be undone, so only a restart recovers "
+        "the store (after: " +
+        why.message() + ")");
+    return false;
+  }
+  struct statvfs fs;
+  if (::statvfs(params_.path.c_str(), &fs) == 0 &&
+      static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize < kReopenMinFreeBytes) {
+    reopen_error_ = ResourceExhaustedError(
+        params_.path + " has under 4 MiB free (the disk is full)");
+    return false;
+  }
+  CloseDb(&db_, &handles_);
+  read_only_ = false;
+  gate_->Reopening();
+  StatusOr<OpenDb> opened = Open(params_);
+  Status ready = opened.status();
+  if (ready.ok()) {
+    // The writes that failed go back to what they found, newest first: the
+    // log may have replayed them.
+    for (auto it = undo_.rbegin(); it != undo_.rend() && ready.ok(); ++it) {
+      rocksdb::WriteBatch undo(*it);
+      rocksdb::WriteOptions synced;
+      synced.sync = true;
+      ready =
+          FromRocks(opened->db->Write(synced, &undo), "undo a failed write");
+    }
+    if (ready.ok()) {
+      StatusOr<uint64_t> last =
+          LastSeq(opened->db.get(), opened->handles[kDeletions], params_.path);
+      MutexLock append(&append_mu_);
+      if (!last.ok()) {
+        ready = last.status();
+      } else if (*last != last_seq_) {
+        // Fewer: an acknowledged deletion is gone; more: a failed one is
+        // back. Neither may be served.
+        ready = DataLossError(
+            "the deletion log ends at " + std::to_string(*last) +
+            " after reopening, the store had acknowledged up to " +
+            std::to_string(last_seq_));
+      }
+    }
+    if (!ready.ok()) CloseDb(&opened->db, &opened->handles);
+  }
+  if (!ready.ok()) {
+    gate_->Fatal(ready);
+    reopen_error_ = ready;
+    std::fprintf(stderr,
+                 "eraser: %s: reopening the store after \"%s\" failed "
+                 "(tried again at the next write): %s\n",
+                 params_.path.c_str(), why.message().c_str(),
+                 ready.ToString().c_str());
+    // Opening writes (a new log and manifest), which a full disk refuses.
+    // Open it read-only meanwhile, so reads go on.
+    rocksdb::DB* raw = nullptr;
+    const rocksdb::Status s = rocksdb::DB::OpenForReadOnly(
+        params_.options, params_.path, params_.families, &handles_, &raw);
+    if (s.ok()) {
+      db_.reset(raw);
+      read_only_ = true;
+    } else {
+      handles_.clear();
+      std::fprintf(stderr, "eraser: %s: opening it read-only failed too: %s\n",
+                   params_.path.c_str(), s.ToString().c_str());
+    }
+    return true;
+  }
+  db_ = std::move(opened->db);
+  handles_ = std::move(opened->handles);
+  reopen_error_ = OkStatus();
+  undo_.clear();
+  gate_->Reopened();
+  std::fprintf(stderr, "eraser: %s: store reopened after \"%s\"\n",
+               params_.path.c_str(), why.message().c_str());
+  return true;
 }
 
 Status RocksStore::Failed(const rocksdb::Status& status,
@@ -223,6 +529,10 @@ Status RocksStore::Failed(const rocksdb::Status& status,
 }
 
 Status RocksStore::Writable() {
+  if (read_only_) {
+    gate_->Refused();
+    return ReopenFailed();
+  }
   if (!gate_->closed()) return OkStatus();
   // RocksDB keeps the error until it has resumed; a write before that
   // could trip an assertion in RocksDB itself. Resume() succeeds once the
@@ -239,7 +549,14 @@ Status RocksStore::Writable() {
   for (int attempt = 0; attempt < 3; ++attempt) {
     uint64_t closes = 0;
     if (!gate_->closed(&closes)) return OkStatus();  // another writer resumed
-    resumed = FromRocks(db_->Resume(), "resume");
+    const rocksdb::Status s = db_->Resume();
+    if (s.ok()) ForgetUndo();  // its flush retired the failed writes' log
+    resumed = FromRocks(s, "resume");
+    if (s.severity() > rocksdb::Status::Severity::kHardError) {
+      // RocksDB will not resume from this: the next operation reopens it.
+      gate_->Fatal(resumed);
+      break;
+    }
     if (!resumed.ok()) break;
     if (gate_->Opened(closes)) return OkStatus();
   }
@@ -279,7 +596,14 @@ Status RocksStore::Write(rocksdb::WriteBatch* batch, bool sync,
   rocksdb::WriteOptions options;
   options.sync = sync;
   s = db_->Write(options, batch);
-  if (!s.ok()) return Failed(s, context);
+  if (!s.ok()) {
+    RememberUndo(*batch);
+    return Failed(s, context);
+  }
+  // Writes succeed again only after a Resume() (which retired the log) or
+  // a reopen (which undid them): an undo kept past this write could
+  // revert it.
+  ForgetUndo();
   return OkStatus();
 }
 
@@ -288,7 +612,7 @@ StoreCounters RocksStore::Counters() {
   if (statistics_ != nullptr) {
     c.wal_syncs = statistics_->getTickerCount(rocksdb::WAL_FILE_SYNCED);
   }
-  gate_->Counts(&c.failed_writes, &c.resumes);
+  gate_->Counts(&c.failed_writes, &c.resumes, &c.reopens);
   return c;
 }
 
@@ -304,8 +628,10 @@ StatusOr<std::string> RocksStore::Get(Family f, std::string_view key,
 
 Status RocksStore::InitConfig(const StoreConfig& config) {
   if (config.empty()) return InvalidArgumentError("empty configuration");
+  DbLock db(this, DbLock::kMaybeWrite);
+  RETURN_IF_ERROR(db.status());
   MutexLock lock(&apply_mu_);
-  StatusOr<StoreConfig> read = ReadConfig();
+  StatusOr<StoreConfig> read = ReadConfigLocked();
   if (!read.ok()) {
     if (read.status().code() != StatusCode::kNotFound) return read.status();
     rocksdb::WriteBatch batch;
@@ -319,6 +645,12 @@ Status RocksStore::InitConfig(const StoreConfig& config) {
 }
 
 StatusOr<StoreConfig> RocksStore::ReadConfig() {
+  DbLock db(this, DbLock::kRead);
+  RETURN_IF_ERROR(db.status());
+  return ReadConfigLocked();
+}
+
+StatusOr<StoreConfig> RocksStore::ReadConfigLocked() {
   StoreConfig config;
   std::unique_ptr<rocksdb::Iterator> it(
       db_->NewIterator(rocksdb::ReadOptions(), cf(kMeta)));
@@ -334,16 +666,27 @@ StatusOr<StoreConfig> RocksStore::ReadConfig() {
 }
 
 Status RocksStore::PutMeta(const std::string& key, const std::string& value) {
+  DbLock db(this, DbLock::kWrite);
+  RETURN_IF_ERROR(db.status());
+  return PutMetaLocked(key, value);
+}
+
+Status RocksStore::PutMetaLocked(const std::string& key,
+                                 const std::string& value) {
   rocksdb::WriteBatch batch;
   RETURN_IF_ERROR(FromRocks(batch.Put(cf(kMeta), key, value), "put meta"));
   return Write(&batch, /*sync=*/true, "put meta " + key);
 }
 
 StatusOr<std::string> RocksStore::GetMeta(const std::string& key) {
+  DbLock db(this, DbLock::kRead);
+  RETURN_IF_ERROR(db.status());
   return Get(kMeta, key, "meta " + key);
 }
 
 Status RocksStore::PutAudit(uint64_t request_id, const std::string& record) {
+  DbLock db(this, DbLock::kWrite);
+  RETURN_IF_ERROR(db.status());
   rocksdb::WriteBatch batch;
   RETURN_IF_ERROR(FromRocks(batch.Put(cf(kAudit), U64Key(request_id), record),
                             "put audit"));
@@ -352,6 +695,8 @@ Status RocksStore::PutAudit(uint64_t request_id, const std::string& record) {
 }
 
 StatusOr<std::string> RocksStore::GetAudit(uint64_t request_id) {
+  DbLock db(this, DbLock::kRead);
+  RETURN_IF_ERROR(db.status());
   return Get(kAudit, U64Key(request_id),
              "audit record " + std::to_string(request_id));
 }
@@ -395,33 +740,19 @@ StatusOr<std::unique_ptr<Store>> OpenRocksStore(const StoreOptions& options,
   cf_options.compression = rocksdb::kNoCompression;
   cf_options.bottommost_compression = rocksdb::kNoCompression;
 
-  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+  RocksStore::OpenParams params;
+  params.path = options.path;
+  params.options = db_options;
   for (const char* name : kFamilyNames) {
-    descriptors.emplace_back(name, cf_options);
+    params.families.emplace_back(name, cf_options);
   }
-  std::vector<rocksdb::ColumnFamilyHandle*> handles;
-  rocksdb::DB* raw = nullptr;
-  RETURN_IF_ERROR(FromRocks(
-      rocksdb::DB::Open(db_options, options.path, descriptors, &handles, &raw),
-      "open " + options.path));
-  std::unique_ptr<rocksdb::DB> db(raw);
-
-  uint64_t last_seq = 0;
-  {
-    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(
-        rocksdb::ReadOptions(), handles[RocksStore::kDeletions]));
-    it->SeekToLast();
-    if (it->Valid()) {
-      Decoder d(it->key().ToStringView());
-      last_seq = d.U64();
-      if (!d.Finish()) {
-        return DataLossError(options.path + ": corrupt deletion log key");
-      }
-    }
-  }
-  auto store = std::make_unique<RocksStore>(std::move(db), std::move(handles),
-                                            DeletionSeq(last_seq),
-                                            db_options.statistics, gate);
+  ASSIGN_OR_RETURN(RocksStore::OpenDb opened, RocksStore::Open(params));
+  // A reopen in place opens what is there: a directory emptied or
+  // remounted meanwhile is an error, not a new store.
+  params.options.create_if_missing = false;
+  params.options.create_missing_column_families = false;
+  auto store =
+      std::make_unique<RocksStore>(std::move(params), std::move(opened), gate);
   StatusOr<std::string> format = store->GetMeta(kFormatKey);
   if (format.ok() && *format != kFormatVersion) {
     return FailedPreconditionError(options.path + " uses storage format " +

@@ -32,8 +32,8 @@ std::string CheckpointKey(ShardId shard, uint32_t slice);
 
 // Opens (or creates) the RocksDB store in the directory options.path.
 // `env`, when not null, is the RocksDB environment to use instead of the
-// default (tests: a file system that injects faults,
-// tests/storage/fault_sweep_test.cc); it must outlive the store.
+// default (tests: a file system that injects faults, tests/storage/
+// fault_fs.h); it must outlive the store.
 StatusOr<std::unique_ptr<Store>> OpenRocksStore(const StoreOptions& options,
                                                 rocksdb::Env* env = nullptr);
 
@@ -64,14 +64,27 @@ class WriteGate {
   bool Opened(uint64_t closes);
   // A write refused while closed.
   void Refused();
-  void Counts(uint64_t* failures, uint64_t* resumes) const;
+  // RocksDB cannot resume from the error that closed the gate (a fatal
+  // error: Resume() returns it for ever); only reopening the database
+  // clears it (RocksStore::ReopenIfFatal). Closes the gate too.
+  void Fatal(Status why);
+  bool fatal() const;
+  // The database is about to be opened again: opens the gate, so that an
+  // error the new database raises while it opens closes it again.
+  void Reopening();
+  // The database was opened again (counted).
+  void Reopened();
+  void Counts(uint64_t* failures, uint64_t* resumes,
+              uint64_t* reopens = nullptr) const;
 
  private:
   mutable Mutex mu_;
   bool failed_ GUARDED_BY(mu_) = false;
+  bool fatal_ GUARDED_BY(mu_) = false;
   uint64_t closes_ GUARDED_BY(mu_) = 0;
   uint64_t failures_ GUARDED_BY(mu_) = 0;
   uint64_t resumes_ GUARDED_BY(mu_) = 0;
+  uint64_t reopens_ GUARDED_BY(mu_) = 0;
   Status last_ GUARDED_BY(mu_);
 };
 
@@ -89,11 +102,22 @@ class RocksStore final : public Store {
     kNumFamilies,
   };
 
-  RocksStore(std::unique_ptr<rocksdb::DB> db,
-             std::vector<rocksdb::ColumnFamilyHandle*> handles,
-             DeletionSeq last_seq,
-             std::shared_ptr<rocksdb::Statistics> statistics,
-             std::shared_ptr<WriteGate> gate);
+  // What opening the database takes; kept to reopen it.
+  struct OpenParams {
+    std::string path;
+    rocksdb::DBOptions options;
+    std::vector<rocksdb::ColumnFamilyDescriptor> families;
+  };
+  // An open database: its column family handles (by Family) and the
+  // last sequence number in its deletion log.
+  struct OpenDb {
+    std::unique_ptr<rocksdb::DB> db;
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    uint64_t last_seq = 0;
+  };
+  static StatusOr<OpenDb> Open(const OpenParams& params);
+
+  RocksStore(OpenParams params, OpenDb opened, std::shared_ptr<WriteGate> gate);
   ~RocksStore() override;
 
   Status InitConfig(const StoreConfig& config) override;
@@ -133,40 +157,125 @@ class RocksStore final : public Store {
   StatusOr<std::string> GetAudit(uint64_t request_id) override;
 
  private:
-  rocksdb::ColumnFamilyHandle* cf(Family f) const { return handles_[f]; }
+  // Holds the database for one operation of the store, shared with the
+  // others. An operation that may write first reopens it if RocksDB holds
+  // a fatal error (WriteGate::fatal); a read reopens only when no database
+  // is open. kWrite also resumes RocksDB if the gate is closed, and if
+  // that finds a fatal error, reopens (unless it just tried) and resumes
+  // once more, so the write that finds the disk free again is the one
+  // that succeeds. status() is not OK when no database is open (both
+  // opens failed: the next operation tries again) or, for kWrite, when
+  // writes cannot go on yet.
+  class SCOPED_CAPABILITY DbLock {
+   public:
+    // kMaybeWrite: an operation that writes only in some cases (owed
+    // erasure, the first configuration); it calls Writable() itself.
+    enum Access { kRead, kWrite, kMaybeWrite };
+    DbLock(RocksStore* store, Access access) ACQUIRE_SHARED(store->db_mu_);
+    ~DbLock() RELEASE_GENERIC();
+    DbLock(const DbLock&) = delete;
+    DbLock& operator=(const DbLock&) = delete;
+    const Status& status() const { return status_; }
+
+   private:
+    RocksStore* const store_;
+    Status status_;
+  };
+
+  // Closes the database and opens it again if the gate says RocksDB holds
+  // a fatal error, for an operation that may write (`for_write`) or when
+  // no database is open; then writes back the undo of the writes that
+  // failed (undo_). If opening fails (a full disk), opens it read-only so
+  // that reads go on. Nothing else holds the database meanwhile. Returns
+  // whether it tried.
+  bool ReopenIfFatal(bool for_write) EXCLUDES(db_mu_);
+  // A logged write failed: records what each key it touched holds now
+  // (the write did not reach the memtables), to be written back if a
+  // reopen replays the write from the log.
+  void RememberUndo(const rocksdb::WriteBatch& failed) REQUIRES_SHARED(db_mu_);
+  // Drops every undo: a Resume() retired the log the failed writes may be
+  // in, or a write succeeded since (an undo kept could revert it).
+  void ForgetUndo() EXCLUDES(undo_mu_);
+  // Whether a database is open (a failed reopen can leave none); the
+  // error if not.
+  Status HasDb() const REQUIRES_SHARED(db_mu_);
+  // Why the store takes no write after a failed reopen.
+  Status ReopenFailed() const REQUIRES_SHARED(db_mu_);
+
+  // The unlocked bodies of public operations that other operations call.
+  StatusOr<StoreConfig> ReadConfigLocked() REQUIRES_SHARED(db_mu_);
+  Status PutMetaLocked(const std::string& key, const std::string& value)
+      REQUIRES_SHARED(db_mu_);
+  StatusOr<SampleLocation> LookupSampleLocked(SampleId id)
+      REQUIRES_SHARED(db_mu_);
+  StatusOr<DeletionRecord> GetDeletionLocked(DeletionSeq seq)
+      REQUIRES_SHARED(db_mu_);
+  StatusOr<Checkpoint> GetCheckpointLocked(ShardId shard, uint32_t slice)
+      REQUIRES_SHARED(db_mu_);
+  Status FinishErasureLocked() REQUIRES_SHARED(db_mu_);
+
+  rocksdb::ColumnFamilyHandle* cf(Family f) const REQUIRES_SHARED(db_mu_) {
+    return handles_[f];
+  }
   // Every write goes through here: refused while a failed earlier write
   // has not been resumed from (Resume() is tried first), and a failure
   // marks the store failed.
-  Status Write(rocksdb::WriteBatch* batch, bool sync, std::string_view context);
+  Status Write(rocksdb::WriteBatch* batch, bool sync, std::string_view context)
+      REQUIRES_SHARED(db_mu_);
   // Marks the store failed after `status` (a write, flush or compaction
   // error) and returns it converted.
   Status Failed(const rocksdb::Status& status, std::string_view context);
   // Tries RocksDB's Resume() if a write failed; OK when writes may go on.
-  Status Writable();
+  Status Writable() REQUIRES_SHARED(db_mu_);
   // The owed-erasure keys of `shards` in family `f`, added to `batch`.
   Status AddOwed(Family f, const std::vector<ShardId>& shards,
-                 rocksdb::WriteBatch* batch);
+                 rocksdb::WriteBatch* batch) REQUIRES_SHARED(db_mu_);
   // Reads a value; kNotFound carries `what` in its message.
   StatusOr<std::string> Get(Family f, std::string_view key,
-                            std::string_view what);
+                            std::string_view what) REQUIRES_SHARED(db_mu_);
   // Adds to `batch` the writes that mark `applied` applied and record
   // `excluded`. kNotFound for an unknown sequence number.
   Status AddDeletionUpdates(const std::vector<DeletionSeq>& applied,
                             TimePoint applied_at,
                             const std::vector<ApplyBatch::Exclusion>& excluded,
-                            rocksdb::WriteBatch* batch) REQUIRES(apply_mu_);
+                            rocksdb::WriteBatch* batch) REQUIRES(apply_mu_)
+      REQUIRES_SHARED(db_mu_);
   // Adds to `batch` the writes that erase `ids`; returns their shards.
   StatusOr<std::vector<ShardId>> AddErase(const std::vector<SampleId>& ids,
-                                          rocksdb::WriteBatch* batch);
-  Status CompactShards(Family f, const std::vector<ShardId>& shards);
+                                          rocksdb::WriteBatch* batch)
+      REQUIRES_SHARED(db_mu_);
+  Status CompactShards(Family f, const std::vector<ShardId>& shards)
+      REQUIRES_SHARED(db_mu_);
   // Flushes every column family's memtable to table files. Afterwards no
   // write-ahead log file is needed any more, so RocksDB deletes them: data
   // that was only in an old log (ingested samples, replaced checkpoints)
   // leaves the disk with it.
-  Status FlushAll();
+  Status FlushAll() REQUIRES_SHARED(db_mu_);
 
-  std::unique_ptr<rocksdb::DB> db_;
-  std::vector<rocksdb::ColumnFamilyHandle*> handles_;
+  const OpenParams params_;
+  // Every operation holds db_mu_ shared while it uses the database;
+  // reopening it holds db_mu_ alone. Taken before every other lock here.
+  mutable SharedMutex db_mu_;
+  // Null only after a reopen failed.
+  std::unique_ptr<rocksdb::DB> db_ GUARDED_BY(db_mu_);
+  std::vector<rocksdb::ColumnFamilyHandle*> handles_ GUARDED_BY(db_mu_);
+  Status reopen_error_ GUARDED_BY(db_mu_);
+  // The database is open read-only: a reopen after a fatal error failed.
+  bool read_only_ GUARDED_BY(db_mu_) = false;
+  // A write that fails may still have reached the write-ahead log (its
+  // append succeeded, its sync did not): RocksDB does not apply it, and a
+  // Resume() that succeeds flushes the memtables and retires that log, but
+  // reopening the database replays it. That would resurrect a deletion the
+  // caller was told failed, or an apply reported as not committed, under a
+  // number the store hands out again. So each failed logged write leaves
+  // the batch that undoes it (WriteBatch::Data()), until a Resume()
+  // retires the log, a write succeeds, or a reopen writes them back,
+  // newest first.
+  Mutex undo_mu_ ACQUIRED_AFTER(db_mu_);
+  std::vector<std::string> undo_ GUARDED_BY(undo_mu_);
+  // A failed write whose undo could not be read: the store is not reopened
+  // in place (a restart replays the write, as after a crash).
+  bool undo_lost_ GUARDED_BY(undo_mu_) = false;
   const std::shared_ptr<rocksdb::Statistics> statistics_;
   const std::shared_ptr<WriteGate> gate_;
   // One Resume() at a time: a second one while RocksDB recovers fails

@@ -27,13 +27,16 @@ std::string EncodeSample(const SampleView& s) {
 }  // namespace
 
 Status RocksStore::IngestSamples(const std::vector<SampleView>& samples) {
+  DbLock db(this, DbLock::kWrite);
+  RETURN_IF_ERROR(db.status());
   // Validate everything before writing anything.
   ASSIGN_OR_RETURN(
       std::vector<bool> skip,
       PlanIngest(
           samples,
           [this](SampleId id) -> StatusOr<std::optional<SampleLocation>> {
-            StatusOr<SampleLocation> stored = LookupSample(id);
+            db_mu_.AssertReaderHeld();
+            StatusOr<SampleLocation> stored = LookupSampleLocked(id);
             if (stored.ok()) return std::optional(*stored);
             if (stored.status().code() == StatusCode::kNotFound) {
               return std::optional<SampleLocation>();
@@ -70,6 +73,8 @@ Status RocksStore::ScanShard(
     ShardId shard, uint32_t first_slice, uint32_t end_slice,
     const std::function<Status(const SampleView&)>& fn) {
   if (first_slice >= end_slice) return OkStatus();
+  DbLock db(this, DbLock::kRead);
+  RETURN_IF_ERROR(db.status());
   const std::string begin = SampleKey(shard, first_slice, SampleId(0));
   const std::string end = SampleKey(shard, end_slice, SampleId(0));
   rocksdb::Slice upper(end);
@@ -99,12 +104,20 @@ Status RocksStore::ScanShard(
 }
 
 StatusOr<SampleLocation> RocksStore::LookupSample(SampleId id) {
+  DbLock db(this, DbLock::kRead);
+  RETURN_IF_ERROR(db.status());
+  return LookupSampleLocked(id);
+}
+
+StatusOr<SampleLocation> RocksStore::LookupSampleLocked(SampleId id) {
   ASSIGN_OR_RETURN(std::string value,
                    Get(kSampleIndex, U64Key(id.value()), SampleName(id)));
   return DecodeLocation(id, value);
 }
 
 StatusOr<std::vector<SampleLocation>> RocksStore::OwnerSamples(OwnerId owner) {
+  DbLock db(this, DbLock::kRead);
+  RETURN_IF_ERROR(db.status());
   const std::string prefix = U64Key(owner.value());
   std::vector<SampleId> ids;
   {
@@ -126,13 +139,15 @@ StatusOr<std::vector<SampleLocation>> RocksStore::OwnerSamples(OwnerId owner) {
   std::vector<SampleLocation> out;
   out.reserve(ids.size());
   for (SampleId id : ids) {
-    ASSIGN_OR_RETURN(SampleLocation location, LookupSample(id));
+    ASSIGN_OR_RETURN(SampleLocation location, LookupSampleLocked(id));
     out.push_back(location);
   }
   return out;
 }
 
 StatusOr<uint64_t> RocksStore::CountSamples(ShardId shard) {
+  DbLock db(this, DbLock::kRead);
+  RETURN_IF_ERROR(db.status());
   const std::string end = ShardPrefix(ShardId(shard.value() + 1));
   rocksdb::Slice upper(end);
   rocksdb::ReadOptions read;
@@ -148,7 +163,7 @@ StatusOr<std::vector<ShardId>> RocksStore::AddErase(
     const std::vector<SampleId>& ids, rocksdb::WriteBatch* batch) {
   std::vector<ShardId> shards;
   for (SampleId id : ids) {
-    ASSIGN_OR_RETURN(SampleLocation location, LookupSample(id));
+    ASSIGN_OR_RETURN(SampleLocation location, LookupSampleLocked(id));
     if (location.erased) continue;
     RETURN_IF_ERROR(FromRocks(
         batch->Delete(cf(kSamples),

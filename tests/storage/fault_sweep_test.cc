@@ -31,307 +31,16 @@
 #include <map>
 #include <mutex>
 #include <random>
+#include <set>
 #include <sstream>
 
 #include "eraser/storage/store.h"
+#include "fault_fs.h"
 #include "rocks_store.h"
 #include "testing/temp_dir.h"
 
 namespace eraser::storage {
 namespace {
-
-enum class Op { kCreate, kAppend, kSync, kClose, kRename, kDirSync };
-constexpr const char* kOpNames[] = {"create", "append", "sync",
-                                    "close",  "rename", "dir-fsync"};
-constexpr int kOps = 6;
-
-// Counts the write operations, fails those from `fail_from` on until
-// Heal(), and tracks how many bytes of each file were synced.
-class FaultFs : public rocksdb::FileSystemWrapper {
- public:
-  explicit FaultFs(std::shared_ptr<rocksdb::FileSystem> base)
-      : FileSystemWrapper(std::move(base)) {}
-  const char* Name() const override { return "FaultFs"; }
-
-  // Fails operation number `n` (0-based, counted since the start) and
-  // every one after it until Heal(). -1: none.
-  void FailFrom(long n) { fail_from_ = n; }
-  void Heal() {
-    std::lock_guard<std::mutex> lock(mu_);
-    healed_ = true;
-  }
-  long ops() const { return ops_; }
-  // The kind of the first failed operation, or -1.
-  int first_failed() const { return first_failed_; }
-
-  rocksdb::IOStatus Check(Op op, const std::string& /*file*/) {
-    const long n = ops_++;
-    std::lock_guard<std::mutex> lock(mu_);
-    if (fail_from_ < 0 || n < fail_from_ || healed_) return {};
-    if (first_failed_ < 0) first_failed_ = static_cast<int>(op);
-    return rocksdb::IOStatus::NoSpace("injected: no space left on device");
-  }
-
-  void Written(const std::string& name, uint64_t size) {
-    std::lock_guard<std::mutex> lock(mu_);
-    files_[name].size = size;
-  }
-  void Synced(const std::string& name) {
-    std::lock_guard<std::mutex> lock(mu_);
-    files_[name].synced = files_[name].size;
-  }
-  // "path synced-size" per file written through this file system.
-  std::string Journal() {
-    std::lock_guard<std::mutex> lock(mu_);
-    std::ostringstream out;
-    for (const auto& [name, f] : files_) out << name << ' ' << f.synced << '\n';
-    return out.str();
-  }
-
-  rocksdb::IOStatus NewWritableFile(
-      const std::string& name, const rocksdb::FileOptions& options,
-      std::unique_ptr<rocksdb::FSWritableFile>* result,
-      rocksdb::IODebugContext* dbg) override;
-  rocksdb::IOStatus ReopenWritableFile(
-      const std::string& name, const rocksdb::FileOptions& options,
-      std::unique_ptr<rocksdb::FSWritableFile>* result,
-      rocksdb::IODebugContext* dbg) override;
-  rocksdb::IOStatus ReuseWritableFile(
-      const std::string& name, const std::string& old_name,
-      const rocksdb::FileOptions& options,
-      std::unique_ptr<rocksdb::FSWritableFile>* result,
-      rocksdb::IODebugContext* dbg) override;
-  rocksdb::IOStatus RenameFile(const std::string& from, const std::string& to,
-                               const rocksdb::IOOptions& options,
-                               rocksdb::IODebugContext* dbg) override {
-    rocksdb::IOStatus s = Check(Op::kRename, from);
-    if (!s.ok()) return s;
-    s = target()->RenameFile(from, to, options, dbg);
-    if (s.ok()) {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (auto it = files_.find(from); it != files_.end()) {
-        files_[to] = it->second;
-        files_.erase(it);
-      }
-    }
-    return s;
-  }
-  rocksdb::IOStatus DeleteFile(const std::string& name,
-                               const rocksdb::IOOptions& options,
-                               rocksdb::IODebugContext* dbg) override {
-    rocksdb::IOStatus s = target()->DeleteFile(name, options, dbg);
-    if (s.ok()) {
-      std::lock_guard<std::mutex> lock(mu_);
-      files_.erase(name);
-    }
-    return s;
-  }
-  rocksdb::IOStatus NewDirectory(const std::string& name,
-                                 const rocksdb::IOOptions& options,
-                                 std::unique_ptr<rocksdb::FSDirectory>* result,
-                                 rocksdb::IODebugContext* dbg) override;
-
- private:
-  struct File {
-    uint64_t size = 0;
-    uint64_t synced = 0;
-  };
-  std::atomic<long> ops_{0};
-  std::atomic<long> fail_from_{-1};
-  std::mutex mu_;
-  bool healed_ = false;
-  int first_failed_ = -1;
-  std::map<std::string, File> files_;
-
-  // `file`, opened at `size`, wrapped to count and fail its operations.
-  std::unique_ptr<rocksdb::FSWritableFile> Track(
-      std::unique_ptr<rocksdb::FSWritableFile> file, const std::string& name,
-      uint64_t size);
-};
-
-// Returns a failed IOStatus from the enclosing function.
-#define RETURN_IO(expr)                      \
-  do {                                       \
-    rocksdb::IOStatus io_status_ = (expr);   \
-    if (!io_status_.ok()) return io_status_; \
-  } while (false)
-
-class FaultFile : public rocksdb::FSWritableFileOwnerWrapper {
- public:
-  FaultFile(std::unique_ptr<rocksdb::FSWritableFile> file, FaultFs* fs,
-            std::string name, uint64_t size)
-      : FSWritableFileOwnerWrapper(std::move(file)),
-        fs_(fs),
-        name_(std::move(name)),
-        size_(size) {
-    fs_->Written(name_, size_);
-  }
-
-  rocksdb::IOStatus Append(const rocksdb::Slice& data,
-                           const rocksdb::IOOptions& options,
-                           rocksdb::IODebugContext* dbg) override {
-    RETURN_IO(fs_->Check(Op::kAppend, name_));
-    RETURN_IO(target()->Append(data, options, dbg));
-    return Grew(data.size());
-  }
-  rocksdb::IOStatus Append(const rocksdb::Slice& data,
-                           const rocksdb::IOOptions& options,
-                           const rocksdb::DataVerificationInfo& info,
-                           rocksdb::IODebugContext* dbg) override {
-    RETURN_IO(fs_->Check(Op::kAppend, name_));
-    RETURN_IO(target()->Append(data, options, info, dbg));
-    return Grew(data.size());
-  }
-  rocksdb::IOStatus PositionedAppend(const rocksdb::Slice& data,
-                                     uint64_t offset,
-                                     const rocksdb::IOOptions& options,
-                                     rocksdb::IODebugContext* dbg) override {
-    RETURN_IO(fs_->Check(Op::kAppend, name_));
-    RETURN_IO(target()->PositionedAppend(data, offset, options, dbg));
-    size_ = std::max<uint64_t>(size_, offset + data.size());
-    fs_->Written(name_, size_);
-    return {};
-  }
-  rocksdb::IOStatus PositionedAppend(const rocksdb::Slice& data,
-                                     uint64_t offset,
-                                     const rocksdb::IOOptions& options,
-                                     const rocksdb::DataVerificationInfo& info,
-                                     rocksdb::IODebugContext* dbg) override {
-    RETURN_IO(fs_->Check(Op::kAppend, name_));
-    RETURN_IO(target()->PositionedAppend(data, offset, options, info, dbg));
-    size_ = std::max<uint64_t>(size_, offset + data.size());
-    fs_->Written(name_, size_);
-    return {};
-  }
-  rocksdb::IOStatus Truncate(uint64_t size, const rocksdb::IOOptions& options,
-                             rocksdb::IODebugContext* dbg) override {
-    RETURN_IO(target()->Truncate(size, options, dbg));
-    size_ = size;
-    fs_->Written(name_, size_);
-    return {};
-  }
-  rocksdb::IOStatus Sync(const rocksdb::IOOptions& options,
-                         rocksdb::IODebugContext* dbg) override {
-    RETURN_IO(fs_->Check(Op::kSync, name_));
-    RETURN_IO(target()->Sync(options, dbg));
-    fs_->Synced(name_);
-    return {};
-  }
-  rocksdb::IOStatus Fsync(const rocksdb::IOOptions& options,
-                          rocksdb::IODebugContext* dbg) override {
-    RETURN_IO(fs_->Check(Op::kSync, name_));
-    RETURN_IO(target()->Fsync(options, dbg));
-    fs_->Synced(name_);
-    return {};
-  }
-  // A range sync promises nothing about the rest of the file: counted,
-  // never treated as synced.
-  rocksdb::IOStatus RangeSync(uint64_t offset, uint64_t nbytes,
-                              const rocksdb::IOOptions& options,
-                              rocksdb::IODebugContext* dbg) override {
-    RETURN_IO(fs_->Check(Op::kSync, name_));
-    return target()->RangeSync(offset, nbytes, options, dbg);
-  }
-  rocksdb::IOStatus Close(const rocksdb::IOOptions& options,
-                          rocksdb::IODebugContext* dbg) override {
-    RETURN_IO(fs_->Check(Op::kClose, name_));
-    return target()->Close(options, dbg);
-  }
-
- private:
-  rocksdb::IOStatus Grew(std::size_t n) {
-    size_ += n;
-    fs_->Written(name_, size_);
-    return {};
-  }
-
-  FaultFs* fs_;
-  std::string name_;
-  uint64_t size_;
-};
-
-class FaultDir : public rocksdb::FSDirectoryWrapper {
- public:
-  FaultDir(std::unique_ptr<rocksdb::FSDirectory> dir, FaultFs* fs)
-      : FSDirectoryWrapper(std::move(dir)), fs_(fs) {}
-  rocksdb::IOStatus Fsync(const rocksdb::IOOptions& options,
-                          rocksdb::IODebugContext* dbg) override {
-    rocksdb::IOStatus s = fs_->Check(Op::kDirSync, "");
-    return s.ok() ? FSDirectoryWrapper::Fsync(options, dbg) : s;
-  }
-  rocksdb::IOStatus FsyncWithDirOptions(
-      const rocksdb::IOOptions& options, rocksdb::IODebugContext* dbg,
-      const rocksdb::DirFsyncOptions& dir_options) override {
-    rocksdb::IOStatus s = fs_->Check(Op::kDirSync, "");
-    return s.ok() ? FSDirectoryWrapper::FsyncWithDirOptions(options, dbg,
-                                                            dir_options)
-                  : s;
-  }
-
- private:
-  FaultFs* fs_;
-};
-
-std::unique_ptr<rocksdb::FSWritableFile> FaultFs::Track(
-    std::unique_ptr<rocksdb::FSWritableFile> file, const std::string& name,
-    uint64_t size) {
-  return std::make_unique<FaultFile>(std::move(file), this, name, size);
-}
-
-rocksdb::IOStatus FaultFs::NewWritableFile(
-    const std::string& name, const rocksdb::FileOptions& options,
-    std::unique_ptr<rocksdb::FSWritableFile>* result,
-    rocksdb::IODebugContext* dbg) {
-  rocksdb::IOStatus s = Check(Op::kCreate, name);
-  if (!s.ok()) return s;
-  std::unique_ptr<rocksdb::FSWritableFile> file;
-  s = target()->NewWritableFile(name, options, &file, dbg);
-  if (s.ok()) *result = Track(std::move(file), name, 0);
-  return s;
-}
-
-rocksdb::IOStatus FaultFs::ReopenWritableFile(
-    const std::string& name, const rocksdb::FileOptions& options,
-    std::unique_ptr<rocksdb::FSWritableFile>* result,
-    rocksdb::IODebugContext* dbg) {
-  rocksdb::IOStatus s = Check(Op::kCreate, name);
-  if (!s.ok()) return s;
-  std::unique_ptr<rocksdb::FSWritableFile> file;
-  s = target()->ReopenWritableFile(name, options, &file, dbg);
-  if (!s.ok()) return s;
-  std::error_code ec;
-  const uint64_t size = std::filesystem::file_size(name, ec);
-  {
-    // What was there before this process is on disk.
-    std::lock_guard<std::mutex> lock(mu_);
-    if (files_.count(name) == 0) files_[name] = {ec ? 0 : size, ec ? 0 : size};
-  }
-  *result = Track(std::move(file), name, ec ? 0 : size);
-  return s;
-}
-
-rocksdb::IOStatus FaultFs::ReuseWritableFile(
-    const std::string& name, const std::string& old_name,
-    const rocksdb::FileOptions& options,
-    std::unique_ptr<rocksdb::FSWritableFile>* result,
-    rocksdb::IODebugContext* dbg) {
-  rocksdb::IOStatus s = Check(Op::kCreate, name);
-  if (!s.ok()) return s;
-  std::unique_ptr<rocksdb::FSWritableFile> file;
-  s = target()->ReuseWritableFile(name, old_name, options, &file, dbg);
-  if (s.ok()) *result = Track(std::move(file), name, 0);
-  return s;
-}
-
-rocksdb::IOStatus FaultFs::NewDirectory(
-    const std::string& name, const rocksdb::IOOptions& options,
-    std::unique_ptr<rocksdb::FSDirectory>* result,
-    rocksdb::IODebugContext* dbg) {
-  std::unique_ptr<rocksdb::FSDirectory> dir;
-  rocksdb::IOStatus s = target()->NewDirectory(name, options, &dir, dbg);
-  if (s.ok()) *result = std::make_unique<FaultDir>(std::move(dir), this);
-  return s;
-}
 
 // ---- the workload -----------------------------------------------------------
 
@@ -406,11 +115,17 @@ void RunWorkload(const std::string& dir, FaultFs* fs, rocksdb::Env* env,
   Store& store = **opened;
   // A step that fails frees the disk and is tried once more: the
   // workload goes on where it can.
+  // A second try that fails is reported ("retried") and the step is
+  // tried a third time, as a client would retry: only a third failure
+  // means the store takes no write.
   auto step = [&](const char* name, const std::function<Status()>& run) {
     Status s = run();
     if (s.ok()) return;
     report->Line("failed", name, s.ToString());
     fs->Heal();
+    s = run();
+    if (s.ok()) return;
+    report->Line("retried", name, s.ToString());
     s = run();
     if (!s.ok()) report->Line("failed", name, s.ToString());
   };
@@ -419,6 +134,7 @@ void RunWorkload(const std::string& dir, FaultFs* fs, rocksdb::Env* env,
     return store.InitConfig({{"shards", "3"}, {"slices", "2"}});
   });
   std::vector<std::pair<DeletionSeq, SampleId>> acked;
+  std::set<uint64_t> all_acked;
   auto remove = [&](uint64_t id) {
     step("deletion", [&]() -> Status {
       StatusOr<SampleLocation> loc = store.LookupSample(SampleId(id));
@@ -428,6 +144,7 @@ void RunWorkload(const std::string& dir, FaultFs* fs, rocksdb::Env* env,
       if (!seq.ok()) return seq.status();
       report->Line("ack", seq->value(), id);
       acked.emplace_back(*seq, SampleId(id));
+      all_acked.insert(seq->value());
       return OkStatus();
     });
   };
@@ -473,7 +190,19 @@ void RunWorkload(const std::string& dir, FaultFs* fs, rocksdb::Env* env,
   // Once the disk has freed, the store takes writes again, without a
   // restart.
   step("after", [&] { return store.PutMeta("marker", "at-the-end"); });
+  // The running store holds no deletion it refused: a reopen replays the
+  // log, where a failed write may be (docs/storage.md).
+  if (StatusOr<std::vector<DeletionRecord>> all =
+          store.DeletionsAfter(DeletionSeq(0));
+      all.ok()) {
+    for (const DeletionRecord& r : *all) {
+      if (all_acked.count(r.seq.value()) == 0) {
+        report->Line("unacked", r.seq.value(), r.target.id);
+      }
+    }
+  }
   report->Line("ops", fs->ops());
+  report->Line("reopens", store.Counters().reopens);
   report->Line("first", fs->first_failed());
   // A crash: the store is never closed (no flush, no final sync); the
   // parent drops what was not synced as of this journal.
@@ -489,8 +218,14 @@ struct Outcome {
   bool hung = false;  // ended by the alarm
   bool opened = false;
   long ops = 0;
+  uint64_t reopens = 0;  // the store reopened its database in place
+  // Deletions the running store held though it had refused them.
+  std::vector<std::string> unacked;
   int first_failed = -1;
   std::vector<std::string> failed_steps;
+  std::vector<std::string> failures;  // "step: message"
+  // Second tries that failed too (the third succeeded, or failed).
+  std::vector<std::string> retried;
   std::vector<std::pair<uint64_t, uint64_t>> acked;  // seq, sample
   std::vector<uint64_t> erased;
   std::map<std::string, uint64_t> synced;
@@ -541,13 +276,27 @@ Outcome RunChild(const std::string& dir, const std::string& report_path,
       words >> sample;
       out.erased.push_back(sample);
     } else if (kind == "failed") {
-      std::string step;
+      std::string step, message;
       words >> step;
+      std::getline(words, message);
       out.failed_steps.push_back(step);
+      out.failures.push_back(step + ":" + message);
+    } else if (kind == "retried") {
+      std::string rest;
+      std::getline(words, rest);
+      out.retried.push_back(rest);
     } else if (kind == "opened") {
       out.opened = true;
     } else if (kind == "ops") {
       words >> out.ops;
+    } else if (kind == "reopens") {
+      words >> out.reopens;
+    } else if (kind == "unacked") {
+      uint64_t seq = 0, sample = 0;
+      words >> seq >> sample;
+      out.unacked.push_back("deletion " + std::to_string(seq) + " (sample " +
+                            std::to_string(sample) +
+                            ") was refused but the running store holds it");
     } else if (kind == "first") {
       words >> out.first_failed;
     } else if (kind == "journal") {
@@ -634,9 +383,12 @@ TEST(FaultSweep, EveryWriteOperationFailsOnceAndNothingAcknowledgedIsLost) {
   }
   ASSERT_GT(clean.ops, 50);
   std::map<std::string, int> failed_by_step;
-  // Points after which the store took no write until reopened, by the step
-  // that failed first.
+  // Points after which the store took no write once the disk freed, by the
+  // step that failed first (each is a failure), and points after which it
+  // reopened its database in place to take writes again.
   std::map<std::string, int> needs_restart;
+  int reopened = 0;
+  std::vector<std::string> retried;
   // Points whose workload RocksDB blocked until the alarm, by the last step
   // that had failed (a hang in Resume(): docs/storage.md).
   std::map<std::string, int> hung;
@@ -689,9 +441,19 @@ TEST(FaultSweep, EveryWriteOperationFailsOnceAndNothingAcknowledgedIsLost) {
         words >> step;
         ++hung[step];
       } else if (kind == "restart") {
-        std::string step;
+        std::string step, failures;
         words >> step;
+        std::getline(words, failures);
         ++needs_restart[step];
+        ADD_FAILURE() << "the store took no write after the disk freed "
+                         "(first failed step: "
+                      << step << "; failures" << failures << ")";
+      } else if (kind == "reopened") {
+        ++reopened;
+      } else if (kind == "retried") {
+        std::string rest;
+        std::getline(words, rest);
+        retried.push_back("operation " + std::to_string(n) + ":" + rest);
       } else if (kind == "aborted") {
         ADD_FAILURE() << "the workload aborted";
       } else if (kind == "problem") {
@@ -721,11 +483,18 @@ TEST(FaultSweep, EveryWriteOperationFailsOnceAndNothingAcknowledgedIsLost) {
         sum << "step " << out.failed_steps[0] << '\n';
       }
       // The first failed step freed the disk and was tried again: if that,
-      // or a later step, failed, the store took no write until reopened
-      // (RocksDB holds a fatal error for some failures: counted, and the
-      // reopened directory is checked like every other).
+      // or a later step, failed, the store took no write once the disk
+      // freed. RocksDB holds a fatal error after some failures; the store
+      // then reopens its database in place (counted apart).
       if (out.failed_steps.size() > 1) {
-        sum << "restart " << out.failed_steps[0] << '\n';
+        sum << "restart " << out.failed_steps[0];
+        for (const std::string& f : out.failures) sum << " | " << f;
+        sum << '\n';
+      }
+      if (out.reopens > 0) sum << "reopened\n";
+      for (const std::string& r : out.retried) sum << "retried " << r << '\n';
+      for (const std::string& problem : out.unacked) {
+        sum << "problem " << problem << '\n';
       }
       for (const std::string& problem :
            CheckRecovered(dir, out, dir + ".check")) {
@@ -740,6 +509,11 @@ TEST(FaultSweep, EveryWriteOperationFailsOnceAndNothingAcknowledgedIsLost) {
     running[pid] = n;
   }
   while (!running.empty()) reap();
+  if (first == 0 && !::testing::Test::HasFailure()) {
+    // Some fault points leave RocksDB with a fatal error (7 of 448 on
+    // 2026-12-03): without them the reopen path would go untested.
+    EXPECT_GT(reopened, 0) << "no fault point made the store reopen";
+  }
   std::printf("fault sweep: %d fault points (operations 0..%ld)", points,
               clean.ops - 1);
   for (int k = 0; k < kOps; ++k)
@@ -750,11 +524,12 @@ TEST(FaultSweep, EveryWriteOperationFailsOnceAndNothingAcknowledgedIsLost) {
   }
   int restarts = 0;
   for (const auto& [step, count] : needs_restart) restarts += count;
-  std::printf("; %d took no write after the disk freed until reopened:",
-              restarts);
+  std::printf("; %d took no write after the disk freed:", restarts);
   for (const auto& [step, count] : needs_restart) {
     std::printf(" %s %d", step.c_str(), count);
   }
+  std::printf("; %d reopened the database in place", reopened);
+  std::printf("; %zu needed a third try", retried.size());
   int hangs = 0;
   for (const auto& [step, count] : hung) hangs += count;
   std::printf("; %d hung until the alarm:", hangs);
@@ -762,6 +537,9 @@ TEST(FaultSweep, EveryWriteOperationFailsOnceAndNothingAcknowledgedIsLost) {
     std::printf(" after %s %d", step.c_str(), count);
   }
   std::printf("\n");
+  for (const std::string& r : retried) {
+    std::printf("  second try failed at %s\n", r.c_str());
+  }
 }
 
 }  // namespace

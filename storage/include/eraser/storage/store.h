@@ -21,6 +21,11 @@
 // nothing more until RocksDB has resumed from the error (Resume() is tried
 // before each later write): a write made while RocksDB holds a background
 // error could abort the process in Debian's build, which has assertions on.
+// An error RocksDB cannot resume from (a fatal one) makes the next write
+// close and reopen the database in place, after writing back what every
+// failed write found (a failed write may be in the log the reopen replays;
+// docs/storage.md); while it cannot reopen (a full disk) the database is
+// open read-only, reads go on and writes are refused.
 // The PostgreSQL store drops a broken connection and opens a new one at the
 // next call.
 #ifndef ERASER_STORAGE_STORE_H_
@@ -45,6 +50,9 @@ struct StoreCounters {
   // Writes refused or failed since open, and successful resumes.
   uint64_t failed_writes = 0;
   uint64_t resumes = 0;
+  // Times the store closed and opened its database again because it held
+  // an error it could not resume from (RocksDB's fatal errors).
+  uint64_t reopens = 0;
 };
 
 struct StoreOptions {
@@ -101,6 +109,8 @@ class Store {
   // Calls fn for every stored (not erased) sample of `shard` in slices
   // [first_slice, end_slice), ordered by slice then sample id, on a
   // consistent snapshot. Stops at, and returns, the first error fn returns.
+  // fn must not call the store (the RocksDB store holds its database lock
+  // while it runs).
   virtual Status ScanShard(
       ShardId shard, uint32_t first_slice, uint32_t end_slice,
       const std::function<Status(const SampleView&)>& fn) = 0;
