@@ -377,7 +377,7 @@ class KeysOf final : public rocksdb::WriteBatch::Handler {
 
 }  // namespace
 
-void RocksStore::RememberUndo(const rocksdb::WriteBatch& failed) {
+void RocksStore::RememberUndo(const rocksdb::WriteBatch& failed, uint64_t tag) {
   KeysOf touched;
   bool read = failed.Iterate(&touched).ok();
   rocksdb::WriteBatch undo;
@@ -415,46 +415,91 @@ void RocksStore::RememberUndo(const rocksdb::WriteBatch& failed) {
     }
   }
   MutexLock lock(&undo_mu_);
+  // A Resume() that began after this write failed retired its log.
+  if (tag <= undo_forgotten_through_) return;
   if (read) {
-    undo_.push_back(undo.Data());
+    undo_.emplace_back(tag, undo.Data());
   } else {
-    undo_lost_ = true;
+    undo_lost_tag_ = std::max(undo_lost_tag_, tag);
   }
 }
 
-void RocksStore::ForgetUndo() {
+void RocksStore::ForgetUndo(uint64_t through) {
   MutexLock lock(&undo_mu_);
-  undo_.clear();
-  undo_lost_ = false;
+  undo_forgotten_through_ = std::max(undo_forgotten_through_, through);
+  undo_.erase(
+      std::remove_if(undo_.begin(), undo_.end(),
+                     [through](const auto& u) { return u.first <= through; }),
+      undo_.end());
+  if (undo_lost_tag_ <= through) undo_lost_tag_ = 0;
+}
+
+// Opens the database read-only, so that reads go on while it cannot be
+// opened to write, unless a failed write is still to be undone: the
+// read-only open replays the log, and would show that write.
+void RocksStore::OpenReadOnly() {
+  if (db_ != nullptr) return;
+  {
+    MutexLock lock(&undo_mu_);
+    if (!undo_.empty() || undo_lost_tag_ != 0) return;
+  }
+  rocksdb::DB* raw = nullptr;
+  const rocksdb::Status s = rocksdb::DB::OpenForReadOnly(
+      params_.options, params_.path, params_.families, &handles_, &raw);
+  if (s.ok()) {
+    db_.reset(raw);
+    read_only_ = true;
+  } else {
+    handles_.clear();
+    std::fprintf(stderr, "eraser: %s: opening it read-only failed too: %s\n",
+                 params_.path.c_str(), s.ToString().c_str());
+  }
+}
+
+Status RocksStore::ReopenDeclined() {
+  {
+    MutexLock lock(&undo_mu_);
+    if (undo_lost_tag_ != 0) {
+      return InternalError(
+          "a failed write could not be undone, so only a restart recovers "
+          "the store");
+    }
+  }
+  struct statvfs fs;
+  if (::statvfs(params_.path.c_str(), &fs) == 0 &&
+      static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize < kReopenMinFreeBytes) {
+    return ResourceExhaustedError(params_.path +
+                                  " has under 4 MiB free (the disk is full)");
+  }
+  return OkStatus();
 }
 
 bool RocksStore::ReopenIfFatal(bool for_write) {
   if (!gate_->fatal()) return false;
+  // The cheap reasons not to try come first, without taking the database
+  // from its readers.
+  const Status declined = ReopenDeclined();
+  if (!declined.ok() && for_write) return true;  // the write is refused
   WriterMutexLock lock(&db_mu_);
-  if (!gate_->fatal()) return false;  // another operation reopened it
+  if (!gate_->fatal()) return true;  // another operation reopened it
   // A database that holds a fatal error, or is open read-only, still
   // reads: only a write, or a read with no database open, reopens.
-  if (!for_write && db_ != nullptr) return false;
+  if (!for_write && db_ != nullptr) return true;
+  if (!declined.ok()) {
+    reopen_error_ = declined;
+    OpenReadOnly();
+    return true;
+  }
   // RocksDB holds an error it cannot resume from (some failures, such as
   // creating a new log during a memtable switch, are fatal in RocksDB 7.8)
   // and refuses every write until the database is opened again: close it
   // and open it again, as a restart would, without one. Opening recovers
   // the write-ahead log, so every synced write is there.
   const Status why = gate_->last();
-  MutexLock undo_lock(&undo_mu_);
-  if (undo_lost_) {
-    reopen_error_ = InternalError(
-        "a failed write could not be undone, so only a restart recovers "
-        "the store (after: " +
-        why.message() + ")");
-    return false;
-  }
-  struct statvfs fs;
-  if (::statvfs(params_.path.c_str(), &fs) == 0 &&
-      static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize < kReopenMinFreeBytes) {
-    reopen_error_ = ResourceExhaustedError(
-        params_.path + " has under 4 MiB free (the disk is full)");
-    return false;
+  uint64_t acknowledged = 0;
+  {
+    MutexLock append(&append_mu_);
+    acknowledged = last_seq_;  // no append runs: db_mu_ is held alone
   }
   CloseDb(&db_, &handles_);
   read_only_ = false;
@@ -464,8 +509,9 @@ bool RocksStore::ReopenIfFatal(bool for_write) {
   if (ready.ok()) {
     // The writes that failed go back to what they found, newest first: the
     // log may have replayed them.
+    MutexLock undo_lock(&undo_mu_);
     for (auto it = undo_.rbegin(); it != undo_.rend() && ready.ok(); ++it) {
-      rocksdb::WriteBatch undo(*it);
+      rocksdb::WriteBatch undo(it->second);
       rocksdb::WriteOptions synced;
       synced.sync = true;
       ready =
@@ -474,19 +520,25 @@ bool RocksStore::ReopenIfFatal(bool for_write) {
     if (ready.ok()) {
       StatusOr<uint64_t> last =
           LastSeq(opened->db.get(), opened->handles[kDeletions], params_.path);
-      MutexLock append(&append_mu_);
       if (!last.ok()) {
         ready = last.status();
-      } else if (*last != last_seq_) {
+      } else if (*last != acknowledged) {
         // Fewer: an acknowledged deletion is gone; more: a failed one is
         // back. Neither may be served.
         ready = DataLossError(
             "the deletion log ends at " + std::to_string(*last) +
             " after reopening, the store had acknowledged up to " +
-            std::to_string(last_seq_));
+            std::to_string(acknowledged));
       }
     }
-    if (!ready.ok()) CloseDb(&opened->db, &opened->handles);
+    if (ready.ok()) {
+      undo_.clear();
+      uint64_t closes = 0;
+      gate_->closed(&closes);
+      undo_forgotten_through_ = std::max(undo_forgotten_through_, closes);
+    } else {
+      CloseDb(&opened->db, &opened->handles);
+    }
   }
   if (!ready.ok()) {
     gate_->Fatal(ready);
@@ -497,24 +549,12 @@ bool RocksStore::ReopenIfFatal(bool for_write) {
                  params_.path.c_str(), why.message().c_str(),
                  ready.ToString().c_str());
     // Opening writes (a new log and manifest), which a full disk refuses.
-    // Open it read-only meanwhile, so reads go on.
-    rocksdb::DB* raw = nullptr;
-    const rocksdb::Status s = rocksdb::DB::OpenForReadOnly(
-        params_.options, params_.path, params_.families, &handles_, &raw);
-    if (s.ok()) {
-      db_.reset(raw);
-      read_only_ = true;
-    } else {
-      handles_.clear();
-      std::fprintf(stderr, "eraser: %s: opening it read-only failed too: %s\n",
-                   params_.path.c_str(), s.ToString().c_str());
-    }
+    OpenReadOnly();
     return true;
   }
   db_ = std::move(opened->db);
   handles_ = std::move(opened->handles);
   reopen_error_ = OkStatus();
-  undo_.clear();
   gate_->Reopened();
   std::fprintf(stderr, "eraser: %s: store reopened after \"%s\"\n",
                params_.path.c_str(), why.message().c_str());
@@ -550,7 +590,8 @@ Status RocksStore::Writable() {
     uint64_t closes = 0;
     if (!gate_->closed(&closes)) return OkStatus();  // another writer resumed
     const rocksdb::Status s = db_->Resume();
-    if (s.ok()) ForgetUndo();  // its flush retired the failed writes' log
+    // Its flush retired the log the writes that failed before it may be in.
+    if (s.ok()) ForgetUndo(closes);
     resumed = FromRocks(s, "resume");
     if (s.severity() > rocksdb::Status::Severity::kHardError) {
       // RocksDB will not resume from this: the next operation reopens it.
@@ -595,15 +636,21 @@ Status RocksStore::Write(rocksdb::WriteBatch* batch, bool sync,
   if (!s.ok()) return Failed(s, context);
   rocksdb::WriteOptions options;
   options.sync = sync;
+  uint64_t seen = 0;  // closes before this write
+  gate_->closed(&seen);
   s = db_->Write(options, batch);
   if (!s.ok()) {
-    RememberUndo(*batch);
-    return Failed(s, context);
+    Status failed = Failed(s, context);
+    // Tagged with the close this failure made (or a later one).
+    uint64_t tag = 0;
+    gate_->closed(&tag);
+    RememberUndo(*batch, tag);
+    return failed;
   }
-  // Writes succeed again only after a Resume() (which retired the log) or
-  // a reopen (which undid them): an undo kept past this write could
-  // revert it.
-  ForgetUndo();
+  // A write that failed before this one began is undone by then (a
+  // Resume() retired its log); an undo kept past this write could revert
+  // it. A failure after it began keeps its undo.
+  ForgetUndo(seen);
   return OkStatus();
 }
 

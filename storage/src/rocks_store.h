@@ -187,15 +187,24 @@ class RocksStore final : public Store {
   // no database is open; then writes back the undo of the writes that
   // failed (undo_). If opening fails (a full disk), opens it read-only so
   // that reads go on. Nothing else holds the database meanwhile. Returns
-  // whether it tried.
+  // whether RocksDB held a fatal error (whether or not it reopened).
   bool ReopenIfFatal(bool for_write) EXCLUDES(db_mu_);
   // A logged write failed: records what each key it touched holds now
   // (the write did not reach the memtables), to be written back if a
   // reopen replays the write from the log.
-  void RememberUndo(const rocksdb::WriteBatch& failed) REQUIRES_SHARED(db_mu_);
-  // Drops every undo: a Resume() retired the log the failed writes may be
-  // in, or a write succeeded since (an undo kept could revert it).
-  void ForgetUndo() EXCLUDES(undo_mu_);
+  // `tag` is the gate's close count right after the failure.
+  void RememberUndo(const rocksdb::WriteBatch& failed, uint64_t tag)
+      REQUIRES_SHARED(db_mu_);
+  // Drops the undos tagged `through` or lower, and any such undo recorded
+  // later: a Resume() that began after `through` closes retired the log
+  // those writes may be in, or a write that began then succeeded (an undo
+  // kept could revert it).
+  void ForgetUndo(uint64_t through) EXCLUDES(undo_mu_);
+  // Why a reopen is not tried now (under 4 MiB free, or an undo lost).
+  Status ReopenDeclined() EXCLUDES(undo_mu_);
+  // Opens the database read-only if none is open and no failed write is
+  // still to be undone.
+  void OpenReadOnly() REQUIRES(db_mu_) EXCLUDES(undo_mu_);
   // Whether a database is open (a failed reopen can leave none); the
   // error if not.
   Status HasDb() const REQUIRES_SHARED(db_mu_);
@@ -272,10 +281,13 @@ class RocksStore final : public Store {
   // retires the log, a write succeeds, or a reopen writes them back,
   // newest first.
   Mutex undo_mu_ ACQUIRED_AFTER(db_mu_);
-  std::vector<std::string> undo_ GUARDED_BY(undo_mu_);
-  // A failed write whose undo could not be read: the store is not reopened
-  // in place (a restart replays the write, as after a crash).
-  bool undo_lost_ GUARDED_BY(undo_mu_) = false;
+  // (tag, batch): the tag is the gate's close count after the failure.
+  std::vector<std::pair<uint64_t, std::string>> undo_ GUARDED_BY(undo_mu_);
+  uint64_t undo_forgotten_through_ GUARDED_BY(undo_mu_) = 0;
+  // The tag of a failed write whose undo could not be read (0: none): the
+  // store is not reopened in place (a restart replays the write, as after
+  // a crash).
+  uint64_t undo_lost_tag_ GUARDED_BY(undo_mu_) = 0;
   const std::shared_ptr<rocksdb::Statistics> statistics_;
   const std::shared_ptr<WriteGate> gate_;
   // One Resume() at a time: a second one while RocksDB recovers fails

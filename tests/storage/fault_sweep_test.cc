@@ -540,6 +540,10 @@ TEST(FaultSweep, EveryWriteOperationFailsOnceAndNothingAcknowledgedIsLost) {
   for (const std::string& r : retried) {
     std::printf("  second try failed at %s\n", r.c_str());
   }
+  // A second try failed at one point in about 19 runs (2026-12-03, cause
+  // unknown); more than two means the first write after the disk frees
+  // has stopped working.
+  EXPECT_LE(retried.size(), 2u) << "second tries failed at many points";
 }
 
 }  // namespace
