@@ -94,10 +94,14 @@ class FakeEngine final : public engine::Engine {
   std::size_t num_shards() const override { return 2; }
   const unlearning::DatasetInfo& dataset() const override { return dataset_; }
   std::string policy() const override { return "eraser-lazy-wait"; }
+  const engine::InferenceOptions& inference_options() const override {
+    return inference_;
+  }
 
  private:
   const unlearning::DatasetInfo dataset_;
   const std::shared_ptr<metrics::EngineMetrics> metrics_;
+  const engine::InferenceOptions inference_;
 };
 
 struct Route {

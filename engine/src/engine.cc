@@ -297,6 +297,7 @@ EngineStats EngineImpl::Stats() const {
   stats.erasure_owed = erasure_owed_;
   stats.expired = expired_;
   stats.shard_reloads = reloads_;
+  stats.executions = executions_.load();
   stats.planning.model_cost = model_cost_;
   stats.planning.initial_seconds_per_sample_epoch =
       core_->estimator().options().InitialRate();

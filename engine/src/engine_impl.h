@@ -85,6 +85,9 @@ class EngineImpl final : public Engine {
   std::size_t num_shards() const override { return num_shards_; }
   const unlearning::DatasetInfo& dataset() const override { return dataset_; }
   std::string policy() const override { return options_.policy.ToString(); }
+  const InferenceOptions& inference_options() const override {
+    return options_.inference;
+  }
 
  private:
   // ---- inference.cc ----
@@ -172,7 +175,8 @@ class EngineImpl final : public Engine {
   ComputeGate gate_;
   std::atomic<uint64_t> next_request_id_{1};
   std::atomic<std::size_t> inflight_{0};
-  std::atomic<int64_t> busy_nanos_{0};  // inference compute time, for `idle`
+  std::atomic<int64_t> busy_nanos_{0};   // inference compute time, for `idle`
+  std::atomic<uint64_t> executions_{0};  // EngineStats::executions
 
   // Whether other engines share the store (a postgresql:// store).
   const bool shared_store_;

@@ -132,6 +132,7 @@ void EngineImpl::ComputeBatch(std::vector<RequestPtr>& batch) {
   gate_.ExitInference(start);
   const TimePoint end = clock_->Now();
   busy_nanos_.fetch_add((end - start).count());
+  if (status.ok()) executions_.fetch_add(1);
 
   std::vector<Answer> answers;
   answers.reserve(n);

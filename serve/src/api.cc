@@ -10,6 +10,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "model_statistics.h"
 #include "refusal_log.h"
 #include "responses.h"
 
@@ -112,7 +113,8 @@ Api::Api(engine::Engine* engine, ApiOptions options)
     : engine_(engine),
       options_(std::move(options)),
       refusal_log_(std::make_unique<internal::RefusalLog>(
-          SystemClock::Default(), std::chrono::seconds(10))) {}
+          SystemClock::Default(), std::chrono::seconds(10))),
+      statistics_(std::make_shared<internal::ModelStatistics>()) {}
 
 bool Api::Features(const json& body, std::vector<float>* features,
                    std::string* error) const {
@@ -458,6 +460,8 @@ void Api::Readyz(const Request& request, Respond respond) {
 
 void Api::Infer(const Request& request, const Principal& who, Respond respond) {
   if (!who.MayInfer()) return Forbid(request, who, "infer", respond);
+  const internal::Stopwatch::time_point start = internal::Stopwatch::now();
+  respond = internal::CountingFailures(std::move(respond), statistics_, start);
   if (!JsonBody(request, respond)) return;
   json body;
   std::string error;
@@ -476,9 +480,11 @@ void Api::Infer(const Request& request, const Principal& who, Respond respond) {
   const std::vector<std::string>* names = &engine_->dataset().class_names;
   const bool details = Details(who);
   std::shared_ptr<metrics::EngineMetrics> metrics = engine_->metrics();
+  const int64_t input_ns = internal::NanosSince(start);
   const eraser::Status admitted = engine_->InferAsync(
-      std::move(features), [version, keep_alive, shared_respond, names, details,
-                            metrics](StatusOr<engine::Prediction> p) {
+      std::move(features),
+      [version, keep_alive, shared_respond, names, details, metrics, start,
+       input_ns, statistics = statistics_](StatusOr<engine::Prediction> p) {
         Request stub{http::verb::post, "/v1/infer", version};
         stub.keep_alive(keep_alive);
         if (!p.ok()) {
@@ -491,8 +497,18 @@ void Api::Infer(const Request& request, const Principal& who, Respond respond) {
               "wait passed with every shard affected); retry later",
               *metrics, PredictionJson(*p, *names, details)));
         }
-        (*shared_respond)(JsonResponse(stub, http::status::ok,
-                                       PredictionJson(*p, *names, details)));
+        const internal::Stopwatch::time_point output_start =
+            internal::Stopwatch::now();
+        Response res = JsonResponse(stub, http::status::ok,
+                                    PredictionJson(*p, *names, details));
+        internal::ModelStatistics::Timing timing;
+        timing.input = input_ns;
+        timing.queue = internal::Nanos(p->queue_seconds + p->wait_seconds);
+        timing.infer = internal::Nanos(p->compute_seconds);
+        timing.output = internal::NanosSince(output_start);
+        timing.total = internal::NanosSince(start);
+        statistics->Succeeded(timing, 1);
+        (*shared_respond)(std::move(res));
       });
   if (!admitted.ok()) {
     (*shared_respond)(ErrorResponse(request, admitted, *metrics));

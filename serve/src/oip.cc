@@ -11,6 +11,7 @@
 
 #include "eraser/serve/api.h"
 #include "eraser/serve/tensor_request.h"
+#include "model_statistics.h"
 #include "responses.h"
 
 namespace eraser::serve {
@@ -492,6 +493,64 @@ json Api::ModelMetadata(bool admin) const {
           {"parameters", parameters}};
 }
 
+json Api::ModelConfig() const {
+  const unlearning::DatasetInfo& dataset = engine_->dataset();
+  const engine::InferenceOptions& inference = engine_->inference_options();
+  json dims = json::array();
+  for (uint32_t d : dataset.test.shape) dims.push_back(d);
+  // Each output is one value per row: with max_batch_size > 0 Triton's
+  // dims leave out the batch dimension, and a per-row scalar is dims [1]
+  // reshaped to [].
+  auto output = [](const char* name, const char* type) {
+    return json{{"name", name},         {"data_type", type},
+                {"dims", {1}},          {"reshape", {{"shape", json::array()}}},
+                {"label_filename", ""}, {"is_shape_tensor", false}};
+  };
+  json outputs = json::array(
+      {output("label", "TYPE_INT64"), output("decision", "TYPE_STRING")});
+  if (!dataset.class_names.empty()) {
+    outputs.push_back(output("class", "TYPE_STRING"));
+  }
+  outputs.push_back(output("margin", "TYPE_INT32"));
+  const auto delay_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                            inference.max_queue_delay)
+                            .count();
+  return {
+      {"name", options_.model_name},
+      {"platform", "eraser_sisa"},
+      {"backend", "eraser"},
+      {"version_policy", {{"latest", {{"num_versions", 1}}}}},
+      {"max_batch_size", kMaxRows},
+      {"input",
+       {{{"name", "input"},
+         {"data_type", dataset.test.type == datasets::FeatureType::kPixel
+                           ? "TYPE_UINT8"
+                           : "TYPE_FP32"},
+         {"format", "FORMAT_NONE"},
+         {"dims", dims},
+         {"is_shape_tensor", false},
+         {"allow_ragged_batch", false},
+         {"optional", false}}}},
+      {"output", outputs},
+      {"dynamic_batching",
+       {{"preferred_batch_size", {inference.max_batch_size}},
+        {"max_queue_delay_microseconds", delay_us},
+        {"preserve_ordering", false}}},
+      {"instance_group",
+       {{{"name", options_.model_name},
+         {"kind", "KIND_CPU"},
+         {"count", inference.threads}}}},
+      {"parameters",
+       {{"shards", {{"string_value", std::to_string(engine_->num_shards())}}},
+        {"policy", {{"string_value", engine_->policy()}}}}}};
+}
+
+json Api::ModelStats() const {
+  return {{"model_stats",
+           {statistics_->ToJson(options_.model_name,
+                                engine_->Stats().executions)}}};
+}
+
 bool Api::HandleV2(const Request& request, const std::string& path,
                    const Principal* who, Respond& respond) {
   if (path != "/v2" && path.rfind("/v2/", 0) != 0) return false;
@@ -526,7 +585,17 @@ bool Api::HandleV2(const Request& request, const std::string& path,
           request, http::status::ok,
           {{"name", "eraser"},
            {"version", "0.1.0"},
-           {"extensions", json::array({"binary_tensor_data"})}}));
+           {"extensions",
+            json::array({"binary_tensor_data", "model_configuration",
+                         "statistics"})}}));
+    }
+    return true;
+  }
+  if (path == "/v2/models/stats") {
+    if (!who->MayInfer()) {
+      Forbid(request, *who, "read the model's statistics", respond);
+    } else if (only(http::verb::get)) {
+      respond(internal::JsonResponse(request, http::status::ok, ModelStats()));
     }
     return true;
   }
@@ -555,6 +624,14 @@ bool Api::HandleV2(const Request& request, const std::string& path,
     }
   } else if (rest == "/infer" || rest == "/versions/1/infer") {
     if (only(http::verb::post)) V2Infer(request, *who, std::move(respond));
+  } else if (rest == "/config" || rest == "/versions/1/config") {
+    if (only(http::verb::get)) {
+      respond(internal::JsonResponse(request, http::status::ok, ModelConfig()));
+    }
+  } else if (rest == "/stats" || rest == "/versions/1/stats") {
+    if (only(http::verb::get)) {
+      respond(internal::JsonResponse(request, http::status::ok, ModelStats()));
+    }
   } else {
     respond(Error(request, http::status::not_found, "no route " + path));
   }
@@ -563,6 +640,8 @@ bool Api::HandleV2(const Request& request, const std::string& path,
 
 void Api::V2Infer(const Request& request, const Principal& who,
                   Respond respond) {
+  const internal::Stopwatch::time_point start = internal::Stopwatch::now();
+  respond = internal::CountingFailures(std::move(respond), statistics_, start);
   const std::string_view body = request.body();
   const auto header_length = request.find("Inference-Header-Content-Length");
   const bool binary_form = header_length != request.end();
@@ -629,14 +708,20 @@ void Api::V2Infer(const Request& request, const Principal& who,
   // Copied into each row's callback: one shared copy.
   auto binary_outputs =
       std::make_shared<const BinaryOutputs>(std::move(binary));
+  const int64_t input_ns = internal::NanosSince(start);
   auto finish = [batch, shared_respond, version, keep_alive, model, names,
-                 wanted, details, id, binary_outputs,
-                 metrics](std::size_t row, StatusOr<engine::Prediction> p) {
+                 wanted, details, id, binary_outputs, metrics, start, input_ns,
+                 statistics = statistics_](std::size_t row,
+                                           StatusOr<engine::Prediction> p) {
     {
       std::lock_guard<std::mutex> lock(batch->mu);
       batch->results[row] = std::move(p);
       if (--batch->remaining > 0) return;
     }
+    const internal::Stopwatch::time_point output_start =
+        internal::Stopwatch::now();
+    internal::ModelStatistics::Timing timing;
+    timing.input = input_ns;
     Request stub{http::verb::post, "/v2/infer", version};
     stub.keep_alive(keep_alive);
     const std::size_t n = batch->results.size();
@@ -651,6 +736,10 @@ void Api::V2Infer(const Request& request, const Principal& who,
             internal::ErrorResponse(stub, r->status(), *metrics));
       }
       const engine::Prediction& pr = r->value();
+      timing.queue = std::max(
+          timing.queue, internal::Nanos(pr.queue_seconds + pr.wait_seconds));
+      timing.infer =
+          std::max(timing.infer, internal::Nanos(pr.compute_seconds));
       const std::string decision = certify::DecisionName(pr.decision);
       const std::string class_name =
           pr.label >= 0 && static_cast<std::size_t>(pr.label) < names->size()
@@ -708,18 +797,22 @@ void Api::V2Infer(const Request& request, const Principal& who,
                 {"outputs", std::move(outputs)}};
     if (!id.is_null()) out["id"] = id;
     if (details) out["parameters"] = {{"certificates", certificates}};
+    Response res;
     if (tensors.empty()) {
-      return (*shared_respond)(
-          internal::JsonResponse(stub, http::status::ok, std::move(out)));
+      res = internal::JsonResponse(stub, http::status::ok, std::move(out));
+    } else {
+      const std::string header = JsonText(out);
+      res = Response{http::status::ok, version};
+      res.set(http::field::server, "eraser");
+      res.set(http::field::content_type, "application/octet-stream");
+      res.set("Inference-Header-Content-Length", std::to_string(header.size()));
+      res.keep_alive(keep_alive);
+      res.body() = header + tensors;
+      res.prepare_payload();
     }
-    const std::string header = JsonText(out);
-    Response res{http::status::ok, version};
-    res.set(http::field::server, "eraser");
-    res.set(http::field::content_type, "application/octet-stream");
-    res.set("Inference-Header-Content-Length", std::to_string(header.size()));
-    res.keep_alive(keep_alive);
-    res.body() = header + tensors;
-    res.prepare_payload();
+    timing.output = internal::NanosSince(output_start);
+    timing.total = internal::NanosSince(start);
+    statistics->Succeeded(timing, n);
     (*shared_respond)(std::move(res));
   };
   for (std::size_t r = 0; r < rows.size(); ++r) {

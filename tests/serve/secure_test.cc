@@ -8,6 +8,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -95,6 +97,8 @@ TEST_F(Served, EveryRouteButHealthNeedsAToken) {
            {"POST", "/v1/drain"},
            {"GET", "/v2"},
            {"GET", "/v2/models/eraser"},
+           {"GET", "/v2/models/eraser/config"},
+           {"GET", "/v2/models/stats"},
            {"POST", "/v2/models/eraser/infer"}}) {
     HttpResult none = Http(port_, method, path, body);
     EXPECT_EQ(none.status, 401) << path;
@@ -105,7 +109,7 @@ TEST_F(Served, EveryRouteButHealthNeedsAToken) {
   }
   EXPECT_EQ(
       Metric(*engine_, "eraser_http_refused_total{reason=\"unauthenticated\"}"),
-      "14");
+      "18");
   EXPECT_EQ(Http(port_, "POST", "/v1/infer", body, Bearer(infer)).status, 200);
 }
 
@@ -139,6 +143,13 @@ TEST_F(Served, ScopesDecideWhatATokenMayDoAndRead) {
   EXPECT_TRUE(detailed.json().contains("affected_shards"));
   EXPECT_TRUE(detailed.json().contains("deletion_watermark"));
   EXPECT_EQ(post("/v1/infer", {{"test_index", 3}}, owner7).status, 403);
+  // The model's configuration and statistics: as its metadata, to tokens
+  // that may infer.
+  for (const char* path : {"/v2/models/eraser/config",
+                           "/v2/models/eraser/stats", "/v2/models/stats"}) {
+    EXPECT_EQ(Http(port_, "GET", path, "", Bearer(infer)).status, 200) << path;
+    EXPECT_EQ(Http(port_, "GET", path, "", Bearer(owner7)).status, 403) << path;
+  }
 
   // Deletion: an owner token deletes only its owner.
   EXPECT_EQ(post("/v1/deletions", {{"owner", 8}}, infer).status, 403);
@@ -172,7 +183,7 @@ TEST_F(Served, ScopesDecideWhatATokenMayDoAndRead) {
   EXPECT_EQ(post("/v1/drain", json::object(), deleter).status, 403);
   EXPECT_EQ(post("/v1/drain", json::object(), admin).status, 200);
   EXPECT_EQ(Metric(*engine_, "eraser_http_refused_total{reason=\"forbidden\"}"),
-            "6");
+            "9");
 }
 
 TEST_F(Served, AReloadReplacesTheTokens) {
@@ -253,6 +264,123 @@ TEST_F(Served, OpenInferenceProtocolMetadataAndHealth) {
   EXPECT_EQ(Http(port_, "GET", "/v2/models/eraser").status, 404);
   EXPECT_EQ(Http(port_, "GET", "/v2/models/eraser/ready").status, 404);
   EXPECT_EQ(Http(port_, "POST", "/v2/models/fashion").status, 405);
+}
+
+TEST_F(Served, OpenInferenceProtocolModelConfiguration) {
+  ApiOptions api;
+  api.model_name = "fashion";
+  Start(api);
+  const json extensions = Http(port_, "GET", "/v2").json()["extensions"];
+  for (const char* e :
+       {"binary_tensor_data", "model_configuration", "statistics"}) {
+    EXPECT_NE(std::find(extensions.begin(), extensions.end(), e),
+              extensions.end())
+        << e;
+  }
+  HttpResult r = Http(port_, "GET", "/v2/models/fashion/config");
+  ASSERT_EQ(r.status, 200) << r.body;
+  const json c = r.json();
+  EXPECT_EQ(c["name"], "fashion");
+  EXPECT_EQ(c["platform"], "eraser_sisa");
+  // Rows per request; dims leave the batch dimension out.
+  EXPECT_EQ(c["max_batch_size"], 1024);
+  ASSERT_EQ(c["input"].size(), 1u);
+  EXPECT_EQ(c["input"][0]["name"], "input");
+  EXPECT_EQ(c["input"][0]["data_type"], "TYPE_UINT8");
+  EXPECT_EQ(c["input"][0]["dims"], json({28, 28}));
+  std::map<std::string, json> outputs;
+  for (const json& o : c["output"]) outputs[o["name"]] = o;
+  EXPECT_EQ(outputs["label"]["data_type"], "TYPE_INT64");
+  EXPECT_EQ(outputs["decision"]["data_type"], "TYPE_STRING");
+  EXPECT_EQ(outputs["class"]["data_type"], "TYPE_STRING");
+  EXPECT_EQ(outputs["margin"]["data_type"], "TYPE_INT32");
+  EXPECT_EQ(outputs["label"]["dims"], json({1}));
+  EXPECT_EQ(outputs["label"]["reshape"]["shape"], json::array());
+  // The engine's batching, as Triton's dynamic batcher would say it.
+  const engine::InferenceOptions& batching = engine_->inference_options();
+  EXPECT_EQ(c["dynamic_batching"]["max_queue_delay_microseconds"],
+            std::chrono::duration_cast<std::chrono::microseconds>(
+                batching.max_queue_delay)
+                .count());
+  EXPECT_EQ(c["dynamic_batching"]["preferred_batch_size"],
+            json({batching.max_batch_size}));
+  EXPECT_EQ(c["instance_group"][0]["count"], batching.threads);
+  EXPECT_EQ(c["parameters"]["policy"]["string_value"], engine_->policy());
+  HttpResult versioned =
+      Http(port_, "GET", "/v2/models/fashion/versions/1/config");
+  ASSERT_EQ(versioned.status, 200);
+  EXPECT_EQ(versioned.json(), c);
+  EXPECT_EQ(Http(port_, "GET", "/v2/models/eraser/config").status, 404);
+  EXPECT_EQ(Http(port_, "GET", "/v2/models/fashion/versions/2/config").status,
+            404);
+  EXPECT_EQ(Http(port_, "POST", "/v2/models/fashion/config").status, 405);
+}
+
+TEST_F(Served, OpenInferenceProtocolStatisticsCountEveryInferenceRequest) {
+  Start();
+  auto stats = [&](const std::string& path) {
+    HttpResult r = Http(port_, "GET", path);
+    EXPECT_EQ(r.status, 200) << r.body;
+    const json all = r.json();
+    EXPECT_EQ(all["model_stats"].size(), 1u);
+    return all["model_stats"][0];
+  };
+  json before = stats("/v2/models/eraser/stats");
+  EXPECT_EQ(before["name"], "eraser");
+  EXPECT_EQ(before["version"], "1");
+  EXPECT_EQ(before["inference_count"], 0);
+  EXPECT_EQ(before["last_inference"], 0);
+  EXPECT_EQ(before["inference_stats"]["success"]["count"], 0);
+  EXPECT_EQ(before["inference_stats"]["fail"]["count"], 0);
+
+  const auto ms_now = [] {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  };
+  const int64_t first = ms_now();
+  // Two requests answered (three rows over the protocol, one over /v1),
+  // two failed (a bad tensor, a body that is not JSON).
+  json request = {{"inputs", {Tensor("FP32", {0, 5, 9}, false)}}};
+  ASSERT_EQ(
+      Http(port_, "POST", "/v2/models/eraser/infer", request.dump()).status,
+      200);
+  ASSERT_EQ(
+      Http(port_, "POST", "/v1/infer", json{{"test_index", 4}}.dump()).status,
+      200);
+  request["inputs"][0]["shape"] = {3, 28, 27};
+  ASSERT_EQ(
+      Http(port_, "POST", "/v2/models/eraser/infer", request.dump()).status,
+      400);
+  ASSERT_EQ(Http(port_, "POST", "/v1/infer", "{").status, 400);
+  const int64_t last = ms_now();
+
+  const json s = stats("/v2/models/eraser/stats");
+  const json& is = s["inference_stats"];
+  EXPECT_EQ(s["inference_count"], 4);
+  EXPECT_EQ(is["success"]["count"], 2);
+  EXPECT_EQ(is["fail"]["count"], 2);
+  for (const char* phase :
+       {"queue", "compute_input", "compute_infer", "compute_output"}) {
+    EXPECT_EQ(is[phase]["count"], 2) << phase;
+    // Each phase is a part of the requests' time in the server.
+    EXPECT_LE(is[phase]["ns"].get<uint64_t>(),
+              is["success"]["ns"].get<uint64_t>())
+        << phase;
+  }
+  EXPECT_GT(is["compute_infer"]["ns"].get<uint64_t>(), 0u);
+  EXPECT_GT(is["fail"]["ns"].get<uint64_t>(), 0u);
+  EXPECT_GE(s["last_inference"].get<int64_t>(), first);
+  EXPECT_LE(s["last_inference"].get<int64_t>(), last);
+  // Batches the engine evaluated: at least one, at most one per row.
+  EXPECT_EQ(s["execution_count"], engine_->Stats().executions);
+  EXPECT_GE(s["execution_count"].get<uint64_t>(), 1u);
+  EXPECT_LE(s["execution_count"].get<uint64_t>(), 4u);
+  // Every model's statistics (there is one), and the versioned route.
+  EXPECT_EQ(stats("/v2/models/stats"), s);
+  EXPECT_EQ(stats("/v2/models/eraser/versions/1/stats"), s);
+  EXPECT_EQ(Http(port_, "GET", "/v2/models/other/stats").status, 404);
+  EXPECT_EQ(Http(port_, "POST", "/v2/models/stats").status, 405);
 }
 
 TEST_F(Served, OpenInferenceProtocolInfersABatchOfRows) {
@@ -595,8 +723,6 @@ std::vector<std::string> Strings(const std::string& bytes) {
 // values sent as JSON.
 TEST_F(Served, OpenInferenceProtocolBinaryTensorsInAndOut) {
   Start();
-  HttpResult server = Http(port_, "GET", "/v2");
-  EXPECT_EQ(server.json()["extensions"], json({"binary_tensor_data"}));
   const std::vector<std::size_t> rows = {0, 5, 9};
   for (const std::string& datatype :
        std::vector<std::string>{"UINT8", "INT8", "UINT16", "INT16", "INT32",

@@ -150,6 +150,10 @@ struct EngineStats {
   // With a store shared by several engines: shard models another engine
   // retrained and this one swapped in (instead of retraining them itself).
   uint64_t shard_reloads = 0;
+  // Ensemble evaluations by the inference workers that succeeded: one per
+  // batch, however many requests it held (the statistics extension's
+  // execution_count).
+  uint64_t executions = 0;
   PlanningFigures planning;
 };
 
@@ -217,6 +221,8 @@ class Engine {
   virtual std::size_t num_shards() const = 0;
   // The policy in force, canonical form.
   virtual std::string policy() const = 0;
+  // How requests are queued and batched (EngineOptions::inference).
+  virtual const InferenceOptions& inference_options() const = 0;
 };
 
 // The kUnavailable every call returns once the engine is closing. The other

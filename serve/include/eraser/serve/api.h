@@ -10,7 +10,8 @@
 // The Open Inference Protocol (KServe v2) over REST, model name
 // ApiOptions::model_name (docs/serve.md has the mapping):
 //   GET  /v2, /v2/health/live, /v2/health/ready
-//   GET  /v2/models/{name}, /v2/models/{name}/ready
+//   GET  /v2/models/{name}, /v2/models/{name}/ready,
+//        /v2/models/{name}/config, /v2/models[/{name}]/stats
 //   POST /v2/models/{name}/infer
 //
 // Errors are {"error": message}: 400 malformed body or wrong feature count,
@@ -46,6 +47,7 @@
 namespace eraser::serve {
 
 namespace internal {
+class ModelStatistics;
 class RefusalLog;
 }  // namespace internal
 
@@ -125,6 +127,11 @@ class Api {
                 const Principal* who, Respond& respond);
   // The model's metadata; the dataset's source only for an admin.
   nlohmann::json ModelMetadata(bool admin) const;
+  // The model's configuration in Triton's form (model_config.proto as
+  // JSON): what Triton's clients and perf_analyzer read.
+  nlohmann::json ModelConfig() const;
+  // The statistics extension's answer: {"model_stats": [...]}.
+  nlohmann::json ModelStats() const;
   void V2Infer(const Request& request, const Principal& who, Respond respond);
 
   // The features of a request body, or a message for a 400.
@@ -135,6 +142,9 @@ class Api {
   const ApiOptions options_;
   // 401s and 403s, logged as rate-limited summaries.
   std::unique_ptr<internal::RefusalLog> refusal_log_;
+  // Inference requests (/v1/infer and /v2/.../infer) answered and failed,
+  // with their durations: shared with the callbacks that answer them.
+  const std::shared_ptr<internal::ModelStatistics> statistics_;
   std::atomic<bool> draining_{false};
   // Deletions (a synced write each), status reads and drains run here, never
   // on an I/O thread.
