@@ -290,8 +290,9 @@ bool Api::Admitted(const Request& request, const Respond& respond) {
   res.set(http::field::server, "eraser");
   res.set(http::field::access_control_allow_origin, from);
   res.set(http::field::access_control_allow_methods, "GET, HEAD, POST");
+  // Inference-Header-Content-Length: the binary tensor data extension.
   res.set(http::field::access_control_allow_headers,
-          "Authorization, Content-Type");
+          "Authorization, Content-Type, Inference-Header-Content-Length");
   res.set(http::field::access_control_max_age, "600");
   res.set(http::field::vary, "Origin");
   res.keep_alive(request.keep_alive());
@@ -302,6 +303,23 @@ bool Api::Admitted(const Request& request, const Respond& respond) {
 
 bool Api::JsonBody(const Request& request, const Respond& respond,
                    bool undeclared_ok, bool octet_ok) {
+  // A compressed body would be read as its compressed bytes: RFC 9110
+  // 8.4.1's 415 for a content coding the server does not decode.
+  for (const auto& field : request) {
+    if (field.name() != http::field::content_encoding) continue;
+    std::string coding(field.value());
+    std::transform(coding.begin(), coding.end(), coding.begin(),
+                   [](unsigned char c) { return std::tolower(c); });
+    if (coding == "identity") continue;
+    Response res = JsonError(
+        request.version(), request.keep_alive(),
+        http::status::unsupported_media_type,
+        "Content-Encoding '" + std::string(field.value()).substr(0, 40) +
+            "' is not decoded here: send the body uncompressed");
+    res.set(http::field::accept_encoding, "identity");
+    respond(std::move(res));
+    return false;
+  }
   const auto type = request.find(http::field::content_type);
   if (type == request.end() && undeclared_ok) return true;
   std::string media = type == request.end() ? "" : std::string(type->value());
@@ -348,6 +366,9 @@ void Api::Handle(Request request, Respond respond) {
     respond = [respond = std::move(respond),
                from = std::string(origin->value())](Response res) {
       res.set(http::field::access_control_allow_origin, from);
+      // A binary answer is framed by this header; the page must read it.
+      res.set(http::field::access_control_expose_headers,
+              "Inference-Header-Content-Length");
       res.set(http::field::vary, "Origin");
       respond(std::move(res));
     };

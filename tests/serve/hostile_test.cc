@@ -115,12 +115,17 @@ TEST_F(Hostile, BrowsersOfOtherSitesCannotDelete) {
             "https://app.example");
   EXPECT_THAT(preflight.header("Access-Control-Allow-Headers"),
               HasSubstr("Content-Type"));
+  // Binary tensors: the page may send the framing header and read it.
+  EXPECT_THAT(preflight.header("Access-Control-Allow-Headers"),
+              HasSubstr("Inference-Header-Content-Length"));
   HttpResult allowed = Http(port_, "POST", "/v1/deletions", kDelete,
                             {{"Origin", "https://app.example"}});
   EXPECT_EQ(allowed.status, 202) << allowed.body;
   // The page may read the answer.
   EXPECT_EQ(allowed.header("Access-Control-Allow-Origin"),
             "https://app.example");
+  EXPECT_EQ(allowed.header("Access-Control-Expose-Headers"),
+            "Inference-Header-Content-Length");
   EXPECT_EQ(Http(port_, "POST", "/v1/deletions", kDelete)
                 .header("Access-Control-Allow-Origin"),
             "");
@@ -317,6 +322,23 @@ TEST_F(Hostile, RequestFormsTheDocsDoNotAllowAreRefused) {
                          "Transfer-Encoding: chunked\r\n"
                          "Connection: close\r\n\r\n" +
                          size.str() + "\r\n" + chunk + "\r\n0\r\n\r\n")),
+            200);
+  // A compressed body: 415, not read as its compressed bytes; "identity"
+  // is no coding.
+  for (const char* coding : {"gzip", "deflate", "br", "identity, gzip"}) {
+    HttpResult r =
+        Http(port_, "POST", "/v1/infer", chunk, {{"Content-Encoding", coding}});
+    EXPECT_EQ(r.status, 415) << coding;
+    EXPECT_THAT(r.body, HasSubstr("Content-Encoding")) << coding;
+    EXPECT_EQ(r.header("Accept-Encoding"), "identity");
+  }
+  EXPECT_EQ(Http(port_, "POST", "/v2/models/eraser/infer", wrong.dump(),
+                 {{"Content-Encoding", "gzip"}})
+                .status,
+            415);
+  EXPECT_EQ(Http(port_, "POST", "/v1/infer", chunk,
+                 {{"Content-Encoding", "identity"}})
+                .status,
             200);
   // Obsolete line folding.
   EXPECT_EQ(StatusOf(Raw("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n"
