@@ -49,9 +49,11 @@ SANITIZER_TEST_ENV := GTEST_FILTER='-$(SANITIZER_SKIP)'
 # subcommand and flag, 40 s under ThreadSanitizer for argument parsing), the
 # storage fault sweep (about 1,300 forked processes, 1.5 minutes here; the
 # store's error paths it takes run under the sanitizers in the storage
-# tests' full-disk cases), and the benchmarks (not built:
+# tests' full-disk cases), the Python client's tests (whole `eraser train`
+# and `eraser serve` processes driven by pytest; the routes they use run
+# under the sanitizers in serve_test), and the benchmarks (not built:
 # -DERASER_BENCH=OFF).
-SANITIZER_CTEST_ARGS := -E 'cli_help|fault_sweep'
+SANITIZER_CTEST_ARGS := -E 'cli_help|fault_sweep|python_client'
 SANITIZER_CMAKE_FLAGS := -DERASER_BENCH=OFF
 
 # The main job: replay the default workload against the baselines and the
