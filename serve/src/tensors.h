@@ -1,0 +1,48 @@
+// Tensor data shared by the Open Inference Protocol's HTTP (oip.cc) and
+// gRPC (grpc_server.cc) front ends: the accepted datatypes, the rows of an
+// input tensor, and the little-endian binary form of elements.
+#ifndef ERASER_SERVE_SRC_TENSORS_H_
+#define ERASER_SERVE_SRC_TENSORS_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "eraser/serve/tensor_request.h"
+#include "eraser/unlearning/sisa.h"
+
+namespace eraser::serve::internal {
+
+// Rows one request may carry.
+constexpr std::size_t kMaxRows = 1024;
+
+// The rows of the request's one input tensor (name "input", a shape
+// [rows, ...] whose per-row product is the model's feature count, values
+// valid for the datatype), or false with a message for a 400.
+bool Rows(const TensorRequest& req, const unlearning::DatasetInfo& dataset,
+          std::vector<std::vector<float>>* rows, std::string* error);
+
+// Bytes per element of a datatype with a binary form; 0 for others.
+std::size_t ElementSize(const std::string& datatype);
+
+// `count` elements of `datatype` (ElementSize() > 0), little-endian, from
+// `p`.
+void Decode(const std::string& datatype, const char* p, std::size_t count,
+            std::vector<double>* out);
+
+// `v`'s bytes, little-endian.
+template <typename T>
+void Append(std::string* out, T v) {
+  char bytes[sizeof v];
+  std::memcpy(bytes, &v, sizeof v);
+  out->append(bytes, sizeof v);
+}
+
+// A BYTES element in binary: its length (4 bytes, little-endian), then it.
+void AppendBytes(std::string* out, const std::string& s);
+
+}  // namespace eraser::serve::internal
+
+#endif  // ERASER_SERVE_SRC_TENSORS_H_
