@@ -11,6 +11,29 @@
 #define ERASER_THREAD_ANNOTATION_(x)
 #endif
 
+// gRPC's headers bring abseil's legacy macros of the same names and
+// meaning; whichever comes first, these definitions stand.
+#undef CAPABILITY
+#undef SCOPED_CAPABILITY
+#undef GUARDED_BY
+#undef PT_GUARDED_BY
+#undef ACQUIRED_BEFORE
+#undef ACQUIRED_AFTER
+#undef REQUIRES
+#undef EXCLUSIVE_LOCKS_REQUIRED
+#undef REQUIRES_SHARED
+#undef ACQUIRE
+#undef ACQUIRE_SHARED
+#undef RELEASE
+#undef RELEASE_SHARED
+#undef RELEASE_GENERIC
+#undef EXCLUDES
+#undef LOCKS_EXCLUDED
+#undef ASSERT_CAPABILITY
+#undef ASSERT_SHARED_CAPABILITY
+#undef RETURN_CAPABILITY
+#undef NO_THREAD_SAFETY_ANALYSIS
+
 #define CAPABILITY(x) ERASER_THREAD_ANNOTATION_(capability(x))
 #define SCOPED_CAPABILITY ERASER_THREAD_ANNOTATION_(scoped_lockable)
 #define GUARDED_BY(x) ERASER_THREAD_ANNOTATION_(guarded_by(x))
