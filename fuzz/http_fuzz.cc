@@ -2,8 +2,10 @@
 // arbitrary bodies and paths, against a fake engine (no model, no store),
 // so that only the parsing and mapping code is exercised. The first byte
 // picks the route; the rest is the body (or, for a deletion's status, the
-// sequence number in the path). Every request must be answered exactly
-// once with a documented status code.
+// sequence number in the path; for the Open Inference Protocol's binary
+// form, two bytes of Inference-Header-Content-Length, little-endian, then
+// the body). Every request must be answered exactly once with a documented
+// status code.
 #include <atomic>
 #include <chrono>
 #include <cstddef>
@@ -107,6 +109,7 @@ class FakeEngine final : public engine::Engine {
 struct Route {
   boost::beast::http::verb verb;
   const char* path;
+  bool binary = false;  // the binary tensor data extension
 };
 
 constexpr Route kRoutes[] = {
@@ -116,6 +119,10 @@ constexpr Route kRoutes[] = {
     {boost::beast::http::verb::post, "/v1/drain"},
     {boost::beast::http::verb::get, "/readyz"},
     {boost::beast::http::verb::delete_, "/v1/infer"},
+    {boost::beast::http::verb::post, "/v2/models/eraser/infer"},
+    {boost::beast::http::verb::post, "/v2/models/eraser/infer", true},
+    {boost::beast::http::verb::get, "/v2/models/eraser/config"},
+    {boost::beast::http::verb::get, "/v2/models/stats"},
 };
 
 }  // namespace
@@ -129,11 +136,22 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
                                                  413, 415, 429, 503, 507};
   if (size < 1) return 0;
   const Route& route = kRoutes[data[0] % std::size(kRoutes)];
-  const std::string rest(reinterpret_cast<const char*>(data + 1), size - 1);
+  std::string rest(reinterpret_cast<const char*>(data + 1), size - 1);
   serve::Request request{route.verb, route.path, 11};
   // Declared JSON, as a client must: the fuzzer reaches the body readers,
   // not only the 415 that an undeclared body gets.
   request.set(boost::beast::http::field::content_type, "application/json");
+  if (route.binary) {
+    if (rest.size() < 2) return 0;
+    const unsigned length = static_cast<unsigned char>(rest[0]) |
+                            static_cast<unsigned>(
+                                static_cast<unsigned char>(rest[1]))
+                                << 8;
+    rest.erase(0, 2);
+    request.set(boost::beast::http::field::content_type,
+                "application/octet-stream");
+    request.set("Inference-Header-Content-Length", std::to_string(length));
+  }
   if (std::string(route.path) == "/v1/deletions/") {
     request.target(std::string(route.path) + rest);
   } else {
