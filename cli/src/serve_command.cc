@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <iostream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "command.h"
@@ -15,6 +16,7 @@
 #include "eraser/metrics/engine_metrics.h"
 #include "eraser/scheduler/policy.h"
 #include "eraser/serve/api.h"
+#include "eraser/serve/grpc_server.h"
 #include "eraser/serve/http_server.h"
 #include "eraser/unlearning/runtime.h"
 
@@ -33,7 +35,9 @@ constexpr char kUsage[] =
     "--shutdown-grace), leaves pending deletions durable and exits 0.\n"
     "Access control: --auth-file names a token file (see 'eraser token');\n"
     "SIGHUP reloads it. Without one the server listens on loopback only,\n"
-    "unless --insecure. TLS: --tls-cert and --tls-key (PEM).";
+    "unless --insecure. TLS: --tls-cert and --tls-key (PEM). --grpc-listen\n"
+    "also serves the Open Inference Protocol's gRPC service and eraser's\n"
+    "deletion service there, with the same tokens and certificate.";
 
 // Whether `host` is a loopback address.
 bool Loopback(const std::string& host) {
@@ -71,6 +75,7 @@ int RunServe(int argc, char** argv) {
   engine::EngineOptions engine_options;
   serve::HttpServerOptions http;
   std::string metrics_listen = "127.0.0.1:9464";
+  std::string grpc_listen;
   std::string policy = engine_options.policy.name;
   std::string max_queue_delay =
       FormatDuration(engine_options.inference.max_queue_delay);
@@ -93,8 +98,11 @@ int RunServe(int argc, char** argv) {
       "metrics-listen",
       po::value(&metrics_listen)->default_value(metrics_listen),
       "Prometheus /metrics address host:port; empty to disable")(
-      "policy", po::value(&policy)->default_value(policy),
-      "policy string or preset (see 'eraser replay --help')")(
+      "grpc-listen", po::value(&grpc_listen),
+      "gRPC address host:port (port 0 picks a free one): the Open "
+      "Inference Protocol's GRPCInferenceService and eraser.v1.Deletions; "
+      "off by default")("policy", po::value(&policy)->default_value(policy),
+                        "policy string or preset (see 'eraser replay --help')")(
       "inference-threads",
       po::value(&engine_options.inference.threads)
           ->default_value(engine_options.inference.threads),
@@ -199,14 +207,18 @@ int RunServe(int argc, char** argv) {
     *out = std::chrono::duration_cast<std::chrono::milliseconds>(*d);
   }
   const std::string listen_host = http.listen.substr(0, http.listen.rfind(':'));
-  if (auth_file.empty() && !insecure && !Loopback(listen_host)) {
-    return ReportError(
-        "serve",
-        InvalidArgumentError(
-            "refusing to listen on " + http.listen +
-            " without --auth-file: anyone who reaches it could delete any "
-            "owner's data; give a token file, or --insecure if a proxy in "
-            "front does the access control"));
+  for (const std::string& address : {http.listen, grpc_listen}) {
+    if (address.empty()) continue;
+    const std::string host = address.substr(0, address.rfind(':'));
+    if (auth_file.empty() && !insecure && !Loopback(host)) {
+      return ReportError(
+          "serve",
+          InvalidArgumentError(
+              "refusing to listen on " + address +
+              " without --auth-file: anyone who reaches it could delete any "
+              "owner's data; give a token file, or --insecure if a proxy in "
+              "front does the access control"));
+    }
   }
   api_options.allowed_hosts = AllowedHosts(listen_host, allow_hosts);
   std::unique_ptr<serve::Authenticator> auth;
@@ -270,11 +282,31 @@ int RunServe(int argc, char** argv) {
             api.Handle(std::move(req), std::move(respond));
           });
   if (!server.ok()) return ReportError("serve", server.status());
+  std::unique_ptr<serve::GrpcServer> grpc_server;
+  if (!grpc_listen.empty()) {
+    serve::GrpcServerOptions grpc_options;
+    grpc_options.listen = grpc_listen;
+    grpc_options.tls_cert = http.tls_cert;
+    grpc_options.tls_key = http.tls_key;
+    grpc_options.max_message_bytes = http.body_limit;
+    grpc_options.idle_timeout = http.idle_timeout;
+    grpc_options.handshake_timeout = http.request_timeout;
+    StatusOr<std::unique_ptr<serve::GrpcServer>> g =
+        serve::GrpcServer::Start(grpc_options, &api);
+    if (!g.ok()) return ReportError("serve", g.status());
+    grpc_server = std::move(g).value();
+  }
 
   std::printf("eraser serve: listening on %s:%d (%s), policy %s, %zu shards\n",
               listen_host.c_str(), (*server)->port(),
               http.tls_cert.empty() ? "http" : "https",
               (*engine)->policy().c_str(), (*engine)->num_shards());
+  if (grpc_server) {
+    std::printf("eraser serve: gRPC on %s:%d (%s)\n",
+                grpc_listen.substr(0, grpc_listen.rfind(':')).c_str(),
+                grpc_server->port(),
+                http.tls_cert.empty() ? "plaintext" : "TLS");
+  }
   if (auth) {
     std::printf("eraser serve: access control on: %zu tokens from %s\n",
                 auth->tokens()->size(), auth_file.c_str());
@@ -319,7 +351,13 @@ int RunServe(int argc, char** argv) {
   const Duration left = std::max(
       Duration(0),
       *grace_duration - (SystemClock::Default()->Now() - shutdown_start));
+  // gRPC's shutdown returns once every call is answered; the engine's
+  // Close answers what is still waiting.
+  std::thread grpc_stop([&grpc_server, left] {
+    if (grpc_server) grpc_server->Shutdown(left);
+  });
   (*engine)->Close(left);
+  grpc_stop.join();
   (*server)->Stop();
   if (metrics_server) {
     metrics_server->BeginShutdown(std::chrono::milliseconds(0));

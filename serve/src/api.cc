@@ -203,6 +203,16 @@ bool Api::Details(const Principal& who) const {
 
 Api::Caller Api::Identify(const Request& request,
                           std::shared_ptr<const TokenFile>* hold) const {
+  std::vector<std::string_view> values;
+  for (const auto& field : request) {
+    if (field.name() != http::field::authorization) continue;
+    values.emplace_back(field.value().data(), field.value().size());
+  }
+  return Identify(values, hold);
+}
+
+Api::Caller Api::Identify(const std::vector<std::string_view>& authorization,
+                          std::shared_ptr<const TokenFile>* hold) const {
   // Without a token file every caller may do everything (loopback only,
   // unless the operator said --insecure).
   static const Principal* const kEveryone = [] {
@@ -212,17 +222,13 @@ Api::Caller Api::Identify(const Request& request,
     return p;
   }();
   if (options_.auth == nullptr) return {kEveryone, {}};
-  std::size_t headers = 0;
-  std::string_view value;
-  for (const auto& field : request) {
-    if (field.name() != http::field::authorization) continue;
-    ++headers;
-    value = std::string_view(field.value().data(), field.value().size());
-  }
-  if (headers == 0) return {nullptr, "no bearer token"};
+  if (authorization.empty()) return {nullptr, "no bearer token"};
   // Two credentials are ambiguous: a proxy and a client may disagree on
   // which one counts.
-  if (headers > 1) return {nullptr, "more than one Authorization header"};
+  if (authorization.size() > 1) {
+    return {nullptr, "more than one Authorization header"};
+  }
+  const std::string_view value = authorization.front();
   // The scheme is case-insensitive (RFC 7235); one space, then the token.
   constexpr std::string_view kBearer = "bearer ";
   if (value.size() <= kBearer.size() ||

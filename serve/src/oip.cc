@@ -354,6 +354,13 @@ json Api::ModelMetadata(bool admin) const {
           {"parameters", parameters}};
 }
 
+json Api::ServerMetadata() const {
+  return {{"name", "eraser"},
+          {"version", "0.1.0"},
+          {"extensions", json::array({"binary_tensor_data",
+                                      "model_configuration", "statistics"})}};
+}
+
 json Api::ModelConfig() const {
   const unlearning::DatasetInfo& dataset = engine_->dataset();
   const engine::InferenceOptions& inference = engine_->inference_options();
@@ -442,13 +449,8 @@ bool Api::HandleV2(const Request& request, const std::string& path,
   if (who == nullptr) return false;  // the rest needs authentication
   if (path == "/v2") {
     if (only(http::verb::get)) {
-      respond(internal::JsonResponse(
-          request, http::status::ok,
-          {{"name", "eraser"},
-           {"version", "0.1.0"},
-           {"extensions",
-            json::array({"binary_tensor_data", "model_configuration",
-                         "statistics"})}}));
+      respond(
+          internal::JsonResponse(request, http::status::ok, ServerMetadata()));
     }
     return true;
   }

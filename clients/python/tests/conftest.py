@@ -9,7 +9,9 @@ import pathlib
 import shutil
 import signal
 import subprocess
+import sys
 import threading
+import types
 
 import numpy as np
 import pytest
@@ -60,6 +62,16 @@ class Server:
                                self.log.read_text())
         address = line.split("listening on ")[1].split()[0]
         self.port = int(address.rsplit(":", 1)[1])
+        # With --grpc-listen: "eraser serve: gRPC on 127.0.0.1:PORT (...)".
+        self.grpc_port = None
+        if "--grpc-listen" in args:
+            line = self.proc.stdout.readline()
+            if "gRPC on" not in line:
+                self.proc.kill()
+                self.proc.wait()
+                raise RuntimeError("no gRPC address: " + line)
+            address = line.split("gRPC on ")[1].split()[0]
+            self.grpc_port = int(address.rsplit(":", 1)[1])
         # The rest of its stdout, read as it comes (a full pipe would stop
         # the server).
         self.output = []
@@ -69,6 +81,9 @@ class Server:
 
     def url(self, scheme="http"):
         return f"{scheme}://127.0.0.1:{self.port}"
+
+    def grpc_target(self):
+        return f"127.0.0.1:{self.grpc_port}"
 
     def stop(self):
         if self.proc.poll() is None:
@@ -96,6 +111,27 @@ def serve(trained, tmp_path):
     yield start
     for s in servers:
         assert s.stop() == 0, "eraser serve did not shut down cleanly"
+
+
+@pytest.fixture(scope="session")
+def grpc_stubs(tmp_path_factory):
+    """Python stubs of the project's .proto files, generated now by protoc
+    and grpc_python_plugin (Debian's protobuf-compiler-grpc): the modules
+    inference_pb2(_grpc) and deletions_pb2(_grpc)."""
+    out = tmp_path_factory.mktemp("stubs")
+    proto = ROOT / "serve" / "proto"
+    subprocess.run(["protoc", f"--proto_path={proto}", f"--python_out={out}",
+                    f"--grpc_out={out}",
+                    "--plugin=protoc-gen-grpc=/usr/bin/grpc_python_plugin",
+                    str(proto / "inference.proto"),
+                    str(proto / "deletions.proto")], check=True)
+    sys.path.insert(0, str(out))
+    import deletions_pb2
+    import deletions_pb2_grpc
+    import inference_pb2
+    import inference_pb2_grpc
+    return types.SimpleNamespace(pb=inference_pb2, pbg=inference_pb2_grpc,
+                                 dpb=deletions_pb2, dpbg=deletions_pb2_grpc)
 
 
 def eraser_token(auth_file, scopes):

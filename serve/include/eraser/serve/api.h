@@ -38,6 +38,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "eraser/engine/engine.h"
@@ -85,15 +86,39 @@ class Api {
   // /readyz answers 503 from now on.
   void SetDraining() { draining_ = true; }
 
- private:
+  // ---- for other front ends of the same engine (grpc_server.h) ----
+  engine::Engine* engine() const { return engine_; }
+  const ApiOptions& options() const { return options_; }
+  bool draining() const { return draining_; }
   // Who is calling, without answering: null with the problem when access
-  // control is on and the Authorization header is missing, repeated, not a
-  // bearer token (the scheme case-insensitive) or an unknown token. `hold`
-  // keeps the token file the principal points into alive.
+  // control is on and `authorization` (the values of every Authorization
+  // header or metadata entry) is empty, has more than one value, is not a
+  // bearer token (the scheme case-insensitive) or is an unknown token.
+  // `hold` keeps the token file the principal points into alive.
   struct Caller {
     const Principal* who = nullptr;
     std::string problem;
   };
+  Caller Identify(const std::vector<std::string_view>& authorization,
+                  std::shared_ptr<const TokenFile>* hold) const;
+  // Whether `who` sees certificate details (admin, or expose_certificates).
+  bool Details(const Principal& who) const;
+  // The documents of GET /v2, /v2/models/{name} (the dataset's source only
+  // for an admin), /v2/models/{name}/config and /v2/models/stats.
+  nlohmann::json ServerMetadata() const;
+  nlohmann::json ModelMetadata(bool admin) const;
+  // The model's configuration in Triton's form (model_config.proto as
+  // JSON): what Triton's clients and perf_analyzer read.
+  nlohmann::json ModelConfig() const;
+  // The statistics extension's answer: {"model_stats": [...]}.
+  nlohmann::json ModelStats() const;
+  // The counters of inference requests, shared by the front ends.
+  const std::shared_ptr<internal::ModelStatistics>& statistics() const {
+    return statistics_;
+  }
+
+ private:
+  // Identify() with the request's Authorization headers.
   Caller Identify(const Request& request,
                   std::shared_ptr<const TokenFile>* hold) const;
   // The same, answering 401 (400 for two Authorization headers) when there
@@ -112,7 +137,6 @@ class Api {
   // Sends 403 for `what` and counts it.
   void Forbid(const Request& request, const Principal& who,
               const std::string& what, const Respond& respond);
-  bool Details(const Principal& who) const;
 
   void Readyz(const Request& request, Respond respond);
   void Infer(const Request& request, const Principal& who, Respond respond);
@@ -125,13 +149,6 @@ class Api {
   // Handles /v2 routes; false if `path` is not one.
   bool HandleV2(const Request& request, const std::string& path,
                 const Principal* who, Respond& respond);
-  // The model's metadata; the dataset's source only for an admin.
-  nlohmann::json ModelMetadata(bool admin) const;
-  // The model's configuration in Triton's form (model_config.proto as
-  // JSON): what Triton's clients and perf_analyzer read.
-  nlohmann::json ModelConfig() const;
-  // The statistics extension's answer: {"model_stats": [...]}.
-  nlohmann::json ModelStats() const;
   void V2Infer(const Request& request, const Principal& who, Respond respond);
 
   // The features of a request body, or a message for a 400.

@@ -1,0 +1,203 @@
+// The gRPC front end in-process, with gRPC's own C++ client and the stubs
+// the build generates: what the Python suite (clients/python/tests/
+// test_grpc.py, plain stage only) checks with grpcio, here under the
+// sanitizers too.
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <thread>
+
+#include "../engine/engine_fixture.h"
+#include "deletions.grpc.pb.h"
+#include "eraser/certify/vote.h"
+#include "eraser/serve/grpc_server.h"
+#include "inference.grpc.pb.h"
+#include "served.h"
+
+namespace eraser::serve {
+namespace {
+
+namespace pb = ::inference;
+namespace dpb = ::eraser::v1;
+
+class GrpcServed : public testing::Served {
+ protected:
+  void StartGrpc(ApiOptions api = {}) {
+    Start(api);
+    GrpcServerOptions options;
+    options.listen = "127.0.0.1:0";
+    StatusOr<std::unique_ptr<GrpcServer>> g =
+        GrpcServer::Start(options, api_.get());
+    ASSERT_TRUE(g.ok()) << g.status();
+    grpc_ = std::move(g).value();
+    channel_ = grpc::CreateChannel("127.0.0.1:" + std::to_string(grpc_->port()),
+                                   grpc::InsecureChannelCredentials());
+    inference_ = pb::GRPCInferenceService::NewStub(channel_);
+    deletions_ = dpb::Deletions::NewStub(channel_);
+  }
+  void TearDown() override {
+    if (grpc_) {
+      // As eraser serve stops: the engine answers what is still waiting
+      // while gRPC waits for its calls.
+      std::thread stop([this] { grpc_->Shutdown(Duration(0)); });
+      engine_->Close();
+      stop.join();
+      grpc_.reset();
+    }
+    Served::TearDown();
+  }
+
+  // Test rows `rows` as raw UINT8 pixel bytes.
+  static pb::ModelInferRequest Pixels(const std::vector<std::size_t>& rows) {
+    const datasets::Split& test = engine::testing::GetTemplate().data.test;
+    pb::ModelInferRequest req;
+    req.set_model_name("eraser");
+    req.set_id("call-1");
+    auto* input = req.add_inputs();
+    input->set_name("input");
+    input->set_datatype("UINT8");
+    input->add_shape(static_cast<int64_t>(rows.size()));
+    input->add_shape(784);
+    std::string raw;
+    for (std::size_t i : rows) {
+      raw.append(reinterpret_cast<const char*>(test.row(i)), test.row_bytes());
+    }
+    req.add_raw_input_contents(raw);
+    return req;
+  }
+
+  grpc::Status Infer(const pb::ModelInferRequest& req,
+                     pb::ModelInferResponse* res,
+                     const std::string& token = "") {
+    grpc::ClientContext context;
+    if (!token.empty()) context.AddMetadata("authorization", "Bearer " + token);
+    return inference_->ModelInfer(&context, req, res);
+  }
+
+  std::unique_ptr<GrpcServer> grpc_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<pb::GRPCInferenceService::Stub> inference_;
+  std::unique_ptr<dpb::Deletions::Stub> deletions_;
+};
+
+int32_t Plurality(std::size_t i) {
+  const auto& votes = engine::testing::GetTemplate().votes[i];
+  return certify::PluralityVote(votes.data(), votes.size(), 10);
+}
+
+std::vector<int64_t> Labels(const pb::ModelInferResponse& res) {
+  EXPECT_EQ(res.outputs(0).name(), "label");
+  const std::string& raw = res.raw_output_contents(0);
+  std::vector<int64_t> labels(raw.size() / 8);
+  std::memcpy(labels.data(), raw.data(), raw.size());
+  return labels;
+}
+
+TEST_F(GrpcServed, InfersRawAndTypedTensorsAsTheEnsembleVotes) {
+  StartGrpc();
+  const std::vector<std::size_t> rows = {0, 5, 9};
+  pb::ModelInferRequest raw = Pixels(rows);
+  pb::ModelInferResponse res;
+  ASSERT_TRUE(Infer(raw, &res).ok());
+  EXPECT_EQ(res.id(), "call-1");
+  ASSERT_EQ(res.outputs_size(), 4);  // label, decision, class, margin
+  ASSERT_EQ(res.raw_output_contents_size(), 4);
+  std::vector<int64_t> want;
+  for (std::size_t i : rows) want.push_back(Plurality(i));
+  EXPECT_EQ(Labels(res), want);
+  EXPECT_EQ(res.outputs(0).shape(0), 3);
+  // The same bytes as typed contents.
+  pb::ModelInferRequest typed = raw;
+  typed.clear_raw_input_contents();
+  for (unsigned char b : raw.raw_input_contents(0)) {
+    typed.mutable_inputs(0)->mutable_contents()->add_uint_contents(b);
+  }
+  pb::ModelInferResponse typed_res;
+  ASSERT_TRUE(Infer(typed, &typed_res).ok());
+  EXPECT_EQ(Labels(typed_res), want);
+  // A short raw tensor, and the wrong model: refused by name.
+  pb::ModelInferRequest short_raw = raw;
+  short_raw.mutable_raw_input_contents(0)->pop_back();
+  grpc::Status s = Infer(short_raw, &res);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(s.error_message().find("bytes"), std::string::npos);
+  pb::ModelInferRequest other = raw;
+  other.set_model_name("other");
+  EXPECT_EQ(Infer(other, &res).error_code(), grpc::StatusCode::NOT_FOUND);
+  // Both front ends count in the same statistics.
+  grpc::ClientContext context;
+  pb::ModelStatisticsRequest req;
+  pb::ModelStatisticsResponse stats;
+  ASSERT_TRUE(inference_->ModelStatistics(&context, req, &stats).ok());
+  ASSERT_EQ(stats.model_stats_size(), 1);
+  EXPECT_EQ(stats.model_stats(0).inference_stats().success().count(), 2u);
+  EXPECT_EQ(stats.model_stats(0).inference_stats().fail().count(), 2u);
+  EXPECT_EQ(stats.model_stats(0).inference_count(), 6u);
+}
+
+TEST_F(GrpcServed, DeletionsAreScopedAndDurableBeforeTheAnswer) {
+  const std::string infer = AddToken("infer", "reader");
+  const std::string owner7 = AddToken("delete:owner:7", "owner-7");
+  const std::string admin = AddToken("admin", "ops");
+  StatusOr<std::unique_ptr<Authenticator>> auth =
+      Authenticator::Open(token_file_);
+  ASSERT_TRUE(auth.ok()) << auth.status();
+  ApiOptions api;
+  api.auth = auth->get();
+  StartGrpc(api);
+  auto remove = [&](dpb::DeleteRequest req, const std::string& token,
+                    dpb::Deletion* out) {
+    grpc::ClientContext context;
+    if (!token.empty()) context.AddMetadata("authorization", "Bearer " + token);
+    return deletions_->Delete(&context, req, out);
+  };
+  dpb::DeleteRequest owner7_req;
+  owner7_req.set_owner(7);
+  dpb::DeleteRequest sample_req;
+  sample_req.set_sample(3);
+  dpb::Deletion d;
+  EXPECT_EQ(remove(owner7_req, "", &d).error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(remove(owner7_req, infer, &d).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(remove(sample_req, owner7, &d).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(engine_->Stats().pending_deletions, 0u);
+  ASSERT_TRUE(remove(owner7_req, owner7, &d).ok());
+  EXPECT_EQ(d.target(), "owner:7");
+  EXPECT_EQ(d.state(), dpb::Deletion::PENDING);
+  // Answered only once durable: the engine has it when the call returns.
+  StatusOr<engine::DeletionInfo> info =
+      engine_->GetDeletion(DeletionSeq(d.seq()));
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(engine_->Stats().pending_deletions, 1u);
+  // An inference token sees no certificate; an admin does.
+  pb::ModelInferResponse res;
+  ASSERT_TRUE(Infer(Pixels({1}), &res, infer).ok());
+  EXPECT_EQ(res.parameters().count("certificates"), 0u);
+  ASSERT_TRUE(Infer(Pixels({1}), &res, admin).ok());
+  EXPECT_EQ(res.parameters().count("certificates"), 1u);
+  // Drain: admin only; then applied.
+  grpc::ClientContext denied;
+  denied.AddMetadata("authorization", "Bearer " + owner7);
+  dpb::DrainResponse drained;
+  EXPECT_EQ(
+      deletions_->Drain(&denied, dpb::DrainRequest(), &drained).error_code(),
+      grpc::StatusCode::PERMISSION_DENIED);
+  grpc::ClientContext allowed;
+  allowed.AddMetadata("authorization", "Bearer " + admin);
+  ASSERT_TRUE(deletions_->Drain(&allowed, dpb::DrainRequest(), &drained).ok());
+  EXPECT_EQ(drained.pending_deletions(), 0u);
+  grpc::ClientContext read;
+  read.AddMetadata("authorization", "Bearer " + owner7);
+  dpb::GetDeletionRequest get;
+  get.set_seq(d.seq());
+  dpb::Deletion now;
+  ASSERT_TRUE(deletions_->GetDeletion(&read, get, &now).ok());
+  EXPECT_EQ(now.state(), dpb::Deletion::APPLIED);
+  EXPECT_GE(now.applied_unix_ms(), now.arrival_unix_ms());
+}
+
+}  // namespace
+}  // namespace eraser::serve
