@@ -14,7 +14,7 @@ JOBS ?= 2
 CMAKE_FLAGS ?=
 ERASER := $(BUILD_DIR)/bin/eraser
 
-.PHONY: all setup build clang clang-build fuzz test demo tsan asan bench sweep plot soak \
+.PHONY: all setup configure build clang clang-build fuzz test demo tsan asan bench sweep plot soak \
 	format clean
 
 all: build
@@ -22,8 +22,10 @@ all: build
 setup:
 	scripts/setup
 
-build: setup
+configure: setup
 	cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) $(CMAKE_FLAGS)
+
+build: configure
 	cmake --build $(BUILD_DIR) -j $(JOBS)
 
 test: build
@@ -64,8 +66,10 @@ SANITIZER_CMAKE_FLAGS := -DERASER_BENCH=OFF
 
 # The main job: replay the default workload against the baselines and the
 # ERASER policies and print the comparison (the ensemble is trained once and
-# cached in $(BUILD_DIR)/cache).
-demo: build
+# cached in $(BUILD_DIR)/cache). Builds only the `eraser` binary and what it
+# links, not the tests and benchmarks.
+demo: configure
+	cmake --build $(BUILD_DIR) -j $(JOBS) --target eraser
 	$(ERASER) replay --workload workloads/default.json \
 	  --cache-dir $(BUILD_DIR)/cache --json $(BUILD_DIR)/demo-report.json
 
