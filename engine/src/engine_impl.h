@@ -70,6 +70,8 @@ class EngineImpl final : public Engine {
   Status Start() EXCLUDES(mu_);
 
   Status InferAsync(std::vector<float> features, InferCallback done) override;
+  Status InferAsync(std::vector<float> features, InferCallback done,
+                    Duration max_wait) override;
   std::future<StatusOr<Prediction>> Infer(std::vector<float> features) override;
   StatusOr<DeletionSeq> RequestDeletion(
       const storage::DeletionTarget& target) override;

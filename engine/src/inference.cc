@@ -15,6 +15,11 @@ double SecondsBetween(TimePoint a, TimePoint b) {
 }  // namespace
 
 Status EngineImpl::InferAsync(std::vector<float> features, InferCallback done) {
+  return InferAsync(std::move(features), std::move(done), Duration::max());
+}
+
+Status EngineImpl::InferAsync(std::vector<float> features, InferCallback done,
+                              Duration max_wait) {
   if (features.size() != feature_size_) {
     metrics_->Refused("bad_input");
     return InvalidArgumentError("expected " + std::to_string(feature_size_) +
@@ -40,6 +45,7 @@ Status EngineImpl::InferAsync(std::vector<float> features, InferCallback done) {
   request->id = next_request_id_.fetch_add(1);
   request->features = std::move(features);
   request->done = std::move(done);
+  request->max_wait = max_wait;
   request->admitted = clock_->Now();
   if (!queue_.Push(request)) {
     inflight_.fetch_sub(1);
@@ -84,7 +90,7 @@ bool EngineImpl::HoldBatch(std::vector<RequestPtr>& batch,
     }
     if (!r->first_compute) r->first_compute = now;
     if (!r->parked_at) r->parked_at = now;
-    core_->Hold(r->id, now);
+    core_->Hold(r->id, now, r->max_wait);
     waiting_[r->id] = std::move(r);
   }
   UpdateGauges();
@@ -151,7 +157,7 @@ void EngineImpl::ComputeBatch(std::vector<RequestPtr>& batch) {
       }
       for (std::size_t s = 0; s < k; ++s) column[s] = votes[s * n + i];
       scheduler::Verdict verdict =
-          core_->Decide(r->id, column, versions, start);
+          core_->Decide(r->id, column, versions, start, r->max_wait);
       waiting |= verdict.kind != scheduler::Verdict::Kind::kAnswer;
       Settle(std::move(r), std::move(verdict), start, &answers);
     }

@@ -24,6 +24,8 @@ struct Request {
   double compute_seconds = 0;
   std::optional<TimePoint> parked_at;  // parked or held since
   double wait_seconds = 0;
+  // The request's own bound on waiting parked or held (Engine::InferAsync).
+  Duration max_wait = Duration::max();
 };
 
 using RequestPtr = std::unique_ptr<Request>;

@@ -131,8 +131,12 @@ bool Core::HoldsInference() const {
   return options_.policy.kind == PolicyKind::kImmediate && !pending_.empty();
 }
 
-void Core::Hold(uint64_t request, TimePoint now) {
-  held_.emplace(request, now);
+TimePoint Core::Expiry(TimePoint now, Duration max_wait) const {
+  return now + std::max(Duration(0), std::min(options_.max_wait, max_wait));
+}
+
+void Core::Hold(uint64_t request, TimePoint now, Duration max_wait) {
+  held_.emplace(request, Expiry(now, max_wait));
 }
 
 std::vector<DeletionSeq> Core::PendingIn(
@@ -163,15 +167,16 @@ Verdict Core::Answer(int32_t label, Decision decision, int32_t margin,
 
 void Core::Park(uint64_t request, const std::vector<int32_t>& votes,
                 const std::vector<uint8_t>& affected,
-                const std::vector<uint64_t>& versions, TimePoint now) {
+                const std::vector<uint64_t>& versions, TimePoint expires) {
   parked_.emplace(request,
                   Parked{certify::VoteTally(votes.data(), affected.data(),
                                             options_.shards, options_.classes),
-                         versions, now});
+                         versions, expires});
 }
 
 Verdict Core::Decide(uint64_t request, const std::vector<int32_t>& votes,
-                     const std::vector<uint64_t>& versions, TimePoint now) {
+                     const std::vector<uint64_t>& versions, TimePoint now,
+                     Duration max_wait) {
   std::vector<uint8_t> affected(options_.shards, 0);
   for (std::size_t k = 0; k < options_.shards; ++k) {
     affected[k] = ShardAffected(k) || versions.at(k) != versions_[k];
@@ -187,7 +192,7 @@ Verdict Core::Decide(uint64_t request, const std::vector<int32_t>& votes,
   if (policy.kind == PolicyKind::kImmediate) {
     // Something was acknowledged while it computed: compute it again once
     // nothing is pending.
-    held_.emplace(request, now);
+    held_.emplace(request, Expiry(now, max_wait));
     Verdict v;
     v.kind = Verdict::Kind::kHeld;
     return v;
@@ -211,7 +216,7 @@ Verdict Core::Decide(uint64_t request, const std::vector<int32_t>& votes,
                   versions);
   }
   // `wait`, or `partial` with every shard affected: park until certified.
-  Park(request, votes, affected, versions, now);
+  Park(request, votes, affected, versions, Expiry(now, max_wait));
   Verdict v;
   v.kind = Verdict::Kind::kParked;
   v.affected = ShardsOf(affected);
@@ -266,14 +271,14 @@ std::optional<Verdict> Core::OnRevote(const Revote& revote, int32_t vote,
 std::vector<uint64_t> Core::TakeReleased() {
   if (!pending_.empty() || held_.empty()) return {};
   std::vector<uint64_t> out;
-  for (const auto& [id, since] : held_) out.push_back(id);
+  for (const auto& [id, expires] : held_) out.push_back(id);
   held_.clear();
   return out;
 }
 
 std::vector<uint64_t> Core::TakeAllWaiting() {
   std::vector<uint64_t> out;
-  for (const auto& [id, since] : held_) out.push_back(id);
+  for (const auto& [id, expires] : held_) out.push_back(id);
   for (const auto& [id, p] : parked_) out.push_back(id);
   held_.clear();
   parked_.clear();
@@ -455,7 +460,7 @@ std::vector<ShardId> Core::BackingOff(TimePoint now) const {
 std::vector<std::pair<uint64_t, Verdict>> Core::ExpireParked(TimePoint now) {
   std::vector<std::pair<uint64_t, Verdict>> out;
   for (auto it = parked_.begin(); it != parked_.end();) {
-    if (now - it->second.since < options_.max_wait) {
+    if (now < it->second.expires) {
       ++it;
       continue;
     }
@@ -473,7 +478,7 @@ std::vector<std::pair<uint64_t, Verdict>> Core::ExpireParked(TimePoint now) {
   // The immediate baseline computes nothing while deletions are pending:
   // a held request has no partial answer.
   for (auto it = held_.begin(); it != held_.end();) {
-    if (now - it->second < options_.max_wait) {
+    if (now < it->second) {
       ++it;
       continue;
     }

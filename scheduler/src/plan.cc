@@ -383,10 +383,8 @@ std::optional<TimePoint> Core::NextWakeup() const {
     const Backoff& b = backoff_[s.value()];
     if (b.failures > 0 && b.retry_at > last_poll_) consider(b.retry_at);
   }
-  for (const auto& [request, p] : parked_)
-    consider(p.since + options_.max_wait);
-  for (const auto& [request, since] : held_)
-    consider(since + options_.max_wait);
+  for (const auto& [request, p] : parked_) consider(p.expires);
+  for (const auto& [request, expires] : held_) consider(expires);
   // Never ask to be woken in the past: the last Poll already handled it.
   if (next && *next <= last_poll_) {
     next = last_poll_ + std::chrono::milliseconds(1);

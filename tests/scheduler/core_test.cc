@@ -638,6 +638,57 @@ TEST_F(CoreTest, AHeldRequestIsRejectedAfterMaxWait) {
   EXPECT_EQ(core.held(), 0u);
 }
 
+// A client's own timeout (the protocol's parameters.timeout): shorter than
+// max_wait it decides when the request falls back; longer, max_wait does.
+TEST_F(CoreTest, ARequestsOwnMaxWaitBoundsItsWaitBelowMaxWait) {
+  CoreOptions o = Options("eraser:lazy,wait");
+  o.max_wait = seconds(10);
+  core_ = std::make_unique<Core>(
+      o, std::vector<std::vector<uint64_t>>(kShards, {1000, 0, 0, 0}),
+      std::vector<uint64_t>(kShards, 1), clock_.Now());
+  Core& core = *core_;
+  Delete(1, {{0, 0}, {1, 0}, {2, 0}});
+  const std::vector<uint64_t> versions = core.versions();
+  ASSERT_EQ(core.Decide(1, Votes(5), versions, clock_.Now(), seconds(2)).kind,
+            Verdict::Kind::kParked);
+  ASSERT_EQ(core.Decide(2, Votes(5), versions, clock_.Now(), seconds(60)).kind,
+            Verdict::Kind::kParked);
+  // The engine is woken for the shorter one.
+  EXPECT_LE(*core.NextWakeup(), clock_.Now() + seconds(2));
+  clock_.Advance(seconds(2) - milliseconds(1));
+  EXPECT_THAT(core.ExpireParked(clock_.Now()), IsEmpty());
+  clock_.Advance(milliseconds(1));
+  std::vector<std::pair<uint64_t, Verdict>> expired =
+      core.ExpireParked(clock_.Now());
+  ASSERT_EQ(expired.size(), 1u);
+  EXPECT_EQ(expired[0].first, 1u);
+  EXPECT_EQ(expired[0].second.decision, Decision::kPartial);
+  // 60 s asked, 10 s allowed.
+  clock_.Advance(seconds(8) - milliseconds(1));
+  EXPECT_THAT(core.ExpireParked(clock_.Now()), IsEmpty());
+  clock_.Advance(milliseconds(1));
+  expired = core.ExpireParked(clock_.Now());
+  ASSERT_EQ(expired.size(), 1u);
+  EXPECT_EQ(expired[0].first, 2u);
+  // Held by the immediate baseline: the same bound; zero falls back at once.
+  CoreOptions immediate = Options("immediate");
+  immediate.max_wait = seconds(10);
+  Core held(immediate,
+            std::vector<std::vector<uint64_t>>(kShards, {1000, 0, 0, 0}),
+            std::vector<uint64_t>(kShards, 1), clock_.Now());
+  held.OnDeletion(DeletionSeq(1), clock_.Now(), {{SampleId(1), ShardId(3), 1}});
+  held.Hold(10, clock_.Now(), milliseconds(500));
+  held.Hold(11, clock_.Now(), Duration(0));
+  expired = held.ExpireParked(clock_.Now());
+  ASSERT_EQ(expired.size(), 1u);
+  EXPECT_EQ(expired[0].first, 11u);
+  clock_.Advance(milliseconds(500));
+  expired = held.ExpireParked(clock_.Now());
+  ASSERT_EQ(expired.size(), 1u);
+  EXPECT_EQ(expired[0].first, 10u);
+  EXPECT_EQ(expired[0].second.decision, Decision::kRejected);
+}
+
 TEST_F(CoreTest, TheTestingHookSeesEveryDecision) {
   CoreOptions o = Options("eraser:lazy,partial");
   o.testing_affected_hook = [](std::vector<uint8_t>* affected) {

@@ -181,6 +181,16 @@ class Engine {
   // kUnavailable after Close.
   virtual Status InferAsync(std::vector<float> features,
                             InferCallback done) = 0;
+  // The same, for a request that may wait at most `max_wait` parked for
+  // unlearning (or held by the immediate baseline) before it gets the
+  // fallback answer, when that is shorter than InferenceOptions::max_wait:
+  // a client's own timeout (the Open Inference Protocol's
+  // parameters.timeout). The default implementation ignores it.
+  virtual Status InferAsync(std::vector<float> features, InferCallback done,
+                            Duration max_wait) {
+    (void)max_wait;
+    return InferAsync(std::move(features), std::move(done));
+  }
   // The same, as a future; admission errors are delivered through it.
   virtual std::future<StatusOr<Prediction>> Infer(
       std::vector<float> features) = 0;

@@ -69,6 +69,7 @@ struct CoreOptions {
   // A parked request waits at most this long for the retrainings it needs
   // (they may be failing, or be behind deadlines), then gets the partial
   // answer, or `rejected` with a retry hint when every shard is affected.
+  // A request may ask for less (Decide's and Hold's `max_wait`).
   Duration max_wait = std::chrono::seconds(30);
   // Test only: sees (and may change) the affected flags of every decision.
   // Lets a test plant the bug of an engine that forgets a shard.
@@ -185,14 +186,18 @@ class Core {
   // True when a request must not be computed now (the immediate baseline
   // with a deletion pending): Hold it instead.
   bool HoldsInference() const;
-  void Hold(uint64_t request, TimePoint now);
+  // `max_wait` bounds how long this request may be held (or parked), below
+  // CoreOptions::max_wait.
+  void Hold(uint64_t request, TimePoint now,
+            Duration max_wait = Duration::max());
   // Decides request `request` from one vote per shard, computed by the
   // models of `versions`, at `now`. A shard is affected if its served
   // model holds a pending deletion, or if it was replaced since `versions`
   // (the newer model may have been retrained to forget something the one
   // that voted holds).
   Verdict Decide(uint64_t request, const std::vector<int32_t>& votes,
-                 const std::vector<uint64_t>& versions, TimePoint now);
+                 const std::vector<uint64_t>& versions, TimePoint now,
+                 Duration max_wait = Duration::max());
   // The votes parked requests can use now: affected shards whose served
   // model holds no pending deletion and is newer than the one that voted.
   std::vector<Revote> Revotes() const;
@@ -295,7 +300,7 @@ class Core {
   struct Parked {
     certify::VoteTally tally;
     std::vector<uint64_t> versions;  // behind each vote
-    TimePoint since;
+    TimePoint expires;               // then the fallback answer
   };
   struct Backoff {
     int failures = 0;
@@ -317,7 +322,10 @@ class Core {
                  std::vector<uint64_t> versions) const;
   void Park(uint64_t request, const std::vector<int32_t>& votes,
             const std::vector<uint8_t>& affected,
-            const std::vector<uint64_t>& versions, TimePoint now);
+            const std::vector<uint64_t>& versions, TimePoint expires);
+  // When a request parked or held at `now` falls back: after the shorter
+  // of CoreOptions::max_wait and the request's own.
+  TimePoint Expiry(TimePoint now, Duration max_wait) const;
   std::vector<DeletionSeq> Excluded(const RetrainOrder& order) const;
   // Drops the order's samples from the pending deletions of its shard (the
   // shard's version becomes `version`): `excluded` leave the shard; the
@@ -368,7 +376,7 @@ class Core {
   std::map<ShardId, Running> running_;
   std::vector<Backoff> backoff_;  // per shard
   std::map<uint64_t, Parked> parked_;
-  std::map<uint64_t, TimePoint> held_;  // request -> held since
+  std::map<uint64_t, TimePoint> held_;  // request -> when it falls back
   uint64_t watermark_ = 0;
   Estimator estimator_;
   // The last rate_window in one-second buckets, oldest first: bounded.
