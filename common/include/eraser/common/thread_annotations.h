@@ -11,8 +11,10 @@
 #define ERASER_THREAD_ANNOTATION_(x)
 #endif
 
-// gRPC's headers bring abseil's legacy macros of the same names and
-// meaning; whichever comes first, these definitions stand.
+// gRPC's headers bring abseil's legacy macros of the same names and the
+// same expansions: included after them, these replace them without a
+// redefinition warning; included before, abseil's (equal) ones replace
+// these.
 #undef CAPABILITY
 #undef SCOPED_CAPABILITY
 #undef GUARDED_BY
