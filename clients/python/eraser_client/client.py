@@ -151,9 +151,11 @@ class Client:
     def _request(self, method: str, path: str, body: bytes = b"",
                  headers: Optional[Dict[str, str]] = None):
         """(status, headers with lower-case names, body). A kept-alive
-        connection the server closed while idle is reopened once (the
-        request never reached the server; a deletion sent twice would be
-        harmless anyway: the engine applies it once)."""
+        connection that fails before any answer (the server closed it while
+        idle) is reopened and the request sent once more. Then the first
+        attempt may have reached the server: for inference and reads that
+        changes nothing; a deletion sent twice is logged twice and applied
+        once (the answer carries the second's sequence number)."""
         all_headers = {"Accept": "application/json"}
         if self._token is not None:
             all_headers["Authorization"] = "Bearer " + self._token
@@ -167,11 +169,18 @@ class Client:
                 res = conn.getresponse()
                 data = res.read()
             except (http.client.RemoteDisconnected, ConnectionResetError,
-                    BrokenPipeError) as e:
+                    BrokenPipeError, ssl.SSLEOFError) as e:
                 self.close()
                 if reused and attempt == 0:
                     continue
-                raise EraserError(0, f"the server closed the connection: {e}")
+                raise EraserError(0, f"the server closed the connection "
+                                     f"before answering: {e}")
+            except TimeoutError as e:
+                self.close()
+                raise EraserError(0, f"no answer from {self._host}:"
+                                     f"{self._port} within {self._timeout} s"
+                                     f" (a deletion may have been logged): "
+                                     f"{e}")
             except (OSError, http.client.HTTPException) as e:
                 self.close()
                 raise EraserError(0, f"cannot reach {self._host}:"
@@ -208,43 +217,64 @@ class Client:
 
     # ---- health and metadata ----------------------------------------------
 
+    def _health(self, path: str) -> bool:
+        try:
+            return self._request("GET", path)[0] == 200
+        except EraserError as e:
+            if e.status == 0:
+                return False  # not reachable: not live, not ready
+            raise
+
     def live(self) -> bool:
-        """The server process answers."""
-        return self._request("GET", "/v2/health/live")[0] == 200
+        """The server process answers (False when it cannot be reached)."""
+        return self._health("/v2/health/live")
 
     def ready(self) -> bool:
-        """The server takes requests (False while it shuts down)."""
-        return self._request("GET", "/v2/health/ready")[0] == 200
+        """The server takes requests (False while it shuts down, or when it
+        cannot be reached)."""
+        return self._health("/v2/health/ready")
 
     def model_ready(self) -> bool:
-        return self._request("GET", f"/v2/models/{self.model}/ready")[0] == 200
+        """The model takes requests; raises EraserError for 401 or 403 (a
+        token is needed) and 404 (another model name)."""
+        status, headers, data = self._request("GET", self._model_path("/ready"))
+        if status in (401, 403, 404):
+            raise self._error(status, headers, data)
+        return status == 200
+
+    def _model_path(self, rest: str = "") -> str:
+        return "/v2/models/" + urllib.parse.quote(self.model, safe="") + rest
 
     def server_metadata(self) -> dict:
         return self._json("GET", "/v2")
 
     def model_metadata(self) -> dict:
-        return self._json("GET", f"/v2/models/{self.model}")
+        return self._json("GET", self._model_path())
 
     def model_config(self) -> dict:
         """The model's configuration in Triton's form."""
-        return self._json("GET", f"/v2/models/{self.model}/config")
+        return self._json("GET", self._model_path("/config"))
 
     def model_statistics(self) -> dict:
         """The statistics extension's $model_stat of the model."""
-        return self._json("GET", f"/v2/models/{self.model}/stats")[
+        return self._json("GET", self._model_path("/stats"))[
             "model_stats"][0]
 
     # ---- inference ----------------------------------------------------------
 
     def infer(self, x, *, binary: bool = True,
               outputs: Optional[Sequence[str]] = None,
-              request_id: Optional[str] = None) -> InferResult:
+              request_id: Optional[str] = None,
+              timeout_us: Optional[int] = None) -> InferResult:
         """Answers each row of `x`, an array of shape [rows, ...] (a 1-D
         array is one row) in one of the accepted dtypes: uint8 pixel bytes
         for image models, float32 features, or any integer or float type
         the server lists. Binary tensors both ways by default
         (binary=False sends and asks for JSON). `outputs` names the outputs
-        wanted (label, decision, class, margin); all by default."""
+        wanted (label, decision, class, margin); all by default.
+        `timeout_us` (the protocol's parameters.timeout) bounds how long a
+        row may wait for unlearning before its fallback answer (partial,
+        or rejected), below the server's --max-wait."""
         x = np.asarray(x)
         if x.dtype not in _DATATYPES:
             raise ValueError(f"dtype {x.dtype} is not accepted; use one of "
@@ -263,11 +293,17 @@ class Client:
             request["outputs"] = [
                 {"name": n, "parameters": {"binary_data": binary}}
                 for n in outputs]
+        parameters: dict = {}
+        if timeout_us is not None:
+            parameters["timeout"] = int(timeout_us)
+        if binary:
+            parameters["binary_data_output"] = True
+        if parameters:
+            request["parameters"] = parameters
         if binary:
             raw = np.ascontiguousarray(
                 x, dtype=x.dtype.newbyteorder("<")).tobytes()
             tensor["parameters"] = {"binary_data_size": len(raw)}
-            request["parameters"] = {"binary_data_output": True}
             header = json.dumps(request).encode()
             body = header + raw
             headers = {"Content-Type": "application/octet-stream",
@@ -277,15 +313,25 @@ class Client:
             body = json.dumps(request).encode()
             headers = {"Content-Type": "application/json"}
         status, res_headers, data = self._request(
-            "POST", f"/v2/models/{self.model}/infer", body, headers)
+            "POST", self._model_path("/infer"), body, headers)
         if status != 200:
             raise self._error(status, res_headers, data)
         return self._infer_result(res_headers, data)
 
     @staticmethod
     def _infer_result(headers: Dict[str, str], data: bytes) -> InferResult:
+        try:
+            return Client._decode_result(headers, data)
+        except (ValueError, KeyError, TypeError, struct.error) as e:
+            raise EraserError(0, f"the server's answer is malformed: {e!r}")
+
+    @staticmethod
+    def _decode_result(headers: Dict[str, str], data: bytes) -> InferResult:
         length = headers.get("inference-header-content-length")
         header_size = int(length) if length is not None else len(data)
+        if not 0 <= header_size <= len(data):
+            raise ValueError(f"Inference-Header-Content-Length {length} "
+                             f"for a {len(data)}-byte answer")
         header = json.loads(data[:header_size])
         at = header_size
         outputs: Dict[str, Union[np.ndarray, List[str]]] = {}
@@ -304,6 +350,8 @@ class Client:
                 value = (list(o["data"]) if datatype == "BYTES" else
                          np.asarray(o["data"], dtype=_NUMPY[datatype]))
             outputs[name] = value
+        if at != len(data):
+            raise ValueError(f"{len(data) - at} bytes after the outputs")
         certificates = header.get("parameters", {}).get("certificates")
         labels = outputs.get("label")
         return InferResult(

@@ -1,5 +1,7 @@
 """eraser_client against a real `eraser serve` (conftest.py starts it)."""
 
+import select
+
 import numpy as np
 import pytest
 
@@ -45,10 +47,10 @@ def test_health_metadata_configuration_and_statistics(serve):
         assert after["inference_count"] == 3
         # Another model name is not served.
         other = Client(s.url(), model="other")
-        assert not other.model_ready()
-        with pytest.raises(EraserError) as e:
-            other.model_metadata()
-        assert e.value.status == 404
+        for call in (other.model_ready, other.model_metadata):
+            with pytest.raises(EraserError) as e:
+                call()
+            assert e.value.status == 404
 
 
 @pytest.mark.parametrize("binary", [True, False])
@@ -90,6 +92,13 @@ def test_every_dtype_answers_the_same_in_binary_and_json(serve, test_images):
 def test_outputs_named_and_bad_requests(serve, test_images):
     s = serve()
     with Client(s.url()) as c:
+        # parameters.timeout, in both forms; a bad one is the server's 400.
+        for binary in (True, False):
+            assert len(c.infer(test_images[:2], binary=binary,
+                               timeout_us=5_000_000).labels) == 2
+            with pytest.raises(EraserError) as e:
+                c.infer(test_images[:2], binary=binary, timeout_us=-1)
+            assert e.value.status == 400 and "timeout" in e.value.message
         only = c.infer(test_images[:2], outputs=["label"])
         assert list(only.outputs) == ["label"]
         assert only.decisions == [] and only.classes is None
@@ -164,6 +173,31 @@ def test_tokens_and_scopes(serve, tmp_path, test_images):
         assert c.deletion(d).applied
 
 
+def test_a_connection_the_server_closed_while_idle_is_reopened(serve):
+    s = serve("--idle-timeout", "200ms", "--policy",
+              "eraser:lazy,wait,deadline=1h")
+    with Client(s.url()) as c:
+        first = c.delete(sample=5)
+        # Wait for the server to close the idle connection (its EOF).
+        sock = c._conn.sock
+        assert select.select([sock], [], [], 30)[0], "the server kept it open"
+        assert sock.recv(1) == b""
+        second = c.delete(sample=6)
+        # Sent once: the next sequence number, nothing logged twice.
+        assert second.seq == first.seq + 1
+        assert c.deletion(second.seq).info["target"] == "sample:6"
+        with pytest.raises(EraserError) as e:
+            c.deletion(second.seq + 1)
+        assert e.value.status == 404
+    # A server that is gone is neither live nor ready.
+    s.stop()
+    gone = Client(s.url(), timeout=5)
+    assert not gone.live() and not gone.ready()
+    with pytest.raises(EraserError) as e:
+        gone.infer(np.zeros((1, 784), np.uint8))
+    assert e.value.status == 0
+
+
 def test_tls(serve, certificate, test_images):
     cert, key = certificate
     s = serve("--tls-cert", str(cert), "--tls-key", str(key))
@@ -171,8 +205,10 @@ def test_tls(serve, certificate, test_images):
         assert c.live()
         assert len(c.infer(test_images[:3]).labels) == 3
     # Not trusted: the certificate is refused, nothing is sent.
+    untrusted = Client(s.url("https"))
+    assert not untrusted.live()
     with pytest.raises(EraserError) as e:
-        Client(s.url("https")).live()
+        untrusted.server_metadata()
     assert e.value.status == 0 and "certificate" in e.value.message.lower()
     with Client(s.url("https"), verify=False) as c:
         assert c.live()
