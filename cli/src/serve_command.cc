@@ -220,6 +220,14 @@ int RunServe(int argc, char** argv) {
               "front does the access control"));
     }
   }
+  if (api_options.model_name.empty() || api_options.model_name == "stats" ||
+      api_options.model_name.find('/') != std::string::npos) {
+    return ReportError(
+        "serve",
+        InvalidArgumentError("--model-name must be a name without '/', and not "
+                             "'stats' (GET /v2/models/stats is every model's "
+                             "statistics)"));
+  }
   api_options.allowed_hosts = AllowedHosts(listen_host, allow_hosts);
   std::unique_ptr<serve::Authenticator> auth;
   if (!auth_file.empty()) {

@@ -346,6 +346,12 @@ bool Api::JsonBody(const Request& request, const Respond& respond,
   return false;
 }
 
+void Api::NoteRefusal(int status, std::string_view reason,
+                      std::string_view method, std::string_view path,
+                      std::string_view detail) {
+  refusal_log_->Note(status, reason, method, path, detail);
+}
+
 void Api::Forbid(const Request& request, const Principal& who,
                  const std::string& what, const Respond& respond) {
   engine_->metrics()->HttpRefused("forbidden");

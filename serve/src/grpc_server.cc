@@ -65,9 +65,6 @@ grpc::Status ToGrpc(const eraser::Status& status, bool writes_store,
     case eraser::StatusCode::kUnavailable:
       code = StatusCode::UNAVAILABLE;
       break;
-    case eraser::StatusCode::kFailedPrecondition:
-      code = StatusCode::FAILED_PRECONDITION;
-      break;
     default:
       break;
   }
@@ -112,6 +109,8 @@ class Front {
     const Api::Caller caller = api_->Identify(values, hold);
     if (caller.who == nullptr) {
       metrics().HttpRefused("unauthenticated");
+      api_->NoteRefusal(401, "unauthenticated", "gRPC", context->peer(),
+                        caller.problem);
       *refused = grpc::Status(
           StatusCode::UNAUTHENTICATED,
           "a valid bearer token is required (metadata authorization: Bearer "
@@ -121,8 +120,11 @@ class Front {
     return caller.who;
   }
 
-  grpc::Status Forbidden(const std::string& what) const {
+  grpc::Status Forbidden(CallbackServerContext* context, const Principal& who,
+                         const std::string& what) const {
     metrics().HttpRefused("forbidden");
+    api_->NoteRefusal(403, "forbidden", "gRPC", context->peer(),
+                      "token '" + who.name + "' may not " + what);
     return grpc::Status(StatusCode::PERMISSION_DENIED,
                         "this token's scopes do not allow you to " + what);
   }
@@ -262,7 +264,8 @@ class InferenceService final : public pb::GRPCInferenceService::CallbackService,
     grpc::Status status;
     const Principal* who = Authenticate(context, &hold, &status);
     if (who == nullptr) return Finish(context, status);
-    if (!who->MayInfer()) return Finish(context, Forbidden("use the model"));
+    if (!who->MayInfer())
+      return Finish(context, Forbidden(context, *who, "use the model"));
     status = Model(request->name(), request->version());
     if (status.ok()) response->set_ready(!api_->draining());
     return Finish(context, status);
@@ -286,7 +289,8 @@ class InferenceService final : public pb::GRPCInferenceService::CallbackService,
     grpc::Status status;
     const Principal* who = Authenticate(context, &hold, &status);
     if (who == nullptr) return Finish(context, status);
-    if (!who->MayInfer()) return Finish(context, Forbidden("use the model"));
+    if (!who->MayInfer())
+      return Finish(context, Forbidden(context, *who, "use the model"));
     status = Model(request->name(), request->version());
     if (!status.ok()) return Finish(context, status);
     return Finish(context, FromJson(api_->ModelMetadata(who->admin), response));
@@ -299,7 +303,8 @@ class InferenceService final : public pb::GRPCInferenceService::CallbackService,
     grpc::Status status;
     const Principal* who = Authenticate(context, &hold, &status);
     if (who == nullptr) return Finish(context, status);
-    if (!who->MayInfer()) return Finish(context, Forbidden("use the model"));
+    if (!who->MayInfer())
+      return Finish(context, Forbidden(context, *who, "use the model"));
     status = Model(request->name(), request->version());
     if (!status.ok()) return Finish(context, status);
     return Finish(context,
@@ -314,7 +319,8 @@ class InferenceService final : public pb::GRPCInferenceService::CallbackService,
     const Principal* who = Authenticate(context, &hold, &status);
     if (who == nullptr) return Finish(context, status);
     if (!who->MayInfer()) {
-      return Finish(context, Forbidden("read the model's statistics"));
+      return Finish(context,
+                    Forbidden(context, *who, "read the model's statistics"));
     }
     // An empty name: every model (there is one).
     if (!request->name().empty()) {
@@ -337,16 +343,44 @@ ServerUnaryReactor* InferenceService::ModelInfer(
   grpc::Status status;
   const Principal* who = Authenticate(context, &hold, &status);
   if (who == nullptr) return Finish(context, status);
-  if (!who->MayInfer()) return Finish(context, Forbidden("infer"));
+  if (!who->MayInfer())
+    return Finish(context, Forbidden(context, *who, "infer"));
   std::shared_ptr<internal::ModelStatistics> statistics = api_->statistics();
   auto fail = [&](const grpc::Status& s) {
     statistics->Failed(internal::NanosSince(start));
     return Finish(context, s);
   };
+  // Another model's request is not this model's failure (as over HTTP,
+  // where its route is a 404 before the model's).
   status = Model(request->model_name(), request->model_version());
-  if (!status.ok()) return fail(status);
-  TensorRequest req;
+  if (!status.ok()) return Finish(context, status);
+  // parameters.timeout (microseconds) bounds how long a row may wait
+  // parked for unlearning, as over HTTP.
+  Duration max_wait = Duration::max();
   std::string error;
+  for (const auto& [name, value] : request->parameters()) {
+    if (!internal::ReservedParameterServed(name, &error)) {
+      return fail(InvalidArgument(error));
+    }
+    if (name != "timeout") continue;
+    int64_t micros = -1;
+    if (value.parameter_choice_case() == pb::InferParameter::kInt64Param) {
+      micros = value.int64_param();
+    } else if (value.parameter_choice_case() ==
+               pb::InferParameter::kUint64Param) {
+      micros = static_cast<int64_t>(
+          std::min<uint64_t>(value.uint64_param(), INT64_MAX));
+    }
+    if (micros < 0 ||
+        static_cast<uint64_t>(micros) > internal::kMaxTimeoutMicros) {
+      return fail(InvalidArgument(
+          "parameter \"timeout\" must be a whole number of microseconds "
+          "from 0 to 2^40 (int64_param or uint64_param)"));
+    }
+    max_wait =
+        std::chrono::duration_cast<Duration>(std::chrono::microseconds(micros));
+  }
+  TensorRequest req;
   const unlearning::DatasetInfo& dataset = engine().dataset();
   std::vector<std::vector<float>> rows;
   if (!ReadInput(*request, &req, &error) ||
@@ -451,9 +485,11 @@ ServerUnaryReactor* InferenceService::ModelInfer(
   };
   for (std::size_t r = 0; r < rows.size(); ++r) {
     const eraser::Status admitted = engine().InferAsync(
-        std::move(rows[r]), [finish, r](StatusOr<engine::Prediction> p) {
+        std::move(rows[r]),
+        [finish, r](StatusOr<engine::Prediction> p) {
           finish(r, std::move(p));
-        });
+        },
+        max_wait);
     if (!admitted.ok()) finish(r, admitted);
   }
   return reactor;
@@ -505,9 +541,10 @@ class DeletionService final : public dpb::Deletions::CallbackService,
     }
     const uint64_t id = sample ? request->sample() : request->owner();
     if (sample ? !who->MayDeleteSample() : !who->MayDeleteOwner(id)) {
-      return Finish(context, Forbidden(std::string("delete ") +
-                                       (sample ? "sample " : "owner ") +
-                                       std::to_string(id)));
+      return Finish(context, Forbidden(context, *who,
+                                       std::string("delete ") +
+                                           (sample ? "sample " : "owner ") +
+                                           std::to_string(id)));
     }
     const storage::DeletionTarget target =
         sample ? storage::DeletionTarget::Sample(SampleId(id))
@@ -539,7 +576,8 @@ class DeletionService final : public dpb::Deletions::CallbackService,
     const Principal* who = Authenticate(context, &hold, &status);
     if (who == nullptr) return Finish(context, status);
     if (!who->admin && !who->delete_any && who->owners.empty()) {
-      return Finish(context, Forbidden("read deletion requests"));
+      return Finish(context,
+                    Forbidden(context, *who, "read deletion requests"));
     }
     ServerUnaryReactor* reactor = context->DefaultReactor();
     const DeletionSeq seq(request->seq());
@@ -576,7 +614,7 @@ class DeletionService final : public dpb::Deletions::CallbackService,
     grpc::Status status;
     const Principal* who = Authenticate(context, &hold, &status);
     if (who == nullptr) return Finish(context, status);
-    if (!who->admin) return Finish(context, Forbidden("drain"));
+    if (!who->admin) return Finish(context, Forbidden(context, *who, "drain"));
     ServerUnaryReactor* reactor = context->DefaultReactor();
     boost::asio::post(*blocking_, [this, context, reactor, response] {
       const eraser::Status drained = engine().Drain();
@@ -609,8 +647,8 @@ StatusOr<std::string> ReadFile(const std::string& path, const char* what) {
 struct GrpcServer::Impl {
   explicit Impl(Api* api) : inference(api), deletions(api, &blocking) {}
 
-  // Destroyed in reverse: the server first (every call finished), then
-  // the pool's work, then the services.
+  // ~GrpcServer shuts the server down (every call finished) and joins the
+  // pool before these are destroyed.
   boost::asio::thread_pool blocking{2};
   InferenceService inference;
   DeletionService deletions;
@@ -642,7 +680,24 @@ StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(
   const int max_bytes = static_cast<int>(
       std::min<std::size_t>(options.max_message_bytes, INT32_MAX));
   builder.SetMaxReceiveMessageSize(max_bytes);
-  builder.SetMaxSendMessageSize(max_bytes);
+  // Answers are not limited (as over HTTP): an admin's certificates grow
+  // with the shards.
+  builder.SetMaxSendMessageSize(-1);
+  // Memory for every connection's buffers and messages: under pressure
+  // gRPC shrinks reads and refuses new streams, so clients that never
+  // finish their messages (authentication comes after the message) cannot
+  // take the process's memory.
+  grpc::ResourceQuota quota("eraser-grpc");
+  quota.Resize(options.memory_limit_bytes);
+  builder.SetResourceQuota(quota);
+  // A connection lives at most max_connection_age; its calls then get
+  // `handshake_timeout` to finish (a stream left open for ever is cut).
+  builder.AddChannelArgument(
+      GRPC_ARG_MAX_CONNECTION_AGE_MS,
+      static_cast<int>(options.max_connection_age.count()));
+  builder.AddChannelArgument(
+      GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS,
+      static_cast<int>(options.handshake_timeout.count()));
   builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
                              options.max_concurrent_streams);
   builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS,

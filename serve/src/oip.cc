@@ -69,7 +69,7 @@ using internal::ElementSize;
 using internal::kMaxRows;
 using internal::Rows;
 
-// Which outputs are answered in binary.
+// Which outputs are answered in binary, and the request's timeout.
 struct BinaryOutputs {
   bool all = false;                     // parameters.binary_data_output
   std::map<std::string, bool> by_name;  // an output's parameters.binary_data
@@ -77,6 +77,8 @@ struct BinaryOutputs {
     const auto it = by_name.find(name);
     return it != by_name.end() ? it->second : all;
   }
+  // parameters.timeout, in microseconds.
+  std::optional<uint64_t> timeout_us;
 };
 
 // obj[key] as a bool when present; false with a message when not a bool.
@@ -147,6 +149,18 @@ bool ParseBinaryForm(std::string_view body, std::size_t header_size,
   if (params == nullptr || !OptionalBool(*params, "binary_data_output",
                                          "parameters: ", &binary->all, error)) {
     return false;
+  }
+  for (const auto& [name, value] : params->items()) {
+    if (!internal::ReservedParameterServed(name, error)) return false;
+    if (name != "timeout") continue;
+    if (!value.is_number_unsigned() ||
+        value.get<uint64_t>() > internal::kMaxTimeoutMicros) {
+      *error =
+          "parameters: \"timeout\" must be a whole number of microseconds "
+          "from 0 to 2^40";
+      return false;
+    }
+    binary->timeout_us = value.get<uint64_t>();
   }
   const auto inputs = j.find("inputs");
   if (inputs == j.end() || !inputs->is_array()) {
@@ -535,9 +549,11 @@ void Api::V2Infer(const Request& request, const Principal& who,
     if (!ParseBinaryForm(body, header_size, &req, &binary, &error)) {
       return respond(internal::BadRequest(request, error));
     }
-  } else if (body.find("binary_data") != std::string_view::npos) {
+  } else if (body.find("binary_data") != std::string_view::npos ||
+             body.find("\"parameters\"") != std::string_view::npos) {
     // Asks for binary outputs (or declares binary inputs without the
-    // header, which the reader refuses by name).
+    // header, which the reader refuses by name), or carries parameters
+    // (a timeout; reserved ones eraser refuses): the general parser.
     if (!ParseBinaryForm(body, body.size(), &req, &binary, &error)) {
       return respond(internal::BadRequest(request, error));
     }
@@ -678,11 +694,20 @@ void Api::V2Infer(const Request& request, const Principal& who,
     statistics->Succeeded(timing, n);
     (*shared_respond)(std::move(res));
   };
+  // A client's timeout bounds how long a row may wait parked for
+  // unlearning (then it gets the fallback answer), below --max-wait.
+  const Duration max_wait =
+      binary_outputs->timeout_us
+          ? std::chrono::duration_cast<Duration>(
+                std::chrono::microseconds(*binary_outputs->timeout_us))
+          : Duration::max();
   for (std::size_t r = 0; r < rows.size(); ++r) {
     const Status admitted = engine_->InferAsync(
-        std::move(rows[r]), [finish, r](StatusOr<engine::Prediction> p) {
+        std::move(rows[r]),
+        [finish, r](StatusOr<engine::Prediction> p) {
           finish(r, std::move(p));
-        });
+        },
+        max_wait);
     if (!admitted.ok()) finish(r, admitted);
   }
 }

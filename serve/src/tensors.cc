@@ -116,6 +116,19 @@ bool Rows(const TensorRequest& req, const unlearning::DatasetInfo& dataset,
   return true;
 }
 
+bool ReservedParameterServed(const std::string& name, std::string* error) {
+  for (const char* unserved :
+       {"sequence_id", "sequence_start", "sequence_end", "priority"}) {
+    if (name == unserved) {
+      *error = "parameter \"" + name +
+               "\" is not supported: eraser serves no sequences and no "
+               "priorities";
+      return false;
+    }
+  }
+  return true;
+}
+
 std::size_t ElementSize(const std::string& datatype) {
   if (datatype == "UINT8" || datatype == "INT8") return 1;
   if (datatype == "UINT16" || datatype == "INT16") return 2;

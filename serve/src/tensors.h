@@ -24,6 +24,16 @@ constexpr std::size_t kMaxRows = 1024;
 bool Rows(const TensorRequest& req, const unlearning::DatasetInfo& dataset,
           std::vector<std::vector<float>>* rows, std::string* error);
 
+// A request parameter the protocol reserves that eraser does not serve
+// (sequence batching, priorities): false with a message for a 400.
+// Others are honoured (timeout, binary_data_output) or, not reserved,
+// ignored.
+bool ReservedParameterServed(const std::string& name, std::string* error);
+
+// The reserved parameter "timeout" in microseconds, the longest a request
+// may wait parked for unlearning; at most this many.
+constexpr uint64_t kMaxTimeoutMicros = uint64_t{1} << 40;
+
 // Bytes per element of a datatype with a binary form; 0 for others.
 std::size_t ElementSize(const std::string& datatype);
 

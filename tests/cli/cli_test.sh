@@ -25,5 +25,7 @@ for cmd in $("$eraser" --help | awk '/^Commands:/{on=1; next} on && !NF {exit} o
   check 0 "eraser $cmd --help" "$eraser" "$cmd" --help
   check 2 "eraser $cmd with an unknown flag" "$eraser" "$cmd" --no-such-flag
 done
+check 2 "serve with the statistics route's name as the model's" \
+  "$eraser" serve --store /nonexistent --model-name stats
 check 1 "dataset from a missing directory" "$eraser" dataset --dataset-dir /nonexistent
 exit $fail

@@ -18,6 +18,7 @@
 
 #include "../engine/engine_fixture.h"
 #include "eraser/certify/vote.h"
+#include "eraser/scheduler/policy.h"
 #include "eraser/serve/api.h"
 #include "eraser/serve/auth.h"
 #include "eraser/serve/http_server.h"
@@ -381,6 +382,76 @@ TEST_F(Served, OpenInferenceProtocolStatisticsCountEveryInferenceRequest) {
   EXPECT_EQ(stats("/v2/models/eraser/versions/1/stats"), s);
   EXPECT_EQ(Http(port_, "GET", "/v2/models/other/stats").status, 404);
   EXPECT_EQ(Http(port_, "POST", "/v2/models/stats").status, 405);
+}
+
+// parameters.timeout (microseconds) bounds how long a row may wait parked
+// for unlearning: the row gets its fallback answer then, where a request
+// without one waits --max-wait (an hour here).
+TEST_F(Served, OpenInferenceProtocolTimeoutBoundsTheWait) {
+  Start({}, {}, [](engine::EngineOptions* o) {
+    StatusOr<scheduler::Policy> wait =
+        scheduler::ParsePolicy("eraser:lazy,wait,deadline=1h");
+    ASSERT_TRUE(wait.ok());
+    o->policy = *wait;
+    o->inference.max_wait = std::chrono::hours(1);
+    // Nothing is ever unlearned: a parked request can only fall back.
+    o->testing.retrain_fault = [](ShardId) {
+      return InternalError("injected fault");
+    };
+  });
+  const std::vector<std::size_t> unanimous =
+      engine::testing::InputsWithAgreement(4);
+  ASSERT_FALSE(unanimous.empty());
+  const std::size_t row = unanimous[0];
+  for (uint32_t shard : {0u, 1u, 2u}) {
+    ASSERT_TRUE(engine_
+                    ->RequestDeletion(storage::DeletionTarget::Sample(
+                        engine::testing::SampleIn(shard, 0)))
+                    .ok());
+  }
+  // Three of four shards affected: one vote cannot certify; `wait` parks.
+  const json untimed = {{"inputs", {Tensor("FP32", {row}, false)}}};
+  HttpResult waited;
+  std::thread waiting([&] {
+    waited = Http(port_, "POST", "/v2/models/eraser/infer", untimed.dump());
+  });
+  ASSERT_TRUE(eraser::testing::Eventually(
+      [&] { return engine_->Stats().parked == 1; }));
+  json timed = untimed;
+  timed["parameters"] = {{"timeout", 200000}};
+  HttpResult r = Http(port_, "POST", "/v2/models/eraser/infer", timed.dump());
+  ASSERT_EQ(r.status, 200) << r.body;
+  const json answer = r.json();
+  std::map<std::string, json> outputs;
+  for (const json& o : answer["outputs"]) outputs[o["name"]] = o;
+  EXPECT_EQ(outputs["decision"]["data"][0], "partial");
+  EXPECT_EQ(outputs["label"]["data"][0],
+            engine::testing::GetTemplate().votes[row][3]);
+  // The request without a timeout is still waiting.
+  EXPECT_EQ(engine_->Stats().parked, 1u);
+  // Reserved parameters eraser does not serve, and bad timeouts: 400.
+  for (const json& params :
+       {json{{"sequence_id", 7}}, json{{"priority", 1}},
+        json{{"sequence_start", true}}, json{{"timeout", -1}},
+        json{{"timeout", "1s"}}, json{{"timeout", 1.5}}}) {
+    json bad = untimed;
+    bad["parameters"] = params;
+    HttpResult refused =
+        Http(port_, "POST", "/v2/models/eraser/infer", bad.dump());
+    EXPECT_EQ(refused.status, 400) << params.dump();
+    EXPECT_THAT(refused.body, HasSubstr(params.begin().key())) << params.dump();
+  }
+  // Parameters of its own a client may send are ignored.
+  json custom = timed;
+  custom["parameters"]["trace_id"] = "abc";
+  EXPECT_EQ(
+      Http(port_, "POST", "/v2/models/eraser/infer", custom.dump()).status,
+      200);
+  // Closing answers the waiting request (503, shutting down).
+  server_->BeginShutdown(std::chrono::milliseconds(0));
+  engine_->Close();
+  waiting.join();
+  EXPECT_EQ(waited.status, 503) << waited.body;
 }
 
 TEST_F(Served, OpenInferenceProtocolInfersABatchOfRows) {

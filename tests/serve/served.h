@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -19,9 +20,12 @@ namespace eraser::serve::testing {
 
 class Served : public ::testing::Test {
  protected:
-  void Start(ApiOptions api = {}, HttpServerOptions http = {}) {
+  // `tune`, when given, changes the engine's options before it opens.
+  void Start(ApiOptions api = {}, HttpServerOptions http = {},
+             std::function<void(engine::EngineOptions*)> tune = nullptr) {
     engine::EngineOptions options = engine::testing::Options(
         engine::testing::CopyTemplate(dir_), "eraser:lazy,partial,deadline=1h");
+    if (tune) tune(&options);
     StatusOr<std::unique_ptr<engine::Engine>> e = engine::Engine::Open(options);
     ASSERT_TRUE(e.ok()) << e.status();
     engine_ = std::move(e).value();

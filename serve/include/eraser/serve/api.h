@@ -112,6 +112,9 @@ class Api {
   nlohmann::json ModelConfig() const;
   // The statistics extension's answer: {"model_stats": [...]}.
   nlohmann::json ModelStats() const;
+  // A refusal in the rate-limited log (401, 403), from another front end.
+  void NoteRefusal(int status, std::string_view reason, std::string_view method,
+                   std::string_view path, std::string_view detail);
   // The counters of inference requests, shared by the front ends.
   const std::shared_ptr<internal::ModelStatistics>& statistics() const {
     return statistics_;

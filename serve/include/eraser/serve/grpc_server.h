@@ -34,6 +34,12 @@ struct GrpcServerOptions {
   // within `handshake_timeout` (its request timeout).
   std::chrono::milliseconds idle_timeout{30'000};
   std::chrono::milliseconds handshake_timeout{30'000};
+  // A connection is closed (GOAWAY; clients reconnect) after this, its
+  // calls given `handshake_timeout` to finish: a call whose message never
+  // completes cannot hold a connection for ever.
+  std::chrono::milliseconds max_connection_age{std::chrono::minutes(10)};
+  // Memory gRPC may use for all connections' buffers (its ResourceQuota).
+  std::size_t memory_limit_bytes = std::size_t{256} << 20;
 };
 
 class GrpcServer {
