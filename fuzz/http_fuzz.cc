@@ -143,10 +143,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
   request.set(boost::beast::http::field::content_type, "application/json");
   if (route.binary) {
     if (rest.size() < 2) return 0;
-    const unsigned length = static_cast<unsigned char>(rest[0]) |
-                            static_cast<unsigned>(
-                                static_cast<unsigned char>(rest[1]))
-                                << 8;
+    const unsigned length =
+        static_cast<unsigned char>(rest[0]) |
+        static_cast<unsigned>(static_cast<unsigned char>(rest[1])) << 8;
     rest.erase(0, 2);
     request.set(boost::beast::http::field::content_type,
                 "application/octet-stream");

@@ -120,6 +120,20 @@ class Front {
     return caller.who;
   }
 
+  // A caller whose token may use the model; null with `refused` set
+  // (UNAUTHENTICATED, or PERMISSION_DENIED for `what`) otherwise.
+  const Principal* Inferrer(CallbackServerContext* context,
+                            std::shared_ptr<const TokenFile>* hold,
+                            const std::string& what,
+                            grpc::Status* refused) const {
+    const Principal* who = Authenticate(context, hold, refused);
+    if (who != nullptr && !who->MayInfer()) {
+      *refused = Forbidden(context, *who, what);
+      return nullptr;
+    }
+    return who;
+  }
+
   grpc::Status Forbidden(CallbackServerContext* context, const Principal& who,
                          const std::string& what) const {
     metrics().HttpRefused("forbidden");
@@ -152,13 +166,6 @@ class Front {
 
 // ---- inference.GRPCInferenceService
 // ------------------------------------------
-
-// One ModelInfer call's rows, answered as they arrive from the engine.
-struct InferCall {
-  std::mutex mu;
-  std::vector<std::optional<StatusOr<engine::Prediction>>> results;
-  std::size_t remaining = 0;
-};
 
 // The input tensor of a ModelInferRequest as the HTTP reader gives it, or a
 // message for INVALID_ARGUMENT.
@@ -262,10 +269,8 @@ class InferenceService final : public pb::GRPCInferenceService::CallbackService,
                                  pb::ModelReadyResponse* response) override {
     std::shared_ptr<const TokenFile> hold;
     grpc::Status status;
-    const Principal* who = Authenticate(context, &hold, &status);
+    const Principal* who = Inferrer(context, &hold, "use the model", &status);
     if (who == nullptr) return Finish(context, status);
-    if (!who->MayInfer())
-      return Finish(context, Forbidden(context, *who, "use the model"));
     status = Model(request->name(), request->version());
     if (status.ok()) response->set_ready(!api_->draining());
     return Finish(context, status);
@@ -287,10 +292,8 @@ class InferenceService final : public pb::GRPCInferenceService::CallbackService,
       pb::ModelMetadataResponse* response) override {
     std::shared_ptr<const TokenFile> hold;
     grpc::Status status;
-    const Principal* who = Authenticate(context, &hold, &status);
+    const Principal* who = Inferrer(context, &hold, "use the model", &status);
     if (who == nullptr) return Finish(context, status);
-    if (!who->MayInfer())
-      return Finish(context, Forbidden(context, *who, "use the model"));
     status = Model(request->name(), request->version());
     if (!status.ok()) return Finish(context, status);
     return Finish(context, FromJson(api_->ModelMetadata(who->admin), response));
@@ -301,10 +304,8 @@ class InferenceService final : public pb::GRPCInferenceService::CallbackService,
                                   pb::ModelConfigResponse* response) override {
     std::shared_ptr<const TokenFile> hold;
     grpc::Status status;
-    const Principal* who = Authenticate(context, &hold, &status);
+    const Principal* who = Inferrer(context, &hold, "use the model", &status);
     if (who == nullptr) return Finish(context, status);
-    if (!who->MayInfer())
-      return Finish(context, Forbidden(context, *who, "use the model"));
     status = Model(request->name(), request->version());
     if (!status.ok()) return Finish(context, status);
     return Finish(context,
@@ -316,12 +317,9 @@ class InferenceService final : public pb::GRPCInferenceService::CallbackService,
       pb::ModelStatisticsResponse* response) override {
     std::shared_ptr<const TokenFile> hold;
     grpc::Status status;
-    const Principal* who = Authenticate(context, &hold, &status);
+    const Principal* who =
+        Inferrer(context, &hold, "read the model's statistics", &status);
     if (who == nullptr) return Finish(context, status);
-    if (!who->MayInfer()) {
-      return Finish(context,
-                    Forbidden(context, *who, "read the model's statistics"));
-    }
     // An empty name: every model (there is one).
     if (!request->name().empty()) {
       status = Model(request->name(), request->version());
@@ -341,10 +339,8 @@ ServerUnaryReactor* InferenceService::ModelInfer(
   const internal::Stopwatch::time_point start = internal::Stopwatch::now();
   std::shared_ptr<const TokenFile> hold;
   grpc::Status status;
-  const Principal* who = Authenticate(context, &hold, &status);
+  const Principal* who = Inferrer(context, &hold, "infer", &status);
   if (who == nullptr) return Finish(context, status);
-  if (!who->MayInfer())
-    return Finish(context, Forbidden(context, *who, "infer"));
   std::shared_ptr<internal::ModelStatistics> statistics = api_->statistics();
   auto fail = [&](const grpc::Status& s) {
     statistics->Failed(internal::NanosSince(start));
@@ -403,9 +399,7 @@ ServerUnaryReactor* InferenceService::ModelInfer(
   if (wanted.empty()) wanted = known;
 
   ServerUnaryReactor* reactor = context->DefaultReactor();
-  auto call = std::make_shared<InferCall>();
-  call->results.resize(rows.size());
-  call->remaining = rows.size();
+  auto call = std::make_shared<internal::RowAnswers>(rows.size());
   const int64_t input_ns = internal::NanosSince(start);
   std::shared_ptr<metrics::EngineMetrics> metrics = engine().metrics();
   const std::vector<std::string>* names = &dataset.class_names;
@@ -415,11 +409,7 @@ ServerUnaryReactor* InferenceService::ModelInfer(
   auto finish = [call, reactor, context, response, statistics, metrics, names,
                  model, id, wanted, details, start,
                  input_ns](std::size_t row, StatusOr<engine::Prediction> p) {
-    {
-      std::lock_guard<std::mutex> lock(call->mu);
-      call->results[row] = std::move(p);
-      if (--call->remaining > 0) return;
-    }
+    if (!call->Put(row, std::move(p))) return;
     const internal::Stopwatch::time_point output_start =
         internal::Stopwatch::now();
     internal::ModelStatistics::Timing timing;
@@ -432,25 +422,12 @@ ServerUnaryReactor* InferenceService::ModelInfer(
         return reactor->Finish(ToGrpc(r->status(), false, context, *metrics));
       }
       const engine::Prediction& pr = r->value();
-      timing.queue = std::max(
-          timing.queue, internal::Nanos(pr.queue_seconds + pr.wait_seconds));
-      timing.infer =
-          std::max(timing.infer, internal::Nanos(pr.compute_seconds));
+      timing.AddRow(pr);
       internal::Append<int64_t>(&label, pr.label);
       internal::AppendBytes(&decision, certify::DecisionName(pr.decision));
-      internal::AppendBytes(
-          &klass,
-          pr.label >= 0 && static_cast<std::size_t>(pr.label) < names->size()
-              ? (*names)[pr.label]
-              : std::string());
+      internal::AppendBytes(&klass, internal::ClassName(pr, *names));
       internal::Append<int32_t>(&margin, static_cast<int32_t>(pr.margin));
-      if (details) {
-        json affected = json::array();
-        for (ShardId s : pr.affected) affected.push_back(s.value());
-        certificates.push_back({{"affected_shards", affected},
-                                {"deletion_watermark", pr.deletion_watermark},
-                                {"model_versions", pr.model_versions}});
-      }
+      if (details) certificates.push_back(internal::CertificateJson(pr));
     }
     const int64_t n = static_cast<int64_t>(call->results.size());
     response->set_model_name(model);

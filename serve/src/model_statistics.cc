@@ -1,5 +1,6 @@
 #include "model_statistics.h"
 
+#include <algorithm>
 #include <chrono>
 
 namespace eraser::serve::internal {
@@ -13,6 +14,11 @@ uint64_t NowMillis() {
 }
 
 }  // namespace
+
+void ModelStatistics::Timing::AddRow(const engine::Prediction& row) {
+  queue = std::max(queue, Nanos(row.queue_seconds + row.wait_seconds));
+  infer = std::max(infer, Nanos(row.compute_seconds));
+}
 
 void ModelStatistics::DurationStat::Add(int64_t nanos) {
   ++count;

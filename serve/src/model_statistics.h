@@ -12,6 +12,7 @@
 #include <string>
 
 #include "eraser/common/mutex.h"
+#include "eraser/engine/engine.h"
 #include "eraser/serve/http_server.h"
 
 namespace eraser::serve::internal {
@@ -32,6 +33,9 @@ class ModelStatistics {
     int64_t infer = 0;
     // Building the response.
     int64_t output = 0;
+
+    // Takes `row`'s queue and compute times if they are the longest yet.
+    void AddRow(const engine::Prediction& row);
   };
 
   // A request answered 200 with `rows` answers.

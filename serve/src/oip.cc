@@ -326,13 +326,6 @@ bool HeaderLength(std::string_view value, std::size_t limit, std::size_t* out) {
   return true;
 }
 
-// One request's rows, answered as they arrive from the engine.
-struct Batch {
-  std::mutex mu;
-  std::vector<std::optional<StatusOr<engine::Prediction>>> results;
-  std::size_t remaining = 0;
-};
-
 }  // namespace
 
 json Api::ModelMetadata(bool admin) const {
@@ -574,9 +567,7 @@ void Api::V2Infer(const Request& request, const Principal& who,
     return respond(internal::BadRequest(request, error));
   }
   const json id = req.id ? json(*req.id) : json(nullptr);
-  auto batch = std::make_shared<Batch>();
-  batch->results.resize(rows.size());
-  batch->remaining = rows.size();
+  auto batch = std::make_shared<internal::RowAnswers>(rows.size());
   auto shared_respond = std::make_shared<Respond>(std::move(respond));
   const unsigned version = request.version();
   const bool keep_alive = request.keep_alive();
@@ -592,11 +583,7 @@ void Api::V2Infer(const Request& request, const Principal& who,
                  wanted, details, id, binary_outputs, metrics, start, input_ns,
                  statistics = statistics_](std::size_t row,
                                            StatusOr<engine::Prediction> p) {
-    {
-      std::lock_guard<std::mutex> lock(batch->mu);
-      batch->results[row] = std::move(p);
-      if (--batch->remaining > 0) return;
-    }
+    if (!batch->Put(row, std::move(p))) return;
     const internal::Stopwatch::time_point output_start =
         internal::Stopwatch::now();
     internal::ModelStatistics::Timing timing;
@@ -615,15 +602,9 @@ void Api::V2Infer(const Request& request, const Principal& who,
             internal::ErrorResponse(stub, r->status(), *metrics));
       }
       const engine::Prediction& pr = r->value();
-      timing.queue = std::max(
-          timing.queue, internal::Nanos(pr.queue_seconds + pr.wait_seconds));
-      timing.infer =
-          std::max(timing.infer, internal::Nanos(pr.compute_seconds));
+      timing.AddRow(pr);
       const std::string decision = certify::DecisionName(pr.decision);
-      const std::string class_name =
-          pr.label >= 0 && static_cast<std::size_t>(pr.label) < names->size()
-              ? (*names)[pr.label]
-              : std::string();
+      const std::string class_name = internal::ClassName(pr, *names);
       labels.push_back(pr.label);
       decisions.push_back(decision);
       classes.push_back(class_name);
@@ -632,13 +613,7 @@ void Api::V2Infer(const Request& request, const Principal& who,
       AppendBytes(&decision_bytes, decision);
       AppendBytes(&class_bytes, class_name);
       Append<int32_t>(&margin_bytes, static_cast<int32_t>(pr.margin));
-      if (details) {
-        json affected = json::array();
-        for (ShardId s : pr.affected) affected.push_back(s.value());
-        certificates.push_back({{"affected_shards", affected},
-                                {"deletion_watermark", pr.deletion_watermark},
-                                {"model_versions", pr.model_versions}});
-      }
+      if (details) certificates.push_back(internal::CertificateJson(pr));
     }
     json outputs = json::array();
     std::string tensors;  // the binary outputs' bytes, in output order

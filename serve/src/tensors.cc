@@ -155,4 +155,25 @@ void AppendBytes(std::string* out, const std::string& s) {
   out->append(s);
 }
 
+bool RowAnswers::Put(std::size_t row, StatusOr<engine::Prediction> p) {
+  std::lock_guard<std::mutex> lock(mu);
+  results[row] = std::move(p);
+  return --remaining == 0;
+}
+
+std::string ClassName(const engine::Prediction& p,
+                      const std::vector<std::string>& names) {
+  return p.label >= 0 && static_cast<std::size_t>(p.label) < names.size()
+             ? names[static_cast<std::size_t>(p.label)]
+             : std::string();
+}
+
+nlohmann::json CertificateJson(const engine::Prediction& p) {
+  nlohmann::json affected = nlohmann::json::array();
+  for (ShardId s : p.affected) affected.push_back(s.value());
+  return {{"affected_shards", affected},
+          {"deletion_watermark", p.deletion_watermark},
+          {"model_versions", p.model_versions}};
+}
+
 }  // namespace eraser::serve::internal

@@ -7,9 +7,13 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "eraser/engine/engine.h"
 #include "eraser/serve/tensor_request.h"
 #include "eraser/unlearning/sisa.h"
 
@@ -52,6 +56,27 @@ void Append(std::string* out, T v) {
 
 // A BYTES element in binary: its length (4 bytes, little-endian), then it.
 void AppendBytes(std::string* out, const std::string& s);
+
+// The answers to one request's rows, which the engine gives one at a time,
+// in any order, on its own threads.
+struct RowAnswers {
+  explicit RowAnswers(std::size_t rows) : results(rows), remaining(rows) {}
+  // Keeps `row`'s answer; true for the last one, whose caller then reads
+  // `results` (every other row's Put happened before).
+  bool Put(std::size_t row, StatusOr<engine::Prediction> p);
+
+  std::mutex mu;
+  std::vector<std::optional<StatusOr<engine::Prediction>>> results;
+  std::size_t remaining;
+};
+
+// A row's class name: empty for a rejected row or a dataset without names.
+std::string ClassName(const engine::Prediction& p,
+                      const std::vector<std::string>& names);
+
+// A row's certificate details: affected shards, deletion watermark, model
+// versions (what admin tokens see).
+nlohmann::json CertificateJson(const engine::Prediction& p);
 
 }  // namespace eraser::serve::internal
 
