@@ -59,9 +59,11 @@ TSAN_TEST_ENV := GTEST_FILTER='-$(SANITIZER_SKIP):GrpcServed.*'
 # store's error paths it takes run under the sanitizers in the storage
 # tests' full-disk cases), the Python client's tests (whole `eraser train`
 # and `eraser serve` processes driven by pytest; the routes they use run
-# under the sanitizers in serve_test), and the benchmarks (not built:
-# -DERASER_BENCH=OFF).
-SANITIZER_CTEST_ARGS := -E 'cli_help|fault_sweep|python_client'
+# under the sanitizers in serve_test), the installed package's test
+# (embed_installed: a sanitizer build's libraries need its runtime flags in
+# the consumer; the example itself runs as embed_example), and the
+# benchmarks (not built: -DERASER_BENCH=OFF).
+SANITIZER_CTEST_ARGS := -E 'cli_help|fault_sweep|python_client|embed_installed'
 SANITIZER_CMAKE_FLAGS := -DERASER_BENCH=OFF
 
 # The main job: replay the default workload against the baselines and the

@@ -3,7 +3,8 @@
 # eraser_add_module(NAME <name> SOURCES ... [PUBLIC_DEPS ...] [PRIVATE_DEPS ...])
 #   Library target eraser_<name>, alias eraser::<name>. Public headers live in
 #   <name>/include/eraser/<name>/, so a module can only include the modules it
-#   lists as dependencies (DESIGN section 5).
+#   lists as dependencies (DESIGN section 5). `cmake --install` puts them
+#   under <prefix>/include/eraser/<name>/ (cmake/install.cmake).
 #
 # eraser_add_test(NAME <name> SOURCES ... DEPS ... [LABELS ...] [TIMEOUT s])
 #   One GoogleTest executable per module, registered as one CTest test, so
@@ -29,8 +30,11 @@ function(eraser_add_module)
   cmake_parse_arguments(M "" "NAME" "SOURCES;PUBLIC_DEPS;PRIVATE_DEPS" ${ARGN})
   add_library(eraser_${M_NAME} STATIC ${M_SOURCES})
   add_library(eraser::${M_NAME} ALIAS eraser_${M_NAME})
+  # Installed as eraser::<name> too (cmake/install.cmake).
+  set_target_properties(eraser_${M_NAME} PROPERTIES EXPORT_NAME ${M_NAME})
   target_include_directories(eraser_${M_NAME}
-    PUBLIC ${CMAKE_CURRENT_SOURCE_DIR}/include
+    PUBLIC $<BUILD_INTERFACE:${CMAKE_CURRENT_SOURCE_DIR}/include>
+           $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>
     PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/src)
   target_link_libraries(eraser_${M_NAME}
     PUBLIC ${M_PUBLIC_DEPS} PRIVATE ${M_PRIVATE_DEPS})
