@@ -8,7 +8,8 @@
 // ensemble trained from scratch without every deletion; a replica killed in
 // the middle of a retraining leaves it to another; PostgreSQL restarted
 // under load makes the replicas refuse (503) and then serve again, and no
-// acknowledged deletion is lost.
+// acknowledged deletion is lost; a full disk under the deletion log is 507
+// until space returns, without a restart.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -25,6 +26,7 @@
 #include "process.h"
 #include "testing/http_client.h"
 #include "testing/postgres.h"
+#include "testing/small_disk.h"
 
 namespace eraser::serve {
 namespace {
@@ -440,6 +442,99 @@ TEST(ServeReplicas, PostgresRestartedUnderLoadLosesNothingAcknowledged) {
     s.process->Signal(SIGTERM);
     EXPECT_EQ(s.process->Wait(), 0) << s.process->output();
   }
+}
+
+// The deletion log on a full disk: the log's tables on a tablespace on a
+// small tmpfs, which a filler then fills. Deletions are refused 507
+// disk_full and take no sequence number while inference goes on; once the
+// filler is removed the same server, not restarted, acknowledges again, and
+// every deletion it acknowledged is applied.
+TEST(ServeReplicas, AFullDeletionLogDiskIs507UntilSpaceReturns) {
+  std::string why;
+  std::unique_ptr<eraser::testing::SmallDisk> disk =
+      eraser::testing::SmallDisk::Mount(16 << 20, &why);
+  if (disk == nullptr) {
+    if (eraser::testing::SmallDiskRequired()) FAIL() << why;
+    GTEST_SKIP() << why;
+  }
+  PostgresCluster pg;  // its own, stopped before the disk is unmounted
+  ASSERT_TRUE(pg.ok()) << pg.error();
+  ASSERT_TRUE(pg.CreateTablespace("small", disk->path() + "/tablespace"))
+      << pg.error();
+  std::string name;
+  const std::string url = pg.NewDatabase(&name);
+  ASSERT_FALSE(url.empty()) << pg.error();
+  engine::testing::BuildInto(url);
+  pg.Sql(name,
+         "ALTER TABLE eraser_deletions SET TABLESPACE small; "
+         "ALTER INDEX eraser_deletions_pkey SET TABLESPACE small; "
+         "ALTER INDEX eraser_deletions_pending SET TABLESPACE small; "
+         "ALTER TABLE eraser_log_head SET TABLESPACE small");
+  ASSERT_TRUE(pg.ok()) << pg.error();
+  Server server = StartServer(url, kPolicy, {"--max-wait", "2s"});
+  ASSERT_GT(server.port, 0) << server.process->output();
+
+  uint64_t sample = 0;
+  auto remove = [&] {
+    return eraser::testing::Http(
+        server.port, "POST", "/v1/deletions",
+        json{{"sample", sample++ % engine::testing::kTrainSamples}}.dump());
+  };
+  std::vector<uint64_t> acked;
+  auto acknowledge = [&](const HttpResult& r) {
+    EXPECT_EQ(r.status, 202) << r.body;
+    if (r.status == 202) acked.push_back(r.json()["seq"].get<uint64_t>());
+  };
+  for (int i = 0; i < 5; ++i) acknowledge(remove());
+  ASSERT_GT(disk->Fill(), 0u);
+  // The tables' last pages may still have room: deletions are acknowledged
+  // until the log must grow.
+  int refused = 0;
+  for (int i = 0; i < 5000 && refused == 0; ++i) {
+    const HttpResult r = remove();
+    if (r.status == 202) {
+      acknowledge(r);
+      continue;
+    }
+    EXPECT_EQ(r.status, 507) << r.body;
+    EXPECT_EQ(r.json().value("reason", ""), "disk_full") << r.body;
+    ++refused;
+  }
+  ASSERT_EQ(refused, 1) << "the disk never filled";
+  for (int i = 0; i < 3; ++i) {
+    const HttpResult r = remove();
+    EXPECT_EQ(r.status, 507) << r.body;
+  }
+  // Inference goes on: answered, or refused only for want of a certified
+  // answer while the affected shards' applies wait for the disk.
+  for (int i = 0; i < 10; ++i) {
+    const HttpResult r =
+        eraser::testing::Http(server.port, "POST", "/v1/infer", InferBody(i));
+    EXPECT_TRUE(r.status == 200 ||
+                (r.status == 503 &&
+                 r.json().value("reason", "") == "no_certified_answer"))
+        << r.status << " " << r.body;
+  }
+  std::printf("full deletion log: %zu acknowledged before the refusal\n",
+              acked.size());
+
+  disk->Free();
+  const std::size_t before = acked.size();
+  for (int i = 0; i < 5; ++i) acknowledge(remove());
+  ASSERT_EQ(acked.size(), before + 5);
+  // The refused deletions took no number.
+  EXPECT_EQ(acked[before], acked[before - 1] + 1);
+  DrainAll({&server});
+  for (uint64_t seq : acked) {
+    std::string state;
+    ExcludedFrom(server.port, seq, &state);
+    EXPECT_EQ(state, "applied") << "acknowledged deletion " << seq;
+  }
+  EXPECT_EQ(Metric(server.metrics_port,
+                   "eraser_http_refused_total{reason=\"disk_full\"}"),
+            "4");
+  server.process->Signal(SIGTERM);
+  EXPECT_EQ(server.process->Wait(), 0) << server.process->output();
 }
 
 }  // namespace

@@ -2,10 +2,7 @@
 // the schema is versioned, and the server can go away and come back.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <pwd.h>
-#include <unistd.h>
 
-#include <filesystem>
 #include <thread>
 
 #include "deletions.h"
@@ -156,21 +153,10 @@ TEST(PgStore, AFullDiskRefusesDeletionsThenTheStoreResumes) {
   // Its own cluster, stopped before the disk is unmounted.
   testing::PostgresCluster pg;
   ASSERT_TRUE(pg.ok()) << pg.error();
-  const std::string location = disk->path() + "/tablespace";
-  ASSERT_TRUE(std::filesystem::create_directory(location));
-  if (geteuid() == 0) {  // the server runs as postgres (PostgresCluster)
-    const passwd* pw = getpwnam("postgres");
-    ASSERT_NE(pw, nullptr);
-    const std::string parent =
-        std::filesystem::path(disk->path()).parent_path().string();
-    for (const std::string& dir : {parent, disk->path(), location}) {
-      ASSERT_EQ(chown(dir.c_str(), pw->pw_uid, pw->pw_gid), 0) << dir;
-    }
-  }
+  ASSERT_TRUE(pg.CreateTablespace("small", disk->path() + "/tablespace"))
+      << pg.error();
   std::string name;
   const std::string url = pg.NewDatabase(&name);
-  ASSERT_TRUE(pg.ok()) << pg.error();
-  pg.Sql("postgres", "CREATE TABLESPACE small LOCATION '" + location + "'");
   ASSERT_TRUE(pg.ok()) << pg.error();
   pg.Sql("postgres", "ALTER DATABASE " + name + " SET TABLESPACE small");
   ASSERT_TRUE(pg.ok()) << pg.error();

@@ -237,6 +237,33 @@ std::string PostgresCluster::Sql(const std::string& name,
   return out;
 }
 
+bool PostgresCluster::CreateTablespace(const std::string& name,
+                                       const std::string& location) {
+  std::error_code ec;
+  if (!std::filesystem::create_directory(location, ec)) {
+    error_ = "cannot create " + location;
+    return false;
+  }
+  if (const passwd* pw = ServerUser(); pw != nullptr) {
+    // The location, and every directory above it that others cannot
+    // enter (a test's private temporary directory).
+    for (std::filesystem::path dir = location; dir.has_relative_path();
+         dir = dir.parent_path()) {
+      struct stat st;
+      if (dir != location &&
+          (::stat(dir.c_str(), &st) != 0 || (st.st_mode & S_IXOTH) != 0)) {
+        continue;
+      }
+      if (chown(dir.c_str(), pw->pw_uid, pw->pw_gid) != 0) {
+        error_ = "cannot hand " + dir.string() + " to the postgres user";
+        return false;
+      }
+    }
+  }
+  Sql("postgres", "CREATE TABLESPACE " + name + " LOCATION '" + location + "'");
+  return ok();
+}
+
 std::string PostgresCluster::DatabaseDir(const std::string& name) {
   std::string oid = Sql(
       "postgres", "SELECT oid FROM pg_database WHERE datname = '" + name + "'");

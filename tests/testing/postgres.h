@@ -48,6 +48,11 @@ class PostgresCluster {
   // Runs SQL through psql on database `name`; returns its output, or ""
   // with error() set.
   std::string Sql(const std::string& name, const std::string& sql);
+  // CREATE TABLESPACE `name` in `location`, a new empty directory (made
+  // here), handed with every directory above it that others cannot enter
+  // to the server's user when we are root.
+  // False (and error()) on failure.
+  bool CreateTablespace(const std::string& name, const std::string& location);
 
  private:
   // Runs a PostgreSQL program (as the cluster's owner); its output goes to
