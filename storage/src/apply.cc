@@ -157,7 +157,11 @@ Status RocksStore::CompactShards(Family f, const std::vector<ShardId>& shards) {
     rocksdb::Slice e(end);
     const rocksdb::Status s = db_->CompactRange(options, cf(f), &b, &e);
     if (!s.ok()) {
-      return Failed(s, "compact shard " + std::to_string(shard.value()));
+      // The memtables were flushed first (FlushAll): only the compaction
+      // failed, which Resume() recovers from. (A flush inside CompactRange
+      // that failed is reported to GateListener, which asks for a reopen.)
+      return Failed(s, "compact shard " + std::to_string(shard.value()),
+                    /*resumable=*/true);
     }
   }
   return OkStatus();

@@ -32,16 +32,18 @@ constexpr char kConfigPrefix[] = "config/";
 
 // Every RocksDB error reaches the write gate, the background ones too: a
 // failed flush, compaction or write-ahead-log append closes the gate as a
-// failed foreground write does, and no write goes to RocksDB until Resume()
-// succeeds (RocksStore::Writable). A write after a background I/O error
-// trips an assertion in Debian's RocksDB (built with assertions) instead of
-// returning the error; that aborted `eraser serve` on a full disk.
+// failed foreground write does, and no write goes to RocksDB until the
+// next write has resumed it (after a failed compaction only) or reopened
+// the database (after anything else; RocksStore::Writable). A write after
+// a background I/O error trips an assertion in Debian's RocksDB (built
+// with assertions) instead of returning the error; that aborted `eraser
+// serve` on a full disk.
 //
-// It also turns RocksDB's automatic recovery off: the store resumes RocksDB
-// itself, at its next write, so that the write that finds space again is
-// the one that recovers. With the automatic recovery on, RocksDB answers
-// that write "busy" until its own recovery thread notices the space
-// (seconds later).
+// RocksDB's automatic recovery is off: the store recovers itself, at its
+// next write, so that the write that finds space again is the one that
+// recovers. With the automatic recovery on, RocksDB answers that write
+// "busy" until its own recovery thread notices the space (seconds later),
+// and its recovery flush can wait for ever (Writable).
 class GateListener final : public rocksdb::EventListener {
  public:
   explicit GateListener(std::shared_ptr<WriteGate> gate)
@@ -51,8 +53,12 @@ class GateListener final : public rocksdb::EventListener {
   void OnBackgroundError(rocksdb::BackgroundErrorReason reason,
                          rocksdb::Status* error) override {
     if (error == nullptr || error->ok()) return;
+    // A failed compaction touched neither the log nor the memtables:
+    // Resume() recovers from it. Anything else needs a reopen (Writable).
     gate_->Close(
-        FromRocks(*error, std::string("background ") + ReasonName(reason)));
+        FromRocks(*error, std::string("background ") + ReasonName(reason)),
+        /*resumable=*/reason == rocksdb::BackgroundErrorReason::kCompaction &&
+            error->severity() <= rocksdb::Status::Severity::kSoftError);
   }
   void OnErrorRecoveryBegin(rocksdb::BackgroundErrorReason, rocksdb::Status,
                             bool* auto_recovery) override {
@@ -152,17 +158,19 @@ std::string CheckpointKey(ShardId shard, uint32_t slice) {
   return key;
 }
 
-void WriteGate::WriteFailed(Status why) {
+void WriteGate::WriteFailed(Status why, bool resumable) {
   MutexLock lock(&mu_);
   failed_ = true;
+  reopen_ = reopen_ || !resumable;
   ++closes_;
   ++failures_;
   last_ = std::move(why);
 }
 
-void WriteGate::Close(Status why) {
+void WriteGate::Close(Status why, bool resumable) {
   MutexLock lock(&mu_);
   failed_ = true;
+  reopen_ = reopen_ || !resumable;
   ++closes_;
   last_ = std::move(why);
 }
@@ -173,17 +181,22 @@ bool WriteGate::closed(uint64_t* closes) const {
   return failed_;
 }
 
-Status WriteGate::last() const {
+bool WriteGate::needs_reopen() const {
   MutexLock lock(&mu_);
-  return last_;
+  return reopen_;
 }
 
 bool WriteGate::Opened(uint64_t closes) {
   MutexLock lock(&mu_);
-  if (closes != closes_) return false;
+  if (closes != closes_ || reopen_) return false;
   failed_ = false;
   ++resumes_;
   return true;
+}
+
+Status WriteGate::last() const {
+  MutexLock lock(&mu_);
+  return last_;
 }
 
 void WriteGate::Refused() {
@@ -191,29 +204,18 @@ void WriteGate::Refused() {
   ++failures_;
 }
 
-void WriteGate::Fatal(Status why) {
-  MutexLock lock(&mu_);
-  failed_ = true;
-  fatal_ = true;
-  ++closes_;
-  last_ = std::move(why);
-}
-
-bool WriteGate::fatal() const {
-  MutexLock lock(&mu_);
-  return fatal_;
-}
-
 void WriteGate::Reopening() {
   MutexLock lock(&mu_);
   failed_ = false;
-  fatal_ = false;
+  reopen_ = false;
   last_ = OkStatus();
 }
 
 void WriteGate::Reopened() {
   MutexLock lock(&mu_);
+  // Every reopen follows an error: it is how the store resumes writing.
   ++reopens_;
+  ++resumes_;
 }
 
 void WriteGate::Counts(uint64_t* failures, uint64_t* resumes,
@@ -291,25 +293,28 @@ RocksStore::~RocksStore() {
 }
 
 RocksStore::DbLock::DbLock(RocksStore* store, Access access) : store_(store) {
-  const bool tried = access != kRead && store->ReopenIfFatal(true);
+  const bool tried = access != kRead && store->ReopenIfNeeded(true);
   store->db_mu_.ReaderLock();
   if (store->db_ == nullptr) {
     // A failed reopen left no database open: a read tries again too.
     store->db_mu_.ReaderUnlock();
-    store->ReopenIfFatal(false);
+    store->ReopenIfNeeded(false);
     store->db_mu_.ReaderLock();
   }
   status_ = store->HasDb();
   if (!status_.ok() || access != kWrite) return;
   status_ = store->Writable();
-  if (status_.ok() || tried || !store->gate_->fatal()) return;
-  // Resuming found an error RocksDB cannot resume from: reopen, and try
-  // once more.
-  store->db_mu_.ReaderUnlock();
-  store->ReopenIfFatal(true);
-  store->db_mu_.ReaderLock();
-  status_ = store->HasDb();
-  if (status_.ok()) status_ = store->Writable();
+  if (!status_.ok() && !tried && store->gate_->needs_reopen()) {
+    // A write failed since this operation checked: reopen, and try once
+    // more, so that the write that finds the disk free again is the one
+    // that succeeds.
+    store->db_mu_.ReaderUnlock();
+    store->ReopenIfNeeded(true);
+    store->db_mu_.ReaderLock();
+    status_ = store->HasDb();
+    if (status_.ok()) status_ = store->Writable();
+  }
+  if (!status_.ok()) store->gate_->Refused();
 }
 
 RocksStore::DbLock::~DbLock() { store_->db_mu_.ReaderUnlock(); }
@@ -323,8 +328,8 @@ Status RocksStore::ReopenFailed() const {
   return Status(reopen_error_.code() == StatusCode::kResourceExhausted
                     ? StatusCode::kResourceExhausted
                     : StatusCode::kUnavailable,
-                "the store takes no write until it reopens after a fatal "
-                "RocksDB error; the last reopen failed: " +
+                "the store takes no write until it reopens after an "
+                "error; the last reopen failed: " +
                     reopen_error_.message());
 }
 
@@ -332,8 +337,12 @@ namespace {
 
 // Reopening writes a new log and manifest and the replayed log's tables:
 // with less free space than this it is not tried (it would fail, and cost
-// every write a replay of the log while holding the store alone).
-constexpr uint64_t kReopenMinFreeBytes = 4 << 20;
+// every write a replay of the log while holding the store alone). Files
+// are not preallocated (allow_fallocate is off), so a reopen takes only
+// the bytes it writes: a small log and manifest, and the table of what
+// the log replays (if that does not fit, the open fails, the store opens
+// read-only, and the next write tries again).
+constexpr uint64_t kReopenMinFreeBytes = 1 << 20;
 
 // The WriteBatch::Handler that lists the keys a batch touches.
 class KeysOf final : public rocksdb::WriteBatch::Handler {
@@ -415,7 +424,8 @@ void RocksStore::RememberUndo(const rocksdb::WriteBatch& failed, uint64_t tag) {
     }
   }
   MutexLock lock(&undo_mu_);
-  // A Resume() that began after this write failed retired its log.
+  // A reopen, or a write that succeeded, after this failure: see
+  // ForgetUndo.
   if (tag <= undo_forgotten_through_) return;
   if (read) {
     undo_.emplace_back(tag, undo.Data());
@@ -469,32 +479,33 @@ Status RocksStore::ReopenDeclined() {
   if (::statvfs(params_.path.c_str(), &fs) == 0 &&
       static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize < kReopenMinFreeBytes) {
     return ResourceExhaustedError(params_.path +
-                                  " has under 4 MiB free (the disk is full)");
+                                  " has under 1 MiB free (the disk is full)");
   }
   return OkStatus();
 }
 
-bool RocksStore::ReopenIfFatal(bool for_write) {
-  if (!gate_->fatal()) return false;
+bool RocksStore::ReopenIfNeeded(bool for_write) {
+  if (!gate_->needs_reopen()) return false;
   // The cheap reasons not to try come first, without taking the database
   // from its readers.
   const Status declined = ReopenDeclined();
   if (!declined.ok() && for_write) return true;  // the write is refused
   WriterMutexLock lock(&db_mu_);
-  if (!gate_->fatal()) return true;  // another operation reopened it
-  // A database that holds a fatal error, or is open read-only, still
-  // reads: only a write, or a read with no database open, reopens.
+  if (!gate_->needs_reopen()) return true;  // another operation reopened it
+  // A database that failed, or is open read-only, still reads: only a
+  // write, or a read with no database open, reopens.
   if (!for_write && db_ != nullptr) return true;
   if (!declined.ok()) {
     reopen_error_ = declined;
     OpenReadOnly();
     return true;
   }
-  // RocksDB holds an error it cannot resume from (some failures, such as
-  // creating a new log during a memtable switch, are fatal in RocksDB 7.8)
-  // and refuses every write until the database is opened again: close it
-  // and open it again, as a restart would, without one. Opening recovers
-  // the write-ahead log, so every synced write is there.
+  // A write or RocksDB failed (Writable): close the database and open it
+  // again, as a restart would, without one. Opening recovers the
+  // write-ahead log, so every synced write is there; it also clears what
+  // RocksDB 7.8 cannot resume from (a failure to create a new log during a
+  // memtable switch is fatal there) and a memtable a failed flush left
+  // stuck.
   const Status why = gate_->last();
   uint64_t acknowledged = 0;
   {
@@ -541,7 +552,7 @@ bool RocksStore::ReopenIfFatal(bool for_write) {
     }
   }
   if (!ready.ok()) {
-    gate_->Fatal(ready);
+    gate_->Close(ready, /*resumable=*/false);
     reopen_error_ = ready;
     std::fprintf(stderr,
                  "eraser: %s: reopening the store after \"%s\" failed "
@@ -562,83 +573,80 @@ bool RocksStore::ReopenIfFatal(bool for_write) {
 }
 
 Status RocksStore::Failed(const rocksdb::Status& status,
-                          std::string_view context) {
+                          std::string_view context, bool resumable) {
   Status converted = FromRocks(status, context);
-  gate_->WriteFailed(converted);
+  gate_->WriteFailed(converted, resumable);
   return converted;
 }
 
 Status RocksStore::Writable() {
-  if (read_only_) {
-    gate_->Refused();
-    return ReopenFailed();
-  }
+  if (read_only_) return ReopenFailed();
   if (!gate_->closed()) return OkStatus();
-  // RocksDB keeps the error until it has resumed; a write before that
-  // could trip an assertion in RocksDB itself. Resume() succeeds once the
-  // cause is gone (space freed). No lock the gate or its listener takes is
-  // held across it: RocksDB may report a new background error
+  // Only compactions failed (a full disk, typically): RocksDB's Resume()
+  // clears the error. After anything else Resume() is not used: in 7.8 its
+  // recovery flush can wait for ever (a flush rolled back after an error
+  // leaves its memtable marked as queued but never scheduled, so
+  // DBImpl::WaitForFlushMemTables never returns with the background
+  // threads idle; facebook/rocksdb#15030), holding the writing thread for
+  // good (seen once in CI, in the fault sweep). Opening the database again
+  // (closed without a flush, then opened, which replays the write-ahead
+  // log) clears every error and every stuck memtable: DbLock reopens it,
+  // then checks once more. No lock the gate or its listener takes is held
+  // across Resume(): RocksDB may report a new background error
   // (GateListener) while it resumes. resume_mu_ only orders the writers
   // that resume.
-  MutexLock lock(&resume_mu_);
-  // RocksDB may raise another error while it resumes, or a write that
-  // failed before may report its (old) error meanwhile: then the gate stays
-  // closed. Resuming again tells the two apart; after a few tries the write
-  // is refused and the next one resumes again.
   Status resumed;
-  for (int attempt = 0; attempt < 3; ++attempt) {
-    uint64_t closes = 0;
-    if (!gate_->closed(&closes)) return OkStatus();  // another writer resumed
-    const rocksdb::Status s = db_->Resume();
-    // Its flush retired the log the writes that failed before it may be in.
-    if (s.ok()) ForgetUndo(closes);
-    resumed = FromRocks(s, "resume");
-    if (s.severity() > rocksdb::Status::Severity::kHardError) {
-      // RocksDB will not resume from this: the next operation reopens it.
-      gate_->Fatal(resumed);
-      break;
+  if (!gate_->needs_reopen()) {
+    MutexLock lock(&resume_mu_);
+    // RocksDB may raise another error while it resumes, or a write that
+    // failed before may report its (old) error meanwhile: then the gate
+    // stays closed. Resuming again tells the two apart; after a few tries
+    // the write is refused and the next one resumes again.
+    for (int attempt = 0; attempt < 3; ++attempt) {
+      uint64_t closes = 0;
+      if (!gate_->closed(&closes)) return OkStatus();  // another resumed
+      if (gate_->needs_reopen()) break;
+      const rocksdb::Status s = db_->Resume();
+      resumed = FromRocks(s, "resume");
+      if (!resumed.ok()) {
+        // Whatever Resume() could not clear, a reopen may.
+        gate_->Close(resumed, /*resumable=*/false);
+        break;
+      }
+      if (gate_->Opened(closes)) return OkStatus();
     }
-    if (!resumed.ok()) break;
-    if (gate_->Opened(closes)) return OkStatus();
   }
-  gate_->Refused();
   // The cause is still there: say what it is (a full disk is
-  // kResourceExhausted), with what resuming said.
+  // kResourceExhausted).
   const Status last = gate_->last();
-  const StatusCode code = resumed.code() == StatusCode::kResourceExhausted
-                              ? StatusCode::kResourceExhausted
-                              : last.code();
   return Status(
-      code == StatusCode::kOk ? StatusCode::kUnavailable : code,
-      "the store takes no write until it recovers from: " + last.message() +
-          (resumed.ok() ? "" : " (" + resumed.message() + ")"));
+      last.code() == StatusCode::kOk ? StatusCode::kUnavailable : last.code(),
+      "the store takes no write until it recovers from: " + last.message());
 }
 
 Status RocksStore::Write(rocksdb::WriteBatch* batch, bool sync,
                          std::string_view context) {
-  RETURN_IF_ERROR(Writable());
+  if (Status writable = Writable(); !writable.ok()) {
+    gate_->Refused();
+    return writable;
+  }
   // A failed write-ahead-log write leaves RocksDB's log writer failed: its
   // next append returns the old error, or aborts an assertion-enabled
-  // RocksDB (the reported abort). Resume() starts a new log only when it
-  // flushes a memtable that holds data (RocksDB 7.8; later versions always
-  // do), and right after a flush every memtable is empty. A marker written
-  // outside the log keeps one holding data whenever a logged write runs.
+  // RocksDB (the reported abort). No write goes to this database after a
+  // failure: the gate closes before Failed() returns, and the next write
+  // reopens the database, which starts a new log (Writable).
   //
   // An error RocksDB raises in the background after Writable() and before
-  // this write is safe to write into: a hard one (a failed flush or log
-  // write) stops RocksDB's writes, which then return it without touching
-  // the log (DBImpl::PreprocessWrite, IsDBStopped, in 7.8); a soft one (a
-  // failed compaction) leaves the log writer sound.
-  rocksdb::WriteOptions no_log;
-  no_log.disableWAL = true;
-  rocksdb::Status s =
-      db_->Put(no_log, cf(kMeta), "eraser/memtable-marker", rocksdb::Slice());
-  if (!s.ok()) return Failed(s, context);
+  // this write, or a concurrent write's failure, is safe to write into: a
+  // hard one (a failed flush or log write) stops RocksDB's writes, which
+  // then return it without touching the log (DBImpl::PreprocessWrite,
+  // IsDBStopped, in 7.8); a soft one (a failed compaction) leaves the log
+  // writer sound.
   rocksdb::WriteOptions options;
   options.sync = sync;
   uint64_t seen = 0;  // closes before this write
   gate_->closed(&seen);
-  s = db_->Write(options, batch);
+  rocksdb::Status s = db_->Write(options, batch);
   if (!s.ok()) {
     Status failed = Failed(s, context);
     // Tagged with the close this failure made (or a later one).
@@ -647,8 +655,8 @@ Status RocksStore::Write(rocksdb::WriteBatch* batch, bool sync,
     RememberUndo(*batch, tag);
     return failed;
   }
-  // A write that failed before this one began is undone by then (a
-  // Resume() retired its log); an undo kept past this write could revert
+  // A write that failed before this one began was undone by the reopen
+  // that let this one through; an undo kept past this write could revert
   // it. A failure after it began keeps its undo.
   ForgetUndo(seen);
   return OkStatus();
@@ -778,6 +786,15 @@ StatusOr<std::unique_ptr<Store>> OpenRocksStore(const StoreOptions& options,
   db_options.listeners.push_back(std::make_shared<GateListener>(gate));
   db_options.max_bgerror_resume_count = 0;
   db_options.create_missing_column_families = true;
+  // Closing does not flush the memtables (every write is in the
+  // write-ahead log, which the next open replays): a close after an error
+  // must not wait for a flush that may never run (Writable).
+  db_options.avoid_flush_during_shutdown = true;
+  // No preallocation: on a nearly full disk (a tmpfs counts reserved
+  // blocks as used) each reopen's new manifest (4 MiB by default) and log
+  // would reserve space the store then lacks; fallocate's speed-up does
+  // not matter at this write rate.
+  db_options.allow_fallocate = false;
   db_options.max_background_jobs = 2;
   db_options.info_log = std::make_shared<StderrLogger>();
   // No compression anywhere: the samples are scanned on every retraining,

@@ -39,24 +39,35 @@ StatusOr<std::unique_ptr<Store>> OpenRocksStore(const StoreOptions& options,
 
 // Whether writes may go to RocksDB: closed by any RocksDB error, a failed
 // write of ours or one RocksDB raises in the background (flush, compaction,
-// write-ahead log), until Resume() succeeds. Shared by the store and the
-// listener RocksDB reports background errors to. Thread-safe; never held
-// across a call into RocksDB.
+// write-ahead log). Shared by the store and the listener RocksDB reports
+// background errors to. Thread-safe; never held across a call into RocksDB.
+//
+// Two ways to open it again. After a failed compaction only (nothing in
+// the log or the memtables was touched), RocksDB's Resume(). After
+// anything else (a failed write, flush or log append) only a reopen of the
+// database (RocksStore::ReopenIfNeeded): Resume() then flushes memtables a
+// failed flush may have left stuck, and waits for ever (Writable).
 //
 // Each close has a number: a Resume() that succeeded opens the gate only if
 // no error closed it again while Resume() ran (an error RocksDB raised then
-// would otherwise be forgotten, and the next write would run into it).
+// would otherwise be forgotten, and the next write would run into it). The
+// number also tags the undo of a failed write (RocksStore::RememberUndo).
 class WriteGate {
  public:
-  // A write of ours failed: closes the gate and counts the write.
-  void WriteFailed(Status why);
+  // A write of ours failed: closes the gate, counts the write, and needs a
+  // reopen. A compaction of ours (erasure) that failed is counted too, but
+  // is resumable (`resumable`).
+  void WriteFailed(Status why, bool resumable = false);
   // RocksDB raised an error in the background: closes the gate; no write
   // of ours failed, so none is counted (a failed write RocksDB also reports
-  // to the listener counts once).
-  void Close(Status why);
+  // to the listener counts once). Unless `resumable`, needs a reopen.
+  void Close(Status why, bool resumable);
   // Whether closed; `*closes` (when not null) is the number of closes so
   // far, to hand to Opened().
   bool closed(uint64_t* closes = nullptr) const;
+  // Whether only a reopen opens it (set by any close but a resumable one,
+  // until the reopen).
+  bool needs_reopen() const;
   // The error that closed it.
   Status last() const;
   // Resume() succeeded after `closes` closes; opens the gate unless it was
@@ -64,15 +75,10 @@ class WriteGate {
   bool Opened(uint64_t closes);
   // A write refused while closed.
   void Refused();
-  // RocksDB cannot resume from the error that closed the gate (a fatal
-  // error: Resume() returns it for ever); only reopening the database
-  // clears it (RocksStore::ReopenIfFatal). Closes the gate too.
-  void Fatal(Status why);
-  bool fatal() const;
   // The database is about to be opened again: opens the gate, so that an
   // error the new database raises while it opens closes it again.
   void Reopening();
-  // The database was opened again (counted).
+  // The database was opened again (counted, as a reopen and a resume).
   void Reopened();
   void Counts(uint64_t* failures, uint64_t* resumes,
               uint64_t* reopens = nullptr) const;
@@ -80,7 +86,7 @@ class WriteGate {
  private:
   mutable Mutex mu_;
   bool failed_ GUARDED_BY(mu_) = false;
-  bool fatal_ GUARDED_BY(mu_) = false;
+  bool reopen_ GUARDED_BY(mu_) = false;
   uint64_t closes_ GUARDED_BY(mu_) = 0;
   uint64_t failures_ GUARDED_BY(mu_) = 0;
   uint64_t resumes_ GUARDED_BY(mu_) = 0;
@@ -158,14 +164,14 @@ class RocksStore final : public Store {
 
  private:
   // Holds the database for one operation of the store, shared with the
-  // others. An operation that may write first reopens it if RocksDB holds
-  // a fatal error (WriteGate::fatal); a read reopens only when no database
-  // is open. kWrite also resumes RocksDB if the gate is closed, and if
-  // that finds a fatal error, reopens (unless it just tried) and resumes
-  // once more, so the write that finds the disk free again is the one
-  // that succeeds. status() is not OK when no database is open (both
-  // opens failed: the next operation tries again) or, for kWrite, when
-  // writes cannot go on yet.
+  // others. An operation that may write first reopens it if the gate needs
+  // a reopen; a read reopens only when no database is open. kWrite also
+  // checks the gate (Writable, which resumes RocksDB after a failed
+  // compaction), and if it needs a reopen by then, reopens (unless it just
+  // tried) and checks once more, so the write that finds the disk free
+  // again is the one that succeeds. status() is not OK when no database is
+  // open (both opens failed: the next operation tries again) or, for
+  // kWrite, when writes cannot go on yet (counted as refused).
   class SCOPED_CAPABILITY DbLock {
    public:
     // kMaybeWrite: an operation that writes only in some cases (owed
@@ -182,13 +188,14 @@ class RocksStore final : public Store {
     Status status_;
   };
 
-  // Closes the database and opens it again if the gate says RocksDB holds
-  // a fatal error, for an operation that may write (`for_write`) or when
-  // no database is open; then writes back the undo of the writes that
-  // failed (undo_). If opening fails (a full disk), opens it read-only so
-  // that reads go on. Nothing else holds the database meanwhile. Returns
-  // whether RocksDB held a fatal error (whether or not it reopened).
-  bool ReopenIfFatal(bool for_write) EXCLUDES(db_mu_);
+  // Closes the database and opens it again if the gate needs a reopen
+  // (WriteGate::needs_reopen), for an operation that may write
+  // (`for_write`) or when no database is open; then writes back the undo
+  // of the writes that failed (undo_). If opening fails (a full disk),
+  // opens it read-only so that reads go on. Nothing else holds the
+  // database meanwhile. Returns whether a reopen was needed (whether or
+  // not it happened).
+  bool ReopenIfNeeded(bool for_write) EXCLUDES(db_mu_);
   // A logged write failed: records what each key it touched holds now
   // (the write did not reach the memtables), to be written back if a
   // reopen replays the write from the log.
@@ -196,11 +203,12 @@ class RocksStore final : public Store {
   void RememberUndo(const rocksdb::WriteBatch& failed, uint64_t tag)
       REQUIRES_SHARED(db_mu_);
   // Drops the undos tagged `through` or lower, and any such undo recorded
-  // later: a Resume() that began after `through` closes retired the log
-  // those writes may be in, or a write that began then succeeded (an undo
-  // kept could revert it).
+  // later: a write that began after `through` closes succeeded (an undo
+  // kept could revert it). (A Resume() drops none: it runs only while no
+  // failed write awaits a reopen, and a write that fails meanwhile may be
+  // in the log Resume() starts.)
   void ForgetUndo(uint64_t through) EXCLUDES(undo_mu_);
-  // Why a reopen is not tried now (under 4 MiB free, or an undo lost).
+  // Why a reopen is not tried now (under 1 MiB free, or an undo lost).
   Status ReopenDeclined() EXCLUDES(undo_mu_);
   // Opens the database read-only if none is open and no failed write is
   // still to be undone.
@@ -226,15 +234,16 @@ class RocksStore final : public Store {
   rocksdb::ColumnFamilyHandle* cf(Family f) const REQUIRES_SHARED(db_mu_) {
     return handles_[f];
   }
-  // Every write goes through here: refused while a failed earlier write
-  // has not been resumed from (Resume() is tried first), and a failure
-  // marks the store failed.
+  // Every write goes through here: refused (and counted) while the gate
+  // is closed, and a failure closes it.
   Status Write(rocksdb::WriteBatch* batch, bool sync, std::string_view context)
       REQUIRES_SHARED(db_mu_);
   // Marks the store failed after `status` (a write, flush or compaction
-  // error) and returns it converted.
-  Status Failed(const rocksdb::Status& status, std::string_view context);
-  // Tries RocksDB's Resume() if a write failed; OK when writes may go on.
+  // error; `resumable` for a compaction's) and returns it converted.
+  Status Failed(const rocksdb::Status& status, std::string_view context,
+                bool resumable = false);
+  // OK when writes may go on: the gate is open, or only compactions
+  // failed and RocksDB's Resume() succeeds. Otherwise why not.
   Status Writable() REQUIRES_SHARED(db_mu_);
   // The owed-erasure keys of `shards` in family `f`, added to `batch`.
   Status AddOwed(Family f, const std::vector<ShardId>& shards,
@@ -269,17 +278,15 @@ class RocksStore final : public Store {
   std::unique_ptr<rocksdb::DB> db_ GUARDED_BY(db_mu_);
   std::vector<rocksdb::ColumnFamilyHandle*> handles_ GUARDED_BY(db_mu_);
   Status reopen_error_ GUARDED_BY(db_mu_);
-  // The database is open read-only: a reopen after a fatal error failed.
+  // The database is open read-only: a reopen failed.
   bool read_only_ GUARDED_BY(db_mu_) = false;
   // A write that fails may still have reached the write-ahead log (its
-  // append succeeded, its sync did not): RocksDB does not apply it, and a
-  // Resume() that succeeds flushes the memtables and retires that log, but
+  // append succeeded, its sync did not): RocksDB does not apply it, but
   // reopening the database replays it. That would resurrect a deletion the
   // caller was told failed, or an apply reported as not committed, under a
   // number the store hands out again. So each failed logged write leaves
-  // the batch that undoes it (WriteBatch::Data()), until a Resume()
-  // retires the log, a write succeeds, or a reopen writes them back,
-  // newest first.
+  // the batch that undoes it (WriteBatch::Data()), until a write that
+  // began after it succeeds or a reopen writes them back, newest first.
   Mutex undo_mu_ ACQUIRED_AFTER(db_mu_);
   // (tag, batch): the tag is the gate's close count after the failure.
   std::vector<std::pair<uint64_t, std::string>> undo_ GUARDED_BY(undo_mu_);

@@ -184,18 +184,19 @@ TEST_F(FatalStoreError, AReopenDoesNotBringBackAFailedDeletion) {
 }
 
 // The undo of a failed write never outlives a write that succeeded after
-// it: here a failed deletion's number is handed out again once RocksDB
-// resumes, and a later reopen keeps that acknowledged deletion.
+// it: here a failed deletion's number is handed out again once the store
+// reopens, and a later reopen keeps that acknowledged deletion.
 TEST_F(FatalStoreError, AnUndoNeverRevertsAnAcknowledgedWrite) {
   ASSERT_TRUE(store().IngestSamples(samples_.views).ok());
   fs_->FailMatching(Op::kSync, ".log");
   ASSERT_FALSE(AppendSample(store(), 1).ok());
   fs_->Heal();
-  // RocksDB resumes; the number the failed deletion had is acknowledged.
+  // The store reopens; the number the failed deletion had is acknowledged.
   StatusOr<DeletionSeq> acked = AppendSample(store(), 2);
   ASSERT_TRUE(acked.ok()) << acked.status();
   EXPECT_EQ(acked->value(), 1u);
   EXPECT_EQ(store().Counters().resumes, 1u);
+  EXPECT_EQ(store().Counters().reopens, 1u);
 
   // Now a fatal error: a flush whose new log cannot be created.
   fs_->FailMatching(Op::kCreate, ".log");
@@ -203,7 +204,7 @@ TEST_F(FatalStoreError, AnUndoNeverRevertsAnAcknowledgedWrite) {
   fs_->Heal();
   StatusOr<DeletionSeq> next = AppendSample(store(), 3);
   ASSERT_TRUE(next.ok()) << next.status();
-  EXPECT_EQ(store().Counters().reopens, 1u);
+  EXPECT_EQ(store().Counters().reopens, 2u);
   EXPECT_EQ(next->value(), 2u);
   StatusOr<DeletionRecord> kept = store().GetDeletion(*acked);
   ASSERT_TRUE(kept.ok()) << kept.status();

@@ -1,8 +1,8 @@
 // A full disk, for real: the store on a small tmpfs that a filler file
 // fills. A deletion is refused with kResourceExhausted (and not
 // acknowledged), nothing acknowledged before is lost, the store takes no
-// further write while RocksDB holds the error, and once space returns the
-// next write resumes it without a reopen.
+// further write while the disk is full, and once space returns the next
+// write reopens the database in place and goes on.
 #include <gtest/gtest.h>
 
 #include "deletions.h"
@@ -81,26 +81,45 @@ TEST(FullDisk, DeletionsAreRefusedThenResumeWhenSpaceReturns) {
   EXPECT_EQ(seqs, acked);
 }
 
-// An error RocksDB raises while Resume() runs keeps the gate closed: the
-// resume that began before it does not open the gate.
-TEST(WriteGate, AnErrorDuringResumeKeepsItClosed) {
+// Only a failed compaction is resumed (Resume()); any other failure, a
+// write's or a flush's, waits for a reopen. An error raised while Resume()
+// runs keeps the gate closed: the resume that began before it does not
+// open the gate.
+TEST(WriteGate, OnlyAFailedCompactionIsResumedAndALaterErrorKeepsItClosed) {
   internal::WriteGate gate;
   EXPECT_FALSE(gate.closed());
-  gate.WriteFailed(ResourceExhaustedError("append: no space"));
+  gate.Close(ResourceExhaustedError("background compaction: no space"),
+             /*resumable=*/true);
   uint64_t closes = 0;
   ASSERT_TRUE(gate.closed(&closes));
-  gate.Close(ResourceExhaustedError("background flush: no space"));
+  EXPECT_FALSE(gate.needs_reopen());
+  gate.Close(ResourceExhaustedError("background compaction: again"), true);
   EXPECT_FALSE(gate.Opened(closes));
-  EXPECT_TRUE(gate.closed());
-  EXPECT_EQ(gate.last().message(), "background flush: no space");
+  EXPECT_EQ(gate.last().message(), "background compaction: again");
   ASSERT_TRUE(gate.closed(&closes));
   EXPECT_TRUE(gate.Opened(closes));
   EXPECT_FALSE(gate.closed());
-  uint64_t failures = 0;
-  uint64_t resumes = 0;
-  gate.Counts(&failures, &resumes);
-  EXPECT_EQ(failures, 1u);  // the background error is no write of ours
-  EXPECT_EQ(resumes, 1u);
+
+  gate.WriteFailed(ResourceExhaustedError("append: no space"));
+  EXPECT_TRUE(gate.needs_reopen());
+  ASSERT_TRUE(gate.closed(&closes));
+  EXPECT_FALSE(gate.Opened(closes)) << "a failed write was resumed";
+  // A resumable error after it does not make it resumable.
+  gate.Close(ResourceExhaustedError("background compaction"), true);
+  EXPECT_TRUE(gate.needs_reopen());
+  gate.Reopening();
+  gate.Reopened();
+  EXPECT_FALSE(gate.closed());
+  EXPECT_FALSE(gate.needs_reopen());
+
+  gate.Close(ResourceExhaustedError("background flush: no space"),
+             /*resumable=*/false);
+  EXPECT_TRUE(gate.needs_reopen());
+  uint64_t failures = 0, resumes = 0, reopens = 0;
+  gate.Counts(&failures, &resumes, &reopens);
+  EXPECT_EQ(failures, 1u);  // background errors are no writes of ours
+  EXPECT_EQ(resumes, 2u);   // one Resume(), one reopen
+  EXPECT_EQ(reopens, 1u);
 }
 
 }  // namespace

@@ -47,11 +47,13 @@ struct StoreCounters {
   // Write-ahead log syncs (RocksDB's WAL_FILE_SYNCED ticker): every
   // acknowledged deletion and every apply costs one.
   uint64_t wal_syncs = 0;
-  // Writes refused or failed since open, and successful resumes.
+  // Writes refused or failed since open, and the times the store took
+  // writes again after failures (RocksDB: each Resume() or reopen;
+  // PostgreSQL: a write that succeeded after failed ones).
   uint64_t failed_writes = 0;
   uint64_t resumes = 0;
-  // Times the store closed and opened its database again because it held
-  // an error it could not resume from (RocksDB's fatal errors).
+  // Times the store closed and opened its RocksDB database again after an
+  // error (how it recovers; docs/storage.md).
   uint64_t reopens = 0;
 };
 
