@@ -1,6 +1,8 @@
 // The Store on PostgreSQL (pg_store.h). libpqxx appears in this file only.
 #include "pg_store.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <map>
@@ -8,6 +10,7 @@
 #include <pqxx/pqxx>
 #include <unordered_map>
 
+#include "eraser/common/duration.h"
 #include "records_codec.h"
 #include "store_rules.h"
 
@@ -16,7 +19,7 @@ namespace {
 
 // Version of the layout in pg_store.h. kMigrations[v - 1] takes a database
 // from version v - 1 to v; Open applies the missing ones in order.
-constexpr int kSchemaVersion = 1;
+constexpr int kSchemaVersion = 2;
 constexpr const char* kMigrations[kSchemaVersion] = {
     // 1: the initial layout (per-shard tables are created on demand).
     R"sql(
@@ -36,7 +39,19 @@ CREATE TABLE eraser_deletions (
 CREATE INDEX eraser_deletions_pending ON eraser_deletions (seq) WHERE pending;
 CREATE TABLE eraser_audit (request_id bigint PRIMARY KEY, record bytea NOT NULL);
 )sql",
+    // 2: replicas' leases (Store::Membership).
+    R"sql(
+CREATE TABLE eraser_replicas (
+  id bigserial PRIMARY KEY, lease_until timestamptz NOT NULL,
+  registered bigint NOT NULL, host text NOT NULL, pid integer NOT NULL,
+  joined timestamptz NOT NULL DEFAULT clock_timestamp());
+)sql",
 };
+
+// Notification channels: a deletion was appended (payload: its sequence
+// number); a replica registered deletions (payload: its id).
+constexpr const char* kDeletionsChannel = "eraser_deletions";
+constexpr const char* kRegisteredChannel = "eraser_registered";
 
 // Advisory lock keys (pg_advisory_xact_lock) that serialise schema changes
 // among the processes sharing a database.
@@ -765,6 +780,9 @@ StatusOr<DeletionSeq> PgStore::AppendDeletion(
             "VALUES ($1, true, $2, $3)",
             Signed(record.seq.value()), target.ToString(),
             pqxx::binarystring(EncodeDeletion(record)));
+        // Delivered to the listening replicas when this commits.
+        txn.exec_params("SELECT pg_notify($1, $2)", kDeletionsChannel,
+                        std::to_string(record.seq.value()));
         return OkStatus();
       }));
   NoteSeq(record.seq.value());
@@ -990,6 +1008,233 @@ StatusOr<std::unique_ptr<Store::ShardClaim>> PgStore::TryClaimShard(
   } catch (const std::exception& e) {
     return FromPg(e, "claim shard " + std::to_string(shard.value()));
   }
+}
+
+// ---- replicas --------------------------------------------------------------
+
+// A membership is a row of eraser_replicas, renewed and reported through the
+// store's pool, and a connection of its own that listens for notifications
+// (the lease thread's only). Expiry is decided on the database's clock
+// alone (clock_timestamp()), so members' clocks never meet.
+class PgMembership final : public Store::Membership {
+ public:
+  PgMembership(PgStore* store, Duration lease)
+      : store_(store), lease_seconds_(ToSeconds(lease)) {}
+  ~PgMembership() override;
+
+  StatusOr<Renewal> Renew(DeletionSeq registered) override;
+  Status Report(DeletionSeq registered) override;
+  StatusOr<bool> AwaitDeletions(Duration timeout) override;
+  Status AwaitRegistered(DeletionSeq seq, Duration timeout) override;
+  int live_members() const override { return live_.load(); }
+
+ private:
+  // Calls `fn` when its channel is notified (inside await_notification).
+  class Receiver final : public pqxx::notification_receiver {
+   public:
+    Receiver(pqxx::connection_base& c, const std::string& channel,
+             std::function<void()> fn)
+        : pqxx::notification_receiver(c, channel), fn_(std::move(fn)) {}
+    void operator()(const std::string&, int) override { fn_(); }
+
+   private:
+    std::function<void()> fn_;
+  };
+  void CloseListener();
+
+  PgStore* const store_;
+  const double lease_seconds_;
+  std::atomic<int64_t> id_{0};  // 0 until the first renewal joined
+  std::atomic<int> live_{0};
+  // The lease thread's.
+  std::unique_ptr<pqxx::connection> listen_;
+  std::unique_ptr<Receiver> on_deletion_;
+  std::unique_ptr<Receiver> on_registered_;
+  bool deletion_notified_ = false;
+  // Registrations reported by any member, for AwaitRegistered.
+  Mutex mu_;
+  CondVar registered_cv_;
+  uint64_t registrations_ GUARDED_BY(mu_) = 0;
+};
+
+PgMembership::~PgMembership() {
+  CloseListener();
+  if (id_.load() == 0) return;
+  // Leaving: acknowledgements stop waiting for this member at once.
+  store_
+      ->Transact("leave the replicas", PgStore::Commit::kDurable,
+                 [&](pqxx::transaction_base& txn) {
+                   txn.exec_params0("DELETE FROM eraser_replicas WHERE id = $1",
+                                    id_.load());
+                   return OkStatus();
+                 })
+      .IgnoreError();  // otherwise its lease runs out
+}
+
+void PgMembership::CloseListener() {
+  on_deletion_.reset();
+  on_registered_.reset();
+  listen_.reset();
+}
+
+StatusOr<Store::Membership::Renewal> PgMembership::Renew(
+    DeletionSeq registered) {
+  Renewal renewal;
+  int64_t id = id_.load();
+  RETURN_IF_ERROR(store_->Transact(
+      "renew this replica's lease", PgStore::Commit::kDurable,
+      [&](pqxx::transaction_base& txn) -> Status {
+        renewal = Renewal();
+        const std::string until = "clock_timestamp() + make_interval(secs => " +
+                                  std::to_string(lease_seconds_) + ")";
+        pqxx::result r;
+        if (id != 0) {
+          // Continued only if the lease had not run out: otherwise an
+          // acknowledgement may have gone ahead without this member.
+          r = txn.exec_params(
+              "UPDATE eraser_replicas SET lease_until = " + until +
+                  ", registered = greatest(registered, $2) WHERE id = $1 AND "
+                  "lease_until > "
+                  "clock_timestamp() RETURNING id",
+              id, Signed(registered.value()));
+          renewal.continued = !r.empty();
+          if (r.empty()) {
+            r = txn.exec_params(
+                "UPDATE eraser_replicas SET lease_until = " + until +
+                    ", registered = greatest(registered, $2) WHERE id = $1 "
+                    "RETURNING id",
+                id, Signed(registered.value()));
+          }
+        }
+        if (r.empty()) {
+          // Joining (or joining again after a lapse so long that another
+          // member's join removed the row).
+          txn.exec0(
+              "DELETE FROM eraser_replicas WHERE lease_until < "
+              "clock_timestamp() - interval '1 hour'");
+          char host[256] = {};
+          gethostname(host, sizeof(host) - 1);
+          r = txn.exec_params(
+              "INSERT INTO eraser_replicas (lease_until, registered, host, "
+              "pid) VALUES (" +
+                  until + ", $1, $2, $3) RETURNING id",
+              Signed(registered.value()), std::string(host),
+              static_cast<int>(getpid()));
+        }
+        id = r[0][0].as<int64_t>();
+        const pqxx::row head = txn.exec1(
+            "SELECT (SELECT last FROM eraser_log_head), (SELECT count(*) "
+            "FROM eraser_replicas WHERE lease_until > clock_timestamp())");
+        renewal.log_head = DeletionSeq(Unsigned(head[0]));
+        live_ = head[1].as<int>();
+        return OkStatus();
+      }));
+  id_ = id;
+  store_->NoteSeq(renewal.log_head.value());
+  return renewal;
+}
+
+Status PgMembership::Report(DeletionSeq registered) {
+  if (id_.load() == 0) return FailedPreconditionError("not a member yet");
+  return store_->Transact(
+      "report registered deletions", PgStore::Commit::kDurable,
+      [&](pqxx::transaction_base& txn) {
+        // Never lowered: a late report must not undo a newer one.
+        txn.exec_params0(
+            "UPDATE eraser_replicas SET registered = greatest(registered, $2) "
+            "WHERE id = $1",
+            id_.load(), Signed(registered.value()));
+        txn.exec_params("SELECT pg_notify($1, $2)", kRegisteredChannel,
+                        std::to_string(id_.load()));
+        return OkStatus();
+      });
+}
+
+StatusOr<bool> PgMembership::AwaitDeletions(Duration timeout) {
+  bool fresh = false;
+  try {
+    if (listen_ == nullptr || !listen_->is_open()) {
+      CloseListener();
+      listen_ = std::make_unique<pqxx::connection>(store_->url_);
+      on_deletion_ = std::make_unique<Receiver>(
+          *listen_, kDeletionsChannel, [this] { deletion_notified_ = true; });
+      on_registered_ =
+          std::make_unique<Receiver>(*listen_, kRegisteredChannel, [this] {
+            MutexLock lock(&mu_);
+            ++registrations_;
+            registered_cv_.SignalAll();
+          });
+      // Whatever was notified before LISTEN took effect was missed.
+      fresh = true;
+    }
+    deletion_notified_ = false;
+    const int64_t micros = std::max<int64_t>(
+        0,
+        std::chrono::duration_cast<std::chrono::microseconds>(timeout).count());
+    if (!fresh) {
+      listen_->await_notification(static_cast<long>(micros / 1000000),
+                                  static_cast<long>(micros % 1000000));
+    }
+    listen_->get_notifs();
+    return fresh || deletion_notified_;
+  } catch (const std::exception& e) {
+    CloseListener();
+    return FromPg(e, "listen for deletions");
+  }
+}
+
+Status PgMembership::AwaitRegistered(DeletionSeq seq, Duration timeout) {
+  const TimePoint deadline = SystemClock::Default()->Now() + timeout;
+  while (true) {
+    uint64_t seen;
+    {
+      MutexLock lock(&mu_);
+      seen = registrations_;
+    }
+    int64_t behind = 0;
+    int live = 0;
+    double soonest = 0;  // seconds until the first lagging lease runs out
+    RETURN_IF_ERROR(store_->Transact(
+        "wait for the replicas to register deletion " +
+            std::to_string(seq.value()),
+        PgStore::Commit::kStatement, [&](pqxx::transaction_base& txn) {
+          const pqxx::row row = txn.exec_params1(
+              "SELECT count(*) FILTER (WHERE registered < $2), count(*), "
+              "coalesce(min(extract(epoch FROM lease_until - "
+              "clock_timestamp())) FILTER (WHERE registered < $2), 0) "
+              "FROM eraser_replicas WHERE lease_until > clock_timestamp() "
+              "AND id <> $1",
+              id_.load(), Signed(seq.value()));
+          behind = row[0].as<int64_t>();
+          live = static_cast<int>(row[1].as<int64_t>());
+          soonest = row[2].as<double>();
+          return OkStatus();
+        }));
+    live_ = live + (id_.load() != 0 ? 1 : 0);
+    if (behind == 0) return OkStatus();
+    const TimePoint now = SystemClock::Default()->Now();
+    if (now >= deadline) {
+      return UnavailableError(
+          std::to_string(behind) +
+          " replica(s) with a live lease have not registered deletion " +
+          std::to_string(seq.value()));
+    }
+    // A report wakes this at once; the poll bounds the wait when the
+    // listening thread is busy, and a lease running out ends it.
+    const TimePoint until = std::min(
+        {deadline, now + std::chrono::milliseconds(20),
+         now + std::chrono::duration_cast<Duration>(
+                   std::chrono::duration<double>(std::max(soonest, 0.0)))});
+    MutexLock lock(&mu_);
+    while (registrations_ == seen &&
+           registered_cv_.WaitUntil(&mu_, *SystemClock::Default(), until)) {
+    }
+  }
+}
+
+StatusOr<std::unique_ptr<Store::Membership>> PgStore::Join(Duration lease) {
+  return std::unique_ptr<Membership>(
+      std::make_unique<PgMembership>(this, lease));
 }
 
 // The erasure commits with the apply (Rewrite): nothing is ever owed.

@@ -6,7 +6,8 @@
 // an advisory lock): eraser_schema, eraser_meta, eraser_config,
 // eraser_sample_index (id -> shard, slice, owner, erased; indexed by owner),
 // eraser_log_head (the last sequence number issued), eraser_deletions
-// (seq -> record), eraser_audit; and per shard eraser_samples_<shard>
+// (seq -> record), eraser_audit, eraser_replicas (the replicas' leases and
+// what each has registered: PgMembership); and per shard eraser_samples_<shard>
 // (features uncompressed, STORAGE EXTERNAL) and eraser_checkpoints_<shard>.
 //
 // Erasure: an apply rewrites the tables of the shards it touches inside its
@@ -84,11 +85,13 @@ class PgStore final : public Store {
   bool ErasureOwed() override;
   StoreCounters Counters() override;
   StatusOr<std::unique_ptr<ShardClaim>> TryClaimShard(ShardId shard) override;
+  StatusOr<std::unique_ptr<Membership>> Join(Duration lease) override;
 
   Status PutAudit(uint64_t request_id, const std::string& record) override;
   StatusOr<std::string> GetAudit(uint64_t request_id) override;
 
  private:
+  friend class PgMembership;
   class Connection;
   // How a transaction commits.
   enum class Commit {

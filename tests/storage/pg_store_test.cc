@@ -9,6 +9,8 @@
 #include "eraser/storage/store.h"
 #include "testing/postgres.h"
 #include "testing/small_disk.h"
+#include "testing/temp_dir.h"
+#include "testing/wait.h"
 
 namespace eraser::storage {
 namespace {
@@ -203,6 +205,87 @@ TEST(PgStore, AFullDiskRefusesDeletionsThenTheStoreResumes) {
   std::vector<uint64_t> seqs;
   for (const DeletionRecord& r : *pending) seqs.push_back(r.seq.value());
   EXPECT_EQ(seqs, acked);
+}
+
+// Replicas' leases (Store::Membership): an acknowledgement waits for every
+// other member whose lease is live until it has registered the deletion,
+// and for no other; a member's renewal says whether its lease ran out
+// since the last; notifications reach listening members.
+TEST(PgMembership, AcknowledgementsWaitForLiveLeasesOnly) {
+  testing::PostgresCluster& pg = testing::SharedPostgres();
+  ASSERT_TRUE(pg.ok()) << pg.error();
+  std::string name;
+  const std::string url = pg.NewDatabase(&name);
+  std::unique_ptr<Store> a = OpenOrDie(url);
+  std::unique_ptr<Store> b = OpenOrDie(url);
+  ASSERT_TRUE(a && b);
+  // RocksDB stores have no leases: one process.
+  const testing::TempDir dir;
+  StatusOr<std::unique_ptr<Store::Membership>> none =
+      OpenOrDie(dir.Child("db"))->Join(std::chrono::seconds(1));
+  ASSERT_TRUE(none.ok());
+  EXPECT_EQ(*none, nullptr);
+
+  std::unique_ptr<Store::Membership> ma =
+      std::move(a->Join(std::chrono::minutes(1))).value();
+  std::unique_ptr<Store::Membership> mb =
+      std::move(b->Join(std::chrono::minutes(1))).value();
+  StatusOr<Store::Membership::Renewal> first = ma->Renew(DeletionSeq(0));
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_FALSE(first->continued);  // joining
+  ASSERT_TRUE(mb->Renew(DeletionSeq(0)).ok());
+  StatusOr<Store::Membership::Renewal> again = ma->Renew(DeletionSeq(0));
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_TRUE(again->continued);
+  EXPECT_EQ(again->log_head, DeletionSeq(0));
+  EXPECT_EQ(ma->live_members(), 2);
+
+  // b listens: the first wait says it may have missed notifications, the
+  // next one sees a's append.
+  EXPECT_TRUE(*mb->AwaitDeletions(std::chrono::seconds(0)));
+  ASSERT_EQ(*AppendSample(*a, 1), DeletionSeq(1));
+  bool notified = false;
+  ASSERT_TRUE(testing::Eventually([&] {
+    StatusOr<bool> n = mb->AwaitDeletions(std::chrono::seconds(1));
+    EXPECT_TRUE(n.ok()) << n.status();
+    notified = n.ok() && *n;
+    return notified;
+  }));
+  // b holds a live lease and has not registered deletion 1.
+  const Status waiting =
+      ma->AwaitRegistered(DeletionSeq(1), std::chrono::milliseconds(50));
+  EXPECT_EQ(waiting.code(), StatusCode::kUnavailable) << waiting;
+  EXPECT_THAT(waiting.message(), HasSubstr("have not registered"));
+  // Once b reports it, the wait ends (the report wakes it).
+  std::thread reporter([&] { ASSERT_TRUE(mb->Report(DeletionSeq(1)).ok()); });
+  EXPECT_TRUE(ma->AwaitRegistered(DeletionSeq(1), testing::kPatience).ok());
+  reporter.join();
+  // A renewal reporting less never lowers what b registered.
+  ASSERT_TRUE(mb->Renew(DeletionSeq(0)).ok());
+  EXPECT_TRUE(ma->AwaitRegistered(DeletionSeq(1), Duration(0)).ok());
+
+  // c's short lease runs out without a renewal: an acknowledgement stops
+  // waiting for it, and c's next renewal is not a continuation.
+  std::unique_ptr<Store> c = OpenOrDie(url);
+  std::unique_ptr<Store::Membership> mc =
+      std::move(c->Join(std::chrono::milliseconds(300))).value();
+  ASSERT_TRUE(mc->Renew(DeletionSeq(1)).ok());
+  ASSERT_EQ(*AppendSample(*a, 2), DeletionSeq(2));
+  ASSERT_TRUE(mb->Report(DeletionSeq(2)).ok());
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_TRUE(ma->AwaitRegistered(DeletionSeq(2), testing::kPatience).ok());
+  EXPECT_GE(std::chrono::steady_clock::now() - start,
+            std::chrono::milliseconds(200));
+  StatusOr<Store::Membership::Renewal> late = mc->Renew(DeletionSeq(1));
+  ASSERT_TRUE(late.ok()) << late.status();
+  EXPECT_FALSE(late->continued);
+  EXPECT_EQ(late->log_head, DeletionSeq(2));
+  // Leaving ends the wait for a member at once.
+  ASSERT_EQ(*AppendSample(*a, 3), DeletionSeq(3));
+  mb.reset();
+  mc.reset();
+  EXPECT_TRUE(ma->AwaitRegistered(DeletionSeq(3), Duration(0)).ok());
+  EXPECT_EQ(std::stoi(pg.Sql(name, "SELECT count(*) FROM eraser_replicas")), 1);
 }
 
 }  // namespace

@@ -191,6 +191,58 @@ class Store {
   virtual StatusOr<std::unique_ptr<ShardClaim>> TryClaimShard(
       ShardId shard) = 0;
 
+  // ---- replicas -----------------------------------------------------------
+  // An engine's membership among the engines sharing a store
+  // (docs/scale-out.md): a lease in the database that the engine renews,
+  // the sequence number up to which it has registered the log's deletions,
+  // and the notification of new ones. A deletion is acknowledged once every
+  // other member with a live lease has registered it, or its lease has run
+  // out; a member answers only while it holds its lease. Every method but
+  // AwaitRegistered is called by one thread (the engine's lease thread).
+  class Membership {
+   public:
+    // Destroying a membership ends it: the database forgets its lease, so
+    // no acknowledgement waits for it any more.
+    virtual ~Membership() = default;
+
+    struct Renewal {
+      // The lease was live in the database when it was renewed: no
+      // acknowledgement can have skipped this member since the last
+      // renewal. False for the first one and after a lapse.
+      bool continued = false;
+      // The log's last sequence number, read with the renewal.
+      DeletionSeq log_head;
+    };
+    // Renews the lease for the membership's duration from the database's
+    // clock at the renewal (durable commit), recording `registered`; the
+    // first call joins. A caller that measures its own lease from before
+    // the call holds it for less than the database does.
+    virtual StatusOr<Renewal> Renew(DeletionSeq registered) = 0;
+    // Records that every deletion up to `registered` is registered, and
+    // wakes the members waiting for it.
+    virtual Status Report(DeletionSeq registered) = 0;
+    // Waits up to `timeout` for a notification of new deletions; true when
+    // one came, or when the notifications may have been missed (a new
+    // connection): the caller reads the log. An error: the database cannot
+    // be reached (the wait took no longer than `timeout`).
+    virtual StatusOr<bool> AwaitDeletions(Duration timeout) = 0;
+    // Waits until every other member with a live lease has registered
+    // `seq` (or its lease has run out), at most `timeout`; kUnavailable
+    // when a member still holds its lease without having registered it by
+    // then, or when the database cannot be reached. Any thread may call
+    // it.
+    virtual Status AwaitRegistered(DeletionSeq seq, Duration timeout) = 0;
+    // Live members (leases not run out), this one included, as the last
+    // renewal or wait saw them.
+    virtual int live_members() const = 0;
+  };
+  // Joins the engines sharing the store with a lease of `lease`; the lease
+  // starts with the first Renew. Null for a store of one process (RocksDB).
+  virtual StatusOr<std::unique_ptr<Membership>> Join(Duration lease) {
+    (void)lease;
+    return std::unique_ptr<Membership>();
+  }
+
   // ---- audit --------------------------------------------------------------
   // Stores an answer's certificate record under a request id (unsynced: an
   // audit record is evidence, not a promise made to a client).
