@@ -81,6 +81,7 @@ int RunServe(int argc, char** argv) {
       FormatDuration(engine_options.inference.max_queue_delay);
   std::string grace = "10s";
   std::string max_wait = FormatDuration(engine_options.inference.max_wait);
+  std::string replica_lease = FormatDuration(engine_options.replica_lease);
   serve::ApiOptions api_options;
   std::vector<std::string> allow_hosts;
   std::string auth_file;
@@ -133,6 +134,11 @@ int RunServe(int argc, char** argv) {
       "max-wait", po::value(&max_wait)->default_value(max_wait),
       "longest a request waits for unlearning before its fallback answer "
       "(partial, or 503 rejected)")(
+      "replica-lease", po::value(&replica_lease)->default_value(replica_lease),
+      "with a postgresql:// store: this replica answers only while it "
+      "holds a lease this long, renewed every third of it; a deletion "
+      "waits at most about this long for a replica that cannot be "
+      "reached (docs/scale-out.md)")(
       "context", po::value(&context)->default_value(context),
       "concurrent or exclusive (inference pauses while retraining)")(
       "audit", po::bool_switch(&engine_options.audit),
@@ -199,6 +205,9 @@ int RunServe(int argc, char** argv) {
   StatusOr<Duration> wait = ParseDuration(max_wait);
   if (!wait.ok()) return ReportError("serve", wait.status());
   engine_options.inference.max_wait = *wait;
+  StatusOr<Duration> lease = ParseDuration(replica_lease);
+  if (!lease.ok()) return ReportError("serve", lease.status());
+  engine_options.replica_lease = *lease;
   for (const auto& [text, out] :
        {std::pair{&idle_timeout, &http.idle_timeout},
         std::pair{&request_timeout, &http.request_timeout}}) {

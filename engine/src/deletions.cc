@@ -73,7 +73,134 @@ StatusOr<DeletionSeq> EngineImpl::RequestDeletion(
     RETURN_IF_ERROR(store_->MarkApplied({seq}, arrival));
     metrics_->DeletionApplied(0);
   }
+  if (membership_ != nullptr) {
+    // Acknowledged once every other replica that may still answer has
+    // registered it: those with a live lease, each registering it when
+    // notified (or at its next renewal), or losing its lease within one
+    // lease. Two leases bound the wait with room to spare.
+    Status registered =
+        membership_->AwaitRegistered(seq, 2 * options_.replica_lease);
+    if (!registered.ok()) {
+      return UnavailableError(
+          "deletion " + std::to_string(seq.value()) +
+          " is recorded and will be applied, but is not acknowledged: " +
+          registered.message());
+    }
+  }
   return seq;
+}
+
+bool EngineImpl::LeaseHeld() const {
+  return membership_ == nullptr ||
+         std::chrono::steady_clock::now() < lease_until_;
+}
+
+Status EngineImpl::SyncDeletions() {
+  RETURN_IF_ERROR(CatchUp());
+  uint64_t registered;
+  {
+    MutexLock catchup(&catchup_mu_);
+    registered = caught_up_;
+  }
+  return membership_->Report(DeletionSeq(registered));
+}
+
+Status EngineImpl::RenewLease() {
+  bool unreadable;
+  {
+    MutexLock catchup(&catchup_mu_);
+    unreadable = log_unreadable_;
+  }
+  // While the log cannot be read, this engine cannot register what others
+  // acknowledge: it lets its lease run out rather than keep
+  // acknowledgements waiting.
+  if (unreadable) RETURN_IF_ERROR(CatchUp());
+  uint64_t registered;
+  {
+    MutexLock catchup(&catchup_mu_);
+    registered = caught_up_;
+  }
+  // The database's lease starts at the renewal, after this; this engine's
+  // ends a tenth earlier than the database's (clock rates differ by far
+  // less).
+  const auto sent = std::chrono::steady_clock::now();
+  const auto until =
+      sent + options_.replica_lease - options_.replica_lease / 10;
+  ASSIGN_OR_RETURN(storage::Store::Membership::Renewal renewal,
+                   membership_->Renew(DeletionSeq(registered)));
+  bool continued;
+  {
+    MutexLock lock(&mu_);
+    // Continuous only if the answer came while the previous lease held:
+    // then the database's lease never ran out in between, and no
+    // acknowledgement went ahead without this engine.
+    continued =
+        renewal.continued && std::chrono::steady_clock::now() < lease_until_;
+    if (continued) lease_until_ = until;
+  }
+  if (continued && renewal.log_head.value() <= registered) return OkStatus();
+  // A lapse (or a deletion whose notification was missed): the log read
+  // starts after the renewal committed, so it holds every deletion an
+  // acknowledgement may have skipped this engine for.
+  RETURN_IF_ERROR(SyncDeletions());
+  if (!continued) {
+    MutexLock lock(&mu_);
+    lease_until_ = until;
+  }
+  return OkStatus();
+}
+
+void EngineImpl::LeaseLoop() {
+  using Steady = std::chrono::steady_clock;
+  const Duration period = options_.replica_lease / 3;
+  const Duration retry =
+      std::min<Duration>(period, std::chrono::milliseconds(100));
+  Steady::time_point next = Steady::now() + period;
+  bool failing = false;  // reported once, until a renewal succeeds
+  bool held = true;
+  while (true) {
+    {
+      MutexLock lock(&mu_);
+      if (stop_lease_) return;
+      if (held && !LeaseHeld()) {
+        std::fprintf(stderr,
+                     "eraser: this replica's lease ran out: answers are "
+                     "refused until it is renewed\n");
+      }
+      held = LeaseHeld();
+    }
+    metrics_->SetLease(held, membership_->live_members());
+    Steady::time_point now = Steady::now();
+    if (now >= next) {
+      const Status renewed = RenewLease();
+      if (!renewed.ok() && !failing) {
+        std::fprintf(stderr,
+                     "eraser: cannot renew this replica's lease (%s): it "
+                     "answers until the lease runs out\n",
+                     renewed.ToString().c_str());
+      } else if (renewed.ok() && failing) {
+        std::fprintf(stderr, "eraser: this replica's lease is renewed\n");
+      }
+      failing = !renewed.ok();
+      now = Steady::now();
+      next = now + (failing ? retry : period);
+    }
+    const Duration wait =
+        std::clamp<Duration>(std::chrono::duration_cast<Duration>(next - now),
+                             Duration(0), std::chrono::milliseconds(200));
+    StatusOr<bool> notified = membership_->AwaitDeletions(wait);
+    if (!notified.ok()) {
+      // The database cannot be reached: wait out the slice (Close cuts it
+      // short) rather than spin on connection attempts.
+      MutexLock lock(&mu_);
+      const TimePoint until = SystemClock::Default()->Now() + wait;
+      while (!stop_lease_ &&
+             lease_cv_.WaitUntil(&mu_, *SystemClock::Default(), until)) {
+      }
+      continue;
+    }
+    if (*notified) SyncDeletions().IgnoreError();  // the renewal retries
+  }
 }
 
 namespace {
@@ -109,7 +236,7 @@ Status EngineImpl::CatchUp() {
     if (!log_unreadable_) {
       std::fprintf(stderr,
                    "eraser: the shared deletion log cannot be read (%s): "
-                   "requests are refused until it can\n",
+                   "the lease is not renewed until it can\n",
                    read.status().ToString().c_str());
     }
     log_unreadable_ = true;

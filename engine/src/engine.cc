@@ -198,7 +198,18 @@ Status EngineImpl::Start() {
     metrics_->SetErasureOwed(erasure_owed_);
     UpdateGauges();
   }
-  RETURN_IF_ERROR(CatchUp());
+  metrics_->SetLease(true, 1);
+  if (shared_store_) {
+    // Joins the replicas: the first renewal reads the whole log.
+    ASSIGN_OR_RETURN(membership_, store_->Join(options_.replica_lease));
+    if (membership_ == nullptr) return InternalError("the store has no leases");
+    RETURN_IF_ERROR(RenewLease());
+    metrics_->SetLease(true, membership_->live_members());
+    lease_thread_ = std::thread([this] {
+      pthread_setname_np(pthread_self(), "eraser-lease");
+      LeaseLoop();
+    });
+  }
   // Named threads show up as such in top, perf and gdb.
   for (int i = 0; i < options_.inference.threads; ++i) {
     workers_.emplace_back([this] {
@@ -248,6 +259,14 @@ void EngineImpl::Close(Duration grace) {
     }
     control_cv_.SignalAll();
     if (control_.joinable()) control_.join();
+    // The workers are done answering: the lease may lapse. (The membership
+    // ends with the engine, so acknowledgements stop waiting for it.)
+    {
+      MutexLock lock(&mu_);
+      stop_lease_ = true;
+    }
+    lease_cv_.SignalAll();
+    if (lease_thread_.joinable()) lease_thread_.join();
     retrain_cv_.SignalAll();
     // Running retrainings get `grace` to finish and apply; then they stop
     // at their next stage.
@@ -297,6 +316,10 @@ EngineStats EngineImpl::Stats() const {
   stats.erasure_owed = erasure_owed_;
   stats.expired = expired_;
   stats.shard_reloads = reloads_;
+  stats.lease_held = LeaseHeld();
+  stats.live_replicas =
+      membership_ != nullptr ? membership_->live_members() : 1;
+  stats.lease_refusals = lease_refusals_;
   stats.executions = executions_.load();
   stats.planning.model_cost = model_cost_;
   stats.planning.initial_seconds_per_sample_epoch =

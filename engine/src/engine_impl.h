@@ -121,12 +121,26 @@ class EngineImpl final : public Engine {
   // deletions the log holds after the last one registered, whoever
   // acknowledged them, with the samples this engine's models still hold;
   // and asks for the swap-in of shards another engine retrained. An error
-  // (the log cannot be read) means answers cannot be decided safely.
+  // (the log cannot be read) stops the lease's renewals until a read
+  // succeeds.
   Status CatchUp() EXCLUDES(mu_, catchup_mu_);
   // Loads the newest committed model of each shard in reload_ that another
   // engine retrained and serves it; the Core forgets the samples it leaves
   // out. Called by the control loop.
   void ReloadShards() EXCLUDES(mu_);
+  // Sharing the store: renews this engine's lease. A renewal that follows
+  // a lapse (or the first) reads the log and registers what it holds
+  // before the lease counts as held again: every deletion acknowledged
+  // while this engine held none is registered before it answers.
+  Status RenewLease() EXCLUDES(mu_, catchup_mu_);
+  // The lease thread: renews every third of the lease, and registers and
+  // reports deletions as they are notified.
+  void LeaseLoop() EXCLUDES(mu_, catchup_mu_);
+  // Reads the log and reports what is registered.
+  Status SyncDeletions() EXCLUDES(mu_, catchup_mu_);
+  // Whether this engine may answer now: always with a store of its own;
+  // sharing one, while its lease holds on this machine's monotonic clock.
+  bool LeaseHeld() const REQUIRES(mu_);
   // Samples of `samples` that are still stored (not erased), as Core hits.
   StatusOr<std::vector<scheduler::SampleHit>> LiveHits(
       const std::vector<storage::SampleLocation>& samples);
@@ -187,6 +201,15 @@ class EngineImpl final : public Engine {
   uint64_t caught_up_ GUARDED_BY(catchup_mu_) = 0;
   // The last read of the log failed (reported once, until one succeeds).
   bool log_unreadable_ GUARDED_BY(catchup_mu_) = false;
+  // This engine's membership among the replicas (null with RocksDB), the
+  // thread that keeps it, and the lease's end on the monotonic clock
+  // (measured from before each renewal was sent, less a margin).
+  std::unique_ptr<storage::Store::Membership> membership_;
+  std::thread lease_thread_;
+  CondVar lease_cv_;  // wakes the lease thread's backoff at Close
+  bool stop_lease_ GUARDED_BY(mu_) = false;
+  std::chrono::steady_clock::time_point lease_until_ GUARDED_BY(mu_);
+  uint64_t lease_refusals_ GUARDED_BY(mu_) = 0;
   Mutex apply_mu_ ACQUIRED_BEFORE(mu_);
   mutable Mutex mu_;
   CondVar control_cv_;  // events for the control loop

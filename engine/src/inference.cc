@@ -12,6 +12,13 @@ double SecondsBetween(TimePoint a, TimePoint b) {
   return std::chrono::duration<double>(b - a).count();
 }
 
+Status LeaseLapsedError() {
+  return UnavailableError(
+      "this replica holds no lease on the shared store (it cannot reach the "
+      "database, or is catching up with the deletion log); another replica "
+      "may answer");
+}
+
 }  // namespace
 
 Status EngineImpl::InferAsync(std::vector<float> features, InferCallback done) {
@@ -98,19 +105,24 @@ bool EngineImpl::HoldBatch(std::vector<RequestPtr>& batch,
 }
 
 void EngineImpl::ComputeBatch(std::vector<RequestPtr>& batch) {
-  // Sharing the store: every deletion acknowledged anywhere before this
-  // read is registered before the batch is decided; without the log, no
-  // answer can be certified, so none is given.
-  if (Status caught = CatchUp(); !caught.ok()) {
-    std::vector<Answer> failed;
-    for (RequestPtr& r : batch) {
-      failed.push_back({std::move(r),
-                        UnavailableError("the shared deletion log cannot be "
-                                         "read: " +
-                                         caught.message()),
-                        {}});
+  // Sharing the store, nothing is read per batch: other replicas'
+  // deletions are pushed to this engine, and it answers only while its
+  // lease holds (MakeAnswer checks again once the batch is decided).
+  bool held;
+  {
+    MutexLock lock(&mu_);
+    held = LeaseHeld();
+  }
+  if (!held) {
+    std::vector<Answer> refused;
+    {
+      MutexLock lock(&mu_);
+      for (RequestPtr& r : batch) {
+        ++lease_refusals_;
+        refused.push_back({std::move(r), LeaseLapsedError(), {}});
+      }
     }
-    return Deliver(std::move(failed));
+    return Deliver(std::move(refused));
   }
   std::vector<Answer> refused;
   if (HoldBatch(batch, &refused)) return Deliver(std::move(refused));
@@ -192,6 +204,13 @@ void EngineImpl::Settle(RequestPtr request, scheduler::Verdict verdict,
 Answer EngineImpl::MakeAnswer(RequestPtr request,
                               const scheduler::Verdict& verdict,
                               TimePoint computed) {
+  // Checked after the verdict, with mu_ held since: a lease that holds now
+  // held when the answer was computed, so every deletion acknowledged
+  // before then was registered (docs/scale-out.md).
+  if (!LeaseHeld()) {
+    ++lease_refusals_;
+    return {std::move(request), LeaseLapsedError(), {}};
+  }
   const TimePoint now = clock_->Now();
   Prediction p;
   p.request_id = request->id;

@@ -40,6 +40,10 @@ Status EngineOptions::Validate() const {
   if (inference.threads < 1 || inference.threads > 64) {
     return Field("inference.threads", "must be in 1..64");
   }
+  if (replica_lease < std::chrono::milliseconds(100) ||
+      replica_lease > std::chrono::hours(1)) {
+    return Field("replica_lease", "must be in 100ms..1h");
+  }
   if (inference.max_wait <= Duration(0)) {
     return Field("inference.max_wait", "must be positive");
   }

@@ -45,14 +45,6 @@ void EngineImpl::ControlLoop() {
       mu_.Lock();
     }
     RetryErasure(now);
-    if (shared_store_) {
-      // What other engines acknowledged and applied reaches this one at
-      // least once a turn (at most a second apart) even without requests;
-      // answers do not wait for it: each batch reads the log itself.
-      mu_.Unlock();
-      CatchUp().IgnoreError();  // reported by CatchUp, once
-      mu_.Lock();
-    }
     if (!reload_.empty()) {
       mu_.Unlock();
       ReloadShards();

@@ -91,6 +91,19 @@ struct EngineMetrics::Impl {
                               "its retry")
                         .Register(*registry)
                         .Add({})),
+        lease_held(prometheus::BuildGauge()
+                       .Name("eraser_replica_lease_held")
+                       .Help("Sharing a PostgreSQL store: 1 while this "
+                             "replica holds its lease and answers")
+                       .Register(*registry)
+                       .Add({})),
+        live_replicas(prometheus::BuildGauge()
+                          .Name("eraser_replicas_live")
+                          .Help("Sharing a PostgreSQL store: replicas whose "
+                                "leases were live at the last renewal, this "
+                                "one included")
+                          .Register(*registry)
+                          .Add({})),
         erasure_owed(prometheus::BuildGauge()
                          .Name("eraser_erasure_owed")
                          .Help("1 while an applied deletion's bytes still "
@@ -207,6 +220,8 @@ struct EngineMetrics::Impl {
   prometheus::Family<prometheus::Counter>& retrain_failures;
   prometheus::Counter* by_failure[std::size(kRetrainFailureLabels)];
   prometheus::Gauge& backing_off;
+  prometheus::Gauge& lease_held;
+  prometheus::Gauge& live_replicas;
   prometheus::Gauge& erasure_owed;
   prometheus::Family<prometheus::Counter>& http_refused;
   prometheus::Counter* by_http_refusal[std::size(kHttpRefusedLabels)];
@@ -296,6 +311,11 @@ void EngineMetrics::RetrainFailed(std::string_view reason) {
 
 void EngineMetrics::SetBackingOff(std::size_t shards) {
   impl_->backing_off.Set(static_cast<double>(shards));
+}
+
+void EngineMetrics::SetLease(bool held, int live_replicas) {
+  impl_->lease_held.Set(held ? 1 : 0);
+  impl_->live_replicas.Set(live_replicas);
 }
 
 void EngineMetrics::SetErasureOwed(bool owed) {

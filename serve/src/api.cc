@@ -451,6 +451,15 @@ void Api::Readyz(const Request& request, Respond respond) {
   // to keep deadlines), retrainings are failing, or an erasure is owed; a
   // load balancer may prefer another replica.
   const engine::EngineStats stats = engine_->Stats();
+  if (!stats.lease_held) {
+    // A replica without its lease refuses every answer: send traffic to
+    // another until it has renewed it and caught up.
+    return respond(internal::Refusal(request, http::status::service_unavailable,
+                                     "store_unavailable",
+                                     "this replica holds no lease on the "
+                                     "shared store",
+                                     *engine_->metrics()));
+  }
   const scheduler::Capacity& c = stats.capacity;
   const bool degraded =
       c.overloaded || !stats.backing_off.empty() || stats.erasure_owed;

@@ -27,6 +27,8 @@
 #include "testing/http_client.h"
 #include "testing/postgres.h"
 #include "testing/small_disk.h"
+#include "testing/socket_proxy.h"
+#include "testing/temp_dir.h"
 
 namespace eraser::serve {
 namespace {
@@ -237,6 +239,251 @@ TEST(ServeReplicas, ThreeReplicasRoundRobinExposeNothing) {
       engine::testing::ScratchCheckpoints({deleted.begin(), deleted.end()}));
 }
 
+// When the lease of the replica with process id `pid` runs out, on the
+// database's clock (this machine's): the time no acknowledgement may come
+// before while that replica cannot register deletions.
+TimePoint LeaseEnd(PostgresCluster& pg, const std::string& database,
+                   pid_t pid) {
+  const std::string micros = Trimmed(
+      pg.Sql(database,
+             "SELECT (extract(epoch FROM lease_until) * 1000000)::bigint FROM "
+             "eraser_replicas WHERE pid = " +
+                 std::to_string(pid)));
+  EXPECT_FALSE(micros.empty()) << "no lease for process " << pid;
+  return FromUnixMicros(micros.empty() ? 0 : std::stoll(micros));
+}
+
+// Checks answers against deletions acknowledged before they were sent: a
+// 200 answer either used, for every shard a deletion left, a model at least
+// as new as the one that left it, or counted that shard as affected.
+// Returns the (answer, deletion, shard) triples checked.
+int ExpectNothingExposed(
+    const std::vector<Answer>& answers,
+    const std::map<uint64_t, TimePoint>& acked,
+    const std::map<uint64_t, std::map<uint32_t, uint64_t>>& excluded) {
+  int checked = 0;
+  for (const Answer& a : answers) {
+    if (a.status != 200) continue;
+    const json& b = a.body;
+    std::set<uint32_t> affected;
+    for (const json& s : b["affected_shards"])
+      affected.insert(s.get<uint32_t>());
+    const std::vector<uint64_t> versions = b["model_versions"];
+    for (const auto& [seq, when] : acked) {
+      if (when >= a.sent) continue;  // acknowledged after it left
+      for (const auto& [shard, version] : excluded.at(seq)) {
+        if (affected.count(shard) > 0) continue;
+        EXPECT_GE(versions[shard], version)
+            << b["decision"] << " answer used shard " << shard << " version "
+            << versions[shard] << " still holding deletion " << seq;
+        ++checked;
+      }
+    }
+  }
+  return checked;
+}
+
+// A replica paused (SIGSTOP) holds its lease until it runs out: a deletion
+// sent to another replica meanwhile is acknowledged only once the paused
+// replica's lease has run out in the database (at least two thirds of a
+// lease after the pause: it renews every third). Requests sent to the
+// paused replica after that acknowledgement wait in its socket; when it
+// resumes, it refuses them (503) until it has renewed its lease and read
+// the log, and no answer it gives uses the deleted sample uncounted.
+TEST(ServeReplicas, APausedReplicaHoldsAcknowledgementsOnlyForItsLease) {
+  PostgresCluster& pg = eraser::testing::SharedPostgres();
+  ASSERT_TRUE(pg.ok()) << pg.error();
+  std::string name;
+  const std::string url = pg.NewDatabase(&name);
+  ASSERT_FALSE(url.empty()) << pg.error();
+  engine::testing::BuildInto(url);
+  constexpr auto kLease = std::chrono::seconds(2);
+  std::vector<Server> servers;
+  for (int i = 0; i < 3; ++i) {
+    servers.push_back(StartServer(url, kPolicy, {"--replica-lease", "2s"}));
+    ASSERT_GT(servers.back().port, 0) << servers.back().process->output();
+  }
+  using eraser::testing::Eventually;
+  ASSERT_TRUE(Eventually([&] {
+    for (const Server& s : servers) {
+      if (Metric(s.metrics_port, "eraser_replicas_live") != "3") return false;
+    }
+    return true;
+  })) << "the replicas never saw each other's leases";
+
+  std::map<uint64_t, TimePoint> acked;
+  auto remove = [&](const Server& via, SampleId sample) {
+    const HttpResult r = HttpConnection(via.port).Send(
+        "POST", "/v1/deletions", json{{"sample", sample.value()}}.dump());
+    EXPECT_EQ(r.status, 202) << r.body;
+    const uint64_t seq = r.json()["seq"].get<uint64_t>();
+    acked[seq] = Now();
+    return seq;
+  };
+  remove(servers[1], engine::testing::SampleIn(1, 0));
+
+  Server& paused = servers[2];
+  paused.process->Signal(SIGSTOP);
+  const auto stopped = std::chrono::steady_clock::now();
+  // Read after the pause: a renewal it had sent may still raise it, never
+  // lower it.
+  const TimePoint lease_end = LeaseEnd(pg, name, paused.process->pid());
+  const uint64_t seq = remove(servers[0], engine::testing::SampleIn(0, 1));
+  const auto waited = std::chrono::steady_clock::now() - stopped;
+  EXPECT_GE(acked[seq], lease_end)
+      << "acknowledged while the paused replica's lease was live";
+
+  // Sent after the acknowledgement, to the paused replica.
+  constexpr int kQueued = 12;
+  std::vector<Answer> answers(kQueued);
+  std::atomic<int> sending{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kQueued; ++i) {
+    threads.emplace_back([&, i] {
+      Answer& a = answers[i];
+      a.input = static_cast<std::size_t>(i);
+      HttpConnection conn(paused.port);
+      a.sent = Now();
+      ++sending;
+      const HttpResult r = conn.Send("POST", "/v1/infer", InferBody(a.input));
+      a.status = r.status;
+      a.body = r.json();
+    });
+  }
+  EXPECT_TRUE(Eventually([&] { return sending == kQueued; }));
+  paused.process->Signal(SIGCONT);
+  for (std::thread& t : threads) t.join();
+  int refused = 0;
+  for (const Answer& a : answers) {
+    EXPECT_TRUE(a.status == 200 || a.status == 503) << a.body.dump();
+    refused += a.status == 503 ? 1 : 0;
+  }
+  // It answers again once it holds its lease.
+  EXPECT_TRUE(Eventually([&] {
+    Answer a;
+    a.input = answers.size() % 100;
+    a.sent = Now();
+    const HttpResult r = HttpConnection(paused.port)
+                             .Send("POST", "/v1/infer", InferBody(a.input));
+    a.status = r.status;
+    a.body = r.json();
+    answers.push_back(a);
+    return r.status == 200;
+  })) << "the paused replica never answered again";
+
+  DrainAll({&servers[0], &servers[1], &servers[2]});
+  std::map<uint64_t, std::map<uint32_t, uint64_t>> excluded;
+  for (const auto& [seq, when] : acked) {
+    std::string state;
+    excluded[seq] = ExcludedFrom(servers[0].port, seq, &state);
+    EXPECT_EQ(state, "applied") << seq;
+  }
+  EXPECT_GT(ExpectNothingExposed(answers, acked, excluded), 0);
+  std::printf(
+      "paused replica: acknowledged %.2f s after the pause (lease %.0f s); "
+      "%d of %d requests queued in the pause refused\n",
+      std::chrono::duration<double>(waited).count(),
+      std::chrono::duration<double>(kLease).count(), refused, kQueued);
+  for (Server& s : servers) {
+    s.process->Signal(SIGTERM);
+    EXPECT_EQ(s.process->Wait(), 0) << s.process->output();
+  }
+}
+
+// A replica cut from the database (a proxy of the test's own that stops
+// forwarding, as a partition that drops packets would: no error, only
+// silence) stops answering before its lease has run out: no request sent a
+// lease after the cut gets a 200. A deletion sent to the other replica
+// meanwhile is acknowledged once the cut replica's lease has run out in the
+// database. Healed, the cut replica renews its lease, reads the log, and
+// answers again without exposing the deletion.
+TEST(ServeReplicas, AReplicaCutFromTheDatabaseStopsAnsweringWithinItsLease) {
+  PostgresCluster& pg = eraser::testing::SharedPostgres();
+  ASSERT_TRUE(pg.ok()) << pg.error();
+  std::string name;
+  const std::string url = pg.NewDatabase(&name);
+  ASSERT_FALSE(url.empty()) << pg.error();
+  engine::testing::BuildInto(url);
+  const eraser::testing::TempDir proxy_dir;
+  eraser::testing::SocketProxy proxy(proxy_dir.Child(".s.PGSQL.5432"),
+                                     pg.SocketPath());
+  ASSERT_TRUE(proxy.ok());
+  const std::string cut_url = "postgresql://eraser@/" + name +
+                              "?host=" + proxy_dir.path() + "&port=5432";
+  constexpr auto kLease = std::chrono::seconds(2);
+  std::vector<Server> servers;
+  for (const std::string& store : {url, cut_url}) {
+    servers.push_back(StartServer(store, kPolicy, {"--replica-lease", "2s"}));
+    ASSERT_GT(servers.back().port, 0) << servers.back().process->output();
+  }
+  using eraser::testing::Eventually;
+  ASSERT_TRUE(Eventually([&] {
+    return Metric(servers[0].metrics_port, "eraser_replicas_live") == "2";
+  }));
+  Server& cut = servers[1];
+  std::vector<Answer> answers;
+  auto infer = [&](std::size_t input) {
+    Answer a;
+    a.input = input;
+    a.sent = Now();
+    const HttpResult r =
+        HttpConnection(cut.port).Send("POST", "/v1/infer", InferBody(input));
+    a.status = r.status;
+    a.body = r.json();
+    answers.push_back(a);
+    return a;
+  };
+  ASSERT_EQ(infer(0).status, 200);
+
+  proxy.Block();
+  const TimePoint blocked = Now();
+  const TimePoint lease_end = LeaseEnd(pg, name, cut.process->pid());
+  // Refused within its lease, and for good while the cut lasts.
+  EXPECT_TRUE(Eventually([&] { return infer(1).status == 503; }));
+  const std::string refusal = answers.back().body.value("reason", "");
+  EXPECT_EQ(refusal, "store_unavailable");
+  std::map<uint64_t, TimePoint> acked;
+  const auto asked = std::chrono::steady_clock::now();
+  const HttpResult r =
+      HttpConnection(servers[0].port)
+          .Send(
+              "POST", "/v1/deletions",
+              json{{"sample", engine::testing::SampleIn(2, 1).value()}}.dump());
+  ASSERT_EQ(r.status, 202) << r.body;
+  acked[r.json()["seq"].get<uint64_t>()] = Now();
+  const auto waited = std::chrono::steady_clock::now() - asked;
+  EXPECT_GE(acked.begin()->second, lease_end)
+      << "acknowledged while the cut replica's lease was live";
+  for (int i = 0; i < 10; ++i) infer(2 + i);
+  EXPECT_EQ(HttpConnection(cut.port).Send("GET", "/readyz").status, 503);
+  int late = 0;
+  for (const Answer& a : answers) {
+    if (a.sent >= blocked + kLease && a.status == 200) ++late;
+  }
+  EXPECT_EQ(late, 0) << "answers to requests sent a lease after the cut";
+
+  proxy.Heal();
+  EXPECT_TRUE(Eventually([&] { return infer(3).status == 200; }))
+      << "the replica never answered again after the cut healed";
+  for (int i = 0; i < 10; ++i) infer(4 + i);
+  DrainAll({&servers[0], &servers[1]});
+  std::map<uint64_t, std::map<uint32_t, uint64_t>> excluded;
+  for (const auto& [seq, when] : acked) {
+    std::string state;
+    excluded[seq] = ExcludedFrom(servers[0].port, seq, &state);
+    EXPECT_EQ(state, "applied") << seq;
+  }
+  EXPECT_GT(ExpectNothingExposed(answers, acked, excluded), 0);
+  std::printf(
+      "cut replica: deletion acknowledged after %.2f s (lease %.0f s)\n",
+      std::chrono::duration<double>(waited).count(),
+      std::chrono::duration<double>(kLease).count());
+  for (Server& s : servers) {
+    s.process->Signal(SIGTERM);
+    EXPECT_EQ(s.process->Wait(), 0) << s.process->output();
+  }
+}
+
 TEST(ServeReplicas, AReplicaKilledInTheMiddleOfARetrainingLeavesItToAnother) {
   PostgresCluster& pg = eraser::testing::SharedPostgres();
   ASSERT_TRUE(pg.ok()) << pg.error();
@@ -295,10 +542,11 @@ TEST(ServeReplicas, AReplicaKilledInTheMiddleOfARetrainingLeavesItToAnother) {
 }
 
 // PostgreSQL stops under load and starts again. While it is down the
-// replicas refuse with 503 and say why, "store_unavailable" (without the log
-// they can neither decide an answer safely nor make a deletion durable);
-// once it is back they serve again by themselves, no request sent after the
-// restart is refused for the store, and every deletion acknowledged with a
+// replicas refuse with 503 and say why, "store_unavailable" (their leases
+// run out, and a deletion cannot be made durable); once it is back they take
+// their leases again and serve by themselves, no deletion sent after the
+// restart and no inference sent once /readyz says ready again is refused for
+// the store, and every deletion acknowledged with a
 // 202 is applied after a drain. Under ThreadSanitizer on a slow machine
 // retraining cannot keep up with a deletion every 20 ms: every shard stays
 // affected and `wait` answers 503 "no_certified_answer" after max-wait, by
@@ -319,7 +567,8 @@ TEST(ServeReplicas, PostgresRestartedUnderLoadLosesNothingAcknowledged) {
     ASSERT_GT(servers.back().port, 0) << servers.back().process->output();
   }
   // The database's state when a request was sent.
-  enum Phase { kUp, kStopping, kDown, kStarting, kBack, kQuiet };
+  // kLeased: both replicas hold their leases again (/readyz says so).
+  enum Phase { kUp, kStopping, kDown, kStarting, kBack, kLeased, kQuiet };
   std::atomic<int> phase{kUp};
   // Per phase at sending: status and reason -> count, for each kind.
   using Tally = std::map<std::pair<int, std::string>, int>;
@@ -384,7 +633,18 @@ TEST(ServeReplicas, PostgresRestartedUnderLoadLosesNothingAcknowledged) {
   phase = kStarting;
   EXPECT_TRUE(pg.Start()) << pg.error();
   phase = kBack;
-  EXPECT_TRUE(Eventually([&] { return seen(deletes, kBack, 202, "") >= 10; }))
+  // Each replica renews its lease and reads the log before it answers
+  // again (docs/scale-out.md).
+  EXPECT_TRUE(Eventually([&] {
+    for (const Server& s : servers) {
+      if (HttpConnection(s.port).Send("GET", "/readyz").status != 200) {
+        return false;
+      }
+    }
+    return true;
+  })) << "the replicas did not take their leases again";
+  phase = kLeased;
+  EXPECT_TRUE(Eventually([&] { return seen(deletes, kLeased, 202, "") >= 10; }))
       << "no deletion acknowledged after the restart";
   stop_deleting = true;
   phase = kQuiet;
@@ -393,8 +653,8 @@ TEST(ServeReplicas, PostgresRestartedUnderLoadLosesNothingAcknowledged) {
   stop = true;
   for (std::thread& t : threads) t.join();
   auto print = [](const char* kind, const std::map<int, Tally>& tally) {
-    static const char* const kPhases[] = {"up",       "stopping", "down",
-                                          "starting", "back",     "quiet"};
+    static const char* const kPhases[] = {
+        "up", "stopping", "down", "starting", "back", "leased", "quiet"};
     for (const auto& [sent_in, answers] : tally) {
       for (const auto& [key, n] : answers) {
         std::printf("postgres restart: %s sent while %s: %d x %d %s\n", kind,
@@ -404,7 +664,8 @@ TEST(ServeReplicas, PostgresRestartedUnderLoadLosesNothingAcknowledged) {
   };
   print("inference", infers);
   print("deletion", deletes);
-  // Every refusal says why; after the restart, never the store.
+  // Every refusal says why; once the replicas hold their leases again,
+  // never the store (a deletion does not need one).
   const std::set<std::string> refusals = {"store_unavailable",
                                           "no_certified_answer"};
   for (const auto& [sent_in, answers] : infers) {
@@ -412,8 +673,9 @@ TEST(ServeReplicas, PostgresRestartedUnderLoadLosesNothingAcknowledged) {
       const auto& [status, reason] = key;
       EXPECT_TRUE(status == 200 || (status == 503 && refusals.count(reason)))
           << n << " inferences answered " << status << " " << reason;
-      EXPECT_FALSE(sent_in >= kBack && reason == "store_unavailable")
-          << n << " inferences sent after the restart refused for the store";
+      EXPECT_FALSE(sent_in >= kLeased && reason == "store_unavailable")
+          << n << " inferences sent after the leases were renewed refused "
+          << "for the store";
     }
   }
   for (const auto& [sent_in, answers] : deletes) {

@@ -44,6 +44,8 @@ class PostgresCluster {
   // The cluster's data directory, and that of database `name` (its live
   // relation files, base/<oid>), for searching their bytes.
   std::string DataDir() const { return dir_.Child("data"); }
+  // The server's socket file (for a proxy in front of it).
+  std::string SocketPath() const { return dir_.Child(".s.PGSQL.5432"); }
   std::string DatabaseDir(const std::string& name);
   // Runs SQL through psql on database `name`; returns its output, or ""
   // with error() set.

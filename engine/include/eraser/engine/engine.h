@@ -150,6 +150,13 @@ struct EngineStats {
   // With a store shared by several engines: shard models another engine
   // retrained and this one swapped in (instead of retraining them itself).
   uint64_t shard_reloads = 0;
+  // With a store shared by several engines: whether this engine holds its
+  // lease (it answers only then; docs/scale-out.md), the replicas whose
+  // leases were live at its last look (itself included), and the answers
+  // refused while it held none.
+  bool lease_held = true;
+  int live_replicas = 1;
+  uint64_t lease_refusals = 0;
   // Ensemble evaluations by the inference workers that succeeded: one per
   // batch, however many requests it held (the statistics extension's
   // execution_count).

@@ -96,6 +96,12 @@ struct EngineOptions {
   UnlearningOptions unlearning;
   // Store every answer's certificate record in the audit column family.
   bool audit = false;
+  // Sharing a PostgreSQL store: this engine's lease among the replicas
+  // (docs/scale-out.md). It answers only while it holds the lease, which
+  // it renews every third of it; a deletion it acknowledges waits at most
+  // this long for a replica that neither registers it nor answers. From
+  // 100ms to 1h.
+  Duration replica_lease = std::chrono::seconds(3);
   // The time source for everything the engine decides on (deletion
   // arrivals, deadlines, batching delays, latencies); null means the
   // system clock. Not owned; must outlive the engine.

@@ -117,6 +117,7 @@ class EngineMetrics {
   void RetrainFailed(std::string_view reason);
   void SetBackingOff(std::size_t shards);
   void SetErasureOwed(bool owed);
+  void SetLease(bool held, int live_replicas);
   void ParkedExpired();
   // `reason` is one of kHttpRefusedLabels (others are ignored).
   void HttpRefused(std::string_view reason);
