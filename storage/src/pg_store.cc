@@ -1085,8 +1085,9 @@ StatusOr<Store::Membership::Renewal> PgMembership::Renew(
       "renew this replica's lease", PgStore::Commit::kDurable,
       [&](pqxx::transaction_base& txn) -> Status {
         renewal = Renewal();
-        const std::string until = "clock_timestamp() + make_interval(secs => " +
-                                  std::to_string(lease_seconds_) + ")";
+        // The lease in seconds is always parameter $3.
+        const std::string until =
+            "clock_timestamp() + make_interval(secs => $3)";
         pqxx::result r;
         if (id != 0) {
           // Continued only if the lease had not run out: otherwise an
@@ -1096,14 +1097,14 @@ StatusOr<Store::Membership::Renewal> PgMembership::Renew(
                   ", registered = greatest(registered, $2) WHERE id = $1 AND "
                   "lease_until > "
                   "clock_timestamp() RETURNING id",
-              id, Signed(registered.value()));
+              id, Signed(registered.value()), lease_seconds_);
           renewal.continued = !r.empty();
           if (r.empty()) {
             r = txn.exec_params(
                 "UPDATE eraser_replicas SET lease_until = " + until +
                     ", registered = greatest(registered, $2) WHERE id = $1 "
                     "RETURNING id",
-                id, Signed(registered.value()));
+                id, Signed(registered.value()), lease_seconds_);
           }
         }
         if (r.empty()) {
@@ -1117,8 +1118,8 @@ StatusOr<Store::Membership::Renewal> PgMembership::Renew(
           r = txn.exec_params(
               "INSERT INTO eraser_replicas (lease_until, registered, host, "
               "pid) VALUES (" +
-                  until + ", $1, $2, $3) RETURNING id",
-              Signed(registered.value()), std::string(host),
+                  until + ", $1, $2, $4) RETURNING id",
+              Signed(registered.value()), std::string(host), lease_seconds_,
               static_cast<int>(getpid()));
         }
         id = r[0][0].as<int64_t>();
