@@ -15,6 +15,8 @@
 #include <memory>
 #include <sstream>
 
+#include "testing/wait.h"
+
 namespace eraser::testing {
 namespace {
 
@@ -70,7 +72,84 @@ std::vector<pid_t> ChildrenOf(pid_t parent) {
 
 }  // namespace
 
-PostgresCluster::PostgresCluster() {
+PostgresCluster::PostgresCluster() : PostgresCluster(NoInit{}) {
+  if (!ok()) return;
+  std::string out;
+  if (Run({std::string(kBin) + "initdb", "-D", DataDir(), "-U", kUser,
+           "--auth=trust", "--no-sync", "-E", "UTF8", "--locale=C"},
+          &out) != 0) {
+    error_ = "initdb failed: " + out;
+    return;
+  }
+  // Only the socket in the temporary directory; small, and every setting
+  // that matters for durability at its default (fsync, synchronous_commit,
+  // full_page_writes on).
+  std::ofstream conf(DataDir() + "/postgresql.conf", std::ios::app);
+  conf << "listen_addresses = ''\n"
+       << "unix_socket_directories = '" << dir_.path() << "'\n"
+       << "port = " << kPort << "\n"
+       << "shared_buffers = 32MB\n"
+       << "max_connections = 60\n"
+       << "logging_collector = off\n";
+  conf.close();
+  Start();
+}
+
+std::unique_ptr<PostgresCluster> PostgresCluster::StandbyOf(
+    PostgresCluster& primary) {
+  std::unique_ptr<PostgresCluster> standby(new PostgresCluster(NoInit{}));
+  if (!standby->ok()) return standby;
+  std::string out;
+  // -R writes standby.signal and the primary's connection settings.
+  if (standby->Run(
+          {std::string(kBin) + "pg_basebackup", "-D", standby->DataDir(), "-h",
+           primary.SocketDir(), "-p", kPort, "-U", kUser, "-R", "-X", "stream",
+           "--no-sync", "--checkpoint=fast"},
+          &out) != 0) {
+    standby->error_ = "pg_basebackup failed: " + out;
+    return standby;
+  }
+  {
+    // The copied settings name the primary's socket directory: its own.
+    std::ofstream conf(standby->DataDir() + "/postgresql.conf", std::ios::app);
+    conf << "unix_socket_directories = '" << standby->SocketDir() << "'\n";
+  }
+  if (!standby->Start()) return standby;
+  // (ALTER SYSTEM prints nothing: a failure shows in error().)
+  primary.error_.clear();
+  primary.Sql("postgres", "ALTER SYSTEM SET synchronous_standby_names = '*'");
+  if (!primary.ok() ||
+      primary.Sql("postgres", "SELECT pg_reload_conf()").empty()) {
+    standby->error_ = "cannot make the standby synchronous: " + primary.error();
+    return standby;
+  }
+  const bool synchronous = Eventually(
+      [&] {
+        return primary
+                   .Sql("postgres",
+                        "SELECT count(*) FROM pg_stat_replication WHERE "
+                        "sync_state = 'sync'")
+                   .rfind("1", 0) == 0;
+      },
+      kPatience, std::chrono::milliseconds(20));
+  if (!synchronous) {
+    standby->error_ = "the standby never became synchronous";
+  }
+  return standby;
+}
+
+bool PostgresCluster::Promote() {
+  std::string out;
+  if (Run({std::string(kBin) + "pg_ctl", "-D", DataDir(), "-w", "-t",
+           kPgCtlSeconds, "promote"},
+          &out) != 0) {
+    error_ = "pg_ctl promote failed: " + out;
+    return false;
+  }
+  return true;
+}
+
+PostgresCluster::PostgresCluster(NoInit) {
   // pg_ctl starts the postmaster in the background and exits: the server
   // is reparented to this process instead of to init, which in a container
   // may never collect it.
@@ -93,25 +172,6 @@ PostgresCluster::PostgresCluster() {
       return;
     }
   }
-  std::string out;
-  if (Run({std::string(kBin) + "initdb", "-D", DataDir(), "-U", kUser,
-           "--auth=trust", "--no-sync", "-E", "UTF8", "--locale=C"},
-          &out) != 0) {
-    error_ = "initdb failed: " + out;
-    return;
-  }
-  // Only the socket in the temporary directory; small, and every setting
-  // that matters for durability at its default (fsync, synchronous_commit,
-  // full_page_writes on).
-  std::ofstream conf(DataDir() + "/postgresql.conf", std::ios::app);
-  conf << "listen_addresses = ''\n"
-       << "unix_socket_directories = '" << dir_.path() << "'\n"
-       << "port = " << kPort << "\n"
-       << "shared_buffers = 32MB\n"
-       << "max_connections = 60\n"
-       << "logging_collector = off\n";
-  conf.close();
-  Start();
 }
 
 PostgresCluster::~PostgresCluster() {
@@ -192,6 +252,9 @@ bool PostgresCluster::Kill() {
   // The whole server at once, as a machine would lose it: the postmaster
   // and its children (backends would otherwise outlive it for a moment and
   // keep its shared memory, which a restart refuses to reuse).
+  // Stopped first, the postmaster forks no backend while its children
+  // are listed (one forked after the list would survive the kill).
+  kill(pid, SIGSTOP);
   std::vector<pid_t> group = ChildrenOf(pid);
   group.push_back(pid);
   for (pid_t p : group) kill(p, SIGKILL);

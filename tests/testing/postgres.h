@@ -8,6 +8,7 @@
 
 #include <sys/types.h>
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,12 @@ class PostgresCluster {
   // Creates and starts the cluster; ok() tells whether that worked and
   // error() why not.
   PostgresCluster();
+  // A streaming standby of `primary`, copied with pg_basebackup and
+  // started; `primary` then waits for it at every commit
+  // (synchronous_standby_names, set on the primary only, so that a
+  // promoted standby does not wait for a standby of its own). Returns once
+  // the standby is synchronous; ok() and error() as above.
+  static std::unique_ptr<PostgresCluster> StandbyOf(PostgresCluster& primary);
   ~PostgresCluster();
   PostgresCluster(const PostgresCluster&) = delete;
   PostgresCluster& operator=(const PostgresCluster&) = delete;
@@ -44,8 +51,13 @@ class PostgresCluster {
   // The cluster's data directory, and that of database `name` (its live
   // relation files, base/<oid>), for searching their bytes.
   std::string DataDir() const { return dir_.Child("data"); }
-  // The server's socket file (for a proxy in front of it).
+  // The server's socket file (for a proxy in front of it), and its
+  // directory (a URL's host).
   std::string SocketPath() const { return dir_.Child(".s.PGSQL.5432"); }
+  const std::string& SocketDir() const { return dir_.path(); }
+  // pg_ctl promote (a standby becomes a primary); false (and error()) on
+  // failure.
+  bool Promote();
   std::string DatabaseDir(const std::string& name);
   // Runs SQL through psql on database `name`; returns its output, or ""
   // with error() set.
@@ -57,6 +69,9 @@ class PostgresCluster {
   bool CreateTablespace(const std::string& name, const std::string& location);
 
  private:
+  struct NoInit {};
+  // The directory, handed to the server's user; no cluster in it yet.
+  explicit PostgresCluster(NoInit);
   // Runs a PostgreSQL program (as the cluster's owner); its output goes to
   // `*output` when not null. Returns the exit code.
   int Run(const std::vector<std::string>& argv, std::string* output = nullptr);
