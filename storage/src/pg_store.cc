@@ -8,6 +8,7 @@
 #include <map>
 #include <optional>
 #include <pqxx/pqxx>
+#include <thread>
 #include <unordered_map>
 
 #include "eraser/common/duration.h"
@@ -973,12 +974,27 @@ Status PgStore::Apply(const ApplyBatch& batch, bool* committed) {
 
 // A claim is a session-level advisory lock on a connection of its own: it
 // ends when the claim is destroyed, or when the session does (the process
-// died, or the server restarted).
+// died, or the server restarted). Taken by a member of the replicas (Join),
+// the session also ends when it has been idle for a lease
+// (idle_session_timeout, enforced by the server): the claim pings it every
+// third of the lease, so a paused or cut-off holder loses the claim within
+// its lease, and another replica takes the job over. (A holder that wakes
+// up and commits late is refused: only a newer model commits.)
 class PgClaim final : public Store::ShardClaim {
  public:
-  PgClaim(std::unique_ptr<pqxx::connection> conn, ShardId shard)
-      : conn_(std::move(conn)), shard_(shard) {}
+  PgClaim(std::unique_ptr<pqxx::connection> conn, ShardId shard, Duration lease)
+      : conn_(std::move(conn)), shard_(shard) {
+    if (lease > Duration(0)) {
+      pinger_ = std::thread([this, period = lease / 3] { Ping(period); });
+    }
+  }
   ~PgClaim() override {
+    {
+      MutexLock lock(&mu_);
+      stop_ = true;
+    }
+    cv_.SignalAll();
+    if (pinger_.joinable()) pinger_.join();
     try {
       pqxx::nontransaction n(*conn_);
       n.exec_params("SELECT pg_advisory_unlock($1, $2)", kClaimSpace,
@@ -989,8 +1005,28 @@ class PgClaim final : public Store::ShardClaim {
   }
 
  private:
+  void Ping(Duration period) {
+    MutexLock lock(&mu_);
+    while (!stop_) {
+      const TimePoint until = SystemClock::Default()->Now() + period;
+      while (!stop_ && cv_.WaitUntil(&mu_, *SystemClock::Default(), until)) {
+      }
+      if (stop_) return;
+      try {
+        pqxx::nontransaction n(*conn_);
+        n.exec("SELECT 1");
+      } catch (const std::exception&) {
+        return;  // the session, and the claim, are gone
+      }
+    }
+  }
+
   std::unique_ptr<pqxx::connection> conn_;
   const ShardId shard_;
+  Mutex mu_;  // held by the pinger while it uses conn_
+  CondVar cv_;
+  bool stop_ GUARDED_BY(mu_) = false;
+  std::thread pinger_;
 };
 
 StatusOr<std::unique_ptr<Store::ShardClaim>> PgStore::TryClaimShard(
@@ -998,13 +1034,21 @@ StatusOr<std::unique_ptr<Store::ShardClaim>> PgStore::TryClaimShard(
   try {
     auto conn = std::make_unique<pqxx::connection>(url_);
     pqxx::nontransaction n(*conn);
+    const Duration lease = claim_lease_.load();
+    if (lease > Duration(0)) {
+      n.exec_params(
+          "SELECT set_config('idle_session_timeout', $1, false)",
+          std::to_string(
+              std::chrono::duration_cast<std::chrono::milliseconds>(lease)
+                  .count()));
+    }
     const bool got =
         n.exec_params1("SELECT pg_try_advisory_lock($1, $2)", kClaimSpace,
                        static_cast<int32_t>(shard.value()))[0]
             .as<bool>();
     if (!got) return std::unique_ptr<ShardClaim>();
     return std::unique_ptr<ShardClaim>(
-        std::make_unique<PgClaim>(std::move(conn), shard));
+        std::make_unique<PgClaim>(std::move(conn), shard, lease));
   } catch (const std::exception& e) {
     return FromPg(e, "claim shard " + std::to_string(shard.value()));
   }
@@ -1022,6 +1066,7 @@ class PgMembership final : public Store::Membership {
       : store_(store), lease_seconds_(ToSeconds(lease)) {}
   ~PgMembership() override;
 
+  void Leave() override;
   StatusOr<Renewal> Renew(DeletionSeq registered) override;
   Status Report(DeletionSeq registered) override;
   StatusOr<bool> AwaitDeletions(Duration timeout) override;
@@ -1059,13 +1104,18 @@ class PgMembership final : public Store::Membership {
 
 PgMembership::~PgMembership() {
   CloseListener();
-  if (id_.load() == 0) return;
-  // Leaving: acknowledgements stop waiting for this member at once.
+  Leave();
+}
+
+void PgMembership::Leave() {
+  const int64_t id = id_.exchange(0);
+  if (id == 0) return;
+  // Acknowledgements stop waiting for this member at once.
   store_
       ->Transact("leave the replicas", PgStore::Commit::kDurable,
                  [&](pqxx::transaction_base& txn) {
                    txn.exec_params0("DELETE FROM eraser_replicas WHERE id = $1",
-                                    id_.load());
+                                    id);
                    return OkStatus();
                  })
       .IgnoreError();  // otherwise its lease runs out
@@ -1137,8 +1187,11 @@ StatusOr<Store::Membership::Renewal> PgMembership::Renew(
 
 Status PgMembership::Report(DeletionSeq registered) {
   if (id_.load() == 0) return FailedPreconditionError("not a member yet");
+  // Lazily committed: a report lost in a crash of the server only lowers
+  // what this member is known to have registered, which delays
+  // acknowledgements and never hastens one.
   return store_->Transact(
-      "report registered deletions", PgStore::Commit::kDurable,
+      "report registered deletions", PgStore::Commit::kLazy,
       [&](pqxx::transaction_base& txn) {
         // Never lowered: a late report must not undo a newer one.
         txn.exec_params0(
@@ -1234,6 +1287,7 @@ Status PgMembership::AwaitRegistered(DeletionSeq seq, Duration timeout) {
 }
 
 StatusOr<std::unique_ptr<Store::Membership>> PgStore::Join(Duration lease) {
+  claim_lease_ = lease;
   return std::unique_ptr<Membership>(
       std::make_unique<PgMembership>(this, lease));
 }

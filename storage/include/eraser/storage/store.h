@@ -181,7 +181,9 @@ class Store {
   // A shard claimed for retraining, until the claim is destroyed. Engines
   // sharing a PostgreSQL store take one before they retrain a shard, so that
   // one engine at a time retrains it; the claim ends with its holder's
-  // session, so the claim of a process that died is free again.
+  // session, so the claim of a process that died is free again, and, once
+  // the store has joined the replicas (Join), with its lease: a holder
+  // paused or cut off for a lease loses it.
   class ShardClaim {
    public:
     virtual ~ShardClaim() = default;
@@ -201,9 +203,12 @@ class Store {
   // AwaitRegistered is called by one thread (the engine's lease thread).
   class Membership {
    public:
-    // Destroying a membership ends it: the database forgets its lease, so
-    // no acknowledgement waits for it any more.
+    // Destroying a membership ends it (Leave).
     virtual ~Membership() = default;
+    // Ends the membership: the database forgets the lease, so no
+    // acknowledgement waits for it any more. Best effort (otherwise the
+    // lease runs out); a later Renew joins again.
+    virtual void Leave() = 0;
 
     struct Renewal {
       // The lease was live in the database when it was renewed: no
