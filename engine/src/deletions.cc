@@ -97,29 +97,15 @@ bool EngineImpl::LeaseHeld() const {
 
 Status EngineImpl::SyncDeletions() {
   RETURN_IF_ERROR(CatchUp());
-  uint64_t registered;
-  {
-    MutexLock catchup(&catchup_mu_);
-    registered = caught_up_;
-  }
-  return membership_->Report(DeletionSeq(registered));
+  return membership_->Report(DeletionSeq(caught_up_.load()));
 }
 
 Status EngineImpl::RenewLease() {
-  bool unreadable;
-  {
-    MutexLock catchup(&catchup_mu_);
-    unreadable = log_unreadable_;
-  }
   // While the log cannot be read, this engine cannot register what others
   // acknowledge: it lets its lease run out rather than keep
   // acknowledgements waiting.
-  if (unreadable) RETURN_IF_ERROR(CatchUp());
-  uint64_t registered;
-  {
-    MutexLock catchup(&catchup_mu_);
-    registered = caught_up_;
-  }
+  if (log_unreadable_.load()) RETURN_IF_ERROR(CatchUp());
+  const uint64_t registered = caught_up_.load();
   // The database's lease starts at the renewal, after this; this engine's
   // ends a tenth earlier than the database's (clock rates differ by far
   // less).
@@ -134,9 +120,12 @@ Status EngineImpl::RenewLease() {
     // Continuous only if the answer came while the previous lease held:
     // then the database's lease never ran out in between, and no
     // acknowledgement went ahead without this engine.
-    continued =
-        renewal.continued && std::chrono::steady_clock::now() < lease_until_;
-    if (continued) lease_until_ = until;
+    const auto now = std::chrono::steady_clock::now();
+    continued = renewal.continued && now < lease_until_;
+    // Not continued: acknowledgements may have gone ahead without this
+    // engine (whatever its own clock says): no answer until it has read
+    // the log.
+    lease_until_ = continued ? until : std::min(lease_until_, now);
   }
   if (continued && renewal.log_head.value() <= registered) return OkStatus();
   // A lapse (or a deletion whose notification was missed): the log read
@@ -172,6 +161,8 @@ void EngineImpl::LeaseLoop() {
     metrics_->SetLease(held, membership_->live_members());
     Steady::time_point now = Steady::now();
     if (now >= next) {
+      // Renewals a third of a lease apart, however long each takes.
+      const Steady::time_point started = now;
       const Status renewed = RenewLease();
       if (!renewed.ok() && !failing) {
         std::fprintf(stderr,
@@ -183,7 +174,7 @@ void EngineImpl::LeaseLoop() {
       }
       failing = !renewed.ok();
       now = Steady::now();
-      next = now + (failing ? retry : period);
+      next = failing ? now + retry : std::max(started + period, now);
     }
     const Duration wait =
         std::clamp<Duration>(std::chrono::duration_cast<Duration>(next - now),
@@ -231,7 +222,7 @@ Status EngineImpl::CatchUp() {
   MutexLock catchup(&catchup_mu_);
   // One read of the log per batch: what any engine acknowledged before it.
   StatusOr<std::vector<storage::DeletionRecord>> read =
-      store_->DeletionsAfter(DeletionSeq(caught_up_));
+      store_->DeletionsAfter(DeletionSeq(caught_up_.load()));
   if (!read.ok()) {
     if (!log_unreadable_) {
       std::fprintf(stderr,

@@ -200,7 +200,10 @@ Status EngineImpl::Start() {
   }
   metrics_->SetLease(true, 1);
   if (shared_store_) {
-    // Joins the replicas: the first renewal reads the whole log.
+    // The whole log first, then the lease, whose first renewal reads only
+    // what came meanwhile: acknowledgements elsewhere wait for this engine
+    // from the moment it joins.
+    RETURN_IF_ERROR(CatchUp());
     ASSIGN_OR_RETURN(membership_, store_->Join(options_.replica_lease));
     if (membership_ == nullptr) return InternalError("the store has no leases");
     RETURN_IF_ERROR(RenewLease());
@@ -259,14 +262,20 @@ void EngineImpl::Close(Duration grace) {
     }
     control_cv_.SignalAll();
     if (control_.joinable()) control_.join();
-    // The workers are done answering: the lease may lapse. (The membership
-    // ends with the engine, so acknowledgements stop waiting for it.)
+    // The workers are done answering: the lease may lapse.
     {
       MutexLock lock(&mu_);
       stop_lease_ = true;
     }
     lease_cv_.SignalAll();
     if (lease_thread_.joinable()) lease_thread_.join();
+    {
+      // No answer comes any more: acknowledgements elsewhere stop waiting
+      // for this engine.
+      MutexLock lock(&mu_);
+      lease_until_ = std::chrono::steady_clock::time_point();
+    }
+    if (membership_ != nullptr) membership_->Leave();
     retrain_cv_.SignalAll();
     // Running retrainings get `grace` to finish and apply; then they stop
     // at their next stage.

@@ -198,9 +198,11 @@ class EngineImpl final : public Engine {
   const bool shared_store_;
   Mutex catchup_mu_ ACQUIRED_BEFORE(mu_);
   // Every deletion up to this sequence number is registered in the Core.
-  uint64_t caught_up_ GUARDED_BY(catchup_mu_) = 0;
+  // (Written under catchup_mu_; atomic so that the lease thread reads it
+  // without waiting behind a log read.)
+  std::atomic<uint64_t> caught_up_{0};
   // The last read of the log failed (reported once, until one succeeds).
-  bool log_unreadable_ GUARDED_BY(catchup_mu_) = false;
+  std::atomic<bool> log_unreadable_{false};  // as caught_up_
   // This engine's membership among the replicas (null with RocksDB), the
   // thread that keeps it, and the lease's end on the monotonic clock
   // (measured from before each renewal was sent, less a margin).

@@ -63,6 +63,9 @@ TEST(EngineReplicas, ThreeEnginesOnOneDatabaseExposeNothing) {
         testing::Options(url, "eraser:lazy,wait,deadline=2s");
     options.inference.threads = 1;
     options.inference.max_batch_size = 16;
+    // Every answer is required below: a lease that never lapses, however
+    // slow the machine (the paused and cut-off cases are in serve's tests).
+    options.replica_lease = std::chrono::minutes(10);
     StatusOr<std::unique_ptr<Engine>> opened = Engine::Open(options);
     ASSERT_TRUE(opened.ok()) << opened.status();
     engines.push_back(std::move(opened).value());
