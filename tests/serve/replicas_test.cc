@@ -114,7 +114,8 @@ TEST(ServeReplicas, ThreeReplicasRoundRobinExposeNothing) {
   engine::testing::BuildInto(url);
   std::vector<Server> servers;
   for (int i = 0; i < 3; ++i) {
-    servers.push_back(StartServer(url, kPolicy));
+    // Every answer is required below: a lease that never lapses.
+    servers.push_back(StartServer(url, kPolicy, {"--replica-lease", "10m"}));
     ASSERT_GT(servers.back().port, 0) << servers.back().process->output();
   }
 
@@ -434,7 +435,8 @@ TEST(ServeReplicas, AReplicaCutFromTheDatabaseStopsAnsweringWithinItsLease) {
     answers.push_back(a);
     return a;
   };
-  ASSERT_EQ(infer(0).status, 200);
+  ASSERT_TRUE(
+      eraser::testing::Eventually([&] { return infer(0).status == 200; }));
 
   proxy.Block();
   const TimePoint blocked = Now();
@@ -485,7 +487,12 @@ TEST(ServeReplicas, AReplicaCutFromTheDatabaseStopsAnsweringWithinItsLease) {
   }
 }
 
-TEST(ServeReplicas, AReplicaKilledInTheMiddleOfARetrainingLeavesItToAnother) {
+// A replica stopped by `signal` (SIGKILL: dead; SIGSTOP: paused) in the
+// middle of a retraining leaves the job to another: a dead one's claim ends
+// with its session, a paused one's within its lease (the server ends the
+// claim's session once it has been idle that long). A paused one that wakes
+// up and finishes its retraining cannot commit it over the newer model.
+void AStoppedReplicaLeavesItsRetrainingToAnother(int signal) {
   PostgresCluster& pg = eraser::testing::SharedPostgres();
   ASSERT_TRUE(pg.ok()) << pg.error();
   std::string name;
@@ -498,9 +505,9 @@ TEST(ServeReplicas, AReplicaKilledInTheMiddleOfARetrainingLeavesItToAnother) {
   engine::testing::BuildInto(url, slow);
   std::vector<Server> servers;
   for (int i = 0; i < 2; ++i) {
-    servers.push_back(
-        StartServer(url + "&application_name=replica" + std::to_string(i),
-                    "eraser:batch:1,wait,deadline=1h"));
+    servers.push_back(StartServer(
+        url + "&application_name=replica" + std::to_string(i),
+        "eraser:batch:1,wait,deadline=1h", {"--replica-lease", "2s"}));
     ASSERT_GT(servers.back().port, 0) << servers.back().process->output();
   }
   // A sample of slice 0: its shard retrains every stage.
@@ -523,8 +530,10 @@ TEST(ServeReplicas, AReplicaKilledInTheMiddleOfARetrainingLeavesItToAnother) {
   ASSERT_TRUE(holder == "replica0" || holder == "replica1") << holder;
   const int victim = holder == "replica0" ? 0 : 1;
   const Server& survivor = servers[1 - victim];
-  servers[victim].process->Signal(SIGKILL);
-  EXPECT_EQ(servers[victim].process->Wait(), 128 + SIGKILL);
+  servers[victim].process->Signal(signal);
+  if (signal == SIGKILL) {
+    EXPECT_EQ(servers[victim].process->Wait(), 128 + SIGKILL);
+  }
 
   DrainAll({&survivor});
   std::string state;
@@ -534,12 +543,32 @@ TEST(ServeReplicas, AReplicaKilledInTheMiddleOfARetrainingLeavesItToAnother) {
   ASSERT_EQ(excluded.size(), 1u);
   EXPECT_EQ(excluded.begin()->first, 1u);
   EXPECT_EQ(excluded.begin()->second, 2u) << "applied exactly once";
-  // The survivor did the retraining the victim died in.
+  // The survivor did the retraining the victim stopped in.
   EXPECT_EQ(Metric(survivor.metrics_port, "eraser_shard_retrains_total"), "1");
+  if (signal == SIGSTOP) {
+    // Woken up, the victim finishes its retraining; its commit is refused
+    // (the stored model is as new), and it serves the survivor's.
+    servers[victim].process->Signal(SIGCONT);
+    DrainAll({&servers[0], &servers[1]});
+    EXPECT_EQ(ExcludedFrom(servers[victim].port, seq, &state),
+              (std::map<uint32_t, uint64_t>{{1, 2}}))
+        << "applied again";
+    servers[victim].process->Signal(SIGTERM);
+    EXPECT_EQ(servers[victim].process->Wait(), 0)
+        << servers[victim].process->output();
+  }
   survivor.process->Signal(SIGTERM);
   EXPECT_EQ(survivor.process->Wait(), 0) << survivor.process->output();
   EXPECT_EQ(engine::testing::LastCheckpoints(url),
             engine::testing::ScratchCheckpoints({sample}, slow));
+}
+
+TEST(ServeReplicas, AReplicaKilledInTheMiddleOfARetrainingLeavesItToAnother) {
+  AStoppedReplicaLeavesItsRetrainingToAnother(SIGKILL);
+}
+
+TEST(ServeReplicas, AReplicaPausedInTheMiddleOfARetrainingLeavesItToAnother) {
+  AStoppedReplicaLeavesItsRetrainingToAnother(SIGSTOP);
 }
 
 // PostgreSQL stops under load and starts again. While it is down the
@@ -786,6 +815,17 @@ TEST(ServeReplicas, APromotedSynchronousStandbyLosesNothingAcknowledged) {
     std::lock_guard<std::mutex> lock(mu);
     for (const auto& [seq, when] : acked) before_kill.insert(seq);
   }
+  // The operator's rule (docs/scale-out.md): promote once the replicas'
+  // leases have run out, so that no replica answers on a lease the old
+  // primary's clock granted.
+  EXPECT_TRUE(Eventually([&] {
+    for (const Server& s : servers) {
+      if (HttpConnection(s.port).Send("GET", "/readyz").status != 503) {
+        return false;
+      }
+    }
+    return true;
+  }));
   EXPECT_TRUE(standby->Promote()) << standby->error();
   promoted = true;
   EXPECT_TRUE(Eventually([&] { return acked_after >= 10; }))
