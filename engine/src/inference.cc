@@ -108,23 +108,17 @@ void EngineImpl::ComputeBatch(std::vector<RequestPtr>& batch) {
   // Sharing the store, nothing is read per batch: other replicas'
   // deletions are pushed to this engine, and it answers only while its
   // lease holds (MakeAnswer checks again once the batch is decided).
-  bool held;
+  std::vector<Answer> refused;
   {
     MutexLock lock(&mu_);
-    held = LeaseHeld();
-  }
-  if (!held) {
-    std::vector<Answer> refused;
-    {
-      MutexLock lock(&mu_);
+    if (!LeaseHeld()) {
       for (RequestPtr& r : batch) {
         ++lease_refusals_;
         refused.push_back({std::move(r), LeaseLapsedError(), {}});
       }
     }
-    return Deliver(std::move(refused));
   }
-  std::vector<Answer> refused;
+  if (!refused.empty()) return Deliver(std::move(refused));
   if (HoldBatch(batch, &refused)) return Deliver(std::move(refused));
 
   const std::size_t n = batch.size();

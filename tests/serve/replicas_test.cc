@@ -241,6 +241,19 @@ TEST(ServeReplicas, ThreeReplicasRoundRobinExposeNothing) {
       engine::testing::ScratchCheckpoints({deleted.begin(), deleted.end()}));
 }
 
+// Each acknowledged deletion's exclusions, read from the replica on `port`
+// once the replicas have drained: every one must be applied.
+std::map<uint64_t, std::map<uint32_t, uint64_t>> AppliedExclusions(
+    int port, const std::map<uint64_t, TimePoint>& acked) {
+  std::map<uint64_t, std::map<uint32_t, uint64_t>> excluded;
+  for (const auto& [seq, when] : acked) {
+    std::string state;
+    excluded[seq] = ExcludedFrom(port, seq, &state);
+    EXPECT_EQ(state, "applied") << "acknowledged deletion " << seq;
+  }
+  return excluded;
+}
+
 // When the lease of the replica with process id `pid` runs out, on the
 // database's clock (this machine's): the time no acknowledgement may come
 // before while that replica cannot register deletions.
@@ -374,12 +387,8 @@ TEST(ServeReplicas, APausedReplicaHoldsAcknowledgementsOnlyForItsLease) {
   })) << "the paused replica never answered again";
 
   DrainAll({&servers[0], &servers[1], &servers[2]});
-  std::map<uint64_t, std::map<uint32_t, uint64_t>> excluded;
-  for (const auto& [seq, when] : acked) {
-    std::string state;
-    excluded[seq] = ExcludedFrom(servers[0].port, seq, &state);
-    EXPECT_EQ(state, "applied") << seq;
-  }
+  const std::map<uint64_t, std::map<uint32_t, uint64_t>> excluded =
+      AppliedExclusions(servers[0].port, acked);
   EXPECT_GT(ExpectNothingExposed(answers, acked, excluded), 0);
   std::printf(
       "paused replica: acknowledged %.2f s after the pause (lease %.0f s); "
@@ -470,12 +479,8 @@ TEST(ServeReplicas, AReplicaCutFromTheDatabaseStopsAnsweringWithinItsLease) {
       << "the replica never answered again after the cut healed";
   for (int i = 0; i < 10; ++i) infer(4 + i);
   DrainAll({&servers[0], &servers[1]});
-  std::map<uint64_t, std::map<uint32_t, uint64_t>> excluded;
-  for (const auto& [seq, when] : acked) {
-    std::string state;
-    excluded[seq] = ExcludedFrom(servers[0].port, seq, &state);
-    EXPECT_EQ(state, "applied") << seq;
-  }
+  const std::map<uint64_t, std::map<uint32_t, uint64_t>> excluded =
+      AppliedExclusions(servers[0].port, acked);
   EXPECT_GT(ExpectNothingExposed(answers, acked, excluded), 0);
   std::printf(
       "cut replica: deletion acknowledged after %.2f s (lease %.0f s)\n",
@@ -846,12 +851,8 @@ TEST(ServeReplicas, APromotedSynchronousStandbyLosesNothingAcknowledged) {
         << "deletion " << seq << " acknowledged, then lost in the failover";
   }
   DrainAll({&servers[0], &servers[1]});
-  std::map<uint64_t, std::map<uint32_t, uint64_t>> excluded;
-  for (const auto& [seq, when] : acked) {
-    std::string state;
-    excluded[seq] = ExcludedFrom(servers[0].port, seq, &state);
-    EXPECT_EQ(state, "applied") << "acknowledged deletion " << seq;
-  }
+  const std::map<uint64_t, std::map<uint32_t, uint64_t>> excluded =
+      AppliedExclusions(servers[0].port, acked);
   EXPECT_GT(ExpectNothingExposed(answers, acked, excluded), 0);
   int refused = 0;
   for (const Answer& a : answers) refused += a.status == 503 ? 1 : 0;
