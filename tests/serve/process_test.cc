@@ -497,9 +497,12 @@ TEST_P(ServeFullDisk, DeletionsOnAFullDiskAbortNothingAndLoseNothing) {
   }
   ASSERT_GT(disk->Fill(), 0u);
   // One deletion at a time, as a user's client sends them, with inferences
-  // between: until several in a row are refused.
+  // between: until several in a row are refused. The filler takes again
+  // whatever the engine frees meanwhile (a retraining replacing a
+  // checkpoint, a compaction), so that the disk stays full.
   int in_a_row = 0;
   for (std::size_t n = 0; n < 200 && in_a_row < 20; ++n) {
+    disk->Fill();
     const uint64_t sample =
         engine::testing::SampleIn(n % engine::testing::kShards, 1, n).value();
     in_a_row = delete_sample(sample) == 202 ? 0 : in_a_row + 1;
