@@ -250,11 +250,15 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     server_->RequestStarted();
     Request req = parser_->release();
     // The callback keeps the session alive until the response is written:
-    // nothing else holds it while the handler works asynchronously.
-    server_->handler()(std::move(req), [self = Self()](Response res) {
-      net::post(self->stream_.get_executor(),
-                [self, res = std::move(res)]() mutable {
-                  self->Write(std::move(res), true);
+    // nothing else holds it while the handler works asynchronously. Called,
+    // it hands its reference to the I/O thread, so that the session ends
+    // there and never on the handler's thread after Stop() (which waits for
+    // the response, not for the handler to destroy its callback).
+    server_->handler()(std::move(req), [self = Self()](Response res) mutable {
+      std::shared_ptr<Session> session = std::move(self);
+      net::post(session->stream_.get_executor(),
+                [session, res = std::move(res)]() mutable {
+                  session->Write(std::move(res), true);
                 });
     });
   }

@@ -111,8 +111,12 @@ TEST(Replay, ReportHasEveryContractFieldAndHoldsTheGuarantees) {
     EXPECT_EQ(pr["final_state_checked"], 200);
     EXPECT_EQ(pr["final_state_violations"], 0);
     EXPECT_EQ(pr["exposure_checked"], pr["oracle_checked"]);
-    // The replay's count and the engine's own flag agree on a sound engine.
-    EXPECT_EQ(pr["exposures"], pr["exposures_flagged"]);
+    // On a sound engine the replay counts no exposure the engine did not
+    // flag. (It may count fewer: the engine registers a deletion before the
+    // issuer sees its acknowledgement, and an answer computed in between is
+    // flagged but, by the issuer's clock, not owed yet.)
+    EXPECT_LE(pr["exposures"].get<uint64_t>(),
+              pr["exposures_flagged"].get<uint64_t>());
     EXPECT_EQ(pr["oracle_checked"].get<uint64_t>(),
               sum - inf["decisions"]["rejected"].get<uint64_t>());
     const std::string name = p["name"];
