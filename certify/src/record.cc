@@ -83,6 +83,8 @@ const char* DecisionName(Decision decision) {
       return "rejected";
     case Decision::kUncertified:
       return "uncertified";
+    case Decision::kPrefix:
+      return "prefix";
   }
   return "unknown";
 }
@@ -99,6 +101,12 @@ std::string CertificateRecord::Encode() const {
   PutAscending(&out, affected);
   PutVarint(&out, model_versions.size());
   for (uint64_t v : model_versions) PutVarint(&out, v);
+  // Only a prefix answer has stages: records of other decisions, and those
+  // written before the prefix rule existed, end here.
+  if (decision == Decision::kPrefix) {
+    PutVarint(&out, prefix_stages.size());
+    for (int32_t s : prefix_stages) PutVarint(&out, ZigZag(s));
+  }
   return out;
 }
 
@@ -126,6 +134,13 @@ StatusOr<CertificateRecord> CertificateRecord::Decode(std::string_view bytes) {
   if (!r.ok() || versions > bytes.size()) return corrupt;
   for (uint64_t i = 0; i < versions; ++i)
     rec.model_versions.push_back(r.Varint());
+  if (rec.decision == Decision::kPrefix) {
+    const uint64_t stages = r.Varint();
+    if (!r.ok() || stages > bytes.size()) return corrupt;
+    for (uint64_t i = 0; i < stages; ++i) {
+      rec.prefix_stages.push_back(static_cast<int32_t>(UnZigZag(r.Varint())));
+    }
+  }
   if (!r.done()) return corrupt;
   return rec;
 }

@@ -156,6 +156,7 @@ Status EngineImpl::Start() {
   core.retry_max = options_.unlearning.retry_max;
   core.max_wait = options_.inference.max_wait;
   core.testing_affected_hook = options_.testing.affected_filter;
+  core.testing_clean_stage_offset = options_.testing.clean_stage_offset;
   RETURN_IF_ERROR(core.Validate());
   std::vector<std::vector<uint64_t>> sizes;
   for (std::size_t k = 0; k < num_shards_; ++k) {

@@ -45,6 +45,17 @@ struct Snapshot {
   std::vector<uint64_t> versions() const;
 };
 
+// The clean prefixes loaded for the rule `prefix` (Core::WantedPrefixes),
+// by shard: at most one model per shard. Immutable once published.
+struct Prefixes {
+  std::vector<int32_t> stage;     // -1: none
+  std::vector<uint64_t> served;   // the shard's served version at the load
+  std::vector<uint64_t> version;  // the checkpoint's
+  // Null where none is loaded, or the load failed (not retried until the
+  // wanted stage or the served version changes).
+  std::vector<std::shared_ptr<const unlearning::Model>> models;
+};
+
 // A snapshot of `shards` with its ensemble built.
 StatusOr<std::shared_ptr<const Snapshot>> MakeSnapshot(
     std::vector<unlearning::ShardModel> shards);
@@ -151,6 +162,10 @@ class EngineImpl final : public Engine {
   void ControlLoop() EXCLUDES(mu_);
   void RetrainerLoop() EXCLUDES(mu_);
   void RunOrder(const scheduler::RetrainOrder& order) EXCLUDES(mu_);
+  // Under the rule `prefix`: loads the clean prefixes the Core wants that
+  // are not loaded (from the store, off the inference path) and publishes
+  // them; called by the control loop.
+  void LoadPrefixes() REQUIRES(mu_);
   // Retries an erasure owed since a compaction failed, when its backoff
   // allows; called by the control loop.
   void RetryErasure(TimePoint now) REQUIRES(mu_);
@@ -225,6 +240,7 @@ class EngineImpl final : public Engine {
   Status drain_error_ GUARDED_BY(mu_);
   std::unique_ptr<scheduler::Core> core_ GUARDED_BY(mu_);
   std::shared_ptr<const Snapshot> snapshot_ GUARDED_BY(mu_);
+  std::shared_ptr<const Prefixes> prefixes_ GUARDED_BY(mu_);
   // Payloads of the requests the Core has parked or held, by id.
   std::map<uint64_t, RequestPtr> waiting_ GUARDED_BY(mu_);
   std::deque<scheduler::RetrainOrder> orders_ GUARDED_BY(mu_);

@@ -2,6 +2,7 @@
 // verdicts, and the requests it parks or holds.
 #include <algorithm>
 #include <cmath>
+#include <optional>
 
 #include "engine_impl.h"
 
@@ -130,17 +131,39 @@ void EngineImpl::ComputeBatch(std::vector<RequestPtr>& batch) {
   }
   std::vector<int32_t> votes(k * n);
   std::shared_ptr<const Snapshot> snapshot;
+  std::shared_ptr<const Prefixes> prefixes;
   // After the gate: time blocked behind a retraining is queueing, not
   // compute.
   const TimePoint start = gate_.EnterInference();
   {
     MutexLock lock(&mu_);
     snapshot = snapshot_;
+    if (core_->UsesPrefixes()) prefixes = prefixes_;
   }
   // Every shard on the whole batch in one call (one stacked computation for
   // MLPs); votes are shard-major, votes[s * n + i].
   const Status status =
       snapshot->ensemble->Predict(inputs.data(), n, votes.data(), nullptr);
+  // Under the rule `prefix` with most shards affected, their clean
+  // prefixes vote too (the Core decides whether each may count).
+  std::optional<scheduler::PrefixVotes> prefix;
+  if (status.ok() && prefixes != nullptr) {
+    prefix = scheduler::PrefixVotes{prefixes->stage, prefixes->served,
+                                    prefixes->version,
+                                    std::vector<int32_t>(k * n, -1)};
+    for (std::size_t s = 0; s < k; ++s) {
+      if (prefixes->models[s] == nullptr) {
+        prefix->stage[s] = -1;
+        continue;
+      }
+      if (!prefixes->models[s]
+               ->Predict(inputs.data(), n, prefix->votes.data() + s * n,
+                         nullptr)
+               .ok()) {
+        prefix->stage[s] = -1;
+      }
+    }
+  }
   gate_.ExitInference(start);
   const TimePoint end = clock_->Now();
   busy_nanos_.fetch_add((end - start).count());
@@ -163,7 +186,8 @@ void EngineImpl::ComputeBatch(std::vector<RequestPtr>& batch) {
       }
       for (std::size_t s = 0; s < k; ++s) column[s] = votes[s * n + i];
       scheduler::Verdict verdict =
-          core_->Decide(r->id, column, versions, start, r->max_wait);
+          core_->Decide(r->id, column, versions, start, r->max_wait,
+                        prefix ? &*prefix : nullptr, i, n);
       waiting |= verdict.kind != scheduler::Verdict::Kind::kAnswer;
       Settle(std::move(r), std::move(verdict), start, &answers);
     }
@@ -213,6 +237,7 @@ Answer EngineImpl::MakeAnswer(RequestPtr request,
   p.margin = verdict.margin;
   p.affected = verdict.affected;
   p.model_versions = verdict.versions;
+  p.prefix_stages = verdict.prefix_stages;
   p.exposed = verdict.exposed;
   p.computed_at = computed;
   p.deletion_watermark = verdict.watermark;
@@ -235,6 +260,7 @@ Answer EngineImpl::MakeAnswer(RequestPtr request,
     r.margin = p.margin;
     r.affected = p.affected;
     r.model_versions = p.model_versions;
+    r.prefix_stages = p.prefix_stages;
     r.pending = verdict.pending;
   }
   return a;

@@ -55,6 +55,7 @@ void EngineImpl::ControlLoop() {
       orders_.push_back(std::move(order));
     }
     if (!orders_.empty()) retrain_cv_.SignalAll();
+    LoadPrefixes();
     const scheduler::Capacity capacity = core_->GetCapacity(now);
     metrics_->SetCapacity(capacity.offered_per_second,
                           capacity.sustainable_per_second, capacity.overloaded,
@@ -106,6 +107,64 @@ void EngineImpl::RetrainerLoop() {
     --active_retrains_;
     drain_cv_.SignalAll();
   }
+}
+
+void EngineImpl::LoadPrefixes() {
+  if (options_.policy.rule != scheduler::UncertifiedRule::kPrefix ||
+      !options_.policy.certifies()) {
+    return;
+  }
+  const std::vector<int32_t> wanted = core_->WantedPrefixes();
+  const std::vector<uint64_t>& served = core_->versions();
+  const std::size_t k = num_shards_;
+  std::shared_ptr<const Prefixes> loaded = prefixes_;
+  auto current = [&](std::size_t s) {
+    return loaded != nullptr && loaded->stage[s] == wanted[s] &&
+           loaded->served[s] == served[s];
+  };
+  bool changed = false;
+  for (std::size_t s = 0; s < k; ++s) {
+    // A prefix no longer wanted is dropped too: at most one per shard stays
+    // in memory.
+    const bool held = loaded != nullptr && loaded->models[s] != nullptr;
+    changed |= wanted[s] >= 0 ? !current(s) : held;
+  }
+  if (!changed) return;
+  auto next = std::make_shared<Prefixes>();
+  next->stage.assign(k, -1);
+  next->served.assign(k, 0);
+  next->version.assign(k, 0);
+  next->models.resize(k);
+  std::vector<std::size_t> load;
+  for (std::size_t s = 0; s < k; ++s) {
+    if (wanted[s] < 0) continue;
+    next->stage[s] = wanted[s];
+    next->served[s] = served[s];
+    if (current(s)) {
+      next->version[s] = loaded->version[s];
+      next->models[s] = loaded->models[s];
+    } else {
+      load.push_back(s);
+    }
+  }
+  // Read after the served versions: a checkpoint is at least as new as the
+  // chain of the model served then (docs/engine.md, "Prefix answers").
+  mu_.Unlock();
+  for (std::size_t s : load) {
+    StatusOr<unlearning::ShardModel> m = sisa_->LoadStage(
+        ShardId(static_cast<uint32_t>(s)), static_cast<uint32_t>(wanted[s]));
+    if (m.ok()) {
+      next->version[s] = m->version;
+      next->models[s] = std::move(m->model);
+    } else {
+      std::fprintf(stderr,
+                   "eraser: cannot load shard %zu's clean prefix (stage %d): "
+                   "%s\n",
+                   s, wanted[s], m.status().ToString().c_str());
+    }
+  }
+  mu_.Lock();
+  prefixes_ = std::move(next);
 }
 
 void EngineImpl::RetryErasure(TimePoint now) {

@@ -174,9 +174,77 @@ void Core::Park(uint64_t request, const std::vector<int32_t>& votes,
                          versions, expires});
 }
 
+int32_t Core::CleanStage(ShardId shard) const {
+  const auto stages = static_cast<int32_t>(options_.epochs.size());
+  const uint32_t first = FirstSlice(shard);
+  if (first == UINT32_MAX) return stages - 1;
+  const int32_t stage =
+      static_cast<int32_t>(first) - 1 + options_.testing_clean_stage_offset;
+  return std::clamp(stage, -1, stages - 1);
+}
+
+std::vector<int32_t> Core::WantedPrefixes() const {
+  std::vector<int32_t> out(options_.shards, -1);
+  if (options_.policy.rule != UncertifiedRule::kPrefix) return out;
+  for (std::size_t k = 0; k < options_.shards; ++k) {
+    if (ShardAffected(k))
+      out[k] = CleanStage(ShardId(static_cast<uint32_t>(k)));
+  }
+  return out;
+}
+
+bool Core::UsesPrefixes() const {
+  if (options_.policy.kind != PolicyKind::kEraser ||
+      options_.policy.rule != UncertifiedRule::kPrefix) {
+    return false;
+  }
+  std::size_t affected = 0;
+  for (std::size_t k = 0; k < options_.shards; ++k)
+    affected += ShardAffected(k);
+  return 2 * affected > options_.shards;
+}
+
+std::optional<Verdict> Core::PrefixAnswer(
+    const std::vector<int32_t>& votes, const std::vector<uint8_t>& affected,
+    const std::vector<uint64_t>& versions, int32_t margin,
+    const PrefixVotes& prefix, std::size_t row, std::size_t rows) const {
+  std::vector<int32_t> combined = votes;
+  std::vector<uint8_t> left_out = affected;
+  std::vector<uint64_t> voted = versions;
+  std::vector<int32_t> stages(options_.shards, -1);
+  bool used = false;
+  for (std::size_t k = 0; k < options_.shards; ++k) {
+    if (!affected[k] || k >= prefix.stage.size()) continue;
+    const int32_t stage = prefix.stage[k];
+    const int32_t vote = prefix.votes.at(k * rows + row);
+    // Clean now: no pending deletion of the shard is in its slices, and
+    // every deletion applied to the shard is out of it (read while the
+    // shard served the model it serves now, so after the last apply).
+    if (stage < 0 || stage > CleanStage(ShardId(static_cast<uint32_t>(k))) ||
+        prefix.served[k] != versions_[k] || vote < 0 ||
+        vote >= options_.classes) {
+      continue;
+    }
+    combined[k] = vote;
+    left_out[k] = 0;
+    voted[k] = prefix.version[k];
+    stages[k] = stage;
+    used = true;
+  }
+  if (!used) return std::nullopt;
+  const std::optional<int> label = certify::PartialVote(
+      combined.data(), left_out.data(), options_.shards, options_.classes);
+  if (!label) return std::nullopt;
+  Verdict v =
+      Answer(*label, Decision::kPrefix, margin, affected, std::move(voted));
+  v.prefix_stages = std::move(stages);
+  return v;
+}
+
 Verdict Core::Decide(uint64_t request, const std::vector<int32_t>& votes,
                      const std::vector<uint64_t>& versions, TimePoint now,
-                     Duration max_wait) {
+                     Duration max_wait, const PrefixVotes* prefix,
+                     std::size_t row, std::size_t rows) {
   std::vector<uint8_t> affected(options_.shards, 0);
   for (std::size_t k = 0; k < options_.shards; ++k) {
     affected[k] = ShardAffected(k) || versions.at(k) != versions_[k];
@@ -208,14 +276,24 @@ Verdict Core::Decide(uint64_t request, const std::vector<int32_t>& votes,
   if (policy.rule == UncertifiedRule::kReject) {
     return Answer(-1, Decision::kRejected, cert.margin, affected, versions);
   }
+  const bool by_prefix = policy.rule == UncertifiedRule::kPrefix;
+  if (by_prefix && prefix != nullptr &&
+      2 * static_cast<std::size_t>(cert.affected) > options_.shards) {
+    if (std::optional<Verdict> v = PrefixAnswer(
+            votes, affected, versions, cert.margin, *prefix, row, rows)) {
+      return *v;
+    }
+  }
   const std::optional<int> partial = certify::PartialVote(
       votes.data(), affected.data(), options_.shards, options_.classes);
   const bool degrade = policy.rule == UncertifiedRule::kWait && overloaded_;
-  if (partial && (policy.rule == UncertifiedRule::kPartial || degrade)) {
+  if (partial &&
+      (policy.rule == UncertifiedRule::kPartial || by_prefix || degrade)) {
     return Answer(*partial, Decision::kPartial, cert.margin, affected,
                   versions);
   }
-  // `wait`, or `partial` with every shard affected: park until certified.
+  // `wait`, or `partial` or `prefix` with no shard that can vote: park
+  // until certified.
   Park(request, votes, affected, versions, Expiry(now, max_wait));
   Verdict v;
   v.kind = Verdict::Kind::kParked;
@@ -255,7 +333,8 @@ std::optional<Verdict> Core::OnRevote(const Revote& revote, int32_t vote,
   // Under `partial`, the request waited only because no shard was
   // unaffected; now one is, it gets the answer a new request would get.
   std::optional<int> partial;
-  if (!cert.certified && options_.policy.rule == UncertifiedRule::kPartial) {
+  if (!cert.certified && (options_.policy.rule == UncertifiedRule::kPartial ||
+                          options_.policy.rule == UncertifiedRule::kPrefix)) {
     partial = p.tally.Partial();
   }
   if (!cert.certified && !partial) return std::nullopt;

@@ -176,9 +176,11 @@ std::vector<ShardId> Core::WaitWanted() const {
     return ca != cb ? ca < cb : a < b;
   };
   std::set<ShardId> wanted;
-  // Under `partial`, a parked request (every shard affected) is answered
-  // once any one shard is resolved; under `wait`, once it is certified.
-  const bool partial = options_.policy.rule == UncertifiedRule::kPartial;
+  // Under `partial` and `prefix`, a parked request (every shard affected,
+  // no clean prefix) is answered once any one shard is resolved; under
+  // `wait`, once it is certified.
+  const bool partial = options_.policy.rule == UncertifiedRule::kPartial ||
+                       options_.policy.rule == UncertifiedRule::kPrefix;
   for (const auto& [request, p] : parked_) {
     int want = partial ? std::min(1, p.tally.affected())
                        : p.tally.MinShardsToResolve();

@@ -56,6 +56,7 @@ json PredictionJson(const engine::Prediction& p,
     body["margin"] = p.margin;
     body["affected_shards"] = affected;
     body["model_versions"] = p.model_versions;
+    if (!p.prefix_stages.empty()) body["prefix_stages"] = p.prefix_stages;
     body["deletion_watermark"] = p.deletion_watermark;
   }
   if (p.label >= 0 && static_cast<std::size_t>(p.label) < class_names.size()) {

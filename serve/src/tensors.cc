@@ -171,9 +171,11 @@ std::string ClassName(const engine::Prediction& p,
 nlohmann::json CertificateJson(const engine::Prediction& p) {
   nlohmann::json affected = nlohmann::json::array();
   for (ShardId s : p.affected) affected.push_back(s.value());
-  return {{"affected_shards", affected},
-          {"deletion_watermark", p.deletion_watermark},
-          {"model_versions", p.model_versions}};
+  nlohmann::json out = {{"affected_shards", affected},
+                        {"deletion_watermark", p.deletion_watermark},
+                        {"model_versions", p.model_versions}};
+  if (!p.prefix_stages.empty()) out["prefix_stages"] = p.prefix_stages;
+  return out;
 }
 
 }  // namespace eraser::serve::internal

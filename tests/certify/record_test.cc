@@ -33,6 +33,17 @@ TEST(CertificateRecord, RoundTrips) {
     other.answer = d == Decision::kRejected ? -1 : 3;
     EXPECT_EQ(*CertificateRecord::Decode(other.Encode()), other);
   }
+  // A prefix answer keeps which stage of which shard voted.
+  CertificateRecord prefix = r;
+  prefix.decision = Decision::kPrefix;
+  prefix.prefix_stages = {-1, 2, -1, 0, -1, -1, 1, -1};
+  const std::string prefix_bytes = prefix.Encode();
+  EXPECT_EQ(*CertificateRecord::Decode(prefix_bytes), prefix);
+  EXPECT_EQ(
+      CertificateRecord::Decode(prefix_bytes.substr(0, prefix_bytes.size() - 1))
+          .status()
+          .code(),
+      StatusCode::kDataLoss);
 }
 
 TEST(CertificateRecord, CorruptBytesAreDataLoss) {
@@ -54,6 +65,7 @@ TEST(CertificateRecord, CorruptBytesAreDataLoss) {
 TEST(Decision, Names) {
   EXPECT_STREQ(DecisionName(Decision::kClean), "clean");
   EXPECT_STREQ(DecisionName(Decision::kUncertified), "uncertified");
+  EXPECT_STREQ(DecisionName(Decision::kPrefix), "prefix");
 }
 
 }  // namespace

@@ -192,6 +192,132 @@ TEST_F(CoreTest, PartialAnswersFromUnaffectedShardsAndWaitsWhenNoneIs) {
   EXPECT_EQ(Decide(3, Votes(5)).decision, Decision::kPartial);
 }
 
+// One row of prefix votes: the clean prefix of shard k (`stage[k]`, -1 for
+// none) read while shard k served `served`, voting `votes[k]`.
+PrefixVotes Prefix(const std::vector<int32_t>& stage,
+                   const std::vector<int32_t>& votes, uint64_t served = 1) {
+  PrefixVotes p;
+  p.stage = stage;
+  p.served.assign(kShards, served);
+  p.version.assign(kShards, 1);
+  p.votes = votes;
+  return p;
+}
+
+TEST_F(CoreTest, PrefixVotesWithCleanPrefixesOnlyWhenMostShardsAreAffected) {
+  Core& core = Make("eraser:lazy,prefix");
+  EXPECT_THAT(core.WantedPrefixes(), ::testing::Each(-1));
+  EXPECT_FALSE(core.UsesPrefixes());
+  // Three of eight affected: shard 0 from slice 2, shard 1 from slice 3,
+  // shard 2 from slice 0 (no clean prefix).
+  Delete(1, {{0, 2}, {1, 3}, {2, 0}});
+  EXPECT_THAT(core.WantedPrefixes(), ElementsAre(1, 2, -1, -1, -1, -1, -1, -1));
+  EXPECT_FALSE(core.UsesPrefixes());
+  // Shards 0-4 vote 1, 5-7 vote 2. At most half affected: `partial` (the
+  // unaffected 3, 4 against 5, 6, 7), whatever the prefixes say.
+  const std::vector<int32_t> all_one(kShards, 1);
+  PrefixVotes prefix = Prefix({1, 2, -1, -1, -1, -1, -1, -1}, all_one);
+  Verdict v = core.Decide(1, Votes(5), core.versions(), clock_.Now(),
+                          Duration::max(), &prefix, 0, 1);
+  EXPECT_EQ(v.decision, Decision::kPartial);
+  EXPECT_EQ(v.label, 2);
+  // Five affected: the clean prefixes of 0, 1, 3 and 4 vote with 5, 6, 7;
+  // shard 2 has none and is left out. 4 votes for 1 against 3: label 1.
+  Delete(2, {{3, 1}, {4, 1}});
+  EXPECT_THAT(core.WantedPrefixes(), ElementsAre(1, 2, -1, 0, 0, -1, -1, -1));
+  EXPECT_TRUE(core.UsesPrefixes());
+  prefix = Prefix({1, 2, -1, 0, 0, -1, -1, -1}, all_one);
+  prefix.version = {1, 1, 1, 1, 0, 1, 1, 1};  // shard 4's checkpoint: v0
+  v = core.Decide(2, Votes(5), core.versions(), clock_.Now(), Duration::max(),
+                  &prefix, 0, 1);
+  EXPECT_EQ(v.kind, Verdict::Kind::kAnswer);
+  EXPECT_EQ(v.decision, Decision::kPrefix);
+  EXPECT_EQ(v.label, 1);
+  EXPECT_FALSE(v.exposed);
+  EXPECT_THAT(v.prefix_stages, ElementsAre(1, 2, -1, 0, 0, -1, -1, -1));
+  EXPECT_THAT(v.versions, ElementsAre(1, 1, 1, 1, 0, 1, 1, 1));
+  EXPECT_THAT(v.affected, ElementsAre(ShardId(0), ShardId(1), ShardId(2),
+                                      ShardId(3), ShardId(4)));
+  // A prefix deeper than the clean stage does not vote (shard 0's stage 2
+  // holds slice 2), nor one read while the shard served another model
+  // (served 0 for every shard): with neither, the answer is partial again.
+  prefix = Prefix({2, -1, -1, -1, -1, -1, -1, -1}, all_one);
+  v = core.Decide(3, Votes(5), core.versions(), clock_.Now(), Duration::max(),
+                  &prefix, 0, 1);
+  EXPECT_EQ(v.decision, Decision::kPartial);
+  prefix = Prefix({1, 2, -1, 0, 0, -1, -1, -1}, all_one, /*served=*/0);
+  v = core.Decide(4, Votes(5), core.versions(), clock_.Now(), Duration::max(),
+                  &prefix, 0, 1);
+  EXPECT_EQ(v.decision, Decision::kPartial);
+  // A deletion registered after the prefixes were loaded, in shard 0's
+  // slice 0: its prefix is no longer clean and does not vote.
+  Delete(3, {{0, 0}});
+  EXPECT_EQ(core.CleanStage(ShardId(0)), -1);
+  prefix = Prefix({1, 2, -1, 0, 0, -1, -1, -1}, all_one);
+  v = core.Decide(5, Votes(5), core.versions(), clock_.Now(), Duration::max(),
+                  &prefix, 0, 1);
+  EXPECT_EQ(v.decision, Decision::kPrefix);
+  EXPECT_THAT(v.prefix_stages, ElementsAre(-1, 2, -1, 0, 0, -1, -1, -1));
+  // Every shard affected, none with a clean prefix: parked, and answered
+  // once one shard is retrained, as under `partial`.
+  Delete(4, {{1, 0}, {3, 0}, {4, 0}, {5, 0}, {6, 0}, {7, 0}});
+  EXPECT_THAT(core.WantedPrefixes(), ::testing::Each(-1));
+  prefix = Prefix(std::vector<int32_t>(kShards, -1), all_one);
+  v = core.Decide(6, Votes(5), core.versions(), clock_.Now(), Duration::max(),
+                  &prefix, 0, 1);
+  EXPECT_EQ(v.kind, Verdict::Kind::kParked);
+  const std::vector<RetrainOrder> orders = Poll();
+  ASSERT_EQ(orders.size(), 1u);  // one resolved shard answers
+  Finish(orders[0].shard.value());
+  const std::vector<Revote> revotes = core.Revotes();
+  ASSERT_EQ(revotes.size(), 1u);
+  const std::optional<Verdict> answer =
+      core.OnRevote(revotes[0], 2, clock_.Now());
+  ASSERT_TRUE(answer.has_value());
+  EXPECT_EQ(answer->decision, Decision::kPartial);
+}
+
+TEST_F(CoreTest, PrefixAfterARetrainingNeedsAPrefixReadSinceIt) {
+  Core& core = Make("eraser:lazy,prefix");
+  // Five shards affected from slice 2: clean prefixes through stage 1.
+  Delete(1, {{0, 2}, {1, 2}, {2, 2}, {3, 2}, {4, 2}});
+  const std::vector<int32_t> all_one(kShards, 1);
+  PrefixVotes prefix = Prefix({1, 1, 1, 1, 1, -1, -1, -1}, all_one);
+  ASSERT_EQ(core.Decide(1, Votes(5), core.versions(), clock_.Now(),
+                        Duration::max(), &prefix, 0, 1)
+                .decision,
+            Decision::kPrefix);
+  // A deletion in shard 0's slice 0 arrives; at the deadline shards 0 and
+  // 1 (two slots) are retrained without their deletions (version 2), and
+  // new deletions arrive in slice 3 of shards 0-4. Shard 0's stage 2 is
+  // clean again, but only in version 2's chain: a prefix read while
+  // version 1 was served may hold the sample retrained away, and does not
+  // vote. Shards 2-4 still hold deletion 1 in slice 2: their clean stage
+  // is 1, and a stage-2 prefix does not vote either.
+  Delete(2, {{0, 0}});
+  const std::vector<RetrainOrder> orders =
+      core.Poll(clock_.Now() + seconds(40));
+  clock_.Advance(seconds(40));
+  for (const RetrainOrder& o : orders) running_[o.shard.value()] = o;
+  ASSERT_TRUE(running_.count(0));
+  Finish(0);
+  for (auto& [shard, order] : std::map<uint32_t, RetrainOrder>(running_)) {
+    Finish(shard);
+  }
+  Delete(3, {{0, 3}, {1, 3}, {2, 3}, {3, 3}, {4, 3}});
+  EXPECT_EQ(core.CleanStage(ShardId(0)), 2);
+  prefix = Prefix({2, 2, 2, 2, 2, -1, -1, -1}, all_one, /*served=*/1);
+  Verdict v = core.Decide(2, Votes(5), core.versions(), clock_.Now(),
+                          Duration::max(), &prefix, 0, 1);
+  EXPECT_EQ(v.decision, Decision::kPartial);
+  ASSERT_THAT(core.versions(), ElementsAre(2, 2, 1, 1, 1, 1, 1, 1));
+  prefix.served = core.versions();
+  v = core.Decide(3, Votes(5), core.versions(), clock_.Now(), Duration::max(),
+                  &prefix, 0, 1);
+  EXPECT_EQ(v.decision, Decision::kPrefix);
+  EXPECT_THAT(v.prefix_stages, ElementsAre(2, 2, -1, -1, -1, -1, -1, -1));
+}
+
 TEST_F(CoreTest, RejectRejects) {
   Make("eraser:lazy,reject");
   Delete(1, {{0, 0}, {1, 0}, {2, 0}});

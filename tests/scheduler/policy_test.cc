@@ -43,6 +43,10 @@ TEST(ParsePolicy, EraserForms) {
   EXPECT_EQ(p->batch_size, 16u);
   EXPECT_EQ(p->rule, UncertifiedRule::kPartial);
   EXPECT_EQ(p->ToString(), "eraser:batch:16,partial,deadline=30s");
+  p = ParsePolicy("eraser:shards:5,prefix");
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(p->rule, UncertifiedRule::kPrefix);
+  EXPECT_EQ(p->ToString(), "eraser:shards:5,prefix,deadline=30s");
 
   p = ParsePolicy("eraser:periodic:500ms,deadline=2m,reject");
   ASSERT_TRUE(p.ok());

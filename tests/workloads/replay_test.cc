@@ -78,7 +78,7 @@ TEST(Replay, ReportHasEveryContractFieldAndHoldsTheGuarantees) {
     }
     uint64_t sum = 0;
     for (const char* key : {"clean", "certified", "waited", "partial",
-                            "rejected", "uncertified"}) {
+                            "rejected", "uncertified", "prefix"}) {
       ASSERT_TRUE(inf["decisions"].contains(key)) << key;
       sum += inf["decisions"][key].get<uint64_t>();
     }
@@ -177,6 +177,65 @@ TEST(Replay, ItsExposureCountCatchesAForgottenShard) {
   // drain: nearly every later answer used shard 0 uncovered.
   EXPECT_GT(p.exposures, 100u);
   EXPECT_EQ(p.exposure_checked, 120u);
+}
+
+// 3 s of inferences; at 0.1 s, deletions in slice 1 of shards 0, 1 and 2:
+// three of four shards affected, each with a clean prefix (stage 0).
+Trace PrefixScenario() {
+  Trace t;
+  for (int d = 0; d < 3; ++d) {
+    TraceEvent e;
+    e.time_ms = 100.0 + d;
+    e.op = TraceEvent::Op::kDelete;
+    e.deletion =
+        storage::DeletionTarget::Sample(engine::testing::SampleIn(d, 1, d));
+    t.events.push_back(e);
+  }
+  for (int i = 0; i < 120; ++i) {
+    TraceEvent e;
+    e.time_ms = 110.0 + i * 25.0;
+    e.test_index = (i * 7) % 1000;
+    t.events.push_back(e);
+  }
+  return t;
+}
+
+// Prefix answers with the oracles and the exposure count; then the planted
+// bug of a prefix one stage too deep (the full model, which holds the
+// deletion), which the engine does not flag and the replay's count, from
+// the answers' (shard, version, stage) and the partition, catches.
+TEST(Replay, PrefixAnswersAreCheckedStageByStage) {
+  const engine::testing::Template& tmpl = engine::testing::GetTemplate();
+  for (int offset : {0, 1}) {
+    SCOPED_TRACE(offset);
+    eraser::testing::TempDir work;
+    ReplayConfig config;
+    config.policies = eraser::testing::PoliciesOrDie({"eraser-lazy-prefix"});
+    config.work_dir = work.path();
+    config.oracle = offset == 0;
+    config.oracle_from_scratch_sample = 1000;  // every answer
+    config.testing.clean_stage_offset = offset;
+    StatusOr<ReplayReport> report =
+        RunReplay(PrefixScenario(), tmpl.dir, config);
+    ASSERT_TRUE(report.ok()) << report.status();
+    const PolicyReport& p = report->policies.at(0);
+    const uint64_t prefix =
+        p.decisions[static_cast<int>(certify::Decision::kPrefix) - 1];
+    EXPECT_GT(prefix, 100u);
+    EXPECT_EQ(p.exposures_flagged, 0u);
+    EXPECT_EQ(p.exposure_checked, 120u);
+    std::printf("clean stage offset %d: %llu prefix answers, %llu exposures\n",
+                offset, static_cast<unsigned long long>(prefix),
+                static_cast<unsigned long long>(p.exposures));
+    if (offset == 0) {
+      EXPECT_EQ(p.exposures, 0u);
+      EXPECT_EQ(p.soundness_violations, 0u);
+      EXPECT_EQ(p.oracle_from_scratch_violations, 0u);
+      EXPECT_EQ(p.final_state_violations, 0u);
+    } else {
+      EXPECT_GE(p.exposures, prefix);
+    }
+  }
 }
 
 // The same replay on a PostgreSQL store: every policy runs on a database

@@ -415,6 +415,17 @@ StatusOr<std::vector<ShardModel>> Sisa::LoadModels() {
   return models;
 }
 
+StatusOr<ShardModel> Sisa::LoadStage(ShardId shard, uint32_t stage) {
+  if (shard.value() >= options_.shards || stage >= options_.slices) {
+    return InvalidArgumentError("no stage " + std::to_string(stage) +
+                                " of shard " + std::to_string(shard.value()));
+  }
+  ASSIGN_OR_RETURN(storage::Checkpoint c, store_->GetCheckpoint(shard, stage));
+  ASSIGN_OR_RETURN(std::shared_ptr<const Model> model,
+                   LoadModel(options_.model, c.blob));
+  return ShardModel{shard, c.version, Served(std::move(model))};
+}
+
 StatusOr<std::vector<RetrainResult>> Sisa::Retrain(
     const std::vector<RetrainRequest>& requests) {
   std::unordered_set<ShardId> seen;

@@ -1,11 +1,13 @@
 // The replay's own exposure count (DESIGN guarantee 2), independent of the
 // engine's bookkeeping of pending deletions: the deletion issuer's record
 // of when each acknowledgement arrived, and each answer's per-shard model
-// versions, against the first model version of each shard that excludes
-// each deletion (recorded with the deletion in the store).
+// versions (and, for a clean prefix, its stage), against the first model
+// version of each shard that excludes each deletion (recorded with the
+// deletion in the store) and the partition's slices.
 #include <algorithm>
 #include <map>
 
+#include "eraser/storage/store.h"
 #include "replay_internal.h"
 
 namespace eraser::workloads::internal {
@@ -21,15 +23,49 @@ bool Covered(const engine::Prediction& p, ShardId k) {
     case certify::Decision::kCertified:
     case certify::Decision::kWaited:
     case certify::Decision::kPartial:
+    case certify::Decision::kPrefix:  // left out (a prefix is checked apart)
       return affected;
     default:
       return false;
   }
 }
 
+std::pair<int, uint64_t> Key(const storage::DeletionTarget& t) {
+  return {static_cast<int>(t.kind), t.id};
+}
+
 }  // namespace
 
-void CountExposures(PolicyRun* run) {
+StatusOr<FirstSlices> LocateDeletions(const std::string& template_dir,
+                                      const Trace& trace) {
+  ASSIGN_OR_RETURN(std::unique_ptr<storage::Store> store,
+                   storage::Store::Open({template_dir, false}));
+  FirstSlices out;
+  for (const TraceEvent& e : trace.events) {
+    if (e.op != TraceEvent::Op::kDelete || out.count(Key(e.deletion)) > 0) {
+      continue;
+    }
+    std::vector<storage::SampleLocation> samples;
+    if (e.deletion.kind == storage::DeletionTarget::Kind::kSample) {
+      StatusOr<storage::SampleLocation> s =
+          store->LookupSample(SampleId(e.deletion.id));
+      if (s.ok()) samples.push_back(*s);
+    } else {
+      StatusOr<std::vector<storage::SampleLocation>> s =
+          store->OwnerSamples(OwnerId(e.deletion.id));
+      if (s.ok()) samples = std::move(s).value();
+    }
+    // An unknown target is refused by the engine: it has no slices.
+    std::map<ShardId, uint32_t>& first = out[Key(e.deletion)];
+    for (const storage::SampleLocation& s : samples) {
+      auto [it, inserted] = first.emplace(s.shard, s.slice);
+      if (!inserted) it->second = std::min(it->second, s.slice);
+    }
+  }
+  return out;
+}
+
+void CountExposures(const FirstSlices& slices, PolicyRun* run) {
   PolicyReport& r = run->report;
   r.exposures = 0;
   r.exposure_checked = 0;
@@ -55,6 +91,24 @@ void CountExposures(PolicyRun* run) {
       if (run->acked[i] >= p.computed_at) continue;
       for (const auto& [k, version] : first_without[i]) {
         if (k.value() >= p.model_versions.size()) continue;
+        const int32_t stage = p.decision == certify::Decision::kPrefix &&
+                                      k.value() < p.prefix_stages.size()
+                                  ? p.prefix_stages[k.value()]
+                                  : -1;
+        if (stage >= 0) {
+          // A clean prefix of shard k voted: trained on slices 0..stage of
+          // the chain of its checkpoint's version.
+          const auto target = slices.find(Key(run->targets[i]));
+          if (target == slices.end()) continue;
+          const auto slice = target->second.find(k);
+          if (slice != target->second.end() &&
+              p.model_versions[k.value()] < version &&
+              static_cast<int64_t>(slice->second) <= stage) {
+            exposed = true;
+            break;
+          }
+          continue;
+        }
         if (p.model_versions[k.value()] < version && !Covered(p, k)) {
           exposed = true;
           break;

@@ -3,8 +3,10 @@
 #ifndef ERASER_WORKLOADS_SRC_REPLAY_INTERNAL_H_
 #define ERASER_WORKLOADS_SRC_REPLAY_INTERNAL_H_
 
+#include <map>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "eraser/engine/engine.h"
@@ -40,11 +42,22 @@ struct PolicyRun {
   std::vector<std::pair<uint64_t, engine::Prediction>> final_answers;
 };
 
+// For each deletion target of a trace (by kind and id), the earliest slice
+// of its samples in each shard they are in: read from the partition of the
+// template, not from anything the engine reports.
+using FirstSlices =
+    std::map<std::pair<int, uint64_t>, std::map<ShardId, uint32_t>>;
+StatusOr<FirstSlices> LocateDeletions(const std::string& template_dir,
+                                      const Trace& trace);
+
 // Answers that used a shard model still holding a deletion acknowledged
 // before the answer was computed, the shard not covered by the answer's
-// certificate (affected and certified, waited, or left out of a partial
-// vote). Fills report.exposures and report.exposure_checked.
-void CountExposures(PolicyRun* run);
+// certificate (affected and certified, waited, or left out of a partial or
+// prefix vote). A clean prefix that voted (shard, checkpoint version,
+// stage) holds a deletion if its version predates the first that excludes
+// it and its stages reach the deletion's earliest slice in the shard.
+// Fills report.exposures and report.exposure_checked.
+void CountExposures(const FirstSlices& slices, PolicyRun* run);
 
 // Fills the oracle fields of every run's report. `test_inputs` are the test
 // images scaled to [0, 1].

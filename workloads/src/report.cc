@@ -127,10 +127,10 @@ std::string ReplayReport::ToTable() const {
                 model.test_accuracy);
   out += line;
   std::snprintf(line, sizeof(line),
-                "%-22s %8s %8s %6s  %-29s %8s %10s %8s %5s %6s %5s  %5s %5s "
+                "%-22s %8s %8s %6s  %-33s %8s %10s %8s %5s %6s %5s  %5s %5s "
                 "%5s\n",
                 "policy", "p50 ms", "p99 ms", "acc",
-                "cln/cert/wait/part/rej/unc", "retrains", "sample-ep",
+                "cln/cert/wait/part/rej/unc/pfx", "retrains", "sample-ep",
                 "delay s", "pend", "expose", "unsnd", "p50", "p99", "comp");
   out += line;
   const PolicyReport* base = nullptr;
@@ -140,13 +140,15 @@ std::string ReplayReport::ToTable() const {
   for (const PolicyReport& p : policies) {
     const auto& d = p.decisions;
     char decisions[64];
-    std::snprintf(decisions, sizeof(decisions), "%llu/%llu/%llu/%llu/%llu/%llu",
+    std::snprintf(decisions, sizeof(decisions),
+                  "%llu/%llu/%llu/%llu/%llu/%llu/%llu",
                   static_cast<unsigned long long>(d[0]),
                   static_cast<unsigned long long>(d[1]),
                   static_cast<unsigned long long>(d[2]),
                   static_cast<unsigned long long>(d[3]),
                   static_cast<unsigned long long>(d[4]),
-                  static_cast<unsigned long long>(d[5]));
+                  static_cast<unsigned long long>(d[5]),
+                  static_cast<unsigned long long>(d[6]));
     char savings[64] = "    -     -     -";
     if (base != nullptr && &p != base) {
       std::snprintf(savings, sizeof(savings), "%4.0f%% %4.0f%% %4.0f%%",
@@ -165,7 +167,7 @@ std::string ReplayReport::ToTable() const {
     }
     std::snprintf(
         line, sizeof(line),
-        "%-22s %8.1f %8.1f %6.4f  %-29s %8llu %10llu %8.1f %5llu "
+        "%-22s %8.1f %8.1f %6.4f  %-33s %8llu %10llu %8.1f %5llu "
         "%6llu %5s  %s\n",
         p.name.c_str(), p.latency_ms.p50, p.latency_ms.p99, p.accuracy,
         decisions, static_cast<unsigned long long>(p.shard_retrains),

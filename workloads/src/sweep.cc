@@ -169,21 +169,23 @@ std::string LevelTable(const SweepLevel& level) {
                 base ? 100 * base->retrain_busy_fraction : 0.0);
   out += line;
   std::snprintf(line, sizeof(line),
-                "%-22s %9s %8s %9s %6s %-27s %10s %6s %7s %5s %5s %5s\n",
+                "%-22s %9s %8s %9s %6s %-31s %10s %6s %7s %5s %5s %5s\n",
                 "policy", "mean ms", "p50 ms", "p99 ms", "acc",
-                "cln/cert/wait/part/rej/unc", "sample-ep", "cpu s", "delay s",
-                "expo", "unsnd", "miss");
+                "cln/cert/wait/part/rej/unc/pfx", "sample-ep", "cpu s",
+                "delay s", "expo", "unsnd", "miss");
   out += line;
   for (const PolicyReport& p : level.report.policies) {
     const auto& d = p.decisions;
     char decisions[64];
-    std::snprintf(decisions, sizeof(decisions), "%llu/%llu/%llu/%llu/%llu/%llu",
+    std::snprintf(decisions, sizeof(decisions),
+                  "%llu/%llu/%llu/%llu/%llu/%llu/%llu",
                   (unsigned long long)d[0], (unsigned long long)d[1],
                   (unsigned long long)d[2], (unsigned long long)d[3],
-                  (unsigned long long)d[4], (unsigned long long)d[5]);
+                  (unsigned long long)d[4], (unsigned long long)d[5],
+                  (unsigned long long)d[6]);
     std::snprintf(
         line, sizeof(line),
-        "%-22s %9.1f %8.1f %9.1f %6.4f %-27s %10llu %6.1f %7.1f %5llu "
+        "%-22s %9.1f %8.1f %9.1f %6.4f %-31s %10llu %6.1f %7.1f %5llu "
         "%5llu %5llu\n",
         p.name.c_str(), p.latency_ms.mean, p.latency_ms.p50, p.latency_ms.p99,
         p.accuracy, decisions, (unsigned long long)p.sample_epochs,

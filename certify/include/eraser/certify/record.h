@@ -23,10 +23,13 @@ enum class Decision : uint8_t {
   kPartial = 4,      // plurality of unaffected shards (rule `partial`)
   kRejected = 5,     // no answer: "unavailable, retry" (rule `reject`)
   kUncertified = 6,  // served without a certificate (`inference-first`)
+  kPrefix = 7,       // unaffected shards' models and affected shards' clean
+                     // prefixes (rule `prefix`)
 };
-inline constexpr int kNumDecisions = 6;
+inline constexpr int kNumDecisions = 7;
 
-// "clean", "certified", "waited", "partial", "rejected", "uncertified".
+// "clean", "certified", "waited", "partial", "rejected", "uncertified",
+// "prefix".
 const char* DecisionName(Decision decision);
 
 struct CertificateRecord {
@@ -41,6 +44,10 @@ struct CertificateRecord {
   std::vector<ShardId> affected;
   // The version of every shard's model that voted, by shard.
   std::vector<uint64_t> model_versions;
+  // For `prefix` answers (empty otherwise), by shard: the stage of the
+  // clean prefix that voted (its checkpoint's version is in
+  // model_versions), or -1 for the served model or no vote.
+  std::vector<int32_t> prefix_stages;
 
   // Varint, delta-encoded: a few bytes per pending deletion and shard.
   std::string Encode() const;
@@ -52,7 +59,8 @@ struct CertificateRecord {
     return a.request_id == b.request_id && a.computed == b.computed &&
            a.decision == b.decision && a.answer == b.answer &&
            a.margin == b.margin && a.pending == b.pending &&
-           a.affected == b.affected && a.model_versions == b.model_versions;
+           a.affected == b.affected && a.model_versions == b.model_versions &&
+           a.prefix_stages == b.prefix_stages;
   }
 };
 

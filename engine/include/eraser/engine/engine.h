@@ -56,8 +56,14 @@ struct Prediction {
   // Shards counted as affected when the answer was (last) computed.
   std::vector<ShardId> affected;
   // The version of each shard's model whose vote made the answer, by shard.
-  // For `partial`, only unaffected shards contributed.
+  // For `partial`, only unaffected shards contributed; for `prefix`, an
+  // affected shard that voted with its clean prefix has the prefix
+  // checkpoint's version here.
   std::vector<uint64_t> model_versions;
+  // For `prefix` (empty otherwise), by shard: the stage of the clean prefix
+  // that voted (trained on slices 0..stage), or -1 where the served model
+  // voted or the shard was left out.
+  std::vector<int32_t> prefix_stages;
   // True for an answer served without a certificate although an affected
   // shard contributed (the inference-first baseline).
   bool exposed = false;

@@ -82,6 +82,10 @@ struct TestingHooks {
   // bug of an engine that forgets a shard, for the checks that must catch
   // it.
   std::function<void(std::vector<uint8_t>* affected)> affected_filter;
+  // Added to the clean stage of every shard (scheduler::CoreOptions::
+  // testing_clean_stage_offset): 1 plants the bug of a clean prefix one
+  // stage too deep, which holds a pending deletion.
+  int clean_stage_offset = 0;
 };
 
 struct EngineOptions {

@@ -59,7 +59,8 @@ namespace eraser::metrics {
 
 // Decision label values, in the order of certify::Decision.
 inline constexpr std::string_view kDecisionLabels[] = {
-    "clean", "certified", "waited", "partial", "rejected", "uncertified"};
+    "clean",    "certified",   "waited", "partial",
+    "rejected", "uncertified", "prefix"};
 
 // Why a retraining failed: a Torch or model error, a store error, a full
 // disk.

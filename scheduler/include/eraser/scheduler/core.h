@@ -18,6 +18,11 @@
 //   ERASER, partial  certified, else the unaffected shards' plurality
 //                    (`partial`); with every shard affected it is parked
 //                    like `wait`
+//   ERASER, prefix   certified; else, while at most half of the shards are
+//                    affected, as `partial`; beyond, the unaffected shards'
+//                    models and the affected shards' clean prefixes vote
+//                    (`prefix`; shards without one are left out), parked
+//                    only if no shard can vote
 //   ERASER, reject   certified, else `rejected`
 //   inference-first  `uncertified` (an exposure)
 //   immediate        held, and computed again once nothing is pending
@@ -74,6 +79,9 @@ struct CoreOptions {
   // Test only: sees (and may change) the affected flags of every decision.
   // Lets a test plant the bug of an engine that forgets a shard.
   std::function<void(std::vector<uint8_t>* affected)> testing_affected_hook;
+  // Test only: added to every clean stage the Core computes (CleanStage);
+  // 1 plants the bug of a prefix one stage too deep.
+  int testing_clean_stage_offset = 0;
 
   // kInvalidArgument naming the field.
   Status Validate() const;
@@ -140,6 +148,23 @@ struct Verdict {
   uint64_t watermark = 0;
   // Pending deletions held by the affected shards (for the audit record).
   std::vector<DeletionSeq> pending;
+  // For `prefix` (empty otherwise), by shard: the stage of the clean prefix
+  // that voted (its version is in `versions`), -1 where the served model
+  // voted or the shard was left out.
+  std::vector<int32_t> prefix_stages;
+};
+
+// The clean prefixes that voted with a batch, by shard (the rule
+// `prefix`): stage[k] < 0 where shard k has none. A clean prefix of shard k
+// is the checkpoint of stage `stage[k]` (trained on slices 0..stage[k]),
+// read from the store while the shard served `served[k]`; `version[k]` is
+// the checkpoint's own version, `votes[k * n + i]` its vote on request i of
+// n.
+struct PrefixVotes {
+  std::vector<int32_t> stage;
+  std::vector<uint64_t> served;
+  std::vector<uint64_t> version;
+  std::vector<int32_t> votes;
 };
 
 // A parked request wants shard `shard`'s vote from model `version`, which
@@ -195,9 +220,28 @@ class Core {
   // model holds a pending deletion, or if it was replaced since `versions`
   // (the newer model may have been retrained to forget something the one
   // that voted holds).
+  // Under the rule `prefix`, `prefix` (may be null) holds the clean
+  // prefixes' votes on the batch, and `row` this request's index in it: a
+  // prefix votes only if it is still clean (its stage at most the shard's
+  // CleanStage, read while the shard served the model it serves now).
   Verdict Decide(uint64_t request, const std::vector<int32_t>& votes,
                  const std::vector<uint64_t>& versions, TimePoint now,
-                 Duration max_wait = Duration::max());
+                 Duration max_wait = Duration::max(),
+                 const PrefixVotes* prefix = nullptr, std::size_t row = 0,
+                 std::size_t rows = 1);
+  // The stage of shard `shard`'s clean prefix: the last stage before the
+  // slice of its earliest pending deletion (slices - 1 when none is
+  // pending), -1 when that deletion is in slice 0.
+  int32_t CleanStage(ShardId shard) const;
+  // The clean prefixes the rule `prefix` can use now, by shard: CleanStage
+  // of each affected shard, -1 for the others (and for every shard under
+  // any other rule). The shell loads them, off the inference path, when
+  // this changes.
+  std::vector<int32_t> WantedPrefixes() const;
+  // Whether answers that cannot be certified would now use clean prefixes:
+  // more than half of the shards are affected (the shell computes prefix
+  // votes only then).
+  bool UsesPrefixes() const;
   // The votes parked requests can use now: affected shards whose served
   // model holds no pending deletion and is newer than the one that voted.
   std::vector<Revote> Revotes() const;
@@ -320,6 +364,13 @@ class Core {
   Verdict Answer(int32_t label, certify::Decision decision, int32_t margin,
                  const std::vector<uint8_t>& affected,
                  std::vector<uint64_t> versions) const;
+  // The `prefix` answer: the unaffected shards' votes and the clean
+  // prefixes' of the affected ones; nothing if no prefix is clean.
+  std::optional<Verdict> PrefixAnswer(const std::vector<int32_t>& votes,
+                                      const std::vector<uint8_t>& affected,
+                                      const std::vector<uint64_t>& versions,
+                                      int32_t margin, const PrefixVotes& prefix,
+                                      std::size_t row, std::size_t rows) const;
   void Park(uint64_t request, const std::vector<int32_t>& votes,
             const std::vector<uint8_t>& affected,
             const std::vector<uint64_t>& versions, TimePoint expires);

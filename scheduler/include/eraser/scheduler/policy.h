@@ -6,7 +6,7 @@
 //   inference-first[,deadline=D]
 //   eraser:TIMING[,RULE][,deadline=D]
 //     TIMING  lazy | batch:N | periodic:T | idle[:U] | shards:A
-//     RULE    wait (default) | partial | reject
+//     RULE    wait (default) | partial | prefix | reject
 //   or a preset name (Presets()).
 // D and T are durations such as 500ms, 30s, 2m.
 #ifndef ERASER_SCHEDULER_POLICY_H_
@@ -45,7 +45,12 @@ enum class Timing {
 enum class UncertifiedRule {
   kWait,     // retrain the shards the request needs, answer once certified
   kPartial,  // answer from the unaffected shards now
-  kReject,   // answer "unavailable, retry"
+  // Answer now as `partial` while at most half of the shards are affected;
+  // beyond, affected shards vote with their clean prefix (the checkpoint
+  // before the slice of their earliest pending deletion) where they have
+  // one.
+  kPrefix,
+  kReject,  // answer "unavailable, retry"
 };
 
 struct Policy {

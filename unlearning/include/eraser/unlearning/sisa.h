@@ -215,6 +215,11 @@ class Sisa {
 
   // The latest model of every shard, from the stored checkpoints.
   StatusOr<std::vector<ShardModel>> LoadModels();
+  // The stored checkpoint of `shard` after stage `stage` (trained on slices
+  // 0..stage), as a servable model, with the checkpoint's version (that of
+  // the training that wrote it). kInvalidArgument for a shard or stage out
+  // of range.
+  StatusOr<ShardModel> LoadStage(ShardId shard, uint32_t stage);
 
   // Retrains the requested shards (at most one request per shard)
   // concurrently on the training arena. Reads the store, writes nothing.

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "eraser/certify/record.h"
 #include "eraser/common/clock.h"
 #include "eraser/common/statusor.h"
 #include "eraser/datasets/dataset.h"
@@ -71,8 +72,8 @@ struct PolicyReport {
   // Over the answered requests (refused ones are not in it).
   Summary latency_ms;
   // Indexed like certify::Decision - 1: clean, certified, waited, partial,
-  // rejected, uncertified. Refused requests are not in it.
-  std::array<uint64_t, 6> decisions{};
+  // rejected, uncertified, prefix. Refused requests are not in it.
+  std::array<uint64_t, certify::kNumDecisions> decisions{};
   // Not admitted (queue full): no answer, so neither a decision nor a
   // latency; requests = refused + the decisions.
   uint64_t refused = 0;
