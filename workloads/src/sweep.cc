@@ -19,6 +19,10 @@ constexpr double kMaxBusy = 0.9;
 constexpr double kMeanSavingTarget = 0.99;
 constexpr double kP99SavingTarget = 0.95;
 constexpr double kComputeSavingTarget = 0.31;
+// Accuracy at most this far below the baseline's.
+constexpr double kAccuracyGapTarget = 0.01;
+// Requests a qualifying policy may leave without an answer.
+constexpr double kMaxRejectedFraction = 0.01;
 
 double Saving(double policy, double baseline) {
   return baseline > 0 ? 1.0 - policy / baseline : 0.0;
@@ -34,6 +38,12 @@ uint64_t Rejected(const PolicyReport& p) {
 uint64_t Unsound(const PolicyReport& p) {
   return p.soundness_violations + p.oracle_from_scratch_violations +
          p.final_state_violations;
+}
+
+double RejectedFraction(const PolicyReport& p) {
+  return p.requests > 0 ? static_cast<double>(Rejected(p)) /
+                              static_cast<double>(p.requests)
+                        : 0.0;
 }
 
 const PolicyReport* Baseline(const ReplayReport& r) {
@@ -53,12 +63,16 @@ TargetCheck::Candidate Describe(const PolicyReport& p,
                             static_cast<double>(base.sample_epochs));
   c.accuracy = p.accuracy;
   c.baseline_accuracy = base.accuracy;
+  c.rejected_fraction = RejectedFraction(p);
   c.deadline_misses = p.deadline_misses;
   c.soundness_violations = Unsound(p);
   c.exposures = p.exposures;
   c.meets_latency =
       c.mean_saving >= kMeanSavingTarget && c.p99_saving >= kP99SavingTarget;
   c.meets_compute = c.compute_saving >= kComputeSavingTarget;
+  // Accuracies are ratios of counts: compared with a rounding margin.
+  c.meets_accuracy =
+      c.accuracy >= c.baseline_accuracy - kAccuracyGapTarget - 1e-9;
   return c;
 }
 
@@ -66,8 +80,8 @@ TargetCheck::Candidate Describe(const PolicyReport& p,
 // latency saved (wait policies often retrain exactly as much as each
 // other, and the first in preset order must not win such a tie).
 bool Better(const TargetCheck::Candidate& a, const TargetCheck::Candidate& b) {
-  const int ma = a.meets_latency + a.meets_compute;
-  const int mb = b.meets_latency + b.meets_compute;
+  const int ma = a.meets_latency + a.meets_compute + a.meets_accuracy;
+  const int mb = b.meets_latency + b.meets_compute + b.meets_accuracy;
   if (ma != mb) return ma > mb;
   if (a.compute_saving != b.compute_saving) {
     return a.compute_saving > b.compute_saving;
@@ -87,8 +101,10 @@ json CandidateJson(const TargetCheck::Candidate& c) {
           {"exposures", c.exposures},
           {"soundness_violations", c.soundness_violations},
           {"deadline_misses", c.deadline_misses},
+          {"rejected_fraction", c.rejected_fraction},
           {"meets_latency_targets", c.meets_latency},
-          {"meets_compute_target", c.meets_compute}};
+          {"meets_compute_target", c.meets_compute},
+          {"meets_accuracy_target", c.meets_accuracy}};
 }
 
 }  // namespace
@@ -105,9 +121,11 @@ std::vector<TargetCheck> SweepReport::CheckTargets() const {
                      base->retrain_busy_fraction <= kMaxBusy;
     for (const PolicyReport& p : level.report.policies) {
       const scheduler::Policy* policy = &p.spec;
-      // A rejected request gets no answer: its low latency saves nothing.
+      // A rejected request gets no answer: its low latency saves nothing,
+      // so at most 1% may be.
       if (policy->kind != scheduler::PolicyKind::kEraser || p.exposures > 0 ||
-          Unsound(p) > 0 || p.deadline_misses > 0 || Rejected(p) > 0) {
+          Unsound(p) > 0 || p.deadline_misses > 0 ||
+          RejectedFraction(p) > kMaxRejectedFraction) {
         continue;
       }
       const TargetCheck::Candidate c = Describe(p, *base);
@@ -148,6 +166,8 @@ std::string SweepReport::ToJson() const {
                     {"latency_mean_saving", kMeanSavingTarget},
                     {"latency_p99_saving", kP99SavingTarget},
                     {"compute_saving", kComputeSavingTarget},
+                    {"accuracy_gap", kAccuracyGapTarget},
+                    {"rejected_fraction", kMaxRejectedFraction},
                     {"levels", targets}};
   return out.dump(2) + "\n";
 }
@@ -199,8 +219,9 @@ std::string LevelTable(const SweepLevel& level) {
 std::string SweepReport::TargetsTable() const {
   std::string out =
       "\nTargets where the baseline is busy 20% to 90%: mean latency saving "
-      ">= 99%, p99 >= 95%, compute >= 31%;\nno exposure, no soundness "
-      "violation, no missed deadline.\n";
+      ">= 99%, p99 >= 95%, compute >= 31%,\naccuracy within 1 point of the "
+      "baseline's; no exposure, no soundness violation, no missed deadline,\n"
+      "at most 1% of requests rejected.\n";
   char line[512];
   std::snprintf(line, sizeof(line),
                 "%-6s %-5s %-9s %-22s %7s %7s %7s %7s %7s %s\n", "del/s",
@@ -211,7 +232,7 @@ std::string SweepReport::TargetsTable() const {
     for (int which = 0; which < 2; ++which) {
       const TargetCheck::Candidate& c = which == 0 ? t.best : t.best_wait;
       if (c.name.empty()) continue;
-      const bool all = c.meets_latency && c.meets_compute;
+      const bool all = c.meets_latency && c.meets_compute && c.meets_accuracy;
       std::snprintf(line, sizeof(line),
                     "%-6.2f %4.0f%% %-9s %-22s %6.2f%% %6.2f%% %6.1f%% %7.4f "
                     "%7.4f %s\n",
@@ -237,10 +258,7 @@ std::string SweepReport::ToDat() const {
     for (const SweepLevel& level : levels) {
       for (const PolicyReport& p : level.report.policies) {
         if (p.name != first.name) continue;
-        const double rejected = p.requests > 0
-                                    ? static_cast<double>(Rejected(p)) /
-                                          static_cast<double>(p.requests)
-                                    : 0.0;
+        const double rejected = RejectedFraction(p);
         std::snprintf(
             line, sizeof(line), "%g %g %g %g %llu %g %g %llu %llu %g %g %g\n",
             level.deletion_rate, p.latency_ms.mean, p.latency_ms.p50,

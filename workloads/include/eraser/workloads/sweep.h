@@ -19,26 +19,28 @@ struct SweepLevel {
 };
 
 // The check of the performance targets at one level (docs/performance.md):
-// where the immediate baseline keeps unlearning busy 20% to 80% of the
-// time, the best ERASER policy that answers every request without exposure
-// should save at least 99% of mean and 95% of p99 latency and 31% of
-// retraining compute, with no soundness violation and every deletion
-// within its deadline.
+// where the immediate baseline keeps unlearning busy 20% to 90% of the
+// time, the best ERASER policy that rejects at most 1% of requests without
+// exposure should save at least 99% of mean and 95% of p99 latency and 31%
+// of retraining compute, and serve an accuracy within 1 point of the
+// baseline's, with no soundness violation and every deletion within its
+// deadline.
 struct TargetCheck {
   double deletion_rate = 0;
   double baseline_busy_fraction = 0;
-  bool in_range = false;  // busy fraction in [0.2, 0.8]
+  bool in_range = false;  // busy fraction in [0.2, 0.9]
   struct Candidate {
     std::string name;  // empty when no policy qualifies
     double mean_saving = 0, p99_saving = 0, compute_saving = 0;
     double accuracy = 0, baseline_accuracy = 0;
+    double rejected_fraction = 0;  // rejected or refused
     uint64_t deadline_misses = 0, soundness_violations = 0, exposures = 0;
-    bool meets_latency = false, meets_compute = false;
+    bool meets_latency = false, meets_compute = false, meets_accuracy = false;
   };
-  // Among ERASER policies that answered every request (none rejected) with
-  // no exposure, no soundness violation and no missed deadline: the one
-  // that meets the most targets, then the largest compute saving, then the
-  // largest mean latency saving, then p99.
+  // Among ERASER policies that rejected at most 1% of requests, with no
+  // exposure, no soundness violation and no missed deadline: the one that
+  // meets the most targets (latency, compute, accuracy), then the largest
+  // compute saving, then the largest mean latency saving, then p99.
   Candidate best;
   // The same among `wait` policies whose answers all equal the oracle's.
   Candidate best_wait;
