@@ -211,7 +211,7 @@ const std::vector<std::pair<std::string, std::string>>& Presets() {
           {"eraser-shards-partial", "eraser:shards:4,partial,deadline=30s"},
           {"eraser-shards6-partial", "eraser:shards:6,partial,deadline=30s"},
           {"eraser-lazy-prefix", "eraser:lazy,prefix,deadline=30s"},
-          {"eraser-shards-prefix", "eraser:shards:4,prefix,deadline=30s"},
+          {"eraser-shards-prefix", "eraser:shards:6,prefix,deadline=30s"},
       };
   return *presets;
 }
