@@ -317,7 +317,7 @@ EngineStats EngineImpl::Stats() const {
   stats.retrains_running = core_->running();
   stats.retrains = retrains_;
   stats.unlearning_cost = unlearning_cost_;
-  stats.deadline_misses = deadline_misses_;
+  stats.deadline_misses = core_->deadline_misses();
   const TimePoint now = clock_->Now();
   stats.capacity = core_->GetCapacity(now);
   stats.retrain_failures = retrain_failures_;

@@ -246,7 +246,6 @@ class EngineImpl final : public Engine {
   std::deque<scheduler::RetrainOrder> orders_ GUARDED_BY(mu_);
   uint64_t retrains_ GUARDED_BY(mu_) = 0;
   int active_retrains_ GUARDED_BY(mu_) = 0;  // orders a retrainer runs
-  uint64_t deadline_misses_ GUARDED_BY(mu_) = 0;
   uint64_t retrain_failures_ GUARDED_BY(mu_) = 0;
   std::string last_retrain_failure_ GUARDED_BY(mu_);
   uint64_t expired_ GUARDED_BY(mu_) = 0;

@@ -320,21 +320,11 @@ void EngineImpl::Swap(const scheduler::RetrainOrder& order,
     unlearning_cost_.cpu_seconds += result.cost.cpu_seconds;
     unlearning_cost_.wall_seconds += result.cost.wall_seconds;
   }
-  std::vector<std::pair<DeletionSeq, TimePoint>> completed;
-  for (DeletionSeq seq : retrained.plan.completed) {
-    if (std::optional<TimePoint> arrival = core_->Arrival(seq)) {
-      completed.emplace_back(seq, *arrival);
-    }
-  }
-  core_->OnApplied(order, retrained.plan, version, now, held,
-                   result.cost.sample_epochs);
-  for (const auto& [seq, arrival] : completed) {
-    metrics_->DeletionApplied(Seconds(now - arrival));
-    if (options_.policy.has_deadline() &&
-        now - arrival > options_.policy.deadline) {
-      ++deadline_misses_;
-      metrics_->DeadlineMissed();
-    }
+  for (const scheduler::Completion& c :
+       core_->OnApplied(order, retrained.plan, version, now, held,
+                        result.cost.sample_epochs)) {
+    metrics_->DeletionApplied(Seconds(now - c.arrival));
+    if (c.late) metrics_->DeadlineMissed();
   }
 }
 
@@ -399,9 +389,10 @@ void EngineImpl::ReloadShards() {
     }
     snapshot_ = std::move(next).value();
     const TimePoint now = clock_->Now();
-    for (const auto& [seq, arrival] :
+    for (const scheduler::Completion& c :
          core_->OnReplaced(shard, checkpoint->version, gone, now)) {
-      metrics_->DeletionApplied(Seconds(now - arrival));
+      metrics_->DeletionApplied(Seconds(now - c.arrival));
+      if (c.late) metrics_->DeadlineMissed();
     }
     ++reloads_;
     metrics_->ShardReloaded();

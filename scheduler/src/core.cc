@@ -427,24 +427,45 @@ ApplyPlan Core::PlanApply(const RetrainOrder& order) const {
   return plan;
 }
 
-void Core::OnApplied(const RetrainOrder& order, const ApplyPlan& plan,
-                     uint64_t version, TimePoint now, Duration held,
-                     uint64_t sample_epochs) {
+std::vector<Completion> Core::Completed(
+    const std::vector<std::pair<DeletionSeq, TimePoint>>& before,
+    TimePoint now) {
+  std::vector<Completion> out;
+  for (const auto& [seq, arrival] : before) {
+    if (pending_.count(seq) > 0) continue;
+    const bool late = options_.policy.has_deadline() &&
+                      now - arrival > options_.policy.deadline;
+    deadline_misses_ += late;
+    out.push_back({seq, arrival, late});
+  }
+  return out;
+}
+
+std::vector<Completion> Core::OnApplied(const RetrainOrder& order,
+                                        const ApplyPlan& plan, uint64_t version,
+                                        TimePoint now, Duration held,
+                                        uint64_t sample_epochs) {
   running_.erase(order.shard);
+  std::vector<std::pair<DeletionSeq, TimePoint>> before;
+  for (DeletionSeq seq : plan.completed) {
+    if (auto it = pending_.find(seq); it != pending_.end()) {
+      before.emplace_back(seq, it->second.arrival);
+    }
+  }
   const std::size_t completed = Remove(order, version, plan.excluded);
   backoff_[order.shard.value()] = Backoff();
   estimator_.Observe(sample_epochs, held);
   Bucket& bucket = BucketAt(now);
   bucket.applied += completed;
   bucket.busy_seconds += std::chrono::duration<double>(held).count();
+  return Completed(before, now);
 }
 
-std::vector<std::pair<DeletionSeq, TimePoint>> Core::OnReplaced(
-    ShardId shard, uint64_t version, const std::vector<SampleId>& gone,
-    TimePoint now) {
-  std::vector<std::pair<DeletionSeq, TimePoint>> completed;
+std::vector<Completion> Core::OnReplaced(ShardId shard, uint64_t version,
+                                         const std::vector<SampleId>& gone,
+                                         TimePoint now) {
   if (shard.value() >= options_.shards || version <= versions_[shard.value()]) {
-    return completed;
+    return {};
   }
   std::vector<std::pair<DeletionSeq, TimePoint>> before;
   for (DeletionSeq seq : shard_pending_[shard.value()]) {
@@ -456,10 +477,7 @@ std::vector<std::pair<DeletionSeq, TimePoint>> Core::OnReplaced(
   std::sort(order.samples.begin(), order.samples.end());
   BucketAt(now).applied += Remove(order, version, Excluded(order));
   backoff_[shard.value()] = Backoff();
-  for (const auto& entry : before) {
-    if (pending_.count(entry.first) == 0) completed.push_back(entry);
-  }
-  return completed;
+  return Completed(before, now);
 }
 
 std::size_t Core::Remove(const RetrainOrder& order, uint64_t version,

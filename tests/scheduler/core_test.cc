@@ -318,6 +318,32 @@ TEST_F(CoreTest, PrefixAfterARetrainingNeedsAPrefixReadSinceIt) {
   EXPECT_THAT(v.prefix_stages, ElementsAre(2, 2, -1, -1, -1, -1, -1, -1));
 }
 
+TEST_F(CoreTest, TheCoreJudgesDeadlineMisses) {
+  for (const char* policy : {"eraser:lazy,partial", "immediate"}) {
+    SCOPED_TRACE(policy);
+    Core& core = Make(policy);
+    Delete(1, {{0, 0}});
+    Delete(2, {{1, 0}});
+    clock_.Advance(seconds(20));
+    const std::vector<RetrainOrder> orders = Poll();
+    ASSERT_FALSE(orders.empty());
+    // Shard 0 within the 30 s deadline, shard 1 after it: one miss, except
+    // for `immediate`, which has no deadline.
+    const RetrainOrder first = running_.at(0);
+    running_.erase(0);
+    const std::vector<Completion> on_time = core.OnApplied(
+        first, core.PlanApply(first), 2, clock_.Now(), seconds(1), 1000);
+    ASSERT_EQ(on_time.size(), 1u);
+    EXPECT_FALSE(on_time[0].late);
+    clock_.Advance(seconds(11));
+    if (running_.count(1) == 0) Poll();
+    Finish(1);
+    EXPECT_EQ(core.pending_deletions(), 0u);
+    EXPECT_EQ(core.deadline_misses(), core.policy().has_deadline() ? 1u : 0u);
+    running_.clear();
+  }
+}
+
 TEST_F(CoreTest, RejectRejects) {
   Make("eraser:lazy,reject");
   Delete(1, {{0, 0}, {1, 0}, {2, 0}});
@@ -1150,14 +1176,25 @@ TEST_F(CoreTest, AModelFromAnotherEngineCompletesWhatItLeavesOut) {
       clock_.Now());
   // Deletion 1 only: 3 still pends in shard 5, 2 for sample 201.
   ASSERT_EQ(completed.size(), 1u);
-  EXPECT_EQ(completed[0].first, DeletionSeq(1));
-  EXPECT_EQ(completed[0].second, arrival);
+  EXPECT_EQ(completed[0].seq, DeletionSeq(1));
+  EXPECT_EQ(completed[0].arrival, arrival);
+  EXPECT_FALSE(completed[0].late);
+  EXPECT_EQ(core.deadline_misses(), 0u);
   EXPECT_EQ(core.versions()[3], 2u);
   EXPECT_FALSE(core.IsPending(DeletionSeq(1)));
   EXPECT_TRUE(core.IsPending(DeletionSeq(2)));
   EXPECT_TRUE(core.IsPending(DeletionSeq(3)));
   EXPECT_THAT(core.PendingSamples(ShardId(3)), ElementsAre(SampleId(201)));
   EXPECT_THAT(core.AffectedShards(), ElementsAre(ShardId(3), ShardId(5)));
+  // Completed by another engine's model after the 30 s deadline: the Core
+  // counts the miss, as for a local retraining.
+  clock_.Advance(seconds(30));
+  const auto late =
+      core.OnReplaced(ShardId(3), 3, {SampleId(201)}, clock_.Now());
+  ASSERT_EQ(late.size(), 1u);
+  EXPECT_EQ(late[0].seq, DeletionSeq(2));
+  EXPECT_TRUE(late[0].late);
+  EXPECT_EQ(core.deadline_misses(), 1u);
 }
 
 }  // namespace

@@ -167,6 +167,15 @@ struct PrefixVotes {
   std::vector<int32_t> votes;
 };
 
+// A deletion that left every shard, and whether it left later than the
+// policy's deadline after its arrival (the Core judges it, on every path
+// that completes a deletion).
+struct Completion {
+  DeletionSeq seq;
+  TimePoint arrival;
+  bool late = false;
+};
+
 // A parked request wants shard `shard`'s vote from model `version`, which
 // holds no pending deletion.
 struct Revote {
@@ -271,10 +280,12 @@ class Core {
   // stays pending even if it names only samples the order left out, and a
   // later order of the shard (with nothing left to train) records it.
   // `held` is how long the order held its slot (retraining, apply,
-  // compaction); `sample_epochs` the work it did.
-  void OnApplied(const RetrainOrder& order, const ApplyPlan& plan,
-                 uint64_t version, TimePoint now, Duration held,
-                 uint64_t sample_epochs);
+  // compaction); `sample_epochs` the work it did. Returns the deletions it
+  // completed.
+  std::vector<Completion> OnApplied(const RetrainOrder& order,
+                                    const ApplyPlan& plan, uint64_t version,
+                                    TimePoint now, Duration held,
+                                    uint64_t sample_epochs);
   // The order failed after holding its slot for `held`: its deletions wait
   // again, and the shard is retried no earlier than the time returned
   // (retry_initial, doubled per consecutive failure, at most retry_max).
@@ -283,11 +294,11 @@ class Core {
   // Another engine sharing the store committed model `version` of `shard`,
   // now served here: it leaves out `gone` (the shard's samples erased in the
   // store). Pending deletions lose those samples in the shard, as after
-  // OnApplied; returns the deletions that completed, with their arrival
-  // times. Ignored unless `version` is newer than the shard's.
-  std::vector<std::pair<DeletionSeq, TimePoint>> OnReplaced(
-      ShardId shard, uint64_t version, const std::vector<SampleId>& gone,
-      TimePoint now);
+  // OnApplied; returns the deletions that completed. Ignored unless
+  // `version` is newer than the shard's.
+  std::vector<Completion> OnReplaced(ShardId shard, uint64_t version,
+                                     const std::vector<SampleId>& gone,
+                                     TimePoint now);
   // Forgets every shard's failures: what they waited for (a store that
   // could not be reached) is back, so failed shards are retried at once.
   void ClearBackoff();
@@ -310,6 +321,9 @@ class Core {
 
   // ---- state --------------------------------------------------------------
   std::size_t pending_deletions() const { return pending_.size(); }
+  // Deletions completed later than the deadline, on any path (a local
+  // retraining, or a model another engine retrained).
+  uint64_t deadline_misses() const { return deadline_misses_; }
   bool IsPending(DeletionSeq seq) const { return pending_.count(seq) > 0; }
   // A pending deletion's arrival time.
   std::optional<TimePoint> Arrival(DeletionSeq seq) const;
@@ -386,6 +400,11 @@ class Core {
                      const std::vector<DeletionSeq>& excluded);
 
   Bucket& BucketAt(TimePoint t);
+  // Of `before` (pending deletions with their arrivals), those no longer
+  // pending, judged against the deadline at `now`.
+  std::vector<Completion> Completed(
+      const std::vector<std::pair<DeletionSeq, TimePoint>>& before,
+      TimePoint now);
 
   // ---- plan.cc ----
   // Shards with pending deletions and no retraining in flight.
@@ -429,6 +448,7 @@ class Core {
   std::map<uint64_t, Parked> parked_;
   std::map<uint64_t, TimePoint> held_;  // request -> when it falls back
   uint64_t watermark_ = 0;
+  uint64_t deadline_misses_ = 0;
   Estimator estimator_;
   // The last rate_window in one-second buckets, oldest first: bounded.
   std::vector<Bucket> buckets_;
