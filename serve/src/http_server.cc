@@ -251,13 +251,14 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     Request req = parser_->release();
     // The callback keeps the session alive until the response is written:
     // nothing else holds it while the handler works asynchronously. Called,
-    // it hands its reference to the I/O thread, so that the session ends
-    // there and never on the handler's thread after Stop() (which waits for
-    // the response, not for the handler to destroy its callback).
+    // it moves its only reference into the I/O thread's work, so that the
+    // session ends there and never on the handler's thread after Stop()
+    // (which waits for the response, up to its bound, not for the handler
+    // to destroy its callback).
     server_->handler()(std::move(req), [self = Self()](Response res) mutable {
-      std::shared_ptr<Session> session = std::move(self);
-      net::post(session->stream_.get_executor(),
-                [session, res = std::move(res)]() mutable {
+      const auto executor = self->stream_.get_executor();
+      net::post(executor,
+                [session = std::move(self), res = std::move(res)]() mutable {
                   session->Write(std::move(res), true);
                 });
     });
