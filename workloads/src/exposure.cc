@@ -6,6 +6,7 @@
 // deletion in the store) and the partition's slices.
 #include <algorithm>
 #include <map>
+#include <set>
 
 #include "eraser/storage/store.h"
 #include "replay_internal.h"
@@ -36,11 +37,11 @@ std::pair<int, uint64_t> Key(const storage::DeletionTarget& t) {
 
 }  // namespace
 
-StatusOr<FirstSlices> LocateDeletions(const std::string& template_dir,
-                                      const Trace& trace) {
+StatusOr<Locations> LocateDeletions(const std::string& template_dir,
+                                    const Trace& trace) {
   ASSIGN_OR_RETURN(std::unique_ptr<storage::Store> store,
                    storage::Store::Open({template_dir, false}));
-  FirstSlices out;
+  Locations out;
   for (const TraceEvent& e : trace.events) {
     if (e.op != TraceEvent::Op::kDelete || out.count(Key(e.deletion)) > 0) {
       continue;
@@ -55,17 +56,13 @@ StatusOr<FirstSlices> LocateDeletions(const std::string& template_dir,
           store->OwnerSamples(OwnerId(e.deletion.id));
       if (s.ok()) samples = std::move(s).value();
     }
-    // An unknown target is refused by the engine: it has no slices.
-    std::map<ShardId, uint32_t>& first = out[Key(e.deletion)];
-    for (const storage::SampleLocation& s : samples) {
-      auto [it, inserted] = first.emplace(s.shard, s.slice);
-      if (!inserted) it->second = std::min(it->second, s.slice);
-    }
+    // An unknown target is refused by the engine: it has no samples.
+    out[Key(e.deletion)] = std::move(samples);
   }
   return out;
 }
 
-void CountExposures(const FirstSlices& slices, PolicyRun* run) {
+void CountExposures(const Locations& locations, PolicyRun* run) {
   PolicyReport& r = run->report;
   r.exposures = 0;
   r.exposure_checked = 0;
@@ -73,6 +70,20 @@ void CountExposures(const FirstSlices& slices, PolicyRun* run) {
   // deletion hit that no version excludes (never retrained without it)
   // holds it in every version.
   std::vector<std::map<ShardId, uint64_t>> first_without(run->infos.size());
+  // Per deletion: shard -> the earliest slice of its samples there that no
+  // earlier deletion named (a sample deleted twice is held until the first
+  // deletion's exclusion, and checked with that one).
+  std::vector<std::map<ShardId, uint32_t>> first_slice(run->infos.size());
+  std::set<SampleId> named;
+  for (std::size_t i = 0; i < run->infos.size(); ++i) {
+    const auto it = locations.find(Key(run->targets[i]));
+    if (it == locations.end()) continue;
+    for (const storage::SampleLocation& s : it->second) {
+      if (!named.insert(s.id).second) continue;
+      auto [at, inserted] = first_slice[i].emplace(s.shard, s.slice);
+      if (!inserted) at->second = std::min(at->second, s.slice);
+    }
+  }
   for (std::size_t i = 0; i < run->infos.size(); ++i) {
     const engine::DeletionInfo& info = run->infos[i];
     for (ShardId k : info.shards) first_without[i][k] = UINT64_MAX;
@@ -98,10 +109,8 @@ void CountExposures(const FirstSlices& slices, PolicyRun* run) {
         if (stage >= 0) {
           // A clean prefix of shard k voted: trained on slices 0..stage of
           // the chain of its checkpoint's version.
-          const auto target = slices.find(Key(run->targets[i]));
-          if (target == slices.end()) continue;
-          const auto slice = target->second.find(k);
-          if (slice != target->second.end() &&
+          const auto slice = first_slice[i].find(k);
+          if (slice != first_slice[i].end() &&
               p.model_versions[k.value()] < version &&
               static_cast<int64_t>(slice->second) <= stage) {
             exposed = true;

@@ -105,7 +105,7 @@ struct RunContext {
   const std::vector<float>& test_inputs;
   const datasets::Split& test;
   const ReplayConfig& config;
-  const FirstSlices& slices;
+  const Locations& locations;
 };
 
 struct Deletion {
@@ -262,7 +262,7 @@ Status CollectUnlearning(const RunContext& c, engine::Engine& engine,
   r.exposures_flagged = std::count_if(
       run->outcomes.begin(), run->outcomes.end(),
       [](const Outcome& o) { return o.prediction && o.prediction->exposed; });
-  CountExposures(c.slices, run);
+  CountExposures(c.locations, run);
   if (c.config.oracle && c.config.final_state_checks > 0) {
     RETURN_IF_ERROR(
         ProbeFinalState(c, engine, c.config.final_state_checks, run));
@@ -407,7 +407,7 @@ StatusOr<ReplayReport> RunReplay(const Trace& trace,
   ASSIGN_OR_RETURN(report.model,
                    internal::DescribeModel(template_dir, test_inputs, test));
   report.model.dataset = dataset.source;
-  ASSIGN_OR_RETURN(internal::FirstSlices slices,
+  ASSIGN_OR_RETURN(internal::Locations locations,
                    internal::LocateDeletions(template_dir, trace));
   ASSIGN_OR_RETURN(internal::ScratchDir scratch,
                    internal::ScratchDir::Create(config.work_dir));
@@ -423,7 +423,7 @@ StatusOr<ReplayReport> RunReplay(const Trace& trace,
         test_inputs,
         test,
         config,
-        slices};
+        locations};
     StatusOr<internal::PolicyRun> run = [&]() -> StatusOr<internal::PolicyRun> {
       ASSIGN_OR_RETURN(ScratchStore copy,
                        ScratchStore::Copy(template_dir, scratch.path(),

@@ -42,22 +42,23 @@ struct PolicyRun {
   std::vector<std::pair<uint64_t, engine::Prediction>> final_answers;
 };
 
-// For each deletion target of a trace (by kind and id), the earliest slice
-// of its samples in each shard they are in: read from the partition of the
-// template, not from anything the engine reports.
-using FirstSlices =
-    std::map<std::pair<int, uint64_t>, std::map<ShardId, uint32_t>>;
-StatusOr<FirstSlices> LocateDeletions(const std::string& template_dir,
-                                      const Trace& trace);
+// For each deletion target of a trace (by kind and id), its samples with
+// their shards and slices: read from the partition of the template, not
+// from anything the engine reports.
+using Locations =
+    std::map<std::pair<int, uint64_t>, std::vector<storage::SampleLocation>>;
+StatusOr<Locations> LocateDeletions(const std::string& template_dir,
+                                    const Trace& trace);
 
 // Answers that used a shard model still holding a deletion acknowledged
 // before the answer was computed, the shard not covered by the answer's
 // certificate (affected and certified, waited, or left out of a partial or
 // prefix vote). A clean prefix that voted (shard, checkpoint version,
 // stage) holds a deletion if its version predates the first that excludes
-// it and its stages reach the deletion's earliest slice in the shard.
-// Fills report.exposures and report.exposure_checked.
-void CountExposures(const FirstSlices& slices, PolicyRun* run);
+// it and its stages reach the deletion's earliest slice in the shard (over
+// the samples no earlier deletion of the run named: those are checked with
+// that one). Fills report.exposures and report.exposure_checked.
+void CountExposures(const Locations& locations, PolicyRun* run);
 
 // Fills the oracle fields of every run's report. `test_inputs` are the test
 // images scaled to [0, 1].
