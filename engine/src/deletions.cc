@@ -48,6 +48,15 @@ StatusOr<DeletionSeq> EngineImpl::RequestDeletion(
   RETURN_IF_ERROR(CatchUp());
   ASSIGN_OR_RETURN(std::vector<storage::SampleLocation> samples,
                    Resolve(target));
+  // A sample erased by a deletion another engine appended after that
+  // read, and already applied there: that deletion is registered first,
+  // so that this engine, whose model may still hold the sample, keeps it
+  // pending until its model leaves it out.
+  if (shared_store_ &&
+      std::any_of(samples.begin(), samples.end(),
+                  [](const storage::SampleLocation& s) { return s.erased; })) {
+    RETURN_IF_ERROR(CatchUp());
+  }
   std::vector<scheduler::SampleHit> live;
   for (const storage::SampleLocation& s : samples) {
     if (!s.erased) live.push_back({s.id, s.shard, s.slice});
