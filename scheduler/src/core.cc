@@ -198,10 +198,7 @@ bool Core::UsesPrefixes() const {
       options_.policy.rule != UncertifiedRule::kPrefix) {
     return false;
   }
-  std::size_t affected = 0;
-  for (std::size_t k = 0; k < options_.shards; ++k)
-    affected += ShardAffected(k);
-  return 2 * affected > options_.shards;
+  return 2 * AffectedShards().size() > options_.shards;
 }
 
 std::optional<Verdict> Core::PrefixAnswer(

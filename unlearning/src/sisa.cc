@@ -406,11 +406,8 @@ StatusOr<ModelCost> Sisa::ReadModelCost() {
 StatusOr<std::vector<ShardModel>> Sisa::LoadModels() {
   std::vector<ShardModel> models;
   for (uint32_t k = 0; k < options_.shards; ++k) {
-    ASSIGN_OR_RETURN(storage::Checkpoint c,
-                     store_->GetCheckpoint(ShardId(k), options_.slices - 1));
-    ASSIGN_OR_RETURN(std::shared_ptr<const Model> model,
-                     LoadModel(options_.model, c.blob));
-    models.push_back({ShardId(k), c.version, Served(std::move(model))});
+    ASSIGN_OR_RETURN(ShardModel m, LoadStage(ShardId(k), options_.slices - 1));
+    models.push_back(std::move(m));
   }
   return models;
 }

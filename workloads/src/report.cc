@@ -118,6 +118,15 @@ std::string ReplayReport::ToJson() const {
   return out.dump(2) + "\n";
 }
 
+std::string PolicyReport::DecisionCounts() const {
+  std::string out;
+  for (uint64_t count : decisions) {
+    if (!out.empty()) out += '/';
+    out += std::to_string(count);
+  }
+  return out;
+}
+
 std::string ReplayReport::ToTable() const {
   std::string out;
   char line[512];
@@ -138,17 +147,7 @@ std::string ReplayReport::ToTable() const {
     if (p.name == baseline) base = &p;
   }
   for (const PolicyReport& p : policies) {
-    const auto& d = p.decisions;
-    char decisions[64];
-    std::snprintf(decisions, sizeof(decisions),
-                  "%llu/%llu/%llu/%llu/%llu/%llu/%llu",
-                  static_cast<unsigned long long>(d[0]),
-                  static_cast<unsigned long long>(d[1]),
-                  static_cast<unsigned long long>(d[2]),
-                  static_cast<unsigned long long>(d[3]),
-                  static_cast<unsigned long long>(d[4]),
-                  static_cast<unsigned long long>(d[5]),
-                  static_cast<unsigned long long>(d[6]));
+    const std::string decisions = p.DecisionCounts();
     char savings[64] = "    -     -     -";
     if (base != nullptr && &p != base) {
       std::snprintf(savings, sizeof(savings), "%4.0f%% %4.0f%% %4.0f%%",
@@ -170,7 +169,7 @@ std::string ReplayReport::ToTable() const {
         "%-22s %8.1f %8.1f %6.4f  %-33s %8llu %10llu %8.1f %5llu "
         "%6llu %5s  %s\n",
         p.name.c_str(), p.latency_ms.p50, p.latency_ms.p99, p.accuracy,
-        decisions, static_cast<unsigned long long>(p.shard_retrains),
+        decisions.c_str(), static_cast<unsigned long long>(p.shard_retrains),
         static_cast<unsigned long long>(p.sample_epochs),
         p.delay_ms.max / 1000.0,
         static_cast<unsigned long long>(p.pending_at_end),

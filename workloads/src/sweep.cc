@@ -195,20 +195,13 @@ std::string LevelTable(const SweepLevel& level) {
                 "delay s", "expo", "unsnd", "miss");
   out += line;
   for (const PolicyReport& p : level.report.policies) {
-    const auto& d = p.decisions;
-    char decisions[64];
-    std::snprintf(decisions, sizeof(decisions),
-                  "%llu/%llu/%llu/%llu/%llu/%llu/%llu",
-                  (unsigned long long)d[0], (unsigned long long)d[1],
-                  (unsigned long long)d[2], (unsigned long long)d[3],
-                  (unsigned long long)d[4], (unsigned long long)d[5],
-                  (unsigned long long)d[6]);
+    const std::string decisions = p.DecisionCounts();
     std::snprintf(
         line, sizeof(line),
         "%-22s %9.1f %8.1f %9.1f %6.4f %-31s %10llu %6.1f %7.1f %5llu "
         "%5llu %5llu\n",
         p.name.c_str(), p.latency_ms.mean, p.latency_ms.p50, p.latency_ms.p99,
-        p.accuracy, decisions, (unsigned long long)p.sample_epochs,
+        p.accuracy, decisions.c_str(), (unsigned long long)p.sample_epochs,
         p.cpu_seconds, p.delay_ms.max / 1000.0, (unsigned long long)p.exposures,
         (unsigned long long)Unsound(p), (unsigned long long)p.deadline_misses);
     out += line;

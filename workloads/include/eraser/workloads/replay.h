@@ -112,6 +112,10 @@ struct PolicyReport {
   uint64_t final_state_checked = 0;
   uint64_t final_state_violations = 0;
   double wall_seconds = 0;
+
+  // The decisions' counts in their order, joined by '/' (the tables'
+  // cln/cert/wait/part/rej/unc/pfx column).
+  std::string DecisionCounts() const;
 };
 
 struct ModelInfo {
