@@ -205,6 +205,48 @@ TEST_F(SisaTest, RetrainIsBitIdenticalToTrainingWithoutTheSamples) {
   EXPECT_NE(r.model->Serialize(), Blob(*base_->store, 0, 3));
 }
 
+// A retraining on an idle inference core yields between mini-batches: the
+// pause is called before each one, and whatever runs in it (here a real
+// inference on the same thread) cannot change what is trained.
+TEST_F(SisaTest, APausedRetrainingIsBitIdenticalToAnUnpausedOne) {
+  const std::vector<SampleId> deleted = OnePerSlice(*base_->store, 0, {1, 3});
+  StatusOr<std::vector<RetrainResult>> plain =
+      base_->sisa->Retrain({{ShardId(0), deleted}});
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  StatusOr<std::vector<ShardModel>> served = base_->sisa->LoadModels();
+  ASSERT_TRUE(served.ok()) << served.status();
+  const std::size_t dim = (*served)[0].model->spec().input_size();
+  const std::vector<float> rows(4 * dim, 0.5f);
+  std::vector<int32_t> votes(4);
+  std::size_t pauses = 0;
+  StatusOr<std::vector<RetrainResult>> paused =
+      base_->sisa->Retrain({{ShardId(0), deleted}}, [&] {
+        ++pauses;
+        EXPECT_TRUE((*served)[1]
+                        .model->Predict(rows.data(), 4, votes.data(), nullptr)
+                        .ok());
+      });
+  ASSERT_TRUE(paused.ok()) << paused.status();
+  // One pause per mini-batch of stages 1..3: stage r trains every epoch on
+  // slices 0..r less the deleted sample of slice 1 (and of 3 at stage 3).
+  StatusOr<std::vector<uint64_t>> sizes = base_->sisa->SliceSizes(ShardId(0));
+  ASSERT_TRUE(sizes.ok()) << sizes.status();
+  const std::vector<uint32_t> epochs = base_->sisa->options().EpochSchedule();
+  const uint64_t batch = base_->sisa->options().batch_size;
+  std::size_t batches = 0;
+  uint64_t rows_before = (*sizes)[0];
+  for (uint32_t r = 1; r < 4; ++r) {
+    rows_before += (*sizes)[r] - (r == 1 || r == 3 ? 1 : 0);
+    batches += epochs[r] * ((rows_before + batch - 1) / batch);
+  }
+  EXPECT_EQ(pauses, batches);
+  ASSERT_EQ((*paused)[0].checkpoints.size(), (*plain)[0].checkpoints.size());
+  for (std::size_t i = 0; i < (*plain)[0].checkpoints.size(); ++i) {
+    EXPECT_EQ((*paused)[0].checkpoints[i].blob, (*plain)[0].checkpoints[i].blob)
+        << "stage " << (*plain)[0].checkpoints[i].slice;
+  }
+}
+
 TEST(SisaOwners, RetrainOfAnOwnerSpanningShardsIsExact) {
   SisaOptions options = SmallOptions();
   options.samples_per_owner = 5;

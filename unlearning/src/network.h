@@ -6,6 +6,7 @@
 #define ERASER_UNLEARNING_SRC_NETWORK_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -27,6 +28,9 @@ struct SgdOptions {
   uint32_t batch_size = 64;
   double learning_rate = 0.05;
   double momentum = 0.9;
+  // Called before every mini-batch; may block (a retraining yielding its
+  // core to inference). It cannot change what is trained.
+  std::function<void()> pause;
 };
 
 // A model that can still be trained. Not thread-safe while training; once

@@ -424,7 +424,8 @@ StatusOr<ShardModel> Sisa::LoadStage(ShardId shard, uint32_t stage) {
 }
 
 StatusOr<std::vector<RetrainResult>> Sisa::Retrain(
-    const std::vector<RetrainRequest>& requests) {
+    const std::vector<RetrainRequest>& requests,
+    const std::function<void()>& pause) {
   std::unordered_set<ShardId> seen;
   for (const RetrainRequest& r : requests) {
     if (r.shard.value() >= options_.shards) {
@@ -440,7 +441,7 @@ StatusOr<std::vector<RetrainResult>> Sisa::Retrain(
   RETURN_IF_ERROR(RunOnArena(requests.size(), [&](std::size_t i) -> Status {
     ASSIGN_OR_RETURN(results[i],
                      TrainShard(requests[i].shard, requests[i].deleted,
-                                /*from_scratch=*/false));
+                                /*from_scratch=*/false, pause));
     return OkStatus();
   }));
   return results;
@@ -487,7 +488,8 @@ uint64_t Sisa::StageSampleEpochs(const std::vector<uint64_t>& slice_sizes,
 
 StatusOr<RetrainResult> Sisa::TrainShard(ShardId shard,
                                          const std::vector<SampleId>& deleted,
-                                         bool from_scratch) {
+                                         bool from_scratch,
+                                         const std::function<void()>& pause) {
   const auto start = std::chrono::steady_clock::now();
   const double cpu_start = ThreadCpuSeconds();
   const uint32_t num_slices = options_.slices;
@@ -552,7 +554,7 @@ StatusOr<RetrainResult> Sisa::TrainShard(ShardId shard,
   const internal::TrainingData training{dim, data.features.data(),
                                         data.labels.data()};
   const internal::SgdOptions sgd{options_.batch_size, options_.learning_rate,
-                                 options_.momentum};
+                                 options_.momentum, pause};
   const std::vector<std::size_t> ends = data.SliceEnds(num_slices);
   Fingerprinter fingerprint;
   std::size_t fingerprinted = 0;

@@ -223,8 +223,12 @@ class Sisa {
 
   // Retrains the requested shards (at most one request per shard)
   // concurrently on the training arena. Reads the store, writes nothing.
+  // `pause`, if set, is called before every mini-batch and may block (a
+  // retraining yielding its core to inference); what is trained does not
+  // depend on it.
   StatusOr<std::vector<RetrainResult>> Retrain(
-      const std::vector<RetrainRequest>& requests);
+      const std::vector<RetrainRequest>& requests,
+      const std::function<void()>& pause = nullptr);
 
   // Trains `shard` from scratch (every stage, from the initial weights) on
   // its stored samples minus `without`; reads the store, writes nothing.
@@ -258,9 +262,9 @@ class Sisa {
   // The inference figures of ModelCost: shard 0's trained model, and the
   // ensemble.
   Status MeasureInference(ModelCost* cost);
-  StatusOr<RetrainResult> TrainShard(ShardId shard,
-                                     const std::vector<SampleId>& deleted,
-                                     bool from_scratch);
+  StatusOr<RetrainResult> TrainShard(
+      ShardId shard, const std::vector<SampleId>& deleted, bool from_scratch,
+      const std::function<void()>& pause = nullptr);
   // Runs fn(i) for i in [0, n) on the arena; returns the first error.
   Status RunOnArena(std::size_t n,
                     const std::function<Status(std::size_t)>& fn);
