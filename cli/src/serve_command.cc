@@ -114,7 +114,9 @@ int RunServe(int argc, char** argv) {
       "retrainings at once")(
       "no-borrow", po::bool_switch(),
       "never let a retraining with a deadline at risk take the inference "
-      "core")(
+      "core")("no-idle-cores", po::bool_switch(),
+              "run retrainings only on the unlearning slots, never on an idle "
+              "inference core")(
       "borrowed-inference-share",
       po::value(&engine_options.unlearning.borrowed_inference_share)
           ->default_value(engine_options.unlearning.borrowed_inference_share),
@@ -199,6 +201,7 @@ int RunServe(int argc, char** argv) {
   if (!parsed_policy.ok()) return ReportError("serve", parsed_policy.status());
   engine_options.policy = *parsed_policy;
   engine_options.unlearning.borrow_inference_core = !vm["no-borrow"].as<bool>();
+  engine_options.unlearning.use_idle_cores = !vm["no-idle-cores"].as<bool>();
   StatusOr<Duration> delay = ParseDuration(max_queue_delay);
   if (!delay.ok()) return ReportError("serve", delay.status());
   engine_options.inference.max_queue_delay = *delay;

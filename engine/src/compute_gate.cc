@@ -29,6 +29,7 @@ void ComputeGate::ExitInference(TimePoint entered) {
   {
     MutexLock lock(&mu_);
     --inference_;
+    ++batches_;
     if (borrowed_ > 0) {
       inference_busy_ += clock_->Now() - std::max(entered, borrow_start_);
     }
@@ -68,6 +69,19 @@ void ComputeGate::ExitRetrain(bool borrowed) {
     --borrowed_;
   }
   cv_.SignalAll();
+}
+
+Duration ComputeGate::YieldToInference() {
+  MutexLock lock(&mu_);
+  if (inference_ == 0) return Duration(0);
+  const TimePoint start = clock_->Now();
+  // Only the batch under way: a saturating inference load alternates with
+  // the retraining batch by batch instead of starving it.
+  const uint64_t seen = batches_;
+  ++yielding_;
+  while (inference_ > 0 && batches_ == seen) cv_.Wait(&mu_);
+  --yielding_;
+  return clock_->Now() - start;
 }
 
 }  // namespace eraser::engine::internal

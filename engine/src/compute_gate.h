@@ -8,7 +8,9 @@
 // inference load is not paused for a whole retraining and a heavy one
 // cannot slow the deadline's retraining much. A waiting retraining blocks
 // new batches, so inference cannot starve it. Retrainings that share
-// nothing pass at once.
+// nothing pass at once. A retraining on an idle inference core (work
+// conservation) passes at once too, but yields between mini-batches to an
+// inference batch under way.
 #ifndef ERASER_ENGINE_SRC_COMPUTE_GATE_H_
 #define ERASER_ENGINE_SRC_COMPUTE_GATE_H_
 
@@ -35,6 +37,16 @@ class ComputeGate {
   // `borrowed`: this retraining takes precedence whatever the context.
   void EnterRetrain(bool borrowed) EXCLUDES(mu_);
   void ExitRetrain(bool borrowed) EXCLUDES(mu_);
+  // For a retraining on an idle inference core, between mini-batches:
+  // returns once the inference batch under way (if any) has ended, and the
+  // time it waited. It waits out one batch, not a stream of them, so a
+  // saturating load cannot starve the retraining.
+  Duration YieldToInference() EXCLUDES(mu_);
+  // Retrainings waiting in YieldToInference (for tests).
+  int yielding() const EXCLUDES(mu_) {
+    MutexLock lock(&mu_);
+    return yielding_;
+  }
 
  private:
   // Whether a retraining with `borrowed` excludes inference outright.
@@ -45,8 +57,10 @@ class ComputeGate {
   const bool exclusive_;
   const double share_;
   const Clock* const clock_;
-  Mutex mu_;
+  mutable Mutex mu_;
   CondVar cv_;
+  int yielding_ GUARDED_BY(mu_) = 0;
+  uint64_t batches_ GUARDED_BY(mu_) = 0;  // inference batches that ended
   int inference_ GUARDED_BY(mu_) = 0;
   int retrains_ GUARDED_BY(mu_) = 0;  // excluding retrainings running
   int retrains_waiting_ GUARDED_BY(mu_) = 0;

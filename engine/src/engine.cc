@@ -137,6 +137,11 @@ Status EngineImpl::Start() {
     core.slots = 1;
     core.borrowable_slots = 0;
   }
+  // In the exclusive context inference and retraining share one device:
+  // there is no idle core to lend.
+  core.use_idle_cores =
+      options_.unlearning.use_idle_cores && core.borrowable_slots > 0 &&
+      options_.unlearning.context == ExecutionContext::kConcurrent;
   core.estimates = options_.unlearning.estimates;
   // The first plan of a retraining is as right as the model's own measured
   // cost: any model, however costly, keeps its deadlines from the first
@@ -338,6 +343,7 @@ EngineStats EngineImpl::Stats() const {
   stats.planning.whole_shard_retrain_seconds = core_->WholeShardSeconds();
   stats.planning.slots = core_->slots();
   stats.planning.borrowable_slots = core_->borrowable_slots();
+  stats.planning.idle_cores = core_->uses_idle_cores();
   return stats;
 }
 

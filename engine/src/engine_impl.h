@@ -181,6 +181,8 @@ class EngineImpl final : public Engine {
     bool claimed_elsewhere = false;
     // What Commit wrote: the Core forgets exactly that (Core::OnApplied).
     scheduler::ApplyPlan plan;
+    // The time a yielding retraining spent paused for inference.
+    Duration paused = Duration(0);
   };
   Retrained Retrain(const scheduler::RetrainOrder& order) EXCLUDES(mu_);
   void PrepareSnapshot(const scheduler::RetrainOrder& order, Retrained& r)

@@ -194,10 +194,18 @@ EngineImpl::Retrained EngineImpl::Retrain(
     r.status = options_.testing.retrain_fault(order.shard);
     if (!r.status.ok()) return r;
   }
-  gate_.EnterRetrain(order.borrowed);
+  // A retraining on an idle inference core steps aside, between
+  // mini-batches, while an inference batch computes; any other takes its
+  // place at the gate.
+  std::function<void()> pause;
+  if (order.yields) {
+    pause = [this, &r] { r.paused += gate_.YieldToInference(); };
+  } else {
+    gate_.EnterRetrain(order.borrowed);
+  }
   StatusOr<std::vector<unlearning::RetrainResult>> retrained =
-      sisa_->Retrain({{order.shard, order.samples}});
-  gate_.ExitRetrain(order.borrowed);
+      sisa_->Retrain({{order.shard, order.samples}}, pause);
+  if (!order.yields) gate_.ExitRetrain(order.borrowed);
   r.status = retrained.status();
   if (!r.status.ok()) return r;
   r.result = std::move(retrained->front());
@@ -276,8 +284,10 @@ void EngineImpl::Swap(const scheduler::RetrainOrder& order,
                       Retrained& retrained, bool committed, TimePoint started) {
   const TimePoint now = clock_->Now();
   // What a deadline waits for is the application, so the Core learns the
-  // whole time the slot was held: retraining, apply and compaction.
-  const Duration held = now - started;
+  // whole time the slot was held: retraining, apply and compaction; less
+  // what a yielding retraining left to inference (the inference load, not
+  // the retraining's cost).
+  const Duration held = now - started - retrained.paused;
   if (!committed) {
     const TimePoint retry = core_->OnRetrainFailed(order, now, held);
     const Status& s = retrained.status;

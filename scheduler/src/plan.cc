@@ -258,11 +258,12 @@ Reason Core::TimingReason() const {
 }
 
 RetrainOrder Core::Start(ShardId shard, Reason reason, bool borrowed,
-                         TimePoint now) {
+                         TimePoint now, bool yields) {
   RetrainOrder order;
   order.shard = shard;
   order.reason = reason;
   order.borrowed = borrowed;
+  order.yields = yields;
   order.first_slice = FirstSlice(shard);
   std::set<SampleId> samples;
   for (DeletionSeq seq : shard_pending_[shard.value()]) {
@@ -276,6 +277,18 @@ RetrainOrder Core::Start(ShardId shard, Reason reason, bool borrowed,
   order.predicted_seconds = estimator_.Plan(order.predicted_sample_epochs);
   running_.emplace(shard, Running{order, now});
   return order;
+}
+
+bool Core::StartOnFreeSlot(ShardId shard, Reason reason, TimePoint now,
+                           std::vector<RetrainOrder>* orders) {
+  if (FreeSlots(false) > 0) {
+    orders->push_back(Start(shard, reason, false, now));
+  } else if (options_.use_idle_cores && FreeSlots(true) > 0) {
+    orders->push_back(Start(shard, reason, true, now, /*yields=*/true));
+  } else {
+    return false;
+  }
+  return true;
 }
 
 std::vector<RetrainOrder> Core::Poll(TimePoint now) {
@@ -303,9 +316,10 @@ std::vector<RetrainOrder> Core::Poll(TimePoint now) {
           std::min(earliest, LatestStart(waiting[i], now, options_.slots));
       must_start[i] = earliest;
     }
-    // The normal slots also start shards early, earliest due first, while
-    // the work waiting and the reserve for what may arrive would not fit in
-    // a deadline (KeepBusy); only a shard past its latest start borrows.
+    // The normal slots (and idle cores) also start shards early, earliest
+    // due first, while the work waiting and the reserve for what may arrive
+    // would not fit in a deadline (KeepBusy); only a shard past its latest
+    // start borrows a core with precedence over inference.
     const bool keep_busy = KeepBusy(now);
     for (std::size_t i = 0; i < waiting.size(); ++i) {
       const bool late = now >= must_start[i];
@@ -315,6 +329,9 @@ std::vector<RetrainOrder> Core::Poll(TimePoint now) {
                                false, now));
       } else if (late && FreeSlots(true) > 0) {
         orders.push_back(Start(waiting[i], Reason::kDeadline, true, now));
+      } else if (keep_busy && options_.use_idle_cores && FreeSlots(true) > 0) {
+        orders.push_back(
+            Start(waiting[i], Reason::kBacklog, true, now, /*yields=*/true));
       } else {
         break;
       }
@@ -324,8 +341,7 @@ std::vector<RetrainOrder> Core::Poll(TimePoint now) {
   // 2. Parked requests, cheapest shard first.
   if (policy.kind == PolicyKind::kEraser) {
     for (ShardId s : WaitWanted()) {
-      if (FreeSlots(false) <= 0) return orders;
-      orders.push_back(Start(s, Reason::kWait, false, now));
+      if (!StartOnFreeSlot(s, Reason::kWait, now, &orders)) return orders;
     }
   }
   // 3. The timing policy. shards:A keeps at most A shards holding waiting
@@ -337,15 +353,17 @@ std::vector<RetrainOrder> Core::Poll(TimePoint now) {
     std::sort(waiting.begin(), waiting.end(), by_due);
     std::size_t affected = waiting.size();
     for (ShardId s : waiting) {
-      if (affected <= policy.max_affected || FreeSlots(false) <= 0) break;
-      orders.push_back(Start(s, Reason::kShards, false, now));
+      if (affected <= policy.max_affected ||
+          !StartOnFreeSlot(s, Reason::kShards, now, &orders)) {
+        break;
+      }
       --affected;
     }
     return orders;
   }
   // Otherwise: oldest deadline first, or cheapest first when idle (the most
   // unlearning per idle second).
-  if (FreeSlots(false) > 0 && TimingTriggered(now)) {
+  if (HasFreeSlot() && TimingTriggered(now)) {
     std::vector<ShardId> waiting = Startable(now);
     if (policy.kind == PolicyKind::kEraser && policy.timing == Timing::kIdle) {
       std::sort(waiting.begin(), waiting.end(), [this](ShardId a, ShardId b) {
@@ -357,8 +375,7 @@ std::vector<RetrainOrder> Core::Poll(TimePoint now) {
       std::sort(waiting.begin(), waiting.end(), by_due);
     }
     for (ShardId s : waiting) {
-      if (FreeSlots(false) <= 0) break;
-      orders.push_back(Start(s, TimingReason(), false, now));
+      if (!StartOnFreeSlot(s, TimingReason(), now, &orders)) break;
     }
     if (Waiting().empty()) armed_ = false;  // backing-off shards keep it armed
   }
@@ -397,7 +414,7 @@ std::optional<TimePoint> Core::NextWakeup() const {
 std::size_t Core::DeadlinesAtRisk(TimePoint now) const {
   std::set<DeletionSeq> at_risk;
   for (const auto& [shard, r] : running_) {
-    if (r.order.borrowed) {
+    if (r.order.borrowed && !r.order.yields) {
       at_risk.insert(r.order.covers.begin(), r.order.covers.end());
     }
   }

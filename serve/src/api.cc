@@ -498,7 +498,8 @@ void Api::Readyz(const Request& request, Respond respond) {
          {"whole_shard_retrain_seconds",
           stats.planning.whole_shard_retrain_seconds},
          {"slots", stats.planning.slots},
-         {"borrowable_slots", stats.planning.borrowable_slots}}}}));
+         {"borrowable_slots", stats.planning.borrowable_slots},
+         {"idle_cores", stats.planning.idle_cores}}}}));
 }
 
 void Api::Infer(const Request& request, const Principal& who, Respond respond) {

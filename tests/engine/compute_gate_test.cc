@@ -1,6 +1,7 @@
 // The compute gate on a ManualClock: a borrowed retraining takes precedence
 // over inference, either by pausing it or, in the concurrent context, by
-// capping its share of the time; an exclusive context keeps them apart.
+// capping its share of the time; a retraining on an idle inference core
+// yields to it; an exclusive context keeps them apart.
 #include "compute_gate.h"
 
 #include <gtest/gtest.h>
@@ -95,6 +96,38 @@ TEST(ComputeGate, WithNoShareABorrowedRetrainingPausesInference) {
   gate.EnterRetrain(false);
   gate.ExitRetrain(false);
   gate.ExitInference(again);
+}
+
+TEST(ComputeGate, AYieldingRetrainingWaitsOutEachInferenceBatch) {
+  ManualClock clock;
+  ComputeGate gate(/*exclusive=*/false, 0.25, &clock);
+  // No batch computes: the retraining goes on at once.
+  EXPECT_EQ(gate.YieldToInference(), Duration(0));
+  // A batch computes: the retraining's next mini-batch waits for its end,
+  // and learns how long it waited.
+  const TimePoint entered = gate.EnterInference();
+  std::future<Duration> yielded =
+      std::async(std::launch::async, [&] { return gate.YieldToInference(); });
+  ASSERT_TRUE(Eventually([&] { return gate.yielding() == 1; }));
+  clock.Advance(milliseconds(7));
+  EXPECT_EQ(yielded.wait_for(std::chrono::seconds(0)),
+            std::future_status::timeout);
+  gate.ExitInference(entered);
+  EXPECT_EQ(yielded.get(), milliseconds(7));
+  // It never holds inference back: batches pass as if it were not there.
+  Batch(gate, clock, milliseconds(50));
+  EXPECT_EQ(gate.yielding(), 0);
+  // Under a saturating load it waits out the batch under way, not the
+  // next one: the two alternate instead of the retraining starving.
+  TimePoint first = gate.EnterInference();
+  yielded =
+      std::async(std::launch::async, [&] { return gate.YieldToInference(); });
+  ASSERT_TRUE(Eventually([&] { return gate.yielding() == 1; }));
+  clock.Advance(milliseconds(3));
+  gate.ExitInference(first);
+  first = gate.EnterInference();  // the next batch, at once
+  EXPECT_EQ(yielded.get(), milliseconds(3));
+  gate.ExitInference(first);
 }
 
 TEST(ComputeGate, TheExclusiveContextPausesInferenceForEveryRetraining) {

@@ -6,6 +6,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <condition_variable>
+#include <mutex>
 #include <thread>
 
 #include "engine_fixture.h"
@@ -240,6 +242,42 @@ TEST_F(EngineTest, DeletionsOfOneShardShareOneRetraining) {
   EXPECT_NE(
       engine->metrics()->TextExposition().find("eraser_shard_retrains_total 1"),
       std::string::npos);
+}
+
+// Work conservation: with one unlearning slot, a second shard's retraining
+// runs on the idle inference core beside the first (each waits, bounded,
+// for the other to start), and what both write is what training from
+// scratch without the samples writes.
+TEST_F(EngineTest, AnIdleInferenceCoreRunsASecondRetraining) {
+  EngineOptions o = Options(data_, "immediate");
+  ASSERT_EQ(o.unlearning.concurrency, 1);
+  std::mutex mu;
+  std::condition_variable cv;
+  int started = 0;
+  bool together = false;
+  o.testing.retrain_fault = [&](ShardId) {
+    std::unique_lock<std::mutex> lock(mu);
+    ++started;
+    cv.notify_all();
+    together |= cv.wait_for(lock, std::chrono::seconds(60),
+                            [&] { return started >= 2; });
+    return OkStatus();
+  };
+  const std::vector<SampleId> deleted = {SampleIn(0, 1), SampleIn(2, 0)};
+  {
+    std::unique_ptr<Engine> engine = OpenOrDie(o);
+    ASSERT_NE(engine, nullptr);
+    EXPECT_TRUE(engine->Stats().planning.idle_cores);
+    for (SampleId s : deleted) {
+      ASSERT_TRUE(engine->RequestDeletion(DT::Sample(s)).ok());
+    }
+    ASSERT_TRUE(engine->Drain().ok());
+    std::lock_guard<std::mutex> lock(mu);
+    EXPECT_TRUE(together);
+    EXPECT_EQ(started, 2);
+  }
+  EXPECT_EQ(testing::LastCheckpoints(data_),
+            testing::ScratchCheckpoints(deleted));
 }
 
 TEST_F(EngineTest, DrainMatchesTrainingFromScratch) {

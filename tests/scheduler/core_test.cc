@@ -29,8 +29,8 @@ Duration Secs(double s) {
 // Shards of 1,000 samples, all in slice 0, one epoch per stage: retraining
 // from slice r costs (4 - r) * 1,000 sample-epochs, planned (1 ms each
 // until measured, times 1.5) at 6 s from slice 0 and 1.5 s from slice 3.
-CoreOptions Options(const std::string& text, int slots = 2,
-                    int borrowable = 0) {
+CoreOptions Options(const std::string& text, int slots = 2, int borrowable = 0,
+                    bool idle_cores = false) {
   CoreOptions o;
   StatusOr<Policy> policy = ParsePolicy(text);
   EXPECT_TRUE(policy.ok()) << policy.status();
@@ -40,6 +40,7 @@ CoreOptions Options(const std::string& text, int slots = 2,
   o.epochs = {1, 1, 1, 1};
   o.slots = slots;
   o.borrowable_slots = borrowable;
+  o.use_idle_cores = idle_cores;
   o.estimates.initial_seconds_per_sample_epoch = 1e-3;
   o.estimates.safety = 1.5;
   o.estimates.margin = seconds(1);
@@ -49,9 +50,10 @@ CoreOptions Options(const std::string& text, int slots = 2,
 
 class CoreTest : public ::testing::Test {
  protected:
-  Core& Make(const std::string& policy, int slots = 2, int borrowable = 0) {
+  Core& Make(const std::string& policy, int slots = 2, int borrowable = 0,
+             bool idle_cores = false) {
     core_ = std::make_unique<Core>(
-        Options(policy, slots, borrowable),
+        Options(policy, slots, borrowable, idle_cores),
         std::vector<std::vector<uint64_t>>(kShards, {1000, 0, 0, 0}),
         std::vector<uint64_t>(kShards, 1), clock_.Now());
     return *core_;
@@ -1024,6 +1026,47 @@ TEST_F(CoreTest, ADeadlineAtRiskBorrowsASlotFromInference) {
   EXPECT_TRUE(orders[0].borrowed);
   EXPECT_TRUE(core.overloaded());
   EXPECT_THAT(Poll(), IsEmpty());  // the borrowed slot is taken
+}
+
+// Work conservation: with idle cores, what the plan starts beyond the
+// normal slots runs on the borrowable slot, yielding to inference, for
+// every policy (immediate included, so that comparisons stay fair); it is
+// not a deadline at risk. Without, it waits for the slot.
+TEST_F(CoreTest, IdleCoresRunWhatThePlanStartsBeyondTheSlots) {
+  // (A deadline far off keeps KeepBusy out of it.)
+  for (const char* policy :
+       {"immediate", "eraser:shards:1,partial,deadline=1h"}) {
+    for (bool idle : {false, true}) {
+      SCOPED_TRACE(std::string(policy) + (idle ? " idle" : ""));
+      Core& core = Make(policy, 1, /*borrowable=*/1, idle);
+      Delete(1, {{0, 0}});
+      Delete(2, {{1, 0}});
+      Delete(3, {{2, 0}});
+      std::vector<RetrainOrder> orders = Poll();
+      ASSERT_EQ(orders.size(), idle ? 2u : 1u);
+      EXPECT_FALSE(orders[0].borrowed);
+      EXPECT_FALSE(orders[0].yields);
+      if (idle) {
+        EXPECT_TRUE(orders[1].borrowed);
+        EXPECT_TRUE(orders[1].yields);
+      }
+      EXPECT_EQ(core.GetCapacity(clock_.Now()).deadlines_at_risk, 0u);
+      EXPECT_THAT(Poll(), IsEmpty());  // both slots taken
+      // The yielding one ends first: its slot takes the next shard, again
+      // yielding (immediate; shards:1 has one affected shard left).
+      if (idle) {
+        Finish(orders[1].shard.value());
+        std::vector<RetrainOrder> next = Poll();
+        if (std::string(policy) == "immediate") {
+          ASSERT_EQ(next.size(), 1u);
+          EXPECT_TRUE(next[0].yields);
+        } else {
+          EXPECT_THAT(next, IsEmpty());
+        }
+      }
+      running_.clear();
+    }
+  }
 }
 
 TEST_F(CoreTest, OverloadDegradesWaitToPartial) {

@@ -193,6 +193,7 @@ Status ReadReplay(const json& j, ReplayConfig* replay) {
   r.Duration("max_queue_delay", &replay->inference.max_queue_delay);
   r.Get("queue_capacity", &replay->inference.queue_capacity);
   r.Get("borrow_inference_core", &replay->unlearning.borrow_inference_core);
+  r.Get("use_idle_cores", &replay->unlearning.use_idle_cores);
   r.Get("borrowed_inference_share",
         &replay->unlearning.borrowed_inference_share);
   r.Get("context", &context);

@@ -121,6 +121,9 @@ struct PlanningFigures {
   // (unlearning::TrainsInParallel), whatever the options say.
   int slots = 0;
   int borrowable_slots = 0;
+  // The borrowable slots also run, yielding to inference, what the plan
+  // starts while the slots are busy (UnlearningOptions::use_idle_cores).
+  bool idle_cores = false;
 };
 
 // A snapshot of the engine's state, for monitoring and tests.

@@ -63,6 +63,12 @@ struct UnlearningOptions {
   // in the exclusive context, which always pauses it).
   bool borrow_inference_core = true;
   double borrowed_inference_share = 0.25;
+  // Work conservation (concurrent context, with borrow_inference_core):
+  // retrainings the plan starts while every slot is busy run on the
+  // inference core too, whatever the policy, yielding to inference
+  // between mini-batches while a batch computes (docs/engine.md, "Idle
+  // cores").
+  bool use_idle_cores = true;
   // How retraining times are planned for deadlines.
   scheduler::EstimatorOptions estimates;
   // A shard whose retraining failed (a Torch error, a failed write, a full

@@ -63,6 +63,11 @@ struct CoreOptions {
   // Extra slots a retraining may take from inference when a deadline is at
   // risk (the engine pauses inference while one runs). 0 disables it.
   int borrowable_slots = 1;
+  // Work conservation: the borrowable slots also run, yielding to
+  // inference, any retraining the plan starts while the normal slots are
+  // busy (parked requests, the timing policy, work owed beyond a deadline),
+  // whatever the policy. The deadline arithmetic still counts only `slots`.
+  bool use_idle_cores = false;
   EstimatorOptions estimates;
   // The window over which offered and sustainable deletion rates are
   // measured.
@@ -113,8 +118,13 @@ struct RetrainOrder {
   std::vector<SampleId> samples;    // to leave out, ascending
   std::vector<DeletionSeq> covers;  // ascending
   Reason reason = Reason::kImmediate;
-  // Runs on a slot borrowed from inference: inference pauses meanwhile.
+  // Runs on a slot borrowed from inference. Unless it `yields`, it takes
+  // precedence over inference (a deadline at risk: inference pauses or is
+  // throttled meanwhile); a retraining that `yields` runs only while
+  // inference leaves the core idle, pausing between mini-batches while a
+  // batch computes (CoreOptions::use_idle_cores).
   bool borrowed = false;
+  bool yields = false;
   uint64_t predicted_sample_epochs = 0;
   double predicted_seconds = 0;  // the planning estimate (high quantile)
 };
@@ -344,6 +354,7 @@ class Core {
   // The retraining slots the plan counts, and those it may borrow.
   int slots() const { return options_.slots; }
   int borrowable_slots() const { return options_.borrowable_slots; }
+  bool uses_idle_cores() const { return options_.use_idle_cores; }
 
  private:
   struct Pending {
@@ -433,9 +444,17 @@ class Core {
   std::vector<ShardId> WaitWanted() const;
   bool TimingTriggered(TimePoint now);
   Reason TimingReason() const;
-  RetrainOrder Start(ShardId shard, Reason reason, bool borrowed,
-                     TimePoint now);
+  RetrainOrder Start(ShardId shard, Reason reason, bool borrowed, TimePoint now,
+                     bool yields = false);
   int FreeSlots(bool borrow) const;
+  // Starts `shard` on a free normal slot, else (use_idle_cores) on a free
+  // borrowable slot, yielding to inference; false when neither is free.
+  bool StartOnFreeSlot(ShardId shard, Reason reason, TimePoint now,
+                       std::vector<RetrainOrder>* orders);
+  bool HasFreeSlot() const {
+    return FreeSlots(false) > 0 ||
+           (options_.use_idle_cores && FreeSlots(true) > 0);
+  }
   std::size_t DeadlinesAtRisk(TimePoint now) const;
 
   const CoreOptions options_;
