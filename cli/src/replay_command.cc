@@ -97,6 +97,13 @@ Status WriteOutput(const std::string& path, const std::string& text,
   return OkStatus();
 }
 
+// What the run's header says beside the speed.
+std::string RunFlags(const workloads::ReplayConfig& config) {
+  std::string flags = config.oracle ? ", oracle on" : "";
+  if (!config.unlearning.use_idle_cores) flags += ", idle cores off";
+  return flags;
+}
+
 int RunSweepAndReport(const workloads::Workload& workload,
                       const workloads::ReplayConfig& config,
                       const std::string& data_dir, const std::string& json_file,
@@ -106,7 +113,7 @@ int RunSweepAndReport(const workloads::Workload& workload,
       "each, speed %g%s\n",
       workload.sweep_deletion_rates.size(), config.policies.size(),
       std::chrono::duration<double>(workload.generator->duration).count(),
-      config.speed, config.oracle ? ", oracle on" : "");
+      config.speed, RunFlags(config).c_str());
   std::fflush(stdout);
   // Each level's table as soon as it is measured: a sweep takes long.
   StatusOr<workloads::SweepReport> sweep = workloads::RunSweep(
@@ -282,7 +289,7 @@ int RunReplay(int argc, char** argv) {
       "Trace: %zu inference and %zu deletion requests over %.1f s; "
       "%zu policies at speed %g%s\n",
       trace->inferences(), trace->deletions(), trace->duration_ms() / 1000.0,
-      config.policies.size(), config.speed, config.oracle ? ", oracle on" : "");
+      config.policies.size(), config.speed, RunFlags(config).c_str());
   std::fflush(stdout);
   StatusOr<workloads::ReplayReport> report =
       workloads::RunReplay(*trace, data_dir, config);
