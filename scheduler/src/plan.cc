@@ -414,7 +414,16 @@ std::optional<TimePoint> Core::NextWakeup() const {
 std::size_t Core::DeadlinesAtRisk(TimePoint now) const {
   std::set<DeletionSeq> at_risk;
   for (const auto& [shard, r] : running_) {
-    if (r.order.borrowed && !r.order.yields) {
+    // A yielding retraining is at risk once, even started afresh at full
+    // speed now, it would end past its deadline: it runs only on what
+    // inference leaves, so its progress is not known here.
+    const bool yielding_late = r.order.yields &&
+                               options_.policy.has_deadline() &&
+                               !shard_pending_[shard.value()].empty() &&
+                               now + FromSeconds(r.order.predicted_seconds) +
+                                       options_.estimates.margin >
+                                   Due(shard);
+    if ((r.order.borrowed && !r.order.yields) || yielding_late) {
       at_risk.insert(r.order.covers.begin(), r.order.covers.end());
     }
   }

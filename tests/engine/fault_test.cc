@@ -148,6 +148,8 @@ TEST(EngineClose, StartsNoNewRetrainingAndHonoursTheGrace) {
   eraser::testing::TempDir dir;
   const std::string data = testing::CopyTemplate(dir);
   EngineOptions o = testing::Options(data, "immediate");
+  // One retraining at a time: the second shard waits for the slot.
+  o.unlearning.use_idle_cores = false;
   std::atomic<int> started{0};
   o.testing.retrain_fault = [&](ShardId) {
     ++started;

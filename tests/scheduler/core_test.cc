@@ -1069,6 +1069,33 @@ TEST_F(CoreTest, IdleCoresRunWhatThePlanStartsBeyondTheSlots) {
   }
 }
 
+// A yielding retraining runs on what inference leaves: once even a fresh
+// start at full speed would end past its deadline, its deletions are at
+// risk (overload degrades answers; a hole a test can see).
+TEST_F(CoreTest, ALateYieldingRetrainingIsAtRisk) {
+  Core& core = Make("eraser:shards:1,partial,deadline=30s", 1, 1, true);
+  const TimePoint t0 = clock_.Now();
+  Delete(1, {{0, 3}});
+  Delete(2, {{1, 3}});
+  Delete(3, {{2, 3}});
+  std::vector<RetrainOrder> orders = Poll();  // down to A = 1 affected
+  ASSERT_EQ(orders.size(), 2u);
+  ASSERT_TRUE(orders[1].yields);
+  clock_.Advance(seconds(1));
+  Finish(orders[0].shard.value());
+  // Planned 1.5 s, a 1 s margin, due at 30 s: at risk from 27.5 s on.
+  clock_.AdvanceTo(t0 + milliseconds(27'400));
+  EXPECT_THAT(Poll(), IsEmpty());
+  EXPECT_EQ(core.GetCapacity(clock_.Now()).deadlines_at_risk, 0u);
+  // The waiting shard starts on the free normal slot; only the yielding
+  // one is left at risk.
+  clock_.AdvanceTo(t0 + milliseconds(27'600));
+  orders = Poll();
+  ASSERT_EQ(orders.size(), 1u);
+  EXPECT_FALSE(orders[0].borrowed);
+  EXPECT_EQ(core.GetCapacity(clock_.Now()).deadlines_at_risk, 1u);
+}
+
 TEST_F(CoreTest, OverloadDegradesWaitToPartial) {
   Core& core = Make("eraser:lazy,wait,deadline=30s", 1, 1);
   Delete(1, {{0, 0}, {1, 0}, {2, 0}});

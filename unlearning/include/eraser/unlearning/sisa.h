@@ -225,7 +225,8 @@ class Sisa {
   // concurrently on the training arena. Reads the store, writes nothing.
   // `pause`, if set, is called before every mini-batch and may block (a
   // retraining yielding its core to inference); what is trained does not
-  // depend on it.
+  // depend on it. With several requests it is called from several threads
+  // at once.
   StatusOr<std::vector<RetrainResult>> Retrain(
       const std::vector<RetrainRequest>& requests,
       const std::function<void()>& pause = nullptr);
