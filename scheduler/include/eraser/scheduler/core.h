@@ -204,7 +204,8 @@ struct Capacity {
   double sustainable_per_second = 0;
   bool overloaded = false;
   // Deletions whose deadline planning says cannot be met with the normal
-  // slots (a borrowed slot is then used).
+  // slots (a borrowed slot is then used), or whose retraining yields to
+  // inference and could no longer end in time even at full speed.
   std::size_t deadlines_at_risk = 0;
 };
 
