@@ -199,9 +199,8 @@ Status EngineImpl::Start() {
     core_->OnDeletion(store_->LastDeletionSeq(), clock_->Now(), {});
     // Open finishes what a crash left owed; if that failed (a full disk),
     // the control loop retries it.
-    erasure_owed_ = store_->ErasureOwed();
-    erasure_retry_at_ = clock_->Now();
-    metrics_->SetErasureOwed(erasure_owed_);
+    if (store_->ErasureOwed()) core_->OnErasureOwedAtOpen(clock_->Now());
+    metrics_->SetErasureOwed(core_->erasure_owed());
     UpdateGauges();
   }
   metrics_->SetLease(true, 1);
@@ -328,7 +327,7 @@ EngineStats EngineImpl::Stats() const {
   stats.retrain_failures = retrain_failures_;
   stats.last_retrain_failure = last_retrain_failure_;
   stats.backing_off = core_->BackingOff(now);
-  stats.erasure_owed = erasure_owed_;
+  stats.erasure_owed = core_->erasure_owed();
   stats.expired = expired_;
   stats.shard_reloads = reloads_;
   stats.lease_held = LeaseHeld();

@@ -254,10 +254,6 @@ class EngineImpl final : public Engine {
   // Shards with a newer model committed by another engine, to swap in.
   std::set<ShardId> reload_ GUARDED_BY(mu_);
   uint64_t reloads_ GUARDED_BY(mu_) = 0;
-  // An erasure owed after a compaction failed, and its backoff.
-  bool erasure_owed_ GUARDED_BY(mu_) = false;
-  int erasure_failures_ GUARDED_BY(mu_) = 0;
-  TimePoint erasure_retry_at_ GUARDED_BY(mu_);
   unlearning::Cost unlearning_cost_ GUARDED_BY(mu_);
   // The model's cost measured at train (zero when none was recorded); set
   // by Start before any thread runs, read-only after.

@@ -13,13 +13,6 @@ constexpr auto kLoadSamplePeriod = std::chrono::milliseconds(100);
 
 double Seconds(Duration d) { return std::chrono::duration<double>(d).count(); }
 
-// retry_initial doubled per failure after the first, at most retry_max.
-Duration Backoff(const UnlearningOptions& o, int failures) {
-  Duration delay = o.retry_initial;
-  for (int i = 1; i < failures && delay < o.retry_max; ++i) delay *= 2;
-  return std::min(delay, o.retry_max);
-}
-
 }  // namespace
 
 void EngineImpl::ControlLoop() {
@@ -83,7 +76,6 @@ void EngineImpl::ControlLoop() {
     if (options_.policy.timing == scheduler::Timing::kIdle) {
       until = std::min(until, now + kLoadSamplePeriod);
     }
-    if (erasure_owed_) until = std::min(until, erasure_retry_at_);
     while (!event_ && !stop_control_ &&
            control_cv_.WaitUntil(&mu_, *clock_, until)) {
     }
@@ -168,23 +160,24 @@ void EngineImpl::LoadPrefixes() {
 }
 
 void EngineImpl::RetryErasure(TimePoint now) {
-  if (!erasure_owed_ || now < erasure_retry_at_) return;
+  uint64_t attempt = 0;
+  if (!core_->ErasureDue(now, &attempt)) return;
   // Compaction takes seconds: not under the lock.
   mu_.Unlock();
   const Status erased = store_->FinishErasure();
   mu_.Lock();
   if (erased.ok()) {
-    erasure_owed_ = false;
-    erasure_failures_ = 0;
-    metrics_->SetErasureOwed(false);
-    std::fprintf(stderr, "eraser: owed erasure finished\n");
+    core_->OnErasureFinished(attempt);
+    if (!core_->erasure_owed()) {
+      metrics_->SetErasureOwed(false);
+      std::fprintf(stderr, "eraser: owed erasure finished\n");
+    }
     return;
   }
-  ++erasure_failures_;
-  const Duration delay = Backoff(options_.unlearning, erasure_failures_);
-  erasure_retry_at_ = clock_->Now() + delay;
+  const TimePoint failed = clock_->Now();
+  const TimePoint retry = core_->OnErasureFailed(failed);
   std::fprintf(stderr, "eraser: erasure still owed (%s); retry in %.1f s\n",
-               erased.ToString().c_str(), Seconds(delay));
+               erased.ToString().c_str(), Seconds(retry - failed));
 }
 
 EngineImpl::Retrained EngineImpl::Retrain(
@@ -449,16 +442,14 @@ void EngineImpl::RunOrder(const scheduler::RetrainOrder& order) {
     if (committed && !failure.ok()) {
       // Applied, but the compaction failed: the erased bytes are still in
       // the files. The debt is durable; retry it with a backoff.
-      erasure_owed_ = true;
-      ++erasure_failures_;
-      const Duration delay = Backoff(options_.unlearning, erasure_failures_);
-      erasure_retry_at_ = clock_->Now() + delay;
+      const TimePoint failed = clock_->Now();
+      const TimePoint retry = core_->OnErasureFailed(failed);
       metrics_->SetErasureOwed(true);
       std::fprintf(stderr,
                    "eraser: shard %u applied, erasure owed (%s); retry in "
                    "%.1f s\n",
                    order.shard.value(), failure.ToString().c_str(),
-                   Seconds(delay));
+                   Seconds(retry - failed));
     }
     // A compaction failure after the commit, or a failed retraining: Drain
     // reports it (a failed order's deletions wait for another).

@@ -532,13 +532,38 @@ TimePoint Core::OnRetrainFailed(const RetrainOrder& order, TimePoint now,
   // backoff that doubles with each failure. The failed attempt held its
   // slot, which counts as busy time.
   running_.erase(order.shard);
-  Backoff& b = backoff_[order.shard.value()];
+  BucketAt(now).busy_seconds += std::chrono::duration<double>(held).count();
+  return Fail(backoff_[order.shard.value()], now);
+}
+
+TimePoint Core::Fail(Backoff& b, TimePoint now) {
   ++b.failures;
   Duration delay = options_.retry_initial;
   for (int i = 1; i < b.failures && delay < options_.retry_max; ++i) delay *= 2;
   b.retry_at = now + std::min(delay, options_.retry_max);
-  BucketAt(now).busy_seconds += std::chrono::duration<double>(held).count();
   return b.retry_at;
+}
+
+void Core::OnErasureOwedAtOpen(TimePoint now) {
+  erasure_.owed = true;
+  erasure_.backoff.retry_at = now;
+}
+
+TimePoint Core::OnErasureFailed(TimePoint now) {
+  erasure_.owed = true;
+  ++erasure_.failures_ever;
+  return Fail(erasure_.backoff, now);
+}
+
+bool Core::ErasureDue(TimePoint now, uint64_t* attempt) const {
+  if (!erasure_.owed || now < erasure_.backoff.retry_at) return false;
+  *attempt = erasure_.failures_ever;
+  return true;
+}
+
+void Core::OnErasureFinished(uint64_t attempt) {
+  if (attempt != erasure_.failures_ever) return;
+  erasure_ = Erasure{false, Backoff(), erasure_.failures_ever};
 }
 
 std::vector<ShardId> Core::BackingOff(TimePoint now) const {

@@ -404,6 +404,7 @@ std::optional<TimePoint> Core::NextWakeup() const {
   }
   for (const auto& [request, p] : parked_) consider(p.expires);
   for (const auto& [request, expires] : held_) consider(expires);
+  if (erasure_.owed) consider(erasure_.backoff.retry_at);
   // Never ask to be woken in the past: the last Poll already handled it.
   if (next && *next <= last_poll_) {
     next = last_poll_ + std::chrono::milliseconds(1);

@@ -290,6 +290,58 @@ TEST(FullDisk, DeletionsAreRefusedRetrainingBacksOffAndAllRecovers) {
   EXPECT_EQ((*reopened)->Stats().pending_deletions, 0u);
 }
 
+// An apply commits, then its compaction fails (the disk fills between the
+// two): the deletion is applied, the erasure is owed, and the engine's
+// control loop retries it with the backoff until space returns, without a
+// restart and without another deletion to wake it.
+TEST(FullDisk, AnErasureOwedAfterACommitIsRetriedInTheBackground) {
+  std::string why;
+  std::unique_ptr<eraser::testing::SmallDisk> disk =
+      eraser::testing::SmallDisk::Mount(32 << 20, &why);
+  if (disk == nullptr) {
+    if (eraser::testing::SmallDiskRequired()) FAIL() << why;
+    GTEST_SKIP() << why;
+  }
+  const std::string data = disk->path() + "/data";
+  std::filesystem::copy(testing::GetTemplate().dir, data,
+                        std::filesystem::copy_options::recursive);
+  EngineOptions o = testing::Options(data, "eraser:lazy,partial,deadline=1h");
+  o.unlearning.retry_initial = std::chrono::milliseconds(10);
+  o.unlearning.retry_max = std::chrono::milliseconds(50);
+  const SampleId deleted = testing::SampleIn(2, 1);
+  {
+    StatusOr<std::unique_ptr<Engine>> opened = Engine::Open(o);
+    ASSERT_TRUE(opened.ok()) << opened.status();
+    Engine& engine = **opened;
+    std::atomic<bool> filled{false};
+    SyncPoints::Set("RocksStore::Apply:Committed", [&] {
+      if (!filled.exchange(true)) disk->Fill();
+    });
+    StatusOr<DeletionSeq> seq =
+        engine.RequestDeletion(storage::DeletionTarget::Sample(deleted));
+    ASSERT_TRUE(seq.ok()) << seq.status();
+    EXPECT_FALSE(engine.Drain().ok());
+    SyncPoints::ClearAll();
+    ASSERT_TRUE(filled.load());
+    StatusOr<DeletionInfo> info = engine.GetDeletion(*seq);
+    ASSERT_TRUE(info.ok());
+    EXPECT_EQ(info->state, storage::DeletionState::kApplied);
+    EXPECT_TRUE(engine.Stats().erasure_owed);
+    EXPECT_TRUE(
+        Contains(engine.metrics()->TextExposition(), "eraser_erasure_owed 1"));
+    // The retries fail while the disk is full; once it is not, one succeeds.
+    disk->Free();
+    EXPECT_TRUE(Eventually([&] { return !engine.Stats().erasure_owed; }));
+    EXPECT_TRUE(
+        Contains(engine.metrics()->TextExposition(), "eraser_erasure_owed 0"));
+  }
+  const datasets::Split& train = testing::GetTemplate().data.train;
+  const std::string bytes(
+      reinterpret_cast<const char*>(train.row(deleted.value())),
+      train.row_bytes());
+  EXPECT_EQ(eraser::testing::AllFileBytes(data).find(bytes), std::string::npos);
+}
+
 }  // namespace
 }  // namespace eraser::engine
 

@@ -706,6 +706,49 @@ TEST_F(CoreTest, TheBackoffDoublesUpToItsCapAndSuccessResetsIt) {
   EXPECT_EQ(Poll().size(), 1u);
 }
 
+// The erasure owed after a failed compaction is Core state: retried with
+// the shards' backoff, on the Core's wake-ups; a success clears it unless
+// another failure was recorded while the retry ran.
+TEST_F(CoreTest, AnOwedErasureIsRetriedWithTheBackoff) {
+  CoreOptions o = Options("eraser-lazy-partial");
+  o.retry_initial = seconds(1);
+  o.retry_max = seconds(3);
+  core_ = std::make_unique<Core>(
+      o, std::vector<std::vector<uint64_t>>(kShards, {1000, 0, 0, 0}),
+      std::vector<uint64_t>(kShards, 1), clock_.Now());
+  Core& core = *core_;
+  uint64_t attempt = 0;
+  EXPECT_FALSE(core.erasure_owed());
+  EXPECT_FALSE(core.ErasureDue(clock_.Now(), &attempt));
+  EXPECT_EQ(core.NextWakeup(), std::nullopt);
+  // Retries after 1, 2, 3, 3 s.
+  for (int wait : {1, 2, 3, 3}) {
+    const TimePoint retry = core.OnErasureFailed(clock_.Now());
+    EXPECT_EQ(retry, clock_.Now() + seconds(wait));
+    EXPECT_TRUE(core.erasure_owed());
+    EXPECT_EQ(core.NextWakeup(), retry);
+    clock_.AdvanceTo(retry - milliseconds(1));
+    EXPECT_FALSE(core.ErasureDue(clock_.Now(), &attempt)) << wait;
+    clock_.AdvanceTo(retry);
+    EXPECT_TRUE(core.ErasureDue(clock_.Now(), &attempt)) << wait;
+  }
+  // An apply's compaction fails while the retry runs: the debt stays.
+  core.OnErasureFailed(clock_.Now());
+  core.OnErasureFinished(attempt);
+  EXPECT_TRUE(core.erasure_owed());
+  clock_.Advance(seconds(3));
+  ASSERT_TRUE(core.ErasureDue(clock_.Now(), &attempt));
+  core.OnErasureFinished(attempt);
+  EXPECT_FALSE(core.erasure_owed());
+  EXPECT_FALSE(core.ErasureDue(clock_.Now(), &attempt));
+  EXPECT_EQ(core.NextWakeup(), std::nullopt);
+  // The next failure starts from 1 s again; owed at open, it is due at once.
+  EXPECT_EQ(core.OnErasureFailed(clock_.Now()), clock_.Now() + seconds(1));
+  Make("eraser-lazy-partial");
+  core_->OnErasureOwedAtOpen(clock_.Now());
+  EXPECT_TRUE(core_->ErasureDue(clock_.Now(), &attempt));
+}
+
 TEST_F(CoreTest, ABackingOffShardDoesNotBlockTheOthers) {
   Make("immediate", 1);
   Delete(1, {{0, 0}});

@@ -302,6 +302,23 @@ class Core {
   // (retry_initial, doubled per consecutive failure, at most retry_max).
   TimePoint OnRetrainFailed(const RetrainOrder& order, TimePoint now,
                             Duration held);
+
+  // The erasure (compaction) owed when an apply committed but its
+  // compaction failed, or found owed at open. It is retried with the
+  // shards' backoff; NextWakeup includes the retry.
+  // Owed at open (a crash or a full disk left it): due at once.
+  void OnErasureOwedAtOpen(TimePoint now);
+  // An apply's compaction or a retry failed at `now`: returns when to try
+  // again (retry_initial, doubled per consecutive failure, at most
+  // retry_max).
+  TimePoint OnErasureFailed(TimePoint now);
+  // Whether a retry is due; if so, *attempt names it for
+  // OnErasureFinished.
+  bool ErasureDue(TimePoint now, uint64_t* attempt) const;
+  // The retry `attempt` finished the erasure. A failure recorded since it
+  // began keeps the debt (the retry may have started before that apply).
+  void OnErasureFinished(uint64_t attempt);
+  bool erasure_owed() const { return erasure_.owed; }
   // Another engine sharing the store committed model `version` of `shard`,
   // now served here: it leaves out `gone` (the shard's samples erased in the
   // store). Pending deletions lose those samples in the shard, as after
@@ -375,6 +392,13 @@ class Core {
   struct Backoff {
     int failures = 0;
     TimePoint retry_at;
+  };
+  // One more failure of `b` at `now`: sets and returns b.retry_at.
+  TimePoint Fail(Backoff& b, TimePoint now);
+  struct Erasure {
+    bool owed = false;
+    Backoff backoff;
+    uint64_t failures_ever = 0;  // names attempts (OnErasureFinished)
   };
   // Counts over one second of the rate window.
   struct Bucket {
@@ -465,6 +489,7 @@ class Core {
   std::vector<std::set<DeletionSeq>> shard_pending_;  // index of pending_
   std::map<ShardId, Running> running_;
   std::vector<Backoff> backoff_;  // per shard
+  Erasure erasure_;
   std::map<uint64_t, Parked> parked_;
   std::map<uint64_t, TimePoint> held_;  // request -> when it falls back
   uint64_t watermark_ = 0;
