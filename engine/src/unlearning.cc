@@ -47,6 +47,10 @@ void EngineImpl::ControlLoop() {
     for (scheduler::RetrainOrder& order : core_->Poll(now)) {
       orders_.push_back(std::move(order));
     }
+    for (ShardId shard : core_->Promote(now)) {
+      promote_[shard.value()].store(true);
+      ERASER_SYNC_POINT("EngineImpl::ControlLoop:Promoted");
+    }
     if (!orders_.empty()) retrain_cv_.SignalAll();
     LoadPrefixes();
     const scheduler::Capacity capacity = core_->GetCapacity(now);
@@ -188,17 +192,32 @@ EngineImpl::Retrained EngineImpl::Retrain(
     if (!r.status.ok()) return r;
   }
   // A retraining on an idle inference core steps aside, between
-  // mini-batches, while an inference batch computes; any other takes its
-  // place at the gate.
+  // mini-batches, while an inference batch computes, until the Core
+  // promotes it (its deadline needs the core): then it takes precedence,
+  // as a borrowed retraining does from the start. Any other takes its
+  // place at the gate. One request: the pauses come one at a time.
   std::function<void()> pause;
+  bool promoted = false;
+  std::atomic<bool>& promote = promote_[order.shard.value()];
   if (order.yields) {
-    pause = [this, &r] { r.paused += gate_.YieldToInference(); };
+    pause = [this, &r, &promoted, &promote] {
+      if (promoted) return;
+      if (promote.load()) {
+        gate_.EnterRetrain(/*borrowed=*/true);
+        promoted = true;
+        ++promoted_;
+        metrics_->RetrainPromoted();
+        return;
+      }
+      r.paused += gate_.YieldToInference();
+    };
   } else {
     gate_.EnterRetrain(order.borrowed);
   }
   StatusOr<std::vector<unlearning::RetrainResult>> retrained =
       sisa_->Retrain({{order.shard, order.samples}}, pause);
   if (!order.yields) gate_.ExitRetrain(order.borrowed);
+  if (promoted) gate_.ExitRetrain(/*borrowed=*/true);
   r.status = retrained.status();
   if (!r.status.ok()) return r;
   r.result = std::move(retrained->front());
@@ -438,6 +457,9 @@ void EngineImpl::RunOrder(const scheduler::RetrainOrder& order) {
     ERASER_SYNC_POINT("EngineImpl::RunOrder:Committed");
     MutexLock lock(&mu_);
     Swap(order, retrained, committed, started);
+    // The Core no longer runs the order (Swap told it), so it promotes
+    // nothing of the shard until Poll, under this lock, starts another.
+    promote_[order.shard.value()].store(false);
     failure = retrained.status;
     if (committed && !failure.ok()) {
       // Applied, but the compaction failed: the erased bytes are still in

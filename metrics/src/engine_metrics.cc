@@ -122,6 +122,12 @@ struct EngineMetrics::Impl {
                           "fallback after the maximum wait")
                     .Register(*registry)
                     .Add({})),
+        promoted(prometheus::BuildCounter()
+                     .Name("eraser_retrains_promoted_total")
+                     .Help("Retrainings on an idle inference core that their "
+                           "deadline made take precedence over inference")
+                     .Register(*registry)
+                     .Add({})),
         offered(prometheus::BuildGauge()
                     .Name("eraser_deletion_rate_per_second")
                     .Help("Deletions acknowledged per second over the last "
@@ -226,6 +232,7 @@ struct EngineMetrics::Impl {
   prometheus::Family<prometheus::Counter>& http_refused;
   prometheus::Counter* by_http_refusal[std::size(kHttpRefusedLabels)];
   prometheus::Counter& expired;
+  prometheus::Counter& promoted;
   prometheus::Gauge& offered;
   prometheus::Gauge& capacity;
   prometheus::Gauge& overloaded;
@@ -323,6 +330,7 @@ void EngineMetrics::SetErasureOwed(bool owed) {
 }
 
 void EngineMetrics::ParkedExpired() { impl_->expired.Increment(); }
+void EngineMetrics::RetrainPromoted() { impl_->promoted.Increment(); }
 
 void EngineMetrics::HttpRefused(std::string_view reason) {
   for (std::size_t i = 0; i < std::size(kHttpRefusedLabels); ++i) {

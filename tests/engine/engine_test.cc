@@ -12,6 +12,7 @@
 
 #include "engine_fixture.h"
 #include "eraser/certify/vote.h"
+#include "eraser/common/sync_point.h"
 #include "eraser/storage/store.h"
 
 namespace eraser::engine {
@@ -276,6 +277,56 @@ TEST_F(EngineTest, AnIdleInferenceCoreRunsASecondRetraining) {
     EXPECT_TRUE(together);
     EXPECT_EQ(started, 2);
   }
+  EXPECT_EQ(testing::LastCheckpoints(data_),
+            testing::ScratchCheckpoints(deleted));
+}
+
+// The retraining on the idle inference core yields to inference until its
+// deadline needs the core: the Core promotes it, and its next pause takes
+// precedence at the gate instead of yielding. The retrainings are held
+// until the promotion, so that it reaches one that is still training.
+TEST_F(EngineTest, AYieldingRetrainingItsDeadlineNeedsTakesPrecedence) {
+  ManualClock clock;
+  EngineOptions o = Options(data_, "eraser:shards:0,partial,deadline=30s");
+  o.clock = &clock;
+  o.inference.max_queue_delay = Duration(0);
+  ASSERT_EQ(o.unlearning.concurrency, 1);
+  std::mutex mu;
+  std::condition_variable cv;
+  int started = 0;
+  bool promoted = false;
+  o.testing.retrain_fault = [&](ShardId) {
+    std::unique_lock<std::mutex> lock(mu);
+    ++started;
+    cv.notify_all();
+    cv.wait_for(lock, eraser::testing::kPatience, [&] { return promoted; });
+    return OkStatus();
+  };
+  SyncPoints::Set("EngineImpl::ControlLoop:Promoted", [&] {
+    std::lock_guard<std::mutex> lock(mu);
+    promoted = true;
+    cv.notify_all();
+  });
+  const std::vector<SampleId> deleted = {SampleIn(0, 1), SampleIn(2, 0)};
+  {
+    std::unique_ptr<Engine> engine = OpenOrDie(o);
+    ASSERT_NE(engine, nullptr);
+    for (SampleId s : deleted) {
+      ASSERT_TRUE(engine->RequestDeletion(DT::Sample(s)).ok());
+    }
+    {
+      std::unique_lock<std::mutex> lock(mu);
+      ASSERT_TRUE(cv.wait_for(lock, eraser::testing::kPatience,
+                              [&] { return started == 2; }));
+    }
+    EXPECT_EQ(engine->Stats().retrains_promoted, 0u);
+    clock.Advance(std::chrono::seconds(30));
+    ASSERT_TRUE(engine->Drain().ok());
+    EXPECT_EQ(engine->Stats().retrains_promoted, 1u);
+    EXPECT_THAT(engine->metrics()->TextExposition(),
+                HasSubstr("eraser_retrains_promoted_total 1"));
+  }
+  SyncPoints::ClearAll();
   EXPECT_EQ(testing::LastCheckpoints(data_),
             testing::ScratchCheckpoints(deleted));
 }

@@ -1139,6 +1139,48 @@ TEST_F(CoreTest, ALateYieldingRetrainingIsAtRisk) {
   EXPECT_EQ(core.GetCapacity(clock_.Now()).deadlines_at_risk, 1u);
 }
 
+// A yielding retraining takes precedence over inference once, even at full
+// speed from now, it would end later than the margin before its due: the
+// Core asks for it at that instant (NextWakeup), once.
+TEST_F(CoreTest, ALateYieldingRetrainingIsPromotedOnce) {
+  Core& core = Make("eraser:shards:0,partial,deadline=30s", 1, 1, true);
+  const TimePoint t0 = clock_.Now();
+  Delete(1, {{0, 3}});
+  Delete(2, {{1, 3}});
+  const std::vector<RetrainOrder> orders = Poll();
+  ASSERT_EQ(orders.size(), 2u);
+  ASSERT_FALSE(orders[0].yields);
+  ASSERT_TRUE(orders[1].yields);
+  Finish(orders[0].shard.value());
+  // Planned 1.5 s, a 1 s margin, due at 30 s: promoted at 27.5 s.
+  EXPECT_EQ(core.NextWakeup(), t0 + milliseconds(27'500));
+  clock_.AdvanceTo(t0 + milliseconds(27'499));
+  EXPECT_THAT(core.Promote(clock_.Now()), IsEmpty());
+  EXPECT_EQ(core.GetCapacity(clock_.Now()).deadlines_at_risk, 0u);
+  clock_.AdvanceTo(t0 + milliseconds(27'500));
+  EXPECT_THAT(core.Promote(clock_.Now()), ElementsAre(orders[1].shard));
+  EXPECT_THAT(core.Promote(clock_.Now()), IsEmpty());
+  EXPECT_EQ(core.NextWakeup(), std::nullopt);
+  // Now borrowed with precedence: at risk, as a late deadline is.
+  EXPECT_EQ(core.GetCapacity(clock_.Now()).deadlines_at_risk, 1u);
+  Finish(orders[1].shard.value());
+  EXPECT_EQ(core.GetCapacity(clock_.Now()).deadlines_at_risk, 0u);
+  EXPECT_EQ(core.deadline_misses(), 0u);
+}
+
+// Without a deadline nothing is promoted: `immediate`'s yielding
+// retrainings run on what inference leaves, however long that takes.
+TEST_F(CoreTest, AYieldingRetrainingWithoutADeadlineIsNeverPromoted) {
+  Core& core = Make("immediate", 1, 1, true);
+  Delete(1, {{0, 3}});
+  Delete(2, {{1, 3}});
+  const std::vector<RetrainOrder> orders = Poll();
+  ASSERT_EQ(orders.size(), 2u);
+  ASSERT_TRUE(orders[1].yields);
+  clock_.Advance(std::chrono::hours(1));
+  EXPECT_THAT(core.Promote(clock_.Now()), IsEmpty());
+}
+
 TEST_F(CoreTest, OverloadDegradesWaitToPartial) {
   Core& core = Make("eraser:lazy,wait,deadline=30s", 1, 1);
   Delete(1, {{0, 0}, {1, 0}, {2, 0}});
@@ -1183,10 +1225,13 @@ TEST_F(CoreTest, CapacityMeasuresOfferedAndSustainableRates) {
 // that postpones: every deletion is applied within its deadline. The plan
 // takes the tail of the measured times (not their mean, which half of the
 // retrainings exceed).
-class CoreDeadlines : public ::testing::TestWithParam<int> {};
+// With idle cores, a yielding retraining runs at a random fraction of full
+// speed (what inference leaves: from 2% to all of it) until the Core
+// promotes it; from then on at full speed.
+class CoreDeadlines : public ::testing::TestWithParam<std::tuple<int, bool>> {};
 
 TEST_P(CoreDeadlines, HoldUnderRandomLoad) {
-  const int slots = GetParam();
+  const auto [slots, idle_cores] = GetParam();
   for (const char* text :
        {"inference-first,deadline=20s", "eraser:lazy,partial,deadline=20s",
         "eraser:lazy,wait,deadline=20s", "eraser:batch:5,partial,deadline=20s",
@@ -1196,7 +1241,7 @@ TEST_P(CoreDeadlines, HoldUnderRandomLoad) {
     SCOPED_TRACE(text);
     ManualClock clock;
     const TimePoint t0 = clock.Now();
-    CoreOptions options = Options(text, slots, /*borrowable=*/1);
+    CoreOptions options = Options(text, slots, /*borrowable=*/1, idle_cores);
     // Retrainings take up to 1.5 ms per sample-epoch: planned from the
     // tail (assumed 1.5 ms at first) with a 1.25 factor and a 0.2 s margin,
     // against 1 ms on average.
@@ -1210,26 +1255,48 @@ TEST_P(CoreDeadlines, HoldUnderRandomLoad) {
     std::mt19937 rng(99);
     // 1 ms per sample-epoch typically; deletions at 0.5/s per slot.
     std::uniform_real_distribution<double> noise(0.5, 1.5);
+    std::uniform_real_distribution<double> left(0.02, 1.0);
     std::map<uint64_t, TimePoint> arrival;
-    std::map<TimePoint, std::vector<std::pair<RetrainOrder, double>>> ends;
+    // Per running shard: its order, the work left (seconds at full speed)
+    // as of `since`, its speed, and the time it held its slot.
+    struct Run {
+      RetrainOrder order;
+      double work = 0;
+      double speed = 1;
+      TimePoint since;
+      double held = 0;
+      TimePoint End() const { return since + Secs(work / speed); }
+    };
+    std::map<uint32_t, Run> running;
+    auto next_end = [&running] {
+      TimePoint t = TimePoint::max();
+      for (const auto& [shard, r] : running) t = std::min(t, r.End());
+      return t;
+    };
     TimePoint next_arrival = t0;
     uint64_t seq = 0;
-    int orders = 0;
+    int orders = 0, promoted = 0;
     const TimePoint end = t0 + seconds(120);
-    while (next_arrival < end || !ends.empty() || !core.Idle()) {
-      TimePoint now = TimePoint::max();
-      if (next_arrival < end) now = std::min(now, next_arrival);
-      if (!ends.empty()) now = std::min(now, ends.begin()->first);
+    while (next_arrival < end || !running.empty() || !core.Idle()) {
+      TimePoint now = std::min(
+          next_end(), next_arrival < end ? next_arrival : TimePoint::max());
       if (auto w = core.NextWakeup()) now = std::min(now, *w);
       ASSERT_NE(now, TimePoint::max());
       clock.AdvanceTo(now);
-      if (!ends.empty() && ends.begin()->first <= clock.Now()) {
-        for (auto& [order, secs] : ends.begin()->second) {
-          core.OnApplied(order, core.PlanApply(order),
-                         core.versions()[order.shard.value()] + 1, clock.Now(),
-                         Secs(secs), order.predicted_sample_epochs);
+      for (auto it = running.begin(); it != running.end();) {
+        const Run& r = it->second;
+        if (r.End() > clock.Now()) {
+          ++it;
+          continue;
         }
-        ends.erase(ends.begin());
+        for (DeletionSeq d : r.order.covers) {
+          EXPECT_LE(clock.Now(), arrival[d.value()] + seconds(20))
+              << "deletion " << d << " misses its deadline";
+        }
+        core.OnApplied(r.order, core.PlanApply(r.order),
+                       core.versions()[it->first] + 1, clock.Now(),
+                       Secs(r.held), r.order.predicted_sample_epochs);
+        it = running.erase(it);
       }
       if (next_arrival < end && next_arrival <= clock.Now()) {
         ++seq;
@@ -1244,20 +1311,34 @@ TEST_P(CoreDeadlines, HoldUnderRandomLoad) {
       }
       for (const RetrainOrder& o : core.Poll(clock.Now())) {
         ++orders;
-        const double secs = 1e-3 * o.predicted_sample_epochs * noise(rng);
-        const TimePoint done = clock.Now() + Secs(secs);
-        ends[done].push_back({o, secs});
-        for (DeletionSeq d : o.covers) {
-          EXPECT_LE(done, arrival[d.value()] + seconds(20))
-              << "deletion " << d << " misses its deadline";
-        }
+        Run r{o, 1e-3 * o.predicted_sample_epochs * noise(rng),
+              o.yields ? left(rng) : 1.0, clock.Now(), 0};
+        r.held = r.work;
+        running[o.shard.value()] = r;
+      }
+      for (ShardId shard : core.Promote(clock.Now())) {
+        ++promoted;
+        Run& r = running.at(shard.value());
+        ASSERT_TRUE(r.order.yields);
+        r.work -= r.speed *
+                  std::chrono::duration<double>(clock.Now() - r.since).count();
+        r.since = clock.Now();
+        r.speed = 1;
       }
     }
     EXPECT_GT(seq, 30u);
+    // Promotions happen here (slow yielding retrainings), and only here.
+    if (idle_cores) {
+      EXPECT_GT(promoted, 0);
+    } else {
+      EXPECT_EQ(promoted, 0);
+    }
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Slots, CoreDeadlines, ::testing::Values(1, 2));
+INSTANTIATE_TEST_SUITE_P(SlotsAndIdleCores, CoreDeadlines,
+                         ::testing::Combine(::testing::Values(1, 2),
+                                            ::testing::Bool()));
 
 }  // namespace
 }  // namespace eraser::scheduler

@@ -170,6 +170,10 @@ struct EngineStats {
   // batch, however many requests it held (the statistics extension's
   // execution_count).
   uint64_t executions = 0;
+  // Retrainings on an idle inference core (yielding to inference) that
+  // their deadline made take precedence over inference before they ended
+  // (docs/engine.md, "Idle cores").
+  uint64_t retrains_promoted = 0;
   PlanningFigures planning;
 };
 

@@ -19,6 +19,9 @@
 //                                               storage, disk_full)
 //   eraser_parked_expired_total                 parked requests answered with
 //                                               the fallback after max_wait
+//   eraser_retrains_promoted_total              retrainings on an idle
+//                                               inference core that their
+//                                               deadline made take precedence
 //   eraser_http_refused_total{reason}           HTTP requests and connections
 //                                               refused (unauthenticated,
 //                                               forbidden, connection_limit,
@@ -120,6 +123,7 @@ class EngineMetrics {
   void SetErasureOwed(bool owed);
   void SetLease(bool held, int live_replicas);
   void ParkedExpired();
+  void RetrainPromoted();
   // `reason` is one of kHttpRefusedLabels (others are ignored).
   void HttpRefused(std::string_view reason);
   // The unlearning load over the last minute (scheduler::Capacity).

@@ -280,7 +280,15 @@ class Core {
   // The retrainings to start now; each counts as running until OnApplied
   // or OnRetrainFailed.
   std::vector<RetrainOrder> Poll(TimePoint now);
-  // When Poll must next be called if no event arrives; nullopt if never.
+  // Yielding retrainings (on an idle inference core) that must now take
+  // precedence over inference to end by their deadline: those that, even
+  // restarted now at full speed, would otherwise end later than a margin
+  // before it. Each is returned once; from then on its order counts as
+  // borrowed without yielding (and its deletions as at risk). Call it
+  // after Poll, with the same `now`.
+  std::vector<ShardId> Promote(TimePoint now);
+  // When Poll (and Promote) must next be called if no event arrives;
+  // nullopt if never.
   std::optional<TimePoint> NextWakeup() const;
   // What committing `order` now writes: call it with the store write
   // ahead, and pass the same plan to OnApplied once it committed.
@@ -481,6 +489,9 @@ class Core {
            (options_.use_idle_cores && FreeSlots(true) > 0);
   }
   std::size_t DeadlinesAtRisk(TimePoint now) const;
+  // When the running yielding order `r` of `shard` must take precedence
+  // (see Promote); nullopt if it never must (no deadline, nothing pending).
+  std::optional<TimePoint> PromoteAt(ShardId shard, const Running& r) const;
 
   const CoreOptions options_;
   std::vector<std::vector<uint64_t>> slice_sizes_;
