@@ -158,8 +158,7 @@ Status EngineImpl::Start() {
     core.estimates.initial_seconds_per_sample_epoch =
         model_cost_.train_seconds_per_sample_epoch;
   }
-  core.retry_initial = options_.unlearning.retry_initial;
-  core.retry_max = options_.unlearning.retry_max;
+  core.retry = options_.unlearning.retry;
   core.max_wait = options_.inference.max_wait;
   core.testing_affected_hook = options_.testing.affected_filter;
   core.testing_clean_stage_offset = options_.testing.clean_stage_offset;

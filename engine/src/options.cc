@@ -44,9 +44,8 @@ Status EngineOptions::Validate() const {
       replica_lease > std::chrono::hours(1)) {
     return Field("replica_lease", "must be in 100ms..1h");
   }
-  if (inference.max_wait <= Duration(0)) {
-    return Field("inference.max_wait", "must be positive");
-  }
+  RETURN_IF_ERROR(
+      scheduler::ValidateMaxWait(inference.max_wait, "inference.max_wait"));
   if (!(unlearning.borrowed_inference_share >= 0 &&
         unlearning.borrowed_inference_share < 1)) {
     return Field("unlearning.borrowed_inference_share", "must be in [0, 1)");
@@ -55,12 +54,7 @@ Status EngineOptions::Validate() const {
     return Field("unlearning.concurrency", "must be in 1..64");
   }
   RETURN_IF_ERROR(unlearning.estimates.Validate("unlearning.estimates."));
-  if (unlearning.retry_initial <= Duration(0)) {
-    return Field("unlearning.retry_initial", "must be positive");
-  }
-  if (unlearning.retry_max < unlearning.retry_initial) {
-    return Field("unlearning.retry_max", "must be at least retry_initial");
-  }
+  RETURN_IF_ERROR(unlearning.retry.Validate("unlearning.retry."));
   if (train_data != nullptr) {
     if (Status st = sisa.Validate(); !st.ok()) {
       return InvalidArgumentError("sisa: " + st.message());

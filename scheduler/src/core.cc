@@ -62,11 +62,8 @@ Status CoreOptions::Validate() const {
   if (rate_window < std::chrono::seconds(1)) {
     return Field("rate_window", "must be at least 1s");
   }
-  if (retry_initial <= Duration(0) || retry_max < retry_initial) {
-    return Field("retry_initial", "must be positive and at most retry_max");
-  }
-  if (max_wait <= Duration(0)) return Field("max_wait", "must be positive");
-  return OkStatus();
+  RETURN_IF_ERROR(retry.Validate("retry."));
+  return ValidateMaxWait(max_wait, "max_wait");
 }
 
 Core::Core(CoreOptions options, std::vector<std::vector<uint64_t>> slice_sizes,
@@ -538,9 +535,7 @@ TimePoint Core::OnRetrainFailed(const RetrainOrder& order, TimePoint now,
 
 TimePoint Core::Fail(Backoff& b, TimePoint now) {
   ++b.failures;
-  Duration delay = options_.retry_initial;
-  for (int i = 1; i < b.failures && delay < options_.retry_max; ++i) delay *= 2;
-  b.retry_at = now + std::min(delay, options_.retry_max);
+  b.retry_at = now + options_.retry.Delay(b.failures);
   return b.retry_at;
 }
 

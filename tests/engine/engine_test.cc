@@ -140,6 +140,19 @@ TEST_F(EngineTest, OptionsAreValidatedNamingTheField) {
   o.unlearning.estimates.safety = 0.5;
   EXPECT_THAT(Engine::Open(o).status().message(),
               HasSubstr("unlearning.estimates.safety"));
+  o = Options(data_, "eraser-lazy-wait");
+  o.unlearning.retry.max = o.unlearning.retry.initial / 2;
+  EXPECT_THAT(Engine::Open(o).status().message(),
+              HasSubstr("unlearning.retry.max must be at least "
+                        "unlearning.retry.initial"));
+  o = Options(data_, "eraser-lazy-wait");
+  o.unlearning.retry.initial = Duration(0);
+  EXPECT_THAT(Engine::Open(o).status().message(),
+              HasSubstr("unlearning.retry.initial must be positive"));
+  o = Options(data_, "eraser-lazy-wait");
+  o.inference.max_wait = Duration(0);
+  EXPECT_THAT(Engine::Open(o).status().message(),
+              HasSubstr("inference.max_wait must be positive"));
   o = Options(dir_.Child("nothing-here"), "eraser-lazy-wait");
   EXPECT_EQ(Engine::Open(o).status().code(), StatusCode::kNotFound);
 }

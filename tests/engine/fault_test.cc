@@ -43,7 +43,7 @@ class FaultTest : public ::testing::Test {
 
 TEST_F(FaultTest, AFailedRetrainingIsCountedAndRetriedAfterABackoff) {
   EngineOptions o = ManualOptions("immediate");
-  o.unlearning.retry_initial = seconds(1);
+  o.unlearning.retry.initial = seconds(1);
   std::atomic<int> attempts{0};
   o.testing.retrain_fault = [&](ShardId) {
     return ++attempts <= 2 ? InternalError("injected fault") : OkStatus();
@@ -219,8 +219,8 @@ TEST(FullDisk, DeletionsAreRefusedRetrainingBacksOffAndAllRecovers) {
   std::filesystem::copy(testing::GetTemplate().dir, data,
                         std::filesystem::copy_options::recursive);
   EngineOptions o = testing::Options(data, "eraser:lazy,partial,deadline=1h");
-  o.unlearning.retry_initial = std::chrono::milliseconds(10);
-  o.unlearning.retry_max = std::chrono::milliseconds(50);
+  o.unlearning.retry.initial = std::chrono::milliseconds(10);
+  o.unlearning.retry.max = std::chrono::milliseconds(50);
   std::vector<DeletionSeq> acked;
   std::vector<SampleId> deleted;
   {
@@ -306,8 +306,8 @@ TEST(FullDisk, AnErasureOwedAfterACommitIsRetriedInTheBackground) {
   std::filesystem::copy(testing::GetTemplate().dir, data,
                         std::filesystem::copy_options::recursive);
   EngineOptions o = testing::Options(data, "eraser:lazy,partial,deadline=1h");
-  o.unlearning.retry_initial = std::chrono::milliseconds(10);
-  o.unlearning.retry_max = std::chrono::milliseconds(50);
+  o.unlearning.retry.initial = std::chrono::milliseconds(10);
+  o.unlearning.retry.max = std::chrono::milliseconds(50);
   const SampleId deleted = testing::SampleIn(2, 1);
   {
     StatusOr<std::unique_ptr<Engine>> opened = Engine::Open(o);

@@ -56,8 +56,8 @@ void RunStress(const std::string& policy, const Variant& variant = {}) {
   options.unlearning.context = variant.context;
   std::atomic<int> retrainings{0};
   if (variant.fail_every > 0) {
-    options.unlearning.retry_initial = std::chrono::milliseconds(5);
-    options.unlearning.retry_max = std::chrono::milliseconds(20);
+    options.unlearning.retry.initial = std::chrono::milliseconds(5);
+    options.unlearning.retry.max = std::chrono::milliseconds(20);
     options.testing.retrain_fault = [&retrainings, &variant](ShardId) {
       return ++retrainings % variant.fail_every == 0
                  ? InternalError("injected fault")

@@ -677,10 +677,29 @@ TEST_F(CoreTest, AFailedRetrainingReturnsItsDeletionsAfterABackoff) {
   EXPECT_THAT(again[0].covers, ElementsAre(DeletionSeq(1)));
 }
 
+// The retry and max_wait options are defined once (the engine's options
+// hold the same types), with one validator each, naming the field.
+TEST(CoreOptionsTest, RetryAndMaxWaitHaveOneValidatorNamingTheField) {
+  RetryOptions retry{seconds(1), seconds(5)};
+  EXPECT_EQ(retry.Delay(1), seconds(1));
+  EXPECT_EQ(retry.Delay(3), seconds(4));
+  EXPECT_EQ(retry.Delay(4), seconds(5));
+  EXPECT_EQ(retry.Delay(1000), seconds(5));
+  CoreOptions o = Options("eraser-lazy-partial");
+  o.retry.max = milliseconds(500);
+  EXPECT_EQ(o.Validate().message(), "retry.max must be at least retry.initial");
+  o.retry = RetryOptions{Duration(0), seconds(1)};
+  EXPECT_EQ(o.Validate().message(), "retry.initial must be positive");
+  o = Options("eraser-lazy-partial");
+  o.max_wait = -seconds(1);
+  EXPECT_EQ(o.Validate().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(o.Validate().message(), "max_wait must be positive");
+}
+
 TEST_F(CoreTest, TheBackoffDoublesUpToItsCapAndSuccessResetsIt) {
   CoreOptions o = Options("immediate");
-  o.retry_initial = seconds(1);
-  o.retry_max = seconds(5);
+  o.retry.initial = seconds(1);
+  o.retry.max = seconds(5);
   core_ = std::make_unique<Core>(
       o, std::vector<std::vector<uint64_t>>(kShards, {1000, 0, 0, 0}),
       std::vector<uint64_t>(kShards, 1), clock_.Now());
@@ -711,8 +730,8 @@ TEST_F(CoreTest, TheBackoffDoublesUpToItsCapAndSuccessResetsIt) {
 // another failure was recorded while the retry ran.
 TEST_F(CoreTest, AnOwedErasureIsRetriedWithTheBackoff) {
   CoreOptions o = Options("eraser-lazy-partial");
-  o.retry_initial = seconds(1);
-  o.retry_max = seconds(3);
+  o.retry.initial = seconds(1);
+  o.retry.max = seconds(3);
   core_ = std::make_unique<Core>(
       o, std::vector<std::vector<uint64_t>>(kShards, {1000, 0, 0, 0}),
       std::vector<uint64_t>(kShards, 1), clock_.Now());
@@ -760,8 +779,8 @@ TEST_F(CoreTest, ABackingOffShardDoesNotBlockTheOthers) {
 
 TEST_F(CoreTest, ABackoffPastTheDeadlineIsAtRisk) {
   CoreOptions o = Options("eraser:lazy,wait,deadline=20s");
-  o.retry_initial = seconds(30);
-  o.retry_max = seconds(30);
+  o.retry.initial = seconds(30);
+  o.retry.max = seconds(30);
   core_ = std::make_unique<Core>(
       o, std::vector<std::vector<uint64_t>>(kShards, {1000, 0, 0, 0}),
       std::vector<uint64_t>(kShards, 1), clock_.Now());

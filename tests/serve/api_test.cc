@@ -252,7 +252,7 @@ TEST_F(ApiTest, ADeletionTheFullDiskCannotLogIs507AndReadyzSaysDegraded) {
                         std::filesystem::copy_options::recursive);
   Start("eraser:lazy,partial,deadline=1h", [&](engine::EngineOptions& o) {
     o.data_dir = data;
-    o.unlearning.retry_initial = std::chrono::seconds(60);
+    o.unlearning.retry.initial = std::chrono::seconds(60);
   });
   // Acknowledged before the disk fills: pending, to retrain.
   const uint64_t first = engine::testing::SampleIn(2, 1).value();

@@ -36,7 +36,7 @@ struct InferenceOptions {
   // shard affected), or held by the immediate baseline, waits at most this
   // long; then it gets the fallback answer: partial when the unaffected
   // shards have a plurality, otherwise rejected (HTTP 503, Retry-After).
-  Duration max_wait = std::chrono::seconds(30);
+  Duration max_wait = scheduler::kDefaultMaxWait;
 };
 
 // Where unlearning runs relative to inference.
@@ -72,11 +72,10 @@ struct UnlearningOptions {
   // How retraining times are planned for deadlines.
   scheduler::EstimatorOptions estimates;
   // A shard whose retraining failed (a Torch error, a failed write, a full
-  // disk) is retried after retry_initial, doubling after each further
-  // failure up to retry_max; a success resets it. The same backoff paces
+  // disk) is retried after retry.initial, doubling after each further
+  // failure up to retry.max; a success resets it. The same backoff paces
   // retries of an erasure (compaction) that failed after its commit.
-  Duration retry_initial = std::chrono::seconds(1);
-  Duration retry_max = std::chrono::seconds(60);
+  scheduler::RetryOptions retry;
 };
 
 // Faults and bugs a test plants; empty in production.

@@ -72,15 +72,13 @@ struct CoreOptions {
   // The window over which offered and sustainable deletion rates are
   // measured.
   Duration rate_window = std::chrono::seconds(60);
-  // A shard whose retraining failed is retried after retry_initial, then
-  // twice as long after each further failure, at most retry_max.
-  Duration retry_initial = std::chrono::seconds(1);
-  Duration retry_max = std::chrono::seconds(60);
+  // How a shard whose retraining failed, and an owed erasure, are retried.
+  RetryOptions retry;
   // A parked request waits at most this long for the retrainings it needs
   // (they may be failing, or be behind deadlines), then gets the partial
   // answer, or `rejected` with a retry hint when every shard is affected.
   // A request may ask for less (Decide's and Hold's `max_wait`).
-  Duration max_wait = std::chrono::seconds(30);
+  Duration max_wait = kDefaultMaxWait;
   // Test only: sees (and may change) the affected flags of every decision.
   // Lets a test plant the bug of an engine that forgets a shard.
   std::function<void(std::vector<uint8_t>* affected)> testing_affected_hook;
@@ -307,7 +305,7 @@ class Core {
                                     uint64_t sample_epochs);
   // The order failed after holding its slot for `held`: its deletions wait
   // again, and the shard is retried no earlier than the time returned
-  // (retry_initial, doubled per consecutive failure, at most retry_max).
+  // (CoreOptions::retry).
   TimePoint OnRetrainFailed(const RetrainOrder& order, TimePoint now,
                             Duration held);
 
@@ -317,8 +315,7 @@ class Core {
   // Owed at open (a crash or a full disk left it): due at once.
   void OnErasureOwedAtOpen(TimePoint now);
   // An apply's compaction or a retry failed at `now`: returns when to try
-  // again (retry_initial, doubled per consecutive failure, at most
-  // retry_max).
+  // again (CoreOptions::retry).
   TimePoint OnErasureFailed(TimePoint now);
   // Whether a retry is due; if so, *attempt names it for
   // OnErasureFinished.
