@@ -18,6 +18,7 @@
 #include "eraser/metrics/engine_metrics.h"
 #include "eraser/scheduler/estimator.h"
 #include "eraser/scheduler/policy.h"
+#include "eraser/scheduler/retry.h"
 #include "eraser/unlearning/sisa.h"
 
 namespace eraser::engine {

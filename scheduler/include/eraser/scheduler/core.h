@@ -47,6 +47,7 @@
 #include "eraser/common/ids.h"
 #include "eraser/scheduler/estimator.h"
 #include "eraser/scheduler/policy.h"
+#include "eraser/scheduler/retry.h"
 
 namespace eraser::scheduler {
 
