@@ -183,6 +183,9 @@ class EngineImpl final : public Engine {
     scheduler::ApplyPlan plan;
     // The time a yielding retraining spent paused for inference.
     Duration paused = Duration(0);
+    // Core::ErasureAttempt before the apply: its compaction, if it
+    // succeeds, also pays what was owed then.
+    uint64_t erasure_attempt = 0;
   };
   Retrained Retrain(const scheduler::RetrainOrder& order) EXCLUDES(mu_);
   void PrepareSnapshot(const scheduler::RetrainOrder& order, Retrained& r)

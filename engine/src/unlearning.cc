@@ -277,6 +277,7 @@ bool EngineImpl::Commit(const scheduler::RetrainOrder& order,
   {
     MutexLock lock(&mu_);
     retrained.plan = core_->PlanApply(order);
+    retrained.erasure_attempt = core_->ErasureAttempt();
     batch.applied = retrained.plan.completed;
     const uint64_t version =
         retrained.next != nullptr
@@ -472,6 +473,13 @@ void EngineImpl::RunOrder(const scheduler::RetrainOrder& order) {
                    "%.1f s\n",
                    order.shard.value(), failure.ToString().c_str(),
                    Seconds(retry - failed));
+    } else if (committed && core_->erasure_owed()) {
+      // The apply's compaction paid every erasure owed when it began.
+      core_->OnErasureFinished(retrained.erasure_attempt);
+      if (!core_->erasure_owed()) {
+        metrics_->SetErasureOwed(false);
+        std::fprintf(stderr, "eraser: owed erasure finished\n");
+      }
     }
     // A compaction failure after the commit, or a failed retraining: Drain
     // reports it (a failed order's deletions wait for another).

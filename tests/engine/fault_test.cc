@@ -342,6 +342,62 @@ TEST(FullDisk, AnErasureOwedAfterACommitIsRetriedInTheBackground) {
   EXPECT_EQ(eraser::testing::AllFileBytes(data).find(bytes), std::string::npos);
 }
 
+// As above, but the background retry waits an hour: the next apply's own
+// compaction pays the debt, and the engine says so at once.
+TEST(FullDisk, ALaterApplysCompactionPaysTheOwedErasure) {
+  std::string why;
+  std::unique_ptr<eraser::testing::SmallDisk> disk =
+      eraser::testing::SmallDisk::Mount(32 << 20, &why);
+  if (disk == nullptr) {
+    if (eraser::testing::SmallDiskRequired()) FAIL() << why;
+    GTEST_SKIP() << why;
+  }
+  const std::string data = disk->path() + "/data";
+  std::filesystem::copy(testing::GetTemplate().dir, data,
+                        std::filesystem::copy_options::recursive);
+  EngineOptions o = testing::Options(data, "eraser:lazy,partial,deadline=1h");
+  o.unlearning.retry.initial = std::chrono::hours(1);
+  o.unlearning.retry.max = std::chrono::hours(1);
+  const SampleId deleted = testing::SampleIn(2, 1);
+  const SampleId later = testing::SampleIn(1, 1);
+  {
+    StatusOr<std::unique_ptr<Engine>> opened = Engine::Open(o);
+    ASSERT_TRUE(opened.ok()) << opened.status();
+    Engine& engine = **opened;
+    std::atomic<bool> filled{false};
+    SyncPoints::Set("RocksStore::Apply:Committed", [&] {
+      if (!filled.exchange(true)) disk->Fill();
+    });
+    StatusOr<DeletionSeq> seq =
+        engine.RequestDeletion(storage::DeletionTarget::Sample(deleted));
+    ASSERT_TRUE(seq.ok()) << seq.status();
+    EXPECT_FALSE(engine.Drain().ok());
+    SyncPoints::ClearAll();
+    ASSERT_TRUE(filled.load());
+    StatusOr<DeletionInfo> info = engine.GetDeletion(*seq);
+    ASSERT_TRUE(info.ok());
+    EXPECT_EQ(info->state, storage::DeletionState::kApplied);
+    EXPECT_TRUE(engine.Stats().erasure_owed);
+    EXPECT_TRUE(
+        Contains(engine.metrics()->TextExposition(), "eraser_erasure_owed 1"));
+    disk->Free();
+    ASSERT_TRUE(
+        engine.RequestDeletion(storage::DeletionTarget::Sample(later)).ok());
+    ASSERT_TRUE(engine.Drain().ok());
+    EXPECT_FALSE(engine.Stats().erasure_owed);
+    EXPECT_TRUE(
+        Contains(engine.metrics()->TextExposition(), "eraser_erasure_owed 0"));
+  }
+  const datasets::Split& train = testing::GetTemplate().data.train;
+  const std::string files = eraser::testing::AllFileBytes(data);
+  for (SampleId id : {deleted, later}) {
+    const std::string bytes(
+        reinterpret_cast<const char*>(train.row(id.value())),
+        train.row_bytes());
+    EXPECT_EQ(files.find(bytes), std::string::npos) << "sample " << id;
+  }
+}
+
 }  // namespace
 }  // namespace eraser::engine
 

@@ -321,6 +321,9 @@ class Core {
   // Whether a retry is due; if so, *attempt names it for
   // OnErasureFinished.
   bool ErasureDue(TimePoint now, uint64_t* attempt) const;
+  // The attempt an erasure starting now would be: an apply's own
+  // compaction pays every debt recorded before it began.
+  uint64_t ErasureAttempt() const { return erasure_.failures_ever; }
   // The retry `attempt` finished the erasure. A failure recorded since it
   // began keeps the debt (the retry may have started before that apply).
   void OnErasureFinished(uint64_t attempt);
