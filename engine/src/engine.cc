@@ -115,7 +115,6 @@ EngineImpl::EngineImpl(const EngineOptions& options,
       queue_(clock_),
       gate_(options.unlearning.context == ExecutionContext::kExclusive,
             options.unlearning.borrowed_inference_share, clock_),
-      promote_(new std::atomic<bool>[snapshot->shards.size()]()),
       shared_store_(storage::IsPostgresLocation(options.data_dir)) {
   MutexLock lock(&mu_);
   snapshot_ = std::move(snapshot);

@@ -213,11 +213,7 @@ class EngineImpl final : public Engine {
   std::atomic<std::size_t> inflight_{0};
   std::atomic<int64_t> busy_nanos_{0};   // inference compute time, for `idle`
   std::atomic<uint64_t> executions_{0};  // EngineStats::executions
-  // Per shard: the Core promoted the shard's running yielding retraining
-  // (Core::Promote); its next pause takes precedence at the gate instead.
-  // Set by the control loop, cleared by the retraining when it ends.
-  const std::unique_ptr<std::atomic<bool>[]> promote_;
-  std::atomic<uint64_t> promoted_{0};  // EngineStats::retrains_promoted
+  std::atomic<uint64_t> promoted_{0};    // EngineStats::retrains_promoted
 
   // Whether other engines share the store (a postgresql:// store).
   const bool shared_store_;

@@ -47,10 +47,6 @@ void EngineImpl::ControlLoop() {
     for (scheduler::RetrainOrder& order : core_->Poll(now)) {
       orders_.push_back(std::move(order));
     }
-    for (ShardId shard : core_->Promote(now)) {
-      promote_[shard.value()].store(true);
-      ERASER_SYNC_POINT("EngineImpl::ControlLoop:Promoted");
-    }
     if (!orders_.empty()) retrain_cv_.SignalAll();
     LoadPrefixes();
     const scheduler::Capacity capacity = core_->GetCapacity(now);
@@ -192,17 +188,17 @@ EngineImpl::Retrained EngineImpl::Retrain(
     if (!r.status.ok()) return r;
   }
   // A retraining on an idle inference core steps aside, between
-  // mini-batches, while an inference batch computes, until the Core
-  // promotes it (its deadline needs the core): then it takes precedence,
-  // as a borrowed retraining does from the start. Any other takes its
-  // place at the gate. One request: the pauses come one at a time.
-  std::function<void()> pause;
+  // mini-batches, while an inference batch computes, until the time the
+  // Core set for its promotion (its deadline needs the core): from its
+  // next pause on it takes precedence, as a borrowed retraining does from
+  // the start. Any other takes its place at the gate. One request: the
+  // pauses come one at a time.
   bool promoted = false;
-  std::atomic<bool>& promote = promote_[order.shard.value()];
+  std::function<void()> pause;
   if (order.yields) {
-    pause = [this, &r, &promoted, &promote] {
+    pause = [this, &r, &order, &promoted] {
       if (promoted) return;
-      if (promote.load()) {
+      if (clock_->Now() >= order.promote_at) {
         gate_.EnterRetrain(/*borrowed=*/true);
         promoted = true;
         ++promoted_;
@@ -214,10 +210,23 @@ EngineImpl::Retrained EngineImpl::Retrain(
   } else {
     gate_.EnterRetrain(order.borrowed);
   }
-  StatusOr<std::vector<unlearning::RetrainResult>> retrained =
-      sisa_->Retrain({{order.shard, order.samples}}, pause);
-  if (!order.yields) gate_.ExitRetrain(order.borrowed);
-  if (promoted) gate_.ExitRetrain(/*borrowed=*/true);
+  // The gate is left however the retraining ends.
+  struct LeaveGate {
+    ComputeGate& gate;
+    const scheduler::RetrainOrder& order;
+    const bool& promoted;
+    ~LeaveGate() {
+      if (!order.yields) {
+        gate.ExitRetrain(order.borrowed);
+      } else if (promoted) {
+        gate.ExitRetrain(/*borrowed=*/true);
+      }
+    }
+  };
+  StatusOr<std::vector<unlearning::RetrainResult>> retrained = [&] {
+    LeaveGate leave{gate_, order, promoted};
+    return sisa_->Retrain({{order.shard, order.samples}}, pause);
+  }();
   r.status = retrained.status();
   if (!r.status.ok()) return r;
   r.result = std::move(retrained->front());
@@ -458,9 +467,6 @@ void EngineImpl::RunOrder(const scheduler::RetrainOrder& order) {
     ERASER_SYNC_POINT("EngineImpl::RunOrder:Committed");
     MutexLock lock(&mu_);
     Swap(order, retrained, committed, started);
-    // The Core no longer runs the order (Swap told it), so it promotes
-    // nothing of the shard until Poll, under this lock, starts another.
-    promote_[order.shard.value()].store(false);
     failure = retrained.status;
     if (committed && !failure.ok()) {
       // Applied, but the compaction failed: the erased bytes are still in

@@ -275,6 +275,11 @@ RetrainOrder Core::Start(ShardId shard, Reason reason, bool borrowed,
   order.samples.assign(samples.begin(), samples.end());
   order.predicted_sample_epochs = Cost(shard, order.first_slice);
   order.predicted_seconds = estimator_.Plan(order.predicted_sample_epochs);
+  if (yields && options_.policy.has_deadline() &&
+      !shard_pending_[shard.value()].empty()) {
+    order.promote_at = Due(shard) - FromSeconds(order.predicted_seconds) -
+                       options_.estimates.margin;
+  }
   running_.emplace(shard, Running{order, now});
   return order;
 }
@@ -382,31 +387,6 @@ std::vector<RetrainOrder> Core::Poll(TimePoint now) {
   return orders;
 }
 
-std::optional<TimePoint> Core::PromoteAt(ShardId shard,
-                                         const Running& r) const {
-  if (!r.order.yields || !options_.policy.has_deadline() ||
-      shard_pending_[shard.value()].empty()) {
-    return std::nullopt;
-  }
-  // Its progress is not known here (it ran only on what inference left),
-  // so it is assumed to have done nothing: at full speed from now, the
-  // whole predicted retraining must still end a margin before the due.
-  return Due(shard) - FromSeconds(r.order.predicted_seconds) -
-         options_.estimates.margin;
-}
-
-std::vector<ShardId> Core::Promote(TimePoint now) {
-  std::vector<ShardId> promoted;
-  for (auto& [shard, r] : running_) {
-    const std::optional<TimePoint> at = PromoteAt(shard, r);
-    if (at && now >= *at) {
-      r.order.yields = false;
-      promoted.push_back(shard);
-    }
-  }
-  return promoted;
-}
-
 std::optional<TimePoint> Core::NextWakeup() const {
   std::optional<TimePoint> next;
   auto consider = [&next](TimePoint t) {
@@ -430,8 +410,11 @@ std::optional<TimePoint> Core::NextWakeup() const {
   for (const auto& [request, p] : parked_) consider(p.expires);
   for (const auto& [request, expires] : held_) consider(expires);
   if (erasure_.owed) consider(erasure_.backoff.retry_at);
+  // A yielding retraining's promotion makes its deletions at risk.
   for (const auto& [shard, r] : running_) {
-    if (std::optional<TimePoint> at = PromoteAt(shard, r)) consider(*at);
+    if (r.order.yields && r.order.promote_at > last_poll_) {
+      consider(r.order.promote_at);
+    }
   }
   // Never ask to be woken in the past: the last Poll already handled it.
   if (next && *next <= last_poll_) {
@@ -443,11 +426,8 @@ std::optional<TimePoint> Core::NextWakeup() const {
 std::size_t Core::DeadlinesAtRisk(TimePoint now) const {
   std::set<DeletionSeq> at_risk;
   for (const auto& [shard, r] : running_) {
-    // A yielding retraining is at risk once it must be promoted (Promote
-    // then makes it borrowed).
-    const std::optional<TimePoint> promote_at = PromoteAt(shard, r);
-    const bool yielding_late = promote_at && now >= *promote_at;
-    if ((r.order.borrowed && !r.order.yields) || yielding_late) {
+    // A yielding retraining is at risk once promoted: it then borrows.
+    if (r.order.borrowed && (!r.order.yields || now >= r.order.promote_at)) {
       at_risk.insert(r.order.covers.begin(), r.order.covers.end());
     }
   }

@@ -7,12 +7,12 @@
 
 #include <cmath>
 #include <condition_variable>
+#include <future>
 #include <mutex>
 #include <thread>
 
 #include "engine_fixture.h"
 #include "eraser/certify/vote.h"
-#include "eraser/common/sync_point.h"
 #include "eraser/storage/store.h"
 
 namespace eraser::engine {
@@ -295,31 +295,29 @@ TEST_F(EngineTest, AnIdleInferenceCoreRunsASecondRetraining) {
 }
 
 // The retraining on the idle inference core yields to inference until its
-// deadline needs the core: the Core promotes it, and its next pause takes
-// precedence at the gate instead of yielding. The retrainings are held
-// until the promotion, so that it reaches one that is still training.
+// deadline needs the core: from the time the Core set in its order, its
+// next pause enters the gate with precedence instead of yielding. The
+// retrainings are held until the manual clock has passed that time. With a
+// borrowed share of 0 the promoted retraining excludes inference while it
+// runs, so a gate left held would stop every later answer.
 TEST_F(EngineTest, AYieldingRetrainingItsDeadlineNeedsTakesPrecedence) {
   ManualClock clock;
   EngineOptions o = Options(data_, "eraser:shards:0,partial,deadline=30s");
   o.clock = &clock;
   o.inference.max_queue_delay = Duration(0);
+  o.unlearning.borrowed_inference_share = 0;
   ASSERT_EQ(o.unlearning.concurrency, 1);
   std::mutex mu;
   std::condition_variable cv;
   int started = 0;
-  bool promoted = false;
+  bool released = false;
   o.testing.retrain_fault = [&](ShardId) {
     std::unique_lock<std::mutex> lock(mu);
     ++started;
     cv.notify_all();
-    cv.wait_for(lock, eraser::testing::kPatience, [&] { return promoted; });
+    cv.wait_for(lock, eraser::testing::kPatience, [&] { return released; });
     return OkStatus();
   };
-  SyncPoints::Set("EngineImpl::ControlLoop:Promoted", [&] {
-    std::lock_guard<std::mutex> lock(mu);
-    promoted = true;
-    cv.notify_all();
-  });
   const std::vector<SampleId> deleted = {SampleIn(0, 1), SampleIn(2, 0)};
   {
     std::unique_ptr<Engine> engine = OpenOrDie(o);
@@ -333,13 +331,24 @@ TEST_F(EngineTest, AYieldingRetrainingItsDeadlineNeedsTakesPrecedence) {
                               [&] { return started == 2; }));
     }
     EXPECT_EQ(engine->Stats().retrains_promoted, 0u);
+    EXPECT_EQ(engine->Stats().capacity.deadlines_at_risk, 0u);
     clock.Advance(std::chrono::seconds(30));
+    EXPECT_EQ(engine->Stats().capacity.deadlines_at_risk, 1u);
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      released = true;
+    }
+    cv.notify_all();
     ASSERT_TRUE(engine->Drain().ok());
     EXPECT_EQ(engine->Stats().retrains_promoted, 1u);
     EXPECT_THAT(engine->metrics()->TextExposition(),
                 HasSubstr("eraser_retrains_promoted_total 1"));
+    // The gate was left: inference answers.
+    std::future<StatusOr<Prediction>> answer = engine->Infer(Input(0));
+    ASSERT_EQ(answer.wait_for(eraser::testing::kPatience),
+              std::future_status::ready);
+    EXPECT_TRUE(answer.get().ok());
   }
-  SyncPoints::ClearAll();
   EXPECT_EQ(testing::LastCheckpoints(data_),
             testing::ScratchCheckpoints(deleted));
 }

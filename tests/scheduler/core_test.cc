@@ -1159,9 +1159,10 @@ TEST_F(CoreTest, ALateYieldingRetrainingIsAtRisk) {
 }
 
 // A yielding retraining takes precedence over inference once, even at full
-// speed from now, it would end later than the margin before its due: the
-// Core asks for it at that instant (NextWakeup), once.
-TEST_F(CoreTest, ALateYieldingRetrainingIsPromotedOnce) {
+// speed from then on, it would end later than the margin before its due:
+// the Core sets that time in the order when it starts, wakes at it, and
+// counts the order at risk from then on.
+TEST_F(CoreTest, AYieldingRetrainingIsPromotedAtItsLastSafeStart) {
   Core& core = Make("eraser:shards:0,partial,deadline=30s", 1, 1, true);
   const TimePoint t0 = clock_.Now();
   Delete(1, {{0, 3}});
@@ -1169,16 +1170,17 @@ TEST_F(CoreTest, ALateYieldingRetrainingIsPromotedOnce) {
   const std::vector<RetrainOrder> orders = Poll();
   ASSERT_EQ(orders.size(), 2u);
   ASSERT_FALSE(orders[0].yields);
+  EXPECT_EQ(orders[0].promote_at, TimePoint::max());
   ASSERT_TRUE(orders[1].yields);
-  Finish(orders[0].shard.value());
   // Planned 1.5 s, a 1 s margin, due at 30 s: promoted at 27.5 s.
+  EXPECT_EQ(orders[1].promote_at, t0 + milliseconds(27'500));
+  Finish(orders[0].shard.value());
   EXPECT_EQ(core.NextWakeup(), t0 + milliseconds(27'500));
   clock_.AdvanceTo(t0 + milliseconds(27'499));
-  EXPECT_THAT(core.Promote(clock_.Now()), IsEmpty());
+  EXPECT_THAT(Poll(), IsEmpty());
   EXPECT_EQ(core.GetCapacity(clock_.Now()).deadlines_at_risk, 0u);
   clock_.AdvanceTo(t0 + milliseconds(27'500));
-  EXPECT_THAT(core.Promote(clock_.Now()), ElementsAre(orders[1].shard));
-  EXPECT_THAT(core.Promote(clock_.Now()), IsEmpty());
+  EXPECT_THAT(Poll(), IsEmpty());
   EXPECT_EQ(core.NextWakeup(), std::nullopt);
   // Now borrowed with precedence: at risk, as a late deadline is.
   EXPECT_EQ(core.GetCapacity(clock_.Now()).deadlines_at_risk, 1u);
@@ -1190,14 +1192,13 @@ TEST_F(CoreTest, ALateYieldingRetrainingIsPromotedOnce) {
 // Without a deadline nothing is promoted: `immediate`'s yielding
 // retrainings run on what inference leaves, however long that takes.
 TEST_F(CoreTest, AYieldingRetrainingWithoutADeadlineIsNeverPromoted) {
-  Core& core = Make("immediate", 1, 1, true);
+  Make("immediate", 1, 1, true);
   Delete(1, {{0, 3}});
   Delete(2, {{1, 3}});
   const std::vector<RetrainOrder> orders = Poll();
   ASSERT_EQ(orders.size(), 2u);
   ASSERT_TRUE(orders[1].yields);
-  clock_.Advance(std::chrono::hours(1));
-  EXPECT_THAT(core.Promote(clock_.Now()), IsEmpty());
+  EXPECT_EQ(orders[1].promote_at, TimePoint::max());
 }
 
 TEST_F(CoreTest, OverloadDegradesWaitToPartial) {
@@ -1284,6 +1285,7 @@ TEST_P(CoreDeadlines, HoldUnderRandomLoad) {
       double speed = 1;
       TimePoint since;
       double held = 0;
+      bool promoted = false;
       TimePoint End() const { return since + Secs(work / speed); }
     };
     std::map<uint32_t, Run> running;
@@ -1335,10 +1337,12 @@ TEST_P(CoreDeadlines, HoldUnderRandomLoad) {
         r.held = r.work;
         running[o.shard.value()] = r;
       }
-      for (ShardId shard : core.Promote(clock.Now())) {
+      // A promoted retraining runs at full speed from its promotion on.
+      for (auto& [shard, r] : running) {
+        if (r.promoted || clock.Now() < r.order.promote_at) continue;
         ++promoted;
-        Run& r = running.at(shard.value());
         ASSERT_TRUE(r.order.yields);
+        r.promoted = true;
         r.work -= r.speed *
                   std::chrono::duration<double>(clock.Now() - r.since).count();
         r.since = clock.Now();

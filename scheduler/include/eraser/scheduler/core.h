@@ -124,6 +124,13 @@ struct RetrainOrder {
   // batch computes (CoreOptions::use_idle_cores).
   bool borrowed = false;
   bool yields = false;
+  // A yielding order takes precedence over inference from this time on
+  // (max: never), as a borrowed one does from the start: then, even
+  // restarted at full speed, it would end no earlier than a margin before
+  // its deadline (its progress on what inference left is not known, so it
+  // is assumed to be none). The Core sets it when the order starts; the
+  // executor checks it at each pause.
+  TimePoint promote_at = TimePoint::max();
   uint64_t predicted_sample_epochs = 0;
   double predicted_seconds = 0;  // the planning estimate (high quantile)
 };
@@ -279,15 +286,7 @@ class Core {
   // The retrainings to start now; each counts as running until OnApplied
   // or OnRetrainFailed.
   std::vector<RetrainOrder> Poll(TimePoint now);
-  // Yielding retrainings (on an idle inference core) that must now take
-  // precedence over inference to end by their deadline: those that, even
-  // restarted now at full speed, would otherwise end later than a margin
-  // before it. Each is returned once; from then on its order counts as
-  // borrowed without yielding (and its deletions as at risk). Call it
-  // after Poll, with the same `now`.
-  std::vector<ShardId> Promote(TimePoint now);
-  // When Poll (and Promote) must next be called if no event arrives;
-  // nullopt if never.
+  // When Poll must next be called if no event arrives; nullopt if never.
   std::optional<TimePoint> NextWakeup() const;
   // What committing `order` now writes: call it with the store write
   // ahead, and pass the same plan to OnApplied once it committed.
@@ -490,9 +489,6 @@ class Core {
            (options_.use_idle_cores && FreeSlots(true) > 0);
   }
   std::size_t DeadlinesAtRisk(TimePoint now) const;
-  // When the running yielding order `r` of `shard` must take precedence
-  // (see Promote); nullopt if it never must (no deadline, nothing pending).
-  std::optional<TimePoint> PromoteAt(ShardId shard, const Running& r) const;
 
   const CoreOptions options_;
   std::vector<std::vector<uint64_t>> slice_sizes_;
