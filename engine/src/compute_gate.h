@@ -11,7 +11,7 @@
 // nothing pass at once. A retraining on an idle inference core (work
 // conservation) passes at once too, but yields between mini-batches to an
 // inference batch under way, until its deadline needs the core: then it
-// enters as a borrowed retraining (Core::Promote).
+// enters as a borrowed retraining (RetrainOrder::promote_at).
 #ifndef ERASER_ENGINE_SRC_COMPUTE_GATE_H_
 #define ERASER_ENGINE_SRC_COMPUTE_GATE_H_
 
