@@ -125,6 +125,7 @@ int RunSweepAndReport(const workloads::Workload& workload,
   if (!sweep.ok()) return ReportError("replay", sweep.status());
   sweep->workload_json = workload.json;
   std::printf("%s", sweep->TargetsTable().c_str());
+  std::printf("%s", sweep->SustainedTable().c_str());
   if (!json_file.empty()) {
     Status s = WriteOutput(json_file, sweep->ToJson(), "Sweep report");
     if (!s.ok()) return ReportError("replay", s);

@@ -86,6 +86,25 @@ TEST(Replay, ReportHasEveryContractFieldAndHoldsTheGuarantees) {
               inf["requests"].get<uint64_t>());
     EXPECT_EQ(inf["refused"], 0);
     EXPECT_EQ(inf["requests"], 120);
+    // Every decided request, by the shards affected when it was decided:
+    // none for the baseline's (it holds them until nothing is pending), at
+    // least one for each certified, partial or uncertified answer.
+    const std::vector<uint64_t> by_affected = inf["decided_by_affected_shards"];
+    ASSERT_LE(by_affected.size(), 5u);
+    uint64_t decided = 0;
+    for (uint64_t n : by_affected) decided += n;
+    EXPECT_EQ(decided, sum);
+    const uint64_t some_affected = decided - by_affected.at(0);
+    EXPECT_GE(some_affected,
+              inf["decisions"]["certified"].get<uint64_t>() +
+                  inf["decisions"]["partial"].get<uint64_t>() +
+                  inf["decisions"]["uncertified"].get<uint64_t>());
+    uint64_t at_most_half = 0;
+    for (std::size_t a = 0; a < by_affected.size() && a <= 2; ++a) {
+      at_most_half += by_affected[a];
+    }
+    EXPECT_DOUBLE_EQ(inf["decided_with_at_most_half_affected"].get<double>(),
+                     static_cast<double>(at_most_half) / decided);
     const json& un = p["unlearning"];
     for (const char* key : {"deletions", "shard_retrains", "sample_epochs",
                             "cpu_seconds", "delay_ms", "pending_at_end"}) {
@@ -129,6 +148,7 @@ TEST(Replay, ReportHasEveryContractFieldAndHoldsTheGuarantees) {
     }
     if (name == "immediate") {
       EXPECT_EQ(inf["decisions"]["clean"], 120);
+      EXPECT_EQ(some_affected, 0u);
       EXPECT_EQ(pr["oracle_agreement"], 1.0);
       EXPECT_EQ(un["deadline_ms"], 0.0);  // it has none
       // It retrained every deletion during the 3 s trace.
@@ -154,6 +174,7 @@ TEST(Replay, ReportHasEveryContractFieldAndHoldsTheGuarantees) {
   const std::string table = report->ToTable();
   EXPECT_THAT(table, HasSubstr("eraser-lazy-partial"));
   EXPECT_THAT(table, HasSubstr("against immediate"));
+  EXPECT_THAT(table, HasSubstr("A<=K/2"));
 }
 
 // The planted bug: an engine that forgets shard 0 when it decides which

@@ -162,6 +162,58 @@ TEST(SweepTargets, MissedTargetsAreSaid) {
   EXPECT_THAT(sweep.TargetsTable(), HasSubstr(" NO\n"));
 }
 
+// A level of `shards` shards where each named policy decided 1,000
+// requests, `within` of them with at most half of the shards affected.
+SweepLevel Affected(double rate,
+                    const std::vector<std::pair<std::string, int>>& within) {
+  SweepLevel level;
+  level.deletion_rate = rate;
+  level.report.model.shards = 8;
+  level.report.baseline = "immediate";
+  for (const auto& [name, n] : within) {
+    PolicyReport p =
+        Policy(name, "eraser:shards:4,partial,deadline=30s", 1, 2, 10);
+    p.decided_by_affected = std::vector<uint64_t>(9, 0);
+    p.decided_by_affected[4] = static_cast<uint64_t>(n);  // 4 of 8: within
+    p.decided_by_affected[5] = static_cast<uint64_t>(1000 - n);
+    level.report.policies.push_back(p);
+  }
+  return level;
+}
+
+TEST(SweepSustained, IsTheHighestRateUpToWhichFewShardsWereAffected) {
+  SweepReport sweep;
+  // Out of rate order on purpose: the rule reads them in rate order.
+  sweep.levels.push_back(
+      Affected(2, {{"falls", 900}, {"late-start", 1000}, {"misses", 1000}}));
+  sweep.levels.push_back(
+      Affected(0.5, {{"falls", 1000}, {"late-start", 980}, {"misses", 1000}}));
+  sweep.levels.push_back(
+      Affected(1, {{"falls", 990}, {"late-start", 1000}, {"misses", 1000}}));
+  sweep.levels.back().report.policies[2].deadline_misses = 1;
+  const std::vector<SustainedRate> rates = sweep.SustainedRates();
+  ASSERT_EQ(rates.size(), 3u);
+  // 100% at 0.5, exactly 99% at 1, 90% at 2.
+  EXPECT_EQ(rates[0].name, "falls");
+  EXPECT_EQ(rates[0].rate, 1.0);
+  EXPECT_THAT(rates[0].fractions, ::testing::ElementsAre(1.0, 0.99, 0.9));
+  // Below 99% at the lowest rate: not sustained at any, though the higher
+  // rates pass.
+  EXPECT_EQ(rates[1].rate, 0.0);
+  // A missed deadline ends what is sustained.
+  EXPECT_EQ(rates[2].rate, 0.5);
+  const std::string table = sweep.SustainedTable();
+  EXPECT_THAT(table, HasSubstr("at most half of the shards (4 of 8)"));
+  EXPECT_THAT(table, HasSubstr("falls                   100.0%   99.0%   "
+                               "90.0%       1.00\n"));
+  const nlohmann::json j = nlohmann::json::parse(sweep.ToJson());
+  EXPECT_EQ(j["sustained_with_at_most_half_affected"]["policies"][0]["rate"],
+            1.0);
+  EXPECT_EQ(j["levels"][0]["report"]["policies"][0]["inference"]
+             ["decided_with_at_most_half_affected"],
+            0.9);
+}
+
 TEST(SweepReport, JsonAndPlotData) {
   SweepReport sweep;
   sweep.workload_json = R"({"name": "t"})";

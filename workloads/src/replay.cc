@@ -292,6 +292,11 @@ void SummarizeInference(const RunContext& c, PolicyRun* run) {
     }
     const certify::Decision d = o.prediction->decision;
     ++r.decisions[static_cast<int>(d) - 1];
+    const std::size_t a = o.prediction->affected.size();
+    if (r.decided_by_affected.size() <= a) {
+      r.decided_by_affected.resize(a + 1, 0);
+    }
+    ++r.decided_by_affected[a];
     if (d == certify::Decision::kRejected) continue;
     ++answered;
     correct += static_cast<uint32_t>(o.prediction->label) ==

@@ -23,6 +23,9 @@ constexpr double kComputeSavingTarget = 0.31;
 constexpr double kAccuracyGapTarget = 0.01;
 // Requests a qualifying policy may leave without an answer.
 constexpr double kMaxRejectedFraction = 0.01;
+// Requests a policy must decide with at most half of the shards affected
+// to sustain a rate.
+constexpr double kSustainedFraction = 0.99;
 
 double Saving(double policy, double baseline) {
   return baseline > 0 ? 1.0 - policy / baseline : 0.0;
@@ -162,6 +165,14 @@ std::string SweepReport::ToJson() const {
          {"best_zero_exposure", CandidateJson(t.best)},
          {"best_wait_oracle_exact", CandidateJson(t.best_wait)}});
   }
+  json sustained = json::array();
+  for (const SustainedRate& r : SustainedRates()) {
+    sustained.push_back({{"name", r.name},
+                         {"rate", r.rate},
+                         {"decided_with_at_most_half_affected", r.fractions}});
+  }
+  out["sustained_with_at_most_half_affected"] = {
+      {"fraction", kSustainedFraction}, {"policies", sustained}};
   out["targets"] = {{"busy_fraction_range", {kMinBusy, kMaxBusy}},
                     {"latency_mean_saving", kMeanSavingTarget},
                     {"latency_p99_saving", kP99SavingTarget},
@@ -189,8 +200,8 @@ std::string LevelTable(const SweepLevel& level) {
                 base ? 100 * base->retrain_busy_fraction : 0.0);
   out += line;
   std::snprintf(line, sizeof(line),
-                "%-22s %9s %8s %9s %6s %-31s %10s %6s %7s %5s %5s %5s\n",
-                "policy", "mean ms", "p50 ms", "p99 ms", "acc",
+                "%-22s %9s %8s %9s %6s %7s %-31s %10s %6s %7s %5s %5s %5s\n",
+                "policy", "mean ms", "p50 ms", "p99 ms", "acc", "A<=K/2",
                 "cln/cert/wait/part/rej/unc/pfx", "sample-ep", "cpu s",
                 "delay s", "expo", "unsnd", "miss");
   out += line;
@@ -198,11 +209,13 @@ std::string LevelTable(const SweepLevel& level) {
     const std::string decisions = p.DecisionCounts();
     std::snprintf(
         line, sizeof(line),
-        "%-22s %9.1f %8.1f %9.1f %6.4f %-31s %10llu %6.1f %7.1f %5llu "
-        "%5llu %5llu\n",
+        "%-22s %9.1f %8.1f %9.1f %6.4f %6.1f%% %-31s %10llu %6.1f %7.1f "
+        "%5llu %5llu %5llu\n",
         p.name.c_str(), p.latency_ms.mean, p.latency_ms.p50, p.latency_ms.p99,
-        p.accuracy, decisions.c_str(), (unsigned long long)p.sample_epochs,
-        p.cpu_seconds, p.delay_ms.max / 1000.0, (unsigned long long)p.exposures,
+        p.accuracy,
+        100 * p.DecidedWithAtMostAffected(level.report.model.shards / 2),
+        decisions.c_str(), (unsigned long long)p.sample_epochs, p.cpu_seconds,
+        p.delay_ms.max / 1000.0, (unsigned long long)p.exposures,
         (unsigned long long)Unsound(p), (unsigned long long)p.deadline_misses);
     out += line;
   }
@@ -236,6 +249,75 @@ std::string SweepReport::TargetsTable() const {
                     !t.in_range ? "(outside 20-90%)" : (all ? "yes" : "NO"));
       out += line;
     }
+  }
+  return out;
+}
+
+std::vector<SustainedRate> SweepReport::SustainedRates() const {
+  std::vector<const SweepLevel*> by_rate;
+  for (const SweepLevel& level : levels) by_rate.push_back(&level);
+  std::stable_sort(by_rate.begin(), by_rate.end(),
+                   [](const SweepLevel* a, const SweepLevel* b) {
+                     return a->deletion_rate < b->deletion_rate;
+                   });
+  std::vector<SustainedRate> out;
+  if (levels.empty()) return out;
+  for (const PolicyReport& first : levels.front().report.policies) {
+    SustainedRate s;
+    s.name = first.name;
+    bool holding = true;
+    for (const SweepLevel* level : by_rate) {
+      const PolicyReport* p = nullptr;
+      for (const PolicyReport& candidate : level->report.policies) {
+        if (candidate.name == first.name) p = &candidate;
+      }
+      if (p == nullptr) {
+        holding = false;
+        s.fractions.push_back(0);
+        continue;
+      }
+      const double fraction =
+          p->DecidedWithAtMostAffected(level->report.model.shards / 2);
+      s.fractions.push_back(fraction);
+      holding = holding && fraction >= kSustainedFraction &&
+                p->exposures == 0 && p->deadline_misses == 0;
+      if (holding) s.rate = level->deletion_rate;
+    }
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+std::string SweepReport::SustainedTable() const {
+  if (levels.empty()) return "";
+  std::vector<double> rates;
+  for (const SweepLevel& level : levels) rates.push_back(level.deletion_rate);
+  std::sort(rates.begin(), rates.end());
+  char line[128];
+  std::snprintf(line, sizeof(line), "%u of %u",
+                levels.front().report.model.shards / 2,
+                levels.front().report.model.shards);
+  std::string out = "\nRequests decided with at most half of the shards (" +
+                    std::string(line) +
+                    ") affected, by deletion rate; sustained: the highest "
+                    "rate up to which\nat least 99% were, with no exposure "
+                    "and no missed deadline (0: not even the lowest).\n";
+  std::snprintf(line, sizeof(line), "%-22s", "policy");
+  out += line;
+  for (double rate : rates) {
+    std::snprintf(line, sizeof(line), " %7.2f", rate);
+    out += line;
+  }
+  out += "  sustained\n";
+  for (const SustainedRate& s : SustainedRates()) {
+    std::snprintf(line, sizeof(line), "%-22s", s.name.c_str());
+    out += line;
+    for (double f : s.fractions) {
+      std::snprintf(line, sizeof(line), " %6.1f%%", 100 * f);
+      out += line;
+    }
+    std::snprintf(line, sizeof(line), "  %9.2f\n", s.rate);
+    out += line;
   }
   return out;
 }

@@ -6,6 +6,7 @@
 
 #include <array>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -77,6 +78,11 @@ struct PolicyReport {
   // Not admitted (queue full): no answer, so neither a decision nor a
   // latency; requests = refused + the decisions.
   uint64_t refused = 0;
+  // The requests the engine decided (answered or rejected) by the number
+  // of shards it counted affected when it decided each: index A holds those
+  // decided with A shards affected. Under `partial` and `prefix` this is
+  // what decides the accuracy (issue 25: few affected shards cost little).
+  std::vector<uint64_t> decided_by_affected;
   // Unlearning, up to every deletion applied (the trace, then a drain).
   uint64_t deletions = 0;
   uint64_t failed_deletions = 0;  // refused by the engine (unknown target)
@@ -116,6 +122,9 @@ struct PolicyReport {
   // The decisions' counts in their order, joined by '/' (the tables'
   // cln/cert/wait/part/rej/unc/pfx column).
   std::string DecisionCounts() const;
+  // The fraction of decided requests decided with at most `shards` shards
+  // affected (1 when none was decided).
+  double DecidedWithAtMostAffected(std::size_t shards) const;
 };
 
 struct ModelInfo {

@@ -46,6 +46,19 @@ struct TargetCheck {
   Candidate best_wait;
 };
 
+// What a policy sustains (issue 25's "deletions per second sustained with
+// A <= K/2"): the highest rate of the sweep at which, and at every lower
+// rate swept, at least 99% of the requests the engine decided were decided
+// with at most half of the shards affected, with no exposure and no missed
+// deadline. 0 when the lowest rate already fails.
+struct SustainedRate {
+  std::string name;
+  double rate = 0;
+  // Per level, in ascending rate order: the fraction decided with at most
+  // half of the shards affected.
+  std::vector<double> fractions;
+};
+
 struct SweepReport {
   std::string workload_json = "{}";
   std::vector<SweepLevel> levels;
@@ -56,6 +69,10 @@ struct SweepReport {
   std::string ToTable() const;
   // The target check as a table.
   std::string TargetsTable() const;
+  // One per policy of the first level, in its order.
+  std::vector<SustainedRate> SustainedRates() const;
+  // SustainedRates as a table.
+  std::string SustainedTable() const;
   // Whitespace-separated columns for gnuplot, one block per policy:
   // rate mean_ms p50_ms p99_ms sample_epochs cpu_s accuracy exposures
   // soundness_violations delay_max_s busy_fraction rejected_fraction.
