@@ -111,7 +111,7 @@ EngineImpl::EngineImpl(const EngineOptions& options,
       feature_size_(snapshot->ensemble->spec().input_size()),
       classes_(static_cast<int>(snapshot->ensemble->spec().classes)),
       trains_in_parallel_(
-          unlearning::TrainsInParallel(snapshot->ensemble->spec().arch)),
+          unlearning::TrainsInParallel(snapshot->ensemble->spec())),
       queue_(clock_),
       gate_(options.unlearning.context == ExecutionContext::kExclusive,
             options.unlearning.borrowed_inference_share, clock_),

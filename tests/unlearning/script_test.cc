@@ -52,11 +52,35 @@ class Scripts {
         "            nn.Linear(32, 10))\n"
         "    def forward(self, x: torch.Tensor) -> torch.Tensor:\n"
         "        return self.body(x)\n"
+        "class Feature(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.conv = nn.Conv2d(1, 4, 5, stride=3)\n"
+        "        self.drop = nn.Dropout2d(0.2)\n"
+        "        self.fc = nn.Linear(4 * 8 * 8, 10)\n"
+        "    def forward(self, x: torch.Tensor) -> torch.Tensor:\n"
+        "        h = self.drop(torch.relu(self.conv(x.reshape(-1, 1, 28, "
+        "28))))\n"
+        "        h = nn.functional.dropout(h.flatten(1), 0.1, self.training,\n"
+        "                                  inplace=True)\n"
+        "        return self.fc(h)\n"
+        "class Noisy(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.fc = nn.Linear(784, 10)\n"
+        "        self.drop = nn.Dropout(0.1)\n"
+        "    def forward(self, x: torch.Tensor) -> torch.Tensor:\n"
+        "        x = torch.flatten(x, 1)\n"
+        "        if self.training:\n"
+        "            x = x + 0.1 * torch.randn_like(x)\n"
+        "        return self.fc(self.drop(x))\n"
         "torch.manual_seed(0)\n"
         "d = sys.argv[1]\n"
         "torch.jit.script(Net(10)).save(d + '/net.pt')\n"
         "torch.jit.script(Net(3)).save(d + '/three.pt')\n"
-        "torch.jit.script(LnGelu()).save(d + '/ln_gelu.pt')\n";
+        "torch.jit.script(LnGelu()).save(d + '/ln_gelu.pt')\n"
+        "torch.jit.script(Feature()).save(d + '/feature.pt')\n"
+        "torch.jit.script(Noisy()).save(d + '/noisy.pt')\n";
     testing::WriteFileOrDie(dir_.Child("make.py"), script);
     const std::string command =
         "/usr/bin/python3 " + dir_.Child("make.py") + " " + dir_.path();
@@ -199,6 +223,53 @@ TEST(ScriptModule, TrainsAndServesOnAnyThread) {
     }
   }).join();
   EXPECT_TRUE(served.ok()) << served;
+}
+
+// Every checkpoint of a training from scratch, as bytes.
+std::vector<std::string> Checkpoints(const Built& b,
+                                     const SisaOptions& options) {
+  std::vector<std::string> blobs;
+  for (uint32_t shard = 0; shard < options.shards; ++shard) {
+    for (uint32_t slice = 0; slice < options.slices; ++slice) {
+      blobs.push_back(Blob(*b.store, shard, slice));
+    }
+  }
+  return blobs;
+}
+
+// Dropout (nn.Dropout, nn.Dropout2d, F.dropout in place) draws from the
+// training stage's own generator (script_model.cc), so a module whose only
+// random operation is dropout trains its shards at once, and what it trains
+// does not depend on how many train at once. Fails if dropout draws from
+// Torch's global generator without the lock: two stages at once interleave
+// their draws.
+TEST(ScriptModule, DropoutOnlyModulesTrainShardsAtOnceExactly) {
+  ASSERT_TRUE(GetScripts().ok());
+  for (const char* name : {"net.pt", "ln_gelu.pt", "feature.pt"}) {
+    SisaOptions options = ScriptOptions();
+    ASSERT_TRUE(LoadScriptFile(GetScripts().Path(name), &options.model).ok());
+    EXPECT_TRUE(TrainsInParallel(options.model)) << name;
+    ASSERT_EQ(options.concurrency, 2);
+    const std::vector<std::string> together =
+        Checkpoints(*Build(options), options);
+    options.concurrency = 1;
+    EXPECT_EQ(Checkpoints(*Build(options), options), together) << name;
+  }
+}
+
+// A module with another random operation (Gaussian noise on the inputs in
+// training) draws from Torch's global generator: its stages run one at a
+// time, each seeding that generator first, and train exactly.
+TEST(ScriptModule, AModuleWithAnotherRandomOperationTrainsOneShardAtATime) {
+  ASSERT_TRUE(GetScripts().ok());
+  SisaOptions options = ScriptOptions();
+  ASSERT_TRUE(
+      LoadScriptFile(GetScripts().Path("noisy.pt"), &options.model).ok());
+  EXPECT_FALSE(TrainsInParallel(options.model));
+  const std::vector<std::string> first = Checkpoints(*Build(options), options);
+  EXPECT_EQ(Checkpoints(*Build(options), options), first);
+  options.concurrency = 1;
+  EXPECT_EQ(Checkpoints(*Build(options), options), first);
 }
 
 TEST_F(ScriptTest, CheckpointsHoldParametersAndBuffers) {

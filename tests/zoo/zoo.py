@@ -134,6 +134,23 @@ class RunningMean(nn.Module):
         return self.head(torch.relu(self.fc(x - self.mean)))
 
 
+class InputNoise(nn.Module):
+    """Gaussian noise on the inputs while training: a random operation other
+    than dropout, which draws from Torch's global generator, so eraser
+    trains its shards one at a time."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(784, 64)
+        self.head = nn.Linear(64, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.flatten(x, 1)
+        if self.training:
+            x = x + 0.1 * torch.randn_like(x)
+        return self.head(torch.relu(self.fc(x)))
+
+
 class InferenceDropout(nn.Module):
     """Refused: samples at inference (dropout kept on in eval mode)."""
 
@@ -182,6 +199,7 @@ ZOO = {
     "residual_groupnorm_silu": ResidualGroupNorm,
     "frozen_layer": Frozen,
     "buffer_updated_by_training": RunningMean,
+    "input_noise": InputNoise,
     "refused_inference_dropout": InferenceDropout,
     "refused_counts_requests": CountsRequests,
     "backbone_cnn": CnnEmbedding,

@@ -260,14 +260,18 @@ TEST_P(Zoo, ServesOverV1AndTheOpenInferenceProtocol) {
   engine::EngineOptions options;
   options.data_dir = data;
   options.policy = *scheduler::ParsePolicy("eraser-lazy-wait");
-  // A TorchScript module trains one shard at a time: a second slot or the
-  // borrowed inference core would only wait (docs/engine.md).
+  // Dropout draws from each training stage's own generator, so a module
+  // trains two shards at once and may borrow the inference core; one with
+  // another random operation (input_noise) draws from Torch's global
+  // generator and trains one shard at a time: a second slot or the borrowed
+  // core would only wait (docs/engine.md).
   options.unlearning.concurrency = 2;
   StatusOr<std::unique_ptr<engine::Engine>> engine =
       engine::Engine::Open(options);
   ASSERT_TRUE(engine.ok()) << engine.status();
-  EXPECT_EQ((*engine)->Stats().planning.slots, 1);
-  EXPECT_EQ((*engine)->Stats().planning.borrowable_slots, 0);
+  const bool parallel = GetParam() != "input_noise";
+  EXPECT_EQ((*engine)->Stats().planning.slots, parallel ? 2 : 1);
+  EXPECT_EQ((*engine)->Stats().planning.borrowable_slots, parallel ? 1 : 0);
   serve::Api api(engine->get());
   serve::HttpServerOptions http;
   http.listen = "127.0.0.1:0";
@@ -377,7 +381,8 @@ const std::vector<std::string> kModules = {"linear",
                                            "conv_bn_relu_maxpool",
                                            "residual_groupnorm_silu",
                                            "frozen_layer",
-                                           "buffer_updated_by_training"};
+                                           "buffer_updated_by_training",
+                                           "input_noise"};
 
 INSTANTIATE_TEST_SUITE_P(Modules, Zoo, ::testing::ValuesIn(kModules));
 INSTANTIATE_TEST_SUITE_P(Modules, ZooReplay, ::testing::ValuesIn(kModules));

@@ -36,8 +36,9 @@ const char* ArchitectureName(Architecture arch) {
   return "?";
 }
 
-bool TrainsInParallel(Architecture arch) {
-  return arch != Architecture::kTorchScript;
+bool TrainsInParallel(const ModelSpec& spec) {
+  return spec.arch != Architecture::kTorchScript ||
+         internal::ScriptTrainsInParallel(spec);
 }
 
 StatusOr<Architecture> ParseArchitecture(const std::string& name) {

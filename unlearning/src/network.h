@@ -63,6 +63,8 @@ StatusOr<std::unique_ptr<TrainableModel>> CreateScriptModel(
 StatusOr<std::unique_ptr<TrainableModel>> DeserializeScriptModel(
     const ModelSpec& spec, const std::string& blob);
 Status CheckScriptModule(const ModelSpec& spec);
+// Whether a module's training stages may run at once (TrainsInParallel).
+bool ScriptTrainsInParallel(const ModelSpec& spec);
 // A frozen backbone (script_model.cc): the embedding size of a module that
 // passes CheckBackbone's rules, and the module of a checked spec.
 StatusOr<uint32_t> CheckScriptBackbone(const BackboneSpec& spec);

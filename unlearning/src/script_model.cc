@@ -23,17 +23,28 @@
 //    NoGradGuard (LoadTensors); the module check at train time runs under
 //    NoGradGuard.
 //  - Batch norm statistics are buffers, checkpointed with the parameters.
-//  - Dropout draws from LibTorch's process-wide CPU generator, which cannot
-//    be given per call. Each training stage therefore holds one lock for
-//    its whole run and seeds the generator with its (shard, stage) seed
-//    first: TorchScript shards train one at a time, whatever the arena's
-//    concurrency. Inference runs in eval mode and draws nothing.
+//  - Dropout draws from LibTorch's process-wide CPU generator, which a
+//    module's forward cannot be handed. At load, every graph the module can
+//    run has its dropout (aten::dropout, feature_dropout and their in-place
+//    forms) replaced by eraser's own operator, which computes the same
+//    thing with the generator of the training stage running on the thread
+//    (StageRandomness, seeded with the stage's (shard, stage) seed). Such
+//    modules train any number of stages at once. A module with any other
+//    random operation (torch.rand in forward, alpha dropout, ...) keeps
+//    the old rule: each of its training stages holds one process-wide lock
+//    and seeds the global generator first, so its shards train one at a
+//    time. Inference runs in eval mode and draws nothing.
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/csrc/jit/api/function_impl.h>
+#include <torch/csrc/jit/ir/ir.h>
 #include <torch/csrc/jit/python/update_graph_executor_opt.h>
+#include <torch/library.h>
 #include <torch/script.h>
 #include <torch/torch.h>
 
 #include <cstring>
 #include <mutex>
+#include <set>
 #include <sstream>
 
 #include "eraser/datasets/dataset.h"
@@ -44,9 +55,179 @@
 namespace eraser::unlearning::internal {
 namespace {
 
+// Held by every training stage of a module that draws from the global
+// generator (LoadedModule::global_randomness).
 std::mutex& GeneratorMutex() {
   static std::mutex mu;
   return mu;
+}
+
+// The generator of the training stage running on this thread, or null
+// outside one (then eraser's dropout draws from the global generator, as
+// aten::dropout does).
+thread_local at::Generator* t_stage_generator = nullptr;
+
+// Gives the calling thread a generator seeded with `seed` for its lifetime.
+// Nests: a stage that runs another thread's task while it waits (oneTBB
+// work stealing) gets its own generator back when that task ends.
+class StageRandomness {
+ public:
+  explicit StageRandomness(uint64_t seed)
+      : generator_(at::detail::createCPUGenerator(seed)),
+        previous_(t_stage_generator) {
+    t_stage_generator = &generator_;
+  }
+  ~StageRandomness() { t_stage_generator = previous_; }
+  StageRandomness(const StageRandomness&) = delete;
+  StageRandomness& operator=(const StageRandomness&) = delete;
+
+ private:
+  at::Generator generator_;
+  at::Generator* const previous_;
+};
+
+// eraser::dropout and its kin: what ATen's CPU dropout computes
+// (_dropout_impl in ATen/native/Dropout.cpp: the same mask, drawn by
+// bernoulli_ in the same order, scaled the same way), with the stage's
+// generator. Seeded alike, a stage draws the masks it drew from the global
+// generator, so trained weights are unchanged by the rewrite.
+at::Tensor DropoutNoise(const at::Tensor& input, bool feature, double p) {
+  at::Tensor noise;
+  if (feature) {
+    TORCH_CHECK(input.dim() >= 2,
+                "Feature dropout requires at least 2 dimensions in the input");
+    std::vector<int64_t> sizes = {input.size(0), input.size(1)};
+    sizes.resize(input.dim(), 1);
+    noise = input.new_empty(sizes);
+  } else {
+    noise = at::empty_like(input, at::MemoryFormat::Contiguous);
+  }
+  c10::optional<at::Generator> generator;
+  if (t_stage_generator != nullptr) generator = *t_stage_generator;
+  noise.bernoulli_(1 - p, generator);
+  noise.div_(1 - p);
+  return noise;
+}
+
+// Checks p; true when the input passes unchanged.
+bool DropsNothing(const at::Tensor& input, double p, bool train) {
+  TORCH_CHECK(p >= 0 && p <= 1,
+              "dropout probability has to be between 0 and 1, but got ", p);
+  return p == 0 || !train || input.numel() == 0;
+}
+
+template <bool kFeature>
+at::Tensor StageDropout(const at::Tensor& input, double p, bool train) {
+  if (DropsNothing(input, p, train)) return input;
+  if (p == 1) return input.mul(at::zeros({}, input.options()));
+  return input.mul(DropoutNoise(input, kFeature, p));
+}
+
+template <bool kFeature>
+at::Tensor& StageDropoutInPlace(at::Tensor& input, double p, bool train) {
+  if (DropsNothing(input, p, train)) return input;
+  if (p == 1) return input.mul_(at::zeros({}, input.options()));
+  return input.mul_(DropoutNoise(input, kFeature, p));
+}
+
+// Registered without a dispatch key, so autograd differentiates through the
+// operations they are made of, as for ATen's own dropout.
+TORCH_LIBRARY(eraser, m) {
+  m.def("dropout(Tensor input, float p, bool train) -> Tensor",
+        &StageDropout<false>);
+  m.def("feature_dropout(Tensor input, float p, bool train) -> Tensor",
+        &StageDropout<true>);
+  m.def("dropout_(Tensor(a!) self, float p, bool train) -> Tensor(a!)",
+        &StageDropoutInPlace<false>);
+  m.def("feature_dropout_(Tensor(a!) self, float p, bool train) -> Tensor(a!)",
+        &StageDropoutInPlace<true>);
+}
+
+// eraser's operator for an ATen dropout, or an empty symbol.
+c10::Symbol StageDropoutFor(c10::Symbol kind) {
+  for (const char* op :
+       {"dropout", "feature_dropout", "dropout_", "feature_dropout_"}) {
+    if (kind == c10::Symbol::aten(op)) {
+      return c10::Symbol::fromQualString(std::string("eraser::") + op);
+    }
+  }
+  return c10::Symbol();
+}
+
+// Replaces dropout in `block` (and the blocks nested in it) with eraser's,
+// and queues the functions and methods it calls. Returns whether a random
+// operation remains, or a call whose target is not known here (an interface
+// method, a forked subgraph): either may draw from the global generator.
+bool RewriteBlock(torch::jit::Block* block,
+                  std::vector<torch::jit::Function*>* calls) {
+  bool global = false;
+  for (auto it = block->nodes().begin(); it != block->nodes().end();) {
+    torch::jit::Node* node = *it++;
+    for (torch::jit::Block* nested : node->blocks()) {
+      global |= RewriteBlock(nested, calls);
+    }
+    if (node->hasAttribute(c10::attr::Subgraph)) global = true;
+    if (node->kind() == c10::prim::CallFunction) {
+      if (auto fn = node->input(0)->type()->cast<c10::FunctionType>()) {
+        calls->push_back(fn->function());
+      } else {
+        global = true;
+      }
+      continue;
+    }
+    if (node->kind() == c10::prim::CallMethod) {
+      auto cls = node->input(0)->type()->cast<c10::ClassType>();
+      torch::jit::Function* method =
+          cls ? cls->findMethod(node->s(c10::attr::name)) : nullptr;
+      if (method != nullptr) {
+        calls->push_back(method);
+      } else {
+        global = true;
+      }
+      continue;
+    }
+    const c10::Symbol replacement = StageDropoutFor(node->kind());
+    if (replacement == c10::Symbol()) {
+      global |= node->isNondeterministic();
+      continue;
+    }
+    torch::jit::Graph* graph = node->owningGraph();
+    torch::jit::Node* stage = graph->create(replacement, node->inputs(), 1);
+    stage->copyMetadata(node);
+    stage->output()->setType(node->output()->type());
+    stage->insertBefore(node);
+    node->output()->replaceAllUsesWith(stage->output());
+    node->destroy();
+  }
+  return global;
+}
+
+// Rewrites every graph `module` can run (its methods and its submodules',
+// and the functions they call, such as torch.nn.functional.dropout) so that
+// dropout draws from the stage's generator. Returns whether anything may
+// still draw from the global generator. Runs before the module's first
+// call: an executor, once built, keeps the graph it was built from.
+bool UseStageRandomness(const torch::jit::Module& module) {
+  std::vector<torch::jit::Function*> pending;
+  for (const torch::jit::Module& m : module.modules()) {
+    for (torch::jit::Function* method : m.type()->methods()) {
+      pending.push_back(method);
+    }
+  }
+  std::set<torch::jit::Function*> seen;
+  bool global = false;
+  while (!pending.empty()) {
+    torch::jit::Function* fn = pending.back();
+    pending.pop_back();
+    if (!seen.insert(fn).second) continue;
+    torch::jit::GraphFunction* graph_fn = torch::jit::tryToGraphFunction(*fn);
+    if (graph_fn == nullptr) {
+      global = true;  // a builtin or native function: not ours to inspect
+      continue;
+    }
+    global |= RewriteBlock(graph_fn->graph()->block(), &pending);
+  }
+  return global;
 }
 
 // The informative line of a TorchScript exception: the interpreter's
@@ -74,8 +255,15 @@ std::vector<int64_t> InputSizes(const ModelSpec& spec) {
   return std::vector<int64_t>(spec.input_shape.begin(), spec.input_shape.end());
 }
 
-// A module from a file's bytes, in eval mode.
-StatusOr<torch::jit::Module> LoadModuleBytes(
+struct LoadedModule {
+  torch::jit::Module module;
+  // Whether training may draw from the global generator (UseStageRandomness).
+  bool global_randomness = true;
+};
+
+// A module from a file's bytes, in eval mode, its dropout drawing from the
+// stage's generator.
+StatusOr<LoadedModule> LoadModuleBytes(
     const std::shared_ptr<const std::string>& bytes, const std::string& name) {
   UnoptimizedScriptsHere();
   if (bytes == nullptr || bytes->empty()) {
@@ -83,9 +271,10 @@ StatusOr<torch::jit::Module> LoadModuleBytes(
   }
   try {
     std::istringstream in(*bytes);
-    torch::jit::Module module = torch::jit::load(in);
-    module.eval();
-    return module;
+    LoadedModule loaded{torch::jit::load(in)};
+    loaded.global_randomness = UseStageRandomness(loaded.module);
+    loaded.module.eval();
+    return loaded;
   } catch (const std::exception& e) {
     return InvalidArgumentError(name +
                                 " is not a TorchScript module saved with "
@@ -94,7 +283,7 @@ StatusOr<torch::jit::Module> LoadModuleBytes(
   }
 }
 
-StatusOr<torch::jit::Module> LoadModule(const ModelSpec& spec) {
+StatusOr<LoadedModule> LoadModule(const ModelSpec& spec) {
   return LoadModuleBytes(spec.script, spec.script_name);
 }
 
@@ -140,8 +329,10 @@ class ScriptBackbone final : public Backbone {
 
 class ScriptModel final : public TrainableModel {
  public:
-  ScriptModel(const ModelSpec& spec, torch::jit::Module module)
-      : spec_(spec), module_(std::move(module)) {}
+  ScriptModel(const ModelSpec& spec, LoadedModule loaded)
+      : spec_(spec),
+        module_(std::move(loaded.module)),
+        global_randomness_(loaded.global_randomness) {}
 
   const ModelSpec& spec() const override { return spec_; }
 
@@ -192,9 +383,13 @@ class ScriptModel final : public TrainableModel {
     for (const torch::Tensor& p : module_.parameters(/*recurse=*/true)) {
       if (p.requires_grad()) params.push_back(p);
     }
-    std::lock_guard<std::mutex> lock(GeneratorMutex());
+    std::unique_lock<std::mutex> lock;
+    if (global_randomness_) {
+      lock = std::unique_lock<std::mutex>(GeneratorMutex());
+    }
     try {
-      torch::manual_seed(order_seed);
+      if (global_randomness_) torch::manual_seed(order_seed);
+      StageRandomness randomness(order_seed);
       module_.train(true);
       Status s = RunSgd(
           params,
@@ -215,6 +410,7 @@ class ScriptModel final : public TrainableModel {
  private:
   const ModelSpec spec_;
   torch::jit::Module module_;
+  const bool global_randomness_;
 };
 
 // The module maps a batch of 2 of the dataset's samples to logits [2,
@@ -276,7 +472,8 @@ Status CheckDeterministic(const ModelSpec& spec) {
   // A ramp, so that no feature is zero and rows differ.
   const torch::Tensor x = torch::linspace(-1, 1, numel).reshape(sizes);
   {
-    ASSIGN_OR_RETURN(torch::jit::Module module, LoadModule(spec));
+    ASSIGN_OR_RETURN(LoadedModule loaded, LoadModule(spec));
+    torch::jit::Module& module = loaded.module;
     torch::NoGradGuard no_grad;
     std::vector<std::pair<std::string, torch::Tensor>> before;
     for (const auto& b : module.named_buffers(/*recurse=*/true)) {
@@ -312,8 +509,8 @@ Status CheckDeterministic(const ModelSpec& spec) {
   sgd.learning_rate = 0.01;
   std::string trained[2];
   for (std::string& blob : trained) {
-    ASSIGN_OR_RETURN(torch::jit::Module module, LoadModule(spec));
-    ScriptModel model(spec, std::move(module));
+    ASSIGN_OR_RETURN(LoadedModule loaded, LoadModule(spec));
+    ScriptModel model(spec, std::move(loaded));
     RETURN_IF_ERROR(model.Train(data, 4, 2, sgd, /*order_seed=*/7));
     blob = model.Serialize();
   }
@@ -333,8 +530,8 @@ void UnoptimizedScriptsHere() { torch::jit::setGraphExecutorOptimize(false); }
 
 StatusOr<uint32_t> CheckScriptBackbone(const BackboneSpec& spec) {
   const std::string& name = spec.script_name;
-  ASSIGN_OR_RETURN(torch::jit::Module module,
-                   LoadModuleBytes(spec.script, name));
+  ASSIGN_OR_RETURN(LoadedModule loaded, LoadModuleBytes(spec.script, name));
+  torch::jit::Module& module = loaded.module;
   try {
     std::vector<int64_t> sizes = {2};
     int64_t numel = 2;
@@ -386,22 +583,22 @@ StatusOr<uint32_t> CheckScriptBackbone(const BackboneSpec& spec) {
 
 StatusOr<std::shared_ptr<const Backbone>> LoadScriptBackbone(
     const BackboneSpec& spec) {
-  ASSIGN_OR_RETURN(torch::jit::Module module,
+  ASSIGN_OR_RETURN(LoadedModule loaded,
                    LoadModuleBytes(spec.script, spec.script_name));
   return std::shared_ptr<const Backbone>(
-      std::make_shared<ScriptBackbone>(spec, std::move(module)));
+      std::make_shared<ScriptBackbone>(spec, std::move(loaded.module)));
 }
 
 StatusOr<std::unique_ptr<TrainableModel>> CreateScriptModel(
     const ModelSpec& spec) {
-  ASSIGN_OR_RETURN(torch::jit::Module module, LoadModule(spec));
+  ASSIGN_OR_RETURN(LoadedModule loaded, LoadModule(spec));
   return std::unique_ptr<TrainableModel>(
-      new ScriptModel(spec, std::move(module)));
+      new ScriptModel(spec, std::move(loaded)));
 }
 
 StatusOr<std::unique_ptr<TrainableModel>> DeserializeScriptModel(
     const ModelSpec& spec, const std::string& blob) {
-  StatusOr<torch::jit::Module> module = LoadModule(spec);
+  StatusOr<LoadedModule> module = LoadModule(spec);
   if (!module.ok()) return DataLossError(module.status().message());
   auto model = std::make_unique<ScriptModel>(spec, std::move(module).value());
   try {
@@ -412,8 +609,14 @@ StatusOr<std::unique_ptr<TrainableModel>> DeserializeScriptModel(
   return std::unique_ptr<TrainableModel>(std::move(model));
 }
 
+bool ScriptTrainsInParallel(const ModelSpec& spec) {
+  StatusOr<LoadedModule> loaded = LoadModule(spec);
+  return loaded.ok() && !loaded->global_randomness;
+}
+
 Status CheckScriptModule(const ModelSpec& spec) {
-  ASSIGN_OR_RETURN(torch::jit::Module module, LoadModule(spec));
+  ASSIGN_OR_RETURN(LoadedModule loaded, LoadModule(spec));
+  torch::jit::Module& module = loaded.module;
   const std::string& name = spec.script_name;
   try {
     std::size_t trainable = 0;

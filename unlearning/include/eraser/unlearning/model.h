@@ -31,12 +31,6 @@ enum class Architecture {
 // "linear", "mlp", "cnn", "torchscript".
 const char* ArchitectureName(Architecture arch);
 
-// Whether shards of this architecture train at the same time. TorchScript
-// modules draw dropout masks from Torch's one global generator, which exact
-// retraining reseeds per stage, so their stages run one at a time
-// (script_model.cc): a second retraining, or a core borrowed from
-// inference, would only wait.
-bool TrainsInParallel(Architecture arch);
 StatusOr<Architecture> ParseArchitecture(const std::string& name);
 
 // The shape of a constituent model.
@@ -61,6 +55,16 @@ struct ModelSpec {
   // "torchscript-<fingerprint>-28x28-10". Equal specs give equal strings.
   std::string ToString() const;
 };
+
+// Whether shards of this model train at the same time. True for the
+// built-in architectures and for TorchScript modules whose only random
+// operation is dropout (eraser gives each training stage its own
+// generator). False for a module with another random operation: it draws
+// from Torch's one global generator, which exact retraining reseeds per
+// stage, so its stages run one at a time (script_model.cc) and a second
+// retraining, or a core borrowed from inference, would only wait. Loads a
+// TorchScript module to tell.
+bool TrainsInParallel(const ModelSpec& spec);
 
 // Parses a --model flag: "linear", "mlp", "cnn" or "torchscript:PATH"
 // (reads the file: kNotFound if it cannot be read). `hidden` applies to
