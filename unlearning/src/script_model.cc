@@ -225,6 +225,7 @@ bool UseStageRandomness(const torch::jit::Module& module) {
       global = true;  // a builtin or native function: not ours to inspect
       continue;
     }
+    graph_fn->ensure_defined();  // the compiler may define it lazily
     global |= RewriteBlock(graph_fn->graph()->block(), &pending);
   }
   return global;
