@@ -74,13 +74,31 @@ class Scripts {
         "        if self.training:\n"
         "            x = x + 0.1 * torch.randn_like(x)\n"
         "        return self.fc(self.drop(x))\n"
+        "class Alpha(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.fc = nn.Linear(784, 10)\n"
+        "        self.drop = nn.AlphaDropout(0.1)\n"
+        "    def forward(self, x: torch.Tensor) -> torch.Tensor:\n"
+        "        return self.fc(self.drop(torch.flatten(x, 1)))\n"
+        "class Rnn(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.rnn = nn.GRU(28, 8, num_layers=2, dropout=0.2,\n"
+        "                          batch_first=True)\n"
+        "        self.fc = nn.Linear(8, 10)\n"
+        "    def forward(self, x: torch.Tensor) -> torch.Tensor:\n"
+        "        out, _ = self.rnn(x.reshape(-1, 28, 28))\n"
+        "        return self.fc(out[:, -1])\n"
         "torch.manual_seed(0)\n"
         "d = sys.argv[1]\n"
         "torch.jit.script(Net(10)).save(d + '/net.pt')\n"
         "torch.jit.script(Net(3)).save(d + '/three.pt')\n"
         "torch.jit.script(LnGelu()).save(d + '/ln_gelu.pt')\n"
         "torch.jit.script(Feature()).save(d + '/feature.pt')\n"
-        "torch.jit.script(Noisy()).save(d + '/noisy.pt')\n";
+        "torch.jit.script(Noisy()).save(d + '/noisy.pt')\n"
+        "torch.jit.script(Alpha()).save(d + '/alpha.pt')\n"
+        "torch.jit.script(Rnn()).save(d + '/rnn.pt')\n";
     testing::WriteFileOrDie(dir_.Child("make.py"), script);
     const std::string command =
         "/usr/bin/python3 " + dir_.Child("make.py") + " " + dir_.path();
@@ -257,19 +275,25 @@ TEST(ScriptModule, DropoutOnlyModulesTrainShardsAtOnceExactly) {
   }
 }
 
-// A module with another random operation (Gaussian noise on the inputs in
-// training) draws from Torch's global generator: its stages run one at a
-// time, each seeding that generator first, and train exactly.
+// A module with another random operation draws from Torch's global
+// generator: Gaussian noise on the inputs in training (beside dropout),
+// alpha dropout, and a two-layer GRU whose CPU kernel runs dropout between
+// its layers. Its stages run one at a time, each seeding that generator
+// first, and train exactly.
 TEST(ScriptModule, AModuleWithAnotherRandomOperationTrainsOneShardAtATime) {
   ASSERT_TRUE(GetScripts().ok());
-  SisaOptions options = ScriptOptions();
-  ASSERT_TRUE(
-      LoadScriptFile(GetScripts().Path("noisy.pt"), &options.model).ok());
-  EXPECT_FALSE(TrainsInParallel(options.model));
-  const std::vector<std::string> first = Checkpoints(*Build(options), options);
-  EXPECT_EQ(Checkpoints(*Build(options), options), first);
-  options.concurrency = 1;
-  EXPECT_EQ(Checkpoints(*Build(options), options), first);
+  for (const char* name : {"noisy.pt", "alpha.pt", "rnn.pt"}) {
+    SisaOptions options = ScriptOptions();
+    ASSERT_TRUE(LoadScriptFile(GetScripts().Path(name), &options.model).ok());
+    ASSERT_TRUE(CheckModelSpec(options.model).ok())
+        << name << ": " << CheckModelSpec(options.model);
+    EXPECT_FALSE(TrainsInParallel(options.model)) << name;
+    const std::vector<std::string> first =
+        Checkpoints(*Build(options), options);
+    EXPECT_EQ(Checkpoints(*Build(options), options), first) << name;
+    options.concurrency = 1;
+    EXPECT_EQ(Checkpoints(*Build(options), options), first) << name;
+  }
 }
 
 TEST_F(ScriptTest, CheckpointsHoldParametersAndBuffers) {

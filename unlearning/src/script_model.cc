@@ -44,6 +44,7 @@
 
 #include <cstring>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -67,15 +68,16 @@ std::mutex& GeneratorMutex() {
 // aten::dropout does).
 thread_local at::Generator* t_stage_generator = nullptr;
 
-// Gives the calling thread a generator seeded with `seed` for its lifetime.
-// Nests: a stage that runs another thread's task while it waits (oneTBB
-// work stealing) gets its own generator back when that task ends.
+// Gives the calling thread a generator seeded with `seed` for its lifetime,
+// or none (eraser's dropout then draws from the global generator). Nests: a
+// stage that runs another stage's task while it waits (oneTBB work
+// stealing) gets its own generator back when that task ends.
 class StageRandomness {
  public:
-  explicit StageRandomness(uint64_t seed)
-      : generator_(at::detail::createCPUGenerator(seed)),
+  explicit StageRandomness(std::optional<uint64_t> seed)
+      : generator_(at::detail::createCPUGenerator(seed.value_or(0))),
         previous_(t_stage_generator) {
-    t_stage_generator = &generator_;
+    t_stage_generator = seed.has_value() ? &generator_ : nullptr;
   }
   ~StageRandomness() { t_stage_generator = previous_; }
   StageRandomness(const StageRandomness&) = delete;
@@ -131,7 +133,11 @@ at::Tensor& StageDropoutInPlace(at::Tensor& input, double p, bool train) {
 }
 
 // Registered without a dispatch key, so autograd differentiates through the
-// operations they are made of, as for ATen's own dropout.
+// operations they are made of, as for ATen's own dropout. The JIT does not
+// know they are random: a pass such as common subexpression elimination
+// could merge two of them on one input. None runs, because graph
+// optimisation is off on every thread that runs a module
+// (UnoptimizedScriptsHere); that setting is needed for this too.
 TORCH_LIBRARY(eraser, m) {
   m.def("dropout(Tensor input, float p, bool train) -> Tensor",
         &StageDropout<false>);
@@ -152,6 +158,26 @@ c10::Symbol StageDropoutFor(c10::Symbol kind) {
     }
   }
   return c10::Symbol();
+}
+
+// Whether an operation may draw from Torch's global generator: one tagged
+// nondeterministic, one that takes a generator (rand*, bernoulli, normal,
+// the in-place samplers, rrelu, ...), or one with a `train` or `dropout`
+// argument (alpha dropout, native dropout, and the recurrent layers, whose
+// CPU kernels call dropout between layers).
+bool MayDrawFromGlobalGenerator(const torch::jit::Node* node) {
+  if (node->isNondeterministic()) return true;
+  const c10::FunctionSchema* schema = node->maybeSchema();
+  if (schema == nullptr) return false;
+  for (const c10::Argument& arg : schema->arguments()) {
+    if (arg.name() == "train" || arg.name() == "dropout") return true;
+    c10::TypePtr type = arg.type();
+    if (auto optional = type->cast<c10::OptionalType>()) {
+      type = optional->getElementType();
+    }
+    if (type->kind() == c10::TypeKind::GeneratorType) return true;
+  }
+  return false;
 }
 
 // Replaces dropout in `block` (and the blocks nested in it) with eraser's,
@@ -188,7 +214,7 @@ bool RewriteBlock(torch::jit::Block* block,
     }
     const c10::Symbol replacement = StageDropoutFor(node->kind());
     if (replacement == c10::Symbol()) {
-      global |= node->isNondeterministic();
+      global |= node->kind().is_aten() && MayDrawFromGlobalGenerator(node);
       continue;
     }
     torch::jit::Graph* graph = node->owningGraph();
@@ -389,8 +415,13 @@ class ScriptModel final : public TrainableModel {
       lock = std::unique_lock<std::mutex>(GeneratorMutex());
     }
     try {
+      // A module that draws from the global generator draws its dropout
+      // masks from it too, in one stream with its other random operations,
+      // as before eraser had its own dropout.
       if (global_randomness_) torch::manual_seed(order_seed);
-      StageRandomness randomness(order_seed);
+      StageRandomness randomness(global_randomness_
+                                     ? std::nullopt
+                                     : std::optional<uint64_t>(order_seed));
       module_.train(true);
       Status s = RunSgd(
           params,
