@@ -30,10 +30,12 @@
 //    thing with the generator of the training stage running on the thread
 //    (StageRandomness, seeded with the stage's (shard, stage) seed). Such
 //    modules train any number of stages at once. A module with any other
-//    random operation (torch.rand in forward, alpha dropout, ...) keeps
+//    operation that may draw from the global generator (torch.randn_like,
+//    alpha dropout, a GRU with dropout: MayDrawFromGlobalGenerator) keeps
 //    the old rule: each of its training stages holds one process-wide lock
-//    and seeds the global generator first, so its shards train one at a
-//    time. Inference runs in eval mode and draws nothing.
+//    and seeds the global generator first, and its dropout draws from that
+//    generator too, so its shards train one at a time, exactly as before.
+//    Inference runs in eval mode and draws nothing.
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/csrc/jit/api/function_impl.h>
 #include <torch/csrc/jit/ir/ir.h>
