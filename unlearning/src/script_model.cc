@@ -77,16 +77,16 @@ thread_local at::Generator* t_stage_generator = nullptr;
 class StageRandomness {
  public:
   explicit StageRandomness(std::optional<uint64_t> seed)
-      : generator_(at::detail::createCPUGenerator(seed.value_or(0))),
-        previous_(t_stage_generator) {
-    t_stage_generator = seed.has_value() ? &generator_ : nullptr;
+      : previous_(t_stage_generator) {
+    if (seed.has_value()) generator_ = at::detail::createCPUGenerator(*seed);
+    t_stage_generator = generator_.has_value() ? &*generator_ : nullptr;
   }
   ~StageRandomness() { t_stage_generator = previous_; }
   StageRandomness(const StageRandomness&) = delete;
   StageRandomness& operator=(const StageRandomness&) = delete;
 
  private:
-  at::Generator generator_;
+  std::optional<at::Generator> generator_;
   at::Generator* const previous_;
 };
 
