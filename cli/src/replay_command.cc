@@ -146,6 +146,7 @@ int RunReplay(int argc, char** argv) {
   std::string cache_dir = DefaultCacheDir();
   double speed = 0;
   bool no_oracle = false;
+  bool log_retrainings = false;
   po::options_description options("Options");
   options.add_options()("trace", po::value(&trace_file),
                         "trace file (CSV) to replay")(
@@ -168,6 +169,9 @@ int RunReplay(int argc, char** argv) {
       "replay speed factor (2 = twice as fast; default 1 or the workload's)")(
       "no-oracle", po::bool_switch(&no_oracle),
       "skip the oracle check (faster for long traces)")(
+      "log-retrainings", po::bool_switch(&log_retrainings),
+      "print a line on stderr for each retraining started and applied, "
+      "and where each policy's trace starts")(
       "deletion-rates", po::value(&rates_text),
       "sweep: deletion rates per second, comma-separated (needs a workload "
       "with a generator; overrides the workload's sweep)")(
@@ -229,6 +233,7 @@ int RunReplay(int argc, char** argv) {
   workloads::ReplayConfig config = workload.replay;
   if (speed != 0) config.speed = speed;
   if (no_oracle) config.oracle = false;
+  if (log_retrainings) config.unlearning.log_retrainings = true;
   config.progress = isatty(STDERR_FILENO) != 0;
   if (Status s = config.Validate(); !s.ok()) return ReportError("replay", s);
 

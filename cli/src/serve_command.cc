@@ -117,6 +117,9 @@ int RunServe(int argc, char** argv) {
       "core")("no-idle-cores", po::bool_switch(),
               "run retrainings only on the unlearning slots, never on an idle "
               "inference core")(
+      "log-retrainings",
+      po::bool_switch(&engine_options.unlearning.log_retrainings),
+      "print a line on stderr for each retraining started and applied")(
       "borrowed-inference-share",
       po::value(&engine_options.unlearning.borrowed_inference_share)
           ->default_value(engine_options.unlearning.borrowed_inference_share),

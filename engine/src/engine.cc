@@ -123,6 +123,7 @@ EngineImpl::EngineImpl(const EngineOptions& options,
 EngineImpl::~EngineImpl() { Close(); }
 
 Status EngineImpl::Start() {
+  started_at_ = clock_->Now();
   scheduler::CoreOptions core;
   core.policy = options_.policy;
   core.shards = num_shards_;

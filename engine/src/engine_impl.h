@@ -195,6 +195,11 @@ class EngineImpl final : public Engine {
       REQUIRES(apply_mu_) EXCLUDES(mu_);
   void Swap(const scheduler::RetrainOrder& order, Retrained& retrained,
             bool committed, TimePoint started) REQUIRES(apply_mu_, mu_);
+  // UnlearningOptions::log_retrainings: an order started, an order applied.
+  void LogStarted(const scheduler::RetrainOrder& order, TimePoint now) const;
+  void LogApplied(const scheduler::RetrainOrder& order, TimePoint now,
+                  Duration wall, Duration paused,
+                  const std::vector<scheduler::Completion>& completed) const;
 
   const EngineOptions options_;
   const Clock* const clock_;
@@ -206,6 +211,8 @@ class EngineImpl final : public Engine {
   const std::size_t feature_size_;
   const int classes_;
   const bool trains_in_parallel_;  // unlearning::TrainsInParallel
+  // The time the retraining log counts from (set by Start).
+  TimePoint started_at_{};
 
   RequestQueue queue_;
   ComputeGate gate_;

@@ -45,6 +45,7 @@ void EngineImpl::ControlLoop() {
     }
     core_->OnLoad(queue_.size(), utilization);
     for (scheduler::RetrainOrder& order : core_->Poll(now)) {
+      if (options_.unlearning.log_retrainings) LogStarted(order, now);
       orders_.push_back(std::move(order));
     }
     if (!orders_.empty()) retrain_cv_.SignalAll();
@@ -352,12 +353,52 @@ void EngineImpl::Swap(const scheduler::RetrainOrder& order,
     unlearning_cost_.cpu_seconds += result.cost.cpu_seconds;
     unlearning_cost_.wall_seconds += result.cost.wall_seconds;
   }
-  for (const scheduler::Completion& c :
-       core_->OnApplied(order, retrained.plan, version, now, held,
-                        result.cost.sample_epochs)) {
+  const std::vector<scheduler::Completion> completed = core_->OnApplied(
+      order, retrained.plan, version, now, held, result.cost.sample_epochs);
+  for (const scheduler::Completion& c : completed) {
     metrics_->DeletionApplied(Seconds(now - c.arrival));
     if (c.late) metrics_->DeadlineMissed();
   }
+  if (options_.unlearning.log_retrainings) {
+    LogApplied(order, now, now - started, retrained.paused, completed);
+  }
+}
+
+void EngineImpl::LogStarted(const scheduler::RetrainOrder& order,
+                            TimePoint now) const {
+  const char* core = !order.borrowed ? "an unlearning slot"
+                     : order.yields  ? "the idle inference core, yielding"
+                                     : "the inference core, borrowed";
+  char due[48] = "no deadline";
+  if (order.due != TimePoint::max()) {
+    std::snprintf(due, sizeof due, "due in %.2f s", Seconds(order.due - now));
+  }
+  std::fprintf(stderr,
+               "eraser: %.3f s: shard %u retraining started (%s) on %s: from "
+               "slice %u, %zu deletion%s, planned %.2f s, %s\n",
+               Seconds(now - started_at_), order.shard.value(),
+               scheduler::ReasonName(order.reason), core, order.first_slice,
+               order.covers.size(), order.covers.size() == 1 ? "" : "s",
+               order.predicted_seconds, due);
+}
+
+void EngineImpl::LogApplied(
+    const scheduler::RetrainOrder& order, TimePoint now, Duration wall,
+    Duration paused,
+    const std::vector<scheduler::Completion>& completed) const {
+  double longest = 0;
+  std::size_t late = 0;
+  for (const scheduler::Completion& c : completed) {
+    longest = std::max(longest, Seconds(now - c.arrival));
+    late += c.late;
+  }
+  std::fprintf(stderr,
+               "eraser: %.3f s: shard %u retraining applied after %.2f s "
+               "(planned %.2f s, %.2f s yielded to inference): %zu deletion%s "
+               "applied, longest delay %.2f s, %zu late\n",
+               Seconds(now - started_at_), order.shard.value(), Seconds(wall),
+               order.predicted_seconds, Seconds(paused), completed.size(),
+               completed.size() == 1 ? "" : "s", longest, late);
 }
 
 void EngineImpl::ReloadShards() {

@@ -275,10 +275,13 @@ RetrainOrder Core::Start(ShardId shard, Reason reason, bool borrowed,
   order.samples.assign(samples.begin(), samples.end());
   order.predicted_sample_epochs = Cost(shard, order.first_slice);
   order.predicted_seconds = estimator_.Plan(order.predicted_sample_epochs);
-  if (yields && options_.policy.has_deadline() &&
+  if (options_.policy.has_deadline() &&
       !shard_pending_[shard.value()].empty()) {
-    order.promote_at = Due(shard) - FromSeconds(order.predicted_seconds) -
-                       options_.estimates.margin;
+    order.due = Due(shard);
+    if (yields) {
+      order.promote_at = order.due - FromSeconds(order.predicted_seconds) -
+                         options_.estimates.margin;
+    }
   }
   running_.emplace(shard, Running{order, now});
   return order;

@@ -367,6 +367,42 @@ TEST_F(EngineTest, DrainMatchesTrainingFromScratch) {
             testing::ScratchCheckpoints(deleted));
 }
 
+// unlearning.log_retrainings: one line per retraining started and applied,
+// with what an operator needs to see why a deadline was missed; nothing
+// when off (the default).
+TEST_F(EngineTest, LogsEachRetrainingStartedAndAppliedWhenAsked) {
+  auto run = [](const std::string& data, bool log) {
+    EngineOptions options = Options(data, "eraser:lazy,wait,deadline=1h");
+    options.unlearning.log_retrainings = log;
+    auto engine = OpenOrDie(options);
+    if (engine == nullptr) return std::string();
+    ::testing::internal::CaptureStderr();
+    EXPECT_TRUE(engine->RequestDeletion(DT::Sample(SampleIn(1, 1, 1))).ok());
+    EXPECT_TRUE(engine->RequestDeletion(DT::Sample(SampleIn(1, 1, 0))).ok());
+    EXPECT_TRUE(engine->Drain().ok());
+    engine.reset();
+    return ::testing::internal::GetCapturedStderr();
+  };
+  const std::string logged = run(data_, true);
+  EXPECT_THAT(
+      logged,
+      ::testing::ContainsRegex(
+          "eraser: [0-9]+\\.[0-9]{3} s: shard 1 retraining started "
+          "\\(drain\\) on an unlearning slot: from slice 1, 2 "
+          "deletions, planned [0-9.]+ s, due in 3[56][0-9]{2}\\.[0-9]{2} "
+          "s\n"));
+  EXPECT_THAT(logged,
+              ::testing::ContainsRegex(
+                  "eraser: [0-9]+\\.[0-9]{3} s: shard 1 retraining applied "
+                  "after [0-9.]+ s \\(planned [0-9.]+ s, 0\\.00 s yielded to "
+                  "inference\\): 2 deletions applied, longest delay [0-9.]+ "
+                  "s, 0 late\n"));
+
+  eraser::testing::TempDir other;
+  const std::string quiet = run(testing::CopyTemplate(other), false);
+  EXPECT_THAT(quiet, ::testing::Not(HasSubstr("retraining")));
+}
+
 // K = 4. An input on which all four shards agree stays certified with one
 // affected shard: u_y = 3 > 0 + 1.
 TEST_F(EngineTest, OneAffectedShardStillCertifiesUnanimousAnswers) {

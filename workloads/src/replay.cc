@@ -150,6 +150,9 @@ Status Issue(const RunContext& c, engine::Engine& engine,
     std::lock_guard<std::mutex> lock(mu);
     if (--remaining == 0) answered_cv.notify_all();
   };
+  if (c.config.unlearning.log_retrainings) {
+    std::fprintf(stderr, "%s the trace starts\n", c.label.c_str());
+  }
   Progress progress(c.config.progress, c.label,
                     c.trace.duration_ms() / 1000.0 / c.config.speed);
   std::thread inference_issuer([&] {

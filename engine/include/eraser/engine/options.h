@@ -72,6 +72,11 @@ struct UnlearningOptions {
   bool use_idle_cores = true;
   // How retraining times are planned for deadlines.
   scheduler::EstimatorOptions estimates;
+  // One line on stderr per retraining started (why, on which core, from
+  // which slice, its planned time and deadline) and per retraining applied
+  // (its time, the deletions it completed, their longest delay): what an
+  // operator reads to see why a deadline was missed (docs/engine.md).
+  bool log_retrainings = false;
   // A shard whose retraining failed (a Torch error, a failed write, a full
   // disk) is retried after retry.initial, doubling after each further
   // failure up to retry.max; a success resets it. The same backoff paces

@@ -131,6 +131,9 @@ struct RetrainOrder {
   // is assumed to be none). The Core sets it when the order starts; the
   // executor checks it at each pause.
   TimePoint promote_at = TimePoint::max();
+  // The deadline of the oldest deletion it covers (max: the policy has
+  // none).
+  TimePoint due = TimePoint::max();
   uint64_t predicted_sample_epochs = 0;
   double predicted_seconds = 0;  // the planning estimate (high quantile)
 };
