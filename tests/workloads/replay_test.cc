@@ -200,6 +200,35 @@ TEST(Replay, ItsExposureCountCatchesAForgottenShard) {
   EXPECT_EQ(p.exposure_checked, 120u);
 }
 
+// A load generator that wakes late is not the engine's latency: every
+// request is sent a second after its scheduled time; the lag is reported,
+// the latency runs from the send (from the schedule, every latency would
+// be over a second).
+TEST(Replay, LatencyRunsFromTheSendAndTheIssuersLagIsReportedApart) {
+  const engine::testing::Template& tmpl = engine::testing::GetTemplate();
+  eraser::testing::TempDir work;
+  ReplayConfig config;
+  config.policies = eraser::testing::PoliciesOrDie({"inference-first"});
+  config.work_dir = work.path();
+  config.oracle = false;
+  config.testing_send_delay = std::chrono::seconds(1);
+  StatusOr<ReplayReport> report = RunReplay(Scenario(), tmpl.dir, config);
+  ASSERT_TRUE(report.ok()) << report.status();
+  const PolicyReport& p = report->policies.at(0);
+  EXPECT_EQ(p.requests, 120u);
+  EXPECT_GE(p.issue_lag_ms.p50, 1000.0);
+  EXPECT_GE(p.issue_lag_ms.mean, 1000.0);
+  EXPECT_LT(p.latency_ms.p50, 1000.0);
+  const json j = json::parse(report->ToJson());
+  for (const char* key : {"mean", "p50", "p95", "p99", "max"}) {
+    EXPECT_TRUE(j["policies"][0]["inference"]["issue_lag_ms"].contains(key))
+        << key;
+  }
+  config.testing_send_delay = -std::chrono::milliseconds(1);
+  EXPECT_EQ(RunReplay(Scenario(), tmpl.dir, config).status().code(),
+            StatusCode::kInvalidArgument);
+}
+
 // 3 s of inferences; at 0.1 s, deletions in slice 1 of shards 0, 1 and 2:
 // three of four shards affected, each with a clean prefix (stage 0).
 Trace PrefixScenario() {

@@ -18,6 +18,7 @@ namespace eraser::workloads::internal {
 struct Outcome {
   uint64_t test_index = 0;
   double scheduled_s = 0;  // from the run's start, after speed scaling
+  double sent_s = 0;       // when the issuer handed it to the engine
   double done_s = 0;
   bool refused = false;  // not admitted
   std::optional<engine::Prediction> prediction;

@@ -47,6 +47,9 @@ struct ReplayConfig {
   engine::UnlearningOptions unlearning;
   // Planted faults and bugs, for the tests of the checks themselves.
   engine::TestingHooks testing;
+  // Tests: the issuer sends each request this long after its scheduled
+  // time, as a load generator that wakes late would; zero otherwise.
+  Duration testing_send_delay = Duration::zero();
   // Where per-policy copies of the data directory go ($TMPDIR if empty).
   std::string work_dir;
   // Progress (elapsed and remaining per policy) on stderr.
@@ -65,13 +68,18 @@ struct PolicyReport {
   std::string name;    // as given
   std::string policy;  // canonical form
   scheduler::Policy spec;
-  // Inference. Latency runs from each request's scheduled time (so queueing
-  // behind a stalled engine counts) to its answer.
+  // Inference. Latency runs from the moment the replay hands a request to
+  // the engine (Engine::InferAsync, which only queues it, so the issuer
+  // never waits on the engine's work) to its answer: the engine's time, not
+  // the load generator's. How late the issuer itself sent each request
+  // after its scheduled time (a sleeping thread wakes a little late) is
+  // `issue_lag_ms`, reported apart (docs/performance.md, "Method").
   uint64_t requests = 0;
   double throughput_rps = 0;
   double accuracy = 0;  // over answered (not rejected) requests
   // Over the answered requests (refused ones are not in it).
   Summary latency_ms;
+  Summary issue_lag_ms;  // over every request, refused ones included
   // Indexed like certify::Decision - 1: clean, certified, waited, partial,
   // rejected, uncertified, prefix. Refused requests are not in it.
   std::array<uint64_t, certify::kNumDecisions> decisions{};
