@@ -234,7 +234,8 @@ int RunReplay(int argc, char** argv) {
   if (speed != 0) config.speed = speed;
   if (no_oracle) config.oracle = false;
   if (log_retrainings) config.unlearning.log_retrainings = true;
-  config.progress = isatty(STDERR_FILENO) != 0;
+  // The progress line would run into the retraining log's lines.
+  config.progress = isatty(STDERR_FILENO) != 0 && !log_retrainings;
   if (Status s = config.Validate(); !s.ok()) return ReportError("replay", s);
 
   const unlearning::BlasInfo blas = unlearning::InitComputeRuntime();

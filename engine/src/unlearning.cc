@@ -1,6 +1,7 @@
 // Unlearning: the control loop that polls the Core, retraining on the
 // unlearning arena, the apply-and-swap step, and Drain.
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 
 #include "engine_impl.h"
@@ -199,11 +200,17 @@ EngineImpl::Retrained EngineImpl::Retrain(
   if (order.yields) {
     pause = [this, &r, &order, &promoted] {
       if (promoted) return;
-      if (clock_->Now() >= order.promote_at) {
+      if (const TimePoint now = clock_->Now(); now >= order.promote_at) {
         gate_.EnterRetrain(/*borrowed=*/true);
         promoted = true;
         ++promoted_;
         metrics_->RetrainPromoted();
+        if (options_.unlearning.log_retrainings) {
+          std::fprintf(stderr,
+                       "eraser: %.3f s: shard %u retraining promoted: takes "
+                       "precedence over inference\n",
+                       Seconds(now - started_at_), order.shard.value());
+        }
         return;
       }
       r.paused += gate_.YieldToInference();
@@ -320,6 +327,12 @@ void EngineImpl::Swap(const scheduler::RetrainOrder& order,
       // still pends is retried after the backoff.
       if (s.code() == StatusCode::kAlreadyExists) reload_.insert(order.shard);
       event_ = true;
+      if (options_.unlearning.log_retrainings) {
+        std::fprintf(stderr,
+                     "eraser: %.3f s: shard %u retraining not applied: %s\n",
+                     Seconds(now - started_at_), order.shard.value(),
+                     s.ToString().c_str());
+      }
       return;
     }
     if (closed_ && s.code() == StatusCode::kUnavailable) {
@@ -371,7 +384,10 @@ void EngineImpl::LogStarted(const scheduler::RetrainOrder& order,
                                      : "the inference core, borrowed";
   char due[48] = "no deadline";
   if (order.due != TimePoint::max()) {
-    std::snprintf(due, sizeof due, "due in %.2f s", Seconds(order.due - now));
+    const double left = Seconds(order.due - now);
+    std::snprintf(due, sizeof due,
+                  left >= 0 ? "due in %.2f s" : "overdue by %.2f s",
+                  std::abs(left));
   }
   std::fprintf(stderr,
                "eraser: %.3f s: shard %u retraining started (%s) on %s: from "
@@ -394,11 +410,12 @@ void EngineImpl::LogApplied(
   }
   std::fprintf(stderr,
                "eraser: %.3f s: shard %u retraining applied after %.2f s "
-               "(planned %.2f s, %.2f s yielded to inference): %zu deletion%s "
-               "applied, longest delay %.2f s, %zu late\n",
+               "(planned %.2f s, %.2f s yielded to inference): covered %zu "
+               "deletion%s, completed %zu, longest delay %.2f s, %zu late\n",
                Seconds(now - started_at_), order.shard.value(), Seconds(wall),
-               order.predicted_seconds, Seconds(paused), completed.size(),
-               completed.size() == 1 ? "" : "s", longest, late);
+               order.predicted_seconds, Seconds(paused), order.covers.size(),
+               order.covers.size() == 1 ? "" : "s", completed.size(), longest,
+               late);
 }
 
 void EngineImpl::ReloadShards() {

@@ -368,8 +368,8 @@ TEST_F(EngineTest, DrainMatchesTrainingFromScratch) {
 }
 
 // unlearning.log_retrainings: one line per retraining started and applied,
-// with what an operator needs to see why a deadline was missed; nothing
-// when off (the default).
+// with what an operator needs to see why a deadline was missed, timed from
+// the engine's start (under 100 s here); nothing when off (the default).
 TEST_F(EngineTest, LogsEachRetrainingStartedAndAppliedWhenAsked) {
   auto run = [](const std::string& data, bool log) {
     EngineOptions options = Options(data, "eraser:lazy,wait,deadline=1h");
@@ -387,16 +387,16 @@ TEST_F(EngineTest, LogsEachRetrainingStartedAndAppliedWhenAsked) {
   EXPECT_THAT(
       logged,
       ::testing::ContainsRegex(
-          "eraser: [0-9]+\\.[0-9]{3} s: shard 1 retraining started "
+          "eraser: [0-9]{1,2}\\.[0-9]{3} s: shard 1 retraining started "
           "\\(drain\\) on an unlearning slot: from slice 1, 2 "
           "deletions, planned [0-9.]+ s, due in 3[56][0-9]{2}\\.[0-9]{2} "
           "s\n"));
   EXPECT_THAT(logged,
               ::testing::ContainsRegex(
-                  "eraser: [0-9]+\\.[0-9]{3} s: shard 1 retraining applied "
+                  "eraser: [0-9]{1,2}\\.[0-9]{3} s: shard 1 retraining applied "
                   "after [0-9.]+ s \\(planned [0-9.]+ s, 0\\.00 s yielded to "
-                  "inference\\): 2 deletions applied, longest delay [0-9.]+ "
-                  "s, 0 late\n"));
+                  "inference\\): covered 2 deletions, completed 2, longest "
+                  "delay [0-9.]+ s, 0 late\n"));
 
   eraser::testing::TempDir other;
   const std::string quiet = run(testing::CopyTemplate(other), false);

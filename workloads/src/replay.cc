@@ -152,7 +152,11 @@ Status Issue(const RunContext& c, engine::Engine& engine,
     if (--remaining == 0) answered_cv.notify_all();
   };
   if (c.config.unlearning.log_retrainings) {
-    std::fprintf(stderr, "%s the trace starts\n", c.label.c_str());
+    std::fprintf(stderr,
+                 "%s the trace starts at %.3f s of the engine's log "
+                 "(which counts from its start)\n",
+                 c.label.c_str(),
+                 std::chrono::duration<double>(t0 - run->opened).count());
   }
   Progress progress(c.config.progress, c.label,
                     c.trace.duration_ms() / 1000.0 / c.config.speed);
@@ -284,6 +288,7 @@ Status CollectUnlearning(const RunContext& c, engine::Engine& engine,
 void SummarizeInference(const RunContext& c, PolicyRun* run) {
   PolicyReport& r = run->report;
   std::vector<double> latencies;
+  std::vector<double> engine_latencies;
   std::vector<double> lags;
   uint64_t correct = 0;
   uint64_t answered = 0;
@@ -296,7 +301,8 @@ void SummarizeInference(const RunContext& c, PolicyRun* run) {
       ++r.refused;
       continue;
     }
-    latencies.push_back((o.done_s - o.sent_s) * 1000.0);
+    latencies.push_back((o.done_s - o.scheduled_s) * 1000.0);
+    engine_latencies.push_back((o.done_s - o.sent_s) * 1000.0);
     if (!o.prediction) {
       // Admitted, then failed (the engine closing): counted as rejected.
       ++r.decisions[static_cast<int>(certify::Decision::kRejected) - 1];
@@ -316,6 +322,7 @@ void SummarizeInference(const RunContext& c, PolicyRun* run) {
   }
   r.requests = run->outcomes.size();
   r.latency_ms = Summarize(latencies);
+  r.engine_latency_ms = Summarize(engine_latencies);
   r.issue_lag_ms = Summarize(lags);
   r.accuracy = answered > 0 ? static_cast<double>(correct) / answered : 0;
   r.throughput_rps =
@@ -333,6 +340,7 @@ StatusOr<PolicyRun> RunPolicy(const RunContext& c,
   ASSIGN_OR_RETURN(std::unique_ptr<engine::Engine> engine,
                    engine::Engine::Open(options));
   PolicyRun run;
+  run.opened = Steady::now();
   run.report.name = c.policy.name;
   run.report.policy = engine->policy();
   run.report.spec = c.policy;

@@ -26,6 +26,9 @@ struct Outcome {
 
 struct PolicyRun {
   PolicyReport report;
+  // When Engine::Open returned (the engine's retraining log counts from
+  // just before).
+  std::chrono::steady_clock::time_point opened;
   std::vector<Outcome> outcomes;
   // The deletions this run's engine accepted, in order, with their
   // sequence numbers (ascending).

@@ -77,6 +77,7 @@ std::string ReplayReport::ToJson() const {
            {"throughput_rps", p.throughput_rps},
            {"accuracy", p.accuracy},
            {"latency_ms", SummaryJson(p.latency_ms, true)},
+           {"engine_latency_ms", SummaryJson(p.engine_latency_ms, true)},
            {"issue_lag_ms", SummaryJson(p.issue_lag_ms, true)},
            {"decisions", decisions},
            {"refused", p.refused},

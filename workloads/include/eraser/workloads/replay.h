@@ -68,18 +68,19 @@ struct PolicyReport {
   std::string name;    // as given
   std::string policy;  // canonical form
   scheduler::Policy spec;
-  // Inference. Latency runs from the moment the replay hands a request to
-  // the engine (Engine::InferAsync, which only queues it, so the issuer
-  // never waits on the engine's work) to its answer: the engine's time, not
-  // the load generator's. How late the issuer itself sent each request
-  // after its scheduled time (a sleeping thread wakes a little late) is
-  // `issue_lag_ms`, reported apart (docs/performance.md, "Method").
+  // Inference. Latency runs from each request's scheduled time (so queueing
+  // behind a stalled engine counts, and so does the issuer's own lateness:
+  // it shares the cores with the engine, so the two cannot be told apart)
+  // to its answer. Beside it, over the same requests: the time from the
+  // hand-off (Engine::InferAsync, which only queues) to the answer, and how
+  // late the issuer sent each request after its scheduled time.
   uint64_t requests = 0;
   double throughput_rps = 0;
   double accuracy = 0;  // over answered (not rejected) requests
   // Over the answered requests (refused ones are not in it).
   Summary latency_ms;
-  Summary issue_lag_ms;  // over every request, refused ones included
+  Summary engine_latency_ms;  // from the hand-off
+  Summary issue_lag_ms;       // over every request, refused ones included
   // Indexed like certify::Decision - 1: clean, certified, waited, partial,
   // rejected, uncertified, prefix. Refused requests are not in it.
   std::array<uint64_t, certify::kNumDecisions> decisions{};
