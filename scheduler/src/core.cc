@@ -533,6 +533,20 @@ TimePoint Core::OnRetrainFailed(const RetrainOrder& order, TimePoint now,
   return Fail(backoff_[order.shard.value()], now);
 }
 
+std::vector<Core::Interrupt> Core::TakeInterrupts() {
+  std::vector<Interrupt> out;
+  out.swap(interrupts_);
+  return out;
+}
+
+void Core::OnRetrainPreempted(const RetrainOrder& order, TimePoint now,
+                              Duration held) {
+  // The shard waits again as if it had not started; its slot time counts
+  // as busy, as a failed attempt's does.
+  running_.erase(order.shard);
+  BucketAt(now).busy_seconds += std::chrono::duration<double>(held).count();
+}
+
 TimePoint Core::Fail(Backoff& b, TimePoint now) {
   ++b.failures;
   b.retry_at = now + options_.retry.Delay(b.failures);

@@ -341,6 +341,10 @@ std::vector<RetrainOrder> Core::Poll(TimePoint now) {
         orders.push_back(
             Start(waiting[i], Reason::kBacklog, true, now, /*yields=*/true));
       } else {
+        // A late shard no slot can take: a yielding retraining makes room
+        // at its next pause (preempted, the Poll after OnRetrainPreempted
+        // starts the shard on its slot; promoted, it ends sooner).
+        if (late) MakeRoomFor(waiting[i], now);
         break;
       }
     }
@@ -396,7 +400,7 @@ std::optional<TimePoint> Core::NextWakeup() const {
     if (!next || t < *next) next = t;
   };
   if (options_.policy.kind != PolicyKind::kImmediate &&
-      (FreeSlots(false) > 0 || FreeSlots(true) > 0)) {
+      (FreeSlots(false) > 0 || FreeSlots(true) > 0 || Yielding(last_poll_))) {
     for (ShardId s : Startable(last_poll_)) {
       consider(LatestStart(s, last_poll_, options_.slots));
     }
@@ -424,6 +428,46 @@ std::optional<TimePoint> Core::NextWakeup() const {
     next = last_poll_ + std::chrono::milliseconds(1);
   }
   return next;
+}
+
+std::optional<ShardId> Core::Yielding(TimePoint now) const {
+  if (!options_.use_idle_cores) return std::nullopt;
+  std::optional<ShardId> yielding;
+  for (const auto& [shard, r] : running_) {
+    if (r.preempted) return std::nullopt;  // its slot is about to free
+    if (r.order.yields && now < r.order.promote_at) yielding = shard;
+  }
+  return yielding;
+}
+
+void Core::MakeRoomFor(ShardId late, TimePoint now) {
+  const std::optional<ShardId> yielding = Yielding(now);
+  if (!yielding) return;
+  const ShardId shard = *yielding;
+  Running& victim = running_.at(shard);
+  // Stopped, it starts again once a slot frees: the late shard's own, or
+  // a normal slot's when its retraining ends as planned. It must then
+  // still end a margin before its deadline (planned, as a promotion is,
+  // from no progress, and from everything its shard holds now).
+  TimePoint restart = now + FromSeconds(PredictSeconds(late));
+  for (const auto& [s, r] : running_) {
+    if (r.order.borrowed) continue;
+    restart = std::min(
+        restart,
+        std::max(now, r.started + FromSeconds(r.order.predicted_seconds)));
+  }
+  const TimePoint latest_restart = Due(shard) - options_.estimates.margin -
+                                   FromSeconds(PredictSeconds(shard));
+  if (Due(shard) > Due(late) && restart <= latest_restart) {
+    // Earliest deadline first, and the victim loses only its work so far.
+    victim.preempted = true;
+    interrupts_.push_back({shard, /*stop=*/true});
+  } else {
+    // Due first (the late shard's latest start counted its remaining
+    // work), or unable to wait: it runs at full speed from now on.
+    victim.order.promote_at = now;
+    interrupts_.push_back({shard, /*stop=*/false});
+  }
 }
 
 std::size_t Core::DeadlinesAtRisk(TimePoint now) const {

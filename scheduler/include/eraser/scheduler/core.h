@@ -311,6 +311,23 @@ class Core {
   // (CoreOptions::retry).
   TimePoint OnRetrainFailed(const RetrainOrder& order, TimePoint now,
                             Duration held);
+  // What the running yielding retrainings must do at their next pause,
+  // decided when a shard past its latest start finds no slot free
+  // (docs/engine.md, "Idle cores"): take precedence over inference now
+  // (promoted early), or stop and give their slot to the late shard
+  // (preempted). Each is named once. A preempted order counts as running
+  // until OnRetrainPreempted (or, if it ended first, OnApplied or
+  // OnRetrainFailed).
+  struct Interrupt {
+    ShardId shard;
+    bool stop = false;  // preempt; otherwise promote now
+  };
+  std::vector<Interrupt> TakeInterrupts();
+  // The order stopped as an Interrupt asked, after holding its slot for
+  // `held`: its deletions wait again, with no backoff, and nothing is
+  // learnt from its partial work.
+  void OnRetrainPreempted(const RetrainOrder& order, TimePoint now,
+                          Duration held);
 
   // The erasure (compaction) owed when an apply committed but its
   // compaction failed, or found owed at open. It is retried with the
@@ -394,6 +411,7 @@ class Core {
   struct Running {
     RetrainOrder order;
     TimePoint started;
+    bool preempted = false;  // asked to stop (TakeInterrupts)
   };
   struct Parked {
     certify::VoteTally tally;
@@ -492,6 +510,15 @@ class Core {
            (options_.use_idle_cores && FreeSlots(true) > 0);
   }
   std::size_t DeadlinesAtRisk(TimePoint now) const;
+  // The shard of a yielding retraining not yet promoted at `now`, while
+  // none is stopping: one that could make room for a late shard.
+  std::optional<ShardId> Yielding(TimePoint now) const;
+  // `late` is past its latest start and no slot can take it: the yielding
+  // retraining gives it its slot if it is due later and could still end in
+  // time restarted when a slot frees (preempted), else it takes
+  // precedence at once (promoted), so that the slot frees as soon as it
+  // can. Nothing when no yielding retraining can.
+  void MakeRoomFor(ShardId late, TimePoint now);
 
   const CoreOptions options_;
   std::vector<std::vector<uint64_t>> slice_sizes_;
@@ -499,7 +526,8 @@ class Core {
   std::map<DeletionSeq, Pending> pending_;
   std::vector<std::set<DeletionSeq>> shard_pending_;  // index of pending_
   std::map<ShardId, Running> running_;
-  std::vector<Backoff> backoff_;  // per shard
+  std::vector<Interrupt> interrupts_;  // not yet taken
+  std::vector<Backoff> backoff_;       // per shard
   Erasure erasure_;
   std::map<uint64_t, Parked> parked_;
   std::map<uint64_t, TimePoint> held_;  // request -> when it falls back
