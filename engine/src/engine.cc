@@ -115,6 +115,7 @@ EngineImpl::EngineImpl(const EngineOptions& options,
       queue_(clock_),
       gate_(options.unlearning.context == ExecutionContext::kExclusive,
             options.unlearning.borrowed_inference_share, clock_),
+      interrupts_(num_shards_),
       shared_store_(storage::IsPostgresLocation(options.data_dir)) {
   MutexLock lock(&mu_);
   snapshot_ = std::move(snapshot);
@@ -336,6 +337,7 @@ EngineStats EngineImpl::Stats() const {
   stats.lease_refusals = lease_refusals_;
   stats.executions = executions_.load();
   stats.retrains_promoted = promoted_.load();
+  stats.retrains_preempted = preempted_.load();
   stats.planning.model_cost = model_cost_;
   stats.planning.initial_seconds_per_sample_epoch =
       core_->estimator().options().InitialRate();

@@ -183,6 +183,8 @@ class EngineImpl final : public Engine {
     scheduler::ApplyPlan plan;
     // The time a yielding retraining spent paused for inference.
     Duration paused = Duration(0);
+    // It stopped at a pause because the Core preempted it.
+    bool preempted = false;
     // Core::ErasureAttempt before the apply: its compaction, if it
     // succeeds, also pays what was owed then.
     uint64_t erasure_attempt = 0;
@@ -221,6 +223,13 @@ class EngineImpl final : public Engine {
   std::atomic<int64_t> busy_nanos_{0};   // inference compute time, for `idle`
   std::atomic<uint64_t> executions_{0};  // EngineStats::executions
   std::atomic<uint64_t> promoted_{0};    // EngineStats::retrains_promoted
+  std::atomic<uint64_t> preempted_{0};   // EngineStats::retrains_preempted
+  // Per shard, what the Core asked of its running yielding retraining
+  // (Core::TakeInterrupts), read at the retraining's pauses: kNone,
+  // kPromote or kStop. Set by the control loop; reset when the shard's next
+  // order starts.
+  enum Interrupt : int { kNone = 0, kPromote = 1, kStop = 2 };
+  std::vector<std::atomic<int>> interrupts_;
 
   // Whether other engines share the store (a postgresql:// store).
   const bool shared_store_;

@@ -47,9 +47,23 @@ void EngineImpl::ControlLoop() {
     core_->OnLoad(queue_.size(), utilization);
     for (scheduler::RetrainOrder& order : core_->Poll(now)) {
       if (options_.unlearning.log_retrainings) LogStarted(order, now);
+      // The shard's previous order has ended: nothing asked of it applies.
+      interrupts_[order.shard.value()].store(kNone);
       orders_.push_back(std::move(order));
     }
     if (!orders_.empty()) retrain_cv_.SignalAll();
+    // Carried out at the retrainings' next pauses (Retrain).
+    for (const scheduler::Core::Interrupt& i : core_->TakeInterrupts()) {
+      interrupts_[i.shard.value()].store(i.stop ? kStop : kPromote);
+      if (options_.unlearning.log_retrainings) {
+        std::fprintf(stderr,
+                     "eraser: %.3f s: shard %u retraining asked to %s: a "
+                     "late shard finds no slot free\n",
+                     Seconds(now - started_at_), i.shard.value(),
+                     i.stop ? "stop (preempted)" : "take precedence now");
+      }
+      ERASER_SYNC_POINT("EngineImpl::ControlLoop:Interrupt");
+    }
     LoadPrefixes();
     const scheduler::Capacity capacity = core_->GetCapacity(now);
     metrics_->SetCapacity(capacity.offered_per_second,
@@ -191,16 +205,26 @@ EngineImpl::Retrained EngineImpl::Retrain(
   }
   // A retraining on an idle inference core steps aside, between
   // mini-batches, while an inference batch computes, until the time the
-  // Core set for its promotion (its deadline needs the core): from its
-  // next pause on it takes precedence, as a borrowed retraining does from
-  // the start. Any other takes its place at the gate. One request: the
-  // pauses come one at a time.
+  // Core set for its promotion (its deadline needs the core) or until the
+  // Core asks it to take precedence now (another shard's late deadline
+  // waits for the core): from its next pause on it takes precedence, as a
+  // borrowed retraining does from the start. Asked to stop (preempted), it
+  // stops at its next pause, and its deletions wait again. Any other takes
+  // its place at the gate. One request: the pauses come one at a time.
   bool promoted = false;
-  std::function<void()> pause;
+  std::function<Status()> pause;
   if (order.yields) {
-    pause = [this, &r, &order, &promoted] {
-      if (promoted) return;
-      if (const TimePoint now = clock_->Now(); now >= order.promote_at) {
+    pause = [this, &r, &order, &promoted]() -> Status {
+      const int asked = interrupts_[order.shard.value()].load();
+      if (asked == kStop) {
+        r.preempted = true;
+        return UnavailableError(
+            "shard " + std::to_string(order.shard.value()) +
+            "'s retraining preempted: a shard due earlier needs its core");
+      }
+      if (promoted) return OkStatus();
+      if (const TimePoint now = clock_->Now();
+          asked == kPromote || now >= order.promote_at) {
         gate_.EnterRetrain(/*borrowed=*/true);
         promoted = true;
         ++promoted_;
@@ -211,9 +235,10 @@ EngineImpl::Retrained EngineImpl::Retrain(
                        "precedence over inference\n",
                        Seconds(now - started_at_), order.shard.value());
         }
-        return;
+        return OkStatus();
       }
       r.paused += gate_.YieldToInference();
+      return OkStatus();
     };
   } else {
     gate_.EnterRetrain(order.borrowed);
@@ -318,6 +343,22 @@ void EngineImpl::Swap(const scheduler::RetrainOrder& order,
   // what a yielding retraining left to inference (the inference load, not
   // the retraining's cost).
   const Duration held = now - started - retrained.paused;
+  if (!committed && retrained.preempted) {
+    // Not a failure: the shard waits again, with no backoff.
+    core_->OnRetrainPreempted(order, now, held);
+    ++preempted_;
+    metrics_->RetrainPreempted();
+    event_ = true;
+    if (options_.unlearning.log_retrainings) {
+      std::fprintf(stderr,
+                   "eraser: %.3f s: shard %u retraining preempted after %.2f "
+                   "s: its %zu deletion%s wait again\n",
+                   Seconds(now - started_at_), order.shard.value(),
+                   Seconds(now - started), order.covers.size(),
+                   order.covers.size() == 1 ? "" : "s");
+    }
+    return;
+  }
   if (!committed) {
     const TimePoint retry = core_->OnRetrainFailed(order, now, held);
     const Status& s = retrained.status;
@@ -547,9 +588,10 @@ void EngineImpl::RunOrder(const scheduler::RetrainOrder& order) {
     }
     // A compaction failure after the commit, or a failed retraining: Drain
     // reports it (a failed order's deletions wait for another).
-    // (Not the shard another engine retrains, or already retrained.)
+    // (Not the shard another engine retrains, or already retrained, nor a
+    // preempted retraining.)
     if (!failure.ok() && draining_ > 0 && !retrained.claimed_elsewhere &&
-        failure.code() != StatusCode::kAlreadyExists) {
+        !retrained.preempted && failure.code() != StatusCode::kAlreadyExists) {
       drain_error_ = failure;
     }
     UpdateGauges();

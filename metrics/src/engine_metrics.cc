@@ -125,9 +125,16 @@ struct EngineMetrics::Impl {
         promoted(prometheus::BuildCounter()
                      .Name("eraser_retrains_promoted_total")
                      .Help("Retrainings on an idle inference core that their "
-                           "deadline made take precedence over inference")
+                           "deadline, or a late shard's, made take precedence "
+                           "over inference")
                      .Register(*registry)
                      .Add({})),
+        preempted(prometheus::BuildCounter()
+                      .Name("eraser_retrains_preempted_total")
+                      .Help("Retrainings on an idle inference core stopped "
+                            "to give it to a late shard due earlier")
+                      .Register(*registry)
+                      .Add({})),
         offered(prometheus::BuildGauge()
                     .Name("eraser_deletion_rate_per_second")
                     .Help("Deletions acknowledged per second over the last "
@@ -233,6 +240,7 @@ struct EngineMetrics::Impl {
   prometheus::Counter* by_http_refusal[std::size(kHttpRefusedLabels)];
   prometheus::Counter& expired;
   prometheus::Counter& promoted;
+  prometheus::Counter& preempted;
   prometheus::Gauge& offered;
   prometheus::Gauge& capacity;
   prometheus::Gauge& overloaded;
@@ -331,6 +339,7 @@ void EngineMetrics::SetErasureOwed(bool owed) {
 
 void EngineMetrics::ParkedExpired() { impl_->expired.Increment(); }
 void EngineMetrics::RetrainPromoted() { impl_->promoted.Increment(); }
+void EngineMetrics::RetrainPreempted() { impl_->preempted.Increment(); }
 
 void EngineMetrics::HttpRefused(std::string_view reason) {
   for (std::size_t i = 0; i < std::size(kHttpRefusedLabels); ++i) {

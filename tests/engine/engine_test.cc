@@ -13,6 +13,7 @@
 
 #include "engine_fixture.h"
 #include "eraser/certify/vote.h"
+#include "eraser/common/sync_point.h"
 #include "eraser/storage/store.h"
 
 namespace eraser::engine {
@@ -349,6 +350,97 @@ TEST_F(EngineTest, AYieldingRetrainingItsDeadlineNeedsTakesPrecedence) {
               std::future_status::ready);
     EXPECT_TRUE(answer.get().ok());
   }
+  EXPECT_EQ(testing::LastCheckpoints(data_),
+            testing::ScratchCheckpoints(deleted));
+}
+
+// A late shard that no slot can take, while a yielding retraining due
+// after it holds the idle inference core: the Core preempts that
+// retraining, which stops at its next pause; the late shard takes the core
+// with precedence, and the stopped shard is retrained again later.
+// Deadline 20 s; plans of 3 s from slice 0 and 2.4 s from slice 1
+// (1,500 and 1,200 sample-epochs at 1.6 ms, times 1.25). Shard 0 holds the
+// unlearning slot throughout; shard 2 (slice 0, due at 20 s) fails once
+// and backs off for 1 s, meanwhile shard 1 (slice 1, due at 20.5 s) starts
+// on the idle core; shard 2 is late from 20 - 1 - 3 = 16 s, before shard
+// 1 would be promoted (20.5 - 2.4 - 1 = 17.1 s).
+TEST_F(EngineTest, ALateShardPreemptsAYieldingRetrainingDueAfterIt) {
+  ManualClock clock;
+  EngineOptions o = Options(data_, "eraser:shards:0,partial,deadline=20s");
+  o.clock = &clock;
+  o.unlearning.estimates.initial_seconds_per_sample_epoch = 1.6e-3;
+  o.unlearning.log_retrainings = true;
+  ASSERT_EQ(o.unlearning.concurrency, 1);
+  std::mutex mu;
+  std::condition_variable cv;
+  std::map<uint32_t, int> calls;  // retrainings started, by shard
+  bool release_one = false, release_all = false;
+  int interrupts = 0;
+  o.testing.retrain_fault = [&](ShardId shard) -> Status {
+    std::unique_lock<std::mutex> lock(mu);
+    const int call = ++calls[shard.value()];
+    cv.notify_all();
+    if (shard.value() == 2 && call == 1) return InternalError("planted");
+    if (shard.value() == 0 || (shard.value() == 1 && call == 1)) {
+      cv.wait_for(lock, eraser::testing::kPatience, [&] {
+        return release_all || (shard.value() == 1 && release_one);
+      });
+    }
+    return OkStatus();
+  };
+  SyncPoints::Set("EngineImpl::ControlLoop:Interrupt", [&] {
+    std::lock_guard<std::mutex> lock(mu);
+    ++interrupts;
+    cv.notify_all();
+  });
+  auto wait = [&](const std::function<bool()>& done) {
+    std::unique_lock<std::mutex> lock(mu);
+    return cv.wait_for(lock, eraser::testing::kPatience, done);
+  };
+  const TimePoint t0 = clock.Now();
+  const std::vector<SampleId> deleted = {SampleIn(0, 0), SampleIn(2, 0),
+                                         SampleIn(1, 1)};
+  {
+    std::unique_ptr<Engine> engine = OpenOrDie(o);
+    ASSERT_NE(engine, nullptr);
+    ASSERT_TRUE(engine->RequestDeletion(DT::Sample(deleted[0])).ok());
+    ASSERT_TRUE(wait([&] { return calls[0] == 1; }));
+    ASSERT_TRUE(engine->RequestDeletion(DT::Sample(deleted[1])).ok());
+    ASSERT_TRUE(testing::Eventually(
+        [&] { return engine->Stats().retrain_failures == 1; }));
+    clock.AdvanceTo(t0 + std::chrono::milliseconds(500));
+    ASSERT_TRUE(engine->RequestDeletion(DT::Sample(deleted[2])).ok());
+    ASSERT_TRUE(wait([&] { return calls[1] == 1; }));
+    // Step to shard 2's latest start: at risk from then on.
+    while (engine->Stats().capacity.deadlines_at_risk == 0) {
+      ASSERT_LT(clock.Now(), t0 + std::chrono::milliseconds(17'100));
+      clock.Advance(std::chrono::milliseconds(100));
+    }
+    EXPECT_GE(clock.Now(), t0 + std::chrono::seconds(15));
+    ASSERT_TRUE(wait([&] { return interrupts == 1; }));
+    EXPECT_EQ(calls[2], 1);
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      release_one = true;
+    }
+    cv.notify_all();
+    // Shard 1 stops at its first pause; shard 2 starts on its core while
+    // shard 0 still holds the unlearning slot.
+    ASSERT_TRUE(wait([&] { return calls[2] == 2; }));
+    EXPECT_EQ(engine->Stats().retrains_preempted, 1u);
+    EXPECT_THAT(engine->metrics()->TextExposition(),
+                HasSubstr("eraser_retrains_preempted_total 1"));
+    EXPECT_EQ(engine->Stats().retrain_failures, 1u) << "not a failure";
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      release_all = true;
+    }
+    cv.notify_all();
+    ASSERT_TRUE(engine->Drain().ok());
+    EXPECT_EQ(calls[1], 2) << "retrained again after the preemption";
+    EXPECT_EQ(engine->Stats().pending_deletions, 0u);
+  }
+  SyncPoints::Clear("EngineImpl::ControlLoop:Interrupt");
   EXPECT_EQ(testing::LastCheckpoints(data_),
             testing::ScratchCheckpoints(deleted));
 }

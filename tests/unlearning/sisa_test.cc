@@ -225,6 +225,7 @@ TEST_F(SisaTest, APausedRetrainingIsBitIdenticalToAnUnpausedOne) {
         EXPECT_TRUE((*served)[1]
                         .model->Predict(rows.data(), 4, votes.data(), nullptr)
                         .ok());
+        return OkStatus();
       });
   ASSERT_TRUE(paused.ok()) << paused.status();
   // One pause per mini-batch of stages 1..3: stage r trains every epoch on
@@ -244,6 +245,33 @@ TEST_F(SisaTest, APausedRetrainingIsBitIdenticalToAnUnpausedOne) {
   for (std::size_t i = 0; i < (*plain)[0].checkpoints.size(); ++i) {
     EXPECT_EQ((*paused)[0].checkpoints[i].blob, (*plain)[0].checkpoints[i].blob)
         << "stage " << (*plain)[0].checkpoints[i].slice;
+  }
+}
+
+// A pause that returns an error stops the retraining there (the engine
+// preempts a yielding retraining so): no further mini-batch runs, the error
+// comes back as it was, and a retraining afterwards is the same as one that
+// was never stopped.
+TEST_F(SisaTest, APauseThatFailsStopsTheRetrainingWithItsError) {
+  const std::vector<SampleId> deleted = OnePerSlice(*base_->store, 0, {1});
+  std::size_t pauses = 0;
+  StatusOr<std::vector<RetrainResult>> stopped =
+      base_->sisa->Retrain({{ShardId(0), deleted}}, [&] {
+        return ++pauses < 3 ? OkStatus() : UnavailableError("preempted");
+      });
+  ASSERT_FALSE(stopped.ok());
+  EXPECT_EQ(stopped.status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(stopped.status().message(), "preempted");
+  EXPECT_EQ(pauses, 3u);
+  StatusOr<std::vector<RetrainResult>> again =
+      base_->sisa->Retrain({{ShardId(0), deleted}});
+  ASSERT_TRUE(again.ok()) << again.status();
+  StatusOr<std::vector<RetrainResult>> plain =
+      base_->sisa->Retrain({{ShardId(0), deleted}});
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  ASSERT_EQ((*again)[0].checkpoints.size(), (*plain)[0].checkpoints.size());
+  for (std::size_t i = 0; i < (*plain)[0].checkpoints.size(); ++i) {
+    EXPECT_EQ((*again)[0].checkpoints[i].blob, (*plain)[0].checkpoints[i].blob);
   }
 }
 

@@ -29,8 +29,9 @@ struct SgdOptions {
   double learning_rate = 0.05;
   double momentum = 0.9;
   // Called before every mini-batch; may block (a retraining yielding its
-  // core to inference). It cannot change what is trained.
-  std::function<void()> pause;
+  // core to inference). It cannot change what is trained; an error it
+  // returns stops the training with that error (a preempted retraining).
+  std::function<Status()> pause;
 };
 
 // A model that can still be trained. Not thread-safe while training; once

@@ -425,7 +425,7 @@ StatusOr<ShardModel> Sisa::LoadStage(ShardId shard, uint32_t stage) {
 
 StatusOr<std::vector<RetrainResult>> Sisa::Retrain(
     const std::vector<RetrainRequest>& requests,
-    const std::function<void()>& pause) {
+    const std::function<Status()>& pause) {
   std::unordered_set<ShardId> seen;
   for (const RetrainRequest& r : requests) {
     if (r.shard.value() >= options_.shards) {
@@ -489,7 +489,7 @@ uint64_t Sisa::StageSampleEpochs(const std::vector<uint64_t>& slice_sizes,
 StatusOr<RetrainResult> Sisa::TrainShard(ShardId shard,
                                          const std::vector<SampleId>& deleted,
                                          bool from_scratch,
-                                         const std::function<void()>& pause) {
+                                         const std::function<Status()>& pause) {
   const auto start = std::chrono::steady_clock::now();
   const double cpu_start = ThreadCpuSeconds();
   const uint32_t num_slices = options_.slices;

@@ -225,7 +225,7 @@ Status RunSgd(const std::vector<torch::Tensor>& params,
       const std::size_t m =
           std::min<std::size_t>(sgd.batch_size, order.size() - start);
       if (m == 1 && skip_single_row_batch && order.size() > 1) continue;
-      if (sgd.pause) sgd.pause();
+      if (sgd.pause) RETURN_IF_ERROR(sgd.pause());
       for (std::size_t i = 0; i < m; ++i) {
         const uint32_t row = order[start + i];
         std::memcpy(&xb[i * dim], data.features + row * dim,

@@ -171,9 +171,12 @@ struct EngineStats {
   // execution_count).
   uint64_t executions = 0;
   // Retrainings on an idle inference core (yielding to inference) that
-  // their deadline made take precedence over inference before they ended
-  // (docs/engine.md, "Idle cores").
+  // their deadline, or another shard's late deadline, made take precedence
+  // over inference before they ended (docs/engine.md, "Idle cores").
   uint64_t retrains_promoted = 0;
+  // Retrainings on an idle inference core stopped to give it to a shard
+  // due earlier that no slot could take; their deletions waited again.
+  uint64_t retrains_preempted = 0;
   PlanningFigures planning;
 };
 

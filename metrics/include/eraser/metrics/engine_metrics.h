@@ -21,7 +21,11 @@
 //                                               the fallback after max_wait
 //   eraser_retrains_promoted_total              retrainings on an idle
 //                                               inference core that their
-//                                               deadline made take precedence
+//                                               deadline (or a late shard's)
+//                                               made take precedence
+//   eraser_retrains_preempted_total             retrainings on an idle
+//                                               inference core stopped for a
+//                                               shard due earlier
 //   eraser_http_refused_total{reason}           HTTP requests and connections
 //                                               refused (unauthenticated,
 //                                               forbidden, connection_limit,
@@ -124,6 +128,7 @@ class EngineMetrics {
   void SetLease(bool held, int live_replicas);
   void ParkedExpired();
   void RetrainPromoted();
+  void RetrainPreempted();
   // `reason` is one of kHttpRefusedLabels (others are ignored).
   void HttpRefused(std::string_view reason);
   // The unlearning load over the last minute (scheduler::Capacity).

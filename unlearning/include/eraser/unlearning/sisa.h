@@ -225,11 +225,12 @@ class Sisa {
   // concurrently on the training arena. Reads the store, writes nothing.
   // `pause`, if set, is called before every mini-batch and may block (a
   // retraining yielding its core to inference); what is trained does not
-  // depend on it. With several requests it is called from several threads
-  // at once.
+  // depend on it. An error it returns stops the retraining, which returns
+  // that error (the engine preempts a yielding retraining so). With
+  // several requests it is called from several threads at once.
   StatusOr<std::vector<RetrainResult>> Retrain(
       const std::vector<RetrainRequest>& requests,
-      const std::function<void()>& pause = nullptr);
+      const std::function<Status()>& pause = nullptr);
 
   // Trains `shard` from scratch (every stage, from the initial weights) on
   // its stored samples minus `without`; reads the store, writes nothing.
@@ -265,7 +266,7 @@ class Sisa {
   Status MeasureInference(ModelCost* cost);
   StatusOr<RetrainResult> TrainShard(
       ShardId shard, const std::vector<SampleId>& deleted, bool from_scratch,
-      const std::function<void()>& pause = nullptr);
+      const std::function<Status()>& pause = nullptr);
   // Runs fn(i) for i in [0, n) on the arena; returns the first error.
   Status RunOnArena(std::size_t n,
                     const std::function<Status(std::size_t)>& fn);
