@@ -78,23 +78,29 @@ double Core::WholeShardSeconds() const {
   return estimator_.Plan(most);
 }
 
-double Core::BacklogAhead(ShardId shard, TimePoint now, int slots) const {
+double Core::BacklogAhead(ShardId shard, TimePoint now, int slots,
+                          const std::vector<ShardId>& without) const {
+  auto left_out = [&without](ShardId s) {
+    return std::find(without.begin(), without.end(), s) != without.end();
+  };
   double work = 0;
   for (const auto& [s, r] : running_) {
+    if (left_out(s)) continue;
     work += std::max(0.0, r.order.predicted_seconds - Seconds(now - r.started));
   }
   const TimePoint due = Due(shard);
   for (ShardId s : Waiting()) {
-    if (s == shard) continue;
+    if (s == shard || left_out(s)) continue;
     const TimePoint other = Due(s);
     if (other < due || (other == due && s < shard)) work += PredictSeconds(s);
   }
   return work / std::max(1, slots);
 }
 
-TimePoint Core::LatestStart(ShardId shard, TimePoint now, int slots) const {
+TimePoint Core::LatestStart(ShardId shard, TimePoint now, int slots,
+                            const std::vector<ShardId>& without) const {
   const double reserve =
-      BacklogAhead(shard, now, slots) + PredictSeconds(shard);
+      BacklogAhead(shard, now, slots, without) + PredictSeconds(shard);
   return Due(shard) - options_.estimates.margin - FromSeconds(reserve);
 }
 
@@ -435,7 +441,10 @@ std::optional<ShardId> Core::Yielding(TimePoint now) const {
   std::optional<ShardId> yielding;
   for (const auto& [shard, r] : running_) {
     if (r.preempted) return std::nullopt;  // its slot is about to free
-    if (r.order.yields && now < r.order.promote_at) yielding = shard;
+    if (r.order.yields && now < r.order.promote_at &&
+        (!yielding || r.order.due >= running_.at(*yielding).order.due)) {
+      yielding = shard;
+    }
   }
   return yielding;
 }
@@ -443,38 +452,36 @@ std::optional<ShardId> Core::Yielding(TimePoint now) const {
 void Core::MakeRoomFor(ShardId late, TimePoint now) {
   const std::optional<ShardId> yielding = Yielding(now);
   if (!yielding) return;
-  const ShardId shard = *yielding;
-  Running& victim = running_.at(shard);
-  // Stopped, it starts again once a slot frees: the late shard's own, or
-  // a normal slot's when its retraining ends as planned. It must then
-  // still end a margin before its deadline (planned, as a promotion is,
-  // from no progress, and from everything its shard holds now).
-  TimePoint restart = now + FromSeconds(PredictSeconds(late));
-  for (const auto& [s, r] : running_) {
-    if (r.order.borrowed) continue;
-    restart = std::min(
-        restart,
-        std::max(now, r.started + FromSeconds(r.order.predicted_seconds)));
-  }
-  const TimePoint latest_restart = Due(shard) - options_.estimates.margin -
-                                   FromSeconds(PredictSeconds(shard));
-  if (Due(shard) > Due(late) && restart <= latest_restart) {
-    // Earliest deadline first, and the victim loses only its work so far.
+  const ShardId v = *yielding;
+  Running& victim = running_.at(v);
+  // Stopped, V waits as any shard does, due after `late`: `late` no longer
+  // counts V's remaining work ahead of it, and V waits for the normal
+  // slots behind everything due before it but `late`, which runs on V's
+  // core. Stopping V is worth its lost work only if `late` is still late
+  // then (else the freed core would not go to it) and V could still start
+  // in time by the plan (else it would become the next late shard).
+  if (Due(v) > Due(late) &&
+      now >= LatestStart(late, now, options_.slots, {v}) &&
+      now < LatestStart(v, now, options_.slots, {v, late})) {
     victim.preempted = true;
-    interrupts_.push_back({shard, /*stop=*/true});
+    interrupts_.push_back({v, /*stop=*/true});
   } else {
-    // Due first (the late shard's latest start counted its remaining
-    // work), or unable to wait: it runs at full speed from now on.
+    // Due first, or unable to wait: it takes precedence and ends within
+    // its plan, freeing the core for `late` as soon as it can.
     victim.order.promote_at = now;
-    interrupts_.push_back({shard, /*stop=*/false});
+    victim.promoted_early = true;
+    interrupts_.push_back({v, /*stop=*/false});
   }
 }
 
 std::size_t Core::DeadlinesAtRisk(TimePoint now) const {
   std::set<DeletionSeq> at_risk;
   for (const auto& [shard, r] : running_) {
-    // A yielding retraining is at risk once promoted: it then borrows.
-    if (r.order.borrowed && (!r.order.yields || now >= r.order.promote_at)) {
+    // A yielding retraining is at risk once promoted at its last safe
+    // start: it then borrows. (Promoted early to make room for a late
+    // shard, it is on time; the late shard is counted.)
+    if (r.order.borrowed && !r.promoted_early &&
+        (!r.order.yields || now >= r.order.promote_at)) {
       at_risk.insert(r.order.covers.begin(), r.order.covers.end());
     }
   }

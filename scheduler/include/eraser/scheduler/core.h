@@ -129,7 +129,8 @@ struct RetrainOrder {
   // restarted at full speed, it would end no earlier than a margin before
   // its deadline (its progress on what inference left is not known, so it
   // is assumed to be none). The Core sets it when the order starts; the
-  // executor checks it at each pause.
+  // executor checks it at each pause. (An Interrupt may promote the order
+  // earlier: the Core then moves its own copy's promote_at to that time.)
   TimePoint promote_at = TimePoint::max();
   // The deadline of the oldest deletion it covers (max: the policy has
   // none).
@@ -286,8 +287,8 @@ class Core {
   void Forget(uint64_t request);
 
   // ---- unlearning ---------------------------------------------------------
-  // The retrainings to start now; each counts as running until OnApplied
-  // or OnRetrainFailed.
+  // The retrainings to start now; each counts as running until OnApplied,
+  // OnRetrainFailed or OnRetrainPreempted.
   std::vector<RetrainOrder> Poll(TimePoint now);
   // When Poll must next be called if no event arrives; nullopt if never.
   std::optional<TimePoint> NextWakeup() const;
@@ -313,7 +314,8 @@ class Core {
                             Duration held);
   // What the running yielding retrainings must do at their next pause,
   // decided when a shard past its latest start finds no slot free
-  // (docs/engine.md, "Idle cores"): take precedence over inference now
+  // (docs/engine.md, "A late shard makes room on the idle core"): take
+  // precedence over inference now
   // (promoted early), or stop and give their slot to the late shard
   // (preempted). Each is named once. A preempted order counts as running
   // until OnRetrainPreempted (or, if it ended first, OnApplied or
@@ -411,7 +413,8 @@ class Core {
   struct Running {
     RetrainOrder order;
     TimePoint started;
-    bool preempted = false;  // asked to stop (TakeInterrupts)
+    bool preempted = false;       // asked to stop (TakeInterrupts)
+    bool promoted_early = false;  // asked to take precedence now
   };
   struct Parked {
     certify::VoteTally tally;
@@ -480,8 +483,12 @@ class Core {
   uint64_t Cost(ShardId shard, uint32_t first_slice) const;
   TimePoint Due(ShardId shard) const;
   double PredictSeconds(ShardId shard) const;
-  double BacklogAhead(ShardId shard, TimePoint now, int slots) const;
-  TimePoint LatestStart(ShardId shard, TimePoint now, int slots) const;
+  // The work ahead of `shard` per slot: what is left of the running
+  // retrainings and the waiting shards due before it, but `without`'s.
+  double BacklogAhead(ShardId shard, TimePoint now, int slots,
+                      const std::vector<ShardId>& without = {}) const;
+  TimePoint LatestStart(ShardId shard, TimePoint now, int slots,
+                        const std::vector<ShardId>& without = {}) const;
   // The span rates are measured over at `now`, counting from `first` (the
   // Core's start, or an older deletion it recovered).
   double RateWindowSeconds(TimePoint now, TimePoint first) const;
@@ -510,14 +517,18 @@ class Core {
            (options_.use_idle_cores && FreeSlots(true) > 0);
   }
   std::size_t DeadlinesAtRisk(TimePoint now) const;
-  // The shard of a yielding retraining not yet promoted at `now`, while
-  // none is stopping: one that could make room for a late shard.
+  // Of the yielding retrainings not yet promoted at `now`, the shard of
+  // the one due last (while none is stopping): the one that could make
+  // room for a late shard.
   std::optional<ShardId> Yielding(TimePoint now) const;
   // `late` is past its latest start and no slot can take it: the yielding
-  // retraining gives it its slot if it is due later and could still end in
-  // time restarted when a slot frees (preempted), else it takes
-  // precedence at once (promoted), so that the slot frees as soon as it
-  // can. Nothing when no yielding retraining can.
+  // retraining V makes room. It stops (preempted) when it is due after
+  // `late`, `late` is still past its latest start without V's remaining
+  // work ahead of it, and V, waiting again behind everything due before it
+  // but `late` (which takes V's core), would not be past its own latest
+  // start. Otherwise it takes precedence at once (promoted): it then ends
+  // within its plan, as `late`'s latest start assumed, and frees its core
+  // as soon as it can. Nothing when there is no such V.
   void MakeRoomFor(ShardId late, TimePoint now);
 
   const CoreOptions options_;
