@@ -23,7 +23,7 @@ void EngineImpl::ControlLoop() {
   double utilization = 0;
   bool overloaded = false;
   while (!stop_control_) {
-    const TimePoint now = clock_->Now();
+    TimePoint now = clock_->Now();
     if (now - last_sample >= kLoadSamplePeriod) {
       const int64_t busy = busy_nanos_.load();
       utilization = std::min(
@@ -45,6 +45,9 @@ void EngineImpl::ControlLoop() {
       mu_.Lock();
     }
     core_->OnLoad(queue_.size(), utilization);
+    // The lock was let go above (a compaction can take seconds): the plan
+    // is made at the time it is made.
+    now = clock_->Now();
     for (scheduler::RetrainOrder& order : core_->Poll(now)) {
       if (options_.unlearning.log_retrainings) LogStarted(order, now);
       // The shard's previous order has ended: nothing asked of it applies.
@@ -215,16 +218,19 @@ EngineImpl::Retrained EngineImpl::Retrain(
   std::function<Status()> pause;
   if (order.yields) {
     pause = [this, &r, &order, &promoted]() -> Status {
+      if (promoted) return OkStatus();
       const int asked = interrupts_[order.shard.value()].load();
-      if (asked == kStop) {
+      const TimePoint now = clock_->Now();
+      // A stop decided just before this retraining's own promotion time
+      // (the Core's clock lags this one) is not carried out: it then needs
+      // its core itself, and ends as any order does.
+      if (asked == kStop && now < order.promote_at) {
         r.preempted = true;
         return UnavailableError(
             "shard " + std::to_string(order.shard.value()) +
             "'s retraining preempted: a shard due earlier needs its core");
       }
-      if (promoted) return OkStatus();
-      if (const TimePoint now = clock_->Now();
-          asked == kPromote || now >= order.promote_at) {
+      if (asked != kNone || now >= order.promote_at) {
         gate_.EnterRetrain(/*borrowed=*/true);
         promoted = true;
         ++promoted_;

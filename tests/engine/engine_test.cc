@@ -7,8 +7,11 @@
 
 #include <cmath>
 #include <condition_variable>
+#include <functional>
 #include <future>
+#include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "engine_fixture.h"
@@ -354,10 +357,97 @@ TEST_F(EngineTest, AYieldingRetrainingItsDeadlineNeedsTakesPrecedence) {
             testing::ScratchCheckpoints(deleted));
 }
 
+// Retrainings held in EngineOptions::testing.retrain_fault until released,
+// their starts counted by shard, and the Core's interrupts counted (a sync
+// point in the control loop): what the late-shard tests below wait on.
+class HeldRetrainings {
+ public:
+  // `hold(shard, call)`: whether the call-th start of `shard` waits for
+  // Release (or ReleaseAll); `fail(shard, call)`: whether it fails at once.
+  HeldRetrainings(EngineOptions* o, std::function<bool(uint32_t, int)> hold,
+                  std::function<bool(uint32_t, int)> fail)
+      : hold_(std::move(hold)), fail_(std::move(fail)) {
+    o->testing.retrain_fault = [this](ShardId shard) -> Status {
+      std::unique_lock<std::mutex> lock(mu_);
+      const int call = ++calls_[shard.value()];
+      cv_.notify_all();
+      if (fail_(shard.value(), call)) return InternalError("planted");
+      if (hold_(shard.value(), call)) {
+        cv_.wait_for(lock, eraser::testing::kPatience, [&] {
+          return all_ || released_.count(shard.value()) > 0;
+        });
+      }
+      return OkStatus();
+    };
+    SyncPoints::Set("EngineImpl::ControlLoop:Interrupt", [this] {
+      std::lock_guard<std::mutex> lock(mu_);
+      ++interrupts_;
+      cv_.notify_all();
+    });
+  }
+  ~HeldRetrainings() {
+    SyncPoints::Clear("EngineImpl::ControlLoop:Interrupt");
+    ReleaseAll();
+  }
+  int Calls(uint32_t shard) {
+    std::lock_guard<std::mutex> lock(mu_);
+    return calls_[shard];
+  }
+  // Waits until shard's retrainings started `n` times.
+  bool WaitCalls(uint32_t shard, int n) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_for(lock, eraser::testing::kPatience,
+                        [&] { return calls_[shard] >= n; });
+  }
+  bool WaitInterrupts(int n) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_for(lock, eraser::testing::kPatience,
+                        [&] { return interrupts_ >= n; });
+  }
+  int Interrupts() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return interrupts_;
+  }
+  void Release(uint32_t shard) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      released_.insert(shard);
+    }
+    cv_.notify_all();
+  }
+  void ReleaseAll() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      all_ = true;
+    }
+    cv_.notify_all();
+  }
+
+ private:
+  const std::function<bool(uint32_t, int)> hold_;
+  const std::function<bool(uint32_t, int)> fail_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::map<uint32_t, int> calls_;
+  std::set<uint32_t> released_;
+  bool all_ = false;
+  int interrupts_ = 0;
+};
+
+// Steps a manual clock by 100 ms until a deadline is at risk (a shard past
+// its latest start that no slot takes), but not past `limit`.
+void StepUntilAtRisk(ManualClock& clock, Engine& engine, TimePoint limit) {
+  while (engine.Stats().capacity.deadlines_at_risk == 0) {
+    ASSERT_LT(clock.Now(), limit);
+    clock.Advance(std::chrono::milliseconds(100));
+  }
+}
+
 // A late shard that no slot can take, while a yielding retraining due
 // after it holds the idle inference core: the Core preempts that
 // retraining, which stops at its next pause; the late shard takes the core
-// with precedence, and the stopped shard is retrained again later.
+// with precedence, and the stopped shard is retrained again later. A Drain
+// under way meanwhile is not failed by the stop.
 // Deadline 20 s; plans of 3 s from slice 0 and 2.4 s from slice 1
 // (1,500 and 1,200 sample-epochs at 1.6 ms, times 1.25). Shard 0 holds the
 // unlearning slot throughout; shard 2 (slice 0, due at 20 s) fails once
@@ -371,32 +461,12 @@ TEST_F(EngineTest, ALateShardPreemptsAYieldingRetrainingDueAfterIt) {
   o.unlearning.estimates.initial_seconds_per_sample_epoch = 1.6e-3;
   o.unlearning.log_retrainings = true;
   ASSERT_EQ(o.unlearning.concurrency, 1);
-  std::mutex mu;
-  std::condition_variable cv;
-  std::map<uint32_t, int> calls;  // retrainings started, by shard
-  bool release_one = false, release_all = false;
-  int interrupts = 0;
-  o.testing.retrain_fault = [&](ShardId shard) -> Status {
-    std::unique_lock<std::mutex> lock(mu);
-    const int call = ++calls[shard.value()];
-    cv.notify_all();
-    if (shard.value() == 2 && call == 1) return InternalError("planted");
-    if (shard.value() == 0 || (shard.value() == 1 && call == 1)) {
-      cv.wait_for(lock, eraser::testing::kPatience, [&] {
-        return release_all || (shard.value() == 1 && release_one);
-      });
-    }
-    return OkStatus();
-  };
-  SyncPoints::Set("EngineImpl::ControlLoop:Interrupt", [&] {
-    std::lock_guard<std::mutex> lock(mu);
-    ++interrupts;
-    cv.notify_all();
-  });
-  auto wait = [&](const std::function<bool()>& done) {
-    std::unique_lock<std::mutex> lock(mu);
-    return cv.wait_for(lock, eraser::testing::kPatience, done);
-  };
+  HeldRetrainings held(
+      &o,
+      [](uint32_t shard, int call) {
+        return shard == 0 || (shard == 1 && call == 1);
+      },
+      [](uint32_t shard, int call) { return shard == 2 && call == 1; });
   const TimePoint t0 = clock.Now();
   const std::vector<SampleId> deleted = {SampleIn(0, 0), SampleIn(2, 0),
                                          SampleIn(1, 1)};
@@ -404,43 +474,78 @@ TEST_F(EngineTest, ALateShardPreemptsAYieldingRetrainingDueAfterIt) {
     std::unique_ptr<Engine> engine = OpenOrDie(o);
     ASSERT_NE(engine, nullptr);
     ASSERT_TRUE(engine->RequestDeletion(DT::Sample(deleted[0])).ok());
-    ASSERT_TRUE(wait([&] { return calls[0] == 1; }));
+    ASSERT_TRUE(held.WaitCalls(0, 1));
     ASSERT_TRUE(engine->RequestDeletion(DT::Sample(deleted[1])).ok());
     ASSERT_TRUE(testing::Eventually(
         [&] { return engine->Stats().retrain_failures == 1; }));
     clock.AdvanceTo(t0 + std::chrono::milliseconds(500));
     ASSERT_TRUE(engine->RequestDeletion(DT::Sample(deleted[2])).ok());
-    ASSERT_TRUE(wait([&] { return calls[1] == 1; }));
-    // Step to shard 2's latest start: at risk from then on.
-    while (engine->Stats().capacity.deadlines_at_risk == 0) {
-      ASSERT_LT(clock.Now(), t0 + std::chrono::milliseconds(17'100));
-      clock.Advance(std::chrono::milliseconds(100));
-    }
+    ASSERT_TRUE(held.WaitCalls(1, 1));
+    StepUntilAtRisk(clock, *engine, t0 + std::chrono::milliseconds(17'100));
     EXPECT_GE(clock.Now(), t0 + std::chrono::seconds(15));
-    ASSERT_TRUE(wait([&] { return interrupts == 1; }));
-    EXPECT_EQ(calls[2], 1);
-    {
-      std::lock_guard<std::mutex> lock(mu);
-      release_one = true;
-    }
-    cv.notify_all();
+    ASSERT_TRUE(held.WaitInterrupts(1));
+    EXPECT_EQ(held.Calls(2), 1);
+    std::future<Status> drained =
+        std::async(std::launch::async, [&] { return engine->Drain(); });
+    held.Release(1);
     // Shard 1 stops at its first pause; shard 2 starts on its core while
     // shard 0 still holds the unlearning slot.
-    ASSERT_TRUE(wait([&] { return calls[2] == 2; }));
+    ASSERT_TRUE(held.WaitCalls(2, 2));
     EXPECT_EQ(engine->Stats().retrains_preempted, 1u);
+    EXPECT_EQ(engine->Stats().retrains_promoted, 0u);
     EXPECT_THAT(engine->metrics()->TextExposition(),
                 HasSubstr("eraser_retrains_preempted_total 1"));
     EXPECT_EQ(engine->Stats().retrain_failures, 1u) << "not a failure";
-    {
-      std::lock_guard<std::mutex> lock(mu);
-      release_all = true;
-    }
-    cv.notify_all();
-    ASSERT_TRUE(engine->Drain().ok());
-    EXPECT_EQ(calls[1], 2) << "retrained again after the preemption";
+    held.ReleaseAll();
+    EXPECT_TRUE(drained.get().ok());
+    EXPECT_EQ(held.Calls(1), 2) << "retrained again after the preemption";
     EXPECT_EQ(engine->Stats().pending_deletions, 0u);
   }
-  SyncPoints::Clear("EngineImpl::ControlLoop:Interrupt");
+  EXPECT_EQ(testing::LastCheckpoints(data_),
+            testing::ScratchCheckpoints(deleted));
+}
+
+// The same with the yielding retraining due first: it is promoted at once
+// (before its own last safe start) rather than stopped, and ends, freeing
+// the idle core for the late shard. Deadline 30 s; plans of 6 s from slice
+// 0 and 4.8 s from slice 1 (3.2 ms per sample-epoch, times 1.25). Shard 1
+// (slice 1) and shard 2 (slice 0) are due at 30 s; shard 2 is late from
+// 30 - 1 - 6 = 23 s, shard 1 would be promoted at 30 - 4.8 - 1 = 24.2 s.
+TEST_F(EngineTest, ALateShardPromotesAYieldingRetrainingDueFirst) {
+  ManualClock clock;
+  EngineOptions o = Options(data_, "eraser:shards:0,partial,deadline=30s");
+  o.clock = &clock;
+  o.unlearning.estimates.initial_seconds_per_sample_epoch = 3.2e-3;
+  HeldRetrainings held(
+      &o,
+      [](uint32_t shard, int call) {
+        return shard == 0 || (shard == 1 && call == 1);
+      },
+      [](uint32_t, int) { return false; });
+  const TimePoint t0 = clock.Now();
+  const std::vector<SampleId> deleted = {SampleIn(0, 0), SampleIn(1, 1),
+                                         SampleIn(2, 0)};
+  {
+    std::unique_ptr<Engine> engine = OpenOrDie(o);
+    ASSERT_NE(engine, nullptr);
+    ASSERT_TRUE(engine->RequestDeletion(DT::Sample(deleted[0])).ok());
+    ASSERT_TRUE(held.WaitCalls(0, 1));
+    ASSERT_TRUE(engine->RequestDeletion(DT::Sample(deleted[1])).ok());
+    ASSERT_TRUE(held.WaitCalls(1, 1));
+    ASSERT_TRUE(engine->RequestDeletion(DT::Sample(deleted[2])).ok());
+    StepUntilAtRisk(clock, *engine, t0 + std::chrono::milliseconds(24'200));
+    EXPECT_GE(clock.Now(), t0 + std::chrono::seconds(22));
+    ASSERT_TRUE(held.WaitInterrupts(1));
+    held.Release(1);
+    // Promoted at its first pause, it ends; shard 2 takes the idle core.
+    ASSERT_TRUE(held.WaitCalls(2, 1));
+    EXPECT_LT(clock.Now(), t0 + std::chrono::milliseconds(24'200));
+    EXPECT_EQ(engine->Stats().retrains_promoted, 1u);
+    EXPECT_EQ(engine->Stats().retrains_preempted, 0u);
+    EXPECT_EQ(held.Calls(1), 1);
+    held.ReleaseAll();
+    ASSERT_TRUE(engine->Drain().ok());
+  }
   EXPECT_EQ(testing::LastCheckpoints(data_),
             testing::ScratchCheckpoints(deleted));
 }

@@ -225,9 +225,11 @@ class Sisa {
   // concurrently on the training arena. Reads the store, writes nothing.
   // `pause`, if set, is called before every mini-batch and may block (a
   // retraining yielding its core to inference); what is trained does not
-  // depend on it. An error it returns stops the retraining, which returns
-  // that error (the engine preempts a yielding retraining so). With
-  // several requests it is called from several threads at once.
+  // depend on it. An error it returns stops the training of the shard
+  // whose pause returned it, and Retrain returns that error (the engine
+  // preempts a yielding retraining so; with several requests the others
+  // train to their end first). With several requests it is called from
+  // several threads at once.
   StatusOr<std::vector<RetrainResult>> Retrain(
       const std::vector<RetrainRequest>& requests,
       const std::function<Status()>& pause = nullptr);
