@@ -441,7 +441,7 @@ std::optional<ShardId> Core::Yielding(TimePoint now) const {
   std::optional<ShardId> yielding;
   for (const auto& [shard, r] : running_) {
     if (r.preempted) return std::nullopt;  // its slot is about to free
-    if (r.order.yields && now < r.order.promote_at &&
+    if (r.order.yields && !r.promoted_early && now < r.order.promote_at &&
         (!yielding || r.order.due >= running_.at(*yielding).order.due)) {
       yielding = shard;
     }
@@ -455,20 +455,22 @@ void Core::MakeRoomFor(ShardId late, TimePoint now) {
   const ShardId v = *yielding;
   Running& victim = running_.at(v);
   // Stopped, V waits as any shard does, due after `late`: `late` no longer
-  // counts V's remaining work ahead of it, and V waits for the normal
-  // slots behind everything due before it but `late`, which runs on V's
-  // core. Stopping V is worth its lost work only if `late` is still late
-  // then (else the freed core would not go to it) and V could still start
-  // in time by the plan (else it would become the next late shard).
+  // counts V's remaining work ahead of it, and V counts, as LatestStart
+  // always does, everything due before it (`late` included, waiting now,
+  // running then) and what is left of the other running retrainings.
+  // Stopping V is worth its lost work only if `late` is still late then
+  // (else the freed core would not go to it) and V would not be (else it
+  // would be the next late shard).
   if (Due(v) > Due(late) &&
       now >= LatestStart(late, now, options_.slots, {v}) &&
-      now < LatestStart(v, now, options_.slots, {v, late})) {
+      now < LatestStart(v, now, options_.slots, {v})) {
     victim.preempted = true;
     interrupts_.push_back({v, /*stop=*/true});
   } else {
-    // Due first, or unable to wait: it takes precedence and ends within
-    // its plan, freeing the core for `late` as soon as it can.
-    victim.order.promote_at = now;
+    // Due first, `late` late only because of V's work, or V unable to
+    // wait: it takes precedence at once, runs at full speed and frees the
+    // core as soon as it can. (At risk from its own promotion time on, as
+    // before.)
     victim.promoted_early = true;
     interrupts_.push_back({v, /*stop=*/false});
   }
@@ -477,11 +479,10 @@ void Core::MakeRoomFor(ShardId late, TimePoint now) {
 std::size_t Core::DeadlinesAtRisk(TimePoint now) const {
   std::set<DeletionSeq> at_risk;
   for (const auto& [shard, r] : running_) {
-    // A yielding retraining is at risk once promoted at its last safe
-    // start: it then borrows. (Promoted early to make room for a late
-    // shard, it is on time; the late shard is counted.)
-    if (r.order.borrowed && !r.promoted_early &&
-        (!r.order.yields || now >= r.order.promote_at)) {
+    // A yielding retraining is at risk once at its last safe start: it
+    // then borrows. (Promoted earlier to make room for a late shard, it is
+    // on time until then; the late shard is counted.)
+    if (r.order.borrowed && (!r.order.yields || now >= r.order.promote_at)) {
       at_risk.insert(r.order.covers.begin(), r.order.covers.end());
     }
   }

@@ -1233,25 +1233,27 @@ TEST_F(CoreTest, ALateShardPromotesAYieldingRetrainingDueBeforeIt) {
   EXPECT_TRUE(core.Idle());
 }
 
-// The same, with the yielding retraining due after the late shard: a
-// deletion another engine acknowledged before it reaches this one after it
-// started (with its arrival time). The yielding retraining is stopped
-// instead (earliest deadline first; it can still restart when the normal
-// slot frees and end in time), and the late shard takes its slot. Nothing
-// is learnt from the stopped attempt, and its shard is not backed off.
+// The same, with the yielding retraining due well after the late shard: a
+// deletion another engine acknowledged 8 s before it reaches this one
+// (due at 12 s, 20 s deadline). The yielding retraining is stopped
+// instead: earliest deadline first, the late shard is late even without
+// the yielding retraining's work (12 - 1 - 5.5 - 6 = -0.5 s), and the
+// stopped shard, waiting behind it, is not (20.5 - 1 - 5.5 - 6 - 1.5 =
+// 6.5 s). The
+// late shard takes its slot, and nobody is at risk then. Nothing is learnt
+// from the stopped attempt, and its shard is not backed off.
 TEST_F(CoreTest, ALateShardPreemptsAYieldingRetrainingDueAfterIt) {
-  Core& core = Make("eraser:shards:0,partial,deadline=10s", 1, 1, true);
+  Core& core = Make("eraser:shards:0,partial,deadline=20s", 1, 1, true);
   const TimePoint t0 = clock_.Now();
   Delete(1, {{0, 0}});
   clock_.Advance(milliseconds(500));
-  Delete(2, {{1, 3}});  // due at 10.5 s
+  Delete(2, {{1, 3}});  // due at 20.5 s
   std::vector<RetrainOrder> orders = Poll();
   ASSERT_EQ(ShardsOf(orders), (std::vector<uint32_t>{0, 1}));
   ASSERT_TRUE(orders[1].yields);
-  // At 1 s, a deletion that arrived at 0 s (due at 10 s), late at once:
-  // 6 s behind the slot's 5.5 s and the yielding 1 s.
   clock_.AdvanceTo(t0 + seconds(1));
-  core.OnDeletion(DeletionSeq(3), t0, {{SampleId(300), ShardId(2), 0}});
+  core.OnDeletion(DeletionSeq(3), t0 - seconds(8),
+                  {{SampleId(300), ShardId(2), 0}});
   EXPECT_THAT(Poll(), IsEmpty());
   const std::vector<Core::Interrupt> interrupts = core.TakeInterrupts();
   ASSERT_EQ(interrupts.size(), 1u);
@@ -1271,6 +1273,8 @@ TEST_F(CoreTest, ALateShardPreemptsAYieldingRetrainingDueAfterIt) {
   EXPECT_TRUE(orders[0].borrowed);
   EXPECT_FALSE(orders[0].yields);
   EXPECT_EQ(orders[0].reason, Reason::kDeadline);
+  // The late shard borrows (at risk); the stopped one can wait.
+  EXPECT_EQ(core.GetCapacity(clock_.Now()).deadlines_at_risk, 1u);
   // Shard 1 restarts on the normal slot when it frees.
   clock_.AdvanceTo(t0 + milliseconds(6'500));
   Finish(0);
@@ -1285,13 +1289,62 @@ TEST_F(CoreTest, ALateShardPreemptsAYieldingRetrainingDueAfterIt) {
   EXPECT_TRUE(core.Idle());
 }
 
+// As above, with a third shard (6 s) due at 17 s, between the two, also
+// waiting: the yielding shard would wait behind both and could not start
+// in time (20.5 - 1 - 5.5 - 6 - 6 - 1.5 = 0.5 s, before now). It is
+// promoted instead of stopped.
+TEST_F(CoreTest, AYieldingRetrainingThatCouldNotRestartInTimeIsPromoted) {
+  Core& core = Make("eraser:shards:0,partial,deadline=20s", 1, 1, true);
+  const TimePoint t0 = clock_.Now();
+  Delete(1, {{0, 0}});
+  clock_.Advance(milliseconds(500));
+  Delete(2, {{1, 3}});
+  ASSERT_EQ(ShardsOf(Poll()), (std::vector<uint32_t>{0, 1}));
+  clock_.AdvanceTo(t0 + seconds(1));
+  core.OnDeletion(DeletionSeq(3), t0 - seconds(8),
+                  {{SampleId(300), ShardId(2), 0}});
+  core.OnDeletion(DeletionSeq(4), t0 - seconds(3),
+                  {{SampleId(400), ShardId(3), 0}});
+  EXPECT_THAT(Poll(), IsEmpty());
+  const std::vector<Core::Interrupt> interrupts = core.TakeInterrupts();
+  ASSERT_EQ(interrupts.size(), 1u);
+  EXPECT_EQ(interrupts[0].shard, ShardId(1));
+  EXPECT_FALSE(interrupts[0].stop);
+  // Promoted early, it is not at risk before its own promotion time
+  // (20.5 - 1.5 - 1 = 18 s); the two waiting shards are.
+  EXPECT_EQ(core.GetCapacity(clock_.Now()).deadlines_at_risk, 2u);
+  clock_.AdvanceTo(t0 + seconds(18));
+  EXPECT_EQ(core.GetCapacity(clock_.Now()).deadlines_at_risk, 3u);
+}
+
+// With two idle cores lent, the yielding retraining due last is the one
+// that makes room.
+TEST_F(CoreTest, TheYieldingRetrainingDueLastMakesRoom) {
+  Core& core = Make("eraser:shards:0,partial,deadline=20s", 1, 2, true);
+  const TimePoint t0 = clock_.Now();
+  Delete(1, {{0, 0}});
+  Delete(2, {{1, 3}});  // due at 20 s
+  clock_.Advance(milliseconds(500));
+  Delete(3, {{3, 3}});  // due at 20.5 s
+  ASSERT_EQ(ShardsOf(Poll()), (std::vector<uint32_t>{0, 1, 3}));
+  clock_.AdvanceTo(t0 + seconds(1));
+  core.OnDeletion(DeletionSeq(4), t0 - seconds(8),
+                  {{SampleId(400), ShardId(2), 0}});
+  EXPECT_THAT(Poll(), IsEmpty());
+  const std::vector<Core::Interrupt> interrupts = core.TakeInterrupts();
+  ASSERT_EQ(interrupts.size(), 1u);
+  EXPECT_EQ(interrupts[0].shard, ShardId(3));
+  EXPECT_TRUE(interrupts[0].stop);
+}
+
 // A shard late only because its latest start counts the yielding
 // retraining's remaining work is not given that retraining's core by
-// stopping it, even when it is due first: the work would be lost and the
+// stopping it, though it is due after it: the work would be lost and the
 // core left to the normal plan. Shard 2 (1.5 s, due at 9 s, from a
 // deletion another engine acknowledged at -1 s) is past its latest start
-// (9 - 1 - 0.5 - 5.5 - 1.5 = 0.5 s) with the yielding 6 s counted, not
-// without it (6 s): the yielding retraining is promoted instead.
+// (9 - 1 - 1 - 5.5 - 1.5 = 0 s) with the yielding retraining's 5.5 s left
+// counted, not without them (5.5 s): the yielding retraining is promoted
+// instead.
 TEST_F(CoreTest, AYieldingRetrainingIsNotStoppedForAShardLateOnlyBecauseOfIt) {
   Core& core = Make("eraser:shards:0,partial,deadline=10s", 1, 1, true);
   const TimePoint t0 = clock_.Now();
@@ -1323,27 +1376,6 @@ TEST_F(CoreTest, AWaitingShardsLatestStartWakesTheCoreWhileEverySlotIsBusy) {
   Delete(3, {{2, 0}});
   ASSERT_EQ(ShardsOf(Poll()), (std::vector<uint32_t>{0, 1}));
   EXPECT_EQ(core.NextWakeup(), t0 + milliseconds(15'500));
-}
-
-// As above, but a deletion of a slice-0 sample of the yielding shard
-// arrives while it runs: restarted, the shard would retrain from slice 0
-// (6 s) and could not end by 10.5 - 1 s after the normal slot frees at
-// 6.5 s. It is promoted instead of stopped.
-TEST_F(CoreTest, AYieldingRetrainingThatCouldNotRestartInTimeIsPromoted) {
-  Core& core = Make("eraser:shards:0,partial,deadline=10s", 1, 1, true);
-  const TimePoint t0 = clock_.Now();
-  Delete(1, {{0, 0}});
-  clock_.Advance(milliseconds(500));
-  Delete(2, {{1, 3}});
-  ASSERT_EQ(ShardsOf(Poll()), (std::vector<uint32_t>{0, 1}));
-  Delete(4, {{1, 0}});
-  clock_.AdvanceTo(t0 + seconds(1));
-  core.OnDeletion(DeletionSeq(3), t0, {{SampleId(300), ShardId(2), 0}});
-  EXPECT_THAT(Poll(), IsEmpty());
-  const std::vector<Core::Interrupt> interrupts = core.TakeInterrupts();
-  ASSERT_EQ(interrupts.size(), 1u);
-  EXPECT_EQ(interrupts[0].shard, ShardId(1));
-  EXPECT_FALSE(interrupts[0].stop);
 }
 
 // Without a deadline nothing is promoted: `immediate`'s yielding
@@ -1490,6 +1522,12 @@ IdleRun RunOnIdleCores(const IdleRunOptions& ro) {
     TimePoint now = std::min(
         next_end(), next_arrival < end ? next_arrival : TimePoint::max());
     if (auto w = core.NextWakeup()) now = std::min(now, *w);
+    // A yielding retraining promotes itself at its time, whether or not
+    // the Core wakes then.
+    for (const auto& [shard, r] : running) {
+      if (r.order.yields && !r.promoted)
+        now = std::min(now, r.order.promote_at);
+    }
     EXPECT_NE(now, TimePoint::max());
     if (now == TimePoint::max()) break;
     clock.AdvanceTo(now);
@@ -1606,8 +1644,7 @@ TEST_P(CoreDeadlines, HoldUnderRandomLoad) {
 // carried out and ignored (the executor before they existed; the Core is
 // the same), on the same arrivals; then again with 30% of the deletions
 // acknowledged by another replica up to 5 s before they reach this one
-// (so a later shard can be due first, and yielding retrainings are
-// stopped). The counts are in docs/engine.md.
+// (so a later shard can be due first). The counts are in docs/engine.md.
 TEST(CoreDeadlinesOnIdleCores, ALateShardGetsTheIdleCore) {
   for (double replicated : {0.0, 0.3}) {
     SCOPED_TRACE("replicated " + std::to_string(replicated));
@@ -1639,13 +1676,8 @@ TEST(CoreDeadlinesOnIdleCores, ALateShardGetsTheIdleCore) {
         replicated, static_cast<unsigned long long>(honored_total.deletions),
         honored_total.misses, honored_total.promoted_early,
         honored_total.preempted, ignored_total.misses);
-    EXPECT_LT(3 * honored_total.misses, ignored_total.misses);
+    EXPECT_LT(2 * honored_total.misses, ignored_total.misses);
     EXPECT_GT(honored_total.promoted_early, 0);
-    if (replicated > 0) {
-      EXPECT_GT(honored_total.preempted, 0);
-    } else {
-      EXPECT_EQ(honored_total.preempted, 0) << "deletions in order";
-    }
   }
 }
 

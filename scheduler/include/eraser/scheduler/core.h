@@ -130,7 +130,7 @@ struct RetrainOrder {
   // its deadline (its progress on what inference left is not known, so it
   // is assumed to be none). The Core sets it when the order starts; the
   // executor checks it at each pause. (An Interrupt may promote the order
-  // earlier: the Core then moves its own copy's promote_at to that time.)
+  // earlier; this time stays when it is at risk from.)
   TimePoint promote_at = TimePoint::max();
   // The deadline of the oldest deletion it covers (max: the policy has
   // none).
@@ -414,7 +414,7 @@ class Core {
     RetrainOrder order;
     TimePoint started;
     bool preempted = false;       // asked to stop (TakeInterrupts)
-    bool promoted_early = false;  // asked to take precedence now
+    bool promoted_early = false;  // asked to take precedence before promote_at
   };
   struct Parked {
     certify::VoteTally tally;
@@ -517,18 +517,17 @@ class Core {
            (options_.use_idle_cores && FreeSlots(true) > 0);
   }
   std::size_t DeadlinesAtRisk(TimePoint now) const;
-  // Of the yielding retrainings not yet promoted at `now`, the shard of
-  // the one due last (while none is stopping): the one that could make
-  // room for a late shard.
+  // Of the yielding retrainings not yet promoted (at their time or early)
+  // at `now`, the shard of the one due last (while none is stopping): the
+  // one that could make room for a late shard.
   std::optional<ShardId> Yielding(TimePoint now) const;
   // `late` is past its latest start and no slot can take it: the yielding
   // retraining V makes room. It stops (preempted) when it is due after
   // `late`, `late` is still past its latest start without V's remaining
-  // work ahead of it, and V, waiting again behind everything due before it
-  // but `late` (which takes V's core), would not be past its own latest
-  // start. Otherwise it takes precedence at once (promoted): it then ends
-  // within its plan, as `late`'s latest start assumed, and frees its core
-  // as soon as it can. Nothing when there is no such V.
+  // work ahead of it, and V, waiting again, would not be past its own.
+  // Otherwise it takes precedence at once (promoted) and runs at full
+  // speed, freeing its core as soon as it can. Nothing when there is no
+  // such V.
   void MakeRoomFor(ShardId late, TimePoint now);
 
   const CoreOptions options_;
