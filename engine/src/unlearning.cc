@@ -619,6 +619,7 @@ Status EngineImpl::Drain() {
   core_->SetDraining(true);
   event_ = true;
   control_cv_.SignalAll();
+  ERASER_SYNC_POINT("EngineImpl::Drain:Waiting");
   while (!closed_ && drain_error_.ok() && !(core_->Idle() && orders_.empty())) {
     drain_cv_.Wait(&mu_);
   }

@@ -12,6 +12,7 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <string>
 #include <thread>
 
 #include "engine_fixture.h"
@@ -358,8 +359,9 @@ TEST_F(EngineTest, AYieldingRetrainingItsDeadlineNeedsTakesPrecedence) {
 }
 
 // Retrainings held in EngineOptions::testing.retrain_fault until released,
-// their starts counted by shard, and the Core's interrupts counted (a sync
-// point in the control loop): what the late-shard tests below wait on.
+// their starts counted by shard, and two sync points counted: the Core's
+// interrupts (the control loop) and a Drain about to wait. What the
+// late-shard tests below wait on.
 class HeldRetrainings {
  public:
   // `hold(shard, call)`: whether the call-th start of `shard` waits for
@@ -379,34 +381,35 @@ class HeldRetrainings {
       }
       return OkStatus();
     };
-    SyncPoints::Set("EngineImpl::ControlLoop:Interrupt", [this] {
-      std::lock_guard<std::mutex> lock(mu_);
-      ++interrupts_;
-      cv_.notify_all();
-    });
+    for (const char* point :
+         {"EngineImpl::ControlLoop:Interrupt", "EngineImpl::Drain:Waiting"}) {
+      SyncPoints::Set(point, [this, point] {
+        std::lock_guard<std::mutex> lock(mu_);
+        ++passed_[point];
+        cv_.notify_all();
+      });
+    }
   }
   ~HeldRetrainings() {
     SyncPoints::Clear("EngineImpl::ControlLoop:Interrupt");
+    SyncPoints::Clear("EngineImpl::Drain:Waiting");
     ReleaseAll();
   }
   int Calls(uint32_t shard) {
     std::lock_guard<std::mutex> lock(mu_);
     return calls_[shard];
   }
-  // Waits until shard's retrainings started `n` times.
+  // Waits until `shard`'s retrainings started `n` times.
   bool WaitCalls(uint32_t shard, int n) {
     std::unique_lock<std::mutex> lock(mu_);
     return cv_.wait_for(lock, eraser::testing::kPatience,
                         [&] { return calls_[shard] >= n; });
   }
-  bool WaitInterrupts(int n) {
+  // Waits until sync point `point` was passed `n` times.
+  bool WaitPassed(const std::string& point, int n) {
     std::unique_lock<std::mutex> lock(mu_);
     return cv_.wait_for(lock, eraser::testing::kPatience,
-                        [&] { return interrupts_ >= n; });
-  }
-  int Interrupts() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return interrupts_;
+                        [&] { return passed_[point] >= n; });
   }
   void Release(uint32_t shard) {
     {
@@ -429,13 +432,21 @@ class HeldRetrainings {
   std::mutex mu_;
   std::condition_variable cv_;
   std::map<uint32_t, int> calls_;
+  std::map<std::string, int> passed_;
   std::set<uint32_t> released_;
   bool all_ = false;
-  int interrupts_ = 0;
+};
+
+// Releases every held retraining when it goes out of scope: declared after
+// an engine (and a pending Drain), it lets a failing test close them
+// without waiting out the holds.
+struct ReleaseOnExit {
+  HeldRetrainings& held;
+  ~ReleaseOnExit() { held.ReleaseAll(); }
 };
 
 // Steps a manual clock by 100 ms until a deadline is at risk (a shard past
-// its latest start that no slot takes), but not past `limit`.
+// its latest start that no slot takes), failing past `limit`.
 void StepUntilAtRisk(ManualClock& clock, Engine& engine, TimePoint limit) {
   while (engine.Stats().capacity.deadlines_at_risk == 0) {
     ASSERT_LT(clock.Now(), limit);
@@ -443,75 +454,108 @@ void StepUntilAtRisk(ManualClock& clock, Engine& engine, TimePoint limit) {
   }
 }
 
-// A late shard that no slot can take, while a yielding retraining due
-// after it holds the idle inference core: the Core preempts that
-// retraining, which stops at its next pause; the late shard takes the core
-// with precedence, and the stopped shard is retrained again later. A Drain
-// under way meanwhile is not failed by the stop.
-// Deadline 20 s; plans of 3 s from slice 0 and 2.4 s from slice 1
-// (1,500 and 1,200 sample-epochs at 1.6 ms, times 1.25). Shard 0 holds the
-// unlearning slot throughout; shard 2 (slice 0, due at 20 s) fails once
-// and backs off for 1 s, meanwhile shard 1 (slice 1, due at 20.5 s) starts
-// on the idle core; shard 2 is late from 20 - 1 - 3 = 16 s, before shard
-// 1 would be promoted (20.5 - 2.4 - 1 = 17.1 s).
-TEST_F(EngineTest, ALateShardPreemptsAYieldingRetrainingDueAfterIt) {
-  ManualClock clock;
-  EngineOptions o = Options(data_, "eraser:shards:0,partial,deadline=20s");
-  o.clock = &clock;
-  o.unlearning.estimates.initial_seconds_per_sample_epoch = 1.6e-3;
-  o.unlearning.log_retrainings = true;
-  ASSERT_EQ(o.unlearning.concurrency, 1);
-  HeldRetrainings held(
-      &o,
-      [](uint32_t shard, int call) {
-        return shard == 0 || (shard == 1 && call == 1);
-      },
-      [](uint32_t shard, int call) { return shard == 2 && call == 1; });
-  const TimePoint t0 = clock.Now();
-  const std::vector<SampleId> deleted = {SampleIn(0, 0), SampleIn(2, 0),
-                                         SampleIn(1, 1)};
-  {
-    std::unique_ptr<Engine> engine = OpenOrDie(o);
-    ASSERT_NE(engine, nullptr);
-    ASSERT_TRUE(engine->RequestDeletion(DT::Sample(deleted[0])).ok());
-    ASSERT_TRUE(held.WaitCalls(0, 1));
-    ASSERT_TRUE(engine->RequestDeletion(DT::Sample(deleted[1])).ok());
-    ASSERT_TRUE(testing::Eventually(
-        [&] { return engine->Stats().retrain_failures == 1; }));
-    clock.AdvanceTo(t0 + std::chrono::milliseconds(500));
-    ASSERT_TRUE(engine->RequestDeletion(DT::Sample(deleted[2])).ok());
-    ASSERT_TRUE(held.WaitCalls(1, 1));
-    StepUntilAtRisk(clock, *engine, t0 + std::chrono::milliseconds(17'100));
-    EXPECT_GE(clock.Now(), t0 + std::chrono::seconds(15));
-    ASSERT_TRUE(held.WaitInterrupts(1));
-    EXPECT_EQ(held.Calls(2), 1);
-    std::future<Status> drained =
-        std::async(std::launch::async, [&] { return engine->Drain(); });
-    held.Release(1);
-    // Shard 1 stops at its first pause; shard 2 starts on its core while
-    // shard 0 still holds the unlearning slot.
-    ASSERT_TRUE(held.WaitCalls(2, 2));
-    EXPECT_EQ(engine->Stats().retrains_preempted, 1u);
-    EXPECT_EQ(engine->Stats().retrains_promoted, 0u);
-    EXPECT_THAT(engine->metrics()->TextExposition(),
-                HasSubstr("eraser_retrains_preempted_total 1"));
-    EXPECT_EQ(engine->Stats().retrain_failures, 1u) << "not a failure";
-    held.ReleaseAll();
-    EXPECT_TRUE(drained.get().ok());
-    EXPECT_EQ(held.Calls(1), 2) << "retrained again after the preemption";
-    EXPECT_EQ(engine->Stats().pending_deletions, 0u);
+const char* const kInterrupt = "EngineImpl::ControlLoop:Interrupt";
+
+// A late shard that no slot can take, while a yielding retraining due well
+// after it holds the idle inference core. Deadline 20 s; plans of 3 s from
+// slice 0 and 2.4 s from slice 1 (1,500 and 1,200 sample-epochs at 1.6 ms,
+// times 1.25). Shard 0 holds the unlearning slot throughout; shard 2
+// (slice 0, due at 20 s) fails once and backs off for 10 s, meanwhile
+// shard 1 (slice 1, deleted at 5 s, due at 25 s) starts on the idle core.
+// Shard 2 is late from 20 - 1 - 3 = 16 s, even without shard 1's work;
+// shard 1, waiting behind it, would not be (25 - 1 - 3 - 2.4 = 18.6 s),
+// and is promoted at 25 - 2.4 - 1 = 21.6 s. So at 16 s the Core asks
+// shard 1 to stop.
+class LateShardTest : public EngineTest {
+ protected:
+  // With `past_promotion`, the clock passes shard 1's own promotion time
+  // before its retraining reaches a pause.
+  void Preempt(bool past_promotion) {
+    ManualClock clock;
+    EngineOptions o = Options(data_, "eraser:shards:0,partial,deadline=20s");
+    o.clock = &clock;
+    o.unlearning.estimates.initial_seconds_per_sample_epoch = 1.6e-3;
+    o.unlearning.retry.initial = std::chrono::seconds(10);
+    o.unlearning.log_retrainings = true;
+    ASSERT_EQ(o.unlearning.concurrency, 1);
+    HeldRetrainings held(
+        &o,
+        [](uint32_t shard, int call) {
+          return shard == 0 || (shard == 1 && call == 1);
+        },
+        [](uint32_t shard, int call) { return shard == 2 && call == 1; });
+    const TimePoint t0 = clock.Now();
+    const std::vector<SampleId> deleted = {SampleIn(0, 0), SampleIn(2, 0),
+                                           SampleIn(1, 1)};
+    {
+      std::unique_ptr<Engine> engine = OpenOrDie(o);
+      ASSERT_NE(engine, nullptr);
+      std::future<Status> drained;
+      ReleaseOnExit release{held};
+      ASSERT_TRUE(engine->RequestDeletion(DT::Sample(deleted[0])).ok());
+      ASSERT_TRUE(held.WaitCalls(0, 1));
+      ASSERT_TRUE(engine->RequestDeletion(DT::Sample(deleted[1])).ok());
+      ASSERT_TRUE(testing::Eventually(
+          [&] { return engine->Stats().retrain_failures == 1; }));
+      clock.AdvanceTo(t0 + std::chrono::seconds(5));
+      ASSERT_TRUE(engine->RequestDeletion(DT::Sample(deleted[2])).ok());
+      ASSERT_TRUE(held.WaitCalls(1, 1));
+      ASSERT_NO_FATAL_FAILURE(StepUntilAtRisk(
+          clock, *engine, t0 + std::chrono::milliseconds(21'600)));
+      EXPECT_GE(clock.Now(), t0 + std::chrono::seconds(15));
+      ASSERT_TRUE(held.WaitPassed(kInterrupt, 1));
+      EXPECT_EQ(held.Calls(2), 1);
+      // A Drain waits across what follows.
+      drained = std::async(std::launch::async, [&] { return engine->Drain(); });
+      ASSERT_TRUE(held.WaitPassed("EngineImpl::Drain:Waiting", 1));
+      if (past_promotion) {
+        clock.AdvanceTo(t0 + std::chrono::milliseconds(21'700));
+      }
+      held.Release(1);
+      // Stopped at its first pause, shard 1 gives its core to shard 2
+      // while shard 0 still holds the unlearning slot; past its own
+      // promotion time, it ends first instead.
+      ASSERT_TRUE(held.WaitCalls(2, 2));
+      const EngineStats stats = engine->Stats();
+      EXPECT_EQ(stats.retrains_preempted, past_promotion ? 0u : 1u);
+      EXPECT_EQ(stats.retrains_promoted, past_promotion ? 1u : 0u);
+      EXPECT_THAT(
+          engine->metrics()->TextExposition(),
+          HasSubstr(past_promotion ? "eraser_retrains_preempted_total 0"
+                                   : "eraser_retrains_preempted_total 1"));
+      EXPECT_EQ(stats.retrain_failures, 1u) << "a stop is not a failure";
+      held.ReleaseAll();
+      EXPECT_TRUE(drained.get().ok());
+      EXPECT_EQ(held.Calls(1), past_promotion ? 1 : 2);
+      EXPECT_EQ(engine->Stats().pending_deletions, 0u);
+    }
+    EXPECT_EQ(testing::LastCheckpoints(data_),
+              testing::ScratchCheckpoints(deleted));
   }
-  EXPECT_EQ(testing::LastCheckpoints(data_),
-            testing::ScratchCheckpoints(deleted));
+};
+
+// The yielding retraining stops at its first pause; the late shard takes
+// its core with precedence, the stopped shard is retrained again, the
+// Drain under way is not failed, and what is written equals training from
+// scratch.
+TEST_F(LateShardTest, PreemptsAYieldingRetrainingDueAfterIt) {
+  Preempt(/*past_promotion=*/false);
 }
 
-// The same with the yielding retraining due first: it is promoted at once
-// (before its own last safe start) rather than stopped, and ends, freeing
-// the idle core for the late shard. Deadline 30 s; plans of 6 s from slice
-// 0 and 4.8 s from slice 1 (3.2 ms per sample-epoch, times 1.25). Shard 1
-// (slice 1) and shard 2 (slice 0) are due at 30 s; shard 2 is late from
-// 30 - 1 - 6 = 23 s, shard 1 would be promoted at 30 - 4.8 - 1 = 24.2 s.
-TEST_F(EngineTest, ALateShardPromotesAYieldingRetrainingDueFirst) {
+// A stop that reaches the yielding retraining after its own promotion time
+// is not carried out: it takes precedence and ends instead.
+TEST_F(LateShardTest, AStopPastTheRetrainingsOwnPromotionPromotesIt) {
+  Preempt(/*past_promotion=*/true);
+}
+
+// With the yielding retraining due first, it is promoted at once (before
+// its own last safe start) rather than stopped, and ends, freeing the idle
+// core for the late shard. Deadline 30 s; plans of 6 s from slice 0 and
+// 4.8 s from slice 1 (3.2 ms per sample-epoch, times 1.25). Shard 1 (slice
+// 1) and shard 2 (slice 0) are due at 30 s (a tie: shard 1 first); shard 2
+// is late from 30 - 1 - 6 = 23 s, shard 1 would be promoted at 30 - 4.8 - 1
+// = 24.2 s.
+TEST_F(LateShardTest, PromotesAYieldingRetrainingDueFirst) {
   ManualClock clock;
   EngineOptions o = Options(data_, "eraser:shards:0,partial,deadline=30s");
   o.clock = &clock;
@@ -528,14 +572,16 @@ TEST_F(EngineTest, ALateShardPromotesAYieldingRetrainingDueFirst) {
   {
     std::unique_ptr<Engine> engine = OpenOrDie(o);
     ASSERT_NE(engine, nullptr);
+    ReleaseOnExit release{held};
     ASSERT_TRUE(engine->RequestDeletion(DT::Sample(deleted[0])).ok());
     ASSERT_TRUE(held.WaitCalls(0, 1));
     ASSERT_TRUE(engine->RequestDeletion(DT::Sample(deleted[1])).ok());
     ASSERT_TRUE(held.WaitCalls(1, 1));
     ASSERT_TRUE(engine->RequestDeletion(DT::Sample(deleted[2])).ok());
-    StepUntilAtRisk(clock, *engine, t0 + std::chrono::milliseconds(24'200));
+    ASSERT_NO_FATAL_FAILURE(StepUntilAtRisk(
+        clock, *engine, t0 + std::chrono::milliseconds(24'200)));
     EXPECT_GE(clock.Now(), t0 + std::chrono::seconds(22));
-    ASSERT_TRUE(held.WaitInterrupts(1));
+    ASSERT_TRUE(held.WaitPassed(kInterrupt, 1));
     held.Release(1);
     // Promoted at its first pause, it ends; shard 2 takes the idle core.
     ASSERT_TRUE(held.WaitCalls(2, 1));
