@@ -1239,9 +1239,9 @@ TEST_F(CoreTest, ALateShardPromotesAYieldingRetrainingDueBeforeIt) {
 // instead: earliest deadline first, the late shard is late even without
 // the yielding retraining's work (12 - 1 - 5.5 - 6 = -0.5 s), and the
 // stopped shard, waiting behind it, is not (20.5 - 1 - 5.5 - 6 - 1.5 =
-// 6.5 s). The
-// late shard takes its slot, and nobody is at risk then. Nothing is learnt
-// from the stopped attempt, and its shard is not backed off.
+// 6.5 s). The late shard takes its slot (at risk while it borrows; the
+// stopped shard is not). Nothing is learnt from the stopped attempt, and
+// its shard is not backed off.
 TEST_F(CoreTest, ALateShardPreemptsAYieldingRetrainingDueAfterIt) {
   Core& core = Make("eraser:shards:0,partial,deadline=20s", 1, 1, true);
   const TimePoint t0 = clock_.Now();
