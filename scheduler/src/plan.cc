@@ -79,18 +79,15 @@ double Core::WholeShardSeconds() const {
 }
 
 double Core::BacklogAhead(ShardId shard, TimePoint now, int slots,
-                          const std::vector<ShardId>& without) const {
-  auto left_out = [&without](ShardId s) {
-    return std::find(without.begin(), without.end(), s) != without.end();
-  };
+                          std::optional<ShardId> without) const {
   double work = 0;
   for (const auto& [s, r] : running_) {
-    if (left_out(s)) continue;
+    if (s == without) continue;
     work += std::max(0.0, r.order.predicted_seconds - Seconds(now - r.started));
   }
   const TimePoint due = Due(shard);
   for (ShardId s : Waiting()) {
-    if (s == shard || left_out(s)) continue;
+    if (s == shard) continue;
     const TimePoint other = Due(s);
     if (other < due || (other == due && s < shard)) work += PredictSeconds(s);
   }
@@ -98,7 +95,7 @@ double Core::BacklogAhead(ShardId shard, TimePoint now, int slots,
 }
 
 TimePoint Core::LatestStart(ShardId shard, TimePoint now, int slots,
-                            const std::vector<ShardId>& without) const {
+                            std::optional<ShardId> without) const {
   const double reserve =
       BacklogAhead(shard, now, slots, without) + PredictSeconds(shard);
   return Due(shard) - options_.estimates.margin - FromSeconds(reserve);
@@ -461,9 +458,8 @@ void Core::MakeRoomFor(ShardId late, TimePoint now) {
   // Stopping V is worth its lost work only if `late` is still late then
   // (else the freed core would not go to it) and V would not be (else it
   // would be the next late shard).
-  if (Due(v) > Due(late) &&
-      now >= LatestStart(late, now, options_.slots, {v}) &&
-      now < LatestStart(v, now, options_.slots, {v})) {
+  if (Due(v) > Due(late) && now >= LatestStart(late, now, options_.slots, v) &&
+      now < LatestStart(v, now, options_.slots, v)) {
     victim.preempted = true;
     interrupts_.push_back({v, /*stop=*/true});
   } else {

@@ -58,15 +58,17 @@ class CoreTest : public ::testing::Test {
         std::vector<uint64_t>(kShards, 1), clock_.Now());
     return *core_;
   }
-  // Deletion `seq` of one fresh sample in each (shard, slice).
+  // Deletion `seq` of one fresh sample in each (shard, slice), acknowledged
+  // at `arrival` (now by default; earlier: by another engine).
   void Delete(uint64_t seq,
-              const std::vector<std::pair<uint32_t, uint32_t>>& hits) {
+              const std::vector<std::pair<uint32_t, uint32_t>>& hits,
+              std::optional<TimePoint> arrival = std::nullopt) {
     std::vector<SampleHit> live;
     for (auto [shard, slice] : hits) {
       live.push_back(
           {SampleId(seq * 100 + live.size()), ShardId(shard), slice});
     }
-    core_->OnDeletion(DeletionSeq(seq), clock_.Now(), live);
+    core_->OnDeletion(DeletionSeq(seq), arrival.value_or(clock_.Now()), live);
   }
   std::vector<RetrainOrder> Poll() {
     std::vector<RetrainOrder> orders = core_->Poll(clock_.Now());
@@ -1252,8 +1254,7 @@ TEST_F(CoreTest, ALateShardPreemptsAYieldingRetrainingDueAfterIt) {
   ASSERT_EQ(ShardsOf(orders), (std::vector<uint32_t>{0, 1}));
   ASSERT_TRUE(orders[1].yields);
   clock_.AdvanceTo(t0 + seconds(1));
-  core.OnDeletion(DeletionSeq(3), t0 - seconds(8),
-                  {{SampleId(300), ShardId(2), 0}});
+  Delete(3, {{2, 0}}, t0 - seconds(8));
   EXPECT_THAT(Poll(), IsEmpty());
   const std::vector<Core::Interrupt> interrupts = core.TakeInterrupts();
   ASSERT_EQ(interrupts.size(), 1u);
@@ -1301,10 +1302,8 @@ TEST_F(CoreTest, AYieldingRetrainingThatCouldNotRestartInTimeIsPromoted) {
   Delete(2, {{1, 3}});
   ASSERT_EQ(ShardsOf(Poll()), (std::vector<uint32_t>{0, 1}));
   clock_.AdvanceTo(t0 + seconds(1));
-  core.OnDeletion(DeletionSeq(3), t0 - seconds(8),
-                  {{SampleId(300), ShardId(2), 0}});
-  core.OnDeletion(DeletionSeq(4), t0 - seconds(3),
-                  {{SampleId(400), ShardId(3), 0}});
+  Delete(3, {{2, 0}}, t0 - seconds(8));
+  Delete(4, {{3, 0}}, t0 - seconds(3));
   EXPECT_THAT(Poll(), IsEmpty());
   const std::vector<Core::Interrupt> interrupts = core.TakeInterrupts();
   ASSERT_EQ(interrupts.size(), 1u);
@@ -1328,8 +1327,7 @@ TEST_F(CoreTest, TheYieldingRetrainingDueLastMakesRoom) {
   Delete(3, {{3, 3}});  // due at 20.5 s
   ASSERT_EQ(ShardsOf(Poll()), (std::vector<uint32_t>{0, 1, 3}));
   clock_.AdvanceTo(t0 + seconds(1));
-  core.OnDeletion(DeletionSeq(4), t0 - seconds(8),
-                  {{SampleId(400), ShardId(2), 0}});
+  Delete(4, {{2, 0}}, t0 - seconds(8));
   EXPECT_THAT(Poll(), IsEmpty());
   const std::vector<Core::Interrupt> interrupts = core.TakeInterrupts();
   ASSERT_EQ(interrupts.size(), 1u);
@@ -1355,8 +1353,7 @@ TEST_F(CoreTest, AYieldingRetrainingIsNotStoppedForAShardLateOnlyBecauseOfIt) {
   ASSERT_EQ(ShardsOf(orders), (std::vector<uint32_t>{0, 1}));
   ASSERT_TRUE(orders[1].yields);
   clock_.AdvanceTo(t0 + seconds(1));
-  core.OnDeletion(DeletionSeq(3), t0 - seconds(1),
-                  {{SampleId(300), ShardId(2), 3}});
+  Delete(3, {{2, 3}}, t0 - seconds(1));
   EXPECT_THAT(Poll(), IsEmpty());
   const std::vector<Core::Interrupt> interrupts = core.TakeInterrupts();
   ASSERT_EQ(interrupts.size(), 1u);

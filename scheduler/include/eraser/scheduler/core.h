@@ -484,11 +484,11 @@ class Core {
   TimePoint Due(ShardId shard) const;
   double PredictSeconds(ShardId shard) const;
   // The work ahead of `shard` per slot: what is left of the running
-  // retrainings and the waiting shards due before it, but `without`'s.
+  // retrainings but `without`'s, and the waiting shards due before it.
   double BacklogAhead(ShardId shard, TimePoint now, int slots,
-                      const std::vector<ShardId>& without = {}) const;
+                      std::optional<ShardId> without = std::nullopt) const;
   TimePoint LatestStart(ShardId shard, TimePoint now, int slots,
-                        const std::vector<ShardId>& without = {}) const;
+                        std::optional<ShardId> without = std::nullopt) const;
   // The span rates are measured over at `now`, counting from `first` (the
   // Core's start, or an older deletion it recovered).
   double RateWindowSeconds(TimePoint now, TimePoint first) const;
