@@ -10,6 +10,10 @@
 // flight; one inference worker, batches of up to 64, no deletions). The
 // counters give requests per second for each and the engine's throughput as
 // a fraction of each bare loop's, measured back to back on the same machine.
+//
+// BM_OneRequestAtATime times one caller that waits for each answer before
+// it sends the next: the answer path's fixed cost, and what the batching
+// delay adds to it.
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -232,6 +236,62 @@ BENCHMARK(BM_EngineVsBareLoop)
     ->Arg(2)
     ->UseManualTime()
     ->Unit(benchmark::kMillisecond);
+
+// One request at a time (a client that waits for each answer before it
+// sends the next, as a single interactive caller does): the engine's round
+// trip against the bare stacked ensemble on the same single row, measured
+// back to back. The difference is the answer path's fixed cost per request
+// (admission, the queue and the worker's wake-up, the Core's verdict,
+// delivery), which a tiny model's answer is mostly made of. Arg: the
+// batcher's max_queue_delay in microseconds.
+void BM_OneRequestAtATime(benchmark::State& state) {
+  constexpr std::size_t kRounds = 2000;
+  const Fixture& f = Get(Kind::kMlp);
+  engine::EngineOptions options;
+  options.data_dir = f.dir;
+  options.policy = *scheduler::ParsePolicy("eraser-lazy-wait");
+  options.inference.max_batch_size = kBatch;
+  options.inference.max_queue_delay = std::chrono::microseconds(state.range(0));
+  auto e = std::move(engine::Engine::Open(options)).value();
+  std::vector<int32_t> votes(f.models.size());
+  std::vector<double> bare_us;
+  std::vector<double> engine_us;
+  for (auto _ : state) {
+    for (std::size_t i = 0; i < kRounds; ++i) {
+      const float* x = &f.inputs[(i % 1024) * 784];
+      auto start = std::chrono::steady_clock::now();
+      f.stacked->Predict(x, 1, votes.data(), nullptr).IgnoreError();
+      bare_us.push_back(std::chrono::duration<double, std::micro>(
+                            std::chrono::steady_clock::now() - start)
+                            .count());
+      start = std::chrono::steady_clock::now();
+      if (!e->Infer(std::vector<float>(x, x + 784)).get().ok()) {
+        state.SkipWithError("the engine refused a request");
+        return;
+      }
+      engine_us.push_back(std::chrono::duration<double, std::micro>(
+                              std::chrono::steady_clock::now() - start)
+                              .count());
+    }
+  }
+  auto quantile = [](std::vector<double> v, double q) {
+    std::sort(v.begin(), v.end());
+    return v.empty() ? 0.0 : v[static_cast<std::size_t>(q * (v.size() - 1))];
+  };
+  auto mean = [](const std::vector<double>& v) {
+    double sum = 0;
+    for (double x : v) sum += x;
+    return v.empty() ? 0.0 : sum / static_cast<double>(v.size());
+  };
+  state.counters["bare_mean_us"] = mean(bare_us);
+  state.counters["bare_p50_us"] = quantile(bare_us, 0.5);
+  state.counters["engine_mean_us"] = mean(engine_us);
+  state.counters["engine_p50_us"] = quantile(engine_us, 0.5);
+  state.counters["engine_p99_us"] = quantile(engine_us, 0.99);
+  state.counters["fixed_p50_us"] =
+      quantile(engine_us, 0.5) - quantile(bare_us, 0.5);
+}
+BENCHMARK(BM_OneRequestAtATime)->Arg(0)->Arg(2000)->Iterations(1);
 
 }  // namespace
 }  // namespace eraser
