@@ -4,23 +4,34 @@
 
 namespace eraser::engine::internal {
 
+namespace {
+
+// An exponential moving average over about the last 8 values; zero means
+// none yet.
+void Average(double value, double* mean) {
+  *mean = *mean == 0 ? value : 0.875 * *mean + 0.125 * value;
+}
+
+}  // namespace
+
 bool RequestQueue::Push(RequestPtr& request) {
   {
     MutexLock lock(&mu_);
     if (closed_) return false;
     const TimePoint now = clock_->Now();
     request->queued = now;
-    queue_.push_back(std::move(request));
+    const bool found_queued = !queue_.empty();
+    queued_share_ = 0.875 * queued_share_ + (found_queued ? 0.125 : 0.0);
     if (last_arrival_) {
-      // An exponential moving average over about the last 8 gaps; a gap is
-      // capped at a second so that one pause does not take long to forget.
+      // A gap is capped at a second so that one pause does not take long
+      // to forget.
       const double gap = std::min(
           1.0, std::chrono::duration<double>(now - *last_arrival_).count());
-      mean_gap_seconds_ = mean_gap_seconds_ == 0
-                              ? gap
-                              : 0.875 * mean_gap_seconds_ + 0.125 * gap;
+      Average(gap, &mean_gap_seconds_);
+      if (found_queued) Average(gap, &queued_gap_seconds_);
     }
     last_arrival_ = now;
+    queue_.push_back(std::move(request));
   }
   cv_.SignalAll();
   return true;
@@ -46,21 +57,29 @@ bool RequestQueue::PopBatch(std::size_t max_batch, Duration max_delay,
   while (!closed_ && queue_.empty()) cv_.Wait(&mu_);
   if (queue_.empty()) return false;  // closed and drained
   // Wait for a full batch, but not past the oldest request's delay budget,
-  // not at all when the next request is not expected within it, and no
-  // longer once arrivals stop: after kQuietGaps mean gaps without a
-  // request, what was coming has come (a closed-loop client, such as a
-  // fixed set of HTTP connections, sends nothing more until this batch is
-  // answered).
+  // not at all when the next request is not expected within it or would
+  // not come while this one waits (most arrivals found nothing queued: a
+  // light load, or one client waiting for each answer before it sends the
+  // next), and no longer once arrivals stop: after kQuietGaps mean gaps
+  // without a request, what was coming has come (a closed-loop client,
+  // such as a fixed set of HTTP connections, sends nothing more until this
+  // batch is answered). That mean gap is taken between arrivals that
+  // found a request queued: a gap that ends on an empty queue spans the
+  // time the engine took to answer, and would make a batch of a few
+  // closed-loop connections wait for as long as their last round took.
   const TimePoint deadline = queue_.front()->queued + max_delay;
   const bool expect_more =
+      queued_share_ >= kQueuedShare &&
       mean_gap_seconds_ < std::chrono::duration<double>(max_delay).count();
   while (!closed_ && expect_more && queue_.size() < max_batch) {
     TimePoint until = deadline;
-    if (mean_gap_seconds_ > 0 && last_arrival_) {
+    const double gap =
+        queued_gap_seconds_ > 0 ? queued_gap_seconds_ : mean_gap_seconds_;
+    if (gap > 0 && last_arrival_) {
       until = std::min(
-          until, *last_arrival_ + std::chrono::duration_cast<Duration>(
-                                      std::chrono::duration<double>(
-                                          kQuietGaps * mean_gap_seconds_)));
+          until, *last_arrival_ +
+                     std::chrono::duration_cast<Duration>(
+                         std::chrono::duration<double>(kQuietGaps * gap)));
     }
     if (clock_->Now() >= until) break;
     cv_.WaitUntil(&mu_, *clock_, until);

@@ -4,8 +4,12 @@
 // adaptive: when requests arrive further apart than max_delay (a moving
 // average of the gaps between arrivals), no more is expected within the
 // budget and the batch goes at once, so a light load pays no batching
-// delay; under load the batch waits to fill, but closes early once no
-// request has arrived for kQuietGaps mean gaps (closed-loop clients).
+// delay; nor does it wait when arrivals seldom find another request queued
+// (a moving share of arrivals): one client that sends its next request
+// only once answered arrives often, but never while a request waits, so
+// waiting would only add to its every answer. Under load the batch waits to
+// fill, but closes early once no request has arrived for kQuietGaps mean
+// gaps between requests arriving together (closed-loop clients).
 #ifndef ERASER_ENGINE_SRC_REQUEST_QUEUE_H_
 #define ERASER_ENGINE_SRC_REQUEST_QUEUE_H_
 
@@ -41,12 +45,23 @@ class RequestQueue {
   CondVar cv_;
   std::deque<RequestPtr> queue_ GUARDED_BY(mu_);
   bool closed_ GUARDED_BY(mu_) = false;
-  // Arrivals: the last one, and the moving average of the gaps (zero until
-  // two have been seen, which makes the first batches wait as before).
+  // Arrivals: the last one, and the moving averages of the gaps between
+  // them, all of them (zero until two have been seen, which makes the
+  // first batches wait as before) and those ending on a queued request
+  // (zero until one has been seen; the batch then closes by the former).
   std::optional<TimePoint> last_arrival_ GUARDED_BY(mu_);
   double mean_gap_seconds_ GUARDED_BY(mu_) = 0;
+  double queued_gap_seconds_ GUARDED_BY(mu_) = 0;
+  // The moving share of arrivals that found a request already queued,
+  // over about the last 8 (one until arrivals say otherwise, which makes
+  // the first batches wait as before); the batch waits only from
+  // kQueuedShare on.
+  double queued_share_ GUARDED_BY(mu_) = 1;
+  static constexpr double kQueuedShare = 0.5;
   // Poisson arrivals leave a gap this many times the mean with probability
-  // e^-4 (1.8%): an open-loop stream rarely closes a batch early.
+  // e^-4 (1.8%): an open-loop stream rarely closes a batch early (a little
+  // more often than that: a long gap is likelier to span the worker taking
+  // the queue, and so to be left out of the mean).
   static constexpr double kQuietGaps = 4;
 };
 
