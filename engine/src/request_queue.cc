@@ -6,10 +6,9 @@ namespace eraser::engine::internal {
 
 namespace {
 
-// An exponential moving average over about the last 8 values; zero means
-// none yet.
-void Average(double value, double* mean) {
-  *mean = *mean == 0 ? value : 0.875 * *mean + 0.125 * value;
+// An exponential moving average over about the last 8 values.
+void Average(double value, std::optional<double>* mean) {
+  *mean = mean->has_value() ? 0.875 * **mean + 0.125 * value : value;
 }
 
 }  // namespace
@@ -54,39 +53,45 @@ bool RequestQueue::PopBatch(std::size_t max_batch, Duration max_delay,
                             std::vector<RequestPtr>* batch) {
   batch->clear();
   MutexLock lock(&mu_);
-  while (!closed_ && queue_.empty()) cv_.Wait(&mu_);
-  if (queue_.empty()) return false;  // closed and drained
-  // Wait for a full batch, but not past the oldest request's delay budget,
-  // not at all when the next request is not expected within it or would
-  // not come while this one waits (most arrivals found nothing queued: a
-  // light load, or one client waiting for each answer before it sends the
-  // next), and no longer once arrivals stop: after kQuietGaps mean gaps
-  // without a request, what was coming has come (a closed-loop client,
-  // such as a fixed set of HTTP connections, sends nothing more until this
-  // batch is answered). That mean gap is taken between arrivals that
-  // found a request queued: a gap that ends on an empty queue spans the
-  // time the engine took to answer, and would make a batch of a few
-  // closed-loop connections wait for as long as their last round took.
-  const TimePoint deadline = queue_.front()->queued + max_delay;
-  const bool expect_more =
-      queued_share_ >= kQueuedShare &&
-      mean_gap_seconds_ < std::chrono::duration<double>(max_delay).count();
-  while (!closed_ && expect_more && queue_.size() < max_batch) {
-    TimePoint until = deadline;
-    const double gap =
-        queued_gap_seconds_ > 0 ? queued_gap_seconds_ : mean_gap_seconds_;
-    if (gap > 0 && last_arrival_) {
-      until = std::min(
-          until, *last_arrival_ +
-                     std::chrono::duration_cast<Duration>(
-                         std::chrono::duration<double>(kQuietGaps * gap)));
+  // With several workers, another one may take what this one waited for:
+  // it then waits again rather than return an empty batch.
+  while (batch->empty()) {
+    while (!closed_ && queue_.empty()) cv_.Wait(&mu_);
+    if (queue_.empty()) return false;  // closed and drained
+    // Wait for a full batch, but not past the oldest request's delay
+    // budget, not at all when the next request is not expected within it
+    // or would not come while this one waits (most arrivals found nothing
+    // queued: a light load, or one client waiting for each answer before
+    // it sends the next), and no longer once arrivals stop: after
+    // kQuietGaps mean gaps without a request, what was coming has come (a
+    // closed-loop client, such as a fixed set of HTTP connections, sends
+    // nothing more until this batch is answered). That mean gap is taken
+    // between arrivals that found a request queued: a gap that ends on an
+    // empty queue spans the time the engine took to answer, and would make
+    // a batch of a few closed-loop connections wait for as long as their
+    // last round took.
+    const TimePoint deadline = queue_.front()->queued + max_delay;
+    const bool expect_more =
+        queued_share_ >= kQueuedShare &&
+        mean_gap_seconds_.value_or(0) <
+            std::chrono::duration<double>(max_delay).count();
+    while (!closed_ && expect_more && queue_.size() < max_batch) {
+      TimePoint until = deadline;
+      const std::optional<double> gap =
+          queued_gap_seconds_ ? queued_gap_seconds_ : mean_gap_seconds_;
+      if (gap && last_arrival_) {
+        until = std::min(
+            until, *last_arrival_ +
+                       std::chrono::duration_cast<Duration>(
+                           std::chrono::duration<double>(kQuietGaps * *gap)));
+      }
+      if (clock_->Now() >= until) break;
+      cv_.WaitUntil(&mu_, *clock_, until);
     }
-    if (clock_->Now() >= until) break;
-    cv_.WaitUntil(&mu_, *clock_, until);
-  }
-  while (!queue_.empty() && batch->size() < max_batch) {
-    batch->push_back(std::move(queue_.front()));
-    queue_.pop_front();
+    while (!queue_.empty() && batch->size() < max_batch) {
+      batch->push_back(std::move(queue_.front()));
+      queue_.pop_front();
+    }
   }
   return true;
 }

@@ -32,7 +32,8 @@ class RequestQueue {
   // Puts requests back at the front, ahead of newer ones, even when closed
   // (they were admitted before).
   void PushFront(std::vector<RequestPtr> requests) EXCLUDES(mu_);
-  // Blocks until a batch is ready; false when closed and empty.
+  // Blocks until a batch is ready (never empty); false when closed and
+  // empty.
   bool PopBatch(std::size_t max_batch, Duration max_delay,
                 std::vector<RequestPtr>* batch) EXCLUDES(mu_);
   // No more Push; PopBatch drains what is left, then returns false.
@@ -46,12 +47,12 @@ class RequestQueue {
   std::deque<RequestPtr> queue_ GUARDED_BY(mu_);
   bool closed_ GUARDED_BY(mu_) = false;
   // Arrivals: the last one, and the moving averages of the gaps between
-  // them, all of them (zero until two have been seen, which makes the
+  // them, all of them (none until two have been seen, which makes the
   // first batches wait as before) and those ending on a queued request
-  // (zero until one has been seen; the batch then closes by the former).
+  // (until one has been seen, the batch closes by the former).
   std::optional<TimePoint> last_arrival_ GUARDED_BY(mu_);
-  double mean_gap_seconds_ GUARDED_BY(mu_) = 0;
-  double queued_gap_seconds_ GUARDED_BY(mu_) = 0;
+  std::optional<double> mean_gap_seconds_ GUARDED_BY(mu_);
+  std::optional<double> queued_gap_seconds_ GUARDED_BY(mu_);
   // The moving share of arrivals that found a request already queued,
   // over about the last 8 (one until arrivals say otherwise, which makes
   // the first batches wait as before); the batch waits only from
