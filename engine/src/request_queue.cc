@@ -75,7 +75,10 @@ bool RequestQueue::PopBatch(std::size_t max_batch, Duration max_delay,
         queued_share_ >= kQueuedShare &&
         mean_gap_seconds_.value_or(0) <
             std::chrono::duration<double>(max_delay).count();
-    while (!closed_ && expect_more && queue_.size() < max_batch) {
+    // Another worker may take the queue meanwhile: this one then starts
+    // over, with the deadline of whatever comes next.
+    while (!closed_ && expect_more && !queue_.empty() &&
+           queue_.size() < max_batch) {
       TimePoint until = deadline;
       const std::optional<double> gap =
           queued_gap_seconds_ ? queued_gap_seconds_ : mean_gap_seconds_;
