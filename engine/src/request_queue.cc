@@ -6,9 +6,11 @@ namespace eraser::engine::internal {
 
 namespace {
 
-// An exponential moving average over about the last 8 values.
+// Exponential moving averages over about the last 8 values.
+double Blend(double mean, double value) { return 0.875 * mean + 0.125 * value; }
+
 void Average(double value, std::optional<double>* mean) {
-  *mean = mean->has_value() ? 0.875 * **mean + 0.125 * value : value;
+  *mean = mean->has_value() ? Blend(**mean, value) : value;
 }
 
 }  // namespace
@@ -20,7 +22,7 @@ bool RequestQueue::Push(RequestPtr& request) {
     const TimePoint now = clock_->Now();
     request->queued = now;
     const bool found_queued = !queue_.empty();
-    queued_share_ = 0.875 * queued_share_ + (found_queued ? 0.125 : 0.0);
+    queued_share_ = Blend(queued_share_, found_queued ? 1.0 : 0.0);
     if (last_arrival_) {
       // A gap is capped at a second so that one pause does not take long
       // to forget.

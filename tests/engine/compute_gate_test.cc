@@ -15,10 +15,7 @@ namespace {
 
 using std::chrono::milliseconds;
 using testing::Eventually;
-
-bool Ready(const std::future<TimePoint>& f) {
-  return f.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
-}
+using eraser::testing::Ready;
 
 // One inference batch that computes for `d` of clock time.
 void Batch(ComputeGate& gate, ManualClock& clock, Duration d) {

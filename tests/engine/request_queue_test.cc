@@ -14,13 +14,10 @@ namespace {
 using std::chrono::microseconds;
 using std::chrono::milliseconds;
 using testing::Eventually;
+using eraser::testing::Ready;
 
 constexpr Duration kDelay = milliseconds(100);
 constexpr std::size_t kMaxBatch = 64;
-
-bool Ready(const std::future<bool>& f) {
-  return f.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
-}
 
 class RequestQueueTest : public ::testing::Test {
  protected:

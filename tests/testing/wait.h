@@ -9,6 +9,7 @@
 #define ERASER_TESTS_TESTING_WAIT_H_
 
 #include <chrono>
+#include <future>
 #include <thread>
 
 namespace eraser::testing {
@@ -28,6 +29,12 @@ bool Eventually(Predicate done,
     std::this_thread::sleep_for(poll);
   }
   return true;
+}
+
+// Whether `f` has its value now, without waiting.
+template <typename T>
+bool Ready(const std::future<T>& f) {
+  return f.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
 }
 
 }  // namespace eraser::testing
