@@ -13,9 +13,9 @@
 namespace eraser::engine::internal {
 namespace {
 
+using eraser::testing::Ready;
 using std::chrono::milliseconds;
 using testing::Eventually;
-using eraser::testing::Ready;
 
 // One inference batch that computes for `d` of clock time.
 void Batch(ComputeGate& gate, ManualClock& clock, Duration d) {

@@ -11,10 +11,10 @@
 namespace eraser::engine::internal {
 namespace {
 
+using eraser::testing::Ready;
 using std::chrono::microseconds;
 using std::chrono::milliseconds;
 using testing::Eventually;
-using eraser::testing::Ready;
 
 constexpr Duration kDelay = milliseconds(100);
 constexpr std::size_t kMaxBatch = 64;
