@@ -369,6 +369,21 @@ std::unique_ptr<PgStore::Connection> PgStore::Acquire() {
   if (setup.exec1("SHOW synchronous_commit")[0].as<std::string>() == "off") {
     setup.exec0("SET synchronous_commit TO on");
   }
+  // A member of the replicas that is paused or cut off in the middle of a
+  // transaction keeps its locks while its session lives: its read of a
+  // shard's samples (ACCESS SHARE) would hold every other replica's apply
+  // of that shard (TRUNCATE) and, queued behind it, every read. The server
+  // ends a session idle in a transaction for a lease, as it ends an idle
+  // claim's (TryClaimShard); the member's next statement there fails as
+  // unavailable and the pool drops the connection.
+  const Duration lease = lease_.load();
+  if (lease > Duration(0)) {
+    setup.exec_params(
+        "SELECT set_config('idle_in_transaction_session_timeout', $1, false)",
+        std::to_string(
+            std::chrono::duration_cast<std::chrono::milliseconds>(lease)
+                .count()));
+  }
   setup.commit();
   return c;
 }
@@ -1034,7 +1049,7 @@ StatusOr<std::unique_ptr<Store::ShardClaim>> PgStore::TryClaimShard(
   try {
     auto conn = std::make_unique<pqxx::connection>(url_);
     pqxx::nontransaction n(*conn);
-    const Duration lease = claim_lease_.load();
+    const Duration lease = lease_.load();
     if (lease > Duration(0)) {
       n.exec_params(
           "SELECT set_config('idle_session_timeout', $1, false)",
@@ -1287,7 +1302,14 @@ Status PgMembership::AwaitRegistered(DeletionSeq seq, Duration timeout) {
 }
 
 StatusOr<std::unique_ptr<Store::Membership>> PgStore::Join(Duration lease) {
-  claim_lease_ = lease;
+  lease_ = lease;
+  // Connections opened before have no idle_in_transaction_session_timeout
+  // (Acquire): drop them.
+  std::vector<std::unique_ptr<Connection>> unbounded;
+  {
+    MutexLock lock(&pool_mu_);
+    unbounded.swap(idle_);
+  }
   return std::unique_ptr<Membership>(
       std::make_unique<PgMembership>(this, lease));
 }

@@ -141,8 +141,9 @@ class PgStore final : public Store {
   std::atomic<uint64_t> failed_writes_{0};
   std::atomic<uint64_t> resumes_{0};
   std::atomic<bool> failing_{false};
-  // A member's lease (Join): claims taken afterwards end with it.
-  std::atomic<Duration> claim_lease_{Duration(0)};
+  // A member's lease (Join): claims taken afterwards end with it, and so
+  // do transactions left open on connections opened afterwards.
+  std::atomic<Duration> lease_{Duration(0)};
 };
 
 }  // namespace eraser::storage::internal

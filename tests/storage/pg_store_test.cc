@@ -3,10 +3,12 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <future>
 #include <thread>
 
 #include "deletions.h"
 #include "eraser/storage/store.h"
+#include "erasure_samples.h"
 #include "testing/postgres.h"
 #include "testing/small_disk.h"
 #include "testing/temp_dir.h"
@@ -85,6 +87,70 @@ TEST(PgStore, AShardClaimExcludesOtherStoresUntilReleased) {
   StatusOr<std::unique_ptr<Store::ShardClaim>> now =
       b->TryClaimShard(ShardId(2));
   EXPECT_NE(*now, nullptr);
+}
+
+// A member of the replicas paused in the middle of a transaction: its read
+// of a shard holds the table's lock, which another member's apply of that
+// shard (a rewrite) must wait for. The server ends the paused member's
+// transaction within its lease, the apply commits, and the paused member,
+// once it runs again, finds its read failed as unavailable; its store then
+// works on a new connection.
+TEST(PgStore, AMemberPausedInATransactionHoldsNoLockPastItsLease) {
+  testing::PostgresCluster& pg = testing::SharedPostgres();
+  ASSERT_TRUE(pg.ok()) << pg.error();
+  const std::string url = pg.NewDatabase();
+  std::unique_ptr<Store> paused = OpenOrDie(url);
+  std::unique_ptr<Store> other = OpenOrDie(url);
+  ASSERT_TRUE(paused && other);
+  const std::vector<std::string> features = erasure_fixture::ErasureFeatures();
+  ASSERT_TRUE(
+      paused->IngestSamples(erasure_fixture::ErasureViews(features)).ok());
+  StatusOr<std::unique_ptr<Store::Membership>> paused_member =
+      paused->Join(std::chrono::seconds(1));
+  ASSERT_TRUE(paused_member.ok()) << paused_member.status();
+  StatusOr<std::unique_ptr<Store::Membership>> other_member =
+      other->Join(std::chrono::minutes(1));
+  ASSERT_TRUE(other_member.ok()) << other_member.status();
+
+  // The paused member stops (as SIGSTOP would) after its first sample of
+  // shard 0, its transaction open, until released.
+  std::promise<void> inside, release;
+  std::shared_future<void> released = release.get_future().share();
+  std::future<Status> scan = std::async(std::launch::async, [&] {
+    bool first = true;
+    return paused->ScanShard(ShardId(0), 0, 2, [&](const SampleView&) {
+      if (first) {
+        first = false;
+        inside.set_value();
+        released.wait();
+      }
+      return OkStatus();
+    });
+  });
+  inside.get_future().wait();
+  ApplyBatch batch;
+  batch.erase = {SampleId(0)};  // of shard 0
+  std::future<Status> apply =
+      std::async(std::launch::async, [&] { return other->Apply(batch); });
+  const bool applied =
+      apply.wait_for(testing::kPatience) == std::future_status::ready;
+  release.set_value();
+  EXPECT_TRUE(applied) << "the apply waited for the paused member's lock";
+  const Status applied_status = apply.get();
+  EXPECT_TRUE(applied_status.ok()) << applied_status;
+  const Status scanned = scan.get();
+  if (applied) {
+    EXPECT_EQ(scanned.code(), StatusCode::kUnavailable) << scanned;
+  }
+  int left = 0;
+  const Status rescanned =
+      paused->ScanShard(ShardId(0), 0, 2, [&](const SampleView& v) {
+        EXPECT_NE(v.id, SampleId(0));
+        ++left;
+        return OkStatus();
+      });
+  EXPECT_TRUE(rescanned.ok()) << rescanned;
+  EXPECT_EQ(left, erasure_fixture::kErasureSamples / 3 - 1);
 }
 
 TEST(PgStore, OpenRefusesWhatItCannotUse) {
