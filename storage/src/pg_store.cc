@@ -104,6 +104,10 @@ std::string Trimmed(const char* what) {
   return s;
 }
 
+// The shortest time the server lets a member's transaction stay idle
+// between two statements (PgStore::Acquire).
+constexpr Duration kMinIdleInTransaction = std::chrono::seconds(10);
+
 bool StartsWith(const std::string& s, std::string_view prefix) {
   return s.compare(0, prefix.size(), prefix) == 0;
 }
@@ -125,8 +129,9 @@ Status FromPg(const std::exception& e, std::string_view context) {
     // Connection exceptions, shutdown or crash of the server, a
     // transaction to retry (serialization, deadlock), a read-only server
     // (a standby): the caller may try again later.
+    // 25P03: the server ended a transaction left idle (Acquire).
     if (StartsWith(state, "08") || StartsWith(state, "57P") ||
-        StartsWith(state, "40") || state == "25006") {
+        StartsWith(state, "40") || state == "25006" || state == "25P03") {
       return UnavailableError(message);
     }
     if (state == "XX001" || state == "XX002") {
@@ -346,6 +351,9 @@ class PgStore::Connection {
  public:
   explicit Connection(const std::string& url) : conn(url) {}
   pqxx::connection conn;
+  // The member's lease when it was opened (Acquire): a connection opened
+  // under another is not pooled.
+  Duration lease{0};
 };
 
 PgStore::PgStore(std::string url) : url_(std::move(url)) {}
@@ -358,7 +366,7 @@ std::unique_ptr<PgStore::Connection> PgStore::Acquire() {
     while (!idle_.empty()) {
       std::unique_ptr<Connection> c = std::move(idle_.back());
       idle_.pop_back();
-      if (c->conn.is_open()) return c;
+      if (c->conn.is_open() && c->lease == lease_.load()) return c;
     }
   }
   auto c = std::make_unique<Connection>(url_);
@@ -373,15 +381,17 @@ std::unique_ptr<PgStore::Connection> PgStore::Acquire() {
   // transaction keeps its locks while its session lives: its read of a
   // shard's samples (ACCESS SHARE) would hold every other replica's apply
   // of that shard (TRUNCATE) and, queued behind it, every read. The server
-  // ends a session idle in a transaction for a lease, as it ends an idle
-  // claim's (TryClaimShard); the member's next statement there fails as
-  // unavailable and the pool drops the connection.
-  const Duration lease = lease_.load();
-  if (lease > Duration(0)) {
+  // ends a session idle in a transaction for the lease, but for no less
+  // than kMinIdleInTransaction: a scan decodes a slice between two of its
+  // statements, whatever the lease. The member's next statement there
+  // fails as unavailable and the pool drops the connection.
+  c->lease = lease_.load();
+  if (c->lease > Duration(0)) {
+    const Duration idle = std::max(c->lease, kMinIdleInTransaction);
     setup.exec_params(
         "SELECT set_config('idle_in_transaction_session_timeout', $1, false)",
         std::to_string(
-            std::chrono::duration_cast<std::chrono::milliseconds>(lease)
+            std::chrono::duration_cast<std::chrono::milliseconds>(idle)
                 .count()));
   }
   setup.commit();
@@ -389,7 +399,10 @@ std::unique_ptr<PgStore::Connection> PgStore::Acquire() {
 }
 
 void PgStore::Release(std::unique_ptr<Connection> connection) {
-  if (connection == nullptr || !connection->conn.is_open()) return;
+  if (connection == nullptr || !connection->conn.is_open() ||
+      connection->lease != lease_.load()) {
+    return;
+  }
   MutexLock lock(&pool_mu_);
   constexpr std::size_t kMaxIdle = 16;
   if (idle_.size() < kMaxIdle) idle_.push_back(std::move(connection));
@@ -1302,14 +1315,7 @@ Status PgMembership::AwaitRegistered(DeletionSeq seq, Duration timeout) {
 }
 
 StatusOr<std::unique_ptr<Store::Membership>> PgStore::Join(Duration lease) {
-  lease_ = lease;
-  // Connections opened before have no idle_in_transaction_session_timeout
-  // (Acquire): drop them.
-  std::vector<std::unique_ptr<Connection>> unbounded;
-  {
-    MutexLock lock(&pool_mu_);
-    unbounded.swap(idle_);
-  }
+  lease_ = lease;  // connections opened before are not pooled again
   return std::unique_ptr<Membership>(
       std::make_unique<PgMembership>(this, lease));
 }

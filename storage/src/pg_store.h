@@ -142,7 +142,9 @@ class PgStore final : public Store {
   std::atomic<uint64_t> resumes_{0};
   std::atomic<bool> failing_{false};
   // A member's lease (Join): claims taken afterwards end with it, and so
-  // do transactions left open on connections opened afterwards.
+  // do transactions left open (for no less than 10 s) on connections
+  // opened afterwards; connections opened under another lease are not
+  // pooled.
   std::atomic<Duration> lease_{Duration(0)};
 };
 
