@@ -8,9 +8,10 @@ Usage: /usr/bin/python3 tests/zoo/zoo.py OUT_DIR [NAME ...]
 writes OUT_DIR/NAME.pt for each NAME (all when none is given). The zoo test
 (tests/zoo/zoo_test.cc) and scripts/measure-zoo use it.
 
-Every module starts from torch.manual_seed(0). The last two are modules
-eraser must refuse at train, with the cause: they cannot be served or
-retrained exactly.
+Every module starts from torch.manual_seed(0). The `refused_` ones are
+modules eraser must refuse at train, with the cause: they cannot be served
+or retrained exactly. `gru_rows` and `attention_rows` are only checked at
+train (the test replays the others).
 """
 import sys
 
@@ -175,6 +176,110 @@ class CountsRequests(nn.Module):
         return self.fc(torch.flatten(x, 1))
 
 
+class SqueezesBatchOfOne(nn.Module):
+    """Refused: .squeeze() drops the batch dimension of a single request."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(784, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.flatten(x, 1)).squeeze()
+
+
+class BatchStatistics(nn.Module):
+    """Refused: a row's logits depend on the other rows of its batch."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(784, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.flatten(x, 1)
+        return self.fc(x - x.mean(0, keepdim=True))
+
+
+class BatchNormWithoutRunningStats(nn.Module):
+    """Refused: batch statistics in eval mode, which fail on one row."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Flatten(), nn.Linear(784, 64),
+                                  nn.BatchNorm1d(64, track_running_stats=False),
+                                  nn.ReLU(), nn.Linear(64, 10))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+class NanLogits(nn.Module):
+    """Refused: logits that are not finite."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(784, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.flatten(x, 1)) * float("nan")
+
+
+class HalfLogits(nn.Module):
+    """Refused: float16 logits (training takes a float32 cross-entropy)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(784, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.flatten(x, 1)).half()
+
+
+class InplaceBreaksBackward(nn.Module):
+    """Refused: an in-place dropout overwrites what ReLU's gradient needs,
+    so it cannot be trained (in PyTorch either)."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Flatten(), nn.Linear(784, 64),
+                                  nn.ReLU(inplace=True),
+                                  nn.Dropout(0.2, inplace=True),
+                                  nn.Linear(64, 10))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+class GruRows(nn.Module):
+    """Accepted: a GRU reading the image row by row (checked at train, not
+    replayed in the test)."""
+
+    def __init__(self):
+        super().__init__()
+        self.gru = nn.GRU(28, 32, batch_first=True)
+        self.head = nn.Linear(32, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _, h = self.gru(x.reshape(x.shape[0], 28, 28))
+        return self.head(h[0])
+
+
+class AttentionRows(nn.Module):
+    """Accepted: self-attention across an image's rows, never across the
+    batch (checked at train, not replayed in the test)."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Linear(28, 32)
+        self.attention = nn.MultiheadAttention(32, 4, dropout=0.1,
+                                               batch_first=True)
+        self.head = nn.Linear(32, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.embed(x.reshape(x.shape[0], 28, 28))
+        a, _ = self.attention(h, h, h, need_weights=False)
+        return self.head((h + a).mean(1))
+
+
 class CnnEmbedding(nn.Module):
     """A frozen backbone (eraser train --backbone): an image to an embedding
     of 64. Here with its initial weights; scripts/backbone-study trains one
@@ -202,6 +307,14 @@ ZOO = {
     "input_noise": InputNoise,
     "refused_inference_dropout": InferenceDropout,
     "refused_counts_requests": CountsRequests,
+    "refused_squeezes_batch_of_one": SqueezesBatchOfOne,
+    "refused_batch_statistics": BatchStatistics,
+    "refused_batchnorm_without_running_stats": BatchNormWithoutRunningStats,
+    "refused_nan_logits": NanLogits,
+    "refused_half_logits": HalfLogits,
+    "refused_inplace_breaks_backward": InplaceBreaksBackward,
+    "gru_rows": GruRows,
+    "attention_rows": AttentionRows,
     "backbone_cnn": CnnEmbedding,
 }
 

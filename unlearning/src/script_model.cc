@@ -280,6 +280,15 @@ std::string Reason(const std::exception& e) {
   return reason;
 }
 
+// "[2, 10]".
+std::string ShapeOf(const torch::Tensor& t) {
+  std::string shape;
+  for (int64_t d : t.sizes()) {
+    shape += (shape.empty() ? "" : ", ") + std::to_string(d);
+  }
+  return "[" + shape + "]";
+}
+
 std::vector<int64_t> InputSizes(const ModelSpec& spec) {
   return std::vector<int64_t>(spec.input_shape.begin(), spec.input_shape.end());
 }
@@ -475,17 +484,69 @@ Status CheckForward(torch::jit::Module& module, const ModelSpec& spec) {
     }
     const torch::Tensor t = out.toTensor();
     if (t.dim() != 2 || t.size(0) != 2 ||
-        t.size(1) != static_cast<int64_t>(spec.classes) ||
-        !t.is_floating_point()) {
-      std::string shape;
-      for (int64_t d : t.sizes()) {
-        shape += (shape.empty() ? "" : ", ") + std::to_string(d);
-      }
-      return InvalidArgumentError(name + ": forward maps " + input + " to [" +
-                                  shape + "], but the dataset has " +
+        t.size(1) != static_cast<int64_t>(spec.classes)) {
+      return InvalidArgumentError(name + ": forward maps " + input + " to " +
+                                  ShapeOf(t) + ", but the dataset has " +
                                   std::to_string(spec.classes) +
                                   " classes: it must return logits [2, " +
                                   std::to_string(spec.classes) + "]");
+    }
+    // Training takes a float32 cross-entropy of the logits.
+    if (t.scalar_type() != torch::kFloat32 &&
+        t.scalar_type() != torch::kFloat64) {
+      return InvalidArgumentError(
+          name + ": forward returns " +
+          std::string(c10::toString(t.scalar_type())) +
+          " values; it must return float32 logits (call .float() on them)");
+    }
+  }
+  return OkStatus();
+}
+
+// What eraser feeds a served module besides the batch of 2 above: one
+// request alone (a light load, and the re-evaluation of a near tie,
+// docs/unlearning.md) and rows batched with other requests. Refused: a
+// module that fails alone or returns another shape for it, and one whose
+// logits for a row depend on the other rows of its batch (statistics over
+// the batch in eval mode), since an answer must not depend on the requests
+// it was batched with. `batch` holds `rows` distinct rows; `batched` is the
+// module's eval output for them.
+Status CheckRowsIndependent(torch::jit::Module& module, const ModelSpec& spec,
+                            const torch::Tensor& batch,
+                            const torch::Tensor& batched) {
+  const std::string& name = spec.script_name;
+  const int64_t classes = static_cast<int64_t>(spec.classes);
+  for (int64_t r = 0; r < batch.size(0); ++r) {
+    const torch::Tensor row = batch.slice(0, r, r + 1).contiguous();
+    torch::Tensor alone;
+    try {
+      alone = module.forward({row}).toTensor();
+    } catch (const std::exception& e) {
+      return InvalidArgumentError(name + ": forward fails on a batch of 1 " +
+                                  ShapeOf(row) +
+                                  " (one request alone): " + Reason(e));
+    }
+    if (alone.dim() != 2 || alone.size(0) != 1 || alone.size(1) != classes) {
+      return InvalidArgumentError(
+          name + ": forward maps a batch of 1 " + ShapeOf(row) + " to " +
+          ShapeOf(alone) + "; it must return logits [1, " +
+          std::to_string(classes) +
+          "] (a squeeze() that drops the batch dimension?)");
+    }
+    const torch::Tensor in_batch = batched.slice(0, r, r + 1);
+    // Batched and single-row products differ in the last bits (below 1e-6
+    // here); a row that depends on the others differs by far more.
+    if (!torch::allclose(alone.to(torch::kFloat64),
+                         in_batch.to(torch::kFloat64), /*rtol=*/1e-4,
+                         /*atol=*/1e-4)) {
+      return InvalidArgumentError(
+          name +
+          ": forward gives a row other logits alone than in a batch "
+          "of " +
+          std::to_string(batch.size(0)) +
+          " in eval mode (statistics over the batch, such as x - "
+          "x.mean(0) or BatchNorm without running stats?), so an answer "
+          "would depend on the requests batched with it");
     }
   }
   return OkStatus();
@@ -515,6 +576,12 @@ Status CheckDeterministic(const ModelSpec& spec) {
     }
     const torch::Tensor first = module.forward({x}).toTensor();
     const torch::Tensor second = module.forward({x}).toTensor();
+    if (!torch::isfinite(first).all().item<bool>()) {
+      return InvalidArgumentError(
+          name +
+          ": forward returns NaN or infinite logits for finite "
+          "inputs in eval mode");
+    }
     if (!torch::equal(first, second)) {
       return InvalidArgumentError(
           name +
@@ -533,6 +600,7 @@ Status CheckDeterministic(const ModelSpec& spec) {
       }
       ++i;
     }
+    RETURN_IF_ERROR(CheckRowsIndependent(module, spec, x, first));
   }
   std::vector<float> features(x.data_ptr<float>(), x.data_ptr<float>() + numel);
   std::vector<int64_t> labels(4);
@@ -545,7 +613,11 @@ Status CheckDeterministic(const ModelSpec& spec) {
   for (std::string& blob : trained) {
     ASSIGN_OR_RETURN(LoadedModule loaded, LoadModule(spec));
     ScriptModel model(spec, std::move(loaded));
-    RETURN_IF_ERROR(model.Train(data, 4, 2, sgd, /*order_seed=*/7));
+    // A module that cannot be trained is the user's to fix, not an
+    // internal error.
+    if (Status s = model.Train(data, 4, 2, sgd, /*order_seed=*/7); !s.ok()) {
+      return InvalidArgumentError(std::string(s.message()));
+    }
     blob = model.Serialize();
   }
   if (trained[0] != trained[1]) {
