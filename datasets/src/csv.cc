@@ -303,7 +303,7 @@ StatusOr<TabularEncoding> FitEncoding(const CsvTable& train,
         if (e.role == Role::kOwner && !ParseOwner(v, &owner)) {
           return Bad(t->path, t->lines[r],
                      "column '" + e.name + "': owner id '" + std::string(v) +
-                         "' is not a non-negative integer");
+                         "' is not an integer in [0, 2^63)");
         }
         double number = 0;
         numeric = numeric && ParseNumber(v, &number);

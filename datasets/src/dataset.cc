@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "eraser/common/hash.h"
+#include "eraser/datasets/encoding.h"
 #include "wire.h"
 
 namespace eraser::datasets {
@@ -138,6 +139,22 @@ uint64_t SplitFingerprint(const Split& split) {
   for (uint32_t label : split.labels) f.UpdateU64(label);
   f.UpdateU64(split.owners.size());
   for (uint64_t owner : split.owners) f.UpdateU64(owner);
+  return f.Finish();
+}
+
+uint64_t DescriptionFingerprint(const Dataset& data) {
+  Fingerprinter f;
+  f.UpdateU64(SplitFingerprint(data.test));
+  f.UpdateU64(data.classes);
+  f.UpdateU64(data.class_names.size());
+  for (const std::string& name : data.class_names) {
+    f.UpdateU64(name.size());
+    f.Update(name);
+  }
+  const std::string encoding =
+      data.encoding != nullptr ? data.encoding->ToJson() : std::string();
+  f.UpdateU64(encoding.size());
+  f.Update(encoding);
   return f.Finish();
 }
 

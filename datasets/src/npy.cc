@@ -420,9 +420,10 @@ StatusOr<Split> NpySplit(const NpyArray& x, const NpyArray& y,
     split.owners.resize(n);
     for (uint64_t i = 0; i < n; ++i) {
       const int64_t owner = owners->IntegerAt(i);
+      // IntegerAt reads a uint64 of 2^63 and above as negative.
       if (owner < 0) {
         return InvalidArgumentError(names[2] + ": owner of sample " +
-                                    std::to_string(i) + " is negative");
+                                    std::to_string(i) + " is not in [0, 2^63)");
       }
       split.owners[i] = static_cast<uint64_t>(owner);
     }

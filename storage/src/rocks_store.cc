@@ -770,8 +770,13 @@ StatusOr<std::unique_ptr<Store>> OpenRocksStore(const StoreOptions& options,
     std::error_code ec;
     std::filesystem::create_directories(options.path, ec);
     if (ec) {
-      return InternalError("cannot create " + options.path + ": " +
-                           ec.message());
+      // The path or the filesystem's, not the engine's: a file where a
+      // directory should be, no permission, a full disk.
+      const std::string message =
+          "cannot create " + options.path + ": " + ec.message();
+      return ec == std::errc::no_space_on_device
+                 ? ResourceExhaustedError(message)
+                 : InvalidArgumentError(message);
     }
   } else if (!S_ISDIR(st.st_mode)) {
     return InvalidArgumentError(options.path + " is not a directory");

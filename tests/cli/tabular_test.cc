@@ -99,6 +99,50 @@ TEST_F(TabularCli, BadFilesLeaveNoDataDirectory) {
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_THAT(r.output, HasSubstr("same kind"));
   EXPECT_FALSE(std::filesystem::exists(data));
+  // Too few training samples for the partition: refused at ingest, after
+  // the directory was opened, which is then removed.
+  r = Eraser(Train(data, "--test-fraction 0.99"));
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("cannot fill 4 shards of 2 slices"));
+  EXPECT_FALSE(std::filesystem::exists(data));
+  // A directory below a file: the path's error, not an internal one.
+  testing::WriteFileOrDie(dir_.Child("file"), "");
+  r = Eraser(Train(dir_.Child("file") + "/data", ""));
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("INVALID_ARGUMENT: cannot create"));
+}
+
+// A directory serves its stored encoding and class names, so another file
+// with the same training numbers but other column or label names is another
+// dataset, not a reuse.
+TEST_F(TabularCli, ADirectoryIsNotReusedForADatasetDescribedOtherwise) {
+  const std::string data = dir_.Child("data");
+  CommandResult r = Eraser(Train(data, ""));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = Eraser(Train(data, ""));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("reusing the trained ensemble"));
+
+  const std::string text = testing::SyntheticUsersCsv(60, 6, 4);
+  std::string renamed = text;
+  renamed.replace(renamed.find(",age,"), 5, ",years,");
+  std::string relabelled = text;
+  for (std::size_t at = 0;
+       (at = relabelled.find(",leave\n", at)) != std::string::npos;) {
+    relabelled.replace(at, 7, ",quit\n");
+  }
+  for (const std::string& other : {renamed, relabelled}) {
+    testing::WriteFileOrDie(csv_, other);
+    r = Eraser(Train(data, ""));
+    EXPECT_EQ(r.exit_code, 1) << r.output;
+    EXPECT_THAT(r.output, HasSubstr("dataset_description: stored '"));
+    EXPECT_THAT(r.output, HasSubstr("--rebuild"));
+  }
+  // What the directory serves did not change.
+  testing::WriteFileOrDie(csv_, text);
+  r = Eraser(Train(data, ""));
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("reusing the trained ensemble"));
 }
 
 TEST_F(TabularCli, TrainTraceAndReplay) {

@@ -233,7 +233,8 @@ TEST(CsvEncode, BadValuesAreNamedByFileLineAndColumn) {
            {},
            "test.csv:2: column 'y': missing value"},
           {"x,o,y\n1,5,a\n2,-3,b\n", "x,o,y\n1,5,a\n", owners,
-           "train.csv:3: column 'o': owner id '-3' is not a non-negative"},
+           "train.csv:3: column 'o': owner id '-3' is not an integer in [0, "
+           "2^63)"},
           {"x,o,y\n1,5,a\n2,u7,b\n", "x,o,y\n1,5,a\n", owners, "owner id 'u7'"},
           {"x,y\n1,a\n2,a\n",
            "x,y\n1,a\n",

@@ -231,7 +231,7 @@ TEST(Npy, ArraysThatDoNotFitEachOther) {
       {x, y, parse(Dict("<i8", "(1,)"), Raw<int64_t>({0})),
        "o.npy: owners must be one axis of 2 integers"},
       {x, y, parse(Dict("<i8", "(2,)"), Raw<int64_t>({0, -4})),
-       "owner of sample 1 is negative"},
+       "owner of sample 1 is not in [0, 2^63)"},
   };
   for (const Case& c : cases) {
     StatusOr<Split> s =

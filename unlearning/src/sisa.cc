@@ -173,6 +173,7 @@ SisaOptions ForDataset(SisaOptions options, const datasets::Dataset& data) {
     options.feature_type = datasets::FeatureType::kFloat32;
   }
   options.dataset_fingerprint = datasets::SplitFingerprint(data.train);
+  options.description_fingerprint = datasets::DescriptionFingerprint(data);
   if (!data.train.owners.empty()) options.samples_per_owner = 0;
   return options;
 }

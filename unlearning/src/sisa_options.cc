@@ -201,6 +201,12 @@ storage::StoreConfig SisaOptions::ToConfig() const {
   // Only with a backbone: directories built without one keep their
   // configuration.
   if (backbone.fingerprint != 0) config["backbone"] = backbone.ToString();
+  if (description_fingerprint != 0) {
+    char description[17];
+    std::snprintf(description, sizeof(description), "%016" PRIx64,
+                  description_fingerprint);
+    config["dataset_description"] = description;
+  }
   return config;
 }
 
@@ -244,6 +250,9 @@ StatusOr<SisaOptions> SisaOptions::FromConfig(
   o.momentum = r.Double("momentum");
   o.seed = r.U64("seed");
   o.dataset_fingerprint = r.U64("dataset_fingerprint", 16);
+  if (config.count("dataset_description") > 0) {
+    o.description_fingerprint = r.U64("dataset_description", 16);
+  }
   if (config.count("backbone") > 0 &&
       !ParseBackbone(r.Text("backbone"), &o.backbone)) {
     r.Fail("backbone");

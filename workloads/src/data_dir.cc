@@ -16,15 +16,31 @@ StatusOr<DataDirResult> EnsureTrained(const std::string& dir,
   options = unlearning::ForDataset(options, data);
   RETURN_IF_ERROR(options.Validate());
   RETURN_IF_ERROR(unlearning::CheckModelSpec(options.model));
+  // A directory this call creates is removed again if the data cannot be
+  // ingested (a partition the samples cannot fill, say): a refused dataset
+  // leaves nothing that looks like a data directory.
+  std::error_code ec;
+  const bool created = !storage::IsPostgresLocation(dir) &&
+                       !std::filesystem::exists(dir, ec) && !ec;
   ASSIGN_OR_RETURN(std::unique_ptr<storage::Store> store,
                    storage::Store::Open({dir}));
+  auto refuse = [&](Status status) {
+    if (created) {
+      store.reset();
+      std::filesystem::remove_all(dir, ec);
+    }
+    return status;
+  };
   StatusOr<std::unique_ptr<unlearning::Sisa>> sisa =
       unlearning::Sisa::Create(store.get(), options);
-  if (!sisa.ok()) return sisa.status().WithContext(dir);
+  if (!sisa.ok()) return refuse(sisa.status().WithContext(dir));
   DataDirResult result;
   ASSIGN_OR_RETURN(result.reused, (*sisa)->IsTrained());
   if (result.reused) return result;
-  RETURN_IF_ERROR((*sisa)->Ingest(data).status());
+  if (Status s = (*sisa)->Ingest(data).status(); !s.ok()) {
+    sisa->reset();
+    return refuse(std::move(s));
+  }
   ASSIGN_OR_RETURN(result.report, (*sisa)->TrainAll());
   return result;
 }

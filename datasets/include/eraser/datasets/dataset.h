@@ -90,6 +90,10 @@ struct Dataset {
 // A fingerprint of a split's type, shape, features, labels and owners:
 // stored with a data directory so that it is never reused with other data.
 uint64_t SplitFingerprint(const Split& split);
+// A fingerprint of what a data directory keeps of a dataset besides its
+// training split: the test split, the classes and their names, and a
+// table's encoding (column names, categories), which serving uses.
+uint64_t DescriptionFingerprint(const Dataset& data);
 
 // "28x28"; ParseShape is the inverse (kInvalidArgument otherwise).
 std::string ShapeString(const std::vector<uint32_t>& shape);

@@ -64,6 +64,12 @@ struct SisaOptions {
   // Fingerprint of the training set, recorded so that a data directory is
   // never reused with other data. 0 = not checked.
   uint64_t dataset_fingerprint = 0;
+  // Fingerprint of the rest of the dataset the directory keeps (test split,
+  // class names, a table's encoding: datasets::DescriptionFingerprint).
+  // Stored when not 0. A directory built before it was recorded is served
+  // as it is, but `eraser train` on it is refused as built with another
+  // configuration: nothing says its description matches.
+  uint64_t description_fingerprint = 0;
   // Shards trained at once on the training arena (oneTBB). Changes speed,
   // never results; not part of the stored configuration.
   int concurrency = 2;
