@@ -2,6 +2,7 @@
 // them.
 #include <unistd.h>
 
+#include <algorithm>
 #include <cinttypes>
 #include <cstdio>
 #include <cstdlib>
@@ -104,6 +105,25 @@ std::string RunFlags(const workloads::ReplayConfig& config) {
   return flags;
 }
 
+// The guarantees a replay checks, on stderr; kExitFailure if one broke, so
+// that a script or CI running a replay fails with it.
+int ReportViolations(const workloads::ReplayReport& report,
+                     const std::string& where) {
+  const std::vector<std::string> broken = report.GuaranteeViolations();
+  for (const std::string& b : broken) {
+    std::fprintf(stderr, "eraser replay: guarantee broken%s: %s\n",
+                 where.c_str(), b.c_str());
+  }
+  return broken.empty() ? kExitOk : kExitFailure;
+}
+
+// 0.25 -> "0.25", 1 -> "1".
+std::string FormatRate(double rate) {
+  char text[32];
+  std::snprintf(text, sizeof(text), "%g", rate);
+  return text;
+}
+
 int RunSweepAndReport(const workloads::Workload& workload,
                       const workloads::ReplayConfig& config,
                       const std::string& data_dir, const std::string& json_file,
@@ -134,7 +154,12 @@ int RunSweepAndReport(const workloads::Workload& workload,
     Status s = WriteOutput(dat_file, sweep->ToDat(), "Plot data");
     if (!s.ok()) return ReportError("replay", s);
   }
-  return kExitOk;
+  int rc = kExitOk;
+  for (const workloads::SweepLevel& level : sweep->levels) {
+    const std::string rate = FormatRate(level.deletion_rate);
+    rc = std::max(rc, ReportViolations(level.report, " at " + rate + "/s"));
+  }
+  return rc;
 }
 
 }  // namespace
@@ -307,7 +332,7 @@ int RunReplay(int argc, char** argv) {
     Status s = WriteOutput(json_file, report->ToJson(), "Report");
     if (!s.ok()) return ReportError("replay", s);
   }
-  return kExitOk;
+  return ReportViolations(*report, "");
 }
 
 }  // namespace eraser::cli

@@ -235,5 +235,26 @@ TEST(SweepReport, JsonAndPlotData) {
                                          "unlearning busy 60% of the time =="));
 }
 
+// What makes `eraser replay` exit 1: every guarantee the replay checks,
+// named per policy; inference-first's exposures are its design.
+TEST(ReplayGuarantees, BrokenOnesAreNamedPerPolicy) {
+  ReplayReport r;
+  r.policies = {
+      Policy("immediate", "immediate", 2000, 9000, 1000),
+      Policy("inference-first", "inference-first", 1, 2, 500),
+      Policy("eraser-lazy-partial", "eraser:lazy,partial", 1, 2, 400)};
+  r.policies[1].exposures = 120;
+  EXPECT_TRUE(r.GuaranteeViolations().empty());
+  r.policies[2].exposures = 3;
+  r.policies[2].soundness_violations = 2;
+  r.policies[0].oracle_from_scratch_violations = 1;
+  r.policies[1].final_state_violations = 4;
+  EXPECT_THAT(r.GuaranteeViolations(),
+              ::testing::ElementsAre(
+                  "immediate: 1 answers unlike the from-scratch ensemble's",
+                  "inference-first: 4 wrong answers after the final drain",
+                  "eraser-lazy-partial: 3 exposures, 2 unsound answers"));
+}
+
 }  // namespace
 }  // namespace eraser::workloads

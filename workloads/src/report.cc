@@ -143,6 +143,26 @@ std::string PolicyReport::DecisionCounts() const {
   return out;
 }
 
+std::vector<std::string> ReplayReport::GuaranteeViolations() const {
+  std::vector<std::string> out;
+  for (const PolicyReport& p : policies) {
+    std::string broken;
+    auto add = [&broken](uint64_t n, const char* what) {
+      if (n == 0) return;
+      broken += (broken.empty() ? "" : ", ") + std::to_string(n) + " " + what;
+    };
+    if (p.spec.kind != scheduler::PolicyKind::kInferenceFirst) {
+      add(p.exposures, "exposures");
+    }
+    add(p.soundness_violations, "unsound answers");
+    add(p.oracle_from_scratch_violations,
+        "answers unlike the from-scratch ensemble's");
+    add(p.final_state_violations, "wrong answers after the final drain");
+    if (!broken.empty()) out.push_back(p.name + ": " + broken);
+  }
+  return out;
+}
+
 std::string ReplayReport::ToTable() const {
   std::string out;
   char line[512];

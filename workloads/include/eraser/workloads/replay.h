@@ -154,6 +154,13 @@ struct ReplayReport {
   std::string ToJson() const;
   // One row per policy, for a terminal.
   std::string ToTable() const;
+  // One sentence per policy that broke a guarantee the replay checks: an
+  // answer exposed (by any policy but inference-first, which exposes by
+  // design), an answer unsound against the retrained or the from-scratch
+  // oracle, or a wrong answer after the final drain. Empty when all held.
+  // Missed deadlines are not here: they follow the machine's speed and are
+  // reported in the table.
+  std::vector<std::string> GuaranteeViolations() const;
 };
 
 // Replays `trace` once per policy, each on a fresh copy of the trained data
