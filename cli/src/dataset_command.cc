@@ -79,6 +79,9 @@ int RunDataset(int argc, char** argv) {
   PrintSplit("train", data->train, *data);
   PrintSplit("test", data->test, *data);
   if (data->encoding != nullptr) PrintColumns(*data->encoding);
+  for (const std::string& note : data->notes) {
+    std::printf("note: %s\n", note.c_str());
+  }
   if (data->train.owners.empty()) {
     std::printf(
         "owners: none in the data (assigned by --samples-per-owner "

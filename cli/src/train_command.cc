@@ -85,6 +85,9 @@ int Train(const TrainFlags& flags, const datasets::DatasetSpec& spec,
       datasets::ShapeString(data->train.shape).c_str(),
       datasets::FeatureTypeName(data->train.type), data->classes,
       data->train.owners.empty() ? "" : ", owners from the data");
+  for (const std::string& note : data->notes) {
+    std::printf("note: %s\n", note.c_str());
+  }
 
   unlearning::SisaOptions with_backbone = flags.sisa;
   if (!flags.backbone.empty()) {

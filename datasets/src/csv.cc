@@ -280,7 +280,8 @@ std::vector<std::string> SortClassNames(std::set<std::string> values) {
 // Fits every column's encoding over both tables (statistics over `train`).
 StatusOr<TabularEncoding> FitEncoding(const CsvTable& train,
                                       const CsvTable& test, const Roles& roles,
-                                      std::vector<std::string>* class_names) {
+                                      std::vector<std::string>* class_names,
+                                      std::vector<std::string>* notes) {
   const std::size_t columns = train.header.size();
   std::vector<ColumnEncoding> encodings(columns);
   std::set<std::string> labels;
@@ -290,6 +291,8 @@ StatusOr<TabularEncoding> FitEncoding(const CsvTable& train,
     e.role = roles.of[c];
     if (e.role == Role::kIgnored) continue;
     bool numeric = true;
+    std::size_t numbers = 0;
+    std::string first_text;  // "'12.5k' (users.csv:7)"
     std::set<std::string> values;
     for (const CsvTable* t : {&train, &test}) {
       for (std::size_t r = 0; r < t->rows.size(); ++r) {
@@ -306,7 +309,15 @@ StatusOr<TabularEncoding> FitEncoding(const CsvTable& train,
                          "' is not an integer in [0, 2^63)");
         }
         double number = 0;
-        numeric = numeric && ParseNumber(v, &number);
+        if (ParseNumber(v, &number)) {
+          ++numbers;
+        } else {
+          if (numeric) {
+            first_text = "'" + std::string(v) + "' (" + t->path + ":" +
+                         std::to_string(t->lines[r]) + ")";
+          }
+          numeric = false;
+        }
         if (e.role != Role::kOwner) values.emplace(v);
       }
     }
@@ -315,6 +326,19 @@ StatusOr<TabularEncoding> FitEncoding(const CsvTable& train,
     if (!numeric || roles.forced_categorical[c]) {
       e.role = Role::kCategorical;
       e.categories.assign(values.begin(), values.end());
+      const std::size_t rows = train.rows.size() + test.rows.size();
+      // Mostly numbers: likely a typo that turned a numeric column into
+      // one category per distinct value, which serving then refuses for
+      // any number it has not seen.
+      if (!roles.forced_categorical[c] && 2 * numbers >= rows) {
+        notes->push_back("column '" + e.name + "' is read as " +
+                         std::to_string(values.size()) +
+                         " categories, although " + std::to_string(numbers) +
+                         " of its " + std::to_string(rows) +
+                         " values are numbers: " + first_text +
+                         " is not a number (fix it, or name the column in "
+                         "--categorical-columns to keep it categorical)");
+      }
       continue;
     }
     double sum = 0, squares = 0;
@@ -396,6 +420,16 @@ StatusOr<CsvTable> ParseCsv(std::string_view text, const std::string& path,
   if (const std::size_t line = FirstInvalidUtf8Line(text); line > 0) {
     return Bad(path, line, "bytes that are not UTF-8 text");
   }
+  // Line ends of a bare CR (classic Mac OS exports) would read as one line.
+  const std::size_t first_cr = text.find('\r');
+  if (first_cr != std::string_view::npos &&
+      text.find('\n') == std::string_view::npos &&
+      text.find_first_not_of("\r", first_cr) != std::string_view::npos) {
+    return InvalidArgumentError(
+        path +
+        " ends its lines with a bare carriage return (CR); save it "
+        "with LF or CRLF line ends");
+  }
   if (delimiter != 0 && delimiter != ',' && delimiter != ';' &&
       delimiter != '\t') {
     return InvalidArgumentError("the delimiter must be ',', ';' or tab");
@@ -455,8 +489,9 @@ StatusOr<Dataset> EncodeCsvTables(const CsvTable& train, const CsvTable& test,
   }
   ASSIGN_OR_RETURN(Roles roles, ResolveRoles(train, options));
   Dataset data;
-  ASSIGN_OR_RETURN(TabularEncoding encoding,
-                   FitEncoding(train, test, roles, &data.class_names));
+  ASSIGN_OR_RETURN(
+      TabularEncoding encoding,
+      FitEncoding(train, test, roles, &data.class_names, &data.notes));
   ASSIGN_OR_RETURN(data.train,
                    EncodeTable(train, encoding, roles, data.class_names));
   ASSIGN_OR_RETURN(data.test,

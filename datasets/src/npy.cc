@@ -6,6 +6,7 @@
 #include "eraser/datasets/npy.h"
 
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <limits>
@@ -20,6 +21,13 @@ using DType = NpyArray::DType;
 constexpr char kMagic[] = "\x93NUMPY";
 constexpr std::size_t kMagicSize = 6;
 constexpr uint64_t kMaxElements = uint64_t{1} << 34;
+
+// 1e+300, not the 301 digits std::to_string prints.
+std::string FormatValue(double v) {
+  char text[32];
+  std::snprintf(text, sizeof(text), "%.9g", v);
+  return text;
+}
 
 std::size_t DTypeSize(DType t) {
   switch (t) {
@@ -178,7 +186,9 @@ StatusOr<DType> ParseDescr(const std::string& descr, const std::string& path) {
   }
   return InvalidArgumentError(
       path + ": unsupported dtype '" + descr +
-      "' (accepted: integer types, float32, float64; little-endian)");
+      "' (eraser reads little-endian integer, float32 and float64 "
+      "arrays: features as uint8, float32 or float64; labels and owners as "
+      "integers)");
 }
 
 }  // namespace
@@ -384,7 +394,7 @@ StatusOr<Split> NpySplit(const NpyArray& x, const NpyArray& y,
             std::fabs(v) > std::numeric_limits<float>::max()) {
           return InvalidArgumentError(
               names[0] + ": sample " + std::to_string(i / per_sample) +
-              " holds " + std::to_string(v) +
+              " holds " + FormatValue(v) +
               (std::isfinite(v) ? ", outside the float32 range"
                                 : ", not a finite number"));
         }

@@ -1,6 +1,7 @@
 #include "tensors.h"
 
 #include <cmath>
+#include <cstdio>
 
 namespace eraser::serve::internal {
 namespace {
@@ -106,8 +107,10 @@ bool Rows(const TensorRequest& req, const unlearning::DatasetInfo& dataset,
       const double v = req.data[r * features + f];
       if (!(v >= type->min && v <= type->max) ||
           (type->integer && v != std::floor(v))) {
-        *error = "value " + std::to_string(r * features + f) +
-                 " is not a valid " + type->name;
+        char value[32];
+        std::snprintf(value, sizeof(value), "%.9g", v);
+        *error = "\"data\"[" + std::to_string(r * features + f) +
+                 "] = " + value + " is not a valid " + type->name;
         return false;
       }
       (*rows)[r][f] = static_cast<float>(pixels ? v / 255.0 : v);

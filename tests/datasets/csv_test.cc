@@ -83,6 +83,16 @@ TEST(CsvParse, EachDelimiterIsDetectedOrGiven) {
   EXPECT_EQ(ParseDelimiter("|").status().code(), StatusCode::kInvalidArgument);
 }
 
+TEST(CsvParse, BareCarriageReturnLineEndsAreNamed) {
+  StatusOr<CsvTable> t = ParseCsv("a,b\r1,2\r3,4\r", "mac.csv");
+  EXPECT_EQ(t.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(t.status().message(),
+              HasSubstr("mac.csv ends its lines with a bare carriage return"));
+  // A CR at the very end only ends the last line.
+  EXPECT_THAT(ParseCsv("a,b\r", "one.csv").status().message(),
+              ::testing::Not(HasSubstr("carriage return")));
+}
+
 TEST(CsvParse, ByteOrderMarkIsSkipped) {
   StatusOr<CsvTable> t = ParseCsv(
       "\xef\xbb\xbf"
@@ -165,6 +175,27 @@ TEST(CsvEncode, CategoricalColumnsAndStringLabels) {
   const std::vector<float> row = Row(d->train, 1);  // blue, FALSE
   EXPECT_THAT(std::vector<float>(row.begin(), row.begin() + 5),
               ElementsAre(1, 0, 0, 1, 0));
+  EXPECT_TRUE(d->notes.empty());
+}
+
+// One text value makes a column of numbers categorical, as documented; the
+// loader says so, since serving then refuses every number it has not seen.
+TEST(CsvEncode, NumbersReadAsCategoriesBecauseOfOneValueAreNoted) {
+  StatusOr<Dataset> d =
+      Encode("x,v,y\n1,a,a\n2,b,b\n3k,c,a\n", "x,v,y\n4,d,a\n");
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_EQ(d->encoding->columns()[0].role, ColumnEncoding::Role::kCategorical);
+  ASSERT_EQ(d->notes.size(), 1u);
+  EXPECT_EQ(d->notes[0],
+            "column 'x' is read as 4 categories, although 3 of its 4 values "
+            "are numbers: '3k' (train.csv:4) is not a number (fix it, or name "
+            "the column in --categorical-columns to keep it categorical)");
+  // Named categorical, it is not noted.
+  CsvOptions options;
+  options.categorical_columns = {"x"};
+  d = Encode("x,v,y\n1,a,a\n2,b,b\n3k,c,a\n", "x,v,y\n4,d,a\n", options);
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_TRUE(d->notes.empty());
 }
 
 TEST(CsvEncode, NumericLabelsSortAsNumbers) {
@@ -248,6 +279,21 @@ TEST(CsvEncode, BadValuesAreNamedByFileLineAndColumn) {
     EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << train;
     EXPECT_THAT(s.message(), HasSubstr(message)) << train;
   }
+}
+
+TEST(CsvEncode, OwnerIdsAreBelow2To63) {
+  CsvOptions options;
+  options.owner_column = "o";
+  StatusOr<Dataset> d = Encode("x,o,y\n1,9223372036854775807,a\n2,0,b\n",
+                               "x,o,y\n1,5,a\n", options);
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_THAT(d->train.owners, ElementsAre(9223372036854775807u, 0u));
+  d = Encode("x,o,y\n1,9223372036854775808,a\n2,0,b\n", "x,o,y\n1,5,a\n",
+             options);
+  EXPECT_EQ(d.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(d.status().message(),
+              HasSubstr("owner id '9223372036854775808' is not an integer in "
+                        "[0, 2^63)"));
 }
 
 TEST(CsvEncode, RecordsEncodeLikeRows) {

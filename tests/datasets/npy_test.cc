@@ -222,7 +222,7 @@ TEST(Npy, ArraysThatDoNotFitEachOther) {
       {parse(Dict("<f8", "(2, 1)"), Raw<double>({1, 1e300})),
        y,
        {},
-       "outside the float32 range"},
+       "sample 1 holds 1e+300, outside the float32 range"},
       {parse(Dict("<i4", "(2, 1)"), Raw<int32_t>({1, 2})),
        y,
        {},
@@ -232,6 +232,10 @@ TEST(Npy, ArraysThatDoNotFitEachOther) {
        "o.npy: owners must be one axis of 2 integers"},
       {x, y, parse(Dict("<i8", "(2,)"), Raw<int64_t>({0, -4})),
        "owner of sample 1 is not in [0, 2^63)"},
+      {x, y,
+       parse(Dict("<u8", "(2,)"),
+             Raw<uint64_t>({uint64_t{1} << 63, (uint64_t{1} << 63) - 1})),
+       "owner of sample 0 is not in [0, 2^63)"},
   };
   for (const Case& c : cases) {
     StatusOr<Split> s =

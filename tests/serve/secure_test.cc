@@ -527,7 +527,11 @@ TEST_F(Served, OpenInferenceProtocolRefusesBadTensorsWith400) {
   }
   json too_big = good;
   too_big["data"][0] = 1e39;
-  EXPECT_EQ(infer(json{{"inputs", {too_big}}}).status, 400);
+  HttpResult r = infer(json{{"inputs", {too_big}}});
+  EXPECT_EQ(r.status, 400);
+  // The element's index and its value.
+  EXPECT_THAT(r.json()["error"].get<std::string>(),
+              HasSubstr("\"data\"[0] = 1e+39 is not a valid FP32"));
   EXPECT_EQ(Http(port_, "POST", "/v2/models/eraser/infer", "{").status, 400);
 }
 

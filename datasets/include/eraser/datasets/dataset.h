@@ -81,6 +81,10 @@ struct Dataset {
   std::vector<std::string> class_names;
   // Set for tabular sources: how raw records become features.
   std::shared_ptr<const TabularEncoding> encoding;
+  // What a user should know of how the data was read, one sentence each
+  // (a column of numbers read as categories because of one text value);
+  // `eraser dataset` and `eraser train` print them.
+  std::vector<std::string> notes;
 
   // kInvalidArgument unless both splits are valid, share type and shape,
   // labels are below `classes`, and class_names is empty or complete.
