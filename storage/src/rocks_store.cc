@@ -770,13 +770,16 @@ StatusOr<std::unique_ptr<Store>> OpenRocksStore(const StoreOptions& options,
     std::error_code ec;
     std::filesystem::create_directories(options.path, ec);
     if (ec) {
-      // The path or the filesystem's, not the engine's: a file where a
-      // directory should be, no permission, a full disk.
+      // The filesystem's, not the engine's: a full disk or quota, a failing
+      // device, or else the path (a file where a directory should be, no
+      // permission, a read-only mount).
       const std::string message =
           "cannot create " + options.path + ": " + ec.message();
-      return ec == std::errc::no_space_on_device
-                 ? ResourceExhaustedError(message)
-                 : InvalidArgumentError(message);
+      if (ec == std::errc::no_space_on_device || ec.value() == EDQUOT) {
+        return ResourceExhaustedError(message);
+      }
+      if (ec == std::errc::io_error) return UnavailableError(message);
+      return InvalidArgumentError(message);
     }
   } else if (!S_ISDIR(st.st_mode)) {
     return InvalidArgumentError(options.path + " is not a directory");

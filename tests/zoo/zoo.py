@@ -11,7 +11,8 @@ writes OUT_DIR/NAME.pt for each NAME (all when none is given). The zoo test
 Every module starts from torch.manual_seed(0). The `refused_` ones are
 modules eraser must refuse at train, with the cause: they cannot be served
 or retrained exactly. `gru_rows` and `attention_rows` are only checked at
-train (the test replays the others).
+train, like the refused ones; the test replays the others but
+backbone_cnn, which the backbone test uses.
 """
 import sys
 

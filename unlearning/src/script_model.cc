@@ -497,7 +497,8 @@ Status CheckForward(torch::jit::Module& module, const ModelSpec& spec) {
       return InvalidArgumentError(
           name + ": forward returns " +
           std::string(c10::toString(t.scalar_type())) +
-          " values; it must return float32 logits (call .float() on them)");
+          " values; it must return float32 (or float64) logits (call "
+          ".float() on them)");
     }
   }
   return OkStatus();
@@ -509,7 +510,7 @@ Status CheckForward(torch::jit::Module& module, const ModelSpec& spec) {
 // module that fails alone or returns another shape for it, and one whose
 // logits for a row depend on the other rows of its batch (statistics over
 // the batch in eval mode), since an answer must not depend on the requests
-// it was batched with. `batch` holds `rows` distinct rows; `batched` is the
+// it was batched with. `batch` holds distinct rows; `batched` is the
 // module's eval output for them.
 Status CheckRowsIndependent(torch::jit::Module& module, const ModelSpec& spec,
                             const torch::Tensor& batch,
