@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <numeric>
@@ -193,9 +194,15 @@ StatusOr<long> ColumnIndex(const CsvTable& t, const std::string& name,
                            const char* option) {
   auto it = std::find(t.header.begin(), t.header.end(), name);
   if (it != t.header.end()) return it - t.header.begin();
+  // A wide file's columns are not all listed: the first 20 say enough.
+  constexpr std::size_t kListed = 20;
   std::string names;
-  for (const std::string& h : t.header)
-    names += (names.empty() ? "" : ", ") + h;
+  for (std::size_t i = 0; i < t.header.size() && i < kListed; ++i) {
+    names += (names.empty() ? "" : ", ") + t.header[i];
+  }
+  if (t.header.size() > kListed) {
+    names += ", ... (" + std::to_string(t.header.size()) + " in all)";
+  }
   return InvalidArgumentError(t.path + ": " + option + " '" + name +
                               "' is not a column (columns: " + names + ")");
 }
@@ -472,6 +479,10 @@ StatusOr<CsvTable> ParseCsv(std::string_view text, const std::string& path,
 }
 
 StatusOr<CsvTable> ReadCsv(const std::string& path, char delimiter) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    return InvalidArgumentError(path + " is a directory, not a CSV file");
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) return NotFoundError("cannot read " + path);
   std::ostringstream text;
@@ -483,9 +494,29 @@ StatusOr<CsvTable> ReadCsv(const std::string& path, char delimiter) {
 StatusOr<Dataset> EncodeCsvTables(const CsvTable& train, const CsvTable& test,
                                   const CsvOptions& options) {
   if (train.header != test.header) {
+    // Name the first difference: a column missing, extra or moved.
+    std::string what;
+    for (std::size_t i = 0; i < train.header.size() && what.empty(); ++i) {
+      const std::string& name = train.header[i];
+      if (std::find(test.header.begin(), test.header.end(), name) ==
+          test.header.end()) {
+        what = "it has no column '" + name + "'";
+      }
+    }
+    for (std::size_t i = 0; i < test.header.size() && what.empty(); ++i) {
+      const std::string& name = test.header[i];
+      if (std::find(train.header.begin(), train.header.end(), name) ==
+          train.header.end()) {
+        what = "its column '" + name + "' is not in the training file";
+      } else if (i >= train.header.size() || train.header[i] != name) {
+        what = "its column " + std::to_string(i + 1) + " is '" + name +
+               "', the training file's is '" +
+               (i < train.header.size() ? train.header[i] : "") + "'";
+      }
+    }
     return InvalidArgumentError(test.path +
                                 ": the test file's header differs from " +
-                                train.path + "'s");
+                                train.path + "'s: " + what);
   }
   ASSIGN_OR_RETURN(Roles roles, ResolveRoles(train, options));
   Dataset data;

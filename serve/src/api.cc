@@ -166,7 +166,14 @@ bool Api::Features(const json& body, std::vector<float>* features,
     std::map<std::string, std::string> record;
     for (const auto& [name, value] : r.items()) {
       if (value.is_object() || value.is_array()) {
-        *error = "record column '" + name + "' must be a string or a number";
+        *error = "record column '" + name +
+                 "' must be a string, a number or a boolean";
+        return false;
+      }
+      if (value.is_null()) {
+        // Missing values are refused at ingest; a request may not have one.
+        *error = "record column '" + name +
+                 "' is null: every feature column needs a value";
         return false;
       }
       record[name] = RecordValue(value);

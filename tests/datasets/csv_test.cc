@@ -271,7 +271,10 @@ TEST(CsvEncode, BadValuesAreNamedByFileLineAndColumn) {
            "x,y\n1,a\n",
            {},
            "has 1 distinct values; a classifier needs 2"},
-          {"x,y\n1,a\n2,b\n", "x,z\n1,a\n", {}, "header differs"},
+          {"x,y\n1,a\n2,b\n",
+           "x,z\n1,a\n",
+           {},
+           "header differs from train.csv's: it has no column 'y'"},
           {"o,y\n1,a\n2,b\n", "o,y\n1,a\n", owners, "no feature column"},
       };
   for (const auto& [train, test, options, message] : cases) {
@@ -419,6 +422,37 @@ TEST(CsvLoad, FilesThroughTheSpec) {
       LoadDataset(*ParseDatasetSpec("csv:" + dir.Child("none.csv")), {});
   EXPECT_EQ(missing.status().code(), StatusCode::kNotFound);
   EXPECT_THAT(missing.status().message(), HasSubstr("none.csv"));
+  StatusOr<Dataset> directory =
+      LoadDataset(*ParseDatasetSpec("csv:" + dir.path()), {});
+  EXPECT_EQ(directory.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(directory.status().message(),
+              HasSubstr("is a directory, not a CSV file"));
+}
+
+// A test file whose header differs says how.
+TEST(CsvEncode, ADifferentTestHeaderIsNamed) {
+  const std::pair<const char*, const char*> cases[] = {
+      {"x,z,y\n1,2,a\n", "it has no column 'v'"},
+      {"x,v,w,y\n1,2,3,a\n", "its column 'w' is not in the training file"},
+      {"v,x,y\n1,2,a\n", "its column 1 is 'v', the training file's is 'x'"}};
+  for (const auto& [test, what] : cases) {
+    StatusOr<Dataset> d = Encode("x,v,y\n1,2,a\n3,4,b\n", test);
+    EXPECT_EQ(d.status().code(), StatusCode::kInvalidArgument) << test;
+    EXPECT_THAT(d.status().message(), HasSubstr(what)) << test;
+  }
+}
+
+TEST(CsvEncode, AnUnknownColumnListsTwentyColumnsOfAWideFile) {
+  std::string header, row;
+  for (int i = 0; i < 30; ++i) {
+    header += "c" + std::to_string(i) + ",";
+    row += "1,";
+  }
+  CsvOptions options;
+  options.label_column = "nope";
+  StatusOr<Dataset> d = Encode(header + "y\n" + row + "a\n",
+                               header + "y\n" + row + "b\n", options);
+  EXPECT_THAT(d.status().message(), HasSubstr("c18, c19, ... (31 in all))"));
 }
 
 }  // namespace

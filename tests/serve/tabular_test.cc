@@ -84,13 +84,16 @@ TEST(ServeTabular, RecordsClassNamesAndOwnerDeletion) {
   nested["spend"] = json::array({1, 2});
   json text_number = Record();
   text_number["spend"] = "lots";
-  for (const Bad& bad :
-       std::vector<Bad>{{unseen, "column 'region': unseen category 'mars'"},
-                        {missing, "missing column 'age'"},
-                        {extra, "unknown column 'shoe_size'"},
-                        {nested, "'spend' must be a string or a number"},
-                        {text_number, "column 'spend': 'lots' is not a number"},
-                        {json::array(), "must be an object"}}) {
+  json null = Record();
+  null["region"] = nullptr;
+  for (const Bad& bad : std::vector<Bad>{
+           {unseen, "column 'region': unseen category 'mars'"},
+           {missing, "missing column 'age'"},
+           {extra, "unknown column 'shoe_size'"},
+           {nested, "'spend' must be a string, a number or a boolean"},
+           {null, "'region' is null"},
+           {text_number, "column 'spend': 'lots' is not a number"},
+           {json::array(), "must be an object"}}) {
     HttpResult refused = Http(server.port, "POST", "/v1/infer",
                               json{{"record", bad.record}}.dump());
     EXPECT_EQ(refused.status, 400) << bad.message;
