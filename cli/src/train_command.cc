@@ -11,6 +11,7 @@
 #include "eraser/storage/store.h"
 #include "eraser/unlearning/backbone.h"
 #include "eraser/unlearning/evaluate.h"
+#include "eraser/unlearning/partition.h"
 #include "eraser/unlearning/runtime.h"
 #include "eraser/unlearning/sisa.h"
 #include "eraser/workloads/data_dir.h"
@@ -116,6 +117,12 @@ int Train(const TrainFlags& flags, const datasets::DatasetSpec& spec,
   if (Status s = unlearning::CheckModelSpec(options.model); !s.ok()) {
     return ReportError("train", s);
   }
+  // Before --rebuild deletes anything.
+  if (Status s = unlearning::CheckPartitionFits(data->train.size(),
+                                                options.shards, options.slices);
+      !s.ok()) {
+    return ReportError("train", s);
+  }
   if (flags.rebuild) {
     if (Status s = workloads::RemoveDataDir(flags.data_dir); !s.ok()) {
       return ReportError("train", s);
@@ -129,10 +136,12 @@ int Train(const TrainFlags& flags, const datasets::DatasetSpec& spec,
       workloads::EnsureTrained(flags.data_dir, options, *data);
   if (!built.ok()) {
     const Status& s = built.status();
-    return ReportError("train", s.code() == StatusCode::kFailedPrecondition
-                                    ? s.WithContext("use --rebuild to start "
-                                                    "it over")
-                                    : s);
+    return ReportError(
+        "train",
+        s.code() == StatusCode::kFailedPrecondition
+            ? Status(s.code(), s.message() + "; use --rebuild to start "
+                                             "it over")
+            : s);
   }
   const bool reused = built->reused;
   const unlearning::TrainReport& report = built->report;

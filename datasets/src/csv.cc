@@ -343,7 +343,8 @@ StatusOr<TabularEncoding> FitEncoding(const CsvTable& train,
                          " categories, although " + std::to_string(numbers) +
                          " of its " + std::to_string(rows) +
                          " values are numbers: " + first_text +
-                         " is not a number (fix it, or name the column in "
+                         " is not a finite number in range (fix it, or name "
+                         "the column in "
                          "--categorical-columns to keep it categorical)");
       }
       continue;

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 #include <map>
@@ -331,6 +332,10 @@ StatusOr<NpyArray> ParseNpy(std::string_view bytes, const std::string& path) {
 }
 
 StatusOr<NpyArray> ReadNpy(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    return InvalidArgumentError(path + " is a directory, not a .npy file");
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) return NotFoundError("cannot read " + path);
   std::ostringstream text;
@@ -432,8 +437,13 @@ StatusOr<Split> NpySplit(const NpyArray& x, const NpyArray& y,
       const int64_t owner = owners->IntegerAt(i);
       // IntegerAt reads a uint64 of 2^63 and above as negative.
       if (owner < 0) {
+        const std::string value =
+            owners->dtype == DType::kUint64
+                ? std::to_string(static_cast<uint64_t>(owner))
+                : std::to_string(owner);
         return InvalidArgumentError(names[2] + ": owner of sample " +
-                                    std::to_string(i) + " is not in [0, 2^63)");
+                                    std::to_string(i) + ", " + value +
+                                    ", is not in [0, 2^63)");
       }
       split.owners[i] = static_cast<uint64_t>(owner);
     }

@@ -10,6 +10,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "eraser/datasets/encoding.h"
 #include "model_statistics.h"
 #include "refusal_log.h"
 #include "responses.h"
@@ -98,6 +99,18 @@ std::string_view View(boost::beast::string_view v) {
   return {v.data(), v.size()};
 }
 
+// Whether `name` is a numeric or categorical column of the table.
+bool IsFeatureColumn(const datasets::TabularEncoding& encoding,
+                     const std::string& name) {
+  for (const datasets::ColumnEncoding& c : encoding.columns()) {
+    if (c.name == name) {
+      return c.role == datasets::ColumnEncoding::Role::kNumeric ||
+             c.role == datasets::ColumnEncoding::Role::kCategorical;
+    }
+  }
+  return false;
+}
+
 // A record's value as the CSV text it stands for.
 std::string RecordValue(const json& v) {
   if (v.is_string()) return v.get<std::string>();
@@ -170,8 +183,9 @@ bool Api::Features(const json& body, std::vector<float>* features,
                  "' must be a string, a number or a boolean";
         return false;
       }
-      if (value.is_null()) {
-        // Missing values are refused at ingest; a request may not have one.
+      // Missing values are refused at ingest, so a feature may not be null
+      // here; columns that are no features are not read, as with values.
+      if (value.is_null() && IsFeatureColumn(*dataset.encoding, name)) {
         *error = "record column '" + name +
                  "' is null: every feature column needs a value";
         return false;

@@ -123,9 +123,9 @@ class Reader {
         return Fail("the body must be a JSON object");
       case Role::kDataItem:
         return Fail(
-            "\"data\" must hold only numbers (the input's datatype is one "
-            "of FP32, FP64, UINT8, INT8, UINT16, INT16, INT32, INT64; BOOL, "
-            "BYTES and the others are not supported)");
+            "\"data\" must hold only numbers: the input is a numeric tensor "
+            "(FP32, FP64, UINT8, INT8, UINT16, INT16, INT32 or INT64); null, "
+            "strings, booleans and BYTES or BOOL tensors are refused");
       case Role::kShapeItem:
         return Fail(number ? "\"shape\" must hold non-negative integers"
                            : "\"shape\" must hold integers");

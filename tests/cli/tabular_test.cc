@@ -136,10 +136,14 @@ TEST_F(TabularCli, ADirectoryIsNotReusedForADatasetDescribedOtherwise) {
     r = Eraser(Train(data, ""));
     EXPECT_EQ(r.exit_code, 1) << r.output;
     EXPECT_THAT(r.output, HasSubstr("dataset_description: stored '"));
-    EXPECT_THAT(r.output, HasSubstr("--rebuild"));
+    EXPECT_THAT(r.output, HasSubstr("); use --rebuild to start it over"));
   }
-  // What the directory serves did not change.
+  // What the directory serves did not change; nor does a --rebuild whose
+  // partition the samples cannot fill.
   testing::WriteFileOrDie(csv_, text);
+  r = Eraser(Train(data, "--rebuild --test-fraction 0.99"));
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("cannot fill 4 shards of 2 slices"));
   r = Eraser(Train(data, ""));
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_THAT(r.output, HasSubstr("reusing the trained ensemble"));

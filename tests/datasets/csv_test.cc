@@ -188,7 +188,8 @@ TEST(CsvEncode, NumbersReadAsCategoriesBecauseOfOneValueAreNoted) {
   ASSERT_EQ(d->notes.size(), 1u);
   EXPECT_EQ(d->notes[0],
             "column 'x' is read as 4 categories, although 3 of its 4 values "
-            "are numbers: '3k' (train.csv:4) is not a number (fix it, or name "
+            "are numbers: '3k' (train.csv:4) is not a finite number in range "
+            "(fix it, or name "
             "the column in --categorical-columns to keep it categorical)");
   // Named categorical, it is not noted.
   CsvOptions options;

@@ -231,11 +231,11 @@ TEST(Npy, ArraysThatDoNotFitEachOther) {
       {x, y, parse(Dict("<i8", "(1,)"), Raw<int64_t>({0})),
        "o.npy: owners must be one axis of 2 integers"},
       {x, y, parse(Dict("<i8", "(2,)"), Raw<int64_t>({0, -4})),
-       "owner of sample 1 is not in [0, 2^63)"},
+       "owner of sample 1, -4, is not in [0, 2^63)"},
       {x, y,
        parse(Dict("<u8", "(2,)"),
              Raw<uint64_t>({uint64_t{1} << 63, (uint64_t{1} << 63) - 1})),
-       "owner of sample 0 is not in [0, 2^63)"},
+       "owner of sample 0, 9223372036854775808, is not in [0, 2^63)"},
   };
   for (const Case& c : cases) {
     StatusOr<Split> s =

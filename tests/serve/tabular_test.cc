@@ -86,6 +86,13 @@ TEST(ServeTabular, RecordsClassNamesAndOwnerDeletion) {
   text_number["spend"] = "lots";
   json null = Record();
   null["region"] = nullptr;
+  // A column that is no feature is not read, null or not.
+  json null_note = Record();
+  null_note["note"] = nullptr;
+  EXPECT_EQ(
+      Http(server.port, "POST", "/v1/infer", json{{"record", null_note}}.dump())
+          .status,
+      200);
   for (const Bad& bad : std::vector<Bad>{
            {unseen, "column 'region': unseen category 'mars'"},
            {missing, "missing column 'age'"},

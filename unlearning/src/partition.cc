@@ -6,6 +6,16 @@
 
 namespace eraser::unlearning {
 
+Status CheckPartitionFits(std::size_t n, uint32_t shards, uint32_t slices) {
+  if (n < static_cast<std::size_t>(shards) * slices) {
+    return InvalidArgumentError("partition: " + std::to_string(n) +
+                                " samples cannot fill " +
+                                std::to_string(shards) + " shards of " +
+                                std::to_string(slices) + " slices");
+  }
+  return OkStatus();
+}
+
 StatusOr<std::vector<Placement>> MakePartition(
     std::size_t n, const PartitionOptions& options) {
   if (options.shards == 0 || options.slices == 0) {
@@ -14,12 +24,7 @@ StatusOr<std::vector<Placement>> MakePartition(
   if (options.samples_per_owner == 0) {
     return InvalidArgumentError("partition: samples_per_owner must be > 0");
   }
-  if (n < static_cast<std::size_t>(options.shards) * options.slices) {
-    return InvalidArgumentError("partition: " + std::to_string(n) +
-                                " samples cannot fill " +
-                                std::to_string(options.shards) + " shards of " +
-                                std::to_string(options.slices) + " slices");
-  }
+  RETURN_IF_ERROR(CheckPartitionFits(n, options.shards, options.slices));
   // A random permutation deals samples to shards round-robin, so shard sizes
   // differ by at most one. Within a shard, the k-th dealt sample goes to
   // slice floor(k * R / size): slices differ by at most one too.

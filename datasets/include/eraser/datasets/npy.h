@@ -9,7 +9,7 @@
 //             shape ((N,) means one feature per sample).
 //   labels    int8, uint8, int16, uint16, int32, uint32, int64, uint64; one
 //             axis of N values in [0, 1000). The classes are 0..max label.
-//   owners    the same integer dtypes; one axis of N non-negative values.
+//   owners    the same integer dtypes; one axis of N values in [0, 2^63).
 // NaN or infinite features are errors. Big-endian data, Fortran order,
 // object or structured dtypes, a truncated or trailing payload, and a
 // malformed header are refused with kInvalidArgument naming the file.

@@ -35,6 +35,9 @@ struct Placement {
 // fewer samples than shards * slices.
 StatusOr<std::vector<Placement>> MakePartition(std::size_t n,
                                                const PartitionOptions& options);
+// kInvalidArgument, as MakePartition, for n samples that cannot fill
+// `shards` shards of `slices` slices (checked before anything is written).
+Status CheckPartitionFits(std::size_t n, uint32_t shards, uint32_t slices);
 
 }  // namespace eraser::unlearning
 
