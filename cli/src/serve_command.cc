@@ -382,6 +382,7 @@ int RunServe(int argc, char** argv) {
   (*engine)->Close(left);
   grpc_stop.join();
   (*server)->Stop();
+  api.Join();
   if (metrics_server) {
     metrics_server->BeginShutdown(std::chrono::milliseconds(0));
     metrics_server->Stop();

@@ -217,7 +217,9 @@ bool Api::Features(const json& body, std::vector<float>* features,
   return true;
 }
 
-Api::~Api() { blocking_.join(); }
+Api::~Api() { Join(); }
+
+void Api::Join() { blocking_.join(); }
 
 bool Api::Details(const Principal& who) const {
   return who.admin || options_.expose_certificates;

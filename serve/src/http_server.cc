@@ -254,7 +254,9 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     // it moves its only reference into the I/O thread's work, so that the
     // session ends there and never on the handler's thread after Stop()
     // (which waits for the response, up to its bound, not for the handler
-    // to destroy its callback).
+    // to destroy its callback). Its copy of the strand executor still dies
+    // on the handler's thread, after the post: threads that call it must be
+    // joined before the server is destroyed (Api::Join).
     server_->handler()(std::move(req), [self = Self()](Response res) mutable {
       const auto executor = self->stream_.get_executor();
       net::post(executor,

@@ -55,8 +55,9 @@ class ApiTest : public ::testing::Test {
       if (engine_) engine_->Close();
       server_->Stop();
     }
-    server_.reset();
+    // The Api's threads first: their work holds the server's connections.
     api_.reset();
+    server_.reset();
     engine_.reset();
   }
 

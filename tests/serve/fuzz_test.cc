@@ -101,6 +101,7 @@ TEST(Fuzz, MalformedRequestsNeverBreakTheServer) {
   (*server)->BeginShutdown(std::chrono::milliseconds(0));
   (*engine)->Close();
   (*server)->Stop();
+  api.Join();  // its threads hold the server's connections
 }
 
 TEST(Fuzz, TraceParserSurvivesMutations) {

@@ -306,6 +306,7 @@ TEST_P(Zoo, ServesOverV1AndTheOpenInferenceProtocol) {
   (*server)->BeginShutdown(std::chrono::milliseconds(0));
   (*engine)->Close();
   (*server)->Stop();
+  api.Join();  // its threads hold the server's connections
 }
 
 // A 2 s trace at 40 inferences per second on test rows, with the three

@@ -77,8 +77,14 @@ class Api {
   // data directory's test split; {"record": ...} is encoded with its
   // tabular encoding; answers name the class when the dataset has names.
   explicit Api(engine::Engine* engine, ApiOptions options = {});
-  // Waits for slow work handed to its own threads.
+  // Waits for slow work handed to its own threads (Join).
   ~Api();
+  // Waits for the work handed to its own threads (deletions, status reads,
+  // drains) to finish, and takes no more. Call it once the servers that
+  // hand it requests have stopped and before they are destroyed: that work
+  // holds their connections' executors, which must not outlive the
+  // servers' I/O contexts.
+  void Join();
 
   // Answers one request. HEAD is answered as the GET of the same route,
   // without the body.
