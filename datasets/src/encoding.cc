@@ -12,10 +12,6 @@ namespace {
 using Role = ColumnEncoding::Role;
 using nlohmann::json;
 
-bool IsFeature(Role role) {
-  return role == Role::kNumeric || role == Role::kCategorical;
-}
-
 std::size_t Width(const ColumnEncoding& c) {
   if (c.role == Role::kNumeric) return 1;
   if (c.role == Role::kCategorical) return c.categories.size();
@@ -123,7 +119,7 @@ StatusOr<TabularEncoding> TabularEncoding::Create(
     }
     labels += c.role == Role::kLabel;
     owners += c.role == Role::kOwner;
-    features += IsFeature(c.role);
+    features += c.is_feature();
     if (c.role == Role::kNumeric &&
         !(c.scale > 0 && std::isfinite(c.scale) && std::isfinite(c.mean))) {
       return InvalidArgumentError("column '" + c.name +
@@ -202,7 +198,7 @@ StatusOr<std::vector<float>> TabularEncoding::EncodeRecord(
   std::size_t offset = 0;
   for (std::size_t i = 0; i < columns_.size(); ++i) {
     const ColumnEncoding& c = columns_[i];
-    if (!IsFeature(c.role)) continue;
+    if (!c.is_feature()) continue;
     auto it = record.find(c.name);
     if (it == record.end()) {
       return InvalidArgumentError("missing column '" + c.name + "'");

@@ -103,10 +103,7 @@ std::string_view View(boost::beast::string_view v) {
 bool IsFeatureColumn(const datasets::TabularEncoding& encoding,
                      const std::string& name) {
   for (const datasets::ColumnEncoding& c : encoding.columns()) {
-    if (c.name == name) {
-      return c.role == datasets::ColumnEncoding::Role::kNumeric ||
-             c.role == datasets::ColumnEncoding::Role::kCategorical;
-    }
+    if (c.name == name) return c.is_feature();
   }
   return false;
 }

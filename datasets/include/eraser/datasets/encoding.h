@@ -33,6 +33,11 @@ struct ColumnEncoding {
   double mean = 0;                      // numeric only
   double scale = 1;                     // numeric only; positive
   std::vector<std::string> categories;  // categorical only; sorted, distinct
+
+  // Numeric or categorical: a record must give it a value.
+  bool is_feature() const {
+    return role == Role::kNumeric || role == Role::kCategorical;
+  }
 };
 
 // "numeric", "categorical", "label", "owner", "ignored".
