@@ -135,13 +135,16 @@ int Train(const TrainFlags& flags, const datasets::DatasetSpec& spec,
   StatusOr<workloads::DataDirResult> built =
       workloads::EnsureTrained(flags.data_dir, options, *data);
   if (!built.ok()) {
+    // A directory built otherwise may be started over; one another
+    // process holds may not (--rebuild would refuse it too).
     const Status& s = built.status();
+    const bool held =
+        s.message().find("another eraser process") != std::string::npos;
     return ReportError(
-        "train",
-        s.code() == StatusCode::kFailedPrecondition
-            ? Status(s.code(), s.message() + "; use --rebuild to start "
-                                             "it over")
-            : s);
+        "train", s.code() == StatusCode::kFailedPrecondition && !held
+                     ? Status(s.code(), s.message() + "; use --rebuild to "
+                                                      "start it over")
+                     : s);
   }
   const bool reused = built->reused;
   const unlearning::TrainReport& report = built->report;

@@ -114,9 +114,16 @@ Status FromRocks(const rocksdb::Status& status, std::string_view context) {
   if (status.IsInvalidArgument()) {
     return InvalidArgumentError(std::move(message));
   }
-  if (status.IsIOError() && message.find("lock") != std::string::npos) {
-    return FailedPreconditionError(
-        message + " (is another eraser process using this data directory?)");
+  // The LOCK file held by another process (or another store of this one):
+  // "Resource temporarily unavailable", "lock hold by current process".
+  // Other errors on it (no permission) are the path's.
+  if (status.IsIOError() && message.find("/LOCK") != std::string::npos) {
+    if (message.find("temporarily unavailable") != std::string::npos ||
+        message.find("lock hold by current process") != std::string::npos) {
+      return FailedPreconditionError(
+          message + " (is another eraser process using this data directory?)");
+    }
+    return InvalidArgumentError(message);
   }
   if (status.IsBusy() || status.IsTimedOut() || status.IsTryAgain()) {
     return UnavailableError(std::move(message));
@@ -794,6 +801,15 @@ StatusOr<std::unique_ptr<Store>> OpenRocksStore(const StoreOptions& options,
   db_options.listeners.push_back(std::make_shared<GateListener>(gate));
   db_options.max_bgerror_resume_count = 0;
   db_options.create_missing_column_families = true;
+  // A write-ahead log that does not read back whole is refused at open
+  // (kDataLoss), except for a torn last record: every acknowledged write
+  // is synced, so only a write in flight at a crash can be torn. RocksDB's
+  // default replays up to the first bad record and opens, dropping the
+  // acknowledged deletions after it and handing their sequence numbers out
+  // again. (A log removed whole is not detected: nothing else records
+  // where the deletion log ends.)
+  db_options.wal_recovery_mode =
+      rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords;
   // Closing does not flush the memtables (every write is in the
   // write-ahead log, which the next open replays): a close after an error
   // must not wait for a flush that may never run (Writable).

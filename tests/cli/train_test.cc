@@ -1,7 +1,9 @@
 // `eraser train` end to end on a small configuration: the JSON contract,
 // reuse of an existing directory, and refusal of a mismatched one.
+#include <fcntl.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include "run_eraser.h"
 #include "testing/temp_dir.h"
@@ -10,6 +12,7 @@ namespace eraser {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 using testing::CommandResult;
 using testing::Eraser;
@@ -84,6 +87,40 @@ TEST(TrainCommand, RebuildRefusesToDeleteForeignDirectories) {
   EXPECT_EQ(run.exit_code, 1);
   EXPECT_THAT(run.output, HasSubstr("not an eraser data directory"));
   EXPECT_EQ(testing::ReadFileOrDie(dir.Child("precious.txt")), "keep me");
+  // RocksDB's two marker files beside it do not make it one.
+  testing::WriteFileOrDie(dir.Child("CURRENT"), "MANIFEST-000001\n");
+  testing::WriteFileOrDie(dir.Child("IDENTITY"), "x\n");
+  run = Eraser("train --data-dir " + dir.path() + " " + kSmall + " --rebuild");
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_THAT(run.output, HasSubstr("it holds precious.txt"));
+  EXPECT_EQ(testing::ReadFileOrDie(dir.Child("precious.txt")), "keep me");
+}
+
+// A server holds RocksDB's lock on the directory's LOCK file (an fcntl
+// lock, taken here as RocksDB takes it): --rebuild deleted the directory
+// under it, and the server went on acknowledging deletions into files that
+// were gone. Without --rebuild, the refusal no longer suggests it.
+TEST(TrainCommand, RebuildRefusesADirectoryAnotherProcessHolds) {
+  testing::TempDir dir;
+  testing::WriteFileOrDie(dir.Child("CURRENT"), "MANIFEST-000001\n");
+  testing::WriteFileOrDie(dir.Child("IDENTITY"), "x\n");
+  testing::WriteFileOrDie(dir.Child("LOCK"), "");
+  const int fd = ::open(dir.Child("LOCK").c_str(), O_RDWR | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  struct flock lock = {};
+  lock.l_type = F_WRLCK;
+  lock.l_whence = SEEK_SET;
+  ASSERT_EQ(::fcntl(fd, F_SETLK, &lock), 0);
+  CommandResult run =
+      Eraser("train --data-dir " + dir.path() + " " + kSmall + " --rebuild");
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_THAT(run.output, HasSubstr("in use by another process"));
+  EXPECT_EQ(testing::ReadFileOrDie(dir.Child("IDENTITY")), "x\n");
+  run = Eraser("train --data-dir " + dir.path() + " " + kSmall);
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_THAT(run.output, HasSubstr("another eraser process"));
+  EXPECT_THAT(run.output, Not(HasSubstr("--rebuild")));
+  ::close(fd);
 }
 
 }  // namespace

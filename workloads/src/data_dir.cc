@@ -1,10 +1,13 @@
 #include "eraser/workloads/data_dir.h"
 
+#include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cstdio>
 #include <filesystem>
+#include <string_view>
 
 #include "eraser/storage/store.h"
 
@@ -45,10 +48,24 @@ StatusOr<DataDirResult> EnsureTrained(const std::string& dir,
   return result;
 }
 
-StatusOr<unlearning::SisaOptions> TrainedOptions(const std::string& dir) {
+namespace {
+
+// Opens the existing store at `dir`: a missing one holds no ensemble; any
+// other error (another process has it open, a damaged log) is its own.
+StatusOr<std::unique_ptr<storage::Store>> OpenExisting(const std::string& dir) {
   StatusOr<std::unique_ptr<storage::Store>> store =
       storage::Store::Open({dir, /*create_if_missing=*/false});
-  if (!store.ok()) return NotFoundError(dir + " holds no trained ensemble");
+  if (!store.ok() && store.status().code() == StatusCode::kNotFound) {
+    return NotFoundError(dir + " holds no trained ensemble");
+  }
+  return store;
+}
+
+}  // namespace
+
+StatusOr<unlearning::SisaOptions> TrainedOptions(const std::string& dir) {
+  StatusOr<std::unique_ptr<storage::Store>> store = OpenExisting(dir);
+  if (!store.ok()) return store.status();
   StatusOr<std::unique_ptr<unlearning::Sisa>> sisa =
       unlearning::Sisa::Open(store->get(), 1);
   if (!sisa.ok()) return NotFoundError(dir + " holds no trained ensemble");
@@ -58,13 +75,37 @@ StatusOr<unlearning::SisaOptions> TrainedOptions(const std::string& dir) {
 }
 
 StatusOr<unlearning::DatasetInfo> ReadDatasetInfo(const std::string& dir) {
-  StatusOr<std::unique_ptr<storage::Store>> store =
-      storage::Store::Open({dir, /*create_if_missing=*/false});
-  if (!store.ok()) return NotFoundError(dir + " holds no trained ensemble");
+  StatusOr<std::unique_ptr<storage::Store>> store = OpenExisting(dir);
+  if (!store.ok()) return store.status();
   ASSIGN_OR_RETURN(std::unique_ptr<unlearning::Sisa> sisa,
                    unlearning::Sisa::Open(store->get(), 1));
   return sisa->ReadDatasetInfo();
 }
+
+namespace {
+
+// Whether `name` is a file RocksDB writes in its directory.
+bool IsRocksFile(const std::string& name) {
+  auto numbered = [&](std::string_view prefix, std::string_view suffix) {
+    if (name.size() <= prefix.size() + suffix.size() ||
+        name.compare(0, prefix.size(), prefix) != 0 ||
+        name.compare(name.size() - suffix.size(), suffix.size(), suffix) != 0) {
+      return false;
+    }
+    const std::string digits =
+        name.substr(prefix.size(), name.size() - prefix.size() - suffix.size());
+    return std::all_of(digits.begin(), digits.end(),
+                       [](unsigned char c) { return std::isdigit(c); });
+  };
+  return name == "CURRENT" || name == "IDENTITY" || name == "LOCK" ||
+         name == "LOG" || name.rfind("LOG.old.", 0) == 0 ||
+         numbered("MANIFEST-", "") || numbered("OPTIONS-", "") ||
+         numbered("OPTIONS-", ".dbtmp") || numbered("", ".sst") ||
+         numbered("", ".log") || numbered("", ".blob") ||
+         numbered("", ".dbtmp");
+}
+
+}  // namespace
 
 Status RemoveDataDir(const std::string& dir) {
   if (storage::IsPostgresLocation(dir)) {
@@ -75,13 +116,44 @@ Status RemoveDataDir(const std::string& dir) {
   namespace fs = std::filesystem;
   std::error_code ec;
   if (!fs::exists(dir, ec)) return OkStatus();
-  const bool is_db = fs::exists(fs::path(dir) / "CURRENT", ec) &&
-                     fs::exists(fs::path(dir) / "IDENTITY", ec);
-  if (!is_db && !fs::is_empty(dir, ec)) {
+  // Only a directory of RocksDB's own files is removed: a file of anyone
+  // else's in it means the path is not what the user thinks.
+  bool any = false;
+  for (const fs::directory_entry& entry : fs::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (!entry.is_regular_file() || !IsRocksFile(name)) {
+      return FailedPreconditionError(
+          dir + " is not an eraser data directory (it holds " + name +
+          ", which eraser did not write); refusing to delete it");
+    }
+    any = true;
+  }
+  if (ec)
+    return InvalidArgumentError("cannot read " + dir + ": " + ec.message());
+  if (any && !(fs::exists(fs::path(dir) / "CURRENT", ec) &&
+               fs::exists(fs::path(dir) / "IDENTITY", ec))) {
     return FailedPreconditionError(
         dir + " is not an eraser data directory; refusing to delete it");
   }
+  // Held while removing: a server (or any store) that has the directory
+  // open holds RocksDB's lock on its LOCK file, and deleting its files
+  // under it would lose every deletion it acknowledges afterwards.
+  const std::string lock_path = (fs::path(dir) / "LOCK").string();
+  const int fd = any ? ::open(lock_path.c_str(), O_RDWR | O_CLOEXEC) : -1;
+  if (fd >= 0) {
+    struct flock lock = {};
+    lock.l_type = F_WRLCK;
+    lock.l_whence = SEEK_SET;
+    if (::fcntl(fd, F_SETLK, &lock) != 0) {
+      ::close(fd);
+      return FailedPreconditionError(
+          dir +
+          " is in use by another process (an eraser serve?): stop it "
+          "before --rebuild");
+    }
+  }
   fs::remove_all(dir, ec);
+  if (fd >= 0) ::close(fd);
   if (ec) return InternalError("cannot remove " + dir + ": " + ec.message());
   return OkStatus();
 }

@@ -37,8 +37,10 @@ StatusOr<unlearning::SisaOptions> TrainedOptions(const std::string& dir);
 // class names, encoding, owners); kNotFound when `dir` holds none.
 StatusOr<unlearning::DatasetInfo> ReadDatasetInfo(const std::string& dir);
 
-// Deletes `dir` if it is empty or an eraser data directory; refuses
-// (kFailedPrecondition) to delete anything else.
+// Deletes `dir` if it is empty or an eraser data directory (RocksDB's files
+// only, CURRENT and IDENTITY among them) that no process has open; refuses
+// (kFailedPrecondition) to delete anything else, or a directory a server
+// is using.
 Status RemoveDataDir(const std::string& dir);
 
 // Copies a closed data directory (recursively) to `to`, which must not
