@@ -60,6 +60,21 @@ class FakeEngine final : public engine::Engine {
     done(p);
     return OkStatus();
   }
+  Status InferRowsAsync(std::vector<std::vector<float>> rows,
+                        engine::RowCallback done, Duration) override {
+    for (const std::vector<float>& row : rows) {
+      if (row.size() != feature_size()) {
+        return InvalidArgumentError("wrong feature count");
+      }
+    }
+    for (std::size_t r = 0; r < rows.size(); ++r) {
+      (void)InferAsync(std::move(rows[r]),
+                       [&done, r](StatusOr<engine::Prediction> p) {
+                         done(r, std::move(p));
+                       });
+    }
+    return OkStatus();
+  }
   std::future<StatusOr<engine::Prediction>> Infer(
       std::vector<float> features) override {
     std::promise<StatusOr<engine::Prediction>> promise;

@@ -83,6 +83,8 @@ class EngineImpl final : public Engine {
   Status InferAsync(std::vector<float> features, InferCallback done) override;
   Status InferAsync(std::vector<float> features, InferCallback done,
                     Duration max_wait) override;
+  Status InferRowsAsync(std::vector<std::vector<float>> rows, RowCallback done,
+                        Duration max_wait) override;
   std::future<StatusOr<Prediction>> Infer(std::vector<float> features) override;
   StatusOr<DeletionSeq> RequestDeletion(
       const storage::DeletionTarget& target) override;
@@ -105,6 +107,14 @@ class EngineImpl final : public Engine {
  private:
   // ---- inference.cc ----
   void WorkerLoop();
+  // InferAsync's checks of one row: its feature count, finite values.
+  Status CheckFeatures(const std::vector<float>& features) const;
+  // Takes `rows` of the queue's capacity, or refuses (kResourceExhausted,
+  // counted as queue_full).
+  Status Reserve(std::size_t rows);
+  // Queues one admitted row; false once the queue is closed.
+  bool Enqueue(std::vector<float> features, InferCallback done,
+               Duration max_wait);
   void ComputeBatch(std::vector<RequestPtr>& batch) EXCLUDES(mu_);
   // Holds the batch (the immediate baseline with a deletion pending);
   // false if it must be computed.

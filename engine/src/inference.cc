@@ -26,39 +26,94 @@ Status EngineImpl::InferAsync(std::vector<float> features, InferCallback done) {
   return InferAsync(std::move(features), std::move(done), Duration::max());
 }
 
-Status EngineImpl::InferAsync(std::vector<float> features, InferCallback done,
-                              Duration max_wait) {
+Status EngineImpl::CheckFeatures(const std::vector<float>& features) const {
   if (features.size() != feature_size_) {
-    metrics_->Refused("bad_input");
     return InvalidArgumentError("expected " + std::to_string(feature_size_) +
                                 " features, got " +
                                 std::to_string(features.size()));
   }
   for (std::size_t i = 0; i < features.size(); ++i) {
     if (!std::isfinite(features[i])) {
-      metrics_->Refused("bad_input");
       return InvalidArgumentError("feature " + std::to_string(i) +
                                   " is not a finite number");
     }
   }
-  if (inflight_.fetch_add(1) >= options_.inference.queue_capacity) {
-    inflight_.fetch_sub(1);
+  return OkStatus();
+}
+
+Status EngineImpl::Reserve(std::size_t rows) {
+  if (inflight_.fetch_add(rows) + rows > options_.inference.queue_capacity) {
+    inflight_.fetch_sub(rows);
     metrics_->Refused("queue_full");
     return ResourceExhaustedError(
         "inference queue is full (" +
         std::to_string(options_.inference.queue_capacity) +
         " requests in flight); retry later");
   }
+  return OkStatus();
+}
+
+bool EngineImpl::Enqueue(std::vector<float> features, InferCallback done,
+                         Duration max_wait) {
   auto request = std::make_unique<Request>();
   request->id = next_request_id_.fetch_add(1);
   request->features = std::move(features);
   request->done = std::move(done);
   request->max_wait = max_wait;
   request->admitted = clock_->Now();
-  if (!queue_.Push(request)) {
+  return queue_.Push(request);
+}
+
+Status EngineImpl::InferAsync(std::vector<float> features, InferCallback done,
+                              Duration max_wait) {
+  if (Status bad = CheckFeatures(features); !bad.ok()) {
+    metrics_->Refused("bad_input");
+    return bad;
+  }
+  RETURN_IF_ERROR(Reserve(1));
+  if (!Enqueue(std::move(features), std::move(done), max_wait)) {
     inflight_.fetch_sub(1);
     metrics_->Refused("shutting_down");
     return ShuttingDownError();
+  }
+  return OkStatus();
+}
+
+Status EngineImpl::InferRowsAsync(std::vector<std::vector<float>> rows,
+                                  RowCallback done, Duration max_wait) {
+  const std::size_t n = rows.size();
+  if (n == 0 || n > options_.inference.queue_capacity) {
+    metrics_->Refused("bad_input");
+    return InvalidArgumentError(
+        "a request carries 1 to " +
+        std::to_string(options_.inference.queue_capacity) +
+        " rows (the inference queue's capacity), not " + std::to_string(n));
+  }
+  for (std::size_t r = 0; r < n; ++r) {
+    if (Status bad = CheckFeatures(rows[r]); !bad.ok()) {
+      metrics_->Refused("bad_input");
+      return InvalidArgumentError("row " + std::to_string(r) + ": " +
+                                  bad.message());
+    }
+  }
+  RETURN_IF_ERROR(Reserve(n));
+  auto shared = std::make_shared<RowCallback>(std::move(done));
+  for (std::size_t r = 0; r < n; ++r) {
+    if (Enqueue(
+            std::move(rows[r]),
+            [shared, r](StatusOr<Prediction> p) { (*shared)(r, std::move(p)); },
+            max_wait)) {
+      continue;
+    }
+    // Closed meanwhile: the queued rows are answered by Close; the rest
+    // are answered here, unless none was queued (refused whole).
+    inflight_.fetch_sub(n - r);
+    metrics_->Refused("shutting_down");
+    if (r == 0) return ShuttingDownError();
+    for (std::size_t rest = r; rest < n; ++rest) {
+      (*shared)(rest, ShuttingDownError());
+    }
+    break;
   }
   return OkStatus();
 }

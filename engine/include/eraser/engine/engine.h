@@ -85,6 +85,8 @@ struct Prediction {
 };
 
 using InferCallback = std::function<void(StatusOr<Prediction>)>;
+// One row's answer of a request of several rows: its index, its result.
+using RowCallback = std::function<void(std::size_t, StatusOr<Prediction>)>;
 
 // A deletion request's state.
 struct DeletionInfo {
@@ -214,6 +216,14 @@ class Engine {
     (void)max_wait;
     return InferAsync(std::move(features), std::move(done));
   }
+  // A request of several rows (a client's batch), admitted whole or
+  // refused whole: on OK, done(i, result) is called exactly once for each
+  // row i; on an error, for none, and nothing was queued. The errors of
+  // InferAsync (a bad row named by its index), and kInvalidArgument for no
+  // rows or more rows than queue_capacity (it could never be admitted);
+  // kResourceExhausted when the rows do not fit beside those in flight.
+  virtual Status InferRowsAsync(std::vector<std::vector<float>> rows,
+                                RowCallback done, Duration max_wait) = 0;
   // The same, as a future; admission errors are delivered through it.
   virtual std::future<StatusOr<Prediction>> Infer(
       std::vector<float> features) = 0;
