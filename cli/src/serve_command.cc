@@ -41,7 +41,8 @@ constexpr char kUsage[] =
 
 // Whether `host` is a loopback address.
 bool Loopback(const std::string& host) {
-  return host.rfind("127.", 0) == 0 || host == "::1" || host == "localhost";
+  return host.rfind("127.", 0) == 0 || host == "::1" || host == "[::1]" ||
+         host == "localhost";
 }
 
 // The host names a request may give (lowercase, IPv6 in brackets): the

@@ -216,7 +216,10 @@ bool Api::Features(const json& body, std::vector<float>* features,
 
 Api::~Api() { Join(); }
 
-void Api::Join() { blocking_.join(); }
+void Api::Join() {
+  blocking_.join();
+  drains_.join();
+}
 
 bool Api::Details(const Principal& who) const {
   return who.admin || options_.expose_certificates;
@@ -250,9 +253,12 @@ Api::Caller Api::Identify(const std::vector<std::string_view>& authorization,
     return {nullptr, "more than one Authorization header"};
   }
   const std::string_view value = authorization.front();
-  // The scheme is case-insensitive (RFC 7235); one space, then the token.
+  // The scheme is case-insensitive (RFC 7235); one or more spaces, then
+  // the token.
   constexpr std::string_view kBearer = "bearer ";
-  if (value.size() <= kBearer.size() ||
+  std::string_view token = value.substr(std::min(value.size(), kBearer.size()));
+  token.remove_prefix(std::min(token.size(), token.find_first_not_of(' ')));
+  if (value.size() <= kBearer.size() || token.empty() ||
       !std::equal(kBearer.begin(), kBearer.end(), value.begin(),
                   [](char a, char b) {
                     return a == std::tolower(static_cast<unsigned char>(b));
@@ -260,7 +266,7 @@ Api::Caller Api::Identify(const std::vector<std::string_view>& authorization,
     return {nullptr, "not a bearer token"};
   }
   *hold = options_.auth->tokens();
-  const Principal* who = (*hold)->Find(value.substr(kBearer.size()));
+  const Principal* who = (*hold)->Find(token);
   return {who, who == nullptr ? "an unknown bearer token" : ""};
 }
 
@@ -288,10 +294,15 @@ const Principal* Api::Authenticate(const Request& request,
   return nullptr;
 }
 
-bool Api::Admitted(const Request& request, const Respond& respond) {
+bool Api::Admitted(const Request& request, bool health,
+                   const Respond& respond) {
   metrics::EngineMetrics& metrics = *engine_->metrics();
-  if (!internal::HostAdmitted(request, options_.allowed_hosts, metrics,
-                              respond)) {
+  // Health answers any Host: load balancers probe a pod by its address,
+  // or over HTTP/1.0 without one, and readiness tells a page nothing it
+  // could use (its detail needs an admin token, which a browser never
+  // adds by itself).
+  if (!health && !internal::HostAdmitted(request, options_.allowed_hosts,
+                                         metrics, respond)) {
     return false;
   }
   // Without an Origin, an OPTIONS is no preflight: it is routed, and the
@@ -392,7 +403,11 @@ void Api::Handle(Request request, Respond respond) {
     request.method(http::verb::get);
     respond = internal::HeadersOnly(std::move(respond));
   }
-  if (!Admitted(request, respond)) return;
+  const std::string target(request.target());
+  const std::string path = target.substr(0, target.find('?'));
+  const bool health = path == "/healthz" || path == "/readyz" ||
+                      path == "/v2/health/live" || path == "/v2/health/ready";
+  if (!Admitted(request, health, respond)) return;
   // An allowed origin's page may read the answer (CORS).
   if (const auto origin = request.find(http::field::origin);
       origin != request.end()) {
@@ -406,8 +421,6 @@ void Api::Handle(Request request, Respond respond) {
       respond(std::move(res));
     };
   }
-  const std::string target(request.target());
-  const std::string path = target.substr(0, target.find('?'));
   const http::verb method = request.method();
   auto only = [&](http::verb allowed) {
     if (method == allowed) return true;
@@ -657,7 +670,7 @@ void Api::DeletionStatus(const Request& request, const Principal& who,
 }
 
 void Api::Drain(const Request& request, Respond respond) {
-  boost::asio::post(blocking_, [this, request, respond = std::move(respond)] {
+  boost::asio::post(drains_, [this, request, respond = std::move(respond)] {
     const eraser::Status drained = engine_->Drain();
     if (!drained.ok()) {
       return respond(

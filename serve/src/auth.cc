@@ -148,6 +148,12 @@ StatusOr<TokenFile> TokenFile::Parse(std::string_view text,
     }
     file.entries_.push_back(std::move(e));
   }
+  // A file without a token would refuse every request but health; more
+  // likely it is being rewritten, or the wrong file (at SIGHUP the old
+  // tokens stay).
+  if (file.entries_.empty()) {
+    return InvalidArgumentError(path + " holds no token");
+  }
   return file;
 }
 

@@ -296,7 +296,7 @@ class InferenceService final : public pb::GRPCInferenceService::CallbackService,
     if (who == nullptr) return Finish(context, status);
     status = Model(request->name(), request->version());
     if (!status.ok()) return Finish(context, status);
-    return Finish(context, FromJson(api_->ModelMetadata(who->admin), response));
+    return Finish(context, FromJson(api_->ModelMetadata(*who), response));
   }
 
   ServerUnaryReactor* ModelConfig(CallbackServerContext* context,
@@ -308,8 +308,8 @@ class InferenceService final : public pb::GRPCInferenceService::CallbackService,
     if (who == nullptr) return Finish(context, status);
     status = Model(request->name(), request->version());
     if (!status.ok()) return Finish(context, status);
-    return Finish(context,
-                  FromJson(api_->ModelConfig(), response->mutable_config()));
+    return Finish(
+        context, FromJson(api_->ModelConfig(*who), response->mutable_config()));
   }
 
   ServerUnaryReactor* ModelStatistics(
@@ -384,19 +384,16 @@ ServerUnaryReactor* InferenceService::ModelInfer(
     return fail(InvalidArgument(error));
   }
   const bool details = api_->Details(*who);
-  std::vector<std::string> known = {"label", "decision"};
-  if (!dataset.class_names.empty()) known.push_back("class");
-  if (details) known.push_back("margin");
-  std::vector<std::string> wanted;
+  std::vector<std::string> requested;
   for (const auto& output : request->outputs()) {
-    if (std::find(known.begin(), known.end(), output.name()) == known.end()) {
-      return fail(InvalidArgument(
-          "no output named '" + output.name() + "'" +
-          (output.name() == "margin" ? " for this token (admin only)" : "")));
-    }
-    wanted.push_back(output.name());
+    requested.push_back(output.name());
   }
-  if (wanted.empty()) wanted = known;
+  std::vector<std::string> wanted;
+  if (!internal::WantedOutputs(!requested.empty(), requested,
+                               internal::KnownOutputs(dataset, details),
+                               &wanted, &error)) {
+    return fail(InvalidArgument(error));
+  }
 
   ServerUnaryReactor* reactor = context->DefaultReactor();
   auto call = std::make_shared<internal::RowAnswers>(rows.size());
@@ -437,19 +434,11 @@ ServerUnaryReactor* InferenceService::ModelInfer(
       pb::ModelInferResponse::InferOutputTensor* o = response->add_outputs();
       o->set_name(name);
       o->add_shape(n);
-      if (name == "label") {
-        o->set_datatype("INT64");
-        response->add_raw_output_contents(label);
-      } else if (name == "decision") {
-        o->set_datatype("BYTES");
-        response->add_raw_output_contents(decision);
-      } else if (name == "class") {
-        o->set_datatype("BYTES");
-        response->add_raw_output_contents(klass);
-      } else {
-        o->set_datatype("INT32");
-        response->add_raw_output_contents(margin);
-      }
+      o->set_datatype(internal::OutputDatatype(name));
+      response->add_raw_output_contents(name == "label"      ? label
+                                        : name == "decision" ? decision
+                                        : name == "class"    ? klass
+                                                             : margin);
     }
     if (details) {
       (*response->mutable_parameters())["certificates"].set_string_param(
@@ -460,14 +449,12 @@ ServerUnaryReactor* InferenceService::ModelInfer(
     statistics->Succeeded(timing, static_cast<uint64_t>(n));
     reactor->Finish(grpc::Status::OK);
   };
-  for (std::size_t r = 0; r < rows.size(); ++r) {
-    const eraser::Status admitted = engine().InferAsync(
-        std::move(rows[r]),
-        [finish, r](StatusOr<engine::Prediction> p) {
-          finish(r, std::move(p));
-        },
-        max_wait);
-    if (!admitted.ok()) finish(r, admitted);
+  // Admitted whole or refused whole, as over HTTP.
+  const eraser::Status admitted =
+      engine().InferRowsAsync(std::move(rows), finish, max_wait);
+  if (!admitted.ok()) {
+    statistics->Failed(internal::NanosSince(start));
+    reactor->Finish(ToGrpc(admitted, false, context, *metrics));
   }
   return reactor;
 }
@@ -502,8 +489,9 @@ void FillDeletion(const engine::DeletionInfo& info, dpb::Deletion* out) {
 class DeletionService final : public dpb::Deletions::CallbackService,
                               public Front {
  public:
-  DeletionService(Api* api, boost::asio::thread_pool* blocking)
-      : Front(api), blocking_(blocking) {}
+  DeletionService(Api* api, boost::asio::thread_pool* blocking,
+                  boost::asio::thread_pool* drains)
+      : Front(api), blocking_(blocking), drains_(drains) {}
 
   ServerUnaryReactor* Delete(CallbackServerContext* context,
                              const dpb::DeleteRequest* request,
@@ -593,7 +581,7 @@ class DeletionService final : public dpb::Deletions::CallbackService,
     if (who == nullptr) return Finish(context, status);
     if (!who->admin) return Finish(context, Forbidden(context, *who, "drain"));
     ServerUnaryReactor* reactor = context->DefaultReactor();
-    boost::asio::post(*blocking_, [this, context, reactor, response] {
+    boost::asio::post(*drains_, [this, context, reactor, response] {
       const eraser::Status drained = engine().Drain();
       if (!drained.ok()) {
         return reactor->Finish(ToGrpc(drained, true, context, metrics()));
@@ -606,6 +594,7 @@ class DeletionService final : public dpb::Deletions::CallbackService,
 
  private:
   boost::asio::thread_pool* const blocking_;
+  boost::asio::thread_pool* const drains_;
 };
 
 StatusOr<std::string> ReadFile(const std::string& path, const char* what) {
@@ -622,11 +611,14 @@ StatusOr<std::string> ReadFile(const std::string& path, const char* what) {
 }  // namespace
 
 struct GrpcServer::Impl {
-  explicit Impl(Api* api) : inference(api), deletions(api, &blocking) {}
+  explicit Impl(Api* api)
+      : inference(api), deletions(api, &blocking, &drains) {}
 
   // ~GrpcServer shuts the server down (every call finished) and joins the
   // pool before these are destroyed.
   boost::asio::thread_pool blocking{2};
+  // Drains, one at a time, apart from deletions (as in Api).
+  boost::asio::thread_pool drains{1};
   InferenceService inference;
   DeletionService deletions;
   std::unique_ptr<grpc::Server> server;
@@ -651,9 +643,13 @@ StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(
   } else {
     credentials = grpc::InsecureServerCredentials();
   }
+  // Checked here: gRPC's own parser takes port 99999 as 34463 (modulo
+  // 2^16) and an empty port as 443.
+  ASSIGN_OR_RETURN(const ListenAddress listen,
+                   ParseListenAddress(options.listen));
   auto impl = std::make_unique<Impl>(api);
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(options.listen, credentials, &impl->port);
+  builder.AddListeningPort(listen.ToString(), credentials, &impl->port);
   const int max_bytes = static_cast<int>(
       std::min<std::size_t>(options.max_message_bytes, INT32_MAX));
   builder.SetMaxReceiveMessageSize(max_bytes);
@@ -696,6 +692,7 @@ GrpcServer::GrpcServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 GrpcServer::~GrpcServer() {
   Shutdown(Duration(0));
   impl_->blocking.join();
+  impl_->drains.join();
 }
 
 int GrpcServer::port() const { return impl_->port; }

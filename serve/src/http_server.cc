@@ -10,6 +10,7 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/ssl.hpp>
+#include <cctype>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -101,7 +102,9 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
  public:
   template <typename... Args>
   Session(HttpServer* server, Args&&... args)
-      : stream_(std::forward<Args>(args)...), server_(server) {
+      : stream_(std::forward<Args>(args)...),
+        server_(server),
+        buffer_(server->options().header_limit + kLineSlack) {
     server_->ConnectionOpened();
   }
   ~Session() { server_->ConnectionClosed(); }
@@ -160,12 +163,31 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   // would join silently and a proxy in front may read differently: 400.
   // Then the parser reads the header from the buffer.
   void ReadHead() {
+    // Empty lines before a request-line are skipped (RFC 9112 2.2: some
+    // clients end a POST's body with an extra CRLF).
+    while (buffer_.size() >= 2 &&
+           std::string_view(static_cast<const char*>(buffer_.data().data()),
+                            2) == "\r\n") {
+      buffer_.consume(2);
+      head_scanned_ = 0;
+    }
     const std::string_view raw(static_cast<const char*>(buffer_.data().data()),
                                buffer_.size());
     // Each byte is scanned once for the header's end (from 3 bytes back: an
     // end split across reads), however the client segments its bytes.
     const std::size_t end =
         raw.find("\r\n\r\n", head_scanned_ < 3 ? 0 : head_scanned_ - 3);
+    // A line ended by a bare LF would leave the client waiting for an end
+    // that never comes (Beast reads CRLF only): 400 at once.
+    for (std::size_t i = head_scanned_; i < std::min(end, raw.size()); ++i) {
+      if (raw[i] == '\n' && (i == 0 || raw[i - 1] != '\r')) {
+        busy_ = true;
+        return Write(JsonError(11, false, http::status::bad_request,
+                               "a header line ends with a bare LF: end each "
+                               "line with CRLF"),
+                     /*counted=*/false);
+      }
+    }
     head_scanned_ = raw.size();
     if (end != std::string_view::npos) {
       for (std::size_t line = raw.find("\r\n"); line < end;
@@ -203,6 +225,26 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
                    /*counted=*/false);
     }
     Tcp().expires_after(server_->options().request_timeout);
+    // A client that sent "Expect: 100-continue" waits for a 100 before it
+    // sends the body (curl does, for bodies over 1 MiB): the header is
+    // accepted, so say so (RFC 9110 10.1.1).
+    if (const auto expect = parser_->get().find(http::field::expect);
+        expect != parser_->get().end() && parser_->get().version() >= 11 &&
+        !parser_->is_done() &&
+        beast::iequals(expect->value(), "100-continue")) {
+      auto go_on = std::make_shared<http::response<http::empty_body>>(
+          http::status::continue_, 11);
+      return http::async_write(
+          stream_, *go_on,
+          [self = Self(), go_on](beast::error_code ec, std::size_t) {
+            if (ec) return self->Close();
+            self->ReadBody();
+          });
+    }
+    ReadBody();
+  }
+
+  void ReadBody() {
     http::async_read(stream_, buffer_, *parser_,
                      beast::bind_front_handler(&Session::OnRead, Self()));
   }
@@ -226,6 +268,17 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
                                  std::to_string(server_->options().body_limit) +
                                  " bytes"),
                    /*counted=*/false);
+    }
+    if (ec == http::error::buffer_overflow) {
+      // Beast holds a chunk's size line (with its extensions) or the
+      // trailer whole before it parses it; neither counts against the
+      // header or body limit, so the buffer's own bound refuses them.
+      server_->Refused("header_too_large");
+      return Write(
+          JsonError(11, false, http::status::request_header_fields_too_large,
+                    "a chunk size line or the trailer is larger than " +
+                        std::to_string(buffer_.max_size()) + " bytes"),
+          /*counted=*/false);
     }
     if (ec == http::error::header_limit) {
       server_->Refused("header_too_large");
@@ -283,6 +336,11 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     beast::error_code ec;
     Tcp().socket().shutdown(tcp::socket::shutdown_send, ec);
   }
+
+  // What the read buffer holds beyond a header: a chunk's size line or a
+  // trailer, and Beast's reads of up to 64 KiB. Its bound is the
+  // connection's memory apart from its body (at most body_limit).
+  static constexpr std::size_t kLineSlack = 64 * 1024;
 
   Stream stream_;
   HttpServer* server_;
@@ -402,13 +460,48 @@ HttpServer::~HttpServer() {
   Stop();
 }
 
+std::string ListenAddress::ToString() const {
+  return (host.find(':') == std::string::npos ? host : "[" + host + "]") + ":" +
+         std::to_string(port);
+}
+
+StatusOr<ListenAddress> ParseListenAddress(const std::string& listen) {
+  const std::size_t colon = listen.rfind(':');
+  if (colon == std::string::npos) {
+    return InvalidArgumentError("listen address must be host:port (got '" +
+                                listen + "')");
+  }
+  ListenAddress out;
+  out.host = listen.substr(0, colon);
+  if (out.host.size() >= 2 && out.host.front() == '[' &&
+      out.host.back() == ']') {
+    out.host = out.host.substr(1, out.host.size() - 2);
+  }
+  const std::string port = listen.substr(colon + 1);
+  if (port.empty() || port.size() > 5 ||
+      !std::all_of(port.begin(), port.end(),
+                   [](unsigned char c) { return std::isdigit(c); }) ||
+      std::stoul(port) > 65535) {
+    return InvalidArgumentError("bad listen port in '" + listen +
+                                "': give 0 to 65535 (0 picks a free one)");
+  }
+  out.port = static_cast<unsigned short>(std::stoul(port));
+  beast::error_code ec;
+  net::ip::make_address(out.host, ec);
+  if (ec) {
+    return InvalidArgumentError("bad listen host in '" + listen +
+                                "': " + ec.message());
+  }
+  return out;
+}
+
 StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
     const HttpServerOptions& options, Handler handler) {
-  const std::size_t colon = options.listen.rfind(':');
-  if (colon == std::string::npos || options.threads < 1 ||
-      options.threads > 64) {
-    return InvalidArgumentError("listen address must be host:port (got '" +
-                                options.listen + "')");
+  ASSIGN_OR_RETURN(const ListenAddress listen,
+                   ParseListenAddress(options.listen));
+  if (options.threads < 1 || options.threads > 64) {
+    return InvalidArgumentError("HTTP threads must be 1 to 64 (got " +
+                                std::to_string(options.threads) + ")");
   }
   if (options.tls_cert.empty() != options.tls_key.empty()) {
     return InvalidArgumentError("TLS needs both a certificate and a key");
@@ -449,22 +542,7 @@ StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
     }
   }
   beast::error_code ec;
-  const net::ip::address address =
-      net::ip::make_address(options.listen.substr(0, colon), ec);
-  if (ec) {
-    return InvalidArgumentError("bad listen host in '" + options.listen +
-                                "': " + ec.message());
-  }
-  unsigned long port = 0;
-  try {
-    port = std::stoul(options.listen.substr(colon + 1));
-  } catch (const std::exception&) {
-    port = 70000;
-  }
-  if (port > 65535) {
-    return InvalidArgumentError("bad listen port in '" + options.listen + "'");
-  }
-  const tcp::endpoint endpoint{address, static_cast<unsigned short>(port)};
+  const tcp::endpoint endpoint{net::ip::make_address(listen.host), listen.port};
   impl.acceptor.open(endpoint.protocol(), ec);
   if (!ec) impl.acceptor.set_option(net::socket_base::reuse_address(true), ec);
   if (!ec) impl.acceptor.bind(endpoint, ec);

@@ -34,26 +34,6 @@ Response Error(const Request& request, http::status status,
   return JsonError(request.version(), request.keep_alive(), status, message);
 }
 
-// The outputs the request asks for (all when it names none); false with a
-// message for an unknown name.
-bool WantedOutputs(const TensorRequest& req,
-                   const std::vector<std::string>& known,
-                   std::vector<std::string>* wanted, std::string* error) {
-  if (!req.has_outputs) {
-    *wanted = known;
-    return true;
-  }
-  for (const std::string& name : req.outputs) {
-    if (std::find(known.begin(), known.end(), name) == known.end()) {
-      *error = "no output named '" + name + "'" +
-               (name == "margin" ? " for this token (admin only)" : "");
-      return false;
-    }
-    wanted->push_back(name);
-  }
-  return true;
-}
-
 // The binary tensor data extension (Triton's binary_tensor_data): the body
 // is a JSON header of Inference-Header-Content-Length bytes, then the raw
 // bytes of each input that declares parameters.binary_data_size, in input
@@ -142,7 +122,11 @@ bool ParseBinaryForm(std::string_view body, std::size_t header_size,
                        "JSON object";
     return false;
   }
-  if (const auto id = j.find("id"); id != j.end() && id->is_string()) {
+  if (const auto id = j.find("id"); id != j.end() && !id->is_null()) {
+    if (!id->is_string()) {
+      *error = "\"id\" must be a string";
+      return false;
+    }
     req->id = id->get<std::string>();
   }
   const json* params = Parameters(j, "", error);
@@ -328,26 +312,26 @@ bool HeaderLength(std::string_view value, std::size_t limit, std::size_t* out) {
 
 }  // namespace
 
-json Api::ModelMetadata(bool admin) const {
+json Api::ModelMetadata(const Principal& who) const {
   const unlearning::DatasetInfo& dataset = engine_->dataset();
   json input_shape = json::array({-1});
   for (uint32_t d : dataset.test.shape) input_shape.push_back(d);
-  json outputs = json::array(
-      {{{"name", "label"}, {"datatype", "INT64"}, {"shape", {-1}}},
-       {{"name", "decision"}, {"datatype", "BYTES"}, {"shape", {-1}}}});
-  if (!dataset.class_names.empty()) {
-    outputs.push_back(
-        {{"name", "class"}, {"datatype", "BYTES"}, {"shape", {-1}}});
+  // The outputs this caller may ask for: a client that builds its request
+  // from the metadata (Triton's clients do) asks for nothing refused.
+  json outputs = json::array();
+  for (const std::string& name :
+       internal::KnownOutputs(dataset, Details(who))) {
+    outputs.push_back({{"name", name},
+                       {"datatype", internal::OutputDatatype(name)},
+                       {"shape", {-1}}});
   }
-  outputs.push_back(
-      {{"name", "margin"}, {"datatype", "INT32"}, {"shape", {-1}}});
   json parameters = {
       {"shards", engine_->num_shards()},
       {"policy", engine_->policy()},
       {"accepted_datatypes",
        {"FP32", "FP64", "UINT8", "INT8", "UINT16", "INT16", "INT32", "INT64"}}};
   // Where the data came from (a path on the server) only to admins.
-  if (admin) parameters["dataset"] = dataset.source;
+  if (who.admin) parameters["dataset"] = dataset.source;
   return {{"name", options_.model_name},
           {"versions", {"1"}},
           {"platform", "eraser_sisa"},
@@ -368,7 +352,7 @@ json Api::ServerMetadata() const {
                                       "model_configuration", "statistics"})}};
 }
 
-json Api::ModelConfig() const {
+json Api::ModelConfig(const Principal& who) const {
   const unlearning::DatasetInfo& dataset = engine_->dataset();
   const engine::InferenceOptions& inference = engine_->inference_options();
   json dims = json::array();
@@ -376,17 +360,18 @@ json Api::ModelConfig() const {
   // Each output is one value per row: with max_batch_size > 0 Triton's
   // dims leave out the batch dimension, and a per-row scalar is dims [1]
   // reshaped to [].
-  auto output = [](const char* name, const char* type) {
+  auto output = [](const std::string& name, const std::string& type) {
     return json{{"name", name},         {"data_type", type},
                 {"dims", {1}},          {"reshape", {{"shape", json::array()}}},
                 {"label_filename", ""}, {"is_shape_tensor", false}};
   };
-  json outputs = json::array(
-      {output("label", "TYPE_INT64"), output("decision", "TYPE_STRING")});
-  if (!dataset.class_names.empty()) {
-    outputs.push_back(output("class", "TYPE_STRING"));
+  json outputs = json::array();
+  for (const std::string& name :
+       internal::KnownOutputs(dataset, Details(who))) {
+    const std::string type = internal::OutputDatatype(name);
+    outputs.push_back(
+        output(name, type == "BYTES" ? "TYPE_STRING" : "TYPE_" + type));
   }
-  outputs.push_back(output("margin", "TYPE_INT32"));
   const auto delay_us = std::chrono::duration_cast<std::chrono::microseconds>(
                             inference.max_queue_delay)
                             .count();
@@ -395,7 +380,9 @@ json Api::ModelConfig() const {
       {"platform", "eraser_sisa"},
       {"backend", "eraser"},
       {"version_policy", {{"latest", {{"num_versions", 1}}}}},
-      {"max_batch_size", kMaxRows},
+      // A request is admitted whole, so it may carry no more rows than
+      // the inference queue holds.
+      {"max_batch_size", std::min(kMaxRows, inference.queue_capacity)},
       {"input",
        {{{"name", "input"},
          {"data_type", dataset.test.type == datasets::FeatureType::kPixel
@@ -485,7 +472,7 @@ bool Api::HandleV2(const Request& request, const std::string& path,
   if (rest.empty() || rest == "/versions/1") {
     if (only(http::verb::get)) {
       respond(internal::JsonResponse(request, http::status::ok,
-                                     ModelMetadata(who->admin)));
+                                     ModelMetadata(*who)));
     }
   } else if (rest == "/ready" || rest == "/versions/1/ready") {
     if (only(http::verb::get)) {
@@ -496,7 +483,8 @@ bool Api::HandleV2(const Request& request, const std::string& path,
     if (only(http::verb::post)) V2Infer(request, *who, std::move(respond));
   } else if (rest == "/config" || rest == "/versions/1/config") {
     if (only(http::verb::get)) {
-      respond(internal::JsonResponse(request, http::status::ok, ModelConfig()));
+      respond(
+          internal::JsonResponse(request, http::status::ok, ModelConfig(*who)));
     }
   } else if (rest == "/stats" || rest == "/versions/1/stats") {
     if (only(http::verb::get)) {
@@ -559,11 +547,10 @@ void Api::V2Infer(const Request& request, const Principal& who,
     return respond(internal::BadRequest(request, error));
   }
   const bool details = Details(who);
-  std::vector<std::string> known = {"label", "decision"};
-  if (!dataset.class_names.empty()) known.push_back("class");
-  if (details) known.push_back("margin");
   std::vector<std::string> wanted;
-  if (!WantedOutputs(req, known, &wanted, &error)) {
+  if (!internal::WantedOutputs(req.has_outputs, req.outputs,
+                               internal::KnownOutputs(dataset, details),
+                               &wanted, &error)) {
     return respond(internal::BadRequest(request, error));
   }
   const json id = req.id ? json(*req.id) : json(nullptr);
@@ -618,23 +605,21 @@ void Api::V2Infer(const Request& request, const Principal& who,
     json outputs = json::array();
     std::string tensors;  // the binary outputs' bytes, in output order
     for (const std::string& name : wanted) {
-      json o = {{"name", name}, {"shape", {n}}};
+      json o = {{"name", name},
+                {"datatype", internal::OutputDatatype(name)},
+                {"shape", {n}}};
       json* data = nullptr;
       const std::string* bytes = nullptr;
       if (name == "label") {
-        o["datatype"] = "INT64";
         data = &labels;
         bytes = &label_bytes;
       } else if (name == "decision") {
-        o["datatype"] = "BYTES";
         data = &decisions;
         bytes = &decision_bytes;
       } else if (name == "class") {
-        o["datatype"] = "BYTES";
         data = &classes;
         bytes = &class_bytes;
       } else {
-        o["datatype"] = "INT32";
         data = &margins;
         bytes = &margin_bytes;
       }
@@ -676,14 +661,12 @@ void Api::V2Infer(const Request& request, const Principal& who,
           ? std::chrono::duration_cast<Duration>(
                 std::chrono::microseconds(*binary_outputs->timeout_us))
           : Duration::max();
-  for (std::size_t r = 0; r < rows.size(); ++r) {
-    const Status admitted = engine_->InferAsync(
-        std::move(rows[r]),
-        [finish, r](StatusOr<engine::Prediction> p) {
-          finish(r, std::move(p));
-        },
-        max_wait);
-    if (!admitted.ok()) finish(r, admitted);
+  // Admitted whole or refused whole: a refused request costs no row's
+  // work, and is answered once.
+  const Status admitted =
+      engine_->InferRowsAsync(std::move(rows), finish, max_wait);
+  if (!admitted.ok()) {
+    (*shared_respond)(internal::ErrorResponse(request, admitted, *metrics));
   }
 }
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <set>
 
 #include "eraser/engine/engine.h"
 
@@ -82,10 +83,21 @@ bool HostAdmitted(const Request& request,
   if (std::find(allowed.begin(), allowed.end(), name) != allowed.end()) {
     return true;
   }
-  respond(Refusal(request, http::status::misdirected_request, "misdirected",
-                  "this server does not answer for host '" +
-                      name.substr(0, 100) + "' (--allow-host names more)",
-                  metrics));
+  // RFC 9112 3.2: an HTTP/1.1 request without Host is malformed (400); an
+  // HTTP/1.0 one names no host, which no --allow-host name matches.
+  if (request.version() >= 11 &&
+      request.find(http::field::host) == request.end()) {
+    respond(BadRequest(request, "the request has no Host header"));
+    return false;
+  }
+  Response res =
+      Refusal(request, http::status::misdirected_request, "misdirected",
+              "this server does not answer for host '" + name.substr(0, 100) +
+                  "' (--allow-host names more)",
+              metrics);
+  // Retrying the same request will not help.
+  res.erase(http::field::retry_after);
+  respond(std::move(res));
   return false;
 }
 
@@ -131,9 +143,29 @@ bool ParseObject(const Request& request, json* out, std::string* error) {
     *error = "the body is not valid JSON (it holds a NUL byte)";
     return false;
   }
-  *out = json::parse(request.body(), nullptr, /*allow_exceptions=*/false);
+  // A key given twice: nlohmann keeps the last, a proxy or validator in
+  // front may keep the first, and a deletion cannot be undone ({"sample":
+  // 5, "sample": 6} deleted sample 6).
+  std::vector<std::set<std::string>> keys;
+  std::string repeated;
+  const json::parser_callback_t note_keys = [&](int, json::parse_event_t event,
+                                                json& parsed) {
+    if (event == json::parse_event_t::object_start) keys.emplace_back();
+    if (event == json::parse_event_t::object_end) keys.pop_back();
+    if (event == json::parse_event_t::key && !keys.empty() &&
+        !keys.back().insert(parsed.get<std::string>()).second &&
+        repeated.empty()) {
+      repeated = parsed.get<std::string>();
+    }
+    return true;
+  };
+  *out = json::parse(request.body(), note_keys, /*allow_exceptions=*/false);
   if (out->is_discarded()) {
     *error = "the body is not valid JSON";
+    return false;
+  }
+  if (!repeated.empty()) {
+    *error = "the key '" + repeated.substr(0, 64) + "' appears twice";
     return false;
   }
   if (!out->is_object()) {

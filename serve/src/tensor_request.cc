@@ -214,6 +214,11 @@ class Reader {
     Role role = Role::kIgnored;
     if (fields == Fields::kTop) {
       if (key == "id" && is_string) text = &out_->id.emplace();
+      // The protocol's id is a string echoed in the answer: another type
+      // would be dropped without a word.
+      if (key == "id" && !is_string && c != 'n') {
+        return Fail("\"id\" must be a string");
+      }
       if (key == "inputs" && is_array) role = Role::kInputList;
       if (key == "outputs" && is_array) {
         out_->has_outputs = true;

@@ -1,7 +1,9 @@
 #include "tensors.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <string_view>
 
 namespace eraser::serve::internal {
 namespace {
@@ -111,6 +113,12 @@ bool Rows(const TensorRequest& req, const unlearning::DatasetInfo& dataset,
         std::snprintf(value, sizeof(value), "%.9g", v);
         *error = "\"data\"[" + std::to_string(r * features + f) +
                  "] = " + value + " is not a valid " + type->name;
+        // Values are read through a double into a float feature.
+        if (std::string_view(type->name) == "INT64" && v == std::floor(v)) {
+          *error += ": eraser reads INT64 values from -2^53 to 2^53";
+        } else if (!type->integer && std::isfinite(v)) {
+          *error += ": a feature is a 32-bit float (at most 3.4e38)";
+        }
         return false;
       }
       (*rows)[r][f] = static_cast<float>(pixels ? v / 255.0 : v);
@@ -179,6 +187,42 @@ nlohmann::json CertificateJson(const engine::Prediction& p) {
                         {"model_versions", p.model_versions}};
   if (!p.prefix_stages.empty()) out["prefix_stages"] = p.prefix_stages;
   return out;
+}
+
+std::vector<std::string> KnownOutputs(const unlearning::DatasetInfo& dataset,
+                                      bool details) {
+  std::vector<std::string> known = {"label", "decision"};
+  if (!dataset.class_names.empty()) known.push_back("class");
+  if (details) known.push_back("margin");
+  return known;
+}
+
+std::string OutputDatatype(const std::string& name) {
+  if (name == "label") return "INT64";
+  if (name == "margin") return "INT32";
+  return "BYTES";
+}
+
+bool WantedOutputs(bool named, const std::vector<std::string>& requested,
+                   const std::vector<std::string>& known,
+                   std::vector<std::string>* wanted, std::string* error) {
+  if (!named) {
+    *wanted = known;
+    return true;
+  }
+  for (const std::string& name : requested) {
+    if (std::find(known.begin(), known.end(), name) == known.end()) {
+      *error = "no output named '" + name.substr(0, 64) + "'" +
+               (name == "margin" ? " for this token (admin only)" : "");
+      return false;
+    }
+    if (std::find(wanted->begin(), wanted->end(), name) != wanted->end()) {
+      *error = "output '" + name + "' is requested twice";
+      return false;
+    }
+    wanted->push_back(name);
+  }
+  return true;
 }
 
 }  // namespace eraser::serve::internal

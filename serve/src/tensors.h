@@ -70,6 +70,21 @@ struct RowAnswers {
   std::size_t remaining;
 };
 
+// The outputs a caller may ask for: label, decision, class (when the
+// dataset names its classes), and margin when it sees certificate details.
+std::vector<std::string> KnownOutputs(const unlearning::DatasetInfo& dataset,
+                                      bool details);
+
+// An output's datatype: label INT64, decision and class BYTES, margin INT32.
+std::string OutputDatatype(const std::string& name);
+
+// The outputs a request asks for: `requested`, or every known one when
+// `named` is false; false with a message for a 400 when a name is unknown
+// or asked for twice.
+bool WantedOutputs(bool named, const std::vector<std::string>& requested,
+                   const std::vector<std::string>& known,
+                   std::vector<std::string>* wanted, std::string* error);
+
 // A row's class name: empty for a rejected row or a dataset without names.
 std::string ClassName(const engine::Prediction& p,
                       const std::vector<std::string>& names);

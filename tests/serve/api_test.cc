@@ -6,10 +6,12 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <future>
 #include <thread>
 
 #include "../engine/engine_fixture.h"
 #include "eraser/certify/vote.h"
+#include "eraser/common/sync_point.h"
 #include "eraser/serve/http_server.h"
 #include "testing/http_client.h"
 #include "testing/small_disk.h"
@@ -120,6 +122,56 @@ TEST_F(ApiTest, DeletionLifecycle) {
   EXPECT_GE(status.json()["delay_ms"].get<double>(), 0.0);
 }
 
+// Drains wait as long as the retrainings they need (minutes with a costly
+// model): two of them must not hold up a deletion's acknowledgement or a
+// status read. They shared one two-thread pool, and a new deletion waited
+// for both.
+TEST_F(ApiTest, DrainsHoldUpNoDeletionOrStatusRead) {
+  Start("eraser:lazy,wait,deadline=1h");
+  // Retrainings stop after their commit until the deletion below is in.
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  SyncPoints::Set("EngineImpl::RunOrder:Committed",
+                  [released] { released.wait(); });
+  ASSERT_EQ(
+      Http(port_, "POST", "/v1/deletions",
+           json{{"sample", engine::testing::SampleIn(1, 1).value()}}.dump())
+          .status,
+      202);
+  HttpResult drains[2];
+  std::thread first([&] { drains[0] = Http(port_, "POST", "/v1/drain"); });
+  std::thread second([&] { drains[1] = Http(port_, "POST", "/v1/drain"); });
+  // Both drains are in the Api (their bodies read, handed over).
+  EXPECT_TRUE(
+      eraser::testing::Eventually([&] { return server_->in_flight() == 2; }));
+  // A deletion and a status read, answered while the drains wait. (Bounded
+  // here: the drains wait for the gate this test holds.)
+  std::future<std::pair<int, int>> answered =
+      std::async(std::launch::async, [this] {
+        const int deleted =
+            Http(port_, "POST", "/v1/deletions",
+                 json{{"sample", engine::testing::SampleIn(2, 1).value()}}
+                     .dump())
+                .status;
+        return std::make_pair(deleted,
+                              Http(port_, "GET", "/v1/deletions/2").status);
+      });
+  EXPECT_EQ(answered.wait_for(eraser::testing::kPatience),
+            std::future_status::ready)
+      << "a deletion waited for the drains";
+  release.set_value();
+  const std::pair<int, int> statuses = answered.get();
+  EXPECT_EQ(statuses.first, 202);
+  EXPECT_EQ(statuses.second, 200);
+  first.join();
+  second.join();
+  SyncPoints::Clear("EngineImpl::RunOrder:Committed");
+  for (const HttpResult& d : drains) {
+    EXPECT_EQ(d.status, 200) << d.body;
+    EXPECT_EQ(d.json()["pending_deletions"], 0);
+  }
+}
+
 TEST_F(ApiTest, BadRequestsAre400) {
   Start("eraser-lazy-wait");
   struct Case {
@@ -148,6 +200,12 @@ TEST_F(ApiTest, BadRequestsAre400) {
       {"POST", "/v1/deletions", R"({"sample": 1, "owner": 2})", "expected"},
       {"POST", "/v1/deletions", R"({"sample": "1"})", "expected"},
       {"POST", "/v1/deletions", R"({"user": 1})", "expected"},
+      // A key twice: a proxy in front may read the first, eraser read the
+      // last (and deleted sample 6).
+      {"POST", "/v1/deletions", R"({"sample": 5, "sample": 6})",
+       "the key 'sample' appears twice"},
+      {"POST", "/v1/infer", R"({"test_index": 1, "test_index": 2})",
+       "appears twice"},
       {"GET", "/v1/deletions/abc", "", "non-negative integer"},
   };
   HttpConnection connection(port_);  // all on one keep-alive connection
@@ -219,6 +277,67 @@ TEST_F(ApiTest, FullQueueIs429) {
   EXPECT_EQ(second.json()["reason"], "overloaded");
   EXPECT_EQ(second.header("Retry-After"), "1");
   EXPECT_EQ(first.status, 200);
+}
+
+// A request's rows are admitted whole or refused whole: a batch refused for
+// room costs no row's work, and one larger than the queue could never be
+// admitted (400, and the configuration says the bound).
+TEST_F(ApiTest, ABatchOfRowsIsAdmittedWholeOrNotAtAll) {
+  Start("eraser-lazy-wait", [this](engine::EngineOptions& o) {
+    o.clock = &clock_;
+    o.inference.queue_capacity = 4;
+    o.inference.max_queue_delay = std::chrono::milliseconds(800);
+  });
+  auto batch = [](std::size_t rows) {
+    json data = json::array();
+    for (std::size_t i = 0; i < rows; ++i) {
+      for (float v : engine::testing::Input(i)) data.push_back(v);
+    }
+    return json{{"inputs",
+                 {{{"name", "input"},
+                   {"datatype", "FP32"},
+                   {"shape", {rows, 784}},
+                   {"data", data}}}}}
+        .dump();
+  };
+  EXPECT_EQ(
+      Http(port_, "GET", "/v2/models/eraser/config").json()["max_batch_size"],
+      4);
+  HttpResult too_many =
+      Http(port_, "POST", "/v2/models/eraser/infer", batch(5));
+  EXPECT_EQ(too_many.status, 400) << too_many.body;
+  EXPECT_THAT(too_many.body, HasSubstr("queue"));
+  // One row held in the queue (its batch waits on the manual clock): four
+  // more do not fit beside it.
+  HttpResult first;
+  std::thread t(
+      [&] { first = Http(port_, "POST", "/v1/infer", FeaturesBody(0)); });
+  EXPECT_TRUE(eraser::testing::Eventually(
+      [&] { return engine_->Stats().queued == 1 && clock_.waiters() > 0; }));
+  HttpResult full = Http(port_, "POST", "/v2/models/eraser/infer", batch(4));
+  EXPECT_EQ(full.status, 429) << full.body;
+  clock_.Advance(std::chrono::milliseconds(800));
+  t.join();
+  EXPECT_EQ(first.status, 200);
+  // Only the held row was computed.
+  const std::string text = engine_->metrics()->TextExposition();
+  EXPECT_THAT(
+      text,
+      HasSubstr("eraser_inference_requests_total{decision=\"clean\"} 1\n"));
+  EXPECT_THAT(
+      text,
+      HasSubstr("eraser_inference_refused_total{reason=\"queue_full\"} 1\n"));
+  // With room, the same four rows are answered together (the clock moved
+  // on until their batch goes).
+  std::future<HttpResult> fits = std::async(std::launch::async, [&] {
+    return Http(port_, "POST", "/v2/models/eraser/infer", batch(4));
+  });
+  EXPECT_TRUE(eraser::testing::Eventually([&] {
+    clock_.Advance(std::chrono::milliseconds(800));
+    return eraser::testing::Ready(fits);
+  }));
+  const HttpResult answered = fits.get();
+  EXPECT_EQ(answered.status, 200) << answered.body;
 }
 
 TEST_F(ApiTest, RejectRuleIs503) {

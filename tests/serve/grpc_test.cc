@@ -94,6 +94,32 @@ std::vector<int64_t> Labels(const pb::ModelInferResponse& res) {
   return labels;
 }
 
+// Both servers read their address with one parser: gRPC's own took port
+// 99999 as 34463 and an empty port as 443, and HTTP refused "[::1]:0".
+TEST(ListenAddress, OneParserForBothServers) {
+  StatusOr<ListenAddress> v6 = ParseListenAddress("[::1]:8080");
+  ASSERT_TRUE(v6.ok()) << v6.status();
+  EXPECT_EQ(v6->host, "::1");
+  EXPECT_EQ(v6->port, 8080);
+  EXPECT_EQ(v6->ToString(), "[::1]:8080");
+  EXPECT_EQ(ParseListenAddress("::1:0")->ToString(), "[::1]:0");
+  EXPECT_EQ(ParseListenAddress("127.0.0.1:0")->ToString(), "127.0.0.1:0");
+  for (const char* bad :
+       {"127.0.0.1:99999", "127.0.0.1:", "127.0.0.1:+80", "127.0.0.1:65536",
+        "127.0.0.1", "nohost:80", "127.0.0.1:8o"}) {
+    EXPECT_EQ(ParseListenAddress(bad).status().code(),
+              StatusCode::kInvalidArgument)
+        << bad;
+  }
+  GrpcServerOptions options;
+  options.listen = "127.0.0.1:99999";
+  StatusOr<std::unique_ptr<GrpcServer>> refused =
+      GrpcServer::Start(options, nullptr);
+  EXPECT_EQ(refused.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(refused.status().message().find("bad listen port"),
+            std::string::npos);
+}
+
 TEST_F(GrpcServed, InfersRawAndTypedTensorsAsTheEnsembleVotes) {
   StartGrpc();
   const std::vector<std::size_t> rows = {0, 5, 9};
@@ -125,6 +151,13 @@ TEST_F(GrpcServed, InfersRawAndTypedTensorsAsTheEnsembleVotes) {
   pb::ModelInferRequest other = raw;
   other.set_model_name("other");
   EXPECT_EQ(Infer(other, &res).error_code(), grpc::StatusCode::NOT_FOUND);
+  // An output asked for twice, as over HTTP.
+  pb::ModelInferRequest twice = raw;
+  twice.add_outputs()->set_name("label");
+  twice.add_outputs()->set_name("label");
+  s = Infer(twice, &res);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(s.error_message().find("twice"), std::string::npos);
   // Both front ends count in the same statistics.
   grpc::ClientContext context;
   pb::ModelStatisticsRequest req;
@@ -132,8 +165,9 @@ TEST_F(GrpcServed, InfersRawAndTypedTensorsAsTheEnsembleVotes) {
   ASSERT_TRUE(inference_->ModelStatistics(&context, req, &stats).ok());
   ASSERT_EQ(stats.model_stats_size(), 1);
   EXPECT_EQ(stats.model_stats(0).inference_stats().success().count(), 2u);
-  // The short tensor; another model's request is not this one's failure.
-  EXPECT_EQ(stats.model_stats(0).inference_stats().fail().count(), 1u);
+  // The short tensor and the twice-asked output; another model's request
+  // is not this one's failure.
+  EXPECT_EQ(stats.model_stats(0).inference_stats().fail().count(), 2u);
   EXPECT_EQ(stats.model_stats(0).inference_count(), 6u);
 }
 

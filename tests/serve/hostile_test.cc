@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <string>
 
 #include "../engine/engine_fixture.h"
@@ -143,13 +144,33 @@ TEST_F(Hostile, AHostTheServerDoesNotAnswerForIs421) {
   const std::string response = Raw(request);
   EXPECT_EQ(StatusOf(response), 421) << response;
   EXPECT_THAT(response, HasSubstr("misdirected"));
+  // Asking again will not help: no Retry-After.
+  EXPECT_THAT(response, Not(HasSubstr("Retry-After")));
   EXPECT_EQ(engine_->Stats().pending_deletions, 0u);
   for (const char* host :
        {"127.0.0.1", "127.0.0.1:1", "localhost:8080", "LOCALHOST"}) {
-    EXPECT_EQ(StatusOf(Raw(std::string("GET /healthz HTTP/1.1\r\nHost: ") +
-                           host + "\r\nConnection: close\r\n\r\n")),
+    EXPECT_EQ(StatusOf(Raw(std::string("GET /v2 HTTP/1.1\r\nHost: ") + host +
+                           "\r\nConnection: close\r\n\r\n")),
               200)
         << host;
+  }
+  // HTTP/1.1 requires Host (RFC 9112 3.2): 400; HTTP/1.0 names no host.
+  EXPECT_EQ(StatusOf(Raw("GET /v2 HTTP/1.1\r\nConnection: close\r\n\r\n")),
+            400);
+  const std::string old = Raw("GET /v2 HTTP/1.0\r\n\r\n");
+  EXPECT_EQ(old.substr(9, 3), "421") << old;
+  // Health answers any Host, and none: load balancers probe a pod by its
+  // address, or over HTTP/1.0 (HAProxy's httpchk).
+  for (const char* path :
+       {"/healthz", "/readyz", "/v2/health/live", "/v2/health/ready"}) {
+    EXPECT_EQ(StatusOf(Raw(std::string("GET ") + path +
+                           " HTTP/1.1\r\nHost: 10.1.2.3:8080\r\n"
+                           "Connection: close\r\n\r\n")),
+              200)
+        << path;
+    const std::string probe =
+        Raw(std::string("GET ") + path + " HTTP/1.0\r\n\r\n");
+    EXPECT_EQ(probe.substr(0, 12), "HTTP/1.0 200") << path << ": " << probe;
   }
 }
 
@@ -194,6 +215,26 @@ TEST_F(Hostile, CallersWithoutAdminScopeLearnNothingOfDeletionsOrPaths) {
   ASSERT_EQ(meta.status, 200);
   EXPECT_FALSE(meta.json()["parameters"].contains("dataset")) << meta.body;
   EXPECT_THAT(meta.body, Not(HasSubstr(dir_.path())));
+  // The outputs listed are the ones this token may ask for: a client that
+  // requests what the metadata lists (Triton's do) is not refused.
+  auto outputs = [&](const std::string& token, const char* route,
+                     const char* key) {
+    std::vector<std::string> names;
+    const json doc =
+        Http(port_, "GET", route, "", {{"Authorization", "Bearer " + token}})
+            .json();
+    for (const json& o : doc[key]) names.push_back(o["name"]);
+    return names;
+  };
+  using Names = std::vector<std::string>;
+  EXPECT_EQ(outputs(reader, "/v2/models/eraser", "outputs"),
+            (Names{"label", "decision", "class"}));
+  EXPECT_EQ(outputs(reader, "/v2/models/eraser/config", "output"),
+            (Names{"label", "decision", "class"}));
+  EXPECT_EQ(outputs(admin, "/v2/models/eraser", "outputs"),
+            (Names{"label", "decision", "class", "margin"}));
+  EXPECT_EQ(outputs(admin, "/v2/models/eraser/config", "output"),
+            (Names{"label", "decision", "class", "margin"}));
 }
 
 // The scheme is case-insensitive (RFC 7235); two Authorization headers are
@@ -207,7 +248,7 @@ TEST_F(Hostile, AuthorizationSchemesAndRepeatedHeaders) {
   api.auth = auth->get();
   Start(api);
   const std::string body = json{{"test_index", 1}}.dump();
-  for (const char* scheme : {"Bearer ", "bearer ", "BEARER "}) {
+  for (const char* scheme : {"Bearer ", "bearer ", "BEARER ", "Bearer   "}) {
     EXPECT_EQ(Http(port_, "POST", "/v1/infer", body,
                    {{"Authorization", scheme + token}})
                   .status,
@@ -262,8 +303,8 @@ TEST_F(Hostile, HeadAnswersEveryGetRouteWithoutABody) {
   for (const std::string& refused :
        {std::string("Host: evil.example\r\n"),
         std::string("Host: 127.0.0.1\r\nOrigin: http://evil.example\r\n")}) {
-    const std::string head = Raw("HEAD /healthz HTTP/1.1\r\n" + refused +
-                                 "Connection: close\r\n\r\n");
+    const std::string head =
+        Raw("HEAD /v2 HTTP/1.1\r\n" + refused + "Connection: close\r\n\r\n");
     const int status = StatusOf(head);
     EXPECT_TRUE(status == 421 || status == 403) << head;
     const std::size_t end = head.find("\r\n\r\n");
@@ -349,6 +390,139 @@ TEST_F(Hostile, RequestFormsTheDocsDoNotAllowAreRefused) {
                         R"({"sample": 9223372036854775808})");
   EXPECT_EQ(big.status, 404) << big.body;
   EXPECT_THAT(big.body, HasSubstr("9223372036854775808"));
+}
+
+// Beast holds a chunk's size line (with its extensions) and the trailer
+// whole before parsing them, and counts neither against the header or body
+// limit: a client without a token made the server buffer 64 MiB of one
+// chunk extension. The read buffer's bound refuses them; a body in large
+// chunks is still read.
+TEST_F(Hostile, ChunkLinesAndTrailersAreBoundedLikeHeaders) {
+  HttpServerOptions http;
+  http.header_limit = 1024;
+  Served::Start({}, http);
+  const std::string head =
+      "POST /v1/infer HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+      "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
+      "Connection: close\r\n\r\n";
+  const std::string chunk = R"({"test_index": 1})";
+  std::ostringstream size;
+  size << std::hex << chunk.size();
+  const std::string big(80 * 1024, 'a');
+  for (const std::string& body :
+       {size.str() + ";x=" + big + "\r\n" + chunk + "\r\n0\r\n\r\n",
+        size.str() + "\r\n" + chunk + "\r\n0\r\nX-Trailer: " + big +
+            "\r\n\r\n"}) {
+    const std::string response = Raw(head + body);
+    EXPECT_EQ(StatusOf(response), 431) << response.substr(0, 200);
+    EXPECT_THAT(response, HasSubstr("chunk size line or the trailer"));
+  }
+  // A v2 batch of 60 rows (about 190 KB) in chunks of 64 KiB.
+  json data = json::array();
+  for (std::size_t r = 0; r < 60; ++r) {
+    for (float v : engine::testing::Input(r)) data.push_back(v);
+  }
+  const std::string v2 = json{
+      {"inputs",
+       {{{"name", "input"},
+         {"datatype", "FP32"},
+         {"shape", {60, 784}},
+         {"data", data}}}}}.dump();
+  std::string chunked;
+  for (std::size_t at = 0; at < v2.size(); at += 65536) {
+    const std::string part = v2.substr(at, 65536);
+    std::ostringstream n;
+    n << std::hex << part.size();
+    chunked += n.str() + "\r\n" + part + "\r\n";
+  }
+  const std::string answered =
+      Raw("POST /v2/models/eraser/infer HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+          "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
+          "Connection: close\r\n\r\n" +
+          chunked + "0\r\n\r\n");
+  EXPECT_EQ(StatusOf(answered), 200) << answered.substr(0, 300);
+}
+
+// curl sends "Expect: 100-continue" before a body over 1 MiB and waits a
+// second for the 100 (clients without a timeout wait for ever); a header
+// line ended by a bare LF left the client waiting for the idle timeout; an
+// empty line before a request-line is skipped (RFC 9112 2.2).
+TEST_F(Hostile, ContinueBareLineFeedsAndLeadingEmptyLines) {
+  Start();
+  const std::string body = R"({"test_index": 1})";
+  const int fd = eraser::testing::RawConnect(port_);
+  ASSERT_GE(fd, 0);
+  const std::string head =
+      "POST /v1/infer HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+      "Content-Type: application/json\r\nExpect: 100-continue\r\n"
+      "Connection: close\r\nContent-Length: " +
+      std::to_string(body.size()) + "\r\n\r\n";
+  ASSERT_EQ(::send(fd, head.data(), head.size(), MSG_NOSIGNAL),
+            static_cast<ssize_t>(head.size()));
+  // The 100 comes before any byte of the body is sent.
+  std::string in;
+  char buffer[256];
+  while (in.find("\r\n\r\n") == std::string::npos) {
+    const ssize_t n = ::recv(fd, buffer, sizeof buffer, 0);
+    ASSERT_GT(n, 0) << "no 100 Continue: " << in;
+    in.append(buffer, static_cast<std::size_t>(n));
+  }
+  EXPECT_EQ(in.rfind("HTTP/1.1 100 Continue\r\n", 0), 0u) << in;
+  ASSERT_EQ(::send(fd, body.data(), body.size(), MSG_NOSIGNAL),
+            static_cast<ssize_t>(body.size()));
+  in += eraser::testing::ReadUntilClosed(fd, eraser::testing::kPatience).first;
+  ::close(fd);
+  EXPECT_THAT(in, HasSubstr("HTTP/1.1 200 OK")) << in;
+  // A refused header gets its answer instead of a 100.
+  const std::string refused =
+      Raw("POST /v1/infer HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+          "Expect: 100-continue\r\nContent-Length: 99999999\r\n\r\n");
+  EXPECT_EQ(StatusOf(refused), 413) << refused;
+  EXPECT_THAT(refused, Not(HasSubstr("100 Continue")));
+  // Bare LF: 400 at once.
+  const std::string bare = Raw("GET /healthz HTTP/1.1\nHost: 127.0.0.1\n\n");
+  EXPECT_EQ(StatusOf(bare), 400) << bare;
+  EXPECT_THAT(bare, HasSubstr("CRLF"));
+  // Empty lines before the request-line.
+  EXPECT_EQ(StatusOf(Raw("\r\n\r\nGET /healthz HTTP/1.1\r\n"
+                         "Host: 127.0.0.1\r\nConnection: close\r\n\r\n")),
+            200);
+}
+
+// The request's outputs: one asked for twice was answered the second time
+// with "data": null; an id that is not a string was dropped in silence.
+TEST_F(Hostile, OutputsAskedForTwiceAndIdsThatAreNoStrings) {
+  Start();
+  json tensor = {{"name", "input"},
+                 {"datatype", "FP32"},
+                 {"shape", {1, 784}},
+                 {"data", engine::testing::Input(1)}};
+  HttpResult twice =
+      Http(port_, "POST", "/v2/models/eraser/infer",
+           json{{"inputs", {tensor}},
+                {"outputs", {{{"name", "label"}}, {{"name", "label"}}}}}
+               .dump());
+  EXPECT_EQ(twice.status, 400) << twice.body;
+  EXPECT_THAT(twice.body, HasSubstr("'label' is requested twice"));
+  for (const json& id : {json(7), json(true), json::array()}) {
+    HttpResult r = Http(port_, "POST", "/v2/models/eraser/infer",
+                        json{{"id", id}, {"inputs", {tensor}}}.dump());
+    EXPECT_EQ(r.status, 400) << id << ": " << r.body;
+    EXPECT_THAT(r.json()["error"].get<std::string>(),
+                HasSubstr("\"id\" must be a string"))
+        << id;
+  }
+  HttpResult null_id = Http(port_, "POST", "/v2/models/eraser/infer",
+                            json{{"id", nullptr}, {"inputs", {tensor}}}.dump());
+  EXPECT_EQ(null_id.status, 200) << null_id.body;
+  // INT64 beyond 2^53 says why it is refused.
+  tensor["datatype"] = "INT64";
+  tensor["data"] = std::vector<int64_t>(784, 0);
+  tensor["data"][3] = int64_t{1} << 60;
+  HttpResult wide = Http(port_, "POST", "/v2/models/eraser/infer",
+                         json{{"inputs", {tensor}}}.dump());
+  EXPECT_EQ(wide.status, 400);
+  EXPECT_THAT(wide.body, HasSubstr("2^53")) << wide.body;
 }
 
 }  // namespace

@@ -564,7 +564,8 @@ INSTANTIATE_TEST_SUITE_P(Policies, ServeFullDisk,
 TEST(ServeProcess, RefusalsAreLoggedAsRateLimitedSummaries) {
   eraser::testing::TempDir dir;
   const std::string tokens = dir.Child("tokens");
-  std::ofstream(tokens) << "# no token\n";
+  // One token, never sent: every request below is refused.
+  ASSERT_EQ(MakeToken("infer", tokens).size(), 64u);
   Server server = StartServer(engine::testing::CopyTemplate(dir),
                               "eraser-lazy-wait", {"--auth-file", tokens});
   ASSERT_GT(server.port, 0) << server.process->output();

@@ -75,6 +75,9 @@ TEST(TokenFile, StoresHashesOnlyAndNamesBadLines) {
       HasSubstr("unknown scope 'root'"));
   EXPECT_THAT(TokenFile::Parse(line + line, "t").status().message(),
               HasSubstr("t:2: the same token appears twice"));
+  // A file without a token would refuse every request but health.
+  EXPECT_THAT(TokenFile::Parse("# none yet\n\n", "t").status().message(),
+              HasSubstr("t holds no token"));
 }
 
 TEST_F(Served, EveryRouteButHealthNeedsAToken) {
@@ -200,9 +203,15 @@ TEST_F(Served, AReloadReplacesTheTokens) {
             200);
   std::remove(token_file_.c_str());
   const std::string new_token = AddToken("infer", "new");
-  // A broken file leaves the tokens in force.
+  // A broken file leaves the tokens in force, and so does one without a
+  // token (being rewritten, or the wrong file), which locked everyone out.
   std::ofstream(token_file_, std::ios::app) << "garbage\n";
   EXPECT_FALSE((*auth)->Reload().ok());
+  EXPECT_EQ(Http(port_, "POST", "/v1/infer", body, Bearer(old_token)).status,
+            200);
+  std::ofstream(token_file_, std::ios::trunc) << "# rewritten\n";
+  const Status empty = (*auth)->Reload();
+  EXPECT_THAT(empty.message(), HasSubstr("holds no token"));
   EXPECT_EQ(Http(port_, "POST", "/v1/infer", body, Bearer(old_token)).status,
             200);
   std::remove(token_file_.c_str());

@@ -200,13 +200,16 @@ TEST(TensorRequest, NamesTheFieldOfAValidDocumentOfTheWrongShape) {
       ParseTensorRequest(R"({"inputs": [{"data": ["x", }]})", &req, &error));
   EXPECT_THAT(error, HasSubstr("only numbers"));
   // Fields of the wrong type are not read; a later one replaces an
-  // earlier one.
+  // earlier one. An id that is not a string is refused (it would be
+  // dropped from the answer without a word); a null one is none.
   ASSERT_TRUE(ParseTensorRequest(
-      R"({"id": 5, "inputs": [{"name": 3, "data": [1], "data": [2, 3]}]})",
+      R"({"id": null, "inputs": [{"name": 3, "data": [1], "data": [2, 3]}]})",
       &req, &error));
   EXPECT_FALSE(req.id.has_value());
   EXPECT_FALSE(req.has_name);
   EXPECT_THAT(req.data, ElementsAre(2, 3));
+  EXPECT_FALSE(ParseTensorRequest(R"({"id": 5, "inputs": []})", &req, &error));
+  EXPECT_THAT(error, HasSubstr("\"id\" must be a string"));
 }
 
 }  // namespace

@@ -109,13 +109,15 @@ class Api {
                   std::shared_ptr<const TokenFile>* hold) const;
   // Whether `who` sees certificate details (admin, or expose_certificates).
   bool Details(const Principal& who) const;
-  // The documents of GET /v2, /v2/models/{name} (the dataset's source only
-  // for an admin), /v2/models/{name}/config and /v2/models/stats.
+  // The documents of GET /v2, /v2/models/{name} (the outputs `who` may
+  // ask for; the dataset's source only for an admin),
+  // /v2/models/{name}/config and /v2/models/stats.
   nlohmann::json ServerMetadata() const;
-  nlohmann::json ModelMetadata(bool admin) const;
+  nlohmann::json ModelMetadata(const Principal& who) const;
   // The model's configuration in Triton's form (model_config.proto as
-  // JSON): what Triton's clients and perf_analyzer read.
-  nlohmann::json ModelConfig() const;
+  // JSON): what Triton's clients and perf_analyzer read; its outputs are
+  // those `who` may ask for.
+  nlohmann::json ModelConfig(const Principal& who) const;
   // The statistics extension's answer: {"model_stats": [...]}.
   nlohmann::json ModelStats() const;
   // A refusal in the rate-limited log (401, 403), from another front end.
@@ -134,10 +136,11 @@ class Api {
   // is no principal.
   const Principal* Authenticate(const Request& request, const Respond& respond,
                                 std::shared_ptr<const TokenFile>* hold);
-  // The Host and Origin rules of ApiOptions, and CORS preflights: true when
-  // the request may go on; otherwise it was answered (421, 403, or a
-  // preflight's 204).
-  bool Admitted(const Request& request, const Respond& respond);
+  // The Host and Origin rules of ApiOptions (health routes, `health`, are
+  // not held to the Host rule), and CORS preflights: true when the request
+  // may go on; otherwise it was answered (421, or 400 for an HTTP/1.1
+  // request without Host; 403; a preflight's 204).
+  bool Admitted(const Request& request, bool health, const Respond& respond);
   // True when the body is declared JSON (Content-Type application/json),
   // or declared nothing and `undeclared_ok`, or application/octet-stream and
   // `octet_ok` (the binary tensor data extension); otherwise a 415 was sent.
@@ -172,9 +175,13 @@ class Api {
   // with their durations: shared with the callbacks that answer them.
   const std::shared_ptr<internal::ModelStatistics> statistics_;
   std::atomic<bool> draining_{false};
-  // Deletions (a synced write each), status reads and drains run here, never
-  // on an I/O thread.
+  // Deletions (a synced write each) and status reads run here, never on an
+  // I/O thread.
   boost::asio::thread_pool blocking_{2};
+  // Drains, one at a time: a drain lasts as long as the retrainings it
+  // waits for (minutes with a costly model), and on blocking_ two of them
+  // would hold up every deletion's acknowledgement and status read.
+  boost::asio::thread_pool drains_{1};
 };
 
 // Serves GET /metrics: the metrics in the Prometheus text format, and the

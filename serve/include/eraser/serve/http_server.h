@@ -33,6 +33,18 @@ using Respond = std::function<void(Response)>;
 // thread and call `respond` from there).
 using Handler = std::function<void(Request, Respond)>;
 
+// A listen address "host:port" (an IPv6 host in brackets, or bare before
+// the last colon; port 0 to 65535, 0 picking one): its host without
+// brackets and its port, or kInvalidArgument naming what is wrong. The
+// HTTP and gRPC servers read their addresses with it.
+struct ListenAddress {
+  std::string host;
+  unsigned short port = 0;
+  // host:port again, the host in brackets when it is IPv6 (gRPC's form).
+  std::string ToString() const;
+};
+StatusOr<ListenAddress> ParseListenAddress(const std::string& listen);
+
 struct HttpServerOptions {
   std::string listen = "127.0.0.1:8080";  // host:port; port 0 picks one
   int threads = 2;                        // I/O threads
