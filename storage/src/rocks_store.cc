@@ -1,6 +1,7 @@
 // Open, close, status conversion, encodings, meta and audit.
 #include "rocks_store.h"
 
+#include <rocksdb/env.h>
 #include <rocksdb/iterator.h>
 #include <rocksdb/listener.h>
 #include <rocksdb/options.h>
@@ -16,6 +17,7 @@
 #include <filesystem>
 
 #include "coding.h"
+#include "eraser/storage/data_dir_lock.h"
 
 namespace eraser::storage {
 namespace internal {
@@ -802,8 +804,10 @@ StatusOr<std::unique_ptr<Store>> OpenRocksStore(const StoreOptions& options,
   db_options.max_bgerror_resume_count = 0;
   db_options.create_missing_column_families = true;
   // A write-ahead log that does not read back whole is refused at open
-  // (kDataLoss), except for a torn last record: every acknowledged write
-  // is synced, so only a write in flight at a crash can be torn. RocksDB's
+  // (kDataLoss), except for a last record cut short: every acknowledged
+  // write is synced, so only a write in flight at a crash can be cut off
+  // (a record of its full length that fails its checksum is refused too:
+  // that is damage, whichever record it is). RocksDB's
   // default replays up to the first bad record and opens, dropping the
   // acknowledged deletions after it and handing their sequence numbers out
   // again. (A log removed whole is not detected: nothing else records
@@ -865,4 +869,30 @@ StatusOr<std::unique_ptr<Store>> OpenRocksStore(const StoreOptions& options,
 }
 
 }  // namespace internal
+
+namespace {
+
+class RocksDirLock final : public DataDirLock {
+ public:
+  explicit RocksDirLock(rocksdb::FileLock* lock) : lock_(lock) {}
+  ~RocksDirLock() override {
+    rocksdb::Env::Default()->UnlockFile(lock_).PermitUncheckedError();
+  }
+
+ private:
+  rocksdb::FileLock* const lock_;
+};
+
+}  // namespace
+
+StatusOr<std::unique_ptr<DataDirLock>> LockDataDir(const std::string& dir) {
+  // RocksDB's own LockFile: the same fcntl lock an open store holds, and
+  // its list of the files this process has locked (a process never
+  // conflicts with its own fcntl locks).
+  rocksdb::FileLock* lock = nullptr;
+  RETURN_IF_ERROR(internal::FromRocks(
+      rocksdb::Env::Default()->LockFile(dir + "/LOCK", &lock), "lock " + dir));
+  return std::unique_ptr<DataDirLock>(new RocksDirLock(lock));
+}
+
 }  // namespace eraser::storage

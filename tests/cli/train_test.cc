@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <filesystem>
+
 #include "run_eraser.h"
 #include "testing/temp_dir.h"
 
@@ -96,6 +98,24 @@ TEST(TrainCommand, RebuildRefusesToDeleteForeignDirectories) {
   EXPECT_EQ(testing::ReadFileOrDie(dir.Child("precious.txt")), "keep me");
 }
 
+// Through a symlink, --rebuild removed the link and built a new directory
+// in its place, leaving the store it named as it was.
+TEST(TrainCommand, RebuildThroughASymlinkRebuildsTheStoreItNames) {
+  testing::TempDir dir;
+  const std::string store = dir.Child("store");
+  const std::string link = dir.Child("link");
+  std::filesystem::create_directory(store);
+  std::filesystem::create_directory_symlink(store, link);
+  CommandResult first = Eraser("train --data-dir " + link + " " + kSmall);
+  ASSERT_EQ(first.exit_code, 0) << first.output;
+  CommandResult again =
+      Eraser("train --data-dir " + link + " " + kSmall + " --rebuild");
+  ASSERT_EQ(again.exit_code, 0) << again.output;
+  EXPECT_THAT(again.output, HasSubstr(": new"));
+  EXPECT_TRUE(std::filesystem::is_symlink(link));
+  EXPECT_TRUE(std::filesystem::exists(store + "/CURRENT"));
+}
+
 // A server holds RocksDB's lock on the directory's LOCK file (an fcntl
 // lock, taken here as RocksDB takes it): --rebuild deleted the directory
 // under it, and the server went on acknowledging deletions into files that
@@ -114,7 +134,7 @@ TEST(TrainCommand, RebuildRefusesADirectoryAnotherProcessHolds) {
   CommandResult run =
       Eraser("train --data-dir " + dir.path() + " " + kSmall + " --rebuild");
   EXPECT_EQ(run.exit_code, 1);
-  EXPECT_THAT(run.output, HasSubstr("in use by another process"));
+  EXPECT_THAT(run.output, HasSubstr("open in another store"));
   EXPECT_EQ(testing::ReadFileOrDie(dir.Child("IDENTITY")), "x\n");
   run = Eraser("train --data-dir " + dir.path() + " " + kSmall);
   EXPECT_EQ(run.exit_code, 1);

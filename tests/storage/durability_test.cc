@@ -145,8 +145,9 @@ std::string NewestLog(const std::string& path) {
 // A log that does not read back whole: RocksDB's default replayed it up to
 // the first bad record and opened, dropping the acknowledged deletions after
 // it and handing their sequence numbers out again. Now the store refuses to
-// open (kDataLoss) for a record damaged in the middle; a torn last record (a
-// write in flight at a crash, never acknowledged) is still forgiven.
+// open (kDataLoss) for a damaged record, the last one included; a last
+// record cut short (a write in flight at a crash, never acknowledged) is
+// still forgiven.
 TEST(Durability, ALogThatDoesNotReadBackWholeIsRefusedNotCutShort) {
   testing::TempDir dir;
   const std::string path = dir.Child("db");
@@ -179,8 +180,17 @@ TEST(Durability, ALogThatDoesNotReadBackWholeIsRefusedNotCutShort) {
   StatusOr<std::unique_ptr<Store>> damaged = Store::Open({path});
   ASSERT_FALSE(damaged.ok()) << "opened a log damaged in its middle";
   EXPECT_EQ(damaged.status().code(), StatusCode::kDataLoss) << damaged.status();
-  // A torn last record: the first nine deletions are there, and the next
-  // number is 10, never one acknowledged before.
+  // A byte flipped in the last record: refused too (a record of its full
+  // length that does not check out is damage, not a write cut short).
+  restore();
+  flipped = whole;
+  flipped[flipped.size() - 2] ^= 0x5a;
+  std::ofstream(log, std::ios::binary | std::ios::trunc) << flipped;
+  StatusOr<std::unique_ptr<Store>> last = Store::Open({path});
+  ASSERT_FALSE(last.ok()) << "opened a log whose last record is damaged";
+  EXPECT_EQ(last.status().code(), StatusCode::kDataLoss) << last.status();
+  // The last record cut short (a write in flight at a crash, never
+  // acknowledged): the first nine deletions are there.
   restore();
   std::filesystem::resize_file(log, whole.size() - 3);
   StatusOr<std::unique_ptr<Store>> torn = Store::Open({path});
@@ -188,6 +198,7 @@ TEST(Durability, ALogThatDoesNotReadBackWholeIsRefusedNotCutShort) {
   StatusOr<std::vector<DeletionRecord>> pending = (*torn)->PendingDeletions();
   ASSERT_TRUE(pending.ok());
   EXPECT_EQ(pending->size(), 9u);
+  EXPECT_EQ((*torn)->LastDeletionSeq(), DeletionSeq(9));
   // Whole again: all ten.
   torn->reset();
   restore();

@@ -6,6 +6,7 @@
 #include <set>
 #include <thread>
 
+#include "eraser/storage/data_dir_lock.h"
 #include "testing/postgres.h"
 #include "testing/temp_dir.h"
 
@@ -112,6 +113,25 @@ TEST(StoreOpen, SecondOpenOfSameDirectoryIsRefused) {
   StatusOr<std::unique_ptr<Store>> second = Store::Open({dir.path()});
   EXPECT_EQ(second.status().code(), StatusCode::kFailedPrecondition);
   EXPECT_THAT(second.status().message(), HasSubstr("another eraser process"));
+}
+
+// The lock `train --rebuild` holds while it deletes a directory: refused
+// while a store of this process has the directory open (a process never
+// conflicts with its own fcntl locks: RocksDB's list of locked files
+// decides), and it keeps a store from opening while held.
+TEST(StoreOpen, ADataDirLockExcludesAnOpenStore) {
+  testing::TempDir dir;
+  {
+    std::unique_ptr<Store> open = OpenOrDie(dir.path());
+    StatusOr<std::unique_ptr<DataDirLock>> refused = LockDataDir(dir.path());
+    EXPECT_EQ(refused.status().code(), StatusCode::kFailedPrecondition);
+  }
+  StatusOr<std::unique_ptr<DataDirLock>> lock = LockDataDir(dir.path());
+  ASSERT_TRUE(lock.ok()) << lock.status();
+  EXPECT_EQ(Store::Open({dir.path()}).status().code(),
+            StatusCode::kFailedPrecondition);
+  lock->reset();
+  EXPECT_TRUE(Store::Open({dir.path()}).ok());
 }
 
 TEST_P(StoreTest, ConfigStoredOnceAndCompared) {

@@ -1,6 +1,5 @@
 #include "eraser/workloads/data_dir.h"
 
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -8,7 +7,9 @@
 #include <cstdio>
 #include <filesystem>
 #include <string_view>
+#include <vector>
 
+#include "eraser/storage/data_dir_lock.h"
 #include "eraser/storage/store.h"
 
 namespace eraser::workloads {
@@ -53,6 +54,11 @@ namespace {
 // Opens the existing store at `dir`: a missing one holds no ensemble; any
 // other error (another process has it open, a damaged log) is its own.
 StatusOr<std::unique_ptr<storage::Store>> OpenExisting(const std::string& dir) {
+  std::error_code ec;
+  if (!storage::IsPostgresLocation(dir) &&
+      !std::filesystem::exists(std::filesystem::path(dir) / "CURRENT", ec)) {
+    return NotFoundError(dir + " holds no trained ensemble");
+  }
   StatusOr<std::unique_ptr<storage::Store>> store =
       storage::Store::Open({dir, /*create_if_missing=*/false});
   if (!store.ok() && store.status().code() == StatusCode::kNotFound) {
@@ -138,22 +144,32 @@ Status RemoveDataDir(const std::string& dir) {
   // Held while removing: a server (or any store) that has the directory
   // open holds RocksDB's lock on its LOCK file, and deleting its files
   // under it would lose every deletion it acknowledges afterwards.
-  const std::string lock_path = (fs::path(dir) / "LOCK").string();
-  const int fd = any ? ::open(lock_path.c_str(), O_RDWR | O_CLOEXEC) : -1;
-  if (fd >= 0) {
-    struct flock lock = {};
-    lock.l_type = F_WRLCK;
-    lock.l_whence = SEEK_SET;
-    if (::fcntl(fd, F_SETLK, &lock) != 0) {
-      ::close(fd);
+  std::unique_ptr<storage::DataDirLock> lock;
+  if (any) {
+    StatusOr<std::unique_ptr<storage::DataDirLock>> locked =
+        storage::LockDataDir(dir);
+    if (!locked.ok()) {
+      if (locked.status().code() != StatusCode::kFailedPrecondition) {
+        return locked.status();
+      }
       return FailedPreconditionError(
           dir +
-          " is in use by another process (an eraser serve?): stop it "
-          "before --rebuild");
+          " is open in another store (a running eraser serve?): stop "
+          "it before --rebuild");
     }
+    lock = std::move(locked).value();
   }
-  fs::remove_all(dir, ec);
-  if (fd >= 0) ::close(fd);
+  // Its files, not the directory: through a symlink, removing `dir` would
+  // remove the link and leave the store it names as it was.
+  std::vector<fs::path> files;
+  for (const fs::directory_entry& entry : fs::directory_iterator(dir, ec)) {
+    files.push_back(entry.path());
+  }
+  for (const fs::path& file : files) {
+    if (ec) break;
+    fs::remove(file, ec);
+  }
+  lock.reset();
   if (ec) return InternalError("cannot remove " + dir + ": " + ec.message());
   return OkStatus();
 }

@@ -37,8 +37,9 @@ StatusOr<unlearning::SisaOptions> TrainedOptions(const std::string& dir);
 // class names, encoding, owners); kNotFound when `dir` holds none.
 StatusOr<unlearning::DatasetInfo> ReadDatasetInfo(const std::string& dir);
 
-// Deletes `dir` if it is empty or an eraser data directory (RocksDB's files
-// only, CURRENT and IDENTITY among them) that no process has open; refuses
+// Deletes the files of `dir` (it stays, empty; a symlink to a directory
+// stays a symlink) if it is an eraser data directory (RocksDB's files only,
+// CURRENT and IDENTITY among them) that no store has open; refuses
 // (kFailedPrecondition) to delete anything else, or a directory a server
 // is using.
 Status RemoveDataDir(const std::string& dir);
