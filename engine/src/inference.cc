@@ -42,14 +42,18 @@ Status EngineImpl::CheckFeatures(const std::vector<float>& features) const {
 }
 
 Status EngineImpl::Reserve(std::size_t rows) {
-  if (inflight_.fetch_add(rows) + rows > options_.inference.queue_capacity) {
-    inflight_.fetch_sub(rows);
-    metrics_->Refused("queue_full");
-    return ResourceExhaustedError(
-        "inference queue is full (" +
-        std::to_string(options_.inference.queue_capacity) +
-        " requests in flight); retry later");
-  }
+  // Room is checked before it is taken: a batch that does not fit never
+  // counts, even for a moment, against requests that would.
+  std::size_t inflight = inflight_.load();
+  do {
+    if (inflight + rows > options_.inference.queue_capacity) {
+      metrics_->Refused("queue_full");
+      return ResourceExhaustedError(
+          "inference queue is full (" +
+          std::to_string(options_.inference.queue_capacity) +
+          " rows in flight); retry later");
+    }
+  } while (!inflight_.compare_exchange_weak(inflight, inflight + rows));
   return OkStatus();
 }
 

@@ -507,11 +507,11 @@ StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
     return InvalidArgumentError("TLS needs both a certificate and a key");
   }
   if (options.max_connections < 1 || options.header_limit < 1024 ||
-      options.idle_timeout.count() <= 0 ||
+      options.header_limit > (1u << 20) || options.idle_timeout.count() <= 0 ||
       options.request_timeout.count() <= 0) {
     return InvalidArgumentError(
-        "max_connections must be positive, header_limit at least 1024 bytes, "
-        "and the timeouts positive");
+        "max_connections must be positive, header_limit 1 KiB to 1 MiB, and "
+        "the timeouts positive");
   }
   std::unique_ptr<HttpServer> server(
       new HttpServer(options, std::move(handler)));

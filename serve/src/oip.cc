@@ -548,7 +548,8 @@ void Api::V2Infer(const Request& request, const Principal& who,
   }
   const bool details = Details(who);
   std::vector<std::string> wanted;
-  if (!internal::WantedOutputs(req.has_outputs, req.outputs,
+  // "outputs": [] names none, as a gRPC request without outputs: all.
+  if (!internal::WantedOutputs(!req.outputs.empty(), req.outputs,
                                internal::KnownOutputs(dataset, details),
                                &wanted, &error)) {
     return respond(internal::BadRequest(request, error));

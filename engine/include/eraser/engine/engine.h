@@ -218,7 +218,9 @@ class Engine {
   }
   // A request of several rows (a client's batch), admitted whole or
   // refused whole: on OK, done(i, result) is called exactly once for each
-  // row i; on an error, for none, and nothing was queued. The errors of
+  // row i (on the caller's thread, before the call returns, for rows the
+  // engine closing meanwhile kept out of the queue); on an error, for
+  // none, and nothing was queued. The errors of
   // InferAsync (a bad row named by its index), and kInvalidArgument for no
   // rows or more rows than queue_capacity (it could never be admitted);
   // kResourceExhausted when the rows do not fit beside those in flight.
