@@ -698,6 +698,14 @@ Status PgStore::IngestSamples(const std::vector<SampleView>& samples) {
       });
 }
 
+namespace {
+
+// What one FETCH of a scan may bring, well within a Unix or TCP socket's
+// buffers (about 200 KiB by default on Linux).
+constexpr std::size_t kScanBatchBytes = 64 * 1024;
+
+}  // namespace
+
 Status PgStore::ScanShard(ShardId shard, uint32_t first_slice,
                           uint32_t end_slice,
                           const std::function<Status(const SampleView&)>& fn) {
@@ -718,23 +726,44 @@ Status PgStore::ScanShard(ShardId shard, uint32_t first_slice,
                  static_cast<int64_t>(end_slice))) {
           slices.push_back(row[0].as<uint32_t>());
         }
+        // Each slice through a cursor, fetched in batches of about
+        // kScanBatchBytes: a member paused while the server still writes
+        // it a result larger than the sockets' buffers kept its statement
+        // running, and its lock, for as long as it stayed paused (seen in
+        // CI). A batch that fits is written whole; the paused member's
+        // session is then idle in its transaction, which the server ends
+        // after idle_in_transaction_session_timeout (Acquire).
         for (uint32_t slice : slices) {
-          const pqxx::result r =
-              txn.exec_params("SELECT id, label, owner, features FROM " +
-                                  table + " WHERE slice = $1 ORDER BY id",
-                              static_cast<int64_t>(slice));
-          for (const pqxx::row& row : r) {
-            const pqxx::binarystring features(row[3]);
-            SampleView view;
-            view.id = SampleId(Unsigned(row[0]));
-            view.shard = shard;
-            view.slice = slice;
-            view.label = row[1].as<uint32_t>();
-            view.owner = OwnerId(Unsigned(row[2]));
-            view.features = features.data();
-            view.feature_size = features.size();
-            RETURN_IF_ERROR(fn(view));
+          txn.exec0(
+              "DECLARE eraser_scan NO SCROLL CURSOR FOR SELECT id, label, "
+              "owner, features FROM " +
+              table + " WHERE slice = " + std::to_string(slice) +
+              " ORDER BY id");
+          std::size_t rows_per_fetch = 1;  // until a row's size is known
+          while (true) {
+            const pqxx::result r =
+                txn.exec("FETCH " + std::to_string(rows_per_fetch) +
+                         " FROM eraser_scan");
+            if (r.empty()) break;
+            std::size_t row_bytes = 64;
+            for (const pqxx::row& row : r) {
+              const pqxx::binarystring features(row[3]);
+              // bytea comes as hex text: two characters a byte.
+              row_bytes = std::max(row_bytes, 64 + 2 * features.size());
+              SampleView view;
+              view.id = SampleId(Unsigned(row[0]));
+              view.shard = shard;
+              view.slice = slice;
+              view.label = row[1].as<uint32_t>();
+              view.owner = OwnerId(Unsigned(row[2]));
+              view.features = features.data();
+              view.feature_size = features.size();
+              RETURN_IF_ERROR(fn(view));
+            }
+            rows_per_fetch =
+                std::clamp<std::size_t>(kScanBatchBytes / row_bytes, 1, 4096);
           }
+          txn.exec0("CLOSE eraser_scan");
         }
         return OkStatus();
       });
