@@ -300,6 +300,9 @@ int RunServe(int argc, char** argv) {
   http.on_refused = [metrics](std::string_view reason) {
     metrics->HttpRefused(reason);
   };
+  http.screen = [&api](const serve::Request& header) {
+    return api.Screen(header);
+  };
   StatusOr<std::unique_ptr<serve::HttpServer>> server =
       serve::HttpServer::Start(
           http, [&api](serve::Request req, serve::Respond respond) {

@@ -118,6 +118,18 @@ std::string RecordValue(const json& v) {
   return v.dump();  // shortest round-trip text of a float
 }
 
+// The request target's path, without its query.
+std::string PathOf(const Request& request) {
+  const std::string target(request.target());
+  return target.substr(0, target.find('?'));
+}
+
+// Routes that answer without a token and whatever the Host.
+bool HealthPath(const std::string& path) {
+  return path == "/healthz" || path == "/readyz" || path == "/v2/health/live" ||
+         path == "/v2/health/ready";
+}
+
 }  // namespace
 
 Api::Api(engine::Engine* engine, ApiOptions options)
@@ -294,6 +306,16 @@ const Principal* Api::Authenticate(const Request& request,
   return nullptr;
 }
 
+std::optional<Response> Api::Screen(const Request& header) {
+  std::optional<Response> refusal;
+  const Respond keep = [&refusal](Response res) { refusal = std::move(res); };
+  const bool health = HealthPath(PathOf(header));
+  if (!Admitted(header, health, keep)) return refusal;
+  std::shared_ptr<const TokenFile> hold;
+  if (!health && Authenticate(header, keep, &hold) == nullptr) return refusal;
+  return std::nullopt;
+}
+
 bool Api::Admitted(const Request& request, bool health,
                    const Respond& respond) {
   metrics::EngineMetrics& metrics = *engine_->metrics();
@@ -403,10 +425,8 @@ void Api::Handle(Request request, Respond respond) {
     request.method(http::verb::get);
     respond = internal::HeadersOnly(std::move(respond));
   }
-  const std::string target(request.target());
-  const std::string path = target.substr(0, target.find('?'));
-  const bool health = path == "/healthz" || path == "/readyz" ||
-                      path == "/v2/health/live" || path == "/v2/health/ready";
+  const std::string path = PathOf(request);
+  const bool health = HealthPath(path);
   if (!Admitted(request, health, respond)) return;
   // An allowed origin's page may read the answer (CORS).
   if (const auto origin = request.find(http::field::origin);

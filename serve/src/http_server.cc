@@ -226,12 +226,21 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     }
     Tcp().expires_after(server_->options().request_timeout);
     // A client that sent "Expect: 100-continue" waits for a 100 before it
-    // sends the body (curl does, for bodies over 1 MiB): the header is
-    // accepted, so say so (RFC 9110 10.1.1).
+    // sends the body (curl does, for bodies over 1 MiB): once the header
+    // is accepted here and by the screen (its Host and token), say so
+    // (RFC 9110 10.1.1); a refusal is sent instead, and the body is not
+    // read.
     if (const auto expect = parser_->get().find(http::field::expect);
         expect != parser_->get().end() && parser_->get().version() >= 11 &&
         !parser_->is_done() &&
         beast::iequals(expect->value(), "100-continue")) {
+      if (const auto& screen = server_->options().screen) {
+        if (std::optional<Response> refused =
+                screen(Request(parser_->get().base()))) {
+          refused->keep_alive(false);
+          return Write(std::move(*refused), /*counted=*/false);
+        }
+      }
       auto go_on = std::make_shared<http::response<http::empty_body>>(
           http::status::continue_, 11);
       return http::async_write(

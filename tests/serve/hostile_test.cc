@@ -489,6 +489,63 @@ TEST_F(Hostile, ContinueBareLineFeedsAndLeadingEmptyLines) {
             200);
 }
 
+// A client that sent "Expect: 100-continue" was told to go on before its
+// token and Host were checked, and sent the body (a megabyte, say) only to
+// be refused: the refusal now comes instead of the 100, and the body is
+// not read.
+TEST_F(Hostile, AContinueWaitsForTheHostAndTheToken) {
+  const std::string reader = AddToken("infer", "reader");
+  StatusOr<std::unique_ptr<Authenticator>> auth =
+      Authenticator::Open(token_file_);
+  ASSERT_TRUE(auth.ok());
+  ApiOptions api;
+  api.auth = auth->get();
+  Start(api);
+  const std::string body = R"({"test_index": 1})";
+  // The header, then what comes back before any byte of the body is sent:
+  // a 100, or a refusal and the connection closed.
+  auto head_only = [&](const std::string& host, const std::string& token,
+                       const std::string& path = "/v1/infer") {
+    const int fd = eraser::testing::RawConnect(port_);
+    EXPECT_GE(fd, 0);
+    const std::string head =
+        "POST " + path + " HTTP/1.1\r\nHost: " + host +
+        "\r\nContent-Type: application/json\r\nExpect: 100-continue\r\n" +
+        (token.empty() ? "" : "Authorization: Bearer " + token + "\r\n") +
+        "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n";
+    EXPECT_EQ(::send(fd, head.data(), head.size(), MSG_NOSIGNAL),
+              static_cast<ssize_t>(head.size()));
+    std::string in;
+    char buffer[512];
+    while (in.find("\r\n\r\n") == std::string::npos) {
+      const ssize_t n = ::recv(fd, buffer, sizeof buffer, 0);
+      if (n <= 0) break;
+      in.append(buffer, static_cast<std::size_t>(n));
+    }
+    if (StatusOf(in) != 100) {
+      in += eraser::testing::ReadUntilClosed(fd, eraser::testing::kPatience)
+                .first;
+    }
+    ::close(fd);
+    return in;
+  };
+  const std::string anonymous = head_only("127.0.0.1", "");
+  EXPECT_EQ(StatusOf(anonymous), 401) << anonymous;
+  EXPECT_THAT(anonymous, HasSubstr("WWW-Authenticate: Bearer"));
+  EXPECT_THAT(anonymous, HasSubstr("Connection: close"));
+  EXPECT_THAT(anonymous, Not(HasSubstr("100 Continue")));
+  const std::string unknown = head_only("127.0.0.1", std::string(64, 'a'));
+  EXPECT_EQ(StatusOf(unknown), 401) << unknown;
+  const std::string elsewhere = head_only("evil.example", reader);
+  EXPECT_EQ(StatusOf(elsewhere), 421) << elsewhere;
+  EXPECT_THAT(elsewhere, Not(HasSubstr("100 Continue")));
+  EXPECT_EQ(StatusOf(head_only("127.0.0.1", reader)), 100);
+  // Health routes need neither (the route refuses the POST after the
+  // body).
+  EXPECT_EQ(StatusOf(head_only("evil.example", "", "/healthz")), 100);
+  EXPECT_EQ(engine_->Stats().queued, 0u);
+}
+
 // The request's outputs: one asked for twice was answered the second time
 // with "data": null; an id that is not a string was dropped in silence.
 TEST_F(Hostile, OutputsAskedForTwiceAndIdsThatAreNoStrings) {

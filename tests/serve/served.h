@@ -35,6 +35,9 @@ class Served : public ::testing::Test {
     http.on_refused = [metrics](std::string_view r) {
       metrics->HttpRefused(r);
     };
+    http.screen = [this](const Request& header) {
+      return api_->Screen(header);
+    };
     StatusOr<std::unique_ptr<HttpServer>> s =
         HttpServer::Start(http, [this](Request r, Respond respond) {
           api_->Handle(std::move(r), std::move(respond));

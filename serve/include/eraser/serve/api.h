@@ -37,6 +37,7 @@
 #include <boost/asio/thread_pool.hpp>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -89,6 +90,12 @@ class Api {
   // Answers one request. HEAD is answered as the GET of the same route,
   // without the body.
   void Handle(Request request, Respond respond);
+  // Checks a request on its header alone, before its body is read
+  // (HttpServerOptions::screen: a client that sent "Expect:
+  // 100-continue" waits for this verdict before it sends the body): the
+  // refusal Handle would give for its Host, Origin or token, or nullopt
+  // when those pass. Its route, Content-Type and body are Handle's.
+  std::optional<Response> Screen(const Request& header);
   // /readyz answers 503 from now on.
   void SetDraining() { draining_ = true; }
 

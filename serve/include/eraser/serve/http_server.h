@@ -16,6 +16,7 @@
 #include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -65,6 +66,12 @@ struct HttpServerOptions {
   // ephemeral key exchange (forward secrecy) with AEAD ciphers. TLS 1.3's
   // suites all qualify and keep OpenSSL's defaults.
   std::string tls_ciphers = "ECDHE+AESGCM:ECDHE+CHACHA20";
+  // Given the header of a request whose client sent "Expect: 100-continue"
+  // (with the body empty), before the server answers "100 Continue": a
+  // response refuses the request instead, and the connection closes after
+  // it (the body is never read; RFC 9110 10.1.1). Called on an I/O thread;
+  // must not block. Unset: every header the server accepts gets its 100.
+  std::function<std::optional<Response>(const Request&)> screen;
   // Told of each refused connection or request the server itself refuses
   // ("connection_limit", "header_too_large", "timeout", "tls_handshake").
   std::function<void(std::string_view reason)> on_refused;
