@@ -354,14 +354,17 @@ int RunServe(int argc, char** argv) {
   while (true) {
     sigwait(&signals, &signal_number);
     if (signal_number != SIGHUP) break;
+    // A reload that failed goes to stderr, beside the server's other
+    // errors, where a log collector watching for them finds it.
     if (!auth) {
-      std::printf("eraser serve: SIGHUP ignored: no --auth-file\n");
+      std::fprintf(stderr, "eraser serve: SIGHUP ignored: no --auth-file\n");
     } else if (Status reloaded = auth->Reload(); reloaded.ok()) {
       std::printf("eraser serve: SIGHUP: %zu tokens from %s\n",
                   auth->tokens()->size(), auth_file.c_str());
     } else {
-      std::printf("eraser serve: SIGHUP: %s; the previous tokens stay\n",
-                  reloaded.ToString().c_str());
+      std::fprintf(stderr,
+                   "eraser serve: SIGHUP: %s; the previous tokens stay\n",
+                   reloaded.ToString().c_str());
     }
     std::fflush(stdout);
   }
