@@ -5,6 +5,7 @@
 #include <optional>
 
 #include "engine_impl.h"
+#include "eraser/common/sync_point.h"
 
 namespace eraser::engine::internal {
 namespace {
@@ -107,6 +108,7 @@ Status EngineImpl::InferRowsAsync(std::vector<std::vector<float>> rows,
             std::move(rows[r]),
             [shared, r](StatusOr<Prediction> p) { (*shared)(r, std::move(p)); },
             max_wait)) {
+      ERASER_SYNC_POINT("EngineImpl::InferRowsAsync:Queued");
       continue;
     }
     // Closed meanwhile: the queued rows are answered by Close; the rest

@@ -17,6 +17,7 @@
 
 #include "engine_fixture.h"
 #include "eraser/certify/vote.h"
+#include "eraser/common/mutex.h"
 #include "eraser/common/sync_point.h"
 #include "eraser/storage/store.h"
 
@@ -211,6 +212,108 @@ TEST_F(EngineTest, FullQueueIsResourceExhausted) {
   EXPECT_TRUE(first.get().ok());
   // Capacity is back once the first is answered.
   EXPECT_TRUE(engine->Infer(Input(2)).get().ok());
+}
+
+// eraser_inference_refused_total{reason}, 0 before the first.
+double RefusedCount(Engine& engine, const std::string& reason) {
+  const std::string text = engine.metrics()->TextExposition();
+  const std::string series =
+      "\neraser_inference_refused_total{reason=\"" + reason + "\"} ";
+  const std::size_t at = text.find(series);
+  return at == std::string::npos ? 0
+                                 : std::stod(text.substr(at + series.size()));
+}
+
+// Rows given to InferRowsAsync and each row's answers, in the order they
+// came.
+struct RowAnswers {
+  explicit RowAnswers(std::size_t n) : answers(n) {}
+  RowCallback Callback() {
+    return [this](std::size_t row, StatusOr<Prediction> p) {
+      MutexLock lock(&mu);
+      answers[row].push_back(p.status().code());
+      if (++total == answers.size()) all.set_value();
+    };
+  }
+  Mutex mu;
+  std::vector<std::vector<StatusCode>> answers GUARDED_BY(mu);
+  std::size_t total GUARDED_BY(mu) = 0;
+  std::promise<void> all;
+};
+
+TEST_F(EngineTest, ARowBatchIsAdmittedWholeOrRefusedWhole) {
+  EngineOptions o = Options(data_, "eraser-lazy-wait");
+  o.inference.queue_capacity = 3;
+  auto engine = OpenOrDie(o);
+  ASSERT_NE(engine, nullptr);
+  const auto refused = [&](const std::string& reason) {
+    return RefusedCount(*engine, reason);
+  };
+  // A bad row refuses the batch, naming the row: no row is answered.
+  std::vector<float> nan = Input(1);
+  nan[5] = std::nanf("");
+  RowAnswers bad(3);
+  Status status = engine->InferRowsAsync({Input(0), nan, Input(2)},
+                                         bad.Callback(), Duration::max());
+  EXPECT_EQ(status.code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(), HasSubstr("row 1: feature 5"));
+  // More rows than the queue holds could never be admitted; none at all
+  // is no request.
+  RowAnswers big(4);
+  status = engine->InferRowsAsync({Input(0), Input(1), Input(2), Input(3)},
+                                  big.Callback(), Duration::max());
+  EXPECT_EQ(status.code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(), HasSubstr("1 to 3 rows"));
+  EXPECT_EQ(
+      engine->InferRowsAsync({}, RowAnswers(0).Callback(), Duration::max())
+          .code(),
+      StatusCode::kInvalidArgument);
+  EXPECT_EQ(refused("bad_input"), 3);
+  // A batch of exactly the capacity is answered, each row once, with the
+  // ensemble's answer for it.
+  RowAnswers whole(3);
+  ASSERT_TRUE(engine
+                  ->InferRowsAsync({Input(0), Input(1), Input(2)},
+                                   whole.Callback(), Duration::max())
+                  .ok());
+  ASSERT_EQ(whole.all.get_future().wait_for(eraser::testing::kPatience),
+            std::future_status::ready);
+  {
+    MutexLock lock(&whole.mu);
+    for (const auto& row : whole.answers) {
+      EXPECT_THAT(row, ElementsAre(StatusCode::kOk));
+    }
+  }
+  EXPECT_EQ(refused("queue_full"), 0);
+  {
+    MutexLock lock(&bad.mu);
+    for (const auto& row : bad.answers) EXPECT_TRUE(row.empty());
+  }
+}
+
+// The engine closes while a batch is being queued: the rows queued before
+// are answered by the closing engine, the rest by InferRowsAsync itself,
+// each exactly once, and the call still reports the batch admitted.
+TEST_F(EngineTest, ARowBatchTheEngineClosesMidwayIsAnsweredOncePerRow) {
+  auto engine = Open("eraser-lazy-wait");
+  ASSERT_NE(engine, nullptr);
+  int queued = 0;
+  SyncPoints::Set("EngineImpl::InferRowsAsync:Queued", [&] {
+    if (++queued == 1) engine->Close();
+  });
+  RowAnswers rows(3);
+  const Status status = engine->InferRowsAsync(
+      {Input(0), Input(1), Input(2)}, rows.Callback(), Duration::max());
+  SyncPoints::ClearAll();
+  EXPECT_TRUE(status.ok()) << status;
+  ASSERT_EQ(rows.all.get_future().wait_for(eraser::testing::kPatience),
+            std::future_status::ready);
+  MutexLock lock(&rows.mu);
+  // Row 0 was in the queue, which the workers empty before they stop.
+  EXPECT_THAT(rows.answers[0], ElementsAre(StatusCode::kOk));
+  EXPECT_THAT(rows.answers[1], ElementsAre(StatusCode::kUnavailable));
+  EXPECT_THAT(rows.answers[2], ElementsAre(StatusCode::kUnavailable));
+  EXPECT_EQ(RefusedCount(*engine, "shutting_down"), 1);
 }
 
 TEST_F(EngineTest, DeletionIsDurableAcknowledgedAndApplied) {
