@@ -329,6 +329,9 @@ EngineStats EngineImpl::Stats() const {
   stats.last_retrain_failure = last_retrain_failure_;
   stats.backing_off = core_->BackingOff(now);
   stats.erasure_owed = core_->erasure_owed();
+  if (Status writes = store_->WriteStatus(); !writes.ok()) {
+    stats.store_refusing_writes = writes.ToString();
+  }
   stats.expired = expired_;
   stats.shard_reloads = reloads_;
   stats.lease_held = LeaseHeld();

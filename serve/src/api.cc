@@ -502,8 +502,9 @@ void Api::Readyz(const Request& request, Respond respond) {
                                      *engine_->metrics()));
   }
   // Degraded: still serving, but unlearning is overloaded (answers degrade
-  // to keep deadlines), retrainings are failing, or an erasure is owed; a
-  // load balancer may prefer another replica.
+  // to keep deadlines), retrainings are failing, an erasure is owed, or the
+  // store refuses writes (a full disk: deletions get 507); a load balancer
+  // may prefer another replica.
   const engine::EngineStats stats = engine_->Stats();
   if (!stats.lease_held) {
     // A replica without its lease refuses every answer: send traffic to
@@ -515,8 +516,9 @@ void Api::Readyz(const Request& request, Respond respond) {
                                      *engine_->metrics()));
   }
   const scheduler::Capacity& c = stats.capacity;
-  const bool degraded =
-      c.overloaded || !stats.backing_off.empty() || stats.erasure_owed;
+  const bool degraded = c.overloaded || !stats.backing_off.empty() ||
+                        stats.erasure_owed ||
+                        !stats.store_refusing_writes.empty();
   json backing_off = json::array();
   for (ShardId s : stats.backing_off) backing_off.push_back(s.value());
   if (!detail) {
@@ -537,7 +539,8 @@ void Api::Readyz(const Request& request, Respond respond) {
          {"retrain_failures", stats.retrain_failures},
          {"last_retrain_failure", stats.last_retrain_failure},
          {"shards_backing_off", backing_off},
-         {"erasure_owed", stats.erasure_owed}}},
+         {"erasure_owed", stats.erasure_owed},
+         {"store_refusing_writes", stats.store_refusing_writes}}},
        {"planning",
         {{"train_seconds_per_sample_epoch",
           stats.planning.model_cost.train_seconds_per_sample_epoch},

@@ -462,17 +462,43 @@ void RocksStore::OpenReadOnly() {
     MutexLock lock(&undo_mu_);
     if (!undo_.empty() || undo_lost_tag_ != 0) return;
   }
+  StatusOr<std::unique_ptr<DataDirLock>> lock = LockDataDir(params_.path);
+  if (!lock.ok()) {
+    std::fprintf(stderr, "eraser: %s: not opened read-only: %s\n",
+                 params_.path.c_str(), lock.status().ToString().c_str());
+    return;
+  }
   rocksdb::DB* raw = nullptr;
   const rocksdb::Status s = rocksdb::DB::OpenForReadOnly(
       params_.options, params_.path, params_.families, &handles_, &raw);
   if (s.ok()) {
     db_.reset(raw);
     read_only_ = true;
+    read_only_lock_ = std::move(lock).value();
   } else {
     handles_.clear();
     std::fprintf(stderr, "eraser: %s: opening it read-only failed too: %s\n",
                  params_.path.c_str(), s.ToString().c_str());
   }
+}
+
+StatusOr<std::unique_ptr<RocksStore>> RocksStore::OpenReadOnlyAfter(
+    Status why, OpenParams params, std::shared_ptr<WriteGate> gate) {
+  auto store = std::make_unique<RocksStore>(std::move(params), OpenDb(), gate);
+  WriterMutexLock lock(&store->db_mu_);
+  // Writes wait for a reopen, as after a write that failed.
+  gate->Close(why, /*resumable=*/false);
+  store->reopen_error_ = why;
+  store->OpenReadOnly();
+  if (store->db_ == nullptr) return why;
+  StatusOr<uint64_t> last = LastSeq(
+      store->db_.get(), store->handles_[kDeletions], store->params_.path);
+  if (!last.ok()) return last.status();
+  {
+    MutexLock append(&store->append_mu_);
+    store->last_seq_ = *last;
+  }
+  return store;
 }
 
 Status RocksStore::ReopenDeclined() {
@@ -523,6 +549,7 @@ bool RocksStore::ReopenIfNeeded(bool for_write) {
   }
   CloseDb(&db_, &handles_);
   read_only_ = false;
+  read_only_lock_.reset();  // the open to write takes it
   gate_->Reopening();
   StatusOr<OpenDb> opened = Open(params_);
   Status ready = opened.status();
@@ -765,6 +792,13 @@ StatusOr<std::string> RocksStore::GetAudit(uint64_t request_id) {
              "audit record " + std::to_string(request_id));
 }
 
+Status RocksStore::WriteStatus() {
+  // The gate alone, not db_mu_, which a reopen holds for as long as it
+  // replays the log: the gate is closed from a failure (or a read-only
+  // open) until a reopen or Resume() succeeds.
+  return gate_->closed() ? gate_->last() : OkStatus();
+}
+
 StatusOr<std::unique_ptr<Store>> OpenRocksStore(const StoreOptions& options,
                                                 rocksdb::Env* env) {
   if (options.path.empty()) {
@@ -838,13 +872,33 @@ StatusOr<std::unique_ptr<Store>> OpenRocksStore(const StoreOptions& options,
   for (const char* name : kFamilyNames) {
     params.families.emplace_back(name, cf_options);
   }
-  ASSIGN_OR_RETURN(RocksStore::OpenDb opened, RocksStore::Open(params));
+  StatusOr<RocksStore::OpenDb> opened = RocksStore::Open(params);
   // A reopen in place opens what is there: a directory emptied or
   // remounted meanwhile is an error, not a new store.
   params.options.create_if_missing = false;
   params.options.create_missing_column_families = false;
-  auto store =
-      std::make_unique<RocksStore>(std::move(params), std::move(opened), gate);
+  std::unique_ptr<RocksStore> store;
+  std::error_code ec;
+  if (opened.ok()) {
+    store = std::make_unique<RocksStore>(std::move(params),
+                                         std::move(opened).value(), gate);
+  } else if (opened.status().code() == StatusCode::kResourceExhausted &&
+             std::filesystem::exists(
+                 std::filesystem::path(options.path) / "CURRENT", ec)) {
+    // Opening to write writes (a new log and manifest), which a full disk
+    // refuses: a store that exists opens read-only instead, so that a
+    // server restarted on a full disk answers while it refuses deletions,
+    // as one that was running does, and its first write after space
+    // returns reopens it to write.
+    ASSIGN_OR_RETURN(store, RocksStore::OpenReadOnlyAfter(
+                                opened.status(), std::move(params), gate));
+    std::fprintf(stderr,
+                 "eraser: %s: opened read-only: writes (deletions, "
+                 "retrainings) are refused until the disk has space: %s\n",
+                 options.path.c_str(), opened.status().ToString().c_str());
+  } else {
+    return opened.status();
+  }
   StatusOr<std::string> format = store->GetMeta(kFormatKey);
   if (format.ok() && *format != kFormatVersion) {
     return FailedPreconditionError(options.path + " uses storage format " +

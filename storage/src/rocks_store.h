@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "eraser/common/mutex.h"
+#include "eraser/storage/data_dir_lock.h"
 #include "eraser/storage/store.h"
 #include "records_codec.h"
 #include "store_rules.h"
@@ -126,6 +127,14 @@ class RocksStore final : public Store {
   RocksStore(OpenParams params, OpenDb opened, std::shared_ptr<WriteGate> gate);
   ~RocksStore() override;
 
+  // Opens the database at `params` read-only, for a store that could not
+  // be opened to write because of `why` (a full disk): reads go on, every
+  // write is refused with `why` until one finds the space to reopen it to
+  // write (ReopenIfNeeded). Null with the reason when it cannot be opened
+  // read-only either, or another process holds it.
+  static StatusOr<std::unique_ptr<RocksStore>> OpenReadOnlyAfter(
+      Status why, OpenParams params, std::shared_ptr<WriteGate> gate);
+
   Status InitConfig(const StoreConfig& config) override;
   StatusOr<StoreConfig> ReadConfig() override;
   Status PutMeta(const std::string& key, const std::string& value) override;
@@ -156,6 +165,7 @@ class RocksStore final : public Store {
   Status Apply(const ApplyBatch& batch, bool* committed) override;
   Status FinishErasure() override;
   bool ErasureOwed() override;
+  Status WriteStatus() override;
   StoreCounters Counters() override;
   StatusOr<std::unique_ptr<ShardClaim>> TryClaimShard(ShardId shard) override;
 
@@ -278,8 +288,12 @@ class RocksStore final : public Store {
   std::unique_ptr<rocksdb::DB> db_ GUARDED_BY(db_mu_);
   std::vector<rocksdb::ColumnFamilyHandle*> handles_ GUARDED_BY(db_mu_);
   Status reopen_error_ GUARDED_BY(db_mu_);
-  // The database is open read-only: a reopen failed.
+  // The database is open read-only: a reopen failed, or the open at start.
   bool read_only_ GUARDED_BY(db_mu_) = false;
+  // Held while the database is open read-only, which takes no lock of its
+  // own: no other process opens the store to write meanwhile, whose
+  // deletions this one would not see.
+  std::unique_ptr<DataDirLock> read_only_lock_ GUARDED_BY(db_mu_);
   // A write that fails may still have reached the write-ahead log (its
   // append succeeded, its sync did not): RocksDB does not apply it, but
   // reopening the database replays it. That would resurrect a deletion the

@@ -404,6 +404,49 @@ TEST_F(ApiTest, ADeletionTheFullDiskCannotLogIs507AndReadyzSaysDegraded) {
   TearDown();
 }
 
+// A server restarted on a full disk did not start: the store could not
+// open. It now answers, refuses deletions with 507, says degraded and
+// why, and takes deletions again once space returns, without a restart.
+TEST_F(ApiTest,
+       AServerStartedOnAFullDiskAnswersAndTakesDeletionsOnceItHasSpace) {
+  std::string why;
+  std::unique_ptr<eraser::testing::SmallDisk> disk =
+      eraser::testing::SmallDisk::Mount(32 << 20, &why);
+  if (disk == nullptr) {
+    if (eraser::testing::SmallDiskRequired()) FAIL() << why;
+    GTEST_SKIP() << why;
+  }
+  const std::string data = disk->path() + "/data";
+  std::filesystem::copy(engine::testing::GetTemplate().dir, data,
+                        std::filesystem::copy_options::recursive);
+  ASSERT_GT(disk->Fill(), 0u);
+  Start("eraser:lazy,partial,deadline=1h",
+        [&](engine::EngineOptions& o) { o.data_dir = data; });
+  ASSERT_NE(engine_, nullptr);
+  EXPECT_EQ(Http(port_, "POST", "/v1/infer", FeaturesBody(0)).status, 200);
+  const std::string sample =
+      json{{"sample", engine::testing::SampleIn(1, 1).value()}}.dump();
+  HttpResult refused = Http(port_, "POST", "/v1/deletions", sample);
+  EXPECT_EQ(refused.status, 507) << refused.body;
+  HttpResult ready = Http(port_, "GET", "/readyz", "");
+  ASSERT_EQ(ready.status, 200);
+  EXPECT_EQ(ready.json()["status"], "degraded") << ready.body;
+  EXPECT_THAT(
+      ready.json()["unlearning"]["store_refusing_writes"].get<std::string>(),
+      HasSubstr("No space left"));
+  disk->Free();
+  HttpResult accepted = Http(port_, "POST", "/v1/deletions", sample);
+  ASSERT_EQ(accepted.status, 202) << accepted.body;
+  EXPECT_EQ(accepted.json()["seq"], 1);
+  ready = Http(port_, "GET", "/readyz", "");
+  EXPECT_EQ(ready.json()["status"], "ready") << ready.body;
+  EXPECT_EQ(ready.json()["unlearning"]["store_refusing_writes"], "");
+  EXPECT_EQ(Http(port_, "POST", "/v1/drain", "").status, 200);
+  EXPECT_EQ(Http(port_, "GET", "/v1/deletions/1", "").json()["state"],
+            "applied");
+  TearDown();
+}
+
 TEST_F(ApiTest, ShuttingDownIs503) {
   Start("eraser-lazy-wait");
   EXPECT_EQ(Http(port_, "GET", "/readyz").status, 200);

@@ -81,6 +81,76 @@ TEST(FullDisk, DeletionsAreRefusedThenResumeWhenSpaceReturns) {
   EXPECT_EQ(seqs, acked);
 }
 
+// A store opened on a disk already full (a server restarted there) could
+// not open at all: opening to write writes a new log and manifest. It
+// opens read-only, refuses writes with the disk's error, keeps other
+// processes out, and its first write after space returns reopens it.
+TEST(FullDisk, AStoreOpenedOnAFullDiskReadsAndReopensWhenSpaceReturns) {
+  std::string why;
+  std::unique_ptr<eraser::testing::SmallDisk> disk =
+      eraser::testing::SmallDisk::Mount(16 << 20, &why);
+  if (disk == nullptr) {
+    if (eraser::testing::SmallDiskRequired()) FAIL() << why;
+    GTEST_SKIP() << why;
+  }
+  const std::string path = disk->path() + "/db";
+  std::vector<uint64_t> acked;
+  {
+    StatusOr<std::unique_ptr<Store>> store = Store::Open({path});
+    ASSERT_TRUE(store.ok()) << store.status();
+    const std::vector<std::string> features =
+        erasure_fixture::ErasureFeatures();
+    ASSERT_TRUE(
+        (*store)->IngestSamples(erasure_fixture::ErasureViews(features)).ok());
+    for (uint64_t id = 0; id < 3; ++id) {
+      StatusOr<DeletionSeq> seq = AppendSample(**store, id);
+      ASSERT_TRUE(seq.ok()) << seq.status();
+      acked.push_back(seq->value());
+    }
+  }
+  ASSERT_GT(disk->Fill(), 0u);
+  StatusOr<std::unique_ptr<Store>> store = Store::Open({path, false});
+  ASSERT_TRUE(store.ok()) << store.status();
+  EXPECT_EQ((*store)->WriteStatus().code(), StatusCode::kResourceExhausted)
+      << (*store)->WriteStatus();
+  // Reads go on, the log whole.
+  EXPECT_EQ((*store)->LastDeletionSeq().value(), acked.back());
+  StatusOr<std::vector<DeletionRecord>> pending = (*store)->PendingDeletions();
+  ASSERT_TRUE(pending.ok()) << pending.status();
+  EXPECT_EQ(pending->size(), acked.size());
+  StatusOr<SampleLocation> where = (*store)->LookupSample(SampleId(4));
+  EXPECT_TRUE(where.ok()) << where.status();
+  // Writes are refused, saying why, while the disk stays full.
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    StatusOr<DeletionSeq> refused = AppendSample(**store, 10 + attempt);
+    ASSERT_FALSE(refused.ok());
+    EXPECT_EQ(refused.status().code(), StatusCode::kResourceExhausted)
+        << refused.status();
+    EXPECT_NE(refused.status().message().find("full"), std::string::npos)
+        << refused.status();
+  }
+  // Opened read-only, it still holds the directory: no other store opens
+  // it to take deletions this one would not see.
+  StatusOr<std::unique_ptr<Store>> other = Store::Open({path, false});
+  EXPECT_EQ(other.status().code(), StatusCode::kFailedPrecondition)
+      << other.status();
+  disk->Free();
+  StatusOr<DeletionSeq> resumed = AppendSample(**store, 12);
+  ASSERT_TRUE(resumed.ok()) << resumed.status();
+  EXPECT_EQ(resumed->value(), acked.back() + 1);
+  acked.push_back(resumed->value());
+  EXPECT_TRUE((*store)->WriteStatus().ok()) << (*store)->WriteStatus();
+  EXPECT_GE((*store)->Counters().reopens, 1u);
+  store->reset();
+  StatusOr<std::unique_ptr<Store>> again = Store::Open({path, false});
+  ASSERT_TRUE(again.ok()) << again.status();
+  pending = (*again)->PendingDeletions();
+  ASSERT_TRUE(pending.ok()) << pending.status();
+  std::vector<uint64_t> seqs;
+  for (const DeletionRecord& r : *pending) seqs.push_back(r.seq.value());
+  EXPECT_EQ(seqs, acked);
+}
+
 // Only a failed compaction is resumed (Resume()); any other failure, a
 // write's or a flush's, waits for a reopen. An error raised while Resume()
 // runs keeps the gate closed: the resume that began before it does not

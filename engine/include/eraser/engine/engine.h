@@ -156,6 +156,9 @@ struct EngineStats {
   // A committed apply whose compaction failed still owes the erasure of
   // its samples' bytes; it is retried in the background until it succeeds.
   bool erasure_owed = false;
+  // Why the store refuses writes now (a full disk: deletions get
+  // kResourceExhausted), empty while it takes them.
+  std::string store_refusing_writes;
   // Parked or held requests answered with the fallback after max_wait.
   uint64_t expired = 0;
   // With a store shared by several engines: shard models another engine

@@ -8,7 +8,7 @@
 #include <memory>
 #include <string>
 
-#include "eraser/common/status.h"
+#include "eraser/common/statusor.h"
 
 namespace eraser::storage {
 

@@ -176,6 +176,10 @@ class Store {
   virtual Status FinishErasure() = 0;
   // Whether an erasure is owed.
   virtual bool ErasureOwed() = 0;
+  // Why writes are refused now (the disk filled and the store has not
+  // reopened since, or it opened read-only on a full disk), or OK when
+  // the next write is tried. No I/O: what the store last saw.
+  virtual Status WriteStatus() { return OkStatus(); }
 
   // ---- retraining jobs ----------------------------------------------------
   // A shard claimed for retraining, until the claim is destroyed. Engines
