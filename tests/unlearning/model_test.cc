@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "eraser/common/random.h"
@@ -117,6 +118,36 @@ TEST(LoadModel, CorruptOrMismatchedBlobsAreDataLoss) {
   cnn.arch = Architecture::kCnn;
   cnn.hidden.clear();
   EXPECT_EQ(LoadModel(cnn, blob).status().code(), StatusCode::kDataLoss);
+}
+
+// Every image the CNN's check accepts builds a model: 12x12 to 15x15 passed
+// the check and then failed inside LibTorch (a linear layer of no inputs).
+TEST(ModelSpecTest, EveryImageSizeTheCnnAcceptsBuilds) {
+  for (uint32_t rows = 1; rows <= 40; ++rows) {
+    for (uint32_t cols : {rows, 28u}) {
+      ModelSpec spec;
+      spec.arch = Architecture::kCnn;
+      spec.hidden.clear();
+      spec.input_shape = {rows, cols};
+      const Status valid = spec.Validate();
+      if (!valid.ok()) {
+        EXPECT_NE(valid.message().find("at least 16x16"), std::string::npos)
+            << valid;
+        continue;
+      }
+      EXPECT_GE(std::min(rows, cols), 16u);
+      StatusOr<std::unique_ptr<internal::TrainableModel>> model =
+          internal::TrainableModel::Create(spec, 1);
+      EXPECT_TRUE(model.ok()) << rows << "x" << cols << ": " << model.status();
+    }
+  }
+  ModelSpec channels;
+  channels.arch = Architecture::kCnn;
+  channels.hidden.clear();
+  channels.input_shape = {1, 28, 28};
+  EXPECT_NE(channels.Validate().message().find("no channel axis"),
+            std::string::npos)
+      << channels.Validate();
 }
 
 TEST(ModelSpecTest, ValidateAndNames) {

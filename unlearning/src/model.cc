@@ -91,10 +91,18 @@ Status ModelSpec::Validate() const {
       return InvalidArgumentError("model: hidden widths must be in 1..65536");
     }
   }
+  // Two 5x5 convolutions, each followed by a 2x2 pooling, leave
+  // ((n - 4) / 2 - 4) / 2 values of a side of n: at least one from 16 on.
   if (arch == Architecture::kCnn &&
-      (input_shape.size() != 2 || input_shape[0] < 12 || input_shape[1] < 12)) {
+      (input_shape.size() != 2 || input_shape[0] < 16 || input_shape[1] < 16)) {
+    std::string shape;
+    for (uint32_t d : input_shape) {
+      shape += (shape.empty() ? "" : "x") + std::to_string(d);
+    }
     return InvalidArgumentError(
-        "model: the CNN needs image inputs (rows x cols) of at least 12x12");
+        "model: the CNN needs single-channel images, inputs of shape rows x "
+        "cols (no channel axis) of at least 16x16; these are " +
+        (shape.empty() ? std::string("scalars") : shape));
   }
   if (arch == Architecture::kTorchScript &&
       (script == nullptr || script->empty())) {
