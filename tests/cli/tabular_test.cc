@@ -214,6 +214,17 @@ TEST_F(TabularCli, TrainTraceAndReplay) {
   EXPECT_EQ(refused.exit_code, 2) << refused.output;
   EXPECT_THAT(refused.output,
               HasSubstr("test index 72 is outside the test split (72"));
+  // So is a deletion target it does not hold (a trace written for another
+  // dataset): every policy's engine would refuse it, and the run would
+  // compare policies on no deletion.
+  for (const std::string target : {"sample:99999", "owner:99999"}) {
+    testing::WriteFileOrDie(
+        far, "time_ms,op,target\n0,infer,1\n5,delete," + target + "\n");
+    refused = Eraser("replay --trace " + far + " --data-dir " + data +
+                     " --policies immediate --no-oracle");
+    EXPECT_EQ(refused.exit_code, 2) << refused.output;
+    EXPECT_THAT(refused.output, HasSubstr("line 3: " + target + " is not in"));
+  }
 }
 
 }  // namespace

@@ -47,16 +47,31 @@ StatusOr<Locations> LocateDeletions(const std::string& template_dir,
       continue;
     }
     std::vector<storage::SampleLocation> samples;
+    Status found;
     if (e.deletion.kind == storage::DeletionTarget::Kind::kSample) {
       StatusOr<storage::SampleLocation> s =
           store->LookupSample(SampleId(e.deletion.id));
       if (s.ok()) samples.push_back(*s);
+      found = s.status();
     } else {
       StatusOr<std::vector<storage::SampleLocation>> s =
           store->OwnerSamples(OwnerId(e.deletion.id));
       if (s.ok()) samples = std::move(s).value();
+      found = s.status();
     }
-    // An unknown target is refused by the engine: it has no samples.
+    // A target the data directory does not hold would be refused by every
+    // policy's engine: the run would compare policies on no deletion (a
+    // trace written for another dataset, say). Refused like a test index
+    // outside the test split.
+    if (found.ok() && samples.empty()) found = NotFoundError("no samples");
+    if (found.code() == StatusCode::kNotFound) {
+      return InvalidArgumentError(
+          "line " + std::to_string(e.line) + ": " + e.deletion.ToString() +
+          " is not in " + template_dir +
+          " (a trace written for another data directory? eraser trace "
+          "--data-dir picks targets from it)");
+    }
+    RETURN_IF_ERROR(found);
     out[Key(e.deletion)] = std::move(samples);
   }
   return out;

@@ -222,6 +222,15 @@ std::string ReplayReport::ToTable() const {
       "(counted by the replay). unsnd: certified answers that disagree "
       "with the retrained oracle, the from-scratch oracle, or the final "
       "state.\n";
+  // A deletion the engine refused (a sample the trace names again after
+  // its erasure) counts in no column above.
+  for (const PolicyReport& p : policies) {
+    if (p.failed_deletions == 0) continue;
+    out += p.name + ": " + std::to_string(p.failed_deletions) +
+           " deletion request" + (p.failed_deletions == 1 ? "" : "s") +
+           " refused by the engine (counted in no column; the JSON report's "
+           "failed_deletions)\n";
+  }
   return out;
 }
 
