@@ -2,6 +2,7 @@
 // line front end; each subcommand lives in its own *_command.cc file.
 #include <cstring>
 #include <iostream>
+#include <new>
 
 #include "command.h"
 
@@ -48,7 +49,17 @@ int main(int argc, char** argv) {
     return eraser::cli::kExitOk;
   }
   for (const Command& c : kCommands) {
-    if (name == c.name) return c.run(argc - 1, argv + 1);
+    if (name != c.name) continue;
+    try {
+      return c.run(argc - 1, argv + 1);
+    } catch (const std::bad_alloc&) {
+      // Reading an input larger than memory (or endless, such as a
+      // device): an error, not an abort.
+      std::cerr << "eraser " << name
+                << ": RESOURCE_EXHAUSTED: out of memory (an input larger "
+                   "than the memory the process may use?)\n";
+      return eraser::cli::kExitFailure;
+    }
   }
   std::cerr << "eraser: unknown command '" << name << "'\n\n";
   PrintUsage(std::cerr);

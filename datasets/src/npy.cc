@@ -338,8 +338,17 @@ StatusOr<NpyArray> ReadNpy(const std::string& path) {
   }
   std::ifstream in(path, std::ios::binary);
   if (!in) return NotFoundError("cannot read " + path);
+  // The magic first: a file that is not .npy at all (a device, a
+  // gigabyte of something else) is refused before it is read whole.
+  char magic[kMagicSize] = {};
+  in.read(magic, sizeof magic);
+  if (in.gcount() == sizeof magic &&
+      std::memcmp(magic, kMagic, kMagicSize) != 0) {
+    return InvalidArgumentError(path + " is not a .npy file (bad magic)");
+  }
   std::ostringstream text;
-  text << in.rdbuf();
+  text.write(magic, in.gcount());
+  if (in) text << in.rdbuf();
   if (in.bad()) return NotFoundError("cannot read " + path);
   return ParseNpy(text.str(), path);
 }

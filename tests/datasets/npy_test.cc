@@ -185,6 +185,15 @@ TEST(Npy, MalformedFilesAreRefused) {
   }
 }
 
+// A file that is not .npy is refused on its first bytes: an endless one
+// (a device given by mistake) was read until memory ran out.
+TEST(Npy, AFileThatIsNotNpyIsRefusedBeforeItIsReadWhole) {
+  StatusOr<NpyArray> zero = ReadNpy("/dev/zero");
+  EXPECT_EQ(zero.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(zero.status().message(),
+              HasSubstr("/dev/zero is not a .npy file (bad magic)"));
+}
+
 TEST(Npy, ArraysThatDoNotFitEachOther) {
   auto parse = [](const std::string& dict, const std::string& data) {
     return std::move(ParseNpy(NpyBytes(dict, data), "a.npy")).value();
