@@ -98,6 +98,24 @@ TEST(TrainCommand, RebuildRefusesToDeleteForeignDirectories) {
   EXPECT_EQ(testing::ReadFileOrDie(dir.Child("precious.txt")), "keep me");
 }
 
+// A directory of someone else's files (a --data-dir mistyped as ".", say)
+// was trained into, RocksDB's files mixed with them; --rebuild then
+// refused to delete it.
+TEST(TrainCommand, ADirectoryOfOtherFilesIsNotTrainedInto) {
+  testing::TempDir dir;
+  testing::WriteFileOrDie(dir.Child("readme.txt"), "hi");
+  CommandResult run = Eraser("train --data-dir " + dir.path() + " " + kSmall);
+  EXPECT_EQ(run.exit_code, 1) << run.output;
+  EXPECT_THAT(run.output, HasSubstr("holds readme.txt and no eraser data "
+                                    "directory: give a new or empty"));
+  std::size_t entries = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir.path())) {
+    (void)e;
+    ++entries;
+  }
+  EXPECT_EQ(entries, 1u);
+}
+
 // Through a symlink, --rebuild removed the link and built a new directory
 // in its place, leaving the store it named as it was.
 TEST(TrainCommand, RebuildThroughASymlinkRebuildsTheStoreItNames) {

@@ -14,12 +14,59 @@
 
 namespace eraser::workloads {
 
+namespace {
+
+// Whether `name` is a file RocksDB writes in its directory.
+bool IsRocksFile(const std::string& name) {
+  auto numbered = [&](std::string_view prefix, std::string_view suffix) {
+    if (name.size() <= prefix.size() + suffix.size() ||
+        name.compare(0, prefix.size(), prefix) != 0 ||
+        name.compare(name.size() - suffix.size(), suffix.size(), suffix) != 0) {
+      return false;
+    }
+    const std::string digits =
+        name.substr(prefix.size(), name.size() - prefix.size() - suffix.size());
+    return std::all_of(digits.begin(), digits.end(),
+                       [](unsigned char c) { return std::isdigit(c); });
+  };
+  return name == "CURRENT" || name == "IDENTITY" || name == "LOCK" ||
+         name == "LOG" || name.rfind("LOG.old.", 0) == 0 ||
+         numbered("MANIFEST-", "") || numbered("OPTIONS-", "") ||
+         numbered("OPTIONS-", ".dbtmp") || numbered("", ".sst") ||
+         numbered("", ".log") || numbered("", ".blob") ||
+         numbered("", ".dbtmp");
+}
+
+// A directory that exists and holds files of someone else's and no
+// store: training there would mix RocksDB's files with them (a mistyped
+// --data-dir, say "."), and --rebuild would then refuse to delete it.
+Status CheckNotForeign(const std::string& dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (storage::IsPostgresLocation(dir) || !fs::is_directory(dir, ec) ||
+      fs::exists(fs::path(dir) / "CURRENT", ec)) {
+    return OkStatus();
+  }
+  for (const fs::directory_entry& entry : fs::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (!entry.is_regular_file() || !IsRocksFile(name)) {
+      return FailedPreconditionError(
+          dir + " holds " + name +
+          " and no eraser data directory: give a new or empty directory");
+    }
+  }
+  return OkStatus();
+}
+
+}  // namespace
+
 StatusOr<DataDirResult> EnsureTrained(const std::string& dir,
                                       unlearning::SisaOptions options,
                                       const datasets::Dataset& data) {
   options = unlearning::ForDataset(options, data);
   RETURN_IF_ERROR(options.Validate());
   RETURN_IF_ERROR(unlearning::CheckModelSpec(options.model));
+  RETURN_IF_ERROR(CheckNotForeign(dir));
   // A directory this call creates is removed again if the data cannot be
   // ingested (a partition the samples cannot fill, say): a refused dataset
   // leaves nothing that looks like a data directory.
@@ -87,31 +134,6 @@ StatusOr<unlearning::DatasetInfo> ReadDatasetInfo(const std::string& dir) {
                    unlearning::Sisa::Open(store->get(), 1));
   return sisa->ReadDatasetInfo();
 }
-
-namespace {
-
-// Whether `name` is a file RocksDB writes in its directory.
-bool IsRocksFile(const std::string& name) {
-  auto numbered = [&](std::string_view prefix, std::string_view suffix) {
-    if (name.size() <= prefix.size() + suffix.size() ||
-        name.compare(0, prefix.size(), prefix) != 0 ||
-        name.compare(name.size() - suffix.size(), suffix.size(), suffix) != 0) {
-      return false;
-    }
-    const std::string digits =
-        name.substr(prefix.size(), name.size() - prefix.size() - suffix.size());
-    return std::all_of(digits.begin(), digits.end(),
-                       [](unsigned char c) { return std::isdigit(c); });
-  };
-  return name == "CURRENT" || name == "IDENTITY" || name == "LOCK" ||
-         name == "LOG" || name.rfind("LOG.old.", 0) == 0 ||
-         numbered("MANIFEST-", "") || numbered("OPTIONS-", "") ||
-         numbered("OPTIONS-", ".dbtmp") || numbered("", ".sst") ||
-         numbered("", ".log") || numbered("", ".blob") ||
-         numbered("", ".dbtmp");
-}
-
-}  // namespace
 
 Status RemoveDataDir(const std::string& dir) {
   if (storage::IsPostgresLocation(dir)) {
