@@ -1,5 +1,10 @@
 #include "command.h"
 
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
 #include <iostream>
 
 namespace po = boost::program_options;
@@ -52,6 +57,29 @@ Status CheckStoreOptions(const po::variables_map& vm, bool required) {
   }
   if (required && !store && !data_dir) {
     return InvalidArgumentError("--store (or --data-dir) is required");
+  }
+  return OkStatus();
+}
+
+Status CheckOutputPath(const char* option, const std::string& path) {
+  if (path.empty()) return OkStatus();
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::path file(path);
+  const fs::path dir =
+      file.has_parent_path() ? file.parent_path() : fs::path(".");
+  const std::string prefix = std::string("--") + option + " " + path + ": ";
+  if (fs::is_directory(file, ec)) {
+    return InvalidArgumentError(prefix + "is a directory");
+  }
+  if (!fs::is_directory(dir, ec)) {
+    return InvalidArgumentError(prefix + "directory " + dir.string() +
+                                " does not exist");
+  }
+  if (fs::exists(file, ec) ? ::access(path.c_str(), W_OK) != 0
+                           : ::access(dir.c_str(), W_OK) != 0) {
+    return InvalidArgumentError(prefix + "not writable (" +
+                                std::strerror(errno) + ")");
   }
   return OkStatus();
 }

@@ -42,6 +42,12 @@ void AddStoreOptions(boost::program_options::options_description& options,
 Status CheckStoreOptions(const boost::program_options::variables_map& vm,
                          bool required);
 
+// kInvalidArgument when output file `path` (given as `option`) cannot be
+// written: its directory is missing or not writable, or the path is a
+// directory. Checked before the work whose result it is to hold, which
+// would otherwise be lost at the end. OK for an empty path.
+Status CheckOutputPath(const char* option, const std::string& path);
+
 // Prints "eraser <command>: <status>" to stderr and returns kExitFailure,
 // or kExitUsage for kInvalidArgument.
 int ReportError(const char* command, const Status& status);

@@ -216,6 +216,13 @@ int RunReplay(int argc, char** argv) {
   if (Status s = CheckStoreOptions(vm, /*required=*/false); !s.ok()) {
     return ReportError("replay", s);
   }
+  for (const auto& [option, path] :
+       {std::pair<const char*, const std::string*>{"json", &json_file},
+        {"dat", &dat_file}}) {
+    if (Status s = CheckOutputPath(option, *path); !s.ok()) {
+      return ReportError("replay", s);
+    }
+  }
   if (trace_file.empty() == workload_file.empty()) {
     return ReportError("replay",
                        InvalidArgumentError("give exactly one of --trace and "

@@ -68,6 +68,9 @@ int RunTrace(int argc, char** argv) {
       rc != kExitOk || help) {
     return rc;
   }
+  if (Status s = CheckOutputPath("out", out); !s.ok()) {
+    return ReportError("trace", s);
+  }
   StatusOr<Duration> d = ParseDuration(duration);
   if (!d.ok()) return ReportError("trace", d.status());
   g.duration = *d;

@@ -293,6 +293,9 @@ int RunTrain(int argc, char** argv) {
   if (Status s = CheckStoreOptions(vm, /*required=*/true); !s.ok()) {
     return ReportError("train", s);
   }
+  if (Status s = CheckOutputPath("json", flags.json); !s.ok()) {
+    return ReportError("train", s);
+  }
   StatusOr<std::vector<uint32_t>> hidden =
       unlearning::ParseHidden(flags.hidden);
   if (!hidden.ok()) return ReportError("train", hidden.status());

@@ -116,6 +116,26 @@ TEST(TrainCommand, ADirectoryOfOtherFilesIsNotTrainedInto) {
   EXPECT_EQ(entries, 1u);
 }
 
+// An output file that cannot be written was found only after the work it
+// was to hold: the training ran to the end, then failed, its directory
+// left behind.
+TEST(TrainCommand, AnOutputFileThatCannotBeWrittenIsRefusedFirst) {
+  testing::TempDir dir;
+  const std::string data = dir.Child("data");
+  CommandResult run = Eraser("train --data-dir " + data + " " + kSmall +
+                             " --json " + dir.Child("missing/train.json"));
+  EXPECT_EQ(run.exit_code, 2) << run.output;
+  EXPECT_THAT(run.output, HasSubstr("/missing does not exist"));
+  EXPECT_FALSE(std::filesystem::exists(data));
+  run = Eraser("trace --out " + dir.path() + " --duration 1s");
+  EXPECT_EQ(run.exit_code, 2) << run.output;
+  EXPECT_THAT(run.output, HasSubstr("is a directory"));
+  run = Eraser("replay --trace " + dir.Child("t.csv") + " --json " +
+               dir.Child("missing/r.json"));
+  EXPECT_EQ(run.exit_code, 2) << run.output;
+  EXPECT_THAT(run.output, HasSubstr("--json"));
+}
+
 // Through a symlink, --rebuild removed the link and built a new directory
 // in its place, leaving the store it named as it was.
 TEST(TrainCommand, RebuildThroughASymlinkRebuildsTheStoreItNames) {
