@@ -47,6 +47,18 @@ StatusOr<ParsedDataset> ParseDatasetFlags(const DatasetFlags& f,
                                           const po::variables_map& vm,
                                           uint64_t seed) {
   ParsedDataset out;
+  // An option given with nothing (a shell variable that expanded to
+  // nothing) would fall back to its default, unlike what was asked.
+  for (const char* name : {"dataset", "dataset-dir", "test-dataset",
+                           "label-column", "owner-column", "ignore-columns",
+                           "categorical-columns", "csv-delimiter"}) {
+    if (vm.count(name) > 0 && !vm[name].defaulted() &&
+        vm[name].as<std::string>().empty()) {
+      return InvalidArgumentError(std::string("--") + name +
+                                  " is empty: give a value, or leave the "
+                                  "option out for its default");
+    }
+  }
   std::string text = f.dataset;
   if (!f.dataset_dir.empty()) {
     if (!vm["dataset"].defaulted() && f.dataset != "fashion-mnist") {

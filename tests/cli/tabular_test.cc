@@ -54,6 +54,17 @@ TEST_F(TabularCli, DatasetDescribesTheColumns) {
   EXPECT_THAT(r.output, HasSubstr("owners: 48 in the training split"));
 }
 
+// An option given an empty value (a shell variable that expanded to
+// nothing) fell back to its default: no owners, the last column as label.
+TEST_F(TabularCli, AnEmptyOptionValueIsRefused) {
+  for (const std::string option :
+       {"--owner-column", "--label-column", "--csv-delimiter"}) {
+    CommandResult r = Eraser("dataset csv:" + csv_ + " " + option + " ''");
+    EXPECT_EQ(r.exit_code, 2) << option << ": " << r.output;
+    EXPECT_THAT(r.output, HasSubstr(option + " is empty"));
+  }
+}
+
 TEST_F(TabularCli, BadFilesLeaveNoDataDirectory) {
   const std::string text = testing::SyntheticUsersCsv(20, 3, 1);
   // Line 38 loses its age, the fourth field (before the quoted note).
