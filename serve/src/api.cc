@@ -563,15 +563,17 @@ void Api::Infer(const Request& request, const Principal& who, Respond respond) {
   const internal::Stopwatch::time_point start = internal::Stopwatch::now();
   respond = internal::CountingFailures(std::move(respond), statistics_, start);
   if (!JsonBody(request, respond)) return;
+  // A request refused before the engine sees it (the engine counts its
+  // own refusals): a bad input, as the engine would count it.
+  auto bad_input = [&](const std::string& error) {
+    engine_->metrics()->Refused("bad_input");
+    respond(BadRequest(request, error));
+  };
   json body;
   std::string error;
-  if (!ParseObject(request, &body, &error)) {
-    return respond(BadRequest(request, error));
-  }
+  if (!ParseObject(request, &body, &error)) return bad_input(error);
   std::vector<float> features;
-  if (!Features(body, &features, &error)) {
-    return respond(BadRequest(request, error));
-  }
+  if (!Features(body, &features, &error)) return bad_input(error);
   // The request is answered on the engine's thread; `respond` posts the
   // response back to the connection.
   const unsigned version = request.version();

@@ -342,8 +342,11 @@ ServerUnaryReactor* InferenceService::ModelInfer(
   const Principal* who = Inferrer(context, &hold, "infer", &status);
   if (who == nullptr) return Finish(context, status);
   std::shared_ptr<internal::ModelStatistics> statistics = api_->statistics();
+  // A request refused before the engine sees it (the engine counts its
+  // own refusals): a bad input, as the engine would count it.
   auto fail = [&](const grpc::Status& s) {
     statistics->Failed(internal::NanosSince(start));
+    metrics().Refused("bad_input");
     return Finish(context, s);
   };
   // Another model's request is not this model's failure (as over HTTP,

@@ -509,26 +509,32 @@ void Api::V2Infer(const Request& request, const Principal& who,
                 /*octet_ok=*/binary_form)) {
     return;
   }
+  // A request refused before the engine sees it (the engine counts its
+  // own refusals): a bad input, as the engine would count it.
+  auto bad_input = [&](Response res) {
+    engine_->metrics()->Refused("bad_input");
+    respond(std::move(res));
+  };
   TensorRequest req;
   BinaryOutputs binary;
   std::string error;
   if (binary_form) {
     if (request.count("Inference-Header-Content-Length") > 1) {
-      return respond(internal::BadRequest(
+      return bad_input(internal::BadRequest(
           request, "Inference-Header-Content-Length appears twice"));
     }
     std::size_t header_size = 0;
     const auto value = header_length->value();
     if (!HeaderLength(std::string_view(value.data(), value.size()), body.size(),
                       &header_size)) {
-      return respond(internal::BadRequest(
+      return bad_input(internal::BadRequest(
           request,
           "Inference-Header-Content-Length must be the size in "
           "bytes of the JSON header, at most the body's " +
               std::to_string(body.size())));
     }
     if (!ParseBinaryForm(body, header_size, &req, &binary, &error)) {
-      return respond(internal::BadRequest(request, error));
+      return bad_input(internal::BadRequest(request, error));
     }
   } else if (body.find("binary_data") != std::string_view::npos ||
              body.find("\"parameters\"") != std::string_view::npos) {
@@ -536,15 +542,15 @@ void Api::V2Infer(const Request& request, const Principal& who,
     // header, which the reader refuses by name), or carries parameters
     // (a timeout; reserved ones eraser refuses): the general parser.
     if (!ParseBinaryForm(body, body.size(), &req, &binary, &error)) {
-      return respond(internal::BadRequest(request, error));
+      return bad_input(internal::BadRequest(request, error));
     }
   } else if (!ParseTensorRequest(body, &req, &error)) {
-    return respond(internal::BadRequest(request, error));
+    return bad_input(internal::BadRequest(request, error));
   }
   const unlearning::DatasetInfo& dataset = engine_->dataset();
   std::vector<std::vector<float>> rows;
   if (!Rows(req, dataset, &rows, &error)) {
-    return respond(internal::BadRequest(request, error));
+    return bad_input(internal::BadRequest(request, error));
   }
   const bool details = Details(who);
   std::vector<std::string> wanted;
@@ -552,7 +558,7 @@ void Api::V2Infer(const Request& request, const Principal& who,
   if (!internal::WantedOutputs(!req.outputs.empty(), req.outputs,
                                internal::KnownOutputs(dataset, details),
                                &wanted, &error)) {
-    return respond(internal::BadRequest(request, error));
+    return bad_input(internal::BadRequest(request, error));
   }
   const json id = req.id ? json(*req.id) : json(nullptr);
   auto batch = std::make_shared<internal::RowAnswers>(rows.size());

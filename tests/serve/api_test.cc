@@ -5,6 +5,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <future>
 #include <thread>
@@ -216,6 +217,21 @@ TEST_F(ApiTest, BadRequestsAre400) {
         << c.body;
   }
   EXPECT_EQ(engine_->Stats().pending_deletions, 0u);  // nothing changed
+  // Each refused inference counts once as a bad input, whether the server
+  // or the engine refused it (only a wrong feature count was counted); so
+  // does a bad Open Inference Protocol request.
+  const HttpResult v2 = connection.Send(
+      "POST", "/v2/models/eraser/infer",
+      R"({"inputs": [{"name": "input", "shape": [1, 3], "datatype": "FP32",
+                      "data": [1, 2, 3]}]})");
+  EXPECT_EQ(v2.status, 400) << v2.body;
+  const auto inferences = std::count_if(
+      cases.begin(), cases.end(),
+      [](const Case& c) { return std::string(c.target) == "/v1/infer"; });
+  EXPECT_THAT(
+      engine_->metrics()->TextExposition(),
+      HasSubstr("eraser_inference_refused_total{reason=\"bad_input\"} " +
+                std::to_string(inferences + 1) + "\n"));
   // A malformed request line gets 400 too, and the server carries on.
   HttpResult garbage = HttpConnection(port_).SendRaw("NOT HTTP AT ALL\r\n\r\n");
   EXPECT_EQ(garbage.status, 400) << garbage.error;
