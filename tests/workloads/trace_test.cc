@@ -39,6 +39,25 @@ TEST(ParseTrace, AcceptsCrlfAndAMissingFinalNewline) {
   EXPECT_EQ(t->events.size(), 2u);
 }
 
+// A spreadsheet's byte-order mark and times in exponent form (pandas,
+// numpy) were refused as a bad header and as "not a non-negative number".
+TEST(ParseTrace, AcceptsAByteOrderMarkAndExponents) {
+  StatusOr<Trace> t = ParseTrace(
+      "\xEF\xBB\xBFtime_ms,op,target\n0,infer,1\n1e3,infer,2\n1.5E+3,infer,3\n",
+      "bom.csv");
+  ASSERT_TRUE(t.ok()) << t.status();
+  ASSERT_EQ(t->events.size(), 3u);
+  EXPECT_EQ(t->events[1].time_ms, 1000);
+  EXPECT_EQ(t->events[2].time_ms, 1500);
+  for (const char* bad : {"-1e3", "1e999", "e3", "+5", "nan", "1e"}) {
+    EXPECT_FALSE(
+        ParseTrace(std::string("time_ms,op,target\n") + bad + ",infer,1\n",
+                   "x.csv")
+            .ok())
+        << bad;
+  }
+}
+
 TEST(ParseTrace, EveryBadRowIsReportedWithItsLine) {
   StatusOr<Trace> t = ParseTrace(
       "time_ms,op,target\n"

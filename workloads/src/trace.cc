@@ -1,5 +1,6 @@
 #include "eraser/workloads/trace.h"
 
+#include <cctype>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
@@ -13,9 +14,12 @@ namespace {
 constexpr char kHeader[] = "time_ms,op,target";
 constexpr int kMaxReported = 20;
 
+// A non-negative decimal number, an exponent allowed (1e3, as pandas and
+// numpy may write times).
 bool ParseTime(std::string_view text, double* out) {
   if (text.empty() || text.size() > 32 ||
-      text.find_first_not_of("0123456789.") != std::string_view::npos) {
+      text.find_first_not_of("0123456789.eE+-") != std::string_view::npos ||
+      !(std::isdigit(static_cast<unsigned char>(text[0])) || text[0] == '.')) {
     return false;
   }
   const std::string s(text);
@@ -65,6 +69,9 @@ StatusOr<Trace> ParseTrace(std::string_view csv, const std::string& source) {
     ++line;
     if (!row.empty() && row.back() == '\r') row.remove_suffix(1);
     if (line == 1) {
+      // A UTF-8 byte-order mark (spreadsheets write one) is skipped, as in
+      // CSV datasets.
+      if (row.substr(0, 3) == "\xEF\xBB\xBF") row.remove_prefix(3);
       if (row != kHeader) {
         report(1, std::string("the header must be '") + kHeader + "'");
       }
