@@ -286,9 +286,18 @@ int RunReplay(int argc, char** argv) {
   unlearning::SisaOptions model = workload.model;
   // A trace alone, or a workload naming no dataset or model, names no
   // ensemble: the one in --data-dir is used as it is.
-  const bool use_existing = !data_dir.empty() && !workload.names_ensemble &&
-                            !AnyDatasetOption(vm) &&
-                            workloads::TrainedOptions(data_dir).ok();
+  const bool names_none =
+      !data_dir.empty() && !workload.names_ensemble && !AnyDatasetOption(vm);
+  const Status existing = names_none
+                              ? workloads::TrainedOptions(data_dir).status()
+                              : NotFoundError("");
+  // A directory that holds an ensemble it cannot open now (a server has
+  // it) is reported as such, not trained over with the default dataset.
+  if (names_none && !existing.ok() &&
+      existing.code() != StatusCode::kNotFound) {
+    return ReportError("replay", existing);
+  }
+  const bool use_existing = names_none && existing.ok();
   if (use_existing) {
     std::printf("Ensemble in %s: reused\n", data_dir.c_str());
   } else {

@@ -178,6 +178,14 @@ TEST(TrainCommand, RebuildRefusesADirectoryAnotherProcessHolds) {
   EXPECT_EQ(run.exit_code, 1);
   EXPECT_THAT(run.output, HasSubstr("another eraser process"));
   EXPECT_THAT(run.output, Not(HasSubstr("--rebuild")));
+  // A replay of the ensemble in it says so at once, without first
+  // describing (and loading) the default dataset's ensemble.
+  const std::string trace = dir.Child("trace.csv");
+  testing::WriteFileOrDie(trace, "time_ms,op,target\n0,infer,0\n");
+  run = Eraser("replay --data-dir " + dir.path() + " --trace " + trace);
+  EXPECT_EQ(run.exit_code, 1) << run.output;
+  EXPECT_THAT(run.output, HasSubstr("another eraser process"));
+  EXPECT_THAT(run.output, Not(HasSubstr("Ensemble")));
   ::close(fd);
 }
 
