@@ -282,7 +282,25 @@ StatusOr<Policy> ParsePolicy(std::string_view text) {
   return policy;
 }
 
-StatusOr<std::vector<Policy>> ParsePolicyList(std::string_view text) {
+StatusOr<std::vector<Policy>> ParsePolicyList(std::string_view list) {
+  // Spaces beside the separators inside a policy ("eraser:lazy, wait")
+  // belong to it: only the others separate policies.
+  auto joins = [](char c) { return c == ',' || c == ':' || c == '='; };
+  auto space = [](char c) { return c == ' ' || c == '\t' || c == '\n'; };
+  std::string joined;
+  for (std::size_t i = 0; i < list.size(); ++i) {
+    if (space(list[i])) {
+      std::size_t next = i;
+      while (next < list.size() && space(list[next])) ++next;
+      if ((!joined.empty() && joins(joined.back())) ||
+          (next < list.size() && joins(list[next]))) {
+        i = next - 1;
+        continue;
+      }
+    }
+    joined += list[i];
+  }
+  const std::string_view text = joined;
   std::vector<Policy> policies;
   std::set<std::string> names;
   std::size_t start = 0;

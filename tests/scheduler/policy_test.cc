@@ -115,6 +115,13 @@ TEST(ParsePolicyList, SplitsOnSemicolonsAndSpaces) {
             StatusCode::kInvalidArgument);
   EXPECT_EQ(ParsePolicyList("immediate;bogus").status().code(),
             StatusCode::kInvalidArgument);
+  // Spaces beside a policy's own separators belong to it: "eraser:lazy,
+  // wait" was split into "eraser:lazy," and "wait".
+  list = ParsePolicyList("eraser:lazy, wait ;eraser: batch:4 ,partial");
+  ASSERT_TRUE(list.ok()) << list.status();
+  ASSERT_EQ(list->size(), 2u);
+  EXPECT_EQ((*list)[0].name, "eraser:lazy,wait");
+  EXPECT_EQ((*list)[1].name, "eraser:batch:4,partial");
 }
 
 }  // namespace
