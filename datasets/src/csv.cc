@@ -115,6 +115,7 @@ class Parser {
     *line = line_;
     std::string field;
     while (true) {
+      field_index_ = fields->size();
       if (pos_ < text_.size() && text_[pos_] == '"') {
         RETURN_IF_ERROR(Quoted(&field));
       } else {
@@ -148,7 +149,9 @@ class Parser {
         }
         if (pos_ < text_.size() && text_[pos_] != delimiter_ &&
             text_[pos_] != '\n' && text_[pos_] != '\r') {
-          return Bad(path_, line_, "text after a closing quote");
+          return Bad(path_, line_,
+                     "field " + std::to_string(field_index_ + 1) +
+                         ": text after a closing quote");
         }
         return OkStatus();
       }
@@ -166,8 +169,9 @@ class Parser {
       }
       if (c == '"') {
         return Bad(path_, line_,
-                   "a quote inside an unquoted field (quote the field and "
-                   "double the quote)");
+                   "field " + std::to_string(field_index_ + 1) +
+                       ": a quote inside an unquoted field (quote the field "
+                       "and double the quote)");
       }
       field->push_back(c);
       ++pos_;
@@ -180,6 +184,7 @@ class Parser {
   const char delimiter_;
   std::size_t pos_ = 0;
   std::size_t line_ = 1;
+  std::size_t field_index_ = 0;  // of the field being read, in its record
 };
 
 // Columns resolved from the options against a header.

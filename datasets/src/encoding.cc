@@ -3,11 +3,37 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <cstdio>
 #include <nlohmann/json.hpp>
 #include <set>
 
 namespace eraser::datasets {
 namespace {
+
+// A value as an error message shows it: control characters escaped (a
+// carriage return printed raw hides the message on a terminal), and cut
+// at 64 bytes.
+std::string Shown(std::string_view text) {
+  std::string out;
+  for (std::size_t i = 0; i < text.size() && i < 64; ++i) {
+    const unsigned char c = static_cast<unsigned char>(text[i]);
+    if (c == '\r') {
+      out += "\\r";
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (c < 0x20 || c == 0x7f) {
+      char hex[8];
+      std::snprintf(hex, sizeof hex, "\\x%02x", c);
+      out += hex;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  if (text.size() > 64) out += "...";
+  return out;
+}
 
 using Role = ColumnEncoding::Role;
 using nlohmann::json;
@@ -161,13 +187,12 @@ Status TabularEncoding::EncodeValue(std::size_t column, std::string_view text,
   if (c.role == Role::kNumeric) {
     double v = 0;
     if (!ParseNumber(text, &v)) {
-      return InvalidArgumentError("column '" + c.name + "': '" +
-                                  std::string(text) + "' is not a number");
+      return InvalidArgumentError("column '" + c.name + "': '" + Shown(text) +
+                                  "' is not a number");
     }
     const double z = (v - c.mean) / c.scale;
     if (!(std::fabs(z) <= 3.4e38)) {
-      return InvalidArgumentError("column '" + c.name +
-                                  "': " + std::string(text) +
+      return InvalidArgumentError("column '" + c.name + "': " + Shown(text) +
                                   " is outside the float range");
     }
     out[0] = static_cast<float>(z);
@@ -176,7 +201,7 @@ Status TabularEncoding::EncodeValue(std::size_t column, std::string_view text,
   const long index = FindCategory(c.categories, Trim(text));
   if (index < 0) {
     return InvalidArgumentError("column '" + c.name + "': unseen category '" +
-                                std::string(text) + "'");
+                                Shown(text) + "'");
   }
   std::fill_n(out, c.categories.size(), 0.0f);
   out[index] = 1.0f;

@@ -116,8 +116,8 @@ TEST(CsvParse, MalformedFilesAreNamedWithTheLine) {
       {"a,b\n1,2,3\n", "bad.csv:2: a row of 3 fields"},
       {"a,b\n1,2\n\n3,4\n", "bad.csv:3: a row of 1 fields"},
       {"a,b\n\"1,2\n", "bad.csv:2: a quoted field is never closed"},
-      {"a,b\n\"1\"x,2\n", "bad.csv:2: text after a closing quote"},
-      {"a,b\n1\"2,3\n", "bad.csv:2: a quote inside an unquoted field"},
+      {"a,b\n\"1\"x,2\n", "bad.csv:2: field 1: text after a closing quote"},
+      {"a,b\n1,2\"3\n", "bad.csv:2: field 2: a quote inside an unquoted field"},
       {"a,a\n1,2\n", "bad.csv:1: column 'a' appears twice"},
       {"a,,c\n1,2,3\n", "bad.csv:1: a column of the header has no name"},
       {"abc\n1\n", "bad.csv:1: the header has one column"},
@@ -326,6 +326,13 @@ TEST(CsvEncode, RecordsEncodeLikeRows) {
            "'1e999' is not a number"},
           {{{"color", "red"}, {"big", "TRUE"}, {"n", "1"}, {"size", "L"}},
            "unknown column 'size'"},
+          // A carriage return printed raw hid the message on a terminal.
+          {{{"color", "red"}, {"big", "TRUE"}, {"n", "6\r"}},
+           "column 'n': '6\\r' is not a number"},
+          {{{"color", std::string(100, 'x') + "\x01"},
+            {"big", "TRUE"},
+            {"n", "1"}},
+           "unseen category '" + std::string(64, 'x') + "...'"},
       };
   for (const auto& [record, message] : bad) {
     StatusOr<std::vector<float>> out = e.EncodeRecord(record);
