@@ -109,7 +109,11 @@ Status FromRocks(const rocksdb::Status& status, std::string_view context) {
   message += ": ";
   message += status.ToString();
   if (status.IsNotFound()) return NotFoundError(std::move(message));
-  if (status.IsNoSpace()) {
+  // A quota (EDQUOT) is a full disk for this store; RocksDB names only
+  // ENOSPC NoSpace.
+  if (status.IsNoSpace() ||
+      (status.IsIOError() &&
+       message.find("Disk quota exceeded") != std::string::npos)) {
     return ResourceExhaustedError(message + " (the disk is full)");
   }
   if (status.IsCorruption()) return DataLossError(std::move(message));
@@ -337,8 +341,8 @@ Status RocksStore::ReopenFailed() const {
   return Status(reopen_error_.code() == StatusCode::kResourceExhausted
                     ? StatusCode::kResourceExhausted
                     : StatusCode::kUnavailable,
-                "the store takes no write until it reopens after an "
-                "error; the last reopen failed: " +
+                "the store takes no write until it reopens to write (tried "
+                "at each write): " +
                     reopen_error_.message());
 }
 
@@ -462,8 +466,16 @@ void RocksStore::OpenReadOnly() {
     MutexLock lock(&undo_mu_);
     if (!undo_.empty() || undo_lost_tag_ != 0) return;
   }
+  // Another process holding the directory may be writing to it: reading a
+  // copy that misses its deletions would expose them. Any other failure to
+  // lock (a file system remounted read-only after an error cannot create
+  // or open LOCK to write) leaves the directory to nobody's writes: open
+  // it without the lock.
   StatusOr<std::unique_ptr<DataDirLock>> lock = LockDataDir(params_.path);
-  if (!lock.ok()) {
+  if (!lock.ok() && lock.status().code() == StatusCode::kFailedPrecondition) {
+    reopen_error_ = FailedPreconditionError(
+        "another process took the directory while this store reopened it: " +
+        lock.status().message());
     std::fprintf(stderr, "eraser: %s: not opened read-only: %s\n",
                  params_.path.c_str(), lock.status().ToString().c_str());
     return;
@@ -474,7 +486,7 @@ void RocksStore::OpenReadOnly() {
   if (s.ok()) {
     db_.reset(raw);
     read_only_ = true;
-    read_only_lock_ = std::move(lock).value();
+    if (lock.ok()) read_only_lock_ = std::move(lock).value();
   } else {
     handles_.clear();
     std::fprintf(stderr, "eraser: %s: opening it read-only failed too: %s\n",
@@ -793,10 +805,14 @@ StatusOr<std::string> RocksStore::GetAudit(uint64_t request_id) {
 }
 
 Status RocksStore::WriteStatus() {
-  // The gate alone, not db_mu_, which a reopen holds for as long as it
-  // replays the log: the gate is closed from a failure (or a read-only
-  // open) until a reopen or Resume() succeeds.
-  return gate_->closed() ? gate_->last() : OkStatus();
+  // The gate, not db_mu_, which a reopen holds for as long as it replays
+  // the log. Only a compaction failed: the next write resumes. A full disk
+  // that has space again: the next write reopens (so that /readyz stops
+  // saying degraded without waiting for a deletion).
+  if (!gate_->closed() || !gate_->needs_reopen()) return OkStatus();
+  const Status last = gate_->last();
+  if (last.code() != StatusCode::kResourceExhausted) return last;
+  return ReopenDeclined();
 }
 
 StatusOr<std::unique_ptr<Store>> OpenRocksStore(const StoreOptions& options,

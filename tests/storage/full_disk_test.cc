@@ -135,6 +135,9 @@ TEST(FullDisk, AStoreOpenedOnAFullDiskReadsAndReopensWhenSpaceReturns) {
   EXPECT_EQ(other.status().code(), StatusCode::kFailedPrecondition)
       << other.status();
   disk->Free();
+  // With space again the store reports itself writable before any write
+  // (a server's /readyz stops saying degraded); the next write reopens.
+  EXPECT_TRUE((*store)->WriteStatus().ok()) << (*store)->WriteStatus();
   StatusOr<DeletionSeq> resumed = AppendSample(**store, 12);
   ASSERT_TRUE(resumed.ok()) << resumed.status();
   EXPECT_EQ(resumed->value(), acked.back() + 1);
@@ -149,6 +152,21 @@ TEST(FullDisk, AStoreOpenedOnAFullDiskReadsAndReopensWhenSpaceReturns) {
   std::vector<uint64_t> seqs;
   for (const DeletionRecord& r : *pending) seqs.push_back(r.seq.value());
   EXPECT_EQ(seqs, acked);
+}
+
+// A quota is a full disk for the store (507, the read-only open at start);
+// RocksDB names only ENOSPC NoSpace.
+TEST(FromRocks, AQuotaIsAFullDisk) {
+  const Status quota = internal::FromRocks(
+      rocksdb::Status::IOError("While appending to file: db/000012.log",
+                               "Disk quota exceeded"),
+      "append deletion");
+  EXPECT_EQ(quota.code(), StatusCode::kResourceExhausted) << quota;
+  EXPECT_NE(quota.message().find("the disk is full"), std::string::npos);
+  EXPECT_EQ(internal::FromRocks(rocksdb::Status::IOError("Input/output error"),
+                                "read")
+                .code(),
+            StatusCode::kInternal);
 }
 
 // Only a failed compaction is resumed (Resume()); any other failure, a
