@@ -307,6 +307,9 @@ const Principal* Api::Authenticate(const Request& request,
 }
 
 std::optional<Response> Api::Screen(const Request& header) {
+  // A CORS preflight is answered by Handle, with its body read (browsers
+  // send no Expect).
+  if (header.method() == http::verb::options) return std::nullopt;
   std::optional<Response> refusal;
   const Respond keep = [&refusal](Response res) { refusal = std::move(res); };
   const bool health = HealthPath(PathOf(header));
