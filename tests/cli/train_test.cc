@@ -114,6 +114,13 @@ TEST(TrainCommand, ADirectoryOfOtherFilesIsNotTrainedInto) {
     ++entries;
   }
   EXPECT_EQ(entries, 1u);
+  // A volume's own entries are no one's data: a fresh ext4 volume's
+  // lost+found, hidden snapshot directories.
+  testing::TempDir volume;
+  std::filesystem::create_directory(volume.Child("lost+found"));
+  std::filesystem::create_directory(volume.Child(".snapshot"));
+  run = Eraser("train --data-dir " + volume.path() + " " + kSmall);
+  EXPECT_EQ(run.exit_code, 0) << run.output;
 }
 
 // An output file that cannot be written was found only after the work it

@@ -49,6 +49,9 @@ Status CheckNotForeign(const std::string& dir) {
   }
   for (const fs::directory_entry& entry : fs::directory_iterator(dir, ec)) {
     const std::string name = entry.path().filename().string();
+    // A volume's own entries (ext4's lost+found, hidden snapshot
+    // directories) are no one's data.
+    if (name == "lost+found" || name.front() == '.') continue;
     if (!entry.is_regular_file() || !IsRocksFile(name)) {
       return FailedPreconditionError(
           dir + " holds " + name +
