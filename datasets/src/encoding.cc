@@ -14,8 +14,14 @@ namespace {
 // carriage return printed raw hides the message on a terminal), and cut
 // at 64 bytes.
 std::string Shown(std::string_view text) {
+  std::size_t shown = std::min<std::size_t>(text.size(), 64);
+  // Not inside a UTF-8 character: back to its first byte.
+  while (shown < text.size() && shown > 0 &&
+         (static_cast<unsigned char>(text[shown]) & 0xC0) == 0x80) {
+    --shown;
+  }
   std::string out;
-  for (std::size_t i = 0; i < text.size() && i < 64; ++i) {
+  for (std::size_t i = 0; i < shown; ++i) {
     const unsigned char c = static_cast<unsigned char>(text[i]);
     if (c == '\r') {
       out += "\\r";
@@ -31,7 +37,7 @@ std::string Shown(std::string_view text) {
       out += static_cast<char>(c);
     }
   }
-  if (text.size() > 64) out += "...";
+  if (shown < text.size()) out += "...";
   return out;
 }
 

@@ -333,6 +333,11 @@ TEST(CsvEncode, RecordsEncodeLikeRows) {
             {"big", "TRUE"},
             {"n", "1"}},
            "unseen category '" + std::string(64, 'x') + "...'"},
+          // Cut before a character, not inside it.
+          {{{"color", std::string(63, 'x') + "\xC3\xA9tt"},
+            {"big", "TRUE"},
+            {"n", "1"}},
+           "unseen category '" + std::string(63, 'x') + "...'"},
       };
   for (const auto& [record, message] : bad) {
     StatusOr<std::vector<float>> out = e.EncodeRecord(record);
