@@ -105,9 +105,11 @@ TEST(TrainCommand, ADirectoryOfOtherFilesIsNotTrainedInto) {
   testing::TempDir dir;
   testing::WriteFileOrDie(dir.Child("readme.txt"), "hi");
   CommandResult run = Eraser("train --data-dir " + dir.path() + " " + kSmall);
-  EXPECT_EQ(run.exit_code, 1) << run.output;
+  EXPECT_EQ(run.exit_code, 2) << run.output;
   EXPECT_THAT(run.output, HasSubstr("holds readme.txt and no eraser data "
                                     "directory: give a new or empty"));
+  // --rebuild would refuse it too: not suggested.
+  EXPECT_THAT(run.output, Not(HasSubstr("--rebuild")));
   std::size_t entries = 0;
   for (const auto& e : std::filesystem::directory_iterator(dir.path())) {
     (void)e;

@@ -53,7 +53,9 @@ Status CheckNotForeign(const std::string& dir) {
     // directories) are no one's data.
     if (name == "lost+found" || name.front() == '.') continue;
     if (!entry.is_regular_file() || !IsRocksFile(name)) {
-      return FailedPreconditionError(
+      // The path is not what the user meant (kInvalidArgument): neither
+      // a store to reuse nor one --rebuild would start over.
+      return InvalidArgumentError(
           dir + " holds " + name +
           " and no eraser data directory: give a new or empty directory");
     }
