@@ -123,6 +123,13 @@ TEST(TrainCommand, ADirectoryOfOtherFilesIsNotTrainedInto) {
   std::filesystem::create_directory(volume.Child(".snapshot"));
   run = Eraser("train --data-dir " + volume.path() + " " + kSmall);
   EXPECT_EQ(run.exit_code, 0) << run.output;
+  // --rebuild starts it over and leaves them.
+  run =
+      Eraser("train --data-dir " + volume.path() + " " + kSmall + " --rebuild");
+  EXPECT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_THAT(run.output, HasSubstr(": new"));
+  EXPECT_TRUE(std::filesystem::is_directory(volume.Child("lost+found")));
+  EXPECT_TRUE(std::filesystem::is_directory(volume.Child(".snapshot")));
 }
 
 // An output file that cannot be written was found only after the work it

@@ -37,6 +37,12 @@ bool IsRocksFile(const std::string& name) {
          numbered("", ".dbtmp");
 }
 
+// A volume's own entries (ext4's lost+found, hidden snapshot directories):
+// no one's data, neither a reason to refuse a directory nor to delete.
+bool VolumeEntry(const std::string& name) {
+  return name == "lost+found" || (!name.empty() && name.front() == '.');
+}
+
 // A directory that exists and holds files of someone else's and no
 // store: training there would mix RocksDB's files with them (a mistyped
 // --data-dir, say "."), and --rebuild would then refuse to delete it.
@@ -49,9 +55,7 @@ Status CheckNotForeign(const std::string& dir) {
   }
   for (const fs::directory_entry& entry : fs::directory_iterator(dir, ec)) {
     const std::string name = entry.path().filename().string();
-    // A volume's own entries (ext4's lost+found, hidden snapshot
-    // directories) are no one's data.
-    if (name == "lost+found" || name.front() == '.') continue;
+    if (VolumeEntry(name)) continue;
     if (!entry.is_regular_file() || !IsRocksFile(name)) {
       // The path is not what the user meant (kInvalidArgument): neither
       // a store to reuse nor one --rebuild would start over.
@@ -154,6 +158,7 @@ Status RemoveDataDir(const std::string& dir) {
   bool any = false;
   for (const fs::directory_entry& entry : fs::directory_iterator(dir, ec)) {
     const std::string name = entry.path().filename().string();
+    if (VolumeEntry(name)) continue;
     if (!entry.is_regular_file() || !IsRocksFile(name)) {
       return FailedPreconditionError(
           dir + " is not an eraser data directory (it holds " + name +
@@ -190,7 +195,9 @@ Status RemoveDataDir(const std::string& dir) {
   // remove the link and leave the store it names as it was.
   std::vector<fs::path> files;
   for (const fs::directory_entry& entry : fs::directory_iterator(dir, ec)) {
-    files.push_back(entry.path());
+    if (!VolumeEntry(entry.path().filename().string())) {
+      files.push_back(entry.path());
+    }
   }
   for (const fs::path& file : files) {
     if (ec) break;
