@@ -97,6 +97,14 @@ class StderrLogger final : public rocksdb::Logger {
   void Logv(const char* format, va_list ap) override {
     char line[1024];
     std::vsnprintf(line, sizeof(line), format, ap);
+    // A record's first line: some carry a dump of many more (the version
+    // edits of a manifest write that failed on a full disk), which would
+    // bury eraser's own line about the error.
+    if (char* newline = std::strchr(line, '\n'); newline != nullptr) {
+      std::fprintf(stderr, "rocksdb: %.*s [...]\n",
+                   static_cast<int>(newline - line), line);
+      return;
+    }
     std::fprintf(stderr, "rocksdb: %s\n", line);
   }
 };
