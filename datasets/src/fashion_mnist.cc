@@ -7,6 +7,7 @@
 #include <cstring>
 #include <limits>
 #include <utility>
+#include <vector>
 
 namespace eraser::datasets {
 namespace {
@@ -52,6 +53,22 @@ class GzReader {
       }
       dst += n;
       size -= static_cast<std::size_t>(n);
+    }
+    return OkStatus();
+  }
+
+  // Reads exactly `size` bytes into `out`, growing it as the bytes arrive,
+  // so that a header declaring far more data than the file holds fails as
+  // truncated instead of allocating what it declares.
+  Status ReadGrowing(std::vector<uint8_t>* out, std::size_t size,
+                     const char* what) {
+    constexpr std::size_t kChunk = std::size_t{1} << 20;
+    out->clear();
+    while (out->size() < size) {
+      const std::size_t start = out->size();
+      out->resize(start + std::min(kChunk, size - start));
+      RETURN_IF_ERROR(
+          ReadExactly(out->data() + start, out->size() - start, what));
     }
     return OkStatus();
   }
@@ -146,16 +163,15 @@ StatusOr<Split> ReadIdxPair(const std::string& images_path,
                          " images");
   }
 
-  std::vector<uint8_t> labels8(count);
   Split split;
   split.type = FeatureType::kPixel;
   split.shape = {rows, cols};
-  split.features.resize(static_cast<std::size_t>(count) * rows * cols);
-  RETURN_IF_ERROR(images.ReadExactly(split.features.data(),
-                                     split.features.size(), "the pixels"));
+  RETURN_IF_ERROR(images.ReadGrowing(
+      &split.features, static_cast<std::size_t>(count) * rows * cols,
+      "the pixels"));
   RETURN_IF_ERROR(images.ExpectEnd());
-  RETURN_IF_ERROR(
-      labels.ReadExactly(labels8.data(), labels8.size(), "the labels"));
+  std::vector<uint8_t> labels8;
+  RETURN_IF_ERROR(labels.ReadGrowing(&labels8, count, "the labels"));
   RETURN_IF_ERROR(labels.ExpectEnd());
   split.labels.reserve(count);
   for (std::size_t i = 0; i < labels8.size(); ++i) {

@@ -156,6 +156,17 @@ TEST_F(SmallIdx, ImplausibleDimensions) {
   EXPECT_THAT(d.status().message(), HasSubstr("implausible dimensions"));
 }
 
+TEST_F(SmallIdx, AHeaderClaimingMoreThanTheFileHoldsAllocatesNothingForIt) {
+  // Dimensions within the bounds, ten terabytes in all, and six bytes of
+  // pixels: the reader must find the file short, not allocate what the
+  // header claims (found by idx_fuzz, which ran out of memory).
+  WriteGz(images_, ImagesBytes(0x803, 10'000'000, 1024, 1024, "abcdef"));
+  WriteGz(labels_, LabelsBytes(0x801, 10'000'000, "\x01"));
+  StatusOr<Split> d = ReadIdxPair(images_, labels_);
+  EXPECT_EQ(d.status().code(), StatusCode::kDataLoss);
+  EXPECT_THAT(d.status().message(), HasSubstr("images.gz: truncated"));
+}
+
 TEST_F(SmallIdx, CorruptCompressedStream) {
   std::string gz = testing::ReadFileOrDie(images_);
   ASSERT_GT(gz.size(), 24u);
