@@ -175,12 +175,7 @@ TEST_F(GrpcServed, DeletionsAreScopedAndDurableBeforeTheAnswer) {
   const std::string infer = AddToken("infer", "reader");
   const std::string owner7 = AddToken("delete:owner:7", "owner-7");
   const std::string admin = AddToken("admin", "ops");
-  StatusOr<std::unique_ptr<Authenticator>> auth =
-      Authenticator::Open(token_file_);
-  ASSERT_TRUE(auth.ok()) << auth.status();
-  ApiOptions api;
-  api.auth = auth->get();
-  StartGrpc(api);
+  StartGrpc(WithTokens());
   auto remove = [&](dpb::DeleteRequest req, const std::string& token,
                     dpb::Deletion* out) {
     grpc::ClientContext context;

@@ -194,12 +194,7 @@ TEST_F(Hostile, AV2ShapeWhoseProductOverflowsIs400) {
 TEST_F(Hostile, CallersWithoutAdminScopeLearnNothingOfDeletionsOrPaths) {
   const std::string reader = AddToken("infer", "reader");
   const std::string admin = AddToken("admin", "ops");
-  StatusOr<std::unique_ptr<Authenticator>> auth =
-      Authenticator::Open(token_file_);
-  ASSERT_TRUE(auth.ok());
-  ApiOptions api;
-  api.auth = auth->get();
-  Start(api);
+  Start(WithTokens());
   for (const Headers& headers :
        {Headers{}, Headers{{"Authorization", "Bearer " + reader}}}) {
     HttpResult ready = Http(port_, "GET", "/readyz", "", headers);
@@ -241,12 +236,7 @@ TEST_F(Hostile, CallersWithoutAdminScopeLearnNothingOfDeletionsOrPaths) {
 // ambiguous and refused, whichever comes first.
 TEST_F(Hostile, AuthorizationSchemesAndRepeatedHeaders) {
   const std::string token = AddToken("infer", "reader");
-  StatusOr<std::unique_ptr<Authenticator>> auth =
-      Authenticator::Open(token_file_);
-  ASSERT_TRUE(auth.ok());
-  ApiOptions api;
-  api.auth = auth->get();
-  Start(api);
+  Start(WithTokens());
   const std::string body = json{{"test_index", 1}}.dump();
   for (const char* scheme : {"Bearer ", "bearer ", "BEARER ", "Bearer   "}) {
     EXPECT_EQ(Http(port_, "POST", "/v1/infer", body,
@@ -495,12 +485,7 @@ TEST_F(Hostile, ContinueBareLineFeedsAndLeadingEmptyLines) {
 // not read.
 TEST_F(Hostile, AContinueWaitsForTheHostAndTheToken) {
   const std::string reader = AddToken("infer", "reader");
-  StatusOr<std::unique_ptr<Authenticator>> auth =
-      Authenticator::Open(token_file_);
-  ASSERT_TRUE(auth.ok());
-  ApiOptions api;
-  api.auth = auth->get();
-  Start(api);
+  Start(WithTokens());
   const std::string body = R"({"test_index": 1})";
   // The header, then what comes back before any byte of the body is sent:
   // a 100, or a refusal and the connection closed.

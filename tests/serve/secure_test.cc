@@ -82,12 +82,7 @@ TEST(TokenFile, StoresHashesOnlyAndNamesBadLines) {
 
 TEST_F(Served, EveryRouteButHealthNeedsAToken) {
   const std::string infer = AddToken("infer", "reader");
-  StatusOr<std::unique_ptr<Authenticator>> auth =
-      Authenticator::Open(token_file_);
-  ASSERT_TRUE(auth.ok()) << auth.status();
-  ApiOptions api;
-  api.auth = auth->get();
-  Start(api);
+  Start(WithTokens());
   EXPECT_EQ(Http(port_, "GET", "/healthz").status, 200);
   EXPECT_EQ(Http(port_, "GET", "/readyz").status, 200);
   EXPECT_EQ(Http(port_, "GET", "/v2/health/live").status, 200);
@@ -122,12 +117,7 @@ TEST_F(Served, ScopesDecideWhatATokenMayDoAndRead) {
   const std::string owner7 = AddToken("delete:owner:7", "owner-7");
   const std::string deleter = AddToken("delete", "deleter");
   const std::string admin = AddToken("admin", "ops");
-  StatusOr<std::unique_ptr<Authenticator>> auth =
-      Authenticator::Open(token_file_);
-  ASSERT_TRUE(auth.ok()) << auth.status();
-  ApiOptions api;
-  api.auth = auth->get();
-  Start(api);
+  Start(WithTokens());
   auto post = [&](const std::string& path, const json& body,
                   const std::string& token) {
     return Http(port_, "POST", path, body.dump(), Bearer(token));
@@ -192,12 +182,7 @@ TEST_F(Served, ScopesDecideWhatATokenMayDoAndRead) {
 
 TEST_F(Served, AReloadReplacesTheTokens) {
   const std::string old_token = AddToken("infer", "old");
-  StatusOr<std::unique_ptr<Authenticator>> auth =
-      Authenticator::Open(token_file_);
-  ASSERT_TRUE(auth.ok());
-  ApiOptions api;
-  api.auth = auth->get();
-  Start(api);
+  Start(WithTokens());
   const std::string body = json{{"test_index", 1}}.dump();
   EXPECT_EQ(Http(port_, "POST", "/v1/infer", body, Bearer(old_token)).status,
             200);
@@ -206,17 +191,17 @@ TEST_F(Served, AReloadReplacesTheTokens) {
   // A broken file leaves the tokens in force, and so does one without a
   // token (being rewritten, or the wrong file), which locked everyone out.
   std::ofstream(token_file_, std::ios::app) << "garbage\n";
-  EXPECT_FALSE((*auth)->Reload().ok());
+  EXPECT_FALSE(auth_->Reload().ok());
   EXPECT_EQ(Http(port_, "POST", "/v1/infer", body, Bearer(old_token)).status,
             200);
   std::ofstream(token_file_, std::ios::trunc) << "# rewritten\n";
-  const Status empty = (*auth)->Reload();
+  const Status empty = auth_->Reload();
   EXPECT_THAT(empty.message(), HasSubstr("holds no token"));
   EXPECT_EQ(Http(port_, "POST", "/v1/infer", body, Bearer(old_token)).status,
             200);
   std::remove(token_file_.c_str());
   std::ofstream(token_file_) << HashToken(new_token) << " infer new\n";
-  ASSERT_TRUE((*auth)->Reload().ok());
+  ASSERT_TRUE(auth_->Reload().ok());
   EXPECT_EQ(Http(port_, "POST", "/v1/infer", body, Bearer(old_token)).status,
             401);
   EXPECT_EQ(Http(port_, "POST", "/v1/infer", body, Bearer(new_token)).status,

@@ -66,8 +66,22 @@ class Served : public ::testing::Test {
     return *token;
   }
 
+  // `api` with access control on, from the token file as AddToken left it;
+  // auth_ is the authenticator (to Reload()).
+  ApiOptions WithTokens(ApiOptions api = {}) {
+    StatusOr<std::unique_ptr<Authenticator>> auth =
+        Authenticator::Open(token_file_);
+    EXPECT_TRUE(auth.ok()) << auth.status();
+    if (auth.ok()) {
+      auth_ = std::move(auth).value();
+      api.auth = auth_.get();
+    }
+    return api;
+  }
+
   eraser::testing::TempDir dir_;
   std::string token_file_ = dir_.Child("tokens");
+  std::unique_ptr<Authenticator> auth_;
   std::unique_ptr<engine::Engine> engine_;
   std::unique_ptr<Api> api_;
   std::unique_ptr<HttpServer> server_;
