@@ -91,19 +91,35 @@ StatusOr<std::map<DeletionSeq, DeletionRecord>> UpdateDeletions(
     }
     return &it->second;
   };
+  auto left = [](const DeletionRecord& r, ShardId shard) {
+    for (const auto& [s, version] : r.excluded_from) {
+      if (s == shard) return true;
+    }
+    return false;
+  };
+  auto mark_applied = [applied_at](DeletionRecord* r) {
+    if (r->state == DeletionState::kApplied) return;
+    r->state = DeletionState::kApplied;
+    r->applied = applied_at;
+  };
   for (const ApplyBatch::Exclusion& e : excluded) {
     ASSIGN_OR_RETURN(DeletionRecord * r, record(e.seq));
-    bool known = false;
-    for (const auto& [shard, version] : r->excluded_from) {
-      known = known || shard == e.shard;
+    if (!left(*r, e.shard)) r->excluded_from.emplace_back(e.shard, e.version);
+  }
+  // A request is applied once every shard that held one of its samples
+  // has committed a model without them, whichever engines committed them:
+  // engines sharing a store each retrain some of its shards, and the one
+  // that commits the last may not yet know of the others' commits.
+  for (auto& [seq, r] : records) {
+    bool all = true;
+    for (const SampleLocation& s : r.samples) {
+      all = all && (s.erased || left(r, s.shard));
     }
-    if (!known) r->excluded_from.emplace_back(e.shard, e.version);
+    if (all) mark_applied(&r);
   }
   for (DeletionSeq seq : applied) {
     ASSIGN_OR_RETURN(DeletionRecord * r, record(seq));
-    if (r->state == DeletionState::kApplied) continue;
-    r->state = DeletionState::kApplied;
-    r->applied = applied_at;
+    mark_applied(r);
   }
   return records;
 }

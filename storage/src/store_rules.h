@@ -31,7 +31,9 @@ StatusOr<std::vector<bool>> PlanIngest(const std::vector<SampleView>& samples,
 // The records `applied` and `excluded` name, each read once through `read`
 // and changed: exclusions recorded (the first version per shard kept),
 // pending ones marked applied at `applied_at` (applied ones keep their first
-// time). kNotFound, from `read`, for an unknown sequence number.
+// time), and so is any whose every live sample's shard it now has left
+// (its excluded_from). kNotFound, from `read`, for an unknown sequence
+// number.
 using ReadDeletion = std::function<StatusOr<DeletionRecord>(DeletionSeq)>;
 StatusOr<std::map<DeletionSeq, DeletionRecord>> UpdateDeletions(
     const std::vector<DeletionSeq>& applied, TimePoint applied_at,

@@ -415,6 +415,51 @@ TEST_P(StoreTest, ApplyRefusesAModelNotNewerThanTheStoredOne) {
   EXPECT_EQ(store_->GetCheckpoint(ShardId(0), 2)->version, 4u);
 }
 
+// Engines sharing a store may each retrain some of a request's shards, and
+// the one that commits the last may not know of the others' commits: the
+// store marks the request applied once every shard holding one of its live
+// samples has left it, whoever says so.
+TEST_P(StoreTest, ARequestIsAppliedOnceEveryShardHoldingItHasLeftIt) {
+  Ingest();
+  auto where = [this](uint64_t id, bool erased = false) {
+    const SampleView& v = fixture_.views[id];
+    return SampleLocation{v.id, v.shard, v.slice, v.owner, erased};
+  };
+  // Owner 0's samples 0, 10, 20 are in shard 0, 5 and 15 in shard 1.
+  StatusOr<DeletionSeq> owner = store_->AppendDeletion(
+      DeletionTarget::Owner(OwnerId(0)),
+      {where(0), where(5), where(10), where(15), where(20)}, TimePoint());
+  ASSERT_TRUE(owner.ok());
+  // Sample 1 (shard 1) was erased before; only shard 0 holds sample 2.
+  StatusOr<DeletionSeq> two =
+      store_->AppendDeletion(DeletionTarget::Owner(OwnerId(1)),
+                             {where(1, true), where(6)}, TimePoint());
+  ASSERT_TRUE(two.ok());
+
+  ApplyBatch first;
+  first.checkpoints = {{ShardId(0), 2, 2, 2, "shard 0 without them"}};
+  first.erase = {SampleId(0), SampleId(10), SampleId(20), SampleId(6)};
+  first.excluded = {{*owner, ShardId(0), 2}, {*two, ShardId(0), 2}};
+  first.applied_at = FromUnixMicros(5);
+  ASSERT_TRUE(store_->Apply(first).ok());
+  EXPECT_EQ(store_->GetDeletion(*owner)->state, DeletionState::kPending);
+  EXPECT_EQ(store_->GetDeletion(*two)->state, DeletionState::kApplied);
+  EXPECT_EQ(store_->GetDeletion(*two)->applied, FromUnixMicros(5));
+
+  ApplyBatch second;  // another engine's, which never heard of the first
+  second.checkpoints = {{ShardId(1), 2, 2, 2, "shard 1 without them"}};
+  second.erase = {SampleId(5), SampleId(15)};
+  second.excluded = {{*owner, ShardId(1), 2}};
+  second.applied_at = FromUnixMicros(7);
+  ASSERT_TRUE(store_->Apply(second).ok());
+  Reopen();
+  StatusOr<DeletionRecord> done = store_->GetDeletion(*owner);
+  ASSERT_TRUE(done.ok());
+  EXPECT_EQ(done->state, DeletionState::kApplied);
+  EXPECT_EQ(done->applied, FromUnixMicros(7));
+  EXPECT_EQ(done->excluded_from.size(), 2u);
+}
+
 TEST_P(StoreTest, AShardClaimIsHeldUntilReleased) {
   StatusOr<std::unique_ptr<Store::ShardClaim>> claim =
       store_->TryClaimShard(ShardId(1));
