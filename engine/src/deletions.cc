@@ -1,6 +1,8 @@
 // Deletion requests: resolution, durable acknowledgement, status.
 #include <algorithm>
 #include <cstdio>
+#include <optional>
+#include <set>
 
 #include "engine_impl.h"
 #include "eraser/common/sync_point.h"
@@ -169,6 +171,7 @@ void EngineImpl::LeaseLoop() {
     }
     metrics_->SetLease(held, membership_->live_members());
     Steady::time_point now = Steady::now();
+    bool renewed_now = false;
     if (now >= next) {
       // Renewals a third of a lease apart, however long each takes.
       const Steady::time_point started = now;
@@ -182,6 +185,7 @@ void EngineImpl::LeaseLoop() {
         std::fprintf(stderr, "eraser: this replica's lease is renewed\n");
       }
       failing = !renewed.ok();
+      renewed_now = renewed.ok();
       now = Steady::now();
       next = failing ? now + retry : std::max(started + period, now);
     }
@@ -200,7 +204,42 @@ void EngineImpl::LeaseLoop() {
       continue;
     }
     if (*notified) SyncDeletions().IgnoreError();  // the renewal retries
+    // Notified of a deletion appended or a shard applied elsewhere; and at
+    // each renewal, for a notification missed.
+    if (*notified || renewed_now) {
+      FindModelsRetrainedElsewhere().IgnoreError();  // tried again then
+    }
   }
+}
+
+Status EngineImpl::FindModelsRetrainedElsewhere() {
+  std::optional<DeletionSeq> oldest;
+  std::vector<uint64_t> versions;
+  {
+    MutexLock lock(&mu_);
+    oldest = core_->OldestPending();
+    versions = snapshot_->versions();
+  }
+  if (!oldest.has_value()) return OkStatus();
+  ASSIGN_OR_RETURN(std::vector<storage::DeletionRecord> records,
+                   store_->DeletionsAfter(DeletionSeq(oldest->value() - 1)));
+  std::set<ShardId> newer;
+  for (const storage::DeletionRecord& r : records) {
+    for (const auto& [shard, version] : r.excluded_from) {
+      if (shard.value() < versions.size() &&
+          version > versions[shard.value()]) {
+        newer.insert(shard);
+      }
+    }
+  }
+  if (newer.empty()) return OkStatus();
+  {
+    MutexLock lock(&mu_);
+    reload_.insert(newer.begin(), newer.end());
+    event_ = true;
+  }
+  control_cv_.SignalAll();
+  return OkStatus();
 }
 
 namespace {

@@ -538,6 +538,7 @@ void EngineImpl::ReloadShards() {
   }
   RefreshParked();
   ReleaseHeld();
+  ERASER_SYNC_POINT("EngineImpl::ReloadShards:Done");
 }
 
 void EngineImpl::RunOrder(const scheduler::RetrainOrder& order) {

@@ -50,7 +50,8 @@ CREATE TABLE eraser_replicas (
 };
 
 // Notification channels: a deletion was appended (payload: its sequence
-// number); a replica registered deletions (payload: its id).
+// number) or a model committed (payload: "applied"), which the replicas
+// read the log for; a replica registered deletions (payload: its id).
 constexpr const char* kDeletionsChannel = "eraser_deletions";
 constexpr const char* kRegisteredChannel = "eraser_registered";
 
@@ -1023,6 +1024,11 @@ Status PgStore::Apply(const ApplyBatch& batch, bool* committed) {
           const std::string table = CheckpointsTable(ShardId(shard));
           Rewrite(txn, table, "NOT (slice = ANY(" + IdArray(slices) + "))");
           for (const Checkpoint* c : list) UpsertCheckpoint(txn, *c);
+        }
+        // The other replicas swap the new models in (delivered at commit).
+        if (!checkpoints.empty()) {
+          txn.exec_params("SELECT pg_notify($1, $2)", kDeletionsChannel,
+                          "applied");
         }
         return OkStatus();
       },

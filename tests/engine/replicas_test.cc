@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "engine_fixture.h"
+#include "eraser/common/sync_point.h"
 #include "testing/postgres.h"
 
 namespace eraser::engine {
@@ -191,6 +192,56 @@ TEST(EngineReplicas, ThreeEnginesOnOneDatabaseExposeNothing) {
   engines.clear();
   EXPECT_EQ(testing::LastCheckpoints(url),
             testing::ScratchCheckpoints({deleted.begin(), deleted.end()}));
+}
+
+// A replica that holds a deletion pending swaps in the model another
+// replica retrained without it, without retraining the shard itself: the
+// apply notifies the replicas, and every renewal reads the log for
+// models committed elsewhere (a notification can be lost). Until then the
+// shard counts as affected there, and its answers degrade.
+TEST(EngineReplicas, AReplicaSwapsInWhatAnotherRetrainedWithoutRetrainingIt) {
+  eraser::testing::PostgresCluster& pg = eraser::testing::SharedPostgres();
+  ASSERT_TRUE(pg.ok()) << pg.error();
+  const std::string url = pg.NewDatabase();
+  ASSERT_FALSE(url.empty()) << pg.error();
+  testing::BuildInto(url);
+  std::mutex mu;
+  std::condition_variable swapped;
+  SyncPoints::Set("EngineImpl::ReloadShards:Done", [&] {
+    std::lock_guard<std::mutex> lock(mu);
+    swapped.notify_all();
+  });
+  // `retrains` retrains at once; `waits` would only at an hour's deadline.
+  StatusOr<std::unique_ptr<Engine>> retrains =
+      Engine::Open(testing::Options(url, "immediate"));
+  ASSERT_TRUE(retrains.ok()) << retrains.status();
+  StatusOr<std::unique_ptr<Engine>> waits =
+      Engine::Open(testing::Options(url, "eraser:lazy,wait,deadline=1h"));
+  ASSERT_TRUE(waits.ok()) << waits.status();
+
+  const SampleId sample = testing::SampleIn(1, 1, 0);
+  StatusOr<DeletionSeq> seq =
+      (*retrains)->RequestDeletion(storage::DeletionTarget::Sample(sample));
+  ASSERT_TRUE(seq.ok()) << seq.status();
+  // Acknowledged: both hold it pending until a model without it serves.
+  EXPECT_EQ((*waits)->Stats().pending_deletions, 1u);
+  ASSERT_TRUE((*retrains)->Drain().ok());
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    EXPECT_TRUE(swapped.wait_for(lock, std::chrono::minutes(2), [&] {
+      return (*waits)->Stats().pending_deletions == 0;
+    })) << "the other replica never swapped the retrained model in";
+  }
+  SyncPoints::ClearAll();
+  const EngineStats stats = (*waits)->Stats();
+  EXPECT_EQ(stats.retrains, 0u);
+  EXPECT_EQ(stats.shard_reloads, 1u);
+  EXPECT_EQ(stats.model_versions, (*retrains)->Stats().model_versions);
+  StatusOr<DeletionInfo> info = (*waits)->GetDeletion(*seq);
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->state, storage::DeletionState::kApplied);
+  (*waits)->Close();
+  (*retrains)->Close();
 }
 
 }  // namespace

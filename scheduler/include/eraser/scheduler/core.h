@@ -385,6 +385,11 @@ class Core {
   bool IsPending(DeletionSeq seq) const { return pending_.count(seq) > 0; }
   // A pending deletion's arrival time.
   std::optional<TimePoint> Arrival(DeletionSeq seq) const;
+  // The lowest sequence number pending, if any.
+  std::optional<DeletionSeq> OldestPending() const {
+    if (pending_.empty()) return std::nullopt;
+    return pending_.begin()->first;
+  }
   // Shards whose served model holds a pending deletion.
   std::vector<ShardId> AffectedShards() const;
   std::size_t parked() const { return parked_.size(); }
