@@ -293,8 +293,12 @@ Status EngineImpl::CatchUp() {
     // Retrainings that failed on the store's absence go again now.
     if (recovered) core_->ClearBackoff();
     const std::vector<uint64_t> versions = snapshot_->versions();
+    // Another engine's arrival time is on its clock: one behind this one
+    // would make its deadline later here (and a miss uncounted); no
+    // arrival is later than now.
+    const TimePoint now = clock_->Now();
     for (const storage::DeletionRecord& r : records) {
-      core_->OnDeletion(r.seq, r.arrival, HeldHits(r, versions));
+      core_->OnDeletion(r.seq, std::min(r.arrival, now), HeldHits(r, versions));
       for (const auto& [shard, version] : r.excluded_from) {
         if (shard.value() < versions.size() &&
             version > versions[shard.value()]) {
