@@ -244,5 +244,49 @@ TEST(EngineReplicas, AReplicaSwapsInWhatAnotherRetrainedWithoutRetrainingIt) {
   (*retrains)->Close();
 }
 
+// A deletion's arrival time is the acknowledging replica's wall clock. A
+// replica whose clock is behind registers it at its own present instead
+// of a time its clock has not reached: its deadline comes when the
+// deadline has passed on its clock, not a skew later (here eleven months).
+TEST(EngineReplicas, AReplicaWhoseClockIsBehindKeepsTheDeadline) {
+  eraser::testing::PostgresCluster& pg = eraser::testing::SharedPostgres();
+  ASSERT_TRUE(pg.ok()) << pg.error();
+  const std::string url = pg.NewDatabase();
+  ASSERT_FALSE(url.empty()) << pg.error();
+  testing::BuildInto(url);
+  ManualClock behind;  // 2026-01-01
+  ASSERT_LT(behind.Now(), SystemClock::Default()->Now());
+  std::mutex mu;
+  std::condition_variable committed;
+  SyncPoints::Set("EngineImpl::RunOrder:Committed", [&] {
+    std::lock_guard<std::mutex> lock(mu);
+    committed.notify_all();
+  });
+  StatusOr<std::unique_ptr<Engine>> on_time =
+      Engine::Open(testing::Options(url, "eraser:lazy,wait,deadline=1h"));
+  ASSERT_TRUE(on_time.ok()) << on_time.status();
+  EngineOptions options =
+      testing::Options(url, "eraser:lazy,wait,deadline=30s");
+  options.clock = &behind;
+  StatusOr<std::unique_ptr<Engine>> late = Engine::Open(options);
+  ASSERT_TRUE(late.ok()) << late.status();
+
+  StatusOr<DeletionSeq> seq = (*on_time)->RequestDeletion(
+      storage::DeletionTarget::Sample(testing::SampleIn(2, 0, 0)));
+  ASSERT_TRUE(seq.ok()) << seq.status();
+  ASSERT_EQ((*late)->Stats().pending_deletions, 1u);
+  behind.Advance(std::chrono::seconds(31));
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    EXPECT_TRUE(committed.wait_for(lock, std::chrono::minutes(2), [&] {
+      return (*late)->Stats().retrains == 1;
+    })) << "the replica whose clock is behind never met the deadline";
+  }
+  SyncPoints::ClearAll();
+  EXPECT_EQ((*on_time)->Stats().retrains, 0u);
+  (*late)->Close();
+  (*on_time)->Close();
+}
+
 }  // namespace
 }  // namespace eraser::engine
