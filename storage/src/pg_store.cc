@@ -20,7 +20,7 @@ namespace {
 
 // Version of the layout in pg_store.h. kMigrations[v - 1] takes a database
 // from version v - 1 to v; Open applies the missing ones in order.
-constexpr int kSchemaVersion = 2;
+constexpr int kSchemaVersion = 3;
 constexpr const char* kMigrations[kSchemaVersion] = {
     // 1: the initial layout (per-shard tables are created on demand).
     R"sql(
@@ -46,6 +46,27 @@ CREATE TABLE eraser_replicas (
   id bigserial PRIMARY KEY, lease_until timestamptz NOT NULL,
   registered bigint NOT NULL, host text NOT NULL, pid integer NOT NULL,
   joined timestamptz NOT NULL DEFAULT clock_timestamp());
+)sql",
+    // 3: no planner statistics of what an apply erases (ANALYZE would copy
+    // sample values into pg_statistic, which no apply rewrites).
+    R"sql(
+DO $$
+DECLARE t text;
+BEGIN
+  FOR t IN SELECT c.relname FROM pg_class c
+           JOIN pg_namespace n ON n.oid = c.relnamespace
+           WHERE n.nspname = current_schema() AND c.relkind = 'r'
+             AND c.relname ~ '^eraser_samples_[0-9]+$' LOOP
+    EXECUTE format('ALTER TABLE %I ALTER COLUMN features SET STATISTICS 0, '
+                   'ALTER COLUMN label SET STATISTICS 0', t);
+  END LOOP;
+  FOR t IN SELECT c.relname FROM pg_class c
+           JOIN pg_namespace n ON n.oid = c.relnamespace
+           WHERE n.nspname = current_schema() AND c.relkind = 'r'
+             AND c.relname ~ '^eraser_checkpoints_[0-9]+$' LOOP
+    EXECUTE format('ALTER TABLE %I ALTER COLUMN blob SET STATISTICS 0', t);
+  END LOOP;
+END $$;
 )sql",
 };
 
@@ -552,20 +573,26 @@ Status PgStore::EnsureShardTables(const std::vector<ShardId>& shards) {
           const std::string samples = SamplesTable(s);
           const std::string checkpoints = CheckpointsTable(s);
           // Features and blobs uncompressed (EXTERNAL): erased bytes can be
-          // searched for in the files, and they barely compress anyway.
+          // searched for in the files, and they barely compress anyway. No
+          // planner statistics of what an apply erases (STATISTICS 0):
+          // ANALYZE would copy values into pg_statistic, which keeps them.
           txn.exec0("CREATE TABLE IF NOT EXISTS " + samples +
                     " (slice integer NOT NULL, id bigint NOT NULL,"
                     " label integer NOT NULL, owner bigint NOT NULL,"
                     " features bytea NOT NULL, PRIMARY KEY (slice, id));"
                     "ALTER TABLE " +
                     samples +
-                    " ALTER COLUMN features SET STORAGE EXTERNAL;"
+                    " ALTER COLUMN features SET STORAGE EXTERNAL,"
+                    " ALTER COLUMN features SET STATISTICS 0,"
+                    " ALTER COLUMN label SET STATISTICS 0;"
                     "CREATE TABLE IF NOT EXISTS " +
                     checkpoints +
                     " (slice integer PRIMARY KEY, version bigint NOT NULL,"
                     " fingerprint bigint NOT NULL, blob bytea NOT NULL);"
                     "ALTER TABLE " +
-                    checkpoints + " ALTER COLUMN blob SET STORAGE EXTERNAL;");
+                    checkpoints +
+                    " ALTER COLUMN blob SET STORAGE EXTERNAL,"
+                    " ALTER COLUMN blob SET STATISTICS 0;");
         }
         return OkStatus();
       }));

@@ -157,6 +157,44 @@ TEST(PgStore, AMemberPausedInATransactionHoldsNoApplyForever) {
   EXPECT_EQ(left, erasure_fixture::kErasureSamples / 3 - 1);
 }
 
+// What an apply erases has no planner statistics (ANALYZE would copy it
+// into pg_statistic): new tables are made so, and a store of schema
+// version 2 is migrated when it opens.
+TEST(PgStore, ErasedColumnsHaveNoStatisticsAfterAMigrationToo) {
+  testing::PostgresCluster& pg = testing::SharedPostgres();
+  ASSERT_TRUE(pg.ok()) << pg.error();
+  std::string name;
+  const std::string url = pg.NewDatabase(&name);
+  std::unique_ptr<Store> store = OpenOrDie(url);
+  ASSERT_NE(store, nullptr);
+  ASSERT_TRUE(store->PutCheckpoint({ShardId(0), 0, 1, 1, "model"}).ok());
+  ASSERT_TRUE(store->PutCheckpoint({ShardId(1), 0, 1, 1, "model"}).ok());
+  store.reset();
+  const std::string targets =
+      "SELECT string_agg(c.relname || '.' || a.attname || '=' || "
+      "a.attstattarget, ' ' ORDER BY c.relname, a.attname) FROM pg_attribute "
+      "a JOIN pg_class c ON c.oid = a.attrelid WHERE c.relname ~ "
+      "'^eraser_(samples|checkpoints)_' AND c.relkind = 'r' AND a.attname IN "
+      "('features', 'label', 'blob')";
+  const std::string none =
+      "eraser_checkpoints_0.blob=0 eraser_checkpoints_1.blob=0 "
+      "eraser_samples_0.features=0 eraser_samples_0.label=0 "
+      "eraser_samples_1.features=0 eraser_samples_1.label=0";
+  EXPECT_THAT(pg.Sql(name, targets), HasSubstr(none));
+  // As an older eraser left them: the default target, schema version 2.
+  pg.Sql(name,
+         "ALTER TABLE eraser_samples_1 ALTER COLUMN features SET STATISTICS "
+         "-1, ALTER COLUMN label SET STATISTICS -1; ALTER TABLE "
+         "eraser_checkpoints_0 ALTER COLUMN blob SET STATISTICS -1; UPDATE "
+         "eraser_schema SET version = 2");
+  ASSERT_TRUE(pg.ok()) << pg.error();
+  EXPECT_THAT(pg.Sql(name, targets), Not(HasSubstr(none)));
+  ASSERT_NE(OpenOrDie(url), nullptr);
+  EXPECT_THAT(pg.Sql(name, targets), HasSubstr(none));
+  EXPECT_THAT(pg.Sql(name, "SELECT version FROM eraser_schema"),
+              HasSubstr("3"));
+}
+
 TEST(PgStore, OpenRefusesWhatItCannotUse) {
   testing::PostgresCluster& pg = testing::SharedPostgres();
   ASSERT_TRUE(pg.ok()) << pg.error();
