@@ -106,17 +106,38 @@ std::string IdArray(const std::vector<uint64_t>& ids) {
   return out + "}'::bigint[]";
 }
 
-// decode('<hex>', 'hex'): bytes as an SQL expression, whatever
-// standard_conforming_strings says.
-void AppendBytes(std::string* sql, const uint8_t* data, std::size_t size) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  *sql += "decode('";
-  for (std::size_t i = 0; i < size; ++i) {
-    *sql += kHex[data[i] >> 4];
-    *sql += kHex[data[i] & 15];
+// A sample's rows for one shard, as array literals passed as parameters
+// (never in the statement's text: a failed statement's text goes to the
+// server's log, which no apply erases).
+struct SampleRows {
+  std::string slices = "{", ids = "{", labels = "{", owners = "{",
+              features = "{";  // hex, decoded by the statement
+
+  void Add(const SampleView& s) {
+    static constexpr char kHex[] = "0123456789abcdef";
+    const char* sep = slices.size() > 1 ? "," : "";
+    slices += sep + std::to_string(s.slice);
+    ids += sep + std::to_string(Signed(s.id.value()));
+    labels += sep + std::to_string(s.label);
+    owners += sep + std::to_string(Signed(s.owner.value()));
+    features += sep;
+    features += '"';
+    for (std::size_t i = 0; i < s.feature_size; ++i) {
+      features += kHex[s.features[i] >> 4];
+      features += kHex[s.features[i] & 15];
+    }
+    features += '"';
   }
-  *sql += "','hex')";
-}
+  void Insert(pqxx::transaction_base& txn, const std::string& table) {
+    txn.exec_params0(
+        "INSERT INTO " + table +
+            " (slice, id, label, owner, features) SELECT s, i, l, o, "
+            "decode(f, 'hex') FROM unnest($1::integer[], $2::bigint[], "
+            "$3::integer[], $4::bigint[], $5::text[]) AS u(s, i, l, o, f) "
+            "ON CONFLICT (slice, id) DO NOTHING",
+        slices + "}", ids + "}", labels + "}", owners + "}", features + "}");
+  }
+};
 
 std::string Bytes(const pqxx::field& f) { return pqxx::binarystring(f).str(); }
 
@@ -696,7 +717,7 @@ Status PgStore::IngestSamples(const std::vector<SampleView>& samples) {
                          }));
         for (std::size_t begin = 0; begin < samples.size(); begin += kChunk) {
           std::string index;
-          std::map<uint32_t, std::string> rows;  // shard -> VALUES list
+          std::map<uint32_t, SampleRows> rows;  // by shard
           for (std::size_t i = begin;
                i < std::min(samples.size(), begin + kChunk); ++i) {
             if (skip[i]) continue;
@@ -706,20 +727,13 @@ Status PgStore::IngestSamples(const std::vector<SampleView>& samples) {
             if (!index.empty()) index += ',';
             index += "(" + id + "," + std::to_string(s.shard.value()) + "," +
                      std::to_string(s.slice) + "," + owner + ",false)";
-            std::string& values = rows[s.shard.value()];
-            if (!values.empty()) values += ',';
-            values += "(" + std::to_string(s.slice) + "," + id + "," +
-                      std::to_string(s.label) + "," + owner + ",";
-            AppendBytes(&values, s.features, s.feature_size);
-            values += ')';
+            rows[s.shard.value()].Add(s);
           }
           if (index.empty()) continue;
           txn.exec0("INSERT INTO eraser_sample_index VALUES " + index +
                     " ON CONFLICT (id) DO NOTHING");
-          for (const auto& [shard, values] : rows) {
-            txn.exec0("INSERT INTO " + SamplesTable(ShardId(shard)) +
-                      " (slice, id, label, owner, features) VALUES " + values +
-                      " ON CONFLICT (slice, id) DO NOTHING");
+          for (auto& [shard, values] : rows) {
+            values.Insert(txn, SamplesTable(ShardId(shard)));
           }
         }
         return OkStatus();

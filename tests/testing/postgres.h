@@ -51,6 +51,8 @@ class PostgresCluster {
   // The cluster's data directory, and that of database `name` (its live
   // relation files, base/<oid>), for searching their bytes.
   std::string DataDir() const { return dir_.Child("data"); }
+  // The server's log (every database's).
+  std::string LogFile() const { return dir_.Child("server.log"); }
   // The server's socket file (for a proxy in front of it), and its
   // directory (a URL's host).
   std::string SocketPath() const { return dir_.Child(".s.PGSQL.5432"); }
