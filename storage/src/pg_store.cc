@@ -413,11 +413,15 @@ std::unique_ptr<PgStore::Connection> PgStore::Acquire() {
     }
   }
   auto c = std::make_unique<Connection>(url_);
-  // An acknowledged deletion must survive a crash of the server: never
-  // commit with synchronous_commit off (an operator's stronger setting,
-  // remote_apply with a synchronous standby, is kept).
+  // An acknowledged deletion must survive a crash of the server, and with
+  // a synchronous standby the loss of the primary: commits wait for the
+  // WAL flush on the primary and on the standbys (on). Of the operator's
+  // settings only remote_apply is stronger and kept; off, local and
+  // remote_write (a standby's write, not its flush) are raised to on.
   pqxx::nontransaction setup(c->conn);
-  if (setup.exec1("SHOW synchronous_commit")[0].as<std::string>() == "off") {
+  const std::string sync =
+      setup.exec1("SHOW synchronous_commit")[0].as<std::string>();
+  if (sync != "on" && sync != "remote_apply") {
     setup.exec0("SET synchronous_commit TO on");
   }
   // A member of the replicas that is paused or cut off in the middle of a
