@@ -70,6 +70,10 @@ END $$;
 )sql",
 };
 
+// The oldest server the store runs on: claims set idle_session_timeout
+// (PostgreSQL 14).
+constexpr int kMinServerVersion = 140000;
+
 // Notification channels: a deletion was appended (payload: its sequence
 // number) or a model committed (payload: "applied"), which the replicas
 // read the log for; a replica registered deletions (payload: its id).
@@ -553,6 +557,15 @@ Status PgStore::Migrate(bool create_if_missing) {
   return Transact(
       "schema of " + RedactUrl(url_), Commit::kDurable,
       [&](pqxx::transaction_base& txn) -> Status {
+        const int server =
+            txn.exec1("SELECT current_setting('server_version_num')::int")[0]
+                .as<int>();
+        if (server < kMinServerVersion) {
+          return FailedPreconditionError(
+              RedactUrl(url_) + " is PostgreSQL " +
+              txn.exec1("SHOW server_version")[0].as<std::string>() +
+              "; eraser needs PostgreSQL 14 or later");
+        }
         txn.exec_params("SELECT pg_advisory_xact_lock($1)", kSchemaLock);
         int version = 0;
         if (!TableMissing(txn, "eraser_schema")) {
