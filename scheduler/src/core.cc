@@ -300,8 +300,11 @@ std::vector<Revote> Core::Revotes() const {
   std::vector<Revote> out;
   for (const auto& [id, p] : parked_) {
     for (std::size_t k = 0; k < options_.shards; ++k) {
+      // The model served now holds nothing pending: a newer one, or the
+      // one the request was computed with, whose deletions an apply that
+      // retrained nothing (another had left their samples out) completed.
       if (p.tally.is_affected(k) && !ShardAffected(k) &&
-          versions_[k] > p.versions[k]) {
+          versions_[k] >= p.versions[k]) {
         out.push_back({id, ShardId(static_cast<uint32_t>(k)), versions_[k]});
       }
     }
@@ -317,7 +320,8 @@ std::optional<Verdict> Core::OnRevote(const Revote& revote, int32_t vote,
   // deletion, resolves the shard.
   if (it == parked_.end() || k >= options_.shards || vote < 0 ||
       vote >= options_.classes || versions_[k] != revote.version ||
-      ShardAffected(k) || it->second.versions[k] >= revote.version) {
+      ShardAffected(k) || it->second.versions[k] > revote.version ||
+      !it->second.tally.is_affected(k)) {
     return std::nullopt;
   }
   Parked& p = it->second;

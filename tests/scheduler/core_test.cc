@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include <random>
+#include <set>
 
 namespace eraser::scheduler {
 namespace {
@@ -644,6 +645,55 @@ TEST_F(CoreTest, ADeletionAfterTheCommittedPlanIsWrittenByTheNextOrder) {
   EXPECT_THAT(next.completed, ElementsAre(DeletionSeq(2)));
   Finish(0);
   EXPECT_TRUE(core.Idle());
+}
+
+// The second order of the test above retrains nothing (its sample is
+// already left out) and keeps the version: a request that parked on the
+// second deletion, computed with that very model, is answered by a revote
+// once the deletion completes, not left to expire.
+TEST_F(CoreTest, ARequestParkedOnADeletionAnEmptyApplyCompletesIsAnswered) {
+  Core& core = Make("eraser:lazy,wait", 3);
+  Delete(1, {{0, 0}});
+  core.SetDraining(true);
+  std::vector<RetrainOrder> orders = Poll();
+  ASSERT_EQ(orders.size(), 1u);
+  const ApplyPlan plan = core.PlanApply(orders[0]);
+  core.OnDeletion(DeletionSeq(2), clock_.Now(),
+                  {{SampleId(100), ShardId(0), 0}});
+  running_.erase(0);
+  core.OnApplied(orders[0], plan, 2, clock_.Now(), seconds(1), 1000);
+  core.SetDraining(false);
+  ASSERT_TRUE(core.IsPending(DeletionSeq(2)));
+  // 5 against 3 with shards 0..2 for label 1 able to flip it: shard 0,
+  // which votes 1, is affected, and so are shards 1 and 2.
+  Delete(3, {{1, 0}, {2, 0}});
+  Verdict v = Decide(7, Votes(5));
+  ASSERT_EQ(v.kind, Verdict::Kind::kParked);
+  // Shards 1 and 2 retrain to version 2; shard 0's order retrains nothing
+  // and its version stays 2.
+  core.SetDraining(true);
+  orders = Poll();
+  ASSERT_EQ(orders.size(), 3u);
+  for (const RetrainOrder& o : orders) {
+    if (o.shard != ShardId(0)) {
+      Finish(o.shard.value());
+      continue;
+    }
+    running_.erase(0);
+    core.OnApplied(o, core.PlanApply(o), 2, clock_.Now(), seconds(1), 0);
+  }
+  EXPECT_FALSE(core.IsPending(DeletionSeq(2)));
+  std::set<uint32_t> asked;
+  std::optional<Verdict> answer;
+  for (const Revote& r : core.Revotes()) {
+    asked.insert(r.shard.value());
+    if (!answer) answer = core.OnRevote(r, 1, clock_.Now());
+  }
+  EXPECT_EQ(asked.count(0), 1u) << "no revote for the shard kept at version 2";
+  ASSERT_TRUE(answer.has_value());
+  EXPECT_EQ(answer->decision, Decision::kWaited);
+  EXPECT_EQ(answer->label, 1);
+  EXPECT_EQ(core.parked(), 0u);
 }
 
 TEST_F(CoreTest, DrainingRetrainsEverythingWhateverThePolicy) {
