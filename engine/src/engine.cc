@@ -197,7 +197,7 @@ Status EngineImpl::Start() {
     for (const auto& [record, live] : recovered) {
       core_->OnDeletion(record.seq, record.arrival, live);
     }
-    core_->OnDeletion(store_->LastDeletionSeq(), clock_->Now(), {});
+    core_->KnownUpTo(store_->LastDeletionSeq());
     // Open finishes what a crash left owed; if that failed (a full disk),
     // the control loop retries it.
     if (store_->ErasureOwed()) core_->OnErasureOwedAtOpen(clock_->Now());

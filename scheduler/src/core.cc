@@ -98,9 +98,20 @@ Core::Bucket& Core::BucketAt(TimePoint t) {
   return buckets_.back();
 }
 
+void Core::KnownUpTo(DeletionSeq seq) {
+  watermark_ = std::max(watermark_, seq.value());
+  registered_ahead_.erase(registered_ahead_.begin(),
+                          registered_ahead_.upper_bound(watermark_));
+  while (registered_ahead_.erase(watermark_ + 1) > 0) ++watermark_;
+}
+
 void Core::OnDeletion(DeletionSeq seq, TimePoint arrival,
                       const std::vector<SampleHit>& live) {
-  watermark_ = std::max(watermark_, seq.value());
+  if (seq.value() == watermark_ + 1) {
+    KnownUpTo(seq);
+  } else if (seq.value() > watermark_) {
+    registered_ahead_.insert(seq.value());
+  }
   if (live.empty() || pending_.count(seq) > 0) return;
   ++BucketAt(arrival).acknowledged;
   Pending& p = pending_[seq];

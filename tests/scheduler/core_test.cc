@@ -428,6 +428,30 @@ TEST_F(CoreTest, WatermarkRisesWithEveryAcknowledgement) {
   EXPECT_EQ(Decide(1, Votes(8)).watermark, 2u);
 }
 
+// Requests register after their appends, so 4 may register before 3: the
+// watermark promises every deletion up to it, and waits for 3.
+TEST_F(CoreTest, WatermarkRisesOnlyOverDeletionsAllRegistered) {
+  Core& core = Make("eraser-lazy-partial");
+  Delete(1, {{0, 0}});
+  Delete(2, {{1, 0}});
+  Delete(4, {{2, 0}});
+  EXPECT_EQ(core.watermark(), 2u);
+  EXPECT_EQ(Decide(1, Votes(8)).watermark, 2u);
+  Delete(5, {{3, 0}});
+  EXPECT_EQ(core.watermark(), 2u);
+  Delete(3, {{4, 0}});
+  EXPECT_EQ(core.watermark(), 5u);
+  // Known from the log at start (applied ones are not registered).
+  core.KnownUpTo(DeletionSeq(9));
+  EXPECT_EQ(core.watermark(), 9u);
+  Delete(11, {{5, 0}});
+  core.KnownUpTo(DeletionSeq(10));
+  EXPECT_EQ(core.watermark(), 11u);
+  Delete(7, {{6, 0}});  // known already: registered, the watermark kept
+  EXPECT_EQ(core.watermark(), 11u);
+  EXPECT_TRUE(core.IsPending(DeletionSeq(7)));
+}
+
 TEST_F(CoreTest, TakeAllWaitingForgetsParkedAndHeld) {
   Core& core = Make("eraser:lazy,wait");
   Delete(1, {{0, 0}, {1, 0}, {2, 0}});

@@ -235,6 +235,13 @@ class Core {
   // with no live sample only raises the watermark.
   void OnDeletion(DeletionSeq seq, TimePoint arrival,
                   const std::vector<SampleHit>& live);
+  // Every deletion up to `seq` is known (registered, or applied before the
+  // engine started): the watermark is at least `seq`.
+  void KnownUpTo(DeletionSeq seq);
+  // The highest sequence number up to which every deletion is registered:
+  // concurrent requests may register out of order (the log issues numbers
+  // in order, the engine registers each after its append), and a number
+  // is not reached until those below it are.
   uint64_t watermark() const { return watermark_; }
 
   // ---- inference ----------------------------------------------------------
@@ -547,6 +554,7 @@ class Core {
   std::map<uint64_t, Parked> parked_;
   std::map<uint64_t, TimePoint> held_;  // request -> when it falls back
   uint64_t watermark_ = 0;
+  std::set<uint64_t> registered_ahead_;  // above watermark_ + 1
   uint64_t deadline_misses_ = 0;
   Estimator estimator_;
   // The last rate_window in one-second buckets, oldest first: bounded.
