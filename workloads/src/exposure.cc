@@ -3,7 +3,10 @@
 // of when each acknowledgement arrived, and each answer's per-shard model
 // versions (and, for a clean prefix, its stage), against the first model
 // version of each shard that excludes each deletion (recorded with the
-// deletion in the store) and the partition's slices.
+// deletion in the store) and the partition's slices. The versions and the
+// exclusion records are the engine's: a model served under a version it is
+// not, or an affected shard voting in a partial answer, is for the label
+// checks of the oracle (oracle.cc) to catch, when it changes a label.
 #include <algorithm>
 #include <map>
 #include <set>
