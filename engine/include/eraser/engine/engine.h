@@ -71,9 +71,10 @@ struct Prediction {
   // clock: every deletion acknowledged before this instant is reflected in
   // `affected` or absent from the models used.
   TimePoint computed_at;
-  // The highest deletion sequence number the engine had accepted when the
-  // answer was (last) computed; 0 if none. The oracle of DESIGN guarantee 3
-  // is the ensemble trained without every deletion up to it.
+  // When the answer was (last) computed, the highest deletion sequence
+  // number up to which the engine had registered every deletion; 0 if
+  // none. The oracle of DESIGN guarantee 3 is the ensemble trained without
+  // every deletion up to it.
   uint64_t deletion_watermark = 0;
   // Time in the queue before the first computation, computing (model
   // evaluation and certification), and parked waiting for unlearning.

@@ -2,7 +2,7 @@
 //
 // It owns the facts those decisions rest on: the pending deletions (which
 // samples of which shard each still holds), the served model version of
-// each shard, the watermark (highest acknowledged deletion), the parked
+// each shard, the watermark (every deletion up to it registered), the parked
 // requests with their vote tallies, the retrainings in flight, and the
 // measured retraining times. It is driven by events carrying times from the
 // caller's clock and answers with decisions (a request's verdict, the
