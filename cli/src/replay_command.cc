@@ -13,6 +13,7 @@
 #include "dataset_flags.h"
 #include "eraser/common/hash.h"
 #include "eraser/scheduler/policy.h"
+#include "eraser/storage/store.h"
 #include "eraser/unlearning/runtime.h"
 #include "eraser/workloads/data_dir.h"
 #include "eraser/workloads/replay.h"
@@ -299,7 +300,8 @@ int RunReplay(int argc, char** argv) {
   }
   const bool use_existing = names_none && existing.ok();
   if (use_existing) {
-    std::printf("Ensemble in %s: reused\n", data_dir.c_str());
+    std::printf("Ensemble in %s: reused\n",
+                storage::PrintableLocation(data_dir).c_str());
   } else {
     StatusOr<datasets::Dataset> data =
         datasets::LoadDataset(workload.dataset, workload.dataset_options);
@@ -308,7 +310,8 @@ int RunReplay(int argc, char** argv) {
     if (data_dir.empty()) data_dir = CacheEntry(cache_dir, model);
     std::printf("Ensemble %s (%u shards x %u slices) on %s in %s: ",
                 model.model.ToString().c_str(), model.shards, model.slices,
-                data->source.c_str(), data_dir.c_str());
+                data->source.c_str(),
+                storage::PrintableLocation(data_dir).c_str());
     std::fflush(stdout);
     StatusOr<workloads::DataDirResult> built =
         workloads::EnsureTrained(data_dir, model, *data);

@@ -149,7 +149,8 @@ int Train(const TrainFlags& flags, const datasets::DatasetSpec& spec,
   const bool reused = built->reused;
   const unlearning::TrainReport& report = built->report;
   std::printf(
-      "Data directory %s: %s\n", flags.data_dir.c_str(),
+      "Data directory %s: %s\n",
+      storage::PrintableLocation(flags.data_dir).c_str(),
       reused ? "reusing the trained ensemble (--rebuild to retrain)" : "new");
 
   StatusOr<std::unique_ptr<storage::Store>> store =
@@ -216,23 +217,24 @@ int Train(const TrainFlags& flags, const datasets::DatasetSpec& spec,
   }
 
   if (!flags.json.empty()) {
-    nlohmann::json out = {{"data_dir", flags.data_dir},
-                          {"dataset",
-                           {{"source", data->source},
-                            {"train_samples", data->train.size()},
-                            {"test_samples", data->test.size()},
-                            {"classes", data->classes},
-                            {"features", data->train.feature_count()}}},
-                          {"reused", reused},
-                          {"blas", blas.Describe()},
-                          {"config", options.ToConfig()},
-                          {"test_samples", eval->samples},
-                          {"ensemble",
-                           {{"hard_vote_accuracy", eval->hard_vote_accuracy},
-                            {"soft_vote_accuracy", eval->soft_vote_accuracy}}},
-                          {"shards", shards},
-                          {"cost", CostJson(report.total)},
-                          {"model_cost", model_cost_json}};
+    nlohmann::json out = {
+        {"data_dir", storage::PrintableLocation(flags.data_dir)},
+        {"dataset",
+         {{"source", data->source},
+          {"train_samples", data->train.size()},
+          {"test_samples", data->test.size()},
+          {"classes", data->classes},
+          {"features", data->train.feature_count()}}},
+        {"reused", reused},
+        {"blas", blas.Describe()},
+        {"config", options.ToConfig()},
+        {"test_samples", eval->samples},
+        {"ensemble",
+         {{"hard_vote_accuracy", eval->hard_vote_accuracy},
+          {"soft_vote_accuracy", eval->soft_vote_accuracy}}},
+        {"shards", shards},
+        {"cost", CostJson(report.total)},
+        {"model_cost", model_cost_json}};
     std::ofstream file(flags.json);
     file << out.dump(2) << "\n";
     if (!file) {

@@ -42,7 +42,7 @@ StatusOr<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options) {
   }
   if (!has_config && options.train_data == nullptr) {
     return FailedPreconditionError(
-        options.data_dir +
+        storage::PrintableLocation(options.data_dir) +
         " holds no trained ensemble (build it with 'eraser train')");
   }
   if (has_config) {
@@ -56,9 +56,10 @@ StatusOr<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options) {
   ASSIGN_OR_RETURN(bool trained, sisa->IsTrained());
   if (!trained) {
     if (options.train_data == nullptr) {
-      return FailedPreconditionError(options.data_dir +
-                                     " was never fully trained (run "
-                                     "'eraser train' on it)");
+      return FailedPreconditionError(
+          storage::PrintableLocation(options.data_dir) +
+          " was never fully trained (run "
+          "'eraser train' on it)");
     }
     RETURN_IF_ERROR(sisa->Ingest(*options.train_data).status());
     RETURN_IF_ERROR(sisa->TrainAll().status());

@@ -349,15 +349,32 @@ std::string RedactUrl(const std::string& url) {
   // first ':' after the scheme and the '@' of the authority.
   const std::size_t scheme = url.find("://");
   if (scheme == std::string::npos) return url;
+  std::string out = url;
   const std::size_t start = scheme + 3;
-  const std::size_t at = url.find('@', start);
-  const std::size_t slash = url.find('/', start);
-  if (at == std::string::npos || (slash != std::string::npos && slash < at)) {
-    return url;
+  const std::size_t at = out.find('@', start);
+  const std::size_t end = out.find_first_of("/?#", start);
+  if (at != std::string::npos && (end == std::string::npos || at < end)) {
+    const std::size_t colon = out.find(':', start);
+    if (colon != std::string::npos && colon < at) {
+      out = out.substr(0, colon + 1) + "***" + out.substr(at);
+    }
   }
-  const std::size_t colon = url.find(':', start);
-  if (colon == std::string::npos || colon > at) return url;
-  return url.substr(0, colon + 1) + "***" + url.substr(at);
+  // ...?a=b&password=...: the value of every password parameter.
+  const std::size_t query = out.find('?');
+  if (query == std::string::npos) return out;
+  std::string redacted = out.substr(0, query + 1);
+  std::size_t pos = query + 1;
+  while (true) {
+    std::size_t end = out.find('&', pos);
+    const bool last = end == std::string::npos;
+    if (last) end = out.size();
+    const std::string param = out.substr(pos, end - pos);
+    redacted += StartsWith(param, "password=") ? "password=***" : param;
+    if (last) break;
+    redacted += '&';
+    pos = end + 1;
+  }
+  return redacted;
 }
 
 }  // namespace eraser::storage::internal

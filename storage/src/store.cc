@@ -10,6 +10,10 @@ bool IsPostgresLocation(const std::string& path) {
   return internal::IsPostgresUrl(path);
 }
 
+std::string PrintableLocation(const std::string& path) {
+  return IsPostgresLocation(path) ? internal::RedactUrl(path) : path;
+}
+
 StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
   if (internal::IsPostgresUrl(options.path)) {
     return internal::PgStore::Open(options);

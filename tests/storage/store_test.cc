@@ -473,6 +473,22 @@ TEST_P(StoreTest, AuditRoundTrip) {
   EXPECT_EQ(store_->GetAudit(43).status().code(), StatusCode::kNotFound);
 }
 
+TEST(PrintableLocation, HidesEveryPassword) {
+  EXPECT_EQ(PrintableLocation("/var/lib/eraser"), "/var/lib/eraser");
+  EXPECT_EQ(PrintableLocation("postgresql://db/eraser"),
+            "postgresql://db/eraser");
+  EXPECT_EQ(PrintableLocation("postgresql://me:s3cret@db:5432/eraser"),
+            "postgresql://me:***@db:5432/eraser");
+  EXPECT_EQ(PrintableLocation(
+                "postgres:///eraser?host=/run/pg&password=s3cret&user=me"),
+            "postgres:///eraser?host=/run/pg&password=***&user=me");
+  EXPECT_EQ(PrintableLocation("postgresql://db?password=s3cret"),
+            "postgresql://db?password=***");
+  // An '@' in a parameter is not the authority's.
+  EXPECT_EQ(PrintableLocation("postgresql://db:5432?user=me@corp"),
+            "postgresql://db:5432?user=me@corp");
+}
+
 TEST(DeletionTarget, ParseAndPrint) {
   EXPECT_EQ(DeletionTarget::Sample(SampleId(42)).ToString(), "sample:42");
   EXPECT_EQ(DeletionTarget::Owner(OwnerId(7)).ToString(), "owner:7");

@@ -70,6 +70,9 @@ struct StoreOptions {
 // Whether `path` names a PostgreSQL database (postgresql:// or postgres://)
 // rather than a data directory.
 bool IsPostgresLocation(const std::string& path);
+// `path` as it may be printed: a URL's password (in its authority or a
+// password parameter) replaced by ***.
+std::string PrintableLocation(const std::string& path);
 
 // PostgreSQL stores only (the replay's scratch copies):
 // The URL of database `database` on the server (and with the parameters) of
