@@ -137,21 +137,28 @@ int Train(const TrainFlags& flags, const datasets::DatasetSpec& spec,
   if (!built.ok()) {
     // A directory built otherwise may be started over; one another
     // process holds may not (--rebuild would refuse it too).
+    // A database is started over by its operator (--rebuild refuses it).
     const Status& s = built.status();
     const bool held =
         s.message().find("another eraser process") != std::string::npos;
-    return ReportError(
-        "train", s.code() == StatusCode::kFailedPrecondition && !held
-                     ? Status(s.code(), s.message() + "; use --rebuild to "
-                                                      "start it over")
-                     : s);
+    const char* start_over = storage::IsPostgresLocation(flags.data_dir)
+                                 ? "; drop and create the database to start "
+                                   "it over"
+                                 : "; use --rebuild to start it over";
+    return ReportError("train",
+                       s.code() == StatusCode::kFailedPrecondition && !held
+                           ? Status(s.code(), s.message() + start_over)
+                           : s);
   }
   const bool reused = built->reused;
   const unlearning::TrainReport& report = built->report;
-  std::printf(
-      "Data directory %s: %s\n",
-      storage::PrintableLocation(flags.data_dir).c_str(),
-      reused ? "reusing the trained ensemble (--rebuild to retrain)" : "new");
+  std::printf("Data directory %s: %s\n",
+              storage::PrintableLocation(flags.data_dir).c_str(),
+              !reused ? "new"
+              : storage::IsPostgresLocation(flags.data_dir)
+                  ? "reusing the trained ensemble (drop and create the "
+                    "database to retrain)"
+                  : "reusing the trained ensemble (--rebuild to retrain)");
 
   StatusOr<std::unique_ptr<storage::Store>> store =
       storage::Store::Open({flags.data_dir});
