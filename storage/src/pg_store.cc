@@ -589,6 +589,22 @@ Status PgStore::Migrate(bool create_if_missing) {
           version = txn.exec1("SELECT version FROM eraser_schema")[0].as<int>();
         } else if (!create_if_missing) {
           return NotFoundError(RedactUrl(url_) + " holds no eraser store");
+        } else {
+          // A store is created in an empty database only, never among an
+          // application's own tables.
+          const int64_t others =
+              txn.exec1(
+                     "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON "
+                     "n.oid = c.relnamespace WHERE n.nspname = "
+                     "current_schema() AND c.relkind IN ('r', 'p', 'v', "
+                     "'m', 'f', 'S')")[0]
+                  .as<int64_t>();
+          if (others > 0) {
+            return FailedPreconditionError(
+                RedactUrl(url_) + " holds " + std::to_string(others) +
+                " other table(s) and no eraser store: create an empty "
+                "database for eraser");
+          }
         }
         if (version > kSchemaVersion) {
           return FailedPreconditionError(

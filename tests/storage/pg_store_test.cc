@@ -242,6 +242,20 @@ TEST(PgStore, OpenRefusesWhatItCannotUse) {
   EXPECT_EQ(missing.status().code(), StatusCode::kNotFound);
   EXPECT_THAT(missing.status().message(), HasSubstr("holds no eraser store"));
 
+  // A database of an application's own tables: no store is made among
+  // them.
+  std::string other_name;
+  const std::string other = pg.NewDatabase(&other_name);
+  pg.Sql(other_name, "CREATE TABLE customers (id int, email text)");
+  ASSERT_TRUE(pg.ok()) << pg.error();
+  StatusOr<std::unique_ptr<Store>> among = Store::Open({other});
+  EXPECT_EQ(among.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_THAT(among.status().message(), HasSubstr("1 other table(s)"));
+  EXPECT_THAT(pg.Sql(other_name,
+                     "SELECT count(*) FROM pg_tables WHERE "
+                     "tablename LIKE 'eraser%'"),
+              HasSubstr("0"));
+
   // A schema from a newer eraser.
   ASSERT_NE(OpenOrDie(url), nullptr);
   pg.Sql(name, "UPDATE eraser_schema SET version = 99");
