@@ -188,7 +188,12 @@ Status FromPg(const std::exception& e, std::string_view context) {
     return InternalError(message + " (SQLSTATE " + state + ")");
   }
   if (dynamic_cast<const pqxx::broken_connection*>(&e) != nullptr) {
-    return UnavailableError(message + " (PostgreSQL cannot be reached)");
+    // A server that answered with FATAL (no such database or role, a
+    // refused password) was reached.
+    return UnavailableError(message +
+                            (message.find("FATAL:") != std::string::npos
+                                 ? " (PostgreSQL refused the connection)"
+                                 : " (PostgreSQL cannot be reached)"));
   }
   return InternalError(message);
 }

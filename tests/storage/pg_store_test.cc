@@ -264,12 +264,22 @@ TEST(PgStore, OpenRefusesWhatItCannotUse) {
   EXPECT_EQ(newer.status().code(), StatusCode::kFailedPrecondition);
   EXPECT_THAT(newer.status().message(), HasSubstr("schema version 99"));
 
+  // A server that answers, without the database: it says so.
+  StatusOr<std::unique_ptr<Store>> no_database =
+      Store::Open({pg.Url("eraser_no_such_database")});
+  EXPECT_EQ(no_database.status().code(), StatusCode::kUnavailable);
+  EXPECT_THAT(no_database.status().message(), HasSubstr("does not exist"));
+  EXPECT_THAT(no_database.status().message(),
+              HasSubstr("PostgreSQL refused the connection"));
+
   // No server at all: unavailable, and the password is not repeated.
   StatusOr<std::unique_ptr<Store>> nowhere = Store::Open(
       {"postgresql://eraser:s3cret@/db?host=/nonexistent-eraser-socket"});
   EXPECT_EQ(nowhere.status().code(), StatusCode::kUnavailable);
   EXPECT_THAT(nowhere.status().message(), Not(HasSubstr("s3cret")));
   EXPECT_THAT(nowhere.status().message(), HasSubstr("eraser:***@"));
+  EXPECT_THAT(nowhere.status().message(),
+              HasSubstr("PostgreSQL cannot be reached"));
 }
 
 // The server stops: writes fail as unavailable and change nothing; it
