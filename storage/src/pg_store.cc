@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <map>
 #include <optional>
@@ -75,8 +76,7 @@ END $$;
 constexpr int kMinServerVersion = 140000;
 
 // Notification channels: a deletion was appended (payload: its sequence
-// number) or a model committed (payload: "applied"), which the replicas
-// read the log for; a replica registered deletions (payload: its id).
+// number); a replica registered deletions (payload: its id).
 constexpr const char* kDeletionsChannel = "eraser_deletions";
 constexpr const char* kRegisteredChannel = "eraser_registered";
 
@@ -349,6 +349,28 @@ bool IsPostgresUrl(const std::string& path) {
   return StartsWith(path, "postgresql://") || StartsWith(path, "postgres://");
 }
 
+namespace {
+
+// A URI parameter's name as libpq reads it (percent-decoded), lowercased.
+std::string DecodedKey(const std::string& key) {
+  std::string out;
+  for (std::size_t i = 0; i < key.size(); ++i) {
+    if (key[i] == '%' && i + 2 < key.size() &&
+        std::isxdigit(static_cast<unsigned char>(key[i + 1])) &&
+        std::isxdigit(static_cast<unsigned char>(key[i + 2]))) {
+      out += static_cast<char>(std::stoi(key.substr(i + 1, 2), nullptr, 16));
+      i += 2;
+    } else {
+      out += key[i];
+    }
+  }
+  for (char& c : out)
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+}  // namespace
+
 std::string RedactUrl(const std::string& url) {
   // scheme://user:password@host...: the password is what lies between the
   // first ':' after the scheme and the '@' of the authority.
@@ -356,16 +378,23 @@ std::string RedactUrl(const std::string& url) {
   if (scheme == std::string::npos) return url;
   std::string out = url;
   const std::size_t start = scheme + 3;
+  // libpq's rule: user information ends at the first '@' before the
+  // first '/' (a password may hold '?' or '#').
   const std::size_t at = out.find('@', start);
-  const std::size_t end = out.find_first_of("/?#", start);
-  if (at != std::string::npos && (end == std::string::npos || at < end)) {
+  const std::size_t slash = out.find('/', start);
+  const bool userinfo =
+      at != std::string::npos && (slash == std::string::npos || at < slash);
+  if (userinfo) {
     const std::size_t colon = out.find(':', start);
     if (colon != std::string::npos && colon < at) {
       out = out.substr(0, colon + 1) + "***" + out.substr(at);
     }
   }
-  // ...?a=b&password=...: the value of every password parameter.
-  const std::size_t query = out.find('?');
+  // ...?a=b&password=...: the value of every password parameter
+  // (sslpassword too; names compared as libpq reads them: percent-decoded,
+  // and case-insensitively here to be safe).
+  const std::size_t query =
+      out.find('?', userinfo ? out.find('@', start) : start);
   if (query == std::string::npos) return out;
   std::string redacted = out.substr(0, query + 1);
   std::size_t pos = query + 1;
@@ -374,7 +403,12 @@ std::string RedactUrl(const std::string& url) {
     const bool last = end == std::string::npos;
     if (last) end = out.size();
     const std::string param = out.substr(pos, end - pos);
-    redacted += StartsWith(param, "password=") ? "password=***" : param;
+    const std::size_t eq = param.find('=');
+    const std::string key = DecodedKey(param.substr(0, eq));
+    redacted +=
+        eq != std::string::npos && (key == "password" || key == "sslpassword")
+            ? param.substr(0, eq + 1) + "***"
+            : param;
     if (last) break;
     redacted += '&';
     pos = end + 1;
@@ -596,13 +630,16 @@ Status PgStore::Migrate(bool create_if_missing) {
           return NotFoundError(RedactUrl(url_) + " holds no eraser store");
         } else {
           // A store is created in an empty database only, never among an
-          // application's own tables.
+          // application's own tables (an extension's, such as PostGIS's
+          // spatial_ref_sys, do not count).
           const int64_t others =
               txn.exec1(
                      "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON "
                      "n.oid = c.relnamespace WHERE n.nspname = "
                      "current_schema() AND c.relkind IN ('r', 'p', 'v', "
-                     "'m', 'f', 'S')")[0]
+                     "'m', 'f', 'S') AND NOT EXISTS (SELECT 1 FROM pg_depend "
+                     "d WHERE d.classid = 'pg_class'::regclass AND d.objid = "
+                     "c.oid AND d.deptype = 'e')")[0]
                   .as<int64_t>();
           if (others > 0) {
             return FailedPreconditionError(
@@ -1120,11 +1157,6 @@ Status PgStore::Apply(const ApplyBatch& batch, bool* committed) {
           const std::string table = CheckpointsTable(ShardId(shard));
           Rewrite(txn, table, "NOT (slice = ANY(" + IdArray(slices) + "))");
           for (const Checkpoint* c : list) UpsertCheckpoint(txn, *c);
-        }
-        // The other replicas swap the new models in (delivered at commit).
-        if (!checkpoints.empty()) {
-          txn.exec_params("SELECT pg_notify($1, $2)", kDeletionsChannel,
-                          "applied");
         }
         return OkStatus();
       },

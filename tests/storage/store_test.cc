@@ -484,9 +484,18 @@ TEST(PrintableLocation, HidesEveryPassword) {
             "postgres:///eraser?host=/run/pg&password=***&user=me");
   EXPECT_EQ(PrintableLocation("postgresql://db?password=s3cret"),
             "postgresql://db?password=***");
-  // An '@' in a parameter is not the authority's.
-  EXPECT_EQ(PrintableLocation("postgresql://db:5432?user=me@corp"),
-            "postgresql://db:5432?user=me@corp");
+  // As libpq reads a URI: the user information ends at the first '@'
+  // before the first '/', so a password may hold '?' or '#'.
+  EXPECT_EQ(PrintableLocation("postgresql://me:pa?ss#w@db/eraser"),
+            "postgresql://me:***@db/eraser");
+  EXPECT_EQ(PrintableLocation("postgresql://db/eraser?user=me@corp"),
+            "postgresql://db/eraser?user=me@corp");
+  // Every parameter libpq takes a password from, however its name is
+  // spelt.
+  EXPECT_EQ(PrintableLocation("postgresql://db/e?sslpassword=k&Pass%77ord=p"),
+            "postgresql://db/e?sslpassword=***&Pass%77ord=***");
+  EXPECT_EQ(PrintableLocation("postgresql://me:pw@db/e?password=p"),
+            "postgresql://me:***@db/e?password=***");
 }
 
 TEST(DeletionTarget, ParseAndPrint) {

@@ -93,7 +93,8 @@ StatusOr<DataDirResult> EnsureTrained(const std::string& dir,
   };
   StatusOr<std::unique_ptr<unlearning::Sisa>> sisa =
       unlearning::Sisa::Create(store.get(), options);
-  if (!sisa.ok()) return refuse(sisa.status().WithContext(dir));
+  if (!sisa.ok())
+    return refuse(sisa.status().WithContext(storage::PrintableLocation(dir)));
   DataDirResult result;
   ASSIGN_OR_RETURN(result.reused, (*sisa)->IsTrained());
   if (result.reused) return result;
@@ -113,12 +114,14 @@ StatusOr<std::unique_ptr<storage::Store>> OpenExisting(const std::string& dir) {
   std::error_code ec;
   if (!storage::IsPostgresLocation(dir) &&
       !std::filesystem::exists(std::filesystem::path(dir) / "CURRENT", ec)) {
-    return NotFoundError(dir + " holds no trained ensemble");
+    return NotFoundError(storage::PrintableLocation(dir) +
+                         " holds no trained ensemble");
   }
   StatusOr<std::unique_ptr<storage::Store>> store =
       storage::Store::Open({dir, /*create_if_missing=*/false});
   if (!store.ok() && store.status().code() == StatusCode::kNotFound) {
-    return NotFoundError(dir + " holds no trained ensemble");
+    return NotFoundError(storage::PrintableLocation(dir) +
+                         " holds no trained ensemble");
   }
   return store;
 }
@@ -130,9 +133,13 @@ StatusOr<unlearning::SisaOptions> TrainedOptions(const std::string& dir) {
   if (!store.ok()) return store.status();
   StatusOr<std::unique_ptr<unlearning::Sisa>> sisa =
       unlearning::Sisa::Open(store->get(), 1);
-  if (!sisa.ok()) return NotFoundError(dir + " holds no trained ensemble");
+  if (!sisa.ok())
+    return NotFoundError(storage::PrintableLocation(dir) +
+                         " holds no trained ensemble");
   ASSIGN_OR_RETURN(bool trained, (*sisa)->IsTrained());
-  if (!trained) return NotFoundError(dir + " holds no trained ensemble");
+  if (!trained)
+    return NotFoundError(storage::PrintableLocation(dir) +
+                         " holds no trained ensemble");
   return (*sisa)->options();
 }
 

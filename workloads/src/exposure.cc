@@ -70,7 +70,7 @@ StatusOr<Locations> LocateDeletions(const std::string& template_dir,
     if (found.code() == StatusCode::kNotFound) {
       return InvalidArgumentError(
           "line " + std::to_string(e.line) + ": " + e.deletion.ToString() +
-          " is not in " + template_dir +
+          " is not in " + storage::PrintableLocation(template_dir) +
           " (a trace written for another data directory? eraser trace "
           "--data-dir picks targets from it)");
     }
