@@ -204,15 +204,17 @@ void EngineImpl::LeaseLoop() {
       continue;
     }
     if (*notified) SyncDeletions().IgnoreError();  // the renewal retries
-    // Notified of a deletion appended or a shard applied elsewhere; and at
-    // each renewal, for a notification missed.
-    if (*notified || renewed_now) {
-      FindModelsRetrainedElsewhere().IgnoreError();  // tried again then
-    }
+    // At most once per renewal (it reads the log's pending part).
+    if (renewed_now) FindModelsRetrainedElsewhere().IgnoreError();
   }
 }
 
 Status EngineImpl::FindModelsRetrainedElsewhere() {
+  // Only records CatchUp has registered: a model that leaves out a
+  // deletion this engine has not registered is swapped in after CatchUp
+  // registers it, so that the registration sees the samples the served
+  // model still holds.
+  const uint64_t registered = caught_up_.load();
   std::optional<DeletionSeq> oldest;
   std::vector<uint64_t> versions;
   {
@@ -220,11 +222,12 @@ Status EngineImpl::FindModelsRetrainedElsewhere() {
     oldest = core_->OldestPending();
     versions = snapshot_->versions();
   }
-  if (!oldest.has_value()) return OkStatus();
+  if (!oldest.has_value() || oldest->value() > registered) return OkStatus();
   ASSIGN_OR_RETURN(std::vector<storage::DeletionRecord> records,
                    store_->DeletionsAfter(DeletionSeq(oldest->value() - 1)));
   std::set<ShardId> newer;
   for (const storage::DeletionRecord& r : records) {
+    if (r.seq.value() > registered) break;
     for (const auto& [shard, version] : r.excluded_from) {
       if (shard.value() < versions.size() &&
           version > versions[shard.value()]) {

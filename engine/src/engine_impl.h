@@ -148,9 +148,9 @@ class EngineImpl final : public Engine {
   // With a shared store: asks for the swap-in of shards whose newer model,
   // committed by another engine, leaves out deletions this engine holds
   // pending (the log's records since the oldest of them say so in their
-  // excluded_from). Called by the lease thread after each renewal and
-  // notification: a deletion registered earlier is not read again by
-  // CatchUp when another engine applies it.
+  // excluded_from), among the deletions CatchUp has registered. Called by
+  // the lease thread after each renewal: a deletion registered earlier is
+  // not read again by CatchUp when another engine applies it.
   Status FindModelsRetrainedElsewhere() EXCLUDES(mu_);
   // Loads the newest committed model of each shard in reload_ that another
   // engine retrained and serves it; the Core forgets the samples it leaves

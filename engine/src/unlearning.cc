@@ -573,6 +573,7 @@ void EngineImpl::RunOrder(const scheduler::RetrainOrder& order) {
     ERASER_SYNC_POINT("EngineImpl::RunOrder:Committed");
     MutexLock lock(&mu_);
     Swap(order, retrained, committed, started);
+    ERASER_SYNC_POINT("EngineImpl::RunOrder:Swapped");  // with mu_ held
     failure = retrained.status;
     if (committed && !failure.ok()) {
       // Applied, but the compaction failed: the erased bytes are still in
