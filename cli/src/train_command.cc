@@ -145,8 +145,12 @@ int Train(const TrainFlags& flags, const datasets::DatasetSpec& spec,
                                  ? "; drop and create the database to start "
                                    "it over"
                                  : "; use --rebuild to start it over";
+    const bool built_otherwise =
+        s.message().find("another configuration") != std::string::npos;
     return ReportError("train",
-                       s.code() == StatusCode::kFailedPrecondition && !held
+                       s.code() == StatusCode::kFailedPrecondition && !held &&
+                               (built_otherwise ||
+                                !storage::IsPostgresLocation(flags.data_dir))
                            ? Status(s.code(), s.message() + start_over)
                            : s);
   }
