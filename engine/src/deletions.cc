@@ -8,6 +8,21 @@
 #include "eraser/common/sync_point.h"
 
 namespace eraser::engine::internal {
+namespace {
+
+// Adds to `out` the shards another engine retrained past `versions` (the
+// served ones) without a sample of `record`.
+void AddRetrainedElsewhere(const storage::DeletionRecord& record,
+                           const std::vector<uint64_t>& versions,
+                           std::set<ShardId>* out) {
+  for (const auto& [shard, version] : record.excluded_from) {
+    if (shard.value() < versions.size() && version > versions[shard.value()]) {
+      out->insert(shard);
+    }
+  }
+}
+
+}  // namespace
 
 StatusOr<std::vector<scheduler::SampleHit>> EngineImpl::LiveHits(
     const std::vector<storage::SampleLocation>& samples) {
@@ -228,12 +243,7 @@ Status EngineImpl::FindModelsRetrainedElsewhere() {
   std::set<ShardId> newer;
   for (const storage::DeletionRecord& r : records) {
     if (r.seq.value() > registered) break;
-    for (const auto& [shard, version] : r.excluded_from) {
-      if (shard.value() < versions.size() &&
-          version > versions[shard.value()]) {
-        newer.insert(shard);
-      }
-    }
+    AddRetrainedElsewhere(r, versions, &newer);
   }
   if (newer.empty()) return OkStatus();
   {
@@ -302,12 +312,7 @@ Status EngineImpl::CatchUp() {
     const TimePoint now = clock_->Now();
     for (const storage::DeletionRecord& r : records) {
       core_->OnDeletion(r.seq, std::min(r.arrival, now), HeldHits(r, versions));
-      for (const auto& [shard, version] : r.excluded_from) {
-        if (shard.value() < versions.size() &&
-            version > versions[shard.value()]) {
-          reload_.insert(shard);  // another engine retrained it
-        }
-      }
+      AddRetrainedElsewhere(r, versions, &reload_);
     }
     if (!records.empty()) caught_up_ = records.back().seq.value();
     UpdateGauges();
