@@ -493,6 +493,13 @@ std::size_t Core::Remove(const RetrainOrder& order, uint64_t version,
                          const std::vector<DeletionSeq>& excluded) {
   const std::size_t k = order.shard.value();
   versions_[k] = std::max(versions_[k], version);
+  // A parked vote from the model swapped out is no longer the served
+  // model's: that one may leave out, and the old one hold, a deletion not
+  // registered here yet (another engine's retraining saw it first). The
+  // served model's vote is asked for instead.
+  for (auto& [id, parked] : parked_) {
+    if (parked.versions[k] < versions_[k]) parked.tally.MarkAffected(k);
+  }
   // The cost model follows the erased samples.
   std::vector<uint64_t>& sizes = slice_sizes_[k];
   std::map<SampleId, uint32_t> erased;

@@ -416,6 +416,34 @@ TEST_F(CoreTest, ADeletionWhileParkedWidensTheRequestsAffectedSet) {
   EXPECT_THAT(asked, ElementsAre(0, 1, 2, 4));
 }
 
+TEST_F(CoreTest, AParkedVoteFromAModelSwappedOutSinceIsAskedAgain) {
+  Core& core = Make("eraser:lazy,wait");
+  Delete(1, {{0, 0}, {1, 0}, {2, 0}});
+  ASSERT_EQ(Decide(1, Votes(5)).kind, Verdict::Kind::kParked);
+  // Another engine's model of shard 5, which nothing pending here touches:
+  // it may leave out a deletion this engine has not registered yet, which
+  // the model shard 5 voted with still holds.
+  core.OnReplaced(ShardId(5), 2, {}, clock_.Now());
+  core.SetDraining(true);
+  while (!core.Idle()) {
+    for (const RetrainOrder& o : Poll()) Finish(o.shard.value());
+  }
+  std::set<uint32_t> asked;
+  std::optional<Verdict> answer;
+  for (const Revote& r : core.Revotes()) {
+    asked.insert(r.shard.value());
+    if (r.shard.value() != 5 && !answer) {
+      answer = core.OnRevote(r, 1, clock_.Now());
+    }
+  }
+  EXPECT_THAT(asked, ElementsAre(0, 1, 2, 5));
+  // 5 of 7 for label 1 with shard 5 unknown: certified without the old
+  // vote, which is not counted as the served model's.
+  ASSERT_TRUE(answer.has_value());
+  EXPECT_EQ(answer->decision, Decision::kWaited);
+  EXPECT_THAT(answer->affected, ::testing::Contains(ShardId(5)));
+}
+
 TEST_F(CoreTest, WatermarkRisesWithEveryAcknowledgement) {
   Core& core = Make("eraser-lazy-partial");
   EXPECT_EQ(core.watermark(), 0u);
