@@ -79,25 +79,44 @@ StatusOr<DeletionSeq> EngineImpl::RequestDeletion(
     if (!s.erased) live.push_back({s.id, s.shard, s.slice});
   }
   ERASER_SYNC_POINT("EngineImpl::RequestDeletion:Resolved");
-  const TimePoint arrival = clock_->Now();
-  // Durable first: the sequence number is returned only after the synced
-  // write, so an acknowledged deletion survives any crash.
-  ASSIGN_OR_RETURN(DeletionSeq seq,
-                   store_->AppendDeletion(target, samples, arrival));
-  metrics_->DeletionReceived();
+  // A repeated request (a client's retry, or a flood of the same one) is
+  // answered with the pending deletion of the same target naming the same
+  // samples: it is durable and registered already, its deadline runs from
+  // its arrival, and nothing is written again. (Only the same target: the
+  // answer is that deletion's record, which the caller may read.)
+  std::optional<DeletionSeq> same;
   {
-    // Registered, with the watermark raised, in one step: an answer
-    // decided after this sees both.
     MutexLock lock(&mu_);
-    core_->OnDeletion(seq, arrival, live);
-    UpdateGauges();
-    event_ = true;
+    same = core_->PendingNaming(live);
   }
-  control_cv_.SignalAll();
-  if (live.empty()) {
-    // Everything it names is already gone from every model: applied now.
-    RETURN_IF_ERROR(store_->MarkApplied({seq}, arrival));
-    metrics_->DeletionApplied(0);
+  if (same) {
+    StatusOr<storage::DeletionRecord> record = store_->GetDeletion(*same);
+    if (!record.ok() || !(record->target == target)) same.reset();
+  }
+  DeletionSeq seq;
+  if (same) {
+    seq = *same;
+    metrics_->DeletionRepeated();
+  } else {
+    const TimePoint arrival = clock_->Now();
+    // Durable first: the sequence number is returned only after the synced
+    // write, so an acknowledged deletion survives any crash.
+    ASSIGN_OR_RETURN(seq, store_->AppendDeletion(target, samples, arrival));
+    metrics_->DeletionReceived();
+    {
+      // Registered, with the watermark raised, in one step: an answer
+      // decided after this sees both.
+      MutexLock lock(&mu_);
+      core_->OnDeletion(seq, arrival, live);
+      UpdateGauges();
+      event_ = true;
+    }
+    control_cv_.SignalAll();
+    if (live.empty()) {
+      // Everything it names is already gone from every model: applied now.
+      RETURN_IF_ERROR(store_->MarkApplied({seq}, arrival));
+      metrics_->DeletionApplied(0);
+    }
   }
   if (membership_ != nullptr) {
     // Acknowledged once every other replica that may still answer has

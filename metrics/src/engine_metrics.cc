@@ -33,6 +33,13 @@ struct EngineMetrics::Impl {
                                .Help("Deletion requests acknowledged")
                                .Register(*registry)
                                .Add({})),
+        deletions_repeated(
+            prometheus::BuildCounter()
+                .Name("eraser_deletions_repeated_total")
+                .Help("Deletion requests answered with a pending deletion "
+                      "of the same samples (nothing new written)")
+                .Register(*registry)
+                .Add({})),
         deletions_applied(prometheus::BuildCounter()
                               .Name("eraser_deletions_applied_total")
                               .Help("Deletion requests applied (unlearned)")
@@ -221,6 +228,7 @@ struct EngineMetrics::Impl {
   prometheus::Counter* by_refusal[std::size(kRefusedLabels)];
   prometheus::Counter& exposures;
   prometheus::Counter& deletions_received;
+  prometheus::Counter& deletions_repeated;
   prometheus::Counter& deletions_applied;
   prometheus::Counter& retrains;
   prometheus::Counter& reloads;
@@ -288,6 +296,10 @@ void EngineMetrics::Refused(std::string_view reason) {
 
 void EngineMetrics::DeletionReceived() {
   impl_->deletions_received.Increment();
+}
+
+void EngineMetrics::DeletionRepeated() {
+  impl_->deletions_repeated.Increment();
 }
 
 void EngineMetrics::DeletionApplied(double delay_seconds) {

@@ -129,6 +129,20 @@ void Core::OnDeletion(DeletionSeq seq, TimePoint arrival,
   }
 }
 
+std::optional<DeletionSeq> Core::PendingNaming(
+    const std::vector<SampleHit>& live) const {
+  std::map<ShardId, std::map<SampleId, uint32_t>> named;
+  for (const SampleHit& s : live) {
+    if (s.shard.value() >= options_.shards) return std::nullopt;
+    named[s.shard][s.sample] = s.slice;
+  }
+  if (named.empty()) return std::nullopt;
+  for (DeletionSeq seq : shard_pending_[named.begin()->first.value()]) {
+    if (pending_.at(seq).samples == named) return seq;
+  }
+  return std::nullopt;
+}
+
 // ---- inference --------------------------------------------------------------
 
 bool Core::ShardAffected(std::size_t k) const {

@@ -354,6 +354,41 @@ TEST_F(EngineTest, DeletionIsDurableAcknowledgedAndApplied) {
   EXPECT_GT(engine->Stats().unlearning_cost.sample_epochs, 0u);
 }
 
+TEST_F(EngineTest, ARepeatedDeletionIsAnsweredWithThePendingOneWritingNothing) {
+  auto engine = Open("eraser:lazy,wait,deadline=1h");
+  const DT target = DT::Sample(SampleIn(2, 1));
+  StatusOr<DeletionSeq> first = engine->RequestDeletion(target);
+  ASSERT_TRUE(first.ok()) << first.status();
+  // A client's retries, or a flood of the same request.
+  for (int i = 0; i < 3; ++i) {
+    StatusOr<DeletionSeq> again = engine->RequestDeletion(target);
+    ASSERT_TRUE(again.ok()) << again.status();
+    EXPECT_EQ(*again, *first);
+  }
+  // Another sample is another deletion, numbered next: nothing was
+  // appended for the repeats.
+  StatusOr<DeletionSeq> other =
+      engine->RequestDeletion(DT::Sample(SampleIn(2, 1, 1)));
+  ASSERT_TRUE(other.ok());
+  EXPECT_EQ(*other, DeletionSeq(first->value() + 1));
+  // The same sample through another target (here its owner, whose only
+  // sample it is) is a deletion of its own: the caller reads its own
+  // request's record.
+  StatusOr<DeletionSeq> owner =
+      engine->RequestDeletion(DT::Owner(OwnerId(SampleIn(2, 1).value())));
+  ASSERT_TRUE(owner.ok());
+  EXPECT_EQ(*owner, DeletionSeq(first->value() + 2));
+  EXPECT_EQ(engine->GetDeletion(*owner)->target,
+            DT::Owner(OwnerId(SampleIn(2, 1).value())));
+  EXPECT_EQ(engine->Stats().pending_deletions, 3u);
+  const std::string text = engine->metrics()->TextExposition();
+  EXPECT_NE(text.find("eraser_deletions_received_total 3"), std::string::npos);
+  EXPECT_NE(text.find("eraser_deletions_repeated_total 3"), std::string::npos);
+  ASSERT_TRUE(engine->Drain().ok());
+  EXPECT_EQ(engine->GetDeletion(*first)->state,
+            storage::DeletionState::kApplied);
+}
+
 TEST_F(EngineTest, DeletionsOfOneShardShareOneRetraining) {
   auto engine = Open("eraser:lazy,wait,deadline=1h");
   ASSERT_TRUE(engine->RequestDeletion(DT::Sample(SampleIn(1, 1, 0))).ok());

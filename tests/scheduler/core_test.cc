@@ -444,6 +444,23 @@ TEST_F(CoreTest, AParkedVoteFromAModelSwappedOutSinceIsAskedAgain) {
   EXPECT_THAT(answer->affected, ::testing::Contains(ShardId(5)));
 }
 
+TEST_F(CoreTest, APendingDeletionIsFoundByExactlyTheSamplesItNames) {
+  Core& core = Make("eraser:lazy,wait");
+  Delete(1, {{0, 0}, {3, 2}});  // samples 100 (shard 0) and 101 (shard 3)
+  const SampleHit a{SampleId(100), ShardId(0), 0};
+  const SampleHit b{SampleId(101), ShardId(3), 2};
+  EXPECT_EQ(core.PendingNaming({b, a}), DeletionSeq(1));
+  EXPECT_EQ(core.PendingNaming({a}), std::nullopt) << "a part of it";
+  EXPECT_EQ(core.PendingNaming({a, b, {SampleId(7), ShardId(0), 0}}),
+            std::nullopt)
+      << "more than it";
+  EXPECT_EQ(core.PendingNaming({}), std::nullopt);
+  // Once shard 0 has left sample 100 out, deletion 1 names 101 only.
+  core.OnReplaced(ShardId(0), 2, {SampleId(100)}, clock_.Now());
+  EXPECT_EQ(core.PendingNaming({b}), DeletionSeq(1));
+  EXPECT_EQ(core.PendingNaming({a, b}), std::nullopt);
+}
+
 TEST_F(CoreTest, WatermarkRisesWithEveryAcknowledgement) {
   Core& core = Make("eraser-lazy-partial");
   EXPECT_EQ(core.watermark(), 0u);

@@ -78,6 +78,21 @@ struct Check {
   std::size_t prefix;  // deletions accepted before the answer
 };
 
+// How many of the run's deletions, in the order they were issued, the
+// engine had registered when it decided an answer at `watermark`. Their
+// sequence numbers rise in that order, except a repeated request's: the
+// earlier pending deletion's, which it adds nothing to.
+std::size_t RegisteredAt(const PolicyRun& run, uint64_t watermark) {
+  std::size_t n = 0;
+  uint64_t highest = 0;
+  for (DeletionSeq seq : run.seqs) {
+    highest = std::max(highest, seq.value());
+    if (highest > watermark) break;
+    ++n;
+  }
+  return n;
+}
+
 // Each deletion's samples by shard; a sample deleted twice counts once.
 StatusOr<Chains> BuildChains(
     storage::Store& store, std::size_t shards,
@@ -156,10 +171,8 @@ std::vector<Check> CollectChecks(std::vector<PolicyRun>& runs,
         continue;
       }
       // Deletions of this run accepted by the engine before the answer.
-      const std::size_t prefix = static_cast<std::size_t>(
-          std::upper_bound(run.seqs.begin(), run.seqs.end(),
-                           DeletionSeq(o.prediction->deletion_watermark)) -
-          run.seqs.begin());
+      const std::size_t prefix =
+          RegisteredAt(run, o.prediction->deletion_watermark);
       checks.push_back({&run, &o, prefix});
       for (std::size_t k = 0; k < chains.size(); ++k) {
         (*votes)[{k, VersionAt(chains, k, prefix)}][o.test_index] = -1;
@@ -272,10 +285,8 @@ Status CheckFromScratch(const std::string& template_dir,
       answered.resize(config.oracle_from_scratch_sample);
     }
     for (const Outcome* o : answered) {
-      const std::size_t prefix = static_cast<std::size_t>(
-          std::upper_bound(run.seqs.begin(), run.seqs.end(),
-                           DeletionSeq(o->prediction->deletion_watermark)) -
-          run.seqs.begin());
+      const std::size_t prefix =
+          RegisteredAt(run, o->prediction->deletion_watermark);
       need({&run, o->test_index, &*o->prediction, prefix, false});
     }
     for (const auto& [index, p] : run.final_answers) {

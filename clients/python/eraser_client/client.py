@@ -154,8 +154,8 @@ class Client:
         connection that fails before any answer (the server closed it while
         idle) is reopened and the request sent once more. Then the first
         attempt may have reached the server: for inference and reads that
-        changes nothing; a deletion sent twice is logged twice and applied
-        once (the answer carries the second's sequence number)."""
+        changes nothing; a deletion sent twice while the first is pending
+        is answered with the first (its sequence number), logged once."""
         all_headers = {"Accept": "application/json"}
         if self._token is not None:
             all_headers["Authorization"] = "Bearer " + self._token

@@ -239,7 +239,9 @@ class Engine {
   // log with a synced write, and only then returns its sequence number.
   // kNotFound for an unknown sample or owner; kUnavailable after Close.
   // Deleting samples that are already deleted or pending is harmless: the
-  // new request is applied with (or immediately after) them.
+  // new request is applied with (or immediately after) them. A repeated
+  // request (a retry: the target of a pending deletion that names the same
+  // samples) returns that deletion's number and writes nothing.
   virtual StatusOr<DeletionSeq> RequestDeletion(
       const storage::DeletionTarget& target) = 0;
   // kNotFound for a sequence number never issued.

@@ -113,6 +113,8 @@ class EngineMetrics {
   // "bad_input".
   void Refused(std::string_view reason);
   void DeletionReceived();
+  // A request answered with a pending deletion of the same samples.
+  void DeletionRepeated();
   void DeletionApplied(double delay_seconds);
   void Retrained(double seconds, uint64_t sample_epochs);
   void ShardReloaded();
