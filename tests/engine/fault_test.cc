@@ -448,8 +448,10 @@ TEST(EngineApply, ADeletionAcknowledgedWhileAnApplyCommitsIsRecorded) {
       (*engine)->RequestDeletion(storage::DeletionTarget::Sample(sample)).ok());
   StatusOr<DeletionSeq> second = InternalError("not run");
   std::thread late([&] {
-    second =
-        (*engine)->RequestDeletion(storage::DeletionTarget::Sample(sample));
+    // Its owner (whose only sample it is), not the sample again: a repeat
+    // of the pending deletion would be answered with it, writing nothing.
+    second = (*engine)->RequestDeletion(
+        storage::DeletionTarget::Owner(OwnerId(sample.value())));
     set(registered);
   });
   ASSERT_TRUE(wait_for(resolved));
@@ -459,6 +461,7 @@ TEST(EngineApply, ADeletionAcknowledgedWhileAnApplyCommitsIsRecorded) {
   late.join();
   SyncPoints::ClearAll();
   ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_EQ(*second, DeletionSeq(2));
   EXPECT_TRUE((*engine)->Drain().ok());
   StatusOr<DeletionInfo> info = (*engine)->GetDeletion(*second);
   ASSERT_TRUE(info.ok()) << info.status();
