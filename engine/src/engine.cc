@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <set>
 
 #include "engine_impl.h"
 #include "eraser/common/sync_point.h"
@@ -186,7 +187,23 @@ Status EngineImpl::Start() {
     ASSIGN_OR_RETURN(std::vector<scheduler::SampleHit> live,
                      LiveHits(record.samples));
     if (live.empty()) {
-      RETURN_IF_ERROR(store_->MarkApplied({record.seq}, clock_->Now()));
+      // Its samples were erased after it arrived, by an apply whose plan it
+      // missed (it registered meanwhile), and the process stopped before
+      // the next order wrote it: the served models, the newest, leave them
+      // out. It is recorded as applied with the shards it left, as that
+      // order would have, for the exposure checks that read excluded_from.
+      storage::ApplyBatch batch;
+      batch.applied = {record.seq};
+      batch.applied_at = clock_->Now();
+      std::set<ShardId> left;
+      for (const storage::SampleLocation& s : record.samples) {
+        if (!s.erased && s.shard.value() < num_shards_) left.insert(s.shard);
+      }
+      for (ShardId shard : left) {
+        batch.excluded.push_back(
+            {record.seq, shard, snapshot_->shards[shard.value()].version});
+      }
+      RETURN_IF_ERROR(store_->Apply(batch));
       continue;
     }
     recovered.emplace_back(record, std::move(live));

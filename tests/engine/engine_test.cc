@@ -940,6 +940,53 @@ TEST_F(EngineTest, ReopenResumesPendingDeletions) {
             storage::DeletionState::kApplied);
 }
 
+// The apply window, with the process stopped in it: deletion 2 names the
+// sample deletion 1's apply erased, but registered after that apply's plan
+// (EngineApply.ADeletionAcknowledgedWhileAnApplyCommitsIsRecorded), and
+// the next order never ran. Reopened, it is applied with the shard it
+// left and the model version that leaves it out, which an exposure check
+// reading excluded_from needs.
+TEST_F(EngineTest, ReopenRecordsWhereADeletionErasedMeanwhileWasLeftOut) {
+  const SampleId sample = SampleIn(2, 1);
+  uint64_t version = 0;
+  {
+    StatusOr<std::unique_ptr<storage::Store>> store =
+        storage::Store::Open({data_, false});
+    ASSERT_TRUE(store.ok()) << store.status();
+    StatusOr<storage::SampleLocation> at = (*store)->LookupSample(sample);
+    ASSERT_TRUE(at.ok());
+    const TimePoint now = SystemClock::Default()->Now();
+    StatusOr<DeletionSeq> first =
+        (*store)->AppendDeletion(DT::Sample(sample), {*at}, now);
+    StatusOr<DeletionSeq> second = (*store)->AppendDeletion(
+        DT::Owner(OwnerId(sample.value())), {*at}, now);
+    ASSERT_TRUE(first.ok() && second.ok());
+    // Deletion 1's apply: shard 2's checkpoints at a new version (the same
+    // models will do here), the sample erased.
+    storage::ApplyBatch batch;
+    for (uint32_t slice = 0; slice < testing::kSlices; ++slice) {
+      StatusOr<storage::Checkpoint> c =
+          (*store)->GetCheckpoint(ShardId(2), slice);
+      ASSERT_TRUE(c.ok());
+      version = ++c->version;
+      batch.checkpoints.push_back(*c);
+    }
+    batch.erase = {sample};
+    batch.applied = {*first};
+    batch.applied_at = now;
+    batch.excluded = {{*first, ShardId(2), version}};
+    ASSERT_TRUE((*store)->Apply(batch).ok());
+  }
+  auto engine = Open("eraser:lazy,wait,deadline=1h");
+  EXPECT_EQ(engine->Stats().pending_deletions, 0u);
+  StatusOr<DeletionInfo> info = engine->GetDeletion(DeletionSeq(2));
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->state, storage::DeletionState::kApplied);
+  EXPECT_THAT(info->shards, ElementsAre(ShardId(2)));
+  EXPECT_THAT(info->excluded_from,
+              ElementsAre(std::make_pair(ShardId(2), version)));
+}
+
 TEST_F(EngineTest, MetricsFollowEvents) {
   auto engine = Open("eraser:lazy,partial,deadline=1h");
   InferOrDie(*engine, 0);
