@@ -84,19 +84,22 @@ StatusOr<DeletionSeq> EngineImpl::RequestDeletion(
   // samples: it is durable and registered already, its deadline runs from
   // its arrival, and nothing is written again. (Only the same target: the
   // answer is that deletion's record, which the caller may read.)
-  std::optional<DeletionSeq> same;
+  std::vector<DeletionSeq> naming;
   {
     MutexLock lock(&mu_);
-    same = core_->PendingNaming(live);
+    naming = core_->PendingNaming(live);
   }
-  if (same) {
-    StatusOr<storage::DeletionRecord> record = store_->GetDeletion(*same);
-    if (!record.ok() || !(record->target == target)) same.reset();
+  std::optional<DeletionSeq> same;
+  for (DeletionSeq candidate : naming) {
+    StatusOr<storage::DeletionRecord> record = store_->GetDeletion(candidate);
+    if (record.ok() && record->target == target) {
+      same = candidate;
+      break;
+    }
   }
   DeletionSeq seq;
   if (same) {
     seq = *same;
-    metrics_->DeletionRepeated();
   } else {
     const TimePoint arrival = clock_->Now();
     // Durable first: the sequence number is returned only after the synced
@@ -132,6 +135,7 @@ StatusOr<DeletionSeq> EngineImpl::RequestDeletion(
           registered.message());
     }
   }
+  if (same) metrics_->DeletionRepeated();
   return seq;
 }
 
@@ -244,10 +248,11 @@ void EngineImpl::LeaseLoop() {
 }
 
 Status EngineImpl::FindModelsRetrainedElsewhere() {
-  // Only records CatchUp has registered: a model that leaves out a
-  // deletion this engine has not registered is swapped in after CatchUp
-  // registers it, so that the registration sees the samples the served
-  // model still holds.
+  // Only records CatchUp has registered (a later one is looked at once it
+  // registers). The model ReloadShards loads is the newest, which may also
+  // leave out a deletion not registered yet: its registration then counts
+  // only the samples the served model holds (HeldHits), and a parked vote
+  // from the model it replaced is asked again (Core::Remove).
   const uint64_t registered = caught_up_.load();
   std::optional<DeletionSeq> oldest;
   std::vector<uint64_t> versions;

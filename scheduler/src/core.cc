@@ -129,18 +129,19 @@ void Core::OnDeletion(DeletionSeq seq, TimePoint arrival,
   }
 }
 
-std::optional<DeletionSeq> Core::PendingNaming(
+std::vector<DeletionSeq> Core::PendingNaming(
     const std::vector<SampleHit>& live) const {
   std::map<ShardId, std::map<SampleId, uint32_t>> named;
   for (const SampleHit& s : live) {
-    if (s.shard.value() >= options_.shards) return std::nullopt;
+    if (s.shard.value() >= options_.shards) return {};
     named[s.shard][s.sample] = s.slice;
   }
-  if (named.empty()) return std::nullopt;
+  std::vector<DeletionSeq> out;
+  if (named.empty()) return out;
   for (DeletionSeq seq : shard_pending_[named.begin()->first.value()]) {
-    if (pending_.at(seq).samples == named) return seq;
+    if (pending_.at(seq).samples == named) out.push_back(seq);
   }
-  return std::nullopt;
+  return out;
 }
 
 // ---- inference --------------------------------------------------------------

@@ -380,10 +380,16 @@ TEST_F(EngineTest, ARepeatedDeletionIsAnsweredWithThePendingOneWritingNothing) {
   EXPECT_EQ(*owner, DeletionSeq(first->value() + 2));
   EXPECT_EQ(engine->GetDeletion(*owner)->target,
             DT::Owner(OwnerId(SampleIn(2, 1).value())));
+  // Its repeats are answered with it, though the sample's deletion names
+  // the same samples and comes first.
+  StatusOr<DeletionSeq> owner_again =
+      engine->RequestDeletion(DT::Owner(OwnerId(SampleIn(2, 1).value())));
+  ASSERT_TRUE(owner_again.ok());
+  EXPECT_EQ(*owner_again, *owner);
   EXPECT_EQ(engine->Stats().pending_deletions, 3u);
   const std::string text = engine->metrics()->TextExposition();
   EXPECT_NE(text.find("eraser_deletions_received_total 3"), std::string::npos);
-  EXPECT_NE(text.find("eraser_deletions_repeated_total 3"), std::string::npos);
+  EXPECT_NE(text.find("eraser_deletions_repeated_total 4"), std::string::npos);
   ASSERT_TRUE(engine->Drain().ok());
   EXPECT_EQ(engine->GetDeletion(*first)->state,
             storage::DeletionState::kApplied);

@@ -449,16 +449,21 @@ TEST_F(CoreTest, APendingDeletionIsFoundByExactlyTheSamplesItNames) {
   Delete(1, {{0, 0}, {3, 2}});  // samples 100 (shard 0) and 101 (shard 3)
   const SampleHit a{SampleId(100), ShardId(0), 0};
   const SampleHit b{SampleId(101), ShardId(3), 2};
-  EXPECT_EQ(core.PendingNaming({b, a}), DeletionSeq(1));
-  EXPECT_EQ(core.PendingNaming({a}), std::nullopt) << "a part of it";
-  EXPECT_EQ(core.PendingNaming({a, b, {SampleId(7), ShardId(0), 0}}),
-            std::nullopt)
+  EXPECT_THAT(core.PendingNaming({b, a}), ElementsAre(DeletionSeq(1)));
+  EXPECT_THAT(core.PendingNaming({a}), IsEmpty()) << "a part of it";
+  EXPECT_THAT(core.PendingNaming({a, b, {SampleId(7), ShardId(0), 0}}),
+              IsEmpty())
       << "more than it";
-  EXPECT_EQ(core.PendingNaming({}), std::nullopt);
-  // Once shard 0 has left sample 100 out, deletion 1 names 101 only.
+  EXPECT_THAT(core.PendingNaming({}), IsEmpty());
+  // Another deletion of the same samples (another target): both.
+  core.OnDeletion(DeletionSeq(2), clock_.Now(), {a, b});
+  EXPECT_THAT(core.PendingNaming({a, b}),
+              ElementsAre(DeletionSeq(1), DeletionSeq(2)));
+  // Once shard 0 has left sample 100 out, they name 101 only.
   core.OnReplaced(ShardId(0), 2, {SampleId(100)}, clock_.Now());
-  EXPECT_EQ(core.PendingNaming({b}), DeletionSeq(1));
-  EXPECT_EQ(core.PendingNaming({a, b}), std::nullopt);
+  EXPECT_THAT(core.PendingNaming({b}),
+              ElementsAre(DeletionSeq(1), DeletionSeq(2)));
+  EXPECT_THAT(core.PendingNaming({a, b}), IsEmpty());
 }
 
 TEST_F(CoreTest, WatermarkRisesWithEveryAcknowledgement) {

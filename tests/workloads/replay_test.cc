@@ -210,7 +210,7 @@ TEST(Replay, RepeatedDeletionsKeepTheChecksRight) {
   Trace trace = Scenario();
   for (int d = 0; d < 2; ++d) {
     TraceEvent e;
-    e.time_ms = 1000.0 + d * 300.0 + 2;
+    e.time_ms = 150.0 + d * 200.0;  // 49 ms after the first
     e.op = TraceEvent::Op::kDelete;
     e.deletion = storage::DeletionTarget::Sample(
         engine::testing::SampleIn(d % 4, (d / 4) % 2, d));
@@ -221,13 +221,19 @@ TEST(Replay, RepeatedDeletionsKeepTheChecksRight) {
                      return a.time_ms < b.time_ms;
                    });
   ReplayConfig config;
-  config.policies = eraser::testing::PoliciesOrDie({"eraser-lazy-partial"});
+  // Nothing is retrained before deletion 3 (at 0.7 s) leaves no shard
+  // unaffected and parks a request, whatever the machine's speed: the
+  // deletion issuer sends the repeats first. (A deadline of an hour: a
+  // 30 s one keeps the slot busy at this trace's rate.)
+  config.policies =
+      eraser::testing::PoliciesOrDie({"eraser:lazy,partial,deadline=1h"});
   config.work_dir = work.path();
   config.oracle_from_scratch_sample = 1000;  // every answer
   StatusOr<ReplayReport> report = RunReplay(trace, tmpl.dir, config);
   ASSERT_TRUE(report.ok()) << report.status();
   const PolicyReport& p = report->policies.at(0);
   EXPECT_EQ(p.deletions, 10u);
+  EXPECT_EQ(p.repeated_deletions, 2u);  // both still pending (lazy)
   EXPECT_EQ(p.failed_deletions, 0u);
   EXPECT_EQ(p.exposures, 0u);
   EXPECT_EQ(p.exposure_checked, 120u);

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <future>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "eraser/scheduler/policy.h"
@@ -256,13 +257,20 @@ Status CollectUnlearning(const RunContext& c, engine::Engine& engine,
   r.sample_epochs = stats.unlearning_cost.sample_epochs;
   r.cpu_seconds = stats.unlearning_cost.cpu_seconds;
   std::vector<double> delays;
-  for (DeletionSeq seq : run->seqs) {
-    ASSIGN_OR_RETURN(engine::DeletionInfo info, engine.GetDeletion(seq));
+  std::set<DeletionSeq> seen;
+  for (std::size_t i = 0; i < run->seqs.size(); ++i) {
+    ASSIGN_OR_RETURN(engine::DeletionInfo info,
+                     engine.GetDeletion(run->seqs[i]));
     run->infos.push_back(info);
+    // A repeat waited from its own acknowledgement, not the first's.
+    const bool repeat = !seen.insert(run->seqs[i]).second;
+    r.repeated_deletions += repeat;
+    const TimePoint from =
+        repeat ? std::max(info.arrival, run->acked[i]) : info.arrival;
     if (info.applied) {
-      delays.push_back(std::chrono::duration<double, std::milli>(*info.applied -
-                                                                 info.arrival)
-                           .count());
+      delays.push_back(std::max(
+          0.0, std::chrono::duration<double, std::milli>(*info.applied - from)
+                   .count()));
     }
   }
   r.delay_ms = Summarize(delays);

@@ -31,7 +31,8 @@ struct PolicyRun {
   std::chrono::steady_clock::time_point opened;
   std::vector<Outcome> outcomes;
   // The deletions this run's engine accepted, in order, with their
-  // sequence numbers (ascending).
+  // sequence numbers (ascending, but for a repeat of a pending deletion,
+  // answered with that one's number).
   std::vector<DeletionSeq> seqs;
   std::vector<storage::DeletionTarget> targets;
   // When the deletion issuer saw each acknowledgement, on the engine's

@@ -87,6 +87,7 @@ std::string ReplayReport::ToJson() const {
          {"unlearning",
           {{"deletions", p.deletions},
            {"failed_deletions", p.failed_deletions},
+           {"repeated_deletions", p.repeated_deletions},
            {"shard_retrains", p.shard_retrains},
            {"sample_epochs", p.sample_epochs},
            {"sample_epochs_during_trace", p.sample_epochs_during_trace},

@@ -235,10 +235,10 @@ class Core {
   // with no live sample only raises the watermark.
   void OnDeletion(DeletionSeq seq, TimePoint arrival,
                   const std::vector<SampleHit>& live);
-  // A pending deletion that names exactly `live`, the same samples in the
-  // same shards (what a repeated request names), if any: asking for it
-  // again adds nothing to what that one will apply.
-  std::optional<DeletionSeq> PendingNaming(
+  // The pending deletions that name exactly `live`, the same samples in
+  // the same shards (what a repeated request names), ascending: asking for
+  // one of them again adds nothing to what it will apply.
+  std::vector<DeletionSeq> PendingNaming(
       const std::vector<SampleHit>& live) const;
   // Every deletion up to `seq` is known (registered, or applied before the
   // engine started): the watermark is at least `seq`.

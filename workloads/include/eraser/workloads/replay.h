@@ -95,6 +95,10 @@ struct PolicyReport {
   // Unlearning, up to every deletion applied (the trace, then a drain).
   uint64_t deletions = 0;
   uint64_t failed_deletions = 0;  // refused by the engine (unknown target)
+  // Requests the engine answered with an earlier request's deletion, still
+  // pending (a repeat: the same target, the same samples); each counts in
+  // `deletions`, and its delay runs from its own acknowledgement.
+  uint64_t repeated_deletions = 0;
   uint64_t shard_retrains = 0;
   uint64_t sample_epochs = 0;
   double cpu_seconds = 0;
