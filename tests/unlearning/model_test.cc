@@ -4,9 +4,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <fstream>
 
 #include "eraser/common/random.h"
 #include "network.h"
+#include "testing/temp_dir.h"
 
 namespace eraser::unlearning {
 namespace {
@@ -95,6 +97,35 @@ INSTANTIATE_TEST_SUITE_P(
                       Arch{Architecture::kMlp, {32, 16}, "mlp2"},
                       Arch{Architecture::kCnn, {}, "cnn"}),
     [](const auto& info) { return std::string(info.param.name); });
+
+// A learning rate far too high: the parameters become NaN or infinite,
+// and the training says so instead of keeping a model that answers one
+// class for every input.
+TEST(TrainTest, ATrainingThatDivergesIsAnErrorNamingTheCause) {
+  ModelSpec spec;
+  spec.arch = Architecture::kMlp;
+  spec.hidden = {16};
+  StatusOr<std::unique_ptr<internal::TrainableModel>> model =
+      internal::TrainableModel::Create(spec, 11);
+  ASSERT_TRUE(model.ok());
+  const std::size_t n = 64;
+  const std::vector<float> x = RandomInputs(n, 784);
+  std::vector<int64_t> y(n);
+  for (std::size_t i = 0; i < n; ++i) y[i] = static_cast<int64_t>(i % 10);
+  const internal::TrainingData data{784, x.data(), y.data()};
+  internal::SgdOptions sgd;
+  sgd.batch_size = 16;
+  sgd.learning_rate = 1e30;
+  const Status s = (*model)->Train(data, n, 3, sgd, 7);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << s;
+  EXPECT_NE(s.message().find("training diverged"), std::string::npos) << s;
+  // A learning rate that converges trains.
+  sgd.learning_rate = 0.05;
+  StatusOr<std::unique_ptr<internal::TrainableModel>> fresh =
+      internal::TrainableModel::Create(spec, 11);
+  ASSERT_TRUE(fresh.ok());
+  EXPECT_TRUE((*fresh)->Train(data, n, 3, sgd, 7).ok());
+}
 
 TEST(LoadModel, CorruptOrMismatchedBlobsAreDataLoss) {
   ModelSpec spec;
@@ -200,6 +231,20 @@ TEST(ModelSpecTest, Flags) {
             StatusCode::kNotFound);
   EXPECT_EQ(ModelSpecFromFlags("torchscript", {}).status().code(),
             StatusCode::kInvalidArgument);
+  // A directory or an empty file, each named for what it is.
+  eraser::testing::TempDir dir;
+  StatusOr<ModelSpec> directory =
+      ModelSpecFromFlags("torchscript:" + dir.path(), {});
+  EXPECT_EQ(directory.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(directory.status().message().find("is a directory"),
+            std::string::npos)
+      << directory.status();
+  const std::string empty = dir.Child("empty.pt");
+  std::ofstream(empty).close();
+  StatusOr<ModelSpec> nothing = ModelSpecFromFlags("torchscript:" + empty, {});
+  EXPECT_EQ(nothing.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(nothing.status().message().find("is empty"), std::string::npos)
+      << nothing.status();
   EXPECT_EQ(*ParseHidden("256,128"), (std::vector<uint32_t>{256, 128}));
   for (const char* bad : {"0", "12,", ",12", "a", "1,-2", "70000", " 3"}) {
     EXPECT_EQ(ParseHidden(bad).status().code(), StatusCode::kInvalidArgument)

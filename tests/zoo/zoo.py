@@ -11,8 +11,9 @@ writes OUT_DIR/NAME.pt for each NAME (all when none is given). The zoo test
 Every module starts from torch.manual_seed(0). The `refused_` ones are
 modules eraser must refuse at train, with the cause: they cannot be served
 or retrained exactly. `gru_rows` and `attention_rows` are only checked at
-train, like the refused ones; the test replays the others but
-backbone_cnn, which the backbone test uses.
+train, like the refused ones, and so is `sqrt_pixels`; the test replays
+the others but backbone_cnn, which the backbone test uses, and
+refused_backbone_centred, a backbone it refuses.
 """
 import sys
 
@@ -250,6 +251,56 @@ class InplaceBreaksBackward(nn.Module):
         return self.body(x)
 
 
+class Branch(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(784, 32)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.dropout(torch.relu(self.fc(x)), 0.3, self.training)
+
+
+class ForkDropout(nn.Module):
+    """Refused: a branch forked with torch.jit.fork runs on another thread,
+    and its dropout draws interleave with the caller's from run to run."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = Branch()
+        self.b = Branch()
+        self.out = nn.Linear(64, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        f = torch.flatten(x, 1)
+        forked = torch.jit.fork(self.a, f)
+        hb = self.b(f)
+        return self.out(torch.cat([torch.jit.wait(forked), hb], 1))
+
+
+class Overflows(nn.Module):
+    """Refused: logits scaled by 1e30 overflow once trained, and the
+    training diverges (every parameter NaN: one class for every input)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(784, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.flatten(x, 1)) * 1e30
+
+
+class SqrtPixels(nn.Module):
+    """Accepted: finite on pixel values in [0, 1] (the checks feed those),
+    though not on negative inputs (checked at train, not replayed)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(784, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.sqrt(torch.flatten(x, 1)))
+
+
 class GruRows(nn.Module):
     """Accepted: a GRU reading the image row by row (checked at train, not
     replayed in the test)."""
@@ -296,6 +347,19 @@ class CnnEmbedding(nn.Module):
         return self.body(image(x))
 
 
+class CenteredEmbedding(nn.Module):
+    """A refused backbone: each embedding centred on its batch's mean, so
+    it depends on the samples embedded with it."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(784, 16)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.fc(torch.flatten(x, 1))
+        return h - h.mean(0, keepdim=True)
+
+
 ZOO = {
     "linear": Linear,
     "mlp": Mlp,
@@ -314,9 +378,13 @@ ZOO = {
     "refused_nan_logits": NanLogits,
     "refused_half_logits": HalfLogits,
     "refused_inplace_breaks_backward": InplaceBreaksBackward,
+    "refused_fork_dropout": ForkDropout,
+    "refused_overflows": Overflows,
+    "sqrt_pixels": SqrtPixels,
     "gru_rows": GruRows,
     "attention_rows": AttentionRows,
     "backbone_cnn": CnnEmbedding,
+    "refused_backbone_centred": CenteredEmbedding,
 }
 
 

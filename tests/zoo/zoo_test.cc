@@ -541,7 +541,9 @@ TEST(ZooRefused, ModulesEraserCannotServeOrTrainAreRefusedWithTheCause) {
        "fails on a batch of 1 [1, 28, 28]"},
       {"refused_nan_logits", "NaN or infinite logits"},
       {"refused_half_logits", "returns Half values"},
-      {"refused_inplace_breaks_backward", "modified by an inplace operation"}};
+      {"refused_inplace_breaks_backward", "modified by an inplace operation"},
+      {"refused_fork_dropout", "forks a task (torch.jit.fork)"},
+      {"refused_overflows", "training diverged"}};
   for (const auto& [module, cause] : refused) {
     unlearning::ModelSpec spec;
     ASSERT_TRUE(
@@ -553,7 +555,8 @@ TEST(ZooRefused, ModulesEraserCannotServeOrTrainAreRefusedWithTheCause) {
     EXPECT_THAT(s.message(), HasSubstr(cause)) << module;
   }
   std::vector<std::string> accepted = kModules;
-  accepted.insert(accepted.end(), {"gru_rows", "attention_rows"});
+  accepted.insert(accepted.end(),
+                  {"gru_rows", "attention_rows", "sqrt_pixels"});
   for (const std::string& module : accepted) {
     unlearning::ModelSpec spec;
     ASSERT_TRUE(
@@ -563,6 +566,15 @@ TEST(ZooRefused, ModulesEraserCannotServeOrTrainAreRefusedWithTheCause) {
     EXPECT_TRUE(unlearning::CheckModelSpec(spec).ok())
         << module << ": " << unlearning::CheckModelSpec(spec);
   }
+  // A backbone whose embeddings depend on the batch.
+  unlearning::BackboneSpec backbone;
+  ASSERT_TRUE(unlearning::LoadBackboneFile(
+                  GetScripts().Path("refused_backbone_centred"), &backbone)
+                  .ok());
+  const Status s = unlearning::CheckBackbone({28, 28}, &backbone);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(s.message(),
+              HasSubstr("another embedding alone than in a batch"));
 }
 
 }  // namespace

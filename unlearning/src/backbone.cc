@@ -4,6 +4,7 @@
 
 #include <cinttypes>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -56,10 +57,20 @@ std::string BackboneSpec::ToString() const {
 }
 
 Status LoadBackboneFile(const std::string& path, BackboneSpec* spec) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    return InvalidArgumentError("the backbone " + path +
+                                " is a directory, not a TorchScript module");
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) return NotFoundError("cannot read the backbone " + path);
   std::ostringstream bytes;
   bytes << in.rdbuf();
+  if (in.bad()) return NotFoundError("cannot read the backbone " + path);
+  if (bytes.str().empty()) {
+    return InvalidArgumentError("the backbone " + path +
+                                " is empty, not a TorchScript module");
+  }
   auto script = std::make_shared<const std::string>(bytes.str());
   spec->fingerprint = Fingerprint(*script);
   spec->script = std::move(script);

@@ -2,6 +2,7 @@
 
 #include <cinttypes>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -153,11 +154,20 @@ StatusOr<std::vector<uint32_t>> ParseHidden(std::string_view text) {
 }
 
 Status LoadScriptFile(const std::string& path, ModelSpec* spec) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    return InvalidArgumentError("model file " + path +
+                                " is a directory, not a TorchScript module");
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) return NotFoundError("cannot read model file " + path);
   std::ostringstream bytes;
   bytes << in.rdbuf();
   if (in.bad()) return NotFoundError("cannot read model file " + path);
+  if (bytes.str().empty()) {
+    return InvalidArgumentError("model file " + path +
+                                " is empty, not a TorchScript module");
+  }
   auto script = std::make_shared<const std::string>(bytes.str());
   spec->arch = Architecture::kTorchScript;
   spec->hidden.clear();

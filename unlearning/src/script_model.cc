@@ -259,6 +259,40 @@ bool UseStageRandomness(const torch::jit::Module& module) {
   return global;
 }
 
+// Whether a graph `module` can run forks a task (torch.jit.fork).
+bool Forks(const torch::jit::Module& module) {
+  std::vector<torch::jit::Block*> blocks;
+  for (const torch::jit::Module& m : module.modules()) {
+    for (torch::jit::Function* method : m.type()->methods()) {
+      torch::jit::GraphFunction* fn = torch::jit::tryToGraphFunction(*method);
+      if (fn == nullptr) continue;
+      fn->ensure_defined();
+      blocks.push_back(fn->graph()->block());
+    }
+  }
+  std::set<torch::jit::Function*> seen;
+  while (!blocks.empty()) {
+    torch::jit::Block* block = blocks.back();
+    blocks.pop_back();
+    for (torch::jit::Node* node : block->nodes()) {
+      const std::string kind = node->kind().toQualString();
+      if (kind.rfind("prim::fork", 0) == 0) return true;
+      for (torch::jit::Block* nested : node->blocks()) blocks.push_back(nested);
+      if (node->kind() == c10::prim::CallFunction) {
+        if (auto type = node->input(0)->type()->cast<c10::FunctionType>()) {
+          torch::jit::GraphFunction* fn =
+              torch::jit::tryToGraphFunction(*type->function());
+          if (fn != nullptr && seen.insert(fn).second) {
+            fn->ensure_defined();
+            blocks.push_back(fn->graph()->block());
+          }
+        }
+      }
+    }
+  }
+  return false;
+}
+
 // The informative line of a TorchScript exception: the interpreter's
 // message ends with the Python-style "RuntimeError: ..." line.
 std::string Reason(const std::exception& e) {
@@ -287,6 +321,14 @@ std::string ShapeOf(const torch::Tensor& t) {
     shape += (shape.empty() ? "" : ", ") + std::to_string(d);
   }
   return "[" + shape + "]";
+}
+
+// What the checks feed a module: a ramp of distinct values in (0, 1], the
+// range of pixel values (eraser scales bytes by 1/255), so that no feature
+// is zero and rows differ.
+constexpr char kCheckInput[] = "a ramp of values in (0, 1]";
+torch::Tensor CheckInput(int64_t numel) {
+  return torch::linspace(0, 1, numel + 1).slice(0, 1);
 }
 
 std::vector<int64_t> InputSizes(const ModelSpec& spec) {
@@ -565,8 +607,7 @@ Status CheckDeterministic(const ModelSpec& spec) {
   const std::vector<int64_t> shape = InputSizes(spec);
   sizes.insert(sizes.end(), shape.begin(), shape.end());
   const int64_t numel = 4 * static_cast<int64_t>(spec.input_size());
-  // A ramp, so that no feature is zero and rows differ.
-  const torch::Tensor x = torch::linspace(-1, 1, numel).reshape(sizes);
+  const torch::Tensor x = CheckInput(numel).reshape(sizes);
   {
     ASSIGN_OR_RETURN(LoadedModule loaded, LoadModule(spec));
     torch::jit::Module& module = loaded.module;
@@ -580,8 +621,9 @@ Status CheckDeterministic(const ModelSpec& spec) {
     if (!torch::isfinite(first).all().item<bool>()) {
       return InvalidArgumentError(
           name +
-          ": forward returns NaN or infinite logits for finite "
-          "inputs in eval mode");
+          ": forward returns NaN or infinite logits in eval mode for "
+          "finite inputs (" +
+          kCheckInput + ")");
     }
     if (!torch::equal(first, second)) {
       return InvalidArgumentError(
@@ -649,7 +691,7 @@ StatusOr<uint32_t> CheckScriptBackbone(const BackboneSpec& spec) {
     const std::string input = "[2, " + datasets::ShapeString(spec.input_shape) +
                               "] (a batch of 2 of the dataset's samples)";
     torch::NoGradGuard no_grad;
-    const torch::Tensor x = torch::linspace(-1, 1, numel).reshape(sizes);
+    const torch::Tensor x = CheckInput(numel).reshape(sizes);
     std::vector<torch::Tensor> buffers;
     for (const torch::Tensor& b : module.buffers(/*recurse=*/true)) {
       buffers.push_back(b.clone());
@@ -680,6 +722,30 @@ StatusOr<uint32_t> CheckScriptBackbone(const BackboneSpec& spec) {
             name +
             ": forward changes a buffer in eval mode, so embeddings "
             "would depend on the samples embedded before");
+      }
+    }
+    // Each sample alone as in the batch: samples are embedded in batches
+    // at ingest, and a request alone or with others when served.
+    for (int64_t r = 0; r < 2; ++r) {
+      const torch::Tensor row = x.slice(0, r, r + 1).contiguous();
+      torch::Tensor alone;
+      try {
+        alone = module.forward({row}).toTensor();
+      } catch (const std::exception& e) {
+        return InvalidArgumentError(name + ": forward fails on a batch of 1 " +
+                                    ShapeOf(row) + ": " + Reason(e));
+      }
+      if (alone.dim() != 2 || alone.size(0) != 1 ||
+          alone.size(1) != first.size(1) ||
+          !torch::allclose(alone.to(torch::kFloat64),
+                           first.slice(0, r, r + 1).to(torch::kFloat64),
+                           /*rtol=*/1e-4, /*atol=*/1e-4)) {
+        return InvalidArgumentError(
+            name +
+            ": forward gives a sample another embedding alone than in a "
+            "batch of 2 (statistics over the batch, such as h - "
+            "h.mean(0)?), so an embedding would depend on the samples "
+            "embedded or served with it");
       }
     }
     return static_cast<uint32_t>(first.size(1));
@@ -748,6 +814,14 @@ Status CheckScriptModule(const ModelSpec& spec) {
       return InvalidArgumentError(name +
                                   ": the module has no trainable "
                                   "parameters");
+    }
+    if (Forks(module)) {
+      return InvalidArgumentError(
+          name +
+          ": forward forks a task (torch.jit.fork), which runs on another "
+          "thread, where eraser can neither keep training deterministic "
+          "(its random draws interleave with the caller's) nor keep "
+          "inference apart from training; call the function directly");
     }
     RETURN_IF_ERROR(CheckForward(module, spec));
     RETURN_IF_ERROR(CheckDeterministic(spec));

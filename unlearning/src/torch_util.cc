@@ -243,6 +243,19 @@ Status RunSgd(const std::vector<torch::Tensor>& params,
       loss.backward();
       optimizer.step();
     }
+    // A training that diverged (a learning rate too high, logits that
+    // overflow) leaves parameters that are not finite, and a model that
+    // answers one class whatever the input: an error, not a checkpoint.
+    torch::NoGradGuard no_grad;
+    for (const torch::Tensor& p : params) {
+      if (!torch::isfinite(p).all().item<bool>()) {
+        return InvalidArgumentError(
+            "training diverged: a parameter is NaN or infinite after epoch " +
+            std::to_string(epoch + 1) + " of " + std::to_string(epochs) +
+            " (a learning rate too high, or logits that overflow?); lower "
+            "--learning-rate");
+      }
+    }
   }
   for (const torch::Tensor& p : params) {
     torch::Tensor t = p;
