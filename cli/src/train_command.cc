@@ -198,6 +198,14 @@ int Train(const TrainFlags& flags, const datasets::DatasetSpec& spec,
   }
   std::printf("\nensemble test accuracy: hard vote %.4f, soft vote %.4f\n",
               eval->hard_vote_accuracy, eval->soft_vote_accuracy);
+  if (eval->hard_vote_accuracy <= eval->majority_share) {
+    std::fprintf(stderr,
+                 "eraser train: warning: the ensemble (%.4f) is no more "
+                 "accurate than answering the test split's most frequent "
+                 "class (%.4f): the training diverged or collapsed (a "
+                 "learning rate too high?). It is stored as trained.\n",
+                 eval->hard_vote_accuracy, eval->majority_share);
+  }
   if (!reused) {
     std::printf("training cost: %llu sample-epochs, %.2f CPU s, %.2f s wall\n",
                 static_cast<unsigned long long>(report.total.sample_epochs),

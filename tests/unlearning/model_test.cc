@@ -7,7 +7,9 @@
 #include <fstream>
 
 #include "eraser/common/random.h"
+#include "eraser/unlearning/evaluate.h"
 #include "network.h"
+#include "testing/data.h"
 #include "testing/temp_dir.h"
 
 namespace eraser::unlearning {
@@ -125,6 +127,55 @@ TEST(TrainTest, ATrainingThatDivergesIsAnErrorNamingTheCause) {
       internal::TrainableModel::Create(spec, 11);
   ASSERT_TRUE(fresh.ok());
   EXPECT_TRUE((*fresh)->Train(data, n, 3, sgd, 7).ok());
+}
+
+// What `eraser train` warns on: an ensemble no more accurate than
+// answering the most frequent test label (a training that diverged or
+// collapsed: a learning rate too high leaves every ReLU dead). Here a
+// model trained on one label only, which answers it whatever the input,
+// against one trained on the real labels.
+TEST(TrainTest, TheEvaluationScoresAnsweringTheMostFrequentLabel) {
+  const datasets::Dataset data = eraser::testing::SmallFashionMnist(1200, 300);
+  const std::vector<float> x = data.train.DecodeRows(0, data.train.size());
+  const std::vector<int64_t> y(data.train.labels.begin(),
+                               data.train.labels.end());
+  const std::vector<int64_t> threes(y.size(), 3);
+  const std::vector<float> tx = data.test.DecodeRows(0, data.test.size());
+  ModelSpec spec;
+  spec.arch = Architecture::kMlp;
+  spec.hidden = {32};
+  spec.classes = 10;
+  std::size_t counts[10] = {};
+  for (uint32_t label : data.test.labels) ++counts[label];
+  const double majority =
+      static_cast<double>(*std::max_element(counts, counts + 10)) /
+      data.test.size();
+  EnsembleEvaluation evaluations[2];
+  for (int r = 0; r < 2; ++r) {
+    StatusOr<std::unique_ptr<internal::TrainableModel>> model =
+        internal::TrainableModel::Create(spec, 11);
+    ASSERT_TRUE(model.ok());
+    const internal::TrainingData train{784, x.data(),
+                                       r == 0 ? threes.data() : y.data()};
+    ASSERT_TRUE(
+        (*model)
+            ->Train(train, data.train.size(), 2, internal::SgdOptions(), 7)
+            .ok());
+    std::vector<ShardModel> models = {
+        {ShardId(0), 1, std::shared_ptr<const Model>(std::move(*model))}};
+    StatusOr<EnsembleEvaluation> e = EvaluateEnsemble(
+        models, tx.data(), data.test.labels.data(), data.test.size());
+    ASSERT_TRUE(e.ok()) << e.status();
+    evaluations[r] = *e;
+  }
+  EXPECT_DOUBLE_EQ(evaluations[0].majority_share, majority);
+  EXPECT_DOUBLE_EQ(evaluations[1].majority_share, majority);
+  // Always 3: its share, no more than the most frequent label's.
+  EXPECT_DOUBLE_EQ(evaluations[0].hard_vote_accuracy,
+                   static_cast<double>(counts[3]) / data.test.size());
+  EXPECT_LE(evaluations[0].hard_vote_accuracy, evaluations[0].majority_share);
+  EXPECT_GT(evaluations[1].hard_vote_accuracy,
+            evaluations[1].majority_share + 0.3);
 }
 
 TEST(LoadModel, CorruptOrMismatchedBlobsAreDataLoss) {

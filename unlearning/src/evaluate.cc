@@ -18,6 +18,7 @@ StatusOr<EnsembleEvaluation> EvaluateEnsemble(
   std::vector<std::size_t> shard_correct(k, 0);
   std::size_t hard_correct = 0;
   std::size_t soft_correct = 0;
+  std::vector<std::size_t> per_label(classes, 0);
   std::vector<int32_t> votes(k * batch);
   std::vector<float> probs(k * batch * classes);
   std::vector<int32_t> request_votes(k);
@@ -40,6 +41,7 @@ StatusOr<EnsembleEvaluation> EvaluateEnsemble(
       if (certify::PluralityVote(request_votes.data(), k, classes) == label) {
         ++hard_correct;
       }
+      if (label >= 0 && label < classes) ++per_label[label];
       if (certify::SoftVote(request_probs.data(), k, classes) == label) {
         ++soft_correct;
       }
@@ -51,6 +53,9 @@ StatusOr<EnsembleEvaluation> EvaluateEnsemble(
     e.shard_accuracy.push_back(static_cast<double>(c) / n);
   }
   e.hard_vote_accuracy = static_cast<double>(hard_correct) / n;
+  e.majority_share = static_cast<double>(*std::max_element(per_label.begin(),
+                                                           per_label.end())) /
+                     n;
   e.soft_vote_accuracy = static_cast<double>(soft_correct) / n;
   return e;
 }

@@ -17,6 +17,11 @@ struct EnsembleEvaluation {
   std::vector<double> shard_accuracy;  // one per model, in order
   double hard_vote_accuracy = 0;       // plurality, ties to smallest label
   double soft_vote_accuracy = 0;       // argmax of summed probabilities
+  // The share of the most frequent label among the samples: what answering
+  // that class whatever the input scores. An ensemble no more accurate
+  // than that learnt nothing (a training that diverged or collapsed, such
+  // as dead ReLUs after a learning rate too high).
+  double majority_share = 0;
 };
 
 // Evaluates `models` on n inputs (model input_size() floats each) with their
