@@ -24,16 +24,6 @@ void AddRetrainedElsewhere(const storage::DeletionRecord& record,
 
 }  // namespace
 
-StatusOr<std::vector<scheduler::SampleHit>> EngineImpl::LiveHits(
-    const std::vector<storage::SampleLocation>& samples) {
-  std::vector<scheduler::SampleHit> live;
-  for (const storage::SampleLocation& s : samples) {
-    ASSIGN_OR_RETURN(storage::SampleLocation now, store_->LookupSample(s.id));
-    if (!now.erased) live.push_back({now.id, now.shard, now.slice});
-  }
-  return live;
-}
-
 StatusOr<std::vector<storage::SampleLocation>> EngineImpl::Resolve(
     const storage::DeletionTarget& target) {
   if (target.kind == storage::DeletionTarget::Kind::kSample) {

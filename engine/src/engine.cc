@@ -3,7 +3,7 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <set>
+#include <map>
 
 #include "engine_impl.h"
 #include "eraser/common/sync_point.h"
@@ -183,30 +183,44 @@ Status EngineImpl::Start() {
   // instead: which samples are live depends on this engine's models, not on
   // what the store has erased since they were loaded.
   if (shared_store_) pending.clear();
+  // A shard may have left a pending deletion's samples without its record
+  // saying so: an apply whose plan it missed (it registered meanwhile)
+  // erased them, and the process stopped before the next order wrote it.
+  // The served models, the newest stored, leave them out: that is
+  // recorded, as that order would have, for the exposure checks that read
+  // excluded_from; a deletion every shard has left is then applied.
+  std::vector<uint64_t> served;
+  {
+    MutexLock lock(&mu_);
+    served = snapshot_->versions();
+  }
+  std::vector<storage::ApplyBatch::Exclusion> left;
+  std::vector<DeletionSeq> nothing_live;  // all erased before it arrived
   for (const storage::DeletionRecord& record : pending) {
-    ASSIGN_OR_RETURN(std::vector<scheduler::SampleHit> live,
-                     LiveHits(record.samples));
-    if (live.empty()) {
-      // Its samples were erased after it arrived, by an apply whose plan it
-      // missed (it registered meanwhile), and the process stopped before
-      // the next order wrote it: the served models, the newest, leave them
-      // out. It is recorded as applied with the shards it left, as that
-      // order would have, for the exposure checks that read excluded_from.
-      storage::ApplyBatch batch;
-      batch.applied = {record.seq};
-      batch.applied_at = clock_->Now();
-      std::set<ShardId> left;
-      for (const storage::SampleLocation& s : record.samples) {
-        if (!s.erased && s.shard.value() < num_shards_) left.insert(s.shard);
+    std::vector<scheduler::SampleHit> live;
+    std::map<ShardId, bool> all_erased;
+    for (const storage::SampleLocation& s : record.samples) {
+      if (s.erased) continue;  // another deletion's, before it arrived
+      ASSIGN_OR_RETURN(storage::SampleLocation now, store_->LookupSample(s.id));
+      auto [at, added] = all_erased.emplace(now.shard, true);
+      if (!now.erased) {
+        live.push_back({now.id, now.shard, now.slice});
+        at->second = false;
       }
-      for (ShardId shard : left) {
-        batch.excluded.push_back(
-            {record.seq, shard, snapshot_->shards[shard.value()].version});
-      }
-      RETURN_IF_ERROR(store_->Apply(batch));
-      continue;
     }
-    recovered.emplace_back(record, std::move(live));
+    for (const auto& [shard, erased] : all_erased) {
+      if (erased && shard.value() < served.size()) {
+        left.push_back({record.seq, shard, served[shard.value()]});
+      }
+    }
+    if (all_erased.empty()) nothing_live.push_back(record.seq);
+    if (!live.empty()) recovered.emplace_back(record, std::move(live));
+  }
+  if (!left.empty()) {
+    RETURN_IF_ERROR(store_->RecordExclusions(left, clock_->Now()));
+  }
+  if (!nothing_live.empty()) {
+    RETURN_IF_ERROR(store_->MarkApplied(nothing_live, clock_->Now()));
   }
   {
     MutexLock lock(&mu_);

@@ -169,9 +169,6 @@ class EngineImpl final : public Engine {
   // Whether this engine may answer now: always with a store of its own;
   // sharing one, while its lease holds on this machine's monotonic clock.
   bool LeaseHeld() const REQUIRES(mu_);
-  // Samples of `samples` that are still stored (not erased), as Core hits.
-  StatusOr<std::vector<scheduler::SampleHit>> LiveHits(
-      const std::vector<storage::SampleLocation>& samples);
   StatusOr<std::vector<storage::SampleLocation>> Resolve(
       const storage::DeletionTarget& target);
 

@@ -115,4 +115,14 @@ Status RocksStore::MarkApplied(const std::vector<DeletionSeq>& seqs,
   return Write(&batch, /*sync=*/true, "mark deletions applied");
 }
 
+Status RocksStore::RecordExclusions(
+    const std::vector<ApplyBatch::Exclusion>& excluded, TimePoint applied_at) {
+  DbLock db(this, DbLock::kWrite);
+  RETURN_IF_ERROR(db.status());
+  MutexLock lock(&apply_mu_);
+  rocksdb::WriteBatch batch;
+  RETURN_IF_ERROR(AddDeletionUpdates({}, applied_at, excluded, &batch));
+  return Write(&batch, /*sync=*/true, "record exclusions");
+}
+
 }  // namespace eraser::storage::internal

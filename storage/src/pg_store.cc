@@ -1038,6 +1038,14 @@ Status PgStore::MarkApplied(const std::vector<DeletionSeq>& seqs,
                   });
 }
 
+Status PgStore::RecordExclusions(
+    const std::vector<ApplyBatch::Exclusion>& excluded, TimePoint applied_at) {
+  return Transact("record exclusions", Commit::kDurable,
+                  [&](pqxx::transaction_base& txn) {
+                    return UpdateDeletionRecords(txn, {}, applied_at, excluded);
+                  });
+}
+
 // ---- checkpoints -----------------------------------------------------------
 
 Status PgStore::PutCheckpoint(const Checkpoint& c) {

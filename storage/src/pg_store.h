@@ -75,6 +75,8 @@ class PgStore final : public Store {
   StatusOr<DeletionRecord> GetDeletion(DeletionSeq seq) override;
   Status MarkApplied(const std::vector<DeletionSeq>& seqs,
                      TimePoint applied_at) override;
+  Status RecordExclusions(const std::vector<ApplyBatch::Exclusion>& excluded,
+                          TimePoint applied_at) override;
 
   Status PutCheckpoint(const Checkpoint& checkpoint) override;
   StatusOr<Checkpoint> GetCheckpoint(ShardId shard, uint32_t slice) override;

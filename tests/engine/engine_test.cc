@@ -946,12 +946,13 @@ TEST_F(EngineTest, ReopenResumesPendingDeletions) {
             storage::DeletionState::kApplied);
 }
 
-// The apply window, with the process stopped in it: deletion 2 names the
-// sample deletion 1's apply erased, but registered after that apply's plan
-// (EngineApply.ADeletionAcknowledgedWhileAnApplyCommitsIsRecorded), and
-// the next order never ran. Reopened, it is applied with the shard it
-// left and the model version that leaves it out, which an exposure check
-// reading excluded_from needs.
+// The apply window, with the process stopped in it: deletions 2 and 3 name
+// the sample deletion 1's apply erased, but registered after that apply's
+// plan (EngineApply.ADeletionAcknowledgedWhileAnApplyCommitsIsRecorded),
+// and the next order never ran. Reopened, each records the shard it left
+// and the model version that leaves it out, which an exposure check
+// reading excluded_from needs: deletion 2, which named nothing else, is
+// applied; deletion 3 still pends for its sample in shard 1.
 TEST_F(EngineTest, ReopenRecordsWhereADeletionErasedMeanwhileWasLeftOut) {
   const SampleId sample = SampleIn(2, 1);
   uint64_t version = 0;
@@ -966,7 +967,12 @@ TEST_F(EngineTest, ReopenRecordsWhereADeletionErasedMeanwhileWasLeftOut) {
         (*store)->AppendDeletion(DT::Sample(sample), {*at}, now);
     StatusOr<DeletionSeq> second = (*store)->AppendDeletion(
         DT::Owner(OwnerId(sample.value())), {*at}, now);
-    ASSERT_TRUE(first.ok() && second.ok());
+    StatusOr<storage::SampleLocation> other =
+        (*store)->LookupSample(SampleIn(1, 0));
+    ASSERT_TRUE(other.ok());
+    StatusOr<DeletionSeq> third = (*store)->AppendDeletion(
+        DT::Owner(OwnerId(SampleIn(1, 0).value())), {*at, *other}, now);
+    ASSERT_TRUE(first.ok() && second.ok() && third.ok());
     // Deletion 1's apply: shard 2's checkpoints at a new version (the same
     // models will do here), the sample erased.
     storage::ApplyBatch batch;
@@ -984,13 +990,23 @@ TEST_F(EngineTest, ReopenRecordsWhereADeletionErasedMeanwhileWasLeftOut) {
     ASSERT_TRUE((*store)->Apply(batch).ok());
   }
   auto engine = Open("eraser:lazy,wait,deadline=1h");
-  EXPECT_EQ(engine->Stats().pending_deletions, 0u);
+  EXPECT_EQ(engine->Stats().pending_deletions, 1u);
+  EXPECT_THAT(engine->Stats().affected_shards, ElementsAre(ShardId(1)));
   StatusOr<DeletionInfo> info = engine->GetDeletion(DeletionSeq(2));
   ASSERT_TRUE(info.ok()) << info.status();
   EXPECT_EQ(info->state, storage::DeletionState::kApplied);
   EXPECT_THAT(info->shards, ElementsAre(ShardId(2)));
   EXPECT_THAT(info->excluded_from,
               ElementsAre(std::make_pair(ShardId(2), version)));
+  info = engine->GetDeletion(DeletionSeq(3));
+  EXPECT_EQ(info->state, storage::DeletionState::kPending);
+  EXPECT_THAT(info->excluded_from,
+              ElementsAre(std::make_pair(ShardId(2), version)));
+  ASSERT_TRUE(engine->Drain().ok());
+  info = engine->GetDeletion(DeletionSeq(3));
+  EXPECT_EQ(info->state, storage::DeletionState::kApplied);
+  EXPECT_THAT(info->shards, ElementsAre(ShardId(1), ShardId(2)));
+  EXPECT_EQ(info->excluded_from.size(), 2u);
 }
 
 TEST_F(EngineTest, MetricsFollowEvents) {

@@ -460,6 +460,46 @@ TEST_P(StoreTest, ARequestIsAppliedOnceEveryShardHoldingItHasLeftIt) {
   EXPECT_EQ(done->excluded_from.size(), 2u);
 }
 
+// What an engine records at open for a deletion whose samples an apply it
+// missed erased: exclusions alone, by the same rule.
+TEST_P(StoreTest, ExclusionsAloneFollowTheSameRule) {
+  Ingest();
+  auto where = [this](uint64_t id) {
+    const SampleView& v = fixture_.views[id];
+    return SampleLocation{v.id, v.shard, v.slice, v.owner, false};
+  };
+  // Samples 0 (shard 0) and 5 (shard 1).
+  StatusOr<DeletionSeq> seq = store_->AppendDeletion(
+      DeletionTarget::Owner(OwnerId(0)), {where(0), where(5)}, TimePoint());
+  ASSERT_TRUE(seq.ok());
+  EXPECT_EQ(store_
+                ->RecordExclusions(
+                    {{*seq, ShardId(0), 3}, {DeletionSeq(9), ShardId(1), 3}},
+                    FromUnixMicros(5))
+                .code(),
+            StatusCode::kNotFound);
+  EXPECT_TRUE(store_->GetDeletion(*seq)->excluded_from.empty());
+  ASSERT_TRUE(
+      store_->RecordExclusions({{*seq, ShardId(0), 3}}, FromUnixMicros(5))
+          .ok());
+  StatusOr<DeletionRecord> r = store_->GetDeletion(*seq);
+  EXPECT_EQ(r->state, DeletionState::kPending);
+  EXPECT_THAT(r->excluded_from,
+              ElementsAre(std::make_pair(ShardId(0), uint64_t{3})));
+  ASSERT_TRUE(
+      store_->RecordExclusions({{*seq, ShardId(1), 4}}, FromUnixMicros(7))
+          .ok());
+  Reopen();
+  r = store_->GetDeletion(*seq);
+  EXPECT_EQ(r->state, DeletionState::kApplied);
+  EXPECT_EQ(r->applied, FromUnixMicros(7));
+  EXPECT_THAT(r->excluded_from,
+              ElementsAre(std::make_pair(ShardId(0), uint64_t{3}),
+                          std::make_pair(ShardId(1), uint64_t{4})));
+  // Samples and checkpoints are untouched.
+  EXPECT_FALSE(store_->LookupSample(SampleId(0))->erased);
+}
+
 TEST_P(StoreTest, AShardClaimIsHeldUntilReleased) {
   StatusOr<std::unique_ptr<Store::ShardClaim>> claim =
       store_->TryClaimShard(ShardId(1));

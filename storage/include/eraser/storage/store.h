@@ -150,6 +150,14 @@ class Store {
   // sequence number is unknown; already-applied ones keep their first time.
   virtual Status MarkApplied(const std::vector<DeletionSeq>& seqs,
                              TimePoint applied_at) = 0;
+  // Records in each request's excluded_from that model `version` of
+  // `shard` leaves its samples there out, as an apply would, and marks
+  // applied (at `applied_at`) those every shard holding them has left
+  // (synced). Writes no checkpoint and erases nothing. kNotFound, and
+  // nothing changes, if a sequence number is unknown.
+  virtual Status RecordExclusions(
+      const std::vector<ApplyBatch::Exclusion>& excluded,
+      TimePoint applied_at) = 0;
 
   // ---- checkpoints --------------------------------------------------------
   // Stores the checkpoint for (shard, slice), replacing the previous one.
