@@ -289,6 +289,21 @@ class Overflows(nn.Module):
         return self.fc(torch.flatten(x, 1)) * 1e30
 
 
+class SmallBatchesOnly(nn.Module):
+    """Refused: fails on a batch of more than 64 rows, as train's
+    evaluation of the test split (1,000 rows at a time) would, after
+    training the whole ensemble."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(784, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[0] > 64:
+            raise RuntimeError("batches of at most 64 rows")
+        return self.fc(torch.flatten(x, 1))
+
+
 class SqrtPixels(nn.Module):
     """Accepted: finite on pixel values in [0, 1] (the checks feed those),
     though not on negative inputs (checked at train, not replayed)."""
@@ -380,6 +395,7 @@ ZOO = {
     "refused_inplace_breaks_backward": InplaceBreaksBackward,
     "refused_fork_dropout": ForkDropout,
     "refused_overflows": Overflows,
+    "refused_small_batches_only": SmallBatchesOnly,
     "sqrt_pixels": SqrtPixels,
     "gru_rows": GruRows,
     "attention_rows": AttentionRows,

@@ -278,15 +278,22 @@ bool Forks(const torch::jit::Module& module) {
       const std::string kind = node->kind().toQualString();
       if (kind.rfind("prim::fork", 0) == 0) return true;
       for (torch::jit::Block* nested : node->blocks()) blocks.push_back(nested);
+      // The functions and methods it calls (a TorchScript class's too).
+      torch::jit::Function* callee = nullptr;
       if (node->kind() == c10::prim::CallFunction) {
         if (auto type = node->input(0)->type()->cast<c10::FunctionType>()) {
-          torch::jit::GraphFunction* fn =
-              torch::jit::tryToGraphFunction(*type->function());
-          if (fn != nullptr && seen.insert(fn).second) {
-            fn->ensure_defined();
-            blocks.push_back(fn->graph()->block());
-          }
+          callee = type->function();
         }
+      } else if (node->kind() == c10::prim::CallMethod) {
+        if (auto cls = node->input(0)->type()->cast<c10::ClassType>()) {
+          callee = cls->findMethod(node->s(c10::attr::name));
+        }
+      }
+      torch::jit::GraphFunction* fn =
+          callee != nullptr ? torch::jit::tryToGraphFunction(*callee) : nullptr;
+      if (fn != nullptr && seen.insert(fn).second) {
+        fn->ensure_defined();
+        blocks.push_back(fn->graph()->block());
       }
     }
   }
@@ -595,6 +602,35 @@ Status CheckRowsIndependent(torch::jit::Module& module, const ModelSpec& spec,
   return OkStatus();
 }
 
+// The largest batch eraser runs at `train` (the test split is evaluated
+// 1,000 rows at a time, EvaluateOnSplit): a module that fails on it would
+// fail after the whole ensemble is trained.
+constexpr int64_t kLargestTrainBatch = 1000;
+
+Status CheckLargeBatch(torch::jit::Module& module, const ModelSpec& spec) {
+  std::vector<int64_t> sizes = {kLargestTrainBatch};
+  const std::vector<int64_t> shape = InputSizes(spec);
+  sizes.insert(sizes.end(), shape.begin(), shape.end());
+  const torch::Tensor x =
+      CheckInput(kLargestTrainBatch * static_cast<int64_t>(spec.input_size()))
+          .reshape(sizes);
+  torch::Tensor out;
+  try {
+    out = module.forward({x}).toTensor();
+  } catch (const std::exception& e) {
+    return InvalidArgumentError(
+        spec.script_name + ": forward fails on a batch of " +
+        std::to_string(kLargestTrainBatch) + " " + ShapeOf(x) +
+        " (train evaluates the test split in such batches): " + Reason(e));
+  }
+  if (out.dim() != 2 || out.size(0) != kLargestTrainBatch ||
+      out.size(1) != static_cast<int64_t>(spec.classes)) {
+    return InvalidArgumentError(spec.script_name + ": forward maps a batch " +
+                                ShapeOf(x) + " to " + ShapeOf(out));
+  }
+  return OkStatus();
+}
+
 // Exactness (DESIGN guarantee 1) needs a module that computes the same
 // thing from the same state. Refused: an eval forward that differs between
 // two calls on one input (sampling at inference, such as
@@ -644,6 +680,7 @@ Status CheckDeterministic(const ModelSpec& spec) {
       ++i;
     }
     RETURN_IF_ERROR(CheckRowsIndependent(module, spec, x, first));
+    RETURN_IF_ERROR(CheckLargeBatch(module, spec));
   }
   std::vector<float> features(x.data_ptr<float>(), x.data_ptr<float>() + numel);
   std::vector<int64_t> labels(4);
@@ -659,7 +696,9 @@ Status CheckDeterministic(const ModelSpec& spec) {
     // A module that cannot be trained is the user's to fix, not an
     // internal error.
     if (Status s = model.Train(data, 4, 2, sgd, /*order_seed=*/7); !s.ok()) {
-      return InvalidArgumentError(std::string(s.message()));
+      return InvalidArgumentError(
+          name + ": a trial training (2 epochs of 4 rows, " + kCheckInput +
+          ", learning rate 0.01) fails: " + std::string(s.message()));
     }
     blob = model.Serialize();
   }

@@ -199,6 +199,18 @@ Status LoadTensors(const ModelSpec& spec, const std::string& blob,
   return OkStatus();
 }
 
+namespace {
+
+bool AllFinite(const std::vector<torch::Tensor>& params) {
+  torch::NoGradGuard no_grad;
+  for (const torch::Tensor& p : params) {
+    if (!torch::isfinite(p).all().item<bool>()) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
 Status RunSgd(const std::vector<torch::Tensor>& params,
               const std::function<torch::Tensor(const torch::Tensor&)>& forward,
               const TrainingData& data, std::size_t rows, uint32_t epochs,
@@ -219,6 +231,7 @@ Status RunSgd(const std::vector<torch::Tensor>& params,
   std::iota(order.begin(), order.end(), 0u);
   std::vector<float> xb(static_cast<std::size_t>(sgd.batch_size) * dim);
   std::vector<int64_t> yb(sgd.batch_size);
+  uint64_t steps = 0;
   for (uint32_t epoch = 0; epoch < epochs; ++epoch) {
     Rng(DeriveSeed(order_seed, {epoch})).Shuffle(order.begin(), order.end());
     for (std::size_t start = 0; start < order.size(); start += sgd.batch_size) {
@@ -240,21 +253,33 @@ Status RunSgd(const std::vector<torch::Tensor>& params,
                            torch::TensorOptions().dtype(torch::kInt64));
       optimizer.zero_grad();
       torch::Tensor loss = torch::nn::functional::cross_entropy(forward(x), y);
+      // A loss that is not finite would make every parameter NaN: a model
+      // that answers one class whatever the input. An error, not a
+      // checkpoint, named for its cause: the forward itself when it is the
+      // first of the stage, from finite parameters (a stage starts from
+      // the previous one's, which passed this check).
+      if (!torch::isfinite(loss).item<bool>()) {
+        return InvalidArgumentError(
+            steps == 0 && AllFinite(params)
+                ? "forward returns NaN or infinite logits for training "
+                  "samples (an operation undefined on them, such as sqrt "
+                  "or log of a negative value?)"
+                : "training diverged: the loss became NaN or infinite "
+                  "after " +
+                      std::to_string(steps) +
+                      " steps (a learning rate too high for this model "
+                      "and data, or logits that overflow?)");
+      }
       loss.backward();
       optimizer.step();
+      ++steps;
     }
-    // A training that diverged (a learning rate too high, logits that
-    // overflow) leaves parameters that are not finite, and a model that
-    // answers one class whatever the input: an error, not a checkpoint.
-    torch::NoGradGuard no_grad;
-    for (const torch::Tensor& p : params) {
-      if (!torch::isfinite(p).all().item<bool>()) {
-        return InvalidArgumentError(
-            "training diverged: a parameter is NaN or infinite after epoch " +
-            std::to_string(epoch + 1) + " of " + std::to_string(epochs) +
-            " (a learning rate too high, or logits that overflow?); lower "
-            "--learning-rate");
-      }
+    if (!AllFinite(params)) {
+      return InvalidArgumentError(
+          "training diverged: parameters became NaN or infinite in epoch " +
+          std::to_string(epoch + 1) + " of " + std::to_string(epochs) +
+          " (a learning rate too high for this model and data, or logits "
+          "that overflow?)");
     }
   }
   for (const torch::Tensor& p : params) {
