@@ -198,12 +198,15 @@ int Train(const TrainFlags& flags, const datasets::DatasetSpec& spec,
   }
   std::printf("\nensemble test accuracy: hard vote %.4f, soft vote %.4f\n",
               eval->hard_vote_accuracy, eval->soft_vote_accuracy);
-  if (eval->hard_vote_accuracy <= eval->majority_share) {
+  // (A test split of one class scores 1 by answering it: nothing to say.)
+  if (eval->hard_vote_accuracy <= eval->majority_share &&
+      eval->majority_share < 1) {
     std::fprintf(stderr,
                  "eraser train: warning: the ensemble (%.4f) is no more "
                  "accurate than answering the test split's most frequent "
-                 "class (%.4f): the training diverged or collapsed (a "
-                 "learning rate too high?). It is stored as trained.\n",
+                 "class (%.4f): it learnt nothing a constant answer does "
+                 "not give (a training that collapsed, a learning rate too "
+                 "high?). It is stored as trained.\n",
                  eval->hard_vote_accuracy, eval->majority_share);
   }
   if (!reused) {
