@@ -198,9 +198,11 @@ int Train(const TrainFlags& flags, const datasets::DatasetSpec& spec,
   }
   std::printf("\nensemble test accuracy: hard vote %.4f, soft vote %.4f\n",
               eval->hard_vote_accuracy, eval->soft_vote_accuracy);
-  // (A test split of one class scores 1 by answering it: nothing to say.)
-  if (eval->hard_vote_accuracy <= eval->majority_share &&
-      eval->majority_share < 1) {
+  // (A test split of one class scores 1 by answering it: nothing to say
+  // of an ensemble that does.)
+  if (eval->hard_vote_accuracy < eval->majority_share ||
+      (eval->hard_vote_accuracy == eval->majority_share &&
+       eval->majority_share < 1)) {
     std::fprintf(stderr,
                  "eraser train: warning: the ensemble (%.4f) is no more "
                  "accurate than answering the test split's most frequent "

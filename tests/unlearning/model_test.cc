@@ -121,8 +121,22 @@ TEST(TrainTest, ATrainingThatDivergesIsAnErrorNamingTheCause) {
   const Status s = (*model)->Train(data, n, 3, sgd, 7);
   EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << s;
   EXPECT_NE(s.message().find("training diverged"), std::string::npos) << s;
-  // A learning rate that converges trains.
+  // A forward that is not finite from the start (here a NaN feature in
+  // every row; for a module, an operation undefined on the inputs) is named
+  // as such.
+  std::vector<float> bad = x;
+  for (std::size_t i = 0; i < n; ++i) bad[i * 784 + 5] = std::nanf("");
+  const internal::TrainingData nan_data{784, bad.data(), y.data()};
   sgd.learning_rate = 0.05;
+  StatusOr<std::unique_ptr<internal::TrainableModel>> other =
+      internal::TrainableModel::Create(spec, 11);
+  ASSERT_TRUE(other.ok());
+  const Status nan = (*other)->Train(nan_data, n, 3, sgd, 7);
+  EXPECT_EQ(nan.code(), StatusCode::kInvalidArgument) << nan;
+  EXPECT_NE(nan.message().find("forward returns NaN or infinite logits"),
+            std::string::npos)
+      << nan;
+  // A learning rate that converges trains.
   StatusOr<std::unique_ptr<internal::TrainableModel>> fresh =
       internal::TrainableModel::Create(spec, 11);
   ASSERT_TRUE(fresh.ok());

@@ -255,20 +255,25 @@ Status RunSgd(const std::vector<torch::Tensor>& params,
       torch::Tensor loss = torch::nn::functional::cross_entropy(forward(x), y);
       // A loss that is not finite would make every parameter NaN: a model
       // that answers one class whatever the input. An error, not a
-      // checkpoint, named for its cause: the forward itself when it is the
-      // first of the stage, from finite parameters (a stage starts from
-      // the previous one's, which passed this check).
+      // checkpoint, with its likelier cause: the forward itself when it is
+      // the first of a stage (whose parameters are finite: an earlier
+      // stage may still have grown them too large).
       if (!torch::isfinite(loss).item<bool>()) {
         return InvalidArgumentError(
             steps == 0 && AllFinite(params)
-                ? "forward returns NaN or infinite logits for training "
-                  "samples (an operation undefined on them, such as sqrt "
-                  "or log of a negative value?)"
+                ? std::string(
+                      "forward returns NaN or infinite logits for training "
+                      "samples at the start of a stage (an operation "
+                      "undefined on them, such as sqrt or log of a "
+                      "negative value, or parameters an earlier stage grew "
+                      "too large?)")
                 : "training diverged: the loss became NaN or infinite "
                   "after " +
-                      std::to_string(steps) +
-                      " steps (a learning rate too high for this model "
-                      "and data, or logits that overflow?)");
+                      std::to_string(steps) + " step" +
+                      (steps == 1 ? "" : "s") +
+                      " of this stage (a learning rate too high for this "
+                      "model and data, logits that overflow, or an "
+                      "operation undefined on some training samples?)");
       }
       loss.backward();
       optimizer.step();
