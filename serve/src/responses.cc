@@ -159,8 +159,14 @@ bool ParseObject(const Request& request, json* out, std::string* error) {
     }
     return true;
   };
-  *out = json::parse(request.body(), note_keys, /*allow_exceptions=*/false);
-  if (out->is_discarded()) {
+  // With exceptions, to tell a number beyond a double's range (valid JSON
+  // that no number here could use) from a syntax error.
+  try {
+    *out = json::parse(request.body(), note_keys);
+  } catch (const json::out_of_range&) {
+    *error = "the body holds a number beyond the double range";
+    return false;
+  } catch (const json::exception&) {
     *error = "the body is not valid JSON";
     return false;
   }

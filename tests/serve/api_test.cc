@@ -196,6 +196,8 @@ TEST_F(ApiTest, BadRequestsAre400) {
       {"POST", "/v1/infer", R"({"test_index": 99999})",
        "outside the test split"},
       {"POST", "/v1/infer", R"({"features": [1e39]})", "outside the float"},
+      {"POST", "/v1/infer", R"({"features": [1e400]})",
+       "a number beyond the double range"},
       {"POST", "/v1/infer", R"({"record": {"a": 1}})", "built from a CSV"},
       {"POST", "/v1/deletions", R"({"sample": -1})", "non-negative integer"},
       {"POST", "/v1/deletions", R"({"sample": 1, "owner": 2})", "expected"},
