@@ -13,7 +13,8 @@ modules eraser must refuse at train, with the cause: they cannot be served
 or retrained exactly. `gru_rows` and `attention_rows` are only checked at
 train, like the refused ones, and so is `sqrt_pixels`; the test replays
 the others but backbone_cnn, which the backbone test uses, and
-refused_backbone_centred, a backbone it refuses.
+refused_backbone_centred and refused_backbone_small_batches_only,
+backbones it refuses.
 """
 import sys
 
@@ -375,6 +376,20 @@ class CenteredEmbedding(nn.Module):
         return h - h.mean(0, keepdim=True)
 
 
+class SmallBatchEmbedding(nn.Module):
+    """A refused backbone: fails on a batch of more than 300 rows, which
+    passes ingest (256 at a time) but not train's evaluation."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(784, 16)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[0] > 300:
+            raise RuntimeError("batches of at most 300 rows")
+        return self.fc(torch.flatten(x, 1))
+
+
 ZOO = {
     "linear": Linear,
     "mlp": Mlp,
@@ -401,6 +416,7 @@ ZOO = {
     "attention_rows": AttentionRows,
     "backbone_cnn": CnnEmbedding,
     "refused_backbone_centred": CenteredEmbedding,
+    "refused_backbone_small_batches_only": SmallBatchEmbedding,
 }
 
 

@@ -567,15 +567,20 @@ TEST(ZooRefused, ModulesEraserCannotServeOrTrainAreRefusedWithTheCause) {
     EXPECT_TRUE(unlearning::CheckModelSpec(spec).ok())
         << module << ": " << unlearning::CheckModelSpec(spec);
   }
-  // A backbone whose embeddings depend on the batch.
-  unlearning::BackboneSpec backbone;
-  ASSERT_TRUE(unlearning::LoadBackboneFile(
-                  GetScripts().Path("refused_backbone_centred"), &backbone)
-                  .ok());
-  const Status s = unlearning::CheckBackbone({28, 28}, &backbone);
-  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
-  EXPECT_THAT(s.message(),
-              HasSubstr("another embedding alone than in a batch"));
+  // Backbones: embeddings that depend on the batch, and a forward that
+  // fails on train's evaluation batches.
+  const std::pair<const char*, const char*> refused_backbones[] = {
+      {"refused_backbone_centred", "another embedding alone than in a batch"},
+      {"refused_backbone_small_batches_only", "fails on a batch of 1000"}};
+  for (const auto& [module, cause] : refused_backbones) {
+    unlearning::BackboneSpec backbone;
+    ASSERT_TRUE(
+        unlearning::LoadBackboneFile(GetScripts().Path(module), &backbone)
+            .ok());
+    const Status s = unlearning::CheckBackbone({28, 28}, &backbone);
+    EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << module;
+    EXPECT_THAT(s.message(), HasSubstr(cause)) << module;
+  }
 }
 
 }  // namespace

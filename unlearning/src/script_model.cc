@@ -607,26 +607,29 @@ Status CheckRowsIndependent(torch::jit::Module& module, const ModelSpec& spec,
 // fail after the whole ensemble is trained.
 constexpr int64_t kLargestTrainBatch = 1000;
 
-Status CheckLargeBatch(torch::jit::Module& module, const ModelSpec& spec) {
+// A module (or a backbone) mapping samples of `shape` to `width` values.
+Status CheckLargeBatch(torch::jit::Module& module, const std::string& name,
+                       const std::vector<uint32_t>& shape, int64_t width) {
   std::vector<int64_t> sizes = {kLargestTrainBatch};
-  const std::vector<int64_t> shape = InputSizes(spec);
-  sizes.insert(sizes.end(), shape.begin(), shape.end());
-  const torch::Tensor x =
-      CheckInput(kLargestTrainBatch * static_cast<int64_t>(spec.input_size()))
-          .reshape(sizes);
+  int64_t numel = kLargestTrainBatch;
+  for (uint32_t d : shape) {
+    sizes.push_back(d);
+    numel *= d;
+  }
+  const torch::Tensor x = CheckInput(numel).reshape(sizes);
   torch::Tensor out;
   try {
     out = module.forward({x}).toTensor();
   } catch (const std::exception& e) {
     return InvalidArgumentError(
-        spec.script_name + ": forward fails on a batch of " +
+        name + ": forward fails on a batch of " +
         std::to_string(kLargestTrainBatch) + " " + ShapeOf(x) +
         " (train evaluates the test split in such batches): " + Reason(e));
   }
   if (out.dim() != 2 || out.size(0) != kLargestTrainBatch ||
-      out.size(1) != static_cast<int64_t>(spec.classes)) {
-    return InvalidArgumentError(spec.script_name + ": forward maps a batch " +
-                                ShapeOf(x) + " to " + ShapeOf(out));
+      out.size(1) != width) {
+    return InvalidArgumentError(name + ": forward maps a batch " + ShapeOf(x) +
+                                " to " + ShapeOf(out));
   }
   return OkStatus();
 }
@@ -680,7 +683,8 @@ Status CheckDeterministic(const ModelSpec& spec) {
       ++i;
     }
     RETURN_IF_ERROR(CheckRowsIndependent(module, spec, x, first));
-    RETURN_IF_ERROR(CheckLargeBatch(module, spec));
+    RETURN_IF_ERROR(CheckLargeBatch(module, name, spec.input_shape,
+                                    static_cast<int64_t>(spec.classes)));
   }
   std::vector<float> features(x.data_ptr<float>(), x.data_ptr<float>() + numel);
   std::vector<int64_t> labels(4);
@@ -787,6 +791,8 @@ StatusOr<uint32_t> CheckScriptBackbone(const BackboneSpec& spec) {
             "embedded or served with it");
       }
     }
+    RETURN_IF_ERROR(
+        CheckLargeBatch(module, name, spec.input_shape, first.size(1)));
     return static_cast<uint32_t>(first.size(1));
   } catch (const std::exception& e) {
     return InvalidArgumentError(name + ": " + Reason(e));
