@@ -182,6 +182,57 @@ bool MayDrawFromGlobalGenerator(const torch::jit::Node* node) {
   return false;
 }
 
+// The function or method a call node runs; nullptr for a node that calls
+// nothing, or a call whose target is not known here (an interface method).
+torch::jit::Function* Callee(const torch::jit::Node* node) {
+  if (node->kind() == c10::prim::CallFunction) {
+    auto type = node->input(0)->type()->cast<c10::FunctionType>();
+    return type ? type->function() : nullptr;
+  }
+  if (node->kind() == c10::prim::CallMethod) {
+    auto cls = node->input(0)->type()->cast<c10::ClassType>();
+    return cls ? cls->findMethod(node->s(c10::attr::name)) : nullptr;
+  }
+  return nullptr;
+}
+
+bool IsCall(const torch::jit::Node* node) {
+  return node->kind() == c10::prim::CallFunction ||
+         node->kind() == c10::prim::CallMethod;
+}
+
+// Runs `scan` once over every graph `module` can run: its methods, its
+// submodules', and the functions and methods they call, which `scan`
+// queues in its second argument. Returns whether any scan returned true,
+// or, when `opaque_counts`, whether a callee was not a graph (a builtin or
+// native function: not ours to inspect).
+using ScanBlock = bool (*)(torch::jit::Block*,
+                           std::vector<torch::jit::Function*>*);
+bool AnyGraph(const torch::jit::Module& module, ScanBlock scan,
+              bool opaque_counts) {
+  std::vector<torch::jit::Function*> pending;
+  for (const torch::jit::Module& m : module.modules()) {
+    for (torch::jit::Function* method : m.type()->methods()) {
+      pending.push_back(method);
+    }
+  }
+  std::set<torch::jit::Function*> seen;
+  bool any = false;
+  while (!pending.empty()) {
+    torch::jit::Function* fn = pending.back();
+    pending.pop_back();
+    if (!seen.insert(fn).second) continue;
+    torch::jit::GraphFunction* graph_fn = torch::jit::tryToGraphFunction(*fn);
+    if (graph_fn == nullptr) {
+      any |= opaque_counts;
+      continue;
+    }
+    graph_fn->ensure_defined();  // the compiler may define it lazily
+    any |= scan(graph_fn->graph()->block(), &pending);
+  }
+  return any;
+}
+
 // Replaces dropout in `block` (and the blocks nested in it) with eraser's,
 // and queues the functions and methods it calls. Returns whether a random
 // operation remains, or a call whose target is not known here (an interface
@@ -195,20 +246,9 @@ bool RewriteBlock(torch::jit::Block* block,
       global |= RewriteBlock(nested, calls);
     }
     if (node->hasAttribute(c10::attr::Subgraph)) global = true;
-    if (node->kind() == c10::prim::CallFunction) {
-      if (auto fn = node->input(0)->type()->cast<c10::FunctionType>()) {
-        calls->push_back(fn->function());
-      } else {
-        global = true;
-      }
-      continue;
-    }
-    if (node->kind() == c10::prim::CallMethod) {
-      auto cls = node->input(0)->type()->cast<c10::ClassType>();
-      torch::jit::Function* method =
-          cls ? cls->findMethod(node->s(c10::attr::name)) : nullptr;
-      if (method != nullptr) {
-        calls->push_back(method);
+    if (IsCall(node)) {
+      if (torch::jit::Function* fn = Callee(node)) {
+        calls->push_back(fn);
       } else {
         global = true;
       }
@@ -236,68 +276,28 @@ bool RewriteBlock(torch::jit::Block* block,
 // still draw from the global generator. Runs before the module's first
 // call: an executor, once built, keeps the graph it was built from.
 bool UseStageRandomness(const torch::jit::Module& module) {
-  std::vector<torch::jit::Function*> pending;
-  for (const torch::jit::Module& m : module.modules()) {
-    for (torch::jit::Function* method : m.type()->methods()) {
-      pending.push_back(method);
-    }
-  }
-  std::set<torch::jit::Function*> seen;
-  bool global = false;
-  while (!pending.empty()) {
-    torch::jit::Function* fn = pending.back();
-    pending.pop_back();
-    if (!seen.insert(fn).second) continue;
-    torch::jit::GraphFunction* graph_fn = torch::jit::tryToGraphFunction(*fn);
-    if (graph_fn == nullptr) {
-      global = true;  // a builtin or native function: not ours to inspect
-      continue;
-    }
-    graph_fn->ensure_defined();  // the compiler may define it lazily
-    global |= RewriteBlock(graph_fn->graph()->block(), &pending);
-  }
-  return global;
+  return AnyGraph(module, RewriteBlock, /*opaque_counts=*/true);
 }
 
-// Whether a graph `module` can run forks a task (torch.jit.fork).
+// Whether `block` (or a block nested in it) forks a task (torch.jit.fork);
+// queues the functions and methods it calls.
+bool ForksIn(torch::jit::Block* block,
+             std::vector<torch::jit::Function*>* calls) {
+  bool forks = false;
+  for (torch::jit::Node* node : block->nodes()) {
+    forks |=
+        std::string(node->kind().toQualString()).rfind("prim::fork", 0) == 0;
+    for (torch::jit::Block* nested : node->blocks()) {
+      forks |= ForksIn(nested, calls);
+    }
+    if (torch::jit::Function* fn = Callee(node)) calls->push_back(fn);
+  }
+  return forks;
+}
+
+// Whether a graph `module` can run forks a task.
 bool Forks(const torch::jit::Module& module) {
-  std::vector<torch::jit::Block*> blocks;
-  for (const torch::jit::Module& m : module.modules()) {
-    for (torch::jit::Function* method : m.type()->methods()) {
-      torch::jit::GraphFunction* fn = torch::jit::tryToGraphFunction(*method);
-      if (fn == nullptr) continue;
-      fn->ensure_defined();
-      blocks.push_back(fn->graph()->block());
-    }
-  }
-  std::set<torch::jit::Function*> seen;
-  while (!blocks.empty()) {
-    torch::jit::Block* block = blocks.back();
-    blocks.pop_back();
-    for (torch::jit::Node* node : block->nodes()) {
-      const std::string kind = node->kind().toQualString();
-      if (kind.rfind("prim::fork", 0) == 0) return true;
-      for (torch::jit::Block* nested : node->blocks()) blocks.push_back(nested);
-      // The functions and methods it calls (a TorchScript class's too).
-      torch::jit::Function* callee = nullptr;
-      if (node->kind() == c10::prim::CallFunction) {
-        if (auto type = node->input(0)->type()->cast<c10::FunctionType>()) {
-          callee = type->function();
-        }
-      } else if (node->kind() == c10::prim::CallMethod) {
-        if (auto cls = node->input(0)->type()->cast<c10::ClassType>()) {
-          callee = cls->findMethod(node->s(c10::attr::name));
-        }
-      }
-      torch::jit::GraphFunction* fn =
-          callee != nullptr ? torch::jit::tryToGraphFunction(*callee) : nullptr;
-      if (fn != nullptr && seen.insert(fn).second) {
-        fn->ensure_defined();
-        blocks.push_back(fn->graph()->block());
-      }
-    }
-  }
-  return false;
+  return AnyGraph(module, ForksIn, /*opaque_counts=*/false);
 }
 
 // The informative line of a TorchScript exception: the interpreter's
