@@ -20,6 +20,14 @@ namespace {
 using nlohmann::json;
 using ::testing::HasSubstr;
 
+// A trace's events in time order (equal times keep their order).
+void SortByTime(Trace* t) {
+  std::stable_sort(t->events.begin(), t->events.end(),
+                   [](const TraceEvent& a, const TraceEvent& b) {
+                     return a.time_ms < b.time_ms;
+                   });
+}
+
 // 3 s: 40 inferences per second on held-out images; 8 deletions in the
 // first 1.6 s, two per shard, so most answers have affected shards.
 Trace Scenario() {
@@ -38,10 +46,7 @@ Trace Scenario() {
         engine::testing::SampleIn(d % 4, (d / 4) % 2, d));
     t.events.push_back(e);
   }
-  std::stable_sort(t.events.begin(), t.events.end(),
-                   [](const TraceEvent& a, const TraceEvent& b) {
-                     return a.time_ms < b.time_ms;
-                   });
+  SortByTime(&t);
   return t;
 }
 
@@ -216,10 +221,7 @@ TEST(Replay, RepeatedDeletionsKeepTheChecksRight) {
         engine::testing::SampleIn(d % 4, (d / 4) % 2, d));
     trace.events.push_back(e);
   }
-  std::stable_sort(trace.events.begin(), trace.events.end(),
-                   [](const TraceEvent& a, const TraceEvent& b) {
-                     return a.time_ms < b.time_ms;
-                   });
+  SortByTime(&trace);
   ReplayConfig config;
   // Nothing is retrained before deletion 3 (at 0.7 s) leaves no shard
   // unaffected and parks a request, whatever the machine's speed: the
