@@ -5,6 +5,7 @@
 #include "eraser/serve/grpc_server.h"
 
 #include <google/protobuf/util/json_util.h>
+#include <grpc/grpc.h>
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
@@ -15,8 +16,12 @@
 #include <mutex>
 #include <optional>
 #include <sstream>
+#include <thread>
 
 #include "deletions.grpc.pb.h"
+#include "eraser/common/clock.h"
+#include "eraser/common/mutex.h"
+#include "eraser/common/sync_point.h"
 #include "inference.grpc.pb.h"
 #include "model_statistics.h"
 #include "responses.h"
@@ -32,12 +37,52 @@ using grpc::ServerUnaryReactor;
 using grpc::StatusCode;
 using nlohmann::json;
 
-ServerUnaryReactor* Finish(CallbackServerContext* context,
-                           const grpc::Status& status) {
-  ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(status);
-  return reactor;
-}
+// The calls under way: each call's reactor counts itself in when its
+// handler starts and out once gRPC is done with it (its status sent), so
+// that Shutdown knows when every call has its answer.
+class Calls {
+ public:
+  ServerUnaryReactor* NewReactor() { return new Reactor(this); }
+
+  // True once no call is under way, false if `deadline` came first.
+  bool AwaitNone(TimePoint deadline) {
+    const Clock& clock = *SystemClock::Default();
+    MutexLock lock(&mu_);
+    while (running_ > 0) {
+      if (!idle_.WaitUntil(&mu_, clock, deadline) && running_ > 0) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+ private:
+  class Reactor final : public ServerUnaryReactor {
+   public:
+    explicit Reactor(Calls* calls) : calls_(calls) { calls_->Begin(); }
+    void OnDone() override {
+      Calls* calls = calls_;
+      delete this;
+      calls->End();
+    }
+
+   private:
+    Calls* const calls_;
+  };
+
+  void Begin() {
+    MutexLock lock(&mu_);
+    ++running_;
+  }
+  void End() {
+    MutexLock lock(&mu_);
+    if (--running_ == 0) idle_.SignalAll();
+  }
+
+  Mutex mu_;
+  CondVar idle_;
+  int64_t running_ GUARDED_BY(mu_) = 0;
+};
 
 // The engine's status as a gRPC status: the HTTP mapping's codes
 // (docs/serve.md). A refusal for now (429, 503, 507 over HTTP) carries its
@@ -92,7 +137,7 @@ grpc::Status FromJson(const json& document, Message* out) {
 // What both services share: the Api, who is calling, the model's name.
 class Front {
  public:
-  explicit Front(Api* api) : api_(api) {}
+  Front(Api* api, Calls* calls) : api_(api), calls_(calls) {}
 
   engine::Engine& engine() const { return *api_->engine(); }
   metrics::EngineMetrics& metrics() const { return *engine().metrics(); }
@@ -160,8 +205,20 @@ class Front {
     return grpc::Status::OK;
   }
 
+  // This call's reactor, counted by Shutdown.
+  ServerUnaryReactor* NewReactor() const { return calls_->NewReactor(); }
+
+  // Answers the call with `status` at once.
+  ServerUnaryReactor* Finish(CallbackServerContext*,
+                             const grpc::Status& status) const {
+    ServerUnaryReactor* reactor = NewReactor();
+    reactor->Finish(status);
+    return reactor;
+  }
+
  protected:
   Api* const api_;
+  Calls* const calls_;
 };
 
 // ---- inference.GRPCInferenceService
@@ -398,7 +455,7 @@ ServerUnaryReactor* InferenceService::ModelInfer(
     return fail(InvalidArgument(error));
   }
 
-  ServerUnaryReactor* reactor = context->DefaultReactor();
+  ServerUnaryReactor* reactor = NewReactor();
   auto call = std::make_shared<internal::RowAnswers>(rows.size());
   const int64_t input_ns = internal::NanosSince(start);
   std::shared_ptr<metrics::EngineMetrics> metrics = engine().metrics();
@@ -492,9 +549,9 @@ void FillDeletion(const engine::DeletionInfo& info, dpb::Deletion* out) {
 class DeletionService final : public dpb::Deletions::CallbackService,
                               public Front {
  public:
-  DeletionService(Api* api, boost::asio::thread_pool* blocking,
+  DeletionService(Api* api, Calls* calls, boost::asio::thread_pool* blocking,
                   boost::asio::thread_pool* drains)
-      : Front(api), blocking_(blocking), drains_(drains) {}
+      : Front(api, calls), blocking_(blocking), drains_(drains) {}
 
   ServerUnaryReactor* Delete(CallbackServerContext* context,
                              const dpb::DeleteRequest* request,
@@ -517,7 +574,7 @@ class DeletionService final : public dpb::Deletions::CallbackService,
     const storage::DeletionTarget target =
         sample ? storage::DeletionTarget::Sample(SampleId(id))
                : storage::DeletionTarget::Owner(OwnerId(id));
-    ServerUnaryReactor* reactor = context->DefaultReactor();
+    ServerUnaryReactor* reactor = NewReactor();
     boost::asio::post(*blocking_, [this, target, context, reactor, response] {
       // Answers only once the request is durable.
       StatusOr<DeletionSeq> seq = engine().RequestDeletion(target);
@@ -547,7 +604,7 @@ class DeletionService final : public dpb::Deletions::CallbackService,
       return Finish(context,
                     Forbidden(context, *who, "read deletion requests"));
     }
-    ServerUnaryReactor* reactor = context->DefaultReactor();
+    ServerUnaryReactor* reactor = NewReactor();
     const DeletionSeq seq(request->seq());
     // The principal lives in the token file `hold` keeps.
     boost::asio::post(
@@ -583,7 +640,7 @@ class DeletionService final : public dpb::Deletions::CallbackService,
     const Principal* who = Authenticate(context, &hold, &status);
     if (who == nullptr) return Finish(context, status);
     if (!who->admin) return Finish(context, Forbidden(context, *who, "drain"));
-    ServerUnaryReactor* reactor = context->DefaultReactor();
+    ServerUnaryReactor* reactor = NewReactor();
     boost::asio::post(*drains_, [this, context, reactor, response] {
       const eraser::Status drained = engine().Drain();
       if (!drained.ok()) {
@@ -615,13 +672,14 @@ StatusOr<std::string> ReadFile(const std::string& path, const char* what) {
 
 struct GrpcServer::Impl {
   explicit Impl(Api* api)
-      : inference(api), deletions(api, &blocking, &drains) {}
+      : inference(api, &calls), deletions(api, &calls, &blocking, &drains) {}
 
   // ~GrpcServer shuts the server down (every call finished) and joins the
   // pool before these are destroyed.
   boost::asio::thread_pool blocking{2};
   // Drains, one at a time, apart from deletions (as in Api).
   boost::asio::thread_pool drains{1};
+  Calls calls;
   InferenceService inference;
   DeletionService deletions;
   std::unique_ptr<grpc::Server> server;
@@ -702,9 +760,26 @@ int GrpcServer::port() const { return impl_->port; }
 
 void GrpcServer::Shutdown(Duration grace) {
   std::call_once(impl_->shutdown, [&] {
-    impl_->server->Shutdown(
-        std::chrono::system_clock::now() +
-        std::chrono::duration_cast<std::chrono::system_clock::duration>(grace));
+    const TimePoint deadline = SystemClock::Default()->Now() + grace;
+    // gRPC's shutdown takes no new call, waits for the running ones until
+    // the deadline and cancels what is left; it also waits for every
+    // connection to close, which a client that is not reading (grpcio
+    // between its calls, a stalled peer) delays until gRPC's own timeout,
+    // about 20 s. Once every call has its answer nothing is left to wait
+    // for: close the connections then. (A connection opened between that
+    // and the shutdown's start is still waited for, as before.)
+    std::thread stop([&] {
+      impl_->server->Shutdown(
+          std::chrono::system_clock::now() +
+          std::chrono::duration_cast<std::chrono::system_clock::duration>(
+              grace));
+    });
+    ERASER_SYNC_POINT("GrpcServer::Shutdown:AwaitCalls");
+    if (impl_->calls.AwaitNone(deadline)) {
+      ERASER_SYNC_POINT("GrpcServer::Shutdown:CloseConnections");
+      grpc_server_cancel_all_calls(impl_->server->c_server());
+    }
+    stop.join();
     impl_->server->Wait();
   });
 }

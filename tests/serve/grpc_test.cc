@@ -2,15 +2,23 @@
 // the build generates: what the Python suite (clients/python/tests/
 // test_grpc.py, plain stage only) checks with grpcio, here under the
 // sanitizers too.
+#include <arpa/inet.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <atomic>
+#include <chrono>
 #include <cstring>
+#include <future>
 #include <thread>
 
 #include "../engine/engine_fixture.h"
 #include "deletions.grpc.pb.h"
 #include "eraser/certify/vote.h"
+#include "eraser/common/sync_point.h"
 #include "eraser/serve/grpc_server.h"
 #include "inference.grpc.pb.h"
 #include "served.h"
@@ -227,6 +235,76 @@ TEST_F(GrpcServed, DeletionsAreScopedAndDurableBeforeTheAnswer) {
   ASSERT_TRUE(deletions_->GetDeletion(&read, get, &now).ok());
   EXPECT_EQ(now.state(), dpb::Deletion::APPLIED);
   EXPECT_GE(now.applied_unix_ms(), now.arrival_unix_ms());
+}
+
+// A client keeps its connection open when it has nothing to send, and may
+// not read it either: grpcio polls a channel only while it has calls under
+// way. gRPC's shutdown waits for such connections to close, up to its own
+// timeout (about 20 s) or the grace, whichever is first: `eraser serve`
+// took 3 to 5 s to stop with a grpcio client connected. Shutdown now closes
+// them once every call has its answer, and only then: a call still waiting
+// for the engine gets the engine's answer, not a cancellation. Here a
+// client that says HTTP/2's hello and then never reads.
+TEST_F(GrpcServed, ShutdownClosesIdleConnectionsOnceEveryCallIsAnswered) {
+  StartGrpc();
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<uint16_t>(grpc_->port()));
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address),
+            0);
+  // The connection preface, then an empty SETTINGS frame.
+  const std::string hello = std::string("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n") +
+                            std::string("\0\0\0\x04\0\0\0\0\0", 9);
+  ASSERT_EQ(write(fd, hello.data(), hello.size()),
+            static_cast<ssize_t>(hello.size()));
+  // Every shard affected: an inference parks, waiting for unlearning (the
+  // deadline is an hour away).
+  for (uint32_t shard = 0; shard < engine::testing::kShards; ++shard) {
+    ASSERT_TRUE(engine_
+                    ->RequestDeletion(storage::DeletionTarget::Sample(
+                        engine::testing::SampleIn(shard, 1)))
+                    .ok());
+  }
+  grpc::Status parked_status;
+  std::string parked_reason;
+  std::thread parked([&] {
+    pb::ModelInferResponse res;
+    grpc::ClientContext context;
+    parked_status = inference_->ModelInfer(&context, Pixels({0}), &res);
+    const auto reason =
+        context.GetServerTrailingMetadata().find("eraser-reason");
+    if (reason != context.GetServerTrailingMetadata().end()) {
+      parked_reason.assign(reason->second.data(), reason->second.size());
+    }
+  });
+  while (engine_->Stats().parked == 0) std::this_thread::yield();
+  // The connections are closed only once the engine has answered the
+  // parked call: the engine closes after the stop has begun waiting.
+  std::promise<void> awaiting;
+  std::atomic<int64_t> parked_at_close{-1};
+  SyncPoints::Set("GrpcServer::Shutdown:AwaitCalls",
+                  [&] { awaiting.set_value(); });
+  SyncPoints::Set("GrpcServer::Shutdown:CloseConnections", [&] {
+    parked_at_close = static_cast<int64_t>(engine_->Stats().parked);
+  });
+  // A grace far beyond the bound the test waits: the stop must not need it.
+  auto stopped = std::async(
+      std::launch::async, [this] { grpc_->Shutdown(std::chrono::minutes(3)); });
+  awaiting.get_future().wait();
+  engine_->Close();
+  parked.join();
+  EXPECT_EQ(parked_status.error_code(), grpc::StatusCode::UNAVAILABLE)
+      << parked_status.error_message();
+  EXPECT_EQ(parked_reason, "shutting_down") << parked_status.error_message();
+  EXPECT_EQ(stopped.wait_for(std::chrono::seconds(10)),
+            std::future_status::ready);
+  stopped.get();
+  SyncPoints::ClearAll();
+  EXPECT_EQ(parked_at_close.load(), 0);
+  close(fd);
 }
 
 }  // namespace

@@ -54,8 +54,9 @@ class GrpcServer {
 
   int port() const;
   // Takes no new call, waits up to `grace` for running ones, cancels the
-  // rest, and returns once every call has finished (an inference waits for
-  // the engine's answer: close the engine meanwhile to bound it).
+  // rest, closes the connections (a client that is not reading would keep
+  // its own open), and returns once every call has finished (an inference
+  // waits for the engine's answer: close the engine meanwhile to bound it).
   // Idempotent.
   void Shutdown(Duration grace);
 
