@@ -38,6 +38,9 @@ Status RocksStore::Apply(const ApplyBatch& batch, bool* committed) {
   if (committed != nullptr) *committed = false;
   DbLock db(this, DbLock::kWrite);
   RETURN_IF_ERROR(db.status());
+  // Not while an erasure runs: it clears the owed keys it read, which this
+  // commit would rewrite (same names) for bytes it has not compacted.
+  MutexLock erasure(&erasure_mu_);
   std::vector<ShardId> sample_shards;
   std::vector<ShardId> checkpoint_shards;
   {
@@ -75,11 +78,11 @@ Status RocksStore::Apply(const ApplyBatch& batch, bool* committed) {
 Status RocksStore::FinishErasure() {
   DbLock db(this, DbLock::kMaybeWrite);
   RETURN_IF_ERROR(db.status());
+  MutexLock erasure(&erasure_mu_);
   return FinishErasureLocked();
 }
 
 Status RocksStore::FinishErasureLocked() {
-  MutexLock lock(&erasure_mu_);
   std::vector<std::string> keys;
   std::vector<ShardId> by_family[kNumFamilies];
   {
@@ -104,6 +107,7 @@ Status RocksStore::FinishErasureLocked() {
   for (int f = 0; f < kNumFamilies; ++f) {
     RETURN_IF_ERROR(CompactShards(static_cast<Family>(f), by_family[f]));
   }
+  ERASER_SYNC_POINT("RocksStore::FinishErasure:Compacted");
   // Paid: the debt is cleared (unsynced: a debt found again after a crash
   // only costs another compaction).
   rocksdb::WriteBatch clear;

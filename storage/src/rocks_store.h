@@ -241,7 +241,7 @@ class RocksStore final : public Store {
       REQUIRES_SHARED(db_mu_);
   StatusOr<Checkpoint> GetCheckpointLocked(ShardId shard, uint32_t slice)
       REQUIRES_SHARED(db_mu_);
-  Status FinishErasureLocked() REQUIRES_SHARED(db_mu_);
+  Status FinishErasureLocked() REQUIRES_SHARED(db_mu_) REQUIRES(erasure_mu_);
 
   rocksdb::ColumnFamilyHandle* cf(Family f) const REQUIRES_SHARED(db_mu_) {
     return handles_[f];
@@ -318,7 +318,11 @@ class RocksStore final : public Store {
   // would otherwise answer as a full disk. Held across Resume(); the
   // listener that closes the gate never takes it.
   Mutex resume_mu_;
-  // Serialises erasure (compaction and clearing the debt).
+  // Serialises erasure (compaction and clearing the debt) with the applies
+  // that write the debt: an erasure clears the owed keys it read once it
+  // has compacted their ranges, and an apply committing in between would
+  // have rewritten the same keys for its own bytes. Taken before
+  // apply_mu_.
   Mutex erasure_mu_;
 
   // Serialises sequence allocation with the synced write that makes it

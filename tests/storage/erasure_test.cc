@@ -7,10 +7,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <future>
 #include <random>
+#include <thread>
 
+#include "eraser/common/sync_point.h"
 #include "eraser/storage/store.h"
 #include "erasure_samples.h"
 #include "testing/postgres.h"
@@ -234,6 +239,63 @@ TEST(Erasure, ACrashBetweenCommitAndCompactionIsFinishedAtOpen) {
     EXPECT_NE(after.find(features[i]), std::string::npos)
         << "kept sample " << i << " vanished";
   }
+}
+
+// An apply that commits while an erasure runs keeps its own debt: the
+// erasure clears the owed keys it read once it has compacted their ranges,
+// and the apply's commit rewrites the same keys (shard 0's samples) for
+// bytes the erasure never compacted. Before, the erasure cleared them too:
+// the second apply found nothing owed, reported its erasure done, and the
+// sample's bytes stayed in the files. Here the first apply's erasure starts
+// the second apply between its compaction and its clearing.
+TEST(Erasure, AnApplyCommittedDuringAnErasureKeepsItsOwnDebt) {
+  testing::TempDir dir;
+  const Samples c;
+  StatusOr<std::unique_ptr<Store>> opened = Store::Open({dir.path()});
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  Store& store = **opened;
+  ASSERT_TRUE(store.IngestSamples(c.views).ok());
+  // Both in shard 0 (shard = id % 3).
+  const SampleId first(0), second(15);
+
+  std::promise<void> second_committed;
+  std::atomic<bool> started{false};
+  std::thread second_apply;
+  Status second_status;
+  const std::thread::id test_thread = std::this_thread::get_id();
+  SyncPoints::Set("RocksStore::Apply:Committed", [&] {
+    if (std::this_thread::get_id() != test_thread) {
+      second_committed.set_value();
+    }
+  });
+  SyncPoints::Set("RocksStore::FinishErasure:Compacted", [&] {
+    if (started.exchange(true)) return;
+    second_apply = std::thread([&] {
+      ApplyBatch batch;
+      batch.erase = {second};
+      second_status = store.Apply(batch);
+    });
+    // The second apply commits now if nothing holds it back; once it waits
+    // for this erasure (as it must), only the bound ends this wait. The
+    // test's outcome does not depend on it: the bound only gives a broken
+    // store the time to show itself.
+    second_committed.get_future().wait_for(std::chrono::seconds(2));
+  });
+  ApplyBatch batch;
+  batch.erase = {first};
+  EXPECT_TRUE(store.Apply(batch).ok());
+  ASSERT_TRUE(started);
+  second_apply.join();
+  SyncPoints::ClearAll();
+  EXPECT_TRUE(second_status.ok()) << second_status;
+  EXPECT_FALSE(store.ErasureOwed());
+
+  const std::string after = testing::AllFileBytes(dir.path());
+  EXPECT_EQ(after.find(c.features[first.value()]), std::string::npos);
+  EXPECT_EQ(after.find(c.features[second.value()]), std::string::npos)
+      << "the second apply's sample is still on disk";
+  EXPECT_NE(after.find(c.features[3]), std::string::npos)
+      << "a kept sample of shard 0 vanished";
 }
 
 }  // namespace
