@@ -95,6 +95,7 @@ StatusOr<DeletionSeq> EngineImpl::RequestDeletion(
     // Durable first: the sequence number is returned only after the synced
     // write, so an acknowledged deletion survives any crash.
     ASSIGN_OR_RETURN(seq, store_->AppendDeletion(target, samples, arrival));
+    ERASER_SYNC_POINT("EngineImpl::RequestDeletion:Appended");
     metrics_->DeletionReceived();
     {
       // Registered, with the watermark raised, in one step: an answer
@@ -107,8 +108,12 @@ StatusOr<DeletionSeq> EngineImpl::RequestDeletion(
     control_cv_.SignalAll();
     if (live.empty()) {
       // Everything it names is already gone from every model: applied now.
-      RETURN_IF_ERROR(store_->MarkApplied({seq}, arrival));
-      metrics_->DeletionApplied(0);
+      // It is durable and acknowledged whatever this write does: if it
+      // fails (a full disk), the record says pending until the next open
+      // of the data directory marks it (docs/engine.md).
+      if (store_->MarkApplied({seq}, arrival).ok()) {
+        metrics_->DeletionApplied(0);
+      }
     }
   }
   if (membership_ != nullptr) {

@@ -209,18 +209,26 @@ Status EngineImpl::Start() {
       }
     }
     for (const auto& [shard, erased] : all_erased) {
-      if (erased && shard.value() < served.size()) {
+      const bool recorded = std::any_of(
+          record.excluded_from.begin(), record.excluded_from.end(),
+          [shard = shard](const auto& e) { return e.first == shard; });
+      if (erased && !recorded && shard.value() < served.size()) {
         left.push_back({record.seq, shard, served[shard.value()]});
       }
     }
     if (all_erased.empty()) nothing_live.push_back(record.seq);
     if (!live.empty()) recovered.emplace_back(record, std::move(live));
   }
-  if (!left.empty()) {
-    RETURN_IF_ERROR(store_->RecordExclusions(left, clock_->Now()));
+  // A store that refuses writes (opened read-only on a full disk) opens
+  // anyway: the Core needs neither write (it registers live samples only),
+  // and the next open derives both again from the same records.
+  Status repaired = OkStatus();
+  if (!left.empty()) repaired = store_->RecordExclusions(left, clock_->Now());
+  if (repaired.ok() && !nothing_live.empty()) {
+    repaired = store_->MarkApplied(nothing_live, clock_->Now());
   }
-  if (!nothing_live.empty()) {
-    RETURN_IF_ERROR(store_->MarkApplied(nothing_live, clock_->Now()));
+  if (!repaired.ok() && repaired.code() != StatusCode::kResourceExhausted) {
+    return repaired;
   }
   {
     MutexLock lock(&mu_);

@@ -290,6 +290,146 @@ TEST(FullDisk, DeletionsAreRefusedRetrainingBacksOffAndAllRecovers) {
   EXPECT_EQ((*reopened)->Stats().pending_deletions, 0u);
 }
 
+// A server restarted on a full disk opens read-only and answers
+// (docs/storage.md), also with pending deletions whose records the open
+// would complete: one a shard has left out already (recorded; nothing to
+// write), and one whose samples were all erased before it arrived (to be
+// marked applied: not on a full disk; the next open with space does it).
+// The open wrote the first one's exclusion again at every start, and on a
+// full disk failed.
+TEST(FullDisk, AnEngineOpensOnAFullDiskWithDeletionsItWouldComplete) {
+  std::string why;
+  std::unique_ptr<eraser::testing::SmallDisk> disk =
+      eraser::testing::SmallDisk::Mount(32 << 20, &why);
+  if (disk == nullptr) {
+    if (eraser::testing::SmallDiskRequired()) FAIL() << why;
+    GTEST_SKIP() << why;
+  }
+  const std::string data = disk->path() + "/data";
+  std::filesystem::copy(testing::GetTemplate().dir, data,
+                        std::filesystem::copy_options::recursive);
+  const SampleId in2 = testing::SampleIn(2, 1);
+  const SampleId in1 = testing::SampleIn(1, 0);
+  DeletionSeq both, erased;
+  {
+    StatusOr<std::unique_ptr<storage::Store>> store =
+        storage::Store::Open({data, false});
+    ASSERT_TRUE(store.ok()) << store.status();
+    StatusOr<storage::SampleLocation> at2 = (*store)->LookupSample(in2);
+    StatusOr<storage::SampleLocation> at1 = (*store)->LookupSample(in1);
+    ASSERT_TRUE(at2.ok() && at1.ok());
+    const TimePoint now = SystemClock::Default()->Now();
+    StatusOr<DeletionSeq> seq = (*store)->AppendDeletion(
+        storage::DeletionTarget::Owner(OwnerId(in2.value())), {*at2, *at1},
+        now);
+    ASSERT_TRUE(seq.ok()) << seq.status();
+    both = *seq;
+    // Shard 2's apply leaves it out (the same models at a new version).
+    storage::ApplyBatch batch;
+    uint64_t version = 0;
+    for (uint32_t slice = 0; slice < testing::kSlices; ++slice) {
+      StatusOr<storage::Checkpoint> c =
+          (*store)->GetCheckpoint(ShardId(2), slice);
+      ASSERT_TRUE(c.ok());
+      version = ++c->version;
+      batch.checkpoints.push_back(*c);
+    }
+    batch.erase = {in2};
+    batch.excluded = {{both, ShardId(2), version}};
+    batch.applied_at = now;
+    ASSERT_TRUE((*store)->Apply(batch).ok());
+    at2 = (*store)->LookupSample(in2);
+    ASSERT_TRUE(at2.ok() && at2->erased);
+    seq = (*store)->AppendDeletion(storage::DeletionTarget::Sample(in2), {*at2},
+                                   now);
+    ASSERT_TRUE(seq.ok()) << seq.status();
+    erased = *seq;
+  }
+  ASSERT_GT(disk->Fill(), 0u);
+  EngineOptions o = testing::Options(data, "eraser:lazy,partial,deadline=1h");
+  {
+    StatusOr<std::unique_ptr<Engine>> opened = Engine::Open(o);
+    ASSERT_TRUE(opened.ok()) << opened.status();
+    Engine& engine = **opened;
+    EXPECT_EQ(engine.Stats().pending_deletions, 1u);
+    EXPECT_EQ(engine.Stats().affected_shards, std::vector<ShardId>{ShardId(1)});
+    StatusOr<DeletionInfo> info = engine.GetDeletion(erased);
+    ASSERT_TRUE(info.ok()) << info.status();
+    EXPECT_EQ(info->state, storage::DeletionState::kPending);
+  }
+  disk->Free();
+  StatusOr<std::unique_ptr<Engine>> reopened = Engine::Open(o);
+  ASSERT_TRUE(reopened.ok()) << reopened.status();
+  StatusOr<DeletionInfo> info = (*reopened)->GetDeletion(erased);
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->state, storage::DeletionState::kApplied);
+  info = (*reopened)->GetDeletion(both);
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->state, storage::DeletionState::kPending);
+  EXPECT_EQ(info->excluded_from.size(), 1u);
+}
+
+// A deletion whose samples are all erased already is applied as it is
+// logged. When the disk fills between the two writes, it is still
+// acknowledged: it is durable, and nothing holds its samples. (It was an
+// error, for a deletion the log held.) Its record says pending until the
+// next open marks it.
+TEST(FullDisk, ADeletionOfErasedSamplesIsAcknowledgedWhenItsMarkFails) {
+  std::string why;
+  std::unique_ptr<eraser::testing::SmallDisk> disk =
+      eraser::testing::SmallDisk::Mount(32 << 20, &why);
+  if (disk == nullptr) {
+    if (eraser::testing::SmallDiskRequired()) FAIL() << why;
+    GTEST_SKIP() << why;
+  }
+  const std::string data = disk->path() + "/data";
+  std::filesystem::copy(testing::GetTemplate().dir, data,
+                        std::filesystem::copy_options::recursive);
+  EngineOptions o = testing::Options(data, "eraser:lazy,partial,deadline=1h");
+  const SampleId sample = testing::SampleIn(2, 1);
+  DeletionSeq again;
+  {
+    StatusOr<std::unique_ptr<Engine>> opened = Engine::Open(o);
+    ASSERT_TRUE(opened.ok()) << opened.status();
+    Engine& engine = **opened;
+    ASSERT_TRUE(
+        engine.RequestDeletion(storage::DeletionTarget::Sample(sample)).ok());
+    ASSERT_TRUE(engine.Drain().ok());
+    // Between the two writes the disk fills, and other deletions take what
+    // the log's last page still had room for, until one is refused.
+    std::atomic<bool> filling{false};
+    std::size_t taken = 0;
+    Status refused;
+    SyncPoints::Set("EngineImpl::RequestDeletion:Appended", [&] {
+      if (filling.exchange(true)) return;
+      disk->Fill();
+      for (std::size_t n = 0; n < 500 && refused.ok(); ++n) {
+        refused = engine
+                      .RequestDeletion(storage::DeletionTarget::Sample(
+                          testing::SampleIn(3, 0, n)))
+                      .status();
+        if (refused.ok()) ++taken;
+      }
+    });
+    StatusOr<DeletionSeq> seq = engine.RequestDeletion(
+        storage::DeletionTarget::Owner(OwnerId(sample.value())));
+    SyncPoints::ClearAll();
+    ASSERT_EQ(refused.code(), StatusCode::kResourceExhausted) << refused;
+    ASSERT_TRUE(seq.ok()) << seq.status();
+    again = *seq;
+    StatusOr<DeletionInfo> info = engine.GetDeletion(again);
+    ASSERT_TRUE(info.ok()) << info.status();
+    EXPECT_EQ(info->state, storage::DeletionState::kPending);
+    EXPECT_EQ(engine.Stats().pending_deletions, taken);
+  }
+  disk->Free();
+  StatusOr<std::unique_ptr<Engine>> reopened = Engine::Open(o);
+  ASSERT_TRUE(reopened.ok()) << reopened.status();
+  StatusOr<DeletionInfo> info = (*reopened)->GetDeletion(again);
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->state, storage::DeletionState::kApplied);
+}
+
 // An apply commits, then its compaction fails (the disk fills between the
 // two): the deletion is applied, the erasure is owed, and the engine's
 // control loop retries it with the backoff until space returns, without a
