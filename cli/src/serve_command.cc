@@ -96,7 +96,8 @@ int RunServe(int argc, char** argv) {
                   "the store 'eraser train' built (required)");
   options.add_options()("listen",
                         po::value(&http.listen)->default_value(http.listen),
-                        "HTTP address host:port (port 0 picks a free one)")(
+                        "HTTP address host:port, the host an IP address or "
+                        "localhost (port 0 picks a free one)")(
       "metrics-listen",
       po::value(&metrics_listen)->default_value(metrics_listen),
       "Prometheus /metrics address host:port; empty to disable")(
@@ -222,15 +223,21 @@ int RunServe(int argc, char** argv) {
     if (!d.ok()) return ReportError("serve", d.status());
     *out = std::chrono::duration_cast<std::chrono::milliseconds>(*d);
   }
-  const std::string listen_host = http.listen.substr(0, http.listen.rfind(':'));
-  for (const std::string& address : {http.listen, grpc_listen}) {
-    if (address.empty()) continue;
-    const std::string host = address.substr(0, address.rfind(':'));
+  // Each address as the servers read it (localhost is 127.0.0.1), an IPv6
+  // host in brackets.
+  std::string listen_host;
+  for (const std::string* address : {&http.listen, &grpc_listen}) {
+    if (address->empty()) continue;
+    StatusOr<serve::ListenAddress> parsed = serve::ParseListenAddress(*address);
+    if (!parsed.ok()) return ReportError("serve", parsed.status());
+    const std::string bound = parsed->ToString();
+    const std::string host = bound.substr(0, bound.rfind(':'));
+    if (address == &http.listen) listen_host = host;
     if (auth_file.empty() && !insecure && !Loopback(host)) {
       return ReportError(
           "serve",
           InvalidArgumentError(
-              "refusing to listen on " + address +
+              "refusing to listen on " + *address +
               " without --auth-file: anyone who reaches it could delete any "
               "owner's data; give a token file, or --insecure if a proxy in "
               "front does the access control"));

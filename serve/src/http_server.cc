@@ -495,11 +495,14 @@ StatusOr<ListenAddress> ParseListenAddress(const std::string& listen) {
                                 "': give 0 to 65535 (0 picks a free one)");
   }
   out.port = static_cast<unsigned short>(std::stoul(port));
+  if (out.host == "localhost") out.host = "127.0.0.1";
   beast::error_code ec;
   net::ip::make_address(out.host, ec);
   if (ec) {
-    return InvalidArgumentError("bad listen host in '" + listen +
-                                "': " + ec.message());
+    return InvalidArgumentError(
+        "bad listen host in '" + listen +
+        "': give an IP address (127.0.0.1, 0.0.0.0, [::1], ...) or "
+        "localhost; other names are not resolved");
   }
   return out;
 }

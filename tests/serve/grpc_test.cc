@@ -112,6 +112,12 @@ TEST(ListenAddress, OneParserForBothServers) {
   EXPECT_EQ(v6->ToString(), "[::1]:8080");
   EXPECT_EQ(ParseListenAddress("::1:0")->ToString(), "[::1]:0");
   EXPECT_EQ(ParseListenAddress("127.0.0.1:0")->ToString(), "127.0.0.1:0");
+  EXPECT_EQ(ParseListenAddress("localhost:80")->ToString(), "127.0.0.1:80");
+  EXPECT_NE(ParseListenAddress("nohost:80")
+                .status()
+                .message()
+                .find("give an IP address"),
+            std::string::npos);
   for (const char* bad :
        {"127.0.0.1:99999", "127.0.0.1:", "127.0.0.1:+80", "127.0.0.1:65536",
         "127.0.0.1", "nohost:80", "127.0.0.1:8o"}) {

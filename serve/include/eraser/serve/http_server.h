@@ -34,8 +34,9 @@ using Respond = std::function<void(Response)>;
 // thread and call `respond` from there).
 using Handler = std::function<void(Request, Respond)>;
 
-// A listen address "host:port" (an IPv6 host in brackets, or bare before
-// the last colon; port 0 to 65535, 0 picking one): its host without
+// A listen address "host:port" (an IP address, an IPv6 one in brackets or
+// bare before the last colon, or localhost, read as 127.0.0.1: no other
+// name is resolved; port 0 to 65535, 0 picking one): its host without
 // brackets and its port, or kInvalidArgument naming what is wrong. The
 // HTTP and gRPC servers read their addresses with it.
 struct ListenAddress {
