@@ -12,6 +12,7 @@ namespace eraser::workloads {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 PolicyReport Policy(const std::string& name, const std::string& policy,
                     double mean_ms, double p99_ms, uint64_t sample_epochs) {
@@ -254,6 +255,20 @@ TEST(ReplayGuarantees, BrokenOnesAreNamedPerPolicy) {
                   "immediate: 1 answers unlike the from-scratch ensemble's",
                   "inference-first: 4 wrong answers after the final drain",
                   "eraser-lazy-partial: 3 exposures, 2 unsound answers"));
+}
+
+// Without the oracle, soundness is not checked: the tables say so instead
+// of printing 0 violations.
+TEST(SweepTargets, SoundnessUncheckedIsShownAsUnchecked) {
+  SweepReport sweep;
+  sweep.levels.push_back(Level(1, 0.5));
+  for (PolicyReport& p : sweep.levels[0].report.policies) p.oracle_checked = 1;
+  EXPECT_THAT(sweep.TargetsTable(), Not(HasSubstr("not checked")));
+  EXPECT_THAT(LevelTable(sweep.levels[0]), Not(HasSubstr("     -     0\n")));
+  for (PolicyReport& p : sweep.levels[0].report.policies) p.oracle_checked = 0;
+  EXPECT_THAT(sweep.TargetsTable(),
+              HasSubstr("Soundness was not checked (--no-oracle)"));
+  EXPECT_THAT(LevelTable(sweep.levels[0]), HasSubstr("     -     0\n"));
 }
 
 }  // namespace

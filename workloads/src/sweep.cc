@@ -207,16 +207,19 @@ std::string LevelTable(const SweepLevel& level) {
   out += line;
   for (const PolicyReport& p : level.report.policies) {
     const std::string decisions = p.DecisionCounts();
+    // Without the oracle (--no-oracle) soundness is not checked: "-".
+    const std::string unsound =
+        p.oracle_checked > 0 ? std::to_string(Unsound(p)) : "-";
     std::snprintf(
         line, sizeof(line),
         "%-22s %9.1f %8.1f %9.1f %6.4f %6.1f%% %-31s %10llu %6.1f %7.1f "
-        "%5llu %5llu %5llu\n",
+        "%5llu %5s %5llu\n",
         p.name.c_str(), p.latency_ms.mean, p.latency_ms.p50, p.latency_ms.p99,
         p.accuracy,
         100 * p.DecidedWithAtMostAffected(level.report.model.shards / 2),
         decisions.c_str(), (unsigned long long)p.sample_epochs, p.cpu_seconds,
         p.delay_ms.max / 1000.0, (unsigned long long)p.exposures,
-        (unsigned long long)Unsound(p), (unsigned long long)p.deadline_misses);
+        unsound.c_str(), (unsigned long long)p.deadline_misses);
     out += line;
   }
   return out;
@@ -234,6 +237,17 @@ std::string SweepReport::TargetsTable() const {
                 "busy", "", "policy", "mean", "p99", "compute", "acc", "base",
                 "met");
   out += line;
+  bool unchecked = false;
+  for (const SweepLevel& level : levels) {
+    for (const PolicyReport& p : level.report.policies) {
+      unchecked = unchecked || p.oracle_checked == 0;
+    }
+  }
+  if (unchecked) {
+    out +=
+        "Soundness was not checked (--no-oracle): 'met' says nothing about "
+        "it.\n";
+  }
   for (const TargetCheck& t : CheckTargets()) {
     for (int which = 0; which < 2; ++which) {
       const TargetCheck::Candidate& c = which == 0 ? t.best : t.best_wait;
