@@ -11,7 +11,9 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/ssl.hpp>
 #include <cctype>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <type_traits>
@@ -40,6 +42,26 @@ Response JsonError(unsigned version, bool keep_alive, http::status status,
 }
 
 namespace {
+
+// Why OpenSSL refused the PEM file at `path`: that it cannot be read, or
+// OpenSSL's reason ("no start line": not PEM, "key values mismatch": the
+// key is not the certificate's), not asio's "asio.ssl error".
+std::string TlsFileProblem(const std::string& path,
+                           const beast::error_code& ec) {
+  errno = 0;
+  if (std::FILE* f = std::fopen(path.c_str(), "rb")) {
+    std::fclose(f);
+  } else {
+    return std::string("cannot read it (") + std::strerror(errno) + ")";
+  }
+  if (ec.category() == net::error::get_ssl_category()) {
+    if (const char* reason =
+            ERR_reason_error_string(static_cast<unsigned long>(ec.value()))) {
+      return reason;
+    }
+  }
+  return ec.message();
+}
 
 // A request refused on its header alone, before its body is read.
 struct HeaderRefusal {
@@ -539,13 +561,13 @@ StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
     if (!tls_ec) impl.tls->use_certificate_chain_file(options.tls_cert, tls_ec);
     if (tls_ec) {
       return InvalidArgumentError("TLS certificate " + options.tls_cert + ": " +
-                                  tls_ec.message());
+                                  TlsFileProblem(options.tls_cert, tls_ec));
     }
     impl.tls->use_private_key_file(options.tls_key, net::ssl::context::pem,
                                    tls_ec);
     if (tls_ec) {
       return InvalidArgumentError("TLS key " + options.tls_key + ": " +
-                                  tls_ec.message());
+                                  TlsFileProblem(options.tls_key, tls_ec));
     }
     if (SSL_CTX_set_cipher_list(impl.tls->native_handle(),
                                 options.tls_ciphers.c_str()) != 1) {
