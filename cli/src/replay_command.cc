@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "command.h"
 #include "dataset_flags.h"
@@ -284,6 +285,15 @@ int RunReplay(int argc, char** argv) {
     workload.dataset = parsed->spec;
     workload.dataset_options = parsed->options;
   }
+  // A trace file is read first: a missing or malformed one is reported
+  // before minutes of training.
+  std::optional<workloads::Trace> trace_read;
+  if (workload.trace_file) {
+    StatusOr<workloads::Trace> read =
+        workloads::ReadTrace(*workload.trace_file);
+    if (!read.ok()) return ReportError("replay", read.status());
+    trace_read = std::move(read).value();
+  }
   unlearning::SisaOptions model = workload.model;
   // A trace alone, or a workload naming no dataset or model, names no
   // ensemble: the one in --data-dir is used as it is.
@@ -333,8 +343,8 @@ int RunReplay(int argc, char** argv) {
     return RunSweepAndReport(workload, config, data_dir, json_file, dat_file);
   }
   StatusOr<workloads::Trace> trace =
-      workload.trace_file ? workloads::ReadTrace(*workload.trace_file)
-                          : workloads::GenerateTrace(*workload.generator);
+      trace_read ? std::move(*trace_read)
+                 : workloads::GenerateTrace(*workload.generator);
   if (!trace.ok()) return ReportError("replay", trace.status());
   std::printf(
       "Trace: %zu inference and %zu deletion requests over %.1f s; "

@@ -2,6 +2,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
 #include "run_eraser.h"
 #include "testing/temp_dir.h"
 
@@ -11,6 +13,7 @@ namespace {
 using testing::CommandResult;
 using testing::Eraser;
 using ::testing::HasSubstr;
+using ::testing::Not;
 using testing::ReadJson;
 
 TEST(TraceCommand, GeneratesAReproducibleTrace) {
@@ -144,6 +147,19 @@ TEST(ReplayCommand, MalformedTraceIsRejectedWithLineNumbers) {
       Eraser("replay --trace " + dir.Child("bad.csv") + " --data-dir " + data);
   EXPECT_EQ(run.exit_code, 2);
   EXPECT_THAT(run.output, HasSubstr("line 3: unknown op 'erase'"));
+}
+
+// The trace is read before anything is trained: a missing one is reported
+// at once, and no ensemble is built for it.
+TEST(ReplayCommand, AMissingTraceIsReportedBeforeTraining) {
+  testing::TempDir dir;
+  const std::string data = dir.Child("data");
+  CommandResult run =
+      Eraser("replay --trace " + dir.Child("none.csv") + " --data-dir " + data);
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_THAT(run.output, HasSubstr("cannot read trace"));
+  EXPECT_THAT(run.output, Not(HasSubstr("Ensemble")));
+  EXPECT_FALSE(std::filesystem::exists(data));
 }
 
 }  // namespace
