@@ -5,7 +5,9 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <limits>
+#include <system_error>
 #include <utility>
 #include <vector>
 
@@ -187,6 +189,15 @@ StatusOr<Split> ReadIdxPair(const std::string& images_path,
 
 StatusOr<Dataset> LoadFashionMnist(const std::string& dir) {
   Dataset data;
+  std::error_code ec;
+  if (!std::filesystem::is_directory(dir.empty() ? "." : dir, ec)) {
+    return NotFoundError(
+        "no Fashion-MNIST directory " + dir +
+        " (Debian's dataset-fashion-mnist package installs one at "
+        "/usr/share/datasets/fashion-mnist; or name another with "
+        "--dataset fashion-mnist:DIR, --dataset-dir or "
+        "ERASER_FASHION_MNIST_DIR)");
+  }
   const std::string base = dir.empty() || dir.back() == '/' ? dir : dir + "/";
   ASSIGN_OR_RETURN(data.train,
                    ReadIdxPair(base + "train-images-idx3-ubyte.gz",

@@ -95,6 +95,14 @@ TEST_F(SmallIdx, MissingFileIsNotFoundAndNamed) {
   EXPECT_THAT(d.status().message(), HasSubstr("nope.gz"));
 }
 
+TEST(FashionMnist, AMissingDirectoryNamesThePackage) {
+  StatusOr<Dataset> d = LoadFashionMnist("/nonexistent/fashion-mnist");
+  EXPECT_EQ(d.status().code(), StatusCode::kNotFound);
+  EXPECT_THAT(d.status().message(),
+              HasSubstr("no Fashion-MNIST directory /nonexistent"));
+  EXPECT_THAT(d.status().message(), HasSubstr("dataset-fashion-mnist"));
+}
+
 TEST_F(SmallIdx, WrongImageMagic) {
   WriteGz(images_, ImagesBytes(0x801, 3, 2, 3, pixels_));
   StatusOr<Split> d = ReadIdxPair(images_, labels_);
