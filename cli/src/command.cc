@@ -3,6 +3,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <iostream>
@@ -82,6 +84,15 @@ Status CheckOutputPath(const char* option, const std::string& path) {
                                 std::strerror(errno) + ")");
   }
   return OkStatus();
+}
+
+std::string ShortNumber(double x) {
+  char text[32];
+  for (int digits = 1; digits <= 17; ++digits) {
+    std::snprintf(text, sizeof(text), "%.*g", digits, x);
+    if (std::strtod(text, nullptr) == x) break;
+  }
+  return text;
 }
 
 int ReportError(const char* command, const Status& status) {

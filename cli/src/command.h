@@ -9,7 +9,8 @@
 
 namespace eraser::cli {
 
-// Exit codes: 0 success, 1 the command failed, 2 bad usage.
+// Exit codes: 0 success, 1 the command failed, 2 bad usage or invalid
+// input (kInvalidArgument).
 inline constexpr int kExitOk = 0;
 inline constexpr int kExitFailure = 1;
 inline constexpr int kExitUsage = 2;
@@ -47,6 +48,10 @@ Status CheckStoreOptions(const boost::program_options::variables_map& vm,
 // directory. Checked before the work whose result it is to hold, which
 // would otherwise be lost at the end. OK for an empty path.
 Status CheckOutputPath(const char* option, const std::string& path);
+
+// `x` as --help shows a default: the shortest text that reads back as it
+// ("0.05", not "0.050000000000000003").
+std::string ShortNumber(double x);
 
 // Prints "eraser <command>: <status>" to stderr and returns kExitFailure,
 // or kExitUsage for kInvalidArgument.

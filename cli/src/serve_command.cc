@@ -124,7 +124,9 @@ int RunServe(int argc, char** argv) {
       "print a line on stderr for each retraining started and applied")(
       "borrowed-inference-share",
       po::value(&engine_options.unlearning.borrowed_inference_share)
-          ->default_value(engine_options.unlearning.borrowed_inference_share),
+          ->default_value(
+              engine_options.unlearning.borrowed_inference_share,
+              ShortNumber(engine_options.unlearning.borrowed_inference_share)),
       "while a retraining borrows the inference core, the share of "
       "time inference may still compute (0: it pauses)")(
       "max-batch-size",
@@ -345,7 +347,9 @@ int RunServe(int argc, char** argv) {
     std::printf("eraser serve: access control on: %zu tokens from %s\n",
                 auth->tokens()->size(), auth_file.c_str());
   } else {
-    std::printf(
+    // A warning goes to stderr, where a log collector looks for them.
+    std::fprintf(
+        stderr,
         "eraser serve: WARNING: no --auth-file: every caller may infer, "
         "delete and drain%s\n",
         insecure ? " (--insecure: on a non-loopback address)" : "");

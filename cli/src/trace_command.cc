@@ -46,7 +46,8 @@ int RunTrace(int argc, char** argv) {
       "distribution", po::value(&distribution)->default_value(distribution),
       "which samples/owners are deleted: uniform or zipf")(
       "zipf-exponent",
-      po::value(&g.zipf_exponent)->default_value(g.zipf_exponent),
+      po::value(&g.zipf_exponent)
+          ->default_value(g.zipf_exponent, ShortNumber(g.zipf_exponent)),
       "skew of the zipf distribution")(
       "arrivals", po::value(&g.arrivals_file),
       "take inference arrival times from this trace (Azure LLM format), "

@@ -295,9 +295,12 @@ int RunTrain(int argc, char** argv) {
       "batch-size", po::value(&s.batch_size)->default_value(s.batch_size),
       "SGD mini-batch size")(
       "learning-rate",
-      po::value(&s.learning_rate)->default_value(s.learning_rate),
+      po::value(&s.learning_rate)
+          ->default_value(s.learning_rate, ShortNumber(s.learning_rate)),
       "SGD learning rate")(
-      "momentum", po::value(&s.momentum)->default_value(s.momentum),
+      "momentum",
+      po::value(&s.momentum)
+          ->default_value(s.momentum, ShortNumber(s.momentum)),
       "SGD momentum")("seed", po::value(&s.seed)->default_value(s.seed),
                       "seed of the partition, initial weights and data orders")(
       "samples-per-owner",
