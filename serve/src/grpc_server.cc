@@ -761,13 +761,20 @@ int GrpcServer::port() const { return impl_->port; }
 void GrpcServer::Shutdown(Duration grace) {
   std::call_once(impl_->shutdown, [&] {
     const TimePoint deadline = SystemClock::Default()->Now() + grace;
-    // gRPC's shutdown takes no new call, waits for the running ones until
-    // the deadline and cancels what is left; it also waits for every
-    // connection to close, which a client that is not reading (grpcio
-    // between its calls, a stalled peer) delays until gRPC's own timeout,
-    // about 20 s. Once every call has its answer nothing is left to wait
-    // for: close the connections then. (A connection opened between that
-    // and the shutdown's start is still waited for, as before.)
+    grpc_server* const core = impl_->server->c_server();
+    // gRPC's shutdown takes no new call or connection, waits for the
+    // running calls until the deadline and cancels what is left; it also
+    // waits for every connection to close, which a client that is not
+    // reading (grpcio between its calls, a stalled peer) delays until
+    // gRPC's own timeout, about 20 s. So: begin it here (gRPC's core takes
+    // several requests to shut down, each notified), let the C++ server
+    // wait for it, and once every call has its answer close the
+    // connections: nothing is left to wait for. (A call whose handler has
+    // not started when the last one finishes is cancelled with them.)
+    grpc_completion_queue* const begun =
+        grpc_completion_queue_create_for_next(nullptr);
+    int tag = 0;
+    grpc_server_shutdown_and_notify(core, begun, &tag);
     std::thread stop([&] {
       impl_->server->Shutdown(
           std::chrono::system_clock::now() +
@@ -777,10 +784,17 @@ void GrpcServer::Shutdown(Duration grace) {
     ERASER_SYNC_POINT("GrpcServer::Shutdown:AwaitCalls");
     if (impl_->calls.AwaitNone(deadline)) {
       ERASER_SYNC_POINT("GrpcServer::Shutdown:CloseConnections");
-      grpc_server_cancel_all_calls(impl_->server->c_server());
+      grpc_server_cancel_all_calls(core);
     }
     stop.join();
     impl_->server->Wait();
+    // Shut down, the queue returns its one event, then says so.
+    grpc_completion_queue_shutdown(begun);
+    while (grpc_completion_queue_next(begun, gpr_inf_future(GPR_CLOCK_REALTIME),
+                                      nullptr)
+               .type != GRPC_QUEUE_SHUTDOWN) {
+    }
+    grpc_completion_queue_destroy(begun);
   });
 }
 

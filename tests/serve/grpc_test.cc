@@ -291,6 +291,10 @@ TEST_F(GrpcServed, ShutdownClosesIdleConnectionsOnceEveryCallIsAnswered) {
   // parked call: the engine closes after the stop has begun waiting.
   std::promise<void> awaiting;
   std::atomic<int64_t> parked_at_close{-1};
+  // Cleared however the test ends: the callbacks hold this frame.
+  struct Cleared {
+    ~Cleared() { SyncPoints::ClearAll(); }
+  } cleared;
   SyncPoints::Set("GrpcServer::Shutdown:AwaitCalls",
                   [&] { awaiting.set_value(); });
   SyncPoints::Set("GrpcServer::Shutdown:CloseConnections", [&] {
@@ -299,16 +303,17 @@ TEST_F(GrpcServed, ShutdownClosesIdleConnectionsOnceEveryCallIsAnswered) {
   // A grace far beyond the bound the test waits: the stop must not need it.
   auto stopped = std::async(
       std::launch::async, [this] { grpc_->Shutdown(std::chrono::minutes(3)); });
-  awaiting.get_future().wait();
+  const bool began = awaiting.get_future().wait_for(std::chrono::seconds(60)) ==
+                     std::future_status::ready;
   engine_->Close();
   parked.join();
+  EXPECT_TRUE(began) << "the stop never began to wait for its calls";
   EXPECT_EQ(parked_status.error_code(), grpc::StatusCode::UNAVAILABLE)
       << parked_status.error_message();
   EXPECT_EQ(parked_reason, "shutting_down") << parked_status.error_message();
   EXPECT_EQ(stopped.wait_for(std::chrono::seconds(10)),
             std::future_status::ready);
   stopped.get();
-  SyncPoints::ClearAll();
   EXPECT_EQ(parked_at_close.load(), 0);
   close(fd);
 }
