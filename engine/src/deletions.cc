@@ -101,7 +101,11 @@ StatusOr<DeletionSeq> EngineImpl::RequestDeletion(
       // Registered, with the watermark raised, in one step: an answer
       // decided after this sees both.
       MutexLock lock(&mu_);
-      core_->OnDeletion(seq, arrival, live);
+      // Sharing the log, a read of it since the append may have registered
+      // it already (and this engine applied it since): once is enough.
+      if (!shared_store_ || seq.value() > caught_up_.load()) {
+        core_->OnDeletion(seq, arrival, live);
+      }
       UpdateGauges();
       event_ = true;
     }
@@ -111,8 +115,15 @@ StatusOr<DeletionSeq> EngineImpl::RequestDeletion(
       // It is durable and acknowledged whatever this write does: if it
       // fails (a full disk), the record says pending until the next open
       // of the data directory marks it (docs/engine.md).
-      if (store_->MarkApplied({seq}, arrival).ok()) {
+      if (Status marked = store_->MarkApplied({seq}, arrival); marked.ok()) {
         metrics_->DeletionApplied(0);
+      } else {
+        std::fprintf(stderr,
+                     "eraser: deletion %llu holds no sample any model has, "
+                     "but its record could not be marked applied (%s); a "
+                     "data directory's next open marks it\n",
+                     static_cast<unsigned long long>(seq.value()),
+                     marked.ToString().c_str());
       }
     }
   }
@@ -300,45 +311,65 @@ std::vector<scheduler::SampleHit> HeldHits(
 Status EngineImpl::CatchUp() {
   if (!shared_store_) return OkStatus();
   MutexLock catchup(&catchup_mu_);
-  // One read of the log per batch: what any engine acknowledged before it.
-  StatusOr<std::vector<storage::DeletionRecord>> read =
-      store_->DeletionsAfter(DeletionSeq(caught_up_.load()));
-  if (!read.ok()) {
-    if (!log_unreadable_) {
+  // Records read before a model was swapped in may predate the apply that
+  // made it (this engine's own, or another's it loaded): registered against
+  // that model's versions, a deletion it leaves out would be pending again,
+  // with nothing but a retraining of this engine's own to clear it (a
+  // shard affected until the deadline, the deletion counted twice). So the
+  // log is read again when the served versions changed meanwhile; after a
+  // few reads what was read is registered, which can only keep a shard
+  // affected longer.
+  constexpr int kReads = 4;
+  for (int attempt = 1;; ++attempt) {
+    std::vector<uint64_t> before;
+    {
+      MutexLock lock(&mu_);
+      before = snapshot_->versions();
+    }
+    // One read of the log per batch: what any engine acknowledged before it.
+    StatusOr<std::vector<storage::DeletionRecord>> read =
+        store_->DeletionsAfter(DeletionSeq(caught_up_.load()));
+    if (!read.ok()) {
+      if (!log_unreadable_) {
+        std::fprintf(stderr,
+                     "eraser: the shared deletion log cannot be read (%s): "
+                     "the lease is not renewed until it can\n",
+                     read.status().ToString().c_str());
+      }
+      log_unreadable_ = true;
+      return read.status();
+    }
+    const bool recovered = log_unreadable_;
+    if (recovered) {
       std::fprintf(stderr,
-                   "eraser: the shared deletion log cannot be read (%s): "
-                   "the lease is not renewed until it can\n",
-                   read.status().ToString().c_str());
+                   "eraser: the shared deletion log is readable again\n");
+      log_unreadable_ = false;
     }
-    log_unreadable_ = true;
-    return read.status();
-  }
-  const bool recovered = log_unreadable_;
-  if (recovered) {
-    std::fprintf(stderr, "eraser: the shared deletion log is readable again\n");
-    log_unreadable_ = false;
-  }
-  const std::vector<storage::DeletionRecord>& records = *read;
-  if (records.empty() && !recovered) return OkStatus();
-  {
-    MutexLock lock(&mu_);
-    // Retrainings that failed on the store's absence go again now.
-    if (recovered) core_->ClearBackoff();
-    const std::vector<uint64_t> versions = snapshot_->versions();
-    // Another engine's arrival time is on its clock: one behind this one
-    // would make its deadline later here (and a miss uncounted); no
-    // arrival is later than now.
-    const TimePoint now = clock_->Now();
-    for (const storage::DeletionRecord& r : records) {
-      core_->OnDeletion(r.seq, std::min(r.arrival, now), HeldHits(r, versions));
-      AddRetrainedElsewhere(r, versions, &reload_);
+    const std::vector<storage::DeletionRecord>& records = *read;
+    if (records.empty() && !recovered) return OkStatus();
+    ERASER_SYNC_POINT("EngineImpl::CatchUp:Read");
+    {
+      MutexLock lock(&mu_);
+      // Retrainings that failed on the store's absence go again now.
+      if (recovered) core_->ClearBackoff();
+      const std::vector<uint64_t> versions = snapshot_->versions();
+      if (versions != before && attempt < kReads) continue;
+      // Another engine's arrival time is on its clock: one behind this one
+      // would make its deadline later here (and a miss uncounted); no
+      // arrival is later than now.
+      const TimePoint now = clock_->Now();
+      for (const storage::DeletionRecord& r : records) {
+        core_->OnDeletion(r.seq, std::min(r.arrival, now),
+                          HeldHits(r, versions));
+        AddRetrainedElsewhere(r, versions, &reload_);
+      }
+      if (!records.empty()) caught_up_ = records.back().seq.value();
+      UpdateGauges();
+      event_ = true;
     }
-    if (!records.empty()) caught_up_ = records.back().seq.value();
-    UpdateGauges();
-    event_ = true;
+    control_cv_.SignalAll();
+    return OkStatus();
   }
-  control_cv_.SignalAll();
-  return OkStatus();
 }
 
 StatusOr<DeletionInfo> EngineImpl::GetDeletion(DeletionSeq seq) {

@@ -223,7 +223,10 @@ Status EngineImpl::Start() {
   // anyway: the Core needs neither write (it registers live samples only),
   // and the next open derives both again from the same records.
   Status repaired = OkStatus();
-  if (!left.empty()) repaired = store_->RecordExclusions(left, clock_->Now());
+  if (!left.empty()) {
+    ERASER_SYNC_POINT("EngineImpl::Open:RecordExclusions");
+    repaired = store_->RecordExclusions(left, clock_->Now());
+  }
   if (repaired.ok() && !nothing_live.empty()) {
     repaired = store_->MarkApplied(nothing_live, clock_->Now());
   }

@@ -989,7 +989,17 @@ TEST_F(EngineTest, ReopenRecordsWhereADeletionErasedMeanwhileWasLeftOut) {
     batch.excluded = {{*first, ShardId(2), version}};
     ASSERT_TRUE((*store)->Apply(batch).ok());
   }
+  // Each open records what is missing, once: a second open writes nothing
+  // (on a full disk, it could not).
+  struct Cleared {
+    ~Cleared() { SyncPoints::ClearAll(); }
+  } cleared;
+  int recorded = 0;
+  SyncPoints::Set("EngineImpl::Open:RecordExclusions", [&] { ++recorded; });
+  Open("eraser:lazy,wait,deadline=1h").reset();
+  EXPECT_EQ(recorded, 1);
   auto engine = Open("eraser:lazy,wait,deadline=1h");
+  EXPECT_EQ(recorded, 1);
   EXPECT_EQ(engine->Stats().pending_deletions, 1u);
   EXPECT_THAT(engine->Stats().affected_shards, ElementsAre(ShardId(1)));
   StatusOr<DeletionInfo> info = engine->GetDeletion(DeletionSeq(2));

@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <future>
 #include <map>
 #include <mutex>
 #include <random>
@@ -243,6 +244,67 @@ TEST(EngineReplicas, AReplicaSwapsInWhatAnotherRetrainedWithoutRetrainingIt) {
   EXPECT_EQ(info->state, storage::DeletionState::kApplied);
   (*waits)->Close();
   (*retrains)->Close();
+}
+
+// A replica reads the shared log for what others acknowledged, its own
+// deletions included. A record read before an apply committed and
+// registered after the swap of its model made the deletion pending again,
+// with the samples the record named then: its shard affected again until
+// another order, and the deletion applied (and counted) twice
+// (helper-40's review). The read is repeated when the served
+// versions changed meanwhile. Here the read comes first, and the
+// retraining holds back until it has.
+TEST(EngineReplicas, ItsOwnDeletionReadFromTheLogIsNotRegisteredTwice) {
+  eraser::testing::PostgresCluster& pg = eraser::testing::SharedPostgres();
+  ASSERT_TRUE(pg.ok()) << pg.error();
+  const std::string url = pg.NewDatabase();
+  ASSERT_FALSE(url.empty()) << pg.error();
+  testing::BuildInto(url);
+  StatusOr<std::unique_ptr<Engine>> opened =
+      Engine::Open(testing::Options(url, "immediate"));
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  Engine& engine = **opened;
+
+  // Cleared however the test ends: the callbacks hold this frame.
+  struct Cleared {
+    ~Cleared() { SyncPoints::ClearAll(); }
+  } cleared;
+  std::promise<void> read, swapped;
+  std::atomic<bool> reading{false}, training{false}, swapping{false};
+  // The first read that finds the deletion waits for its swap; its
+  // retraining waits for that read.
+  SyncPoints::Set("EngineImpl::CatchUp:Read", [&] {
+    if (reading.exchange(true)) return;
+    read.set_value();
+    swapped.get_future().wait_for(std::chrono::minutes(2));
+  });
+  SyncPoints::Set("Sisa::TrainShard:Stage", [&] {
+    if (!training.exchange(true)) {
+      read.get_future().wait_for(std::chrono::minutes(2));
+    }
+  });
+  SyncPoints::Set("EngineImpl::RunOrder:Swapped", [&] {
+    if (!swapping.exchange(true)) swapped.set_value();
+  });
+  ASSERT_TRUE(engine
+                  .RequestDeletion(
+                      storage::DeletionTarget::Sample(testing::SampleIn(1, 1)))
+                  .ok());
+  // Another deletion reads the log first (unless the lease thread did).
+  ASSERT_TRUE(engine
+                  .RequestDeletion(
+                      storage::DeletionTarget::Sample(testing::SampleIn(2, 1)))
+                  .ok());
+  ASSERT_TRUE(engine.Drain().ok());
+  SyncPoints::ClearAll();
+  ASSERT_TRUE(reading && training && swapping);
+  EXPECT_EQ(engine.Stats().pending_deletions, 0u);
+  // Each deletion applied once.
+  const std::string metrics = engine.metrics()->TextExposition();
+  EXPECT_NE(metrics.find("\neraser_deletions_applied_total 2\n"),
+            std::string::npos)
+      << metrics;
+  engine.Close();
 }
 
 // A deletion's arrival time is the acknowledging replica's wall clock. A
