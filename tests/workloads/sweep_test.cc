@@ -258,17 +258,18 @@ TEST(ReplayGuarantees, BrokenOnesAreNamedPerPolicy) {
 }
 
 // Without the oracle, soundness is not checked: the tables say so instead
-// of printing 0 violations.
+// of printing 0 violations (and the plot's data says nan).
 TEST(SweepTargets, SoundnessUncheckedIsShownAsUnchecked) {
   SweepReport sweep;
   sweep.levels.push_back(Level(1, 0.5));
-  for (PolicyReport& p : sweep.levels[0].report.policies) p.oracle_checked = 1;
   EXPECT_THAT(sweep.TargetsTable(), Not(HasSubstr("not checked")));
   EXPECT_THAT(LevelTable(sweep.levels[0]), Not(HasSubstr("     -     0\n")));
-  for (PolicyReport& p : sweep.levels[0].report.policies) p.oracle_checked = 0;
+  EXPECT_THAT(sweep.ToDat(), Not(HasSubstr("nan")));
+  sweep.levels[0].report.oracle = false;
   EXPECT_THAT(sweep.TargetsTable(),
               HasSubstr("Soundness was not checked (--no-oracle)"));
   EXPECT_THAT(LevelTable(sweep.levels[0]), HasSubstr("     -     0\n"));
+  EXPECT_THAT(sweep.ToDat(), HasSubstr("nan"));
 }
 
 }  // namespace

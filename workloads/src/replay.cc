@@ -441,6 +441,7 @@ StatusOr<ReplayReport> RunReplay(const Trace& trace,
   RETURN_IF_ERROR(ValidateTrace(trace, test.size()));
   const std::vector<float> test_inputs = test.DecodeRows(0, test.size());
   ReplayReport report;
+  report.oracle = config.oracle;
   ASSIGN_OR_RETURN(report.model,
                    internal::DescribeModel(template_dir, test_inputs, test));
   report.model.dataset = dataset.source;

@@ -194,7 +194,7 @@ std::string ReplayReport::ToTable() const {
                                  static_cast<double>(base->sample_epochs)));
     }
     char unsound[16] = "-";
-    if (p.oracle_checked > 0) {
+    if (oracle) {
       std::snprintf(
           unsound, sizeof(unsound), "%llu",
           static_cast<unsigned long long>(p.soundness_violations +

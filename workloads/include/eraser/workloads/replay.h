@@ -153,6 +153,9 @@ struct ReplayReport {
   ModelInfo model;
   std::vector<PolicyReport> policies;
   std::string baseline;  // "immediate" when it ran, else the first policy
+  // Whether the oracle ran (ReplayConfig::oracle): without it, soundness is
+  // not checked and the tables say "-".
+  bool oracle = true;
 
   // The report schema of DESIGN section 7 (plus extra fields).
   std::string ToJson() const;
