@@ -3,8 +3,7 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstdio>
-#include <cstdlib>
+#include <charconv>
 #include <cstring>
 #include <filesystem>
 #include <iostream>
@@ -88,11 +87,8 @@ Status CheckOutputPath(const char* option, const std::string& path) {
 
 std::string ShortNumber(double x) {
   char text[32];
-  for (int digits = 1; digits <= 17; ++digits) {
-    std::snprintf(text, sizeof(text), "%.*g", digits, x);
-    if (std::strtod(text, nullptr) == x) break;
-  }
-  return text;
+  const std::to_chars_result end = std::to_chars(text, text + sizeof(text), x);
+  return std::string(text, end.ptr);
 }
 
 int ReportError(const char* command, const Status& status) {

@@ -3,6 +3,7 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <boost/asio/ip/address.hpp>
 #include <cctype>
 #include <cstdio>
 #include <iostream>
@@ -40,9 +41,15 @@ constexpr char kUsage[] =
     "deletion service there, with the same tokens and certificate.";
 
 // Whether `host` is a loopback address.
-bool Loopback(const std::string& host) {
-  return host.rfind("127.", 0) == 0 || host == "::1" || host == "[::1]" ||
-         host == "localhost";
+bool Loopback(std::string host) {
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  if (host == "localhost") return true;
+  boost::system::error_code ec;
+  const boost::asio::ip::address address =
+      boost::asio::ip::make_address(host, ec);
+  return !ec && address.is_loopback();
 }
 
 // The host names a request may give (lowercase, IPv6 in brackets): the
@@ -97,7 +104,7 @@ int RunServe(int argc, char** argv) {
   options.add_options()("listen",
                         po::value(&http.listen)->default_value(http.listen),
                         "HTTP address host:port, the host an IP address or "
-                        "localhost (port 0 picks a free one)")(
+                        "localhost (127.0.0.1) (port 0 picks a free one)")(
       "metrics-listen",
       po::value(&metrics_listen)->default_value(metrics_listen),
       "Prometheus /metrics address host:port; empty to disable")(

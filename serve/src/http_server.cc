@@ -517,7 +517,10 @@ StatusOr<ListenAddress> ParseListenAddress(const std::string& listen) {
                                 "': give 0 to 65535 (0 picks a free one)");
   }
   out.port = static_cast<unsigned short>(std::stoul(port));
-  if (out.host == "localhost") out.host = "127.0.0.1";
+  std::string lower = out.host;
+  std::transform(lower.begin(), lower.end(), lower.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
+  if (lower == "localhost") out.host = "127.0.0.1";  // IPv4 only
   beast::error_code ec;
   net::ip::make_address(out.host, ec);
   if (ec) {

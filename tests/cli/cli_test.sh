@@ -28,4 +28,30 @@ done
 check 2 "serve with the statistics route's name as the model's" \
   "$eraser" serve --store /nonexistent --model-name stats
 check 1 "dataset from a missing directory" "$eraser" dataset --dataset-dir /nonexistent
+# Defaults read as typed, not as the nearest binary fraction's 17 digits.
+for want in "learning-rate arg (=0.05)" "momentum arg (=0.9)"; do
+  if "$eraser" train --help | grep -qF -- "--$want"; then
+    echo "ok: train --help shows --$want"
+  else
+    echo "FAIL: train --help lacks --$want"
+    fail=1
+  fi
+done
+# An address is checked before the token rule; localhost is 127.0.0.1.
+"$eraser" serve --store /nonexistent --listen nonsense >"$out" 2>&1
+if grep -q "must be host:port" "$out"; then
+  echo "ok: a malformed --listen is named"
+else
+  echo "FAIL: a malformed --listen is not named"
+  cat "$out"
+  fail=1
+fi
+"$eraser" serve --store /nonexistent --listen LOCALHOST:0 >"$out" 2>&1
+if grep -q "give an IP address" "$out"; then
+  echo "FAIL: --listen LOCALHOST:0 refused as a host name"
+  cat "$out"
+  fail=1
+else
+  echo "ok: --listen takes localhost in any case"
+fi
 exit $fail
