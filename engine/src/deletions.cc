@@ -311,20 +311,20 @@ std::vector<scheduler::SampleHit> HeldHits(
 Status EngineImpl::CatchUp() {
   if (!shared_store_) return OkStatus();
   MutexLock catchup(&catchup_mu_);
-  // Records read before a model was swapped in may predate the apply that
-  // made it (this engine's own, or another's it loaded): registered against
-  // that model's versions, a deletion it leaves out would be pending again,
-  // with nothing but a retraining of this engine's own to clear it (a
-  // shard affected until the deadline, the deletion counted twice). So the
-  // log is read again when the served versions changed meanwhile; after a
-  // few reads what was read is registered, which can only keep a shard
-  // affected longer.
+  // Records read before an apply the Core has taken since (this engine's
+  // own, with or without a new model, or another's model swapped in) may
+  // predate it: registered then, a deletion it applied would be pending
+  // again, with the samples its record named before (its shard affected
+  // until another order, the deletion applied and counted twice). So the
+  // log is read again when an apply came between the read and the
+  // registration; after a few reads what was read is registered, which can
+  // only keep a shard affected longer.
   constexpr int kReads = 4;
   for (int attempt = 1;; ++attempt) {
-    std::vector<uint64_t> before;
+    uint64_t before = 0;
     {
       MutexLock lock(&mu_);
-      before = snapshot_->versions();
+      before = applies_;
     }
     // One read of the log per batch: what any engine acknowledged before it.
     StatusOr<std::vector<storage::DeletionRecord>> read =
@@ -352,8 +352,8 @@ Status EngineImpl::CatchUp() {
       MutexLock lock(&mu_);
       // Retrainings that failed on the store's absence go again now.
       if (recovered) core_->ClearBackoff();
+      if (applies_ != before && attempt < kReads) continue;
       const std::vector<uint64_t> versions = snapshot_->versions();
-      if (versions != before && attempt < kReads) continue;
       // Another engine's arrival time is on its clock: one behind this one
       // would make its deadline later here (and a miss uncounted); no
       // arrival is later than now.

@@ -252,6 +252,10 @@ class EngineImpl final : public Engine {
   // (Written under catchup_mu_; atomic so that the lease thread reads it
   // without waiting behind a log read.)
   std::atomic<uint64_t> caught_up_{0};
+  // Applies this engine's Core has taken (its own, with or without a new
+  // model, and models of other engines swapped in): CatchUp reads the log
+  // again when one came between its read and its registration.
+  uint64_t applies_ GUARDED_BY(mu_) = 0;
   // The last read of the log failed (reported once, until one succeeds).
   std::atomic<bool> log_unreadable_{false};  // as caught_up_
   // This engine's membership among the replicas (null with RocksDB), the

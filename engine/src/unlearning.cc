@@ -415,6 +415,7 @@ void EngineImpl::Swap(const scheduler::RetrainOrder& order,
   }
   const std::vector<scheduler::Completion> completed = core_->OnApplied(
       order, retrained.plan, version, now, held, result.cost.sample_epochs);
+  ++applies_;
   for (const scheduler::Completion& c : completed) {
     metrics_->DeletionApplied(Seconds(now - c.arrival));
     if (c.late) metrics_->DeadlineMissed();
@@ -525,6 +526,7 @@ void EngineImpl::ReloadShards() {
       continue;
     }
     snapshot_ = std::move(next).value();
+    ++applies_;
     const TimePoint now = clock_->Now();
     for (const scheduler::Completion& c :
          core_->OnReplaced(shard, checkpoint->version, gone, now)) {

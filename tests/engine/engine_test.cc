@@ -991,10 +991,10 @@ TEST_F(EngineTest, ReopenRecordsWhereADeletionErasedMeanwhileWasLeftOut) {
   }
   // Each open records what is missing, once: a second open writes nothing
   // (on a full disk, it could not).
+  int recorded = 0;
   struct Cleared {
     ~Cleared() { SyncPoints::ClearAll(); }
   } cleared;
-  int recorded = 0;
   SyncPoints::Set("EngineImpl::Open:RecordExclusions", [&] { ++recorded; });
   Open("eraser:lazy,wait,deadline=1h").reset();
   EXPECT_EQ(recorded, 1);

@@ -265,12 +265,12 @@ TEST(EngineReplicas, ItsOwnDeletionReadFromTheLogIsNotRegisteredTwice) {
   ASSERT_TRUE(opened.ok()) << opened.status();
   Engine& engine = **opened;
 
-  // Cleared however the test ends: the callbacks hold this frame.
+  std::promise<void> read, swapped;
+  std::atomic<bool> reading{false}, training{false}, swapping{false};
+  // Cleared however the test ends, before what the callbacks use goes.
   struct Cleared {
     ~Cleared() { SyncPoints::ClearAll(); }
   } cleared;
-  std::promise<void> read, swapped;
-  std::atomic<bool> reading{false}, training{false}, swapping{false};
   // The first read that finds the deletion waits for its swap; its
   // retraining waits for that read.
   SyncPoints::Set("EngineImpl::CatchUp:Read", [&] {
@@ -300,6 +300,73 @@ TEST(EngineReplicas, ItsOwnDeletionReadFromTheLogIsNotRegisteredTwice) {
   ASSERT_TRUE(reading && training && swapping);
   EXPECT_EQ(engine.Stats().pending_deletions, 0u);
   // Each deletion applied once.
+  const std::string metrics = engine.metrics()->TextExposition();
+  EXPECT_NE(metrics.find("\neraser_deletions_applied_total 2\n"),
+            std::string::npos)
+      << metrics;
+  engine.Close();
+}
+
+// The other order: between this replica's append of a deletion and its
+// registration, another request's read of the log registers it, and the
+// deletion is applied. The registration that follows must not make it
+// pending again.
+TEST(EngineReplicas,
+     ItsOwnDeletionRegisteredByALogReadFirstIsNotRegisteredAgain) {
+  eraser::testing::PostgresCluster& pg = eraser::testing::SharedPostgres();
+  ASSERT_TRUE(pg.ok()) << pg.error();
+  const std::string url = pg.NewDatabase();
+  ASSERT_FALSE(url.empty()) << pg.error();
+  testing::BuildInto(url);
+  StatusOr<std::unique_ptr<Engine>> opened =
+      Engine::Open(testing::Options(url, "immediate"));
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  Engine& engine = **opened;
+
+  std::atomic<bool> appended{false};
+  std::thread other;
+  std::mutex mu;
+  std::condition_variable cv;
+  int swaps = 0;
+  bool applied_first = false;
+  // Cleared however the test ends, before what the callbacks use goes.
+  struct Cleared {
+    std::thread* other;
+    ~Cleared() {
+      if (other->joinable()) other->join();
+      SyncPoints::ClearAll();
+    }
+  } cleared{&other};
+  SyncPoints::Set("EngineImpl::RunOrder:Swapped", [&] {
+    std::lock_guard<std::mutex> lock(mu);
+    ++swaps;
+    cv.notify_all();
+  });
+  SyncPoints::Set("EngineImpl::RequestDeletion:Appended", [&] {
+    if (appended.exchange(true)) return;
+    // Deletion 1 is durable, not registered here yet. Another request
+    // reads the log, which registers it, and it is applied.
+    other = std::thread([&] {
+      EXPECT_TRUE(engine
+                      .RequestDeletion(storage::DeletionTarget::Sample(
+                          testing::SampleIn(2, 1)))
+                      .ok());
+    });
+    std::unique_lock<std::mutex> lock(mu);
+    applied_first = cv.wait_for(lock, std::chrono::minutes(2), [&] {
+      StatusOr<DeletionInfo> first = engine.GetDeletion(DeletionSeq(1));
+      return swaps > 0 && first.ok() &&
+             first->state == storage::DeletionState::kApplied;
+    });
+  });
+  StatusOr<DeletionSeq> seq = engine.RequestDeletion(
+      storage::DeletionTarget::Sample(testing::SampleIn(1, 1)));
+  ASSERT_TRUE(seq.ok()) << seq.status();
+  EXPECT_EQ(seq->value(), 1u);
+  ASSERT_TRUE(applied_first);
+  other.join();
+  ASSERT_TRUE(engine.Drain().ok());
+  EXPECT_EQ(engine.Stats().pending_deletions, 0u);
   const std::string metrics = engine.metrics()->TextExposition();
   EXPECT_NE(metrics.find("\neraser_deletions_applied_total 2\n"),
             std::string::npos)
