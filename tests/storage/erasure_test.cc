@@ -258,15 +258,20 @@ TEST(Erasure, AnApplyCommittedDuringAnErasureKeepsItsOwnDebt) {
   // Both in shard 0 (shard = id % 3).
   const SampleId first(0), second(15);
 
-  // Cleared however the test ends: the callbacks hold this frame.
-  struct Cleared {
-    ~Cleared() { SyncPoints::ClearAll(); }
-  } cleared;
   std::promise<void> second_committed;
   std::atomic<bool> started{false};
   std::thread second_apply;
   Status second_status;
   const std::thread::id test_thread = std::this_thread::get_id();
+  // Cleared however the test ends, before what the callbacks use goes
+  // (the second apply is joined first).
+  struct Cleared {
+    std::thread* apply;
+    ~Cleared() {
+      if (apply->joinable()) apply->join();
+      SyncPoints::ClearAll();
+    }
+  } cleared{&second_apply};
   SyncPoints::Set("RocksStore::Apply:Committed", [&] {
     if (std::this_thread::get_id() != test_thread) {
       second_committed.set_value();
