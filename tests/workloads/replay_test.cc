@@ -65,6 +65,7 @@ TEST(Replay, ReportHasEveryContractFieldAndHoldsTheGuarantees) {
   const json j = json::parse(report->ToJson());
 
   EXPECT_EQ(j["workload"]["name"], "replay-test");
+  EXPECT_EQ(j["oracle"], true);
   for (const char* key :
        {"dataset", "shards", "slices", "arch", "test_accuracy"}) {
     EXPECT_TRUE(j["model"].contains(key)) << key;
@@ -203,6 +204,9 @@ TEST(Replay, ItsExposureCountCatchesAForgottenShard) {
   // drain: nearly every later answer used shard 0 uncovered.
   EXPECT_GT(p.exposures, 100u);
   EXPECT_EQ(p.exposure_checked, 120u);
+  // The report says the oracle did not run: its soundness counts are not
+  // checks.
+  EXPECT_EQ(json::parse(report->ToJson())["oracle"], false);
 }
 
 // A client that sends deletions again (retries): the engine answers each

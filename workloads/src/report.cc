@@ -50,6 +50,8 @@ std::string ReplayReport::ToJson() const {
                   {"slices", model.slices},
                   {"arch", model.arch},
                   {"test_accuracy", model.test_accuracy}};
+  // false with --no-oracle: the soundness counts were not checked.
+  out["oracle"] = oracle;
   json policies_json = json::array();
   for (const PolicyReport& p : policies) {
     json decisions;
