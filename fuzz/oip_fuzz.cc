@@ -1,9 +1,10 @@
 // libFuzzer target: the Open Inference Protocol body reader
 // (serve/src/tensor_request.cc), differentially against nlohmann::json.
-// The reader must accept exactly the documents nlohmann accepts (apart from
-// its nesting limit), and what it reads must equal what nlohmann's tree
-// holds: every number of the first input's "data", its name, datatype and
-// shape, and the request's id.
+// The reader must accept only documents nlohmann accepts (apart from its
+// nesting limit; what it refuses as valid JSON of the wrong shape, the
+// route has the general parser judge), and what it reads must equal what
+// nlohmann's tree holds: every number of the first input's "data", its
+// name, datatype and shape, and the request's id.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>

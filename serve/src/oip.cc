@@ -109,10 +109,27 @@ bool ParseBinaryForm(std::string_view body, std::size_t header_size,
                      TensorRequest* req, BinaryOutputs* binary,
                      std::string* error) {
   const std::string_view header = body.substr(0, header_size);
+  // Nesting refused past the one-pass reader's limit, so that both read
+  // the same documents.
+  bool too_deep = false;
+  const json::parser_callback_t depth =
+      [&too_deep](int level, json::parse_event_t event, json&) {
+        if ((event == json::parse_event_t::object_start ||
+             event == json::parse_event_t::array_start) &&
+            level >= TensorRequest::kMaxNesting) {
+          too_deep = true;
+        }
+        return true;
+      };
   // nlohmann::json would stop at a NUL byte and ignore what follows it.
   const json j = header.find('\0') != std::string_view::npos
                      ? json(json::value_t::discarded)
-                     : json::parse(header, nullptr, /*allow_exceptions=*/false);
+                     : json::parse(header, depth, /*allow_exceptions=*/false);
+  if (too_deep) {
+    *error = "the body is nested deeper than " +
+             std::to_string(TensorRequest::kMaxNesting) + " levels";
+    return false;
+  }
   if (j.is_discarded() || !j.is_object()) {
     *error = header_size == body.size()
                  ? "the body is not a JSON object"
@@ -204,7 +221,11 @@ bool ParseBinaryForm(std::string_view body, std::size_t header_size,
     if (size_it == input_params->end()) {
       if (first && data != input.end()) {
         if (!FlattenData(*data, 0, &req->data)) {
-          *error = where + "\"data\" must hold numbers";
+          *error = where +
+                   "\"data\" must hold only numbers: the input is a numeric "
+                   "tensor (FP32, FP64, UINT8, INT8, UINT16, INT16, INT32 or "
+                   "INT64); null, strings, booleans and BYTES or BOOL tensors "
+                   "are refused";
           return false;
         }
         req->has_data = true;
@@ -545,7 +566,15 @@ void Api::V2Infer(const Request& request, const Principal& who,
       return bad_input(internal::BadRequest(request, error));
     }
   } else if (!ParseTensorRequest(body, &req, &error)) {
-    return bad_input(internal::BadRequest(request, error));
+    if (!req.reread) return bad_input(internal::BadRequest(request, error));
+    // Valid JSON the one-pass reader does not read as it stands (a field
+    // of the wrong type, or repeated): the general parser judges it, as it
+    // would with "parameters" in the body.
+    req = TensorRequest();
+    error.clear();
+    if (!ParseBinaryForm(body, body.size(), &req, &binary, &error)) {
+      return bad_input(internal::BadRequest(request, error));
+    }
   }
   const unlearning::DatasetInfo& dataset = engine_->dataset();
   std::vector<std::vector<float>> rows;

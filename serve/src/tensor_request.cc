@@ -55,6 +55,9 @@ void AppendUtf8(uint32_t cp, std::string* out) {
   }
 }
 
+constexpr char kOutputMustBeNamed[] =
+    "each of \"outputs\" must be an object with a string \"name\"";
+
 class Reader {
  public:
   Reader(std::string_view body, TensorRequest* out)
@@ -88,6 +91,13 @@ class Reader {
     if (error_.empty()) error_ = std::move(why);
     return false;
   }
+  // A valid document this reader does not read as it stands (of the wrong
+  // shape, or with a field it reads repeated): the general parser judges
+  // it (TensorRequest::reread).
+  bool Wrong(std::string why) {
+    if (error_.empty()) out_->reread = true;
+    return Fail(std::move(why));
+  }
 
   void SkipSpace() {
     while (p_ != end_ &&
@@ -105,8 +115,17 @@ class Reader {
     if (c == '{') return Object(role, depth + 1);
     if (c == '[') return Array(role, depth + 1, data_depth);
     if (c == '-' || IsDigit(c)) {
+      const char* start = p_;
       double v;
       if (!Number(&v)) return false;
+      // As the general parser reads "shape": an unsigned integer literal
+      // (not 1.0, 6e0 or -0, which it reads as other kinds of number).
+      if (role == Role::kShapeItem &&
+          (*start == '-' || std::any_of(start, p_, [](char d) {
+            return d == '.' || d == 'e' || d == 'E';
+          }))) {
+        return WrongScalar(role, true);
+      }
       return NumberIn(role, v);
     }
     // A whole token is read before its place is judged, as a SAX parser
@@ -120,17 +139,19 @@ class Reader {
   bool WrongScalar(Role role, bool number) {
     switch (role) {
       case Role::kRoot:
-        return Fail("the body must be a JSON object");
+        return Wrong("the body must be a JSON object");
       case Role::kDataItem:
-        return Fail(
+        return Wrong(
             "\"data\" must hold only numbers: the input is a numeric tensor "
             "(FP32, FP64, UINT8, INT8, UINT16, INT16, INT32 or INT64); null, "
             "strings, booleans and BYTES or BOOL tensors are refused");
       case Role::kShapeItem:
-        return Fail(number ? "\"shape\" must hold non-negative integers"
-                           : "\"shape\" must hold integers");
+        return Wrong(number ? "\"shape\" must hold non-negative integers"
+                            : "\"shape\" must hold integers");
       case Role::kTensor:
-        return Fail("\"inputs\" must hold tensors");
+        return Wrong("\"inputs\" must hold tensors");
+      case Role::kOutputItem:
+        return Wrong(kOutputMustBeNamed);
       default:
         return true;
     }
@@ -161,6 +182,10 @@ class Reader {
   bool Object(Role role, int depth) {
     if (TooDeep(depth)) return false;
     Fields fields = Fields::kNone;
+    // The fields of this object the reader reads, as seen: one repeated
+    // sends the body to the general parser (where the last one counts).
+    unsigned seen = 0;
+    const std::size_t outputs_before = out_->outputs.size();
     switch (role) {
       case Role::kRoot:
         fields = Fields::kTop;
@@ -181,7 +206,7 @@ class Reader {
     SkipSpace();
     if (p_ != end_ && *p_ == '}') {
       ++p_;
-      return true;
+      return fields != Fields::kOutput || Wrong(kOutputMustBeNamed);
     }
     std::string key;
     while (true) {
@@ -192,7 +217,7 @@ class Reader {
       SkipSpace();
       if (p_ == end_ || *p_ != ':') return Syntax();
       ++p_;
-      if (!Member(fields, key, depth)) return false;
+      if (!Member(fields, key, depth, &seen)) return false;
       SkipSpace();
       if (p_ == end_) return Syntax();
       if (*p_ == ',') {
@@ -201,12 +226,46 @@ class Reader {
       }
       if (*p_ != '}') return Syntax();
       ++p_;
+      if (fields == Fields::kOutput && out_->outputs.size() == outputs_before) {
+        return Wrong(kOutputMustBeNamed);
+      }
       return true;
     }
   }
 
+  // The bit of `key` among the fields an object of `fields` reads (0: one
+  // it does not read).
+  static unsigned FieldBit(Fields fields, const std::string& key) {
+    static constexpr const char* kTop[] = {"id", "inputs", "outputs"};
+    static constexpr const char* kInput[] = {"name", "datatype", "shape",
+                                             "data"};
+    const char* const* names = nullptr;
+    std::size_t n = 0;
+    if (fields == Fields::kTop) {
+      names = kTop;
+      n = 3;
+    } else if (fields == Fields::kFirstInput) {
+      names = kInput;
+      n = 4;
+    } else if (fields == Fields::kOutput) {
+      names = kInput;  // "name"
+      n = 1;
+    }
+    for (std::size_t i = 0; i < n; ++i) {
+      if (key == names[i]) return 1u << i;
+    }
+    return 0;
+  }
+
   // The value of `key` in an object whose `fields` are read.
-  bool Member(Fields fields, const std::string& key, int depth) {
+  bool Member(Fields fields, const std::string& key, int depth,
+              unsigned* seen) {
+    if (const unsigned bit = FieldBit(fields, key); bit != 0) {
+      if ((*seen & bit) != 0) {
+        return Wrong("the body repeats \"" + key + "\"");
+      }
+      *seen |= bit;
+    }
     SkipSpace();
     const char c = p_ == end_ ? '\0' : *p_;
     const bool is_string = c == '"', is_array = c == '[';
@@ -217,14 +276,23 @@ class Reader {
       // The protocol's id is a string echoed in the answer: another type
       // would be dropped without a word.
       if (key == "id" && !is_string && c != 'n') {
-        return Fail("\"id\" must be a string");
+        return Wrong("\"id\" must be a string");
       }
       if (key == "inputs" && is_array) role = Role::kInputList;
-      if (key == "outputs" && is_array) {
+      if (key == "outputs") {
+        if (!is_array) return Wrong("\"outputs\" must be an array");
         out_->has_outputs = true;
         role = Role::kOutputList;
       }
     } else if (fields == Fields::kFirstInput) {
+      // Of another type, the general parser judges the body (it refuses
+      // all but "data" as a lone number).
+      if ((key == "name" || key == "datatype") && !is_string) {
+        return Wrong("\"" + key + "\" must be a string");
+      }
+      if ((key == "shape" || key == "data") && !is_array) {
+        return Wrong("\"" + key + "\" must be an array");
+      }
       if (key == "name" && is_string) {
         out_->has_name = true;
         text = &out_->name;
@@ -240,7 +308,8 @@ class Reader {
         out_->data.clear();
         role = Role::kDataList;
       }
-    } else if (fields == Fields::kOutput && key == "name" && is_string) {
+    } else if (fields == Fields::kOutput && key == "name") {
+      if (!is_string) return Wrong(kOutputMustBeNamed);
       text = &out_->outputs.emplace_back();
     }
     if (text != nullptr) {
@@ -257,10 +326,11 @@ class Reader {
       case Role::kRoot:
       case Role::kTensor:
       case Role::kShapeItem:
+      case Role::kOutputItem:
         return WrongScalar(role, false);
       case Role::kDataItem:  // an array nested in "data"
         if (++data_depth > TensorRequest::kMaxDataNesting) {
-          return Fail("\"data\" is nested too deeply");
+          return Wrong("\"data\" is nested too deeply");
         }
         element = Role::kDataItem;
         break;

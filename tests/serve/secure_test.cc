@@ -15,6 +15,7 @@
 #include <fstream>
 #include <map>
 #include <thread>
+#include <tuple>
 
 #include "../engine/engine_fixture.h"
 #include "eraser/certify/vote.h"
@@ -489,6 +490,50 @@ TEST_F(Served, OpenInferenceProtocolInfersABatchOfRows) {
   ASSERT_EQ(r.status, 200) << r.body;
   ASSERT_EQ(r.json()["outputs"].size(), 1u);
   EXPECT_EQ(r.json()["outputs"][0]["data"][0], Plurality(2));
+}
+
+// A body is read by the one-pass reader, or by nlohmann::json when it
+// carries "parameters" (or asks for binary data). Both must give one
+// answer: helper-44 found bodies the two read differently (a repeated
+// field, a shape of 1.0, outputs without names, deep nesting). Each body
+// here is sent as it is and with "parameters": {} added.
+TEST_F(Served, OpenInferenceProtocolBothReadersGiveOneAnswer) {
+  Start();
+  std::size_t other = 1;
+  while (Plurality(other) == Plurality(0)) ++other;
+  const std::string a = Tensor("FP32", {0}, false).dump();
+  const std::string b = Tensor("FP32", {other}, false).dump();
+  std::string shape_float = a;
+  const std::size_t at = shape_float.find("\"shape\":[1,");
+  ASSERT_NE(at, std::string::npos);
+  shape_float.replace(at, 11, "\"shape\":[1.0,");
+  std::string deep = "0";
+  for (int i = 0; i < 100; ++i) deep = "[" + deep + "]";
+  // {status, label when 200}
+  const std::vector<std::tuple<std::string, int, int32_t>> cases = {
+      {"\"inputs\":[" + a + "],\"inputs\":[]", 400, 0},
+      {"\"inputs\":[" + a + "],\"inputs\":[" + b + "]", 200, Plurality(other)},
+      {"\"inputs\":[" + shape_float + "]", 400, 0},
+      {"\"inputs\":[" + a + "],\"outputs\":[{}]", 400, 0},
+      {"\"inputs\":[" + a + "],\"outputs\":[1]", 400, 0},
+      {"\"inputs\":[" + a + "],\"outputs\":{}", 400, 0},
+      {"\"inputs\":[" + a + "],\"outputs\":[{\"name\":7}]", 400, 0},
+      {"\"id\":5,\"id\":\"x\",\"inputs\":[" + a + "]", 200, Plurality(0)},
+      {"\"x\":" + deep + ",\"inputs\":[" + a + "]", 400, 0},
+  };
+  for (const auto& [fields, status, label] : cases) {
+    for (const std::string& extra : {"", "\"parameters\":{},"}) {
+      const std::string body = "{" + extra + fields + "}";
+      SCOPED_TRACE(
+          body.substr(0, 80) + " ... " +
+          body.substr(body.size() - std::min<std::size_t>(body.size(), 60)));
+      HttpResult r = Http(port_, "POST", "/v2/models/eraser/infer", body);
+      EXPECT_EQ(r.status, status) << r.body.substr(0, 300);
+      if (r.status == 200 && status == 200) {
+        EXPECT_EQ(r.json()["outputs"][0]["data"][0], label);
+      }
+    }
+  }
 }
 
 TEST_F(Served, OpenInferenceProtocolRefusesBadTensorsWith400) {

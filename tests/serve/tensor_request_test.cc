@@ -27,7 +27,7 @@ TEST(TensorRequest, ReadsTheFieldsTheRouteUses) {
       "{\"a\": [true, false, null, {\"b\": \"\\\"\"}]},\r\n"
       "\"inputs\": [{\"name\": \"in\\\"put\", \"datatype\": \"UINT8\","
       "\"shape\": [1, 2, 2], \"data\": [[[0, 255]], [[1.5e1, -2E-1]]],"
-      "\"parameters\": {}}],\t\"outputs\": [{\"name\": \"label\"}, 7, "
+      "\"parameters\": {}}],\t\"outputs\": [{\"name\": \"label\"}, "
       "{\"name\": \"class\"}]}",
       &req, &error))
       << error;
@@ -178,6 +178,19 @@ TEST(TensorRequest, NamesTheFieldOfAValidDocumentOfTheWrongShape) {
       {R"({"inputs": [{"shape": [-1]}]})", "non-negative integers"},
       {R"({"inputs": [{"shape": [[1]]}]})", "\"shape\" must hold integers"},
       {R"({"inputs": [{"shape": [true]}]})", "\"shape\" must hold integers"},
+      // As the general parser reads them: not unsigned integers.
+      {R"({"inputs": [{"shape": [1.0]}]})", "non-negative integers"},
+      {R"({"inputs": [{"shape": [6e0]}]})", "non-negative integers"},
+      {R"({"inputs": [{"shape": [-0]}]})", "non-negative integers"},
+      {R"({"outputs": {}})", "\"outputs\" must be an array"},
+      {R"({"outputs": null})", "\"outputs\" must be an array"},
+      {R"({"outputs": [7]})", "must be an object with a string \"name\""},
+      {R"({"outputs": [[]]})", "must be an object with a string \"name\""},
+      {R"({"outputs": [{}]})", "must be an object with a string \"name\""},
+      {R"({"outputs": [{"x": 1}]})",
+       "must be an object with a string \"name\""},
+      {R"({"outputs": [{"name": 7}]})",
+       "must be an object with a string \"name\""},
       {R"({"inputs": [{"data": )" + deep_data + "}]}", "nested too deeply"},
       {R"({"x": )" + deep + "}", "nested deeper than 64 levels"},
       {R"({"inputs": [{"data": [1, 1e400]}]})",
@@ -199,17 +212,50 @@ TEST(TensorRequest, NamesTheFieldOfAValidDocumentOfTheWrongShape) {
   EXPECT_FALSE(
       ParseTensorRequest(R"({"inputs": [{"data": ["x", }]})", &req, &error));
   EXPECT_THAT(error, HasSubstr("only numbers"));
-  // Fields of the wrong type are not read; a later one replaces an
-  // earlier one. An id that is not a string is refused (it would be
-  // dropped from the answer without a word); a null one is none.
+  // A field it reads of the wrong type is refused, and left to the
+  // general parser to judge (reread). An id that is not a string is
+  // refused (it would be dropped from the answer without a word); a null
+  // one is none.
+  EXPECT_FALSE(ParseTensorRequest(
+      R"({"id": null, "inputs": [{"name": 3, "data": [2, 3]}]})", &req,
+      &error));
+  EXPECT_TRUE(req.reread);
+  EXPECT_THAT(error, HasSubstr("\"name\" must be a string"));
   ASSERT_TRUE(ParseTensorRequest(
-      R"({"id": null, "inputs": [{"name": 3, "data": [1], "data": [2, 3]}]})",
-      &req, &error));
+      R"({"id": null, "inputs": [{"name": "x", "data": [2, 3]}]})", &req,
+      &error));
   EXPECT_FALSE(req.id.has_value());
-  EXPECT_FALSE(req.has_name);
+  EXPECT_FALSE(req.reread);
   EXPECT_THAT(req.data, ElementsAre(2, 3));
   EXPECT_FALSE(ParseTensorRequest(R"({"id": 5, "inputs": []})", &req, &error));
   EXPECT_THAT(error, HasSubstr("\"id\" must be a string"));
+}
+
+// A field the reader reads, repeated in its object, is left to the general
+// parser (where the last one counts); an unknown one repeated is not.
+TEST(TensorRequest, ARepeatedFieldItReadsGoesToTheGeneralParser) {
+  for (const char* body :
+       {R"({"inputs": [], "inputs": []})", R"({"id": "a", "id": "b"})",
+        R"({"outputs": [], "outputs": []})",
+        R"({"inputs": [{"data": [1], "data": [2]}]})",
+        R"({"inputs": [{"shape": [1], "name": "x", "shape": [2]}]})",
+        R"({"outputs": [{"name": "a", "name": "b"}]})"}) {
+    SCOPED_TRACE(body);
+    TensorRequest req;
+    std::string error;
+    EXPECT_FALSE(ParseTensorRequest(body, &req, &error));
+    EXPECT_TRUE(req.reread);
+    EXPECT_THAT(error, HasSubstr("repeats"));
+  }
+  TensorRequest req;
+  std::string error;
+  ASSERT_TRUE(ParseTensorRequest(
+      R"({"x": 1, "x": 2, "inputs": [{"y": 1, "y": 2, "data": [1]},)"
+      R"( {"data": [1], "data": [2]}]})",
+      &req, &error))
+      << error;
+  EXPECT_FALSE(req.reread);
+  EXPECT_EQ(req.inputs, 2);
 }
 
 }  // namespace

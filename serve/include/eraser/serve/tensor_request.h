@@ -40,6 +40,14 @@ struct TensorRequest {
   // "outputs": the names asked for.
   bool has_outputs = false;
   std::vector<std::string> outputs;
+  // Set, with an error, for a valid document this reader does not read as
+  // it stands: of the wrong shape, or with a field it reads repeated in its
+  // object. The caller has the general parser (nlohmann::json, where the
+  // last of a repeated field counts) judge it, so that a body gets one
+  // answer whichever reader would read it. Not set for a syntax error, a
+  // number beyond the double range or nesting past kMaxNesting, which the
+  // general parser refuses too.
+  bool reread = false;
 };
 
 // Reads `body` into `out`. On failure returns false with the first problem
