@@ -13,8 +13,8 @@ modules eraser must refuse at train, with the cause: they cannot be served
 or retrained exactly. `gru_rows` and `attention_rows` are only checked at
 train, like the refused ones, and so is `sqrt_pixels`; the test replays
 the others but backbone_cnn, which the backbone test uses, and
-refused_backbone_centred and refused_backbone_small_batches_only,
-backbones it refuses.
+refused_backbone_centred, refused_backbone_small_batches_only and
+refused_backbone_forked, backbones it refuses.
 """
 import sys
 
@@ -390,6 +390,22 @@ class SmallBatchEmbedding(nn.Module):
         return self.fc(torch.flatten(x, 1))
 
 
+class ForkedEmbedding(nn.Module):
+    """A refused backbone: half of it forked with torch.jit.fork, which runs
+    on another thread, outside the settings eraser gives the threads that
+    embed."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Linear(784, 8)
+        self.b = nn.Linear(784, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        f = torch.flatten(x, 1)
+        forked = torch.jit.fork(self.a, f)
+        return torch.cat([torch.jit.wait(forked), self.b(f)], 1)
+
+
 ZOO = {
     "linear": Linear,
     "mlp": Mlp,
@@ -417,6 +433,7 @@ ZOO = {
     "backbone_cnn": CnnEmbedding,
     "refused_backbone_centred": CenteredEmbedding,
     "refused_backbone_small_batches_only": SmallBatchEmbedding,
+    "refused_backbone_forked": ForkedEmbedding,
 }
 
 

@@ -567,11 +567,12 @@ TEST(ZooRefused, ModulesEraserCannotServeOrTrainAreRefusedWithTheCause) {
     EXPECT_TRUE(unlearning::CheckModelSpec(spec).ok())
         << module << ": " << unlearning::CheckModelSpec(spec);
   }
-  // Backbones: embeddings that depend on the batch, and a forward that
-  // fails on train's evaluation batches.
+  // Backbones: embeddings that depend on the batch, a forward that fails
+  // on train's evaluation batches, and one that forks a task.
   const std::pair<const char*, const char*> refused_backbones[] = {
       {"refused_backbone_centred", "another embedding alone than in a batch"},
-      {"refused_backbone_small_batches_only", "fails on a batch of 1000"}};
+      {"refused_backbone_small_batches_only", "fails on a batch of 1000"},
+      {"refused_backbone_forked", "forks a task"}};
   for (const auto& [module, cause] : refused_backbones) {
     unlearning::BackboneSpec backbone;
     ASSERT_TRUE(

@@ -725,6 +725,14 @@ StatusOr<uint32_t> CheckScriptBackbone(const BackboneSpec& spec) {
   ASSIGN_OR_RETURN(LoadedModule loaded, LoadModuleBytes(spec.script, name));
   torch::jit::Module& module = loaded.module;
   try {
+    if (Forks(module)) {
+      return InvalidArgumentError(
+          name +
+          ": forward forks a task (torch.jit.fork), which runs on another "
+          "thread, outside the settings eraser gives the threads that embed "
+          "(graph optimisation off, no autograd); call the function "
+          "directly");
+    }
     std::vector<int64_t> sizes = {2};
     int64_t numel = 2;
     for (uint32_t d : spec.input_shape) {
