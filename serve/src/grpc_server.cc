@@ -16,7 +16,9 @@
 #include <mutex>
 #include <optional>
 #include <sstream>
+#include <string_view>
 #include <thread>
+#include <utility>
 
 #include "deletions.grpc.pb.h"
 #include "eraser/common/clock.h"
@@ -287,6 +289,31 @@ bool ReadInput(const pb::ModelInferRequest& request, TensorRequest* req,
     req->data.assign(values.begin(), values.end());
   };
   const std::string& type = input.datatype();
+  // Values in a field the datatype does not read would be dropped without
+  // a word (other datatypes: Rows() names them).
+  const char* const wanted =
+      type == "FP32"                                         ? "fp32_contents"
+      : type == "FP64"                                       ? "fp64_contents"
+      : type == "INT8" || type == "INT16" || type == "INT32" ? "int_contents"
+      : type == "INT64"                                      ? "int64_contents"
+      : type == "UINT8" || type == "UINT16"                  ? "uint_contents"
+                                                             : nullptr;
+  const std::pair<const char*, int> filled[] = {
+      {"fp32_contents", c.fp32_contents_size()},
+      {"fp64_contents", c.fp64_contents_size()},
+      {"int_contents", c.int_contents_size()},
+      {"int64_contents", c.int64_contents_size()},
+      {"uint_contents", c.uint_contents_size()},
+      {"uint64_contents", c.uint64_contents_size()},
+      {"bool_contents", c.bool_contents_size()},
+      {"bytes_contents", c.bytes_contents_size()}};
+  for (const auto& [field, values] : filled) {
+    if (wanted != nullptr && values > 0 && std::string_view(field) != wanted) {
+      *error = std::string("the input's contents hold values in ") + field +
+               "; a " + type + " input's go in " + wanted;
+      return false;
+    }
+  }
   if (type == "FP32") {
     take(c.fp32_contents());
   } else if (type == "FP64") {

@@ -156,6 +156,15 @@ TEST_F(GrpcServed, InfersRawAndTypedTensorsAsTheEnsembleVotes) {
   pb::ModelInferResponse typed_res;
   ASSERT_TRUE(Infer(typed, &typed_res).ok());
   EXPECT_EQ(Labels(typed_res), want);
+  // Values also in a field its datatype does not read: refused, not
+  // dropped.
+  pb::ModelInferRequest mixed = typed;
+  mixed.mutable_inputs(0)->mutable_contents()->add_fp64_contents(0.5);
+  grpc::Status mixed_status = Infer(mixed, &typed_res);
+  EXPECT_EQ(mixed_status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(mixed_status.error_message().find("values in fp64_contents"),
+            std::string::npos)
+      << mixed_status.error_message();
   // A short raw tensor, and the wrong model: refused by name.
   pb::ModelInferRequest short_raw = raw;
   short_raw.mutable_raw_input_contents(0)->pop_back();
@@ -179,9 +188,9 @@ TEST_F(GrpcServed, InfersRawAndTypedTensorsAsTheEnsembleVotes) {
   ASSERT_TRUE(inference_->ModelStatistics(&context, req, &stats).ok());
   ASSERT_EQ(stats.model_stats_size(), 1);
   EXPECT_EQ(stats.model_stats(0).inference_stats().success().count(), 2u);
-  // The short tensor and the twice-asked output; another model's request
-  // is not this one's failure.
-  EXPECT_EQ(stats.model_stats(0).inference_stats().fail().count(), 2u);
+  // The mixed contents, the short tensor and the twice-asked output;
+  // another model's request is not this one's failure.
+  EXPECT_EQ(stats.model_stats(0).inference_stats().fail().count(), 3u);
   EXPECT_EQ(stats.model_stats(0).inference_count(), 6u);
 }
 
