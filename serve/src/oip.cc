@@ -130,6 +130,19 @@ bool ParseBinaryForm(std::string_view body, std::size_t header_size,
              std::to_string(TensorRequest::kMaxNesting) + " levels";
     return false;
   }
+  if (j.is_discarded() && header.find('\0') == std::string_view::npos) {
+    // Why, when it is a number beyond the double range (as the one-pass
+    // reader says it): read again for nlohmann's reason (a failure only).
+    try {
+      (void)json::parse(header);
+    } catch (const json::exception& e) {
+      if (std::string_view(e.what()).find("number overflow") !=
+          std::string_view::npos) {
+        *error = "the body holds a number beyond the double range";
+        return false;
+      }
+    }
+  }
   if (j.is_discarded() || !j.is_object()) {
     *error = header_size == body.size()
                  ? "the body is not a JSON object"

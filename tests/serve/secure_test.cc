@@ -534,6 +534,16 @@ TEST_F(Served, OpenInferenceProtocolBothReadersGiveOneAnswer) {
       }
     }
   }
+  // A number beyond the double range is named as such by both.
+  for (const std::string& extra : {"", "\"parameters\":{\"timeout\":1},"}) {
+    const std::string body =
+        "{" + extra + "\"x\":1e400,\"inputs\":[" + a + "]}";
+    HttpResult r = Http(port_, "POST", "/v2/models/eraser/infer", body);
+    EXPECT_EQ(r.status, 400);
+    EXPECT_THAT(r.json()["error"].get<std::string>(),
+                HasSubstr("beyond the double range"))
+        << extra;
+  }
 }
 
 TEST_F(Served, OpenInferenceProtocolRefusesBadTensorsWith400) {
