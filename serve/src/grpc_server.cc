@@ -310,7 +310,7 @@ bool ReadInput(const pb::ModelInferRequest& request, TensorRequest* req,
   for (const auto& [field, values] : filled) {
     if (wanted != nullptr && values > 0 && std::string_view(field) != wanted) {
       *error = std::string("the input's contents hold values in ") + field +
-               "; a " + type + " input's go in " + wanted;
+               "; datatype " + type + " reads " + wanted;
       return false;
     }
   }

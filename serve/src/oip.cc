@@ -105,44 +105,67 @@ bool FlattenData(const json& data, int depth, std::vector<double>* out) {
 // that asks for binary outputs (header_size = the body's size). Sizes are
 // checked against each input's shape and datatype before a byte is read.
 // The header is small (no tensor data), so nlohmann::json reads it.
+// A SAX handler that keeps nothing: the nesting depth, and why a parse
+// failed.
+struct DepthScreen {
+  int depth = 0;
+  bool too_deep = false;
+  bool overflow = false;     // a number beyond the double range
+  std::size_t error_at = 0;  // where a parse failed
+  bool null() { return true; }
+  bool boolean(bool) { return true; }
+  bool number_integer(json::number_integer_t) { return true; }
+  bool number_unsigned(json::number_unsigned_t) { return true; }
+  bool number_float(json::number_float_t, const std::string&) { return true; }
+  bool string(std::string&) { return true; }
+  bool binary(json::binary_t&) { return true; }
+  bool key(std::string&) { return true; }
+  bool start_object(std::size_t) { return Deeper(); }
+  bool start_array(std::size_t) { return Deeper(); }
+  bool end_object() { return --depth, true; }
+  bool end_array() { return --depth, true; }
+  bool parse_error(std::size_t position, const std::string&,
+                   const nlohmann::detail::exception& e) {
+    overflow = e.id == 406;  // out_of_range.406: number overflow
+    error_at = position;
+    return false;
+  }
+  bool Deeper() {
+    too_deep = ++depth > TensorRequest::kMaxNesting;
+    return !too_deep;
+  }
+};
+
 bool ParseBinaryForm(std::string_view body, std::size_t header_size,
                      TensorRequest* req, BinaryOutputs* binary,
                      std::string* error) {
   const std::string_view header = body.substr(0, header_size);
-  // Nesting refused past the one-pass reader's limit, so that both read
-  // the same documents.
-  bool too_deep = false;
-  const json::parser_callback_t depth =
-      [&too_deep](int level, json::parse_event_t event, json&) {
-        if ((event == json::parse_event_t::object_start ||
-             event == json::parse_event_t::array_start) &&
-            level >= TensorRequest::kMaxNesting) {
-          too_deep = true;
-        }
-        return true;
-      };
+  // A first pass keeps no value: nesting past the one-pass reader's limit
+  // is refused, as there, and a syntax error or a number beyond the double
+  // range is named. (A parse callback would do it in the same pass, but
+  // makes nlohmann's parser scan each parent at every object's end:
+  // quadratic in a body of many small objects.)
+  DepthScreen screen;
   // nlohmann::json would stop at a NUL byte and ignore what follows it.
-  const json j = header.find('\0') != std::string_view::npos
-                     ? json(json::value_t::discarded)
-                     : json::parse(header, depth, /*allow_exceptions=*/false);
-  if (too_deep) {
+  const bool nul = header.find('\0') != std::string_view::npos;
+  const bool screened = !nul && json::sax_parse(header, &screen);
+  if (screen.too_deep) {
     *error = "the body is nested deeper than " +
              std::to_string(TensorRequest::kMaxNesting) + " levels";
     return false;
   }
-  if (j.is_discarded() && header.find('\0') == std::string_view::npos) {
-    // Why, when it is a number beyond the double range (as the one-pass
-    // reader says it): read again for nlohmann's reason (a failure only).
-    try {
-      (void)json::parse(header);
-    } catch (const json::exception& e) {
-      if (std::string_view(e.what()).find("number overflow") !=
-          std::string_view::npos) {
-        *error = "the body holds a number beyond the double range";
-        return false;
-      }
-    }
+  if (screen.overflow) {
+    *error = "the body holds a number beyond the double range";
+    return false;
   }
+  if (!nul && !screened && header_size == body.size()) {
+    *error = "the body is not valid JSON (at byte " +
+             std::to_string(screen.error_at) + ")";
+    return false;
+  }
+  const json j = screened
+                     ? json::parse(header, nullptr, /*allow_exceptions=*/false)
+                     : json(json::value_t::discarded);
   if (j.is_discarded() || !j.is_object()) {
     *error = header_size == body.size()
                  ? "the body is not a JSON object"

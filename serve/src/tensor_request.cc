@@ -214,6 +214,12 @@ class Reader {
       if (p_ == end_ || *p_ != '"') return Syntax();
       key.clear();
       if (!String(&key)) return false;
+      // Only written with an escape can it reach this reader (the route
+      // sends a body that says "parameters" to the general parser), which
+      // reads what it holds.
+      if (key == "parameters") {
+        return Wrong("\"parameters\" is read by the general parser");
+      }
       SkipSpace();
       if (p_ == end_ || *p_ != ':') return Syntax();
       ++p_;

@@ -520,10 +520,12 @@ TEST_F(Served, OpenInferenceProtocolBothReadersGiveOneAnswer) {
       {"\"inputs\":[" + a + "],\"outputs\":[{\"name\":7}]", 400, 0},
       {"\"id\":5,\"id\":\"x\",\"inputs\":[" + a + "]", 200, Plurality(0)},
       {"\"x\":" + deep + ",\"inputs\":[" + a + "]", 400, 0},
+      // "parameters" spelt with an escape holds a reserved one.
+      {"\"inputs\":[" + a + "],\"param\\u0065ters\":{\"priority\":1}", 400, 0},
   };
   for (const auto& [fields, status, label] : cases) {
-    for (const std::string& extra : {"", "\"parameters\":{},"}) {
-      const std::string body = "{" + extra + fields + "}";
+    for (const char* extra : {"", "\"parameters\":{},"}) {
+      const std::string body = std::string("{") + extra + fields + "}";
       SCOPED_TRACE(
           body.substr(0, 80) + " ... " +
           body.substr(body.size() - std::min<std::size_t>(body.size(), 60)));
@@ -535,9 +537,9 @@ TEST_F(Served, OpenInferenceProtocolBothReadersGiveOneAnswer) {
     }
   }
   // A number beyond the double range is named as such by both.
-  for (const std::string& extra : {"", "\"parameters\":{\"timeout\":1},"}) {
+  for (const char* extra : {"", "\"parameters\":{\"timeout\":1},"}) {
     const std::string body =
-        "{" + extra + "\"x\":1e400,\"inputs\":[" + a + "]}";
+        std::string("{") + extra + "\"x\":1e400,\"inputs\":[" + a + "]}";
     HttpResult r = Http(port_, "POST", "/v2/models/eraser/infer", body);
     EXPECT_EQ(r.status, 400);
     EXPECT_THAT(r.json()["error"].get<std::string>(),

@@ -23,11 +23,11 @@ TEST(TensorRequest, ReadsTheFieldsTheRouteUses) {
   TensorRequest req;
   std::string error;
   ASSERT_TRUE(ParseTensorRequest(
-      "\xEF\xBB\xBF { \"id\" : \"r\\u00e9\\ud83d\\ude00\\n\", \"parameters\": "
+      "\xEF\xBB\xBF { \"id\" : \"r\\u00e9\\ud83d\\ude00\\n\", \"extra\": "
       "{\"a\": [true, false, null, {\"b\": \"\\\"\"}]},\r\n"
       "\"inputs\": [{\"name\": \"in\\\"put\", \"datatype\": \"UINT8\","
       "\"shape\": [1, 2, 2], \"data\": [[[0, 255]], [[1.5e1, -2E-1]]],"
-      "\"parameters\": {}}],\t\"outputs\": [{\"name\": \"label\"}, "
+      "\"more\": {}}],\t\"outputs\": [{\"name\": \"label\"}, "
       "{\"name\": \"class\"}]}",
       &req, &error))
       << error;
@@ -239,13 +239,17 @@ TEST(TensorRequest, ARepeatedFieldItReadsGoesToTheGeneralParser) {
         R"({"outputs": [], "outputs": []})",
         R"({"inputs": [{"data": [1], "data": [2]}]})",
         R"({"inputs": [{"shape": [1], "name": "x", "shape": [2]}]})",
-        R"({"outputs": [{"name": "a", "name": "b"}]})"}) {
+        R"({"outputs": [{"name": "a", "name": "b"}]})",
+        // "parameters" written with an escape (the route sends the plain
+        // spelling to the general parser without asking this reader).
+        R"({"param\u0065ters": {"timeout": 0}})"}) {
     SCOPED_TRACE(body);
     TensorRequest req;
     std::string error;
     EXPECT_FALSE(ParseTensorRequest(body, &req, &error));
     EXPECT_TRUE(req.reread);
-    EXPECT_THAT(error, HasSubstr("repeats"));
+    EXPECT_THAT(error, ::testing::AnyOf(HasSubstr("repeats"),
+                                        HasSubstr("general parser")));
   }
   TensorRequest req;
   std::string error;

@@ -45,8 +45,9 @@ struct TensorRequest {
   // object. The caller has the general parser (nlohmann::json, where the
   // last of a repeated field counts) judge it, so that a body gets one
   // answer whichever reader would read it. Not set for a syntax error, a
-  // number beyond the double range or nesting past kMaxNesting, which the
-  // general parser refuses too.
+  // number beyond the double range or nesting past kMaxNesting found
+  // first, which the general parser refuses too (found after such a field,
+  // they are the general parser's to report).
   bool reread = false;
 };
 
