@@ -105,7 +105,11 @@ void BuildInto(const std::string& location,
 }
 
 std::string CopyTemplate(const eraser::testing::TempDir& dir) {
-  const std::string path = dir.Child("data");
+  return CopyTemplate(dir.path());
+}
+
+std::string CopyTemplate(const std::string& dir) {
+  const std::string path = dir + "/data";
   std::filesystem::copy(GetTemplate().dir, path,
                         std::filesystem::copy_options::recursive);
   return path;

@@ -55,6 +55,7 @@ void BuildInto(const std::string& location,
 
 // Copies the template into `dir`/data and returns that path.
 std::string CopyTemplate(const eraser::testing::TempDir& dir);
+std::string CopyTemplate(const std::string& dir);
 
 // Options for an engine on `data_dir` with `policy`.
 EngineOptions Options(const std::string& data_dir, const std::string& policy);

@@ -20,6 +20,7 @@
 #include "eraser/common/mutex.h"
 #include "eraser/common/sync_point.h"
 #include "eraser/storage/store.h"
+#include "testing/sync_points.h"
 
 namespace eraser::engine {
 namespace {
@@ -992,9 +993,7 @@ TEST_F(EngineTest, ReopenRecordsWhereADeletionErasedMeanwhileWasLeftOut) {
   // Each open records what is missing, once: a second open writes nothing
   // (on a full disk, it could not).
   int recorded = 0;
-  struct Cleared {
-    ~Cleared() { SyncPoints::ClearAll(); }
-  } cleared;
+  eraser::testing::SyncPointsCleared cleared;
   SyncPoints::Set("EngineImpl::Open:RecordExclusions", [&] { ++recorded; });
   Open("eraser:lazy,wait,deadline=1h").reset();
   EXPECT_EQ(recorded, 1);

@@ -208,16 +208,10 @@ TEST(EngineClose, StartsNoNewRetrainingAndHonoursTheGrace) {
 }
 
 TEST(FullDisk, DeletionsAreRefusedRetrainingBacksOffAndAllRecovers) {
-  std::string why;
-  std::unique_ptr<eraser::testing::SmallDisk> disk =
-      eraser::testing::SmallDisk::Mount(32 << 20, &why);
-  if (disk == nullptr) {
-    if (eraser::testing::SmallDiskRequired()) FAIL() << why;
-    GTEST_SKIP() << why;
-  }
-  const std::string data = disk->path() + "/data";
-  std::filesystem::copy(testing::GetTemplate().dir, data,
-                        std::filesystem::copy_options::recursive);
+  std::unique_ptr<eraser::testing::SmallDisk> disk;
+  eraser::testing::MountOrSkip(32 << 20, &disk);
+  if (disk == nullptr) return;
+  const std::string data = testing::CopyTemplate(disk->path());
   EngineOptions o = testing::Options(data, "eraser:lazy,partial,deadline=1h");
   o.unlearning.retry.initial = std::chrono::milliseconds(10);
   o.unlearning.retry.max = std::chrono::milliseconds(50);
@@ -298,16 +292,10 @@ TEST(FullDisk, DeletionsAreRefusedRetrainingBacksOffAndAllRecovers) {
 // The open wrote the first one's exclusion again at every start, and on a
 // full disk failed.
 TEST(FullDisk, AnEngineOpensOnAFullDiskWithDeletionsItWouldComplete) {
-  std::string why;
-  std::unique_ptr<eraser::testing::SmallDisk> disk =
-      eraser::testing::SmallDisk::Mount(32 << 20, &why);
-  if (disk == nullptr) {
-    if (eraser::testing::SmallDiskRequired()) FAIL() << why;
-    GTEST_SKIP() << why;
-  }
-  const std::string data = disk->path() + "/data";
-  std::filesystem::copy(testing::GetTemplate().dir, data,
-                        std::filesystem::copy_options::recursive);
+  std::unique_ptr<eraser::testing::SmallDisk> disk;
+  eraser::testing::MountOrSkip(32 << 20, &disk);
+  if (disk == nullptr) return;
+  const std::string data = testing::CopyTemplate(disk->path());
   const SampleId in2 = testing::SampleIn(2, 1);
   const SampleId in1 = testing::SampleIn(1, 0);
   DeletionSeq both, erased;
@@ -375,16 +363,10 @@ TEST(FullDisk, AnEngineOpensOnAFullDiskWithDeletionsItWouldComplete) {
 // error, for a deletion the log held.) Its record says pending until the
 // next open marks it.
 TEST(FullDisk, ADeletionOfErasedSamplesIsAcknowledgedWhenItsMarkFails) {
-  std::string why;
-  std::unique_ptr<eraser::testing::SmallDisk> disk =
-      eraser::testing::SmallDisk::Mount(32 << 20, &why);
-  if (disk == nullptr) {
-    if (eraser::testing::SmallDiskRequired()) FAIL() << why;
-    GTEST_SKIP() << why;
-  }
-  const std::string data = disk->path() + "/data";
-  std::filesystem::copy(testing::GetTemplate().dir, data,
-                        std::filesystem::copy_options::recursive);
+  std::unique_ptr<eraser::testing::SmallDisk> disk;
+  eraser::testing::MountOrSkip(32 << 20, &disk);
+  if (disk == nullptr) return;
+  const std::string data = testing::CopyTemplate(disk->path());
   EngineOptions o = testing::Options(data, "eraser:lazy,partial,deadline=1h");
   const SampleId sample = testing::SampleIn(2, 1);
   DeletionSeq again;
@@ -435,16 +417,10 @@ TEST(FullDisk, ADeletionOfErasedSamplesIsAcknowledgedWhenItsMarkFails) {
 // control loop retries it with the backoff until space returns, without a
 // restart and without another deletion to wake it.
 TEST(FullDisk, AnErasureOwedAfterACommitIsRetriedInTheBackground) {
-  std::string why;
-  std::unique_ptr<eraser::testing::SmallDisk> disk =
-      eraser::testing::SmallDisk::Mount(32 << 20, &why);
-  if (disk == nullptr) {
-    if (eraser::testing::SmallDiskRequired()) FAIL() << why;
-    GTEST_SKIP() << why;
-  }
-  const std::string data = disk->path() + "/data";
-  std::filesystem::copy(testing::GetTemplate().dir, data,
-                        std::filesystem::copy_options::recursive);
+  std::unique_ptr<eraser::testing::SmallDisk> disk;
+  eraser::testing::MountOrSkip(32 << 20, &disk);
+  if (disk == nullptr) return;
+  const std::string data = testing::CopyTemplate(disk->path());
   EngineOptions o = testing::Options(data, "eraser:lazy,partial,deadline=1h");
   o.unlearning.retry.initial = std::chrono::milliseconds(10);
   o.unlearning.retry.max = std::chrono::milliseconds(50);
@@ -485,16 +461,10 @@ TEST(FullDisk, AnErasureOwedAfterACommitIsRetriedInTheBackground) {
 // As above, but the background retry waits an hour: the next apply's own
 // compaction pays the debt, and the engine says so at once.
 TEST(FullDisk, ALaterApplysCompactionPaysTheOwedErasure) {
-  std::string why;
-  std::unique_ptr<eraser::testing::SmallDisk> disk =
-      eraser::testing::SmallDisk::Mount(32 << 20, &why);
-  if (disk == nullptr) {
-    if (eraser::testing::SmallDiskRequired()) FAIL() << why;
-    GTEST_SKIP() << why;
-  }
-  const std::string data = disk->path() + "/data";
-  std::filesystem::copy(testing::GetTemplate().dir, data,
-                        std::filesystem::copy_options::recursive);
+  std::unique_ptr<eraser::testing::SmallDisk> disk;
+  eraser::testing::MountOrSkip(32 << 20, &disk);
+  if (disk == nullptr) return;
+  const std::string data = testing::CopyTemplate(disk->path());
   EngineOptions o = testing::Options(data, "eraser:lazy,partial,deadline=1h");
   o.unlearning.retry.initial = std::chrono::hours(1);
   o.unlearning.retry.max = std::chrono::hours(1);

@@ -20,6 +20,7 @@
 #include "engine_fixture.h"
 #include "eraser/common/sync_point.h"
 #include "testing/postgres.h"
+#include "testing/sync_points.h"
 
 namespace eraser::engine {
 namespace {
@@ -51,12 +52,26 @@ Status DrainAll(const std::vector<std::unique_ptr<Engine>>& engines) {
   return last.ok() ? InternalError("engines never idle together") : last;
 }
 
-TEST(EngineReplicas, ThreeEnginesOnOneDatabaseExposeNothing) {
+// A fresh database of the shared PostgreSQL cluster holding the template
+// ensemble; empty (with the failure added) when there is none.
+std::string TemplateDatabase() {
   eraser::testing::PostgresCluster& pg = eraser::testing::SharedPostgres();
-  ASSERT_TRUE(pg.ok()) << pg.error();
+  if (!pg.ok()) {
+    ADD_FAILURE() << pg.error();
+    return "";
+  }
   const std::string url = pg.NewDatabase();
-  ASSERT_FALSE(url.empty()) << pg.error();
+  if (url.empty()) {
+    ADD_FAILURE() << pg.error();
+    return "";
+  }
   testing::BuildInto(url);
+  return url;
+}
+
+TEST(EngineReplicas, ThreeEnginesOnOneDatabaseExposeNothing) {
+  const std::string url = TemplateDatabase();
+  ASSERT_FALSE(url.empty());
 
   constexpr int kEngines = 3;
   std::vector<std::unique_ptr<Engine>> engines;
@@ -202,11 +217,8 @@ TEST(EngineReplicas, ThreeEnginesOnOneDatabaseExposeNothing) {
 // every renewal reads the log for models committed elsewhere. Until then
 // the shard counts as affected there, and its answers degrade.
 TEST(EngineReplicas, AReplicaSwapsInWhatAnotherRetrainedWithoutRetrainingIt) {
-  eraser::testing::PostgresCluster& pg = eraser::testing::SharedPostgres();
-  ASSERT_TRUE(pg.ok()) << pg.error();
-  const std::string url = pg.NewDatabase();
-  ASSERT_FALSE(url.empty()) << pg.error();
-  testing::BuildInto(url);
+  const std::string url = TemplateDatabase();
+  ASSERT_FALSE(url.empty());
   std::mutex mu;
   std::condition_variable swapped;
   SyncPoints::Set("EngineImpl::ReloadShards:Done", [&] {
@@ -255,11 +267,8 @@ TEST(EngineReplicas, AReplicaSwapsInWhatAnotherRetrainedWithoutRetrainingIt) {
 // versions changed meanwhile. Here the read comes first, and the
 // retraining holds back until it has.
 TEST(EngineReplicas, ItsOwnDeletionReadFromTheLogIsNotRegisteredTwice) {
-  eraser::testing::PostgresCluster& pg = eraser::testing::SharedPostgres();
-  ASSERT_TRUE(pg.ok()) << pg.error();
-  const std::string url = pg.NewDatabase();
-  ASSERT_FALSE(url.empty()) << pg.error();
-  testing::BuildInto(url);
+  const std::string url = TemplateDatabase();
+  ASSERT_FALSE(url.empty());
   StatusOr<std::unique_ptr<Engine>> opened =
       Engine::Open(testing::Options(url, "immediate"));
   ASSERT_TRUE(opened.ok()) << opened.status();
@@ -268,9 +277,7 @@ TEST(EngineReplicas, ItsOwnDeletionReadFromTheLogIsNotRegisteredTwice) {
   std::promise<void> read, swapped;
   std::atomic<bool> reading{false}, training{false}, swapping{false};
   // Cleared however the test ends, before what the callbacks use goes.
-  struct Cleared {
-    ~Cleared() { SyncPoints::ClearAll(); }
-  } cleared;
+  eraser::testing::SyncPointsCleared cleared;
   // The first read that finds the deletion waits for its swap; its
   // retraining waits for that read.
   SyncPoints::Set("EngineImpl::CatchUp:Read", [&] {
@@ -313,11 +320,8 @@ TEST(EngineReplicas, ItsOwnDeletionReadFromTheLogIsNotRegisteredTwice) {
 // pending again.
 TEST(EngineReplicas,
      ItsOwnDeletionRegisteredByALogReadFirstIsNotRegisteredAgain) {
-  eraser::testing::PostgresCluster& pg = eraser::testing::SharedPostgres();
-  ASSERT_TRUE(pg.ok()) << pg.error();
-  const std::string url = pg.NewDatabase();
-  ASSERT_FALSE(url.empty()) << pg.error();
-  testing::BuildInto(url);
+  const std::string url = TemplateDatabase();
+  ASSERT_FALSE(url.empty());
   StatusOr<std::unique_ptr<Engine>> opened =
       Engine::Open(testing::Options(url, "immediate"));
   ASSERT_TRUE(opened.ok()) << opened.status();
@@ -330,13 +334,9 @@ TEST(EngineReplicas,
   int swaps = 0;
   bool applied_first = false;
   // Cleared however the test ends, before what the callbacks use goes.
-  struct Cleared {
-    std::thread* other;
-    ~Cleared() {
-      if (other->joinable()) other->join();
-      SyncPoints::ClearAll();
-    }
-  } cleared{&other};
+  eraser::testing::SyncPointsCleared cleared([&] {
+    if (other.joinable()) other.join();
+  });
   SyncPoints::Set("EngineImpl::RunOrder:Swapped", [&] {
     std::lock_guard<std::mutex> lock(mu);
     ++swaps;
@@ -379,11 +379,8 @@ TEST(EngineReplicas,
 // of a time its clock has not reached: its deadline comes when the
 // deadline has passed on its clock, not a skew later (here eleven months).
 TEST(EngineReplicas, AReplicaWhoseClockIsBehindKeepsTheDeadline) {
-  eraser::testing::PostgresCluster& pg = eraser::testing::SharedPostgres();
-  ASSERT_TRUE(pg.ok()) << pg.error();
-  const std::string url = pg.NewDatabase();
-  ASSERT_FALSE(url.empty()) << pg.error();
-  testing::BuildInto(url);
+  const std::string url = TemplateDatabase();
+  ASSERT_FALSE(url.empty());
   ManualClock behind;  // 2026-01-01
   ASSERT_LT(behind.Now(), SystemClock::Default()->Now());
   // After the swap, which counts the retraining (run with the engine's

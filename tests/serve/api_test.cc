@@ -378,16 +378,10 @@ TEST_F(ApiTest, RejectRuleIs503) {
 }
 
 TEST_F(ApiTest, ADeletionTheFullDiskCannotLogIs507AndReadyzSaysDegraded) {
-  std::string why;
-  std::unique_ptr<eraser::testing::SmallDisk> disk =
-      eraser::testing::SmallDisk::Mount(32 << 20, &why);
-  if (disk == nullptr) {
-    if (eraser::testing::SmallDiskRequired()) FAIL() << why;
-    GTEST_SKIP() << why;
-  }
-  const std::string data = disk->path() + "/data";
-  std::filesystem::copy(engine::testing::GetTemplate().dir, data,
-                        std::filesystem::copy_options::recursive);
+  std::unique_ptr<eraser::testing::SmallDisk> disk;
+  eraser::testing::MountOrSkip(32 << 20, &disk);
+  if (disk == nullptr) return;
+  const std::string data = engine::testing::CopyTemplate(disk->path());
   Start("eraser:lazy,partial,deadline=1h", [&](engine::EngineOptions& o) {
     o.data_dir = data;
     o.unlearning.retry.initial = std::chrono::seconds(60);
@@ -427,16 +421,10 @@ TEST_F(ApiTest, ADeletionTheFullDiskCannotLogIs507AndReadyzSaysDegraded) {
 // why, and takes deletions again once space returns, without a restart.
 TEST_F(ApiTest,
        AServerStartedOnAFullDiskAnswersAndTakesDeletionsOnceItHasSpace) {
-  std::string why;
-  std::unique_ptr<eraser::testing::SmallDisk> disk =
-      eraser::testing::SmallDisk::Mount(32 << 20, &why);
-  if (disk == nullptr) {
-    if (eraser::testing::SmallDiskRequired()) FAIL() << why;
-    GTEST_SKIP() << why;
-  }
-  const std::string data = disk->path() + "/data";
-  std::filesystem::copy(engine::testing::GetTemplate().dir, data,
-                        std::filesystem::copy_options::recursive);
+  std::unique_ptr<eraser::testing::SmallDisk> disk;
+  eraser::testing::MountOrSkip(32 << 20, &disk);
+  if (disk == nullptr) return;
+  const std::string data = engine::testing::CopyTemplate(disk->path());
   ASSERT_GT(disk->Fill(), 0u);
   Start("eraser:lazy,partial,deadline=1h",
         [&](engine::EngineOptions& o) { o.data_dir = data; });

@@ -22,6 +22,7 @@
 #include "eraser/serve/grpc_server.h"
 #include "inference.grpc.pb.h"
 #include "served.h"
+#include "testing/sync_points.h"
 
 namespace eraser::serve {
 namespace {
@@ -301,9 +302,7 @@ TEST_F(GrpcServed, ShutdownClosesIdleConnectionsOnceEveryCallIsAnswered) {
   std::promise<void> awaiting;
   std::atomic<int64_t> parked_at_close{-1};
   // Cleared however the test ends: the callbacks hold this frame.
-  struct Cleared {
-    ~Cleared() { SyncPoints::ClearAll(); }
-  } cleared;
+  eraser::testing::SyncPointsCleared cleared;
   SyncPoints::Set("GrpcServer::Shutdown:AwaitCalls",
                   [&] { awaiting.set_value(); });
   SyncPoints::Set("GrpcServer::Shutdown:CloseConnections", [&] {

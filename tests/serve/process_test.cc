@@ -464,16 +464,10 @@ TEST_P(ServeFullDisk, DeletionsOnAFullDiskAbortNothingAndLoseNothing) {
        std::filesystem::recursive_directory_iterator(tmpl.dir)) {
     if (entry.is_regular_file()) bytes += entry.file_size();
   }
-  std::string why;
-  std::unique_ptr<eraser::testing::SmallDisk> disk =
-      eraser::testing::SmallDisk::Mount(bytes + (24 << 20), &why);
-  if (disk == nullptr) {
-    if (eraser::testing::SmallDiskRequired()) FAIL() << why;
-    GTEST_SKIP() << why;
-  }
-  const std::string data = disk->path() + "/data";
-  std::filesystem::copy(tmpl.dir, data,
-                        std::filesystem::copy_options::recursive);
+  std::unique_ptr<eraser::testing::SmallDisk> disk;
+  eraser::testing::MountOrSkip(bytes + (24 << 20), &disk);
+  if (disk == nullptr) return;
+  const std::string data = engine::testing::CopyTemplate(disk->path());
   // An inference that cannot be answered without exposure while the disk
   // is full waits at most a second (then 503).
   Server server = StartServer(data, GetParam(), {"--max-wait", "1s"});

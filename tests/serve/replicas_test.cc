@@ -883,13 +883,9 @@ TEST(ServeReplicas, APromotedSynchronousStandbyLosesNothingAcknowledged) {
 // filler is removed the same server, not restarted, acknowledges again, and
 // every deletion it acknowledged is applied.
 TEST(ServeReplicas, AFullDeletionLogDiskIs507UntilSpaceReturns) {
-  std::string why;
-  std::unique_ptr<eraser::testing::SmallDisk> disk =
-      eraser::testing::SmallDisk::Mount(16 << 20, &why);
-  if (disk == nullptr) {
-    if (eraser::testing::SmallDiskRequired()) FAIL() << why;
-    GTEST_SKIP() << why;
-  }
+  std::unique_ptr<eraser::testing::SmallDisk> disk;
+  eraser::testing::MountOrSkip(16 << 20, &disk);
+  if (disk == nullptr) return;
   PostgresCluster pg;  // its own, stopped before the disk is unmounted
   ASSERT_TRUE(pg.ok()) << pg.error();
   ASSERT_TRUE(pg.CreateTablespace("small", disk->path() + "/tablespace"))

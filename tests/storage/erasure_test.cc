@@ -19,6 +19,7 @@
 #include "eraser/storage/store.h"
 #include "erasure_samples.h"
 #include "testing/postgres.h"
+#include "testing/sync_points.h"
 #include "testing/temp_dir.h"
 
 namespace eraser::storage {
@@ -265,13 +266,9 @@ TEST(Erasure, AnApplyCommittedDuringAnErasureKeepsItsOwnDebt) {
   const std::thread::id test_thread = std::this_thread::get_id();
   // Cleared however the test ends, before what the callbacks use goes
   // (the second apply is joined first).
-  struct Cleared {
-    std::thread* apply;
-    ~Cleared() {
-      if (apply->joinable()) apply->join();
-      SyncPoints::ClearAll();
-    }
-  } cleared{&second_apply};
+  eraser::testing::SyncPointsCleared cleared([&] {
+    if (second_apply.joinable()) second_apply.join();
+  });
   SyncPoints::Set("RocksStore::Apply:Committed", [&] {
     if (std::this_thread::get_id() != test_thread) {
       second_committed.set_value();

@@ -15,13 +15,9 @@ namespace eraser::storage {
 namespace {
 
 TEST(FullDisk, DeletionsAreRefusedThenResumeWhenSpaceReturns) {
-  std::string why;
-  std::unique_ptr<eraser::testing::SmallDisk> disk =
-      eraser::testing::SmallDisk::Mount(16 << 20, &why);
-  if (disk == nullptr) {
-    if (eraser::testing::SmallDiskRequired()) FAIL() << why;
-    GTEST_SKIP() << why;
-  }
+  std::unique_ptr<eraser::testing::SmallDisk> disk;
+  eraser::testing::MountOrSkip(16 << 20, &disk);
+  if (disk == nullptr) return;
   const std::string path = disk->path() + "/db";
   std::vector<uint64_t> acked;
   {
@@ -86,13 +82,9 @@ TEST(FullDisk, DeletionsAreRefusedThenResumeWhenSpaceReturns) {
 // opens read-only, refuses writes with the disk's error, keeps other
 // processes out, and its first write after space returns reopens it.
 TEST(FullDisk, AStoreOpenedOnAFullDiskReadsAndReopensWhenSpaceReturns) {
-  std::string why;
-  std::unique_ptr<eraser::testing::SmallDisk> disk =
-      eraser::testing::SmallDisk::Mount(16 << 20, &why);
-  if (disk == nullptr) {
-    if (eraser::testing::SmallDiskRequired()) FAIL() << why;
-    GTEST_SKIP() << why;
-  }
+  std::unique_ptr<eraser::testing::SmallDisk> disk;
+  eraser::testing::MountOrSkip(16 << 20, &disk);
+  if (disk == nullptr) return;
   const std::string path = disk->path() + "/db";
   std::vector<uint64_t> acked;
   {

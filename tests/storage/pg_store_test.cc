@@ -313,13 +313,9 @@ TEST(PgStore, AStoppedServerIsUnavailableThenTheStoreReconnects) {
 // acknowledged is lost, and once space returns the same store, and the same
 // server, take writes again.
 TEST(PgStore, AFullDiskRefusesDeletionsThenTheStoreResumes) {
-  std::string why;
-  std::unique_ptr<testing::SmallDisk> disk =
-      testing::SmallDisk::Mount(32 << 20, &why);
-  if (disk == nullptr) {
-    if (testing::SmallDiskRequired()) FAIL() << why;
-    GTEST_SKIP() << why;
-  }
+  std::unique_ptr<testing::SmallDisk> disk;
+  testing::MountOrSkip(32 << 20, &disk);
+  if (disk == nullptr) return;
   // Its own cluster, stopped before the disk is unmounted.
   testing::PostgresCluster pg;
   ASSERT_TRUE(pg.ok()) << pg.error();

@@ -1,6 +1,7 @@
 #include "testing/small_disk.h"
 
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <sys/mount.h>
 #include <unistd.h>
 
@@ -14,6 +15,14 @@ namespace eraser::testing {
 
 bool SmallDiskRequired() {
   return std::getenv("ERASER_REQUIRE_SMALL_DISK") != nullptr;
+}
+
+void MountOrSkip(std::size_t bytes, std::unique_ptr<SmallDisk>* disk) {
+  std::string why;
+  *disk = SmallDisk::Mount(bytes, &why);
+  if (*disk != nullptr) return;
+  if (SmallDiskRequired()) FAIL() << why;
+  GTEST_SKIP() << why;
 }
 
 std::unique_ptr<SmallDisk> SmallDisk::Mount(std::size_t bytes,

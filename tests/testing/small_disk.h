@@ -19,6 +19,14 @@ namespace eraser::testing {
 // pass without running it.
 bool SmallDiskRequired();
 
+class SmallDisk;
+
+// Mounts a SmallDisk of `bytes` into *disk or, where mounting is refused,
+// leaves it null and skips the calling test (fails it where
+// SmallDiskRequired()). Call it from the test's body and return when *disk
+// is null.
+void MountOrSkip(std::size_t bytes, std::unique_ptr<SmallDisk>* disk);
+
 class SmallDisk {
  public:
   // Null (with the reason in *why) when the mount is refused.
