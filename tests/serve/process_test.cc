@@ -457,6 +457,22 @@ TEST(ServeProcess, OutOfDescriptorsItKeepsServingWithoutSpinningAndRecovers) {
 // ensemble, is not reproduced here: see docs/storage.md.)
 class ServeFullDisk : public ::testing::TestWithParam<const char*> {};
 
+// The files of a data directory, with their sizes: what a failure to
+// reopen it needs to be understood (RocksDB's warnings are in the server's
+// output).
+std::string Listing(const std::string& dir) {
+  std::string out = "\nfiles of " + dir + ":\n";
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    out += "  " + entry.path().filename().string();
+    if (entry.is_regular_file()) {
+      out += " " + std::to_string(entry.file_size());
+    }
+    out += "\n";
+  }
+  return out;
+}
+
 TEST_P(ServeFullDisk, DeletionsOnAFullDiskAbortNothingAndLoseNothing) {
   const engine::testing::Template& tmpl = engine::testing::GetTemplate();
   std::uintmax_t bytes = 0;
@@ -515,7 +531,8 @@ TEST_P(ServeFullDisk, DeletionsOnAFullDiskAbortNothingAndLoseNothing) {
       [&] {
         return delete_sample(engine::testing::SampleIn(1, 0, 5).value()) == 202;
       },
-      eraser::testing::kPatience, std::chrono::milliseconds(200)));
+      eraser::testing::kPatience, std::chrono::milliseconds(200)))
+      << server.process->output() << Listing(data);
   ASSERT_TRUE(eraser::testing::Eventually(
       [&] {
         const HttpResult r = Http(server.port, "POST", "/v1/drain");
