@@ -11,7 +11,8 @@ writes OUT_DIR/NAME.pt for each NAME (all when none is given). The zoo test
 Every module starts from torch.manual_seed(0). The `refused_` ones are
 modules eraser must refuse at train, with the cause: they cannot be served
 or retrained exactly. `gru_rows` and `attention_rows` are only checked at
-train, like the refused ones, and so is `sqrt_pixels`; the test replays
+train, like the refused ones, and so are `sqrt_pixels` and
+`log_softmax_outputs`; the test replays
 the others but backbone_cnn, which the backbone test uses, and
 refused_backbone_centred, refused_backbone_small_batches_only and
 refused_backbone_forked, backbones it refuses.
@@ -226,6 +227,31 @@ class NanLogits(nn.Module):
         return self.fc(torch.flatten(x, 1)) * float("nan")
 
 
+class SoftmaxOutputs(nn.Module):
+    """Refused: probabilities, not logits (a final softmax, as a classifier
+    written for inference often ends): eraser trains with a cross-entropy
+    that takes logits."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(784, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.softmax(self.fc(torch.flatten(x, 1)), dim=1)
+
+
+class LogSoftmaxOutputs(nn.Module):
+    """Accepted: log-probabilities are logits (a cross-entropy of them is
+    the cross-entropy of the scores they came from)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(784, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.log_softmax(self.fc(torch.flatten(x, 1)), dim=1)
+
+
 class HalfLogits(nn.Module):
     """Refused: float16 logits (training takes a float32 cross-entropy)."""
 
@@ -423,11 +449,13 @@ ZOO = {
     "refused_batchnorm_without_running_stats": BatchNormWithoutRunningStats,
     "refused_nan_logits": NanLogits,
     "refused_half_logits": HalfLogits,
+    "refused_softmax_outputs": SoftmaxOutputs,
     "refused_inplace_breaks_backward": InplaceBreaksBackward,
     "refused_fork_dropout": ForkDropout,
     "refused_overflows": Overflows,
     "refused_small_batches_only": SmallBatchesOnly,
     "sqrt_pixels": SqrtPixels,
+    "log_softmax_outputs": LogSoftmaxOutputs,
     "gru_rows": GruRows,
     "attention_rows": AttentionRows,
     "backbone_cnn": CnnEmbedding,

@@ -541,6 +541,7 @@ TEST(ZooRefused, ModulesEraserCannotServeOrTrainAreRefusedWithTheCause) {
        "fails on a batch of 1 [1, 28, 28]"},
       {"refused_nan_logits", "NaN or infinite logits"},
       {"refused_half_logits", "returns Half values"},
+      {"refused_softmax_outputs", "returns probabilities"},
       {"refused_inplace_breaks_backward", "modified by an inplace operation"},
       {"refused_fork_dropout", "forks a task (torch.jit.fork)"},
       {"refused_overflows", "training diverged"},
@@ -556,8 +557,8 @@ TEST(ZooRefused, ModulesEraserCannotServeOrTrainAreRefusedWithTheCause) {
     EXPECT_THAT(s.message(), HasSubstr(cause)) << module;
   }
   std::vector<std::string> accepted = kModules;
-  accepted.insert(accepted.end(),
-                  {"gru_rows", "attention_rows", "sqrt_pixels"});
+  accepted.insert(accepted.end(), {"gru_rows", "attention_rows", "sqrt_pixels",
+                                   "log_softmax_outputs"});
   for (const std::string& module : accepted) {
     unlearning::ModelSpec spec;
     ASSERT_TRUE(

@@ -664,6 +664,19 @@ Status CheckDeterministic(const ModelSpec& spec) {
           "finite inputs (" +
           kCheckInput + ")");
     }
+    // A final softmax: the logits of training's cross-entropy would be
+    // probabilities (float32 rows sum to 1 within 1e-6; logits of ten
+    // classes do not by chance).
+    const torch::Tensor sums = first.sum(1).to(torch::kFloat64);
+    if (first.min().item<double>() >= 0 && first.max().item<double>() <= 1 &&
+        (sums - 1).abs().max().item<double>() < 1e-5) {
+      return InvalidArgumentError(
+          name +
+          ": forward returns probabilities (every row in [0, 1], summing to "
+          "1: a final softmax?), but eraser trains it with a cross-entropy "
+          "that takes logits: return the scores before the softmax "
+          "(log_softmax is fine)");
+    }
     if (!torch::equal(first, second)) {
       return InvalidArgumentError(
           name +
