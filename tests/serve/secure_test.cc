@@ -1036,6 +1036,9 @@ TEST_F(Served, OpenInferenceProtocolRefusesBadBinaryFraming) {
   // The binary form may be octet-stream, never a type a browser sends
   // across sites without asking.
   EXPECT_EQ(send(good + bytes, n, "text/plain").status, 415);
+  // Without the length header a body is not in the binary form, and may
+  // not be octet-stream (docs/serve.md).
+  EXPECT_EQ(send(good + bytes, "").status, 415);
   // The length twice.
   const std::string raw =
       "POST /v2/models/eraser/infer HTTP/1.1\r\nHost: 127.0.0.1\r\n"
