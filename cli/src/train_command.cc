@@ -117,6 +117,10 @@ int Train(const TrainFlags& flags, const datasets::DatasetSpec& spec,
   if (Status s = unlearning::CheckModelSpec(options.model); !s.ok()) {
     return ReportError("train", s);
   }
+  for (const std::string& warning :
+       unlearning::ModelSpecWarnings(options.model)) {
+    std::fprintf(stderr, "eraser train: warning: %s\n", warning.c_str());
+  }
   // Before --rebuild deletes anything.
   if (Status s = unlearning::CheckPartitionFits(data->train.size(),
                                                 options.shards, options.slices);

@@ -11,8 +11,9 @@ writes OUT_DIR/NAME.pt for each NAME (all when none is given). The zoo test
 Every module starts from torch.manual_seed(0). The `refused_` ones are
 modules eraser must refuse at train, with the cause: they cannot be served
 or retrained exactly. `gru_rows` and `attention_rows` are only checked at
-train, like the refused ones, and so are `sqrt_pixels` and
-`log_softmax_outputs`; the test replays
+train, like the refused ones, and so are `sqrt_pixels`,
+`log_softmax_outputs` and `traced_in_eval_mode` (saved with
+torch.jit.trace, which `train` accepts with a warning); the test replays
 the others but backbone_cnn, which the backbone test uses, and
 refused_backbone_centred, refused_backbone_small_batches_only and
 refused_backbone_forked, backbones it refuses.
@@ -252,6 +253,21 @@ class LogSoftmaxOutputs(nn.Module):
         return F.log_softmax(self.fc(torch.flatten(x, 1)), dim=1)
 
 
+class TracedInEvalMode(nn.Module):
+    """Accepted with a warning: saved with torch.jit.trace in eval mode (the
+    export recipe of many tutorials), its forward keeps eval mode's
+    dropout (none) and batch norm (running statistics) in training too."""
+
+    def __init__(self):
+        super().__init__()
+        self.layers = nn.Sequential(nn.Flatten(), nn.Linear(784, 32),
+                                    nn.BatchNorm1d(32), nn.ReLU(),
+                                    nn.Dropout(0.5), nn.Linear(32, 10))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)
+
+
 class HalfLogits(nn.Module):
     """Refused: float16 logits (training takes a float32 cross-entropy)."""
 
@@ -456,6 +472,7 @@ ZOO = {
     "refused_small_batches_only": SmallBatchesOnly,
     "sqrt_pixels": SqrtPixels,
     "log_softmax_outputs": LogSoftmaxOutputs,
+    "traced_in_eval_mode": TracedInEvalMode,
     "gru_rows": GruRows,
     "attention_rows": AttentionRows,
     "backbone_cnn": CnnEmbedding,
@@ -469,7 +486,12 @@ def main() -> None:
     out = sys.argv[1]
     for name in sys.argv[2:] or ZOO:
         torch.manual_seed(0)
-        torch.jit.script(ZOO[name]()).save(f"{out}/{name}.pt")
+        module = ZOO[name]()
+        if name.startswith("traced_"):
+            saved = torch.jit.trace(module.eval(), torch.rand(2, 28, 28))
+        else:
+            saved = torch.jit.script(module)
+        saved.save(f"{out}/{name}.pt")
 
 
 if __name__ == "__main__":

@@ -567,6 +567,25 @@ TEST(ZooRefused, ModulesEraserCannotServeOrTrainAreRefusedWithTheCause) {
     spec.classes = 10;
     EXPECT_TRUE(unlearning::CheckModelSpec(spec).ok())
         << module << ": " << unlearning::CheckModelSpec(spec);
+    // Dropout and batch norm that train as scripted: no warning.
+    EXPECT_THAT(unlearning::ModelSpecWarnings(spec), ::testing::IsEmpty())
+        << module;
+  }
+  // Traced in eval mode: accepted, with a warning that names the cause.
+  {
+    unlearning::ModelSpec spec;
+    ASSERT_TRUE(unlearning::LoadScriptFile(
+                    GetScripts().Path("traced_in_eval_mode"), &spec)
+                    .ok());
+    spec.input_shape = {28, 28};
+    spec.classes = 10;
+    EXPECT_TRUE(unlearning::CheckModelSpec(spec).ok())
+        << unlearning::CheckModelSpec(spec);
+    const std::vector<std::string> warnings =
+        unlearning::ModelSpecWarnings(spec);
+    ASSERT_EQ(warnings.size(), 1u);
+    EXPECT_THAT(warnings[0], HasSubstr("BatchNorm1d"));
+    EXPECT_THAT(warnings[0], HasSubstr("torch.jit.trace in eval mode"));
   }
   // Backbones: embeddings that depend on the batch, a forward that fails
   // on train's evaluation batches, and one that forks a task.

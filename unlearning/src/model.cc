@@ -206,6 +206,11 @@ Status CheckModelSpec(const ModelSpec& spec) {
   return internal::TrainableModel::Create(spec, 1).status();
 }
 
+std::vector<std::string> ModelSpecWarnings(const ModelSpec& spec) {
+  if (spec.arch != Architecture::kTorchScript) return {};
+  return internal::ScriptModuleWarnings(spec);
+}
+
 StatusOr<std::shared_ptr<const Model>> LoadModel(const ModelSpec& spec,
                                                  const std::string& blob) {
   ASSIGN_OR_RETURN(std::unique_ptr<internal::TrainableModel> model,

@@ -64,6 +64,7 @@ StatusOr<std::unique_ptr<TrainableModel>> CreateScriptModel(
 StatusOr<std::unique_ptr<TrainableModel>> DeserializeScriptModel(
     const ModelSpec& spec, const std::string& blob);
 Status CheckScriptModule(const ModelSpec& spec);
+std::vector<std::string> ScriptModuleWarnings(const ModelSpec& spec);
 // Whether a module's training stages may run at once (TrainsInParallel).
 bool ScriptTrainsInParallel(const ModelSpec& spec);
 // A frozen backbone (script_model.cc): the embedding size of a module that

@@ -848,6 +848,49 @@ StatusOr<std::unique_ptr<TrainableModel>> DeserializeScriptModel(
   return std::unique_ptr<TrainableModel>(std::move(model));
 }
 
+std::vector<std::string> ScriptModuleWarnings(const ModelSpec& spec) {
+  StatusOr<LoadedModule> loaded = LoadModule(spec);
+  if (!loaded.ok()) return {};
+  torch::jit::Module& module = loaded->module;
+  // Layers that compute otherwise in training (by their type, which
+  // torch.jit.trace keeps while it inlines their forward).
+  std::string layer;
+  for (const auto& m : module.named_modules()) {
+    const auto type = m.value.type()->name();
+    if (!type.has_value()) continue;
+    const std::string qualified = type->qualifiedName();
+    if (qualified.find("torch.nn.modules.dropout.") != std::string::npos ||
+        qualified.find("torch.nn.modules.batchnorm.") != std::string::npos) {
+      layer = type->name() + (m.name.empty() ? "" : " '" + m.name + "'");
+      break;
+    }
+  }
+  if (layer.empty()) return {};
+  try {
+    std::vector<int64_t> sizes = {4};
+    const std::vector<int64_t> shape = InputSizes(spec);
+    sizes.insert(sizes.end(), shape.begin(), shape.end());
+    const torch::Tensor x =
+        CheckInput(4 * static_cast<int64_t>(spec.input_size())).reshape(sizes);
+    torch::NoGradGuard no_grad;
+    module.train(true);
+    const torch::Tensor training = module.forward({x}).toTensor();
+    module.train(false);
+    const torch::Tensor eval = module.forward({x}).toTensor();
+    if (!torch::equal(training, eval)) return {};
+  } catch (const std::exception&) {
+    return {};  // CheckModelSpec says why
+  }
+  return {spec.script_name +
+          ": forward computes the same in training as in "
+          "eval mode, though the module holds " +
+          layer +
+          ", which trains otherwise: eraser trains it as it is (no dropout, "
+          "normalisation by the saved running statistics). A module saved "
+          "with torch.jit.trace in eval mode does this; save it with "
+          "torch.jit.script to train those layers."};
+}
+
 bool ScriptTrainsInParallel(const ModelSpec& spec) {
   StatusOr<LoadedModule> loaded = LoadModule(spec);
   return loaded.ok() && !loaded->global_randomness;

@@ -85,6 +85,13 @@ Status LoadScriptFile(const std::string& path, ModelSpec* spec);
 // same bytes. kInvalidArgument naming the file and the cause.
 Status CheckModelSpec(const ModelSpec& spec);
 
+// What a module that passes CheckModelSpec still does otherwise than its
+// author most likely meant, one message each, for `train` to print: a
+// forward that computes the same in training as in eval mode though the
+// module holds Dropout or BatchNorm layers (what torch.jit.trace in eval
+// mode saves). Empty for the built-in architectures.
+std::vector<std::string> ModelSpecWarnings(const ModelSpec& spec);
+
 // One trained constituent model. Immutable: Predict may be called from any
 // number of threads at once.
 class Model {
