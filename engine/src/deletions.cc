@@ -113,15 +113,15 @@ StatusOr<DeletionSeq> EngineImpl::RequestDeletion(
     if (live.empty()) {
       // Everything it names is already gone from every model: applied now.
       // It is durable and acknowledged whatever this write does: if it
-      // fails (a full disk), the record says pending until the next open
-      // of the data directory marks it (docs/engine.md).
+      // fails (a full disk), the record says pending until an engine's
+      // next open marks it (docs/engine.md).
       if (Status marked = store_->MarkApplied({seq}, arrival); marked.ok()) {
         metrics_->DeletionApplied(0);
       } else {
         std::fprintf(stderr,
                      "eraser: deletion %llu holds no sample any model has, "
-                     "but its record could not be marked applied (%s); a "
-                     "data directory's next open marks it\n",
+                     "but its record could not be marked applied (%s); an "
+                     "engine's next open marks it\n",
                      static_cast<unsigned long long>(seq.value()),
                      marked.ToString().c_str());
       }

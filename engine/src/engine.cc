@@ -179,10 +179,23 @@ Status EngineImpl::Start() {
   std::vector<
       std::pair<storage::DeletionRecord, std::vector<scheduler::SampleHit>>>
       recovered;
+  std::vector<DeletionSeq> nothing_live;  // all erased before it arrived
   // Shared with other engines, the whole log is read by CatchUp below
   // instead: which samples are live depends on this engine's models, not on
-  // what the store has erased since they were loaded.
-  if (shared_store_) pending.clear();
+  // what the store has erased since they were loaded. A deletion whose
+  // samples were all erased when it arrived is applied at once, on any
+  // store; if marking it failed (a full disk, a lost connection), it is
+  // marked here.
+  if (shared_store_) {
+    for (const storage::DeletionRecord& record : pending) {
+      if (std::all_of(
+              record.samples.begin(), record.samples.end(),
+              [](const storage::SampleLocation& s) { return s.erased; })) {
+        nothing_live.push_back(record.seq);
+      }
+    }
+    pending.clear();
+  }
   // A shard may have left a pending deletion's samples without its record
   // saying so: an apply whose plan it missed (it registered meanwhile)
   // erased them, and the process stopped before the next order wrote it.
@@ -195,7 +208,6 @@ Status EngineImpl::Start() {
     served = snapshot_->versions();
   }
   std::vector<storage::ApplyBatch::Exclusion> left;
-  std::vector<DeletionSeq> nothing_live;  // all erased before it arrived
   for (const storage::DeletionRecord& record : pending) {
     std::vector<scheduler::SampleHit> live;
     std::map<ShardId, bool> all_erased;

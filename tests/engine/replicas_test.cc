@@ -420,5 +420,49 @@ TEST(EngineReplicas, AReplicaWhoseClockIsBehindKeepsTheDeadline) {
   (*on_time)->Close();
 }
 
+// A deletion whose samples were all erased when it arrived is applied at
+// once; when marking it failed after its synced append (a full disk, a lost
+// connection), its record said pending for good on a shared store, whose
+// open read nothing else of the log's pending part. An engine's open marks
+// it, as on a data directory.
+TEST(EngineReplicas, AnOpenMarksADeletionOfErasedSamplesLeftPending) {
+  const std::string url = TemplateDatabase();
+  ASSERT_FALSE(url.empty());
+  const SampleId sample = testing::SampleIn(2, 1);
+  {
+    StatusOr<std::unique_ptr<Engine>> opened =
+        Engine::Open(testing::Options(url, "immediate"));
+    ASSERT_TRUE(opened.ok()) << opened.status();
+    ASSERT_TRUE((*opened)
+                    ->RequestDeletion(storage::DeletionTarget::Sample(sample))
+                    .ok());
+    ASSERT_TRUE((*opened)->Drain().ok());
+    (*opened)->Close();
+  }
+  DeletionSeq left;
+  {
+    // What a repeat of the deletion wrote before the mark that failed.
+    StatusOr<std::unique_ptr<storage::Store>> store =
+        storage::Store::Open({url, /*create_if_missing=*/false});
+    ASSERT_TRUE(store.ok()) << store.status();
+    StatusOr<storage::SampleLocation> erased = (*store)->LookupSample(sample);
+    ASSERT_TRUE(erased.ok()) << erased.status();
+    ASSERT_TRUE(erased->erased);
+    StatusOr<DeletionSeq> seq =
+        (*store)->AppendDeletion(storage::DeletionTarget::Sample(sample),
+                                 {*erased}, SystemClock::Default()->Now());
+    ASSERT_TRUE(seq.ok()) << seq.status();
+    left = *seq;
+  }
+  StatusOr<std::unique_ptr<Engine>> reopened =
+      Engine::Open(testing::Options(url, "immediate"));
+  ASSERT_TRUE(reopened.ok()) << reopened.status();
+  StatusOr<DeletionInfo> info = (*reopened)->GetDeletion(left);
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->state, storage::DeletionState::kApplied);
+  EXPECT_EQ((*reopened)->Stats().pending_deletions, 0u);
+  (*reopened)->Close();
+}
+
 }  // namespace
 }  // namespace eraser::engine
