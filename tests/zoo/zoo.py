@@ -12,8 +12,8 @@ Every module starts from torch.manual_seed(0). The `refused_` ones are
 modules eraser must refuse at train, with the cause: they cannot be served
 or retrained exactly. `gru_rows` and `attention_rows` are only checked at
 train, like the refused ones, and so are `sqrt_pixels`,
-`log_softmax_outputs` and `traced_in_eval_mode` (saved with
-torch.jit.trace, which `train` accepts with a warning); the test replays
+`log_softmax_outputs`, `dropout_zero` and `traced_in_eval_mode` (saved
+with torch.jit.trace, which `train` accepts with a warning); the test replays
 the others but backbone_cnn, which the backbone test uses, and
 refused_backbone_centred, refused_backbone_small_batches_only and
 refused_backbone_forked, backbones it refuses.
@@ -268,6 +268,20 @@ class TracedInEvalMode(nn.Module):
         return self.layers(x)
 
 
+class DropoutZero(nn.Module):
+    """Accepted without a warning: scripted, with a dropout of 0 (as
+    configurations that turn dropout off have), which computes the same in
+    training as in eval mode."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(784, 10)
+        self.drop = nn.Dropout(0.0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.drop(torch.flatten(x, 1)))
+
+
 class HalfLogits(nn.Module):
     """Refused: float16 logits (training takes a float32 cross-entropy)."""
 
@@ -473,6 +487,7 @@ ZOO = {
     "sqrt_pixels": SqrtPixels,
     "log_softmax_outputs": LogSoftmaxOutputs,
     "traced_in_eval_mode": TracedInEvalMode,
+    "dropout_zero": DropoutZero,
     "gru_rows": GruRows,
     "attention_rows": AttentionRows,
     "backbone_cnn": CnnEmbedding,

@@ -664,17 +664,19 @@ Status CheckDeterministic(const ModelSpec& spec) {
           "finite inputs (" +
           kCheckInput + ")");
     }
-    // A final softmax: the logits of training's cross-entropy would be
-    // probabilities (float32 rows sum to 1 within 1e-6; logits of ten
-    // classes do not by chance).
-    const torch::Tensor sums = first.sum(1).to(torch::kFloat64);
+    // A final softmax: eraser takes the outputs as logits, in training's
+    // cross-entropy and in the probabilities it serves. (Rows of
+    // probabilities sum to 1 within 1e-6; logits of the check's positive
+    // ramp do not come within 1e-5 of it by chance.)
+    const torch::Tensor sums = first.to(torch::kFloat64).sum(1);
     if (first.min().item<double>() >= 0 && first.max().item<double>() <= 1 &&
         (sums - 1).abs().max().item<double>() < 1e-5) {
       return InvalidArgumentError(
           name +
-          ": forward returns probabilities (every row in [0, 1], summing to "
-          "1: a final softmax?), but eraser trains it with a cross-entropy "
-          "that takes logits: return the scores before the softmax "
+          ": forward returns probabilities in eval mode (every row in [0, "
+          "1], summing to 1: a final softmax?), but eraser takes its "
+          "outputs as logits, in training's cross-entropy and in the "
+          "probabilities it serves: return the scores before the softmax "
           "(log_softmax is fine)");
     }
     if (!torch::equal(first, second)) {
@@ -848,47 +850,52 @@ StatusOr<std::unique_ptr<TrainableModel>> DeserializeScriptModel(
   return std::unique_ptr<TrainableModel>(std::move(model));
 }
 
+namespace {
+
+// Whether `block` (or one nested in it) reads the module's `training` flag.
+bool ReadsTraining(torch::jit::Block* block) {
+  for (torch::jit::Node* node : block->nodes()) {
+    if (node->kind() == c10::prim::GetAttr &&
+        node->s(c10::attr::name) == "training") {
+      return true;
+    }
+    for (torch::jit::Block* nested : node->blocks()) {
+      if (ReadsTraining(nested)) return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
 std::vector<std::string> ScriptModuleWarnings(const ModelSpec& spec) {
   StatusOr<LoadedModule> loaded = LoadModule(spec);
   if (!loaded.ok()) return {};
-  torch::jit::Module& module = loaded->module;
-  // Layers that compute otherwise in training (by their type, which
-  // torch.jit.trace keeps while it inlines their forward).
-  std::string layer;
-  for (const auto& m : module.named_modules()) {
+  // A Dropout or BatchNorm layer (by its type, which torch.jit.trace keeps)
+  // whose forward never reads `training`: tracing recorded the mode it ran
+  // in as a constant, and a scripted layer reads the flag.
+  for (const auto& m : loaded->module.named_modules()) {
     const auto type = m.value.type()->name();
     if (!type.has_value()) continue;
     const std::string qualified = type->qualifiedName();
-    if (qualified.find("torch.nn.modules.dropout.") != std::string::npos ||
-        qualified.find("torch.nn.modules.batchnorm.") != std::string::npos) {
-      layer = type->name() + (m.name.empty() ? "" : " '" + m.name + "'");
-      break;
+    if (qualified.find("torch.nn.modules.dropout.") == std::string::npos &&
+        qualified.find("torch.nn.modules.batchnorm.") == std::string::npos) {
+      continue;
     }
+    const auto forward = m.value.find_method("forward");
+    if (!forward.has_value() || ReadsTraining(forward->graph()->block())) {
+      continue;
+    }
+    return {spec.script_name + ": its " + type->name() +
+            (m.name.empty() ? "" : " '" + m.name + "'") +
+            " computes the same in training as in eval mode (its forward "
+            "never reads the training flag: a module saved with "
+            "torch.jit.trace), so eraser trains it as it was traced, exactly "
+            "(traced in eval mode: no dropout, batch norm by its saved "
+            "running statistics). Save it with torch.jit.script to train "
+            "those layers."};
   }
-  if (layer.empty()) return {};
-  try {
-    std::vector<int64_t> sizes = {4};
-    const std::vector<int64_t> shape = InputSizes(spec);
-    sizes.insert(sizes.end(), shape.begin(), shape.end());
-    const torch::Tensor x =
-        CheckInput(4 * static_cast<int64_t>(spec.input_size())).reshape(sizes);
-    torch::NoGradGuard no_grad;
-    module.train(true);
-    const torch::Tensor training = module.forward({x}).toTensor();
-    module.train(false);
-    const torch::Tensor eval = module.forward({x}).toTensor();
-    if (!torch::equal(training, eval)) return {};
-  } catch (const std::exception&) {
-    return {};  // CheckModelSpec says why
-  }
-  return {spec.script_name +
-          ": forward computes the same in training as in "
-          "eval mode, though the module holds " +
-          layer +
-          ", which trains otherwise: eraser trains it as it is (no dropout, "
-          "normalisation by the saved running statistics). A module saved "
-          "with torch.jit.trace in eval mode does this; save it with "
-          "torch.jit.script to train those layers."};
+  return {};
 }
 
 bool ScriptTrainsInParallel(const ModelSpec& spec) {
