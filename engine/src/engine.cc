@@ -242,7 +242,17 @@ Status EngineImpl::Start() {
   if (repaired.ok() && !nothing_live.empty()) {
     repaired = store_->MarkApplied(nothing_live, clock_->Now());
   }
-  if (!repaired.ok() && repaired.code() != StatusCode::kResourceExhausted) {
+  // On a shared store only the marks are written here, and nothing else
+  // of the open depends on them: a failure is logged, the next open tries
+  // again.
+  if (!repaired.ok() && shared_store_) {
+    std::fprintf(stderr,
+                 "eraser: %zu deletions of samples erased before they "
+                 "arrived could not be marked applied (%s); the next open "
+                 "tries again\n",
+                 nothing_live.size(), repaired.ToString().c_str());
+  } else if (!repaired.ok() &&
+             repaired.code() != StatusCode::kResourceExhausted) {
     return repaired;
   }
   {

@@ -66,6 +66,7 @@ std::string TemplateDatabase() {
     return "";
   }
   testing::BuildInto(url);
+  if (::testing::Test::HasFatalFailure()) return "";
   return url;
 }
 
@@ -424,11 +425,13 @@ TEST(EngineReplicas, AReplicaWhoseClockIsBehindKeepsTheDeadline) {
 // once; when marking it failed after its synced append (a full disk, a lost
 // connection), its record said pending for good on a shared store, whose
 // open read nothing else of the log's pending part. An engine's open marks
-// it, as on a data directory.
+// it, as on a data directory, and only it: a deletion whose sample was
+// live when it arrived stays pending until a model leaves the sample out.
 TEST(EngineReplicas, AnOpenMarksADeletionOfErasedSamplesLeftPending) {
   const std::string url = TemplateDatabase();
   ASSERT_FALSE(url.empty());
   const SampleId sample = testing::SampleIn(2, 1);
+  const SampleId other = testing::SampleIn(3, 1);
   {
     StatusOr<std::unique_ptr<Engine>> opened =
         Engine::Open(testing::Options(url, "immediate"));
@@ -439,28 +442,39 @@ TEST(EngineReplicas, AnOpenMarksADeletionOfErasedSamplesLeftPending) {
     ASSERT_TRUE((*opened)->Drain().ok());
     (*opened)->Close();
   }
-  DeletionSeq left;
+  DeletionSeq erased_before, live_before;
   {
-    // What a repeat of the deletion wrote before the mark that failed.
     StatusOr<std::unique_ptr<storage::Store>> store =
         storage::Store::Open({url, /*create_if_missing=*/false});
     ASSERT_TRUE(store.ok()) << store.status();
     StatusOr<storage::SampleLocation> erased = (*store)->LookupSample(sample);
     ASSERT_TRUE(erased.ok()) << erased.status();
     ASSERT_TRUE(erased->erased);
+    // What a repeat of the deletion wrote before the mark that failed.
     StatusOr<DeletionSeq> seq =
         (*store)->AppendDeletion(storage::DeletionTarget::Sample(sample),
                                  {*erased}, SystemClock::Default()->Now());
     ASSERT_TRUE(seq.ok()) << seq.status();
-    left = *seq;
+    erased_before = *seq;
+    // A deletion of a live sample, logged by a replica that stopped.
+    StatusOr<storage::SampleLocation> live = (*store)->LookupSample(other);
+    ASSERT_TRUE(live.ok()) << live.status();
+    ASSERT_FALSE(live->erased);
+    seq = (*store)->AppendDeletion(storage::DeletionTarget::Sample(other),
+                                   {*live}, SystemClock::Default()->Now());
+    ASSERT_TRUE(seq.ok()) << seq.status();
+    live_before = *seq;
   }
   StatusOr<std::unique_ptr<Engine>> reopened =
-      Engine::Open(testing::Options(url, "immediate"));
+      Engine::Open(testing::Options(url, "eraser:lazy,wait,deadline=1h"));
   ASSERT_TRUE(reopened.ok()) << reopened.status();
-  StatusOr<DeletionInfo> info = (*reopened)->GetDeletion(left);
+  StatusOr<DeletionInfo> info = (*reopened)->GetDeletion(erased_before);
   ASSERT_TRUE(info.ok()) << info.status();
   EXPECT_EQ(info->state, storage::DeletionState::kApplied);
-  EXPECT_EQ((*reopened)->Stats().pending_deletions, 0u);
+  info = (*reopened)->GetDeletion(live_before);
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->state, storage::DeletionState::kPending);
+  EXPECT_EQ((*reopened)->Stats().pending_deletions, 1u);
   (*reopened)->Close();
 }
 
