@@ -463,13 +463,16 @@ class ServeFullDisk : public ::testing::TestWithParam<const char*> {};
 std::string Listing(const std::string& dir) {
   std::string out = "\nfiles of " + dir + ":\n";
   std::error_code ec;
-  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
-    out += "  " + entry.path().filename().string();
-    if (entry.is_regular_file()) {
-      out += " " + std::to_string(entry.file_size());
-    }
+  // RocksDB may be removing files meanwhile: nothing here throws.
+  for (std::filesystem::directory_iterator it(dir, ec), end; !ec && it != end;
+       it.increment(ec)) {
+    out += "  " + it->path().filename().string();
+    std::error_code size_error;
+    const std::uintmax_t size = it->file_size(size_error);
+    if (!size_error) out += " " + std::to_string(size);
     out += "\n";
   }
+  if (ec) out += "  (" + ec.message() + ")\n";
   return out;
 }
 
