@@ -5,16 +5,19 @@
 #include <rocksdb/iterator.h>
 #include <rocksdb/listener.h>
 #include <rocksdb/options.h>
+#include <rocksdb/transaction_log.h>
 #include <rocksdb/write_batch.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <string_view>
 
 #include "coding.h"
 #include "eraser/storage/data_dir_lock.h"
@@ -281,6 +284,39 @@ StatusOr<uint64_t> LastSeq(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* log,
 
 }  // namespace
 
+namespace {
+
+// RocksDB 7.8 keeps the empty write-ahead log of every earlier open until
+// a flush (fixed in 8.3, facebook/rocksdb#11409): a server restarted
+// without a write in between (one that fails to listen, restarted in a
+// loop by its supervisor) left one more file each time, which every later
+// open reads. An empty log older than the one this open writes holds no
+// record, so nothing acknowledged, and this database no longer refers to
+// it (nothing was replayed from it): it is removed.
+void RemoveEmptyOldLogs(rocksdb::DB* db, const std::string& path) {
+  std::unique_ptr<rocksdb::LogFile> current;
+  if (!db->GetCurrentWalFile(&current).ok() || current == nullptr) return;
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it(path, ec), end; !ec && it != end;
+       it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    uint64_t number = 0;
+    const auto [rest, parsed] =
+        std::from_chars(name.data(), name.data() + name.size(), number);
+    std::error_code size_error;
+    if (parsed != std::errc() ||
+        std::string_view(rest, name.data() + name.size() - rest) != ".log" ||
+        number >= current->LogNumber() || it->file_size(size_error) != 0 ||
+        size_error) {
+      continue;
+    }
+    std::error_code removed;
+    std::filesystem::remove(it->path(), removed);
+  }
+}
+
+}  // namespace
+
 StatusOr<RocksStore::OpenDb> RocksStore::Open(const OpenParams& params) {
   OpenDb out;
   rocksdb::DB* raw = nullptr;
@@ -289,6 +325,7 @@ StatusOr<RocksStore::OpenDb> RocksStore::Open(const OpenParams& params) {
                                   &out.handles, &raw),
                 "open " + params.path));
   out.db.reset(raw);
+  RemoveEmptyOldLogs(out.db.get(), params.path);
   StatusOr<uint64_t> last =
       LastSeq(out.db.get(), out.handles[kDeletions], params.path);
   if (!last.ok()) {

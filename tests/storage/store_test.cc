@@ -3,6 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <set>
 #include <thread>
 
@@ -132,6 +133,36 @@ TEST(StoreOpen, ADataDirLockExcludesAnOpenStore) {
             StatusCode::kFailedPrecondition);
   lock->reset();
   EXPECT_TRUE(Store::Open({dir.path()}).ok());
+}
+
+// The write-ahead logs in a data directory.
+std::size_t LogFiles(const std::string& dir) {
+  std::size_t n = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    n += entry.path().extension() == ".log" ? 1 : 0;
+  }
+  return n;
+}
+
+// RocksDB 7.8 left the empty log of every open without a write until a
+// flush: a server restarted in a loop (failing to listen, say) added one
+// file per start (helper-46). Opens without a write leave one log, and a
+// deletion logged before them is still there.
+TEST(StoreOpen, OpensWithoutAWriteLeaveNoEmptyLogsBehind) {
+  testing::TempDir dir;
+  DeletionSeq logged;
+  {
+    std::unique_ptr<Store> store = OpenOrDie(dir.path());
+    StatusOr<DeletionSeq> seq = store->AppendDeletion(
+        DeletionTarget::Owner(OwnerId(7)), {}, TimePoint());
+    ASSERT_TRUE(seq.ok()) << seq.status();
+    logged = *seq;
+  }
+  for (int open = 0; open < 5; ++open) {
+    std::unique_ptr<Store> store = OpenOrDie(dir.path());
+    EXPECT_EQ(LogFiles(dir.path()), 1u) << "open " << open;
+    EXPECT_EQ(store->LastDeletionSeq(), logged);
+  }
 }
 
 TEST_P(StoreTest, ConfigStoredOnceAndCompared) {
