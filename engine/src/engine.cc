@@ -28,8 +28,13 @@ StatusOr<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options) {
   storage::StoreOptions store_options;
   store_options.path = options.data_dir;
   store_options.create_if_missing = options.train_data != nullptr;
-  ASSIGN_OR_RETURN(std::unique_ptr<storage::Store> store,
-                   storage::Store::Open(store_options));
+  StatusOr<std::unique_ptr<storage::Store>> opened =
+      storage::Store::Open(store_options);
+  if (opened.status().code() == StatusCode::kNotFound) {
+    return NotFoundError(std::string(opened.status().message()) +
+                         " (build it with 'eraser train')");
+  }
+  ASSIGN_OR_RETURN(std::unique_ptr<storage::Store> store, std::move(opened));
 
   // Retrainings run one per slot, plus one on the inference core when a
   // deadline is at risk.

@@ -887,6 +887,14 @@ StatusOr<std::unique_ptr<Store>> OpenRocksStore(const StoreOptions& options,
     }
   } else if (!S_ISDIR(st.st_mode)) {
     return InvalidArgumentError(options.path + " is not a directory");
+  } else if (std::error_code ec;
+             !options.create_if_missing &&
+             !std::filesystem::exists(
+                 std::filesystem::path(options.path) / "CURRENT", ec) &&
+             !ec) {
+    // Before RocksDB's open, which would leave its LOCK file behind.
+    return NotFoundError("data directory " + options.path +
+                         " holds no eraser store");
   }
 
   rocksdb::DBOptions db_options;

@@ -54,4 +54,17 @@ if grep -q "give an IP address" "$out"; then
 else
   echo "ok: --listen takes localhost in any case"
 fi
+# A directory without a store: exit 1, named, and left as it was (RocksDB's
+# open left its LOCK file in it).
+empty=$(mktemp -d)
+check 1 "serve on a directory without a store" \
+  "$eraser" serve --store "$empty" --listen 127.0.0.1:0 --metrics-listen ''
+if grep -q "holds no eraser store" "$out" && [ -z "$(ls -A "$empty")" ]; then
+  echo "ok: it says so and writes nothing there"
+else
+  echo "FAIL: serve on an empty directory: $(ls -A "$empty")"
+  cat "$out"
+  fail=1
+fi
+rm -rf "$empty"
 exit $fail

@@ -135,6 +135,18 @@ TEST(StoreOpen, ADataDirLockExcludesAnOpenStore) {
   EXPECT_TRUE(Store::Open({dir.path()}).ok());
 }
 
+// A directory without a store, opened without creating one: refused as
+// holding none, and left as it was (RocksDB's open would leave its LOCK
+// file in it; helper-46).
+TEST(StoreOpen, ADirectoryWithoutAStoreIsNotFoundAndLeftAsItWas) {
+  testing::TempDir dir;
+  StatusOr<std::unique_ptr<Store>> opened =
+      Store::Open({dir.path(), /*create_if_missing=*/false});
+  EXPECT_EQ(opened.status().code(), StatusCode::kNotFound);
+  EXPECT_THAT(opened.status().message(), HasSubstr("holds no eraser store"));
+  EXPECT_TRUE(std::filesystem::is_empty(dir.path()));
+}
+
 // The write-ahead logs in a data directory.
 std::size_t LogFiles(const std::string& dir) {
   std::size_t n = 0;

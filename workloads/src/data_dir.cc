@@ -111,12 +111,6 @@ namespace {
 // Opens the existing store at `dir`: a missing one holds no ensemble; any
 // other error (another process has it open, a damaged log) is its own.
 StatusOr<std::unique_ptr<storage::Store>> OpenExisting(const std::string& dir) {
-  std::error_code ec;
-  if (!storage::IsPostgresLocation(dir) &&
-      !std::filesystem::exists(std::filesystem::path(dir) / "CURRENT", ec)) {
-    return NotFoundError(storage::PrintableLocation(dir) +
-                         " holds no trained ensemble");
-  }
   StatusOr<std::unique_ptr<storage::Store>> store =
       storage::Store::Open({dir, /*create_if_missing=*/false});
   if (!store.ok() && store.status().code() == StatusCode::kNotFound) {
