@@ -477,13 +477,15 @@ std::unique_ptr<PgStore::Connection> PgStore::Acquire() {
   // a synchronous standby the loss of the primary: commits wait for the
   // WAL flush on the primary and on the standbys (on). Of the operator's
   // settings only remote_apply is stronger and kept; off, local and
-  // remote_write (a standby's write, not its flush) are raised to on.
+  // remote_write (a standby's write, not its flush) are raised to on. Set
+  // for the session in every case: a session that keeps the server's value
+  // takes the next one a configuration reload gives (off, say), and its
+  // acknowledgements would be lost with the server (helper-48).
   pqxx::nontransaction setup(c->conn);
   const std::string sync =
       setup.exec1("SHOW synchronous_commit")[0].as<std::string>();
-  if (sync != "on" && sync != "remote_apply") {
-    setup.exec0("SET synchronous_commit TO on");
-  }
+  setup.exec0(sync == "remote_apply" ? "SET synchronous_commit TO remote_apply"
+                                     : "SET synchronous_commit TO on");
   // A member of the replicas that is paused or cut off in the middle of a
   // transaction keeps its locks while its session lives: its read of a
   // shard's samples (ACCESS SHARE) would hold every other replica's apply

@@ -15,10 +15,12 @@
 #include <map>
 #include <random>
 #include <set>
+#include <vector>
 
 #include "eraser/storage/store.h"
 #include "testing/postgres.h"
 #include "testing/temp_dir.h"
+#include "testing/wait.h"
 
 namespace eraser::storage {
 namespace {
@@ -240,6 +242,57 @@ TEST(Durability, AcknowledgedDeletionsSurviveAKilledPostgresServer) {
     all_acked.insert(run.acked.begin(), run.acked.end());
     ASSERT_TRUE(pg.Start()) << pg.error();
     ExpectAcknowledgedInLog(url, all_acked);
+  }
+}
+
+// A connection that found synchronous_commit on (the default) kept the
+// server's value: a configuration reload that turned it off made its
+// commits lazy, and a crash of the server then lost acknowledged
+// deletions (helper-48, 5 runs of 7). Every connection sets it for its
+// session, which a reload does not change.
+TEST(Durability, AReloadThatTurnsSynchronousCommitOffLosesNothing) {
+  testing::PostgresCluster pg;  // its own: this test reconfigures and kills it
+  ASSERT_TRUE(pg.ok()) << pg.error();
+  std::string name;
+  const std::string url = pg.NewDatabase(&name);
+  ASSERT_FALSE(url.empty()) << pg.error();
+  std::vector<DeletionSeq> acked;
+  {
+    StatusOr<std::unique_ptr<Store>> store = Store::Open({url});
+    ASSERT_TRUE(store.ok()) << store.status();
+    auto append = [&](uint64_t id) {
+      StatusOr<DeletionSeq> seq =
+          (*store)->AppendDeletion(DeletionTarget::Sample(SampleId(id)), {},
+                                   SystemClock::Default()->Now());
+      ASSERT_TRUE(seq.ok()) << seq.status();
+      acked.push_back(*seq);
+    };
+    append(0);  // the pool's connection is open, with the server's value
+    // Lazy commits, and a WAL writer that flushes them 10 s later.
+    for (const char* sql : {"ALTER SYSTEM SET synchronous_commit = off",
+                            "ALTER SYSTEM SET wal_writer_delay = '10s'",
+                            "SELECT pg_reload_conf()"}) {
+      pg.Sql(name, sql);
+      ASSERT_TRUE(pg.ok()) << sql << ": " << pg.error();
+    }
+    // A new session sees the reload once the server has made it (and
+    // signalled the sessions it has, which take it before their next
+    // statement).
+    ASSERT_TRUE(testing::Eventually(
+        [&] {
+          return pg.Sql(name, "SHOW synchronous_commit").find("off") !=
+                 std::string::npos;
+        },
+        testing::kPatience, std::chrono::milliseconds(50)));
+    for (uint64_t id = 1; id <= 5; ++id) append(id);
+    ASSERT_TRUE(pg.Kill()) << pg.error();
+  }
+  ASSERT_TRUE(pg.Start()) << pg.error();
+  StatusOr<std::unique_ptr<Store>> reopened = Store::Open({url});
+  ASSERT_TRUE(reopened.ok()) << reopened.status();
+  EXPECT_EQ((*reopened)->LastDeletionSeq(), acked.back());
+  for (DeletionSeq seq : acked) {
+    EXPECT_TRUE((*reopened)->GetDeletion(seq).ok()) << "lost " << seq.value();
   }
 }
 
