@@ -49,6 +49,7 @@ StatusOr<DeletionSeq> EngineImpl::RequestDeletion(
     MutexLock lock(&mu_);
     if (closed_) return ShuttingDownError();
   }
+  if (rewound_from_.load() != 0) return RewoundError();
   // Deletions other engines acknowledged first are registered first: one
   // that erased a sample this one names keeps it pending here until this
   // engine's model of its shard leaves it out.
@@ -92,9 +93,16 @@ StatusOr<DeletionSeq> EngineImpl::RequestDeletion(
     seq = *same;
   } else {
     const TimePoint arrival = clock_->Now();
+    const uint64_t read = caught_up_.load();
     // Durable first: the sequence number is returned only after the synced
     // write, so an acknowledged deletion survives any crash.
     ASSIGN_OR_RETURN(seq, store_->AppendDeletion(target, samples, arrival));
+    // The log's end was at least `read` before the append: a number that
+    // is not beyond it was issued again by a database that lost the
+    // deletions after it, which no replica would register.
+    if (shared_store_ && seq.value() <= read) {
+      return LogRewound(read, seq.value() - 1);
+    }
     ERASER_SYNC_POINT("EngineImpl::RequestDeletion:Appended");
     metrics_->DeletionReceived();
     {
@@ -146,8 +154,29 @@ StatusOr<DeletionSeq> EngineImpl::RequestDeletion(
 }
 
 bool EngineImpl::LeaseHeld() const {
+  if (rewound_from_.load() != 0) return false;
   return membership_ == nullptr ||
          std::chrono::steady_clock::now() < lease_until_;
+}
+
+Status EngineImpl::RewoundError() const {
+  return UnavailableError(
+      "the shared deletion log went back from " +
+      std::to_string(rewound_from_.load()) + " to " +
+      std::to_string(rewound_to_.load()) +
+      ": the database lost deletions it had acknowledged (a failover to a "
+      "standby that was not synchronous, a restore from a backup); this "
+      "replica answers nothing and takes no deletion until it is "
+      "restarted, which reads the log again");
+}
+
+Status EngineImpl::LogRewound(uint64_t read, uint64_t now) {
+  uint64_t none = 0;
+  if (rewound_from_.compare_exchange_strong(none, read)) {
+    rewound_to_ = now;
+    std::fprintf(stderr, "eraser: %s\n", RewoundError().ToString().c_str());
+  }
+  return RewoundError();
 }
 
 Status EngineImpl::SyncDeletions() {
@@ -169,6 +198,9 @@ Status EngineImpl::RenewLease() {
       sent + options_.replica_lease - options_.replica_lease / 10;
   ASSIGN_OR_RETURN(storage::Store::Membership::Renewal renewal,
                    membership_->Renew(DeletionSeq(registered)));
+  if (renewal.log_head.value() < registered) {
+    return LogRewound(registered, renewal.log_head.value());
+  }
   bool continued;
   {
     MutexLock lock(&mu_);

@@ -167,8 +167,15 @@ class EngineImpl final : public Engine {
   // Reads the log and reports what is registered.
   Status SyncDeletions() EXCLUDES(mu_, catchup_mu_);
   // Whether this engine may answer now: always with a store of its own;
-  // sharing one, while its lease holds on this machine's monotonic clock.
+  // sharing one, while its lease holds on this machine's monotonic clock
+  // and the shared log has not gone back.
   bool LeaseHeld() const REQUIRES(mu_);
+  // The shared log ends before what this engine read from it (`read`, the
+  // log's end `now`): the database lost acknowledged deletions. From then
+  // on the engine refuses answers and deletions (RewoundError); returns
+  // that error.
+  Status LogRewound(uint64_t read, uint64_t now);
+  Status RewoundError() const;
   StatusOr<std::vector<storage::SampleLocation>> Resolve(
       const storage::DeletionTarget& target);
 
@@ -258,6 +265,10 @@ class EngineImpl final : public Engine {
   uint64_t applies_ GUARDED_BY(mu_) = 0;
   // The last read of the log failed (reported once, until one succeeds).
   std::atomic<bool> log_unreadable_{false};  // as caught_up_
+  // What this engine had read of the shared log when it found the log
+  // shorter (0: never): LogRewound.
+  std::atomic<uint64_t> rewound_from_{0};
+  std::atomic<uint64_t> rewound_to_{0};
   // This engine's membership among the replicas (null with RocksDB), the
   // thread that keeps it, and the lease's end on the monotonic clock
   // (measured from before each renewal was sent, less a margin).

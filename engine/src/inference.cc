@@ -176,7 +176,10 @@ void EngineImpl::ComputeBatch(std::vector<RequestPtr>& batch) {
     if (!LeaseHeld()) {
       for (RequestPtr& r : batch) {
         ++lease_refusals_;
-        refused.push_back({std::move(r), LeaseLapsedError(), {}});
+        refused.push_back(
+            {std::move(r),
+             rewound_from_.load() != 0 ? RewoundError() : LeaseLapsedError(),
+             {}});
       }
     }
   }
@@ -288,7 +291,9 @@ Answer EngineImpl::MakeAnswer(RequestPtr request,
   // before then was registered (docs/scale-out.md).
   if (!LeaseHeld()) {
     ++lease_refusals_;
-    return {std::move(request), LeaseLapsedError(), {}};
+    return {std::move(request),
+            rewound_from_.load() != 0 ? RewoundError() : LeaseLapsedError(),
+            {}};
   }
   const TimePoint now = clock_->Now();
   Prediction p;

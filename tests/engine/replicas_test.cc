@@ -6,6 +6,7 @@
 // applied exactly once; the final checkpoints equal training from scratch
 // without every deleted sample; and the shards' retrainings were shared
 // out (an engine swaps in what another retrained).
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -476,6 +477,77 @@ TEST(EngineReplicas, AnOpenMarksADeletionOfErasedSamplesLeftPending) {
   EXPECT_EQ(info->state, storage::DeletionState::kPending);
   EXPECT_EQ((*reopened)->Stats().pending_deletions, 1u);
   (*reopened)->Close();
+}
+
+// A database that lost acknowledged deletions (a failover to a standby that
+// was not synchronous, a restore from a backup) issues their numbers again:
+// a replica that had read them took the new deletions under those numbers
+// as registered, and answered from models that still held them
+// (helper-48). Such a replica refuses answers and deletions instead.
+class EngineReplicasRewound : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    eraser::testing::PostgresCluster& pg = eraser::testing::SharedPostgres();
+    ASSERT_TRUE(pg.ok()) << pg.error();
+    url_ = pg.NewDatabase(&name_);
+    ASSERT_FALSE(url_.empty()) << pg.error();
+    testing::BuildInto(url_);
+    if (HasFatalFailure()) return;
+    StatusOr<std::unique_ptr<Engine>> opened =
+        Engine::Open(testing::Options(url_, "immediate"));
+    ASSERT_TRUE(opened.ok()) << opened.status();
+    engine_ = std::move(opened).value();
+    for (std::size_t n = 0; n < 3; ++n) {
+      ASSERT_TRUE(engine_
+                      ->RequestDeletion(storage::DeletionTarget::Sample(
+                          testing::SampleIn(1, 0, n)))
+                      .ok());
+    }
+    ASSERT_TRUE(engine_->Drain().ok());
+    // The database forgets the last two, as a standby promoted without
+    // them would.
+    pg.Sql(name_,
+           "DELETE FROM eraser_deletions WHERE seq > 1; "
+           "UPDATE eraser_log_head SET last = 1");
+    ASSERT_TRUE(pg.ok()) << pg.error();
+  }
+  void TearDown() override {
+    if (engine_ != nullptr) engine_->Close();
+  }
+
+  static bool Refused(const StatusOr<Prediction>& answer) {
+    return answer.status().code() == StatusCode::kUnavailable &&
+           answer.status().message().find("went back from 3 to 1") !=
+               std::string::npos;
+  }
+
+  std::string name_, url_;
+  std::unique_ptr<Engine> engine_;
+};
+
+// The next deletion gets a number the replica had read: refused, not
+// acknowledged, and from then on answers are refused too.
+TEST_F(EngineReplicasRewound, ADeletionGivenAReusedNumberIsRefused) {
+  const StatusOr<DeletionSeq> seq = engine_->RequestDeletion(
+      storage::DeletionTarget::Sample(testing::SampleIn(2, 0)));
+  EXPECT_EQ(seq.status().code(), StatusCode::kUnavailable) << seq.status();
+  EXPECT_THAT(std::string(seq.status().message()),
+              ::testing::HasSubstr("went back from 3 to 1"));
+  EXPECT_TRUE(Refused(engine_->Infer(testing::Input(0)).get()));
+  EXPECT_FALSE(engine_->Stats().lease_held);
+}
+
+// Without a deletion, the lease's next renewal finds the log shorter.
+TEST_F(EngineReplicasRewound, TheNextRenewalFindsTheLogShorter) {
+  ASSERT_TRUE(eraser::testing::Eventually(
+      [&] { return Refused(engine_->Infer(testing::Input(0)).get()); },
+      eraser::testing::kPatience, std::chrono::milliseconds(20)));
+  EXPECT_EQ(engine_
+                ->RequestDeletion(
+                    storage::DeletionTarget::Sample(testing::SampleIn(2, 0)))
+                .status()
+                .code(),
+            StatusCode::kUnavailable);
 }
 
 }  // namespace
