@@ -16,6 +16,7 @@ namespace {
 
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 std::unique_ptr<Store> OpenOrDie(const std::string& path) {
   StatusOr<std::unique_ptr<Store>> store = Store::Open({path});
@@ -145,6 +146,20 @@ TEST(StoreOpen, ADirectoryWithoutAStoreIsNotFoundAndLeftAsItWas) {
   EXPECT_EQ(opened.status().code(), StatusCode::kNotFound);
   EXPECT_THAT(opened.status().message(), HasSubstr("holds no eraser store"));
   EXPECT_TRUE(std::filesystem::is_empty(dir.path()));
+}
+
+// A libpq keyword/value string where a directory or URL belongs: refused
+// as what it is, its password never printed (helper-48 saw it echoed in a
+// "does not exist").
+TEST(StoreOpen, AKeywordValueConnectionStringIsRefusedWithoutItsPassword) {
+  const std::string given = "host=db.example port=5432 password=hunter2 user=x";
+  StatusOr<std::unique_ptr<Store>> opened = Store::Open({given, false});
+  EXPECT_EQ(opened.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(opened.status().message(), HasSubstr("postgresql:// URL"));
+  EXPECT_THAT(opened.status().message(), HasSubstr("password=*** user=x"));
+  EXPECT_THAT(opened.status().message(), Not(HasSubstr("hunter2")));
+  EXPECT_EQ(PrintableLocation("dbname=e password=a b"),
+            "dbname=e password=*** b");
 }
 
 // The write-ahead logs in a data directory.
