@@ -101,7 +101,7 @@ StatusOr<DeletionSeq> EngineImpl::RequestDeletion(
     // is not beyond it was issued again by a database that lost the
     // deletions after it, which no replica would register.
     if (shared_store_ && seq.value() <= read) {
-      return LogRewound(read, seq.value() - 1);
+      return LogRewound(read);
     }
     ERASER_SYNC_POINT("EngineImpl::RequestDeletion:Appended");
     metrics_->DeletionReceived();
@@ -161,19 +161,18 @@ bool EngineImpl::LeaseHeld() const {
 
 Status EngineImpl::RewoundError() const {
   return UnavailableError(
-      "the shared deletion log went back from " +
-      std::to_string(rewound_from_.load()) + " to " +
-      std::to_string(rewound_to_.load()) +
+      "the shared deletion log no longer holds the deletions this replica "
+      "read up to " +
+      std::to_string(rewound_from_.load()) +
       ": the database lost deletions it had acknowledged (a failover to a "
       "standby that was not synchronous, a restore from a backup); this "
-      "replica answers nothing and takes no deletion until it is "
-      "restarted, which reads the log again");
+      "replica answers nothing, takes no deletion and applies none until it "
+      "is restarted, which reads the log again");
 }
 
-Status EngineImpl::LogRewound(uint64_t read, uint64_t now) {
+Status EngineImpl::LogRewound(uint64_t read) {
   uint64_t none = 0;
   if (rewound_from_.compare_exchange_strong(none, read)) {
-    rewound_to_ = now;
     std::fprintf(stderr, "eraser: %s\n", RewoundError().ToString().c_str());
   }
   return RewoundError();
@@ -185,6 +184,9 @@ Status EngineImpl::SyncDeletions() {
 }
 
 Status EngineImpl::RenewLease() {
+  // A replica that found the log rewound renews nothing: its lease runs
+  // out in the database, and acknowledgements stop waiting for it.
+  if (rewound_from_.load() != 0) return RewoundError();
   // While the log cannot be read, this engine cannot register what others
   // acknowledge: it lets its lease run out rather than keep
   // acknowledgements waiting.
@@ -199,7 +201,7 @@ Status EngineImpl::RenewLease() {
   ASSIGN_OR_RETURN(storage::Store::Membership::Renewal renewal,
                    membership_->Renew(DeletionSeq(registered)));
   if (renewal.log_head.value() < registered) {
-    return LogRewound(registered, renewal.log_head.value());
+    return LogRewound(registered);
   }
   bool continued;
   {
@@ -252,7 +254,7 @@ void EngineImpl::LeaseLoop() {
       // Renewals a third of a lease apart, however long each takes.
       const Steady::time_point started = now;
       const Status renewed = RenewLease();
-      if (!renewed.ok() && !failing) {
+      if (!renewed.ok() && !failing && rewound_from_.load() == 0) {
         std::fprintf(stderr,
                      "eraser: cannot renew this replica's lease (%s): it "
                      "answers until the lease runs out\n",
@@ -358,9 +360,11 @@ Status EngineImpl::CatchUp() {
       MutexLock lock(&mu_);
       before = applies_;
     }
-    // One read of the log per batch: what any engine acknowledged before it.
+    // One read of the log per batch: what any engine acknowledged before it,
+    // from the last record read, which must still be there as it was.
+    const uint64_t from = caught_up_.load();
     StatusOr<std::vector<storage::DeletionRecord>> read =
-        store_->DeletionsAfter(DeletionSeq(caught_up_.load()));
+        store_->DeletionsAfter(DeletionSeq(from == 0 ? 0 : from - 1));
     if (!read.ok()) {
       if (!log_unreadable_) {
         std::fprintf(stderr,
@@ -377,7 +381,15 @@ Status EngineImpl::CatchUp() {
                    "eraser: the shared deletion log is readable again\n");
       log_unreadable_ = false;
     }
-    const std::vector<storage::DeletionRecord>& records = *read;
+    std::vector<storage::DeletionRecord>& records = *read;
+    if (from != 0) {
+      if (records.empty() || records.front().seq.value() != from ||
+          !(records.front().target == last_read_target_) ||
+          records.front().arrival != last_read_arrival_) {
+        return LogRewound(from);
+      }
+      records.erase(records.begin());
+    }
     if (records.empty() && !recovered) return OkStatus();
     ERASER_SYNC_POINT("EngineImpl::CatchUp:Read");
     {
@@ -395,7 +407,11 @@ Status EngineImpl::CatchUp() {
                           HeldHits(r, versions));
         AddRetrainedElsewhere(r, versions, &reload_);
       }
-      if (!records.empty()) caught_up_ = records.back().seq.value();
+      if (!records.empty()) {
+        caught_up_ = records.back().seq.value();
+        last_read_target_ = records.back().target;
+        last_read_arrival_ = records.back().arrival;
+      }
       UpdateGauges();
       event_ = true;
     }

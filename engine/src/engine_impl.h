@@ -170,11 +170,12 @@ class EngineImpl final : public Engine {
   // sharing one, while its lease holds on this machine's monotonic clock
   // and the shared log has not gone back.
   bool LeaseHeld() const REQUIRES(mu_);
-  // The shared log ends before what this engine read from it (`read`, the
-  // log's end `now`): the database lost acknowledged deletions. From then
-  // on the engine refuses answers and deletions (RewoundError); returns
+  // The shared log no longer holds what this engine read from it, up to
+  // `read` (it ends before, or holds another record there): the database
+  // lost acknowledged deletions. From then on the engine refuses answers,
+  // deletions and applies, and renews no lease (RewoundError); returns
   // that error.
-  Status LogRewound(uint64_t read, uint64_t now);
+  Status LogRewound(uint64_t read);
   Status RewoundError() const;
   StatusOr<std::vector<storage::SampleLocation>> Resolve(
       const storage::DeletionTarget& target);
@@ -255,6 +256,11 @@ class EngineImpl final : public Engine {
   // Whether other engines share the store (a postgresql:// store).
   const bool shared_store_;
   Mutex catchup_mu_ ACQUIRED_BEFORE(mu_);
+  // The target and arrival of the record at caught_up_: a log that holds
+  // another record there has lost it (LogRewound), even when it has grown
+  // past it again.
+  storage::DeletionTarget last_read_target_ GUARDED_BY(catchup_mu_);
+  TimePoint last_read_arrival_ GUARDED_BY(catchup_mu_);
   // Every deletion up to this sequence number is registered in the Core.
   // (Written under catchup_mu_; atomic so that the lease thread reads it
   // without waiting behind a log read.)
@@ -266,9 +272,8 @@ class EngineImpl final : public Engine {
   // The last read of the log failed (reported once, until one succeeds).
   std::atomic<bool> log_unreadable_{false};  // as caught_up_
   // What this engine had read of the shared log when it found the log
-  // shorter (0: never): LogRewound.
+  // without it (0: never): LogRewound.
   std::atomic<uint64_t> rewound_from_{0};
-  std::atomic<uint64_t> rewound_to_{0};
   // This engine's membership among the replicas (null with RocksDB), the
   // thread that keeps it, and the lease's end on the monotonic clock
   // (measured from before each renewal was sent, less a margin).

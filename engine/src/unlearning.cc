@@ -337,6 +337,12 @@ bool EngineImpl::Commit(const scheduler::RetrainOrder& order,
   }
   bool committed = false;
   retrained.failed_in = "storage";
+  if (rewound_from_.load() != 0) {
+    // The Core's pending deletions may carry numbers the database gave
+    // again to others: an apply would mark those applied (docs/scale-out.md).
+    retrained.status = RewoundError();
+    return false;
+  }
   retrained.status = store_->Apply(batch, &committed);
   return committed;
 }

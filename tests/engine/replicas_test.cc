@@ -517,24 +517,49 @@ class EngineReplicasRewound : public ::testing::Test {
 
   static bool Refused(const StatusOr<Prediction>& answer) {
     return answer.status().code() == StatusCode::kUnavailable &&
-           answer.status().message().find("went back from 3 to 1") !=
-               std::string::npos;
+           answer.status().message().find("read up to 3") != std::string::npos;
   }
 
   std::string name_, url_;
   std::unique_ptr<Engine> engine_;
 };
 
-// The next deletion gets a number the replica had read: refused, not
-// acknowledged, and from then on answers are refused too.
-TEST_F(EngineReplicasRewound, ADeletionGivenAReusedNumberIsRefused) {
+// The next deletion finds the loss (its read of the log misses the last
+// record read; without that check, the number it gets is one the replica
+// had read): refused, not acknowledged, and from then on answers are
+// refused too.
+TEST_F(EngineReplicasRewound, ADeletionAfterTheLossIsRefused) {
   const StatusOr<DeletionSeq> seq = engine_->RequestDeletion(
       storage::DeletionTarget::Sample(testing::SampleIn(2, 0)));
   EXPECT_EQ(seq.status().code(), StatusCode::kUnavailable) << seq.status();
   EXPECT_THAT(std::string(seq.status().message()),
-              ::testing::HasSubstr("went back from 3 to 1"));
+              ::testing::HasSubstr("read up to 3"));
   EXPECT_TRUE(Refused(engine_->Infer(testing::Input(0)).get()));
   EXPECT_FALSE(engine_->Stats().lease_held);
+}
+
+// The log grows again past what the replica read, under other replicas'
+// appends (a replica restarted after the loss reads the log as it is): the
+// record at the last number it read is not the one it read, and it says
+// so when their notification makes it read again.
+TEST_F(EngineReplicasRewound, ALogFilledAgainPastWhatItReadIsFound) {
+  {
+    StatusOr<std::unique_ptr<storage::Store>> other =
+        storage::Store::Open({url_, /*create_if_missing=*/false});
+    ASSERT_TRUE(other.ok()) << other.status();
+    for (std::size_t n = 0; n < 3; ++n) {
+      const SampleId sample = testing::SampleIn(3, 0, n);
+      StatusOr<storage::SampleLocation> at = (*other)->LookupSample(sample);
+      ASSERT_TRUE(at.ok()) << at.status();
+      ASSERT_TRUE((*other)
+                      ->AppendDeletion(storage::DeletionTarget::Sample(sample),
+                                       {*at}, SystemClock::Default()->Now())
+                      .ok());
+    }
+  }
+  ASSERT_TRUE(eraser::testing::Eventually(
+      [&] { return Refused(engine_->Infer(testing::Input(0)).get()); },
+      eraser::testing::kPatience, std::chrono::milliseconds(20)));
 }
 
 // Without a deletion, the lease's next renewal finds the log shorter.
