@@ -16,22 +16,45 @@ bool IsPostgresLocation(const std::string& path) {
 
 namespace {
 
-// The value of every `password=` in `path` replaced by ***: a libpq
-// keyword/value string given where a directory or URL belongs.
-std::string RedactPasswords(std::string path) {
-  constexpr std::string_view kKey = "password=";
-  for (std::size_t at = path.find(kKey); at != std::string::npos;
-       at = path.find(kKey, at + kKey.size())) {
-    const std::size_t value = at + kKey.size();
-    const std::size_t end = path.find(' ', value);
-    path.replace(value, (end == std::string::npos ? path.size() : end) - value,
-                 "***");
+// The value of every password in `path` (a libpq keyword/value string
+// given where a directory or URL belongs: `password = value`, the value
+// bare or single-quoted with backslash escapes) replaced by ***.
+std::string RedactPasswords(const std::string& path) {
+  constexpr std::string_view kKey = "password";
+  std::string out;
+  std::size_t i = 0;
+  while (i < path.size()) {
+    const std::size_t at = path.find(kKey, i);
+    if (at == std::string::npos) break;
+    std::size_t j = at + kKey.size();
+    while (j < path.size() && path[j] == ' ') ++j;
+    if (j >= path.size() || path[j] != '=') {
+      out.append(path, i, j - i);
+      i = j;
+      continue;
+    }
+    ++j;
+    while (j < path.size() && path[j] == ' ') ++j;
+    out.append(path, i, j - i);
+    out += "***";
+    if (j < path.size() && path[j] == '\'') {
+      for (++j; j < path.size() && path[j] != '\''; ++j) {
+        if (path[j] == '\\') ++j;
+      }
+      ++j;  // the closing quote
+    } else {
+      while (j < path.size() && path[j] != ' ') ++j;
+    }
+    i = std::min(j, path.size());
   }
-  return path;
+  out.append(path, std::min(i, path.size()), std::string::npos);
+  return out;
 }
 
-// Whether `path` starts as a libpq keyword/value connection string does
-// ("host=db dbname=eraser ..."), not as a directory could be named.
+// Whether `path` is written as a libpq keyword/value connection string
+// ("host=db dbname=eraser ..."): a word of it is `keyword=` (or
+// `keyword =`) for a keyword of libpq's, which a directory's name would
+// hardly be.
 bool IsKeywordValueString(const std::string& path) {
   static constexpr std::string_view kKeywords[] = {"host",
                                                    "hostaddr",
@@ -39,21 +62,34 @@ bool IsKeywordValueString(const std::string& path) {
                                                    "dbname",
                                                    "user",
                                                    "password",
+                                                   "passfile",
                                                    "service",
+                                                   "options",
                                                    "sslmode",
+                                                   "sslcert",
+                                                   "sslkey",
+                                                   "sslrootcert",
+                                                   "sslpassword",
+                                                   "gssencmode",
+                                                   "krbsrvname",
+                                                   "channel_binding",
                                                    "connect_timeout",
                                                    "application_name",
-                                                   "options",
-                                                   "target_session_attrs"};
-  const std::size_t start = path.find_first_not_of(' ');
-  const std::size_t eq = path.find('=');
-  if (start == std::string::npos || eq == std::string::npos || eq <= start) {
-    return false;
+                                                   "target_session_attrs",
+                                                   "requirepeer"};
+  for (std::size_t eq = path.find('='); eq != std::string::npos;
+       eq = path.find('=', eq + 1)) {
+    std::size_t end = eq;
+    while (end > 0 && path[end - 1] == ' ') --end;
+    std::size_t start = end;
+    while (start > 0 && path[start - 1] != ' ') --start;
+    const std::string_view key(path.data() + start, end - start);
+    if (std::find(std::begin(kKeywords), std::end(kKeywords), key) !=
+        std::end(kKeywords)) {
+      return true;
+    }
   }
-  std::string_view key(path.data() + start, eq - start);
-  while (!key.empty() && key.back() == ' ') key.remove_suffix(1);
-  return std::find(std::begin(kKeywords), std::end(kKeywords), key) !=
-         std::end(kKeywords);
+  return false;
 }
 
 }  // namespace

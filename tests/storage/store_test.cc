@@ -160,6 +160,14 @@ TEST(StoreOpen, AKeywordValueConnectionStringIsRefusedWithoutItsPassword) {
   EXPECT_THAT(opened.status().message(), Not(HasSubstr("hunter2")));
   EXPECT_EQ(PrintableLocation("dbname=e password=a b"),
             "dbname=e password=*** b");
+  // Any keyword first; spaces around '='; a quoted value with a space and
+  // an escaped quote.
+  const std::string quoted = "passfile=/p password = 'hun ter\\'2' user=x";
+  StatusOr<std::unique_ptr<Store>> refused = Store::Open({quoted, false});
+  EXPECT_EQ(refused.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(refused.status().message(),
+              HasSubstr("passfile=/p password = *** user=x"));
+  EXPECT_THAT(refused.status().message(), Not(HasSubstr("ter")));
 }
 
 // The write-ahead logs in a data directory.
