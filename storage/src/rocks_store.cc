@@ -282,10 +282,6 @@ StatusOr<uint64_t> LastSeq(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* log,
   return seq;
 }
 
-}  // namespace
-
-namespace {
-
 // RocksDB 7.8 keeps the empty write-ahead log of every earlier open until
 // a flush (fixed in 8.3, facebook/rocksdb#11409): a server restarted
 // without a write in between (one that fails to listen, restarted in a
