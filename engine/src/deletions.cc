@@ -93,7 +93,7 @@ StatusOr<DeletionSeq> EngineImpl::RequestDeletion(
     seq = *same;
   } else {
     const TimePoint arrival = clock_->Now();
-    const uint64_t read = caught_up_.load();
+    const uint64_t read = std::max(caught_up_.load(), own_newest_.load());
     // Durable first: the sequence number is returned only after the synced
     // write, so an acknowledged deletion survives any crash.
     ASSIGN_OR_RETURN(seq, store_->AppendDeletion(target, samples, arrival));
@@ -113,6 +113,12 @@ StatusOr<DeletionSeq> EngineImpl::RequestDeletion(
       // it already (and this engine applied it since): once is enough.
       if (!shared_store_ || seq.value() > caught_up_.load()) {
         core_->OnDeletion(seq, arrival, live);
+        if (shared_store_) {
+          // As the record stores it (to the microsecond).
+          own_unread_[seq.value()] = {target,
+                                      FromUnixMicros(ToUnixMicros(arrival))};
+          own_newest_ = std::max(own_newest_.load(), seq.value());
+        }
       }
       UpdateGauges();
       event_ = true;
@@ -200,8 +206,9 @@ Status EngineImpl::RenewLease() {
       sent + options_.replica_lease - options_.replica_lease / 10;
   ASSIGN_OR_RETURN(storage::Store::Membership::Renewal renewal,
                    membership_->Renew(DeletionSeq(registered)));
-  if (renewal.log_head.value() < registered) {
-    return LogRewound(registered);
+  if (const uint64_t known = std::max(registered, own_newest_.load());
+      renewal.log_head.value() < known) {
+    return LogRewound(known);
   }
   bool continued;
   {
@@ -240,7 +247,7 @@ void EngineImpl::LeaseLoop() {
     {
       MutexLock lock(&mu_);
       if (stop_lease_) return;
-      if (held && !LeaseHeld()) {
+      if (held && !LeaseHeld() && rewound_from_.load() == 0) {
         std::fprintf(stderr,
                      "eraser: this replica's lease ran out: answers are "
                      "refused until it is renewed\n");
@@ -344,6 +351,7 @@ std::vector<scheduler::SampleHit> HeldHits(
 
 Status EngineImpl::CatchUp() {
   if (!shared_store_) return OkStatus();
+  ERASER_SYNC_POINT("EngineImpl::CatchUp:Begin");
   MutexLock catchup(&catchup_mu_);
   // Records read before an apply the Core has taken since (this engine's
   // own, with or without a new model, or another's model swapped in) may
@@ -397,6 +405,16 @@ Status EngineImpl::CatchUp() {
       // Retrainings that failed on the store's absence go again now.
       if (recovered) core_->ClearBackoff();
       if (applies_ != before && attempt < kReads) continue;
+      // Its own appends read back must be as it wrote them.
+      for (const storage::DeletionRecord& r : records) {
+        const auto own = own_unread_.find(r.seq.value());
+        if (own == own_unread_.end()) continue;
+        if (!(own->second.first == r.target) ||
+            own->second.second != r.arrival) {
+          return LogRewound(r.seq.value());
+        }
+        own_unread_.erase(own);
+      }
       const std::vector<uint64_t> versions = snapshot_->versions();
       // Another engine's arrival time is on its clock: one behind this one
       // would make its deadline later here (and a miss uncounted); no

@@ -274,6 +274,13 @@ class EngineImpl final : public Engine {
   // What this engine had read of the shared log when it found the log
   // without it (0: never): LogRewound.
   std::atomic<uint64_t> rewound_from_{0};
+  // This engine's own appends to the shared log that no read has returned
+  // yet (the newest, which a database that lost its end lost first), with
+  // their target and arrival: a read that returns another record under one
+  // of their numbers, or a log that ends before the newest, is a loss.
+  std::map<uint64_t, std::pair<storage::DeletionTarget, TimePoint>> own_unread_
+      GUARDED_BY(mu_);
+  std::atomic<uint64_t> own_newest_{0};
   // This engine's membership among the replicas (null with RocksDB), the
   // thread that keeps it, and the lease's end on the monotonic clock
   // (measured from before each renewal was sent, less a margin).

@@ -555,7 +555,11 @@ void EngineImpl::RunOrder(const scheduler::RetrainOrder& order) {
   // held until the apply has committed.
   std::unique_ptr<storage::Store::ShardClaim> claim;
   Retrained retrained;
-  if (shared_store_) {
+  if (rewound_from_.load() != 0) {
+    // Nothing is retrained for a log that lost deletions (Commit).
+    retrained.status = RewoundError();
+    retrained.failed_in = "storage";
+  } else if (shared_store_) {
     StatusOr<std::unique_ptr<storage::Store::ShardClaim>> got =
         store_->TryClaimShard(order.shard);
     if (!got.ok()) {

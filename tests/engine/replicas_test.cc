@@ -575,5 +575,53 @@ TEST_F(EngineReplicasRewound, TheNextRenewalFindsTheLogShorter) {
             StatusCode::kUnavailable);
 }
 
+// The deletions a database loses first are the newest, often this
+// replica's own, appended but not yet read back: nothing it has read is
+// missing. Its own appends count as read: the next deletion, given the lost
+// one's number, is refused (helper-50).
+TEST(EngineReplicasLost, ItsOwnDeletionLostBeforeItReadItBackIsFound) {
+  eraser::testing::PostgresCluster& pg = eraser::testing::SharedPostgres();
+  ASSERT_TRUE(pg.ok()) << pg.error();
+  std::string name;
+  const std::string url = pg.NewDatabase(&name);
+  ASSERT_FALSE(url.empty()) << pg.error();
+  testing::BuildInto(url);
+  StatusOr<std::unique_ptr<Engine>> opened =
+      Engine::Open(testing::Options(url, "eraser:lazy,wait,deadline=1h"));
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  Engine& engine = **opened;
+  std::promise<void> lost;
+  std::shared_future<void> lost_done = lost.get_future().share();
+  std::atomic<bool> losing{false};
+  const std::thread::id test_thread = std::this_thread::get_id();
+  eraser::testing::SyncPointsCleared cleared;
+  // The database loses the deletion just appended, before anything reads
+  // it back: the reads of other threads (the notification of the append)
+  // wait for the loss.
+  SyncPoints::Set("EngineImpl::CatchUp:Begin", [&] {
+    if (std::this_thread::get_id() != test_thread && losing.load()) {
+      lost_done.wait_for(std::chrono::minutes(2));
+    }
+  });
+  SyncPoints::Set("EngineImpl::RequestDeletion:Appended", [&] {
+    if (losing.exchange(true)) return;
+    pg.Sql(name,
+           "DELETE FROM eraser_deletions WHERE seq = 1; "
+           "UPDATE eraser_log_head SET last = 0");
+    lost.set_value();
+  });
+  const StatusOr<DeletionSeq> first = engine.RequestDeletion(
+      storage::DeletionTarget::Sample(testing::SampleIn(1, 0)));
+  ASSERT_TRUE(first.ok()) << first.status();
+  ASSERT_TRUE(pg.ok()) << pg.error();
+  const StatusOr<DeletionSeq> second = engine.RequestDeletion(
+      storage::DeletionTarget::Sample(testing::SampleIn(2, 0)));
+  EXPECT_EQ(second.status().code(), StatusCode::kUnavailable)
+      << (second.ok() ? "acknowledged as " + std::to_string(second->value())
+                      : second.status().ToString());
+  EXPECT_FALSE(engine.Stats().lease_held);
+  engine.Close();
+}
+
 }  // namespace
 }  // namespace eraser::engine
