@@ -198,6 +198,10 @@ Status EngineImpl::RenewLease() {
   // acknowledgements waiting.
   if (log_unreadable_.load()) RETURN_IF_ERROR(CatchUp());
   const uint64_t registered = caught_up_.load();
+  // What this engine read or appended before the renewal reads the log's
+  // head: an append of its own committed while the renewal ran may be
+  // beyond that head, and is no loss (the replay on PostgreSQL).
+  const uint64_t known = std::max(registered, own_newest_.load());
   // The database's lease starts at the renewal, after this; this engine's
   // ends a tenth earlier than the database's (clock rates differ by far
   // less).
@@ -206,10 +210,8 @@ Status EngineImpl::RenewLease() {
       sent + options_.replica_lease - options_.replica_lease / 10;
   ASSIGN_OR_RETURN(storage::Store::Membership::Renewal renewal,
                    membership_->Renew(DeletionSeq(registered)));
-  if (const uint64_t known = std::max(registered, own_newest_.load());
-      renewal.log_head.value() < known) {
-    return LogRewound(known);
-  }
+  ERASER_SYNC_POINT("EngineImpl::RenewLease:Renewed");
+  if (renewal.log_head.value() < known) return LogRewound(known);
   bool continued;
   {
     MutexLock lock(&mu_);
