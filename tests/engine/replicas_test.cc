@@ -54,14 +54,15 @@ Status DrainAll(const std::vector<std::unique_ptr<Engine>>& engines) {
 }
 
 // A fresh database of the shared PostgreSQL cluster holding the template
-// ensemble; empty (with the failure added) when there is none.
-std::string TemplateDatabase() {
+// ensemble, and its name in `name` if given; empty (with the failure added)
+// when there is none.
+std::string TemplateDatabase(std::string* name = nullptr) {
   eraser::testing::PostgresCluster& pg = eraser::testing::SharedPostgres();
   if (!pg.ok()) {
     ADD_FAILURE() << pg.error();
     return "";
   }
-  const std::string url = pg.NewDatabase();
+  const std::string url = pg.NewDatabase(name);
   if (url.empty()) {
     ADD_FAILURE() << pg.error();
     return "";
@@ -487,12 +488,8 @@ TEST(EngineReplicas, AnOpenMarksADeletionOfErasedSamplesLeftPending) {
 class EngineReplicasRewound : public ::testing::Test {
  protected:
   void SetUp() override {
-    eraser::testing::PostgresCluster& pg = eraser::testing::SharedPostgres();
-    ASSERT_TRUE(pg.ok()) << pg.error();
-    url_ = pg.NewDatabase(&name_);
-    ASSERT_FALSE(url_.empty()) << pg.error();
-    testing::BuildInto(url_);
-    if (HasFatalFailure()) return;
+    url_ = TemplateDatabase(&name_);
+    ASSERT_FALSE(url_.empty());
     StatusOr<std::unique_ptr<Engine>> opened =
         Engine::Open(testing::Options(url_, "immediate"));
     ASSERT_TRUE(opened.ok()) << opened.status();
@@ -506,6 +503,7 @@ class EngineReplicasRewound : public ::testing::Test {
     ASSERT_TRUE(engine_->Drain().ok());
     // The database forgets the last two, as a standby promoted without
     // them would.
+    eraser::testing::PostgresCluster& pg = eraser::testing::SharedPostgres();
     pg.Sql(name_,
            "DELETE FROM eraser_deletions WHERE seq > 1; "
            "UPDATE eraser_log_head SET last = 1");
@@ -580,12 +578,10 @@ TEST_F(EngineReplicasRewound, TheNextRenewalFindsTheLogShorter) {
 // missing. Its own appends count as read: the next deletion, given the lost
 // one's number, is refused (helper-50).
 TEST(EngineReplicasLost, ItsOwnDeletionLostBeforeItReadItBackIsFound) {
-  eraser::testing::PostgresCluster& pg = eraser::testing::SharedPostgres();
-  ASSERT_TRUE(pg.ok()) << pg.error();
   std::string name;
-  const std::string url = pg.NewDatabase(&name);
-  ASSERT_FALSE(url.empty()) << pg.error();
-  testing::BuildInto(url);
+  const std::string url = TemplateDatabase(&name);
+  ASSERT_FALSE(url.empty());
+  eraser::testing::PostgresCluster& pg = eraser::testing::SharedPostgres();
   StatusOr<std::unique_ptr<Engine>> opened =
       Engine::Open(testing::Options(url, "eraser:lazy,wait,deadline=1h"));
   ASSERT_TRUE(opened.ok()) << opened.status();
