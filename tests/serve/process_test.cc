@@ -25,16 +25,20 @@
 namespace eraser::serve {
 namespace {
 
+// A sanitizer's shadow memory and allocator (TSan's, its quarantine) grow
+// and hold memory apart from the program's: on the same load TSan grew by
+// 45 MB once and 136 MB on a slower machine. The plain build is the leak
+// check.
 #if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
-constexpr long kSanitizerMemoryFactor = 3;
+constexpr bool kSanitized = true;
 #elif defined(__has_feature)
 #if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
-constexpr long kSanitizerMemoryFactor = 3;
+constexpr bool kSanitized = true;
 #else
-constexpr long kSanitizerMemoryFactor = 1;
+constexpr bool kSanitized = false;
 #endif
 #else
-constexpr long kSanitizerMemoryFactor = 1;
+constexpr bool kSanitized = false;
 #endif
 
 using eraser::testing::Http;
@@ -322,11 +326,11 @@ TEST(ServeProcess, LoadGetsOnlyDocumentedAnswersAndMemoryStaysFlat) {
   }
   EXPECT_GT(codes[200], 200);
   EXPECT_GT(codes[202], 10);  // of 18 or more deletions
-  // 40 MB on a plain build; a sanitizer's shadow memory and allocator
-  // inflate every allocation (TSan's 583 to 628 MB once, growth 45 MB), so
-  // there the bound is three times that: the plain stage is the leak check.
-  EXPECT_LT(after - before, kSanitizerMemoryFactor * 40 * 1024)
-      << "resident memory grew from " << before << " to " << after << " kB";
+  // 40 MB (checked on a plain build only: see kSanitized).
+  if (!kSanitized) {
+    EXPECT_LT(after - before, 40 * 1024)
+        << "resident memory grew from " << before << " to " << after << " kB";
+  }
   EXPECT_EQ(Http(server.port, "GET", "/healthz").status, 200);
   server.process->Signal(SIGTERM);
   EXPECT_EQ(server.process->Wait(), 0) << server.process->output();
