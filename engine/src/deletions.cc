@@ -154,6 +154,23 @@ StatusOr<DeletionSeq> EngineImpl::RequestDeletion(
           " is recorded and will be applied, but is not acknowledged: " +
           registered.message());
     }
+    // A database that lost the deletion while the others registered it (a
+    // failover to a standby without it) may since have given its number to
+    // another: it is acknowledged only if its record is still there
+    // (helper-51).
+    if (rewound_from_.load() != 0) return RewoundError();
+    StatusOr<storage::DeletionRecord> stored = store_->GetDeletion(seq);
+    if (stored.status().code() == StatusCode::kNotFound ||
+        (stored.ok() && !(stored->target == target))) {
+      return LogRewound(seq.value());
+    }
+    if (!stored.ok()) {
+      return UnavailableError(
+          "deletion " + std::to_string(seq.value()) +
+          " is recorded and will be applied, but is not acknowledged: its "
+          "record cannot be read back: " +
+          stored.status().message());
+    }
   }
   if (same) metrics_->DeletionRepeated();
   return seq;

@@ -574,9 +574,9 @@ TEST_F(EngineReplicasRewound, TheNextRenewalFindsTheLogShorter) {
 }
 
 // The deletions a database loses first are the newest, often this
-// replica's own, appended but not yet read back: nothing it has read is
-// missing. Its own appends count as read: the next deletion, given the lost
-// one's number, is refused (helper-50).
+// replica's own, acknowledged but not yet read back: nothing it has read
+// is missing. Its own appends count as read: the next deletion, given the
+// lost one's number, is refused (helper-50).
 TEST(EngineReplicasLost, ItsOwnDeletionLostBeforeItReadItBackIsFound) {
   std::string name;
   const std::string url = TemplateDatabase(&name);
@@ -591,23 +591,22 @@ TEST(EngineReplicasLost, ItsOwnDeletionLostBeforeItReadItBackIsFound) {
   std::atomic<bool> losing{false};
   const std::thread::id test_thread = std::this_thread::get_id();
   eraser::testing::SyncPointsCleared cleared;
-  // The database loses the deletion just appended, before anything reads
-  // it back: the reads of other threads (the notification of the append)
-  // wait for the loss.
+  // From the append on, the reads of other threads (the notification of
+  // the append) wait for the loss.
   SyncPoints::Set("EngineImpl::CatchUp:Begin", [&] {
     if (std::this_thread::get_id() != test_thread && losing.load()) {
       lost_done.wait_for(std::chrono::minutes(2));
     }
   });
-  SyncPoints::Set("EngineImpl::RequestDeletion:Appended", [&] {
-    if (losing.exchange(true)) return;
-    pg.Sql(name,
-           "DELETE FROM eraser_deletions WHERE seq = 1; "
-           "UPDATE eraser_log_head SET last = 0");
-    lost.set_value();
-  });
+  SyncPoints::Set("EngineImpl::RequestDeletion:Appended",
+                  [&] { losing = true; });
   const StatusOr<DeletionSeq> first = engine.RequestDeletion(
       storage::DeletionTarget::Sample(testing::SampleIn(1, 0)));
+  // The database loses it once acknowledged, before anything read it back.
+  pg.Sql(name,
+         "DELETE FROM eraser_deletions WHERE seq = 1; "
+         "UPDATE eraser_log_head SET last = 0");
+  lost.set_value();
   ASSERT_TRUE(first.ok()) << first.status();
   ASSERT_TRUE(pg.ok()) << pg.error();
   const StatusOr<DeletionSeq> second = engine.RequestDeletion(
@@ -615,6 +614,35 @@ TEST(EngineReplicasLost, ItsOwnDeletionLostBeforeItReadItBackIsFound) {
   EXPECT_EQ(second.status().code(), StatusCode::kUnavailable)
       << (second.ok() ? "acknowledged as " + std::to_string(second->value())
                       : second.status().ToString());
+  EXPECT_FALSE(engine.Stats().lease_held);
+  engine.Close();
+}
+
+// Lost before its acknowledgement (while the other replicas registered
+// it): not acknowledged, and the replica stops (helper-51).
+TEST(EngineReplicasLost, ADeletionLostBeforeItsAcknowledgementIsRefused) {
+  std::string name;
+  const std::string url = TemplateDatabase(&name);
+  ASSERT_FALSE(url.empty());
+  eraser::testing::PostgresCluster& pg = eraser::testing::SharedPostgres();
+  StatusOr<std::unique_ptr<Engine>> opened =
+      Engine::Open(testing::Options(url, "eraser:lazy,wait,deadline=1h"));
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  Engine& engine = **opened;
+  std::atomic<bool> done{false};
+  eraser::testing::SyncPointsCleared cleared;
+  SyncPoints::Set("EngineImpl::RequestDeletion:Appended", [&] {
+    if (done.exchange(true)) return;
+    pg.Sql(name,
+           "DELETE FROM eraser_deletions WHERE seq = 1; "
+           "UPDATE eraser_log_head SET last = 0");
+  });
+  const StatusOr<DeletionSeq> first = engine.RequestDeletion(
+      storage::DeletionTarget::Sample(testing::SampleIn(1, 0)));
+  ASSERT_TRUE(pg.ok()) << pg.error();
+  EXPECT_EQ(first.status().code(), StatusCode::kUnavailable)
+      << (first.ok() ? "acknowledged as " + std::to_string(first->value())
+                     : first.status().ToString());
   EXPECT_FALSE(engine.Stats().lease_held);
   engine.Close();
 }
