@@ -12,7 +12,8 @@ namespace eraser::storage::internal {
 namespace {
 
 // meta keys "erasure/owed/" + family (u8) + shard (u32): a shard's key range
-// of the family still holds bytes that an applied deletion erased.
+// of the family still holds bytes that an applied deletion erased (for the
+// meta family, shard 0 stands for the whole family: EraseInMeta).
 constexpr char kOwedPrefix[] = "erasure/owed/";
 
 std::string OwedKey(uint8_t family, ShardId shard) {
@@ -72,6 +73,27 @@ Status RocksStore::Apply(const ApplyBatch& batch, bool* committed) {
     if (committed != nullptr) *committed = true;
   }
   ERASER_SYNC_POINT("RocksStore::Apply:Committed");
+  return FinishErasureLocked();
+}
+
+Status RocksStore::EraseInMeta(
+    const std::string& key,
+    const std::function<StatusOr<std::string>(const std::string&)>& edit) {
+  DbLock db(this, DbLock::kWrite);
+  RETURN_IF_ERROR(db.status());
+  // One edit at a time: each reads what the last one wrote.
+  MutexLock erasure(&erasure_mu_);
+  ASSIGN_OR_RETURN(const std::string current, Get(kMeta, key, "meta " + key));
+  ASSIGN_OR_RETURN(const std::string edited, edit(current));
+  if (edited == current) return OkStatus();
+  rocksdb::WriteBatch writes;
+  RETURN_IF_ERROR(
+      FromRocks(writes.Put(cf(kMeta), key, edited), "erase in meta " + key));
+  // The old value stays in the table files until the compaction: owed with
+  // the write, as an apply's erasure is.
+  RETURN_IF_ERROR(AddOwed(kMeta, {ShardId(0)}, &writes));
+  RETURN_IF_ERROR(Write(&writes, /*sync=*/true, "erase in meta " + key));
+  ERASER_SYNC_POINT("RocksStore::EraseInMeta:Committed");
   return FinishErasureLocked();
 }
 
@@ -154,6 +176,13 @@ Status RocksStore::CompactShards(Family f, const std::vector<ShardId>& shards) {
   rocksdb::CompactRangeOptions options;
   options.bottommost_level_compaction =
       rocksdb::BottommostLevelCompaction::kForce;
+  if (f == kMeta) {
+    // Not sharded: the whole family (small: markers, the test split).
+    const rocksdb::Status s =
+        db_->CompactRange(options, cf(f), nullptr, nullptr);
+    return s.ok() ? OkStatus()
+                  : Failed(s, "compact the meta family", /*resumable=*/true);
+  }
   for (ShardId shard : shards) {
     const std::string begin = ShardPrefix(shard);
     const std::string end = ShardPrefix(ShardId(shard.value() + 1));

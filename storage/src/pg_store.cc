@@ -776,6 +776,32 @@ StatusOr<std::string> PgStore::GetMeta(const std::string& key) {
   return *value;
 }
 
+Status PgStore::EraseInMeta(
+    const std::string& key,
+    const std::function<StatusOr<std::string>(const std::string&)>& edit) {
+  return Transact(
+      "erase in meta " + key, Commit::kDurable,
+      [&](pqxx::transaction_base& txn) -> Status {
+        // The rewrite's TRUNCATE needs this lock: taken first, so that two
+        // erasures cannot each hold a weaker one and wait for the other.
+        // Readers wait for the commit (a statement takes its snapshot after
+        // its lock) and then see the edited value.
+        txn.exec0("LOCK TABLE eraser_meta IN ACCESS EXCLUSIVE MODE");
+        const pqxx::result r = txn.exec_params(
+            "SELECT value FROM eraser_meta WHERE key = $1", key);
+        if (r.empty()) return NotFoundError("meta " + key + " not found");
+        const std::string current = Bytes(r[0][0]);
+        ASSIGN_OR_RETURN(const std::string edited, edit(current));
+        if (edited == current) return OkStatus();
+        txn.exec_params0("UPDATE eraser_meta SET value = $2 WHERE key = $1",
+                         key, pqxx::binarystring(edited));
+        // An updated row's old version stays in the file (and its TOAST
+        // table's) until VACUUM reuses the space: the table is rewritten.
+        Rewrite(txn, "eraser_meta", "true");
+        return OkStatus();
+      });
+}
+
 // ---- samples ---------------------------------------------------------------
 
 Status PgStore::IngestSamples(const std::vector<SampleView>& samples) {

@@ -139,6 +139,10 @@ class RocksStore final : public Store {
   StatusOr<StoreConfig> ReadConfig() override;
   Status PutMeta(const std::string& key, const std::string& value) override;
   StatusOr<std::string> GetMeta(const std::string& key) override;
+  Status EraseInMeta(
+      const std::string& key,
+      const std::function<StatusOr<std::string>(const std::string&)>& edit)
+      override;
 
   Status IngestSamples(const std::vector<SampleView>& samples) override;
   Status ScanShard(ShardId shard, uint32_t first_slice, uint32_t end_slice,

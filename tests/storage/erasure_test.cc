@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -107,6 +108,50 @@ TEST(Erasure, AppliedSamplesAndOldCheckpointsLeaveTheDisk) {
   for (SampleId id : erased) {
     EXPECT_EQ(closed.find(features[id.value()]), std::string::npos);
   }
+}
+
+// EraseInMeta (a person's rows of the stored test split): the replaced
+// value leaves the files, the others stay; an edit that changes nothing
+// writes nothing, and one that fails changes nothing.
+TEST(Erasure, AValueErasedInMetaLeavesTheDisk) {
+  testing::TempDir dir;
+  std::mt19937_64 rng(3);
+  const std::string kept = RandomBytes(rng, 2048);
+  const std::string original = RandomBytes(rng, 4096);
+  std::string edited = original;
+  std::fill(edited.begin() + 1024, edited.begin() + 2048, '\0');
+  const std::string gone = original.substr(1024, 1024);
+  StatusOr<std::unique_ptr<Store>> store = Store::Open({dir.path()});
+  ASSERT_TRUE(store.ok()) << store.status();
+  ASSERT_TRUE((*store)->PutMeta("kept", kept).ok());
+  ASSERT_TRUE((*store)->PutMeta("rows", original).ok());
+  ASSERT_NE(testing::AllFileBytes(dir.path()).find(gone), std::string::npos);
+
+  auto unchanged = [](const std::string& v) -> StatusOr<std::string> {
+    return v;
+  };
+  auto refuse = [](const std::string&) -> StatusOr<std::string> {
+    return InvalidArgumentError("refused");
+  };
+  auto erase = [&](const std::string& v) -> StatusOr<std::string> {
+    EXPECT_EQ(v, original);
+    return edited;
+  };
+  EXPECT_EQ((*store)->EraseInMeta("absent", unchanged).code(),
+            StatusCode::kNotFound);
+  EXPECT_EQ((*store)->EraseInMeta("rows", refuse).code(),
+            StatusCode::kInvalidArgument);
+  ASSERT_TRUE((*store)->EraseInMeta("rows", unchanged).ok());
+  EXPECT_EQ(*(*store)->GetMeta("rows"), original);
+  EXPECT_FALSE((*store)->ErasureOwed());
+
+  ASSERT_TRUE((*store)->EraseInMeta("rows", erase).ok());
+  EXPECT_EQ(*(*store)->GetMeta("rows"), edited);
+  EXPECT_FALSE((*store)->ErasureOwed());
+  const std::string after = testing::AllFileBytes(dir.path());
+  EXPECT_EQ(after.find(gone), std::string::npos) << "erased bytes on disk";
+  EXPECT_NE(after.find(kept), std::string::npos);
+  EXPECT_NE(after.find(original.substr(2048, 1024)), std::string::npos);
 }
 
 // The same on PostgreSQL: after the apply commits, the erased samples'

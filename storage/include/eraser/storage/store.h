@@ -104,6 +104,15 @@ class Store {
   virtual Status PutMeta(const std::string& key, const std::string& value) = 0;
   // kNotFound when absent.
   virtual StatusOr<std::string> GetMeta(const std::string& key) = 0;
+  // Replaces meta `key`'s value by `edit` of it, atomically with every
+  // other process sharing the store, and leaves no copy of the value it
+  // replaced in the store's files (as Apply leaves no erased sample):
+  // for erasing a person's rows from a stored value (the test split).
+  // Nothing is written when `edit` returns the value unchanged; an error
+  // from `edit` is returned and changes nothing. kNotFound when absent.
+  virtual Status EraseInMeta(
+      const std::string& key,
+      const std::function<StatusOr<std::string>(const std::string&)>& edit) = 0;
 
   // ---- sample store -------------------------------------------------------
   // Stores samples with their index and owner entries. Writing the same
