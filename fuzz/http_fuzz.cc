@@ -108,6 +108,12 @@ class FakeEngine final : public engine::Engine {
   std::size_t feature_size() const override {
     return dataset_.test.feature_count();
   }
+  StatusOr<std::vector<float>> TestSample(uint64_t index) const override {
+    if (index >= dataset_.test.size()) return NotFoundError("no such row");
+    std::vector<float> features(dataset_.test.feature_count());
+    dataset_.test.Decode(index, features.data());
+    return features;
+  }
   std::size_t num_shards() const override { return 2; }
   const unlearning::DatasetInfo& dataset() const override { return dataset_; }
   std::string policy() const override { return "eraser-lazy-wait"; }

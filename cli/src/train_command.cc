@@ -179,7 +179,7 @@ int Train(const TrainFlags& flags, const datasets::DatasetSpec& spec,
   StatusOr<unlearning::DatasetInfo> stored = (*sisa)->ReadDatasetInfo();
   if (!stored.ok()) return ReportError("train", stored.status());
   StatusOr<unlearning::EnsembleEvaluation> eval =
-      unlearning::EvaluateOnSplit(*models, stored->test);
+      unlearning::EvaluateOnSplit(*models, stored->test.WithoutErased());
   if (!eval.ok()) return ReportError("train", eval.status());
 
   std::printf("\nshard  samples  test acc  sample-epochs  cpu s   wall s\n");

@@ -533,7 +533,6 @@ StatusOr<Dataset> EncodeCsvTables(const CsvTable& train, const CsvTable& test,
                    EncodeTable(train, encoding, roles, data.class_names));
   ASSIGN_OR_RETURN(data.test,
                    EncodeTable(test, encoding, roles, data.class_names));
-  data.test.owners.clear();  // owners matter for deletions only
   data.classes = static_cast<uint32_t>(data.class_names.size());
   data.source = "csv:" + train.path;
   data.encoding = std::make_shared<const TabularEncoding>(std::move(encoding));

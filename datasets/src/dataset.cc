@@ -1,5 +1,6 @@
 #include "eraser/datasets/dataset.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "eraser/common/hash.h"
@@ -58,6 +59,34 @@ std::vector<float> Split::DecodeRows(std::size_t begin, std::size_t end) const {
   const std::size_t d = feature_count();
   std::vector<float> out((end - begin) * d);
   DecodeFeatures(type, row(begin), (end - begin) * d, out.data());
+  return out;
+}
+
+void Split::EraseRow(std::size_t i) {
+  std::fill_n(features.begin() + i * row_bytes(), row_bytes(), 0);
+  labels[i] = kErasedLabel;
+}
+
+std::size_t Split::EraseOwner(uint64_t owner) {
+  std::size_t erased_now = 0;
+  for (std::size_t i = 0; i < owners.size(); ++i) {
+    if (owners[i] != owner || erased(i)) continue;
+    EraseRow(i);
+    ++erased_now;
+  }
+  return erased_now;
+}
+
+Split Split::WithoutErased() const {
+  Split out;
+  out.type = type;
+  out.shape = shape;
+  for (std::size_t i = 0; i < size(); ++i) {
+    if (erased(i)) continue;
+    out.labels.push_back(labels[i]);
+    if (!owners.empty()) out.owners.push_back(owners[i]);
+    out.features.insert(out.features.end(), row(i), row(i) + row_bytes());
+  }
   return out;
 }
 
@@ -144,7 +173,11 @@ uint64_t SplitFingerprint(const Split& split) {
 
 uint64_t DescriptionFingerprint(const Dataset& data) {
   Fingerprinter f;
-  f.UpdateU64(SplitFingerprint(data.test));
+  // Without the test split's owners, which were not kept before 2026-12-06:
+  // a directory built then still matches its dataset.
+  Split test = data.test;
+  test.owners.clear();
+  f.UpdateU64(SplitFingerprint(test));
   f.UpdateU64(data.classes);
   f.UpdateU64(data.class_names.size());
   for (const std::string& name : data.class_names) {

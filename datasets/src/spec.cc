@@ -84,7 +84,6 @@ StatusOr<Dataset> LoadNpy(const DatasetSpec& spec, const LoadOptions& options) {
     data.train = SelectRows(all, in_test, false);
     data.test = SelectRows(all, in_test, true);
   }
-  data.test.owners.clear();
   data.classes = max_label + 1;
   data.source = spec.ToString();
   if (data.classes < 2) {

@@ -24,6 +24,49 @@ void AddRetrainedElsewhere(const storage::DeletionRecord& record,
 
 }  // namespace
 
+void EngineImpl::BlankTestRows(OwnerId owner) {
+  const auto rows = test_rows_by_owner_.find(owner.value());
+  if (rows == test_rows_by_owner_.end()) return;
+  MutexLock lock(&test_mu_);
+  for (std::size_t i : rows->second) dataset_.test.EraseRow(i);
+}
+
+Status EngineImpl::EraseTestRows(OwnerId owner) {
+  const auto rows = test_rows_by_owner_.find(owner.value());
+  if (rows == test_rows_by_owner_.end()) return OkStatus();
+  // Already blank here means erased in the store first (by this engine, or
+  // by the one that took a deletion this one has registered).
+  {
+    MutexLock lock(&test_mu_);
+    const datasets::Split& test = dataset_.test;
+    if (std::all_of(rows->second.begin(), rows->second.end(),
+                    [&test](std::size_t i) { return test.erased(i); })) {
+      return OkStatus();
+    }
+  }
+  RETURN_IF_ERROR(sisa_->EraseTestRows(owner));
+  ERASER_SYNC_POINT("EngineImpl::EraseTestRows:Erased");
+  BlankTestRows(owner);
+  return OkStatus();
+}
+
+StatusOr<std::vector<float>> EngineImpl::TestSample(uint64_t index) const {
+  MutexLock lock(&test_mu_);
+  const datasets::Split& test = dataset_.test;
+  if (index >= test.size()) {
+    return NotFoundError("test_index " + std::to_string(index) +
+                         " is outside the test split (" +
+                         std::to_string(test.size()) + " samples)");
+  }
+  if (test.erased(index)) {
+    return NotFoundError("test sample " + std::to_string(index) +
+                         " was erased: a deletion named its owner");
+  }
+  std::vector<float> features(test.feature_count());
+  test.Decode(index, features.data());
+  return features;
+}
+
 StatusOr<std::vector<storage::SampleLocation>> EngineImpl::Resolve(
     const storage::DeletionTarget& target) {
   if (target.kind == storage::DeletionTarget::Kind::kSample) {
@@ -38,6 +81,11 @@ StatusOr<std::vector<storage::SampleLocation>> EngineImpl::Resolve(
   StatusOr<std::vector<storage::SampleLocation>> owned =
       store_->OwnerSamples(OwnerId(target.id));
   if (owned.status().code() == StatusCode::kNotFound) {
+    // An owner whose rows were all drawn into the test split: no model
+    // holds them; the deletion erases them there.
+    if (HasTestRows(OwnerId(target.id))) {
+      return std::vector<storage::SampleLocation>{};
+    }
     return NotFoundError("unknown owner " + std::to_string(target.id));
   }
   return owned;
@@ -92,6 +140,11 @@ StatusOr<DeletionSeq> EngineImpl::RequestDeletion(
   if (same) {
     seq = *same;
   } else {
+    // The owner's test rows go before the deletion is acknowledged: if
+    // their erasure fails, nothing is (and a retry erases them).
+    if (target.kind == storage::DeletionTarget::Kind::kOwner) {
+      RETURN_IF_ERROR(EraseTestRows(OwnerId(target.id)));
+    }
     const TimePoint arrival = clock_->Now();
     const uint64_t read = std::max(caught_up_.load(), own_newest_.load());
     // Durable first: the sequence number is returned only after the synced
@@ -443,6 +496,10 @@ Status EngineImpl::CatchUp() {
         core_->OnDeletion(r.seq, std::min(r.arrival, now),
                           HeldHits(r, versions));
         AddRetrainedElsewhere(r, versions, &reload_);
+        // The engine that took it erased the owner's test rows first.
+        if (r.target.kind == storage::DeletionTarget::Kind::kOwner) {
+          BlankTestRows(OwnerId(r.target.id));
+        }
       }
       if (!records.empty()) {
         caught_up_ = records.back().seq.value();

@@ -71,6 +71,15 @@ StatusOr<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options) {
     RETURN_IF_ERROR(sisa->TrainAll().status());
   }
   ASSIGN_OR_RETURN(unlearning::DatasetInfo dataset, sisa->ReadDatasetInfo());
+  if (sisa->options().samples_per_owner == 0 && dataset.test.size() > 0 &&
+      dataset.test.owners.empty()) {
+    std::fprintf(stderr,
+                 "eraser: %s keeps its test split without the rows' owners "
+                 "(built before 2026-12-06): deleting an owner erases their "
+                 "training rows but not their test rows; build it again to "
+                 "erase both (docs/datasets.md)\n",
+                 storage::PrintableLocation(options.data_dir).c_str());
+  }
   ASSIGN_OR_RETURN(std::vector<unlearning::ShardModel> models,
                    sisa->LoadModels());
   ASSIGN_OR_RETURN(std::shared_ptr<const internal::Snapshot> snapshot,
@@ -102,6 +111,19 @@ StatusOr<std::shared_ptr<const Snapshot>> MakeSnapshot(
   return std::shared_ptr<const Snapshot>(std::move(snapshot));
 }
 
+namespace {
+
+std::unordered_map<uint64_t, std::vector<std::size_t>> TestRowsByOwner(
+    const datasets::Split& test) {
+  std::unordered_map<uint64_t, std::vector<std::size_t>> rows;
+  for (std::size_t i = 0; i < test.owners.size(); ++i) {
+    rows[test.owners[i]].push_back(i);
+  }
+  return rows;
+}
+
+}  // namespace
+
 EngineImpl::EngineImpl(const EngineOptions& options,
                        std::unique_ptr<storage::Store> store,
                        std::unique_ptr<unlearning::Sisa> sisa,
@@ -114,6 +136,7 @@ EngineImpl::EngineImpl(const EngineOptions& options,
       store_(std::move(store)),
       sisa_(std::move(sisa)),
       dataset_(std::move(dataset)),
+      test_rows_by_owner_(TestRowsByOwner(dataset_.test)),
       num_shards_(snapshot->shards.size()),
       feature_size_(snapshot->ensemble->spec().input_size()),
       classes_(static_cast<int>(snapshot->ensemble->spec().classes)),

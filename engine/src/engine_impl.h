@@ -23,6 +23,7 @@
 #include <memory>
 #include <set>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "compute_gate.h"
@@ -99,6 +100,7 @@ class EngineImpl final : public Engine {
   std::size_t feature_size() const override { return feature_size_; }
   std::size_t num_shards() const override { return num_shards_; }
   const unlearning::DatasetInfo& dataset() const override { return dataset_; }
+  StatusOr<std::vector<float>> TestSample(uint64_t index) const override;
   std::string policy() const override { return options_.policy.ToString(); }
   const InferenceOptions& inference_options() const override {
     return options_.inference;
@@ -177,6 +179,15 @@ class EngineImpl final : public Engine {
   // that error.
   Status LogRewound(uint64_t read);
   Status RewoundError() const;
+  // Erases `owner`'s rows of the test split from the store, then from
+  // memory; OK when it has none left.
+  Status EraseTestRows(OwnerId owner) EXCLUDES(test_mu_);
+  // Blanks them in memory only (another engine erased them in the store).
+  void BlankTestRows(OwnerId owner) EXCLUDES(test_mu_);
+  // Whether the test split has rows of `owner` (erased or not).
+  bool HasTestRows(OwnerId owner) const {
+    return test_rows_by_owner_.count(owner.value()) > 0;
+  }
   StatusOr<std::vector<storage::SampleLocation>> Resolve(
       const storage::DeletionTarget& target);
 
@@ -230,7 +241,13 @@ class EngineImpl final : public Engine {
   const std::shared_ptr<metrics::EngineMetrics> metrics_;
   const std::unique_ptr<storage::Store> store_;
   const std::unique_ptr<unlearning::Sisa> sisa_;
-  const unlearning::DatasetInfo dataset_;
+  // Its test split's rows change only when an owner's are erased, under
+  // test_mu_ (EraseTestRows, BlankTestRows, TestSample).
+  unlearning::DatasetInfo dataset_;
+  mutable Mutex test_mu_ ACQUIRED_AFTER(mu_);
+  // The test split's rows of each owner (fixed: an erasure keeps owners).
+  const std::unordered_map<uint64_t, std::vector<std::size_t>>
+      test_rows_by_owner_;
   const std::size_t num_shards_;
   const std::size_t feature_size_;
   const int classes_;

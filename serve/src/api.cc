@@ -215,14 +215,13 @@ bool Api::Features(const json& body, std::vector<float>* features,
     *error = "\"test_index\" must be a non-negative integer";
     return false;
   }
-  if (index >= dataset.test.size()) {
-    *error = "test_index " + std::to_string(index) +
-             " is outside the test split (" +
-             std::to_string(dataset.test.size()) + " samples)";
+  // Out of range, or erased by a deletion of its owner.
+  StatusOr<std::vector<float>> sample = engine_->TestSample(index);
+  if (!sample.ok()) {
+    *error = sample.status().message();
     return false;
   }
-  features->resize(dataset.test.feature_count());
-  dataset.test.Decode(index, features->data());
+  *features = std::move(sample).value();
   return true;
 }
 

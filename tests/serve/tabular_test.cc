@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <set>
 
+#include "eraser/datasets/dataset.h"
 #include "eraser/storage/store.h"
 #include "process.h"
 #include "testing/http_client.h"
@@ -44,6 +45,32 @@ TEST(ServeTabular, RecordsClassNamesAndOwnerDeletion) {
                             dir.Child("train.log") + " 2>&1";
   ASSERT_EQ(std::system(train.c_str()), 0)
       << eraser::testing::ReadFileOrDie(dir.Child("train.log"));
+
+  // A user whose rows were all drawn into the test split, and one of them
+  // (the stored record, docs/storage.md).
+  uint64_t tested = 0;
+  std::size_t tested_row = 0;
+  std::string tested_bytes;
+  {
+    StatusOr<std::unique_ptr<storage::Store>> store =
+        storage::Store::Open({data, /*create_if_missing=*/false});
+    ASSERT_TRUE(store.ok()) << store.status();
+    StatusOr<std::string> encoded = (*store)->GetMeta("dataset/test");
+    ASSERT_TRUE(encoded.ok()) << encoded.status();
+    StatusOr<datasets::Split> test = datasets::DecodeSplit(*encoded);
+    ASSERT_TRUE(test.ok()) << test.status();
+    ASSERT_EQ(test->owners.size(), test->size()) << "test rows without owners";
+    for (std::size_t i = 0; i < test->size() && tested == 0; ++i) {
+      if ((*store)->OwnerSamples(OwnerId(test->owners[i])).status().code() ==
+          StatusCode::kNotFound) {
+        tested = test->owners[i];
+        tested_row = i;
+        tested_bytes = std::string(reinterpret_cast<const char*>(test->row(i)),
+                                   test->row_bytes());
+      }
+    }
+    ASSERT_NE(tested, 0u) << "no user only in the test split";
+  }
 
   Server server = StartServer(data, "eraser:lazy,partial,deadline=1h");
   ASSERT_GT(server.port, 0) << server.process->output();
@@ -118,9 +145,25 @@ TEST(ServeTabular, RecordsClassNamesAndOwnerDeletion) {
   EXPECT_EQ(
       Http(server.port, "POST", "/v1/deletions", R"({"owner": 1001})").status,
       404);  // no such user
+  // A user only in the test split: their rows are erased there (they were
+  // 404 `unknown owner`, and stayed).
+  const std::string row =
+      R"({"test_index": )" + std::to_string(tested_row) + "}";
+  ASSERT_EQ(Http(server.port, "POST", "/v1/infer", row).status, 200);
+  HttpResult tested_deletion =
+      Http(server.port, "POST", "/v1/deletions",
+           R"({"owner": )" + std::to_string(tested) + "}");
+  ASSERT_EQ(tested_deletion.status, 202) << tested_deletion.body;
+  EXPECT_EQ(tested_deletion.json()["samples"], 0);
+  HttpResult erased = Http(server.port, "POST", "/v1/infer", row);
+  EXPECT_EQ(erased.status, 400) << erased.body;
+  EXPECT_THAT(erased.body, HasSubstr("was erased"));
   ASSERT_EQ(Http(server.port, "POST", "/v1/drain").status, 200);
   server.process->Signal(SIGTERM);
   ASSERT_EQ(server.process->Wait(), 0) << server.process->output();
+  EXPECT_EQ(eraser::testing::AllFileBytes(data).find(tested_bytes),
+            std::string::npos)
+      << "user " << tested << "'s test row is still on disk";
 
   StatusOr<std::unique_ptr<storage::Store>> store =
       storage::Store::Open({data, /*create_if_missing=*/false});

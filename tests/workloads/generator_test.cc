@@ -34,6 +34,31 @@ TEST(GenerateTrace, SameSeedSameTraceOtherSeedOtherTrace) {
   EXPECT_TRUE(ValidateTrace(*parsed, o.test_size).ok());
 }
 
+// Fitted to a data directory whose test split lost rows to deletions of
+// their owners, a trace names only the others.
+TEST(GenerateTrace, NamesNoErasedTestSample) {
+  unlearning::DatasetInfo info;
+  info.train_size = 100;
+  info.owners = {1, 2, 3};
+  info.test.type = datasets::FeatureType::kPixel;
+  info.test.shape = {1};
+  info.test.labels = {0, 1, 0, 1};
+  info.test.owners = {8, 9, 8, 9};
+  info.test.features = {1, 2, 3, 4};
+  info.test.EraseOwner(8);
+  GeneratorOptions o;
+  o.duration = seconds(20);
+  FitToDataset(info, &o);
+  StatusOr<Trace> t = GenerateTrace(o);
+  ASSERT_TRUE(t.ok()) << t.status();
+  std::set<uint64_t> named;
+  for (const TraceEvent& e : t->events) {
+    if (e.op == TraceEvent::Op::kInfer) named.insert(e.test_index);
+  }
+  EXPECT_EQ(named, (std::set<uint64_t>{1, 3}));
+  EXPECT_TRUE(ValidateTrace(*t, info.test).ok());
+}
+
 TEST(GenerateTrace, RatesMatchOverALongRun) {
   GeneratorOptions o;
   o.duration = seconds(2000);

@@ -110,6 +110,25 @@ TEST(ValidateTrace, TestIndexMustBeInTheTestSet) {
   EXPECT_THAT(s.message(), HasSubstr("line 3: test index 10"));
 }
 
+// Rows of the stored test split erased by deletions of their owners.
+TEST(ValidateTrace, AnErasedTestSampleIsRefused) {
+  StatusOr<Trace> t =
+      ParseTrace("time_ms,op,target\n0,infer,0\n1,infer,2\n", "v.csv");
+  ASSERT_TRUE(t.ok());
+  datasets::Split test;
+  test.type = datasets::FeatureType::kPixel;
+  test.shape = {2};
+  test.labels = {1, 0, 1};
+  test.owners = {5, 6, 7};
+  test.features = {1, 2, 3, 4, 5, 6};
+  EXPECT_TRUE(ValidateTrace(*t, test).ok());
+  test.EraseOwner(7);
+  EXPECT_EQ(test.features[4], 0);
+  const Status s = ValidateTrace(*t, test);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(s.message(), HasSubstr("line 3: test sample 2 was erased"));
+}
+
 TEST(FormatTrace, RoundTripsThroughAFile) {
   Trace t;
   TraceEvent a;

@@ -275,8 +275,12 @@ Status Sisa::StoreDatasetInfo(const datasets::Dataset& data,
       owner_bytes.push_back(static_cast<char>(o >> (8 * b)));
   }
   RETURN_IF_ERROR(store_->PutMeta(kOwnersKey, owner_bytes));
-  RETURN_IF_ERROR(
-      store_->PutMeta(kTestSplitKey, datasets::EncodeSplit(data.test)));
+  // The test rows' owners, for erasing them with the owner's training
+  // rows; only where the training split names owners too (otherwise its
+  // owners are groups of samples, whose ids would mean other people).
+  datasets::Split test = data.test;
+  if (data.train.owners.empty()) test.owners.clear();
+  RETURN_IF_ERROR(store_->PutMeta(kTestSplitKey, datasets::EncodeSplit(test)));
   return store_->PutMeta(
       kDatasetInfoKey,
       EncodeDatasetInfo(data.source, data.classes, data.class_names,
@@ -318,6 +322,16 @@ StatusOr<DatasetInfo> Sisa::ReadDatasetInfo() {
     return DataLossError("the stored test split does not fit the model");
   }
   return info;
+}
+
+Status Sisa::EraseTestRows(OwnerId owner) {
+  return store_->EraseInMeta(
+      kTestSplitKey,
+      [owner](const std::string& value) -> StatusOr<std::string> {
+        ASSIGN_OR_RETURN(datasets::Split test, datasets::DecodeSplit(value));
+        if (test.EraseOwner(owner.value()) == 0) return value;
+        return datasets::EncodeSplit(test);
+      });
 }
 
 StatusOr<bool> Sisa::IsTrained() {

@@ -104,6 +104,16 @@ void FitToDataset(const unlearning::DatasetInfo& dataset,
                   GeneratorOptions* options) {
   options->train_size = dataset.train_size;
   options->test_size = dataset.test.size();
+  options->test_rows.clear();
+  const datasets::Split& test = dataset.test;
+  if (std::any_of(test.labels.begin(), test.labels.end(), [](uint32_t l) {
+        return l == datasets::Split::kErasedLabel;
+      })) {
+    for (uint64_t i = 0; i < test.size(); ++i) {
+      if (!test.erased(i)) options->test_rows.push_back(i);
+    }
+    options->test_size = options->test_rows.size();
+  }
   options->owner_ids = dataset.owners;
   options->owners = dataset.owners.size();
 }
@@ -161,7 +171,9 @@ StatusOr<Trace> GenerateTrace(const GeneratorOptions& o) {
     TraceEvent e;
     e.time_ms = std::round(t * 1e6) / 1e3;  // microsecond resolution
     e.op = TraceEvent::Op::kInfer;
-    e.test_index = infer_rng.Uniform(o.test_size);
+    e.test_index = o.test_rows.empty()
+                       ? infer_rng.Uniform(o.test_size)
+                       : o.test_rows[infer_rng.Uniform(o.test_rows.size())];
     trace.events.push_back(e);
   }
   for (std::size_t i = 0; i < delete_times.size(); ++i) {

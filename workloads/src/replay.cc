@@ -216,12 +216,17 @@ Status Issue(const RunContext& c, engine::Engine& engine,
 // the test split, for the final-state check.
 Status ProbeFinalState(const RunContext& c, engine::Engine& engine,
                        std::size_t count, PolicyRun* run) {
-  const std::size_t n = std::min(count, c.test.size());
+  // Not the rows erased by deletions of their owners.
+  std::vector<uint64_t> live;
+  for (uint64_t i = 0; i < c.test.size(); ++i) {
+    if (!c.test.erased(i)) live.push_back(i);
+  }
+  const std::size_t n = std::min(count, live.size());
   const std::size_t dim = c.test.feature_count();
   std::vector<std::pair<uint64_t, std::future<StatusOr<engine::Prediction>>>>
       pending;
   for (std::size_t i = 0; i < n; ++i) {
-    const uint64_t index = i * c.test.size() / n;
+    const uint64_t index = live[i * live.size() / n];
     const auto first =
         c.test_inputs.begin() + static_cast<std::ptrdiff_t>(index * dim);
     pending.emplace_back(index,
@@ -362,7 +367,6 @@ StatusOr<PolicyRun> RunPolicy(const RunContext& c,
 }
 
 StatusOr<ModelInfo> DescribeModel(const std::string& template_dir,
-                                  const std::vector<float>& test_inputs,
                                   const datasets::Split& test) {
   ASSIGN_OR_RETURN(std::unique_ptr<storage::Store> store,
                    storage::Store::Open({template_dir, false}));
@@ -370,10 +374,9 @@ StatusOr<ModelInfo> DescribeModel(const std::string& template_dir,
                    unlearning::Sisa::Open(store.get(), 1));
   ASSIGN_OR_RETURN(std::vector<unlearning::ShardModel> models,
                    sisa->LoadModels());
-  ASSIGN_OR_RETURN(
-      unlearning::EnsembleEvaluation eval,
-      unlearning::EvaluateEnsemble(models, test_inputs.data(),
-                                   test.labels.data(), test.size()));
+  // Not on the rows erased by deletions of their owners.
+  ASSIGN_OR_RETURN(unlearning::EnsembleEvaluation eval,
+                   unlearning::EvaluateOnSplit(models, test.WithoutErased()));
   ModelInfo info;
   info.shards = sisa->options().shards;
   info.slices = sisa->options().slices;
@@ -438,12 +441,11 @@ StatusOr<ReplayReport> RunReplay(const Trace& trace,
   ASSIGN_OR_RETURN(unlearning::DatasetInfo dataset,
                    ReadDatasetInfo(template_dir));
   const datasets::Split& test = dataset.test;
-  RETURN_IF_ERROR(ValidateTrace(trace, test.size()));
+  RETURN_IF_ERROR(ValidateTrace(trace, test));
   const std::vector<float> test_inputs = test.DecodeRows(0, test.size());
   ReplayReport report;
   report.oracle = config.oracle;
-  ASSIGN_OR_RETURN(report.model,
-                   internal::DescribeModel(template_dir, test_inputs, test));
+  ASSIGN_OR_RETURN(report.model, internal::DescribeModel(template_dir, test));
   report.model.dataset = dataset.source;
   ASSIGN_OR_RETURN(internal::Locations locations,
                    internal::LocateDeletions(template_dir, trace));

@@ -159,6 +159,20 @@ Status ValidateTrace(const Trace& trace, std::size_t test_size) {
   return OkStatus();
 }
 
+Status ValidateTrace(const Trace& trace, const datasets::Split& test) {
+  RETURN_IF_ERROR(ValidateTrace(trace, test.size()));
+  for (const TraceEvent& e : trace.events) {
+    if (e.op == TraceEvent::Op::kInfer && test.erased(e.test_index)) {
+      return InvalidArgumentError(
+          "line " + std::to_string(e.line) + ": test sample " +
+          std::to_string(e.test_index) +
+          " was erased by a deletion of its owner (generate the trace "
+          "again with 'eraser trace')");
+    }
+  }
+  return OkStatus();
+}
+
 std::string FormatTrace(const Trace& trace) {
   std::string out = std::string(kHeader) + "\n";
   char time[32];

@@ -53,7 +53,18 @@ struct Split {
   // Empty, or one owner id per sample.
   std::vector<uint64_t> owners;
 
+  // The label of a row erased by a deletion of its owner (a stored test
+  // split's rows: kept in place so that the other rows' indices hold).
+  static constexpr uint32_t kErasedLabel = UINT32_MAX;
+
   std::size_t size() const { return labels.size(); }
+  bool erased(std::size_t i) const { return labels[i] == kErasedLabel; }
+  // Erases row i: features zeroed, label kErasedLabel, owner kept.
+  void EraseRow(std::size_t i);
+  // Erases the rows of `owner`; returns how many were not erased before.
+  std::size_t EraseOwner(uint64_t owner);
+  // The rows not erased, in order (for evaluation).
+  Split WithoutErased() const;
   // Values per sample: the product of `shape`.
   std::size_t feature_count() const;
   std::size_t row_bytes() const {
@@ -95,8 +106,9 @@ struct Dataset {
 // stored with a data directory so that it is never reused with other data.
 uint64_t SplitFingerprint(const Split& split);
 // A fingerprint of what a data directory keeps of a dataset besides its
-// training split: the test split, the classes and their names, and a
-// table's encoding (column names, categories), which serving uses.
+// training split: the test split (not its owners), the classes and their
+// names, and a table's encoding (column names, categories), which serving
+// uses.
 uint64_t DescriptionFingerprint(const Dataset& data);
 
 // "28x28"; ParseShape is the inverse (kInvalidArgument otherwise).

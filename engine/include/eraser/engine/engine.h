@@ -267,8 +267,13 @@ class Engine {
   virtual std::shared_ptr<metrics::EngineMetrics> metrics() const = 0;
   virtual std::size_t feature_size() const = 0;
   // The dataset the directory was built from: class names, the tabular
-  // encoding (to encode raw records), the test split, owners.
+  // encoding (to encode raw records), the test split, owners. A deletion
+  // of an owner erases the owner's test rows in place (Split::erased): read
+  // them with TestSample while deletions may come.
   virtual const unlearning::DatasetInfo& dataset() const = 0;
+  // Row `index` of the test split as the model's input; kNotFound past its
+  // end, or when a deletion of its owner erased it.
+  virtual StatusOr<std::vector<float>> TestSample(uint64_t index) const = 0;
   virtual std::size_t num_shards() const = 0;
   // The policy in force, canonical form.
   virtual std::string policy() const = 0;

@@ -100,7 +100,9 @@ struct DatasetInfo {
   std::vector<std::string> class_names;  // empty or one per class
   // The column transform of a tabular dataset; null otherwise.
   std::shared_ptr<const datasets::TabularEncoding> encoding;
-  datasets::Split test;  // the test split, as encoded at ingest
+  // The test split, as encoded at ingest, less the rows of deleted owners
+  // (erased in place: Split::erased).
+  datasets::Split test;
   uint64_t train_size = 0;
   // Every owner id of the training split, ascending, distinct.
   std::vector<uint64_t> owners;
@@ -206,6 +208,10 @@ class Sisa {
   // The dataset's record (see DatasetInfo). kDataLoss if it is missing or
   // corrupt in an ingested directory.
   StatusOr<DatasetInfo> ReadDatasetInfo();
+  // Erases `owner`'s rows of the stored test split (Store::EraseInMeta):
+  // no model holds them, but the store keeps them for evaluation. OK when
+  // there are none left.
+  Status EraseTestRows(OwnerId owner);
 
   // Whether TrainAll completed on this directory.
   StatusOr<bool> IsTrained();

@@ -36,7 +36,10 @@ struct GeneratorOptions {
   uint64_t owners = 60'000;      // owner ids are [0, owners)...
   // ...unless this lists them (owners named by the dataset).
   std::vector<uint64_t> owner_ids;
-  uint64_t test_size = 10'000;  // inference targets are [0, test_size)
+  uint64_t test_size = 10'000;  // inference targets are [0, test_size)...
+  // ...unless this lists them (a test split with rows erased by deletions
+  // of their owners).
+  std::vector<uint64_t> test_rows;
   // When set: inference arrival times from this file (the Azure LLM trace
   // format, `TIMESTAMP,...` rows), scaled so their mean rate is
   // inference_rate, and repeated if shorter than `duration`.
@@ -47,9 +50,9 @@ struct GeneratorOptions {
   Status Validate() const;
 };
 
-// Sets train_size, owners (or owner_ids) and test_size from a data
-// directory's dataset record, so that every target of the trace exists
-// there.
+// Sets train_size, owners (or owner_ids) and test_size (or test_rows) from
+// a data directory's dataset record, so that every target of the trace
+// exists there.
 void FitToDataset(const unlearning::DatasetInfo& dataset,
                   GeneratorOptions* options);
 

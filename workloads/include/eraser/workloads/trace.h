@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "eraser/common/statusor.h"
+#include "eraser/datasets/dataset.h"
 #include "eraser/storage/records.h"
 
 namespace eraser::workloads {
@@ -47,6 +48,9 @@ StatusOr<Trace> ReadTrace(const std::string& path);
 // Checks targets against the data: test indices below `test_size`.
 // kInvalidArgument naming the first offending line.
 Status ValidateTrace(const Trace& trace, std::size_t test_size);
+// The same against a test split, whose erased rows (Split::erased) are
+// refused too.
+Status ValidateTrace(const Trace& trace, const datasets::Split& test);
 
 // The CSV form (times with up to three decimals).
 std::string FormatTrace(const Trace& trace);
