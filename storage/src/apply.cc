@@ -85,7 +85,10 @@ Status RocksStore::EraseInMeta(
   MutexLock erasure(&erasure_mu_);
   ASSIGN_OR_RETURN(const std::string current, Get(kMeta, key, "meta " + key));
   ASSIGN_OR_RETURN(const std::string edited, edit(current));
-  if (edited == current) return OkStatus();
+  // Nothing to change: an earlier call may have written it and failed to
+  // compact (a full disk), and the caller's retry must not succeed before
+  // the old value has left the files.
+  if (edited == current) return FinishErasureLocked();
   rocksdb::WriteBatch writes;
   RETURN_IF_ERROR(
       FromRocks(writes.Put(cf(kMeta), key, edited), "erase in meta " + key));

@@ -176,9 +176,11 @@ Status FromPg(const std::exception& e, std::string_view context) {
     // Connection exceptions, shutdown or crash of the server, a
     // transaction to retry (serialization, deadlock), a read-only server
     // (a standby): the caller may try again later.
-    // 25P03: the server ended a transaction left idle (Acquire).
+    // 25P03: the server ended a transaction left idle (Acquire). 55P03: a
+    // lock was not granted within lock_timeout.
     if (StartsWith(state, "08") || StartsWith(state, "57P") ||
-        StartsWith(state, "40") || state == "25006" || state == "25P03") {
+        StartsWith(state, "40") || state == "25006" || state == "25P03" ||
+        state == "55P03") {
       return UnavailableError(message);
     }
     if (state == "XX001" || state == "XX002") {
@@ -786,6 +788,9 @@ Status PgStore::EraseInMeta(
         // erasures cannot each hold a weaker one and wait for the other.
         // Readers wait for the commit (a statement takes its snapshot after
         // its lock) and then see the edited value.
+        // Bounded: a session that holds a lock on the table (a pg_dump, a
+        // transaction left open) makes the deletion fail, not hang.
+        txn.exec0("SET LOCAL lock_timeout = '10s'");
         txn.exec0("LOCK TABLE eraser_meta IN ACCESS EXCLUSIVE MODE");
         const pqxx::result r = txn.exec_params(
             "SELECT value FROM eraser_meta WHERE key = $1", key);
