@@ -71,6 +71,15 @@ StatusOr<Dataset> LoadNpy(const DatasetSpec& spec, const LoadOptions& options) {
   if (options.test) {
     uint32_t test_max = 0;
     ASSIGN_OR_RETURN(data.test, ReadNpySplit(*options.test, &test_max));
+    // A deletion of an owner erases their test rows too: they must be named
+    // (as a CSV test file must have the owner column).
+    if (!all.owners.empty() && data.test.owners.empty()) {
+      return InvalidArgumentError(
+          "the training arrays name owners but the test dataset " +
+          options.test->ToString() +
+          " does not: give its owners too (npy:X.npy,y.npy,owners.npy), so "
+          "that deleting an owner erases their test rows");
+    }
     data.train = std::move(all);
     max_label = std::max(max_label, test_max);
   } else {

@@ -290,8 +290,23 @@ TEST(Npy, FilesFromNumpyThroughTheSpec) {
       EXPECT_EQ(d->train.size() + d->test.size(), 50u);
       EXPECT_EQ(d->test.size(), 10u);  // two of ten owners of five
       EXPECT_EQ(d->train.owners.size(), 40u);
+      EXPECT_EQ(d->test.owners.size(), 10u);  // kept, for erasing them
     }
   }
+  // A test set must name its owners when the training set does (a deletion
+  // of an owner erases their test rows).
+  LoadOptions separate;
+  separate.test = *ParseDatasetSpec("npy:" + dir.Child("x_u8.npy") + "," +
+                                    dir.Child("y.npy"));
+  const std::string named = "npy:" + dir.Child("x_u8.npy") + "," +
+                            dir.Child("y.npy") + "," + dir.Child("o.npy");
+  EXPECT_THAT(
+      LoadDataset(*ParseDatasetSpec(named), separate).status().message(),
+      HasSubstr("does not: give its owners too"));
+  separate.test = *ParseDatasetSpec(named);
+  StatusOr<Dataset> both = LoadDataset(*ParseDatasetSpec(named), separate);
+  ASSERT_TRUE(both.ok()) << both.status();
+  EXPECT_EQ(both->test.owners.size(), 50u);
   StatusOr<NpyArray> fortran = ReadNpy(dir.Child("x_fortran.npy"));
   EXPECT_THAT(fortran.status().message(), HasSubstr("Fortran-order"));
   StatusOr<Dataset> missing =
