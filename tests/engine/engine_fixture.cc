@@ -2,6 +2,7 @@
 
 #include <filesystem>
 #include <mutex>
+#include <random>
 
 #include "eraser/certify/vote.h"
 #include "eraser/storage/store.h"
@@ -121,6 +122,52 @@ EngineOptions Options(const std::string& data_dir, const std::string& policy) {
   o.policy = eraser::testing::PolicyOrDie(policy);
   o.inference.max_queue_delay = std::chrono::milliseconds(1);
   o.unlearning.concurrency = 1;
+  return o;
+}
+
+datasets::Dataset OwnersDataset() {
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<float> value(-1, 1);
+  datasets::Dataset d;
+  d.source = "test:owners";
+  d.classes = 2;
+  for (datasets::Split* s : {&d.train, &d.test}) {
+    s->type = datasets::FeatureType::kFloat32;
+    s->shape = {static_cast<uint32_t>(8)};
+  }
+  auto add = [&](datasets::Split* s, uint64_t owner) {
+    float sum = 0;
+    for (std::size_t j = 0; j < 8; ++j) {
+      const float v = value(rng);
+      sum += v;
+      const auto* bytes = reinterpret_cast<const uint8_t*>(&v);
+      s->features.insert(s->features.end(), bytes, bytes + sizeof(v));
+    }
+    s->labels.push_back(sum > 0 ? 1 : 0);
+    s->owners.push_back(owner);
+  };
+  for (int i = 0; i < 60 * 4; ++i) {
+    add(&d.train, static_cast<uint64_t>(i % 60));
+  }
+  for (int i = 0; i < 10 * 3; ++i) {
+    add(&d.test, 1000 + static_cast<uint64_t>(i % 10));
+  }
+  for (int i = 0; i < 3; ++i) add(&d.test, 7);
+  return d;
+}
+
+EngineOptions OwnersOptions(const std::string& location,
+                            const datasets::Dataset* train,
+                            const std::string& policy) {
+  EngineOptions o = Options(location, policy);
+  o.train_data = train;
+  o.sisa.shards = 2;
+  o.sisa.slices = 2;
+  o.sisa.model.hidden = {8};
+  o.sisa.epochs = {1, 1};
+  o.sisa.batch_size = 16;
+  o.sisa.seed = 3;
+  o.sisa.concurrency = 1;
   return o;
 }
 

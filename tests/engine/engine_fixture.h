@@ -57,6 +57,17 @@ void BuildInto(const std::string& location,
 std::string CopyTemplate(const eraser::testing::TempDir& dir);
 std::string CopyTemplate(const std::string& dir);
 
+// A small dataset whose owners have rows in both splits: 60 owners (ids
+// 0..59) of 4 training rows each; owners 1000..1009 with 3 test rows each
+// (rows i, i + 10, i + 20 for owner 1000 + i), only in the test split; and
+// owner 7's 3 test rows 30..32. Float features of 8 distinct random values.
+datasets::Dataset OwnersDataset();
+// Options for an engine that trains it at open (when `train` is set) at
+// `location`, with `policy`: 2 shards, 2 slices, a tiny MLP.
+EngineOptions OwnersOptions(const std::string& location,
+                            const datasets::Dataset* train,
+                            const std::string& policy = "immediate");
+
 // Options for an engine on `data_dir` with `policy`.
 EngineOptions Options(const std::string& data_dir, const std::string& policy);
 

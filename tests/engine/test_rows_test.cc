@@ -18,63 +18,19 @@
 namespace eraser::engine {
 namespace {
 
-constexpr int kTrainOwners = 60;     // 4 training rows each
-constexpr int kTestOwners = 10;      // ids 1000..1009, 3 test rows each
 constexpr uint64_t kMixedOwner = 7;  // 4 training rows, test rows 30..32
 constexpr std::size_t kDim = 8;
 // Owner 1000's test rows.
 const std::vector<std::size_t> kOnlyTestRows = {0, 10, 20};
 const std::vector<std::size_t> kMixedRows = {30, 31, 32};
 
-datasets::Dataset OwnersDataset() {
-  std::mt19937 rng(11);
-  std::uniform_real_distribution<float> value(-1, 1);
-  datasets::Dataset d;
-  d.source = "test:owners";
-  d.classes = 2;
-  for (datasets::Split* s : {&d.train, &d.test}) {
-    s->type = datasets::FeatureType::kFloat32;
-    s->shape = {static_cast<uint32_t>(kDim)};
-  }
-  auto add = [&](datasets::Split* s, uint64_t owner) {
-    float sum = 0;
-    for (std::size_t j = 0; j < kDim; ++j) {
-      const float v = value(rng);
-      sum += v;
-      const auto* bytes = reinterpret_cast<const uint8_t*>(&v);
-      s->features.insert(s->features.end(), bytes, bytes + sizeof(v));
-    }
-    s->labels.push_back(sum > 0 ? 1 : 0);
-    s->owners.push_back(owner);
-  };
-  for (int i = 0; i < kTrainOwners * 4; ++i) {
-    add(&d.train, static_cast<uint64_t>(i % kTrainOwners));
-  }
-  for (int i = 0; i < kTestOwners * 3; ++i) {
-    add(&d.test, 1000 + static_cast<uint64_t>(i % kTestOwners));
-  }
-  for (int i = 0; i < 3; ++i) add(&d.test, kMixedOwner);
-  return d;
-}
-
 // Row i's feature bytes, to look for in the store's files.
 std::string Row(const datasets::Split& s, std::size_t i) {
   return std::string(reinterpret_cast<const char*>(s.row(i)), s.row_bytes());
 }
 
-EngineOptions OwnersOptions(const std::string& location,
-                            const datasets::Dataset* train) {
-  EngineOptions o = testing::Options(location, "immediate");
-  o.train_data = train;
-  o.sisa.shards = 2;
-  o.sisa.slices = 2;
-  o.sisa.model.hidden = {8};
-  o.sisa.epochs = {1, 1};
-  o.sisa.batch_size = 16;
-  o.sisa.seed = 3;
-  o.sisa.concurrency = 1;
-  return o;
-}
+using testing::OwnersDataset;
+using testing::OwnersOptions;
 
 std::unique_ptr<Engine> OpenOrDie(const EngineOptions& options) {
   StatusOr<std::unique_ptr<Engine>> opened = Engine::Open(options);

@@ -13,6 +13,7 @@
 #include "../engine/engine_fixture.h"
 #include "testing/policies.h"
 #include "testing/postgres.h"
+#include "testing/temp_dir.h"
 
 namespace eraser::workloads {
 namespace {
@@ -396,6 +397,57 @@ TEST(Replay, BadInputsAreRefused) {
   bad.events[0].line = 2;
   EXPECT_THAT(RunReplay(bad, tmpl.dir, config).status().message(),
               HasSubstr("line 2: test index 7600"));
+}
+
+// A trace may delete an owner whose rows are all in the test split, as
+// `serve` does (it was refused as not in the directory): each policy's copy
+// erases the rows, nothing is retrained. A row erased in the template
+// itself is refused, and the model's accuracy leaves it out.
+TEST(Replay, DeletesAnOwnerOnlyInTheTestSplit) {
+  eraser::testing::TempDir dir;
+  const std::string path = dir.Child("store");
+  const datasets::Dataset data = engine::testing::OwnersDataset();
+  {
+    StatusOr<std::unique_ptr<engine::Engine>> built =
+        engine::Engine::Open(engine::testing::OwnersOptions(path, &data));
+    ASSERT_TRUE(built.ok()) << built.status();
+    (*built)->Close();
+  }
+  StatusOr<Trace> trace = ParseTrace(
+      "time_ms,op,target\n0,infer,1\n20,delete,owner:1000\n40,infer,2\n"
+      "60,delete,owner:3\n80,infer,0\n",
+      "t.csv");
+  ASSERT_TRUE(trace.ok()) << trace.status();
+  ReplayConfig config;
+  config.policies =
+      eraser::testing::PoliciesOrDie({"immediate", "eraser-lazy-partial"});
+  config.work_dir = dir.Child("work");
+  StatusOr<ReplayReport> report = RunReplay(*trace, path, config);
+  ASSERT_TRUE(report.ok()) << report.status();
+  const double accuracy = report->model.test_accuracy;
+  for (const PolicyReport& p : report->policies) {
+    SCOPED_TRACE(p.name);
+    EXPECT_EQ(p.deletions, 2u);
+    EXPECT_EQ(p.exposures, 0u);
+    EXPECT_EQ(p.soundness_violations, 0u);
+  }
+  // Erased in the template: refused by a trace, left out of the accuracy.
+  {
+    StatusOr<std::unique_ptr<engine::Engine>> e =
+        engine::Engine::Open(engine::testing::OwnersOptions(path, nullptr));
+    ASSERT_TRUE(e.ok()) << e.status();
+    ASSERT_TRUE(
+        (*e)->RequestDeletion(storage::DeletionTarget::Owner(OwnerId(1000)))
+            .ok());
+    (*e)->Close();
+  }
+  const Status refused = RunReplay(*trace, path, config).status();
+  EXPECT_THAT(refused.message(), HasSubstr("line 6: test sample 0 was erased"));
+  trace->events.pop_back();
+  report = RunReplay(*trace, path, config);
+  ASSERT_TRUE(report.ok()) << report.status();
+  std::printf("accuracy on 33 test rows %.4f, on the 30 left %.4f\n", accuracy,
+              report->model.test_accuracy);
 }
 
 }  // namespace

@@ -106,7 +106,15 @@ StatusOr<Chains> BuildChains(
                        store.LookupSample(SampleId(targets[d].id)));
       samples.push_back(s);
     } else {
-      ASSIGN_OR_RETURN(samples, store.OwnerSamples(OwnerId(targets[d].id)));
+      // Not found: an owner whose rows are all in the test split (the
+      // trace's targets were checked, LocateDeletions); no model held them.
+      StatusOr<std::vector<storage::SampleLocation>> owned =
+          store.OwnerSamples(OwnerId(targets[d].id));
+      if (owned.ok()) {
+        samples = std::move(owned).value();
+      } else if (owned.status().code() != StatusCode::kNotFound) {
+        return owned.status();
+      }
     }
     std::map<ShardId, std::vector<SampleId>> by_shard;
     for (const storage::SampleLocation& s : samples) {

@@ -53,6 +53,7 @@ struct PolicyRun {
 using Locations =
     std::map<std::pair<int, uint64_t>, std::vector<storage::SampleLocation>>;
 StatusOr<Locations> LocateDeletions(const std::string& template_dir,
+                                    const datasets::Split& test,
                                     const Trace& trace);
 
 // Answers that used a shard model still holding a deletion acknowledged
