@@ -98,8 +98,9 @@ int Main(int argc, char** argv) {
   auto store = OrDie(storage::Store::Open({args.data_dir, false}), "open");
   auto sisa = OrDie(unlearning::Sisa::Open(store.get(), 1), "sisa");
   const unlearning::SisaOptions& o = sisa->options();
-  const unlearning::DatasetInfo info =
-      OrDie(sisa->ReadDatasetInfo(), "dataset");
+  unlearning::DatasetInfo info = OrDie(sisa->ReadDatasetInfo(), "dataset");
+  // Not the rows erased by deletions of their owners.
+  info.test = info.test.WithoutErased();
   const std::vector<unlearning::ShardModel> models =
       OrDie(sisa->LoadModels(), "models");
   std::vector<std::shared_ptr<const unlearning::Model>> bare;

@@ -92,6 +92,9 @@ int RunTrace(int argc, char** argv) {
     StatusOr<unlearning::DatasetInfo> info =
         workloads::ReadDatasetInfo(data_dir);
     if (!info.ok()) return ReportError("trace", info.status());
+    if (Status left = info->test.CheckRowsLeft(); !left.ok()) {
+      return ReportError("trace", left);
+    }
     workloads::FitToDataset(*info, &g);
   }
   StatusOr<workloads::Trace> trace = workloads::GenerateTrace(g);

@@ -178,6 +178,9 @@ int Train(const TrainFlags& flags, const datasets::DatasetSpec& spec,
   if (!models.ok()) return ReportError("train", models.status());
   StatusOr<unlearning::DatasetInfo> stored = (*sisa)->ReadDatasetInfo();
   if (!stored.ok()) return ReportError("train", stored.status());
+  if (Status left = stored->test.CheckRowsLeft(); !left.ok()) {
+    return ReportError("train", left);
+  }
   StatusOr<unlearning::EnsembleEvaluation> eval =
       unlearning::EvaluateOnSplit(*models, stored->test.WithoutErased());
   if (!eval.ok()) return ReportError("train", eval.status());

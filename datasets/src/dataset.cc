@@ -90,6 +90,16 @@ Split Split::WithoutErased() const {
   return out;
 }
 
+Status Split::CheckRowsLeft() const {
+  for (std::size_t i = 0; i < size(); ++i) {
+    if (!erased(i)) return OkStatus();
+  }
+  return FailedPreconditionError(
+      "every row of the stored test split was erased by deletions of its "
+      "owners: there is nothing to evaluate or replay on (the ensemble is "
+      "trained and serves)");
+}
+
 Status Split::Validate() const {
   if (shape.empty() || shape.size() > kMaxRank) {
     return InvalidArgumentError("a sample's feature shape must have 1 to " +

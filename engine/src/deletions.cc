@@ -44,7 +44,22 @@ Status EngineImpl::EraseTestRows(OwnerId owner) {
       return OkStatus();
     }
   }
-  RETURN_IF_ERROR(sisa_->EraseTestRows(owner));
+  const Status erased = sisa_->EraseTestRows(owner);
+  if (!erased.ok() && store_->ErasureOwed()) {
+    // Replaced in the store, still in its files (a compaction that failed
+    // on a full disk): gone from memory too, and the erasure is retried
+    // in the background as an apply's is. The deletion is not taken; the
+    // client's retry is, once the erasure is done.
+    BlankTestRows(owner);
+    {
+      MutexLock lock(&mu_);
+      core_->OnErasureFailed(clock_->Now());
+      metrics_->SetErasureOwed(true);
+      event_ = true;
+    }
+    control_cv_.SignalAll();
+  }
+  RETURN_IF_ERROR(erased);
   ERASER_SYNC_POINT("EngineImpl::EraseTestRows:Erased");
   BlankTestRows(owner);
   return OkStatus();

@@ -23,12 +23,6 @@ int Fail(const char* what, const eraser::Status& status) {
 }
 
 // Test sample i of the data directory, encoded as the model takes it.
-std::vector<float> Features(const datasets::Split& test, size_t i) {
-  std::vector<float> f(test.feature_count());
-  test.Decode(i, f.data());
-  return f;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -62,11 +56,26 @@ int main(int argc, char** argv) {
   std::printf("engine: %zu shards, policy %s\n", e.num_shards(),
               e.policy().c_str());
 
-  // The directory keeps its own test split, class names and encoding.
+  // The directory keeps its own test split, class names and encoding. A
+  // row whose owner was deleted is erased (kNotFound from TestSample).
   const datasets::Split& test = e.dataset().test;
   const std::vector<std::string>& names = e.dataset().class_names;
+  std::vector<float> first;
+  for (size_t i = 0; i < test.size() && first.empty(); ++i) {
+    StatusOr<std::vector<float>> row = e.TestSample(i);
+    if (row.ok()) first = *row;
+  }
+  if (first.empty()) {
+    return Fail("test split",
+                eraser::NotFoundError("every test row was erased"));
+  }
   for (size_t i = 0; i < 3; ++i) {
-    StatusOr<engine::Prediction> p = e.Infer(Features(test, i)).get();
+    StatusOr<std::vector<float>> row = e.TestSample(i);
+    if (!row.ok()) {
+      std::printf("test sample %zu: %s\n", i, row.status().ToString().c_str());
+      continue;
+    }
+    StatusOr<engine::Prediction> p = e.Infer(std::move(row).value()).get();
     if (!p.ok()) return Fail("infer", p.status());
     std::printf("test sample %zu: label %d %s (true %u), %s\n", i, p->label,
                 names.empty() ? "" : names[p->label].c_str(), test.labels[i],
@@ -78,7 +87,7 @@ int main(int argc, char** argv) {
   StatusOr<eraser::DeletionSeq> seq = e.RequestDeletion(
       eraser::storage::DeletionTarget::Owner(eraser::OwnerId(owner)));
   if (!seq.ok()) return Fail("delete", seq.status());
-  StatusOr<engine::Prediction> p = e.Infer(Features(test, 0)).get();
+  StatusOr<engine::Prediction> p = e.Infer(first).get();
   if (!p.ok()) return Fail("infer", p.status());
   std::printf(
       "deletion %llu acknowledged; next answer %d is %s with %zu "

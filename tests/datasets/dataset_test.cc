@@ -86,6 +86,51 @@ TEST(Split, FingerprintSeesOwnersAndType) {
   EXPECT_NE(SplitFingerprint(s), fp);
 }
 
+// The test split's owners were not kept before 2026-12-06: a directory
+// built then must still match its dataset, which now has them.
+TEST(Dataset, DescriptionFingerprintLeavesTheTestOwnersOut) {
+  Dataset d;
+  d.classes = 2;
+  d.train = FloatSplit();
+  d.test = FloatSplit();
+  const uint64_t with = DescriptionFingerprint(d);
+  d.test.owners.clear();
+  EXPECT_EQ(DescriptionFingerprint(d), with);
+  d.test.labels[0] = 1 - d.test.labels[0];
+  EXPECT_NE(DescriptionFingerprint(d), with);
+}
+
+// A deleted owner's rows of a stored test split: blanked in place, the
+// others keep their indices; stored and read back as they are.
+TEST(Split, ErasedRowsKeepTheOthersIndices) {
+  Split s;
+  s.type = FeatureType::kPixel;
+  s.shape = {2};
+  s.labels = {1, 0, 1, 0};
+  s.owners = {7, 8, 7, 9};
+  s.features = {1, 2, 3, 4, 5, 6, 7, 8};
+  EXPECT_EQ(s.EraseOwner(7), 2u);
+  EXPECT_EQ(s.EraseOwner(7), 0u);  // already erased
+  EXPECT_EQ(s.EraseOwner(5), 0u);  // none
+  EXPECT_TRUE(s.erased(0));
+  EXPECT_FALSE(s.erased(1));
+  EXPECT_TRUE(s.erased(2));
+  EXPECT_EQ(s.features, (std::vector<uint8_t>{0, 0, 3, 4, 0, 0, 7, 8}));
+  EXPECT_EQ(s.owners, (std::vector<uint64_t>{7, 8, 7, 9}));
+  const Split live = s.WithoutErased();
+  EXPECT_EQ(live.labels, (std::vector<uint32_t>{0, 0}));
+  EXPECT_EQ(live.owners, (std::vector<uint64_t>{8, 9}));
+  EXPECT_EQ(live.features, (std::vector<uint8_t>{3, 4, 7, 8}));
+  StatusOr<Split> back = DecodeSplit(EncodeSplit(s));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_TRUE(back->erased(2));
+  EXPECT_TRUE(s.CheckRowsLeft().ok());
+  s.EraseOwner(8);
+  s.EraseOwner(9);
+  EXPECT_EQ(s.CheckRowsLeft().code(), StatusCode::kFailedPrecondition);
+  EXPECT_THAT(s.CheckRowsLeft().message(), HasSubstr("every row"));
+}
+
 TEST(Dataset, ValidateChecksLabelsNamesAndShapes) {
   Dataset d;
   d.train = FloatSplit();

@@ -441,6 +441,7 @@ StatusOr<ReplayReport> RunReplay(const Trace& trace,
   ASSIGN_OR_RETURN(unlearning::DatasetInfo dataset,
                    ReadDatasetInfo(template_dir));
   const datasets::Split& test = dataset.test;
+  RETURN_IF_ERROR(test.CheckRowsLeft());
   RETURN_IF_ERROR(ValidateTrace(trace, test));
   const std::vector<float> test_inputs = test.DecodeRows(0, test.size());
   ReplayReport report;
@@ -448,7 +449,7 @@ StatusOr<ReplayReport> RunReplay(const Trace& trace,
   ASSIGN_OR_RETURN(report.model, internal::DescribeModel(template_dir, test));
   report.model.dataset = dataset.source;
   ASSIGN_OR_RETURN(internal::Locations locations,
-                   internal::LocateDeletions(template_dir, trace));
+                   internal::LocateDeletions(template_dir, test, trace));
   ASSIGN_OR_RETURN(internal::ScratchDir scratch,
                    internal::ScratchDir::Create(config.work_dir));
   std::vector<internal::PolicyRun> runs;

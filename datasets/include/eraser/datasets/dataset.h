@@ -65,6 +65,9 @@ struct Split {
   std::size_t EraseOwner(uint64_t owner);
   // The rows not erased, in order (for evaluation).
   Split WithoutErased() const;
+  // kFailedPrecondition, saying so, when every row is erased (a stored test
+  // split whose owners were all deleted: nothing to evaluate or replay).
+  Status CheckRowsLeft() const;
   // Values per sample: the product of `shape`.
   std::size_t feature_count() const;
   std::size_t row_bytes() const {
