@@ -44,13 +44,18 @@ Status EngineImpl::EraseTestRows(OwnerId owner) {
       return OkStatus();
     }
   }
+  uint64_t attempt = 0;
+  {
+    MutexLock lock(&mu_);
+    attempt = core_->ErasureAttempt();
+  }
   const Status erased = sisa_->EraseTestRows(owner);
   if (!erased.ok() && store_->ErasureOwed()) {
-    // Replaced in the store, still in its files (a compaction that failed
-    // on a full disk): gone from memory too, and the erasure is retried
-    // in the background as an apply's is. The deletion is not taken; the
-    // client's retry is, once the erasure is done.
-    BlankTestRows(owner);
+    // Perhaps replaced in the store and still in its files (a compaction
+    // that failed on a full disk): the erasure is retried in the
+    // background, as an apply's is. The rows stay in memory, so that the
+    // client's retry goes to the store, whose edit then finds nothing to
+    // change and succeeds only once the compaction is done (helper-54).
     {
       MutexLock lock(&mu_);
       core_->OnErasureFailed(clock_->Now());
@@ -62,6 +67,17 @@ Status EngineImpl::EraseTestRows(OwnerId owner) {
   RETURN_IF_ERROR(erased);
   ERASER_SYNC_POINT("EngineImpl::EraseTestRows:Erased");
   BlankTestRows(owner);
+  {
+    // Its compaction paid every erasure owed when it began.
+    MutexLock lock(&mu_);
+    if (core_->erasure_owed()) {
+      core_->OnErasureFinished(attempt);
+      if (!core_->erasure_owed()) {
+        metrics_->SetErasureOwed(false);
+        std::fprintf(stderr, "eraser: owed erasure finished\n");
+      }
+    }
+  }
   return OkStatus();
 }
 

@@ -17,6 +17,7 @@
 #include "eraser/common/sync_point.h"
 #include "eraser/storage/store.h"
 #include "testing/small_disk.h"
+#include "testing/sync_points.h"
 
 namespace eraser::engine {
 namespace {
@@ -456,6 +457,53 @@ TEST(FullDisk, AnErasureOwedAfterACommitIsRetriedInTheBackground) {
       reinterpret_cast<const char*>(train.row(deleted.value())),
       train.row_bytes());
   EXPECT_EQ(eraser::testing::AllFileBytes(data).find(bytes), std::string::npos);
+}
+
+// A deletion of an owner whose test rows are replaced in the store, but
+// whose compaction fails (the disk fills between the two): not taken, and
+// the client's retry is taken only once the old rows have left the files
+// (helper-54: a retry was acknowledged with them still there).
+TEST(FullDisk, ATestRowErasureIsAcknowledgedOnlyOnceCompacted) {
+  std::unique_ptr<eraser::testing::SmallDisk> disk;
+  eraser::testing::MountOrSkip(32 << 20, &disk);
+  if (disk == nullptr) return;
+  const std::string data = disk->path() + "/data";
+  const datasets::Dataset dataset = testing::OwnersDataset();
+  EngineOptions o = testing::OwnersOptions(data, &dataset);
+  // The background retry would pay it first: an hour away.
+  o.unlearning.retry.initial = std::chrono::hours(1);
+  o.unlearning.retry.max = std::chrono::hours(1);
+  const std::string row(reinterpret_cast<const char*>(dataset.test.row(0)),
+                        dataset.test.row_bytes());  // owner 1000's
+  {
+    // Trained, closed and opened again: the open flushes what it recovers
+    // from the log, and the row is in a table file, where only a
+    // compaction drops it.
+    StatusOr<std::unique_ptr<Engine>> trained = Engine::Open(o);
+    ASSERT_TRUE(trained.ok()) << trained.status();
+    (*trained)->Close();
+  }
+  o.train_data = nullptr;
+  StatusOr<std::unique_ptr<Engine>> opened = Engine::Open(o);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  Engine& engine = **opened;
+  std::atomic<bool> filled{false};
+  eraser::testing::SyncPointsCleared cleared;
+  SyncPoints::Set("RocksStore::EraseInMeta:Committed", [&] {
+    if (!filled.exchange(true)) disk->Fill();
+  });
+  const auto owner = storage::DeletionTarget::Owner(OwnerId(1000));
+  EXPECT_FALSE(engine.RequestDeletion(owner).ok());
+  ASSERT_TRUE(filled.load());
+  EXPECT_TRUE(engine.Stats().erasure_owed);
+  disk->Free();
+  const StatusOr<DeletionSeq> retried = engine.RequestDeletion(owner);
+  ASSERT_TRUE(retried.ok()) << retried.status();
+  EXPECT_EQ(eraser::testing::AllFileBytes(data).find(row), std::string::npos)
+      << "acknowledged with the test row still on disk";
+  EXPECT_FALSE(engine.TestSample(0).ok());
+  EXPECT_FALSE(engine.Stats().erasure_owed);
+  engine.Close();
 }
 
 // As above, but the background retry waits an hour: the next apply's own
