@@ -22,7 +22,6 @@ int Fail(const char* what, const eraser::Status& status) {
   return 1;
 }
 
-// Test sample i of the data directory, encoded as the model takes it.
 }  // namespace
 
 int main(int argc, char** argv) {
