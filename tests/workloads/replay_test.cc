@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "../engine/engine_fixture.h"
+#include "eraser/unlearning/evaluate.h"
 #include "testing/policies.h"
 #include "testing/postgres.h"
 #include "testing/temp_dir.h"
@@ -448,6 +449,23 @@ TEST(Replay, DeletesAnOwnerOnlyInTheTestSplit) {
   ASSERT_TRUE(report.ok()) << report.status();
   std::printf("accuracy on 33 test rows %.4f, on the 30 left %.4f\n", accuracy,
               report->model.test_accuracy);
+  // The same ensemble on the 30 rows left, evaluated apart.
+  StatusOr<std::unique_ptr<storage::Store>> store =
+      storage::Store::Open({path, false});
+  ASSERT_TRUE(store.ok()) << store.status();
+  StatusOr<std::unique_ptr<unlearning::Sisa>> sisa =
+      unlearning::Sisa::Open(store->get(), 1);
+  ASSERT_TRUE(sisa.ok()) << sisa.status();
+  StatusOr<std::vector<unlearning::ShardModel>> models = (*sisa)->LoadModels();
+  ASSERT_TRUE(models.ok()) << models.status();
+  datasets::Split left = data.test;
+  left.EraseOwner(1000);
+  left = left.WithoutErased();
+  ASSERT_EQ(left.size(), 30u);
+  StatusOr<unlearning::EnsembleEvaluation> expected =
+      unlearning::EvaluateOnSplit(*models, left);
+  ASSERT_TRUE(expected.ok()) << expected.status();
+  EXPECT_DOUBLE_EQ(report->model.test_accuracy, expected->hard_vote_accuracy);
 }
 
 }  // namespace
