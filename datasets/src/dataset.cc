@@ -168,7 +168,11 @@ Status Dataset::Validate() const {
   return OkStatus();
 }
 
-uint64_t SplitFingerprint(const Split& split) {
+namespace {
+
+// A split's fingerprint; without `owners`, as that of the split without
+// them.
+uint64_t Fingerprint(const Split& split, bool owners) {
   Fingerprinter f;
   f.UpdateU64(static_cast<uint64_t>(split.type));
   f.UpdateU64(split.shape.size());
@@ -176,18 +180,24 @@ uint64_t SplitFingerprint(const Split& split) {
   f.UpdateU64(split.size());
   f.Update(split.features.data(), split.features.size());
   for (uint32_t label : split.labels) f.UpdateU64(label);
-  f.UpdateU64(split.owners.size());
-  for (uint64_t owner : split.owners) f.UpdateU64(owner);
+  f.UpdateU64(owners ? split.owners.size() : 0);
+  if (owners) {
+    for (uint64_t owner : split.owners) f.UpdateU64(owner);
+  }
   return f.Finish();
+}
+
+}  // namespace
+
+uint64_t SplitFingerprint(const Split& split) {
+  return Fingerprint(split, /*owners=*/true);
 }
 
 uint64_t DescriptionFingerprint(const Dataset& data) {
   Fingerprinter f;
   // Without the test split's owners, which were not kept before 2026-12-06:
   // a directory built then still matches its dataset.
-  Split test = data.test;
-  test.owners.clear();
-  f.UpdateU64(SplitFingerprint(test));
+  f.UpdateU64(Fingerprint(data.test, /*owners=*/false));
   f.UpdateU64(data.classes);
   f.UpdateU64(data.class_names.size());
   for (const std::string& name : data.class_names) {
