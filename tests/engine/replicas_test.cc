@@ -573,19 +573,42 @@ TEST_F(EngineReplicasRewound, TheNextRenewalFindsTheLogShorter) {
             StatusCode::kUnavailable);
 }
 
+// A database of its own from the template, and an engine on it.
+class EngineReplicasLost : public ::testing::Test {
+ protected:
+  void Open(const std::string& policy) {
+    url_ = TemplateDatabase(&name_);
+    ASSERT_FALSE(url_.empty());
+    StatusOr<std::unique_ptr<Engine>> opened =
+        Engine::Open(testing::Options(url_, policy));
+    ASSERT_TRUE(opened.ok()) << opened.status();
+    engine_ = std::move(opened).value();
+  }
+  void TearDown() override {
+    if (engine_ != nullptr) engine_->Close();
+  }
+  // The database loses deletion 1, as a standby promoted without it would.
+  void LoseTheFirstDeletion() {
+    pg_.Sql(name_,
+            "DELETE FROM eraser_deletions WHERE seq = 1; "
+            "UPDATE eraser_log_head SET last = 0");
+  }
+  static std::string Described(const StatusOr<DeletionSeq>& seq) {
+    return seq.ok() ? "acknowledged as " + std::to_string(seq->value())
+                    : seq.status().ToString();
+  }
+
+  eraser::testing::PostgresCluster& pg_ = eraser::testing::SharedPostgres();
+  std::string name_, url_;
+  std::unique_ptr<Engine> engine_;
+};
+
 // The deletions a database loses first are the newest, often this
 // replica's own, acknowledged but not yet read back: nothing it has read
 // is missing. Its own appends count as read: the next deletion, given the
 // lost one's number, is refused (helper-50).
-TEST(EngineReplicasLost, ItsOwnDeletionLostBeforeItReadItBackIsFound) {
-  std::string name;
-  const std::string url = TemplateDatabase(&name);
-  ASSERT_FALSE(url.empty());
-  eraser::testing::PostgresCluster& pg = eraser::testing::SharedPostgres();
-  StatusOr<std::unique_ptr<Engine>> opened =
-      Engine::Open(testing::Options(url, "eraser:lazy,wait,deadline=1h"));
-  ASSERT_TRUE(opened.ok()) << opened.status();
-  Engine& engine = **opened;
+TEST_F(EngineReplicasLost, ItsOwnDeletionLostBeforeItReadItBackIsFound) {
+  ASSERT_NO_FATAL_FAILURE(Open("eraser:lazy,wait,deadline=1h"));
   std::promise<void> lost;
   std::shared_future<void> lost_done = lost.get_future().share();
   std::atomic<bool> losing{false};
@@ -600,63 +623,43 @@ TEST(EngineReplicasLost, ItsOwnDeletionLostBeforeItReadItBackIsFound) {
   });
   SyncPoints::Set("EngineImpl::RequestDeletion:Appended",
                   [&] { losing = true; });
-  const StatusOr<DeletionSeq> first = engine.RequestDeletion(
+  const StatusOr<DeletionSeq> first = engine_->RequestDeletion(
       storage::DeletionTarget::Sample(testing::SampleIn(1, 0)));
   // The database loses it once acknowledged, before anything read it back.
-  pg.Sql(name,
-         "DELETE FROM eraser_deletions WHERE seq = 1; "
-         "UPDATE eraser_log_head SET last = 0");
+  LoseTheFirstDeletion();
   lost.set_value();
   ASSERT_TRUE(first.ok()) << first.status();
-  ASSERT_TRUE(pg.ok()) << pg.error();
-  const StatusOr<DeletionSeq> second = engine.RequestDeletion(
+  ASSERT_TRUE(pg_.ok()) << pg_.error();
+  const StatusOr<DeletionSeq> second = engine_->RequestDeletion(
       storage::DeletionTarget::Sample(testing::SampleIn(2, 0)));
   EXPECT_EQ(second.status().code(), StatusCode::kUnavailable)
-      << (second.ok() ? "acknowledged as " + std::to_string(second->value())
-                      : second.status().ToString());
-  EXPECT_FALSE(engine.Stats().lease_held);
-  engine.Close();
+      << Described(second);
+  EXPECT_FALSE(engine_->Stats().lease_held);
 }
 
 // Lost before its acknowledgement (while the other replicas registered
 // it): not acknowledged, and the replica stops (helper-51).
-TEST(EngineReplicasLost, ADeletionLostBeforeItsAcknowledgementIsRefused) {
-  std::string name;
-  const std::string url = TemplateDatabase(&name);
-  ASSERT_FALSE(url.empty());
-  eraser::testing::PostgresCluster& pg = eraser::testing::SharedPostgres();
-  StatusOr<std::unique_ptr<Engine>> opened =
-      Engine::Open(testing::Options(url, "eraser:lazy,wait,deadline=1h"));
-  ASSERT_TRUE(opened.ok()) << opened.status();
-  Engine& engine = **opened;
+TEST_F(EngineReplicasLost, ADeletionLostBeforeItsAcknowledgementIsRefused) {
+  ASSERT_NO_FATAL_FAILURE(Open("eraser:lazy,wait,deadline=1h"));
   std::atomic<bool> done{false};
   eraser::testing::SyncPointsCleared cleared;
   SyncPoints::Set("EngineImpl::RequestDeletion:Appended", [&] {
-    if (done.exchange(true)) return;
-    pg.Sql(name,
-           "DELETE FROM eraser_deletions WHERE seq = 1; "
-           "UPDATE eraser_log_head SET last = 0");
+    if (!done.exchange(true)) LoseTheFirstDeletion();
   });
-  const StatusOr<DeletionSeq> first = engine.RequestDeletion(
+  const StatusOr<DeletionSeq> first = engine_->RequestDeletion(
       storage::DeletionTarget::Sample(testing::SampleIn(1, 0)));
-  ASSERT_TRUE(pg.ok()) << pg.error();
+  ASSERT_TRUE(pg_.ok()) << pg_.error();
   EXPECT_EQ(first.status().code(), StatusCode::kUnavailable)
-      << (first.ok() ? "acknowledged as " + std::to_string(first->value())
-                     : first.status().ToString());
-  EXPECT_FALSE(engine.Stats().lease_held);
-  engine.Close();
+      << Described(first);
+  EXPECT_FALSE(engine_->Stats().lease_held);
 }
 
 // A deletion of its own appended while a lease renewal was in the database
 // is beyond the log's head that renewal read: no loss. (Taken for one, it
 // stopped the replay on PostgreSQL on a slower machine.)
-TEST(EngineReplicasLost, ItsOwnDeletionDuringARenewalIsNoLoss) {
-  const std::string url = TemplateDatabase();
-  ASSERT_FALSE(url.empty());
-  StatusOr<std::unique_ptr<Engine>> opened =
-      Engine::Open(testing::Options(url, "immediate"));
-  ASSERT_TRUE(opened.ok()) << opened.status();
-  Engine& engine = **opened;
+TEST_F(EngineReplicasLost, ItsOwnDeletionDuringARenewalIsNoLoss) {
+  ASSERT_NO_FATAL_FAILURE(Open("immediate"));
+  Engine& engine = *engine_;
   std::atomic<bool> armed{true};
   std::atomic<int> later{0};  // renewals after the one the deletion came in
   Status appended = UnavailableError("no renewal");
@@ -684,7 +687,6 @@ TEST(EngineReplicasLost, ItsOwnDeletionDuringARenewalIsNoLoss) {
   const StatusOr<Prediction> answer = engine.Infer(testing::Input(0)).get();
   EXPECT_TRUE(answer.ok()) << answer.status();
   EXPECT_TRUE(engine.Stats().lease_held);
-  engine.Close();
 }
 
 }  // namespace
