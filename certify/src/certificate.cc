@@ -112,4 +112,38 @@ std::optional<int> PartialVote(const int32_t* votes, const uint8_t* affected,
   return internal::Argmax(unaffected.data(), classes);
 }
 
+std::optional<int> TieBreakVote(const int32_t* votes, const uint8_t* affected,
+                                const int32_t* breakers, std::size_t n,
+                                int classes, uint8_t* counted) {
+  internal::Counts unaffected(classes), breaks(classes);
+  for (std::size_t k = 0; k < n; ++k) {
+    counted[k] = 0;
+    if (affected[k] == 0 && votes[k] >= 0 && votes[k] < classes) {
+      ++unaffected[votes[k]];
+    }
+  }
+  const int lead = unaffected[internal::Argmax(unaffected.data(), classes)];
+  int tied = 0;
+  for (int c = 0; c < classes; ++c) tied += unaffected[c] == lead;
+  if (tied < 2) return std::nullopt;
+  bool any = false;
+  for (std::size_t k = 0; k < n; ++k) {
+    const int32_t b = breakers[k];
+    if (affected[k] == 0 || b < 0 || b >= classes || unaffected[b] != lead) {
+      continue;
+    }
+    ++breaks[b];
+    counted[k] = 1;
+    any = true;
+  }
+  if (!any) return std::nullopt;
+  int best = -1;
+  for (int c = 0; c < classes; ++c) {
+    if (unaffected[c] == lead && (best < 0 || breaks[c] > breaks[best])) {
+      best = c;
+    }
+  }
+  return best;
+}
+
 }  // namespace eraser::certify

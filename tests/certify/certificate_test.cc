@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <random>
 #include <vector>
 
@@ -175,6 +176,71 @@ TEST(PartialVote, NeverDependsOnAffectedVotes) {
       if (affected[i]) votes[i] = static_cast<int32_t>(rng() % classes);
     }
     EXPECT_EQ(PartialVote(votes.data(), affected.data(), k, classes), before);
+  }
+}
+
+TEST(TieBreakVote, BreaksOnlyATieAmongTheUnaffectedShards) {
+  // Shards 0-2 affected; 3-6 vote 1, 1, 2, 2: a tie between 1 and 2.
+  const std::vector<int32_t> votes = {0, 0, 0, 1, 1, 2, 2};
+  const std::vector<uint8_t> affected = {1, 1, 1, 0, 0, 0, 0};
+  std::vector<uint8_t> counted(7, 9);
+  auto vote = [&](const std::vector<int32_t>& breakers) {
+    return TieBreakVote(votes.data(), affected.data(), breakers.data(), 7, 4,
+                        counted.data());
+  };
+  // Two breakers for 2, one for 0 (outside the tie, not counted); the
+  // unaffected shards' own breaker entries are ignored.
+  EXPECT_EQ(vote({2, 0, 2, 1, 1, 1, 1}), 2);
+  EXPECT_EQ(counted, (std::vector<uint8_t>{1, 0, 1, 0, 0, 0, 0}));
+  // One each: the lowest tied label. None, or out of range: no answer.
+  EXPECT_EQ(vote({2, 1, -1, 0, 0, 0, 0}), 1);
+  EXPECT_EQ(vote({-1, 3, 4, 1, 1, 1, 1}), std::nullopt);
+  EXPECT_EQ(counted, std::vector<uint8_t>(7, 0));
+  // A leader among the unaffected shards: no tie to break.
+  const std::vector<int32_t> led = {0, 0, 0, 1, 1, 1, 2};
+  const std::vector<int32_t> breakers = {2, 2, 2, 0, 0, 0, 0};
+  EXPECT_EQ(TieBreakVote(led.data(), affected.data(), breakers.data(), 7, 4,
+                         counted.data()),
+            std::nullopt);
+  // Every shard affected: the breakers decide among all labels.
+  const std::vector<uint8_t> all(7, 1);
+  const std::vector<int32_t> alone = {3, 3, 0, -1, 0, 3, -1};
+  EXPECT_EQ(TieBreakVote(votes.data(), all.data(), alone.data(), 7, 4,
+                         counted.data()),
+            3);
+  EXPECT_EQ(counted, (std::vector<uint8_t>{1, 1, 1, 0, 1, 1, 0}));
+}
+
+TEST(TieBreakVote, AnswersOnlyATieWithATiedLabel) {
+  std::mt19937 rng(12);
+  for (int trial = 0; trial < 2000; ++trial) {
+    const int k = 1 + static_cast<int>(rng() % 9);
+    const int classes = 2 + static_cast<int>(rng() % 4);
+    std::vector<int32_t> votes(k), breakers(k);
+    std::vector<uint8_t> affected(k), counted(k);
+    for (int i = 0; i < k; ++i) {
+      votes[i] = static_cast<int32_t>(rng() % classes);
+      breakers[i] = static_cast<int32_t>(rng() % (classes + 1)) - 1;
+      affected[i] = rng() % 2;
+    }
+    const std::optional<int> partial =
+        PartialVote(votes.data(), affected.data(), k, classes);
+    const std::optional<int> broken =
+        TieBreakVote(votes.data(), affected.data(), breakers.data(), k, classes,
+                     counted.data());
+    if (!broken) continue;
+    // A tie was broken: to one of the tied labels, by counted breakers.
+    ASSERT_NE(std::count(counted.begin(), counted.end(), 1), 0);
+    std::vector<int> unaffected(classes, 0);
+    for (int i = 0; i < k; ++i) {
+      if (!affected[i]) ++unaffected[votes[i]];
+    }
+    const int lead = *std::max_element(unaffected.begin(), unaffected.end());
+    EXPECT_EQ(unaffected[*broken], lead);
+    EXPECT_GT(std::count(unaffected.begin(), unaffected.end(), lead), 1);
+    if (partial) {
+      EXPECT_EQ(unaffected[*partial], lead);
+    }
   }
 }
 

@@ -73,6 +73,18 @@ SoftCertificate CertifySoftVote(const float* probs, const uint8_t* affected,
 std::optional<int> PartialVote(const int32_t* votes, const uint8_t* affected,
                                std::size_t n, int classes);
 
+// The tie break of the rule `prefix`: where the unaffected shards' votes
+// tie between several leading labels (every label when no unaffected shard
+// votes), the tied label most `breakers` vote for, the lowest on a
+// remaining tie. breakers[k] is a vote that holds no pending deletion for
+// an affected shard k (its clean prefix's), negative where there is none.
+// Sets counted[k] (n entries) for each breaker that voted for a tied label.
+// nullopt, with nothing counted, when the unaffected shards lead with one
+// label or no breaker votes for a tied one: PartialVote's answer stands.
+std::optional<int> TieBreakVote(const int32_t* votes, const uint8_t* affected,
+                                const int32_t* breakers, std::size_t n,
+                                int classes, uint8_t* counted);
+
 }  // namespace eraser::certify
 
 #endif  // ERASER_CERTIFY_CERTIFICATE_H_
