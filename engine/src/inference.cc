@@ -208,8 +208,8 @@ void EngineImpl::ComputeBatch(std::vector<RequestPtr>& batch) {
   // MLPs); votes are shard-major, votes[s * n + i].
   const Status status =
       snapshot->ensemble->Predict(inputs.data(), n, votes.data(), nullptr);
-  // Under the rule `prefix` with most shards affected, their clean
-  // prefixes vote too (the Core decides whether each may count).
+  // Under the rule `prefix` with a shard affected, the clean prefixes vote
+  // too, to break ties (the Core decides whether each may count).
   std::optional<scheduler::PrefixVotes> prefix;
   if (status.ok() && prefixes != nullptr) {
     prefix = scheduler::PrefixVotes{prefixes->stage, prefixes->served,

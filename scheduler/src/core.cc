@@ -221,40 +221,38 @@ bool Core::UsesPrefixes() const {
       options_.policy.rule != UncertifiedRule::kPrefix) {
     return false;
   }
-  return 2 * AffectedShards().size() > options_.shards;
+  return !AffectedShards().empty();
 }
 
 std::optional<Verdict> Core::PrefixAnswer(
     const std::vector<int32_t>& votes, const std::vector<uint8_t>& affected,
     const std::vector<uint64_t>& versions, int32_t margin,
     const PrefixVotes& prefix, std::size_t row, std::size_t rows) const {
-  std::vector<int32_t> combined = votes;
-  std::vector<uint8_t> left_out = affected;
-  std::vector<uint64_t> voted = versions;
-  std::vector<int32_t> stages(options_.shards, -1);
-  bool used = false;
+  // The clean prefixes' votes break the unaffected shards' ties.
+  std::vector<int32_t> breakers(options_.shards, -1);
   for (std::size_t k = 0; k < options_.shards; ++k) {
     if (!affected[k] || k >= prefix.stage.size()) continue;
     const int32_t stage = prefix.stage[k];
-    const int32_t vote = prefix.votes.at(k * rows + row);
     // Clean now: no pending deletion of the shard is in its slices, and
     // every deletion applied to the shard is out of it (read while the
     // shard served the model it serves now, so after the last apply).
-    if (stage < 0 || stage > CleanStage(ShardId(static_cast<uint32_t>(k))) ||
-        prefix.served[k] != versions_[k] || vote < 0 ||
-        vote >= options_.classes) {
-      continue;
+    if (stage >= 0 && stage <= CleanStage(ShardId(static_cast<uint32_t>(k))) &&
+        prefix.served[k] == versions_[k]) {
+      breakers[k] = prefix.votes.at(k * rows + row);
     }
-    combined[k] = vote;
-    left_out[k] = 0;
-    voted[k] = prefix.version[k];
-    stages[k] = stage;
-    used = true;
   }
-  if (!used) return std::nullopt;
-  const std::optional<int> label = certify::PartialVote(
-      combined.data(), left_out.data(), options_.shards, options_.classes);
+  std::vector<uint8_t> counted(options_.shards, 0);
+  const std::optional<int> label =
+      certify::TieBreakVote(votes.data(), affected.data(), breakers.data(),
+                            options_.shards, options_.classes, counted.data());
   if (!label) return std::nullopt;
+  std::vector<uint64_t> voted = versions;
+  std::vector<int32_t> stages(options_.shards, -1);
+  for (std::size_t k = 0; k < options_.shards; ++k) {
+    if (!counted[k]) continue;
+    voted[k] = prefix.version[k];
+    stages[k] = prefix.stage[k];
+  }
   Verdict v =
       Answer(*label, Decision::kPrefix, margin, affected, std::move(voted));
   v.prefix_stages = std::move(stages);
@@ -297,8 +295,7 @@ Verdict Core::Decide(uint64_t request, const std::vector<int32_t>& votes,
     return Answer(-1, Decision::kRejected, cert.margin, affected, versions);
   }
   const bool by_prefix = policy.rule == UncertifiedRule::kPrefix;
-  if (by_prefix && prefix != nullptr &&
-      2 * static_cast<std::size_t>(cert.affected) > options_.shards) {
+  if (by_prefix && prefix != nullptr) {
     if (std::optional<Verdict> v = PrefixAnswer(
             votes, affected, versions, cert.margin, *prefix, row, rows)) {
       return *v;

@@ -209,35 +209,34 @@ PrefixVotes Prefix(const std::vector<int32_t>& stage,
   return p;
 }
 
-TEST_F(CoreTest, PrefixVotesWithCleanPrefixesOnlyWhenMostShardsAreAffected) {
+TEST_F(CoreTest, PrefixVotesCountOnlyWhileClean) {
   Core& core = Make("eraser:lazy,prefix");
   EXPECT_THAT(core.WantedPrefixes(), ::testing::Each(-1));
   EXPECT_FALSE(core.UsesPrefixes());
-  // Three of eight affected: shard 0 from slice 2, shard 1 from slice 3,
-  // shard 2 from slice 0 (no clean prefix).
+  // Five of eight affected: shard 0 from slice 2, shard 1 from slice 3,
+  // shard 2 from slice 0 (no clean prefix), shards 3 and 4 from slice 1.
   Delete(1, {{0, 2}, {1, 3}, {2, 0}});
   EXPECT_THAT(core.WantedPrefixes(), ElementsAre(1, 2, -1, -1, -1, -1, -1, -1));
-  EXPECT_FALSE(core.UsesPrefixes());
-  // Shards 0-4 vote 1, 5-7 vote 2. At most half affected: `partial` (the
-  // unaffected 3, 4 against 5, 6, 7), whatever the prefixes say.
-  const std::vector<int32_t> all_one(kShards, 1);
-  PrefixVotes prefix = Prefix({1, 2, -1, -1, -1, -1, -1, -1}, all_one);
-  Verdict v = core.Decide(1, Votes(5), core.versions(), clock_.Now(),
-                          Duration::max(), &prefix, 0, 1);
-  EXPECT_EQ(v.decision, Decision::kPartial);
-  EXPECT_EQ(v.label, 2);
-  // Five affected: the clean prefixes of 0, 1, 3 and 4 vote with 5, 6, 7;
-  // shard 2 has none and is left out. 4 votes for 1 against 3: label 1.
+  EXPECT_TRUE(core.UsesPrefixes());
   Delete(2, {{3, 1}, {4, 1}});
   EXPECT_THAT(core.WantedPrefixes(), ElementsAre(1, 2, -1, 0, 0, -1, -1, -1));
-  EXPECT_TRUE(core.UsesPrefixes());
-  prefix = Prefix({1, 2, -1, 0, 0, -1, -1, -1}, all_one);
+  // The unaffected 5, 6, 7 vote 2, 3, 3: 3 leads, whatever the prefixes,
+  // however many, say.
+  const std::vector<int32_t> all_four(kShards, 4);
+  PrefixVotes prefix = Prefix({1, 2, -1, 0, 0, -1, -1, -1}, all_four);
+  Verdict v = core.Decide(1, {0, 0, 0, 0, 0, 2, 3, 3}, core.versions(),
+                          clock_.Now(), Duration::max(), &prefix, 0, 1);
+  EXPECT_EQ(v.decision, Decision::kPartial);
+  EXPECT_EQ(v.label, 3);
+  // They vote 2, 3, 4: the clean prefixes of 0, 1, 3 and 4 break the tie
+  // (shard 2 has none): 4, with each checkpoint's version reported.
+  const std::vector<int32_t> votes = {0, 0, 0, 0, 0, 2, 3, 4};
   prefix.version = {1, 1, 1, 1, 0, 1, 1, 1};  // shard 4's checkpoint: v0
-  v = core.Decide(2, Votes(5), core.versions(), clock_.Now(), Duration::max(),
+  v = core.Decide(2, votes, core.versions(), clock_.Now(), Duration::max(),
                   &prefix, 0, 1);
   EXPECT_EQ(v.kind, Verdict::Kind::kAnswer);
   EXPECT_EQ(v.decision, Decision::kPrefix);
-  EXPECT_EQ(v.label, 1);
+  EXPECT_EQ(v.label, 4);
   EXPECT_FALSE(v.exposed);
   EXPECT_THAT(v.prefix_stages, ElementsAre(1, 2, -1, 0, 0, -1, -1, -1));
   EXPECT_THAT(v.versions, ElementsAre(1, 1, 1, 1, 0, 1, 1, 1));
@@ -245,24 +244,27 @@ TEST_F(CoreTest, PrefixVotesWithCleanPrefixesOnlyWhenMostShardsAreAffected) {
                                       ShardId(3), ShardId(4)));
   // A prefix deeper than the clean stage does not vote (shard 0's stage 2
   // holds slice 2), nor one read while the shard served another model
-  // (served 0 for every shard): with neither, the answer is partial again.
-  prefix = Prefix({2, -1, -1, -1, -1, -1, -1, -1}, all_one);
-  v = core.Decide(3, Votes(5), core.versions(), clock_.Now(), Duration::max(),
+  // (served 0 for every shard): with neither, `partial` takes the lowest
+  // tied label.
+  prefix = Prefix({2, -1, -1, -1, -1, -1, -1, -1}, all_four);
+  v = core.Decide(3, votes, core.versions(), clock_.Now(), Duration::max(),
                   &prefix, 0, 1);
   EXPECT_EQ(v.decision, Decision::kPartial);
-  prefix = Prefix({1, 2, -1, 0, 0, -1, -1, -1}, all_one, /*served=*/0);
-  v = core.Decide(4, Votes(5), core.versions(), clock_.Now(), Duration::max(),
+  EXPECT_EQ(v.label, 2);
+  prefix = Prefix({1, 2, -1, 0, 0, -1, -1, -1}, all_four, /*served=*/0);
+  v = core.Decide(4, votes, core.versions(), clock_.Now(), Duration::max(),
                   &prefix, 0, 1);
   EXPECT_EQ(v.decision, Decision::kPartial);
   // A deletion registered after the prefixes were loaded, in shard 0's
   // slice 0: its prefix is no longer clean and does not vote.
   Delete(3, {{0, 0}});
   EXPECT_EQ(core.CleanStage(ShardId(0)), -1);
-  prefix = Prefix({1, 2, -1, 0, 0, -1, -1, -1}, all_one);
-  v = core.Decide(5, Votes(5), core.versions(), clock_.Now(), Duration::max(),
+  prefix = Prefix({1, 2, -1, 0, 0, -1, -1, -1}, all_four);
+  v = core.Decide(5, votes, core.versions(), clock_.Now(), Duration::max(),
                   &prefix, 0, 1);
   EXPECT_EQ(v.decision, Decision::kPrefix);
   EXPECT_THAT(v.prefix_stages, ElementsAre(-1, 2, -1, 0, 0, -1, -1, -1));
+  const std::vector<int32_t> all_one(kShards, 1);
   // Every shard affected, none with a clean prefix: parked, and answered
   // once one shard is retrained, as under `partial`.
   Delete(4, {{1, 0}, {3, 0}, {4, 0}, {5, 0}, {6, 0}, {7, 0}});
@@ -282,14 +284,77 @@ TEST_F(CoreTest, PrefixVotesWithCleanPrefixesOnlyWhenMostShardsAreAffected) {
   EXPECT_EQ(answer->decision, Decision::kPartial);
 }
 
+TEST_F(CoreTest, PrefixesBreakATieAmongTheUnaffectedShards) {
+  Core& core = Make("eraser:lazy,prefix");
+  // Shards 0-2 affected (clean stages 1, 2, 0); the unaffected 3-7 vote
+  // 1, 1, 2, 2, 3: a tie between 1 and 2, which `partial` gives to 1.
+  Delete(1, {{0, 2}, {1, 3}, {2, 1}});
+  const std::vector<int32_t> votes = {0, 0, 0, 1, 1, 2, 2, 3};
+  auto decide = [&](uint64_t request,
+                    const std::vector<int32_t>& prefix_votes) {
+    PrefixVotes prefix = Prefix({1, 2, 0, -1, -1, -1, -1, -1}, prefix_votes);
+    return core.Decide(request, votes, core.versions(), clock_.Now(),
+                       Duration::max(), &prefix, 0, 1);
+  };
+  // Two prefixes for 2, one for 1: label 2, decided by all three.
+  Verdict v = decide(1, {2, 2, 1, 0, 0, 0, 0, 0});
+  EXPECT_EQ(v.decision, Decision::kPrefix);
+  EXPECT_EQ(v.label, 2);
+  EXPECT_FALSE(v.exposed);
+  EXPECT_THAT(v.prefix_stages, ElementsAre(1, 2, 0, -1, -1, -1, -1, -1));
+  // A prefix for a label outside the tie (3) does not count: one for 2, one
+  // for 3, none clean from shard 2 (-1): 2, by shard 0's prefix alone.
+  v = decide(2, {2, 3, -1, 0, 0, 0, 0, 0});
+  EXPECT_EQ(v.decision, Decision::kPrefix);
+  EXPECT_EQ(v.label, 2);
+  EXPECT_THAT(v.prefix_stages, ElementsAre(1, -1, -1, -1, -1, -1, -1, -1));
+  // Tied prefixes leave the lowest label, as `partial` would: 1.
+  v = decide(3, {1, 2, 3, 0, 0, 0, 0, 0});
+  EXPECT_EQ(v.decision, Decision::kPrefix);
+  EXPECT_EQ(v.label, 1);
+  // No prefix for a tied label: `partial`'s answer.
+  v = decide(4, {3, 3, 0, 0, 0, 0, 0, 0});
+  EXPECT_EQ(v.decision, Decision::kPartial);
+  EXPECT_EQ(v.label, 1);
+  EXPECT_THAT(v.prefix_stages, ::testing::IsEmpty());
+  // No tie (shard 7 votes 2 too): the unaffected shards decide, whatever
+  // the prefixes say.
+  PrefixVotes prefix =
+      Prefix({1, 2, 0, -1, -1, -1, -1, -1}, {1, 1, 1, 0, 0, 0, 0, 0});
+  v = core.Decide(5, {0, 0, 0, 1, 1, 2, 2, 2}, core.versions(), clock_.Now(),
+                  Duration::max(), &prefix, 0, 1);
+  EXPECT_EQ(v.decision, Decision::kPartial);
+  EXPECT_EQ(v.label, 2);
+  // Every shard affected (3-7 from slice 2): the clean prefixes alone
+  // decide among all labels: 0 and 1 vote 5, 2-4 vote 6, 5-7 have none.
+  Delete(2, {{3, 2}, {4, 2}, {5, 2}, {6, 2}, {7, 2}});
+  prefix = Prefix({1, 2, 0, 1, 1, -1, -1, -1}, {5, 5, 6, 6, 6, 0, 0, 0});
+  v = core.Decide(6, votes, core.versions(), clock_.Now(), Duration::max(),
+                  &prefix, 0, 1);
+  EXPECT_EQ(v.decision, Decision::kPrefix);
+  EXPECT_EQ(v.label, 6);
+  EXPECT_THAT(v.prefix_stages, ElementsAre(1, 2, 0, 1, 1, -1, -1, -1));
+  // Under `partial` the same tie goes to the lowest label.
+  Core& partial = Make("eraser:lazy,partial");
+  Delete(2, {{0, 2}, {1, 3}, {2, 1}});
+  EXPECT_FALSE(partial.UsesPrefixes());
+  prefix = Prefix({1, 2, 0, -1, -1, -1, -1, -1}, {2, 2, 2, 0, 0, 0, 0, 0});
+  v = partial.Decide(7, votes, partial.versions(), clock_.Now(),
+                     Duration::max(), &prefix, 0, 1);
+  EXPECT_EQ(v.decision, Decision::kPartial);
+  EXPECT_EQ(v.label, 1);
+}
+
 TEST_F(CoreTest, PrefixAfterARetrainingNeedsAPrefixReadSinceIt) {
   Core& core = Make("eraser:lazy,prefix");
   // Five shards affected from slice 2: clean prefixes through stage 1.
   Delete(1, {{0, 2}, {1, 2}, {2, 2}, {3, 2}, {4, 2}});
-  const std::vector<int32_t> all_one(kShards, 1);
-  PrefixVotes prefix = Prefix({1, 1, 1, 1, 1, -1, -1, -1}, all_one);
-  ASSERT_EQ(core.Decide(1, Votes(5), core.versions(), clock_.Now(),
-                        Duration::max(), &prefix, 0, 1)
+  // The unaffected 5, 6, 7 tie (2, 3, 4); the prefixes break it (4).
+  const std::vector<int32_t> tie = {0, 0, 0, 0, 0, 2, 3, 4};
+  const std::vector<int32_t> all_four(kShards, 4);
+  PrefixVotes prefix = Prefix({1, 1, 1, 1, 1, -1, -1, -1}, all_four);
+  ASSERT_EQ(core.Decide(1, tie, core.versions(), clock_.Now(), Duration::max(),
+                        &prefix, 0, 1)
                 .decision,
             Decision::kPrefix);
   // A deletion in shard 0's slice 0 arrives; at the deadline shards 0 and
@@ -311,13 +376,13 @@ TEST_F(CoreTest, PrefixAfterARetrainingNeedsAPrefixReadSinceIt) {
   }
   Delete(3, {{0, 3}, {1, 3}, {2, 3}, {3, 3}, {4, 3}});
   EXPECT_EQ(core.CleanStage(ShardId(0)), 2);
-  prefix = Prefix({2, 2, 2, 2, 2, -1, -1, -1}, all_one, /*served=*/1);
-  Verdict v = core.Decide(2, Votes(5), core.versions(), clock_.Now(),
+  prefix = Prefix({2, 2, 2, 2, 2, -1, -1, -1}, all_four, /*served=*/1);
+  Verdict v = core.Decide(2, tie, core.versions(), clock_.Now(),
                           Duration::max(), &prefix, 0, 1);
   EXPECT_EQ(v.decision, Decision::kPartial);
   ASSERT_THAT(core.versions(), ElementsAre(2, 2, 1, 1, 1, 1, 1, 1));
   prefix.served = core.versions();
-  v = core.Decide(3, Votes(5), core.versions(), clock_.Now(), Duration::max(),
+  v = core.Decide(3, tie, core.versions(), clock_.Now(), Duration::max(),
                   &prefix, 0, 1);
   EXPECT_EQ(v.decision, Decision::kPrefix);
   EXPECT_THAT(v.prefix_stages, ElementsAre(2, 2, -1, -1, -1, -1, -1, -1));

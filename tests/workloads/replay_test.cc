@@ -285,11 +285,13 @@ TEST(Replay, ReportsTheIssuersLagAndTheLatencyFromTheHandOffApart) {
             StatusCode::kInvalidArgument);
 }
 
-// 3 s of inferences; at 0.1 s, deletions in slice 1 of shards 0, 1 and 2:
-// three of four shards affected, each with a clean prefix (stage 0).
-Trace PrefixScenario() {
+// 3 s of inferences; at 0.1 s, deletions in slice 1 of the first
+// `affected` shards, each of which then has a clean prefix (stage 0): with
+// all four, the prefixes alone answer; with two, they break the other
+// two's ties.
+Trace PrefixScenario(int affected) {
   Trace t;
-  for (int d = 0; d < 3; ++d) {
+  for (int d = 0; d < affected; ++d) {
     TraceEvent e;
     e.time_ms = 100.0 + d;
     e.op = TraceEvent::Op::kDelete;
@@ -312,8 +314,10 @@ Trace PrefixScenario() {
 // the answers' (shard, version, stage) and the partition, catches.
 TEST(Replay, PrefixAnswersAreCheckedStageByStage) {
   const engine::testing::Template& tmpl = engine::testing::GetTemplate();
-  for (int offset : {0, 1}) {
-    SCOPED_TRACE(offset);
+  for (auto [affected, offset] :
+       {std::pair{4, 0}, std::pair{4, 1}, std::pair{2, 0}, std::pair{2, 1}}) {
+    SCOPED_TRACE(::testing::Message()
+                 << affected << " affected, offset " << offset);
     eraser::testing::TempDir work;
     ReplayConfig config;
     config.policies = eraser::testing::PoliciesOrDie({"eraser-lazy-prefix"});
@@ -322,17 +326,20 @@ TEST(Replay, PrefixAnswersAreCheckedStageByStage) {
     config.oracle_from_scratch_sample = 1000;  // every answer
     config.testing.clean_stage_offset = offset;
     StatusOr<ReplayReport> report =
-        RunReplay(PrefixScenario(), tmpl.dir, config);
+        RunReplay(PrefixScenario(affected), tmpl.dir, config);
     ASSERT_TRUE(report.ok()) << report.status();
     const PolicyReport& p = report->policies.at(0);
     const uint64_t prefix =
         p.decisions[static_cast<int>(certify::Decision::kPrefix) - 1];
-    EXPECT_GT(prefix, 100u);
+    // Ties between two shards are a few answers, not most.
+    EXPECT_GT(prefix, affected == 4 ? 100u : 20u);
     EXPECT_EQ(p.exposures_flagged, 0u);
     EXPECT_EQ(p.exposure_checked, 120u);
-    std::printf("clean stage offset %d: %llu prefix answers, %llu exposures\n",
-                offset, static_cast<unsigned long long>(prefix),
-                static_cast<unsigned long long>(p.exposures));
+    std::printf(
+        "%d affected, clean stage offset %d: %llu prefix answers, %llu "
+        "exposures\n",
+        affected, offset, static_cast<unsigned long long>(prefix),
+        static_cast<unsigned long long>(p.exposures));
     if (offset == 0) {
       EXPECT_EQ(p.exposures, 0u);
       EXPECT_EQ(p.soundness_violations, 0u);

@@ -18,11 +18,11 @@
 //   ERASER, partial  certified, else the unaffected shards' plurality
 //                    (`partial`); with every shard affected it is parked
 //                    like `wait`
-//   ERASER, prefix   certified; else, while at most half of the shards are
-//                    affected, as `partial`; beyond, the unaffected shards'
-//                    models and the affected shards' clean prefixes vote
-//                    (`prefix`; shards without one are left out), parked
-//                    only if no shard can vote
+//   ERASER, prefix   certified; else as `partial`, except that a tie
+//                    among the unaffected shards' leading labels (all
+//                    labels when every shard is affected) goes to the one
+//                    most of the affected shards' clean prefixes vote for
+//                    (`prefix`); parked only if no shard can vote
 //   ERASER, reject   certified, else `rejected`
 //   inference-first  `uncertified` (an exposure)
 //   immediate        held, and computed again once nothing is pending
@@ -281,7 +281,7 @@ class Core {
   // this changes.
   std::vector<int32_t> WantedPrefixes() const;
   // Whether answers that cannot be certified would now use clean prefixes:
-  // more than half of the shards are affected (the shell computes prefix
+  // the rule is `prefix` and a shard is affected (the shell computes prefix
   // votes only then).
   bool UsesPrefixes() const;
   // The votes parked requests can use now: affected shards whose served
@@ -463,8 +463,10 @@ class Core {
   Verdict Answer(int32_t label, certify::Decision decision, int32_t margin,
                  const std::vector<uint8_t>& affected,
                  std::vector<uint64_t> versions) const;
-  // The `prefix` answer: the unaffected shards' votes and the clean
-  // prefixes' of the affected ones; nothing if no prefix is clean.
+  // The `prefix` answer: a tie among the unaffected shards' leading labels
+  // (all labels if none votes) broken by the clean prefixes' votes for
+  // them. Nothing if the unaffected shards lead with one label or no clean
+  // prefix votes for a tied one (then `partial` decides).
   std::optional<Verdict> PrefixAnswer(const std::vector<int32_t>& votes,
                                       const std::vector<uint8_t>& affected,
                                       const std::vector<uint64_t>& versions,
