@@ -1,5 +1,6 @@
 #include "eraser/certify/certificate.h"
 
+#include <algorithm>
 #include <climits>
 #include <vector>
 
@@ -112,20 +113,38 @@ std::optional<int> PartialVote(const int32_t* votes, const uint8_t* affected,
   return internal::Argmax(unaffected.data(), classes);
 }
 
+namespace {
+
+// The unaffected shards' vote counts, and the count of their leading
+// labels.
+int UnaffectedLead(const int32_t* votes, const uint8_t* affected, std::size_t n,
+                   int classes, internal::Counts* counts) {
+  for (std::size_t k = 0; k < n; ++k) {
+    if (affected[k] == 0 && votes[k] >= 0 && votes[k] < classes) {
+      ++(*counts)[votes[k]];
+    }
+  }
+  return (*counts)[internal::Argmax(counts->data(), classes)];
+}
+
+}  // namespace
+
+bool UnaffectedShardsTie(const int32_t* votes, const uint8_t* affected,
+                         std::size_t n, int classes) {
+  internal::Counts unaffected(classes);
+  const int lead = UnaffectedLead(votes, affected, n, classes, &unaffected);
+  int tied = 0;
+  for (int c = 0; c < classes; ++c) tied += unaffected[c] == lead;
+  return tied > 1;
+}
+
 std::optional<int> TieBreakVote(const int32_t* votes, const uint8_t* affected,
                                 const int32_t* breakers, std::size_t n,
                                 int classes, uint8_t* counted) {
+  std::fill(counted, counted + n, 0);
+  if (!UnaffectedShardsTie(votes, affected, n, classes)) return std::nullopt;
   internal::Counts unaffected(classes), breaks(classes);
-  for (std::size_t k = 0; k < n; ++k) {
-    counted[k] = 0;
-    if (affected[k] == 0 && votes[k] >= 0 && votes[k] < classes) {
-      ++unaffected[votes[k]];
-    }
-  }
-  const int lead = unaffected[internal::Argmax(unaffected.data(), classes)];
-  int tied = 0;
-  for (int c = 0; c < classes; ++c) tied += unaffected[c] == lead;
-  if (tied < 2) return std::nullopt;
+  const int lead = UnaffectedLead(votes, affected, n, classes, &unaffected);
   bool any = false;
   for (std::size_t k = 0; k < n; ++k) {
     const int32_t b = breakers[k];

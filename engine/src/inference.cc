@@ -5,6 +5,7 @@
 #include <optional>
 
 #include "engine_impl.h"
+#include "eraser/certify/certificate.h"
 #include "eraser/common/sync_point.h"
 
 namespace eraser::engine::internal {
@@ -196,22 +197,38 @@ void EngineImpl::ComputeBatch(std::vector<RequestPtr>& batch) {
   std::vector<int32_t> votes(k * n);
   std::shared_ptr<const Snapshot> snapshot;
   std::shared_ptr<const Prefixes> prefixes;
+  std::vector<uint8_t> affected(k, 0);
   // After the gate: time blocked behind a retraining is queueing, not
   // compute.
   const TimePoint start = gate_.EnterInference();
   {
     MutexLock lock(&mu_);
     snapshot = snapshot_;
-    if (core_->UsesPrefixes()) prefixes = prefixes_;
+    if (core_->UsesPrefixes()) {
+      prefixes = prefixes_;
+      for (ShardId s : core_->AffectedShards()) affected[s.value()] = 1;
+    }
   }
   // Every shard on the whole batch in one call (one stacked computation for
   // MLPs); votes are shard-major, votes[s * n + i].
   const Status status =
       snapshot->ensemble->Predict(inputs.data(), n, votes.data(), nullptr);
-  // Under the rule `prefix` with a shard affected, the clean prefixes vote
-  // too, to break ties (the Core decides whether each may count).
-  std::optional<scheduler::PrefixVotes> prefix;
+  // Under the rule `prefix`, the clean prefixes vote too where they may
+  // break a tie among the unaffected shards (the Core decides whether each
+  // may count). Only batches with such a row pay for them: a shard affected
+  // after the snapshot can leave a row without, which then gets the
+  // `partial` answer.
+  bool tie = false;
   if (status.ok() && prefixes != nullptr) {
+    std::vector<int32_t> column(k);
+    for (std::size_t i = 0; i < n && !tie; ++i) {
+      for (std::size_t s = 0; s < k; ++s) column[s] = votes[s * n + i];
+      tie = certify::UnaffectedShardsTie(column.data(), affected.data(), k,
+                                         classes_);
+    }
+  }
+  std::optional<scheduler::PrefixVotes> prefix;
+  if (tie) {
     prefix = scheduler::PrefixVotes{prefixes->stage, prefixes->served,
                                     prefixes->version,
                                     std::vector<int32_t>(k * n, -1)};

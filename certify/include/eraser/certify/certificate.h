@@ -73,6 +73,11 @@ SoftCertificate CertifySoftVote(const float* probs, const uint8_t* affected,
 std::optional<int> PartialVote(const int32_t* votes, const uint8_t* affected,
                                std::size_t n, int classes);
 
+// Whether the unaffected shards' votes tie between several leading labels
+// (every label when none of them votes): where TieBreakVote may answer.
+bool UnaffectedShardsTie(const int32_t* votes, const uint8_t* affected,
+                         std::size_t n, int classes);
+
 // The tie break of the rule `prefix`: where the unaffected shards' votes
 // tie between several leading labels (every label when no unaffected shard
 // votes), the tied label most `breakers` vote for, the lowest on a

@@ -23,8 +23,8 @@ enum class Decision : uint8_t {
   kPartial = 4,      // plurality of unaffected shards (rule `partial`)
   kRejected = 5,     // no answer: "unavailable, retry" (rule `reject`)
   kUncertified = 6,  // served without a certificate (`inference-first`)
-  kPrefix = 7,       // unaffected shards' models and affected shards' clean
-                     // prefixes (rule `prefix`)
+  kPrefix = 7,       // the unaffected shards' tie broken by affected
+                     // shards' clean prefixes (rule `prefix`)
 };
 inline constexpr int kNumDecisions = 7;
 
