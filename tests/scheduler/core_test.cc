@@ -304,10 +304,18 @@ TEST_F(CoreTest, PrefixesBreakATieAmongTheUnaffectedShards) {
   EXPECT_THAT(v.prefix_stages, ElementsAre(1, 2, 0, -1, -1, -1, -1, -1));
   // A prefix for a label outside the tie (3) does not count: one for 2, one
   // for 3, none clean from shard 2 (-1): 2, by shard 0's prefix alone.
-  v = decide(2, {2, 3, -1, 0, 0, 0, 0, 0});
+  // Shard 1's checkpoint (v0) does not vote: its served version is
+  // reported, with the shard among the affected, as for a shard left out.
+  PrefixVotes outside =
+      Prefix({1, 2, 0, -1, -1, -1, -1, -1}, {2, 3, -1, 0, 0, 0, 0, 0});
+  outside.version = {0, 0, 1, 1, 1, 1, 1, 1};
+  v = core.Decide(2, votes, core.versions(), clock_.Now(), Duration::max(),
+                  &outside, 0, 1);
   EXPECT_EQ(v.decision, Decision::kPrefix);
   EXPECT_EQ(v.label, 2);
   EXPECT_THAT(v.prefix_stages, ElementsAre(1, -1, -1, -1, -1, -1, -1, -1));
+  EXPECT_THAT(v.versions, ElementsAre(0, 1, 1, 1, 1, 1, 1, 1));
+  EXPECT_THAT(v.affected, ElementsAre(ShardId(0), ShardId(1), ShardId(2)));
   // Tied prefixes leave the lowest label, as `partial` would: 1.
   v = decide(3, {1, 2, 3, 0, 0, 0, 0, 0});
   EXPECT_EQ(v.decision, Decision::kPrefix);
