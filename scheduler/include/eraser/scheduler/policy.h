@@ -45,10 +45,10 @@ enum class Timing {
 enum class UncertifiedRule {
   kWait,     // retrain the shards the request needs, answer once certified
   kPartial,  // answer from the unaffected shards now
-  // Answer now as `partial` while at most half of the shards are affected;
-  // beyond, affected shards vote with their clean prefix (the checkpoint
-  // before the slice of their earliest pending deletion) where they have
-  // one.
+  // Answer now as `partial`, but where the unaffected shards tie (or every
+  // shard is affected) the affected shards' clean prefixes (the checkpoint
+  // before the slice of their earliest pending deletion), where they have
+  // one, choose among the tied labels.
   kPrefix,
   kReject,  // answer "unavailable, retry"
 };
