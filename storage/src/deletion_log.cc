@@ -6,6 +6,20 @@
 #include "rocks_store.h"
 
 namespace eraser::storage::internal {
+namespace {
+
+// The index of requests by target, in the meta family (which old builds
+// ignore): target -> the newest sequence number naming it.
+constexpr char kTargetPrefix[] = "deletion/target/";
+
+std::string TargetKey(const DeletionTarget& target) {
+  std::string key = kTargetPrefix;
+  PutU8(&key, static_cast<uint8_t>(target.kind));
+  PutU64(&key, target.id);
+  return key;
+}
+
+}  // namespace
 
 StatusOr<DeletionSeq> RocksStore::AppendDeletion(
     const DeletionTarget& target, const std::vector<SampleLocation>& samples,
@@ -24,6 +38,9 @@ StatusOr<DeletionSeq> RocksStore::AppendDeletion(
       FromRocks(batch.Put(cf(kDeletions), U64Key(record.seq.value()),
                           EncodeDeletion(record)),
                 "append deletion"));
+  RETURN_IF_ERROR(FromRocks(
+      batch.Put(cf(kMeta), TargetKey(target), U64Key(record.seq.value())),
+      "index deletion"));
   RETURN_IF_ERROR(
       Write(&batch, /*sync=*/true, "append deletion " + target.ToString()));
   last_seq_ = record.seq.value();
@@ -85,6 +102,17 @@ StatusOr<DeletionRecord> RocksStore::GetDeletionLocked(DeletionSeq seq) {
                    Get(kDeletions, U64Key(seq.value()),
                        "deletion " + std::to_string(seq.value())));
   return DecodeDeletion(seq, value);
+}
+
+StatusOr<DeletionSeq> RocksStore::FindDeletion(const DeletionTarget& target) {
+  DbLock db(this, DbLock::kRead);
+  RETURN_IF_ERROR(db.status());
+  ASSIGN_OR_RETURN(std::string value, Get(kMeta, TargetKey(target),
+                                          "deletion of " + target.ToString()));
+  Decoder d(value);
+  const DeletionSeq seq(d.U64());
+  if (!d.Finish()) return DataLossError("corrupt deletion index entry");
+  return seq;
 }
 
 Status RocksStore::AddDeletionUpdates(

@@ -21,7 +21,7 @@ namespace {
 
 // Version of the layout in pg_store.h. kMigrations[v - 1] takes a database
 // from version v - 1 to v; Open applies the missing ones in order.
-constexpr int kSchemaVersion = 3;
+constexpr int kSchemaVersion = 4;
 constexpr const char* kMigrations[kSchemaVersion] = {
     // 1: the initial layout (per-shard tables are created on demand).
     R"sql(
@@ -68,6 +68,11 @@ BEGIN
     EXECUTE format('ALTER TABLE %I ALTER COLUMN blob SET STATISTICS 0', t);
   END LOOP;
 END $$;
+)sql",
+    // 4: requests by target (Store::FindDeletion).
+    R"sql(
+CREATE INDEX IF NOT EXISTS eraser_deletions_target
+  ON eraser_deletions (target, seq);
 )sql",
 };
 
@@ -1061,6 +1066,23 @@ StatusOr<DeletionRecord> PgStore::GetDeletion(DeletionSeq seq) {
                              return OkStatus();
                            }));
   return std::move(*record);
+}
+
+StatusOr<DeletionSeq> PgStore::FindDeletion(const DeletionTarget& target) {
+  std::optional<DeletionSeq> seq;
+  RETURN_IF_ERROR(Transact("find the deletion of " + target.ToString(),
+                           Commit::kStatement,
+                           [&](pqxx::transaction_base& txn) {
+                             const pqxx::row newest = txn.exec_params1(
+                                 "SELECT max(seq) FROM eraser_deletions WHERE "
+                                 "target = $1",
+                                 target.ToString());
+                             if (!newest[0].is_null())
+                               seq = DeletionSeq(Unsigned(newest[0]));
+                             return OkStatus();
+                           }));
+  if (!seq) return NotFoundError("no deletion of " + target.ToString());
+  return *seq;
 }
 
 Status PgStore::MarkApplied(const std::vector<DeletionSeq>& seqs,

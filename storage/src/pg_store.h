@@ -77,6 +77,7 @@ class PgStore final : public Store {
   StatusOr<std::vector<DeletionRecord>> DeletionsAfter(
       DeletionSeq seq) override;
   StatusOr<DeletionRecord> GetDeletion(DeletionSeq seq) override;
+  StatusOr<DeletionSeq> FindDeletion(const DeletionTarget& target) override;
   Status MarkApplied(const std::vector<DeletionSeq>& seqs,
                      TimePoint applied_at) override;
   Status RecordExclusions(const std::vector<ApplyBatch::Exclusion>& excluded,

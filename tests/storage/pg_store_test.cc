@@ -181,18 +181,24 @@ TEST(PgStore, ErasedColumnsHaveNoStatisticsAfterAMigrationToo) {
       "eraser_samples_0.features=0 eraser_samples_0.label=0 "
       "eraser_samples_1.features=0 eraser_samples_1.label=0";
   EXPECT_THAT(pg.Sql(name, targets), HasSubstr(none));
-  // As an older eraser left them: the default target, schema version 2.
+  // As an older eraser left them: the default target, no index of the
+  // deletions by target, schema version 2.
   pg.Sql(name,
          "ALTER TABLE eraser_samples_1 ALTER COLUMN features SET STATISTICS "
          "-1, ALTER COLUMN label SET STATISTICS -1; ALTER TABLE "
-         "eraser_checkpoints_0 ALTER COLUMN blob SET STATISTICS -1; UPDATE "
-         "eraser_schema SET version = 2");
+         "eraser_checkpoints_0 ALTER COLUMN blob SET STATISTICS -1; DROP "
+         "INDEX eraser_deletions_target; UPDATE eraser_schema SET version = "
+         "2");
   ASSERT_TRUE(pg.ok()) << pg.error();
   EXPECT_THAT(pg.Sql(name, targets), Not(HasSubstr(none)));
   ASSERT_NE(OpenOrDie(url), nullptr);
   EXPECT_THAT(pg.Sql(name, targets), HasSubstr(none));
   EXPECT_THAT(pg.Sql(name, "SELECT version FROM eraser_schema"),
-              HasSubstr("3"));
+              HasSubstr("4"));
+  EXPECT_EQ(pg.Sql(name,
+                   "SELECT count(*) FROM pg_indexes WHERE indexname = "
+                   "'eraser_deletions_target'"),
+            "1\n");
 }
 
 // A failed statement's text goes to the server's log, which no apply

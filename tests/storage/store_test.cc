@@ -343,6 +343,24 @@ TEST_P(StoreTest, DeletionLogAppendGetPendingApplied) {
       DeletionSeq(3));
 }
 
+TEST_P(StoreTest, FindDeletionGivesTheNewestRequestOfATarget) {
+  const TimePoint t0 = FromUnixMicros(1'000'000);
+  const DeletionTarget owner = DeletionTarget::Owner(OwnerId(5));
+  const DeletionTarget sample = DeletionTarget::Sample(SampleId(5));
+  EXPECT_EQ(store_->FindDeletion(owner).status().code(), StatusCode::kNotFound);
+  ASSERT_TRUE(store_->AppendDeletion(owner, {}, t0).ok());
+  ASSERT_TRUE(store_->AppendDeletion(sample, {}, t0).ok());
+  ASSERT_TRUE(store_->AppendDeletion(owner, {}, t0).ok());
+  ASSERT_TRUE(store_->MarkApplied({DeletionSeq(1), DeletionSeq(3)}, t0).ok());
+  Reopen();
+  // The same id as an owner and as a sample are two targets.
+  EXPECT_EQ(*store_->FindDeletion(owner), DeletionSeq(3));
+  EXPECT_EQ(*store_->FindDeletion(sample), DeletionSeq(2));
+  EXPECT_EQ(
+      store_->FindDeletion(DeletionTarget::Owner(OwnerId(6))).status().code(),
+      StatusCode::kNotFound);
+}
+
 TEST_P(StoreTest, ConcurrentAppendsGetDistinctContiguousNumbers) {
   constexpr int kThreads = 4;
   constexpr int kEach = 25;

@@ -155,6 +155,10 @@ class Store {
       DeletionSeq seq) = 0;
   // One request; kNotFound for a sequence number never issued.
   virtual StatusOr<DeletionRecord> GetDeletion(DeletionSeq seq) = 0;
+  // The newest request naming `target`, kNotFound if none does. (On
+  // RocksDB, requests appended by a build before 2026-12-06 are not found:
+  // they were not indexed.)
+  virtual StatusOr<DeletionSeq> FindDeletion(const DeletionTarget& target) = 0;
   // Marks requests applied (synced). kNotFound, and nothing changes, if any
   // sequence number is unknown; already-applied ones keep their first time.
   virtual Status MarkApplied(const std::vector<DeletionSeq>& seqs,
