@@ -31,19 +31,19 @@ void EngineImpl::BlankTestRows(OwnerId owner) {
   for (std::size_t i : rows->second) dataset_.test.EraseRow(i);
 }
 
-Status EngineImpl::EraseTestRows(OwnerId owner) {
+bool EngineImpl::TestRowsLeft(OwnerId owner) const {
   const auto rows = test_rows_by_owner_.find(owner.value());
-  if (rows == test_rows_by_owner_.end()) return OkStatus();
+  if (rows == test_rows_by_owner_.end()) return false;
+  MutexLock lock(&test_mu_);
+  const datasets::Split& test = dataset_.test;
+  return !std::all_of(rows->second.begin(), rows->second.end(),
+                      [&test](std::size_t i) { return test.erased(i); });
+}
+
+Status EngineImpl::EraseTestRows(OwnerId owner) {
   // Already blank here means erased in the store first (by this engine, or
   // by the one that took a deletion this one has registered).
-  {
-    MutexLock lock(&test_mu_);
-    const datasets::Split& test = dataset_.test;
-    if (std::all_of(rows->second.begin(), rows->second.end(),
-                    [&test](std::size_t i) { return test.erased(i); })) {
-      return OkStatus();
-    }
-  }
+  if (!TestRowsLeft(owner)) return OkStatus();
   uint64_t attempt = 0;
   {
     MutexLock lock(&mu_);
@@ -165,6 +165,21 @@ StatusOr<DeletionSeq> EngineImpl::RequestDeletion(
     if (record.ok() && record->target == target) {
       same = candidate;
       break;
+    }
+  }
+  // So is a repeat of one that left nothing to do (every sample it names
+  // erased, and its owner's test rows): answered with the newest deletion
+  // of the target, writing nothing, however often it comes. A deletion of
+  // another target that erased them (an owner's, for a sample) is no
+  // answer: this one is appended, once.
+  if (!same && live.empty() &&
+      !(target.kind == storage::DeletionTarget::Kind::kOwner &&
+        TestRowsLeft(OwnerId(target.id)))) {
+    StatusOr<DeletionSeq> found = store_->FindDeletion(target);
+    if (found.ok()) {
+      same = *found;
+    } else if (found.status().code() != StatusCode::kNotFound) {
+      return found.status();
     }
   }
   DeletionSeq seq;

@@ -188,6 +188,8 @@ class EngineImpl final : public Engine {
   bool HasTestRows(OwnerId owner) const {
     return test_rows_by_owner_.count(owner.value()) > 0;
   }
+  // Whether rows of `owner` in the test split are not erased yet.
+  bool TestRowsLeft(OwnerId owner) const EXCLUDES(test_mu_);
   StatusOr<std::vector<storage::SampleLocation>> Resolve(
       const storage::DeletionTarget& target);
 

@@ -344,13 +344,14 @@ TEST_F(EngineTest, DeletionIsDurableAcknowledgedAndApplied) {
   EXPECT_EQ(stats.pending_deletions, 0u);
   EXPECT_THAT(stats.model_versions, ElementsAre(1, 1, 2, 1));
 
-  // Deleting it again is harmless: applied at once, nothing retrained.
+  // Deleting it again is harmless: answered with it, nothing retrained.
   StatusOr<DeletionSeq> again = engine->RequestDeletion(DT::Sample(sample));
   ASSERT_TRUE(again.ok());
+  EXPECT_EQ(*again, *seq);
   EXPECT_EQ(engine->GetDeletion(*again)->state,
             storage::DeletionState::kApplied);
   EXPECT_THAT(engine->Stats().model_versions, ElementsAre(1, 1, 2, 1));
-  EXPECT_EQ(InferOrDie(*engine, 0).deletion_watermark, 2u);
+  EXPECT_EQ(InferOrDie(*engine, 0).deletion_watermark, 1u);
   EXPECT_EQ(engine->Stats().retrains, 1u);
   EXPECT_GT(engine->Stats().unlearning_cost.sample_epochs, 0u);
 }
@@ -394,6 +395,51 @@ TEST_F(EngineTest, ARepeatedDeletionIsAnsweredWithThePendingOneWritingNothing) {
   ASSERT_TRUE(engine->Drain().ok());
   EXPECT_EQ(engine->GetDeletion(*first)->state,
             storage::DeletionState::kApplied);
+}
+
+TEST_F(EngineTest, ARepeatOfAnAppliedDeletionWritesNothingAcrossRestarts) {
+  const DT sample = DT::Sample(SampleIn(2, 1));
+  // Its owner, whose only sample it is: another target.
+  const DT owner = DT::Owner(OwnerId(SampleIn(2, 1).value()));
+  DeletionSeq first;
+  {
+    auto engine = Open("eraser:lazy,wait,deadline=1h");
+    StatusOr<DeletionSeq> seq = engine->RequestDeletion(sample);
+    ASSERT_TRUE(seq.ok()) << seq.status();
+    first = *seq;
+    ASSERT_TRUE(engine->Drain().ok());
+    ASSERT_EQ(engine->GetDeletion(first)->state,
+              storage::DeletionState::kApplied);
+    // A client's retries, or a flood, after it was applied.
+    for (int i = 0; i < 3; ++i) {
+      StatusOr<DeletionSeq> again = engine->RequestDeletion(sample);
+      ASSERT_TRUE(again.ok()) << again.status();
+      EXPECT_EQ(*again, first);
+    }
+    // The owner's deletion finds nothing left to do, but no deletion of
+    // its own: appended once (applied at once), then answered with.
+    for (int i = 0; i < 3; ++i) {
+      StatusOr<DeletionSeq> again = engine->RequestDeletion(owner);
+      ASSERT_TRUE(again.ok()) << again.status();
+      EXPECT_EQ(*again, DeletionSeq(first.value() + 1));
+    }
+    EXPECT_EQ(engine->GetDeletion(DeletionSeq(first.value() + 1))->state,
+              storage::DeletionState::kApplied);
+    const std::string text = engine->metrics()->TextExposition();
+    EXPECT_NE(text.find("eraser_deletions_received_total 2"),
+              std::string::npos);
+    EXPECT_NE(text.find("eraser_deletions_repeated_total 5"),
+              std::string::npos);
+  }
+  // After a restart, the same answers; the next deletion is numbered
+  // next: nothing was appended for the repeats.
+  auto engine = Open("eraser:lazy,wait,deadline=1h");
+  EXPECT_EQ(*engine->RequestDeletion(sample), first);
+  EXPECT_EQ(*engine->RequestDeletion(owner), DeletionSeq(first.value() + 1));
+  StatusOr<DeletionSeq> other =
+      engine->RequestDeletion(DT::Sample(SampleIn(2, 1, 1)));
+  ASSERT_TRUE(other.ok()) << other.status();
+  EXPECT_EQ(*other, DeletionSeq(first.value() + 2));
 }
 
 TEST_F(EngineTest, DeletionsOfOneShardShareOneRetraining) {
