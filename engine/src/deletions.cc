@@ -175,11 +175,24 @@ StatusOr<DeletionSeq> EngineImpl::RequestDeletion(
   if (!same && live.empty() &&
       !(target.kind == storage::DeletionTarget::Kind::kOwner &&
         TestRowsLeft(OwnerId(target.id)))) {
-    StatusOr<DeletionSeq> found = store_->FindDeletion(target);
-    if (found.ok()) {
+    // Not found, or not readable (then the append below says whether the
+    // store can be written): appended, once.
+    if (StatusOr<DeletionSeq> found = store_->FindDeletion(target);
+        found.ok()) {
       same = *found;
-    } else if (found.status().code() != StatusCode::kNotFound) {
-      return found.status();
+      // Another replica's, appended since this one read the log (and not
+      // yet acknowledged there): registered here too before it is
+      // answered with, as an append of this one's would be (helper-56).
+      if (shared_store_ && same->value() > caught_up_.load()) {
+        RETURN_IF_ERROR(CatchUp());
+      }
+      // Still pending only if its mark as applied failed (a full disk):
+      // marked now, as the append below would be (a failure waits for an
+      // open's, as there).
+      StatusOr<storage::DeletionRecord> record = store_->GetDeletion(*same);
+      if (record.ok() && record->state == storage::DeletionState::kPending) {
+        (void)store_->MarkApplied({*same}, clock_->Now());
+      }
     }
   }
   DeletionSeq seq;

@@ -244,7 +244,7 @@ class EngineImpl final : public Engine {
   const std::unique_ptr<storage::Store> store_;
   const std::unique_ptr<unlearning::Sisa> sisa_;
   // Its test split's rows change only when an owner's are erased, under
-  // test_mu_ (EraseTestRows, BlankTestRows, TestSample).
+  // test_mu_ (EraseTestRows, BlankTestRows, TestRowsLeft, TestSample).
   unlearning::DatasetInfo dataset_;
   mutable Mutex test_mu_ ACQUIRED_AFTER(mu_);
   // The test split's rows of each owner (fixed: an erasure keeps owners).

@@ -317,6 +317,68 @@ TEST(EngineReplicas, ItsOwnDeletionReadFromTheLogIsNotRegisteredTwice) {
   engine.Close();
 }
 
+// A repeat answered with a deletion of its target that another replica
+// appended after this one read the log (not yet acknowledged there):
+// registered here before the answer, as this replica's own append would be
+// (helper-56). The reads of other threads wait meanwhile, so only the
+// request's own can register it.
+TEST(EngineReplicas, ARepeatFoundBeyondWhatItReadIsRegisteredBeforeTheAnswer) {
+  const std::string url = TemplateDatabase();
+  ASSERT_FALSE(url.empty());
+  StatusOr<std::unique_ptr<Engine>> opened =
+      Engine::Open(testing::Options(url, "eraser:lazy,wait,deadline=1h"));
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  Engine& engine = **opened;
+  // The owner whose only sample it is: its deletion erases the sample.
+  const SampleId sample = testing::SampleIn(1, 1);
+  const storage::DeletionTarget target =
+      storage::DeletionTarget::Sample(sample);
+  ASSERT_TRUE(engine
+                  .RequestDeletion(
+                      storage::DeletionTarget::Owner(OwnerId(sample.value())))
+                  .ok());
+  ASSERT_TRUE(engine.Drain().ok());
+  StatusOr<std::unique_ptr<storage::Store>> other =
+      storage::Store::Open({url, /*create_if_missing=*/false});
+  ASSERT_TRUE(other.ok()) << other.status();
+  StatusOr<storage::SampleLocation> erased = (*other)->LookupSample(sample);
+  ASSERT_TRUE(erased.ok() && erased->erased);
+
+  std::promise<void> answered;
+  std::shared_future<void> answered_done = answered.get_future().share();
+  std::atomic<bool> holding{false};
+  StatusOr<DeletionSeq> appended = InternalError("not run");
+  const std::thread::id test_thread = std::this_thread::get_id();
+  eraser::testing::SyncPointsCleared cleared;
+  SyncPoints::Set("EngineImpl::CatchUp:Begin", [&] {
+    if (std::this_thread::get_id() != test_thread && holding.load()) {
+      answered_done.wait_for(std::chrono::minutes(2));
+    }
+  });
+  // The other replica's append of the same target, after this request's
+  // reads of the log.
+  SyncPoints::Set("EngineImpl::RequestDeletion:Resolved", [&] {
+    if (holding.exchange(true)) return;
+    appended = (*other)->AppendDeletion(target, {*erased},
+                                        SystemClock::Default()->Now());
+  });
+  const StatusOr<DeletionSeq> seq = engine.RequestDeletion(target);
+  ASSERT_TRUE(appended.ok()) << appended.status();
+  ASSERT_TRUE(seq.ok()) << seq.status();
+  EXPECT_EQ(*seq, *appended);
+  // An answer decided now counts it.
+  const StatusOr<Prediction> p = engine.Infer(testing::Input(0)).get();
+  answered.set_value();
+  SyncPoints::ClearAll();
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_GE(p->deletion_watermark, seq->value());
+  // Left pending by the other (as a mark that failed would leave it), it
+  // had nothing left to do: marked applied by the repeat.
+  EXPECT_EQ((*other)->GetDeletion(*seq)->state,
+            storage::DeletionState::kApplied);
+  engine.Close();
+}
+
 // The other order: between this replica's append of a deletion and its
 // registration, another request's read of the log registers it, and the
 // deletion is applied. The registration that follows must not make it
@@ -452,7 +514,9 @@ TEST(EngineReplicas, AnOpenMarksADeletionOfErasedSamplesLeftPending) {
     StatusOr<storage::SampleLocation> erased = (*store)->LookupSample(sample);
     ASSERT_TRUE(erased.ok()) << erased.status();
     ASSERT_TRUE(erased->erased);
-    // What a repeat of the deletion wrote before the mark that failed.
+    // What a repeat of the deletion wrote before the mark that failed
+    // (before 2026-12-06; now an older build's, or a first deletion of a
+    // sample its owner's deletion erased).
     StatusOr<DeletionSeq> seq =
         (*store)->AppendDeletion(storage::DeletionTarget::Sample(sample),
                                  {*erased}, SystemClock::Default()->Now());
