@@ -36,8 +36,9 @@ struct EngineMetrics::Impl {
         deletions_repeated(
             prometheus::BuildCounter()
                 .Name("eraser_deletions_repeated_total")
-                .Help("Deletion requests answered with a pending deletion "
-                      "of the same samples (nothing new written)")
+                .Help("Deletion requests answered with an earlier deletion "
+                      "of the same target, pending or with nothing left to "
+                      "do (nothing new written)")
                 .Register(*registry)
                 .Add({})),
         deletions_applied(prometheus::BuildCounter()

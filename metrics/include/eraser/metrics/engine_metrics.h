@@ -9,8 +9,8 @@
 //   eraser_exposures_total                      uncertified answers that used
 //                                               a shard with a pending deletion
 //   eraser_deletions_received_total, eraser_deletions_applied_total
-//   eraser_deletions_repeated_total             repeats answered with the
-//                                               pending deletion
+//   eraser_deletions_repeated_total             repeats answered with an
+//                                               earlier deletion
 //   eraser_shard_retrains_total, eraser_retrain_sample_epochs_total
 //   eraser_shard_reloads_total                  shard models another replica
 //                                               sharing the store retrained,
