@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "eraser/certify/certificate.h"
+#include "eraser/certify/vote.h"
 #include "eraser/common/random.h"
 #include "eraser/storage/store.h"
 #include "eraser/unlearning/runtime.h"
@@ -72,8 +73,8 @@ struct Tally {
     return {{"accuracy", answered ? static_cast<double>(correct) /
                                         static_cast<double>(answered)
                                   : 0.0},
-            {"answered", static_cast<double>(answered) /
-                             static_cast<double>(total)}};
+            {"answered",
+             static_cast<double>(answered) / static_cast<double>(total)}};
   }
 };
 
@@ -159,34 +160,29 @@ int Main(int argc, char** argv) {
             left_out[s] = 0;
           }
           ++total;
-          const std::optional<int> p = certify::PartialVote(
-              votes.data(), affected.data(), k, classes);
+          const std::optional<int> p =
+              certify::PartialVote(votes.data(), affected.data(), k, classes);
           partial.Add(p, truth);
-          const std::optional<int> broken =
-              certify::TieBreakVote(votes.data(), affected.data(),
-                                    breakers.data(), k, classes,
-                                    counted.data());
+          const std::optional<int> broken = certify::TieBreakVote(
+              votes.data(), affected.data(), breakers.data(), k, classes,
+              counted.data());
           prefix.Add(broken ? broken : p, truth);
           pool.Add(2 * a > k ? certify::PartialVote(pooled.data(),
-                                                    left_out.data(), k,
-                                                    classes)
+                                                    left_out.data(), k, classes)
                              : p,
                    truth);
+          // A tie among the unaffected shards' leading labels (not
+          // counted when none is left).
           if (a < k) {
-            // A tie among the unaffected shards' leading labels.
-            std::vector<int> counts(static_cast<std::size_t>(classes), 0);
-            for (std::size_t s = 0; s < k; ++s) {
-              if (!affected[s]) ++counts[static_cast<std::size_t>(votes[s])];
-            }
-            const int lead = *std::max_element(counts.begin(), counts.end());
-            ties += std::count(counts.begin(), counts.end(), lead) > 1;
+            ties += certify::UnaffectedShardsTie(votes.data(), affected.data(),
+                                                 k, classes);
           }
         }
       }
       rows.push_back({{"affected", a},
                       {"pending_per_shard", pending},
-                      {"unaffected_tie", static_cast<double>(ties) /
-                                             static_cast<double>(total)},
+                      {"unaffected_tie",
+                       static_cast<double>(ties) / static_cast<double>(total)},
                       {"partial", partial.ToJson(total)},
                       {"prefix", prefix.ToJson(total)},
                       {"pooled", pool.ToJson(total)}});
@@ -196,8 +192,7 @@ int Main(int argc, char** argv) {
   uint64_t correct = 0;
   for (std::size_t i = 0; i < n; ++i) {
     for (std::size_t s = 0; s < k; ++s) column[s] = full[s][i];
-    std::vector<uint8_t> none(k, 0);
-    correct += certify::PartialVote(column.data(), none.data(), k, classes) ==
+    correct += certify::PluralityVote(column.data(), k, classes) ==
                static_cast<int>(info.test.labels[i]);
   }
   const nlohmann::json out = {

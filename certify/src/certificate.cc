@@ -115,16 +115,19 @@ std::optional<int> PartialVote(const int32_t* votes, const uint8_t* affected,
 
 namespace {
 
-// The unaffected shards' vote counts, and the count of their leading
-// labels.
-int UnaffectedLead(const int32_t* votes, const uint8_t* affected, std::size_t n,
-                   int classes, internal::Counts* counts) {
+// Counts the unaffected shards' votes into `counts`; returns the count of
+// their leading labels, or -1 when only one label leads.
+int TiedLead(const int32_t* votes, const uint8_t* affected, std::size_t n,
+             int classes, internal::Counts* counts) {
   for (std::size_t k = 0; k < n; ++k) {
     if (affected[k] == 0 && votes[k] >= 0 && votes[k] < classes) {
       ++(*counts)[votes[k]];
     }
   }
-  return (*counts)[internal::Argmax(counts->data(), classes)];
+  const int lead = (*counts)[internal::Argmax(counts->data(), classes)];
+  int tied = 0;
+  for (int c = 0; c < classes; ++c) tied += (*counts)[c] == lead;
+  return tied > 1 ? lead : -1;
 }
 
 }  // namespace
@@ -132,19 +135,16 @@ int UnaffectedLead(const int32_t* votes, const uint8_t* affected, std::size_t n,
 bool UnaffectedShardsTie(const int32_t* votes, const uint8_t* affected,
                          std::size_t n, int classes) {
   internal::Counts unaffected(classes);
-  const int lead = UnaffectedLead(votes, affected, n, classes, &unaffected);
-  int tied = 0;
-  for (int c = 0; c < classes; ++c) tied += unaffected[c] == lead;
-  return tied > 1;
+  return TiedLead(votes, affected, n, classes, &unaffected) >= 0;
 }
 
 std::optional<int> TieBreakVote(const int32_t* votes, const uint8_t* affected,
                                 const int32_t* breakers, std::size_t n,
                                 int classes, uint8_t* counted) {
   std::fill(counted, counted + n, 0);
-  if (!UnaffectedShardsTie(votes, affected, n, classes)) return std::nullopt;
   internal::Counts unaffected(classes), breaks(classes);
-  const int lead = UnaffectedLead(votes, affected, n, classes, &unaffected);
+  const int lead = TiedLead(votes, affected, n, classes, &unaffected);
+  if (lead < 0) return std::nullopt;
   bool any = false;
   for (std::size_t k = 0; k < n; ++k) {
     const int32_t b = breakers[k];
