@@ -1287,19 +1287,22 @@ StatusOr<std::unique_ptr<Store::ShardClaim>> PgStore::TryClaimShard(
     ShardId shard) {
   try {
     auto conn = std::make_unique<pqxx::connection>(url_);
-    pqxx::nontransaction n(*conn);
     const Duration lease = lease_.load();
-    if (lease > Duration(0)) {
-      n.exec_params(
-          "SELECT set_config('idle_session_timeout', $1, false)",
-          std::to_string(
-              std::chrono::duration_cast<std::chrono::milliseconds>(lease)
-                  .count()));
+    bool got = false;
+    {
+      // Ended before the claim's pinger may use the connection.
+      pqxx::nontransaction n(*conn);
+      if (lease > Duration(0)) {
+        n.exec_params(
+            "SELECT set_config('idle_session_timeout', $1, false)",
+            std::to_string(
+                std::chrono::duration_cast<std::chrono::milliseconds>(lease)
+                    .count()));
+      }
+      got = n.exec_params1("SELECT pg_try_advisory_lock($1, $2)", kClaimSpace,
+                           static_cast<int32_t>(shard.value()))[0]
+                .as<bool>();
     }
-    const bool got =
-        n.exec_params1("SELECT pg_try_advisory_lock($1, $2)", kClaimSpace,
-                       static_cast<int32_t>(shard.value()))[0]
-            .as<bool>();
     if (!got) return std::unique_ptr<ShardClaim>();
     return std::unique_ptr<ShardClaim>(
         std::make_unique<PgClaim>(std::move(conn), shard, lease));
