@@ -2,9 +2,9 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdint>
 #include <map>
 #include <thread>
-#include <utility>
 #include <vector>
 
 #include "eraser/common/mutex.h"
@@ -16,19 +16,30 @@ struct Registry {
   Mutex mu;
   std::map<std::string, std::function<void()>> callbacks GUARDED_BY(mu);
   std::atomic<bool> any{false};
-  // The callbacks running now: the point's name and the thread running it.
-  std::vector<std::pair<std::string, std::thread::id>> running GUARDED_BY(mu);
-  CondVar done;  // signalled as each ends
+  // The callbacks running now, numbered in the order they began.
+  struct Run {
+    uint64_t number;
+    std::string name;
+    std::thread::id thread;
+  };
+  std::vector<Run> running GUARDED_BY(mu);
+  uint64_t runs GUARDED_BY(mu) = 0;  // begun so far
+  CondVar done;                      // signalled as each ends
 };
 
-// Waits until no thread but this one runs a callback `named` (any, for
-// nullptr): one running on this thread is the caller's own frame.
+// Waits until the callbacks `named` (any, for nullptr) that other threads
+// began before this call have ended. Called from inside a callback, it does
+// not wait: two threads clearing from their callbacks would wait for each
+// other.
 void AwaitOthers(Registry& r, const std::string* named) REQUIRES(r.mu) {
   const std::thread::id self = std::this_thread::get_id();
-  auto other = [&](const std::pair<std::string, std::thread::id>& e) {
-    return e.second != self && (named == nullptr || e.first == *named);
+  const uint64_t begun = r.runs;
+  auto inside = [&](const Registry::Run& e) { return e.thread == self; };
+  if (std::any_of(r.running.begin(), r.running.end(), inside)) return;
+  auto waited = [&](const Registry::Run& e) {
+    return e.number <= begun && (named == nullptr || e.name == *named);
   };
-  while (std::any_of(r.running.begin(), r.running.end(), other)) {
+  while (std::any_of(r.running.begin(), r.running.end(), waited)) {
     r.done.Wait(&r.mu);
   }
 }
@@ -67,27 +78,32 @@ void SyncPoints::Run(const char* name) {
   Registry& r = Get();
   if (!r.any.load(std::memory_order_relaxed)) return;
   std::function<void()> callback;
-  const std::pair<std::string, std::thread::id> entry(
-      name, std::this_thread::get_id());
+  uint64_t number = 0;
   {
     MutexLock lock(&r.mu);
     auto it = r.callbacks.find(name);
     if (it == r.callbacks.end()) return;
     callback = it->second;
-    r.running.push_back(entry);
+    number = ++r.runs;
+    r.running.push_back({number, name, std::this_thread::get_id()});
   }
-  // Ended however the callback ends.
+  // Ended however the callback ends; its copy, and what it captured by
+  // value, go first.
   struct Ended {
     Registry& r;
-    const std::pair<std::string, std::thread::id>& entry;
+    std::function<void()>& callback;
+    const uint64_t number;
     ~Ended() {
+      callback = nullptr;
       {
         MutexLock lock(&r.mu);
-        r.running.erase(std::find(r.running.begin(), r.running.end(), entry));
+        r.running.erase(std::find_if(
+            r.running.begin(), r.running.end(),
+            [&](const Registry::Run& e) { return e.number == number; }));
       }
       r.done.SignalAll();
     }
-  } ended{r, entry};
+  } ended{r, callback, number};
   callback();
 }
 

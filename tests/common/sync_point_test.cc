@@ -50,8 +50,29 @@ TEST(SyncPoints, AClearWaitsForTheCallbacksOtherThreadsAreRunning) {
   }
 }
 
+// A clear of one point does not wait for another point's callback.
+TEST(SyncPoints, AClearOfOnePointDoesNotWaitForAnother) {
+  std::promise<void> entered, release;
+  std::shared_future<void> released = release.get_future().share();
+  std::atomic<bool> ended{false};
+  SyncPoints::Set("SyncPointTest:Held", [&entered, released, &ended] {
+    entered.set_value();
+    released.wait();
+    ended = true;
+  });
+  SyncPoints::Set("SyncPointTest:Point", [] {});
+  std::thread passer([] { ERASER_SYNC_POINT("SyncPointTest:Held"); });
+  entered.get_future().wait();
+  SyncPoints::Clear("SyncPointTest:Point");  // returns with Held running
+  EXPECT_FALSE(ended.load());
+  release.set_value();
+  passer.join();
+  SyncPoints::ClearAll();
+  EXPECT_TRUE(ended.load());
+}
+
 // A callback may clear points, its own included, without waiting for
-// itself; a clear of another point does not wait for it either.
+// itself.
 TEST(SyncPoints, ACallbackClearsPointsWithoutWaitingForItself) {
   int runs = 0;
   SyncPoints::Set("SyncPointTest:Other", [] {});

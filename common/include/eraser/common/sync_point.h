@@ -19,10 +19,11 @@ class SyncPoints {
   // Runs `callback` each time a thread passes `name`, until cleared.
   static void Set(const std::string& name, std::function<void()> callback);
   // Once these return, no other thread runs the cleared callbacks (they
-  // wait for the runs under way), so what the callbacks use may go: a
+  // wait for the runs begun before), so what the callbacks use may go: a
   // thread of an engine still running may have passed the point just
-  // before. A callback blocked on the clearing thread holds it up; one
-  // running on the clearing thread itself is not waited for.
+  // before. A callback blocked on the clearing thread holds it up. Called
+  // from inside a callback, they do not wait. (A child of fork() inherits
+  // the runs of its parent's other threads: it must not clear.)
   static void Clear(const std::string& name);
   static void ClearAll();
   // Called by ERASER_SYNC_POINT; runs the callback, if any, on the calling
