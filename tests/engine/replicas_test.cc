@@ -29,6 +29,16 @@ namespace {
 using testing::kShards;
 using testing::kTrainSamples;
 
+// Sets `gate` unless it is set already: a failed ASSERT's cleanup releases
+// the engine threads' callbacks waiting on it before the clear waits for
+// them.
+void Release(std::promise<void>& gate) {
+  try {
+    gate.set_value();
+  } catch (const std::future_error&) {
+  }
+}
+
 struct Outcome {
   std::atomic<int> calls{0};
   TimePoint sent;
@@ -279,13 +289,17 @@ TEST(EngineReplicas, ItsOwnDeletionReadFromTheLogIsNotRegisteredTwice) {
 
   std::promise<void> read, swapped;
   std::atomic<bool> reading{false}, training{false}, swapping{false};
-  // Cleared however the test ends, before what the callbacks use goes.
-  eraser::testing::SyncPointsCleared cleared;
+  // Cleared however the test ends, before what the callbacks use goes; a
+  // failed ASSERT first releases the callbacks that wait.
+  eraser::testing::SyncPointsCleared cleared([&] {
+    Release(read);
+    Release(swapped);
+  });
   // The first read that finds the deletion waits for its swap; its
   // retraining waits for that read.
   SyncPoints::Set("EngineImpl::CatchUp:Read", [&] {
     if (reading.exchange(true)) return;
-    read.set_value();
+    Release(read);
     swapped.get_future().wait_for(std::chrono::minutes(2));
   });
   SyncPoints::Set("Sisa::TrainShard:Stage", [&] {
@@ -294,7 +308,7 @@ TEST(EngineReplicas, ItsOwnDeletionReadFromTheLogIsNotRegisteredTwice) {
     }
   });
   SyncPoints::Set("EngineImpl::RunOrder:Swapped", [&] {
-    if (!swapping.exchange(true)) swapped.set_value();
+    if (!swapping.exchange(true)) Release(swapped);
   });
   ASSERT_TRUE(engine
                   .RequestDeletion(
@@ -349,7 +363,7 @@ TEST(EngineReplicas, ARepeatFoundBeyondWhatItReadIsRegisteredBeforeTheAnswer) {
   std::atomic<bool> holding{false};
   StatusOr<DeletionSeq> appended = InternalError("not run");
   const std::thread::id test_thread = std::this_thread::get_id();
-  eraser::testing::SyncPointsCleared cleared;
+  eraser::testing::SyncPointsCleared cleared([&] { Release(answered); });
   SyncPoints::Set("EngineImpl::CatchUp:Begin", [&] {
     if (std::this_thread::get_id() != test_thread && holding.load()) {
       answered_done.wait_for(std::chrono::minutes(2));
@@ -677,7 +691,7 @@ TEST_F(EngineReplicasLost, ItsOwnDeletionLostBeforeItReadItBackIsFound) {
   std::shared_future<void> lost_done = lost.get_future().share();
   std::atomic<bool> losing{false};
   const std::thread::id test_thread = std::this_thread::get_id();
-  eraser::testing::SyncPointsCleared cleared;
+  eraser::testing::SyncPointsCleared cleared([&] { Release(lost); });
   // From the append on, the reads of other threads (the notification of
   // the append) wait for the loss.
   SyncPoints::Set("EngineImpl::CatchUp:Begin", [&] {
