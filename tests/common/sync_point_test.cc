@@ -13,8 +13,9 @@ namespace {
 // A test clears its points, then lets go of what their callbacks use
 // (locals, promises) while an engine's threads may still pass the points:
 // a callback one of them was already running must have ended by then. (A
-// lease thread's callback, still running after the clear, read a freed
-// promise's state under AddressSanitizer in CI.)
+// lease thread still inside a callback after the clear: the likely cause
+// of an AddressSanitizer abort in CI, reproduced with a delay planted
+// before the callback, as a read of the test's dead frame.)
 TEST(SyncPoints, AClearWaitsForTheCallbacksOtherThreadsAreRunning) {
   for (bool all : {false, true}) {
     std::promise<void> entered, release;
