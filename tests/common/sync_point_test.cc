@@ -5,10 +5,42 @@
 #include <atomic>
 #include <chrono>
 #include <future>
+#include <string>
 #include <thread>
 
 namespace eraser {
 namespace {
+
+// A callback at `point` that another thread enters and that holds it
+// there until Release().
+class HeldCallback {
+ public:
+  explicit HeldCallback(const std::string& point)
+      : released_(release_.get_future().share()) {
+    SyncPoints::Set(point, [this, released = released_] {
+      entered_.set_value();
+      released.wait();
+      ended_ = true;
+    });
+    passer_ = std::thread([point] { SyncPoints::Run(point.c_str()); });
+    entered_.get_future().wait();
+  }
+  ~HeldCallback() {
+    Release();
+    passer_.join();
+  }
+  void Release() {
+    if (!released_flag_.exchange(true)) release_.set_value();
+  }
+  bool ended() const { return ended_.load(); }
+
+ private:
+  std::promise<void> entered_, release_;
+  std::shared_future<void> released_;
+  std::atomic<bool> released_flag_{false};
+  std::atomic<bool> ended_{false};
+  std::thread passer_;
+};
 
 // A test clears its points, then lets go of what their callbacks use
 // (locals, promises) while an engine's threads may still pass the points:
@@ -18,23 +50,14 @@ namespace {
 // before the callback, as a read of the test's dead frame.)
 TEST(SyncPoints, AClearWaitsForTheCallbacksOtherThreadsAreRunning) {
   for (bool all : {false, true}) {
-    std::promise<void> entered, release;
-    std::shared_future<void> released = release.get_future().share();
-    std::atomic<bool> ended{false};
-    SyncPoints::Set("SyncPointTest:Point", [&entered, released, &ended] {
-      entered.set_value();
-      released.wait();
-      ended = true;
-    });
-    std::thread passer([] { ERASER_SYNC_POINT("SyncPointTest:Point"); });
-    entered.get_future().wait();
+    HeldCallback held("SyncPointTest:Point");
     std::future<bool> cleared = std::async(std::launch::async, [&] {
       if (all) {
         SyncPoints::ClearAll();
       } else {
         SyncPoints::Clear("SyncPointTest:Point");
       }
-      return ended.load();
+      return held.ended();
     });
     // A clear that does not wait returns now, with the callback held.
     // (Bounded, not a synchronisation: a clear that waits cannot return
@@ -42,10 +65,9 @@ TEST(SyncPoints, AClearWaitsForTheCallbacksOtherThreadsAreRunning) {
     const bool returned_early =
         cleared.wait_for(std::chrono::milliseconds(200)) ==
         std::future_status::ready;
-    release.set_value();
+    held.Release();
     EXPECT_FALSE(returned_early) << "all: " << all;
     EXPECT_TRUE(cleared.get()) << "all: " << all;
-    passer.join();
     // Cleared: the point runs nothing now.
     ERASER_SYNC_POINT("SyncPointTest:Point");
   }
@@ -53,23 +75,13 @@ TEST(SyncPoints, AClearWaitsForTheCallbacksOtherThreadsAreRunning) {
 
 // A clear of one point does not wait for another point's callback.
 TEST(SyncPoints, AClearOfOnePointDoesNotWaitForAnother) {
-  std::promise<void> entered, release;
-  std::shared_future<void> released = release.get_future().share();
-  std::atomic<bool> ended{false};
-  SyncPoints::Set("SyncPointTest:Held", [&entered, released, &ended] {
-    entered.set_value();
-    released.wait();
-    ended = true;
-  });
   SyncPoints::Set("SyncPointTest:Point", [] {});
-  std::thread passer([] { ERASER_SYNC_POINT("SyncPointTest:Held"); });
-  entered.get_future().wait();
+  HeldCallback held("SyncPointTest:Held");
   SyncPoints::Clear("SyncPointTest:Point");  // returns with Held running
-  EXPECT_FALSE(ended.load());
-  release.set_value();
-  passer.join();
+  EXPECT_FALSE(held.ended());
+  held.Release();
   SyncPoints::ClearAll();
-  EXPECT_TRUE(ended.load());
+  EXPECT_TRUE(held.ended());
 }
 
 // A callback may clear points, its own included, without waiting for
