@@ -3,9 +3,11 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
+#include <type_traits>
 
 #include "eraser/common/duration.h"
 
@@ -31,7 +33,20 @@ class Reader {
     seen_.insert(key);
     if (!Has(key)) return;
     try {
-      *out = object_.at(key).get<T>();
+      const json& v = object_.at(key);
+      if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+        // A number written with a fraction or exponent converts only if it
+        // fits (outside, the conversion is undefined behaviour).
+        if (v.is_number_float() &&
+            !(v.get<double>() >=
+                  static_cast<double>(std::numeric_limits<T>::min()) &&
+              v.get<double>() <=
+                  static_cast<double>(std::numeric_limits<T>::max()))) {
+          Fail(key, "is out of range");
+          return;
+        }
+      }
+      *out = v.get<T>();
     } catch (const json::exception&) {
       Fail(key, "has the wrong type");
     }
