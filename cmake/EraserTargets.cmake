@@ -42,7 +42,7 @@ function(eraser_add_module)
 endfunction()
 
 function(eraser_add_test)
-  cmake_parse_arguments(T "" "NAME;TIMEOUT" "SOURCES;DEPS;LABELS" ${ARGN})
+  cmake_parse_arguments(T "" "NAME;TIMEOUT;COST" "SOURCES;DEPS;LABELS" ${ARGN})
   add_executable(${T_NAME}_test ${T_SOURCES})
   target_link_libraries(${T_NAME}_test PRIVATE ${T_DEPS}
     GTest::gmock GTest::gtest_main)
@@ -55,6 +55,12 @@ function(eraser_add_test)
   endif()
   set_tests_properties(${T_NAME} PROPERTIES
     TIMEOUT ${T_TIMEOUT} LABELS "${T_NAME};${T_LABELS}")
+  # ctest -j starts the costliest tests first; without it a fresh clone
+  # (no CTestCostData.txt yet) runs them in declaration order and can leave
+  # one core idle at the end while the longest suite runs alone.
+  if(T_COST)
+    set_tests_properties(${T_NAME} PROPERTIES COST ${T_COST})
+  endif()
 endfunction()
 
 # In a sanitizer build every executable carries the project's sanitizer
