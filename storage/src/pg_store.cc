@@ -172,6 +172,17 @@ Status FromPg(const std::exception& e, std::string_view context) {
                             " (the connection was lost while committing; "
                             "whether the transaction committed is unknown)");
   }
+  // libpqxx 6 throws a few server errors as classes of their own without
+  // their SQLSTATE (sqlstate() is empty): a role without a privilege
+  // (42501), and the transaction rollbacks of class 40 (serialization
+  // failure, deadlock), which do not even derive from sql_error.
+  if (dynamic_cast<const pqxx::transaction_rollback*>(&e) != nullptr) {
+    return UnavailableError(message);
+  }
+  if (dynamic_cast<const pqxx::insufficient_privilege*>(&e) != nullptr) {
+    return FailedPreconditionError(
+        message + " (the role lacks a privilege: docs/scale-out.md)");
+  }
   if (const auto* sql = dynamic_cast<const pqxx::sql_error*>(&e)) {
     const std::string& state = sql->sqlstate();
     if (state == "53100") {
@@ -191,7 +202,8 @@ Status FromPg(const std::exception& e, std::string_view context) {
     if (state == "XX001" || state == "XX002") {
       return DataLossError(message);
     }
-    if (state == "42501") return FailedPreconditionError(message);
+    // An error of libpq's own has no SQLSTATE.
+    if (state.empty()) return InternalError(message);
     return InternalError(message + " (SQLSTATE " + state + ")");
   }
   if (dynamic_cast<const pqxx::broken_connection*>(&e) != nullptr) {

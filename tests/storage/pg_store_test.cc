@@ -270,6 +270,19 @@ TEST(PgStore, OpenRefusesWhatItCannotUse) {
   EXPECT_EQ(newer.status().code(), StatusCode::kFailedPrecondition);
   EXPECT_THAT(newer.status().message(), HasSubstr("schema version 99"));
 
+  // A role without a privilege on the store's tables: refused as a
+  // precondition, with the server's reason (libpqxx 6 throws this error
+  // without its SQLSTATE).
+  const std::string role = "eraser_no_grant_" + name;
+  pg.Sql(name, "CREATE ROLE " + role + " LOGIN");
+  ASSERT_TRUE(pg.ok()) << pg.error();
+  std::string as_role = url;
+  as_role.replace(as_role.find("eraser@"), 6, role);
+  StatusOr<std::unique_ptr<Store>> denied = Store::Open({as_role});
+  EXPECT_EQ(denied.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_THAT(denied.status().message(), HasSubstr("permission denied"));
+  EXPECT_THAT(denied.status().message(), Not(HasSubstr("SQLSTATE")));
+
   // A server that answers, without the database: it says so.
   StatusOr<std::unique_ptr<Store>> no_database =
       Store::Open({pg.Url("eraser_no_such_database")});
