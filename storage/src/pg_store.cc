@@ -1,6 +1,7 @@
 // The Store on PostgreSQL (pg_store.h). libpqxx appears in this file only.
 #include "pg_store.h"
 
+#include <libpq-fe.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -212,7 +213,8 @@ Status FromPg(const std::exception& e, std::string_view context) {
     return UnavailableError(message +
                             (message.find("FATAL:") != std::string::npos
                                  ? " (PostgreSQL refused the connection)"
-                                 : " (PostgreSQL cannot be reached)"));
+                                 : " (PostgreSQL cannot be reached with "
+                                   "this URL)"));
   }
   return InternalError(message);
 }
@@ -351,6 +353,7 @@ StatusOr<SplitUrl> Split(const std::string& url) {
 // DATABASE) on the server's maintenance database.
 Status OnServer(const std::string& url, const std::string& context,
                 const std::function<std::string(pqxx::connection&)>& sql) {
+  RETURN_IF_ERROR(CheckUrl(url));
   ASSIGN_OR_RETURN(SplitUrl parts, Split(url));
   try {
     pqxx::connection conn(parts.before + "postgres" + parts.after);
@@ -433,6 +436,35 @@ std::string RedactUrl(const std::string& url) {
     pos = end + 1;
   }
   return redacted;
+}
+
+namespace {
+
+// libpq's verdict on `url` alone, or "" when it accepts it.
+std::string ParseError(const std::string& url) {
+  char* error = nullptr;
+  PQconninfoOption* options = PQconninfoParse(url.c_str(), &error);
+  if (options != nullptr) {
+    PQconninfoFree(options);
+    return "";
+  }
+  std::string why = error != nullptr ? Trimmed(error) : "out of memory";
+  PQfreemem(error);
+  return why;
+}
+
+}  // namespace
+
+Status CheckUrl(const std::string& url) {
+  if (ParseError(url).empty()) return OkStatus();
+  // libpq's message may quote the URL, so it is taken from the URL with its
+  // passwords redacted; when only the passwords were wrong (a bad
+  // percent-encoding), it is not repeated at all.
+  const std::string redacted = RedactUrl(url);
+  const std::string why = ParseError(redacted);
+  return InvalidArgumentError(
+      redacted + " is not a URL libpq accepts: " +
+      (why.empty() ? "its password is malformed" : why));
 }
 
 }  // namespace eraser::storage::internal
@@ -684,6 +716,9 @@ Status PgStore::Migrate(bool create_if_missing) {
 }
 
 StatusOr<std::unique_ptr<Store>> PgStore::Open(const StoreOptions& options) {
+  // A malformed URL or an option libpq does not know is the caller's
+  // mistake (kInvalidArgument), not an unreachable server.
+  RETURN_IF_ERROR(CheckUrl(options.path));
   std::unique_ptr<PgStore> store(new PgStore(options.path));
   RETURN_IF_ERROR(store->Migrate(options.create_if_missing));
   store->LastDeletionSeq();

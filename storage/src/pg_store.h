@@ -47,6 +47,11 @@ bool IsPostgresUrl(const std::string& path);
 // `url` with any password replaced by "***", for messages.
 std::string RedactUrl(const std::string& url);
 
+// kInvalidArgument, with libpq's reason, when libpq does not accept `url`
+// (its syntax, or a parameter it does not know); it connects to nothing.
+// Values are checked only when connecting.
+Status CheckUrl(const std::string& url);
+
 class PgStore final : public Store {
  public:
   static StatusOr<std::unique_ptr<Store>> Open(const StoreOptions& options);

@@ -283,6 +283,19 @@ TEST(PgStore, OpenRefusesWhatItCannotUse) {
   EXPECT_THAT(denied.status().message(), HasSubstr("permission denied"));
   EXPECT_THAT(denied.status().message(), Not(HasSubstr("SQLSTATE")));
 
+  // A URL libpq does not accept (an unknown parameter, broken syntax, a
+  // badly encoded password): the caller's mistake, found before
+  // connecting, and a password in it is not repeated.
+  for (const std::string& bad :
+       {url + "&bogus=1", std::string("postgresql://eraser:s3cret@[/db"),
+        std::string("postgresql://eraser:s3%zzcret@/db?host=/nowhere")}) {
+    StatusOr<std::unique_ptr<Store>> refused = Store::Open({bad});
+    EXPECT_EQ(refused.status().code(), StatusCode::kInvalidArgument) << bad;
+    EXPECT_THAT(refused.status().message(),
+                HasSubstr("is not a URL libpq accepts"));
+    EXPECT_THAT(refused.status().message(), Not(HasSubstr("cret")));
+  }
+
   // A server that answers, without the database: it says so.
   StatusOr<std::unique_ptr<Store>> no_database =
       Store::Open({pg.Url("eraser_no_such_database")});
@@ -298,7 +311,7 @@ TEST(PgStore, OpenRefusesWhatItCannotUse) {
   EXPECT_THAT(nowhere.status().message(), Not(HasSubstr("s3cret")));
   EXPECT_THAT(nowhere.status().message(), HasSubstr("eraser:***@"));
   EXPECT_THAT(nowhere.status().message(),
-              HasSubstr("PostgreSQL cannot be reached"));
+              HasSubstr("PostgreSQL cannot be reached with this URL"));
 }
 
 // The server stops: writes fail as unavailable and change nothing; it
