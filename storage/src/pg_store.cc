@@ -165,7 +165,8 @@ bool StartsWith(const std::string& s, std::string_view prefix) {
   return s.compare(0, prefix.size(), prefix) == 0;
 }
 
-// The one place where libpqxx and server errors become a Status.
+}  // namespace
+
 Status FromPg(const std::exception& e, std::string_view context) {
   std::string message = std::string(context) + ": " + Trimmed(e.what());
   if (dynamic_cast<const pqxx::in_doubt_error*>(&e) != nullptr) {
@@ -176,7 +177,12 @@ Status FromPg(const std::exception& e, std::string_view context) {
   // libpqxx 6 throws a few server errors as classes of their own without
   // their SQLSTATE (sqlstate() is empty): a role without a privilege
   // (42501), and the transaction rollbacks of class 40 (serialization
-  // failure, deadlock), which do not even derive from sql_error.
+  // failure, deadlock, a statement whose completion is unknown), which do
+  // not even derive from sql_error.
+  if (dynamic_cast<const pqxx::statement_completion_unknown*>(&e) != nullptr) {
+    return UnavailableError(message +
+                            " (whether the statement completed is unknown)");
+  }
   if (dynamic_cast<const pqxx::transaction_rollback*>(&e) != nullptr) {
     return UnavailableError(message);
   }
@@ -191,8 +197,9 @@ Status FromPg(const std::exception& e, std::string_view context) {
     }
     if (StartsWith(state, "53")) return ResourceExhaustedError(message);
     // Connection exceptions, shutdown or crash of the server, a
-    // transaction to retry (serialization, deadlock), a read-only server
-    // (a standby): the caller may try again later.
+    // transaction to retry (class 40 reaches here only for the codes
+    // libpqxx has no class for), a read-only server (a standby): the caller
+    // may try again later.
     // 25P03: the server ended a transaction left idle (Acquire). 55P03: a
     // lock was not granted within lock_timeout.
     if (StartsWith(state, "08") || StartsWith(state, "57P") ||
@@ -218,6 +225,8 @@ Status FromPg(const std::exception& e, std::string_view context) {
   }
   return InternalError(message);
 }
+
+namespace {
 
 bool TableMissing(pqxx::transaction_base& txn, const std::string& table) {
   return txn.exec_params1("SELECT to_regclass($1) IS NULL", table)[0]
@@ -440,15 +449,19 @@ std::string RedactUrl(const std::string& url) {
 
 namespace {
 
-// libpq's verdict on `url` alone, or "" when it accepts it.
-std::string ParseError(const std::string& url) {
+// libpq's verdict on `url` alone: OK with "" when it accepts it, OK with its
+// reason when it does not.
+StatusOr<std::string> ParseError(const std::string& url) {
   char* error = nullptr;
   PQconninfoOption* options = PQconninfoParse(url.c_str(), &error);
   if (options != nullptr) {
     PQconninfoFree(options);
-    return "";
+    return std::string();
   }
-  std::string why = error != nullptr ? Trimmed(error) : "out of memory";
+  if (error == nullptr) {
+    return ResourceExhaustedError("out of memory parsing a PostgreSQL URL");
+  }
+  std::string why = Trimmed(error);
   PQfreemem(error);
   return why;
 }
@@ -456,12 +469,13 @@ std::string ParseError(const std::string& url) {
 }  // namespace
 
 Status CheckUrl(const std::string& url) {
-  if (ParseError(url).empty()) return OkStatus();
+  ASSIGN_OR_RETURN(std::string first, ParseError(url));
+  if (first.empty()) return OkStatus();
   // libpq's message may quote the URL, so it is taken from the URL with its
   // passwords redacted; when only the passwords were wrong (a bad
   // percent-encoding), it is not repeated at all.
   const std::string redacted = RedactUrl(url);
-  const std::string why = ParseError(redacted);
+  ASSIGN_OR_RETURN(const std::string why, ParseError(redacted));
   return InvalidArgumentError(
       redacted + " is not a URL libpq accepts: " +
       (why.empty() ? "its password is malformed" : why));

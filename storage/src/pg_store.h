@@ -16,15 +16,18 @@
 // relation files when it commits; nothing is owed afterwards.
 //
 // Errors: every libpqxx exception and server error is converted to a Status
-// by FromPg (pg_store.cc) and nowhere else: unreachable server, lost
-// connection and shutdown are kUnavailable (a commit whose outcome is unknown
-// says so), a full disk kResourceExhausted, corruption kDataLoss.
+// by FromPg and nowhere else: unreachable server, lost connection, shutdown,
+// serialization failure and deadlock are kUnavailable (a commit whose
+// outcome is unknown says so), a full disk kResourceExhausted, corruption
+// kDataLoss, a missing privilege kFailedPrecondition. A URL libpq does not
+// accept is kInvalidArgument before any connection (CheckUrl).
 // Connections are pooled; a broken one is dropped and the next call opens a
 // new one, so the store reconnects after a server restart by itself.
 #ifndef ERASER_STORAGE_PG_STORE_H_
 #define ERASER_STORAGE_PG_STORE_H_
 
 #include <atomic>
+#include <exception>
 #include <functional>
 #include <memory>
 #include <set>
@@ -46,6 +49,10 @@ bool IsPostgresUrl(const std::string& path);
 
 // `url` with any password replaced by "***", for messages.
 std::string RedactUrl(const std::string& url);
+
+// The Status of a libpqxx or server error `e`, its message prefixed with
+// `context`.
+Status FromPg(const std::exception& e, std::string_view context);
 
 // kInvalidArgument, with libpq's reason, when libpq does not accept `url`
 // (its syntax, or a parameter it does not know); it connects to nothing.

@@ -1,9 +1,12 @@
 // What only the PostgreSQL store does: several processes share one database,
 // the schema is versioned, and the server can go away and come back.
+#include "pg_store.h"
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <future>
+#include <pqxx/except>
 #include <thread>
 
 #include "deletions.h"
@@ -237,6 +240,32 @@ TEST(PgStore, AFailedIngestLeavesNoSampleInTheServersLog) {
   EXPECT_THAT(log, Not(HasSubstr("dec0de5a173ea501")));
 }
 
+// libpqxx 6 throws some server errors without their SQLSTATE, or outside
+// sql_error: each still gets its code (a deadlock or a serialization
+// failure can be retried; a missing privilege cannot).
+TEST(PgStore, ErrorsWithoutASqlstateGetTheirCodes) {
+  using internal::FromPg;
+  EXPECT_EQ(
+      FromPg(pqxx::deadlock_detected("deadlock detected"), "apply").code(),
+      StatusCode::kUnavailable);
+  EXPECT_EQ(
+      FromPg(pqxx::serialization_failure("could not serialize"), "a").code(),
+      StatusCode::kUnavailable);
+  const Status unknown =
+      FromPg(pqxx::statement_completion_unknown("lost"), "append");
+  EXPECT_EQ(unknown.code(), StatusCode::kUnavailable);
+  EXPECT_THAT(unknown.message(), HasSubstr("is unknown"));
+  const Status denied = FromPg(
+      pqxx::insufficient_privilege("permission denied for table t"), "schema");
+  EXPECT_EQ(denied.code(), StatusCode::kFailedPrecondition);
+  EXPECT_THAT(denied.message(), HasSubstr("permission denied for table t"));
+  const Status bare = FromPg(pqxx::sql_error("no state"), "read");
+  EXPECT_EQ(bare.code(), StatusCode::kInternal);
+  EXPECT_THAT(bare.message(), Not(HasSubstr("SQLSTATE")));
+  EXPECT_THAT(FromPg(pqxx::sql_error("odd", "", "42P99"), "read").message(),
+              HasSubstr("(SQLSTATE 42P99)"));
+}
+
 TEST(PgStore, OpenRefusesWhatItCannotUse) {
   testing::PostgresCluster& pg = testing::SharedPostgres();
   ASSERT_TRUE(pg.ok()) << pg.error();
@@ -277,6 +306,7 @@ TEST(PgStore, OpenRefusesWhatItCannotUse) {
   pg.Sql(name, "CREATE ROLE " + role + " LOGIN");
   ASSERT_TRUE(pg.ok()) << pg.error();
   std::string as_role = url;
+  ASSERT_NE(as_role.find("eraser@"), std::string::npos) << url;
   as_role.replace(as_role.find("eraser@"), 6, role);
   StatusOr<std::unique_ptr<Store>> denied = Store::Open({as_role});
   EXPECT_EQ(denied.status().code(), StatusCode::kFailedPrecondition);
@@ -295,7 +325,6 @@ TEST(PgStore, OpenRefusesWhatItCannotUse) {
                 HasSubstr("is not a URL libpq accepts"));
     EXPECT_THAT(refused.status().message(), Not(HasSubstr("cret")));
   }
-
   // A server that answers, without the database: it says so.
   StatusOr<std::unique_ptr<Store>> no_database =
       Store::Open({pg.Url("eraser_no_such_database")});
