@@ -469,6 +469,25 @@ StatusOr<std::string> ParseError(const std::string& url) {
 }  // namespace
 
 Status CheckUrl(const std::string& url) {
+  // libpq ends the user information at the first '@' before the first '/'
+  // (RedactUrl's rule). Another '@' before the query (or any, when a '/'
+  // came first) is no host's or database's: it ends a password holding '@'
+  // or '/', cut where its author did not mean, so that part of it would
+  // show as a host, a port or a database name, unredacted.
+  const std::size_t scheme = url.find("://");
+  if (scheme != std::string::npos) {
+    const std::size_t start = scheme + 3;
+    const std::size_t first_at = url.find('@', start);
+    const bool userinfo = first_at < url.find('/', start);
+    const std::size_t after = userinfo ? first_at + 1 : start;
+    const std::size_t query = std::min(url.find('?', after), url.size());
+    if (url.find('@', after) < query) {
+      return InvalidArgumentError(
+          "the PostgreSQL URL holds a raw '@' after its user information: "
+          "percent-encode '@' and '/' in a password (%40, %2F); the URL is "
+          "not repeated here");
+    }
+  }
   ASSIGN_OR_RETURN(std::string first, ParseError(url));
   if (first.empty()) return OkStatus();
   // libpq's message may quote the URL, so it is taken from the URL with its

@@ -55,8 +55,11 @@ std::string RedactUrl(const std::string& url);
 Status FromPg(const std::exception& e, std::string_view context);
 
 // kInvalidArgument, with libpq's reason, when libpq does not accept `url`
-// (its syntax, or a parameter it does not know); it connects to nothing.
-// Values are checked only when connecting.
+// (its syntax, or a parameter it does not know), or when `url` holds a raw
+// '@' after its user information (a password with '@' or '/' that libpq
+// would read partly as a host, port or database: the URL is then not
+// repeated); it connects to nothing. Values are checked only when
+// connecting.
 Status CheckUrl(const std::string& url);
 
 class PgStore final : public Store {

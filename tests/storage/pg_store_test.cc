@@ -325,6 +325,17 @@ TEST(PgStore, OpenRefusesWhatItCannotUse) {
                 HasSubstr("is not a URL libpq accepts"));
     EXPECT_THAT(refused.status().message(), Not(HasSubstr("cret")));
   }
+  // A password holding a raw '@' or '/': libpq would read part of it as a
+  // host or a port, and print it; refused without repeating the URL.
+  for (const std::string& bad :
+       {std::string("postgresql://eraser:s3@cret@/db?host=/nowhere"),
+        std::string("postgresql://eraser:s3/cret@localhost/db")}) {
+    StatusOr<std::unique_ptr<Store>> refused = Store::Open({bad});
+    EXPECT_EQ(refused.status().code(), StatusCode::kInvalidArgument) << bad;
+    EXPECT_THAT(refused.status().message(), HasSubstr("percent-encode"));
+    EXPECT_THAT(refused.status().message(), Not(HasSubstr("cret")));
+  }
+
   // A server that answers, without the database: it says so.
   StatusOr<std::unique_ptr<Store>> no_database =
       Store::Open({pg.Url("eraser_no_such_database")});
