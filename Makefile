@@ -66,12 +66,11 @@ TSAN_TEST_ENV := GTEST_FILTER='-$(SANITIZER_SKIP):GrpcServed.*'
 SANITIZER_CTEST_ARGS := -E 'cli_help|fault_sweep|python_client|embed_installed'
 # ThreadSanitizer only, besides: the suites labelled no_tsan, the command
 # line's end-to-end suite (cli: whole `eraser` processes, several per case;
-# 183 s under TSan in one CI run, mostly process start-up: loading Debian's
-# Torch takes 0.8 s plain, 1.7 s under ASan and TSAN_START s under TSan,
-# per process, before main). The
-# threads those processes run (parallel training, the engine in a replay)
-# run under TSan in-process in unlearning_test and workloads_test; cli runs
-# under ASan/UBSan in `make clang` and in the plain build.
+# 183 s under TSan in one CI run; each process loads Debian's Torch before
+# main, 0.8 s plain, 1.7 s under ASan, 2.0 s under TSan). The threads those
+# processes run (parallel training, the engine in a replay) run under TSan
+# in-process in unlearning_test and workloads_test; cli runs under
+# ASan/UBSan in `make clang` and in the plain build.
 TSAN_CTEST_ARGS := $(SANITIZER_CTEST_ARGS) -LE no_tsan
 SANITIZER_CMAKE_FLAGS := -DERASER_BENCH=OFF
 
