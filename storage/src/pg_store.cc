@@ -382,6 +382,14 @@ bool IsPostgresUrl(const std::string& path) {
 
 namespace {
 
+// libpq's rule: the user information of a URL whose authority starts at
+// `start` ends at the first '@' before the first '/' (a password may hold
+// '?' or '#'). That '@''s position, or npos when there is none.
+std::size_t UserInfoEnd(const std::string& url, std::size_t start) {
+  const std::size_t at = url.find('@', start);
+  return at < url.find('/', start) ? at : std::string::npos;
+}
+
 // A URI parameter's name as libpq reads it (percent-decoded), lowercased.
 std::string DecodedKey(const std::string& key) {
   std::string out;
@@ -409,12 +417,8 @@ std::string RedactUrl(const std::string& url) {
   if (scheme == std::string::npos) return url;
   std::string out = url;
   const std::size_t start = scheme + 3;
-  // libpq's rule: user information ends at the first '@' before the
-  // first '/' (a password may hold '?' or '#').
-  const std::size_t at = out.find('@', start);
-  const std::size_t slash = out.find('/', start);
-  const bool userinfo =
-      at != std::string::npos && (slash == std::string::npos || at < slash);
+  const std::size_t at = UserInfoEnd(out, start);
+  const bool userinfo = at != std::string::npos;
   if (userinfo) {
     const std::size_t colon = out.find(':', start);
     if (colon != std::string::npos && colon < at) {
@@ -470,16 +474,15 @@ StatusOr<std::string> ParseError(const std::string& url) {
 
 Status CheckUrl(const std::string& url) {
   // libpq ends the user information at the first '@' before the first '/'
-  // (RedactUrl's rule). Another '@' before the query (or any, when a '/'
+  // (UserInfoEnd). Another '@' before the query (or any, when a '/'
   // came first) is no host's or database's: it ends a password holding '@'
   // or '/', cut where its author did not mean, so that part of it would
   // show as a host, a port or a database name, unredacted.
   const std::size_t scheme = url.find("://");
   if (scheme != std::string::npos) {
     const std::size_t start = scheme + 3;
-    const std::size_t first_at = url.find('@', start);
-    const bool userinfo = first_at < url.find('/', start);
-    const std::size_t after = userinfo ? first_at + 1 : start;
+    const std::size_t at = UserInfoEnd(url, start);
+    const std::size_t after = at != std::string::npos ? at + 1 : start;
     const std::size_t query = std::min(url.find('?', after), url.size());
     if (url.find('@', after) < query) {
       return InvalidArgumentError(
