@@ -334,12 +334,13 @@ Status UpdateDeletionRecords(
 namespace {
 
 // postgresql://authority/DATABASE?params: the parts before and after the
-// database name, and the name.
+// database name, and the name, of a URL CheckUrl accepts.
 struct SplitUrl {
   std::string before, database, after;
 };
 
 StatusOr<SplitUrl> Split(const std::string& url) {
+  RETURN_IF_ERROR(CheckUrl(url));
   const std::size_t scheme = url.find("://");
   const std::size_t slash = scheme == std::string::npos
                                 ? std::string::npos
@@ -362,7 +363,6 @@ StatusOr<SplitUrl> Split(const std::string& url) {
 // DATABASE) on the server's maintenance database.
 Status OnServer(const std::string& url, const std::string& context,
                 const std::function<std::string(pqxx::connection&)>& sql) {
-  RETURN_IF_ERROR(CheckUrl(url));
   ASSIGN_OR_RETURN(SplitUrl parts, Split(url));
   try {
     pqxx::connection conn(parts.before + "postgres" + parts.after);
@@ -390,6 +390,29 @@ std::size_t UserInfoEnd(const std::string& url, std::size_t start) {
   return at < url.find('/', start) ? at : std::string::npos;
 }
 
+// The first raw '@' after the user information (any, when there is none),
+// or npos: it ends a password holding '@', '/' or '?', cut where its
+// author did not mean.
+std::size_t StrayAt(const std::string& url, std::size_t start) {
+  const std::size_t at = UserInfoEnd(url, start);
+  return url.find('@', at == std::string::npos ? start : at + 1);
+}
+
+// Whether the user name holds '?': a query's password read as user
+// information (postgresql://db?password=p@ss).
+bool QueryInUserName(const std::string& url, std::size_t start) {
+  const std::size_t at = UserInfoEnd(url, start);
+  return at != std::string::npos &&
+         url.find('?', start) < std::min(url.find(':', start), at);
+}
+
+// Whether libpq may read part of a password in `url` as something else,
+// which messages would then print.
+bool Ambiguous(const std::string& url, std::size_t start) {
+  return StrayAt(url, start) != std::string::npos ||
+         QueryInUserName(url, start);
+}
+
 // A URI parameter's name as libpq reads it (percent-decoded), lowercased.
 std::string DecodedKey(const std::string& key) {
   std::string out;
@@ -415,8 +438,10 @@ std::string RedactUrl(const std::string& url) {
   // first ':' after the scheme and the '@' of the authority.
   const std::size_t scheme = url.find("://");
   if (scheme == std::string::npos) return url;
-  std::string out = url;
   const std::size_t start = scheme + 3;
+  // Where a password's end is not certain, nothing after the scheme is.
+  if (Ambiguous(url, start)) return url.substr(0, start) + "***";
+  std::string out = url;
   const std::size_t at = UserInfoEnd(out, start);
   const bool userinfo = at != std::string::npos;
   if (userinfo) {
@@ -473,23 +498,16 @@ StatusOr<std::string> ParseError(const std::string& url) {
 }  // namespace
 
 Status CheckUrl(const std::string& url) {
-  // libpq ends the user information at the first '@' before the first '/'
-  // (UserInfoEnd). Another '@' before the query (or any, when a '/'
-  // came first) is no host's or database's: it ends a password holding '@'
-  // or '/', cut where its author did not mean, so that part of it would
-  // show as a host, a port or a database name, unredacted.
+  // A password libpq would cut (a raw '@' after the user information) or
+  // read as a user name (a '?' in the user name) would show in part, as a
+  // host, port, database, parameter or user, in libpq's messages and ours.
   const std::size_t scheme = url.find("://");
-  if (scheme != std::string::npos) {
-    const std::size_t start = scheme + 3;
-    const std::size_t at = UserInfoEnd(url, start);
-    const std::size_t after = at != std::string::npos ? at + 1 : start;
-    const std::size_t query = std::min(url.find('?', after), url.size());
-    if (url.find('@', after) < query) {
-      return InvalidArgumentError(
-          "the PostgreSQL URL holds a raw '@' after its user information: "
-          "percent-encode '@' and '/' in a password (%40, %2F); the URL is "
-          "not repeated here");
-    }
+  if (scheme != std::string::npos && Ambiguous(url, scheme + 3)) {
+    return InvalidArgumentError(
+        "the PostgreSQL URL holds a raw '@' after its user information, or "
+        "a user name holding '?': percent-encode '@', '/' and '?' in user "
+        "names, passwords, database names and parameters (%40, %2F, %3F); "
+        "the URL is not repeated here");
   }
   ASSIGN_OR_RETURN(std::string first, ParseError(url));
   if (first.empty()) return OkStatus();

@@ -47,7 +47,9 @@ namespace eraser::storage::internal {
 // Whether `path` names a PostgreSQL database rather than a directory.
 bool IsPostgresUrl(const std::string& path);
 
-// `url` with any password replaced by "***", for messages.
+// `url` with any password replaced by "***", for messages; only its scheme
+// and "***" when CheckUrl would refuse it for a raw '@' or '?' (where a
+// password ends is then uncertain).
 std::string RedactUrl(const std::string& url);
 
 // The Status of a libpqxx or server error `e`, its message prefixed with
@@ -56,10 +58,10 @@ Status FromPg(const std::exception& e, std::string_view context);
 
 // kInvalidArgument, with libpq's reason, when libpq does not accept `url`
 // (its syntax, or a parameter it does not know), or when `url` holds a raw
-// '@' after its user information (a password with '@' or '/' that libpq
-// would read partly as a host, port or database: the URL is then not
-// repeated); it connects to nothing. Values are checked only when
-// connecting.
+// '@' anywhere after its user information or a user name holding '?' (a
+// password with '@', '/' or '?' that libpq would read partly as a host,
+// port, database, parameter or user: the URL is then not repeated); it
+// connects to nothing. Values are checked only when connecting.
 Status CheckUrl(const std::string& url);
 
 class PgStore final : public Store {

@@ -325,11 +325,15 @@ TEST(PgStore, OpenRefusesWhatItCannotUse) {
                 HasSubstr("is not a URL libpq accepts"));
     EXPECT_THAT(refused.status().message(), Not(HasSubstr("cret")));
   }
-  // A password holding a raw '@' or '/': libpq would read part of it as a
-  // host or a port, and print it; refused without repeating the URL.
+  // A password holding a raw '@', '/' or '?': libpq would read part of it
+  // as a host, a port, a database, a parameter or a user, and print it;
+  // refused without repeating the URL.
   for (const std::string& bad :
        {std::string("postgresql://eraser:s3@cret@/db?host=/nowhere"),
-        std::string("postgresql://eraser:s3/cret@localhost/db")}) {
+        std::string("postgresql://eraser:s3/cret@localhost/db"),
+        std::string("postgresql://eraser:s3/x?9Qcret@localhost/db"),
+        std::string("postgresql://eraser:s3/x?user=cret@localhost/db"),
+        std::string("postgresql://localhost?password=s3@cret")}) {
     StatusOr<std::unique_ptr<Store>> refused = Store::Open({bad});
     EXPECT_EQ(refused.status().code(), StatusCode::kInvalidArgument) << bad;
     EXPECT_THAT(refused.status().message(), HasSubstr("percent-encode"));

@@ -612,14 +612,39 @@ TEST(PrintableLocation, HidesEveryPassword) {
   // before the first '/', so a password may hold '?' or '#'.
   EXPECT_EQ(PrintableLocation("postgresql://me:pa?ss#w@db/eraser"),
             "postgresql://me:***@db/eraser");
-  EXPECT_EQ(PrintableLocation("postgresql://db/eraser?user=me@corp"),
-            "postgresql://db/eraser?user=me@corp");
+  EXPECT_EQ(PrintableLocation("postgresql://db/eraser?user=me%40corp"),
+            "postgresql://db/eraser?user=me%40corp");
+  // Where libpq would cut a password (a raw '@' after the user
+  // information) or read it as a user name (a '?' before the user name's
+  // end), nothing after the scheme is shown.
+  for (const char* cut :
+       {"postgresql://me:s3/cret@db/eraser", "postgresql://me:s3@cret@db/e",
+        "postgresql://me:Ab3/x?s3cret@db/e", "postgresql://db?password=s3@cret",
+        "postgres://me:s3/x?user=cret@db/e",
+        "postgresql://db/eraser?user=me@corp"}) {
+    EXPECT_THAT(PrintableLocation(cut), ::testing::EndsWith("://***")) << cut;
+  }
   // Every parameter libpq takes a password from, however its name is
   // spelt.
   EXPECT_EQ(PrintableLocation("postgresql://db/e?sslpassword=k&Pass%77ord=p"),
             "postgresql://db/e?sslpassword=***&Pass%77ord=***");
   EXPECT_EQ(PrintableLocation("postgresql://me:pw@db/e?password=p"),
             "postgresql://me:***@db/e?password=***");
+}
+
+TEST(PostgresSiblingUrl, KeepsTheServerAndRefusesWhatOpenWould) {
+  EXPECT_EQ(*PostgresSiblingUrl("postgresql://me:pw@db:5432/e?sslmode=require",
+                                "copy"),
+            "postgresql://me:pw@db:5432/copy?sslmode=require");
+  EXPECT_EQ(PostgresSiblingUrl("postgresql://db", "copy").status().code(),
+            StatusCode::kInvalidArgument);
+  // A password libpq would cut is refused before the path is split, and
+  // not repeated.
+  const Status cut =
+      PostgresSiblingUrl("postgresql://me:s3/cret@db/e", "copy").status();
+  EXPECT_EQ(cut.code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(cut.message(), HasSubstr("percent-encode"));
+  EXPECT_THAT(cut.message(), Not(HasSubstr("cret")));
 }
 
 TEST(DeletionTarget, ParseAndPrint) {

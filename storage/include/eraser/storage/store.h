@@ -71,12 +71,15 @@ struct StoreOptions {
 // rather than a data directory.
 bool IsPostgresLocation(const std::string& path);
 // `path` as it may be printed: a URL's password (in its authority or a
-// password parameter) replaced by ***.
+// password parameter) replaced by ***; a URL where libpq would cut a
+// password (a raw '@' after its user information, a '?' in its user name)
+// shown as its scheme and ***.
 std::string PrintableLocation(const std::string& path);
 
 // PostgreSQL stores only (the replay's scratch copies):
 // The URL of database `database` on the server (and with the parameters) of
-// `url`; kInvalidArgument when `url` names no database in its path.
+// `url`; kInvalidArgument when `url` names no database in its path or is
+// not a URL the store would open (the reasons of Store::Open's check).
 StatusOr<std::string> PostgresSiblingUrl(const std::string& url,
                                          const std::string& database);
 // Creates the database of `to` with the database of `from` as its template
