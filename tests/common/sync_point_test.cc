@@ -4,7 +4,9 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <future>
+#include <memory>
 #include <string>
 #include <thread>
 
@@ -42,6 +44,20 @@ class HeldCallback {
   std::thread passer_;
 };
 
+// Runs `fn` on a thread of its own and reports whether it returned within
+// a minute: a bound only a deadlock reaches, so that a clear waiting for
+// what it must not wait for fails the test instead of hanging it until
+// ctest's timeout (the thread is then abandoned, blocked).
+bool ReturnsWithinAMinute(std::function<void()> fn) {
+  auto returned = std::make_shared<std::promise<void>>();
+  std::future<void> done = returned->get_future();
+  std::thread([fn = std::move(fn), returned] {
+    fn();
+    returned->set_value();
+  }).detach();
+  return done.wait_for(std::chrono::minutes(1)) == std::future_status::ready;
+}
+
 // A test clears its points, then lets go of what their callbacks use
 // (locals, promises) while an engine's threads may still pass the points:
 // a callback one of them was already running must have ended by then. (A
@@ -77,7 +93,9 @@ TEST(SyncPoints, AClearWaitsForTheCallbacksOtherThreadsAreRunning) {
 TEST(SyncPoints, AClearOfOnePointDoesNotWaitForAnother) {
   SyncPoints::Set("SyncPointTest:Point", [] {});
   HeldCallback held("SyncPointTest:Held");
-  SyncPoints::Clear("SyncPointTest:Point");  // returns with Held running
+  // Returns with Held running.
+  ASSERT_TRUE(
+      ReturnsWithinAMinute([] { SyncPoints::Clear("SyncPointTest:Point"); }));
   EXPECT_FALSE(held.ended());
   held.Release();
   SyncPoints::ClearAll();
@@ -87,16 +105,18 @@ TEST(SyncPoints, AClearOfOnePointDoesNotWaitForAnother) {
 // A callback may clear points, its own included, without waiting for
 // itself.
 TEST(SyncPoints, ACallbackClearsPointsWithoutWaitingForItself) {
-  int runs = 0;
+  auto runs = std::make_shared<std::atomic<int>>(0);
   SyncPoints::Set("SyncPointTest:Other", [] {});
-  SyncPoints::Set("SyncPointTest:Point", [&runs] {
-    ++runs;
+  SyncPoints::Set("SyncPointTest:Point", [runs] {
+    ++*runs;
     SyncPoints::Clear("SyncPointTest:Other");
     SyncPoints::ClearAll();
   });
-  ERASER_SYNC_POINT("SyncPointTest:Point");
-  ERASER_SYNC_POINT("SyncPointTest:Point");
-  EXPECT_EQ(runs, 1);
+  ASSERT_TRUE(ReturnsWithinAMinute([] {
+    ERASER_SYNC_POINT("SyncPointTest:Point");
+    ERASER_SYNC_POINT("SyncPointTest:Point");
+  }));
+  EXPECT_EQ(runs->load(), 1);
 }
 
 }  // namespace
