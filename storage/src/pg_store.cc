@@ -360,10 +360,9 @@ StatusOr<SplitUrl> Split(const std::string& url) {
 }
 
 // Runs a statement that cannot run in a transaction (CREATE and DROP
-// DATABASE) on the server's maintenance database.
-Status OnServer(const std::string& url, const std::string& context,
+// DATABASE) on the maintenance database of the server `parts` name.
+Status OnServer(const SplitUrl& parts, const std::string& context,
                 const std::function<std::string(pqxx::connection&)>& sql) {
-  ASSIGN_OR_RETURN(SplitUrl parts, Split(url));
   try {
     pqxx::connection conn(parts.before + "postgres" + parts.after);
     pqxx::nontransaction n(conn);
@@ -376,15 +375,24 @@ Status OnServer(const std::string& url, const std::string& context,
 
 }  // namespace
 
-bool IsPostgresUrl(const std::string& path) {
-  return StartsWith(path, "postgresql://") || StartsWith(path, "postgres://");
-}
-
 namespace {
 
+// `s` in lower case.
+std::string Lowercase(std::string s) {
+  for (char& c : s)
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+// Whether `url` starts with a scheme of libpq's as libpq spells it (lower
+// case only).
+bool HasLibpqScheme(const std::string& url) {
+  return StartsWith(url, "postgresql://") || StartsWith(url, "postgres://");
+}
+
 // libpq's rule: the user information of a URL whose authority starts at
-// `start` ends at the first '@' before the first '/' (a password may hold
-// '?' or '#'). That '@''s position, or npos when there is none.
+// `start` ends at the first '@' before the first '/'. That '@''s position,
+// or npos when there is none.
 std::size_t UserInfoEnd(const std::string& url, std::size_t start) {
   const std::size_t at = url.find('@', start);
   return at < url.find('/', start) ? at : std::string::npos;
@@ -398,19 +406,20 @@ std::size_t StrayAt(const std::string& url, std::size_t start) {
   return url.find('@', at == std::string::npos ? start : at + 1);
 }
 
-// Whether the user name holds '?': a query's password read as user
-// information (postgresql://db?password=p@ss).
-bool QueryInUserName(const std::string& url, std::size_t start) {
+// Whether the user information holds a raw '?'. libpq reads past it, so a
+// query's password may be taken for user information and cut
+// (postgresql://db:5432?password=p@ss: password "5432?password=p", host
+// "ss"); that cannot be told from a password holding '?'.
+bool QueryInUserInfo(const std::string& url, std::size_t start) {
   const std::size_t at = UserInfoEnd(url, start);
-  return at != std::string::npos &&
-         url.find('?', start) < std::min(url.find(':', start), at);
+  return at != std::string::npos && url.find('?', start) < at;
 }
 
 // Whether libpq may read part of a password in `url` as something else,
 // which messages would then print.
 bool Ambiguous(const std::string& url, std::size_t start) {
   return StrayAt(url, start) != std::string::npos ||
-         QueryInUserName(url, start);
+         QueryInUserInfo(url, start);
 }
 
 // A URI parameter's name as libpq reads it (percent-decoded), lowercased.
@@ -426,12 +435,51 @@ std::string DecodedKey(const std::string& key) {
       out += key[i];
     }
   }
-  for (char& c : out)
-    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
+  return Lowercase(out);
+}
+
+// `query` (what follows a URL's '?') with the value of every password
+// parameter replaced by "***" (sslpassword too; names compared as libpq
+// reads them: percent-decoded, and case-insensitively here to be safe);
+// `*any` tells whether there was one.
+std::string RedactQuery(const std::string& query, bool* any) {
+  *any = false;
+  std::string out;
+  std::size_t pos = 0;
+  while (true) {
+    std::size_t end = query.find('&', pos);
+    const bool last = end == std::string::npos;
+    if (last) end = query.size();
+    const std::string param = query.substr(pos, end - pos);
+    const std::size_t eq = param.find('=');
+    const std::string key = DecodedKey(param.substr(0, eq));
+    if (eq != std::string::npos &&
+        (key == "password" || key == "sslpassword")) {
+      out += param.substr(0, eq + 1) + "***";
+      *any = true;
+    } else {
+      out += param;
+    }
+    if (last) return out;
+    out += '&';
+    pos = end + 1;
+  }
+}
+
+// Where the query of `url` (not Ambiguous) starts: its '?', or npos.
+std::size_t QueryStart(const std::string& url, std::size_t start) {
+  const std::size_t at = UserInfoEnd(url, start);
+  return url.find('?', at == std::string::npos ? start : at);
 }
 
 }  // namespace
+
+bool IsPostgresUrl(const std::string& path) {
+  // Schemes are case-insensitive (RFC 3986), libpq's are not: CheckUrl
+  // refuses "PostgreSQL://" rather than it naming a directory.
+  const std::string head = Lowercase(path.substr(0, 13));
+  return HasLibpqScheme(head);
+}
 
 std::string RedactUrl(const std::string& url) {
   // scheme://user:password@host...: the password is what lies between the
@@ -441,39 +489,16 @@ std::string RedactUrl(const std::string& url) {
   const std::size_t start = scheme + 3;
   // Where a password's end is not certain, nothing after the scheme is.
   if (Ambiguous(url, start)) return url.substr(0, start) + "***";
-  std::string out = url;
+  const std::size_t query = QueryStart(url, start);
+  std::string out = url.substr(0, query);
   const std::size_t at = UserInfoEnd(out, start);
-  const bool userinfo = at != std::string::npos;
-  if (userinfo) {
-    const std::size_t colon = out.find(':', start);
-    if (colon != std::string::npos && colon < at) {
-      out = out.substr(0, colon + 1) + "***" + out.substr(at);
-    }
+  const std::size_t colon = out.find(':', start);
+  if (at != std::string::npos && colon < at) {
+    out = out.substr(0, colon + 1) + "***" + out.substr(at);
   }
-  // ...?a=b&password=...: the value of every password parameter
-  // (sslpassword too; names compared as libpq reads them: percent-decoded,
-  // and case-insensitively here to be safe).
-  const std::size_t query =
-      out.find('?', userinfo ? out.find('@', start) : start);
   if (query == std::string::npos) return out;
-  std::string redacted = out.substr(0, query + 1);
-  std::size_t pos = query + 1;
-  while (true) {
-    std::size_t end = out.find('&', pos);
-    const bool last = end == std::string::npos;
-    if (last) end = out.size();
-    const std::string param = out.substr(pos, end - pos);
-    const std::size_t eq = param.find('=');
-    const std::string key = DecodedKey(param.substr(0, eq));
-    redacted +=
-        eq != std::string::npos && (key == "password" || key == "sslpassword")
-            ? param.substr(0, eq + 1) + "***"
-            : param;
-    if (last) break;
-    redacted += '&';
-    pos = end + 1;
-  }
-  return redacted;
+  bool any = false;
+  return out + '?' + RedactQuery(url.substr(query + 1), &any);
 }
 
 namespace {
@@ -498,21 +523,40 @@ StatusOr<std::string> ParseError(const std::string& url) {
 }  // namespace
 
 Status CheckUrl(const std::string& url) {
+  if (!HasLibpqScheme(url)) {
+    return InvalidArgumentError(
+        "a PostgreSQL URL starts postgresql:// or postgres://, in lower case "
+        "(libpq reads no other spelling); the URL is not repeated here");
+  }
   // A password libpq would cut (a raw '@' after the user information) or
-  // read as a user name (a '?' in the user name) would show in part, as a
-  // host, port, database, parameter or user, in libpq's messages and ours.
-  const std::size_t scheme = url.find("://");
-  if (scheme != std::string::npos && Ambiguous(url, scheme + 3)) {
+  // read past (a raw '?' in it) would show in part, as a host, port,
+  // database, parameter or user, in libpq's messages and ours.
+  const std::size_t start = url.find("://") + 3;
+  if (Ambiguous(url, start)) {
     return InvalidArgumentError(
         "the PostgreSQL URL holds a raw '@' after its user information, or "
-        "a user name holding '?': percent-encode '@', '/' and '?' in user "
-        "names, passwords, database names and parameters (%40, %2F, %3F); "
-        "the URL is not repeated here");
+        "a raw '?' in it: percent-encode '@', '/' and '?' in user names, "
+        "passwords, database names and parameters (%40, %2F, %3F); the URL "
+        "is not repeated here");
   }
   ASSIGN_OR_RETURN(std::string first, ParseError(url));
   if (first.empty()) return OkStatus();
+  // A password parameter that libpq refuses may have been cut at a raw '&',
+  // the rest read as another parameter that libpq's reason and the URL
+  // would show.
+  const std::size_t query = QueryStart(url, start);
+  bool password_parameter = false;
+  if (query != std::string::npos) {
+    RedactQuery(url.substr(query + 1), &password_parameter);
+  }
+  if (password_parameter) {
+    return InvalidArgumentError(
+        "the PostgreSQL URL is not one libpq accepts; it holds a password "
+        "parameter, so neither the URL nor libpq's reason is repeated here "
+        "(percent-encode '&' and '=' in a password: %26, %3D)");
+  }
   // libpq's message may quote the URL, so it is taken from the URL with its
-  // passwords redacted; when only the passwords were wrong (a bad
+  // password redacted; when only the password was wrong (a bad
   // percent-encoding), it is not repeated at all.
   const std::string redacted = RedactUrl(url);
   ASSIGN_OR_RETURN(const std::string why, ParseError(redacted));
@@ -535,7 +579,7 @@ Status CopyPostgresDatabase(const std::string& from, const std::string& to) {
   ASSIGN_OR_RETURN(internal::SplitUrl source, internal::Split(from));
   ASSIGN_OR_RETURN(internal::SplitUrl target, internal::Split(to));
   return internal::OnServer(
-      from, "copy database " + source.database + " to " + target.database,
+      source, "copy database " + source.database + " to " + target.database,
       [&](pqxx::connection& conn) {
         return "CREATE DATABASE " + conn.quote_name(target.database) +
                " TEMPLATE " + conn.quote_name(source.database);
@@ -545,7 +589,7 @@ Status CopyPostgresDatabase(const std::string& from, const std::string& to) {
 Status DropPostgresDatabase(const std::string& url) {
   ASSIGN_OR_RETURN(internal::SplitUrl parts, internal::Split(url));
   return internal::OnServer(
-      url, "drop database " + parts.database, [&](pqxx::connection& conn) {
+      parts, "drop database " + parts.database, [&](pqxx::connection& conn) {
         return "DROP DATABASE IF EXISTS " + conn.quote_name(parts.database) +
                " WITH (FORCE)";
       });

@@ -44,7 +44,8 @@ class transaction_base;
 
 namespace eraser::storage::internal {
 
-// Whether `path` names a PostgreSQL database rather than a directory.
+// Whether `path` names a PostgreSQL database rather than a directory: it
+// starts postgresql:// or postgres://, in any case.
 bool IsPostgresUrl(const std::string& path);
 
 // `url` with any password replaced by "***", for messages; only its scheme
@@ -57,11 +58,13 @@ std::string RedactUrl(const std::string& url);
 Status FromPg(const std::exception& e, std::string_view context);
 
 // kInvalidArgument, with libpq's reason, when libpq does not accept `url`
-// (its syntax, or a parameter it does not know), or when `url` holds a raw
-// '@' anywhere after its user information or a user name holding '?' (a
-// password with '@', '/' or '?' that libpq would read partly as a host,
-// port, database, parameter or user: the URL is then not repeated); it
-// connects to nothing. Values are checked only when connecting.
+// (its syntax, or a parameter it does not know); without repeating the URL
+// when its scheme is not in lower case, when it holds a raw '@' anywhere
+// after its user information or a raw '?' in it (a password with '@', '/'
+// or '?' that libpq would read partly as a host, port, database, parameter
+// or user), and, with neither the URL nor libpq's reason, when libpq
+// refuses a URL with a password parameter (cut at a raw '&'). It connects
+// to nothing; values are checked only when connecting.
 Status CheckUrl(const std::string& url);
 
 class PgStore final : public Store {

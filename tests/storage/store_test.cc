@@ -160,6 +160,13 @@ TEST(StoreOpen, AKeywordValueConnectionStringIsRefusedWithoutItsPassword) {
   EXPECT_THAT(opened.status().message(), Not(HasSubstr("hunter2")));
   EXPECT_EQ(PrintableLocation("dbname=e password=a b"),
             "dbname=e password=*** b");
+  // A URL's scheme in another case: refused as libpq would, not taken for
+  // a directory.
+  StatusOr<std::unique_ptr<Store>> cased =
+      Store::Open({"PostgreSQL://me:hunter2@db/e", false});
+  EXPECT_EQ(cased.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(cased.status().message(), HasSubstr("in lower case"));
+  EXPECT_THAT(cased.status().message(), Not(HasSubstr("hunter2")));
   // Any keyword first; spaces around '='; a quoted value with a space and
   // an escaped quote.
   const std::string quoted = "passfile=/p password = 'hun ter\\'2' user=x";
@@ -609,19 +616,28 @@ TEST(PrintableLocation, HidesEveryPassword) {
   EXPECT_EQ(PrintableLocation("postgresql://db?password=s3cret"),
             "postgresql://db?password=***");
   // As libpq reads a URI: the user information ends at the first '@'
-  // before the first '/', so a password may hold '?' or '#'.
-  EXPECT_EQ(PrintableLocation("postgresql://me:pa?ss#w@db/eraser"),
+  // before the first '/', so a password may hold '#' or ':'.
+  EXPECT_EQ(PrintableLocation("postgresql://me:pa#s:w@db/eraser"),
             "postgresql://me:***@db/eraser");
+  // Schemes are case-insensitive; Store::Open refuses this spelling.
+  EXPECT_EQ(PrintableLocation("PostgreSQL://me:s3cret@db/e"),
+            "PostgreSQL://me:***@db/e");
   EXPECT_EQ(PrintableLocation("postgresql://db/eraser?user=me%40corp"),
             "postgresql://db/eraser?user=me%40corp");
   // Where libpq would cut a password (a raw '@' after the user
-  // information) or read it as a user name (a '?' before the user name's
-  // end), nothing after the scheme is shown.
+  // information) or read past a '?' in the user information (a query's
+  // password taken for it), nothing after the scheme is shown.
   for (const char* cut :
        {"postgresql://me:s3/cret@db/eraser", "postgresql://me:s3@cret@db/e",
         "postgresql://me:Ab3/x?s3cret@db/e", "postgresql://db?password=s3@cret",
         "postgres://me:s3/x?user=cret@db/e",
-        "postgresql://db/eraser?user=me@corp"}) {
+        "postgresql://db/eraser?user=me@corp",
+        "postgresql://db:5432?password=s3@cret",
+        "postgresql://:5432?password=s3@cret",
+        "postgresql://[::1]?password=s3@cret",
+        "postgresql://h1:5432,h2:5433?sslpassword=s3@cret",
+        "postgres://db:5432?password=s3@cret.example.com/e",
+        "postgresql://me:pa?ss@db/eraser"}) {
     EXPECT_THAT(PrintableLocation(cut), ::testing::EndsWith("://***")) << cut;
   }
   // Every parameter libpq takes a password from, however its name is

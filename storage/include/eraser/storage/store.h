@@ -67,13 +67,14 @@ struct StoreOptions {
   bool create_if_missing = true;
 };
 
-// Whether `path` names a PostgreSQL database (postgresql:// or postgres://)
-// rather than a data directory.
+// Whether `path` names a PostgreSQL database (postgresql:// or postgres://,
+// the scheme in any case; Store::Open refuses all but lower case) rather
+// than a data directory.
 bool IsPostgresLocation(const std::string& path);
 // `path` as it may be printed: a URL's password (in its authority or a
 // password parameter) replaced by ***; a URL where libpq would cut a
-// password (a raw '@' after its user information, a '?' in its user name)
-// shown as its scheme and ***.
+// password (a raw '@' after its user information, a raw '?' in it) shown
+// as its scheme and ***.
 std::string PrintableLocation(const std::string& path);
 
 // PostgreSQL stores only (the replay's scratch copies):
