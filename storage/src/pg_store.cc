@@ -333,50 +333,6 @@ Status UpdateDeletionRecords(
 
 namespace {
 
-// postgresql://authority/DATABASE?params: the parts before and after the
-// database name, and the name, of a URL CheckUrl accepts.
-struct SplitUrl {
-  std::string before, database, after;
-};
-
-StatusOr<SplitUrl> Split(const std::string& url) {
-  RETURN_IF_ERROR(CheckUrl(url));
-  const std::size_t scheme = url.find("://");
-  const std::size_t slash = scheme == std::string::npos
-                                ? std::string::npos
-                                : url.find('/', scheme + 3);
-  const std::size_t query =
-      url.find('?', slash == std::string::npos ? 0 : slash);
-  if (slash == std::string::npos || slash + 1 == url.size() ||
-      slash + 1 == query) {
-    return InvalidArgumentError(RedactUrl(url) +
-                                " names no database in its path");
-  }
-  SplitUrl out;
-  out.before = url.substr(0, slash + 1);
-  out.database = url.substr(slash + 1, query - slash - 1);
-  out.after = query == std::string::npos ? "" : url.substr(query);
-  return out;
-}
-
-// Runs a statement that cannot run in a transaction (CREATE and DROP
-// DATABASE) on the maintenance database of the server `parts` name.
-Status OnServer(const SplitUrl& parts, const std::string& context,
-                const std::function<std::string(pqxx::connection&)>& sql) {
-  try {
-    pqxx::connection conn(parts.before + "postgres" + parts.after);
-    pqxx::nontransaction n(conn);
-    n.exec0(sql(conn));
-    return OkStatus();
-  } catch (const std::exception& e) {
-    return FromPg(e, context);
-  }
-}
-
-}  // namespace
-
-namespace {
-
 // `s` in lower case.
 std::string Lowercase(std::string s) {
   for (char& c : s)
@@ -438,32 +394,52 @@ std::string DecodedKey(const std::string& key) {
   return Lowercase(out);
 }
 
-// `query` (what follows a URL's '?') with the value of every password
-// parameter replaced by "***" (sslpassword too; names compared as libpq
-// reads them: percent-decoded, and case-insensitively here to be safe);
-// `*any` tells whether there was one.
-std::string RedactQuery(const std::string& query, bool* any) {
-  *any = false;
-  std::string out;
+// Calls `fn` with each parameter of `query` (what follows a URL's '?':
+// k=v&...) and its name as libpq reads it (percent-decoded), lowercased.
+void ForEachParameter(const std::string& query,
+                      const std::function<void(const std::string& param,
+                                               const std::string& key)>& fn) {
   std::size_t pos = 0;
   while (true) {
     std::size_t end = query.find('&', pos);
     const bool last = end == std::string::npos;
     if (last) end = query.size();
     const std::string param = query.substr(pos, end - pos);
-    const std::size_t eq = param.find('=');
-    const std::string key = DecodedKey(param.substr(0, eq));
-    if (eq != std::string::npos &&
-        (key == "password" || key == "sslpassword")) {
-      out += param.substr(0, eq + 1) + "***";
-      *any = true;
-    } else {
-      out += param;
-    }
-    if (last) return out;
-    out += '&';
+    fn(param, DecodedKey(param.substr(0, param.find('='))));
+    if (last) return;
     pos = end + 1;
   }
+}
+
+bool IsPasswordKey(const std::string& key) {
+  return key == "password" || key == "sslpassword";
+}
+
+// `query` with the value of every password parameter replaced by "***"
+// (sslpassword too; names compared as libpq reads them, and
+// case-insensitively here to be safe).
+std::string RedactQuery(const std::string& query) {
+  std::string out;
+  ForEachParameter(query,
+                   [&](const std::string& param, const std::string& key) {
+                     const std::size_t eq = param.find('=');
+                     out += eq != std::string::npos && IsPasswordKey(key)
+                                ? param.substr(0, eq + 1) + "***"
+                                : param;
+                     out += '&';
+                   });
+  out.pop_back();  // the last '&'
+  return out;
+}
+
+// Whether `query` has a parameter whose name `matches`.
+bool HasParameter(const std::string& query,
+                  const std::function<bool(const std::string&)>& matches) {
+  bool found = false;
+  ForEachParameter(query, [&](const std::string&, const std::string& key) {
+    found = found || matches(key);
+  });
+  return found;
 }
 
 // Where the query of `url` (not Ambiguous) starts: its '?', or npos.
@@ -477,8 +453,8 @@ std::size_t QueryStart(const std::string& url, std::size_t start) {
 bool IsPostgresUrl(const std::string& path) {
   // Schemes are case-insensitive (RFC 3986), libpq's are not: CheckUrl
   // refuses "PostgreSQL://" rather than it naming a directory.
-  const std::string head = Lowercase(path.substr(0, 13));
-  return HasLibpqScheme(head);
+  return HasLibpqScheme(
+      Lowercase(path.substr(0, std::string_view("postgresql://").size())));
 }
 
 std::string RedactUrl(const std::string& url) {
@@ -497,8 +473,7 @@ std::string RedactUrl(const std::string& url) {
     out = out.substr(0, colon + 1) + "***" + out.substr(at);
   }
   if (query == std::string::npos) return out;
-  bool any = false;
-  return out + '?' + RedactQuery(url.substr(query + 1), &any);
+  return out + '?' + RedactQuery(url.substr(query + 1));
 }
 
 namespace {
@@ -545,11 +520,8 @@ Status CheckUrl(const std::string& url) {
   // the rest read as another parameter that libpq's reason and the URL
   // would show.
   const std::size_t query = QueryStart(url, start);
-  bool password_parameter = false;
-  if (query != std::string::npos) {
-    RedactQuery(url.substr(query + 1), &password_parameter);
-  }
-  if (password_parameter) {
+  if (query != std::string::npos &&
+      HasParameter(url.substr(query + 1), IsPasswordKey)) {
     return InvalidArgumentError(
         "the PostgreSQL URL is not one libpq accepts; it holds a password "
         "parameter, so neither the URL nor libpq's reason is repeated here "
@@ -564,6 +536,62 @@ Status CheckUrl(const std::string& url) {
       redacted + " is not a URL libpq accepts: " +
       (why.empty() ? "its password is malformed" : why));
 }
+
+namespace {
+
+// postgresql://authority/DATABASE?params: the parts before and after the
+// database name, and the name, of a URL CheckUrl accepts that names its
+// database in its path only.
+struct SplitUrl {
+  std::string before, database, after;
+};
+
+StatusOr<SplitUrl> Split(const std::string& url) {
+  RETURN_IF_ERROR(CheckUrl(url));
+  // libpq's path starts at the first '/' after the user information and
+  // ends at the query ('/' in a parameter is the parameter's).
+  const std::size_t start = url.find("://") + 3;
+  const std::size_t at = UserInfoEnd(url, start);
+  const std::size_t query = QueryStart(url, start);
+  const std::size_t slash =
+      url.find_first_of("/?", at == std::string::npos ? start : at);
+  if (slash == std::string::npos || slash == query || slash + 1 == url.size() ||
+      slash + 1 == query) {
+    return InvalidArgumentError(RedactUrl(url) +
+                                " names no database in its path");
+  }
+  // libpq reads a dbname parameter over the path: a copy named in the path
+  // would open the original.
+  if (query != std::string::npos &&
+      HasParameter(url.substr(query + 1),
+                   [](const std::string& key) { return key == "dbname"; })) {
+    return InvalidArgumentError(
+        RedactUrl(url) +
+        " names its database in a dbname parameter, which libpq reads over "
+        "the path's: name it in the path only");
+  }
+  SplitUrl out;
+  out.before = url.substr(0, slash + 1);
+  out.database = url.substr(slash + 1, query - slash - 1);
+  out.after = query == std::string::npos ? "" : url.substr(query);
+  return out;
+}
+
+// Runs a statement that cannot run in a transaction (CREATE and DROP
+// DATABASE) on the maintenance database of the server `parts` name.
+Status OnServer(const SplitUrl& parts, const std::string& context,
+                const std::function<std::string(pqxx::connection&)>& sql) {
+  try {
+    pqxx::connection conn(parts.before + "postgres" + parts.after);
+    pqxx::nontransaction n(conn);
+    n.exec0(sql(conn));
+    return OkStatus();
+  } catch (const std::exception& e) {
+    return FromPg(e, context);
+  }
+}
+
+}  // namespace
 
 }  // namespace eraser::storage::internal
 

@@ -652,8 +652,20 @@ TEST(PostgresSiblingUrl, KeepsTheServerAndRefusesWhatOpenWould) {
   EXPECT_EQ(*PostgresSiblingUrl("postgresql://me:pw@db:5432/e?sslmode=require",
                                 "copy"),
             "postgresql://me:pw@db:5432/copy?sslmode=require");
-  EXPECT_EQ(PostgresSiblingUrl("postgresql://db", "copy").status().code(),
-            StatusCode::kInvalidArgument);
+  EXPECT_EQ(*PostgresSiblingUrl("postgres:///e?host=/run/pg", "copy"),
+            "postgres:///copy?host=/run/pg");
+  // No database in the path ('/' in a parameter is the parameter's), or
+  // one a dbname parameter overrides (the copy would open the original):
+  // refused, and no password printed.
+  for (const char* none :
+       {"postgresql://db", "postgresql://db/", "postgresql://db/?host=h",
+        "postgresql://db?password=s3/cret", "postgresql://?host=/tmp/sock",
+        "postgresql://?password=s3/cret&host=h",
+        "postgresql://me:pw@db/e?dbname=x", "postgresql://db/e?db%6Eame=x"}) {
+    const Status refused = PostgresSiblingUrl(none, "copy").status();
+    EXPECT_EQ(refused.code(), StatusCode::kInvalidArgument) << none;
+    EXPECT_THAT(refused.message(), Not(HasSubstr("cret"))) << none;
+  }
   // A password libpq would cut is refused before the path is split, and
   // not repeated.
   const Status cut =
