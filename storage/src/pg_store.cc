@@ -378,20 +378,42 @@ bool Ambiguous(const std::string& url, std::size_t start) {
          QueryInUserInfo(url, start);
 }
 
-// A URI parameter's name as libpq reads it (percent-decoded), lowercased.
-std::string DecodedKey(const std::string& key) {
+// A part of a URI as libpq reads it: percent-decoded.
+std::string PercentDecoded(const std::string& part) {
   std::string out;
-  for (std::size_t i = 0; i < key.size(); ++i) {
-    if (key[i] == '%' && i + 2 < key.size() &&
-        std::isxdigit(static_cast<unsigned char>(key[i + 1])) &&
-        std::isxdigit(static_cast<unsigned char>(key[i + 2]))) {
-      out += static_cast<char>(std::stoi(key.substr(i + 1, 2), nullptr, 16));
+  for (std::size_t i = 0; i < part.size(); ++i) {
+    if (part[i] == '%' && i + 2 < part.size() &&
+        std::isxdigit(static_cast<unsigned char>(part[i + 1])) &&
+        std::isxdigit(static_cast<unsigned char>(part[i + 2]))) {
+      out += static_cast<char>(std::stoi(part.substr(i + 1, 2), nullptr, 16));
       i += 2;
     } else {
-      out += key[i];
+      out += part[i];
     }
   }
-  return Lowercase(out);
+  return out;
+}
+
+// `text` percent-encoded but for RFC 3986's unreserved characters.
+std::string PercentEncoded(const std::string& text) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (const char c : text) {
+    const auto b = static_cast<unsigned char>(c);
+    if (std::isalnum(b) || c == '-' || c == '.' || c == '_' || c == '~') {
+      out += c;
+    } else {
+      out += '%';
+      out += kHex[b >> 4];
+      out += kHex[b & 15];
+    }
+  }
+  return out;
+}
+
+// A URI parameter's name as libpq reads it (percent-decoded), lowercased.
+std::string DecodedKey(const std::string& key) {
+  return Lowercase(PercentDecoded(key));
 }
 
 // Calls `fn` with each parameter of `query` (what follows a URL's '?':
@@ -442,10 +464,29 @@ bool HasParameter(const std::string& query,
   return found;
 }
 
+// Where libpq's list of hosts of `url` (not Ambiguous) ends: at the first
+// '/' or '?' after the user information outside a bracketed host (a host
+// starting with '[' runs to the next ']' whatever it holds), or at the
+// URL's end.
+std::size_t HostsEnd(const std::string& url, std::size_t start) {
+  const std::size_t at = UserInfoEnd(url, start);
+  bool host_start = true;
+  for (std::size_t i = at == std::string::npos ? start : at + 1; i < url.size();
+       ++i) {
+    if (host_start && url[i] == '[') {
+      i = url.find(']', i);
+      if (i == std::string::npos) break;
+    } else if (url[i] == '/' || url[i] == '?') {
+      return i;
+    }
+    host_start = url[i] == ',';
+  }
+  return url.size();
+}
+
 // Where the query of `url` (not Ambiguous) starts: its '?', or npos.
 std::size_t QueryStart(const std::string& url, std::size_t start) {
-  const std::size_t at = UserInfoEnd(url, start);
-  return url.find('?', at == std::string::npos ? start : at);
+  return url.find('?', HostsEnd(url, start));
 }
 
 }  // namespace
@@ -540,22 +581,20 @@ Status CheckUrl(const std::string& url) {
 namespace {
 
 // postgresql://authority/DATABASE?params: the parts before and after the
-// database name, and the name, of a URL CheckUrl accepts that names its
-// database in its path only.
+// database name, and the name (percent-decoded, as libpq reads it), of a
+// URL CheckUrl accepts that names its database in its path only.
 struct SplitUrl {
   std::string before, database, after;
 };
 
 StatusOr<SplitUrl> Split(const std::string& url) {
   RETURN_IF_ERROR(CheckUrl(url));
-  // libpq's path starts at the first '/' after the user information and
-  // ends at the query ('/' in a parameter is the parameter's).
+  // libpq's path starts where the hosts end, with a '/', and ends at the
+  // query ('/' in a parameter or a bracketed host is theirs).
   const std::size_t start = url.find("://") + 3;
-  const std::size_t at = UserInfoEnd(url, start);
+  const std::size_t slash = HostsEnd(url, start);
   const std::size_t query = QueryStart(url, start);
-  const std::size_t slash =
-      url.find_first_of("/?", at == std::string::npos ? start : at);
-  if (slash == std::string::npos || slash == query || slash + 1 == url.size() ||
+  if (slash == url.size() || url[slash] != '/' || slash + 1 == url.size() ||
       slash + 1 == query) {
     return InvalidArgumentError(RedactUrl(url) +
                                 " names no database in its path");
@@ -572,7 +611,7 @@ StatusOr<SplitUrl> Split(const std::string& url) {
   }
   SplitUrl out;
   out.before = url.substr(0, slash + 1);
-  out.database = url.substr(slash + 1, query - slash - 1);
+  out.database = PercentDecoded(url.substr(slash + 1, query - slash - 1));
   out.after = query == std::string::npos ? "" : url.substr(query);
   return out;
 }
@@ -600,7 +639,7 @@ namespace eraser::storage {
 StatusOr<std::string> PostgresSiblingUrl(const std::string& url,
                                          const std::string& database) {
   ASSIGN_OR_RETURN(internal::SplitUrl parts, internal::Split(url));
-  return parts.before + database + parts.after;
+  return parts.before + internal::PercentEncoded(database) + parts.after;
 }
 
 Status CopyPostgresDatabase(const std::string& from, const std::string& to) {

@@ -362,6 +362,30 @@ TEST(PgStore, OpenRefusesWhatItCannotUse) {
               HasSubstr("PostgreSQL cannot be reached with this URL"));
 }
 
+// Replay's scratch copies: a database whose name needs percent-encoding in
+// a URL is copied and dropped by the name libpq reads from the URL, and the
+// copy holds the store.
+TEST(PgStore, CopiesAndDropsADatabaseByTheNameLibpqReads) {
+  testing::PostgresCluster& pg = testing::SharedPostgres();
+  ASSERT_TRUE(pg.ok()) << pg.error();
+  std::string name;
+  const std::string url = pg.NewDatabase(&name);
+  ASSERT_NE(OpenOrDie(url), nullptr);  // closed again: nobody on the source
+  StatusOr<std::string> copy = PostgresSiblingUrl(url, name + " copy?/x");
+  ASSERT_TRUE(copy.ok()) << copy.status();
+  ASSERT_TRUE(CopyPostgresDatabase(url, *copy).ok());
+  EXPECT_THAT(pg.Sql(name,
+                     "SELECT datname FROM pg_database WHERE datname "
+                     "LIKE '% copy?/x'"),
+              HasSubstr(name + " copy?/x"));
+  EXPECT_NE(OpenOrDie(*copy), nullptr);
+  ASSERT_TRUE(DropPostgresDatabase(*copy).ok());
+  EXPECT_THAT(pg.Sql(name,
+                     "SELECT count(*) FROM pg_database WHERE datname "
+                     "LIKE '% copy?/x'"),
+              HasSubstr("0"));
+}
+
 // The server stops: writes fail as unavailable and change nothing; it
 // starts again: the same store reconnects by itself.
 TEST(PgStore, AStoppedServerIsUnavailableThenTheStoreReconnects) {

@@ -160,6 +160,12 @@ TEST(StoreOpen, AKeywordValueConnectionStringIsRefusedWithoutItsPassword) {
   EXPECT_THAT(opened.status().message(), Not(HasSubstr("hunter2")));
   EXPECT_EQ(PrintableLocation("dbname=e password=a b"),
             "dbname=e password=*** b");
+  // A password parameter cut at a raw '&': libpq refuses the rest, and
+  // neither the URL nor its reason is repeated.
+  StatusOr<std::unique_ptr<Store>> cut =
+      Store::Open({"postgresql://db/e?password=hun&ter2", false});
+  EXPECT_EQ(cut.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(cut.status().message(), Not(HasSubstr("ter2")));
   // A URL's scheme in another case: refused as libpq would, not taken for
   // a directory.
   StatusOr<std::unique_ptr<Store>> cased =
@@ -619,6 +625,9 @@ TEST(PrintableLocation, HidesEveryPassword) {
   // before the first '/', so a password may hold '#' or ':'.
   EXPECT_EQ(PrintableLocation("postgresql://me:pa#s:w@db/eraser"),
             "postgresql://me:***@db/eraser");
+  // A bracketed host may hold '?' or '/'; the query starts after it.
+  EXPECT_EQ(PrintableLocation("postgresql://[::1?]/db?password=s3cret"),
+            "postgresql://[::1?]/db?password=***");
   // Schemes are case-insensitive; Store::Open refuses this spelling.
   EXPECT_EQ(PrintableLocation("PostgreSQL://me:s3cret@db/e"),
             "PostgreSQL://me:***@db/e");
@@ -654,6 +663,12 @@ TEST(PostgresSiblingUrl, KeepsTheServerAndRefusesWhatOpenWould) {
             "postgresql://me:pw@db:5432/copy?sslmode=require");
   EXPECT_EQ(*PostgresSiblingUrl("postgres:///e?host=/run/pg", "copy"),
             "postgres:///copy?host=/run/pg");
+  // A bracketed host runs to its ']' whatever it holds, as libpq reads it;
+  // the new name is percent-encoded.
+  EXPECT_EQ(*PostgresSiblingUrl("postgresql://[/run/pg]/orig", "copy"),
+            "postgresql://[/run/pg]/copy");
+  EXPECT_EQ(*PostgresSiblingUrl("postgresql://h/e", "my db?host=x"),
+            "postgresql://h/my%20db%3Fhost%3Dx");
   // No database in the path ('/' in a parameter is the parameter's), or
   // one a dbname parameter overrides (the copy would open the original):
   // refused, and no password printed.
@@ -661,6 +676,7 @@ TEST(PostgresSiblingUrl, KeepsTheServerAndRefusesWhatOpenWould) {
        {"postgresql://db", "postgresql://db/", "postgresql://db/?host=h",
         "postgresql://db?password=s3/cret", "postgresql://?host=/tmp/sock",
         "postgresql://?password=s3/cret&host=h",
+        "postgresql://[/tmp?]/db?dbname=orig&password=s3cret",
         "postgresql://me:pw@db/e?dbname=x", "postgresql://db/e?db%6Eame=x"}) {
     const Status refused = PostgresSiblingUrl(none, "copy").status();
     EXPECT_EQ(refused.code(), StatusCode::kInvalidArgument) << none;

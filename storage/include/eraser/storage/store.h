@@ -78,9 +78,10 @@ bool IsPostgresLocation(const std::string& path);
 std::string PrintableLocation(const std::string& path);
 
 // PostgreSQL stores only (the replay's scratch copies):
-// The URL of database `database` on the server (and with the parameters) of
-// `url`; kInvalidArgument when `url` names no database in its path or is
-// not a URL the store would open (the reasons of Store::Open's check).
+// The URL of database `database` (percent-encoded into it) on the server
+// (and with the parameters) of `url`; kInvalidArgument when `url` names no
+// database in its path, has a dbname parameter, or is not a URL the store
+// would open (the reasons of Store::Open's check).
 StatusOr<std::string> PostgresSiblingUrl(const std::string& url,
                                          const std::string& database);
 // Creates the database of `to` with the database of `from` as its template
