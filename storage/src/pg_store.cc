@@ -371,11 +371,44 @@ bool QueryInUserInfo(const std::string& url, std::size_t start) {
   return at != std::string::npos && url.find('?', start) < at;
 }
 
+// libpq's list of hosts of `url`: where it ends (at the first '/' or '?'
+// after the user information outside a bracketed host, which runs to the
+// next ']' whatever it holds; else at the URL's end), and whether a
+// bracketed host has no ']' or holds a '?' (a query taken into the host:
+// postgresql://[::1/db?password=p).
+struct Hosts {
+  std::size_t end;
+  bool odd_brackets = false;
+};
+
+Hosts ScanHosts(const std::string& url, std::size_t start) {
+  const std::size_t at = UserInfoEnd(url, start);
+  bool host_start = true;
+  for (std::size_t i = at == std::string::npos ? start : at + 1; i < url.size();
+       ++i) {
+    if (host_start && url[i] == '[') {
+      const std::size_t close = url.find(']', i);
+      if (close == std::string::npos || url.find('?', i) < close) {
+        return {url.size(), true};
+      }
+      i = close;
+    } else if (url[i] == '/' || url[i] == '?') {
+      return {i};
+    }
+    host_start = url[i] == ',';
+  }
+  return {url.size()};
+}
+
+std::size_t HostsEnd(const std::string& url, std::size_t start) {
+  return ScanHosts(url, start).end;
+}
+
 // Whether libpq may read part of a password in `url` as something else,
 // which messages would then print.
 bool Ambiguous(const std::string& url, std::size_t start) {
   return StrayAt(url, start) != std::string::npos ||
-         QueryInUserInfo(url, start);
+         QueryInUserInfo(url, start) || ScanHosts(url, start).odd_brackets;
 }
 
 // A part of a URI as libpq reads it: percent-decoded.
@@ -464,26 +497,6 @@ bool HasParameter(const std::string& query,
   return found;
 }
 
-// Where libpq's list of hosts of `url` (not Ambiguous) ends: at the first
-// '/' or '?' after the user information outside a bracketed host (a host
-// starting with '[' runs to the next ']' whatever it holds), or at the
-// URL's end.
-std::size_t HostsEnd(const std::string& url, std::size_t start) {
-  const std::size_t at = UserInfoEnd(url, start);
-  bool host_start = true;
-  for (std::size_t i = at == std::string::npos ? start : at + 1; i < url.size();
-       ++i) {
-    if (host_start && url[i] == '[') {
-      i = url.find(']', i);
-      if (i == std::string::npos) break;
-    } else if (url[i] == '/' || url[i] == '?') {
-      return i;
-    }
-    host_start = url[i] == ',';
-  }
-  return url.size();
-}
-
 // Where the query of `url` (not Ambiguous) starts: its '?', or npos.
 std::size_t QueryStart(const std::string& url, std::size_t start) {
   return url.find('?', HostsEnd(url, start));
@@ -550,8 +563,9 @@ Status CheckUrl(const std::string& url) {
   const std::size_t start = url.find("://") + 3;
   if (Ambiguous(url, start)) {
     return InvalidArgumentError(
-        "the PostgreSQL URL holds a raw '@' after its user information, or "
-        "a raw '?' in it: percent-encode '@', '/' and '?' in user names, "
+        "the PostgreSQL URL holds a raw '@' after its user information, a "
+        "raw '?' in it, or a bracketed host without its ']' or holding a "
+        "'?': percent-encode '@', '/' and '?' in user names, "
         "passwords, database names and parameters (%40, %2F, %3F); the URL "
         "is not repeated here");
   }
@@ -645,6 +659,11 @@ StatusOr<std::string> PostgresSiblingUrl(const std::string& url,
 Status CopyPostgresDatabase(const std::string& from, const std::string& to) {
   ASSIGN_OR_RETURN(internal::SplitUrl source, internal::Split(from));
   ASSIGN_OR_RETURN(internal::SplitUrl target, internal::Split(to));
+  if (source.before != target.before || source.after != target.after) {
+    return InvalidArgumentError(
+        "a copy is made on its original's server: the two URLs must differ "
+        "in their database only (PostgresSiblingUrl)");
+  }
   return internal::OnServer(
       source, "copy database " + source.database + " to " + target.database,
       [&](pqxx::connection& conn) {

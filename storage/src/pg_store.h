@@ -49,8 +49,8 @@ namespace eraser::storage::internal {
 bool IsPostgresUrl(const std::string& path);
 
 // `url` with any password replaced by "***", for messages; only its scheme
-// and "***" when CheckUrl would refuse it for a raw '@' or '?' (where a
-// password ends is then uncertain).
+// and "***" when CheckUrl would refuse it for a raw '@' or '?', or an
+// unclosed bracket (where a password ends is then uncertain).
 std::string RedactUrl(const std::string& url);
 
 // The Status of a libpqxx or server error `e`, its message prefixed with
@@ -62,9 +62,10 @@ Status FromPg(const std::exception& e, std::string_view context);
 // when its scheme is not in lower case, when it holds a raw '@' anywhere
 // after its user information or a raw '?' in it (a password with '@', '/'
 // or '?' that libpq would read partly as a host, port, database, parameter
-// or user), and, with neither the URL nor libpq's reason, when libpq
-// refuses a URL with a password parameter (cut at a raw '&'). It connects
-// to nothing; values are checked only when connecting.
+// or user) or a bracketed host without its ']' or holding a '?', and, with
+// neither the URL nor libpq's reason, when libpq refuses a URL with a password
+// parameter (cut at a raw '&'). It connects to nothing; values are checked only
+// when connecting.
 Status CheckUrl(const std::string& url);
 
 class PgStore final : public Store {

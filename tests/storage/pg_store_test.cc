@@ -319,7 +319,7 @@ TEST(PgStore, OpenRefusesWhatItCannotUse) {
   // A password parameter holding a raw '&' is cut there by libpq, the rest
   // read as another parameter.
   for (const std::string& bad :
-       {url + "&bogus=1", std::string("postgresql://eraser:s3cret@[/db"),
+       {url + "&bogus=1", std::string("postgresql://eraser:s3cret@[]/db"),
         std::string("postgresql://eraser:s3%zzcret@/db?host=/nowhere"),
         url + "&password=s3&cret", url + "&password=s3&cret=1"}) {
     StatusOr<std::unique_ptr<Store>> refused = Store::Open({bad});

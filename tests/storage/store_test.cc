@@ -625,9 +625,9 @@ TEST(PrintableLocation, HidesEveryPassword) {
   // before the first '/', so a password may hold '#' or ':'.
   EXPECT_EQ(PrintableLocation("postgresql://me:pa#s:w@db/eraser"),
             "postgresql://me:***@db/eraser");
-  // A bracketed host may hold '?' or '/'; the query starts after it.
-  EXPECT_EQ(PrintableLocation("postgresql://[::1?]/db?password=s3cret"),
-            "postgresql://[::1?]/db?password=***");
+  // A bracketed host may hold '/'; the query starts after it.
+  EXPECT_EQ(PrintableLocation("postgresql://[/run/pg]/db?password=s3cret"),
+            "postgresql://[/run/pg]/db?password=***");
   // Schemes are case-insensitive; Store::Open refuses this spelling.
   EXPECT_EQ(PrintableLocation("PostgreSQL://me:s3cret@db/e"),
             "PostgreSQL://me:***@db/e");
@@ -646,7 +646,11 @@ TEST(PrintableLocation, HidesEveryPassword) {
         "postgresql://[::1]?password=s3@cret",
         "postgresql://h1:5432,h2:5433?sslpassword=s3@cret",
         "postgres://db:5432?password=s3@cret.example.com/e",
-        "postgresql://me:pa?ss@db/eraser"}) {
+        "postgresql://me:pa?ss@db/eraser",
+        "postgresql://[::1/db?password=s3cret",
+        "postgresql://[::1?]/db?password=s3cret",
+        "postgresql://h1,[::1/db?password=s3cret",
+        "postgresql://me@[fe80::1/e?password=s3cret&host=[::2]:5432"}) {
     EXPECT_THAT(PrintableLocation(cut), ::testing::EndsWith("://***")) << cut;
   }
   // Every parameter libpq takes a password from, however its name is
@@ -669,6 +673,11 @@ TEST(PostgresSiblingUrl, KeepsTheServerAndRefusesWhatOpenWould) {
             "postgresql://[/run/pg]/copy");
   EXPECT_EQ(*PostgresSiblingUrl("postgresql://h/e", "my db?host=x"),
             "postgresql://h/my%20db%3Fhost%3Dx");
+  // A copy is made on its original's server, with its parameters.
+  const Status elsewhere =
+      CopyPostgresDatabase("postgresql://a/e", "postgresql://b/f");
+  EXPECT_EQ(elsewhere.code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(elsewhere.message(), HasSubstr("database only"));
   // No database in the path ('/' in a parameter is the parameter's), or
   // one a dbname parameter overrides (the copy would open the original):
   // refused, and no password printed.
