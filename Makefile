@@ -123,8 +123,8 @@ clang-build: setup
 fuzz: clang-build
 	scripts/fuzz build-clang $(FUZZ_SECONDS)
 
-# ThreadSanitizer: a separate build tree, the whole suite but the no_tsan
-# label (TSAN_CTEST_ARGS above).
+# ThreadSanitizer: a separate build tree, the whole suite but what
+# TSAN_CTEST_ARGS and TSAN_TEST_ENV leave out (above).
 tsan:
 	$(MAKE) test BUILD_DIR=build-tsan BUILD_TYPE=RelWithDebInfo \
 	  CMAKE_FLAGS="-DERASER_TSAN=ON $(SANITIZER_CMAKE_FLAGS) $(CMAKE_FLAGS)" \

@@ -20,7 +20,7 @@
 // serialization failure and deadlock are kUnavailable (a commit whose
 // outcome is unknown says so), a full disk kResourceExhausted, corruption
 // kDataLoss, a missing privilege kFailedPrecondition. A URL libpq does not
-// accept is kInvalidArgument before any connection (CheckUrl).
+// accept is kInvalidArgument before any connection (CheckUrl, pg_url.h).
 // Connections are pooled; a broken one is dropped and the next call opens a
 // new one, so the store reconnects after a server restart by itself.
 #ifndef ERASER_STORAGE_PG_STORE_H_
@@ -44,29 +44,9 @@ class transaction_base;
 
 namespace eraser::storage::internal {
 
-// Whether `path` names a PostgreSQL database rather than a directory: it
-// starts postgresql:// or postgres://, in any case.
-bool IsPostgresUrl(const std::string& path);
-
-// `url` with any password replaced by "***", for messages; only its scheme
-// and "***" when CheckUrl would refuse it for a raw '@' or '?', or an
-// unclosed bracket (where a password ends is then uncertain).
-std::string RedactUrl(const std::string& url);
-
 // The Status of a libpqxx or server error `e`, its message prefixed with
 // `context`.
 Status FromPg(const std::exception& e, std::string_view context);
-
-// kInvalidArgument, with libpq's reason, when libpq does not accept `url`
-// (its syntax, or a parameter it does not know); without repeating the URL
-// when its scheme is not in lower case, when it holds a raw '@' anywhere
-// after its user information or a raw '?' in it (a password with '@', '/'
-// or '?' that libpq would read partly as a host, port, database, parameter
-// or user) or a bracketed host without its ']' or holding a '?', and, with
-// neither the URL nor libpq's reason, when libpq refuses a URL with a password
-// parameter (cut at a raw '&'). It connects to nothing; values are checked only
-// when connecting.
-Status CheckUrl(const std::string& url);
 
 class PgStore final : public Store {
  public:

@@ -6,6 +6,7 @@
 #include <string_view>
 
 #include "pg_store.h"
+#include "pg_url.h"
 #include "rocks_store.h"
 
 namespace eraser::storage {

@@ -373,17 +373,19 @@ TEST(PgStore, CopiesAndDropsADatabaseByTheNameLibpqReads) {
   ASSERT_NE(OpenOrDie(url), nullptr);  // closed again: nobody on the source
   StatusOr<std::string> copy = PostgresSiblingUrl(url, name + " copy?/x");
   ASSERT_TRUE(copy.ok()) << copy.status();
-  ASSERT_TRUE(CopyPostgresDatabase(url, *copy).ok());
+  const Status copied = CopyPostgresDatabase(url, *copy);
+  ASSERT_TRUE(copied.ok()) << copied;
   EXPECT_THAT(pg.Sql(name,
                      "SELECT datname FROM pg_database WHERE datname "
                      "LIKE '% copy?/x'"),
               HasSubstr(name + " copy?/x"));
   EXPECT_NE(OpenOrDie(*copy), nullptr);
-  ASSERT_TRUE(DropPostgresDatabase(*copy).ok());
-  EXPECT_THAT(pg.Sql(name,
-                     "SELECT count(*) FROM pg_database WHERE datname "
-                     "LIKE '% copy?/x'"),
-              HasSubstr("0"));
+  const Status dropped = DropPostgresDatabase(*copy);
+  ASSERT_TRUE(dropped.ok()) << dropped;
+  EXPECT_EQ(pg.Sql(name,
+                   "SELECT count(*) FROM pg_database WHERE datname "
+                   "LIKE '% copy?/x'"),
+            "0\n");
 }
 
 // The server stops: writes fail as unavailable and change nothing; it

@@ -72,9 +72,10 @@ struct StoreOptions {
 // than a data directory.
 bool IsPostgresLocation(const std::string& path);
 // `path` as it may be printed: a URL's password (in its authority or a
-// password parameter) replaced by ***; a URL where libpq would cut a
-// password (a raw '@' after its user information, a raw '?' in it) shown
-// as its scheme and ***.
+// password parameter) replaced by ***; a URL where a password's end is
+// uncertain (a raw '@' after its user information, a raw '?' in it, a
+// bracketed host without its ']' or holding a '?') shown as its scheme and
+// ***.
 std::string PrintableLocation(const std::string& path);
 
 // PostgreSQL stores only (the replay's scratch copies):
@@ -85,7 +86,8 @@ std::string PrintableLocation(const std::string& path);
 StatusOr<std::string> PostgresSiblingUrl(const std::string& url,
                                          const std::string& database);
 // Creates the database of `to` with the database of `from` as its template
-// (a copy; nobody may be connected to `from` meanwhile). Both on one server.
+// (a copy; nobody may be connected to `from` meanwhile); kInvalidArgument
+// unless the two URLs differ in their database only (PostgresSiblingUrl).
 Status CopyPostgresDatabase(const std::string& from, const std::string& to);
 // Drops the database of `url`, closing its sessions.
 Status DropPostgresDatabase(const std::string& url);
