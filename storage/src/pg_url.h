@@ -10,8 +10,10 @@
 // A password holding a raw '@', '/', '?' or '&' is cut by those rules and
 // read in part as a host, a port, a database, a parameter or a user, which
 // libpq's messages and ours would print, and to which libpq may connect. A
-// URL where that may have happened is refused (CheckUrl) and never printed
-// (RedactUrl).
+// URL where the syntax shows that may have happened is refused (CheckUrl)
+// and never printed (RedactUrl); a password parameter cut at '&' before a
+// keyword libpq knows (password=s3&host=h) reads as two parameters and
+// cannot be told.
 #ifndef ERASER_STORAGE_PG_URL_H_
 #define ERASER_STORAGE_PG_URL_H_
 
