@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <boost/asio/ip/address.hpp>
-#include <cctype>
 #include <cstdio>
 #include <iostream>
 #include <string>
@@ -12,6 +11,7 @@
 #include <vector>
 
 #include "command.h"
+#include "eraser/common/ascii.h"
 #include "eraser/common/duration.h"
 #include "eraser/engine/engine.h"
 #include "eraser/metrics/engine_metrics.h"
@@ -58,17 +58,12 @@ bool Loopback(std::string host) {
 // reachable by any name, behind its tokens.
 std::vector<std::string> AllowedHosts(const std::string& listen_host,
                                       std::vector<std::string> extra) {
-  for (std::string& h : extra) {
-    std::transform(h.begin(), h.end(), h.begin(),
-                   [](unsigned char c) { return std::tolower(c); });
-  }
+  for (std::string& h : extra) h = AsciiLowercase(h);
   if (listen_host == "0.0.0.0" || listen_host == "::" ||
       listen_host == "[::]") {
     return extra;
   }
-  std::string own = listen_host;
-  std::transform(own.begin(), own.end(), own.begin(),
-                 [](unsigned char c) { return std::tolower(c); });
+  std::string own = AsciiLowercase(listen_host);
   if (own.find(':') != std::string::npos && own.front() != '[') {
     own = "[" + own + "]";
   }

@@ -1,8 +1,9 @@
 #include "eraser/common/duration.h"
 
-#include <cctype>
 #include <cmath>
 #include <cstdlib>
+
+#include "eraser/common/ascii.h"
 
 namespace eraser {
 namespace {
@@ -27,8 +28,7 @@ StatusOr<Duration> ParseDuration(std::string_view text) {
   };
   std::size_t digits = 0;
   while (digits < text.size() &&
-         (std::isdigit(static_cast<unsigned char>(text[digits])) ||
-          text[digits] == '.')) {
+         (IsAsciiDigit(text[digits]) || text[digits] == '.')) {
     ++digits;
   }
   if (digits == 0)

@@ -7,6 +7,8 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "eraser/common/ascii.h"
+
 namespace eraser::datasets {
 namespace {
 
@@ -60,19 +62,9 @@ std::string_view Trim(std::string_view s) {
   return s;
 }
 
-bool EqualsIgnoringCase(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) !=
-        std::tolower(static_cast<unsigned char>(b[i]))) {
-      return false;
-    }
-  }
-  return true;
-}
-
 bool IsBoolean(std::string_view s) {
-  return EqualsIgnoringCase(s, "true") || EqualsIgnoringCase(s, "false");
+  return EqualsIgnoringAsciiCase(s, "true") ||
+         EqualsIgnoringAsciiCase(s, "false");
 }
 
 // The index of `text` in a sorted vocabulary, or -1. An exact match first;
@@ -89,7 +81,7 @@ long FindCategory(const std::vector<std::string>& categories,
     if (numeric && ParseNumber(categories[i], &other) && other == value) {
       return static_cast<long>(i);
     }
-    if (IsBoolean(text) && EqualsIgnoringCase(text, categories[i])) {
+    if (IsBoolean(text) && EqualsIgnoringAsciiCase(text, categories[i])) {
       return static_cast<long>(i);
     }
   }

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <boost/asio/post.hpp>
-#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <ctime>
@@ -10,6 +9,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "eraser/common/ascii.h"
 #include "eraser/datasets/encoding.h"
 #include "model_statistics.h"
 #include "refusal_log.h"
@@ -269,11 +269,7 @@ Api::Caller Api::Identify(const std::vector<std::string_view>& authorization,
   constexpr std::string_view kBearer = "bearer ";
   std::string_view token = value.substr(std::min(value.size(), kBearer.size()));
   token.remove_prefix(std::min(token.size(), token.find_first_not_of(' ')));
-  if (value.size() <= kBearer.size() || token.empty() ||
-      !std::equal(kBearer.begin(), kBearer.end(), value.begin(),
-                  [](char a, char b) {
-                    return a == std::tolower(static_cast<unsigned char>(b));
-                  })) {
+  if (token.empty() || !StartsWithIgnoringAsciiCase(value, kBearer)) {
     return {nullptr, "not a bearer token"};
   }
   *hold = options_.auth->tokens();
@@ -369,10 +365,7 @@ bool Api::JsonBody(const Request& request, const Respond& respond,
   // 8.4.1's 415 for a content coding the server does not decode.
   for (const auto& field : request) {
     if (field.name() != http::field::content_encoding) continue;
-    std::string coding(field.value());
-    std::transform(coding.begin(), coding.end(), coding.begin(),
-                   [](unsigned char c) { return std::tolower(c); });
-    if (coding == "identity") continue;
+    if (EqualsIgnoringAsciiCase(View(field.value()), "identity")) continue;
     Response res = JsonError(
         request.version(), request.keep_alive(),
         http::status::unsupported_media_type,
@@ -387,8 +380,7 @@ bool Api::JsonBody(const Request& request, const Respond& respond,
   std::string media = type == request.end() ? "" : std::string(type->value());
   media = media.substr(0, media.find(';'));
   media.erase(media.find_last_not_of(" \t") + 1);
-  std::transform(media.begin(), media.end(), media.begin(),
-                 [](unsigned char c) { return std::tolower(c); });
+  media = AsciiLowercase(media);
   if (media == "application/json") return true;
   // A browser sends a "simple" cross-origin POST (text/plain, a form)
   // without a preflight: refusing every other type keeps pages of other

@@ -10,13 +10,14 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/ssl.hpp>
-#include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <type_traits>
+
+#include "eraser/common/ascii.h"
 
 namespace eraser::serve {
 
@@ -94,9 +95,7 @@ HeaderRefusal RefusedHeader(const http::request_header<>& header) {
     std::string token = all.substr(start, end - start);
     token.erase(0, token.find_first_not_of(" \t"));
     token.erase(token.find_last_not_of(" \t") + 1);
-    std::transform(token.begin(), token.end(), token.begin(),
-                   [](unsigned char c) { return std::tolower(c); });
-    if (token != "chunked") {
+    if (!EqualsIgnoringAsciiCase(token, "chunked")) {
       return {http::status::not_implemented,
               "Transfer-Encoding '" + shown +
                   "' is not implemented (only chunked is)"};
@@ -510,17 +509,15 @@ StatusOr<ListenAddress> ParseListenAddress(const std::string& listen) {
   }
   const std::string port = listen.substr(colon + 1);
   if (port.empty() || port.size() > 5 ||
-      !std::all_of(port.begin(), port.end(),
-                   [](unsigned char c) { return std::isdigit(c); }) ||
+      !std::all_of(port.begin(), port.end(), IsAsciiDigit) ||
       std::stoul(port) > 65535) {
     return InvalidArgumentError("bad listen port in '" + listen +
                                 "': give 0 to 65535 (0 picks a free one)");
   }
   out.port = static_cast<unsigned short>(std::stoul(port));
-  std::string lower = out.host;
-  std::transform(lower.begin(), lower.end(), lower.begin(),
-                 [](unsigned char c) { return std::tolower(c); });
-  if (lower == "localhost") out.host = "127.0.0.1";  // IPv4 only
+  if (EqualsIgnoringAsciiCase(out.host, "localhost")) {
+    out.host = "127.0.0.1";  // IPv4 only
+  }
   beast::error_code ec;
   net::ip::make_address(out.host, ec);
   if (ec) {

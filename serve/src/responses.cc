@@ -1,9 +1,9 @@
 #include "responses.h"
 
 #include <algorithm>
-#include <cctype>
 #include <set>
 
+#include "eraser/common/ascii.h"
 #include "eraser/engine/engine.h"
 
 namespace eraser::serve::internal {
@@ -70,9 +70,7 @@ std::string HostName(const Request& request) {
   name = !name.empty() && name.front() == '['
              ? name.substr(0, name.find(']') + 1)
              : name.substr(0, name.find(':'));
-  std::transform(name.begin(), name.end(), name.begin(),
-                 [](unsigned char c) { return std::tolower(c); });
-  return name;
+  return AsciiLowercase(name);
 }
 
 bool HostAdmitted(const Request& request,

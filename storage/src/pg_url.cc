@@ -3,23 +3,16 @@
 
 #include <libpq-fe.h>
 
-#include <cctype>
 #include <functional>
 #include <string_view>
 
+#include "eraser/common/ascii.h"
 #include "eraser/storage/store.h"
 
 namespace eraser::storage::internal {
 namespace {
 
 constexpr std::string_view kSchemes[] = {"postgresql://", "postgres://"};
-
-std::string Lowercase(std::string s) {
-  for (char& c : s) {
-    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  }
-  return s;
-}
 
 // Whether `url` starts with a scheme of libpq's as libpq spells it (lower
 // case only).
@@ -87,9 +80,8 @@ Layout Read(const std::string& url, std::size_t start) {
 std::string PercentDecoded(const std::string& part) {
   std::string out;
   for (std::size_t i = 0; i < part.size(); ++i) {
-    if (part[i] == '%' && i + 2 < part.size() &&
-        std::isxdigit(static_cast<unsigned char>(part[i + 1])) &&
-        std::isxdigit(static_cast<unsigned char>(part[i + 2]))) {
+    if (part[i] == '%' && i + 2 < part.size() && IsAsciiHexDigit(part[i + 1]) &&
+        IsAsciiHexDigit(part[i + 2])) {
       out += static_cast<char>(std::stoi(part.substr(i + 1, 2), nullptr, 16));
       i += 2;
     } else {
@@ -110,7 +102,7 @@ void ForEachParameter(const std::string& query,
     const bool last = end == std::string::npos;
     if (last) end = query.size();
     const std::string param = query.substr(pos, end - pos);
-    fn(param, Lowercase(PercentDecoded(param.substr(0, param.find('=')))));
+    fn(param, AsciiLowercase(PercentDecoded(param.substr(0, param.find('=')))));
     if (last) return;
     pos = end + 1;
   }
@@ -155,7 +147,7 @@ StatusOr<std::string> ParseError(const std::string& url) {
 bool IsPostgresUrl(const std::string& path) {
   // Schemes are case-insensitive (RFC 3986), libpq's are not: CheckUrl
   // refuses "PostgreSQL://" rather than it naming a directory.
-  return HasLibpqScheme(Lowercase(path.substr(0, kSchemes[0].size())));
+  return HasLibpqScheme(AsciiLowercase(path.substr(0, kSchemes[0].size())));
 }
 
 std::string RedactUrl(const std::string& url) {
@@ -253,7 +245,7 @@ std::string PercentEncoded(const std::string& text) {
   std::string out;
   for (const char c : text) {
     const auto b = static_cast<unsigned char>(c);
-    if (std::isalnum(b) || c == '-' || c == '.' || c == '_' || c == '~') {
+    if (IsAsciiAlnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
       out += c;
     } else {
       out += '%';

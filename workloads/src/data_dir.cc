@@ -3,12 +3,12 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cctype>
 #include <cstdio>
 #include <filesystem>
 #include <string_view>
 #include <vector>
 
+#include "eraser/common/ascii.h"
 #include "eraser/storage/data_dir_lock.h"
 #include "eraser/storage/store.h"
 
@@ -26,8 +26,7 @@ bool IsRocksFile(const std::string& name) {
     }
     const std::string digits =
         name.substr(prefix.size(), name.size() - prefix.size() - suffix.size());
-    return std::all_of(digits.begin(), digits.end(),
-                       [](unsigned char c) { return std::isdigit(c); });
+    return std::all_of(digits.begin(), digits.end(), IsAsciiDigit);
   };
   return name == "CURRENT" || name == "IDENTITY" || name == "LOCK" ||
          name == "LOG" || name.rfind("LOG.old.", 0) == 0 ||
@@ -228,8 +227,7 @@ StatusOr<ScratchStore> ScratchStore::Copy(const std::string& from,
     return ScratchStore(to);
   }
   std::string database = "eraser_" + std::to_string(::getpid()) + "_";
-  for (char c : name)
-    database += std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
+  for (char c : name) database += IsAsciiAlnum(c) ? c : '_';
   ASSIGN_OR_RETURN(std::string to, storage::PostgresSiblingUrl(from, database));
   RETURN_IF_ERROR(storage::CopyPostgresDatabase(from, to));
   return ScratchStore(to);

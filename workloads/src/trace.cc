@@ -1,12 +1,13 @@
 #include "eraser/workloads/trace.h"
 
-#include <cctype>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
+
+#include "eraser/common/ascii.h"
 
 namespace eraser::workloads {
 namespace {
@@ -19,7 +20,7 @@ constexpr int kMaxReported = 20;
 bool ParseTime(std::string_view text, double* out) {
   if (text.empty() || text.size() > 32 ||
       text.find_first_not_of("0123456789.eE+-") != std::string_view::npos ||
-      !(std::isdigit(static_cast<unsigned char>(text[0])) || text[0] == '.')) {
+      !(IsAsciiDigit(text[0]) || text[0] == '.')) {
     return false;
   }
   const std::string s(text);
