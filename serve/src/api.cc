@@ -319,8 +319,8 @@ bool Api::Admitted(const Request& request, bool health,
   metrics::EngineMetrics& metrics = *engine_->metrics();
   // Health answers any Host: load balancers probe a pod by its address,
   // or over HTTP/1.0 without one, and readiness tells a page nothing it
-  // could use (its detail needs an admin token, which a browser never
-  // adds by itself).
+  // could use (its detail needs an admin caller and a Host the server
+  // answers for: Readyz).
   if (!health && !internal::HostAdmitted(request, options_.allowed_hosts,
                                          metrics, respond)) {
     return false;
@@ -486,10 +486,14 @@ void Api::Handle(Request request, Respond respond) {
 
 void Api::Readyz(const Request& request, Respond respond) {
   // Health needs no token; what unlearning is doing (rates, deadlines,
-  // failures) goes to admin tokens only: it tells about deletions.
+  // failures) goes to admin callers only: it tells about deletions. And
+  // only under a Host the server answers for: without a token file every
+  // caller is admin, and a page of another site whose name now resolves
+  // to 127.0.0.1 (DNS rebinding) sends its own name.
   std::shared_ptr<const TokenFile> hold;
   const Caller caller = Identify(request, &hold);
-  const bool detail = caller.who != nullptr && caller.who->admin;
+  const bool detail = caller.who != nullptr && caller.who->admin &&
+                      internal::HostNamed(request, options_.allowed_hosts);
   if (draining_) {
     return respond(internal::Refusal(request, http::status::service_unavailable,
                                      "shutting_down", "shutting down",

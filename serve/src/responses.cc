@@ -73,14 +73,17 @@ std::string HostName(const Request& request) {
   return AsciiLowercase(name);
 }
 
+bool HostNamed(const Request& request,
+               const std::vector<std::string>& allowed) {
+  return allowed.empty() || std::find(allowed.begin(), allowed.end(),
+                                      HostName(request)) != allowed.end();
+}
+
 bool HostAdmitted(const Request& request,
                   const std::vector<std::string>& allowed,
                   metrics::EngineMetrics& metrics, const Respond& respond) {
-  if (allowed.empty()) return true;
+  if (HostNamed(request, allowed)) return true;
   const std::string name = HostName(request);
-  if (std::find(allowed.begin(), allowed.end(), name) != allowed.end()) {
-    return true;
-  }
   // RFC 9112 3.2: an HTTP/1.1 request without Host is malformed (400); an
   // HTTP/1.0 one names no host, which no --allow-host name matches.
   if (request.version() >= 11 &&

@@ -46,8 +46,10 @@ Respond HeadersOnly(Respond respond);
 // The host name a request's Host header gives, lowercase, without its port
 // ("[::1]:8080" -> "[::1]"); "" without one.
 std::string HostName(const Request& request);
-// Whether `allowed` (empty: any host) answers the request's Host; if not,
-// the 421 refusal (reason "misdirected") is sent to `respond`.
+// Whether `allowed` (empty: any host) names the request's Host.
+bool HostNamed(const Request& request, const std::vector<std::string>& allowed);
+// HostNamed; if not, the 421 refusal (reason "misdirected") is sent to
+// `respond`.
 bool HostAdmitted(const Request& request,
                   const std::vector<std::string>& allowed,
                   metrics::EngineMetrics& metrics, const Respond& respond);

@@ -172,6 +172,16 @@ TEST_F(Hostile, AHostTheServerDoesNotAnswerForIs421) {
         Raw(std::string("GET ") + path + " HTTP/1.0\r\n\r\n");
     EXPECT_EQ(probe.rfind("HTTP/1.0 200", 0), 0u) << path << ": " << probe;
   }
+  // Without a token file every caller is admin, but /readyz's detail (what
+  // unlearning is doing) goes only to a Host the server answers for: a
+  // rebound page learns ready or degraded, and nothing of deletions.
+  HttpResult rebound =
+      Http(port_, "GET", "/readyz", "", {{"Host", "evil.example:8080"}});
+  EXPECT_EQ(rebound.status, 200);
+  EXPECT_EQ(rebound.json().size(), 1u) << rebound.body;
+  EXPECT_TRUE(rebound.json().contains("status")) << rebound.body;
+  HttpResult own = Http(port_, "GET", "/readyz", "", {{"Host", "localhost"}});
+  EXPECT_TRUE(own.json().contains("unlearning")) << own.body;
 }
 
 // Dimensions whose product wraps 2^64 around to the feature count were
