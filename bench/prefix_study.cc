@@ -14,6 +14,8 @@
 //   pooled    the rule `prefix` had before 2026-12-06: partial while A <=
 //             K/2; beyond, the unaffected shards and the clean prefixes
 //             vote alike
+//   soft_partial  not built in the engine: the argmax of the unaffected
+//             shards' summed softmax probabilities (no answer when A = K)
 // and how often the unaffected shards tie. Prints one JSON object.
 //
 //   prefix_study --data-dir DIR [--subsets S] [--seed X]
@@ -46,14 +48,17 @@ T OrDie(StatusOr<T> v, const char* what) {
   return std::move(v).value();
 }
 
-// Votes of one model on the whole test split, in batches of 64.
+// Votes of one model on the whole test split, in batches of 64, and, when
+// `probs` is not null, its softmax probabilities (n x classes).
 std::vector<int32_t> Votes(const unlearning::Model& model,
                            const std::vector<float>& x, std::size_t n,
-                           std::size_t d) {
+                           std::size_t d, std::vector<float>* probs = nullptr) {
   std::vector<int32_t> out(n);
+  if (probs != nullptr) probs->resize(n * model.spec().classes);
   for (std::size_t b = 0; b < n; b += 64) {
     const std::size_t m = std::min<std::size_t>(64, n - b);
-    if (!model.Predict(&x[b * d], m, &out[b], nullptr).ok()) {
+    float* p = probs == nullptr ? nullptr : &(*probs)[b * model.spec().classes];
+    if (!model.Predict(&x[b * d], m, &out[b], p).ok()) {
       std::fprintf(stderr, "prefix_study: prediction failed\n");
       std::exit(1);
     }
@@ -114,11 +119,12 @@ int Main(int argc, char** argv) {
   // full[s][i]; stage[s][t][i] for t = 0..R-2 (an affected shard's clean
   // prefix is never its last stage, which holds every slice).
   std::vector<std::vector<int32_t>> full(k);
+  std::vector<std::vector<float>> full_probs(k);
   std::vector<std::vector<std::vector<int32_t>>> stage(k);
   const std::vector<unlearning::ShardModel> models =
       OrDie(sisa->LoadModels(), "models");
   for (std::size_t s = 0; s < k; ++s) {
-    full[s] = Votes(*models[s].model, x, n, d);
+    full[s] = Votes(*models[s].model, x, n, d, &full_probs[s]);
     for (std::size_t t = 0; t + 1 < slices; ++t) {
       const unlearning::ShardModel m =
           OrDie(sisa->LoadStage(ShardId(static_cast<uint32_t>(s)),
@@ -135,7 +141,8 @@ int Main(int argc, char** argv) {
   std::vector<uint8_t> affected(k), left_out(k), counted(k);
   for (int pending : {1, 2, 4}) {
     for (std::size_t a = 1; a <= k; ++a) {
-      Tally partial, prefix, pool;
+      Tally partial, prefix, pool, soft;
+      std::vector<double> sums(classes);
       uint64_t ties = 0, total = 0;
       for (std::size_t i = 0; i < n; ++i) {
         const int truth = static_cast<int>(info.test.labels[i]);
@@ -167,6 +174,20 @@ int Main(int argc, char** argv) {
               votes.data(), affected.data(), breakers.data(), k, classes,
               counted.data());
           prefix.Add(broken ? broken : p, truth);
+          // The unaffected shards' summed probabilities (none at A = K).
+          if (a < k) {
+            std::fill(sums.begin(), sums.end(), 0.0);
+            for (std::size_t s = 0; s < k; ++s) {
+              if (affected[s]) continue;
+              for (int c = 0; c < classes; ++c) {
+                sums[c] += full_probs[s][i * classes + c];
+              }
+            }
+            soft.Add(
+                static_cast<int>(std::max_element(sums.begin(), sums.end()) -
+                                 sums.begin()),
+                truth);
+          }
           pool.Add(2 * a > k ? certify::PartialVote(pooled.data(),
                                                     left_out.data(), k, classes)
                              : p,
@@ -185,7 +206,8 @@ int Main(int argc, char** argv) {
                        static_cast<double>(ties) / static_cast<double>(total)},
                       {"partial", partial.ToJson(total)},
                       {"prefix", prefix.ToJson(total)},
-                      {"pooled", pool.ToJson(total)}});
+                      {"pooled", pool.ToJson(total)},
+                      {"soft_partial", soft.ToJson(total)}});
     }
   }
   std::vector<int32_t> column(k);
