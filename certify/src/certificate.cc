@@ -113,6 +113,29 @@ std::optional<int> PartialVote(const int32_t* votes, const uint8_t* affected,
   return internal::Argmax(unaffected.data(), classes);
 }
 
+std::optional<int> SoftPartialVote(const float* probs, const uint8_t* affected,
+                                   std::size_t n, int classes) {
+  std::vector<double> sums(static_cast<std::size_t>(classes), 0.0);
+  bool any = false;
+  for (std::size_t k = 0; k < n; ++k) {
+    if (affected[k] != 0) continue;
+    any = true;
+    for (int c = 0; c < classes; ++c) {
+      sums[static_cast<std::size_t>(c)] +=
+          probs[k * static_cast<std::size_t>(classes) + c];
+    }
+  }
+  if (!any) return std::nullopt;
+  int best = 0;
+  for (int c = 1; c < classes; ++c) {
+    if (sums[static_cast<std::size_t>(c)] >
+        sums[static_cast<std::size_t>(best)]) {
+      best = c;
+    }
+  }
+  return best;
+}
+
 namespace {
 
 // Counts the unaffected shards' votes into `counts`; returns the count of

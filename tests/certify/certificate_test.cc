@@ -179,6 +179,52 @@ TEST(PartialVote, NeverDependsOnAffectedVotes) {
   }
 }
 
+TEST(SoftPartialVote, SumsTheUnaffectedShardsProbabilities) {
+  // Three classes; shards 0 and 1 affected. The unaffected shards 2-4 vote
+  // 0, 0 and 2 (a plurality for 0), but their probabilities sum highest
+  // for 2: 0.45 + 0.45 + 0.9 = 1.8 against 0.5 + 0.5 + 0.05 = 1.05.
+  const std::vector<float> probs = {
+      0.0f,  0.0f,  1.0f,   // shard 0 (affected)
+      0.0f,  0.0f,  1.0f,   // shard 1 (affected)
+      0.5f,  0.05f, 0.45f,  // shard 2
+      0.5f,  0.05f, 0.45f,  // shard 3
+      0.05f, 0.05f, 0.9f,   // shard 4
+  };
+  const std::vector<uint8_t> affected = {1, 1, 0, 0, 0};
+  EXPECT_EQ(SoftPartialVote(probs.data(), affected.data(), 5, 3), 2);
+  // The affected shards' rows are never read: with 2 and 4 affected as
+  // well, shard 3 alone decides.
+  const std::vector<uint8_t> most = {1, 1, 1, 0, 1};
+  EXPECT_EQ(SoftPartialVote(probs.data(), most.data(), 5, 3), 0);
+  const std::vector<uint8_t> all(5, 1);
+  EXPECT_EQ(SoftPartialVote(probs.data(), all.data(), 5, 3), std::nullopt);
+  // A tie goes to the lowest label.
+  const std::vector<float> even = {0.5f, 0.5f};
+  const std::vector<uint8_t> none = {0};
+  EXPECT_EQ(SoftPartialVote(even.data(), none.data(), 1, 2), 0);
+}
+
+TEST(SoftPartialVote, NeverDependsOnAffectedProbabilities) {
+  std::mt19937 rng(12);
+  std::uniform_real_distribution<float> u(0.0f, 1.0f);
+  for (int trial = 0; trial < 2000; ++trial) {
+    const int k = 1 + static_cast<int>(rng() % 9);
+    const int classes = 2 + static_cast<int>(rng() % 4);
+    std::vector<float> probs(k * classes);
+    std::vector<uint8_t> affected(k);
+    for (float& p : probs) p = u(rng);
+    for (int i = 0; i < k; ++i) affected[i] = rng() % 2;
+    const std::optional<int> before =
+        SoftPartialVote(probs.data(), affected.data(), k, classes);
+    for (int i = 0; i < k; ++i) {
+      if (!affected[i]) continue;
+      for (int c = 0; c < classes; ++c) probs[i * classes + c] = u(rng);
+    }
+    EXPECT_EQ(SoftPartialVote(probs.data(), affected.data(), k, classes),
+              before);
+  }
+}
+
 TEST(TieBreakVote, BreaksOnlyATieAmongTheUnaffectedShards) {
   // Shards 0-2 affected; 3-6 vote 1, 1, 2, 2: a tie between 1 and 2.
   const std::vector<int32_t> votes = {0, 0, 0, 1, 1, 2, 2};

@@ -73,6 +73,13 @@ SoftCertificate CertifySoftVote(const float* probs, const uint8_t* affected,
 std::optional<int> PartialVote(const int32_t* votes, const uint8_t* affected,
                                std::size_t n, int classes);
 
+// The rule `soft`'s answer: the label with the largest sum of the
+// unaffected shards' probabilities (probs holds n rows of `classes`, shard
+// k's at probs[k * classes]), the lowest on a tie; like PartialVote, it
+// depends on no pending deletion. nullopt when every shard is affected.
+std::optional<int> SoftPartialVote(const float* probs, const uint8_t* affected,
+                                   std::size_t n, int classes);
+
 // Whether the unaffected shards' votes tie between several leading labels
 // (every label when none of them votes): where TieBreakVote may answer.
 bool UnaffectedShardsTie(const int32_t* votes, const uint8_t* affected,
