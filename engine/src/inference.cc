@@ -195,6 +195,9 @@ void EngineImpl::ComputeBatch(std::vector<RequestPtr>& batch) {
               inputs.begin() + static_cast<std::ptrdiff_t>(i * feature_size_));
   }
   std::vector<int32_t> votes(k * n);
+  // Under the rule `soft`, every shard's probabilities too (shard-major,
+  // probs[(s * n + i) * classes + c]).
+  std::vector<float> probs;
   std::shared_ptr<const Snapshot> snapshot;
   std::shared_ptr<const Prefixes> prefixes;
   std::vector<uint8_t> affected(k, 0);
@@ -204,6 +207,9 @@ void EngineImpl::ComputeBatch(std::vector<RequestPtr>& batch) {
   {
     MutexLock lock(&mu_);
     snapshot = snapshot_;
+    if (core_->UsesProbabilities()) {
+      probs.resize(k * n * static_cast<std::size_t>(classes_));
+    }
     if (core_->UsesPrefixes()) {
       prefixes = prefixes_;
       for (ShardId s : core_->AffectedShards()) affected[s.value()] = 1;
@@ -211,8 +217,8 @@ void EngineImpl::ComputeBatch(std::vector<RequestPtr>& batch) {
   }
   // Every shard on the whole batch in one call (one stacked computation for
   // MLPs); votes are shard-major, votes[s * n + i].
-  const Status status =
-      snapshot->ensemble->Predict(inputs.data(), n, votes.data(), nullptr);
+  const Status status = snapshot->ensemble->Predict(
+      inputs.data(), n, votes.data(), probs.empty() ? nullptr : probs.data());
   // Under the rule `prefix`, the clean prefixes vote too where they may
   // break a tie among the unaffected shards (the Core decides whether each
   // may count). Only batches with such a row pay for them: a shard affected
@@ -257,6 +263,8 @@ void EngineImpl::ComputeBatch(std::vector<RequestPtr>& batch) {
     MutexLock lock(&mu_);
     const std::vector<uint64_t> versions = snapshot->versions();
     std::vector<int32_t> column(k);
+    const auto c = static_cast<std::size_t>(classes_);
+    std::vector<float> row_probs(probs.empty() ? 0 : k * c);
     for (std::size_t i = 0; i < n; ++i) {
       RequestPtr& r = batch[i];
       if (!r->first_compute) r->first_compute = start;
@@ -266,9 +274,13 @@ void EngineImpl::ComputeBatch(std::vector<RequestPtr>& batch) {
         continue;
       }
       for (std::size_t s = 0; s < k; ++s) column[s] = votes[s * n + i];
+      for (std::size_t s = 0; s < k && !row_probs.empty(); ++s) {
+        std::copy_n(&probs[(s * n + i) * c], c, &row_probs[s * c]);
+      }
       scheduler::Verdict verdict =
           core_->Decide(r->id, column, versions, start, r->max_wait,
-                        prefix ? &*prefix : nullptr, i, n);
+                        prefix ? &*prefix : nullptr, i, n,
+                        row_probs.empty() ? nullptr : row_probs.data());
       waiting |= verdict.kind != scheduler::Verdict::Kind::kAnswer;
       Settle(std::move(r), std::move(verdict), start, &answers);
     }

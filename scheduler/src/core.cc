@@ -216,6 +216,11 @@ std::vector<int32_t> Core::WantedPrefixes() const {
   return out;
 }
 
+bool Core::UsesProbabilities() const {
+  return options_.policy.kind == PolicyKind::kEraser &&
+         options_.policy.rule == UncertifiedRule::kSoft;
+}
+
 bool Core::UsesPrefixes() const {
   if (options_.policy.kind != PolicyKind::kEraser ||
       options_.policy.rule != UncertifiedRule::kPrefix) {
@@ -262,7 +267,7 @@ std::optional<Verdict> Core::PrefixAnswer(
 Verdict Core::Decide(uint64_t request, const std::vector<int32_t>& votes,
                      const std::vector<uint64_t>& versions, TimePoint now,
                      Duration max_wait, const PrefixVotes* prefix,
-                     std::size_t row, std::size_t rows) {
+                     std::size_t row, std::size_t rows, const float* probs) {
   std::vector<uint8_t> affected(options_.shards, 0);
   for (std::size_t k = 0; k < options_.shards; ++k) {
     affected[k] = ShardAffected(k) || versions.at(k) != versions_[k];
@@ -301,11 +306,14 @@ Verdict Core::Decide(uint64_t request, const std::vector<int32_t>& votes,
       return *v;
     }
   }
-  const std::optional<int> partial = certify::PartialVote(
-      votes.data(), affected.data(), options_.shards, options_.classes);
+  const std::optional<int> partial =
+      policy.rule == UncertifiedRule::kSoft && probs != nullptr
+          ? certify::SoftPartialVote(probs, affected.data(), options_.shards,
+                                     options_.classes)
+          : certify::PartialVote(votes.data(), affected.data(), options_.shards,
+                                 options_.classes);
   const bool degrade = policy.rule == UncertifiedRule::kWait && overloaded_;
-  if (partial &&
-      (policy.rule == UncertifiedRule::kPartial || by_prefix || degrade)) {
+  if (partial && (policy.answers_from_unaffected() || degrade)) {
     return Answer(*partial, Decision::kPartial, cert.margin, affected,
                   versions);
   }
@@ -351,11 +359,12 @@ std::optional<Verdict> Core::OnRevote(const Revote& revote, int32_t vote,
   p.tally.Resolve(k, vote);
   p.versions[k] = revote.version;
   const certify::Certificate cert = p.tally.Certify();
-  // Under `partial`, the request waited only because no shard was
-  // unaffected; now one is, it gets the answer a new request would get.
+  // Under `partial`, `soft` and `prefix`, the request waited only because
+  // no shard was unaffected; now one is, it gets the answer a new request
+  // would get (under `soft` too: one shard's vote is its probabilities'
+  // argmax, up to a near tie).
   std::optional<int> partial;
-  if (!cert.certified && (options_.policy.rule == UncertifiedRule::kPartial ||
-                          options_.policy.rule == UncertifiedRule::kPrefix)) {
+  if (!cert.certified && options_.policy.answers_from_unaffected()) {
     partial = p.tally.Partial();
   }
   if (!cert.certified && !partial) return std::nullopt;

@@ -179,11 +179,10 @@ std::vector<ShardId> Core::WaitWanted() const {
     return ca != cb ? ca < cb : a < b;
   };
   std::set<ShardId> wanted;
-  // Under `partial` and `prefix`, a parked request (every shard affected,
-  // no clean prefix) is answered once any one shard is resolved; under
-  // `wait`, once it is certified.
-  const bool partial = options_.policy.rule == UncertifiedRule::kPartial ||
-                       options_.policy.rule == UncertifiedRule::kPrefix;
+  // Under `partial`, `soft` and `prefix`, a parked request (every shard
+  // affected, no clean prefix) is answered once any one shard is resolved;
+  // under `wait`, once it is certified.
+  const bool partial = options_.policy.answers_from_unaffected();
   for (const auto& [request, p] : parked_) {
     int want = partial ? std::min(1, p.tally.affected())
                        : p.tally.MinShardsToResolve();

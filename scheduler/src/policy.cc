@@ -106,12 +106,13 @@ StatusOr<Policy> ParseEraser(std::string_view text, std::string_view body) {
   bool rule = false;
   bool deadline = false;
   for (std::string_view item : Split(body, ',')) {
-    if (item == "wait" || item == "partial" || item == "prefix" ||
-        item == "reject") {
+    if (item == "wait" || item == "partial" || item == "soft" ||
+        item == "prefix" || item == "reject") {
       if (rule) return Bad(text, "more than one uncertified rule");
       rule = true;
       policy.rule = item == "wait"      ? UncertifiedRule::kWait
                     : item == "partial" ? UncertifiedRule::kPartial
+                    : item == "soft"    ? UncertifiedRule::kSoft
                     : item == "prefix"  ? UncertifiedRule::kPrefix
                                         : UncertifiedRule::kReject;
     } else if (item.substr(0, 9) == "deadline=") {
@@ -155,6 +156,8 @@ const char* RuleName(UncertifiedRule rule) {
       return "wait";
     case UncertifiedRule::kPartial:
       return "partial";
+    case UncertifiedRule::kSoft:
+      return "soft";
     case UncertifiedRule::kPrefix:
       return "prefix";
     case UncertifiedRule::kReject:
@@ -212,6 +215,7 @@ const std::vector<std::pair<std::string, std::string>>& Presets() {
           {"eraser-shards6-partial", "eraser:shards:6,partial,deadline=30s"},
           {"eraser-lazy-prefix", "eraser:lazy,prefix,deadline=30s"},
           {"eraser-shards-prefix", "eraser:shards:6,prefix,deadline=30s"},
+          {"eraser-shards-soft", "eraser:shards:4,soft,deadline=30s"},
       };
   return *presets;
 }
@@ -223,7 +227,7 @@ std::string PolicyHelp() {
       "  inference-first[,deadline=D]\n"
       "  eraser:TIMING[,RULE][,deadline=D]\n"
       "    TIMING: lazy | batch:N | periodic:T | idle[:U] | shards:A\n"
-      "    RULE:   wait (default) | partial | prefix | reject\n"
+      "    RULE:   wait (default) | partial | soft | prefix | reject\n"
       "    D, T:   durations such as 500ms, 30s, 2m (deadline default 30s)\n"
       "Presets:\n";
   for (const auto& [name, definition] : Presets()) {

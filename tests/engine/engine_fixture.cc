@@ -80,14 +80,19 @@ const Template& GetTemplate() {
     Check(models.status(), "load models");
     const std::vector<float> inputs =
         t->data.test.DecodeRows(0, Template::kHeldOut);
+    constexpr std::size_t kClasses = 10;
     t->votes.assign(Template::kHeldOut, std::vector<int32_t>(kShards));
+    t->probs.assign(Template::kHeldOut, std::vector<float>(kShards * kClasses));
     for (uint32_t k = 0; k < kShards; ++k) {
       std::vector<int32_t> v(Template::kHeldOut);
+      std::vector<float> p(Template::kHeldOut * kClasses);
       Check((*models)[k].model->Predict(inputs.data(), Template::kHeldOut,
-                                        v.data(), nullptr),
+                                        v.data(), p.data()),
             "predict");
-      for (std::size_t i = 0; i < Template::kHeldOut; ++i)
+      for (std::size_t i = 0; i < Template::kHeldOut; ++i) {
         t->votes[i][k] = v[i];
+        std::copy_n(&p[i * kClasses], kClasses, &t->probs[i][k * kClasses]);
+      }
     }
   });
   return *t;

@@ -38,6 +38,8 @@ struct Template {
   std::map<std::pair<uint32_t, uint32_t>, std::vector<SampleId>> samples;
   // Each shard's vote for held-out input i (test row i).
   std::vector<std::vector<int32_t>> votes;  // [i][shard]
+  // Each shard's probabilities for held-out input i: [i][shard * 10 + c].
+  std::vector<std::vector<float>> probs;
   static constexpr std::size_t kHeldOut = 1000;
 };
 

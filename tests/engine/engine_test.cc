@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "engine_fixture.h"
+#include "eraser/certify/certificate.h"
 #include "eraser/certify/vote.h"
 #include "eraser/common/mutex.h"
 #include "eraser/common/sync_point.h"
@@ -878,6 +879,40 @@ TEST_F(UncertifiedTest, PartialAnswersFromUnaffectedShardsWithoutWaiting) {
   const EngineStats stats = engine->Stats();
   EXPECT_EQ(stats.pending_deletions, 3u);  // partial never retrains
   EXPECT_THAT(stats.model_versions, ElementsAre(1, 1, 1, 1));
+}
+
+// `soft` answers as `partial` does, from the unaffected shards, but by
+// their summed probabilities: with shards 0 and 1 affected, shards 2 and 3
+// decide, and where they disagree the surer one wins, not the lower label.
+TEST_F(UncertifiedTest, SoftAnswersByTheUnaffectedShardsProbabilities) {
+  auto engine = Open("eraser:lazy,soft,deadline=1h");
+  for (uint32_t shard : {0u, 1u}) {
+    ASSERT_TRUE(engine->RequestDeletion(DT::Sample(SampleIn(shard, 1))).ok());
+  }
+  const testing::Template& t = GetTemplate();
+  const std::vector<uint8_t> affected = {1, 1, 0, 0};
+  int differ = 0;
+  for (std::size_t i = 0; i < 200; ++i) {
+    const Prediction p = InferOrDie(*engine, i);
+    ASSERT_EQ(p.decision, Decision::kPartial);
+    const std::optional<int> soft =
+        certify::SoftPartialVote(t.probs[i].data(), affected.data(), 4, 10);
+    const std::optional<int> hard =
+        certify::PartialVote(t.votes[i].data(), affected.data(), 4, 10);
+    ASSERT_TRUE(soft.has_value());
+    ASSERT_GE(p.label, 0);
+    ASSERT_LT(p.label, 10);
+    // The engine computed them in another batch shape, which moves
+    // probabilities in their last bits: a near tie may go either way.
+    auto sum = [&](int c) { return t.probs[i][20 + c] + t.probs[i][30 + c]; };
+    EXPECT_GE(sum(p.label), sum(*soft) - certify::kSoftVoteEpsilon)
+        << "input " << i;
+    differ += soft != hard;
+  }
+  // The inputs include some where the two rules disagree, or this test
+  // could not tell them apart.
+  EXPECT_GT(differ, 0);
+  EXPECT_EQ(engine->Stats().pending_deletions, 2u);
 }
 
 TEST_F(UncertifiedTest, RejectAnswersUnavailable) {

@@ -197,6 +197,51 @@ TEST_F(CoreTest, PartialAnswersFromUnaffectedShardsAndWaitsWhenNoneIs) {
   EXPECT_EQ(Decide(3, Votes(5)).decision, Decision::kPartial);
 }
 
+// `soft` answers from the unaffected shards too, by their summed
+// probabilities: where those and the votes' plurality disagree, the sums
+// decide; affected shards' probabilities count for nothing.
+TEST_F(CoreTest, SoftAnswersFromTheUnaffectedShardsProbabilities) {
+  EXPECT_FALSE(Make("eraser:lazy,partial").UsesProbabilities());
+  Core& soft = Make("eraser:lazy,soft");
+  EXPECT_TRUE(soft.UsesProbabilities());
+  Delete(1, {{0, 0}, {1, 0}, {2, 0}});
+  // Unaffected shards 3 and 4 vote 1 barely (0.5 against 0.45 for 2);
+  // 5, 6 and 7 vote 2 (plurality: 2). Shards 0-2, affected, say 1 with
+  // certainty. Sums over 3-7 for label 1: 1.0 + 0.2 * 3 = 1.6; for 2:
+  // 0.9 + 0.3 * 3 = 1.8. Then make 5-7 unsure (0.34 for 2, 0.33 for 1):
+  // label 1 sums 1.99 against 1.92, against the votes' plurality.
+  constexpr std::size_t kClasses = 10;
+  std::vector<float> probs(kShards * kClasses, 0.0f);
+  // Labels 1 and 2 get p1 and p2; the other eight share the rest.
+  auto set = [&](std::size_t k, float p1, float p2) {
+    for (std::size_t c = 0; c < kClasses; ++c) {
+      probs[k * kClasses + c] = (1.0f - p1 - p2) / 8;
+    }
+    probs[k * kClasses + 1] = p1;
+    probs[k * kClasses + 2] = p2;
+  };
+  for (std::size_t k = 0; k < 3; ++k) set(k, 1.0f, 0.0f);
+  for (std::size_t k = 3; k < 5; ++k) set(k, 0.5f, 0.45f);
+  for (std::size_t k = 5; k < kShards; ++k) set(k, 0.2f, 0.3f);
+  auto decide = [&](uint64_t request, const float* p) {
+    return soft.Decide(request, Votes(5), soft.versions(), clock_.Now(),
+                       Duration::max(), nullptr, 0, 1, p);
+  };
+  Verdict v = decide(1, probs.data());
+  EXPECT_EQ(v.decision, Decision::kPartial);
+  EXPECT_EQ(v.label, 2);
+  EXPECT_FALSE(v.exposed);
+  for (std::size_t k = 5; k < kShards; ++k) set(k, 0.33f, 0.34f);
+  v = decide(2, probs.data());
+  EXPECT_EQ(v.decision, Decision::kPartial);
+  EXPECT_EQ(v.label, 1);
+  // Without probabilities, the votes' plurality.
+  EXPECT_EQ(decide(3, nullptr).label, 2);
+  // Every shard affected: parked, as under `partial`.
+  Delete(2, {{3, 0}, {4, 0}, {5, 0}, {6, 3}, {7, 0}});
+  EXPECT_EQ(decide(4, probs.data()).kind, Verdict::Kind::kParked);
+}
+
 // One row of prefix votes: the clean prefix of shard k (`stage[k]`, -1 for
 // none) read while shard k served `served`, voting `votes[k]`.
 PrefixVotes Prefix(const std::vector<int32_t>& stage,

@@ -47,6 +47,11 @@ TEST(ParsePolicy, EraserForms) {
   ASSERT_TRUE(p.ok()) << p.status();
   EXPECT_EQ(p->rule, UncertifiedRule::kPrefix);
   EXPECT_EQ(p->ToString(), "eraser:shards:5,prefix,deadline=30s");
+  p = ParsePolicy("eraser:shards:4,soft");
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(p->rule, UncertifiedRule::kSoft);
+  EXPECT_TRUE(p->answers_from_unaffected());
+  EXPECT_EQ(p->ToString(), "eraser:shards:4,soft,deadline=30s");
 
   p = ParsePolicy("eraser:periodic:500ms,deadline=2m,reject");
   ASSERT_TRUE(p.ok());

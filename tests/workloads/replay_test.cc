@@ -58,7 +58,7 @@ TEST(Replay, ReportHasEveryContractFieldAndHoldsTheGuarantees) {
   ReplayConfig config;
   config.policies = eraser::testing::PoliciesOrDie(
       {"immediate", "inference-first", "eraser-lazy-wait",
-       "eraser-lazy-partial"});
+       "eraser-lazy-partial", "eraser:lazy,soft"});
   config.work_dir = work.path();
   config.oracle_from_scratch_sample = 1000;  // every answer
   StatusOr<ReplayReport> report = RunReplay(Scenario(), tmpl.dir, config);
@@ -73,7 +73,7 @@ TEST(Replay, ReportHasEveryContractFieldAndHoldsTheGuarantees) {
     EXPECT_TRUE(j["model"].contains(key)) << key;
   }
   EXPECT_EQ(j["model"]["shards"], 4);
-  ASSERT_EQ(j["policies"].size(), 4u);
+  ASSERT_EQ(j["policies"].size(), 5u);
   for (const json& p : j["policies"]) {
     SCOPED_TRACE(p["name"].get<std::string>());
     const json& inf = p["inference"];

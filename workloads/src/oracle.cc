@@ -21,6 +21,7 @@
 #include <set>
 #include <thread>
 
+#include "eraser/certify/certificate.h"
 #include "eraser/certify/vote.h"
 #include "eraser/common/random.h"
 #include "eraser/storage/store.h"
@@ -40,9 +41,14 @@ using Chains = std::vector<std::vector<Hit>>;
 // versions[k][v]: shard k without its first v deletions.
 using Versions =
     std::vector<std::vector<std::shared_ptr<const unlearning::Model>>>;
-// Votes computed once per (shard, version) and test index.
-using Votes =
-    std::map<std::pair<std::size_t, std::size_t>, std::map<uint64_t, int32_t>>;
+// A model's vote on one test row, and its probabilities.
+struct ShardAnswer {
+  int32_t vote = -1;
+  std::vector<float> probs;
+};
+// Computed once per (shard, version) and test index.
+using Votes = std::map<std::pair<std::size_t, std::size_t>,
+                       std::map<uint64_t, ShardAnswer>>;
 
 // The label an answer must have, by its decision, given the oracle's vote
 // of each shard: the ensemble's for clean, certified and waited answers;
@@ -70,6 +76,40 @@ std::optional<int> Expected(const engine::Prediction& p,
     default:
       return std::nullopt;
   }
+}
+
+// Whether answer `p` is what its decision promises, given the oracle's
+// shard votes and probabilities (probs[k * classes + c]). Under the rule
+// `soft` a `partial` answer is the unaffected shards' largest sum of
+// probabilities, or within kSoftVoteEpsilon of it: the engine computed
+// them in other batch shapes, which move probabilities in their last bits,
+// and a parked request's answer is one shard's vote, its logits' argmax.
+bool Keeps(const engine::Prediction& p, scheduler::UncertifiedRule rule,
+           const std::vector<int32_t>& shard_votes,
+           const std::vector<float>& probs, int classes) {
+  if (p.decision == certify::Decision::kPartial &&
+      rule == scheduler::UncertifiedRule::kSoft) {
+    std::vector<uint8_t> affected(shard_votes.size(), 0);
+    for (ShardId k : p.affected) {
+      if (k.value() < affected.size()) affected[k.value()] = 1;
+    }
+    std::vector<double> sums(static_cast<std::size_t>(classes), 0.0);
+    bool any = false;
+    for (std::size_t k = 0; k < shard_votes.size(); ++k) {
+      if (affected[k]) continue;
+      any = true;
+      for (int c = 0; c < classes; ++c) {
+        sums[static_cast<std::size_t>(c)] +=
+            probs[k * static_cast<std::size_t>(classes) + c];
+      }
+    }
+    return any && p.label >= 0 && p.label < classes &&
+           sums[static_cast<std::size_t>(p.label)] >=
+               *std::max_element(sums.begin(), sums.end()) -
+                   certify::kSoftVoteEpsilon;
+  }
+  const std::optional<int> expected = Expected(p, shard_votes, classes);
+  return !expected || p.label == *expected;
 }
 
 struct Check {
@@ -169,6 +209,20 @@ std::size_t VersionAt(const Chains& chains, std::size_t k, std::size_t prefix) {
   return v;
 }
 
+// The votes and probabilities of each shard's version behind `prefix`
+// deletions, on test row `index`.
+void Gather(const Votes& votes, const Chains& chains, std::size_t prefix,
+            uint64_t index, std::vector<int32_t>* shard_votes,
+            std::vector<float>* probs) {
+  probs->clear();
+  for (std::size_t k = 0; k < chains.size(); ++k) {
+    const ShardAnswer& a =
+        votes.at({k, VersionAt(chains, k, prefix)}).at(index);
+    (*shard_votes)[k] = a.vote;
+    probs->insert(probs->end(), a.probs.begin(), a.probs.end());
+  }
+}
+
 // The answers to check, and the (shard, version, test index) votes they
 // need (values still -1).
 std::vector<Check> CollectChecks(std::vector<PolicyRun>& runs,
@@ -185,7 +239,7 @@ std::vector<Check> CollectChecks(std::vector<PolicyRun>& runs,
           RegisteredAt(run, o.prediction->deletion_watermark);
       checks.push_back({&run, &o, prefix});
       for (std::size_t k = 0; k < chains.size(); ++k) {
-        (*votes)[{k, VersionAt(chains, k, prefix)}][o.test_index] = -1;
+        (*votes)[{k, VersionAt(chains, k, prefix)}][o.test_index].vote = -1;
       }
     }
   }
@@ -208,11 +262,20 @@ Status ComputeVotes(const ModelOf& model_of,
       inputs.insert(inputs.end(), first,
                     first + static_cast<std::ptrdiff_t>(dim));
     }
+    const unlearning::Model& model = model_of(key);
+    const std::size_t classes = model.spec().classes;
     std::vector<int32_t> out(by_index.size());
-    RETURN_IF_ERROR(model_of(key).Predict(inputs.data(), by_index.size(),
-                                          out.data(), nullptr));
+    std::vector<float> probs(by_index.size() * classes);
+    RETURN_IF_ERROR(model.Predict(inputs.data(), by_index.size(), out.data(),
+                                  probs.data()));
     std::size_t i = 0;
-    for (auto& [index, vote] : by_index) vote = out[i++];
+    for (auto& [index, answer] : by_index) {
+      answer.vote = out[i];
+      answer.probs.assign(
+          probs.begin() + static_cast<std::ptrdiff_t>(i * classes),
+          probs.begin() + static_cast<std::ptrdiff_t>((i + 1) * classes));
+      ++i;
+    }
   }
   return OkStatus();
 }
@@ -279,7 +342,8 @@ Status CheckFromScratch(const std::string& template_dir,
   auto need = [&](const Probe& probe) {
     probes.push_back(probe);
     for (std::size_t k = 0; k < chains.size(); ++k) {
-      votes[{k, VersionAt(chains, k, probe.prefix)}][probe.test_index] = -1;
+      votes[{k, VersionAt(chains, k, probe.prefix)}][probe.test_index].vote =
+          -1;
     }
   };
   for (PolicyRun& run : runs) {
@@ -317,11 +381,9 @@ Status CheckFromScratch(const std::string& template_dir,
       },
       test_inputs, dim, &votes));
   std::vector<int32_t> shard_votes(chains.size());
+  std::vector<float> probs;
   for (const Probe& probe : probes) {
-    for (std::size_t k = 0; k < chains.size(); ++k) {
-      shard_votes[k] = votes.at({k, VersionAt(chains, k, probe.prefix)})
-                           .at(probe.test_index);
-    }
+    Gather(votes, chains, probe.prefix, probe.test_index, &shard_votes, &probs);
     const int oracle =
         certify::PluralityVote(shard_votes.data(), chains.size(), classes);
     PolicyReport& r = probe.run->report;
@@ -336,9 +398,7 @@ Status CheckFromScratch(const std::string& template_dir,
       continue;
     }
     ++r.oracle_from_scratch_checked;
-    const std::optional<int> expected =
-        Expected(*probe.p, shard_votes, classes);
-    if (expected && probe.p->label != *expected) {
+    if (!Keeps(*probe.p, r.spec.rule, shard_votes, probs, classes)) {
       ++r.oracle_from_scratch_violations;
     }
   }
@@ -349,19 +409,19 @@ void Compare(const std::vector<Check>& checks, const Chains& chains,
              const Votes& votes, int classes, std::vector<PolicyRun>& runs) {
   std::map<PolicyRun*, uint64_t> agreeing;
   std::vector<int32_t> shard_votes(chains.size());
+  std::vector<float> probs;
   for (const Check& c : checks) {
-    for (std::size_t k = 0; k < chains.size(); ++k) {
-      shard_votes[k] = votes.at({k, VersionAt(chains, k, c.prefix)})
-                           .at(c.outcome->test_index);
-    }
+    Gather(votes, chains, c.prefix, c.outcome->test_index, &shard_votes,
+           &probs);
     const int oracle =
         certify::PluralityVote(shard_votes.data(), chains.size(), classes);
     PolicyReport& report = c.run->report;
     ++report.oracle_checked;
     const engine::Prediction& p = *c.outcome->prediction;
     if (p.label == oracle) ++agreeing[c.run];
-    const std::optional<int> expected = Expected(p, shard_votes, classes);
-    if (expected && p.label != *expected) ++report.soundness_violations;
+    if (!Keeps(p, report.spec.rule, shard_votes, probs, classes)) {
+      ++report.soundness_violations;
+    }
   }
   for (PolicyRun& run : runs) {
     if (run.report.oracle_checked > 0) {

@@ -266,11 +266,17 @@ class Core {
   // prefixes' votes on the batch, and `row` this request's index in it: a
   // prefix votes only if it is still clean (its stage at most the shard's
   // CleanStage, read while the shard served the model it serves now).
+  // Under the rule `soft`, `probs` (may be null: the votes' plurality
+  // decides) holds each shard's probabilities for this request, shard k's
+  // `classes` of them at probs[k * classes].
   Verdict Decide(uint64_t request, const std::vector<int32_t>& votes,
                  const std::vector<uint64_t>& versions, TimePoint now,
                  Duration max_wait = Duration::max(),
                  const PrefixVotes* prefix = nullptr, std::size_t row = 0,
-                 std::size_t rows = 1);
+                 std::size_t rows = 1, const float* probs = nullptr);
+  // Whether Decide uses the shards' probabilities (the rule `soft`): the
+  // shell computes them only then.
+  bool UsesProbabilities() const;
   // The stage of shard `shard`'s clean prefix: the last stage before the
   // slice of its earliest pending deletion (slices - 1 when none is
   // pending), -1 when that deletion is in slice 0.

@@ -6,7 +6,7 @@
 //   inference-first[,deadline=D]
 //   eraser:TIMING[,RULE][,deadline=D]
 //     TIMING  lazy | batch:N | periodic:T | idle[:U] | shards:A
-//     RULE    wait (default) | partial | prefix | reject
+//     RULE    wait (default) | partial | soft | prefix | reject
 //   or a preset name (Presets()).
 // D and T are durations such as 500ms, 30s, 2m.
 #ifndef ERASER_SCHEDULER_POLICY_H_
@@ -44,7 +44,10 @@ enum class Timing {
 
 enum class UncertifiedRule {
   kWait,     // retrain the shards the request needs, answer once certified
-  kPartial,  // answer from the unaffected shards now
+  kPartial,  // answer from the unaffected shards now (their plurality)
+  // Answer now from the unaffected shards, by the sum of their
+  // probabilities rather than their votes (a `partial` decision).
+  kSoft,
   // Answer now as `partial`, but where the unaffected shards tie (or every
   // shard is affected) the affected shards' clean prefixes (the checkpoint
   // before the slice of their earliest pending deletion), where they have
@@ -71,6 +74,13 @@ struct Policy {
   std::string ToString() const;
   // True for ERASER policies: answers are certified.
   bool certifies() const { return kind == PolicyKind::kEraser; }
+  // True if an answer that cannot be certified is given at once from the
+  // unaffected shards (`partial`, `soft`, `prefix`), parked only when every
+  // shard is affected.
+  bool answers_from_unaffected() const {
+    return rule == UncertifiedRule::kPartial ||
+           rule == UncertifiedRule::kSoft || rule == UncertifiedRule::kPrefix;
+  }
   // True unless deletions may wait (immediate).
   bool has_deadline() const { return kind != PolicyKind::kImmediate; }
   // kInvalidArgument for a field out of the ranges the grammar allows.
