@@ -14,8 +14,8 @@
 //   pooled    the rule `prefix` had before 2026-12-06: partial while A <=
 //             K/2; beyond, the unaffected shards and the clean prefixes
 //             vote alike
-//   soft_partial  not built in the engine: the argmax of the unaffected
-//             shards' summed softmax probabilities (no answer when A = K)
+//   soft_partial  the rule `soft`: the argmax of the unaffected shards'
+//             summed softmax probabilities (no answer when A = K)
 // and how often the unaffected shards tie. Prints one JSON object.
 //
 //   prefix_study --data-dir DIR [--subsets S] [--seed X]

@@ -317,8 +317,8 @@ Verdict Core::Decide(uint64_t request, const std::vector<int32_t>& votes,
     return Answer(*partial, Decision::kPartial, cert.margin, affected,
                   versions);
   }
-  // `wait`, or `partial` or `prefix` with no shard that can vote: park
-  // until certified.
+  // `wait`, or `partial`, `soft` or `prefix` with no shard that can vote:
+  // park until certified (or, but for `wait`, one shard is retrained).
   Park(request, votes, affected, versions, Expiry(now, max_wait));
   Verdict v;
   v.kind = Verdict::Kind::kParked;

@@ -237,9 +237,25 @@ TEST_F(CoreTest, SoftAnswersFromTheUnaffectedShardsProbabilities) {
   EXPECT_EQ(v.label, 1);
   // Without probabilities, the votes' plurality.
   EXPECT_EQ(decide(3, nullptr).label, 2);
-  // Every shard affected: parked, as under `partial`.
+  // Every shard affected: parked, as under `partial`, and it needs one
+  // shard, not a certificate: only the cheapest (shard 6, from its last
+  // slice) is retrained for it, and that shard's vote answers it.
   Delete(2, {{3, 0}, {4, 0}, {5, 0}, {6, 3}, {7, 0}});
   EXPECT_EQ(decide(4, probs.data()).kind, Verdict::Kind::kParked);
+  const std::vector<RetrainOrder> orders = Poll();
+  ASSERT_EQ(orders.size(), 1u);
+  EXPECT_EQ(orders[0].shard, ShardId(6));
+  EXPECT_EQ(orders[0].reason, Reason::kWait);
+  Finish(6);
+  const std::vector<Revote> revotes = soft.Revotes();
+  ASSERT_EQ(revotes.size(), 1u);
+  const std::optional<Verdict> answer =
+      soft.OnRevote(revotes[0], 2, clock_.Now());
+  ASSERT_TRUE(answer.has_value());
+  EXPECT_EQ(answer->decision, Decision::kPartial);
+  EXPECT_EQ(answer->label, 2);
+  EXPECT_FALSE(answer->exposed);
+  EXPECT_EQ(soft.parked(), 0u);
 }
 
 // One row of prefix votes: the clean prefix of shard k (`stage[k]`, -1 for

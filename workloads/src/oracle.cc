@@ -81,9 +81,10 @@ std::optional<int> Expected(const engine::Prediction& p,
 // Whether answer `p` is what its decision promises, given the oracle's
 // shard votes and probabilities (probs[k * classes + c]). Under the rule
 // `soft` a `partial` answer is the unaffected shards' largest sum of
-// probabilities, or within kSoftVoteEpsilon of it: the engine computed
-// them in other batch shapes, which move probabilities in their last bits,
-// and a parked request's answer is one shard's vote, its logits' argmax.
+// probabilities, or within kSoftVoteEpsilon per summed shard of it: the
+// engine computed them in other batch shapes, which move probabilities in
+// their last bits, and a parked request's answer is one shard's vote, its
+// logits' argmax.
 bool Keeps(const engine::Prediction& p, scheduler::UncertifiedRule rule,
            const std::vector<int32_t>& shard_votes,
            const std::vector<float>& probs, int classes) {
@@ -94,19 +95,19 @@ bool Keeps(const engine::Prediction& p, scheduler::UncertifiedRule rule,
       if (k.value() < affected.size()) affected[k.value()] = 1;
     }
     std::vector<double> sums(static_cast<std::size_t>(classes), 0.0);
-    bool any = false;
+    std::size_t summed = 0;
     for (std::size_t k = 0; k < shard_votes.size(); ++k) {
       if (affected[k]) continue;
-      any = true;
+      ++summed;
       for (int c = 0; c < classes; ++c) {
         sums[static_cast<std::size_t>(c)] +=
             probs[k * static_cast<std::size_t>(classes) + c];
       }
     }
-    return any && p.label >= 0 && p.label < classes &&
+    return summed > 0 && p.label >= 0 && p.label < classes &&
            sums[static_cast<std::size_t>(p.label)] >=
                *std::max_element(sums.begin(), sums.end()) -
-                   certify::kSoftVoteEpsilon;
+                   certify::kSoftVoteEpsilon * static_cast<double>(summed);
   }
   const std::optional<int> expected = Expected(p, shard_votes, classes);
   return !expected || p.label == *expected;
@@ -247,12 +248,13 @@ std::vector<Check> CollectChecks(std::vector<PolicyRun>& runs,
 }
 
 // Fills every vote: the model of each (shard, version) key on its test
-// indices.
+// indices; and its probabilities when `probabilities` is set (only a
+// policy with the rule `soft` needs them).
 using ModelOf = std::function<const unlearning::Model&(
     const std::pair<std::size_t, std::size_t>&)>;
 Status ComputeVotes(const ModelOf& model_of,
                     const std::vector<float>& test_inputs, std::size_t dim,
-                    Votes* votes) {
+                    bool probabilities, Votes* votes) {
   for (auto& [key, by_index] : *votes) {
     std::vector<float> inputs;
     inputs.reserve(by_index.size() * dim);
@@ -265,15 +267,17 @@ Status ComputeVotes(const ModelOf& model_of,
     const unlearning::Model& model = model_of(key);
     const std::size_t classes = model.spec().classes;
     std::vector<int32_t> out(by_index.size());
-    std::vector<float> probs(by_index.size() * classes);
+    std::vector<float> probs(probabilities ? by_index.size() * classes : 0);
     RETURN_IF_ERROR(model.Predict(inputs.data(), by_index.size(), out.data(),
-                                  probs.data()));
+                                  probabilities ? probs.data() : nullptr));
     std::size_t i = 0;
     for (auto& [index, answer] : by_index) {
       answer.vote = out[i];
-      answer.probs.assign(
-          probs.begin() + static_cast<std::ptrdiff_t>(i * classes),
-          probs.begin() + static_cast<std::ptrdiff_t>((i + 1) * classes));
+      if (probabilities) {
+        answer.probs.assign(
+            probs.begin() + static_cast<std::ptrdiff_t>(i * classes),
+            probs.begin() + static_cast<std::ptrdiff_t>((i + 1) * classes));
+      }
       ++i;
     }
   }
@@ -329,7 +333,8 @@ Status CheckFromScratch(const std::string& template_dir,
                         const std::string& work_dir,
                         const std::vector<float>& test_inputs, std::size_t dim,
                         const ReplayConfig& config, const Chains& chains,
-                        int classes, std::vector<PolicyRun>& runs) {
+                        int classes, bool probabilities,
+                        std::vector<PolicyRun>& runs) {
   struct Probe {
     PolicyRun* run;
     uint64_t test_index;
@@ -379,7 +384,7 @@ Status CheckFromScratch(const std::string& template_dir,
       [&](const auto& key) -> const unlearning::Model& {
         return *models.at(key);
       },
-      test_inputs, dim, &votes));
+      test_inputs, dim, probabilities, &votes));
   std::vector<int32_t> shard_votes(chains.size());
   std::vector<float> probs;
   for (const Probe& probe : probes) {
@@ -461,15 +466,20 @@ Status CheckAgainstOracle(const std::string& template_dir,
   ASSIGN_OR_RETURN(Versions versions, TrainChains(*sisa, *store, chains));
   Votes votes;
   const std::vector<Check> checks = CollectChecks(runs, chains, &votes);
+  const bool probabilities =
+      std::any_of(runs.begin(), runs.end(), [](const PolicyRun& run) {
+        return run.report.spec.rule == scheduler::UncertifiedRule::kSoft;
+      });
   RETURN_IF_ERROR(ComputeVotes(
       [&](const auto& key) -> const unlearning::Model& {
         return *versions[key.first][key.second];
       },
-      test_inputs, test.feature_count(), &votes));
+      test_inputs, test.feature_count(), probabilities, &votes));
   const int classes = static_cast<int>(sisa->options().model.classes);
   Compare(checks, chains, votes, classes, runs);
   return CheckFromScratch(template_dir, work_dir, test_inputs,
-                          test.feature_count(), config, chains, classes, runs);
+                          test.feature_count(), config, chains, classes,
+                          probabilities, runs);
 }
 
 }  // namespace eraser::workloads::internal

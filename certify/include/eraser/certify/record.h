@@ -20,7 +20,7 @@ enum class Decision : uint8_t {
   kClean = 1,        // nothing was pending for any shard: a = 0
   kCertified = 2,    // deletions were pending, the certificate held
   kWaited = 3,       // certified after waiting for retraining (rule `wait`)
-  kPartial = 4,      // plurality of unaffected shards (rule `partial`)
+  kPartial = 4,      // from the unaffected shards (rules `partial`, `soft`)
   kRejected = 5,     // no answer: "unavailable, retry" (rule `reject`)
   kUncertified = 6,  // served without a certificate (`inference-first`)
   kPrefix = 7,       // the unaffected shards' tie broken by affected

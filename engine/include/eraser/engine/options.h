@@ -33,10 +33,11 @@ struct InferenceOptions {
   Duration max_queue_delay = std::chrono::milliseconds(2);
   // Inference worker threads (one Torch thread each).
   int threads = 1;
-  // A request parked for retraining (rule wait, or partial with every
-  // shard affected), or held by the immediate baseline, waits at most this
-  // long; then it gets the fallback answer: partial when the unaffected
-  // shards have a plurality, otherwise rejected (HTTP 503, Retry-After).
+  // A request parked for retraining (rule wait, or partial, soft or
+  // prefix with every shard affected), or held by the immediate baseline, waits
+  // at most this long; then it gets the fallback answer: partial when the
+  // unaffected shards have a plurality, otherwise rejected (HTTP 503,
+  // Retry-After).
   Duration max_wait = scheduler::kDefaultMaxWait;
 };
 
