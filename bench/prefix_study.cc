@@ -142,10 +142,14 @@ int Main(int argc, char** argv) {
   for (int pending : {1, 2, 4}) {
     for (std::size_t a = 1; a <= k; ++a) {
       Tally partial, prefix, pool, soft;
-      std::vector<double> sums(classes);
+      // Row i's probabilities, shard k's at row[k * classes].
+      std::vector<float> row(k * classes);
       uint64_t ties = 0, total = 0;
       for (std::size_t i = 0; i < n; ++i) {
         const int truth = static_cast<int>(info.test.labels[i]);
+        for (std::size_t s = 0; s < k; ++s) {
+          std::copy_n(&full_probs[s][i * classes], classes, &row[s * classes]);
+        }
         for (int t = 0; t < subsets; ++t) {
           std::iota(order.begin(), order.end(), 0);
           rng.Shuffle(order.begin(), order.end());
@@ -174,20 +178,9 @@ int Main(int argc, char** argv) {
               votes.data(), affected.data(), breakers.data(), k, classes,
               counted.data());
           prefix.Add(broken ? broken : p, truth);
-          // The unaffected shards' summed probabilities (none at A = K).
-          if (a < k) {
-            std::fill(sums.begin(), sums.end(), 0.0);
-            for (std::size_t s = 0; s < k; ++s) {
-              if (affected[s]) continue;
-              for (int c = 0; c < classes; ++c) {
-                sums[c] += full_probs[s][i * classes + c];
-              }
-            }
-            soft.Add(
-                static_cast<int>(std::max_element(sums.begin(), sums.end()) -
-                                 sums.begin()),
-                truth);
-          }
+          soft.Add(
+              certify::SoftPartialVote(row.data(), affected.data(), k, classes),
+              truth);
           pool.Add(2 * a > k ? certify::PartialVote(pooled.data(),
                                                     left_out.data(), k, classes)
                              : p,

@@ -91,6 +91,27 @@ class CoreTest : public ::testing::Test {
   Verdict Decide(uint64_t request, const std::vector<int32_t>& votes) {
     return core_->Decide(request, votes, core_->versions(), clock_.Now());
   }
+  // One request parked with every shard affected, shard 6 from its last
+  // slice and the others from slice 0, under a rule that answers from the
+  // unaffected shards: only the cheapest shard, 6, is retrained for it (not
+  // the five a certificate would need), and its vote alone, 2, answers it
+  // as `partial`: what a request arriving now gets.
+  void ExpectParkedAnsweredByTheCheapestShard() {
+    const std::vector<RetrainOrder> orders = Poll();
+    ASSERT_EQ(orders.size(), 1u);
+    EXPECT_EQ(orders[0].shard, ShardId(6));
+    EXPECT_EQ(orders[0].reason, Reason::kWait);
+    Finish(6);
+    const std::vector<Revote> revotes = core_->Revotes();
+    ASSERT_EQ(revotes.size(), 1u);
+    const std::optional<Verdict> answer =
+        core_->OnRevote(revotes[0], 2, clock_.Now());
+    ASSERT_TRUE(answer.has_value());
+    EXPECT_EQ(answer->decision, Decision::kPartial);
+    EXPECT_EQ(answer->label, 2);
+    EXPECT_FALSE(answer->exposed);
+    EXPECT_EQ(core_->parked(), 0u);
+  }
   static std::vector<uint32_t> ShardsOf(const std::vector<RetrainOrder>& o) {
     std::vector<uint32_t> shards;
     for (const RetrainOrder& r : o) shards.push_back(r.shard.value());
@@ -177,23 +198,7 @@ TEST_F(CoreTest, PartialAnswersFromUnaffectedShardsAndWaitsWhenNoneIs) {
   const Verdict w = Decide(2, Votes(5));
   EXPECT_EQ(w.kind, Verdict::Kind::kParked);
   EXPECT_EQ(core.parked(), 1u);
-  // For one shard only, the cheapest (shard 6, from its last slice), not
-  // for the five a certificate would need.
-  const std::vector<RetrainOrder> orders = Poll();
-  ASSERT_EQ(orders.size(), 1u);
-  EXPECT_EQ(orders[0].shard, ShardId(6));
-  EXPECT_EQ(orders[0].reason, Reason::kWait);
-  Finish(6);
-  // Its vote alone answers, as partial: what a request arriving now gets.
-  const std::vector<Revote> revotes = core.Revotes();
-  ASSERT_EQ(revotes.size(), 1u);
-  const std::optional<Verdict> answer =
-      core.OnRevote(revotes[0], 2, clock_.Now());
-  ASSERT_TRUE(answer.has_value());
-  EXPECT_EQ(answer->decision, Decision::kPartial);
-  EXPECT_EQ(answer->label, 2);
-  EXPECT_FALSE(answer->exposed);
-  EXPECT_EQ(core.parked(), 0u);
+  ExpectParkedAnsweredByTheCheapestShard();
   EXPECT_EQ(Decide(3, Votes(5)).decision, Decision::kPartial);
 }
 
@@ -238,24 +243,10 @@ TEST_F(CoreTest, SoftAnswersFromTheUnaffectedShardsProbabilities) {
   // Without probabilities, the votes' plurality.
   EXPECT_EQ(decide(3, nullptr).label, 2);
   // Every shard affected: parked, as under `partial`, and it needs one
-  // shard, not a certificate: only the cheapest (shard 6, from its last
-  // slice) is retrained for it, and that shard's vote answers it.
+  // shard, not a certificate.
   Delete(2, {{3, 0}, {4, 0}, {5, 0}, {6, 3}, {7, 0}});
   EXPECT_EQ(decide(4, probs.data()).kind, Verdict::Kind::kParked);
-  const std::vector<RetrainOrder> orders = Poll();
-  ASSERT_EQ(orders.size(), 1u);
-  EXPECT_EQ(orders[0].shard, ShardId(6));
-  EXPECT_EQ(orders[0].reason, Reason::kWait);
-  Finish(6);
-  const std::vector<Revote> revotes = soft.Revotes();
-  ASSERT_EQ(revotes.size(), 1u);
-  const std::optional<Verdict> answer =
-      soft.OnRevote(revotes[0], 2, clock_.Now());
-  ASSERT_TRUE(answer.has_value());
-  EXPECT_EQ(answer->decision, Decision::kPartial);
-  EXPECT_EQ(answer->label, 2);
-  EXPECT_FALSE(answer->exposed);
-  EXPECT_EQ(soft.parked(), 0u);
+  ExpectParkedAnsweredByTheCheapestShard();
 }
 
 // One row of prefix votes: the clean prefix of shard k (`stage[k]`, -1 for
