@@ -4,6 +4,10 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <vector>
 
 #include "eraser/scheduler/policy.h"
 #include "testing/temp_dir.h"
@@ -126,6 +130,74 @@ TEST_F(WorkloadFile, MistakesAreNamed) {
       HasSubstr("'sweep.rates' is not a known key"));
   EXPECT_EQ(LoadWorkload(dir_.Child("missing.json")).status().code(),
             StatusCode::kNotFound);
+}
+
+// Every integer field, scalar or in a list, refuses a number it cannot hold
+// however the number is written (nlohmann's get<> casts without checking:
+// -1 became 2^32 - 1, and a float out of range was undefined behaviour,
+// which the workload fuzzer found). Run under UBSan, a missed check fails
+// here too.
+TEST_F(WorkloadFile, EveryIntegerFieldRefusesNumbersItCannotHold) {
+  struct Field {
+    const char* object;  // "" for the top level
+    const char* key;
+    bool list;
+    bool is_signed;
+    int bits;
+  };
+  const Field fields[] = {
+      {"model", "shards", false, false, 32},
+      {"model", "slices", false, false, 32},
+      {"model", "epochs", true, false, 32},
+      {"model", "batch_size", false, false, 32},
+      {"model", "seed", false, false, 64},
+      {"model", "samples_per_owner", false, false, 32},
+      {"model", "threads", false, true, 32},
+      {"model", "hidden", false, false, 32},
+      {"model", "hidden", true, false, 32},
+      {"", "seed", false, false, 64},
+      {"replay", "inference_threads", false, true, 32},
+      {"replay", "unlearning_concurrency", false, true, 32},
+      {"replay", "max_batch_size", false, false, 64},
+      {"replay", "queue_capacity", false, false, 64},
+  };
+  const auto load = [&](const Field& f, const std::string& value) {
+    const std::string v = f.list ? "[1, " + value + "]" : value;
+    const std::string entry = "\"" + std::string(f.key) + "\": " + v;
+    const std::string body = *f.object == '\0' ? entry
+                                               : "\"" + std::string(f.object) +
+                                                     "\": {" + entry + "}";
+    return Load(R"({"trace": "x", )" + body + "}");
+  };
+  for (const Field& f : fields) {
+    SCOPED_TRACE(std::string(f.object) + "." + f.key);
+    const std::string name = *f.object == '\0'
+                                 ? std::string(f.key)
+                                 : std::string(f.object) + "." + f.key;
+    std::vector<std::string> bad = {"1.5", "1e300", "-1e300",
+                                    "18446744073709551616",
+                                    "1.8446744073709552e19"};
+    if (!f.is_signed) bad.push_back("-1");
+    if (f.bits == 32) {
+      bad.push_back(f.is_signed ? "2147483648" : "4294967296");
+      bad.push_back(f.is_signed ? "2.147483648e9" : "4.294967296e9");
+    }
+    for (const std::string& value : bad) {
+      EXPECT_THAT(load(f, value).status().message(),
+                  HasSubstr("'" + name + "' is not a whole number in range"))
+          << value;
+    }
+    for (const char* value : {"2", "2.0", "2e0"}) {
+      StatusOr<Workload> w = load(f, value);
+      EXPECT_TRUE(w.ok()) << value << ": " << w.status();
+    }
+  }
+  StatusOr<Workload> w = Load(R"({"trace": "x", "seed": 18446744073709551615,
+      "model": {"epochs": [3.0, 1e1], "threads": -1}})");
+  ASSERT_TRUE(w.ok()) << w.status();
+  EXPECT_EQ(w->seed, std::numeric_limits<uint64_t>::max());
+  EXPECT_EQ(w->model.epochs, (std::vector<uint32_t>{3, 10}));
+  EXPECT_EQ(w->model.concurrency, -1);
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 #include "eraser/workloads/workload.h"
 
 #include <cmath>
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <limits>
@@ -8,6 +9,7 @@
 #include <set>
 #include <sstream>
 #include <type_traits>
+#include <vector>
 
 #include "eraser/common/duration.h"
 
@@ -31,25 +33,7 @@ class Reader {
   template <typename T>
   void Get(const char* key, T* out) {
     seen_.insert(key);
-    if (!Has(key)) return;
-    try {
-      const json& v = object_.at(key);
-      if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
-        // A number written with a fraction or exponent converts only if it
-        // fits (outside, the conversion is undefined behaviour).
-        if (v.is_number_float() &&
-            !(v.get<double>() >=
-                  static_cast<double>(std::numeric_limits<T>::min()) &&
-              v.get<double>() <=
-                  static_cast<double>(std::numeric_limits<T>::max()))) {
-          Fail(key, "is out of range");
-          return;
-        }
-      }
-      *out = v.get<T>();
-    } catch (const json::exception&) {
-      Fail(key, "has the wrong type");
-    }
+    if (Has(key)) Convert(key, object_.at(key), out);
   }
   void Duration(const char* key, eraser::Duration* out) {
     std::string text;
@@ -82,6 +66,68 @@ class Reader {
   }
 
  private:
+  template <typename T>
+  struct IsVector : std::false_type {};
+  template <typename T>
+  struct IsVector<std::vector<T>> : std::true_type {};
+
+  // Stores `v` in `out`, or fails naming `key`. Integers are checked
+  // against T's range whatever way the number is written: nlohmann casts
+  // without checking (-1 becomes 2^32 - 1, and a float outside T's range
+  // is undefined behaviour).
+  template <typename T>
+  void Convert(const char* key, const json& v, T* out) {
+    if constexpr (IsVector<T>::value) {
+      if (!v.is_array()) {
+        Fail(key, "has the wrong type");
+        return;
+      }
+      T items(v.size());
+      for (std::size_t i = 0; i < v.size(); ++i) {
+        if (!status_.ok()) return;
+        Convert(key, v[i], &items[i]);
+      }
+      if (status_.ok()) *out = std::move(items);
+    } else if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+      if (!v.is_number()) {
+        Fail(key, "has the wrong type");
+        return;
+      }
+      if (!IntegerFits<T>(v)) {
+        Fail(key, "is not a whole number in range");
+        return;
+      }
+      *out = v.is_number_float()      ? static_cast<T>(v.get<double>())
+             : v.is_number_unsigned() ? static_cast<T>(v.get<uint64_t>())
+                                      : static_cast<T>(v.get<int64_t>());
+    } else {
+      try {
+        *out = v.get<T>();
+      } catch (const json::exception&) {
+        Fail(key, "has the wrong type");
+      }
+    }
+  }
+
+  // Whether the JSON number `v` is a whole number T holds.
+  template <typename T>
+  static bool IntegerFits(const json& v) {
+    using Limits = std::numeric_limits<T>;
+    if (v.is_number_unsigned()) {
+      return v.get<uint64_t>() <= static_cast<uint64_t>(Limits::max());
+    }
+    if (v.is_number_integer()) {
+      const int64_t i = v.get<int64_t>();
+      if (i < 0) return Limits::is_signed && i >= int64_t{Limits::min()};
+      return static_cast<uint64_t>(i) <= static_cast<uint64_t>(Limits::max());
+    }
+    // Exactly the doubles in [min, 2^digits) convert; both bounds are
+    // powers of two (or zero), so representable.
+    const double d = v.get<double>();
+    return d == std::trunc(d) && d >= static_cast<double>(Limits::min()) &&
+           d < std::ldexp(1.0, Limits::digits);
+  }
+
   const json& object_;
   std::string where_;
   std::set<std::string> seen_;
