@@ -13,6 +13,7 @@
 #include "command.h"
 #include "dataset_flags.h"
 #include "eraser/common/hash.h"
+#include "eraser/common/numbers.h"
 #include "eraser/scheduler/policy.h"
 #include "eraser/storage/store.h"
 #include "eraser/unlearning/runtime.h"
@@ -76,9 +77,8 @@ StatusOr<std::vector<double>> ParseRateList(const std::string& text) {
   while (start <= text.size()) {
     const std::size_t end = std::min(text.find(',', start), text.size());
     const std::string item = text.substr(start, end - start);
-    char* rest = nullptr;
-    const double rate = std::strtod(item.c_str(), &rest);
-    if (item.empty() || rest == nullptr || *rest != '\0') {
+    double rate = 0;
+    if (!ParseDouble(item, &rate)) {
       return InvalidArgumentError("--deletion-rates: '" + item +
                                   "' is not a number");
     }

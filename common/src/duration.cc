@@ -4,6 +4,7 @@
 #include <cstdlib>
 
 #include "eraser/common/ascii.h"
+#include "eraser/common/numbers.h"
 
 namespace eraser {
 namespace {
@@ -43,7 +44,8 @@ StatusOr<Duration> ParseDuration(std::string_view text) {
     if (suffix == u.suffix) unit = &u;
   }
   if (unit == nullptr) return bad("the unit must be us, ms, s, m or h");
-  const double value = std::strtod(number.c_str(), nullptr);
+  double value = 0;
+  if (!ParseDouble(number, &value)) return bad("malformed number");
   const double nanos = value * static_cast<double>(unit->nanos);
   if (!std::isfinite(nanos) || nanos > 1000.0 * 86400e9) {
     return bad("too long");

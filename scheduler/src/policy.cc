@@ -1,11 +1,11 @@
 #include "eraser/scheduler/policy.h"
 
-#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <set>
 
 #include "eraser/common/duration.h"
+#include "eraser/common/numbers.h"
 
 namespace eraser::scheduler {
 namespace {
@@ -34,13 +34,8 @@ bool ParseUint(std::string_view text, uint32_t min, uint32_t max,
 }
 
 bool ParseFraction(std::string_view text, double* out) {
-  const std::string s(text);
-  char* end = nullptr;
-  errno = 0;
-  const double v = std::strtod(s.c_str(), &end);
-  if (s.empty() || *end != '\0' || errno != 0 || !(v >= 0 && v <= 1)) {
-    return false;
-  }
+  double v = 0;
+  if (!ParseDouble(text, &v) || !(v >= 0 && v <= 1)) return false;
   *out = v;
   return true;
 }
@@ -186,12 +181,9 @@ std::string Policy::ToString() const {
     case Timing::kPeriodic:
       t += ":" + FormatDuration(period);
       break;
-    case Timing::kIdle: {
-      char buf[32];
-      std::snprintf(buf, sizeof(buf), ":%g", idle_utilization);
-      t += buf;
+    case Timing::kIdle:
+      t += ":" + FormatDouble(idle_utilization, 6);  // as %g
       break;
-    }
     case Timing::kShards:
       t += ":" + std::to_string(max_affected);
       break;

@@ -8,6 +8,8 @@
 #include <cstdlib>
 #include <limits>
 
+#include "eraser/common/numbers.h"
+
 namespace eraser::serve {
 namespace {
 
@@ -418,10 +420,8 @@ class Reader {
     if (ec == std::errc() && ptr == p_) return true;
     // Out of range. An underflow reads as strtod reads it (zero or a
     // subnormal), as a general JSON parser gives it; an overflow is
-    // refused, as nlohmann refuses it. Rare; copy to terminate.
-    const std::string text(start, p_);
-    *v = std::strtod(text.c_str(), nullptr);
-    if (std::isfinite(*v)) return true;
+    // refused, as nlohmann refuses it.
+    if (ParseDouble(std::string_view(start, p_ - start), v)) return true;
     return Fail("the number at byte " + std::to_string(start - begin_) +
                 " is beyond the double range");
   }

@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <string_view>
 
+#include "eraser/common/numbers.h"
+
 namespace eraser::serve::internal {
 namespace {
 
@@ -109,10 +111,8 @@ bool Rows(const TensorRequest& req, const unlearning::DatasetInfo& dataset,
       const double v = req.data[r * features + f];
       if (!(v >= type->min && v <= type->max) ||
           (type->integer && v != std::floor(v))) {
-        char value[32];
-        std::snprintf(value, sizeof(value), "%.9g", v);
         *error = "\"data\"[" + std::to_string(r * features + f) +
-                 "] = " + value + " is not a valid " + type->name;
+                 "] = " + FormatDouble(v, 9) + " is not a valid " + type->name;
         // Values are read through a double into a float feature.
         if (std::string_view(type->name) == "INT64" && v == std::floor(v)) {
           *error += ": eraser reads INT64 values from -2^53 to 2^53";

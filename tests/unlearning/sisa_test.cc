@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "eraser/storage/store.h"
+#include "testing/comma_locale.h"
 #include "testing/data.h"
 #include "testing/temp_dir.h"
 
@@ -511,6 +512,24 @@ TEST(SisaOptionsTest, ValidateAndRoundTrip) {
   bad.erase("learning_rate");
   EXPECT_EQ(SisaOptions::FromConfig(bad).status().code(),
             StatusCode::kDataLoss);
+}
+
+// The stored configuration is the same text, and reads back, whatever the
+// C locale of the process that writes or reads it (a German one would
+// write the learning rate "0,05...", which no other process could read).
+TEST(SisaOptionsTest, TheStoredConfigurationIgnoresTheCLocale) {
+  SisaOptions o = SmallOptions();
+  o.learning_rate = 0.05;
+  o.momentum = 0.9;
+  const storage::StoreConfig in_c = o.ToConfig();
+  EXPECT_EQ(in_c.at("learning_rate"), "0.050000000000000003");
+  testing::CommaDecimalLocale german;
+  ASSERT_TRUE(german.active());
+  EXPECT_EQ(o.ToConfig(), in_c);
+  StatusOr<SisaOptions> back = SisaOptions::FromConfig(in_c);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->learning_rate, 0.05);
+  EXPECT_EQ(back->momentum, 0.9);
 }
 
 }  // namespace

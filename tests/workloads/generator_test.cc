@@ -5,7 +5,11 @@
 
 #include <cmath>
 #include <set>
+#include <string>
+#include <vector>
 
+#include "eraser/scheduler/policy.h"
+#include "testing/comma_locale.h"
 #include "testing/temp_dir.h"
 
 namespace eraser::workloads {
@@ -133,6 +137,33 @@ TEST(ReadArrivalTimes, TheShippedAzureTrace) {
   // 18:15:46.68 to the last request shortly before 19:15.
   EXPECT_GT(t->back(), 3500.0);
   EXPECT_LT(t->back(), 3600.0);
+}
+
+// Trace files, arrival timestamps and policy names are the same text, and
+// read back, whatever the C locale (a German one writes 12.5 as "12,5",
+// which would split a CSV field).
+TEST(ReadArrivalTimes, TracesAndTimestampsIgnoreTheCLocale) {
+  GeneratorOptions o;
+  o.duration = seconds(3);
+  StatusOr<Trace> trace = GenerateTrace(o);
+  ASSERT_TRUE(trace.ok()) << trace.status();
+  const std::string in_c = FormatTrace(*trace);
+  StatusOr<std::vector<double>> arrivals_in_c = ReadArrivalTimes(kAzure);
+  ASSERT_TRUE(arrivals_in_c.ok()) << arrivals_in_c.status();
+
+  testing::CommaDecimalLocale german;
+  ASSERT_TRUE(german.active());
+  EXPECT_EQ(FormatTrace(*trace), in_c);
+  StatusOr<Trace> parsed = ParseTrace(in_c, "generated");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(FormatTrace(*parsed), in_c);
+  StatusOr<std::vector<double>> arrivals = ReadArrivalTimes(kAzure);
+  ASSERT_TRUE(arrivals.ok()) << arrivals.status();
+  EXPECT_EQ(*arrivals, *arrivals_in_c);
+  StatusOr<scheduler::Policy> idle =
+      scheduler::ParsePolicy("eraser:idle:0.5,wait,deadline=30s");
+  ASSERT_TRUE(idle.ok()) << idle.status();
+  EXPECT_EQ(idle->ToString(), "eraser:idle:0.5,wait,deadline=30s");
 }
 
 TEST(ReadArrivalTimes, MalformedRowsAreNamed) {

@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <sstream>
 
+#include "eraser/common/numbers.h"
 #include "eraser/unlearning/sisa.h"
 
 namespace eraser::unlearning {
@@ -17,12 +18,6 @@ std::string JoinEpochs(const std::vector<uint32_t>& epochs) {
     out += std::to_string(e);
   }
   return out;
-}
-
-std::string FormatDouble(double v) {
-  char buf[32];
-  std::snprintf(buf, sizeof(buf), "%.17g", v);
-  return buf;
 }
 
 // Parsers for stored values; any failure marks the configuration corrupt.
@@ -53,10 +48,8 @@ class ConfigReader {
     return static_cast<uint32_t>(v);
   }
   double Double(const char* key) {
-    const std::string& text = Text(key);
-    char* end = nullptr;
-    const double v = std::strtod(text.c_str(), &end);
-    if (text.empty() || *end != '\0') Fail(key);
+    double v = 0;
+    if (!ParseDouble(Text(key), &v)) Fail(key);
     return v;
   }
   std::vector<uint32_t> U32List(const char* key) {
@@ -193,8 +186,8 @@ storage::StoreConfig SisaOptions::ToConfig() const {
       {"feature_type", datasets::FeatureTypeName(feature_type)},
       {"epochs", JoinEpochs(EpochSchedule())},
       {"batch_size", std::to_string(batch_size)},
-      {"learning_rate", FormatDouble(learning_rate)},
-      {"momentum", FormatDouble(momentum)},
+      {"learning_rate", FormatDouble(learning_rate, 17)},
+      {"momentum", FormatDouble(momentum, 17)},
       {"seed", std::to_string(seed)},
       {"dataset_fingerprint", fingerprint},
   };

@@ -5,7 +5,9 @@
 #include <cstdio>
 #include <fstream>
 #include <numeric>
+#include <string_view>
 
+#include "eraser/common/numbers.h"
 #include "eraser/common/random.h"
 
 namespace eraser::workloads {
@@ -29,10 +31,16 @@ int64_t DaysFromCivil(int64_t y, unsigned m, unsigned d) {
 // "YYYY-MM-DD HH:MM:SS[.fraction]" -> seconds since the epoch (UTC).
 bool ParseTimestamp(const std::string& text, double* seconds) {
   int year, month, day, hour, minute;
-  double second;
-  char tail;
-  if (std::sscanf(text.c_str(), "%4d-%2d-%2d %2d:%2d:%lf%c", &year, &month,
-                  &day, &hour, &minute, &second, &tail) != 6) {
+  int seconds_at = -1;
+  if (std::sscanf(text.c_str(), "%4d-%2d-%2d %2d:%2d:%n", &year, &month, &day,
+                  &hour, &minute, &seconds_at) != 5 ||
+      seconds_at < 0) {
+    return false;
+  }
+  // The seconds' fraction is read whatever the C locale (sscanf's %lf
+  // would take a comma under a German one).
+  double second = 0;
+  if (!ParseDouble(std::string_view(text).substr(seconds_at), &second)) {
     return false;
   }
   if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 ||

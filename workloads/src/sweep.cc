@@ -7,6 +7,7 @@
 #include <optional>
 
 #include "eraser/certify/record.h"
+#include "eraser/common/numbers.h"
 #include "eraser/scheduler/policy.h"
 #include "eraser/workloads/workload.h"
 
@@ -340,23 +341,28 @@ std::string SweepReport::ToDat() const {
       "# rate mean_ms p50_ms p99_ms sample_epochs cpu_s accuracy exposures "
       "soundness_violations delay_max_s busy_fraction rejected_fraction\n";
   if (levels.empty()) return out;
-  char line[256];
   for (const PolicyReport& first : levels.front().report.policies) {
     out += "\n\n# policy " + first.name + "\n";
     for (const SweepLevel& level : levels) {
       for (const PolicyReport& p : level.report.policies) {
         if (p.name != first.name) continue;
-        const double rejected = RejectedFraction(p);
-        std::snprintf(
-            line, sizeof(line), "%g %g %g %g %llu %g %g %llu %g %g %g %g\n",
-            level.deletion_rate, p.latency_ms.mean, p.latency_ms.p50,
-            p.latency_ms.p99, (unsigned long long)p.sample_epochs,
-            p.cpu_seconds, p.accuracy, (unsigned long long)p.exposures,
+        // Numbers as %g and %llu write them, in the C locale (gnuplot
+        // reads a point).
+        const auto g = [](double v) { return FormatDouble(v, 6); };
+        const std::string fields[] = {
+            g(level.deletion_rate), g(p.latency_ms.mean), g(p.latency_ms.p50),
+            g(p.latency_ms.p99), std::to_string(p.sample_epochs),
+            g(p.cpu_seconds), g(p.accuracy), std::to_string(p.exposures),
             // NaN: not checked (--no-oracle).
-            level.report.oracle ? static_cast<double>(Unsound(p))
-                                : std::nan(""),
-            p.delay_ms.max / 1000.0, p.retrain_busy_fraction, rejected);
-        out += line;
+            g(level.report.oracle ? static_cast<double>(Unsound(p))
+                                  : std::nan("")),
+            g(p.delay_ms.max / 1000.0), g(p.retrain_busy_fraction),
+            g(RejectedFraction(p))};
+        std::string line;
+        for (const std::string& field : fields) {
+          line += (line.empty() ? "" : " ") + field;
+        }
+        out += line + "\n";
       }
     }
   }

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "eraser/common/ascii.h"
+#include "eraser/common/numbers.h"
 
 namespace eraser::workloads {
 namespace {
@@ -23,12 +24,7 @@ bool ParseTime(std::string_view text, double* out) {
       !(IsAsciiDigit(text[0]) || text[0] == '.')) {
     return false;
   }
-  const std::string s(text);
-  char* end = nullptr;
-  const double v = std::strtod(s.c_str(), &end);
-  if (*end != '\0' || !std::isfinite(v)) return false;
-  *out = v;
-  return true;
+  return ParseDouble(text, out);
 }
 
 bool ParseIndex(std::string_view text, uint64_t* out) {
@@ -176,11 +172,9 @@ Status ValidateTrace(const Trace& trace, const datasets::Split& test) {
 
 std::string FormatTrace(const Trace& trace) {
   std::string out = std::string(kHeader) + "\n";
-  char time[32];
   for (const TraceEvent& e : trace.events) {
-    std::snprintf(time, sizeof(time), "%.3f", e.time_ms);
     // Trim trailing zeros: 12.500 -> 12.5, 12.000 -> 12.
-    std::string t = time;
+    std::string t = FormatFixed(e.time_ms, 3);
     t.erase(t.find_last_not_of('0') + 1);
     if (t.back() == '.') t.pop_back();
     out += t;
