@@ -76,7 +76,10 @@ StatusOr<std::vector<double>> ParseRateList(const std::string& text) {
   std::size_t start = 0;
   while (start <= text.size()) {
     const std::size_t end = std::min(text.find(',', start), text.size());
-    const std::string item = text.substr(start, end - start);
+    // "0.5, 1" as "0.5,1".
+    std::string item = text.substr(start, end - start);
+    item.erase(0, item.find_first_not_of(' '));
+    item.erase(item.find_last_not_of(' ') + 1);
     double rate = 0;
     if (!ParseDouble(item, &rate)) {
       return InvalidArgumentError("--deletion-rates: '" + item +

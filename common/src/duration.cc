@@ -1,7 +1,6 @@
 #include "eraser/common/duration.h"
 
 #include <cmath>
-#include <cstdlib>
 
 #include "eraser/common/ascii.h"
 #include "eraser/common/numbers.h"
@@ -44,8 +43,9 @@ StatusOr<Duration> ParseDuration(std::string_view text) {
     if (suffix == u.suffix) unit = &u;
   }
   if (unit == nullptr) return bad("the unit must be us, ms, s, m or h");
+  // Digits and one point: only a value beyond the double range fails.
   double value = 0;
-  if (!ParseDouble(number, &value)) return bad("malformed number");
+  if (!ParseDouble(number, &value)) return bad("too long");
   const double nanos = value * static_cast<double>(unit->nanos);
   if (!std::isfinite(nanos) || nanos > 1000.0 * 86400e9) {
     return bad("too long");

@@ -14,7 +14,7 @@ std::string ToChars(double v, std::chars_format format, int precision) {
   // %.*g and %.*f of a double: at most 309 integer digits, the decimals,
   // a sign, a point and an exponent.
   char buf[400];
-  const int p = precision < 0 ? 0 : precision > 60 ? 60 : precision;
+  const int p = precision < 0 ? 6 : precision > 60 ? 60 : precision;
   const auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), v, format, p);
   if (ec != std::errc()) return std::string();
   return std::string(buf, end);
@@ -43,9 +43,11 @@ bool ParseDouble(std::string_view text, double* out) {
   if (ec == std::errc::result_out_of_range) {
     // Beyond the range, or an underflow: strtod in the C locale tells which
     // and rounds an underflow as strtod does.
-    static const locale_t c_locale = newlocale(LC_ALL_MASK, "C", nullptr);
+    static const locale_t kCLocale =
+        newlocale(LC_NUMERIC_MASK, "C", locale_t(0));
+    if (kCLocale == locale_t(0)) return false;
     const std::string copy(text);
-    v = strtod_l(copy.c_str(), nullptr, c_locale);
+    v = strtod_l(copy.c_str(), nullptr, kCLocale);
     if (!std::isfinite(v)) return false;
   } else if (ec != std::errc()) {
     return false;

@@ -1,6 +1,5 @@
 #include "eraser/scheduler/policy.h"
 
-#include <cstdio>
 #include <cstdlib>
 #include <set>
 

@@ -11,6 +11,10 @@
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <string>
+#include <vector>
+
+#include "testing/comma_locale.h"
 
 namespace eraser::serve {
 namespace {
@@ -104,6 +108,27 @@ TEST(TensorRequest, NumbersAreReadAsStrtodReadsThem) {
     ASSERT_EQ(req.data[i], tree["inputs"][0]["data"][i].get<double>())
         << spelled[i];
   }
+}
+
+// Under a host program's German locale too: strtod there stops at the
+// point, and read the underflowing 1.5e-400 as 1.5.
+TEST(TensorRequest, NumbersIgnoreTheCLocale) {
+  const std::vector<std::string> numbers = {"1.5e-400", "-2.5e-330", "2.5e-320",
+                                            "0.25", "1e-400"};
+  std::vector<double> in_c;
+  std::string body = R"({"inputs":[{"data":[)";
+  for (std::size_t i = 0; i < numbers.size(); ++i) {
+    body += (i ? "," : "") + numbers[i];
+    in_c.push_back(std::strtod(numbers[i].c_str(), nullptr));
+  }
+  body += "]}]}";
+  testing::CommaDecimalLocale german;
+  ASSERT_TRUE(german.active());
+  TensorRequest req;
+  std::string error;
+  ASSERT_TRUE(ParseTensorRequest(body, &req, &error)) << error;
+  EXPECT_EQ(req.data, in_c);
+  EXPECT_EQ(req.data[0], 0.0);
 }
 
 TEST(TensorRequest, RejectsWhatIsNotJsonAsNlohmannDoes) {

@@ -2,7 +2,6 @@
 
 #include <gtest/gtest.h>
 
-#include <clocale>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -20,12 +19,25 @@ CommaDecimalLocale::CommaDecimalLocale() {
                      "'locales' package installed?)";
     return;
   }
+  // newlocale reads the files at once; LOCPATH is needed only meanwhile.
+  const char* old_path = std::getenv("LOCPATH");
+  const std::string saved = old_path == nullptr ? "" : old_path;
   setenv("LOCPATH", dir_.path().c_str(), 1);
-  if (std::setlocale(LC_NUMERIC, "de_DE.UTF-8") == nullptr) {
-    ADD_FAILURE() << "setlocale(LC_NUMERIC, \"de_DE.UTF-8\") failed";
+  const locale_t base = duplocale(LC_GLOBAL_LOCALE);
+  locale_ = base == locale_t(0)
+                ? locale_t(0)
+                : newlocale(LC_NUMERIC_MASK, "de_DE.UTF-8", base);
+  if (locale_ == locale_t(0) && base != locale_t(0)) freelocale(base);
+  if (old_path == nullptr) {
     unsetenv("LOCPATH");
+  } else {
+    setenv("LOCPATH", saved.c_str(), 1);
+  }
+  if (locale_ == locale_t(0)) {
+    ADD_FAILURE() << "newlocale(LC_NUMERIC, \"de_DE.UTF-8\") failed";
     return;
   }
+  previous_ = uselocale(locale_);
   char text[16];
   std::snprintf(text, sizeof(text), "%.1f", 1.5);
   active_ = std::string(text) == "1,5";
@@ -33,8 +45,9 @@ CommaDecimalLocale::CommaDecimalLocale() {
 }
 
 CommaDecimalLocale::~CommaDecimalLocale() {
-  std::setlocale(LC_NUMERIC, "C");
-  unsetenv("LOCPATH");
+  if (locale_ == locale_t(0)) return;
+  uselocale(previous_);
+  freelocale(locale_);
 }
 
 }  // namespace eraser::testing

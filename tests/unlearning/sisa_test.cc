@@ -530,6 +530,15 @@ TEST(SisaOptionsTest, TheStoredConfigurationIgnoresTheCLocale) {
   ASSERT_TRUE(back.ok()) << back.status();
   EXPECT_EQ(back->learning_rate, 0.05);
   EXPECT_EQ(back->momentum, 0.9);
+  // What such a host wrote before numbers were written in the C locale.
+  storage::StoreConfig old = in_c;
+  old["learning_rate"] = "0,050000000000000003";
+  back = SisaOptions::FromConfig(old);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->learning_rate, 0.05);
+  old["learning_rate"] = "0,05,1";
+  EXPECT_EQ(SisaOptions::FromConfig(old).status().code(),
+            StatusCode::kDataLoss);
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "eraser/scheduler/policy.h"
+#include "testing/comma_locale.h"
 
 namespace eraser::workloads {
 namespace {
@@ -232,6 +233,11 @@ TEST(SweepReport, JsonAndPlotData) {
   // One block per policy, one row per level, in rate order.
   EXPECT_THAT(dat, HasSubstr("# policy immediate\n0.5 2000 0 9000 1000 "));
   EXPECT_THAT(dat, HasSubstr("\n1 5 0 8 400 "));
+  {
+    testing::CommaDecimalLocale german;  // gnuplot still reads a point
+    ASSERT_TRUE(german.active());
+    EXPECT_EQ(sweep.ToDat(), dat);
+  }
   EXPECT_THAT(sweep.ToTable(), HasSubstr("== 1.00 deletions/s: immediate keeps "
                                          "unlearning busy 60% of the time =="));
 }

@@ -181,12 +181,18 @@ TEST_F(WorkloadFile, EveryIntegerFieldRefusesNumbersItCannotHold) {
     if (f.bits == 32) {
       bad.push_back(f.is_signed ? "2147483648" : "4294967296");
       bad.push_back(f.is_signed ? "2.147483648e9" : "4.294967296e9");
+      if (f.is_signed) bad.push_back("-2147483649");
     }
+    // A list names the element ([1, value]: the second).
+    const std::string shown = f.list ? name + "[1]" : name;
     for (const std::string& value : bad) {
       EXPECT_THAT(load(f, value).status().message(),
-                  HasSubstr("'" + name + "' is not a whole number in range"))
+                  HasSubstr("'" + shown + "' is not a whole number in range"))
           << value;
     }
+    // nlohmann would read true as 1.
+    EXPECT_THAT(load(f, "true").status().message(),
+                HasSubstr("'" + shown + "' has the wrong type"));
     for (const char* value : {"2", "2.0", "2e0"}) {
       StatusOr<Workload> w = load(f, value);
       EXPECT_TRUE(w.ok()) << value << ": " << w.status();

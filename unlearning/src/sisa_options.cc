@@ -1,4 +1,5 @@
 // SisaOptions: validation and the stored configuration.
+#include <algorithm>
 #include <cerrno>
 #include <cinttypes>
 #include <cstdio>
@@ -48,8 +49,14 @@ class ConfigReader {
     return static_cast<uint32_t>(v);
   }
   double Double(const char* key) {
+    std::string text = Text(key);
+    // Written with %.17g, which a host program's German locale made
+    // "0,05..." before eraser wrote numbers in the C locale: read them too.
+    if (text.find(',') == text.rfind(',') && text.find('.') == text.npos) {
+      std::replace(text.begin(), text.end(), ',', '.');
+    }
     double v = 0;
-    if (!ParseDouble(Text(key), &v)) Fail(key);
+    if (!ParseDouble(text, &v)) Fail(key);
     return v;
   }
   std::vector<uint32_t> U32List(const char* key) {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <iterator>
 #include <nlohmann/json.hpp>
 #include <optional>
 
@@ -358,11 +359,10 @@ std::string SweepReport::ToDat() const {
                                   : std::nan("")),
             g(p.delay_ms.max / 1000.0), g(p.retrain_busy_fraction),
             g(RejectedFraction(p))};
-        std::string line;
-        for (const std::string& field : fields) {
-          line += (line.empty() ? "" : " ") + field;
+        for (std::size_t i = 0; i < std::size(fields); ++i) {
+          out += (i == 0 ? "" : " ") + fields[i];
         }
-        out += line + "\n";
+        out += "\n";
       }
     }
   }

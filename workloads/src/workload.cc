@@ -76,7 +76,7 @@ class Reader {
   // without checking (-1 becomes 2^32 - 1, and a float outside T's range
   // is undefined behaviour).
   template <typename T>
-  void Convert(const char* key, const json& v, T* out) {
+  void Convert(const std::string& key, const json& v, T* out) {
     if constexpr (IsVector<T>::value) {
       if (!v.is_array()) {
         Fail(key, "has the wrong type");
@@ -85,7 +85,7 @@ class Reader {
       T items(v.size());
       for (std::size_t i = 0; i < v.size(); ++i) {
         if (!status_.ok()) return;
-        Convert(key, v[i], &items[i]);
+        Convert(key + "[" + std::to_string(i) + "]", v[i], &items[i]);
       }
       if (status_.ok()) *out = std::move(items);
     } else if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {

@@ -17,10 +17,12 @@ namespace eraser {
 // spaces, hexadecimal, "inf", "nan", or a value beyond the double range.
 bool ParseDouble(std::string_view text, double* out);
 
-// `v` as printf's "%.<precision>g" writes it in the C locale.
+// `v` as printf's "%.<precision>g" writes it in the C locale. A negative
+// precision is 6, as printf's; one above 60 is 60.
 std::string FormatDouble(double v, int precision);
 
-// `v` as printf's "%.<decimals>f" writes it in the C locale.
+// `v` as printf's "%.<decimals>f" writes it in the C locale (decimals as
+// precision above).
 std::string FormatFixed(double v, int decimals);
 
 }  // namespace eraser
