@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <clocale>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -19,25 +20,24 @@ CommaDecimalLocale::CommaDecimalLocale() {
                      "'locales' package installed?)";
     return;
   }
-  // newlocale reads the files at once; LOCPATH is needed only meanwhile.
+  const char* previous = std::setlocale(LC_NUMERIC, nullptr);
+  previous_ = previous == nullptr ? "C" : previous;
+  // setlocale reads the files at once; LOCPATH is needed only meanwhile.
+  // (newlocale would switch one thread only, but glibc 2.36's leaks its
+  // copy of LOCPATH, which LeakSanitizer reports.)
   const char* old_path = std::getenv("LOCPATH");
-  const std::string saved = old_path == nullptr ? "" : old_path;
+  const std::string saved_path = old_path == nullptr ? "" : old_path;
   setenv("LOCPATH", dir_.path().c_str(), 1);
-  const locale_t base = duplocale(LC_GLOBAL_LOCALE);
-  locale_ = base == locale_t(0)
-                ? locale_t(0)
-                : newlocale(LC_NUMERIC_MASK, "de_DE.UTF-8", base);
-  if (locale_ == locale_t(0) && base != locale_t(0)) freelocale(base);
+  const bool set = std::setlocale(LC_NUMERIC, "de_DE.UTF-8") != nullptr;
   if (old_path == nullptr) {
     unsetenv("LOCPATH");
   } else {
-    setenv("LOCPATH", saved.c_str(), 1);
+    setenv("LOCPATH", saved_path.c_str(), 1);
   }
-  if (locale_ == locale_t(0)) {
-    ADD_FAILURE() << "newlocale(LC_NUMERIC, \"de_DE.UTF-8\") failed";
+  if (!set) {
+    ADD_FAILURE() << "setlocale(LC_NUMERIC, \"de_DE.UTF-8\") failed";
     return;
   }
-  previous_ = uselocale(locale_);
   char text[16];
   std::snprintf(text, sizeof(text), "%.1f", 1.5);
   active_ = std::string(text) == "1,5";
@@ -45,9 +45,7 @@ CommaDecimalLocale::CommaDecimalLocale() {
 }
 
 CommaDecimalLocale::~CommaDecimalLocale() {
-  if (locale_ == locale_t(0)) return;
-  uselocale(previous_);
-  freelocale(locale_);
+  if (!previous_.empty()) std::setlocale(LC_NUMERIC, previous_.c_str());
 }
 
 }  // namespace eraser::testing

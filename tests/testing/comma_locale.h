@@ -1,14 +1,14 @@
-// The calling thread's LC_NUMERIC set to German (de_DE.UTF-8: 1.5 is
-// written "1,5") for the object's life, as a program that embeds eraser may
-// set it with setlocale(); the thread's previous locale again afterwards.
-// Per thread (uselocale), so that threads other tests left behind are not
-// touched; the code under test must run on the calling thread. The locale
-// is made with localedef (Debian's `locales`, in scripts/packages.txt) in a
-// temporary directory; the test fails when it cannot be.
+// LC_NUMERIC set to German (de_DE.UTF-8: 1.5 is written "1,5") for the
+// object's life, as a program that embeds eraser may set it with
+// setlocale(); the previous LC_NUMERIC again afterwards. Process-wide, as
+// the host's call would be: use it only where no other thread is at work
+// (the code under test runs on the test's thread). The locale is made with
+// localedef (Debian's `locales`, in scripts/packages.txt) in a temporary
+// directory; the test fails when it cannot be.
 #ifndef ERASER_TESTS_TESTING_COMMA_LOCALE_H_
 #define ERASER_TESTS_TESTING_COMMA_LOCALE_H_
 
-#include <locale.h>
+#include <string>
 
 #include "testing/temp_dir.h"
 
@@ -26,8 +26,7 @@ class CommaDecimalLocale {
 
  private:
   TempDir dir_;
-  locale_t locale_ = locale_t(0);
-  locale_t previous_ = locale_t(0);
+  std::string previous_;  // LC_NUMERIC before; empty until it is changed
   bool active_ = false;
 };
 
