@@ -320,7 +320,12 @@ TEST(Replay, PrefixAnswersAreCheckedStageByStage) {
                  << affected << " affected, offset " << offset);
     eraser::testing::TempDir work;
     ReplayConfig config;
-    config.policies = eraser::testing::PoliciesOrDie({"eraser-lazy-prefix"});
+    // eraser-lazy-prefix with a deadline of an hour: lazy retrains when the
+    // deadline requires it, which a planner that learnt a slow machine's
+    // cost (under ThreadSanitizer) put inside the 3 s trace with 30 s; the
+    // replay's drain retrains after the trace.
+    config.policies =
+        eraser::testing::PoliciesOrDie({"eraser:lazy,prefix,deadline=1h"});
     config.work_dir = work.path();
     config.oracle = offset == 0;
     config.oracle_from_scratch_sample = 1000;  // every answer
