@@ -202,18 +202,32 @@ TEST_F(EngineTest, PlansStartFromTheModelsMeasuredCost) {
 }
 
 TEST_F(EngineTest, FullQueueIsResourceExhausted) {
+  // On a manual clock the first request waits in the queue for a batch to
+  // fill until the test moves time, however slow the machine.
+  ManualClock clock;
   EngineOptions o = Options(data_, "eraser-lazy-wait");
+  o.clock = &clock;
   o.inference.queue_capacity = 1;
   o.inference.max_batch_size = 64;
-  // The first request waits in the queue for a batch to fill.
   o.inference.max_queue_delay = std::chrono::milliseconds(500);
   auto engine = OpenOrDie(o);
+  // Admitted before Infer returns; with no arrival rate known yet it waits
+  // for its batch until the clock passes its delay.
   std::future<StatusOr<Prediction>> first = engine->Infer(Input(0));
   StatusOr<Prediction> second = engine->Infer(Input(1)).get();
   EXPECT_EQ(second.status().code(), StatusCode::kResourceExhausted);
+  clock.Advance(o.inference.max_queue_delay);
+  ASSERT_EQ(first.wait_for(eraser::testing::kPatience),
+            std::future_status::ready);
   EXPECT_TRUE(first.get().ok());
-  // Capacity is back once the first is answered.
-  EXPECT_TRUE(engine->Infer(Input(2)).get().ok());
+  // Capacity is back once the first is answered. (Half a second after the
+  // first, the queue expects no more requests: the third goes at once; the
+  // clock is moved in case it waits.)
+  std::future<StatusOr<Prediction>> third = engine->Infer(Input(2));
+  clock.Advance(o.inference.max_queue_delay);
+  ASSERT_EQ(third.wait_for(eraser::testing::kPatience),
+            std::future_status::ready);
+  EXPECT_TRUE(third.get().ok());
 }
 
 // eraser_inference_refused_total{reason}, 0 before the first.
@@ -501,6 +515,10 @@ TEST_F(EngineTest, AYieldingRetrainingItsDeadlineNeedsTakesPrecedence) {
   ManualClock clock;
   EngineOptions o = Options(data_, "eraser:shards:0,partial,deadline=30s");
   o.clock = &clock;
+  // Plans of 3 s and 2.4 s (1,500 and 1,200 sample-epochs, times 1.25),
+  // whatever the model's cost measured on this machine: neither deadline
+  // is at risk before the clock moves.
+  o.unlearning.estimates.initial_seconds_per_sample_epoch = 1.6e-3;
   o.inference.max_queue_delay = Duration(0);
   o.unlearning.borrowed_inference_share = 0;
   ASSERT_EQ(o.unlearning.concurrency, 1);

@@ -35,6 +35,10 @@ class FaultTest : public ::testing::Test {
     EngineOptions o = testing::Options(testing::CopyTemplate(dir_), policy);
     o.clock = &clock_;
     o.inference.max_queue_delay = Duration(0);
+    // Plans of a few hundredths of a second, whatever the model's cost
+    // measured on this machine: no deadline starts a retraining before the
+    // test asks for one (a slow machine's learnt cost would).
+    o.unlearning.estimates.initial_seconds_per_sample_epoch = 1e-5;
     return o;
   }
 
