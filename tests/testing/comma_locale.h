@@ -26,7 +26,7 @@ class CommaDecimalLocale {
 
  private:
   TempDir dir_;
-  std::string previous_;  // LC_NUMERIC before; empty until it is changed
+  std::string previous_;  // LC_NUMERIC before; empty if never tried
   bool active_ = false;
 };
 
