@@ -407,8 +407,12 @@ std::optional<TimePoint> Core::NextWakeup() const {
       consider(LatestStart(s, last_poll_, options_.slots));
     }
   }
+  // A tick that passed while every slot was busy is taken by the Poll after
+  // a slot frees (an event wakes the shell then); waking for it before
+  // would poll every millisecond for nothing.
   if (options_.policy.kind == PolicyKind::kEraser &&
-      options_.policy.timing == Timing::kPeriodic && !Waiting().empty()) {
+      options_.policy.timing == Timing::kPeriodic && !Waiting().empty() &&
+      next_tick_ > last_poll_) {
     consider(next_tick_);
   }
   // A failed shard becomes startable again; a parked request falls back.

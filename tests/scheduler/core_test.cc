@@ -779,6 +779,28 @@ TEST_F(CoreTest, PeriodicTicks) {
   EXPECT_EQ(*core.NextWakeup(), t0 + seconds(20));
 }
 
+// A tick that passes while every slot is busy is taken when a slot frees,
+// and the Core does not ask to be woken for it meanwhile (it asked every
+// millisecond until 2026-12-07: a control loop polling at 1 kHz through
+// every retraining that outlasted a tick).
+TEST_F(CoreTest, APeriodicTickPassedWhileEverySlotIsBusyWaitsForASlot) {
+  Core& core = Make("eraser:periodic:10s,partial", 1);
+  const TimePoint t0 = clock_.Now();
+  Delete(1, {{3, 1}});
+  clock_.AdvanceTo(t0 + seconds(10));
+  ASSERT_EQ(Poll().size(), 1u);  // shard 3 holds the only slot
+  Delete(2, {{4, 1}});
+  clock_.AdvanceTo(t0 + seconds(20));
+  EXPECT_THAT(Poll(), IsEmpty());
+  EXPECT_EQ(core.NextWakeup(), std::nullopt);
+  clock_.Advance(seconds(3));
+  Finish(3);
+  const std::vector<RetrainOrder> orders = Poll();
+  ASSERT_EQ(orders.size(), 1u);
+  EXPECT_EQ(orders[0].shard, ShardId(4));
+  EXPECT_EQ(orders[0].reason, Reason::kPeriodic);
+}
+
 TEST_F(CoreTest, IdleStartsTheCheapestWhenTheQueueIsEmptyAndLoadLow) {
   Core& core = Make("eraser:idle:0.25,partial", 1);
   Delete(1, {{0, 0}});
