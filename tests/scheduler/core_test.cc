@@ -8,6 +8,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <climits>
 #include <random>
 #include <set>
 
@@ -2022,11 +2023,14 @@ struct CostlyRun {
   uint64_t deletions = 0;
   int orders = 0;
   int borrowed = 0;
+  double seconds = 0;  // retraining, summed
+  int polls = 0;       // times the Core was polled
 };
 
 CostlyRun RunCostly(const std::string& policy, double factor,
                     double initial_rate, double deletions_per_second,
-                    Duration deadline, Duration length, int borrowable = 1) {
+                    Duration deadline, Duration length, int borrowable = 1,
+                    int slots = 1, bool idle_cores = false, uint32_t seed = 7) {
   ManualClock clock;
   const TimePoint t0 = clock.Now();
   CoreOptions o;
@@ -2035,16 +2039,17 @@ CostlyRun RunCostly(const std::string& policy, double factor,
   o.shards = kShards;
   o.classes = 10;
   o.epochs = {4, 4, 4, 8};
-  o.slots = 1;
+  o.slots = slots;
   o.borrowable_slots = borrowable;  // 1: both cores of a 2-core machine
+  o.use_idle_cores = idle_cores;
   o.estimates.initial_seconds_per_sample_epoch = initial_rate;
   Core core(
       o, std::vector<std::vector<uint64_t>>(kShards, {1875, 1875, 1875, 1875}),
       std::vector<uint64_t>(kShards, 1), t0);
   core.OnLoad(1, 0.05);
   const double rate = factor * kFallbackSecondsPerSampleEpoch;
-  std::mt19937 rng(7);
-  std::mt19937 noise_rng(11);  // the arrivals do not depend on the plan
+  std::mt19937 rng(seed);
+  std::mt19937 noise_rng(seed + 4);  // the arrivals do not depend on the plan
   std::uniform_real_distribution<double> noise(0.8, 1.2);
   std::map<uint64_t, TimePoint> arrival;
   std::map<uint64_t, bool> warned;  // overloaded seen before its due
@@ -2084,11 +2089,13 @@ CostlyRun RunCostly(const std::string& policy, double factor,
       next_arrival = clock.Now() + Secs(std::exponential_distribution<double>(
                                        deletions_per_second)(rng));
     }
+    ++run.polls;
     for (const RetrainOrder& order : core.Poll(clock.Now())) {
       ++run.orders;
       run.borrowed += order.borrowed;
       const double secs =
           rate * order.predicted_sample_epochs * noise(noise_rng);
+      run.seconds += secs;
       ends[clock.Now() + Secs(secs)].push_back({order, secs});
     }
     if (core.overloaded()) {
@@ -2099,6 +2106,9 @@ CostlyRun RunCostly(const std::string& policy, double factor,
       }
     }
   }
+  // A Core that stopped asking to be woken with deletions pending would
+  // leave them unapplied, and uncounted as misses.
+  EXPECT_TRUE(core.Idle()) << core.pending_deletions() << " left pending";
   return run;
 }
 
@@ -2198,6 +2208,135 @@ TEST(CoreCostlyModels, ACheapModelKeepsItsBatching) {
                   rate, seconds(30), seconds(300));
     EXPECT_EQ(lazy.misses, 0);
     EXPECT_LT(2 * lazy.orders, eager.orders);
+  }
+}
+
+// Issue 23's residual CNN at 1 deletion/s: 60 s of Poisson deletions, a
+// 30 s deadline and the shape above, forty traces per case. A cost is
+// given in CPU microseconds per sample-epoch (the default MLP's is 10;
+// the CNN trained and retrained at 73 to 86 on the 2-core machine of
+// docs/perf/zoo.md). "Two cores" is how the engine plans for that
+// machine: the unlearning slot, and the inference core lent when idle
+// and borrowed by a late deadline; "three" adds a slot. The executor is
+// simpler than the engine: a yielding retraining runs at full speed (no
+// inference to yield to), interrupts are not carried out, and the load is
+// never low enough for `idle` to start anything (it acts as `lazy`).
+// Totals over the forty traces of one case.
+struct CapacityCase {
+  double per_second;
+  double micros;  // per sample-epoch
+  int cores;      // 2 or 3
+};
+
+struct CapacityTotals {
+  int misses = 0;
+  int announced = 0;
+  int traces_missing = 0;
+  uint64_t deletions = 0;
+  double polls_per_event = 0;  // the most of a trace
+  double seconds = 0;          // retraining, per trace
+};
+
+CapacityTotals RunCapacity(const std::string& policy, const CapacityCase& c,
+                           int traces = 40) {
+  CapacityTotals t;
+  for (int seed = 1; seed <= traces; ++seed) {
+    const CostlyRun run = RunCostly(
+        policy, c.micros / 10, c.micros * 1e-6, c.per_second, seconds(30),
+        seconds(60), /*borrowable=*/1, /*slots=*/c.cores - 1,
+        /*idle_cores=*/true, static_cast<uint32_t>(seed));
+    t.misses += run.misses;
+    t.announced += run.announced;
+    t.traces_missing += run.misses > 0;
+    t.deletions += run.deletions;
+    t.seconds += run.seconds / traces;
+    t.polls_per_event = std::max(
+        t.polls_per_event, static_cast<double>(run.polls) /
+                               static_cast<double>(run.deletions + run.orders));
+  }
+  return t;
+}
+
+// The policies of `eraser replay`'s presets with a deadline.
+const char* const kDeadlinePresets[] = {
+    "inference-first",         "eraser:batch:8,wait",
+    "eraser:idle:0.25,wait",   "eraser:lazy,partial",
+    "eraser:lazy,prefix",      "eraser:lazy,reject",
+    "eraser:lazy,wait",        "eraser:periodic:10s,wait",
+    "eraser:shards:4,partial", "eraser:shards:6,prefix",
+    "eraser:shards:4,soft",    "eraser:shards:1,wait",
+    "eraser:shards:6,partial"};
+
+// Whether the CNN keeps every deadline at 1/s is a matter of the cores,
+// not of the plan. Where two cores carry the work (56 us per
+// sample-epoch), every preset keeps every deadline in forty traces, and a
+// third core keeps them at 72 us. At 80 us on two cores, `immediate`
+// (every shard at once), `inference-first` and two presets miss in every
+// trace, and the Core reported overload before each missed deadline
+// passed (a coarse check: at that load the flag is up nearly all the
+// time). The sweep between these points is CoreCapacity.DISABLED_Sweep.
+TEST(CoreCostlyModels,
+     TheResidualCnnsDeadlinesAtOneDeletionPerSecondNeedCores) {
+  for (const char* policy : kDeadlinePresets) {
+    SCOPED_TRACE(policy);
+    const CapacityTotals carried = RunCapacity(policy, {1.0, 56, 2});
+    EXPECT_GT(carried.deletions, 2000u);
+    EXPECT_EQ(carried.misses, 0);
+    // The Core asks to be woken for events, not in a loop: about one Poll
+    // per arrival or retraining in the worst trace (a Core that asked
+    // every millisecond while its slots were busy polled hundreds of
+    // times per event; a spin of under a tenth of a second per trace
+    // would pass).
+    EXPECT_LT(carried.polls_per_event, 3);
+    EXPECT_EQ(RunCapacity(policy, {1.0, 72, 3}).misses, 0);
+    EXPECT_LT(RunCapacity(policy, {1.0, 80, 2}).polls_per_event, 3);
+  }
+  for (const char* policy : {"immediate", "inference-first",
+                             "eraser:lazy,partial", "eraser:shards:4,soft"}) {
+    SCOPED_TRACE(policy);
+    const CapacityTotals over = RunCapacity(policy, {1.0, 80, 2});
+    EXPECT_EQ(over.traces_missing, 40) << "meant to exceed two cores";
+    if (std::string(policy) != "immediate") {
+      EXPECT_EQ(over.announced, over.misses);
+    }
+  }
+}
+
+// The table of docs/perf/zoo.md ("What two cores carry"): misses per cost,
+// rate and cores, for `immediate`, `inference-first`, and the presets'
+// fewest and most.
+// Run by hand: scheduler_test --gtest_also_run_disabled_tests
+// --gtest_filter='CoreCapacity.*'
+TEST(CoreCapacity, DISABLED_Sweep) {
+  std::printf(
+      "| del/s | us per sample-epoch | cores | immediate misses | "
+      "inference-first misses | presets' misses (fewest, most) | traces "
+      "with a miss (most) | retraining CPU s per trace (immediate / "
+      "inference-first) |\n|---|---|---|---|---|---|---|---|\n");
+  for (double rate : {0.5, 1.0}) {
+    for (int cores : {2, 3}) {
+      for (double micros : {56.0, 64.0, 72.0, 80.0, 90.0}) {
+        const CapacityCase c{rate, micros, cores};
+        const CapacityTotals eager = RunCapacity("immediate", c);
+        CapacityTotals first;
+        int fewest = INT_MAX;
+        int most = 0;
+        int most_traces = 0;
+        for (const char* policy : kDeadlinePresets) {
+          const CapacityTotals t = RunCapacity(policy, c);
+          if (std::string(policy) == "inference-first") first = t;
+          fewest = std::min(fewest, t.misses);
+          most = std::max(most, t.misses);
+          most_traces = std::max(most_traces, t.traces_missing);
+        }
+        std::printf(
+            "| %.1f | %.0f | %d | %d | %d | %d, %d of %llu | %d of 40 | "
+            "%.1f / %.1f |\n",
+            rate, micros, cores, eager.misses, first.misses, fewest, most,
+            static_cast<unsigned long long>(first.deletions), most_traces,
+            eager.seconds, first.seconds);
+      }
+    }
   }
 }
 
