@@ -2257,15 +2257,15 @@ CapacityTotals RunCapacity(const std::string& policy, const CapacityCase& c,
   return t;
 }
 
-// The policies of `eraser replay`'s presets with a deadline.
-const char* const kDeadlinePresets[] = {
-    "inference-first",         "eraser:batch:8,wait",
-    "eraser:idle:0.25,wait",   "eraser:lazy,partial",
-    "eraser:lazy,prefix",      "eraser:lazy,reject",
-    "eraser:lazy,wait",        "eraser:periodic:10s,wait",
-    "eraser:shards:4,partial", "eraser:shards:6,prefix",
-    "eraser:shards:4,soft",    "eraser:shards:1,wait",
-    "eraser:shards:6,partial"};
+// `eraser replay`'s presets that have a deadline (all but `immediate`),
+// by name and policy.
+std::vector<std::pair<std::string, std::string>> DeadlinePresets() {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& preset : Presets()) {
+    if (ParsePolicy(preset.second)->has_deadline()) out.push_back(preset);
+  }
+  return out;
+}
 
 // Whether the CNN keeps every deadline at 1/s is a matter of the cores,
 // not of the plan. Where two cores carry the work (56 us per
@@ -2277,8 +2277,8 @@ const char* const kDeadlinePresets[] = {
 // time). The sweep between these points is CoreCapacity.DISABLED_Sweep.
 TEST(CoreCostlyModels,
      TheResidualCnnsDeadlinesAtOneDeletionPerSecondNeedCores) {
-  for (const char* policy : kDeadlinePresets) {
-    SCOPED_TRACE(policy);
+  for (const auto& [name, policy] : DeadlinePresets()) {
+    SCOPED_TRACE(name);
     const CapacityTotals carried = RunCapacity(policy, {1.0, 56, 2});
     EXPECT_GT(carried.deletions, 2000u);
     EXPECT_EQ(carried.misses, 0);
@@ -2322,9 +2322,9 @@ TEST(CoreCapacity, DISABLED_Sweep) {
         int fewest = INT_MAX;
         int most = 0;
         int most_traces = 0;
-        for (const char* policy : kDeadlinePresets) {
+        for (const auto& [name, policy] : DeadlinePresets()) {
           const CapacityTotals t = RunCapacity(policy, c);
-          if (std::string(policy) == "inference-first") first = t;
+          if (name == "inference-first") first = t;
           fewest = std::min(fewest, t.misses);
           most = std::max(most, t.misses);
           most_traces = std::max(most_traces, t.traces_missing);
